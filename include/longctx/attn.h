@@ -1,0 +1,114 @@
+/* longctx attention block kernels: the FlashAttention-2 contract on the CPU.
+ *
+ * Layouts (row-major): Q [sq, hq, d], K and V [sk, hkv, d], out/o [sq, hq, d],
+ * lse/delta [sq, hq]. hq is a multiple of hkv (query head h reads KV head h / (hq/hkv)).
+ *
+ * Forward state is (o, lse) in fp32 with o kept NORMALISED after every call: after any
+ * number of lc_attn_fwd_block calls, o is the exact attention output over all keys seen so
+ * far and lse their log-sum-exp (natural log, of scale * q.k). This is what the ring merges;
+ * partials are never rounded to bf16. lc_attn_fwd_finish writes the output dtype.
+ *
+ * Masks use GLOBAL token positions of the Q rows and K rows (the CP layout decides them).
+ * A row whose position is negative is padding: padded keys are never attended, padded
+ * queries produce o = 0, lse = -inf. A query that sees no key also gets o = 0, lse = -inf.
+ */
+#ifndef LONGCTX_ATTN_H
+#define LONGCTX_ATTN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { LC_DT_F32 = 0, LC_DT_BF16 = 1 } lc_dtype;
+typedef uint16_t lc_bf16;
+
+float lc_bf16_to_f32(lc_bf16 x);
+lc_bf16 lc_f32_to_bf16(float x); /* round to nearest even, NaN stays NaN */
+size_t lc_dtype_size(lc_dtype t);
+const char *lc_dtype_name(lc_dtype t);
+
+/* Mask kinds combine as bit flags: LC_MASK_CAUSAL | LC_MASK_DOC etc. 0 = no mask. */
+enum {
+    LC_MASK_NONE = 0,
+    LC_MASK_CAUSAL = 1, /* key allowed iff k_pos <= q_pos */
+    LC_MASK_WINDOW = 2, /* key allowed iff q_pos - k_pos < window (left window) */
+    LC_MASK_DOC = 4     /* key allowed iff q_doc == k_doc (packed documents) */
+};
+
+typedef struct {
+    unsigned kind;
+    int64_t window;       /* for LC_MASK_WINDOW, >= 1 */
+    const int32_t *q_doc; /* [sq] for LC_MASK_DOC */
+    const int32_t *k_doc; /* [sk] for LC_MASK_DOC */
+} lc_mask;
+
+typedef enum {
+    LC_ATTN_AUTO = 0, /* best the CPU supports (cpuid), or $LONGCTX_ATTN_IMPL */
+    LC_ATTN_SCALAR = 1,
+    LC_ATTN_AVX2 = 2,
+    LC_ATTN_AVX512 = 3
+} lc_attn_impl;
+
+const char *lc_attn_impl_name(lc_attn_impl i);
+int lc_attn_impl_parse(const char *s, lc_attn_impl *out);
+/* The implementation AUTO resolves to on this CPU. */
+lc_attn_impl lc_attn_impl_best(void);
+int lc_attn_impl_supported(lc_attn_impl i);
+
+typedef struct {
+    int sq, sk;          /* rows of Q, rows of K/V in this call (>= 0) */
+    int hq, hkv, d;      /* d in {64, 80, 96, 128, 256} at least */
+    lc_dtype qkv_dtype;  /* storage of q, k, v, dout (accumulation is always fp32) */
+    float scale;         /* 0: 1/sqrt(d) */
+    const int32_t *q_pos; /* [sq] global positions; NULL: 0..sq-1 */
+    const int32_t *k_pos; /* [sk] global positions; NULL: 0..sk-1 */
+    lc_mask mask;
+    int threads;          /* <= 0: 1 */
+    lc_attn_impl impl;
+} lc_attn_desc;
+
+/* Validates a descriptor; on error returns LC_ERR_ARG (-1) and writes a message naming
+ * the problem into err (if non-NULL). All kernels validate and return this error. */
+int lc_attn_check(const lc_attn_desc *a, char *err, size_t errlen);
+const char *lc_attn_last_error(void); /* thread-local message of the last failing call */
+
+/* o = 0, lse = -inf for sq x hq rows. */
+void lc_attn_fwd_init(const lc_attn_desc *a, float *o, float *lse);
+/* Merges one KV block into the normalised (o, lse) state. */
+int lc_attn_fwd_block(const lc_attn_desc *a, const void *q, const void *k, const void *v,
+                      float *o, float *lse);
+/* Writes out (out_dtype) from the state. out may alias o when out_dtype is F32. */
+int lc_attn_fwd_finish(const lc_attn_desc *a, const float *o, void *out, lc_dtype out_dtype);
+/* Convenience: init + one block + finish (lse may be NULL). */
+int lc_attn_fwd(const lc_attn_desc *a, const void *q, const void *k, const void *v,
+                void *out, lc_dtype out_dtype, float *lse);
+
+/* delta[i,h] = sum_d dout[i,h,:] * out[i,h,:]  (out in fp32, dout in qkv_dtype). */
+int lc_attn_bwd_prep(const lc_attn_desc *a, const float *out, const void *dout, float *delta);
+/* Recomputes P from the FINAL lse and ACCUMULATES (+=) into dq [sq,hq,d],
+ * dk and dv [sk,hkv,d], all fp32, caller-owned (the ring carries dk/dv). */
+int lc_attn_bwd_block(const lc_attn_desc *a, const void *q, const void *k, const void *v,
+                      const void *dout, const float *lse, const float *delta, float *dq,
+                      float *dk, float *dv);
+
+/* Float64 oracle: materialises the score matrix. Inputs are the float64 values of the
+ * (possibly bf16-rounded) inputs. out [sq,hq,d], lse [sq,hq] (-inf for empty rows). */
+int lc_attn_ref_fwd(const lc_attn_desc *a, const double *q, const double *k, const double *v,
+                    double *out, double *lse);
+int lc_attn_ref_bwd(const lc_attn_desc *a, const double *q, const double *k, const double *v,
+                    const double *dout, double *dq, double *dk, double *dv);
+
+/* Block classification used before any work: */
+typedef enum { LC_BLOCK_SKIP = 0, LC_BLOCK_FULL = 1, LC_BLOCK_PARTIAL = 2 } lc_block_class;
+lc_block_class lc_attn_classify(const lc_mask *m, const int32_t *q_pos, int q0, int q1,
+                                const int32_t *k_pos, int k0, int k1);
+/* 1 when query at qp (doc qd) may attend key at kp (doc kd). */
+int lc_attn_allowed(const lc_mask *m, int32_t qp, int32_t kp, int32_t qd, int32_t kd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

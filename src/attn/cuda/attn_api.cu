@@ -1,0 +1,255 @@
+/* C entry points of the CUDA attention kernels, the small memory-bound kernels around them
+ * (state init, finish, delta, per-tile position summaries) and the error plumbing. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "attn_cuda.cuh"
+#include "gpu_internal.h"
+#include "longctx/gpu.h"
+
+using namespace lcg;
+
+static thread_local char g_err[512];
+
+extern "C" const char *lc_gpu_last_error(void) { return g_err; }
+
+int lcg_fail(int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_err, sizeof g_err, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int lcg_cuda(cudaError_t e, const char *what) {
+    if (e == cudaSuccess) return LC_OK;
+    return lcg_fail(LC_ERR_SYS, "%s: %s", what, cudaGetErrorString(e));
+}
+
+extern "C" int lc_gpu_device_count(char *why, size_t whylen) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        if (why && whylen) snprintf(why, whylen, "no CUDA device (%s)", cudaGetErrorString(e));
+        (void)cudaGetLastError();
+        return 0;
+    }
+    if (n == 0 && why && whylen) snprintf(why, whylen, "no CUDA device (count is 0)");
+    return n;
+}
+
+extern "C" const char *lc_gpu_dtype_name(lc_gpu_dtype t) {
+    switch (t) {
+    case LC_GPU_F32: return "f32";
+    case LC_GPU_BF16: return "bf16";
+    case LC_GPU_F16: return "f16";
+    }
+    return "?";
+}
+
+extern "C" size_t lc_gpu_dtype_size(lc_gpu_dtype t) { return t == LC_GPU_F32 ? 4 : 2; }
+
+extern "C" int lc_gpu_attn_check(const lc_gpu_attn_desc *a, char *err, size_t errlen) {
+    const char *why = NULL;
+    if (!a) why = "descriptor is NULL";
+    else if (a->sq < 0 || a->sk < 0) why = "sq and sk must be >= 0";
+    else if (a->hq <= 0 || a->hkv <= 0 || a->hq % a->hkv) why = "hq must be a positive multiple of hkv";
+    else if (a->d != 64 && a->d != 128) why = "head dim must be 64 or 128 on the GPU";
+    else if (a->dtype != LC_GPU_BF16 && a->dtype != LC_GPU_F16) why = "dtype must be bf16 or f16";
+    else if (a->mask.kind & ~(unsigned)(LC_MASK_CAUSAL | LC_MASK_WINDOW | LC_MASK_DOC)) why = "unknown mask bits";
+    else if ((a->mask.kind & LC_MASK_WINDOW) && a->mask.window < 1) why = "window must be >= 1";
+    else if ((a->mask.kind & LC_MASK_DOC) && (!a->mask.q_doc || !a->mask.k_doc)) why = "document mask needs q_doc and k_doc";
+    else if (a->scale < 0.f || !isfinite(a->scale)) why = "scale must be finite and >= 0";
+    if (why) {
+        if (err && errlen) snprintf(err, errlen, "%s", why);
+        lcg_fail(LC_ERR_ARG, "lc_gpu_attn: %s", why);
+        return LC_ERR_ARG;
+    }
+    return LC_OK;
+}
+
+namespace {
+
+__global__ void fill_kernel(float *p, size_t n, float v) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        p[i] = v;
+}
+
+template <typename T> __global__ void finish_kernel(const float *o, T *out, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        out[i] = Mma<T>::from_f(o[i]);
+}
+
+/* One warp per (row, head); D is 64 or 128 so each lane takes D/32 elements. */
+template <typename T>
+__global__ void delta_kernel(const float *o, const T *dout, float *delta, int rows, int d) {
+    const int w = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    if (w >= rows) return;
+    const float *op = o + (size_t)w * d;
+    const T *dp = dout + (size_t)w * d;
+    float acc = 0.f;
+    for (int i = lane; i < d; i += 32) acc += op[i] * Mma<T>::to_f(dp[i]);
+#pragma unroll
+    for (int m = 16; m; m >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, m);
+    if (lane == 0) delta[w] = acc;
+}
+
+/* One warp per tile. */
+__global__ void tile_sum_kernel(const int32_t *pos, const int32_t *doc, int n, int tile,
+                                int ntiles, lc_tile_sum *out) {
+    const int w = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    if (w >= ntiles) return;
+    lc_tile_sum s;
+    lc_tl_sum_init(&s, tile);
+    for (int i = lane; i < tile; i += 32) {
+        const int r = w * tile + i;
+        if (r < n) lc_tl_sum_add(&s, pos ? pos[r] : r, doc ? doc[r] : 0);
+    }
+#pragma unroll
+    for (int m = 16; m; m >>= 1) {
+        lc_tile_sum o;
+        o.pmin = __shfl_xor_sync(0xffffffffu, s.pmin, m);
+        o.pmax = __shfl_xor_sync(0xffffffffu, s.pmax, m);
+        o.dmin = __shfl_xor_sync(0xffffffffu, s.dmin, m);
+        o.dmax = __shfl_xor_sync(0xffffffffu, s.dmax, m);
+        o.nvalid = __shfl_xor_sync(0xffffffffu, s.nvalid, m);
+        lc_tl_sum_merge(&s, &o);
+    }
+    if (lane == 0) out[w] = s;
+}
+
+int grid_for(size_t n) {
+    size_t b = (n + 255) / 256;
+    return (int)(b > 4096 ? 4096 : (b ? b : 1));
+}
+
+struct Scratch {
+    lc_tile_sum *q, *k;
+    void *base;
+};
+
+/* Per-call summaries live in stream-ordered allocations: no hidden state between calls,
+ * nothing to size up front, and they are legal inside CUDA graph capture. */
+int make_sums(const lc_gpu_attn_desc *a, int bm, cudaStream_t s, Scratch *sc) {
+    const int nq = (a->sq + bm - 1) / bm, nk = (a->sk + kBN - 1) / kBN;
+    const bool doc = (a->mask.kind & LC_MASK_DOC) != 0;
+    size_t bytes = (size_t)(nq + nk) * sizeof(lc_tile_sum);
+    sc->base = NULL;
+    int rc = lcg_cuda(cudaMallocAsync(&sc->base, bytes, s), "cudaMallocAsync(tile summaries)");
+    if (rc) return rc;
+    sc->q = (lc_tile_sum *)sc->base;
+    sc->k = sc->q + nq;
+    tile_sum_kernel<<<(nq * 32 + 127) / 128, 128, 0, s>>>(a->q_pos, doc ? a->mask.q_doc : NULL,
+                                                          a->sq, bm, nq, sc->q);
+    tile_sum_kernel<<<(nk * 32 + 127) / 128, 128, 0, s>>>(a->k_pos, doc ? a->mask.k_doc : NULL,
+                                                          a->sk, kBN, nk, sc->k);
+    return lcg_cuda(cudaGetLastError(), "tile summary kernel");
+}
+
+bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
+
+float eff_scale(const lc_gpu_attn_desc *a) { return a->scale > 0.f ? a->scale : 1.f / sqrtf((float)a->d); }
+
+} // namespace
+
+extern "C" int lc_gpu_attn_fwd_init(const lc_gpu_attn_desc *a, float *o, float *lse,
+                                    lc_gpu_stream s) {
+    int rc = lc_gpu_attn_check(a, NULL, 0);
+    if (rc) return rc;
+    cudaStream_t st = (cudaStream_t)s;
+    const size_t rows = (size_t)a->sq * a->hq;
+    if (rows == 0) return LC_OK;
+    rc = lcg_cuda(cudaMemsetAsync(o, 0, rows * a->d * sizeof(float), st), "memset o");
+    if (rc) return rc;
+    fill_kernel<<<grid_for(rows), 256, 0, st>>>(lse, rows, -INFINITY);
+    return lcg_cuda(cudaGetLastError(), "fill lse");
+}
+
+extern "C" int lc_gpu_attn_fwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k,
+                                     const void *v, float *o, float *lse, lc_gpu_stream s) {
+    int rc = lc_gpu_attn_check(a, NULL, 0);
+    if (rc) return rc;
+    if (a->sq == 0 || a->sk == 0) return LC_OK;
+    if (!aligned16(q) || !aligned16(k) || !aligned16(v) || !aligned16(o))
+        return lcg_fail(LC_ERR_ARG, "lc_gpu_attn_fwd_block: q, k, v and o must be 16-byte aligned");
+    cudaStream_t st = (cudaStream_t)s;
+    Scratch sc;
+    rc = make_sums(a, lcg_fwd_bm(a->d), st, &sc);
+    if (rc) return rc;
+    FwdParams p;
+    p.q = q; p.k = k; p.v = v; p.o = o; p.lse = lse;
+    p.q_pos = a->q_pos; p.k_pos = a->k_pos;
+    p.q_doc = a->mask.q_doc; p.k_doc = a->mask.k_doc;
+    p.qsum = sc.q; p.ksum = sc.k;
+    p.sq = a->sq; p.sk = a->sk; p.hq = a->hq; p.hkv = a->hkv; p.group = a->hq / a->hkv;
+    p.kind = a->mask.kind; p.window = a->mask.window;
+    p.scale = eff_scale(a); p.scale_log2 = p.scale * kLog2e;
+    int e = lcg_launch_fwd((int)a->dtype, a->d, p, st);
+    cudaFreeAsync(sc.base, st);
+    return lcg_cuda((cudaError_t)e, "attention forward kernel");
+}
+
+extern "C" int lc_gpu_attn_fwd_finish(const lc_gpu_attn_desc *a, const float *o, void *out,
+                                      lc_gpu_dtype out_dtype, lc_gpu_stream s) {
+    int rc = lc_gpu_attn_check(a, NULL, 0);
+    if (rc) return rc;
+    cudaStream_t st = (cudaStream_t)s;
+    const size_t n = (size_t)a->sq * a->hq * a->d;
+    if (n == 0) return LC_OK;
+    switch (out_dtype) {
+    case LC_GPU_F32:
+        if (out == o) return LC_OK;
+        return lcg_cuda(cudaMemcpyAsync(out, o, n * 4, cudaMemcpyDeviceToDevice, st), "copy out");
+    case LC_GPU_BF16: finish_kernel<<<grid_for(n), 256, 0, st>>>(o, (__nv_bfloat16 *)out, n); break;
+    case LC_GPU_F16: finish_kernel<<<grid_for(n), 256, 0, st>>>(o, (__half *)out, n); break;
+    default: return lcg_fail(LC_ERR_ARG, "lc_gpu_attn_fwd_finish: bad out dtype");
+    }
+    return lcg_cuda(cudaGetLastError(), "finish kernel");
+}
+
+extern "C" int lc_gpu_attn_bwd_prep(const lc_gpu_attn_desc *a, const float *o, const void *dout,
+                                    float *delta, lc_gpu_stream s) {
+    int rc = lc_gpu_attn_check(a, NULL, 0);
+    if (rc) return rc;
+    cudaStream_t st = (cudaStream_t)s;
+    const int rows = a->sq * a->hq;
+    if (rows == 0) return LC_OK;
+    const int blocks = (rows * 32 + 255) / 256;
+    if (a->dtype == LC_GPU_BF16)
+        delta_kernel<<<blocks, 256, 0, st>>>(o, (const __nv_bfloat16 *)dout, delta, rows, a->d);
+    else
+        delta_kernel<<<blocks, 256, 0, st>>>(o, (const __half *)dout, delta, rows, a->d);
+    return lcg_cuda(cudaGetLastError(), "delta kernel");
+}
+
+extern "C" int lc_gpu_attn_bwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k,
+                                     const void *v, const void *dout, const float *lse,
+                                     const float *delta, float *dq, float *dk, float *dv,
+                                     lc_gpu_stream s) {
+    int rc = lc_gpu_attn_check(a, NULL, 0);
+    if (rc) return rc;
+    if (a->sq == 0 || a->sk == 0) return LC_OK;
+    if (!aligned16(q) || !aligned16(k) || !aligned16(v) || !aligned16(dout) || !aligned16(dk) ||
+        !aligned16(dv))
+        return lcg_fail(LC_ERR_ARG, "lc_gpu_attn_bwd_block: tensors must be 16-byte aligned");
+    cudaStream_t st = (cudaStream_t)s;
+    Scratch sc;
+    rc = make_sums(a, lcg_bwd_bm(a->d), st, &sc);
+    if (rc) return rc;
+    BwdParams p;
+    p.q = q; p.k = k; p.v = v; p.dout = dout; p.lse = lse; p.delta = delta;
+    p.dq = dq; p.dk = dk; p.dv = dv;
+    p.q_pos = a->q_pos; p.k_pos = a->k_pos;
+    p.q_doc = a->mask.q_doc; p.k_doc = a->mask.k_doc;
+    p.qsum = sc.q; p.ksum = sc.k;
+    p.sq = a->sq; p.sk = a->sk; p.hq = a->hq; p.hkv = a->hkv; p.group = a->hq / a->hkv;
+    p.kind = a->mask.kind; p.window = a->mask.window;
+    p.scale = eff_scale(a); p.scale_log2 = p.scale * kLog2e;
+    int e = lcg_launch_bwd((int)a->dtype, a->d, p, st);
+    cudaFreeAsync(sc.base, st);
+    return lcg_cuda((cudaError_t)e, "attention backward kernel");
+}

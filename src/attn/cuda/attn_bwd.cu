@@ -1,0 +1,295 @@
+/* Backward block kernel (FlashAttention-2 algorithm 2) on mma.sync m16n8k16.
+ *
+ * One block owns a tile of kBN keys of one KV head and keeps its dK/dV in registers (each
+ * of the 4 warps owns 16 keys). It walks every (query head of the GQA group, Q tile) pair
+ * that the mask does not skip: S^T = K Q^T, P^T = exp(S^T - lse) from the FINAL lse,
+ * dV += P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - delta), dK += dS^T Q, and dQ += dS K
+ * through fp32 atomics (other key tiles add to the same rows). dK/dV are added to the
+ * caller's accumulators at the end: the block is their only writer. */
+#include "attn_cuda.cuh"
+
+using namespace lcg;
+
+namespace {
+
+constexpr int kBwdWarps = 4;
+
+template <typename T, int D, int BMB>
+__global__ void __launch_bounds__(kBwdWarps * 32) bwd_kernel(const BwdParams p) {
+    constexpr int BN = kBN, SD = D + 8, NT = kBwdWarps * 32, SS = BN + 8;
+    constexpr int RT = BMB / 16;          /* 16-row tiles of Q in the dQ product */
+    constexpr int WR = kBwdWarps / RT;    /* warps sharing one row tile (by columns) */
+    constexpr int DCOLS = D / WR;         /* dQ columns per warp */
+    static_assert(kBwdWarps % RT == 0 && DCOLS % 32 == 0, "dQ work split");
+    extern __shared__ __align__(16) unsigned char smem[];
+    T *sK = reinterpret_cast<T *>(smem);
+    T *sV = sK + BN * SD;
+    T *sQ = sV + BN * SD;      /* [2][BMB][SD] */
+    T *sdO = sQ + 2 * BMB * SD; /* [2][BMB][SD] */
+    T *sDS = sdO + 2 * BMB * SD; /* [BMB][SS] */
+    float *sLse = reinterpret_cast<float *>(sDS + BMB * SS); /* [2][BMB] */
+    float *sDelta = sLse + 2 * BMB;
+    int32_t *sQp = reinterpret_cast<int32_t *>(sDelta + 2 * BMB);
+    int32_t *sQd = sQp + 2 * BMB;
+    int *sList = sQd + 2 * BMB;
+    __shared__ int sWarpCnt[kBwdWarps];
+
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int jt = blockIdx.x, hk = blockIdx.y;
+    const int k0 = jt * BN;
+    const lc_tile_sum ksum = p.ksum[jt];
+    if (ksum.nvalid == 0) return;
+
+    const size_t qstride = (size_t)p.hq * D, kstride = (size_t)p.hkv * D;
+    const T *K = reinterpret_cast<const T *>(p.k) + (size_t)hk * D;
+    const T *V = reinterpret_cast<const T *>(p.v) + (size_t)hk * D;
+    const bool use_doc = (p.kind & LC_TL_DOC) != 0;
+
+    load_tile<T, D, BN, NT>(sK, K, kstride, k0, p.sk);
+    load_tile<T, D, BN, NT>(sV, V, kstride, k0, p.sk);
+    cp_commit();
+
+    const int kr0 = k0 + warp * 16 + g, kr1 = kr0 + 8;
+    const int32_t kp0 = row_pos(p.k_pos, kr0, p.sk), kp1 = row_pos(p.k_pos, kr1, p.sk);
+    const int32_t kd0 = use_doc ? row_doc(p.k_doc, kr0, p.sk) : 0;
+    const int32_t kd1 = use_doc ? row_doc(p.k_doc, kr1, p.sk) : 0;
+
+    float dK[D / 8][4], dV[D / 8][4];
+#pragma unroll
+    for (int i = 0; i < D / 8; i++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) dK[i][e] = dV[i][e] = 0.f;
+
+    const int nqt = (p.sq + BMB - 1) / BMB;
+    const int nitems = nqt * p.group;
+    auto issue = [&](int item, int b) {
+        const int qt = item % nqt, h = hk * p.group + item / nqt;
+        const int q0 = qt * BMB;
+        const T *Q = reinterpret_cast<const T *>(p.q) + (size_t)h * D;
+        const T *dO = reinterpret_cast<const T *>(p.dout) + (size_t)h * D;
+        load_tile<T, D, BMB, NT>(sQ + b * BMB * SD, Q, qstride, q0, p.sq);
+        load_tile<T, D, BMB, NT>(sdO + b * BMB * SD, dO, qstride, q0, p.sq);
+        for (int i = tid; i < BMB; i += NT) {
+            const int r = q0 + i;
+            if (r < p.sq) {
+                cp4(sLse + b * BMB + i, p.lse + (size_t)r * p.hq + h);
+                cp4(sDelta + b * BMB + i, p.delta + (size_t)r * p.hq + h);
+            } else {
+                sLse[b * BMB + i] = -INFINITY;
+                sDelta[b * BMB + i] = 0.f;
+            }
+        }
+        load_pos(sQp + b * BMB, p.q_pos, q0, BMB, p.sq, 1);
+        if (use_doc) load_pos(sQd + b * BMB, p.q_doc, q0, BMB, p.sq, 0);
+        cp_commit();
+    };
+
+    for (int c0 = 0; c0 < nitems; c0 += kChunk) {
+        /* The list holds items; their class depends only on the Q tile, so the summary
+         * array is indexed through item % nqt in a local copy of build_list's logic. */
+        int cls = LC_TL_SKIP;
+        const int it = c0 + tid;
+        if (tid < kChunk && it < nitems) {
+            lc_tile_sum qs = p.qsum[it % nqt];
+            cls = lc_tl_classify(p.kind, p.window, &qs, &ksum);
+        }
+        const unsigned bal = __ballot_sync(0xffffffffu, cls != LC_TL_SKIP);
+        if (lane == 0) sWarpCnt[warp] = __popc(bal);
+        __syncthreads();
+        int off = 0, n = 0;
+        for (int w = 0; w < kBwdWarps; w++) {
+            if (w < warp) off += sWarpCnt[w];
+            n += sWarpCnt[w];
+        }
+        if (cls != LC_TL_SKIP)
+            sList[off + __popc(bal & ((1u << lane) - 1u))] = it | (cls == LC_TL_FULL ? (1 << 30) : 0);
+        __syncthreads();
+        if (n == 0) continue;
+        issue(sList[0] & ((1 << 30) - 1), 0);
+
+        for (int i = 0; i < n; i++) {
+            const int e = sList[i], b = i & 1;
+            const int item = e & ((1 << 30) - 1);
+            const bool full = (e >> 30) & 1;
+            const int qt = item % nqt, h = hk * p.group + item / nqt;
+            cp_wait_all();
+            __syncthreads();
+            if (i + 1 < n) issue(sList[i + 1] & ((1 << 30) - 1), b ^ 1);
+            const T *qb = sQ + b * BMB * SD, *ob = sdO + b * BMB * SD;
+            const float *lse = sLse + b * BMB, *dlt = sDelta + b * BMB;
+
+            /* S^T for my 16 keys x BMB queries */
+            float st[BMB / 8][4];
+#pragma unroll
+            for (int j = 0; j < BMB / 8; j++) st[j][0] = st[j][1] = st[j][2] = st[j][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                uint32_t a[4];
+                ldsm_x4(a, sK + (warp * 16 + (lane & 15)) * SD + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+                for (int np = 0; np < BMB / 16; np++) {
+                    uint32_t r[4];
+                    ldsm_x4(r, qb + (np * 16 + (lane & 7) + (lane >> 4) * 8) * SD + kk * 16 +
+                                   ((lane >> 3) & 1) * 8);
+                    Mma<T>::mma(st[2 * np], a, r[0], r[1]);
+                    Mma<T>::mma(st[2 * np + 1], a, r[2], r[3]);
+                }
+            }
+            const int32_t *qp = sQp + b * BMB, *qd = sQd + b * BMB;
+#pragma unroll
+            for (int j = 0; j < BMB / 8; j++)
+#pragma unroll
+                for (int e2 = 0; e2 < 4; e2++) {
+                    const int col = j * 8 + 2 * t + (e2 & 1);
+                    const float L = lse[col];
+                    bool ok = L != -INFINITY;
+                    if (!full && ok)
+                        ok = lc_tl_allowed(p.kind, p.window, qp[col], (e2 >> 1) ? kp1 : kp0,
+                                           use_doc ? qd[col] : 0, (e2 >> 1) ? kd1 : kd0);
+                    st[j][e2] = ok ? exp2f(fmaf(st[j][e2], p.scale_log2, -L * kLog2e)) : 0.f;
+                }
+            /* dV += P^T dO */
+#pragma unroll
+            for (int kk = 0; kk < BMB / 16; kk++) {
+                uint32_t a[4] = {Mma<T>::pack(st[2 * kk][0], st[2 * kk][1]),
+                                 Mma<T>::pack(st[2 * kk][2], st[2 * kk][3]),
+                                 Mma<T>::pack(st[2 * kk + 1][0], st[2 * kk + 1][1]),
+                                 Mma<T>::pack(st[2 * kk + 1][2], st[2 * kk + 1][3])};
+#pragma unroll
+                for (int dp = 0; dp < D / 16; dp++) {
+                    uint32_t r[4];
+                    ldsm_x4_t(r, ob + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * SD +
+                                     dp * 16 + (lane >> 4) * 8);
+                    Mma<T>::mma(dV[2 * dp], a, r[0], r[1]);
+                    Mma<T>::mma(dV[2 * dp + 1], a, r[2], r[3]);
+                }
+            }
+            /* dP^T = V dO^T, then dS^T in place */
+            float dpt[BMB / 8][4];
+#pragma unroll
+            for (int j = 0; j < BMB / 8; j++) dpt[j][0] = dpt[j][1] = dpt[j][2] = dpt[j][3] = 0.f;
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) {
+                uint32_t a[4];
+                ldsm_x4(a, sV + (warp * 16 + (lane & 15)) * SD + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+                for (int np = 0; np < BMB / 16; np++) {
+                    uint32_t r[4];
+                    ldsm_x4(r, ob + (np * 16 + (lane & 7) + (lane >> 4) * 8) * SD + kk * 16 +
+                                   ((lane >> 3) & 1) * 8);
+                    Mma<T>::mma(dpt[2 * np], a, r[0], r[1]);
+                    Mma<T>::mma(dpt[2 * np + 1], a, r[2], r[3]);
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < BMB / 8; j++)
+#pragma unroll
+                for (int e2 = 0; e2 < 4; e2++) {
+                    const int col = j * 8 + 2 * t + (e2 & 1);
+                    dpt[j][e2] = st[j][e2] * (dpt[j][e2] - dlt[col]);
+                    sDS[col * SS + warp * 16 + g + 8 * (e2 >> 1)] = Mma<T>::from_f(dpt[j][e2]);
+                }
+            /* dK += dS^T Q */
+#pragma unroll
+            for (int kk = 0; kk < BMB / 16; kk++) {
+                uint32_t a[4] = {Mma<T>::pack(dpt[2 * kk][0], dpt[2 * kk][1]),
+                                 Mma<T>::pack(dpt[2 * kk][2], dpt[2 * kk][3]),
+                                 Mma<T>::pack(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]),
+                                 Mma<T>::pack(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3])};
+#pragma unroll
+                for (int dp = 0; dp < D / 16; dp++) {
+                    uint32_t r[4];
+                    ldsm_x4_t(r, qb + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * SD +
+                                     dp * 16 + (lane >> 4) * 8);
+                    Mma<T>::mma(dK[2 * dp], a, r[0], r[1]);
+                    Mma<T>::mma(dK[2 * dp + 1], a, r[2], r[3]);
+                }
+            }
+            __syncthreads(); /* dS complete from all four warps */
+            /* dQ += scale * dS K, 32 columns at a time to keep registers for dK/dV */
+            const int rt = warp % RT, cbase = (warp / RT) * DCOLS;
+            const int qrow0 = qt * BMB + rt * 16 + g;
+            float *dqh = p.dq + (size_t)h * D;
+#pragma unroll
+            for (int cc = 0; cc < DCOLS / 32; cc++) {
+                float dq[4][4];
+#pragma unroll
+                for (int x = 0; x < 4; x++) dq[x][0] = dq[x][1] = dq[x][2] = dq[x][3] = 0.f;
+#pragma unroll
+                for (int kk = 0; kk < BN / 16; kk++) {
+                    uint32_t a[4];
+                    ldsm_x4(a, sDS + (rt * 16 + (lane & 15)) * SS + kk * 16 + (lane >> 4) * 8);
+#pragma unroll
+                    for (int dp = 0; dp < 2; dp++) {
+                        const int d0 = cbase + cc * 32 + dp * 16;
+                        uint32_t r[4];
+                        ldsm_x4_t(r, sK + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * SD +
+                                         d0 + (lane >> 4) * 8);
+                        Mma<T>::mma(dq[2 * dp], a, r[0], r[1]);
+                        Mma<T>::mma(dq[2 * dp + 1], a, r[2], r[3]);
+                    }
+                }
+#pragma unroll
+                for (int x = 0; x < 4; x++)
+#pragma unroll
+                    for (int e2 = 0; e2 < 4; e2++) {
+                        const int row = qrow0 + 8 * (e2 >> 1);
+                        const int col = cbase + cc * 32 + x * 8 + 2 * t + (e2 & 1);
+                        if (row < p.sq && dq[x][e2] != 0.f)
+                            atomicAdd(dqh + (size_t)row * qstride + col, dq[x][e2] * p.scale);
+                    }
+            }
+        }
+        __syncthreads();
+    }
+
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        const int row = rr ? kr1 : kr0;
+        if (row >= p.sk) continue;
+        float *dkr = p.dk + ((size_t)row * p.hkv + hk) * D;
+        float *dvr = p.dv + ((size_t)row * p.hkv + hk) * D;
+#pragma unroll
+        for (int dn = 0; dn < D / 8; dn++) {
+            float2 *kq = reinterpret_cast<float2 *>(dkr + dn * 8 + 2 * t);
+            float2 *vq = reinterpret_cast<float2 *>(dvr + dn * 8 + 2 * t);
+            float2 a = *kq, c = *vq;
+            a.x += dK[dn][2 * rr] * p.scale;
+            a.y += dK[dn][2 * rr + 1] * p.scale;
+            c.x += dV[dn][2 * rr];
+            c.y += dV[dn][2 * rr + 1];
+            *kq = a;
+            *vq = c;
+        }
+    }
+}
+
+template <typename T, int D, int BMB> int launch(const BwdParams &p, cudaStream_t s) {
+    constexpr int SD = D + 8;
+    const size_t smem = (size_t)(2 * kBN + 4 * BMB) * SD * sizeof(T) +
+                        (size_t)BMB * (kBN + 8) * sizeof(T) + 8 * BMB * sizeof(float) +
+                        kChunk * sizeof(int);
+    cudaError_t e = cudaFuncSetAttribute(bwd_kernel<T, D, BMB>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (e != cudaSuccess) return (int)e;
+    dim3 grid((p.sk + kBN - 1) / kBN, p.hkv);
+    bwd_kernel<T, D, BMB><<<grid, kBwdWarps * 32, smem, s>>>(p);
+    return (int)cudaGetLastError();
+}
+
+/* Query rows per step: 64 at D=64; 32 at D=128, where dK and dV alone hold 128 floats per
+ * thread and a 64-row score tile would push the warp into spills. */
+template <int D> constexpr int bmb() { return D == 64 ? 64 : 32; }
+
+} // namespace
+
+int lcg_bwd_bm(int d) { return d == 64 ? bmb<64>() : bmb<128>(); }
+
+int lcg_launch_bwd(int dtype, int d, const BwdParams &p, cudaStream_t s) {
+    if (dtype == 1 && d == 64) return launch<__nv_bfloat16, 64, bmb<64>()>(p, s);
+    if (dtype == 1 && d == 128) return launch<__nv_bfloat16, 128, bmb<128>()>(p, s);
+    if (dtype == 2 && d == 64) return launch<__half, 64, bmb<64>()>(p, s);
+    if (dtype == 2 && d == 128) return launch<__half, 128, bmb<128>()>(p, s);
+    return (int)cudaErrorInvalidValue;
+}

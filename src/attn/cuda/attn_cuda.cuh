@@ -1,0 +1,183 @@
+/* Private to the CUDA attention kernels: tensor-core fragments (mma.sync m16n8k16 with fp32
+ * accumulators, ldmatrix, cp.async) and the parameter blocks the launchers pass. */
+#ifndef LONGCTX_ATTN_CUDA_CUH
+#define LONGCTX_ATTN_CUDA_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+#include "tile_logic.h"
+
+namespace lcg {
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+/* Keys per K/V tile for both directions: 64 keeps four 16-row warps busy in the backward
+ * and the forward's score tile (16 x 64 per warp) in 32 registers. */
+constexpr int kBN = 64;
+/* Tiles classified per pass of the skip list: one per thread of a 128-thread block. */
+constexpr int kChunk = 128;
+
+struct FwdParams {
+    const void *q, *k, *v;
+    float *o, *lse;
+    const int32_t *q_pos, *k_pos, *q_doc, *k_doc;
+    const lc_tile_sum *qsum; /* per BM rows of Q */
+    const lc_tile_sum *ksum; /* per kBN rows of K */
+    int sq, sk, hq, hkv, group;
+    unsigned kind;
+    long long window;
+    float scale, scale_log2;
+};
+
+struct BwdParams {
+    const void *q, *k, *v, *dout;
+    const float *lse, *delta;
+    float *dq, *dk, *dv;
+    const int32_t *q_pos, *k_pos, *q_doc, *k_doc;
+    const lc_tile_sum *qsum; /* per BMB rows of Q */
+    const lc_tile_sum *ksum; /* per kBN rows of K */
+    int sq, sk, hq, hkv, group;
+    unsigned kind;
+    long long window;
+    float scale, scale_log2;
+};
+
+template <typename T> struct Mma;
+
+template <> struct Mma<__nv_bfloat16> {
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+        __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+    static __device__ __forceinline__ __nv_bfloat16 from_f(float x) { return __float2bfloat16_rn(x); }
+    static __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
+    static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0,
+                                               uint32_t b1) {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
+            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+};
+
+template <> struct Mma<__half> {
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+        __half2 h = __floats2half2_rn(lo, hi);
+        return *reinterpret_cast<uint32_t *>(&h);
+    }
+    static __device__ __forceinline__ __half from_f(float x) { return __float2half_rn(x); }
+    static __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
+    static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0,
+                                               uint32_t b1) {
+        asm volatile(
+            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
+            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+};
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p) {
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p)));
+}
+
+__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const void *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p)));
+}
+
+/* 16 bytes, zero-filled when !valid (src must still be a mapped address). */
+__device__ __forceinline__ void cp16(void *s, const void *g, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(s)), "l"(g),
+                 "r"(valid ? 16 : 0));
+}
+
+__device__ __forceinline__ void cp4(void *s, const void *g) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_u32(s)), "l"(g));
+}
+
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+
+/* Rows [row0, row0+R) of a [n, heads*D] tensor (head already applied to g) into a padded
+ * [R][D+8] tile: the 16-byte pad staggers rows across banks for ldmatrix. */
+template <typename T, int D, int R, int NT>
+__device__ __forceinline__ void load_tile(T *s, const T *g, size_t gstride, int row0, int n) {
+    constexpr int CPR = D / 8;
+#pragma unroll
+    for (int c = threadIdx.x; c < R * CPR; c += NT) {
+        int r = c / CPR, cc = c % CPR;
+        bool ok = row0 + r < n;
+        const T *src = ok ? g + (size_t)(row0 + r) * gstride + cc * 8 : g;
+        cp16(s + r * (D + 8) + cc * 8, src, ok);
+    }
+}
+
+/* Position and document id of one row; rows past the end are padding. */
+__device__ __forceinline__ int32_t row_pos(const int32_t *pos, int r, int n) {
+    return r >= n ? -1 : (pos ? pos[r] : r);
+}
+__device__ __forceinline__ int32_t row_doc(const int32_t *doc, int r, int n) {
+    return (doc && r < n) ? doc[r] : 0;
+}
+
+/* Fills a slot of n positions/doc ids in shared memory for rows [row0, row0+n), through
+ * cp.async where the source exists so that the copy overlaps the current tile's work. */
+__device__ __forceinline__ void load_pos(int32_t *s, const int32_t *pos, int row0, int n,
+                                         int limit, int fill_missing_with_index) {
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        int r = row0 + i;
+        if (r < limit && pos)
+            cp4(s + i, pos + r);
+        else
+            s[i] = r < limit ? (fill_missing_with_index ? r : 0) : -1;
+    }
+}
+
+/* Builds, in order, the list of non-skipped tiles [c0, c0+kChunk) of this block; bit 30
+ * marks a FULL tile. Returns the count; every thread of the block must call it. */
+__device__ __forceinline__ int build_list(int *list, int *warp_cnt, int c0, int n,
+                                          const lc_tile_sum &mine, const lc_tile_sum *sums,
+                                          unsigned kind, long long window) {
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nw = blockDim.x >> 5;
+    int cls = LC_TL_SKIP;
+    int j = c0 + tid;
+    if (tid < kChunk && j < n) {
+        lc_tile_sum o = sums[j];
+        cls = lc_tl_classify(kind, window, &mine, &o);
+    }
+    unsigned bal = __ballot_sync(0xffffffffu, cls != LC_TL_SKIP);
+    if (lane == 0) warp_cnt[warp] = __popc(bal);
+    __syncthreads();
+    int off = 0, total = 0;
+    for (int w = 0; w < nw; w++) {
+        if (w < warp) off += warp_cnt[w];
+        total += warp_cnt[w];
+    }
+    if (cls != LC_TL_SKIP)
+        list[off + __popc(bal & ((1u << lane) - 1u))] = j | (cls == LC_TL_FULL ? (1 << 30) : 0);
+    __syncthreads();
+    return total;
+}
+
+} // namespace lcg
+
+/* Launchers, one per direction, dispatching dtype (1 bf16, 2 f16) and head dim. They return
+ * a cudaError_t as int. */
+int lcg_fwd_bm(int d);
+int lcg_bwd_bm(int d);
+int lcg_launch_fwd(int dtype, int d, const lcg::FwdParams &p, cudaStream_t s);
+int lcg_launch_bwd(int dtype, int d, const lcg::BwdParams &p, cudaStream_t s);
+
+#endif

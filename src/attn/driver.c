@@ -1,0 +1,431 @@
+/* The FlashAttention-2 tile loops, shared by every implementation.
+ *
+ * Forward: one task per (query head, Q tile) walks the KV tiles with an online softmax in
+ * base 2 (x = s * scale * log2 e), keeping an unnormalised fp32 accumulator, then merges
+ * the block's (o, lse) into the caller's normalised state with the log-sum-exp rule.
+ *
+ * Backward: two kinds of independent tasks, each owning what it writes, so no locks and
+ * no dependence on scheduling (bit-identical for any thread count):
+ *   - (KV head, KV tile) accumulates dK and dV over the group's query heads and Q tiles;
+ *   - (query head, Q tile) accumulates dQ over the KV tiles.
+ * The dQ tasks recompute S and dP, which costs two extra tile matmuls (7 instead of 5)
+ * but avoids per-thread dQ copies of the whole Q block and an order-dependent reduction.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/internal.h"
+
+#define BQ LC_ATTN_BQ
+#define BK LC_ATTN_BK
+
+static void *xalloc(size_t bytes)
+{
+    size_t n = (bytes + 63) & ~(size_t)63;
+    return aligned_alloc(64, n ? n : 64);
+}
+
+static int32_t posv(const int32_t *p, int i) { return p ? p[i] : i; }
+
+/* Widens a [rows, heads*d] bf16 array to fp32; F32 input is used in place. */
+static const float *as_f32(const void *x, lc_dtype dt, size_t n, float **owned)
+{
+    *owned = NULL;
+    if (dt == LC_DT_F32)
+        return x;
+    float *f = xalloc(n * sizeof(float));
+    if (!f)
+        return NULL;
+    const lc_bf16 *b = x;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)b[i] << 16;
+        memcpy(&f[i], &u, 4);
+    }
+    *owned = f;
+    return f;
+}
+
+/* Shared read-only state of one call. */
+typedef struct {
+    const lc_attn_desc *a;
+    const lc_attn_ops *ops;
+    int nqt, nkt, g, d;
+    float c, scale; /* c = scale * log2(e) */
+    const float *qf, *kf, *vf, *dof;
+    const lc_bf16 *qb, *dob; /* bf16 inputs when the bf16 dot product is used */
+    const float *kt, *vt;          /* packed transposed tiles [hkv][nkt][d][BK] fp32 */
+    const lc_bf16 *ktb, *vtb;      /* or [hkv][nkt][d/2][BK][2] bf16 pairs */
+    lc_tile_sum *qs, *ks;
+    float *scratch;
+    size_t scratch_floats;
+    /* forward */
+    float *o, *lse;
+    /* backward */
+    const float *lse_in, *delta;
+    float *dq, *dk, *dv;
+} call;
+
+typedef struct {
+    const call *c;
+    const void *src; /* k or v, in qkv dtype */
+    void *dst;
+    int bf16pairs;
+} pack_job;
+
+/* Transposes each KV tile of one head into [d][BK] (zero-padded past the tail) so the
+ * score matmul can stream keys along the vector lanes. */
+static void pack_task(void *ctx, int t, int worker)
+{
+    (void)worker;
+    const pack_job *j = ctx;
+    const call *c = j->c;
+    const lc_attn_desc *a = c->a;
+    int kvh = t / c->nkt, kt = t % c->nkt, d = c->d;
+    int k0 = kt * BK, nk = a->sk - k0 < BK ? a->sk - k0 : BK;
+    size_t ld = (size_t)a->hkv * d;
+    size_t tile = (size_t)t * d * BK;
+    if (j->bf16pairs) {
+        lc_bf16 *dst = (lc_bf16 *)j->dst + tile;
+        const lc_bf16 *src = (const lc_bf16 *)j->src + (size_t)k0 * ld + (size_t)kvh * d;
+        for (int p = 0; p < d; p += 2)
+            for (int r = 0; r < BK; r++) {
+                lc_bf16 *e = dst + ((size_t)(p / 2) * BK + r) * 2;
+                e[0] = r < nk ? src[r * ld + p] : 0;
+                e[1] = r < nk ? src[r * ld + p + 1] : 0;
+            }
+    } else {
+        float *dst = (float *)j->dst + tile;
+        for (int p = 0; p < d; p++)
+            for (int r = nk; r < BK; r++)
+                dst[(size_t)p * BK + r] = 0.0f;
+        if (a->qkv_dtype == LC_DT_F32) {
+            const float *src = (const float *)j->src + (size_t)k0 * ld + (size_t)kvh * d;
+            for (int r = 0; r < nk; r++)
+                for (int p = 0; p < d; p++)
+                    dst[(size_t)p * BK + r] = src[r * ld + p];
+        } else {
+            const lc_bf16 *src = (const lc_bf16 *)j->src + (size_t)k0 * ld + (size_t)kvh * d;
+            for (int r = 0; r < nk; r++)
+                for (int p = 0; p < d; p++)
+                    dst[(size_t)p * BK + r] = lc_bf16_to_f32(src[r * ld + p]);
+        }
+    }
+}
+
+static int pack(call *c, const void *src, int bf16pairs, void **out)
+{
+    size_t n = (size_t)c->a->hkv * c->nkt * c->d * BK;
+    void *dst = xalloc(n * (bf16pairs ? 2 : 4));
+    *out = dst;
+    if (!dst)
+        return lc_attn_fail("out of memory packing KV tiles");
+    pack_job j = {c, src, dst, bf16pairs};
+    lc_attn_parallel(c->a->threads, c->a->hkv * c->nkt, pack_task, &j);
+    return 0;
+}
+
+/* S[nq x BK] = Q tile . K tile^T for query head h. */
+static void scores(const call *c, int h, int q0, int nq, const float *kt, const lc_bf16 *ktb,
+                   const float *xf, const lc_bf16 *xb, float *S)
+{
+    size_t ldq = (size_t)c->a->hq * c->d;
+    if (ktb)
+        c->ops->qk_bf16(nq, c->d, xb + (size_t)q0 * ldq + (size_t)h * c->d, ldq, ktb, S);
+    else
+        c->ops->gemm(nq, BK, c->d, xf + (size_t)q0 * ldq + (size_t)h * c->d, ldq, 1, kt, BK,
+                     S, BK, 0);
+}
+
+/* Puts -inf on the score entries the mask removes (and the tail columns). */
+static void mask_tile(const call *c, lc_block_class cls, int q0, int nq, int k0, int nk,
+                      float *S)
+{
+    const lc_attn_desc *a = c->a;
+    if (nk < BK)
+        for (int i = 0; i < nq; i++)
+            for (int j = nk; j < BK; j++)
+                S[i * BK + j] = -INFINITY;
+    if (cls != LC_BLOCK_PARTIAL)
+        return;
+    const lc_mask *m = &a->mask;
+    int doc = (m->kind & LC_MASK_DOC) != 0;
+    for (int i = 0; i < nq; i++) {
+        int32_t qp = posv(a->q_pos, q0 + i), qd = doc ? m->q_doc[q0 + i] : 0;
+        for (int j = 0; j < nk; j++)
+            if (!lc_attn_allowed(m, qp, posv(a->k_pos, k0 + j), qd,
+                                 doc ? m->k_doc[k0 + j] : 0))
+                S[i * BK + j] = -INFINITY;
+    }
+}
+
+static size_t tile_off(const call *c, int kvh, int kt)
+{
+    return ((size_t)kvh * c->nkt + kt) * (size_t)c->d * BK;
+}
+
+static void fwd_task(void *ctx, int t, int worker)
+{
+    const call *c = ctx;
+    const lc_attn_desc *a = c->a;
+    int hq = a->hq, d = c->d;
+    /* Largest causal tiles first, so the tail of the schedule is short. */
+    int qt = c->nqt - 1 - t / hq, h = t % hq, kvh = h / c->g;
+    int q0 = qt * BQ, nq = a->sq - q0 < BQ ? a->sq - q0 : BQ;
+    float *S = c->scratch + (size_t)worker * c->scratch_floats;
+    float *O = S + BQ * BK, *mrow = O + (size_t)BQ * d, *lrow = mrow + BQ;
+    memset(O, 0, (size_t)nq * d * sizeof(float));
+    for (int i = 0; i < nq; i++) {
+        mrow[i] = -INFINITY;
+        lrow[i] = 0.0f;
+    }
+    size_t ldkv = (size_t)a->hkv * d;
+    for (int kt = 0; kt < c->nkt; kt++) {
+        lc_block_class cls = lc_attn_classify_sum(&a->mask, &c->qs[qt], &c->ks[kt]);
+        if (cls == LC_BLOCK_SKIP)
+            continue;
+        int k0 = kt * BK, nk = a->sk - k0 < BK ? a->sk - k0 : BK;
+        size_t off = tile_off(c, kvh, kt);
+        scores(c, h, q0, nq, c->kt ? c->kt + off : NULL, c->ktb ? c->ktb + off : NULL, c->qf,
+               c->qb, S);
+        mask_tile(c, cls, q0, nq, k0, nk, S);
+        c->ops->softmax_fwd(nq, S, c->c, mrow, lrow, O, d, d);
+        c->ops->gemm(nq, d, nk, S, BK, 1, c->vf + (size_t)k0 * ldkv + (size_t)kvh * d, ldkv, O,
+                     d, 1);
+    }
+    for (int i = 0; i < nq; i++) {
+        if (!(lrow[i] > 0.0f))
+            continue; /* this block gave the row no key: the state is unchanged */
+        size_t r = (size_t)(q0 + i) * hq + h;
+        float *o = c->o + r * d;
+        const float *acc = O + (size_t)i * d;
+        double lb = ((double)mrow[i] + log2((double)lrow[i])) * M_LN2;
+        double lo = c->lse[r];
+        if (lo == -INFINITY) {
+            float inv = (float)(1.0 / lrow[i]);
+            for (int x = 0; x < d; x++)
+                o[x] = acc[x] * inv;
+            c->lse[r] = (float)lb;
+            continue;
+        }
+        double mx = lo > lb ? lo : lb;
+        double ln = mx + log(exp(lo - mx) + exp(lb - mx));
+        float wo = (float)exp(lo - ln), wb = (float)(exp(lb - ln) / lrow[i]);
+        for (int x = 0; x < d; x++)
+            o[x] = o[x] * wo + acc[x] * wb;
+        c->lse[r] = (float)ln;
+    }
+}
+
+static int setup(call *c, const lc_attn_desc *a, lc_attn_impl *impl)
+{
+    memset(c, 0, sizeof *c);
+    if (lc_attn_resolve_impl(a->impl, impl) != 0)
+        return LC_ERR_ARG;
+    c->a = a;
+    c->ops = lc_attn_ops_for(*impl, a->qkv_dtype);
+    c->d = a->d;
+    c->g = a->hq / a->hkv;
+    c->nqt = (a->sq + BQ - 1) / BQ;
+    c->nkt = (a->sk + BK - 1) / BK;
+    c->scale = lc_attn_scale(a);
+    c->c = c->scale * (float)M_LOG2E;
+    c->qs = malloc(sizeof(lc_tile_sum) * (size_t)(c->nqt + c->nkt));
+    if (!c->qs)
+        return lc_attn_fail("out of memory");
+    c->ks = c->qs + c->nqt;
+    int doc = (a->mask.kind & LC_MASK_DOC) != 0;
+    for (int t = 0; t < c->nqt; t++)
+        lc_attn_summarise(a->q_pos, doc ? a->mask.q_doc : NULL, t * BQ,
+                          (t + 1) * BQ < a->sq ? (t + 1) * BQ : a->sq, &c->qs[t]);
+    for (int t = 0; t < c->nkt; t++)
+        lc_attn_summarise(a->k_pos, doc ? a->mask.k_doc : NULL, t * BK,
+                          (t + 1) * BK < a->sk ? (t + 1) * BK : a->sk, &c->ks[t]);
+    return 0;
+}
+
+static int threads_of(const lc_attn_desc *a) { return a->threads > 0 ? a->threads : 1; }
+
+int lc_attn_fwd_block(const lc_attn_desc *a, const void *q, const void *k, const void *v,
+                      float *o, float *lse)
+{
+    if (lc_attn_validate(a) != 0)
+        return LC_ERR_ARG;
+    if (a->sq == 0 || a->sk == 0)
+        return 0;
+    if (!q) return lc_attn_fail("q is NULL");
+    if (!k) return lc_attn_fail("k is NULL");
+    if (!v) return lc_attn_fail("v is NULL");
+    if (!o) return lc_attn_fail("o (forward state) is NULL");
+    if (!lse) return lc_attn_fail("lse is NULL");
+    call c;
+    lc_attn_impl impl;
+    if (setup(&c, a, &impl) != 0) {
+        free(c.qs);
+        return LC_ERR_ARG;
+    }
+    int rc = 0, nth = threads_of(a);
+    size_t nkv = (size_t)a->sk * a->hkv * a->d;
+    float *qown = NULL, *vown = NULL;
+    void *ktp = NULL;
+    int bdot = a->qkv_dtype == LC_DT_BF16 && c.ops->qk_bf16;
+    c.o = o;
+    c.lse = lse;
+    if (bdot)
+        c.qb = q;
+    else
+        c.qf = as_f32(q, a->qkv_dtype, (size_t)a->sq * a->hq * a->d, &qown);
+    c.vf = as_f32(v, a->qkv_dtype, nkv, &vown);
+    c.scratch_floats = (size_t)BQ * BK + (size_t)BQ * a->d + 2 * BQ;
+    c.scratch = xalloc(c.scratch_floats * sizeof(float) * (size_t)nth);
+    if ((!bdot && !c.qf) || !c.vf || !c.scratch) {
+        rc = lc_attn_fail("out of memory in lc_attn_fwd_block");
+        goto done;
+    }
+    if ((rc = pack(&c, k, bdot, &ktp)) != 0)
+        goto done;
+    if (bdot)
+        c.ktb = ktp;
+    else
+        c.kt = ktp;
+    lc_attn_parallel(nth, a->hq * c.nqt, fwd_task, &c);
+done:
+    free(ktp);
+    free(qown);
+    free(vown);
+    free(c.scratch);
+    free(c.qs);
+    return rc;
+}
+
+/* S <- P and dP <- dS for query head h, Q tile qt, KV tile kt. */
+static void bwd_tile(const call *c, lc_block_class cls, int h, int qt, int kt, float *S,
+                     float *dP, float *rowv)
+{
+    const lc_attn_desc *a = c->a;
+    int kvh = h / c->g, hq = a->hq;
+    int q0 = qt * BQ, nq = a->sq - q0 < BQ ? a->sq - q0 : BQ;
+    int k0 = kt * BK, nk = a->sk - k0 < BK ? a->sk - k0 : BK;
+    size_t off = tile_off(c, kvh, kt);
+    float *lse2 = rowv, *delta = rowv + BQ;
+    for (int i = 0; i < nq; i++) {
+        size_t r = (size_t)(q0 + i) * hq + h;
+        lse2[i] = c->lse_in[r] * (float)M_LOG2E;
+        delta[i] = c->delta[r];
+    }
+    scores(c, h, q0, nq, c->kt ? c->kt + off : NULL, c->ktb ? c->ktb + off : NULL, c->qf,
+           c->qb, S);
+    mask_tile(c, cls, q0, nq, k0, nk, S);
+    c->ops->softmax_bwd(nq, S, c->c, lse2);
+    scores(c, h, q0, nq, c->vt ? c->vt + off : NULL, c->vtb ? c->vtb + off : NULL, c->dof,
+           c->dob, dP);
+    c->ops->dsoftmax(nq, S, dP, delta, c->scale);
+}
+
+static void bwd_task(void *ctx, int t, int worker)
+{
+    const call *c = ctx;
+    const lc_attn_desc *a = c->a;
+    int hq = a->hq, hkv = a->hkv, d = c->d;
+    float *S = c->scratch + (size_t)worker * c->scratch_floats;
+    float *dP = S + BQ * BK, *rowv = dP + BQ * BK;
+    size_t ldq = (size_t)hq * d, ldkv = (size_t)hkv * d;
+    int ndk = hkv * c->nkt;
+    if (t < ndk) {
+        int kvh = t / c->nkt, kt = t % c->nkt;
+        int k0 = kt * BK, nk = a->sk - k0 < BK ? a->sk - k0 : BK;
+        size_t kr = (size_t)k0 * ldkv + (size_t)kvh * d;
+        for (int h = kvh * c->g; h < (kvh + 1) * c->g; h++)
+            for (int qt = 0; qt < c->nqt; qt++) {
+                lc_block_class cls = lc_attn_classify_sum(&a->mask, &c->qs[qt], &c->ks[kt]);
+                if (cls == LC_BLOCK_SKIP)
+                    continue;
+                int q0 = qt * BQ, nq = a->sq - q0 < BQ ? a->sq - q0 : BQ;
+                size_t qr = (size_t)q0 * ldq + (size_t)h * d;
+                bwd_tile(c, cls, h, qt, kt, S, dP, rowv);
+                c->ops->gemm(nk, d, nq, S, 1, BK, c->dof + qr, ldq, c->dv + kr, ldkv, 1);
+                c->ops->gemm(nk, d, nq, dP, 1, BK, c->qf + qr, ldq, c->dk + kr, ldkv, 1);
+            }
+    } else {
+        t -= ndk;
+        int qt = c->nqt - 1 - t / hq, h = t % hq, kvh = h / c->g;
+        int q0 = qt * BQ, nq = a->sq - q0 < BQ ? a->sq - q0 : BQ;
+        size_t qr = (size_t)q0 * ldq + (size_t)h * d;
+        for (int kt = 0; kt < c->nkt; kt++) {
+            lc_block_class cls = lc_attn_classify_sum(&a->mask, &c->qs[qt], &c->ks[kt]);
+            if (cls == LC_BLOCK_SKIP)
+                continue;
+            int k0 = kt * BK, nk = a->sk - k0 < BK ? a->sk - k0 : BK;
+            bwd_tile(c, cls, h, qt, kt, S, dP, rowv);
+            c->ops->gemm(nq, d, nk, dP, BK, 1, c->kf + (size_t)k0 * ldkv + (size_t)kvh * d,
+                         ldkv, c->dq + qr, ldq, 1);
+        }
+    }
+}
+
+int lc_attn_bwd_block(const lc_attn_desc *a, const void *q, const void *k, const void *v,
+                      const void *dout, const float *lse, const float *delta, float *dq,
+                      float *dk, float *dv)
+{
+    if (lc_attn_validate(a) != 0)
+        return LC_ERR_ARG;
+    if (a->sq == 0 || a->sk == 0)
+        return 0;
+    if (!q) return lc_attn_fail("q is NULL");
+    if (!k) return lc_attn_fail("k is NULL");
+    if (!v) return lc_attn_fail("v is NULL");
+    if (!dout) return lc_attn_fail("dout is NULL");
+    if (!lse) return lc_attn_fail("lse is NULL");
+    if (!delta) return lc_attn_fail("delta is NULL");
+    if (!dq) return lc_attn_fail("dq is NULL");
+    if (!dk) return lc_attn_fail("dk is NULL");
+    if (!dv) return lc_attn_fail("dv is NULL");
+    call c;
+    lc_attn_impl impl;
+    if (setup(&c, a, &impl) != 0) {
+        free(c.qs);
+        return LC_ERR_ARG;
+    }
+    int rc = 0, nth = threads_of(a);
+    size_t nq = (size_t)a->sq * a->hq * a->d, nkv = (size_t)a->sk * a->hkv * a->d;
+    float *qown = NULL, *kown = NULL, *doown = NULL;
+    void *ktp = NULL, *vtp = NULL;
+    int bdot = a->qkv_dtype == LC_DT_BF16 && c.ops->qk_bf16;
+    c.lse_in = lse;
+    c.delta = delta;
+    c.dq = dq;
+    c.dk = dk;
+    c.dv = dv;
+    c.qf = as_f32(q, a->qkv_dtype, nq, &qown);
+    c.kf = as_f32(k, a->qkv_dtype, nkv, &kown);
+    c.dof = as_f32(dout, a->qkv_dtype, nq, &doown);
+    if (bdot) {
+        c.qb = q;
+        c.dob = dout;
+    }
+    c.scratch_floats = 2 * (size_t)BQ * BK + 2 * BQ;
+    c.scratch = xalloc(c.scratch_floats * sizeof(float) * (size_t)nth);
+    if (!c.qf || !c.kf || !c.dof || !c.scratch) {
+        rc = lc_attn_fail("out of memory in lc_attn_bwd_block");
+        goto done;
+    }
+    if ((rc = pack(&c, k, bdot, &ktp)) != 0 || (rc = pack(&c, v, bdot, &vtp)) != 0)
+        goto done;
+    if (bdot) {
+        c.ktb = ktp;
+        c.vtb = vtp;
+    } else {
+        c.kt = ktp;
+        c.vt = vtp;
+    }
+    lc_attn_parallel(nth, a->hkv * c.nkt + a->hq * c.nqt, bwd_task, &c);
+done:
+    free(ktp);
+    free(vtp);
+    free(qown);
+    free(kown);
+    free(doown);
+    free(c.scratch);
+    free(c.qs);
+    return rc;
+}

@@ -1,0 +1,18 @@
+list(APPEND LONGCTX_SOURCES
+  src/attn/common.c
+  src/attn/threads.c
+  src/attn/ref.c
+  src/attn/driver.c
+  src/attn/scalar.c)
+# The hot loops want -O3 (full unrolling of the register-blocked micro-kernels).
+set_source_files_properties(src/attn/driver.c src/attn/scalar.c
+  PROPERTIES COMPILE_OPTIONS "-O3")
+# Only these two files get ISA flags, so the rest of the library stays portable; their
+# code runs only after cpuid says the CPU has the features.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|i.86")
+  list(APPEND LONGCTX_SOURCES src/attn/avx2.c src/attn/avx512.c)
+  set_source_files_properties(src/attn/avx2.c
+    PROPERTIES COMPILE_OPTIONS "-O3;-mavx2;-mfma")
+  set_source_files_properties(src/attn/avx512.c
+    PROPERTIES COMPILE_OPTIONS "-O3;-mavx512f;-mavx512bw;-mavx512vl;-mavx512bf16;-mfma")
+endif()
