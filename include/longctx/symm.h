@@ -1,0 +1,165 @@
+/* longctx symmetric-memory runtime (OpenSHMEM 1.5 / NVSHMEM semantics, explicit handles).
+ *
+ * A world is a set of PEs (processes). Every PE owns a symmetric heap of the same size;
+ * lc_symm_alloc is collective and hands out the same offset on every PE, so a pointer
+ * into my heap names the same object on every peer. One-sided puts copy straight into
+ * the peer's heap; a put-with-signal then updates a 64-bit signal word at the peer and
+ * the peer never observes the signal before the data.
+ *
+ * Every call that can wait has a deadline (LONGCTX_TIMEOUT seconds, default 120) and
+ * watches a shared abort word: a PE that dies or times out makes every other PE's wait
+ * return LC_ERR_ABORT with a message naming the PE and the operation (lc_last_error).
+ */
+#ifndef LONGCTX_SYMM_H
+#define LONGCTX_SYMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    LC_OK = 0,
+    LC_ERR_ARG = -1,         /* bad argument (message says which) */
+    LC_ERR_NOMEM = -2,       /* symmetric heap exhausted */
+    LC_ERR_TIMEOUT = -3,     /* a wait passed its deadline */
+    LC_ERR_ABORT = -4,       /* another PE died or failed; the world is unusable */
+    LC_ERR_MISMATCH = -5,    /* PEs disagree on a collective call (sizes, order) */
+    LC_ERR_SYS = -6,         /* an OS call failed */
+    LC_ERR_UNSUPPORTED = -7  /* backend or build lacks the feature */
+} lc_status;
+
+const char *lc_status_str(int status);
+
+typedef struct lc_world lc_world;
+typedef struct lc_team lc_team;
+
+typedef struct {
+    size_t heap_bytes;   /* 0: $LONGCTX_HEAP_SIZE, else 1 GiB (the segment is sparse) */
+    double timeout_s;    /* 0: $LONGCTX_TIMEOUT, else 120 */
+    const char *backend; /* NULL or "shm": the built-in shared-memory backend */
+} lc_world_opts;
+
+/* Joins the world described by the launcher's environment (LONGCTX_PE, LONGCTX_NPES,
+ * LONGCTX_SHM_FD); without a launcher the program is a world of one PE. */
+int lc_world_init(const lc_world_opts *opts, lc_world **out);
+/* Collective: waits for every PE, then releases the world. */
+int lc_world_finalize(lc_world *w);
+int lc_my_pe(const lc_world *w);
+int lc_n_pes(const lc_world *w);
+double lc_timeout_s(const lc_world *w);
+/* The last error of this PE's world, with the PE, the operation and the values seen. */
+const char *lc_last_error(const lc_world *w);
+/* Marks the world failed so that every PE's waits end with LC_ERR_ABORT. */
+void lc_world_abort(lc_world *w, const char *reason);
+
+/* ---- symmetric heap ---- */
+void *lc_symm_alloc(lc_world *w, size_t bytes); /* collective; NULL on error (lc_last_error) */
+int lc_symm_free(lc_world *w, void *ptr);       /* collective */
+size_t lc_symm_heap_size(const lc_world *w);
+/* A load/store pointer to PE pe's copy of the symmetric object at ptr, or NULL when that
+ * peer is not reachable by load/store (like nvshmem_ptr). */
+void *lc_symm_ptr(lc_world *w, const void *ptr, int pe);
+int lc_symm_contains(const lc_world *w, const void *ptr, size_t bytes);
+
+/* ---- one-sided ---- */
+typedef enum { LC_SIGNAL_SET = 0, LC_SIGNAL_ADD = 1 } lc_sig_op;
+typedef enum { LC_CMP_EQ = 0, LC_CMP_NE, LC_CMP_GT, LC_CMP_GE, LC_CMP_LT, LC_CMP_LE } lc_cmp;
+
+/* dst and sig are symmetric addresses (my copy names the object); src is any local memory. */
+int lc_put(lc_world *w, void *dst, const void *src, size_t bytes, int pe);
+int lc_put_nbi(lc_world *w, void *dst, const void *src, size_t bytes, int pe);
+int lc_get(lc_world *w, void *dst, const void *src, size_t bytes, int pe);
+int lc_put_signal(lc_world *w, void *dst, const void *src, size_t bytes, uint64_t *sig,
+                  uint64_t value, lc_sig_op op, int pe);
+int lc_put_signal_nbi(lc_world *w, void *dst, const void *src, size_t bytes, uint64_t *sig,
+                      uint64_t value, lc_sig_op op, int pe);
+int lc_signal_op(lc_world *w, uint64_t *sig, uint64_t value, lc_sig_op op, int pe);
+uint64_t lc_signal_fetch(lc_world *w, const uint64_t *sig);
+/* Waits until (*sig cmp value) holds on my copy; *observed (optional) gets the value seen. */
+int lc_signal_wait_until(lc_world *w, uint64_t *sig, lc_cmp cmp, uint64_t value,
+                         uint64_t *observed);
+int lc_fence(lc_world *w); /* orders my puts to each PE */
+int lc_quiet(lc_world *w); /* completes all my outstanding puts */
+
+/* ---- teams ---- */
+lc_team *lc_team_world(lc_world *w);
+lc_world *lc_team_get_world(const lc_team *t);
+int lc_team_my_pe(const lc_team *t);
+int lc_team_n_pes(const lc_team *t);
+/* The PE number in dst_team of PE src_pe of src_team, or -1 when it is not a member. */
+int lc_team_translate_pe(const lc_team *src_team, int src_pe, const lc_team *dst_team);
+/* Collective over parent. *out is NULL on PEs that are not members. */
+int lc_team_split_strided(lc_team *parent, int start, int stride, int size, lc_team **out);
+/* Parent viewed as a 2-D grid with xrange columns: *xteam is my row (consecutive PEs),
+ * *yteam my column. Collective over parent. */
+int lc_team_split_2d(lc_team *parent, int xrange, lc_team **xteam, lc_team **yteam);
+void lc_team_destroy(lc_team *t);
+
+/* ---- collectives on a team (any local buffers; members call in the same order) ---- */
+int lc_barrier(lc_team *t);
+int lc_broadcast(lc_team *t, void *dst, const void *src, size_t bytes, int root);
+int lc_allreduce_sum_f32(lc_team *t, float *dst, const float *src, size_t count);
+int lc_allreduce_sum_f64(lc_team *t, double *dst, const double *src, size_t count);
+int lc_allreduce_max_f64(lc_team *t, double *dst, const double *src, size_t count);
+/* dst holds n_pes blocks of bytes_per_pe, in team order. */
+int lc_allgather(lc_team *t, void *dst, const void *src, size_t bytes_per_pe);
+/* src holds n_pes blocks of count_per_pe; dst gets the sum of everyone's block for me. */
+int lc_reduce_scatter_sum_f32(lc_team *t, float *dst, const float *src, size_t count_per_pe);
+int lc_alltoall(lc_team *t, void *dst, const void *src, size_t bytes_per_pe);
+
+/* ---- collective permute: an async start/done pair, the shape XLA schedules ---- */
+typedef enum {
+    LC_LOWER_AUTO = 0,      /* the policy decides; $LONGCTX_PERMUTE overrides */
+    LC_LOWER_ONE_SIDED = 1, /* put-with-signal straight into the receiver's dst */
+    LC_LOWER_TWO_SIDED = 2  /* NCCL-style: chunks through a bounded staging FIFO */
+} lc_lowering;
+
+const char *lc_lowering_name(lc_lowering l);
+int lc_lowering_parse(const char *s, lc_lowering *out);
+
+typedef struct {
+    lc_team *team;
+    int send_to;     /* team rank or -1 */
+    int recv_from;   /* team rank or -1 */
+    const void *src;
+    void *dst;
+    size_t bytes;
+    lc_lowering lowering; /* resolved: ONE_SIDED or TWO_SIDED */
+    int channel;
+    uint64_t epoch;
+    int sent;        /* one-sided: the put has been issued */
+    size_t tx_chunks, rx_chunks, n_chunks; /* two-sided progress */
+    int active;
+} lc_permute_req;
+
+/* Every member sends bytes of src to member (me + shift) mod n, which receives them into its
+ * dst (a symmetric address). src may be reused and dst read only after lc_permute_done.
+ * Up to 4 permutes may be outstanding on a team at once. */
+int lc_permute_start(lc_team *t, int shift, const void *src, void *dst, size_t bytes,
+                     lc_lowering lowering, lc_permute_req *req);
+/* dest_of[r] is the team rank that member r sends to, or -1; each member receives from at
+ * most one source. Every member passes the same map. */
+int lc_permute_start_map(lc_team *t, const int *dest_of, const void *src, void *dst,
+                         size_t bytes, lc_lowering lowering, lc_permute_req *req);
+int lc_permute_done(lc_permute_req *req);
+
+/* ---- launcher (shm backend) ---- */
+typedef struct {
+    int n_pes;
+    size_t heap_bytes; /* 0: $LONGCTX_HEAP_SIZE or the default */
+    int quiet;         /* do not report the failing PE on stderr */
+} lc_launch_opts;
+/* Forks n_pes copies of argv (execvp), waits for all, returns the first non-zero exit
+ * status (128+signal for a signalled PE), 0 when all succeed, or -1 when it could not start. */
+int lc_launch(const lc_launch_opts *opts, char *const argv[]);
+
+/* Parses sizes like 4096, 64K, 16MiB, 1G. Returns 0 on success. */
+int lc_parse_size(const char *s, size_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

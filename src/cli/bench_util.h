@@ -1,0 +1,20 @@
+/* Small helpers shared by the benchmarks: comma lists, medians, timing. */
+#ifndef LONGCTX_BENCH_UTIL_H
+#define LONGCTX_BENCH_UTIL_H
+#include <stddef.h>
+
+#define LC_LIST_MAX 64
+typedef struct { int n; long long v[LC_LIST_MAX]; } lc_ilist;
+typedef struct { int n; char v[LC_LIST_MAX][32]; } lc_slist;
+
+/* "8,1K,16M" -> sizes (suffixes K/M/G allowed). Returns 0 or -1 with a message on stderr. */
+int lc_parse_size_list(const char *flag, const char *s, lc_ilist *out);
+int lc_parse_int_list(const char *flag, const char *s, lc_ilist *out);
+/* Each item must be one of allowed (NULL-terminated). */
+int lc_parse_word_list(const char *flag, const char *s, const char *const *allowed, lc_slist *out);
+double lc_median(double *v, int n); /* sorts v */
+double lc_wall(void);
+double lc_cpu_time(void); /* this thread's CPU time */
+const char *lc_fmt_bytes(double b, char *buf, size_t len);
+
+#endif

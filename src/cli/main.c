@@ -1,0 +1,49 @@
+/* longctx: launch PEs, run benchmarks (later: train, plan). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: longctx <command> [options]\n"
+            "  launch -n P [--heap SIZE] [--] CMD ARGS...   run CMD as P PEs on the shm backend\n"
+            "  bench permute [--pes 2] [--bytes ...] [--lowering ...] [--json]\n"
+#ifdef LONGCTX_HAVE_BENCH_ATTN
+            "  bench attn [--pass ...] [--s ...] [--json]   attention kernels vs FMA peak\n"
+#endif
+#ifdef LONGCTX_HAVE_BENCH_RING
+            "  bench ring [--pes ...] [--s ...] [--json]    context-parallel ring attention\n"
+#endif
+            "Each bench takes --help. Environment: LONGCTX_TIMEOUT (s), LONGCTX_HEAP_SIZE,\n"
+            "LONGCTX_PERMUTE=one_sided|two_sided|auto, LONGCTX_DEBUG=1.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "launch")) return lc_cmd_launch(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "bench")) {
+        if (argc < 3) {
+            usage(stderr);
+            return 2;
+        }
+        if (!strcmp(argv[2], "permute")) return lc_cmd_bench_permute(argc - 2, argv + 2);
+#ifdef LONGCTX_HAVE_BENCH_ATTN
+        if (!strcmp(argv[2], "attn")) return lc_cmd_bench_attn(argc - 2, argv + 2);
+#endif
+#ifdef LONGCTX_HAVE_BENCH_RING
+        if (!strcmp(argv[2], "ring")) return lc_cmd_bench_ring(argc - 2, argv + 2);
+#endif
+        fprintf(stderr, "longctx bench: unknown benchmark '%s'\n", argv[2]);
+        usage(stderr);
+        return 2;
+    }
+    fprintf(stderr, "longctx: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

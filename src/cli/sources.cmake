@@ -1,0 +1,18 @@
+set(LONGCTX_CLI_SOURCES
+  src/cli/main.c
+  src/cli/launch_cmd.c
+  src/cli/bench_permute.c
+  src/cli/bench_util.c)
+# Layers that have landed add their bench commands here.
+if(EXISTS ${CMAKE_SOURCE_DIR}/src/cli/bench_attn.c)
+  list(APPEND LONGCTX_CLI_SOURCES src/cli/bench_attn.c)
+endif()
+if(EXISTS ${CMAKE_SOURCE_DIR}/src/cli/bench_ring.c)
+  list(APPEND LONGCTX_CLI_SOURCES src/cli/bench_ring.c)
+endif()
+if(EXISTS ${CMAKE_SOURCE_DIR}/src/cli/bench_attn.c)
+  set_property(SOURCE src/cli/main.c APPEND PROPERTY COMPILE_DEFINITIONS LONGCTX_HAVE_BENCH_ATTN)
+endif()
+if(EXISTS ${CMAKE_SOURCE_DIR}/src/cli/bench_ring.c)
+  set_property(SOURCE src/cli/main.c APPEND PROPERTY COMPILE_DEFINITIONS LONGCTX_HAVE_BENCH_RING)
+endif()

@@ -1,0 +1,249 @@
+/* Collectives built on the one-sided primitives. Data is pushed into a landing zone in each
+ * PE's control region (two areas, alternated so a fast PE can never overwrite what a slow PE
+ * is still reading), each push followed by a counter signal. Every collective starts with a
+ * barrier, so no member writes into a peer that is still busy with the previous one.
+ * Reductions add contributions in team-rank order on exactly one PE per piece, so every
+ * member ends with bit-identical results. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "symm/internal.h"
+
+#define AREA_BYTES (LC_SCRATCH_BYTES / 2)
+
+static size_t slot_bytes(const lc_team *t)
+{
+    return (AREA_BYTES / (size_t)t->size) & ~(size_t)(LC_CACHELINE - 1);
+}
+
+static uint8_t *landing(lc_team *t, int rank_pe_of, int area, int from_rank)
+{
+    return lc__scratch(t->w, lc__team_pe(t, rank_pe_of)) + (size_t)area * AREA_BYTES +
+           (size_t)from_rank * slot_bytes(t);
+}
+
+static _Atomic uint64_t *area_counter(lc_team *t, int rank, int area)
+{
+    lc_slot_sync *s = lc__sync(t, rank);
+    return area ? &s->ag.v : &s->rs.v;
+}
+
+/* Copies bytes into rank's landing slot for me in area, then bumps its counter. */
+static void push(lc_team *t, int rank, int area, const void *src, size_t bytes)
+{
+    lc_world *w = t->w;
+    if (bytes) memcpy(landing(t, rank, area, t->me), src, bytes);
+    w->be->signal(w, area_counter(t, rank, area), 1, LC_SIGNAL_ADD, lc__team_pe(t, rank));
+}
+
+static int await(lc_team *t, int area, uint64_t count, const char *op)
+{
+    uint64_t *e = area ? &t->ag_expect : &t->rs_expect;
+    *e += count;
+    return lc__wait_sig(t->w, area_counter(t, t->me, area), lc__team_pe(t, t->me), LC_CMP_GE, *e,
+                        op, area ? "collective phase-2 arrivals" : "collective arrivals", NULL);
+}
+
+int lc__barrier(lc_team *t, const char *op)
+{
+    lc_world *w = t->w;
+    if (lc__aborted(w)) return lc__abort_error(w, op);
+    int n = t->size;
+    for (int k = 0, dist = 1; dist < n; k++, dist <<= 1) {
+        int peer = (t->me + dist) % n;
+        w->be->signal(w, &lc__sync(t, peer)->bar[k].v, 1, LC_SIGNAL_ADD, lc__team_pe(t, peer));
+        t->bar_expect[k]++;
+        int rc = lc__wait_sig(w, &lc__sync(t, t->me)->bar[k].v, w->me, LC_CMP_GE, t->bar_expect[k],
+                              op, "barrier round", NULL);
+        if (rc) return rc;
+    }
+    return LC_OK;
+}
+
+int lc_barrier(lc_team *t) { return t ? lc__barrier(t, "lc_barrier") : LC_ERR_ARG; }
+
+static int check(lc_team *t, const char *op, const void *dst, const void *src, size_t bytes)
+{
+    if (!t) return LC_ERR_ARG;
+    if (bytes && (!dst || !src)) return lc__err(t->w, LC_ERR_ARG, "%s: NULL buffer", op);
+    return LC_OK;
+}
+
+int lc_broadcast(lc_team *t, void *dst, const void *src, size_t bytes, int root)
+{
+    int rc = check(t, "lc_broadcast", dst, t && t->me == root ? src : dst, bytes);
+    if (rc) return rc;
+    if (root < 0 || root >= t->size)
+        return lc__err(t->w, LC_ERR_ARG, "lc_broadcast: root %d not in team of %d", root, t->size);
+    if ((rc = lc__barrier(t, "lc_broadcast"))) return rc;
+    size_t chunk = slot_bytes(t) * (size_t)t->size; /* only the root writes: use the whole area */
+    chunk &= ~(size_t)(LC_CACHELINE - 1);
+    size_t i = 0;
+    for (size_t off = 0; off < bytes || (off == 0 && i == 0); off += chunk, i++) {
+        size_t b = bytes - off < chunk ? bytes - off : chunk;
+        int area = (int)(i & 1);
+        if (t->me == root) {
+            for (int r = 0; r < t->size; r++) {
+                if (r == root) continue;
+                /* root's data goes at the start of the area: slot index 0 */
+                if (b) memcpy(lc__scratch(t->w, lc__team_pe(t, r)) + (size_t)area * AREA_BYTES,
+                              (const uint8_t *)src + off, b);
+                t->w->be->signal(t->w, area_counter(t, r, area), 1, LC_SIGNAL_ADD, lc__team_pe(t, r));
+            }
+            if (dst != src && b) memmove((uint8_t *)dst + off, (const uint8_t *)src + off, b);
+        } else {
+            if ((rc = await(t, area, 1, "lc_broadcast"))) return rc;
+            if (b) memcpy((uint8_t *)dst + off, lc__scratch(t->w, t->w->me) + (size_t)area * AREA_BYTES, b);
+        }
+        if (bytes == 0) break;
+    }
+    return LC_OK;
+}
+
+/* Generic personalised exchange: for each peer r, send block r (bytes at src + r*src_stride)
+ * into r's landing slot; then hand each received block to sink. Used by all-gather (same
+ * block for everyone) and all-to-all. Chunked by the landing slot size. */
+static int exchange(lc_team *t, const char *op, const uint8_t *src, size_t src_stride, uint8_t *dst,
+                    size_t dst_stride, size_t bytes)
+{
+    int rc = lc__barrier(t, op);
+    if (rc) return rc;
+    size_t chunk = slot_bytes(t), i = 0;
+    int n = t->size;
+    for (size_t off = 0; off < bytes; off += chunk, i++) {
+        size_t b = bytes - off < chunk ? bytes - off : chunk;
+        int area = (int)(i & 1);
+        for (int k = 1; k < n; k++) {
+            int r = (t->me + k) % n; /* staggered so that PEs do not all hit one peer at once */
+            push(t, r, area, src + (size_t)r * src_stride + off, b);
+        }
+        memmove(dst + (size_t)t->me * dst_stride + off, src + (size_t)t->me * src_stride + off, b);
+        if ((rc = await(t, area, (uint64_t)(n - 1), op))) return rc;
+        for (int r = 0; r < n; r++)
+            if (r != t->me) memcpy(dst + (size_t)r * dst_stride + off, landing(t, t->me, area, r), b);
+    }
+    return LC_OK;
+}
+
+int lc_allgather(lc_team *t, void *dst, const void *src, size_t bpp)
+{
+    int rc = check(t, "lc_allgather", dst, src, bpp);
+    if (rc) return rc;
+    /* src_stride 0 sends the same block to all; my block lands at dst + me*bpp. The local copy
+     * in exchange() reads src + me*0 = src. */
+    return exchange(t, "lc_allgather", src, 0, dst, bpp, bpp);
+}
+
+int lc_alltoall(lc_team *t, void *dst, const void *src, size_t bpp)
+{
+    int rc = check(t, "lc_alltoall", dst, src, bpp);
+    if (rc) return rc;
+    if (dst == src && bpp && t->size > 1)
+        return lc__err(t->w, LC_ERR_ARG, "lc_alltoall: dst and src must not be the same buffer");
+    return exchange(t, "lc_alltoall", src, bpp, dst, bpp, bpp);
+}
+
+typedef enum { RED_SUM_F32, RED_SUM_F64, RED_MAX_F64 } red_op;
+
+static size_t esize(red_op op) { return op == RED_SUM_F32 ? 4 : 8; }
+
+/* out = sum over ranks in order of the pieces; mine comes from local memory. */
+static void reduce_piece(lc_team *t, red_op op, int area, const uint8_t *mine, uint8_t *out, size_t count)
+{
+    int n = t->size;
+    if (op == RED_SUM_F32) {
+        float *o = (float *)out;
+        for (size_t i = 0; i < count; i++) o[i] = 0.0f;
+        for (int r = 0; r < n; r++) {
+            const float *p = (const float *)(r == t->me ? mine : landing(t, t->me, area, r));
+            for (size_t i = 0; i < count; i++) o[i] += p[i];
+        }
+    } else {
+        double *o = (double *)out;
+        for (int r = 0; r < n; r++) {
+            const double *p = (const double *)(r == t->me ? mine : landing(t, t->me, area, r));
+            for (size_t i = 0; i < count; i++) {
+                if (r == 0) o[i] = p[i];
+                else if (op == RED_SUM_F64) o[i] += p[i];
+                else o[i] = (p[i] > o[i] || isnan(p[i])) ? p[i] : o[i];
+            }
+        }
+    }
+}
+
+static int allreduce(lc_team *t, red_op op, void *dstv, const void *srcv, size_t count, const char *name)
+{
+    int rc = check(t, name, dstv, srcv, count);
+    if (rc) return rc;
+    if ((rc = lc__barrier(t, name))) return rc;
+    int n = t->size;
+    size_t es = esize(op), piece_max = slot_bytes(t) / es; /* elements per piece */
+    const uint8_t *src = srcv;
+    uint8_t *dst = dstv;
+    uint8_t *tmp = malloc(piece_max * es);
+    if (!tmp) return lc__err(t->w, LC_ERR_SYS, "out of host memory");
+    size_t round = piece_max * (size_t)n;
+    for (size_t base = 0; base < count; base += round) {
+        size_t here = count - base < round ? count - base : round;
+        size_t piece = (here + (size_t)n - 1) / (size_t)n;
+#define PIECE_LO(r) ((size_t)(r) * piece < here ? (size_t)(r) * piece : here)
+#define PIECE_N(r) (PIECE_LO((r) + 1) - PIECE_LO(r))
+        /* phase 1: piece r of my data goes to rank r */
+        for (int k = 1; k < n; k++) {
+            int r = (t->me + k) % n;
+            push(t, r, 0, src + (base + PIECE_LO(r)) * es, PIECE_N(r) * es);
+        }
+        if ((rc = await(t, 0, (uint64_t)(n - 1), name))) break;
+        reduce_piece(t, op, 0, src + (base + PIECE_LO(t->me)) * es, tmp, PIECE_N(t->me));
+        /* phase 2: my reduced piece goes to everyone */
+        for (int k = 1; k < n; k++) push(t, (t->me + k) % n, 1, tmp, PIECE_N(t->me) * es);
+        memcpy(dst + (base + PIECE_LO(t->me)) * es, tmp, PIECE_N(t->me) * es);
+        if ((rc = await(t, 1, (uint64_t)(n - 1), name))) break;
+        for (int r = 0; r < n; r++)
+            if (r != t->me)
+                memcpy(dst + (base + PIECE_LO(r)) * es, landing(t, t->me, 1, r), PIECE_N(r) * es);
+#undef PIECE_LO
+#undef PIECE_N
+    }
+    free(tmp);
+    return rc;
+}
+
+int lc_allreduce_sum_f32(lc_team *t, float *dst, const float *src, size_t count)
+{
+    return allreduce(t, RED_SUM_F32, dst, src, count, "lc_allreduce_sum_f32");
+}
+int lc_allreduce_sum_f64(lc_team *t, double *dst, const double *src, size_t count)
+{
+    return allreduce(t, RED_SUM_F64, dst, src, count, "lc_allreduce_sum_f64");
+}
+int lc_allreduce_max_f64(lc_team *t, double *dst, const double *src, size_t count)
+{
+    return allreduce(t, RED_MAX_F64, dst, src, count, "lc_allreduce_max_f64");
+}
+
+int lc_reduce_scatter_sum_f32(lc_team *t, float *dst, const float *src, size_t cpp)
+{
+    int rc = check(t, "lc_reduce_scatter_sum_f32", dst, src, cpp);
+    if (rc) return rc;
+    if ((rc = lc__barrier(t, "lc_reduce_scatter_sum_f32"))) return rc;
+    int n = t->size;
+    size_t chunk = slot_bytes(t) / 4, i = 0;
+    float *tmp = malloc(chunk * sizeof(float)); /* dst may overlap src */
+    if (!tmp) return lc__err(t->w, LC_ERR_SYS, "out of host memory");
+    for (size_t off = 0; off < cpp; off += chunk, i++) {
+        size_t c = cpp - off < chunk ? cpp - off : chunk;
+        int area = (int)(i & 1);
+        for (int k = 1; k < n; k++) {
+            int r = (t->me + k) % n;
+            push(t, r, area, src + (size_t)r * cpp + off, c * 4);
+        }
+        if ((rc = await(t, area, (uint64_t)(n - 1), "lc_reduce_scatter_sum_f32"))) break;
+        reduce_piece(t, RED_SUM_F32, area, (const uint8_t *)(src + (size_t)t->me * cpp + off),
+                     (uint8_t *)tmp, c);
+        memcpy(dst + off, tmp, c * sizeof(float));
+    }
+    free(tmp);
+    return rc;
+}

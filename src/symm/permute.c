@@ -1,0 +1,274 @@
+/* Collective permute as an async start/done pair, with two lowerings.
+ *
+ * one_sided: the receiver grants a credit at start (its dst is free); the sender, once it
+ *   holds the credit, copies straight into the receiver's dst and raises the data signal.
+ *   If the credit is not there yet at start, the put is issued at done: no PE ever blocks
+ *   in start, and a sender never overwrites a buffer its receiver is still reading.
+ * two_sided: the NCCL-style baseline. After the same credit hand-shake the sender copies
+ *   chunks into a bounded FIFO in the receiver's memory and bumps its tail; the receiver
+ *   copies each chunk out to dst and bumps its head. Two copies, and both sides must make
+ *   progress together inside done.
+ * Channels: permute k on a team uses channel k mod LC_PERM_CH, so up to that many can be in
+ * flight (e.g. KV and dK/dV in a ring backward). */
+#include <stdio.h>
+#include <string.h>
+
+#include "symm/internal.h"
+
+static lc_slot_sync *my_sync(lc_team *t) { return lc__sync(t, t->me); }
+
+static _Atomic uint64_t *credit_word(lc_team *t, int ch, int receiver)
+{
+    return &my_sync(t)->credit[ch][receiver];
+}
+
+static int credit_ready(lc_permute_req *r)
+{
+    lc_team *t = r->team;
+    return atomic_load_explicit(credit_word(t, r->channel, r->send_to), memory_order_acquire) >
+           t->credit_expect[r->channel * t->size + r->send_to];
+}
+
+static void take_credit(lc_permute_req *r)
+{
+    r->team->credit_expect[r->channel * r->team->size + r->send_to]++;
+}
+
+static lc_lowering resolve(lc_team *t, lc_lowering req, void *dst, size_t bytes, const char **why)
+{
+    lc_world *w = t->w;
+    if (req != LC_LOWER_AUTO) {
+        *why = "requested by the caller";
+        return req;
+    }
+    if (w->permute_override != LC_LOWER_AUTO) {
+        *why = "LONGCTX_PERMUTE";
+        return w->permute_override;
+    }
+    /* The policy, like XLA's backend assigner: one-sided where the receiver's buffer is
+     * load/store reachable (same host here; an NVLink domain on GPUs) and is symmetric. */
+    int reachable = 1;
+    for (int r = 0; r < t->size && reachable; r++)
+        reachable = w->be->ptr(w, w->heap0 + (size_t)w->me * w->heap_stride, lc__team_pe(t, r)) != NULL;
+    if (!reachable) {
+        *why = "auto: a peer is not load/store reachable";
+        return LC_LOWER_TWO_SIDED;
+    }
+    if (bytes && !lc_symm_contains(w, dst, bytes)) {
+        *why = "auto: dst is not symmetric";
+        return LC_LOWER_TWO_SIDED;
+    }
+    *why = "auto: peers reachable by load/store";
+    return LC_LOWER_ONE_SIDED;
+}
+
+static void one_sided_put(lc_permute_req *r)
+{
+    lc_team *t = r->team;
+    lc_world *w = t->w;
+    int pe = lc__team_pe(t, r->send_to);
+    take_credit(r);
+    if (r->bytes) w->be->put(w, r->dst, r->src, r->bytes, pe);
+    w->be->signal(w, &lc__sync(t, r->send_to)->ch[r->channel].data.v, 1, LC_SIGNAL_ADD, pe);
+    r->sent = 1;
+}
+
+/* Two-sided progress. The FIFO of channel c lives in the receiver; tail counts chunks the
+ * sender wrote, head chunks the receiver consumed; both only grow. */
+typedef struct {
+    lc_permute_req *r;
+    uint64_t tx_base, rx_base;
+    int have_credit;
+} tx_state;
+
+static int two_sided_step(tx_state *s)
+{
+    lc_permute_req *r = s->r;
+    lc_team *t = r->team;
+    lc_world *w = t->w;
+    int c = r->channel, progressed = 0;
+    if (r->send_to >= 0 && !r->sent) {
+        if (!s->have_credit && credit_ready(r)) {
+            take_credit(r);
+            s->have_credit = 1;
+            /* The receiver granted the credit only after draining this FIFO, so tail is stable. */
+            s->tx_base = atomic_load(&lc__sync(t, r->send_to)->ch[c].tail.v);
+            progressed = 1;
+        }
+        if (s->have_credit) {
+            lc_slot_sync *peer = lc__sync(t, r->send_to);
+            int pe = lc__team_pe(t, r->send_to);
+            while (r->tx_chunks < r->n_chunks &&
+                   s->tx_base + r->tx_chunks - atomic_load_explicit(&peer->ch[c].head.v, memory_order_acquire) <
+                       LC_FIFO_SLOTS) {
+                size_t off = r->tx_chunks * LC_FIFO_CHUNK;
+                size_t b = r->bytes - off < LC_FIFO_CHUNK ? r->bytes - off : LC_FIFO_CHUNK;
+                uint8_t *slot = lc__fifo(w, pe, t->slot, c) + ((s->tx_base + r->tx_chunks) % LC_FIFO_SLOTS) * LC_FIFO_CHUNK;
+                memcpy(slot, (const uint8_t *)r->src + off, b);
+                r->tx_chunks++;
+                w->be->signal(w, &peer->ch[c].tail.v, 1, LC_SIGNAL_ADD, pe);
+                progressed = 1;
+            }
+            if (r->tx_chunks == r->n_chunks) r->sent = 1;
+        }
+    }
+    if (r->recv_from >= 0 && r->rx_chunks < r->n_chunks) {
+        lc_slot_sync *mine = my_sync(t);
+        uint8_t *fifo = lc__fifo(w, w->me, t->slot, c);
+        while (r->rx_chunks < r->n_chunks &&
+               atomic_load_explicit(&mine->ch[c].tail.v, memory_order_acquire) > s->rx_base + r->rx_chunks) {
+            size_t off = r->rx_chunks * LC_FIFO_CHUNK;
+            size_t b = r->bytes - off < LC_FIFO_CHUNK ? r->bytes - off : LC_FIFO_CHUNK;
+            memcpy((uint8_t *)r->dst + off, fifo + ((s->rx_base + r->rx_chunks) % LC_FIFO_SLOTS) * LC_FIFO_CHUNK, b);
+            r->rx_chunks++;
+            atomic_store_explicit(&mine->ch[c].head.v, s->rx_base + r->rx_chunks, memory_order_release);
+            lc__ring(w, lc__team_pe(t, r->recv_from)); /* the sender may wait for space */
+            progressed = 1;
+        }
+    }
+    return progressed;
+}
+
+static int two_sided_finished(const lc_permute_req *r)
+{
+    return (r->send_to < 0 || r->sent) && (r->recv_from < 0 || r->rx_chunks == r->n_chunks);
+}
+
+static int two_sided_pred(void *p)
+{
+    tx_state *s = p;
+    two_sided_step(s);
+    return two_sided_finished(s->r);
+}
+
+static void two_sided_describe(void *p, char *buf, size_t len)
+{
+    tx_state *s = p;
+    lc_permute_req *r = s->r;
+    snprintf(buf, len,
+             "two_sided permute channel %d: send to rank %d %s (%zu/%zu chunks), receive from rank "
+             "%d (%zu/%zu chunks)",
+             r->channel, r->send_to, s->have_credit || r->send_to < 0 ? "credited" : "awaiting credit",
+             r->tx_chunks, r->n_chunks, r->recv_from, r->rx_chunks, r->n_chunks);
+}
+
+static int start(lc_team *t, int send_to, int recv_from, const void *src, void *dst, size_t bytes,
+                 lc_lowering lowering, lc_permute_req *req)
+{
+    lc_world *w = t->w;
+    if (lc__aborted(w)) return lc__abort_error(w, "lc_permute_start");
+    if (bytes && ((send_to >= 0 && !src) || (recv_from >= 0 && !dst)))
+        return lc__err(w, LC_ERR_ARG, "lc_permute_start: NULL buffer for %zu bytes", bytes);
+    if ((unsigned)lowering > LC_LOWER_TWO_SIDED)
+        return lc__err(w, LC_ERR_ARG, "lc_permute_start: unknown lowering %d", (int)lowering);
+    int c = (int)(t->perm_seq % LC_PERM_CH);
+    if (t->ch_busy[c])
+        return lc__err(w, LC_ERR_ARG,
+                       "lc_permute_start: more than %d permutes outstanding on this team (call "
+                       "lc_permute_done first)", LC_PERM_CH);
+    const char *why;
+    lc_lowering l = resolve(t, lowering, dst, bytes, &why);
+    if (l == LC_LOWER_ONE_SIDED && recv_from >= 0 && recv_from != t->me && bytes &&
+        !lc_symm_contains(w, dst, bytes))
+        return lc__err(w, LC_ERR_ARG,
+                       "lc_permute_start: one_sided needs dst in the symmetric heap (%zu bytes at %p are not)",
+                       bytes, dst);
+    if (w->debug && (t->logged_bytes != bytes || t->logged_lowering != (int)l)) {
+        lc__debug(w, "permute on team(start %d, stride %d, size %d): %zu bytes -> %s (%s)", t->start,
+                  t->stride, t->size, bytes, lc_lowering_name(l), why);
+        t->logged_bytes = bytes;
+        t->logged_lowering = (int)l;
+    }
+    memset(req, 0, sizeof *req);
+    req->team = t;
+    req->send_to = send_to;
+    req->recv_from = recv_from;
+    req->src = src;
+    req->dst = dst;
+    req->bytes = bytes;
+    req->lowering = l;
+    req->channel = c;
+    req->epoch = ++t->perm_seq;
+    req->active = 1;
+    req->n_chunks = (bytes + LC_FIFO_CHUNK - 1) / LC_FIFO_CHUNK;
+    t->ch_busy[c] = 1;
+    if (send_to == t->me) { /* a shift that maps onto myself: a local copy, no signals */
+        if (bytes && dst != src) memmove(dst, src, bytes);
+        req->send_to = req->recv_from = -1;
+        return LC_OK;
+    }
+    if (recv_from >= 0) {
+        /* Credit: my dst is free from now on. Remember where my FIFO stands first. */
+        if (l == LC_LOWER_TWO_SIDED) req->rx_chunks = 0;
+        t->head_pos[c] = atomic_load(&my_sync(t)->ch[c].head.v);
+        int src_pe = lc__team_pe(t, recv_from);
+        w->be->signal(w, &lc__sync(t, recv_from)->credit[c][t->me], 1, LC_SIGNAL_ADD, src_pe);
+    }
+    if (send_to >= 0 && l == LC_LOWER_ONE_SIDED && credit_ready(req)) one_sided_put(req);
+    return LC_OK;
+}
+
+int lc_permute_start(lc_team *t, int shift, const void *src, void *dst, size_t bytes,
+                     lc_lowering lowering, lc_permute_req *req)
+{
+    if (!t || !req) return LC_ERR_ARG;
+    int n = t->size;
+    int s = ((shift % n) + n) % n;
+    return start(t, (t->me + s) % n, (t->me - s + n) % n, src, dst, bytes, lowering, req);
+}
+
+int lc_permute_start_map(lc_team *t, const int *dest_of, const void *src, void *dst, size_t bytes,
+                         lc_lowering lowering, lc_permute_req *req)
+{
+    if (!t || !req) return LC_ERR_ARG;
+    if (!dest_of) return lc__err(t->w, LC_ERR_ARG, "lc_permute_start_map: NULL map");
+    int recv_from = -1;
+    for (int r = 0; r < t->size; r++) {
+        if (dest_of[r] < -1 || dest_of[r] >= t->size)
+            return lc__err(t->w, LC_ERR_ARG, "lc_permute_start_map: dest_of[%d] = %d is not a team rank or -1",
+                           r, dest_of[r]);
+        if (dest_of[r] == t->me) {
+            if (recv_from >= 0)
+                return lc__err(t->w, LC_ERR_ARG,
+                               "lc_permute_start_map: rank %d receives from both %d and %d", t->me,
+                               recv_from, r);
+            recv_from = r;
+        }
+    }
+    int send_to = dest_of[t->me];
+    if (send_to == t->me) recv_from = t->me;
+    return start(t, send_to, recv_from, src, dst, bytes, lowering, req);
+}
+
+int lc_permute_done(lc_permute_req *req)
+{
+    if (!req || !req->active || !req->team) return LC_ERR_ARG;
+    lc_team *t = req->team;
+    lc_world *w = t->w;
+    int rc = LC_OK;
+    if (req->lowering == LC_LOWER_ONE_SIDED) {
+        if (req->send_to >= 0 && !req->sent) {
+            char what[96];
+            snprintf(what, sizeof what, "credit from receiver rank %d, channel %d", req->send_to, req->channel);
+            rc = lc__wait_sig(w, credit_word(t, req->channel, req->send_to), w->me, LC_CMP_GT,
+                              t->credit_expect[req->channel * t->size + req->send_to],
+                              "lc_permute_done (one_sided send)", what, NULL);
+            if (!rc) one_sided_put(req);
+        }
+        if (!rc && req->recv_from >= 0) {
+            char what[96];
+            snprintf(what, sizeof what, "data from rank %d (PE %d), channel %d", req->recv_from,
+                     lc__team_pe(t, req->recv_from), req->channel);
+            t->data_expect[req->channel]++;
+            rc = lc__wait_sig(w, &my_sync(t)->ch[req->channel].data.v, w->me, LC_CMP_GE,
+                              t->data_expect[req->channel], "lc_permute_done (one_sided receive)", what, NULL);
+        }
+    } else {
+        tx_state s = {req, 0, t->head_pos[req->channel], 0};
+        rc = lc__wait(w, two_sided_pred, &s, "lc_permute_done (two_sided)", two_sided_describe);
+    }
+    w->be->quiet(w);
+    t->ch_busy[req->channel] = 0;
+    req->active = 0;
+    return rc;
+}
