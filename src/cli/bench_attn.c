@@ -1,0 +1,553 @@
+/* longctx bench attn: the attention block kernels as a fraction of this core's fp32 FMA peak
+ * (measured in the same run), beside PyTorch's scaled_dot_product_attention and JAX's
+ * dot_product_attention on the CPU when bench/peers/.venv exists.
+ *
+ * FLOPs follow the FlashAttention convention and count only unmasked work: forward
+ * 4 * sq * sk * d * hq * (fraction of allowed pairs); backward 2.5x forward. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+#include "cli/bench_util.h"
+#include "cli/cli.h"
+#include "longctx/attn.h"
+
+static const char *const PASSES[] = {"fwd", "fwd_bwd", NULL};
+static const char *const DTYPES[] = {"f32", "bf16", NULL};
+static const char *const MASKS[] = {"none", "causal", NULL};
+static const char *const IMPLS[] = {"auto", "scalar", "avx2", "avx512", NULL};
+
+typedef struct {
+    lc_slist pass, dtype, mask, impl;
+    lc_ilist s, d, hq, hkv, threads;
+    int json, reps, peers;
+} opts_t;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: longctx bench attn [--pass fwd,fwd_bwd] [--dtype f32,bf16] [--s 1K,8K]\n"
+            "                          [--d 64,128] [--hq 32,8 --hkv 8,2] [--mask none,causal]\n"
+            "                          [--threads 1] [--impl auto|scalar|avx2|avx512]\n"
+            "                          [--reps N] [--no-peers] [--json]\n"
+            "Each list flag takes a comma list; all combinations run (--hq and --hkv pair up\n"
+            "item by item). Defaults are a quick subset: --s 1K,4K --d 128 --hq 8 --hkv 2\n"
+            "--mask causal --dtype f32,bf16 --pass fwd,fwd_bwd --threads 1 --impl auto.\n"
+            "Peers: bench/peers/{sdpa,jax}_peer.py run with $LONGCTX_PEER_PYTHON or\n"
+            "bench/peers/.venv (create it with bench/peers/install.sh).\n");
+}
+
+static void set_words(lc_slist *l, const char *a, const char *b)
+{
+    l->n = b ? 2 : 1;
+    snprintf(l->v[0], sizeof l->v[0], "%s", a);
+    if (b)
+        snprintf(l->v[1], sizeof l->v[1], "%s", b);
+}
+
+static void set_ints(lc_ilist *l, long long a, long long b)
+{
+    l->n = b ? 2 : 1;
+    l->v[0] = a;
+    l->v[1] = b;
+}
+
+static int parse(int argc, char **argv, opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    set_words(&o->pass, "fwd", "fwd_bwd");
+    set_words(&o->dtype, "f32", "bf16");
+    set_words(&o->mask, "causal", NULL);
+    set_words(&o->impl, "auto", NULL);
+    set_ints(&o->s, 1024, 4096);
+    set_ints(&o->d, 128, 0);
+    set_ints(&o->hq, 8, 0);
+    set_ints(&o->hkv, 2, 0);
+    set_ints(&o->threads, 1, 0);
+    o->reps = 3;
+    o->peers = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        if (!strcmp(a, "--json")) {
+            o->json = 1;
+            continue;
+        }
+        if (!strcmp(a, "--no-peers")) {
+            o->peers = 0;
+            continue;
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        }
+        int known = !strcmp(a, "--pass") || !strcmp(a, "--dtype") || !strcmp(a, "--mask") ||
+                    !strcmp(a, "--impl") || !strcmp(a, "--s") || !strcmp(a, "--d") ||
+                    !strcmp(a, "--hq") || !strcmp(a, "--hkv") || !strcmp(a, "--threads") ||
+                    !strcmp(a, "--reps");
+        if (!known) {
+            fprintf(stderr, "longctx bench attn: unknown option '%s'\n", a);
+            usage(stderr);
+            return -1;
+        }
+        if (!v) {
+            fprintf(stderr, "longctx bench attn: %s needs a value\n", a);
+            return -1;
+        }
+        i++;
+        if (!strcmp(a, "--pass")) bad = lc_parse_word_list(a, v, PASSES, &o->pass);
+        else if (!strcmp(a, "--dtype")) bad = lc_parse_word_list(a, v, DTYPES, &o->dtype);
+        else if (!strcmp(a, "--mask")) bad = lc_parse_word_list(a, v, MASKS, &o->mask);
+        else if (!strcmp(a, "--impl")) bad = lc_parse_word_list(a, v, IMPLS, &o->impl);
+        else if (!strcmp(a, "--s")) bad = lc_parse_size_list(a, v, &o->s);
+        else if (!strcmp(a, "--d")) bad = lc_parse_int_list(a, v, &o->d);
+        else if (!strcmp(a, "--hq")) bad = lc_parse_int_list(a, v, &o->hq);
+        else if (!strcmp(a, "--hkv")) bad = lc_parse_int_list(a, v, &o->hkv);
+        else if (!strcmp(a, "--threads")) bad = lc_parse_int_list(a, v, &o->threads);
+        else if (!strcmp(a, "--reps")) {
+            char *end;
+            o->reps = (int)strtol(v, &end, 10);
+            if (*end || o->reps < 1 || o->reps > 100) {
+                fprintf(stderr, "--reps: '%s' is not an integer in 1..100\n", v);
+                bad = 1;
+            }
+        }
+        if (bad)
+            return -1;
+    }
+    if (o->hq.n != o->hkv.n && o->hq.n != 1 && o->hkv.n != 1) {
+        fprintf(stderr, "longctx bench attn: --hq and --hkv lists must have the same length "
+                        "(or one item)\n");
+        return -1;
+    }
+    int npairs = o->hq.n > o->hkv.n ? o->hq.n : o->hkv.n;
+    for (int i = 0; i < npairs; i++) {
+        long long hq = o->hq.v[o->hq.n == 1 ? 0 : i], hkv = o->hkv.v[o->hkv.n == 1 ? 0 : i];
+        if (hq % hkv) {
+            fprintf(stderr, "longctx bench attn: --hq %lld is not a multiple of --hkv %lld\n",
+                    hq, hkv);
+            return -1;
+        }
+    }
+    for (int i = 0; i < o->s.n; i++)
+        if (o->s.v[i] < 1 || o->s.v[i] > (1 << 24)) {
+            fprintf(stderr, "longctx bench attn: --s %lld out of range 1..16M\n", o->s.v[i]);
+            return -1;
+        }
+    for (int i = 0; i < o->d.n; i++) {
+        lc_attn_desc t = {.sq = 1, .sk = 1, .hq = 1, .hkv = 1, .d = (int)o->d.v[i]};
+        if (o->d.v[i] > 4096 || lc_attn_check(&t, NULL, 0) != 0) {
+            fprintf(stderr, "longctx bench attn: --d %lld: %s\n", o->d.v[i],
+                    lc_attn_last_error());
+            return -1;
+        }
+    }
+    for (int i = 0; i < o->threads.n; i++)
+        if (o->threads.v[i] > 1024) {
+            fprintf(stderr, "longctx bench attn: --threads %lld is too many\n", o->threads.v[i]);
+            return -1;
+        }
+    for (int i = 0; i < o->impl.n; i++) {
+        lc_attn_impl im;
+        lc_attn_impl_parse(o->impl.v[i], &im);
+        if (!lc_attn_impl_supported(im)) {
+            fprintf(stderr, "longctx bench attn: --impl %s is not supported by this CPU\n",
+                    o->impl.v[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ FMA peak */
+
+#define PEAK_ITERS 20000000L
+
+#if defined(__x86_64__) || defined(__i386__)
+/* Twelve independent accumulator chains cover the FMA latency (4 cycles) times two pipes.
+ * Written out by hand so that -O2 keeps every chain in a register. */
+#define PEAK_BODY(T, SET1, FMA, ADD)                                                       \
+    T a = SET1(0.999999f), b = SET1(1e-7f);                                                \
+    T c0 = SET1(0.f), c1 = SET1(1.f), c2 = SET1(2.f), c3 = SET1(3.f), c4 = SET1(4.f);      \
+    T c5 = SET1(5.f), c6 = SET1(6.f), c7 = SET1(7.f), c8 = SET1(8.f), c9 = SET1(9.f);      \
+    T c10 = SET1(10.f), c11 = SET1(11.f);                                                  \
+    double t0 = lc_wall();                                                                 \
+    for (long it = 0; it < PEAK_ITERS; it++) {                                             \
+        c0 = FMA(c0, a, b); c1 = FMA(c1, a, b); c2 = FMA(c2, a, b); c3 = FMA(c3, a, b);    \
+        c4 = FMA(c4, a, b); c5 = FMA(c5, a, b); c6 = FMA(c6, a, b); c7 = FMA(c7, a, b);    \
+        c8 = FMA(c8, a, b); c9 = FMA(c9, a, b); c10 = FMA(c10, a, b); c11 = FMA(c11, a, b); \
+        __asm__ volatile("" ::: "memory");                                                 \
+    }                                                                                      \
+    double t = lc_wall() - t0;                                                             \
+    T s = ADD(ADD(ADD(c0, c1), ADD(c2, c3)), ADD(ADD(c4, c5), ADD(c6, c7)));               \
+    s = ADD(s, ADD(ADD(c8, c9), ADD(c10, c11)));                                           \
+    volatile T sink = s;                                                                   \
+    (void)sink;
+
+__attribute__((target("avx512f,fma"))) static double peak_avx512(void)
+{
+    PEAK_BODY(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps)
+    return (double)PEAK_ITERS * 12 * 16 * 2 / t * 1e-9;
+}
+
+__attribute__((target("avx2,fma"))) static double peak_avx2(void)
+{
+    PEAK_BODY(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps)
+    return (double)PEAK_ITERS * 12 * 8 * 2 / t * 1e-9;
+}
+
+__attribute__((target("fma"))) static double peak_scalar_fma(void)
+{
+    PEAK_BODY(__m128, _mm_set_ss, _mm_fmadd_ss, _mm_add_ss)
+    return (double)PEAK_ITERS * 12 * 2 / t * 1e-9;
+}
+#endif
+
+/* Peak for the vector width the implementation uses, best of three. */
+static double measure_peak(lc_attn_impl im)
+{
+    double best = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    for (int r = 0; r < 3; r++) {
+        double p = im == LC_ATTN_AVX512 ? peak_avx512()
+                   : im == LC_ATTN_AVX2 ? peak_avx2()
+                   : __builtin_cpu_supports("fma") ? peak_scalar_fma() : 0.0;
+        if (p > best)
+            best = p;
+    }
+#else
+    (void)im;
+#endif
+    return best;
+}
+
+/* ------------------------------------------------------------------ runs */
+
+typedef struct {
+    lc_attn_desc a;
+    void *q, *k, *v, *dout, *out;
+    float *o, *lse, *delta, *dq, *dk, *dv;
+} bufs;
+
+static void fill(void *x, size_t n, lc_dtype dt, unsigned *seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        *seed = *seed * 1664525u + 1013904223u;
+        float f = ((float)(*seed >> 8) / 16777216.0f - 0.5f) * 2.0f;
+        if (dt == LC_DT_BF16)
+            ((lc_bf16 *)x)[i] = lc_f32_to_bf16(f);
+        else
+            ((float *)x)[i] = f;
+    }
+}
+
+static int bufs_make(bufs *b, int s, int d, int hq, int hkv, lc_dtype dt, int bwd)
+{
+    memset(b, 0, sizeof *b);
+    size_t nq = (size_t)s * hq * d, nk = (size_t)s * hkv * d, es = lc_dtype_size(dt);
+    unsigned seed = 12345;
+    b->q = malloc(nq * es);
+    b->k = malloc(nk * es);
+    b->v = malloc(nk * es);
+    b->o = malloc(nq * 4);
+    b->lse = malloc((size_t)s * hq * 4);
+    if (!b->q || !b->k || !b->v || !b->o || !b->lse)
+        return -1;
+    fill(b->q, nq, dt, &seed);
+    fill(b->k, nk, dt, &seed);
+    fill(b->v, nk, dt, &seed);
+    if (bwd) {
+        b->dout = malloc(nq * es);
+        b->delta = malloc((size_t)s * hq * 4);
+        b->dq = calloc(nq, 4);
+        b->dk = calloc(nk, 4);
+        b->dv = calloc(nk, 4);
+        if (!b->dout || !b->delta || !b->dq || !b->dk || !b->dv)
+            return -1;
+        fill(b->dout, nq, dt, &seed);
+    }
+    return 0;
+}
+
+static void bufs_free(bufs *b)
+{
+    free(b->q); free(b->k); free(b->v); free(b->dout); free(b->o); free(b->lse);
+    free(b->delta); free(b->dq); free(b->dk); free(b->dv);
+}
+
+static int run_once(bufs *b, int bwd)
+{
+    if (lc_attn_fwd(&b->a, b->q, b->k, b->v, b->o, LC_DT_F32, b->lse) != 0)
+        return -1;
+    if (!bwd)
+        return 0;
+    if (lc_attn_bwd_prep(&b->a, b->o, b->dout, b->delta) != 0)
+        return -1;
+    return lc_attn_bwd_block(&b->a, b->q, b->k, b->v, b->dout, b->lse, b->delta, b->dq, b->dk,
+                             b->dv);
+}
+
+static double frac_unmasked(const char *mask, long long s)
+{
+    if (!strcmp(mask, "causal"))
+        return ((double)s * (s + 1) / 2.0) / ((double)s * s);
+    return 1.0;
+}
+
+/* ------------------------------------------------------------------ peers */
+
+static int peer_dir(char *buf, size_t len)
+{
+    const char *env = getenv("LONGCTX_PEER_DIR");
+    if (env && *env) {
+        snprintf(buf, len, "%s", env);
+        return 0;
+    }
+    /* The repository's bench/peers, seen from the working directory or from the binary
+     * (usually build/longctx). */
+    char base[2048] = ".";
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            ssize_t n = readlink("/proc/self/exe", base, sizeof base - 1);
+            if (n <= 0)
+                break;
+            base[n] = 0;
+            char *slash = strrchr(base, '/');
+            if (!slash)
+                break;
+            *slash = 0;
+        }
+        for (int up = 0; up < 3; up++) {
+            char probe[4200];
+            snprintf(buf, len, "%s%s%s/bench/peers", base, up >= 1 ? "/.." : "",
+                     up >= 2 ? "/.." : "");
+            snprintf(probe, sizeof probe, "%s/sdpa_peer.py", buf);
+            if (access(probe, R_OK) == 0)
+                return 0;
+        }
+    }
+    return -1;
+}
+
+static void join_s(const lc_slist *l, char *out, size_t len)
+{
+    out[0] = 0;
+    for (int i = 0; i < l->n; i++)
+        snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? "," : "", l->v[i]);
+}
+
+static void join_i(const lc_ilist *l, char *out, size_t len)
+{
+    out[0] = 0;
+    for (int i = 0; i < l->n; i++)
+        snprintf(out + strlen(out), len - strlen(out), "%s%lld", i ? "," : "", l->v[i]);
+}
+
+static double json_num(const char *line, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    return p ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+static void json_str(const char *line, const char *key, char *out, size_t len)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    out[0] = 0;
+    if (!p)
+        return;
+    p += strlen(pat);
+    while (*p == ' ' || *p == '"')
+        p++;
+    size_t i = 0;
+    while (*p && *p != '"' && *p != ',' && *p != '}' && i + 1 < len)
+        out[i++] = *p++;
+    out[i] = 0;
+}
+
+static void print_row(const opts_t *o, const char *impl, const char *pass, const char *dt,
+                      long long s, long long d, long long hq, long long hkv, const char *mask,
+                      long long thr, double med, double gf, double peak)
+{
+    if (o->json)
+        printf("{\"bench\":\"attn\",\"impl\":\"%s\",\"pass\":\"%s\",\"dtype\":\"%s\",\"s\":%lld,"
+               "\"d\":%lld,\"hq\":%lld,\"hkv\":%lld,\"mask\":\"%s\",\"threads\":%lld,"
+               "\"median_s\":%.6g,\"gflops\":%.4g,\"peak_gflops\":%.4g,\"frac_peak\":%.4f}\n",
+               impl, pass, dt, s, d, hq, hkv, mask, thr, med, gf, peak,
+               peak > 0 ? gf / (peak * (double)thr) : 0.0);
+    else
+        printf("%-10s %-7s %-4s %6lld %4lld %3lld/%-3lld %-6s %3lld %10.4f %9.1f %6.1f%%\n", impl,
+               pass, dt, s, d, hq, hkv, mask, thr, med, gf,
+               peak > 0 ? 100.0 * gf / (peak * (double)thr) : 0.0);
+    fflush(stdout);
+}
+
+static void run_peers(const opts_t *o, double peak)
+{
+    char dir[4096], py[4400];
+    const char *envpy = getenv("LONGCTX_PEER_PYTHON");
+    int have_dir = peer_dir(dir, sizeof dir) == 0;
+    if (envpy && *envpy)
+        snprintf(py, sizeof py, "%s", envpy);
+    else if (have_dir) {
+        snprintf(py, sizeof py, "%s/.venv/bin/python", dir);
+        if (access(py, X_OK) != 0)
+            py[0] = 0;
+    } else
+        py[0] = 0;
+    if (!have_dir || !py[0]) {
+        if (o->json)
+            printf("{\"bench\":\"attn\",\"peers\":\"absent\",\"why\":\"%s\"}\n",
+                   have_dir ? "no bench/peers/.venv and no LONGCTX_PEER_PYTHON"
+                            : "bench/peers not found (set LONGCTX_PEER_DIR)");
+        else
+            printf("peers absent: %s (run bench/peers/install.sh)\n",
+                   have_dir ? "no bench/peers/.venv and no LONGCTX_PEER_PYTHON"
+                            : "bench/peers not found (set LONGCTX_PEER_DIR)");
+        return;
+    }
+    char pass[512], dt[512], s[1024], d[512], hq[512], hkv[512], mask[512], thr[512];
+    join_s(&o->pass, pass, sizeof pass);
+    join_s(&o->dtype, dt, sizeof dt);
+    join_s(&o->mask, mask, sizeof mask);
+    join_i(&o->s, s, sizeof s);
+    join_i(&o->d, d, sizeof d);
+    join_i(&o->hq, hq, sizeof hq);
+    join_i(&o->hkv, hkv, sizeof hkv);
+    join_i(&o->threads, thr, sizeof thr);
+    const char *scripts[] = {"sdpa_peer.py", "jax_peer.py"};
+    for (int i = 0; i < 2; i++) {
+        char cmd[16384];
+        snprintf(cmd, sizeof cmd,
+                 "'%s' '%s/%s' --pass %s --dtype %s --s %s --d %s --hq %s --hkv %s --mask %s "
+                 "--threads %s --reps %d",
+                 py, dir, scripts[i], pass, dt, s, d, hq, hkv, mask, thr, o->reps);
+        FILE *f = popen(cmd, "r");
+        if (!f) {
+            printf("peer %s: could not start\n", scripts[i]);
+            continue;
+        }
+        char line[4096];
+        while (fgets(line, sizeof line, f)) {
+            if (!strstr(line, "\"bench\"")) {
+                if (!o->json)
+                    fputs(line, stdout);
+                continue;
+            }
+            char impl[64], ps[32], dts[32], ms[32];
+            json_str(line, "impl", impl, sizeof impl);
+            json_str(line, "pass", ps, sizeof ps);
+            json_str(line, "dtype", dts, sizeof dts);
+            json_str(line, "mask", ms, sizeof ms);
+            double err = json_num(line, "skipped");
+            if (!isnan(err) || strstr(line, "\"error\"")) {
+                if (o->json)
+                    fputs(line, stdout);
+                else
+                    printf("%-10s %s", impl, line);
+                continue;
+            }
+            print_row(o, impl, ps, dts, (long long)json_num(line, "s"),
+                      (long long)json_num(line, "d"), (long long)json_num(line, "hq"),
+                      (long long)json_num(line, "hkv"), ms, (long long)json_num(line, "threads"),
+                      json_num(line, "median_s"), json_num(line, "gflops"), peak);
+        }
+        int rc = pclose(f);
+        if (rc != 0 && !o->json)
+            printf("peer %s exited with status %d\n", scripts[i], rc);
+    }
+}
+
+int lc_cmd_bench_attn(int argc, char **argv)
+{
+    opts_t o;
+    if (parse(argc, argv, &o) != 0)
+        return 2;
+    int npairs = o.hq.n > o.hkv.n ? o.hq.n : o.hkv.n;
+    double peak_ref = 0;
+    if (!o.json)
+        printf("%-10s %-7s %-4s %6s %4s %7s %-6s %3s %10s %9s %7s\n", "impl", "pass", "dtype",
+               "S", "D", "Hq/Hkv", "mask", "thr", "median_s", "GFLOP/s", "%peak");
+    for (int ii = 0; ii < o.impl.n; ii++) {
+        lc_attn_impl want, im;
+        lc_attn_impl_parse(o.impl.v[ii], &want);
+        im = want == LC_ATTN_AUTO ? lc_attn_impl_best() : want;
+        if (want == LC_ATTN_AUTO && getenv("LONGCTX_ATTN_IMPL") &&
+            lc_attn_impl_parse(getenv("LONGCTX_ATTN_IMPL"), &im) != 0)
+            im = lc_attn_impl_best();
+        if (im == LC_ATTN_AUTO)
+            im = lc_attn_impl_best();
+        double peak = measure_peak(im);
+        if (ii == 0 || im == lc_attn_impl_best())
+            peak_ref = peak;
+        if (o.json)
+            printf("{\"bench\":\"attn\",\"impl\":\"%s\",\"peak_gflops\":%.4g,\"peak\":\"one "
+                   "thread, register-only FMA loop, %s width\"}\n",
+                   lc_attn_impl_name(im), peak, lc_attn_impl_name(im));
+        else
+            printf("# %s: single-core fp32 FMA peak %.1f GFLOP/s (measured now)\n",
+                   lc_attn_impl_name(im), peak);
+        for (int pi = 0; pi < o.pass.n; pi++)
+            for (int di = 0; di < o.dtype.n; di++)
+                for (int si = 0; si < o.s.n; si++)
+                    for (int dd = 0; dd < o.d.n; dd++)
+                        for (int hi = 0; hi < npairs; hi++)
+                            for (int mi = 0; mi < o.mask.n; mi++)
+                                for (int ti = 0; ti < o.threads.n; ti++) {
+                                    int bwd = !strcmp(o.pass.v[pi], "fwd_bwd");
+                                    lc_dtype dt = !strcmp(o.dtype.v[di], "bf16") ? LC_DT_BF16
+                                                                                 : LC_DT_F32;
+                                    long long s = o.s.v[si], d = o.d.v[dd];
+                                    long long hq = o.hq.v[o.hq.n == 1 ? 0 : hi];
+                                    long long hkv = o.hkv.v[o.hkv.n == 1 ? 0 : hi];
+                                    long long thr = o.threads.v[ti];
+                                    bufs b;
+                                    if (bufs_make(&b, (int)s, (int)d, (int)hq, (int)hkv, dt,
+                                                  bwd) != 0) {
+                                        fprintf(stderr, "bench attn: out of memory at S=%lld\n",
+                                                s);
+                                        bufs_free(&b);
+                                        return 1;
+                                    }
+                                    b.a = (lc_attn_desc){.sq = (int)s, .sk = (int)s,
+                                                         .hq = (int)hq, .hkv = (int)hkv,
+                                                         .d = (int)d, .qkv_dtype = dt,
+                                                         .threads = (int)thr, .impl = im};
+                                    if (!strcmp(o.mask.v[mi], "causal"))
+                                        b.a.mask.kind = LC_MASK_CAUSAL;
+                                    double t[100];
+                                    int err = run_once(&b, bwd); /* warm-up */
+                                    for (int r = 0; r < o.reps && !err; r++) {
+                                        double t0 = lc_wall();
+                                        err = run_once(&b, bwd);
+                                        t[r] = lc_wall() - t0;
+                                    }
+                                    if (err) {
+                                        fprintf(stderr, "bench attn: %s\n",
+                                                lc_attn_last_error());
+                                        bufs_free(&b);
+                                        return 1;
+                                    }
+                                    double med = lc_median(t, o.reps);
+                                    double fl = 4.0 * s * s * d * hq *
+                                                frac_unmasked(o.mask.v[mi], s) *
+                                                (bwd ? 3.5 : 1.0);
+                                    print_row(&o, lc_attn_impl_name(im), o.pass.v[pi],
+                                              o.dtype.v[di], s, d, hq, hkv, o.mask.v[mi], thr,
+                                              med, fl / med * 1e-9, peak);
+                                    bufs_free(&b);
+                                }
+    }
+    if (o.peers)
+        run_peers(&o, peak_ref);
+    return 0;
+}
