@@ -1,0 +1,175 @@
+/* longctx GPU path: CUDA attention block kernels, the NVSHMEM backend of the symmetric
+ * runtime, its NCCL two-sided twin, and ring attention over them.
+ *
+ * The kernels keep the contract of attn.h (layouts, normalised fp32 (o, lse) state, global
+ * int32 positions with negative = padding, LC_MASK_* flags, backward that recomputes P from
+ * the final lse and ACCUMULATES fp32 dq/dk/dv); every pointer passed here is device memory.
+ * Streams are cudaStream_t passed as void * so that C code needs no CUDA header.
+ *
+ * All functions return LC_OK or a negative lc_status; lc_gpu_last_error() says why.
+ * A build without CUDA still links these symbols only if longctx_gpu was built; callers
+ * test lc_gpu_device_count() before anything else.
+ */
+#ifndef LONGCTX_GPU_H
+#define LONGCTX_GPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "longctx/attn.h"
+#include "longctx/symm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef void *lc_gpu_stream; /* cudaStream_t; NULL = the legacy default stream */
+
+/* Number of CUDA devices, 0 when none answers (why gets cudaGetErrorString). */
+int lc_gpu_device_count(char *why, size_t whylen);
+const char *lc_gpu_last_error(void); /* thread-local */
+
+/* Storage dtypes on the GPU. Accumulation is always fp32. */
+typedef enum { LC_GPU_F32 = 0, LC_GPU_BF16 = 1, LC_GPU_F16 = 2 } lc_gpu_dtype;
+const char *lc_gpu_dtype_name(lc_gpu_dtype t);
+size_t lc_gpu_dtype_size(lc_gpu_dtype t);
+
+/* ---- attention block kernels ---- */
+typedef struct {
+    int sq, sk;          /* rows of Q, rows of K/V */
+    int hq, hkv, d;      /* d in {64, 128}; hq a multiple of hkv */
+    lc_gpu_dtype dtype;  /* BF16 or F16 for q, k, v, dout */
+    float scale;         /* 0: 1/sqrt(d) */
+    const int32_t *q_pos; /* device [sq] global positions; NULL: 0..sq-1 */
+    const int32_t *k_pos; /* device [sk]; NULL: 0..sk-1 */
+    lc_mask mask;         /* q_doc/k_doc are device pointers */
+} lc_gpu_attn_desc;
+
+int lc_gpu_attn_check(const lc_gpu_attn_desc *a, char *err, size_t errlen);
+int lc_gpu_attn_fwd_init(const lc_gpu_attn_desc *a, float *o, float *lse, lc_gpu_stream s);
+int lc_gpu_attn_fwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k,
+                          const void *v, float *o, float *lse, lc_gpu_stream s);
+/* out [sq,hq,d] in out_dtype (F32, BF16 or F16) from the fp32 state. */
+int lc_gpu_attn_fwd_finish(const lc_gpu_attn_desc *a, const float *o, void *out,
+                           lc_gpu_dtype out_dtype, lc_gpu_stream s);
+/* delta[i,h] = sum_d dout[i,h,:] * o[i,h,:] (o fp32, dout in a->dtype). */
+int lc_gpu_attn_bwd_prep(const lc_gpu_attn_desc *a, const float *o, const void *dout,
+                         float *delta, lc_gpu_stream s);
+int lc_gpu_attn_bwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k,
+                          const void *v, const void *dout, const float *lse,
+                          const float *delta, float *dq, float *dk, float *dv,
+                          lc_gpu_stream s);
+
+/* ---- NVSHMEM backend ---- */
+#define LC_GPU_UID_BYTES 128
+typedef struct { unsigned char bytes[LC_GPU_UID_BYTES]; } lc_gpu_uid;
+
+typedef struct lc_gpu_world lc_gpu_world;
+typedef struct lc_gpu_team lc_gpu_team;
+
+typedef struct {
+    int pe, n_pes;        /* this process's PE and the world size */
+    const lc_gpu_uid *uid; /* from lc_gpu_uid_create on one PE, shipped to all */
+    int device;           /* -1: pe % device count (several PEs may share a GPU) */
+    size_t heap_bytes;    /* 0: NVSHMEM's default / $NVSHMEM_SYMMETRIC_SIZE */
+    double timeout_s;     /* 0: $LONGCTX_TIMEOUT, else 120; bounds every signal wait */
+} lc_gpu_world_opts;
+
+/* 1 when this build has the NVSHMEM backend. */
+int lc_gpu_have_nvshmem(void);
+/* Call before lc_gpu_world_init on exactly one PE; bootstrap needs no MPI. */
+int lc_gpu_uid_create(lc_gpu_uid *uid);
+int lc_gpu_world_init(const lc_gpu_world_opts *opts, lc_gpu_world **out);
+int lc_gpu_world_finalize(lc_gpu_world *w);
+int lc_gpu_my_pe(const lc_gpu_world *w);
+int lc_gpu_n_pes(const lc_gpu_world *w);
+/* PEs that share my GPU (NVSHMEM's multiple-PEs-per-GPU mode when > 1): team splits,
+ * team barriers, collectives and *_wait_until_on_stream are refused there. */
+int lc_gpu_pes_per_device(const lc_gpu_world *w);
+const char *lc_gpu_world_error(const lc_gpu_world *w);
+
+void *lc_gpu_symm_alloc(lc_gpu_world *w, size_t bytes); /* collective */
+int lc_gpu_symm_free(lc_gpu_world *w, void *p);         /* collective */
+void *lc_gpu_symm_ptr(lc_gpu_world *w, const void *p, int pe);
+
+/* Stream-ordered one-sided operations; dst and sig are symmetric. op is LC_SIGNAL_SET or
+ * LC_SIGNAL_ADD and cmp an LC_CMP_* of symm.h (translated to NVSHMEM's values inside). */
+int lc_gpu_put_on_stream(lc_gpu_world *w, void *dst, const void *src, size_t bytes, int pe,
+                         lc_gpu_stream s);
+int lc_gpu_put_signal_on_stream(lc_gpu_world *w, void *dst, const void *src, size_t bytes,
+                                uint64_t *sig, uint64_t value, int op, int pe,
+                                lc_gpu_stream s);
+int lc_gpu_signal_op_on_stream(lc_gpu_world *w, uint64_t *sig, uint64_t value,
+                               int op, int pe, lc_gpu_stream s);
+/* Makes s wait until (*sig cmp value) on my copy. A device-side wait kernel with a
+ * deadline does it (works with several PEs per GPU); $LONGCTX_GPU_WAIT=nvshmem uses
+ * nvshmemx_signal_wait_until_on_stream instead. A wait that passes its deadline marks the
+ * world failed: lc_gpu_world_check then returns LC_ERR_TIMEOUT. */
+int lc_gpu_signal_wait_on_stream(lc_gpu_world *w, uint64_t *sig, int cmp, uint64_t value,
+                                 lc_gpu_stream s);
+int lc_gpu_quiet_on_stream(lc_gpu_world *w, lc_gpu_stream s);
+int lc_gpu_quiet(lc_gpu_world *w);
+int lc_gpu_barrier_all(lc_gpu_world *w);                       /* host, collective */
+int lc_gpu_barrier_all_on_stream(lc_gpu_world *w, lc_gpu_stream s);
+/* Synchronises s and reports a device-side wait timeout. */
+int lc_gpu_world_check(lc_gpu_world *w, lc_gpu_stream s);
+
+lc_gpu_team *lc_gpu_team_world(lc_gpu_world *w);
+int lc_gpu_team_split_strided(lc_gpu_team *parent, int start, int stride, int size,
+                              lc_gpu_team **out);
+int lc_gpu_team_my_pe(const lc_gpu_team *t);
+int lc_gpu_team_n_pes(const lc_gpu_team *t);
+/* World PE of team member r. */
+int lc_gpu_team_world_pe(const lc_gpu_team *t, int r);
+void lc_gpu_team_destroy(lc_gpu_team *t);
+
+/* ---- NCCL two-sided twin ---- */
+typedef struct lc_gpu_nccl lc_gpu_nccl;
+int lc_gpu_have_nccl(void);
+int lc_gpu_nccl_uid_create(lc_gpu_uid *uid);
+int lc_gpu_nccl_init(const lc_gpu_uid *uid, int pe, int n_pes, lc_gpu_nccl **out);
+/* Every rank sends bytes of src to (me + shift) mod n and receives into dst from
+ * (me - shift) mod n: ncclSend/ncclRecv in one group. */
+int lc_gpu_nccl_permute(lc_gpu_nccl *c, int shift, const void *src, void *dst, size_t bytes,
+                        lc_gpu_stream s);
+int lc_gpu_nccl_finalize(lc_gpu_nccl *c);
+
+/* ---- ring attention over the NVSHMEM world ---- */
+typedef enum { LC_GPU_LAYOUT_CONTIG = 0, LC_GPU_LAYOUT_ZIGZAG = 1 } lc_gpu_layout;
+/* Global positions of PE pe's s_global/n_pes local rows (host memory). s_global must divide
+ * by n_pes (contiguous) or 2*n_pes (zigzag). */
+int lc_gpu_layout_positions(lc_gpu_layout l, int s_global, int n_pes, int pe, int32_t *pos);
+
+typedef struct lc_gpu_ring lc_gpu_ring;
+typedef struct {
+    lc_gpu_world *world;  /* the ring is the world's PEs in order */
+    int s_local;          /* rows of the local Q and KV shard */
+    int hq, hkv, d;
+    lc_gpu_dtype dtype;
+    float scale;          /* 0: 1/sqrt(d) */
+    unsigned mask_kind;   /* LC_MASK_* */
+    int64_t window;
+    lc_lowering lowering; /* ONE_SIDED (NVSHMEM) or TWO_SIDED (NCCL, needs nccl) */
+    lc_gpu_nccl *nccl;
+} lc_gpu_ring_opts;
+
+/* Collective: allocates the double-buffered KV (and dK/dV) slots in the symmetric heap. */
+int lc_gpu_ring_create(const lc_gpu_ring_opts *opts, lc_gpu_ring **out);
+int lc_gpu_ring_destroy(lc_gpu_ring *r); /* collective */
+/* Forward over the whole ring. q [s_local,hq,d], k/v [s_local,hkv,d] in dtype; q_pos/k_pos
+ * device int32 [s_local] (global positions of my shard); q_doc/k_doc for LC_MASK_DOC or NULL.
+ * o (fp32, normalised) and lse [s_local,hq] are written (not accumulated). */
+int lc_gpu_ring_fwd(lc_gpu_ring *r, const void *q, const void *k, const void *v,
+                    const int32_t *q_pos, const int32_t *k_pos, const int32_t *q_doc,
+                    const int32_t *k_doc, float *o, float *lse, lc_gpu_stream s);
+/* Backward: ACCUMULATES fp32 dq into my Q shard's gradient and dk/dv into my KV shard's,
+ * after the dK/dV accumulators travelled the ring and came home. */
+int lc_gpu_ring_bwd(lc_gpu_ring *r, const void *q, const void *k, const void *v,
+                    const int32_t *q_pos, const int32_t *k_pos, const int32_t *q_doc,
+                    const int32_t *k_doc, const float *o, const float *lse, const void *dout,
+                    float *dq, float *dk, float *dv, lc_gpu_stream s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,304 @@
+/* Ring attention on GPUs over the NVSHMEM backend.
+ *
+ * Every PE keeps its Q shard; KV blocks (K, V and their positions / document ids, packed in
+ * one slot) travel one hop per step through two slots in the symmetric heap. While the
+ * compute stream works on slot b, a second stream puts slot b straight into the
+ * successor's other slot with a signal; the receiver's kernel stream waits on that signal.
+ * After the compute and the outgoing put are done with slot b, the PE returns a credit to
+ * its predecessor, which waits for it before overwriting that slot: double buffer plus
+ * credits, no barrier per step.
+ *
+ * Steps are numbered globally (G) and never reset, so every signal is SET to a step number
+ * and waited on with >=: nothing has to be cleared between calls, and a credit for a step
+ * is sent on every step, used or not, so a wait always refers to a step that happened.
+ *
+ * Backward: the KV blocks travel the same way; the fp32 dK/dV of each block travel with it,
+ * one step behind: a PE adds its contribution to the accumulator that arrived (computed
+ * into a local buffer first, so the arrival overlaps the kernel) and sends it on; after the
+ * last step the accumulator takes one more hop home. Partials stay fp32 all the way. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime.h>
+
+#include "gpu_internal.h"
+#include "longctx/gpu.h"
+#include "ring_gpu_layout.h"
+
+extern "C" int lc_gpu_layout_positions(lc_gpu_layout l, int s_global, int n_pes, int pe,
+                                       int32_t *pos) {
+    if (!pos) return lcg_fail(LC_ERR_ARG, "lc_gpu_layout_positions: pos is NULL");
+    if (lc_ring_layout_positions(l == LC_GPU_LAYOUT_ZIGZAG, s_global, n_pes, pe, pos))
+        return lcg_fail(LC_ERR_ARG, "lc_gpu_layout_positions: %d rows do not split over %d PEs (%s)",
+                        s_global, n_pes, l == LC_GPU_LAYOUT_ZIGZAG ? "zigzag needs 2P chunks" : "contiguous");
+    return LC_OK;
+}
+
+enum { SIG_KV = 0, SIG_KV_CREDIT = 2, SIG_DKV = 4, SIG_DKV_CREDIT = 6, SIG_FINAL = 8,
+       SIG_FINAL_CREDIT = 9, SIG_COUNT = 16 };
+
+struct lc_gpu_ring {
+    lc_gpu_ring_opts o;
+    lc_gpu_world *w;
+    int me, n, next, prev;
+    size_t kbytes, offv, offpos, offdoc, slot; /* KV slot layout */
+    size_t dkv_elems;                          /* floats of dK (= of dV) */
+    unsigned char *kv;                         /* symmetric: 2 slots */
+    float *dkv;                                /* symmetric: 3 slots of dK|dV (2 + final) */
+    uint64_t *sig;                             /* symmetric: SIG_COUNT words */
+    float *dloc;                               /* local: 2 slots of dK|dV */
+    float *delta;                              /* local: [s_local, hq] */
+    cudaStream_t cs;
+    cudaEvent_t ready, sent, added, dsent[2];
+    uint64_t G, Gd, calls;
+};
+
+static size_t up256(size_t x) { return (x + 255) & ~(size_t)255; }
+
+namespace {
+__global__ void add_kernel(float *dst, const float *src, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        dst[i] += src[i];
+}
+int add(float *dst, const float *src, size_t n, cudaStream_t s) {
+    size_t b = (n + 255) / 256;
+    add_kernel<<<(int)(b > 2048 ? 2048 : (b ? b : 1)), 256, 0, s>>>(dst, src, n);
+    return lcg_cuda(cudaGetLastError(), "ring add kernel");
+}
+} // namespace
+
+#define TRY(x)                 \
+    do {                       \
+        int rc_ = (x);         \
+        if (rc_) return rc_;   \
+    } while (0)
+
+extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) {
+    if (!o || !out || !o->world) return lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: need opts and a world");
+    if (o->lowering == LC_LOWER_TWO_SIDED)
+        return lcg_fail(LC_ERR_UNSUPPORTED, "lc_gpu_ring: the NCCL lowering of the ring is not built yet; "
+                        "lc_gpu_nccl_permute is its permute");
+    lc_gpu_attn_desc a;
+    memset(&a, 0, sizeof a);
+    a.sq = a.sk = o->s_local;
+    a.hq = o->hq; a.hkv = o->hkv; a.d = o->d; a.dtype = o->dtype; a.scale = o->scale;
+    a.mask.kind = o->mask_kind; a.mask.window = o->window;
+    static const int32_t dummy = 0; /* the check wants doc pointers; the ring passes real ones */
+    a.mask.q_doc = a.mask.k_doc = &dummy;
+    char err[160];
+    if (lc_gpu_attn_check(&a, err, sizeof err)) return lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: %s", err);
+
+    lc_gpu_ring *r = (lc_gpu_ring *)calloc(1, sizeof *r);
+    if (!r) return lcg_fail(LC_ERR_NOMEM, "out of memory");
+    r->o = *o;
+    r->w = o->world;
+    r->me = lc_gpu_my_pe(r->w);
+    r->n = lc_gpu_n_pes(r->w);
+    r->next = (r->me + 1) % r->n;
+    r->prev = (r->me + r->n - 1) % r->n;
+    const size_t es = lc_gpu_dtype_size(o->dtype);
+    r->kbytes = (size_t)o->s_local * o->hkv * o->d * es;
+    r->offv = up256(r->kbytes);
+    r->offpos = r->offv + up256(r->kbytes);
+    r->offdoc = r->offpos + up256((size_t)o->s_local * 4);
+    r->slot = r->offdoc + up256((size_t)o->s_local * 4);
+    r->dkv_elems = (size_t)o->s_local * o->hkv * o->d;
+
+    /* collective allocations, in the same order on every PE */
+    r->kv = (unsigned char *)lc_gpu_symm_alloc(r->w, 2 * r->slot);
+    r->dkv = (float *)lc_gpu_symm_alloc(r->w, 3 * 2 * r->dkv_elems * sizeof(float));
+    r->sig = (uint64_t *)lc_gpu_symm_alloc(r->w, SIG_COUNT * sizeof(uint64_t));
+    int rc = LC_OK;
+    if (!r->kv || !r->dkv || !r->sig) rc = LC_ERR_NOMEM;
+    if (!rc) rc = lcg_cuda(cudaMemset(r->sig, 0, SIG_COUNT * sizeof(uint64_t)), "memset signals");
+    if (!rc) rc = lcg_cuda(cudaMalloc(&r->dloc, 2 * 2 * r->dkv_elems * sizeof(float)), "cudaMalloc dK/dV");
+    if (!rc) rc = lcg_cuda(cudaMalloc(&r->delta, (size_t)o->s_local * o->hq * sizeof(float)), "cudaMalloc delta");
+    if (!rc) rc = lcg_cuda(cudaStreamCreateWithFlags(&r->cs, cudaStreamNonBlocking), "stream");
+    cudaEvent_t *evs[] = {&r->ready, &r->sent, &r->added, &r->dsent[0], &r->dsent[1]};
+    for (int i = 0; i < 5 && !rc; i++)
+        rc = lcg_cuda(cudaEventCreateWithFlags(evs[i], cudaEventDisableTiming), "event");
+    if (!rc) rc = lcg_cuda(cudaDeviceSynchronize(), "ring setup");
+    /* nobody may signal a peer before the peer's signal words are zeroed */
+    if (!rc) rc = lc_gpu_barrier_all(r->w);
+    if (rc) {
+        lc_gpu_ring_destroy(r);
+        return rc;
+    }
+    *out = r;
+    return LC_OK;
+}
+
+extern "C" int lc_gpu_ring_destroy(lc_gpu_ring *r) {
+    if (!r) return LC_OK;
+    cudaDeviceSynchronize();
+    lc_gpu_barrier_all(r->w);
+    if (r->sig) lc_gpu_symm_free(r->w, r->sig);
+    if (r->dkv) lc_gpu_symm_free(r->w, r->dkv);
+    if (r->kv) lc_gpu_symm_free(r->w, r->kv);
+    cudaFree(r->dloc);
+    cudaFree(r->delta);
+    cudaEvent_t evs[] = {r->ready, r->sent, r->added, r->dsent[0], r->dsent[1]};
+    for (int i = 0; i < 5; i++)
+        if (evs[i]) cudaEventDestroy(evs[i]);
+    if (r->cs) cudaStreamDestroy(r->cs);
+    free(r);
+    return LC_OK;
+}
+
+static int check_inputs(lc_gpu_ring *r, const int32_t *q_pos, const int32_t *k_pos,
+                        const int32_t *q_doc, const int32_t *k_doc) {
+    if (!q_pos || !k_pos)
+        return lcg_fail(LC_ERR_ARG, "lc_gpu_ring: q_pos and k_pos are required (global positions of my shard)");
+    if ((r->o.mask_kind & LC_MASK_DOC) && (!q_doc || !k_doc))
+        return lcg_fail(LC_ERR_ARG, "lc_gpu_ring: the document mask needs q_doc and k_doc");
+    return LC_OK;
+}
+
+static lc_gpu_attn_desc desc_for(lc_gpu_ring *r, const int32_t *q_pos, const int32_t *q_doc,
+                                 const unsigned char *slot) {
+    lc_gpu_attn_desc a;
+    memset(&a, 0, sizeof a);
+    a.sq = a.sk = r->o.s_local;
+    a.hq = r->o.hq; a.hkv = r->o.hkv; a.d = r->o.d; a.dtype = r->o.dtype; a.scale = r->o.scale;
+    a.q_pos = q_pos;
+    a.k_pos = (const int32_t *)(slot + r->offpos);
+    a.mask.kind = r->o.mask_kind;
+    a.mask.window = r->o.window;
+    a.mask.q_doc = q_doc;
+    a.mask.k_doc = (const int32_t *)(slot + r->offdoc);
+    return a;
+}
+
+/* Step s (global number G) of the KV path, up to the point where slot G%2 holds the block:
+ * step 0 copies my own block in, later steps wait for the predecessor's put; then the
+ * forwarding put to the successor starts on the comm stream. */
+static int kv_step_begin(lc_gpu_ring *r, int s, uint64_t G, const void *k, const void *v,
+                         const int32_t *k_pos, const int32_t *k_doc, cudaStream_t xs) {
+    const int b = (int)(G & 1);
+    unsigned char *slot = r->kv + b * r->slot;
+    if (s == 0) {
+        TRY(lcg_cuda(cudaMemcpyAsync(slot, k, r->kbytes, cudaMemcpyDeviceToDevice, xs), "copy K"));
+        TRY(lcg_cuda(cudaMemcpyAsync(slot + r->offv, v, r->kbytes, cudaMemcpyDeviceToDevice, xs), "copy V"));
+        TRY(lcg_cuda(cudaMemcpyAsync(slot + r->offpos, k_pos, (size_t)r->o.s_local * 4,
+                                     cudaMemcpyDeviceToDevice, xs), "copy k_pos"));
+        if (k_doc)
+            TRY(lcg_cuda(cudaMemcpyAsync(slot + r->offdoc, k_doc, (size_t)r->o.s_local * 4,
+                                         cudaMemcpyDeviceToDevice, xs), "copy k_doc"));
+    } else {
+        TRY(lc_gpu_signal_wait_on_stream(r->w, r->sig + SIG_KV + b, LC_CMP_GE, G, xs));
+    }
+    if (s < r->n - 1) {
+        const int nb = (int)((G + 1) & 1);
+        TRY(lcg_cuda(cudaEventRecord(r->ready, xs), "event"));
+        TRY(lcg_cuda(cudaStreamWaitEvent(r->cs, r->ready, 0), "event wait"));
+        /* the successor is done with its slot nb once it credited step G-1 */
+        if (G >= 2)
+            TRY(lc_gpu_signal_wait_on_stream(r->w, r->sig + SIG_KV_CREDIT + nb, LC_CMP_GE, G - 1, r->cs));
+        TRY(lc_gpu_put_signal_on_stream(r->w, r->kv + nb * r->slot, slot, r->slot,
+                                        r->sig + SIG_KV + nb, G + 1, LC_SIGNAL_SET, r->next, r->cs));
+        TRY(lcg_cuda(cudaEventRecord(r->sent, r->cs), "event"));
+    }
+    return LC_OK;
+}
+
+/* After the step's kernel: wait until my own forwarding put has read the slot, then tell
+ * the predecessor that slot G%2 is free again. */
+static int kv_step_end(lc_gpu_ring *r, int s, uint64_t G, cudaStream_t xs) {
+    if (s < r->n - 1) TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->sent, 0), "event wait"));
+    return lc_gpu_signal_op_on_stream(r->w, r->sig + SIG_KV_CREDIT + (G & 1), G, LC_SIGNAL_SET,
+                                      r->prev, xs);
+}
+
+extern "C" int lc_gpu_ring_fwd(lc_gpu_ring *r, const void *q, const void *k, const void *v,
+                               const int32_t *q_pos, const int32_t *k_pos, const int32_t *q_doc,
+                               const int32_t *k_doc, float *o, float *lse, lc_gpu_stream s) {
+    TRY(check_inputs(r, q_pos, k_pos, q_doc, k_doc));
+    cudaStream_t xs = (cudaStream_t)s;
+    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv);
+    TRY(lc_gpu_attn_fwd_init(&a0, o, lse, s));
+    if (r->n == 1) {
+        a0.k_pos = k_pos;
+        a0.mask.k_doc = k_doc;
+        return lc_gpu_attn_fwd_block(&a0, q, k, v, o, lse, s);
+    }
+    const uint64_t G0 = r->G + 1;
+    for (int st = 0; st < r->n; st++) {
+        const uint64_t G = G0 + st;
+        const unsigned char *slot = r->kv + (G & 1) * r->slot;
+        TRY(kv_step_begin(r, st, G, k, v, k_pos, k_doc, xs));
+        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot);
+        TRY(lc_gpu_attn_fwd_block(&a, q, slot, slot + r->offv, o, lse, s));
+        TRY(kv_step_end(r, st, G, xs));
+    }
+    r->G = G0 + r->n - 1;
+    return lc_gpu_quiet_on_stream(r->w, s);
+}
+
+extern "C" int lc_gpu_ring_bwd(lc_gpu_ring *r, const void *q, const void *k, const void *v,
+                               const int32_t *q_pos, const int32_t *k_pos, const int32_t *q_doc,
+                               const int32_t *k_doc, const float *o, const float *lse,
+                               const void *dout, float *dq, float *dk, float *dv,
+                               lc_gpu_stream s) {
+    TRY(check_inputs(r, q_pos, k_pos, q_doc, k_doc));
+    cudaStream_t xs = (cudaStream_t)s;
+    const size_t E = r->dkv_elems;
+    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv);
+    TRY(lc_gpu_attn_bwd_prep(&a0, o, dout, r->delta, s));
+    if (r->n == 1) {
+        a0.k_pos = k_pos;
+        a0.mask.k_doc = k_doc;
+        return lc_gpu_attn_bwd_block(&a0, q, k, v, dout, lse, r->delta, dq, dk, dv, s);
+    }
+    const uint64_t G0 = r->G + 1, Gd0 = r->Gd + 1, call = ++r->calls;
+    float *final_slot = r->dkv + 2 * 2 * E;
+    for (int st = 0; st < r->n; st++) {
+        const uint64_t G = G0 + st, Gd = Gd0 + st;
+        const unsigned char *slot = r->kv + (G & 1) * r->slot;
+        float *loc = r->dloc + (st & 1) * 2 * E;
+        TRY(kv_step_begin(r, st, G, k, v, k_pos, k_doc, xs));
+        /* the put of step st-2 read loc; it must be done before loc is cleared */
+        if (st >= 2) TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->dsent[st & 1], 0), "event wait"));
+        TRY(lcg_cuda(cudaMemsetAsync(loc, 0, 2 * E * sizeof(float), xs), "memset dK/dV"));
+        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot);
+        TRY(lc_gpu_attn_bwd_block(&a, q, slot, slot + r->offv, dout, lse, r->delta, dq, loc,
+                                  loc + E, s));
+        TRY(kv_step_end(r, st, G, xs));
+        /* fold in the accumulator of this block that travelled from the predecessor */
+        const int db = (int)(Gd & 1);
+        if (st > 0) {
+            TRY(lc_gpu_signal_wait_on_stream(r->w, r->sig + SIG_DKV + db, LC_CMP_GE, Gd, xs));
+            TRY(add(loc, r->dkv + db * 2 * E, 2 * E, xs));
+        }
+        TRY(lc_gpu_signal_op_on_stream(r->w, r->sig + SIG_DKV_CREDIT + db, Gd, LC_SIGNAL_SET,
+                                       r->prev, xs));
+        TRY(lcg_cuda(cudaEventRecord(r->added, xs), "event"));
+        TRY(lcg_cuda(cudaStreamWaitEvent(r->cs, r->added, 0), "event wait"));
+        if (st < r->n - 1) {
+            const int nb = (int)((Gd + 1) & 1);
+            if (Gd >= 2)
+                TRY(lc_gpu_signal_wait_on_stream(r->w, r->sig + SIG_DKV_CREDIT + nb, LC_CMP_GE,
+                                                 Gd - 1, r->cs));
+            TRY(lc_gpu_put_signal_on_stream(r->w, r->dkv + nb * 2 * E, loc, 2 * E * sizeof(float),
+                                            r->sig + SIG_DKV + nb, Gd + 1, LC_SIGNAL_SET, r->next,
+                                            r->cs));
+        } else {
+            /* the block at the last step belongs to my successor: send it home */
+            if (call >= 2)
+                TRY(lc_gpu_signal_wait_on_stream(r->w, r->sig + SIG_FINAL_CREDIT, LC_CMP_GE,
+                                                 call - 1, r->cs));
+            TRY(lc_gpu_put_signal_on_stream(r->w, final_slot, loc, 2 * E * sizeof(float),
+                                            r->sig + SIG_FINAL, call, LC_SIGNAL_SET, r->next, r->cs));
+        }
+        TRY(lcg_cuda(cudaEventRecord(r->dsent[st & 1], r->cs), "event"));
+    }
+    /* my own block's accumulator comes home from the predecessor */
+    TRY(lc_gpu_signal_wait_on_stream(r->w, r->sig + SIG_FINAL, LC_CMP_GE, call, xs));
+    TRY(add(dk, final_slot, E, xs));
+    TRY(add(dv, final_slot + E, E, xs));
+    TRY(lc_gpu_signal_op_on_stream(r->w, r->sig + SIG_FINAL_CREDIT, call, LC_SIGNAL_SET, r->prev, xs));
+    for (int i = 0; i < 2; i++) TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->dsent[i], 0), "event wait"));
+    r->G = G0 + r->n - 1;
+    r->Gd = Gd0 + r->n - 1;
+    return lc_gpu_quiet_on_stream(r->w, s);
+}

@@ -1,0 +1,140 @@
+# GPU path of longctx: CUDA attention kernels, NVSHMEM backend, NCCL twin, GPU ring.
+#
+# Included by the top-level CMakeLists.txt after longctx_lib exists. Everything is optional:
+# without nvcc (or with -DLONGCTX_CUDA=OFF) this file builds only the CPU test of the logic
+# the kernels share with the host, and says what it skipped. GPU tests are registered with
+# LABELS gpu; without a device they exit 77, which ctest reports as skipped, never passed.
+
+set(LONGCTX_GPU_SUMMARY "")
+
+# The mask / tile-classification / layout logic is plain C shared with the kernels: test it
+# on every machine.
+add_executable(test_gpu_logic ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_logic.c)
+target_include_directories(test_gpu_logic PRIVATE ${CMAKE_SOURCE_DIR}/src/attn/cuda
+                           ${CMAKE_SOURCE_DIR}/src/cp ${CMAKE_SOURCE_DIR}/include)
+target_link_libraries(test_gpu_logic PRIVATE longctx_lib m)
+add_test(NAME gpu_logic COMMAND test_gpu_logic)
+set_tests_properties(gpu_logic PROPERTIES LABELS "gpu;cpu" TIMEOUT 120)
+
+if(NOT LONGCTX_CUDA)
+  message(STATUS "longctx GPU: skipped (LONGCTX_CUDA=OFF)")
+  return()
+endif()
+
+include(CheckLanguage)
+if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+  # SASS for A100 (sm_80) and H100/H200 (sm_90), no PTX: halves nvcc time and nothing is
+  # JIT-compiled at start on those cards.
+  set(CMAKE_CUDA_ARCHITECTURES "80-real;90-real")
+endif()
+check_language(CUDA)
+if(NOT CMAKE_CUDA_COMPILER)
+  message(STATUS "longctx GPU: skipped (no CUDA compiler found; set CUDACXX or put nvcc on PATH)")
+  return()
+endif()
+enable_language(CUDA)
+find_package(CUDAToolkit REQUIRED)
+set(CMAKE_CUDA_STANDARD 17)
+set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+
+# ---- NCCL (ships with the CUDA toolkit here, or a system install) ----
+find_path(LONGCTX_NCCL_INCLUDE nccl.h
+  HINTS ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_LIBRARY_ROOT}/include /usr/local/include /usr/include)
+find_library(LONGCTX_NCCL_LIB nccl
+  HINTS ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}/lib ${CUDAToolkit_LIBRARY_ROOT}/lib64
+        /usr/local/lib /usr/lib/x86_64-linux-gnu)
+if(LONGCTX_NCCL_INCLUDE AND LONGCTX_NCCL_LIB)
+  set(LONGCTX_HAVE_NCCL ON)
+else()
+  set(LONGCTX_HAVE_NCCL OFF)
+endif()
+
+# ---- NVSHMEM: $NVSHMEM_HOME / -DNVSHMEM_HOME, else the pip wheel nvidia-nvshmem-cu13 ----
+set(NVSHMEM_HOME "$ENV{NVSHMEM_HOME}" CACHE PATH "NVSHMEM install or unpacked wheel (nvidia/nvshmem)")
+set(_nvshmem_hints "")
+if(NVSHMEM_HOME)
+  list(APPEND _nvshmem_hints ${NVSHMEM_HOME} ${NVSHMEM_HOME}/nvidia/nvshmem)
+endif()
+list(APPEND _nvshmem_hints ${CMAKE_SOURCE_DIR}/.nvshmem ${CMAKE_SOURCE_DIR}/.nvshmem/nvidia/nvshmem)
+find_program(LONGCTX_PYTHON3 python3)
+if(LONGCTX_PYTHON3)
+  # nvidia is a namespace package: __file__ is None, __path__ holds the folder
+  execute_process(
+    COMMAND ${LONGCTX_PYTHON3} -c "import nvidia.nvshmem as m; print(list(m.__path__)[0])"
+    OUTPUT_VARIABLE _nvshmem_py OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET RESULT_VARIABLE _nvshmem_rc)
+  if(_nvshmem_rc EQUAL 0 AND _nvshmem_py)
+    list(APPEND _nvshmem_hints ${_nvshmem_py})
+  endif()
+endif()
+find_path(LONGCTX_NVSHMEM_INCLUDE nvshmem.h HINTS ${_nvshmem_hints} PATH_SUFFIXES include NO_DEFAULT_PATH)
+find_file(LONGCTX_NVSHMEM_HOST_LIB libnvshmem_host.so.3 HINTS ${_nvshmem_hints} PATH_SUFFIXES lib lib64 NO_DEFAULT_PATH)
+find_file(LONGCTX_NVSHMEM_DEVICE_LIB libnvshmem_device.a HINTS ${_nvshmem_hints} PATH_SUFFIXES lib lib64 NO_DEFAULT_PATH)
+if(LONGCTX_NVSHMEM_INCLUDE AND LONGCTX_NVSHMEM_HOST_LIB AND LONGCTX_NVSHMEM_DEVICE_LIB)
+  set(LONGCTX_HAVE_NVSHMEM ON)
+  get_filename_component(LONGCTX_NVSHMEM_LIBDIR ${LONGCTX_NVSHMEM_HOST_LIB} DIRECTORY)
+else()
+  set(LONGCTX_HAVE_NVSHMEM OFF)
+endif()
+
+# ---- the NVSHMEM backend: relocatable device code, device-linked against libnvshmem_device
+# (whose host half holds nvshmemi_init_thread). Kept apart so the attention kernels are
+# compiled whole-program, without -rdc.
+add_library(longctx_gpu_shmem STATIC ${CMAKE_SOURCE_DIR}/src/symm/nvshmem.cu)
+target_include_directories(longctx_gpu_shmem PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src/attn/cuda)
+target_link_libraries(longctx_gpu_shmem PUBLIC CUDA::cudart)
+if(LONGCTX_HAVE_NVSHMEM)
+  target_compile_definitions(longctx_gpu_shmem PRIVATE LONGCTX_HAVE_NVSHMEM=1)
+  target_include_directories(longctx_gpu_shmem SYSTEM PRIVATE ${LONGCTX_NVSHMEM_INCLUDE})
+  set_target_properties(longctx_gpu_shmem PROPERTIES CUDA_SEPARABLE_COMPILATION ON
+                        CUDA_RESOLVE_DEVICE_SYMBOLS ON POSITION_INDEPENDENT_CODE ON)
+  target_link_libraries(longctx_gpu_shmem PUBLIC ${LONGCTX_NVSHMEM_DEVICE_LIB} ${LONGCTX_NVSHMEM_HOST_LIB}
+                        CUDA::cuda_driver dl rt)
+endif()
+
+add_library(longctx_gpu STATIC
+  ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_api.cu
+  ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_fwd.cu
+  ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_bwd.cu
+  ${CMAKE_SOURCE_DIR}/src/symm/nccl_permute.cu
+  ${CMAKE_SOURCE_DIR}/src/cp/ring_gpu.cu)
+target_include_directories(longctx_gpu PUBLIC ${CMAKE_SOURCE_DIR}/include
+                           PRIVATE ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/src/cp)
+target_compile_options(longctx_gpu PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-O3 -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter>)
+target_link_libraries(longctx_gpu PUBLIC longctx_gpu_shmem CUDA::cudart)
+if(LONGCTX_HAVE_NCCL)
+  target_compile_definitions(longctx_gpu PRIVATE LONGCTX_HAVE_NCCL=1)
+  target_include_directories(longctx_gpu SYSTEM PRIVATE ${LONGCTX_NCCL_INCLUDE})
+  target_link_libraries(longctx_gpu PUBLIC ${LONGCTX_NCCL_LIB})
+endif()
+
+# NVSHMEM loads its bootstrap and transport plugins by soname: they must be on the path.
+set(LONGCTX_GPU_ENV "")
+if(LONGCTX_HAVE_NVSHMEM)
+  set(LONGCTX_GPU_ENV "LD_LIBRARY_PATH=${LONGCTX_NVSHMEM_LIBDIR}:$ENV{LD_LIBRARY_PATH}")
+endif()
+
+# ---- tests (LABELS gpu; exit 77 = skipped when no device answers) ----
+set(_gpu_tests test_gpu_attn test_gpu_ring test_gpu_permute)
+foreach(t ${_gpu_tests})
+  add_executable(${t} ${CMAKE_SOURCE_DIR}/tests/gpu/${t}.c ${CMAKE_SOURCE_DIR}/tests/gpu/gpu_test_util.c)
+  target_include_directories(${t} PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu ${CMAKE_SOURCE_DIR}/src/cp)
+  target_link_libraries(${t} PRIVATE longctx_gpu longctx_lib m)
+  set_target_properties(${t} PROPERTIES LINKER_LANGUAGE CUDA)
+endforeach()
+
+add_executable(longctx-gpu-bench ${CMAKE_SOURCE_DIR}/bench/gpu/gpu_bench.c
+               ${CMAKE_SOURCE_DIR}/tests/gpu/gpu_test_util.c)
+target_include_directories(longctx-gpu-bench PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu)
+target_link_libraries(longctx-gpu-bench PRIVATE longctx_gpu longctx_lib m)
+set_target_properties(longctx-gpu-bench PROPERTIES LINKER_LANGUAGE CUDA)
+
+set(LONGCTX_GPU_BUILT ON)
+message(STATUS "longctx GPU: building CUDA kernels for ${CMAKE_CUDA_ARCHITECTURES} "
+               "(nvcc ${CMAKE_CUDA_COMPILER_VERSION}); NCCL: ${LONGCTX_HAVE_NCCL}; "
+               "NVSHMEM: ${LONGCTX_HAVE_NVSHMEM}${LONGCTX_NVSHMEM_LIBDIR}")
+if(NOT LONGCTX_HAVE_NVSHMEM)
+  message(STATUS "longctx GPU: NVSHMEM not found (pip install nvidia-nvshmem-cu13, or NVSHMEM_HOME=<unpacked wheel>/nvidia/nvshmem); the ring tests will skip")
+endif()
+
+# ctest registration lives with the tests
+include(${CMAKE_SOURCE_DIR}/tests/gpu/tests.cmake)

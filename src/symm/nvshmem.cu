@@ -1,0 +1,381 @@
+/* NVSHMEM backend of the symmetric-memory runtime (GPU side of symm.h's model).
+ *
+ * Bootstrap is by unique id: one PE creates it, the caller ships the 128 bytes to the
+ * others any way it likes (the CPU runtime's broadcast, a file, a pipe), so nothing here
+ * depends on an MPI ABI. Our constants (LC_SIGNAL_*, LC_CMP_*) differ from NVSHMEM's
+ * (NVSHMEM_SIGNAL_SET = 9, NVSHMEM_CMP_GE = 5, ...) and are translated only here.
+ *
+ * Signal waits on a stream default to our own one-thread wait kernel: it has a deadline
+ * (design rule: no unbounded wait) and it works when several PEs share one GPU, where
+ * NVSHMEM refuses *_wait_until_on_stream. A timed-out wait raises a flag in mapped host
+ * memory that lc_gpu_world_check reports, and every later wait kernel returns at once, so a
+ * dead peer turns into an error instead of a hung GPU.
+ *
+ * Built without NVSHMEM, every entry point returns LC_ERR_UNSUPPORTED. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime.h>
+
+#include "gpu_internal.h"
+#include "longctx/gpu.h"
+
+#if defined(LONGCTX_HAVE_NVSHMEM)
+#include <nvshmem.h>
+#include <nvshmemx.h>
+
+struct lc_gpu_team {
+    lc_gpu_world *w;
+    nvshmem_team_t team;
+    int owned;
+};
+
+struct lc_gpu_world {
+    int pe, n_pes, device, per_device;
+    double timeout_s;
+    int use_nvshmem_wait;
+    /* mapped host memory: [0] failed flag, [1] observed, [2] expected, [3] cmp */
+    unsigned long long *fail_host, *fail_dev;
+    lc_gpu_team world;
+    char err[256];
+};
+
+static int g_live = 0; /* NVSHMEM has one global state per process */
+
+namespace {
+
+__device__ __forceinline__ unsigned long long now_ns() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
+__device__ __forceinline__ unsigned long long ld_acquire(const uint64_t *p) {
+    unsigned long long v;
+    asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+    return v;
+}
+
+__host__ __device__ __forceinline__ bool cmp_ok(unsigned long long v, int cmp,
+                                                unsigned long long x) {
+    switch (cmp) {
+    case LC_CMP_EQ: return v == x;
+    case LC_CMP_NE: return v != x;
+    case LC_CMP_GT: return v > x;
+    case LC_CMP_GE: return v >= x;
+    case LC_CMP_LT: return v < x;
+    case LC_CMP_LE: return v <= x;
+    }
+    return false;
+}
+
+__global__ void wait_kernel(const uint64_t *sig, int cmp, unsigned long long value,
+                            unsigned long long timeout_ns, unsigned long long *fail) {
+    const unsigned long long t0 = now_ns();
+    unsigned spins = 0;
+    for (;;) {
+        unsigned long long v = ld_acquire(sig);
+        if (cmp_ok(v, cmp, value)) break;
+        if (((++spins) & 255u) == 0) {
+            if (*(volatile unsigned long long *)fail) return;
+            if (now_ns() - t0 > timeout_ns) {
+                if (atomicCAS(fail, 0ull, 1ull) == 0ull) {
+                    fail[1] = v;
+                    fail[2] = value;
+                    fail[3] = (unsigned long long)cmp;
+                    __threadfence_system();
+                }
+                return;
+            }
+        }
+        __nanosleep(64);
+    }
+    /* later kernels on this stream read what the signal guarded */
+    __threadfence_system();
+}
+
+int to_nv_sig(int op) { return op == LC_SIGNAL_ADD ? NVSHMEM_SIGNAL_ADD : NVSHMEM_SIGNAL_SET; }
+
+int to_nv_cmp(int c) {
+    switch (c) {
+    case LC_CMP_EQ: return NVSHMEM_CMP_EQ;
+    case LC_CMP_NE: return NVSHMEM_CMP_NE;
+    case LC_CMP_GT: return NVSHMEM_CMP_GT;
+    case LC_CMP_GE: return NVSHMEM_CMP_GE;
+    case LC_CMP_LT: return NVSHMEM_CMP_LT;
+    case LC_CMP_LE: return NVSHMEM_CMP_LE;
+    }
+    return -1;
+}
+
+} // namespace
+
+extern "C" int lc_gpu_have_nvshmem(void) { return 1; }
+
+extern "C" int lc_gpu_uid_create(lc_gpu_uid *uid) {
+    static_assert(sizeof(nvshmemx_uniqueid_t) <= LC_GPU_UID_BYTES, "uid size");
+    if (!uid) return lcg_fail(LC_ERR_ARG, "lc_gpu_uid_create: uid is NULL");
+    nvshmemx_uniqueid_t id = NVSHMEMX_UNIQUEID_INITIALIZER;
+    if (nvshmemx_get_uniqueid(&id) != 0)
+        return lcg_fail(LC_ERR_SYS, "nvshmemx_get_uniqueid failed");
+    memset(uid->bytes, 0, sizeof uid->bytes);
+    memcpy(uid->bytes, &id, sizeof id);
+    return LC_OK;
+}
+
+extern "C" int lc_gpu_world_init(const lc_gpu_world_opts *o, lc_gpu_world **out) {
+    if (!o || !out || !o->uid || o->n_pes < 1 || o->pe < 0 || o->pe >= o->n_pes)
+        return lcg_fail(LC_ERR_ARG, "lc_gpu_world_init: need uid, 0 <= pe < n_pes");
+    if (g_live) return lcg_fail(LC_ERR_ARG, "lc_gpu_world_init: NVSHMEM allows one world per process");
+    int ndev = lc_gpu_device_count(NULL, 0);
+    if (ndev < 1) return lcg_fail(LC_ERR_UNSUPPORTED, "lc_gpu_world_init: no CUDA device");
+    lc_gpu_world *w = (lc_gpu_world *)calloc(1, sizeof *w);
+    if (!w) return lcg_fail(LC_ERR_NOMEM, "lc_gpu_world_init: out of memory");
+    w->pe = o->pe;
+    w->n_pes = o->n_pes;
+    w->device = o->device >= 0 ? o->device : o->pe % ndev;
+    w->timeout_s = o->timeout_s > 0 ? o->timeout_s : 0;
+    if (w->timeout_s == 0) {
+        const char *t = getenv("LONGCTX_TIMEOUT");
+        w->timeout_s = t && atof(t) > 0 ? atof(t) : 120.0;
+    }
+    const char *wm = getenv("LONGCTX_GPU_WAIT");
+    w->use_nvshmem_wait = wm && !strcmp(wm, "nvshmem");
+    int rc = lcg_cuda(cudaSetDevice(w->device), "cudaSetDevice");
+    if (rc) { free(w); return rc; }
+    if (o->heap_bytes) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%zu", o->heap_bytes);
+        setenv("NVSHMEM_SYMMETRIC_SIZE", buf, 1);
+    }
+    rc = lcg_cuda(cudaHostAlloc((void **)&w->fail_host, 4 * sizeof(unsigned long long),
+                                cudaHostAllocMapped), "cudaHostAlloc(wait flag)");
+    if (rc) { free(w); return rc; }
+    memset(w->fail_host, 0, 4 * sizeof(unsigned long long));
+    cudaHostGetDevicePointer((void **)&w->fail_dev, w->fail_host, 0);
+
+    nvshmemx_uniqueid_t id;
+    memcpy(&id, o->uid->bytes, sizeof id);
+    nvshmemx_init_attr_t attr = NVSHMEMX_INIT_ATTR_INITIALIZER;
+    if (nvshmemx_set_attr_uniqueid_args(o->pe, o->n_pes, &id, &attr) != 0) {
+        cudaFreeHost(w->fail_host);
+        free(w);
+        return lcg_fail(LC_ERR_SYS, "nvshmemx_set_attr_uniqueid_args failed");
+    }
+    if (nvshmemx_init_attr(NVSHMEMX_INIT_WITH_UNIQUEID, &attr) != 0) {
+        cudaFreeHost(w->fail_host);
+        free(w);
+        return lcg_fail(LC_ERR_SYS, "nvshmemx_init_attr(unique id) failed");
+    }
+    g_live = 1;
+    if (nvshmem_my_pe() != o->pe || nvshmem_n_pes() != o->n_pes) {
+        lcg_fail(LC_ERR_MISMATCH, "NVSHMEM says pe %d of %d, expected %d of %d", nvshmem_my_pe(),
+                 nvshmem_n_pes(), o->pe, o->n_pes);
+        nvshmem_finalize();
+        g_live = 0;
+        cudaFreeHost(w->fail_host);
+        free(w);
+        return LC_ERR_MISMATCH;
+    }
+    const int node = nvshmem_team_n_pes(NVSHMEMX_TEAM_NODE);
+    w->per_device = node > ndev ? (node + ndev - 1) / ndev : 1;
+    w->world.w = w;
+    w->world.team = NVSHMEM_TEAM_WORLD;
+    w->world.owned = 0;
+    *out = w;
+    return LC_OK;
+}
+
+extern "C" int lc_gpu_world_finalize(lc_gpu_world *w) {
+    if (!w) return LC_OK;
+    cudaDeviceSynchronize();
+    nvshmem_barrier_all();
+    nvshmem_finalize();
+    g_live = 0;
+    cudaFreeHost(w->fail_host);
+    free(w);
+    return LC_OK;
+}
+
+extern "C" int lc_gpu_my_pe(const lc_gpu_world *w) { return w->pe; }
+extern "C" int lc_gpu_n_pes(const lc_gpu_world *w) { return w->n_pes; }
+extern "C" int lc_gpu_pes_per_device(const lc_gpu_world *w) { return w->per_device; }
+extern "C" const char *lc_gpu_world_error(const lc_gpu_world *w) { return w->err; }
+
+extern "C" void *lc_gpu_symm_alloc(lc_gpu_world *w, size_t bytes) {
+    void *p = nvshmem_malloc(bytes);
+    if (!p) {
+        snprintf(w->err, sizeof w->err, "PE %d: nvshmem_malloc(%zu) failed (heap exhausted? set NVSHMEM_SYMMETRIC_SIZE)", w->pe, bytes);
+        lcg_fail(LC_ERR_NOMEM, "%s", w->err);
+    }
+    return p;
+}
+
+extern "C" int lc_gpu_symm_free(lc_gpu_world *w, void *p) {
+    (void)w;
+    nvshmem_free(p);
+    return LC_OK;
+}
+
+extern "C" void *lc_gpu_symm_ptr(lc_gpu_world *w, const void *p, int pe) {
+    (void)w;
+    return nvshmem_ptr(p, pe);
+}
+
+static int check_pe(lc_gpu_world *w, int pe, const char *op) {
+    if (pe < 0 || pe >= w->n_pes) return lcg_fail(LC_ERR_ARG, "%s: PE %d out of range [0,%d)", op, pe, w->n_pes);
+    return LC_OK;
+}
+
+extern "C" int lc_gpu_put_on_stream(lc_gpu_world *w, void *dst, const void *src, size_t bytes,
+                                    int pe, lc_gpu_stream s) {
+    int rc = check_pe(w, pe, "lc_gpu_put_on_stream");
+    if (rc) return rc;
+    nvshmemx_putmem_on_stream(dst, src, bytes, pe, (cudaStream_t)s);
+    return lcg_cuda(cudaGetLastError(), "nvshmemx_putmem_on_stream");
+}
+
+extern "C" int lc_gpu_put_signal_on_stream(lc_gpu_world *w, void *dst, const void *src,
+                                           size_t bytes, uint64_t *sig, uint64_t value, int op,
+                                           int pe, lc_gpu_stream s) {
+    int rc = check_pe(w, pe, "lc_gpu_put_signal_on_stream");
+    if (rc) return rc;
+    if (op != LC_SIGNAL_SET && op != LC_SIGNAL_ADD)
+        return lcg_fail(LC_ERR_ARG, "lc_gpu_put_signal_on_stream: op must be LC_SIGNAL_SET or ADD");
+    nvshmemx_putmem_signal_on_stream(dst, src, bytes, sig, value, to_nv_sig(op), pe,
+                                     (cudaStream_t)s);
+    return lcg_cuda(cudaGetLastError(), "nvshmemx_putmem_signal_on_stream");
+}
+
+extern "C" int lc_gpu_signal_op_on_stream(lc_gpu_world *w, uint64_t *sig, uint64_t value, int op,
+                                          int pe, lc_gpu_stream s) {
+    int rc = check_pe(w, pe, "lc_gpu_signal_op_on_stream");
+    if (rc) return rc;
+    nvshmemx_signal_op_on_stream(sig, value, to_nv_sig(op), pe, (cudaStream_t)s);
+    return lcg_cuda(cudaGetLastError(), "nvshmemx_signal_op_on_stream");
+}
+
+extern "C" int lc_gpu_signal_wait_on_stream(lc_gpu_world *w, uint64_t *sig, int cmp,
+                                            uint64_t value, lc_gpu_stream s) {
+    if (to_nv_cmp(cmp) < 0) return lcg_fail(LC_ERR_ARG, "lc_gpu_signal_wait_on_stream: bad cmp %d", cmp);
+    if (w->use_nvshmem_wait && w->per_device == 1) {
+        nvshmemx_signal_wait_until_on_stream(sig, to_nv_cmp(cmp), value, (cudaStream_t)s);
+        return lcg_cuda(cudaGetLastError(), "nvshmemx_signal_wait_until_on_stream");
+    }
+    wait_kernel<<<1, 1, 0, (cudaStream_t)s>>>(sig, cmp, value,
+                                              (unsigned long long)(w->timeout_s * 1e9), w->fail_dev);
+    return lcg_cuda(cudaGetLastError(), "signal wait kernel");
+}
+
+extern "C" int lc_gpu_quiet_on_stream(lc_gpu_world *w, lc_gpu_stream s) {
+    (void)w;
+    nvshmemx_quiet_on_stream((cudaStream_t)s);
+    return lcg_cuda(cudaGetLastError(), "nvshmemx_quiet_on_stream");
+}
+
+extern "C" int lc_gpu_quiet(lc_gpu_world *w) {
+    (void)w;
+    nvshmem_quiet();
+    return LC_OK;
+}
+
+extern "C" int lc_gpu_barrier_all(lc_gpu_world *w) {
+    (void)w;
+    nvshmem_barrier_all();
+    return LC_OK;
+}
+
+extern "C" int lc_gpu_barrier_all_on_stream(lc_gpu_world *w, lc_gpu_stream s) {
+    (void)w;
+    nvshmemx_barrier_all_on_stream((cudaStream_t)s);
+    return lcg_cuda(cudaGetLastError(), "nvshmemx_barrier_all_on_stream");
+}
+
+extern "C" int lc_gpu_world_check(lc_gpu_world *w, lc_gpu_stream s) {
+    int rc = lcg_cuda(cudaStreamSynchronize((cudaStream_t)s), "cudaStreamSynchronize");
+    if (rc) return rc;
+    volatile unsigned long long *f = w->fail_host;
+    if (f[0]) {
+        static const char *names[] = {"==", "!=", ">", ">=", "<", "<="};
+        snprintf(w->err, sizeof w->err,
+                 "PE %d: signal wait timed out after %.0f s: saw %llu, waited for %s %llu "
+                 "(a peer died or never sent)",
+                 w->pe, w->timeout_s, f[1], f[3] < 6 ? names[f[3]] : "?", f[2]);
+        return lcg_fail(LC_ERR_TIMEOUT, "%s", w->err);
+    }
+    return LC_OK;
+}
+
+extern "C" lc_gpu_team *lc_gpu_team_world(lc_gpu_world *w) { return &w->world; }
+
+extern "C" int lc_gpu_team_split_strided(lc_gpu_team *parent, int start, int stride, int size,
+                                         lc_gpu_team **out) {
+    if (!parent || !out) return lcg_fail(LC_ERR_ARG, "lc_gpu_team_split_strided: NULL argument");
+    *out = NULL;
+    if (parent->w->per_device > 1)
+        return lcg_fail(LC_ERR_UNSUPPORTED,
+                        "team split refused: NVSHMEM with several PEs per GPU (without MPS)");
+    nvshmem_team_t t = NVSHMEM_TEAM_INVALID;
+    if (nvshmem_team_split_strided(parent->team, start, stride, size, NULL, 0, &t) != 0)
+        return lcg_fail(LC_ERR_SYS, "nvshmem_team_split_strided failed");
+    if (t == NVSHMEM_TEAM_INVALID) return LC_OK; /* not a member */
+    lc_gpu_team *n = (lc_gpu_team *)calloc(1, sizeof *n);
+    if (!n) return lcg_fail(LC_ERR_NOMEM, "out of memory");
+    n->w = parent->w;
+    n->team = t;
+    n->owned = 1;
+    *out = n;
+    return LC_OK;
+}
+
+extern "C" int lc_gpu_team_my_pe(const lc_gpu_team *t) { return nvshmem_team_my_pe(t->team); }
+extern "C" int lc_gpu_team_n_pes(const lc_gpu_team *t) { return nvshmem_team_n_pes(t->team); }
+extern "C" int lc_gpu_team_world_pe(const lc_gpu_team *t, int r) {
+    return nvshmem_team_translate_pe(t->team, r, NVSHMEM_TEAM_WORLD);
+}
+extern "C" void lc_gpu_team_destroy(lc_gpu_team *t) {
+    if (!t || !t->owned) return;
+    nvshmem_team_destroy(t->team);
+    free(t);
+}
+
+#else /* no NVSHMEM in this build */
+
+static int nosup(const char *f) {
+    return lcg_fail(LC_ERR_UNSUPPORTED, "%s: longctx was built without NVSHMEM", f);
+}
+extern "C" int lc_gpu_have_nvshmem(void) { return 0; }
+extern "C" int lc_gpu_uid_create(lc_gpu_uid *) { return nosup("lc_gpu_uid_create"); }
+extern "C" int lc_gpu_world_init(const lc_gpu_world_opts *, lc_gpu_world **out) {
+    if (out) *out = NULL;
+    return nosup("lc_gpu_world_init");
+}
+extern "C" int lc_gpu_world_finalize(lc_gpu_world *) { return LC_OK; }
+extern "C" int lc_gpu_my_pe(const lc_gpu_world *) { return 0; }
+extern "C" int lc_gpu_n_pes(const lc_gpu_world *) { return 1; }
+extern "C" int lc_gpu_pes_per_device(const lc_gpu_world *) { return 1; }
+extern "C" const char *lc_gpu_world_error(const lc_gpu_world *) { return "built without NVSHMEM"; }
+extern "C" void *lc_gpu_symm_alloc(lc_gpu_world *, size_t) { nosup("lc_gpu_symm_alloc"); return NULL; }
+extern "C" int lc_gpu_symm_free(lc_gpu_world *, void *) { return nosup("lc_gpu_symm_free"); }
+extern "C" void *lc_gpu_symm_ptr(lc_gpu_world *, const void *, int) { return NULL; }
+extern "C" int lc_gpu_put_on_stream(lc_gpu_world *, void *, const void *, size_t, int, lc_gpu_stream) { return nosup("lc_gpu_put_on_stream"); }
+extern "C" int lc_gpu_put_signal_on_stream(lc_gpu_world *, void *, const void *, size_t, uint64_t *, uint64_t, int, int, lc_gpu_stream) { return nosup("lc_gpu_put_signal_on_stream"); }
+extern "C" int lc_gpu_signal_op_on_stream(lc_gpu_world *, uint64_t *, uint64_t, int, int, lc_gpu_stream) { return nosup("lc_gpu_signal_op_on_stream"); }
+extern "C" int lc_gpu_signal_wait_on_stream(lc_gpu_world *, uint64_t *, int, uint64_t, lc_gpu_stream) { return nosup("lc_gpu_signal_wait_on_stream"); }
+extern "C" int lc_gpu_quiet_on_stream(lc_gpu_world *, lc_gpu_stream) { return nosup("lc_gpu_quiet_on_stream"); }
+extern "C" int lc_gpu_quiet(lc_gpu_world *) { return nosup("lc_gpu_quiet"); }
+extern "C" int lc_gpu_barrier_all(lc_gpu_world *) { return nosup("lc_gpu_barrier_all"); }
+extern "C" int lc_gpu_barrier_all_on_stream(lc_gpu_world *, lc_gpu_stream) { return nosup("lc_gpu_barrier_all_on_stream"); }
+extern "C" int lc_gpu_world_check(lc_gpu_world *, lc_gpu_stream) { return nosup("lc_gpu_world_check"); }
+extern "C" lc_gpu_team *lc_gpu_team_world(lc_gpu_world *) { return NULL; }
+extern "C" int lc_gpu_team_split_strided(lc_gpu_team *, int, int, int, lc_gpu_team **out) {
+    if (out) *out = NULL;
+    return nosup("lc_gpu_team_split_strided");
+}
+extern "C" int lc_gpu_team_my_pe(const lc_gpu_team *) { return -1; }
+extern "C" int lc_gpu_team_n_pes(const lc_gpu_team *) { return 0; }
+extern "C" int lc_gpu_team_world_pe(const lc_gpu_team *, int) { return -1; }
+extern "C" void lc_gpu_team_destroy(lc_gpu_team *) {}
+
+#endif

@@ -1,0 +1,187 @@
+/* GPU attention kernels against the CPU float64 oracle (lc_attn_ref_fwd / lc_attn_ref_bwd):
+ * bf16 and f16, D = 64 and 128, masks none / causal / window / document and combinations,
+ * GQA, odd lengths, padding rows, shifted positions (a ring step), and the K/V split over
+ * two block calls so that the (o, lse) merge and the accumulating backward are exercised.
+ * Exits 77 (skip) without a device. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu_test_util.h"
+
+typedef struct {
+    lc_gpu_dtype dt;
+    int d, hq, hkv, sq, sk;
+    unsigned kind;
+    int window;
+    int pad;     /* some rows are padding (negative positions) */
+    int shift;   /* K positions start here, Q positions at shift + sk/2 (a ring step) */
+    int split;   /* K/V in two block calls */
+} tcase;
+
+static double maxabs(const double *x, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
+    return m;
+}
+
+/* max |gpu - ref| relative to max(1e-3, max |ref|) */
+static double relerr(const float *g, const double *r, size_t n) {
+    double m = 0, s = fmax(1e-3, maxabs(r, n));
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)g[i] - r[i]);
+        if (isnan(g[i])) e = INFINITY;
+        m = fmax(m, e);
+    }
+    return m / s;
+}
+
+static int run(const tcase *c, uint64_t seed) {
+    const size_t nq = (size_t)c->sq * c->hq * c->d, nk = (size_t)c->sk * c->hkv * c->d;
+    uint16_t *hq16 = malloc(2 * nq), *hk16 = malloc(2 * nk), *hv16 = malloc(2 * nk), *hdo16 = malloc(2 * nq);
+    double *q = malloc(8 * nq), *k = malloc(8 * nk), *v = malloc(8 * nk), *dout = malloc(8 * nq);
+    double *out = malloc(8 * nq), *lse = malloc(8 * (size_t)c->sq * c->hq);
+    double *dq = malloc(8 * nq), *dk = malloc(8 * nk), *dv = malloc(8 * nk);
+    int32_t *qpos = malloc(4 * (size_t)c->sq), *kpos = malloc(4 * (size_t)c->sk);
+    int32_t *qdoc = malloc(4 * (size_t)c->sq), *kdoc = malloc(4 * (size_t)c->sk);
+    uint64_t s = seed;
+    for (size_t i = 0; i < nq; i++) q[i] = gt_round(c->dt, gt_uniform(&s), &hq16[i]);
+    for (size_t i = 0; i < nk; i++) k[i] = gt_round(c->dt, gt_uniform(&s), &hk16[i]);
+    for (size_t i = 0; i < nk; i++) v[i] = gt_round(c->dt, gt_uniform(&s), &hv16[i]);
+    for (size_t i = 0; i < nq; i++) dout[i] = gt_round(c->dt, gt_uniform(&s), &hdo16[i]);
+    for (int i = 0; i < c->sq; i++) {
+        qpos[i] = c->shift + c->sk / 2 + i;
+        if (c->pad && gt_rng(&s) % 7 == 0) qpos[i] = -1;
+        qdoc[i] = (qpos[i] / 23) % 4;
+    }
+    for (int i = 0; i < c->sk; i++) {
+        kpos[i] = c->shift + i;
+        if (c->pad && gt_rng(&s) % 7 == 0) kpos[i] = -1;
+        kdoc[i] = (kpos[i] / 23) % 4;
+    }
+    lc_attn_desc ra;
+    memset(&ra, 0, sizeof ra);
+    ra.sq = c->sq; ra.sk = c->sk; ra.hq = c->hq; ra.hkv = c->hkv; ra.d = c->d;
+    ra.qkv_dtype = LC_DT_F32;
+    ra.q_pos = qpos; ra.k_pos = kpos;
+    ra.mask.kind = c->kind; ra.mask.window = c->window;
+    ra.mask.q_doc = qdoc; ra.mask.k_doc = kdoc;
+    ra.threads = 1;
+    if (lc_attn_ref_fwd(&ra, q, k, v, out, lse) || lc_attn_ref_bwd(&ra, q, k, v, dout, dq, dk, dv)) {
+        fprintf(stderr, "reference failed: %s\n", lc_attn_last_error());
+        exit(1);
+    }
+
+    void *dQ = gt_dev_alloc(2 * nq), *dK = gt_dev_alloc(2 * nk), *dV = gt_dev_alloc(2 * nk), *dDO = gt_dev_alloc(2 * nq);
+    float *dO = gt_dev_alloc(4 * nq), *dL = gt_dev_alloc(4 * (size_t)c->sq * c->hq), *dDelta = gt_dev_alloc(4 * (size_t)c->sq * c->hq);
+    float *ddq = gt_dev_alloc(4 * nq), *ddk = gt_dev_alloc(4 * nk), *ddv = gt_dev_alloc(4 * nk);
+    int32_t *dqp = gt_dev_alloc(4 * (size_t)c->sq), *dkp = gt_dev_alloc(4 * (size_t)c->sk);
+    int32_t *dqd = gt_dev_alloc(4 * (size_t)c->sq), *dkd = gt_dev_alloc(4 * (size_t)c->sk);
+    gt_h2d(dQ, hq16, 2 * nq); gt_h2d(dK, hk16, 2 * nk); gt_h2d(dV, hv16, 2 * nk); gt_h2d(dDO, hdo16, 2 * nq);
+    gt_h2d(dqp, qpos, 4 * (size_t)c->sq); gt_h2d(dkp, kpos, 4 * (size_t)c->sk);
+    gt_h2d(dqd, qdoc, 4 * (size_t)c->sq); gt_h2d(dkd, kdoc, 4 * (size_t)c->sk);
+
+    lc_gpu_attn_desc a;
+    memset(&a, 0, sizeof a);
+    a.sq = c->sq; a.hq = c->hq; a.hkv = c->hkv; a.d = c->d; a.dtype = c->dt;
+    a.q_pos = dqp;
+    a.mask.kind = c->kind; a.mask.window = c->window; a.mask.q_doc = dqd;
+    GT_CHECK(lc_gpu_attn_fwd_init(&a, dO, dL, NULL));
+    /* K/V in one or two blocks (the second starts at a 64-row boundary plus an odd offset
+     * would break 16-byte alignment, so split at a multiple of 8 rows) */
+    int cut = c->split ? ((c->sk / 2) & ~7) : c->sk;
+    int parts[2][2] = {{0, cut}, {cut, c->sk}};
+    const size_t es = 2;
+    for (int pi = 0; pi < 2; pi++) {
+        int k0 = parts[pi][0], kn = parts[pi][1] - parts[pi][0];
+        if (kn <= 0) continue;
+        a.sk = kn;
+        a.k_pos = dkp + k0;
+        a.mask.k_doc = dkd + k0;
+        GT_CHECK(lc_gpu_attn_fwd_block(&a, dQ, (char *)dK + (size_t)k0 * c->hkv * c->d * es,
+                                       (char *)dV + (size_t)k0 * c->hkv * c->d * es, dO, dL, NULL));
+    }
+    a.sk = c->sk;
+    GT_CHECK(lc_gpu_attn_bwd_prep(&a, dO, dDO, dDelta, NULL));
+    {
+        float *z = calloc(nq > nk ? nq : nk, 4);
+        gt_h2d(ddq, z, 4 * nq); gt_h2d(ddk, z, 4 * nk); gt_h2d(ddv, z, 4 * nk);
+        free(z);
+    }
+    for (int pi = 0; pi < 2; pi++) {
+        int k0 = parts[pi][0], kn = parts[pi][1] - parts[pi][0];
+        if (kn <= 0) continue;
+        a.sk = kn;
+        a.k_pos = dkp + k0;
+        a.mask.k_doc = dkd + k0;
+        GT_CHECK(lc_gpu_attn_bwd_block(&a, dQ, (char *)dK + (size_t)k0 * c->hkv * c->d * es,
+                                       (char *)dV + (size_t)k0 * c->hkv * c->d * es, dDO, dL, dDelta, ddq,
+                                       ddk + (size_t)k0 * c->hkv * c->d, ddv + (size_t)k0 * c->hkv * c->d, NULL));
+    }
+    gt_sync();
+    float *go = malloc(4 * nq), *gl = malloc(4 * (size_t)c->sq * c->hq), *gdq = malloc(4 * nq), *gdk = malloc(4 * nk), *gdv = malloc(4 * nk);
+    gt_d2h(go, dO, 4 * nq); gt_d2h(gl, dL, 4 * (size_t)c->sq * c->hq);
+    gt_d2h(gdq, ddq, 4 * nq); gt_d2h(gdk, ddk, 4 * nk); gt_d2h(gdv, ddv, 4 * nk);
+
+    /* lse: -inf must match exactly; finite values to 1e-3 absolute */
+    double lerr = 0;
+    int lbad = 0;
+    for (size_t i = 0; i < (size_t)c->sq * c->hq; i++) {
+        if (isinf(lse[i]) || isinf(gl[i])) {
+            if (!(isinf(lse[i]) && isinf(gl[i]))) lbad++;
+        } else
+            lerr = fmax(lerr, fabs(gl[i] - lse[i]));
+    }
+    const int bf = c->dt == LC_GPU_BF16;
+    const double tf = bf ? 1.5e-2 : 4e-3, tb = bf ? 4e-2 : 1.2e-2;
+    double eo = relerr(go, out, nq), eq = relerr(gdq, dq, nq), ek = relerr(gdk, dk, nk), ev = relerr(gdv, dv, nk);
+    int ok = !lbad && lerr < 2e-3 && eo < tf && eq < tb && ek < tb && ev < tb;
+    printf("%s %-4s d=%-3d hq=%d hkv=%d sq=%-4d sk=%-4d mask=%u w=%-3d pad=%d shift=%-4d split=%d: "
+           "o %.2e lse %.2e (%d inf mismatches) dq %.2e dk %.2e dv %.2e\n",
+           ok ? "ok  " : "FAIL", lc_gpu_dtype_name(c->dt), c->d, c->hq, c->hkv, c->sq, c->sk, c->kind,
+           c->window, c->pad, c->shift, c->split, eo, lerr, lbad, eq, ek, ev);
+    free(hq16); free(hk16); free(hv16); free(hdo16); free(q); free(k); free(v); free(dout);
+    free(out); free(lse); free(dq); free(dk); free(dv); free(qpos); free(kpos); free(qdoc); free(kdoc);
+    free(go); free(gl); free(gdq); free(gdk); free(gdv);
+    void *dev[] = {dQ, dK, dV, dDO, dO, dL, dDelta, ddq, ddk, ddv, dqp, dkp, dqd, dkd};
+    for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) gt_dev_free(dev[i]);
+    return ok;
+}
+
+int main(int argc, char **argv) {
+    gt_require_gpu("test_gpu_attn");
+    int quick = argc > 1 && !strcmp(argv[1], "quick");
+    const lc_gpu_dtype dts[] = {LC_GPU_BF16, LC_GPU_F16};
+    const int ds[] = {64, 128};
+    const unsigned kinds[] = {0, LC_MASK_CAUSAL, LC_MASK_WINDOW, LC_MASK_CAUSAL | LC_MASK_WINDOW,
+                              LC_MASK_DOC, LC_MASK_CAUSAL | LC_MASK_DOC};
+    const int heads[][2] = {{2, 2}, {4, 1}, {6, 2}};
+    int total = 0, passed = 0;
+    uint64_t seed = 1;
+    for (int di = 0; di < 2; di++)
+        for (int dd = 0; dd < 2; dd++)
+            for (int ki = 0; ki < 6; ki++)
+                for (int hi = 0; hi < 3; hi++) {
+                    if (quick && hi != 1) continue;
+                    tcase c = {dts[di], ds[dd], heads[hi][0], heads[hi][1], 0, 0, kinds[ki], 0, 0, 0, 0};
+                    /* odd lengths that straddle tile edges; long enough for several K tiles */
+                    c.sq = 77 + 64 * hi;
+                    c.sk = 130 + 33 * ki;
+                    c.window = 37;
+                    c.pad = (ki + hi) % 2;
+                    c.shift = (ki % 2) ? 0 : 200;
+                    c.split = (dd + ki) % 2;
+                    total++;
+                    passed += run(&c, seed++);
+                }
+    /* a longer causal case so that the skip list and the FULL path carry real weight */
+    tcase big = {LC_GPU_BF16, 128, 4, 2, 515, 515, LC_MASK_CAUSAL, 0, 0, -257, 0};
+    total++;
+    passed += run(&big, 99);
+    tcase big2 = {LC_GPU_F16, 64, 8, 8, 300, 700, 0, 0, 0, 0, 1};
+    total++;
+    passed += run(&big2, 100);
+    printf("test_gpu_attn: %d/%d cases passed\n", passed, total);
+    return passed == total ? 0 : 1;
+}

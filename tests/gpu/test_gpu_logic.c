@@ -1,0 +1,135 @@
+/* CPU test of the logic the CUDA kernels share with the host (tile_logic.h,
+ * ring_gpu_layout.h): runs on every machine, GPU or not. The element rule is checked
+ * against the CPU library's lc_attn_allowed, and the tile classification must be
+ * conservative (SKIP: no pair allowed; FULL: every slot pair real and allowed). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "longctx/attn.h"
+#include "ring_gpu_layout.h"
+#include "tile_logic.h"
+
+static int fails = 0;
+#define EXPECT(c, ...)                                 \
+    do {                                               \
+        if (!(c)) {                                    \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+            fprintf(stderr, __VA_ARGS__);              \
+            fprintf(stderr, "\n");                     \
+            if (++fails > 20) exit(1);                 \
+        }                                              \
+    } while (0)
+
+static uint64_t rs = 12345;
+static uint32_t rnd(void) {
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return (uint32_t)rs;
+}
+
+static const unsigned kinds[] = {0, 1, 2, 3, 4, 5, 6, 7};
+
+static void test_allowed(void) {
+    for (int it = 0; it < 200000; it++) {
+        unsigned kind = kinds[rnd() % 8];
+        int64_t window = 1 + rnd() % 50;
+        int32_t qp = (int32_t)(rnd() % 200) - 20, kp = (int32_t)(rnd() % 200) - 20;
+        if (it % 1000 == 0) { qp = INT32_MAX; kp = (int32_t)(rnd() % 3); }
+        int32_t qd = rnd() % 3, kd = rnd() % 3;
+        lc_mask m = {kind, window, NULL, NULL};
+        int a = lc_tl_allowed(kind, window, qp, kp, qd, kd);
+        int b = lc_attn_allowed(&m, qp, kp, qd, kd);
+        EXPECT(a == b, "allowed(kind %u, w %lld, q %d, k %d, qd %d, kd %d): gpu %d cpu %d", kind,
+               (long long)window, qp, kp, qd, kd, a, b);
+    }
+}
+
+static void test_classify(void) {
+    enum { T = 16 };
+    int32_t qp[T], kp[T], qd[T], kd[T];
+    for (int it = 0; it < 100000; it++) {
+        unsigned kind = kinds[rnd() % 8];
+        int64_t window = 1 + rnd() % 40;
+        int nq = 1 + rnd() % T, nk = 1 + rnd() % T; /* rows present; the rest is tail */
+        int contiguous = rnd() % 2;
+        int q0 = rnd() % 64, k0 = rnd() % 64;
+        for (int i = 0; i < T; i++) {
+            qp[i] = contiguous ? q0 + i : (int32_t)(rnd() % 80);
+            kp[i] = contiguous ? k0 + i : (int32_t)(rnd() % 80);
+            if (rnd() % 16 == 0) qp[i] = -1;
+            if (rnd() % 16 == 0) kp[i] = -1;
+            qd[i] = rnd() % 3 == 0 ? 1 : 0;
+            kd[i] = rnd() % 3 == 0 ? 1 : 0;
+        }
+        lc_tile_sum qs, ks;
+        lc_tl_sum_init(&qs, T);
+        lc_tl_sum_init(&ks, T);
+        for (int i = 0; i < nq; i++) lc_tl_sum_add(&qs, qp[i], qd[i]);
+        for (int i = 0; i < nk; i++) lc_tl_sum_add(&ks, kp[i], kd[i]);
+        int any = 0, all = 1;
+        for (int i = 0; i < T; i++)
+            for (int j = 0; j < T; j++) {
+                int ok = i < nq && j < nk && lc_tl_allowed(kind, window, qp[i], kp[j], qd[i], kd[j]);
+                any |= ok;
+                all &= ok;
+            }
+        int c = lc_tl_classify(kind, window, &qs, &ks);
+        if (c == LC_TL_SKIP) EXPECT(!any, "SKIP with an allowed pair (kind %u)", kind);
+        if (c == LC_TL_FULL) EXPECT(all, "FULL with a masked pair (kind %u)", kind);
+        /* precision: the plain causal diagonal-free case must not be PARTIAL */
+        if (kind == LC_TL_CAUSAL && contiguous && nq == T && nk == T) {
+            int pad = 0;
+            for (int i = 0; i < T; i++) pad |= qp[i] < 0 || kp[i] < 0;
+            if (!pad && k0 + T - 1 <= q0) EXPECT(c == LC_TL_FULL, "causal tile below diagonal not FULL");
+            if (!pad && k0 > q0 + T - 1) EXPECT(c == LC_TL_SKIP, "causal tile above diagonal not SKIP");
+        }
+    }
+}
+
+static void test_layout(void) {
+    for (int p = 1; p <= 8; p++)
+        for (int z = 0; z < 2; z++) {
+            int S = 2 * p * 24;
+            int sl = S / p;
+            char *seen = calloc((size_t)S, 1);
+            int32_t *pos = malloc(sizeof(int32_t) * (size_t)sl);
+            for (int r = 0; r < p; r++) {
+                EXPECT(lc_ring_layout_positions(z, S, p, r, pos) == 0, "layout rejected S=%d p=%d", S, p);
+                for (int i = 0; i < sl; i++) {
+                    EXPECT(pos[i] >= 0 && pos[i] < S, "position out of range");
+                    if (pos[i] >= 0 && pos[i] < S) seen[pos[i]]++;
+                }
+                if (z) EXPECT(pos[0] == r * (S / (2 * p)) && pos[sl - 1] == S - 1 - r * (S / (2 * p)),
+                              "zigzag chunks of PE %d", r);
+            }
+            for (int i = 0; i < S; i++) EXPECT(seen[i] == 1, "position %d covered %d times", i, seen[i]);
+            free(seen);
+            free(pos);
+        }
+    int32_t pos[8];
+    EXPECT(lc_ring_layout_positions(1, 6, 2, 0, pos) != 0, "zigzag must refuse S not divisible by 2P");
+}
+
+static void test_lse_merge(void) {
+    float a = logf(3.0f), b = logf(5.0f);
+    EXPECT(fabsf(lc_tl_lse_merge(a, b) - logf(8.0f)) < 1e-6f, "lse merge");
+    EXPECT(lc_tl_lse_merge(-INFINITY, b) == b, "lse merge with empty");
+    EXPECT(lc_tl_lse_merge(-INFINITY, -INFINITY) == -INFINITY, "lse merge of two empties");
+    EXPECT(fabsf(lc_tl_lse_merge(1000.f, 1000.f) - (1000.f + logf(2.f))) < 1e-3f, "lse merge large");
+}
+
+int main(void) {
+    test_allowed();
+    test_classify();
+    test_layout();
+    test_lse_merge();
+    if (fails) {
+        fprintf(stderr, "test_gpu_logic: %d failures\n", fails);
+        return 1;
+    }
+    printf("test_gpu_logic: ok\n");
+    return 0;
+}
