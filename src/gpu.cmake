@@ -131,7 +131,7 @@ set_target_properties(longctx-gpu-bench PROPERTIES LINKER_LANGUAGE CUDA)
 set(LONGCTX_GPU_BUILT ON)
 message(STATUS "longctx GPU: building CUDA kernels for ${CMAKE_CUDA_ARCHITECTURES} "
                "(nvcc ${CMAKE_CUDA_COMPILER_VERSION}); NCCL: ${LONGCTX_HAVE_NCCL}; "
-               "NVSHMEM: ${LONGCTX_HAVE_NVSHMEM}${LONGCTX_NVSHMEM_LIBDIR}")
+               "NVSHMEM: ${LONGCTX_HAVE_NVSHMEM} ${LONGCTX_NVSHMEM_LIBDIR}")
 if(NOT LONGCTX_HAVE_NVSHMEM)
   message(STATUS "longctx GPU: NVSHMEM not found (pip install nvidia-nvshmem-cu13, or NVSHMEM_HOME=<unpacked wheel>/nvidia/nvshmem); the ring tests will skip")
 endif()

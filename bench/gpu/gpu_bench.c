@@ -1,4 +1,5 @@
 /* GPU bench driver for scripts/gpu-check.
+ *   longctx-gpu-bench probe   (device, or exit 77 when none)
  *   longctx-gpu-bench attn    [--seqs 4096,8192,16384,32768] [--iters N]
  *   longctx-gpu-bench permute [--iters N]
  * Prints one JSON object per measurement on stdout (JSON lines), and a human line on
@@ -170,7 +171,7 @@ static int bench_permute(int iters) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s attn|permute [--seqs a,b,c] [--iters N]\n", argv[0]);
+        fprintf(stderr, "usage: %s probe|attn|permute [--seqs a,b,c] [--iters N]\n", argv[0]);
         return 2;
     }
     gt_require_gpu("longctx-gpu-bench");
@@ -181,6 +182,15 @@ int main(int argc, char **argv) {
             nseq = 0;
             for (char *t = strtok(argv[++i], ","); t && nseq < 16; t = strtok(NULL, ",")) seqs[nseq++] = atoi(t);
         }
+    }
+    if (!strcmp(argv[1], "probe")) {
+        struct cudaDeviceProp prop;
+        if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) return 1;
+        printf("{\"kind\":\"device\",\"name\":\"%s\",\"sm\":\"%d.%d\",\"multiprocessors\":%d,"
+               "\"memory_GiB\":%.1f,\"nvshmem\":%d,\"nccl\":%d}\n",
+               prop.name, prop.major, prop.minor, prop.multiProcessorCount,
+               prop.totalGlobalMem / 1073741824.0, lc_gpu_have_nvshmem(), lc_gpu_have_nccl());
+        return 0;
     }
     if (!strcmp(argv[1], "attn")) return bench_attn(seqs, nseq, iters > 0 ? iters : 5);
     if (!strcmp(argv[1], "permute")) return bench_permute(iters > 0 ? iters : 200);
