@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what longctx needs on a fresh Debian machine (as root) and builds it into build/.
+# Idempotent: packages already present are not reinstalled.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for tool in cmake gcc make python3; do
+    command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    pkgs=()
+    for t in "${need[@]}"; do
+        case "$t" in
+            gcc) pkgs+=(gcc libc6-dev) ;;
+            python3) pkgs+=(python3 python3-pip) ;;
+            *) pkgs+=("$t") ;;
+        esac
+    done
+    echo "setup: installing ${pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${pkgs[@]}" >/dev/null
+fi
+
+if [ -x scripts/setup-gpu-deps.sh ]; then
+    scripts/setup-gpu-deps.sh || echo "setup: GPU dependencies unavailable; the GPU parts will be skipped"
+fi
+
+build=${BUILD_DIR:-build}
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-} >/dev/null
+cmake --build "$build" -j"$(nproc)"
+echo "setup: built $build/longctx"

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Fault tests: every failure ends in bounded time, with the right error, and leaves nothing
+# behind in /dev/shm or in the process table.
+# usage: fault_test.sh LONGCTX_BIN TEST_FAULT_BIN
+set -u
+LC=$1
+TF=$2
+fail=0
+shm_before=$(ls -A /dev/shm 2>/dev/null | sort)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+check() { # name expected_rc max_seconds grep_pattern [env...]
+    local name=$1 want=$2 max=$3 pat=$4
+    shift 4
+    local t0 t1 rc
+    t0=$(date +%s.%N)
+    env "$@" timeout -k 5 60 "$LC" launch -n 3 -- "$TF" "$name" >"$tmp/out" 2>&1
+    rc=$?
+    t1=$(date +%s.%N)
+    local dt
+    dt=$(awk "BEGIN{print $t1-$t0}")
+    if [ "$rc" != "$want" ]; then
+        echo "FAIL $name: exit $rc, expected $want"; cat "$tmp/out"; fail=1; return
+    fi
+    if awk "BEGIN{exit !($dt > $max)}"; then
+        echo "FAIL $name: took ${dt}s, limit ${max}s"; fail=1; return
+    fi
+    if ! grep -q -- "$pat" "$tmp/out"; then
+        echo "FAIL $name: output lacks '$pat'"; cat "$tmp/out"; fail=1; return
+    fi
+    # each surviving PE must report the error itself, not only the launcher
+    local n
+    n=$(grep -c "rc=-" "$tmp/out")
+    if [ "$n" -lt 2 ]; then
+        echo "FAIL $name: only $n PEs reported an error"; cat "$tmp/out"; fail=1; return
+    fi
+    echo "ok   $name: exit $rc in ${dt}s"
+}
+
+check exit-early 3 10 "PE 1 exited with status 3 before lc_world_finalize"
+check sigkill 137 10 "PE 1 was killed by signal 9"
+check timeout 1 15 "timed out after 1.0 s in lc_signal_wait_until (user signal: signal at heap+0x0 on PE 0 expected >= 1, observed 0)" LONGCTX_TIMEOUT=1
+
+# Ctrl-C of the launcher: SIGINT is forwarded, every PE ends, status 130.
+"$LC" launch -n 3 -- "$TF" sleep >"$tmp/out" 2>&1 &
+lp=$!
+sleep 1
+kill -INT $lp
+t0=$(date +%s)
+wait $lp
+rc=$?
+if [ $rc != 130 ] || [ $(( $(date +%s) - t0 )) -gt 10 ]; then echo "FAIL sigint: exit $rc"; fail=1; else echo "ok   sigint: exit $rc"; fi
+
+# SIGKILL of the launcher: the PEs die with it (parent-death signal), no orphans.
+"$LC" launch -n 3 -- "$TF" sleep >"$tmp/out" 2>&1 &
+lp=$!
+sleep 1
+kids=$(pgrep -P $lp | tr '\n' ' ')
+kill -KILL $lp
+wait $lp 2>/dev/null
+sleep 1
+left=0
+# a dead PE whose new parent has not reaped it yet is a zombie (state Z): it is gone
+for k in $kids; do
+    st=$(ps -o stat= -p "$k" 2>/dev/null | tr -d ' ')
+    case "$st" in ""|Z*) ;; *) left=1; echo "PE process $k still running (state $st)";; esac
+done
+if [ -z "$kids" ] || [ $left = 1 ]; then echo "FAIL launcher-sigkill: PEs ($kids) survived or never started"; fail=1; else echo "ok   launcher-sigkill: PEs $kids gone"; fi
+
+shm_after=$(ls -A /dev/shm 2>/dev/null | sort)
+if [ "$shm_before" != "$shm_after" ]; then echo "FAIL /dev/shm changed:"; diff <(echo "$shm_before") <(echo "$shm_after"); fail=1; else echo "ok   /dev/shm unchanged"; fi
+[ $fail = 0 ] && echo "fault tests passed"
+exit $fail

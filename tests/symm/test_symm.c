@@ -1,0 +1,459 @@
+/* Runtime tests, run under `longctx launch -n P`: test_symm rma|permute|coll|teams|stress|heap.
+ * Every PE regenerates every other PE's data from a seed, so each PE checks against a serial
+ * reference without extra communication. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/check.h"
+#include "longctx/symm.h"
+
+int lc_test_pe = -1;
+#define LC_TEST_MAXPES 64
+static unsigned long long g_seed;
+
+static void fill(void *buf, size_t n, unsigned long long seed)
+{
+    unsigned long long s = seed;
+    uint8_t *b = buf;
+    for (size_t i = 0; i < n; i++) b[i] = (uint8_t)(lc_test_rng(&s) >> 24);
+}
+
+static unsigned long long seed_of(int pe, int k) { return g_seed * 1000003ULL + (unsigned)pe * 7919ULL + (unsigned)k; }
+
+/* Sizes that catch edge cases: empty, one byte, odd, unaligned ends, bigger than a FIFO slot
+ * (128 KiB) and bigger than the whole two-sided FIFO (1 MiB). */
+static const size_t SIZES[] = {0, 1, 7, 64, 1000, 4097, 131073, 1048576 + 13, 3 * 1048576 + 5};
+#define NSIZES (sizeof SIZES / sizeof *SIZES)
+
+static void test_rma(lc_world *w)
+{
+    int me = lc_my_pe(w), n = lc_n_pes(w);
+    size_t maxb = SIZES[NSIZES - 1] + 64;
+    uint8_t *dst = lc_symm_alloc(w, maxb * (size_t)n);
+    uint64_t *sig = lc_symm_alloc(w, 8 * 8);
+    CHECK(dst && sig, "alloc: %s", lc_last_error(w));
+    uint8_t *src = malloc(maxb), *exp = malloc(maxb);
+    for (int k = 0; k < (int)NSIZES; k++) {
+        size_t b = SIZES[k];
+        for (int unalign = 0; unalign < 2; unalign++) {
+            size_t off = unalign ? 3 : 0; /* unaligned source and destination */
+            memset(dst, 0xEE, maxb * (size_t)n);
+            memset(sig, 0, 64);
+            CHECK_OK(w, lc_barrier(lc_team_world(w)));
+            fill(src + off, b, seed_of(me, k));
+            /* Every PE puts its block into slot [me] of every PE; odd PEs use nbi + quiet. */
+            for (int p = 0; p < n; p++) {
+                uint8_t *d = dst + (size_t)me * maxb + off;
+                if (me & 1) CHECK_OK(w, lc_put_nbi(w, d, src + off, b, p));
+                else CHECK_OK(w, lc_put(w, d, src + off, b, p));
+            }
+            CHECK_OK(w, lc_quiet(w));
+            CHECK_OK(w, lc_barrier(lc_team_world(w)));
+            for (int p = 0; p < n; p++) {
+                fill(exp, b, seed_of(p, k));
+                CHECK(!memcmp(dst + (size_t)p * maxb + off, exp, b), "put of %zu bytes from PE %d wrong", b, p);
+                CHECK(dst[(size_t)p * maxb + off + b] == 0xEE, "put of %zu bytes from PE %d overran", b, p);
+            }
+            /* get: read the right neighbour's slot [right] and compare */
+            int right = (me + 1) % n;
+            memset(exp, 0, maxb);
+            CHECK_OK(w, lc_get(w, exp, dst + (size_t)right * maxb + off, b, right));
+            fill(src + off, b, seed_of(right, k));
+            CHECK(!memcmp(exp, src + off, b), "get of %zu bytes wrong", b);
+            CHECK_OK(w, lc_barrier(lc_team_world(w)));
+            /* put-with-signal SET: data must be visible once the signal is. */
+            fill(src + off, b, seed_of(me, k + 100));
+            int to = (me + 1) % n, from = (me + n - 1) % n;
+            CHECK_OK(w, lc_put_signal_nbi(w, dst + off, src + off, b, &sig[0], (uint64_t)k + 1, LC_SIGNAL_SET, to));
+            uint64_t obs = 0;
+            CHECK_OK(w, lc_signal_wait_until(w, &sig[0], LC_CMP_EQ, (uint64_t)k + 1, &obs));
+            CHECK(obs == (uint64_t)k + 1, "observed %llu", (unsigned long long)obs);
+            fill(exp, b, seed_of(from, k + 100));
+            CHECK(!memcmp(dst + off, exp, b), "put_signal data of %zu bytes wrong", b);
+            CHECK_OK(w, lc_quiet(w));
+        }
+    }
+    /* ADD signals from everyone and every comparison operator. */
+    memset(sig, 0, 64);
+    CHECK_OK(w, lc_barrier(lc_team_world(w)));
+    for (int p = 0; p < n; p++) CHECK_OK(w, lc_signal_op(w, &sig[1], (uint64_t)(me + 1), LC_SIGNAL_ADD, p));
+    uint64_t want = 0;
+    for (int p = 0; p < n; p++) want += (uint64_t)(p + 1);
+    CHECK_OK(w, lc_signal_wait_until(w, &sig[1], LC_CMP_GE, want, NULL));
+    CHECK_OK(w, lc_signal_wait_until(w, &sig[1], LC_CMP_EQ, want, NULL));
+    CHECK_OK(w, lc_signal_wait_until(w, &sig[1], LC_CMP_NE, want + 1, NULL));
+    CHECK_OK(w, lc_signal_wait_until(w, &sig[1], LC_CMP_GT, want - 1, NULL));
+    CHECK_OK(w, lc_signal_wait_until(w, &sig[1], LC_CMP_LT, want + 1, NULL));
+    CHECK_OK(w, lc_signal_wait_until(w, &sig[1], LC_CMP_LE, want, NULL));
+    CHECK(lc_signal_fetch(w, &sig[1]) == want, "fetch");
+    /* lc_symm_ptr: every peer reachable on shm, and it names the same object */
+    CHECK_OK(w, lc_barrier(lc_team_world(w)));
+    for (int p = 0; p < n; p++) {
+        uint64_t *pp = lc_symm_ptr(w, &sig[1], p);
+        CHECK(pp != NULL, "peer %d unreachable", p);
+        CHECK(*pp == want, "peer %d value %llu via lc_symm_ptr", p, (unsigned long long)*pp);
+    }
+    CHECK(lc_symm_ptr(w, src, 0) == NULL, "a private pointer must not translate");
+    /* bad arguments: clear errors, not crashes */
+    CHECK(lc_put(w, src, src, 8, 0) == LC_ERR_ARG, "put to a non-symmetric dst must fail");
+    CHECK(strstr(lc_last_error(w), "symmetric heap"), "message: %s", lc_last_error(w));
+    CHECK(lc_put(w, dst, src, 8, n) == LC_ERR_ARG, "put to PE n must fail");
+    CHECK(strstr(lc_last_error(w), "out of range"), "message: %s", lc_last_error(w));
+    CHECK(lc_signal_wait_until(w, (uint64_t *)src, LC_CMP_EQ, 0, NULL) == LC_ERR_ARG, "private signal");
+    CHECK_OK(w, lc_barrier(lc_team_world(w)));
+    free(src);
+    free(exp);
+    CHECK_OK(w, lc_symm_free(w, sig));
+    CHECK_OK(w, lc_symm_free(w, dst));
+}
+
+static void test_heap(lc_world *w)
+{
+    int me = lc_my_pe(w);
+    /* same offsets everywhere, reuse after free, exhaustion and mismatch are clear errors */
+    void *a = lc_symm_alloc(w, 1000), *b = lc_symm_alloc(w, 3 << 20), *c = lc_symm_alloc(w, 1);
+    CHECK(a && b && c, "%s", lc_last_error(w));
+    CHECK(((uintptr_t)b & 4095) == 0, "large blocks are page aligned");
+    uint64_t offs[3] = {(uint64_t)((uint8_t *)a - (uint8_t *)a), (uint64_t)((uint8_t *)b - (uint8_t *)a),
+                        (uint64_t)((uint8_t *)c - (uint8_t *)a)};
+    uint64_t *all = malloc(sizeof offs * (size_t)lc_n_pes(w));
+    CHECK_OK(w, lc_allgather(lc_team_world(w), all, offs, sizeof offs));
+    for (int p = 0; p < lc_n_pes(w); p++) CHECK(!memcmp(all + 3 * p, offs, sizeof offs), "offsets differ on PE %d", p);
+    free(all);
+    CHECK_OK(w, lc_symm_free(w, b));
+    void *d = lc_symm_alloc(w, 2 << 20);
+    CHECK(d == b, "freed space is reused first-fit");
+    void *big = lc_symm_alloc(w, lc_symm_heap_size(w) * 2);
+    CHECK(!big && strstr(lc_last_error(w), "exhausted"), "exhaustion: %s", lc_last_error(w));
+    void *mis = lc_symm_alloc(w, me == 0 ? 64 : 128);
+    if (lc_n_pes(w) > 1) CHECK(!mis && strstr(lc_last_error(w), "disagree"), "mismatch: %s", lc_last_error(w));
+    else CHECK(mis, "one PE agrees with itself");
+    CHECK(lc_symm_free(w, (uint8_t *)a + 8) == LC_ERR_ARG, "free of a non-block");
+    CHECK_OK(w, lc_barrier(lc_team_world(w)));
+}
+
+static void check_permute(lc_world *w, lc_team *t, const int *map, int shift, size_t b, lc_lowering l,
+                          uint8_t *dst, uint8_t *src, uint8_t *exp, int k)
+{
+    int me = lc_team_my_pe(t), n = lc_team_n_pes(t);
+    fill(src, b, seed_of(me, k));
+    memset(dst, 0xEE, b + 8);
+    lc_permute_req r;
+    if (map) CHECK_OK(w, lc_permute_start_map(t, map, src, dst, b, l, &r));
+    else CHECK_OK(w, lc_permute_start(t, shift, src, dst, b, l, &r));
+    CHECK_OK(w, lc_permute_done(&r));
+    int from = -1;
+    if (map) {
+        for (int q = 0; q < n; q++)
+            if (map[q] == me) from = q;
+    } else {
+        from = (((me - shift) % n) + n) % n;
+    }
+    if (from >= 0) {
+        fill(exp, b, seed_of(from, k));
+        CHECK(!memcmp(dst, exp, b), "permute %s shift %d of %zu bytes from rank %d wrong",
+              lc_lowering_name(l), shift, b, from);
+    } else {
+        for (size_t i = 0; i < b; i++) CHECK(dst[i] == 0xEE, "rank with no source got data");
+    }
+    CHECK(dst[b] == 0xEE, "permute overran dst");
+}
+
+static void test_permute(lc_world *w, lc_team *t)
+{
+    int n = lc_team_n_pes(t);
+    size_t maxb = SIZES[NSIZES - 1];
+    uint8_t *dst = lc_symm_alloc(w, maxb + 8), *dst2 = lc_symm_alloc(w, maxb + 8);
+    uint8_t *src = malloc(maxb + 8), *exp = malloc(maxb + 8), *keep = malloc(maxb + 8);
+    CHECK(dst && dst2 && src && exp && keep, "alloc");
+    const int shifts[] = {1, -1, 2, 0, n + 1};
+    for (int k = 0; k < (int)NSIZES; k++)
+        for (int s = 0; s < 5; s++) {
+            check_permute(w, t, NULL, shifts[s], SIZES[k], LC_LOWER_ONE_SIDED, dst, src, exp, k);
+            memcpy(keep, dst, SIZES[k]);
+            check_permute(w, t, NULL, shifts[s], SIZES[k], LC_LOWER_TWO_SIDED, dst, src, exp, k);
+            CHECK(!memcmp(keep, dst, SIZES[k]), "one_sided and two_sided bytes differ");
+            check_permute(w, t, NULL, shifts[s], SIZES[k], LC_LOWER_AUTO, dst, src, exp, k);
+        }
+    /* An explicit map: reverse the team, with the middle rank (odd n) sending nowhere. */
+    int *map = malloc(sizeof(int) * (size_t)n);
+    for (int r = 0; r < n; r++) map[r] = n - 1 - r;
+    if (n % 2) map[n / 2] = -1;
+    for (int k = 0; k < (int)NSIZES; k += 2) {
+        check_permute(w, t, map, 0, SIZES[k], LC_LOWER_ONE_SIDED, dst, src, exp, k);
+        check_permute(w, t, map, 0, SIZES[k], LC_LOWER_TWO_SIDED, dst, src, exp, k);
+    }
+    /* Several outstanding at once, both directions, mixed lowerings (the ring backward). */
+    int me = lc_team_my_pe(t);
+    size_t b = 200000;
+    uint8_t *src2 = malloc(b);
+    fill(src, b, seed_of(me, 50));
+    fill(src2, b, seed_of(me, 51));
+    lc_permute_req r1, r2;
+    CHECK_OK(w, lc_permute_start(t, 1, src, dst, b, LC_LOWER_ONE_SIDED, &r1));
+    CHECK_OK(w, lc_permute_start(t, -1, src2, dst2, b, LC_LOWER_TWO_SIDED, &r2));
+    CHECK_OK(w, lc_permute_done(&r2));
+    CHECK_OK(w, lc_permute_done(&r1));
+    fill(exp, b, seed_of((me + n - 1) % n, 50));
+    CHECK(!memcmp(dst, exp, b), "outstanding permute 1");
+    fill(exp, b, seed_of((me + 1) % n, 51));
+    CHECK(!memcmp(dst2, exp, b), "outstanding permute 2");
+    /* Bad input is an error, not a hang. */
+    map[0] = n;
+    CHECK(lc_permute_start_map(t, map, src, dst, 8, LC_LOWER_AUTO, &r1) == LC_ERR_ARG, "bad map");
+    CHECK(strstr(lc_last_error(w), "dest_of[0]"), "message: %s", lc_last_error(w));
+    if (n > 1) {
+        CHECK(lc_permute_start(t, 1, src, src2, 8, LC_LOWER_ONE_SIDED, &r1) == LC_ERR_ARG, "private dst one_sided");
+        CHECK(strstr(lc_last_error(w), "symmetric"), "message: %s", lc_last_error(w));
+    }
+    CHECK_OK(w, lc_barrier(t));
+    free(map);
+    free(src);
+    free(src2);
+    free(exp);
+    free(keep);
+    CHECK_OK(w, lc_symm_free(w, dst2));
+    CHECK_OK(w, lc_symm_free(w, dst));
+}
+
+static double frand(unsigned long long *s) { return (double)(lc_test_rng(s) >> 11) / 9007199254740992.0 - 0.5; }
+
+static void test_coll(lc_world *w, lc_team *t)
+{
+    int me = lc_team_my_pe(t), n = lc_team_n_pes(t);
+    const size_t counts[] = {0, 1, 7, 1000, 3 * 1024 * 1024 + 3}; /* last: many scratch rounds */
+    CHECK_OK(w, lc_barrier(t));
+    for (int ci = 0; ci < 5; ci++) {
+        size_t c = counts[ci];
+        float *x = malloc(sizeof(float) * (c + 1)), *y = malloc(sizeof(float) * (c + 1));
+        double *xd = malloc(sizeof(double) * (c + 1)), *yd = malloc(sizeof(double) * (c + 1));
+        double *ref = calloc(c + 1, sizeof(double)), *refmax = malloc(sizeof(double) * (c + 1));
+        for (int p = 0; p < n; p++) {
+            unsigned long long s = seed_of(p, ci);
+            for (size_t i = 0; i < c; i++) {
+                double v = frand(&s);
+                float f = (float)v;
+                if (p == me) {
+                    x[i] = f;
+                    xd[i] = v;
+                }
+                ref[i] += v;
+                refmax[i] = p == 0 || v > refmax[i] ? v : refmax[i];
+            }
+        }
+        y[c] = 42.0f;
+        CHECK_OK(w, lc_allreduce_sum_f32(t, y, x, c));
+        CHECK(y[c] == 42.0f, "allreduce overran");
+        double err = 0, nrm = 0;
+        for (size_t i = 0; i < c; i++) {
+            err += (y[i] - ref[i]) * (y[i] - ref[i]);
+            nrm += ref[i] * ref[i];
+        }
+        CHECK(err <= 1e-10 * nrm + 1e-30 && !isnan(err), "allreduce f32 rel err %g", sqrt(err / (nrm + 1e-300)));
+        /* Results must be bit-identical across members: gather a checksum. */
+        uint64_t h = 1469598103934665603ULL;
+        for (size_t i = 0; i < c; i++) {
+            uint32_t u;
+            memcpy(&u, &y[i], 4);
+            h = (h ^ u) * 1099511628211ULL;
+        }
+        uint64_t *hs = malloc(8 * (size_t)n);
+        CHECK_OK(w, lc_allgather(t, hs, &h, 8));
+        for (int p = 0; p < n; p++) CHECK(hs[p] == h, "allreduce result differs on rank %d", p);
+        free(hs);
+        CHECK_OK(w, lc_allreduce_sum_f64(t, yd, xd, c));
+        for (size_t i = 0; i < c; i++) CHECK(fabs(yd[i] - ref[i]) <= 1e-12, "allreduce f64 [%zu]", i);
+        memcpy(yd, xd, sizeof(double) * c); /* in place */
+        CHECK_OK(w, lc_allreduce_max_f64(t, yd, yd, c));
+        for (size_t i = 0; i < c; i++) CHECK(yd[i] == refmax[i], "allreduce max [%zu]", i);
+        free(x);
+        free(y);
+        free(xd);
+        free(yd);
+        free(ref);
+        free(refmax);
+    }
+    const size_t bsz[] = {0, 1, 13, 4096, 5 * 1048576 + 1};
+    for (int bi = 0; bi < 5; bi++) {
+        size_t b = bsz[bi];
+        uint8_t *src = malloc(b * (size_t)n + 1), *dst = malloc(b * (size_t)n + 1), *exp = malloc(b + 1);
+        /* all-gather */
+        fill(src, b, seed_of(me, 200 + bi));
+        dst[b * (size_t)n] = 0x5A;
+        CHECK_OK(w, lc_allgather(t, dst, src, b));
+        for (int p = 0; p < n; p++) {
+            fill(exp, b, seed_of(p, 200 + bi));
+            CHECK(!memcmp(dst + (size_t)p * b, exp, b), "allgather block %d of %zu bytes", p, b);
+        }
+        CHECK(dst[b * (size_t)n] == 0x5A, "allgather overran");
+        /* broadcast from every root */
+        for (int root = 0; root < n; root++) {
+            fill(src, b, seed_of(root, 300 + bi));
+            memset(dst, 0, b);
+            CHECK_OK(w, lc_broadcast(t, dst, src, b, root));
+            CHECK(!memcmp(dst, src, b), "broadcast from %d of %zu bytes", root, b);
+        }
+        /* all-to-all: block p of my src goes to p */
+        for (int p = 0; p < n; p++) fill(src + (size_t)p * b, b, seed_of(me * 64 + p, 400 + bi));
+        CHECK_OK(w, lc_alltoall(t, dst, src, b));
+        for (int p = 0; p < n; p++) {
+            fill(exp, b, seed_of(p * 64 + me, 400 + bi));
+            CHECK(!memcmp(dst + (size_t)p * b, exp, b), "alltoall block from %d of %zu bytes", p, b);
+        }
+        free(src);
+        free(dst);
+        free(exp);
+    }
+    /* reduce-scatter vs serial reference */
+    size_t cpp = 300001;
+    float *src = malloc(sizeof(float) * cpp * (size_t)n), *dst = malloc(sizeof(float) * cpp);
+    double *ref = calloc(cpp, sizeof(double));
+    for (int p = 0; p < n; p++) {
+        unsigned long long s = seed_of(p, 500);
+        for (size_t i = 0; i < cpp * (size_t)n; i++) {
+            float v = (float)frand(&s);
+            if (p == me) src[i] = v;
+            if (i / cpp == (size_t)me) ref[i % cpp] += v;
+        }
+    }
+    CHECK_OK(w, lc_reduce_scatter_sum_f32(t, dst, src, cpp));
+    for (size_t i = 0; i < cpp; i++) CHECK(fabs(dst[i] - ref[i]) < 1e-5, "reduce_scatter [%zu] %g vs %g", i, dst[i], ref[i]);
+    free(src);
+    free(dst);
+    free(ref);
+    CHECK(lc_broadcast(t, &cpp, &cpp, 8, n) == LC_ERR_ARG, "bad root");
+}
+
+static void test_teams(lc_world *w)
+{
+    lc_team *world = lc_team_world(w);
+    int n = lc_n_pes(w), me = lc_my_pe(w);
+    /* 2-D mesh: columns of xrange 2 (a 2x2 mesh at 4 PEs, 2x4 at 8) */
+    for (int xr = 1; xr <= n; xr *= 2) {
+        if (n % xr) continue;
+        lc_team *x, *y;
+        CHECK_OK(w, lc_team_split_2d(world, xr, &x, &y));
+        CHECK(lc_team_n_pes(x) == xr && lc_team_n_pes(y) == n / xr, "2d sizes %d %d", lc_team_n_pes(x), lc_team_n_pes(y));
+        CHECK(lc_team_my_pe(x) == me % xr && lc_team_my_pe(y) == me / xr, "2d ranks");
+        CHECK(lc_team_translate_pe(x, 0, world) == me - me % xr, "translate x");
+        CHECK(lc_team_translate_pe(y, 0, world) == me % xr, "translate y");
+        CHECK(lc_team_translate_pe(world, (me + 1) % n, x) ==
+                  ((me + 1) % n / xr == me / xr ? (me + 1) % n % xr : -1), "translate world->x");
+        /* collectives and permutes inside each team, both at once (nested teams) */
+        double v = me, sx, sy;
+        CHECK_OK(w, lc_allreduce_sum_f64(x, &sx, &v, 1));
+        CHECK_OK(w, lc_allreduce_sum_f64(y, &sy, &v, 1));
+        double ex = 0, ey = 0;
+        for (int p = 0; p < n; p++) {
+            if (p / xr == me / xr) ex += p;
+            if (p % xr == me % xr) ey += p;
+        }
+        CHECK(sx == ex && sy == ey, "team sums %g/%g vs %g/%g", sx, sy, ex, ey);
+        test_permute(w, x);
+        test_coll(w, y);
+        lc_team_destroy(x);
+        lc_team_destroy(y);
+    }
+    /* strided: the even PEs; repeated create/destroy reuses slots safely */
+    for (int it = 0; it < 20; it++) {
+        lc_team *ev;
+        CHECK_OK(w, lc_team_split_strided(world, 0, 2, (n + 1) / 2, &ev));
+        CHECK((ev != NULL) == (me % 2 == 0), "membership");
+        if (ev) {
+            CHECK(lc_team_my_pe(ev) == me / 2, "strided rank");
+            int v = me, got[LC_TEST_MAXPES];
+            CHECK_OK(w, lc_allgather(ev, got, &v, sizeof v));
+            for (int r = 0; r < lc_team_n_pes(ev); r++) CHECK(got[r] == 2 * r, "strided gather %d", got[r]);
+            CHECK_OK(w, lc_barrier(ev));
+            double one = 1, cnt;
+            CHECK_OK(w, lc_allreduce_sum_f64(ev, &cnt, &one, 1));
+            CHECK(cnt == (n + 1) / 2, "strided count %g", cnt);
+            lc_team_destroy(ev);
+        }
+    }
+    lc_team *bad;
+    CHECK(lc_team_split_strided(world, 0, 1, n + 1, &bad) == LC_ERR_ARG && !bad, "oversized team");
+    CHECK_OK(w, lc_barrier(world));
+}
+
+/* Thousands of reuses of the same signals and buffers: ordering races show up here. */
+static void test_stress(lc_world *w, int iters)
+{
+    lc_team *t = lc_team_world(w);
+    int me = lc_my_pe(w), n = lc_n_pes(w);
+    size_t b = 4096 + 3;
+    uint64_t *buf = lc_symm_alloc(w, b * 8), *sig = lc_symm_alloc(w, 8);
+    uint8_t *dst = lc_symm_alloc(w, 300000), *src = malloc(300000), *exp = malloc(300000);
+    CHECK(buf && sig && dst, "alloc");
+    *sig = 0;
+    CHECK_OK(w, lc_barrier(t));
+    uint64_t *val = malloc(b * 8);
+    for (int it = 1; it <= iters; it++) {
+        /* ring of put-with-signal ADD: the signal must never be seen before its data */
+        for (size_t i = 0; i < b; i++) val[i] = (uint64_t)it * 1000003u + (uint64_t)me;
+        CHECK_OK(w, lc_put_signal_nbi(w, buf, val, b * 8, sig, 1, LC_SIGNAL_ADD, (me + 1) % n));
+        CHECK_OK(w, lc_signal_wait_until(w, sig, LC_CMP_GE, (uint64_t)it, NULL));
+        uint64_t want = (uint64_t)it * 1000003u + (uint64_t)((me + n - 1) % n);
+        CHECK(buf[0] == want && buf[b - 1] == want, "iteration %d: data behind its signal", it);
+        /* the sender may overwrite buf next iteration only after I read it */
+        CHECK_OK(w, lc_barrier(t));
+        if (it % 10 == 0) {
+            size_t pb = (size_t)(it * 7919) % 300000;
+            lc_lowering l = (it / 10) % 2 ? LC_LOWER_TWO_SIDED : LC_LOWER_ONE_SIDED;
+            fill(src, pb, seed_of(me, it));
+            lc_permute_req r;
+            CHECK_OK(w, lc_permute_start(t, 1, src, dst, pb, l, &r));
+            CHECK_OK(w, lc_permute_done(&r));
+            fill(exp, pb, seed_of((me + n - 1) % n, it));
+            CHECK(!memcmp(dst, exp, pb), "stress permute %d", it);
+        }
+    }
+    /* back-to-back permutes with no barrier between them: the credits alone must keep order */
+    for (int it = 0; it < iters; it++) {
+        size_t pb = 64 + (size_t)(it % 5) * 40000;
+        memset(src, (uint8_t)(it * 31 + me), pb);
+        lc_permute_req r;
+        CHECK_OK(w, lc_permute_start(t, 1, src, dst, pb, it % 3 == 2 ? LC_LOWER_TWO_SIDED : LC_LOWER_ONE_SIDED, &r));
+        CHECK_OK(w, lc_permute_done(&r));
+        uint8_t e = (uint8_t)(it * 31 + (me + n - 1) % n);
+        CHECK(dst[0] == e && dst[pb - 1] == e, "back-to-back permute %d", it);
+    }
+    free(val);
+    free(src);
+    free(exp);
+    CHECK_OK(w, lc_barrier(t));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_symm rma|heap|permute|coll|teams|stress [iters]\n");
+        return 2;
+    }
+    const char *s = getenv("LONGCTX_SEED");
+    g_seed = s ? strtoull(s, NULL, 10) : (unsigned long long)time(NULL);
+    lc_world *w;
+    if (lc_world_init(NULL, &w)) return 1;
+    lc_test_pe = lc_my_pe(w);
+    /* everyone must use PE 0's seed so that they can regenerate each other's data */
+    CHECK_OK(w, lc_broadcast(lc_team_world(w), &g_seed, &g_seed, sizeof g_seed, 0));
+    if (lc_my_pe(w) == 0) printf("test_symm %s: %d PEs, seed %llu (LONGCTX_SEED)\n", argv[1], lc_n_pes(w), g_seed);
+    if (!strcmp(argv[1], "rma")) test_rma(w);
+    else if (!strcmp(argv[1], "heap")) test_heap(w);
+    else if (!strcmp(argv[1], "permute")) test_permute(w, lc_team_world(w));
+    else if (!strcmp(argv[1], "coll")) test_coll(w, lc_team_world(w));
+    else if (!strcmp(argv[1], "teams")) test_teams(w);
+    else if (!strcmp(argv[1], "stress")) test_stress(w, argc > 2 ? atoi(argv[2]) : 3000);
+    else {
+        fprintf(stderr, "unknown test %s\n", argv[1]);
+        return 2;
+    }
+    int rc = lc_world_finalize(w);
+    CHECK(rc == 0, "finalize returned %d", rc);
+    if (lc_test_pe == 0) printf("ok\n");
+    return 0;
+}
