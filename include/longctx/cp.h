@@ -1,0 +1,122 @@
+/* longctx context-parallel attention over a team (ring and all-gather).
+ *
+ * The global sequence of S tokens is sharded over the P members of a team by a layout.
+ * Every layout pads S internally to a multiple of the chunking (P, or 2P for zigzag); the
+ * padded tokens always sit at the END of a PE's local array, so callers pass only their
+ * real rows: lc_cp_local_rows() of them (it may differ by one chunk between PEs). Padded
+ * keys travel with position -1 and are never attended.
+ *
+ * Tensors per PE (row-major, like attn.h): q, out [rows, hq, d]; k, v [rows, hkv, d] in the
+ * plan's dtype; doc [rows] int32 (only with LC_MASK_DOC); lse [rows, hq] fp32;
+ * dq [rows, hq, d], dk and dv [rows, hkv, d] in fp32 (gradients are never rounded).
+ *
+ * Every call that communicates is collective over the plan's team and must be made by all
+ * members in the same order with the same algorithm and lowering. Errors return lc_status
+ * codes with a message in lc_cp_last_error(); a dead peer surfaces as LC_ERR_ABORT naming it.
+ */
+#ifndef LONGCTX_CP_H
+#define LONGCTX_CP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "longctx/attn.h"
+#include "longctx/symm.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    LC_CP_CONTIGUOUS = 0, /* PE r holds global rows [r*n, (r+1)*n) */
+    LC_CP_ZIGZAG = 1,     /* 2P chunks; PE r holds chunks r and 2P-1-r (causal balance) */
+    LC_CP_STRIPED = 2     /* token t lives on PE t mod P */
+} lc_cp_layout;
+
+typedef enum {
+    LC_CP_RING = 0,      /* KV blocks travel one hop per step */
+    LC_CP_ALLGATHER = 1  /* the Llama 3 choice: all-gather KV, reduce-scatter dK/dV */
+} lc_cp_algo;
+
+typedef enum {
+    LC_CP_LOWER_AUTO = 0,  /* the runtime's permute policy ($LONGCTX_PERMUTE overrides) */
+    LC_CP_ONE_SIDED = 1,   /* put-with-signal into the neighbour's ring slot */
+    LC_CP_TWO_SIDED = 2,   /* NCCL-style staged FIFO */
+    LC_CP_ZERO_COPY = 3,   /* read the owner's block in place (lc_symm_ptr); signals only */
+    LC_CP_COMPUTE_ONLY = 4 /* benchmark aid: the same kernel calls, no communication;
+                              outputs are meaningless */
+} lc_cp_lowering;
+
+typedef struct {
+    int64_t seq_len;    /* global tokens S >= 1, any value */
+    int hq, hkv, d;     /* hq a multiple of hkv */
+    lc_dtype dtype;     /* q, k, v, out, dout */
+    lc_cp_layout layout;
+    unsigned mask;      /* LC_MASK_* flags */
+    int64_t window;     /* for LC_MASK_WINDOW, >= 1 */
+    float scale;        /* 0: 1/sqrt(d) */
+    lc_cp_algo algo;
+    lc_cp_lowering lowering;
+    int threads;        /* kernel threads per PE (<= 0: 1) */
+    lc_attn_impl impl;  /* kernel implementation (0: best) */
+} lc_cp_config;
+
+typedef struct lc_cp lc_cp;
+
+/* Collective over team: validates cfg (same on every member) and allocates the symmetric
+ * ring buffers once. */
+int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out);
+int lc_cp_destroy(lc_cp *cp); /* collective */
+const char *lc_cp_last_error(const lc_cp *cp);
+const lc_cp_config *lc_cp_get_config(const lc_cp *cp);
+/* Switches algorithm and lowering for later calls (call on every member with the same values). */
+int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_cp_lowering lowering);
+
+/* ---- layouts (pure functions of the plan; usable on any PE's behalf) ---- */
+int lc_cp_local_rows(const lc_cp *cp, int pe);   /* real rows PE pe holds */
+int lc_cp_padded_rows(const lc_cp *cp);          /* rows per PE including padding */
+/* Global position of local row i of PE pe, or -1 when it is padding. */
+int32_t lc_cp_global_pos(const lc_cp *cp, int pe, int i);
+/* Local row of global token g and its PE (*pe). */
+int lc_cp_local_index(const lc_cp *cp, int64_t g, int *pe);
+/* Copies PE pe's rows (row_bytes each) out of / into a whole-sequence tensor [S, ...]. */
+void lc_cp_shard(const lc_cp *cp, int pe, const void *global, size_t row_bytes, void *local);
+void lc_cp_unshard(const lc_cp *cp, int pe, const void *local, size_t row_bytes, void *global);
+/* The same maps without a plan. pos gets n_pad entries (-1 for padding); returns the real
+ * row count, or -1 on bad arguments. */
+int lc_cp_layout_positions(lc_cp_layout layout, int64_t seq_len, int n_pes, int pe, int32_t *pos,
+                           int *n_pad);
+const char *lc_cp_layout_name(lc_cp_layout l);
+int lc_cp_layout_parse(const char *s, lc_cp_layout *out);
+const char *lc_cp_lowering_name(lc_cp_lowering l);
+int lc_cp_lowering_parse(const char *s, lc_cp_lowering *out);
+
+/* ---- attention ---- */
+/* out (dtype) and lse (fp32) for my rows over all keys of the sequence. doc may be NULL
+ * unless the mask has LC_MASK_DOC. */
+int lc_cp_forward(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
+                  void *out, float *lse);
+/* Gradients from the forward's out and lse; dq, dk, dv (fp32) are overwritten. */
+int lc_cp_backward(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
+                   const void *out, const float *lse, const void *dout, float *dq, float *dk,
+                   float *dv);
+
+/* Where k and v would be staged for the ring (symmetric memory, [n_pad, hkv, d] each):
+ * a caller that writes its K and V there and passes these pointers saves the staging copy. */
+int lc_cp_kv_buffers(lc_cp *cp, void **k, void **v);
+
+/* Per-PE counters since the last reset, for benchmarks. CPU times are this thread's. */
+typedef struct {
+    double compute_cpu_s, compute_wall_s; /* inside the block kernels */
+    double comm_cpu_s, comm_wall_s;       /* inside permute start/done, signal waits, collectives */
+    double stage_cpu_s;                   /* copying my K/V into symmetric memory */
+    long blocks_run, blocks_skipped;      /* KV blocks the mask classification kept / dropped */
+    long calls;
+} lc_cp_stats;
+void lc_cp_get_stats(const lc_cp *cp, lc_cp_stats *st);
+void lc_cp_reset_stats(lc_cp *cp);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

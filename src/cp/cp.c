@@ -1,0 +1,380 @@
+/* The plan object: validation, symmetric buffers, staging of my block, the per-block kernel
+ * calls every algorithm shares, and the dispatch to ring / zero-copy / all-gather. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cp/internal.h"
+
+static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
+
+int lc_cp__fail(lc_cp *cp, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cp->err, sizeof cp->err, fmt, ap);
+    va_end(ap);
+    if (cp->comm_started && rc != LC_ERR_ABORT) lc_world_abort(cp->w, cp->err);
+    return rc;
+}
+
+int lc_cp__rt_fail(lc_cp *cp, int rc, const char *what, int step)
+{
+    return lc_cp__fail(cp, rc, "%s (step %d of %d, PE %d): %s", what, step, cp->P,
+                       lc_my_pe(cp->w), lc_last_error(cp->w));
+}
+
+const char *lc_cp_last_error(const lc_cp *cp) { return cp ? cp->err : "no plan"; }
+const lc_cp_config *lc_cp_get_config(const lc_cp *cp) { return &cp->cfg; }
+
+static int check_config(const lc_cp_config *c, char *err, size_t len)
+{
+    if (c->seq_len < 1) return snprintf(err, len, "seq_len = %lld must be >= 1", (long long)c->seq_len), -1;
+    if (c->hq < 1 || c->hkv < 1 || c->hq % c->hkv)
+        return snprintf(err, len, "hq = %d must be a positive multiple of hkv = %d", c->hq, c->hkv), -1;
+    if (c->dtype != LC_DT_F32 && c->dtype != LC_DT_BF16)
+        return snprintf(err, len, "dtype %d is not f32 or bf16", (int)c->dtype), -1;
+    if ((unsigned)c->layout > LC_CP_STRIPED) return snprintf(err, len, "unknown layout %d", (int)c->layout), -1;
+    if (c->mask & ~7u) return snprintf(err, len, "unknown mask bits 0x%x", c->mask), -1;
+    if ((c->mask & LC_MASK_WINDOW) && c->window < 1)
+        return snprintf(err, len, "window = %lld must be >= 1", (long long)c->window), -1;
+    if ((unsigned)c->algo > LC_CP_ALLGATHER) return snprintf(err, len, "unknown algorithm %d", (int)c->algo), -1;
+    if ((unsigned)c->lowering > LC_CP_COMPUTE_ONLY)
+        return snprintf(err, len, "unknown lowering %d", (int)c->lowering), -1;
+    lc_attn_desc a = {.sq = 1, .sk = 1, .hq = c->hq, .hkv = c->hkv, .d = c->d, .qkv_dtype = c->dtype,
+                      .scale = c->scale, .mask = {c->mask, c->window, NULL, NULL},
+                      .threads = c->threads, .impl = c->impl};
+    static const int32_t zero = 0;
+    a.mask.q_doc = a.mask.k_doc = &zero;
+    char kerr[256];
+    if (lc_attn_check(&a, kerr, sizeof kerr)) return snprintf(err, len, "kernel: %s", kerr), -1;
+    return 0;
+}
+
+static void release(lc_cp *cp)
+{
+    free(cp->world_pe);
+    free(cp->n_real_of);
+    free(cp->pos_of);
+    free(cp->tmp[0]);
+    free(cp->tmp[1]);
+    free(cp->o32);
+    free(cp->delta);
+    free(cp->gather);
+    free(cp->a2a);
+    free(cp);
+}
+
+int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
+{
+    static char early[512];
+    if (!out) return LC_ERR_ARG;
+    *out = NULL;
+    if (!team || !cfg) return LC_ERR_ARG;
+    if (check_config(cfg, early, sizeof early)) {
+        fprintf(stderr, "lc_cp_create: %s\n", early);
+        return LC_ERR_ARG;
+    }
+    lc_cp *cp = calloc(1, sizeof *cp);
+    if (!cp) return LC_ERR_NOMEM;
+    cp->team = team;
+    cp->w = lc_team_get_world(team);
+    cp->me = lc_team_my_pe(team);
+    cp->P = lc_team_n_pes(team);
+    cp->cfg = *cfg;
+    int P = cp->P;
+    cp->world_pe = malloc(sizeof(int) * P);
+    cp->n_real_of = malloc(sizeof(int) * P);
+    lc_cp_layout_positions(cfg->layout, cfg->seq_len, P, 0, NULL, &cp->n_pad);
+    cp->pos_of = malloc(sizeof(int32_t) * (size_t)P * cp->n_pad);
+    if (!cp->world_pe || !cp->n_real_of || !cp->pos_of) {
+        release(cp);
+        return LC_ERR_NOMEM;
+    }
+    for (int r = 0; r < P; r++) {
+        cp->world_pe[r] = lc_team_translate_pe(team, r, lc_team_world(cp->w));
+        cp->n_real_of[r] = lc_cp_layout_positions(cfg->layout, cfg->seq_len, P, r,
+                                                  cp->pos_of + (size_t)r * cp->n_pad, NULL);
+    }
+    cp->es = lc_dtype_size(cfg->dtype);
+    cp->kv_elems = (size_t)cp->n_pad * cfg->hkv * cfg->d;
+    lc_cp_slot_fmt *f = &cp->fmt;
+    f->k = 0;
+    f->v = align64(cp->kv_elems * cp->es);
+    f->pos = f->v + align64(cp->kv_elems * cp->es);
+    f->doc = f->pos + align64(sizeof(int32_t) * cp->n_pad);
+    f->bytes = f->doc + align64(sizeof(int32_t) * cp->n_pad);
+    size_t nreal = (size_t)cp->n_real_of[cp->me], acc = 2 * cp->kv_elems * sizeof(float);
+    cp->tmp[0] = malloc(acc);
+    cp->tmp[1] = malloc(acc);
+    cp->o32 = malloc(nreal * cfg->hq * cfg->d * sizeof(float) + 64);
+    cp->delta = malloc(nreal * cfg->hq * sizeof(float) + 64);
+    if (!cp->tmp[0] || !cp->tmp[1] || !cp->o32 || !cp->delta) {
+        release(cp);
+        return LC_ERR_NOMEM;
+    }
+    /* Symmetric allocation is collective over the world: every PE creates its plan together. */
+    cp->home = lc_symm_alloc(cp->w, f->bytes);
+    cp->ring[0] = cp->home ? lc_symm_alloc(cp->w, f->bytes) : NULL;
+    cp->ring[1] = cp->ring[0] ? lc_symm_alloc(cp->w, f->bytes) : NULL;
+    cp->acc_in = cp->ring[1] ? lc_symm_alloc(cp->w, acc) : NULL;
+    cp->sig = cp->acc_in ? lc_symm_alloc(cp->w, align64(sizeof(uint64_t) * (CP_SIG_READY + P))) : NULL;
+    if (!cp->sig) {
+        fprintf(stderr, "lc_cp_create: symmetric buffers (3 x %zu + %zu bytes): %s\n", f->bytes, acc,
+                lc_last_error(cp->w));
+        release(cp);
+        return LC_ERR_NOMEM;
+    }
+    memset(cp->sig, 0, sizeof(uint64_t) * (CP_SIG_READY + P));
+    memset(cp->home, 0, f->bytes); /* padded rows must stay finite: P * V reads them */
+    memcpy(cp->home + f->pos, cp->pos_of + (size_t)cp->me * cp->n_pad, sizeof(int32_t) * cp->n_pad);
+    for (int i = 0; i < cp->n_pad; i++) ((int32_t *)(cp->home + f->doc))[i] = -1;
+    cp->zc_ok = 1;
+    for (int r = 0; r < P; r++)
+        if (!lc_symm_ptr(cp->w, cp->home, cp->world_pe[r])) cp->zc_ok = 0;
+    /* Nobody may signal my words before they are zeroed. */
+    int rc = lc_barrier(team);
+    if (rc) {
+        fprintf(stderr, "lc_cp_create: %s\n", lc_last_error(cp->w));
+        release(cp);
+        return rc;
+    }
+    *out = cp;
+    return LC_OK;
+}
+
+int lc_cp_destroy(lc_cp *cp)
+{
+    if (!cp) return LC_OK;
+    /* Zero-copy peers may still read my home block until everyone is here. */
+    int rc = lc_barrier(cp->team);
+    lc_symm_free(cp->w, cp->sig);
+    lc_symm_free(cp->w, cp->acc_in);
+    lc_symm_free(cp->w, cp->ring[1]);
+    lc_symm_free(cp->w, cp->ring[0]);
+    lc_symm_free(cp->w, cp->home);
+    release(cp);
+    return rc;
+}
+
+int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_cp_lowering lowering)
+{
+    if ((unsigned)algo > LC_CP_ALLGATHER || (unsigned)lowering > LC_CP_COMPUTE_ONLY)
+        return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_set_algo: unknown algorithm %d or lowering %d",
+                           (int)algo, (int)lowering);
+    cp->cfg.algo = algo;
+    cp->cfg.lowering = lowering;
+    return LC_OK;
+}
+
+void lc_cp_get_stats(const lc_cp *cp, lc_cp_stats *st) { *st = cp->st; }
+void lc_cp_reset_stats(lc_cp *cp) { memset(&cp->st, 0, sizeof cp->st); }
+
+int lc_cp__zc_wait_free(lc_cp *cp)
+{
+    if (cp->P == 1 || !cp->zc_epoch) return LC_OK;
+    lc_cp_clock c = lc_cp__tic();
+    int rc = lc_signal_wait_until(cp->w, &cp->sig[CP_SIG_RD_DONE], LC_CMP_GE,
+                                  (uint64_t)(cp->P - 1) * cp->zc_epoch, NULL);
+    lc_cp__toc_comm(cp, c);
+    return rc ? lc_cp__rt_fail(cp, rc, "waiting for peers to finish reading my KV block", 0) : LC_OK;
+}
+
+int lc_cp_kv_buffers(lc_cp *cp, void **k, void **v)
+{
+    int rc = lc_cp__zc_wait_free(cp);
+    if (rc) return rc;
+    if (k) *k = cp->home + cp->fmt.k;
+    if (v) *v = cp->home + cp->fmt.v;
+    return LC_OK;
+}
+
+lc_attn_desc lc_cp__desc(const lc_cp *cp, const int32_t *q_doc, const int32_t *k_pos,
+                         const int32_t *k_doc)
+{
+    const lc_cp_config *c = &cp->cfg;
+    /* Init and finish validate the descriptor too; doc ids of an empty side are never read. */
+    static const int32_t no_doc = -1;
+    if (c->mask & LC_MASK_DOC) {
+        if (!q_doc) q_doc = &no_doc;
+        if (!k_doc) k_doc = &no_doc;
+    }
+    lc_attn_desc a = {.sq = cp->n_real_of[cp->me], .sk = cp->n_pad, .hq = c->hq, .hkv = c->hkv,
+                      .d = c->d, .qkv_dtype = c->dtype, .scale = c->scale,
+                      .q_pos = cp->pos_of + (size_t)cp->me * cp->n_pad, .k_pos = k_pos,
+                      .mask = {c->mask, c->window, q_doc, k_doc}, .threads = c->threads,
+                      .impl = c->impl};
+    return a;
+}
+
+static lc_attn_desc block_desc(const lc_cp *cp, const lc_attn_desc *base, const uint8_t *blk,
+                               const int32_t *k_pos)
+{
+    lc_attn_desc a = *base;
+    a.k_pos = k_pos ? k_pos : (const int32_t *)(blk + cp->fmt.pos);
+    a.mask.k_doc = (cp->cfg.mask & LC_MASK_DOC) ? (const int32_t *)(blk + cp->fmt.doc) : NULL;
+    return a;
+}
+
+static int skipped(lc_cp *cp, const lc_attn_desc *a)
+{
+    if (lc_attn_classify(&a->mask, a->q_pos, 0, a->sq, a->k_pos, 0, a->sk) != LC_BLOCK_SKIP) {
+        cp->st.blocks_run++;
+        return 0;
+    }
+    cp->st.blocks_skipped++;
+    return 1;
+}
+
+int lc_cp__fwd_block(lc_cp *cp, const lc_attn_desc *base, const void *q, const uint8_t *blk,
+                     const int32_t *k_pos, float *o, float *lse)
+{
+    lc_attn_desc a = block_desc(cp, base, blk, k_pos);
+    if (skipped(cp, &a)) return LC_OK;
+    lc_cp_clock c = lc_cp__tic();
+    int rc = lc_attn_fwd_block(&a, q, blk + cp->fmt.k, blk + cp->fmt.v, o, lse);
+    lc_cp__toc_compute(cp, c);
+    return rc ? lc_cp__fail(cp, rc, "forward block kernel: %s", lc_attn_last_error()) : LC_OK;
+}
+
+int lc_cp__bwd_block(lc_cp *cp, const lc_attn_desc *base, const void *q, const uint8_t *blk,
+                     const int32_t *k_pos, const void *dout, const float *lse, float *dq,
+                     float *dkv)
+{
+    lc_cp_clock c = lc_cp__tic();
+    memset(dkv, 0, 2 * cp->kv_elems * sizeof(float));
+    lc_attn_desc a = block_desc(cp, base, blk, k_pos);
+    int rc = LC_OK;
+    if (!skipped(cp, &a))
+        rc = lc_attn_bwd_block(&a, q, blk + cp->fmt.k, blk + cp->fmt.v, dout, lse, cp->delta, dq,
+                               dkv, dkv + cp->kv_elems);
+    lc_cp__toc_compute(cp, c);
+    return rc ? lc_cp__fail(cp, rc, "backward block kernel: %s", lc_attn_last_error()) : LC_OK;
+}
+
+void lc_cp__acc_add(float *acc, const float *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) acc[i] = in[i] + acc[i];
+}
+
+void lc_cp__acc_out(const lc_cp *cp, const float *acc, float *dk, float *dv)
+{
+    size_t n = (size_t)cp->n_real_of[cp->me] * cp->cfg.hkv * cp->cfg.d * sizeof(float);
+    if (n) {
+        memcpy(dk, acc, n);
+        memcpy(dv, acc + cp->kv_elems, n);
+    }
+}
+
+/* Copies my real rows into my home block (unless the caller wrote them there already) and
+ * keeps the padding finite and masked. */
+static void stage(lc_cp *cp, const void *k, const void *v, const int32_t *doc)
+{
+    lc_cp_clock c = lc_cp__tic();
+    size_t row = (size_t)cp->cfg.hkv * cp->cfg.d * cp->es, nr = (size_t)cp->n_real_of[cp->me];
+    size_t pad = (size_t)cp->n_pad - nr;
+    uint8_t *hk = cp->home + cp->fmt.k, *hv = cp->home + cp->fmt.v;
+    if (nr && k != hk) memcpy(hk, k, nr * row);
+    if (nr && v != hv) memcpy(hv, v, nr * row);
+    if (pad) {
+        memset(hk + nr * row, 0, pad * row);
+        memset(hv + nr * row, 0, pad * row);
+    }
+    if ((cp->cfg.mask & LC_MASK_DOC) && nr) memcpy(cp->home + cp->fmt.doc, doc, nr * sizeof(int32_t));
+    cp->st.stage_cpu_s += lc_cp__cpu() - c.cpu;
+}
+
+typedef enum { PATH_RING, PATH_COMPUTE_ONLY, PATH_ZERO_COPY, PATH_ALLGATHER } path_t;
+
+static path_t path_of(const lc_cp *cp, lc_lowering *l)
+{
+    *l = LC_LOWER_AUTO;
+    if (cp->P == 1) return PATH_RING; /* nothing travels */
+    if (cp->cfg.algo == LC_CP_ALLGATHER) return PATH_ALLGATHER;
+    switch (cp->cfg.lowering) {
+    case LC_CP_ONE_SIDED: *l = LC_LOWER_ONE_SIDED; return PATH_RING;
+    case LC_CP_TWO_SIDED: *l = LC_LOWER_TWO_SIDED; return PATH_RING;
+    case LC_CP_COMPUTE_ONLY: return PATH_COMPUTE_ONLY;
+    /* Without load/store reach the nearest thing is a one-sided put into the peer. */
+    case LC_CP_ZERO_COPY: *l = LC_LOWER_ONE_SIDED; return cp->zc_ok ? PATH_ZERO_COPY : PATH_RING;
+    default: return PATH_RING;
+    }
+}
+
+static int check_args(lc_cp *cp, const char *fn, const void *const *p, const char *const *names, int n,
+                      const int32_t *doc)
+{
+    cp->comm_started = 0;
+    if (cp->n_real_of[cp->me] > 0) {
+        for (int i = 0; i < n; i++)
+            if (!p[i]) return lc_cp__fail(cp, LC_ERR_ARG, "%s: %s is NULL", fn, names[i]);
+        if ((cp->cfg.mask & LC_MASK_DOC) && !doc)
+            return lc_cp__fail(cp, LC_ERR_ARG, "%s: the mask has LC_MASK_DOC but doc is NULL", fn);
+    }
+    return LC_OK;
+}
+
+static int prologue(lc_cp *cp, path_t path, const void *k, const void *v, const int32_t *doc)
+{
+    cp->st.calls++;
+    cp->comm_started = 1;
+    int rc = lc_cp__zc_wait_free(cp);
+    if (rc) return rc;
+    stage(cp, k, v, doc);
+    return path == PATH_ZERO_COPY ? lc_cp__zc_publish(cp) : LC_OK;
+}
+
+int lc_cp_forward(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
+                  void *out, float *lse)
+{
+    if (!cp) return LC_ERR_ARG;
+    const void *p[] = {q, k, v, out, lse};
+    const char *names[] = {"q", "k", "v", "out", "lse"};
+    int rc = check_args(cp, "lc_cp_forward", p, names, 5, doc);
+    if (rc) return rc;
+    lc_lowering l;
+    path_t path = path_of(cp, &l);
+    if ((rc = prologue(cp, path, k, v, doc))) return rc;
+    lc_attn_desc base = lc_cp__desc(cp, doc, NULL, NULL);
+    lc_attn_fwd_init(&base, cp->o32, lse);
+    switch (path) {
+    case PATH_ZERO_COPY: rc = lc_cp__zc_fwd(cp, &base, q, cp->o32, lse); break;
+    case PATH_ALLGATHER: rc = lc_cp__ag_fwd(cp, &base, q, cp->o32, lse); break;
+    default: rc = lc_cp__ring_fwd(cp, &base, q, cp->o32, lse, l, path == PATH_COMPUTE_ONLY);
+    }
+    if (rc) return rc;
+    if (lc_attn_fwd_finish(&base, cp->o32, out, cp->cfg.dtype))
+        return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_forward: %s", lc_attn_last_error());
+    return LC_OK;
+}
+
+int lc_cp_backward(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
+                   const void *out, const float *lse, const void *dout, float *dq, float *dk,
+                   float *dv)
+{
+    if (!cp) return LC_ERR_ARG;
+    const void *p[] = {q, k, v, out, lse, dout, dq, dk, dv};
+    const char *names[] = {"q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv"};
+    int rc = check_args(cp, "lc_cp_backward", p, names, 9, doc);
+    if (rc) return rc;
+    lc_lowering l;
+    path_t path = path_of(cp, &l);
+    if ((rc = prologue(cp, path, k, v, doc))) return rc;
+    lc_attn_desc base = lc_cp__desc(cp, doc, NULL, NULL);
+    size_t nq = (size_t)base.sq * base.hq * base.d;
+    const float *o32 = out;
+    if (cp->cfg.dtype == LC_DT_BF16) {
+        for (size_t i = 0; i < nq; i++) cp->o32[i] = lc_bf16_to_f32(((const lc_bf16 *)out)[i]);
+        o32 = cp->o32;
+    }
+    if (nq && lc_attn_bwd_prep(&base, o32, dout, cp->delta))
+        return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_backward: %s", lc_attn_last_error());
+    if (nq) memset(dq, 0, nq * sizeof(float));
+    switch (path) {
+    case PATH_ZERO_COPY: return lc_cp__zc_bwd(cp, &base, q, dout, lse, dq, dk, dv);
+    case PATH_ALLGATHER: return lc_cp__ag_bwd(cp, &base, q, dout, lse, dq, dk, dv);
+    default:
+        return lc_cp__ring_bwd(cp, &base, q, dout, lse, dq, dk, dv, l, path == PATH_COMPUTE_ONLY);
+    }
+}

@@ -1,0 +1,121 @@
+/* Shared state of a context-parallel plan; private to src/cp. */
+#ifndef LONGCTX_CP_INTERNAL_H
+#define LONGCTX_CP_INTERNAL_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "longctx/cp.h"
+
+/* A travelling KV block is one contiguous symmetric buffer, so one permute moves all the
+ * kernel needs: [K n_pad*hkv*d][V same][pos n_pad int32][doc n_pad int32], 64-byte aligned. */
+typedef struct {
+    size_t k, v, pos, doc, bytes;
+} lc_cp_slot_fmt;
+
+/* Signal words of the zero-copy lowering (one symmetric array per PE). */
+enum {
+    CP_SIG_RD_DONE = 0, /* peers that finished reading my home block (ADD) */
+    CP_SIG_TOK = 1,     /* dK/dV hand-offs from my left neighbour (ADD) */
+    CP_SIG_READY = 2    /* + owner: the epoch owner's home block was last published at (SET) */
+};
+
+struct lc_cp {
+    lc_team *team;
+    lc_world *w;
+    int me, P;
+    int *world_pe; /* team rank -> world PE */
+    lc_cp_config cfg;
+    int n_pad;
+    int *n_real_of; /* [P] */
+    int32_t *pos_of; /* [P][n_pad] global positions of every PE's rows (-1 padding) */
+    size_t es, kv_elems; /* element size; n_pad*hkv*d */
+    lc_cp_slot_fmt fmt;
+    uint8_t *home;     /* symmetric: my own block, never overwritten by peers */
+    uint8_t *ring[2];  /* symmetric: the double-buffered receive slots */
+    float *acc_in;     /* symmetric: incoming dK|dV accumulator [2*kv_elems] */
+    float *tmp[2];     /* local dK|dV of one step, double-buffered for the async send */
+    uint64_t *sig;     /* symmetric: CP_SIG_* words */
+    int zc_ok;         /* every peer's heap is load/store reachable */
+    uint64_t zc_epoch; /* zero-copy publications of my home block so far */
+    uint64_t zc_tok;   /* zero-copy hand-offs expected so far */
+    float *o32;        /* [n_real, hq, d] fp32 forward state / out in fp32 */
+    float *delta;      /* [n_real, hq] */
+    uint8_t *gather;   /* all-gather: P blocks */
+    float *a2a;        /* all-gather backward: 2 x P accumulators */
+    int comm_started;  /* errors after this point abort the world (peers are mid-call) */
+    char err[512];
+    lc_cp_stats st;
+};
+
+typedef struct {
+    double wall, cpu;
+} lc_cp_clock;
+
+static inline double lc_cp__cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+static inline double lc_cp__wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+static inline lc_cp_clock lc_cp__tic(void)
+{
+    lc_cp_clock c = {lc_cp__wall(), lc_cp__cpu()};
+    return c;
+}
+static inline void lc_cp__toc_comm(lc_cp *cp, lc_cp_clock c)
+{
+    cp->st.comm_wall_s += lc_cp__wall() - c.wall;
+    cp->st.comm_cpu_s += lc_cp__cpu() - c.cpu;
+}
+static inline void lc_cp__toc_compute(lc_cp *cp, lc_cp_clock c)
+{
+    cp->st.compute_wall_s += lc_cp__wall() - c.wall;
+    cp->st.compute_cpu_s += lc_cp__cpu() - c.cpu;
+}
+
+/* Records a message (printf-style); returns rc. After communication began it also aborts
+ * the world, so peers stop with an error instead of waiting for this PE. */
+int lc_cp__fail(lc_cp *cp, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A failed runtime call: the runtime's own message, prefixed by what we were doing. */
+int lc_cp__rt_fail(lc_cp *cp, int rc, const char *what, int step);
+
+/* Kernel descriptor for my real Q rows against one block with the given positions / docs. */
+lc_attn_desc lc_cp__desc(const lc_cp *cp, const int32_t *q_doc, const int32_t *k_pos,
+                         const int32_t *k_doc);
+/* Runs the forward / backward kernel on one block unless the mask leaves nothing to do.
+ * k_pos overrides the block's own positions (NULL: use them); dkv is the block's [dK | dV]
+ * fp32 accumulator. */
+int lc_cp__fwd_block(lc_cp *cp, const lc_attn_desc *base, const void *q, const uint8_t *blk,
+                     const int32_t *k_pos, float *o, float *lse);
+int lc_cp__bwd_block(lc_cp *cp, const lc_attn_desc *base, const void *q, const uint8_t *blk,
+                     const int32_t *k_pos, const void *dout, const float *lse, float *dq,
+                     float *dkv);
+/* acc = in + acc elementwise (the one reduction order every path shares). */
+void lc_cp__acc_add(float *acc, const float *in, size_t n);
+/* Copies the real rows of an accumulator [dK | dV] into the caller's dk, dv. */
+void lc_cp__acc_out(const lc_cp *cp, const float *acc, float *dk, float *dv);
+
+/* The algorithm bodies: loop over the P blocks with o/lse (forward) or dq/tmp (backward)
+ * already prepared by cp.c. */
+int lc_cp__ring_fwd(lc_cp *cp, const lc_attn_desc *base, const void *q, float *o, float *lse,
+                    lc_lowering l, int compute_only);
+int lc_cp__ring_bwd(lc_cp *cp, const lc_attn_desc *base, const void *q, const void *dout,
+                    const float *lse, float *dq, float *dk, float *dv, lc_lowering l,
+                    int compute_only);
+int lc_cp__zc_publish(lc_cp *cp);
+int lc_cp__zc_wait_free(lc_cp *cp);
+int lc_cp__zc_fwd(lc_cp *cp, const lc_attn_desc *base, const void *q, float *o, float *lse);
+int lc_cp__zc_bwd(lc_cp *cp, const lc_attn_desc *base, const void *q, const void *dout,
+                  const float *lse, float *dq, float *dk, float *dv);
+int lc_cp__ag_fwd(lc_cp *cp, const lc_attn_desc *base, const void *q, float *o, float *lse);
+int lc_cp__ag_bwd(lc_cp *cp, const lc_attn_desc *base, const void *q, const void *dout,
+                  const float *lse, float *dq, float *dk, float *dv);
+
+#endif

@@ -1,0 +1,127 @@
+/* Sharding layouts: local row <-> global token. Every layout pads S up to its chunking and
+ * keeps the padding at the end of each PE's rows (global position grows with the local
+ * row in all three), so callers only ever pass their real rows. */
+#include <string.h>
+
+#include "cp/internal.h"
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+static int64_t pad_rows(lc_cp_layout l, int64_t s, int p)
+{
+    return l == LC_CP_ZIGZAG ? 2 * ceil_div(s, 2 * (int64_t)p) : ceil_div(s, p);
+}
+
+static int64_t global_of(lc_cp_layout l, int64_t n_pad, int p, int pe, int64_t i)
+{
+    switch (l) {
+    case LC_CP_STRIPED:
+        return i * p + pe;
+    case LC_CP_ZIGZAG: {
+        int64_t c = n_pad / 2;
+        return i < c ? pe * c + i : (2 * (int64_t)p - 1 - pe) * c + (i - c);
+    }
+    default:
+        return pe * n_pad + i;
+    }
+}
+
+int lc_cp_layout_positions(lc_cp_layout layout, int64_t seq_len, int n_pes, int pe, int32_t *pos,
+                           int *n_pad)
+{
+    if (n_pes < 1 || pe < 0 || pe >= n_pes || seq_len < 1 || (unsigned)layout > LC_CP_STRIPED)
+        return -1;
+    int64_t np = pad_rows(layout, seq_len, n_pes);
+    if (np * n_pes > INT32_MAX) return -1;
+    int real = 0;
+    for (int64_t i = 0; i < np; i++) {
+        int64_t g = global_of(layout, np, n_pes, pe, i);
+        if (g < seq_len) real++;
+        if (pos) pos[i] = g < seq_len ? (int32_t)g : -1;
+    }
+    if (n_pad) *n_pad = (int)np;
+    return real;
+}
+
+int lc_cp_local_rows(const lc_cp *cp, int pe)
+{
+    return pe >= 0 && pe < cp->P ? cp->n_real_of[pe] : -1;
+}
+
+int lc_cp_padded_rows(const lc_cp *cp) { return cp->n_pad; }
+
+int32_t lc_cp_global_pos(const lc_cp *cp, int pe, int i)
+{
+    if (pe < 0 || pe >= cp->P || i < 0 || i >= cp->n_pad) return -1;
+    return cp->pos_of[(size_t)pe * cp->n_pad + i];
+}
+
+int lc_cp_local_index(const lc_cp *cp, int64_t g, int *pe)
+{
+    int64_t np = cp->n_pad, p = cp->P, r, i;
+    if (g < 0 || g >= cp->cfg.seq_len) return -1;
+    switch (cp->cfg.layout) {
+    case LC_CP_STRIPED:
+        r = g % p, i = g / p;
+        break;
+    case LC_CP_ZIGZAG: {
+        int64_t c = np / 2, k = g / c;
+        r = k < p ? k : 2 * p - 1 - k;
+        i = (k < p ? 0 : c) + g % c;
+        break;
+    }
+    default:
+        r = g / np, i = g % np;
+    }
+    if (pe) *pe = (int)r;
+    return (int)i;
+}
+
+void lc_cp_shard(const lc_cp *cp, int pe, const void *global, size_t row_bytes, void *local)
+{
+    const int32_t *pos = cp->pos_of + (size_t)pe * cp->n_pad;
+    for (int i = 0; i < cp->n_real_of[pe]; i++)
+        memcpy((char *)local + (size_t)i * row_bytes, (const char *)global + (size_t)pos[i] * row_bytes,
+               row_bytes);
+}
+
+void lc_cp_unshard(const lc_cp *cp, int pe, const void *local, size_t row_bytes, void *global)
+{
+    const int32_t *pos = cp->pos_of + (size_t)pe * cp->n_pad;
+    for (int i = 0; i < cp->n_real_of[pe]; i++)
+        memcpy((char *)global + (size_t)pos[i] * row_bytes, (const char *)local + (size_t)i * row_bytes,
+               row_bytes);
+}
+
+static const char *const LAYOUTS[] = {"contiguous", "zigzag", "striped"};
+static const char *const LOWERINGS[] = {"auto", "one_sided", "two_sided", "zero_copy", "compute_only"};
+
+const char *lc_cp_layout_name(lc_cp_layout l)
+{
+    return (unsigned)l <= LC_CP_STRIPED ? LAYOUTS[l] : "?";
+}
+
+int lc_cp_layout_parse(const char *s, lc_cp_layout *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (s && !strcmp(s, LAYOUTS[i])) {
+            *out = (lc_cp_layout)i;
+            return 0;
+        }
+    return LC_ERR_ARG;
+}
+
+const char *lc_cp_lowering_name(lc_cp_lowering l)
+{
+    return (unsigned)l <= LC_CP_COMPUTE_ONLY ? LOWERINGS[l] : "?";
+}
+
+int lc_cp_lowering_parse(const char *s, lc_cp_lowering *out)
+{
+    for (int i = 0; i < 5; i++)
+        if (s && !strcmp(s, LOWERINGS[i])) {
+            *out = (lc_cp_lowering)i;
+            return 0;
+        }
+    return LC_ERR_ARG;
+}

@@ -1,0 +1,6 @@
+list(APPEND LONGCTX_SOURCES
+  src/cp/layout.c
+  src/cp/cp.c
+  src/cp/ring.c
+  src/cp/zcopy.c
+  src/cp/allgather.c)

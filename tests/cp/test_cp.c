@@ -1,0 +1,564 @@
+/* Context-parallel attention against the single-PE kernel and the float64 oracle.
+ *
+ *   test_cp layout               layout maps (no world needed)
+ *   test_cp sweep [FIRST COUNT]  a matrix of layouts x masks x dtypes x GQA x lengths for
+ *                                this world's size, every algorithm and lowering
+ *   test_cp stress N             N steps alternating inputs and lowerings, bit-compared
+ *   test_cp die VICTIM HOW       PE VICTIM dies mid-ring (HOW = exit | kill); the others
+ *                                must stop with an error naming it
+ *   test_cp errors               argument errors
+ *
+ * Run under `longctx launch -n P`. Inputs are fresh random each run; the seed is printed
+ * and LONGCTX_SEED overrides it.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "longctx/cp.h"
+
+static uint64_t g_rng, g_seed;
+static int g_fail;
+static lc_world *g_w;
+static lc_team *g_t;
+static int g_me, g_P;
+
+static uint64_t rnd(void)
+{
+    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double urand(void) { return (double)(rnd() >> 11) * (1.0 / 9007199254740992.0); }
+
+#define FAIL(...)                                                                          \
+    do {                                                                                   \
+        g_fail++;                                                                          \
+        printf("FAIL PE %d %s:%d: ", g_me, __FILE__, __LINE__);                            \
+        printf(__VA_ARGS__);                                                               \
+        printf("\n");                                                                      \
+        fflush(stdout);                                                                    \
+    } while (0)
+
+static const char *mask_name(unsigned m)
+{
+    static const char *n[] = {"none", "causal", "window", "causal+window",
+                              "doc",  "causal+doc", "window+doc", "causal+window+doc"};
+    return n[m & 7];
+}
+
+typedef struct {
+    int64_t S, window;
+    int hq, hkv, d;
+    lc_dtype dt;
+    lc_cp_layout layout;
+    unsigned mask;
+} tcase;
+
+/* Whole-sequence inputs (storage dtype + float64 values) and the two references. */
+typedef struct {
+    tcase c;
+    void *q, *k, *v, *dout;
+    double *qd, *kd, *vd, *doutd;
+    int32_t *doc;
+    double *o_ref, *lse_ref, *dq_ref, *dk_ref, *dv_ref;    /* float64 oracle */
+    float *o_one, *lse_one, *dq_one, *dk_one, *dv_one;     /* single-PE kernels */
+} prob;
+
+static void fill(void *x, double *xd, size_t n, lc_dtype dt)
+{
+    for (size_t i = 0; i < n; i++) {
+        float f = (float)(urand() * 2.0 - 1.0);
+        if (dt == LC_DT_BF16) {
+            lc_bf16 b = lc_f32_to_bf16(f);
+            ((lc_bf16 *)x)[i] = b;
+            xd[i] = lc_bf16_to_f32(b);
+        } else {
+            ((float *)x)[i] = f;
+            xd[i] = f;
+        }
+    }
+}
+
+static double val(const void *x, lc_dtype dt, size_t i)
+{
+    return dt == LC_DT_BF16 ? lc_bf16_to_f32(((const lc_bf16 *)x)[i]) : ((const float *)x)[i];
+}
+
+static lc_attn_desc full_desc(const prob *p)
+{
+    lc_attn_desc a = {.sq = (int)p->c.S, .sk = (int)p->c.S, .hq = p->c.hq, .hkv = p->c.hkv,
+                      .d = p->c.d, .qkv_dtype = p->c.dt, .mask = {p->c.mask, p->c.window, p->doc, p->doc},
+                      .threads = 1};
+    return a;
+}
+
+static void make_prob(prob *p, const tcase *c, uint64_t seed)
+{
+    memset(p, 0, sizeof *p);
+    p->c = *c;
+    g_rng = seed;
+    size_t S = (size_t)c->S, nq = S * c->hq * c->d, nk = S * c->hkv * c->d, es = lc_dtype_size(c->dt);
+    p->q = malloc(nq * es), p->dout = malloc(nq * es), p->k = malloc(nk * es), p->v = malloc(nk * es);
+    p->qd = malloc(nq * 8), p->doutd = malloc(nq * 8), p->kd = malloc(nk * 8), p->vd = malloc(nk * 8);
+    p->doc = malloc(S * 4);
+    fill(p->q, p->qd, nq, c->dt);
+    fill(p->k, p->kd, nk, c->dt);
+    fill(p->v, p->vd, nk, c->dt);
+    fill(p->dout, p->doutd, nq, c->dt);
+    /* Documents of random length, so they straddle every kind of PE boundary. */
+    int32_t d = 0;
+    for (size_t i = 0; i < S; i++) {
+        if (i && urand() < 1.0 / 23) d++;
+        p->doc[i] = d;
+    }
+    p->o_ref = malloc(nq * 8), p->lse_ref = malloc(S * c->hq * 8);
+    p->dq_ref = malloc(nq * 8), p->dk_ref = malloc(nk * 8), p->dv_ref = malloc(nk * 8);
+    lc_attn_desc a = full_desc(p);
+    if (lc_attn_ref_fwd(&a, p->qd, p->kd, p->vd, p->o_ref, p->lse_ref) ||
+        lc_attn_ref_bwd(&a, p->qd, p->kd, p->vd, p->doutd, p->dq_ref, p->dk_ref, p->dv_ref))
+        FAIL("oracle: %s", lc_attn_last_error());
+    p->o_one = malloc(nq * 4), p->lse_one = malloc(S * c->hq * 4);
+    p->dq_one = calloc(nq, 4), p->dk_one = calloc(nk, 4), p->dv_one = calloc(nk, 4);
+    float *delta = malloc(S * c->hq * 4);
+    void *outx = malloc(nq * es);
+    lc_attn_fwd_init(&a, p->o_one, p->lse_one);
+    if (lc_attn_fwd_block(&a, p->q, p->k, p->v, p->o_one, p->lse_one) ||
+        lc_attn_fwd_finish(&a, p->o_one, outx, c->dt))
+        FAIL("single-PE forward: %s", lc_attn_last_error());
+    float *o32 = malloc(nq * 4);
+    for (size_t i = 0; i < nq; i++) o32[i] = (float)val(outx, c->dt, i);
+    if (lc_attn_bwd_prep(&a, o32, p->dout, delta) ||
+        lc_attn_bwd_block(&a, p->q, p->k, p->v, p->dout, p->lse_one, delta, p->dq_one, p->dk_one,
+                          p->dv_one))
+        FAIL("single-PE backward: %s", lc_attn_last_error());
+    memcpy(p->o_one, o32, nq * 4);
+    free(o32);
+    free(delta);
+    free(outx);
+}
+
+static void free_prob(prob *p)
+{
+    void *x[] = {p->q, p->k, p->v, p->dout, p->qd, p->kd, p->vd, p->doutd, p->doc, p->o_ref,
+                 p->lse_ref, p->dq_ref, p->dk_ref, p->dv_ref, p->o_one, p->lse_one, p->dq_one,
+                 p->dk_one, p->dv_one};
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++) free(x[i]);
+}
+
+/* My shard of the inputs and my outputs. */
+typedef struct {
+    int rows;
+    void *q, *k, *v, *dout, *out;
+    int32_t *doc;
+    float *lse, *dq, *dk, *dv;
+} local;
+
+static void make_local(local *l, const lc_cp *cp, const prob *p)
+{
+    const tcase *c = &p->c;
+    size_t es = lc_dtype_size(c->dt), rq = (size_t)c->hq * c->d, rk = (size_t)c->hkv * c->d;
+    int n = l->rows = lc_cp_local_rows(cp, g_me);
+    size_t m = n ? (size_t)n : 1;
+    l->q = malloc(m * rq * es), l->dout = malloc(m * rq * es), l->out = malloc(m * rq * es);
+    l->k = malloc(m * rk * es), l->v = malloc(m * rk * es), l->doc = malloc(m * 4);
+    l->lse = malloc(m * c->hq * 4), l->dq = malloc(m * rq * 4);
+    l->dk = malloc(m * rk * 4), l->dv = malloc(m * rk * 4);
+    lc_cp_shard(cp, g_me, p->q, rq * es, l->q);
+    lc_cp_shard(cp, g_me, p->dout, rq * es, l->dout);
+    lc_cp_shard(cp, g_me, p->k, rk * es, l->k);
+    lc_cp_shard(cp, g_me, p->v, rk * es, l->v);
+    lc_cp_shard(cp, g_me, p->doc, 4, l->doc);
+}
+
+static void free_local(local *l)
+{
+    void *x[] = {l->q, l->k, l->v, l->dout, l->out, l->doc, l->lse, l->dq, l->dk, l->dv};
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++) free(x[i]);
+}
+
+static void poison(local *l, const tcase *c)
+{
+    size_t n = (size_t)l->rows, rq = (size_t)c->hq * c->d, rk = (size_t)c->hkv * c->d;
+    memset(l->out, 0xff, n * rq * lc_dtype_size(c->dt)); /* all-ones bits: NaN in f32 and bf16 */
+    for (size_t i = 0; i < n * c->hq; i++) l->lse[i] = NAN;
+    for (size_t i = 0; i < n * rq; i++) l->dq[i] = NAN;
+    for (size_t i = 0; i < n * rk; i++) l->dk[i] = l->dv[i] = NAN;
+}
+
+/* ||x - ref|| / ||ref|| over the whole sequence (my rows, summed over the team). */
+typedef struct {
+    double e[5][2];
+} errs;
+
+static void acc_err(const lc_cp *cp, double *e, const void *x, lc_dtype dt, size_t row,
+                    const double *refd, const float *reff, int rows)
+{
+    for (int i = 0; i < rows; i++) {
+        size_t g = (size_t)lc_cp_global_pos(cp, g_me, i);
+        for (size_t j = 0; j < row; j++) {
+            double a = val(x, dt, (size_t)i * row + j);
+            double r = refd ? refd[g * row + j] : reff[g * row + j];
+            e[0] += (a - r) * (a - r);
+            e[1] += r * r;
+        }
+    }
+}
+
+static void rel_errors(const lc_cp *cp, const prob *p, const local *l, int oracle, double out[5])
+{
+    const tcase *c = &p->c;
+    size_t rq = (size_t)c->hq * c->d, rk = (size_t)c->hkv * c->d;
+    double e[10] = {0}, s[10];
+    acc_err(cp, e + 0, l->out, c->dt, rq, oracle ? p->o_ref : NULL, p->o_one, l->rows);
+    acc_err(cp, e + 2, l->lse, LC_DT_F32, c->hq, oracle ? p->lse_ref : NULL, p->lse_one, l->rows);
+    acc_err(cp, e + 4, l->dq, LC_DT_F32, rq, oracle ? p->dq_ref : NULL, p->dq_one, l->rows);
+    acc_err(cp, e + 6, l->dk, LC_DT_F32, rk, oracle ? p->dk_ref : NULL, p->dk_one, l->rows);
+    acc_err(cp, e + 8, l->dv, LC_DT_F32, rk, oracle ? p->dv_ref : NULL, p->dv_one, l->rows);
+    if (lc_allreduce_sum_f64(g_t, s, e, 10)) FAIL("allreduce: %s", lc_last_error(g_w));
+    /* A reference that is exactly zero (one key per query: dq = dk = 0) gets a floor of
+     * 1e-2 per element's scale, far below any real tensor's norm here. */
+    double n[5] = {(double)c->S * rq, (double)c->S * c->hq, (double)c->S * rq, (double)c->S * rk,
+                   (double)c->S * rk};
+    for (int i = 0; i < 5; i++) out[i] = sqrt(s[2 * i]) / fmax(sqrt(s[2 * i + 1]), 1e-2 * sqrt(n[i]));
+}
+
+static int run_pass(lc_cp *cp, local *l, int inplace)
+{
+    const void *k = l->k, *v = l->v;
+    if (inplace) { /* the caller writes K and V straight into the symmetric staging buffers */
+        void *hk, *hv;
+        if (lc_cp_kv_buffers(cp, &hk, &hv)) return -1;
+        const lc_cp_config *c = lc_cp_get_config(cp);
+        size_t b = (size_t)l->rows * c->hkv * c->d * lc_dtype_size(c->dtype);
+        memcpy(hk, l->k, b);
+        memcpy(hv, l->v, b);
+        k = hk, v = hv;
+    }
+    int32_t *doc = (lc_cp_get_config(cp)->mask & LC_MASK_DOC) ? l->doc : NULL;
+    int rc = lc_cp_forward(cp, l->q, k, v, doc, l->out, l->lse);
+    if (!rc) rc = lc_cp_backward(cp, l->q, k, v, doc, l->out, l->lse, l->dout, l->dq, l->dk, l->dv);
+    if (rc) FAIL("%s", lc_cp_last_error(cp));
+    return rc;
+}
+
+typedef struct {
+    const char *name;
+    lc_cp_algo algo;
+    lc_cp_lowering low;
+    int inplace;
+} variant;
+
+static const variant k_variants[] = {
+    {"one_sided", LC_CP_RING, LC_CP_ONE_SIDED, 0},  {"two_sided", LC_CP_RING, LC_CP_TWO_SIDED, 0},
+    {"zero_copy", LC_CP_RING, LC_CP_ZERO_COPY, 0},  {"auto", LC_CP_RING, LC_CP_LOWER_AUTO, 0},
+    {"allgather", LC_CP_ALLGATHER, LC_CP_LOWER_AUTO, 0}, {"one_sided_inplace", LC_CP_RING, LC_CP_ONE_SIDED, 1},
+    {"zero_copy_inplace", LC_CP_RING, LC_CP_ZERO_COPY, 1}};
+#define NVAR ((int)(sizeof k_variants / sizeof *k_variants))
+
+static int same(const local *a, const local *b, const tcase *c)
+{
+    size_t n = (size_t)a->rows, rq = (size_t)c->hq * c->d, rk = (size_t)c->hkv * c->d;
+    return !memcmp(a->out, b->out, n * rq * lc_dtype_size(c->dt)) && !memcmp(a->lse, b->lse, n * c->hq * 4) &&
+           !memcmp(a->dq, b->dq, n * rq * 4) && !memcmp(a->dk, b->dk, n * rk * 4) &&
+           !memcmp(a->dv, b->dv, n * rk * 4);
+}
+
+static void copy_local(local *dst, const local *src, const tcase *c)
+{
+    size_t n = (size_t)src->rows, rq = (size_t)c->hq * c->d, rk = (size_t)c->hkv * c->d;
+    memcpy(dst->out, src->out, n * rq * lc_dtype_size(c->dt));
+    memcpy(dst->lse, src->lse, n * c->hq * 4);
+    memcpy(dst->dq, src->dq, n * rq * 4);
+    memcpy(dst->dk, src->dk, n * rk * 4);
+    memcpy(dst->dv, src->dv, n * rk * 4);
+}
+
+static int run_case(const tcase *c, uint64_t seed)
+{
+    prob p;
+    make_prob(&p, c, seed);
+    lc_cp_config cfg = {.seq_len = c->S, .hq = c->hq, .hkv = c->hkv, .d = c->d, .dtype = c->dt,
+                        .layout = c->layout, .mask = c->mask, .window = c->window, .threads = 1};
+    lc_cp *cp;
+    if (lc_cp_create(g_t, &cfg, &cp)) {
+        FAIL("lc_cp_create failed");
+        free_prob(&p);
+        return -1;
+    }
+    local l, first;
+    make_local(&l, cp, &p);
+    make_local(&first, cp, &p);
+    double tol = c->dt == LC_DT_BF16 ? 1e-2 : 1e-5;
+    static const char *what[] = {"out", "lse", "dq", "dk", "dv"};
+    double worst_or = 0, worst_one = 0;
+    int fails0 = g_fail;
+    for (int vi = 0; vi < NVAR; vi++) {
+        const variant *v = &k_variants[vi];
+        lc_cp_set_algo(cp, v->algo, v->low);
+        poison(&l, c);
+        if (run_pass(cp, &l, v->inplace)) break;
+        double eo[5], e1[5];
+        rel_errors(cp, &p, &l, 1, eo);
+        rel_errors(cp, &p, &l, 0, e1);
+        for (int i = 0; i < 5; i++) {
+            if (!(eo[i] < tol)) FAIL("%s %s vs oracle: %.3g (tol %g)", v->name, what[i], eo[i], tol);
+            if (!(e1[i] < tol)) FAIL("%s %s vs single PE: %.3g (tol %g)", v->name, what[i], e1[i], tol);
+            if (eo[i] > worst_or) worst_or = eo[i];
+            if (e1[i] > worst_one) worst_one = e1[i];
+        }
+        if (vi == 0) copy_local(&first, &l, c);
+        else {
+            double diff = !same(&l, &first, c), tot;
+            lc_allreduce_sum_f64(g_t, &tot, &diff, 1);
+            if (tot != 0) FAIL("%s is not bit-identical to one_sided (%g PEs differ)", v->name, tot);
+        }
+    }
+    if (g_me == 0)
+        printf("%s P=%d S=%lld %-10s %-18s %-4s hq/hkv=%d/%d window=%lld: worst rel err %.2e (oracle) "
+               "%.2e (1 PE); %d variants bit-identical\n",
+               g_fail == fails0 ? "ok  " : "FAIL", g_P, (long long)c->S, lc_cp_layout_name(c->layout),
+               mask_name(c->mask), lc_dtype_name(c->dt), c->hq, c->hkv, (long long)c->window,
+               worst_or, worst_one, NVAR);
+    fflush(stdout);
+    free_local(&l);
+    free_local(&first);
+    if (lc_cp_destroy(cp)) FAIL("lc_cp_destroy: %s", lc_last_error(g_w));
+    free_prob(&p);
+    return 0;
+}
+
+/* The sweep covers every axis (layout, mask, dtype, GQA ratio, divisible or not, window
+ * shorter or longer than a chunk) without the full product: case i cycles each axis at a
+ * different stride. */
+static const unsigned k_masks[] = {LC_MASK_NONE, LC_MASK_CAUSAL, LC_MASK_CAUSAL | LC_MASK_WINDOW,
+                                   LC_MASK_WINDOW, LC_MASK_DOC, LC_MASK_CAUSAL | LC_MASK_DOC,
+                                   LC_MASK_CAUSAL | LC_MASK_WINDOW | LC_MASK_DOC};
+static const int k_gqa[][2] = {{4, 4}, {4, 2}, {4, 1}, {6, 2}};
+
+static tcase sweep_case(int i, int P)
+{
+    tcase c = {0};
+    int nm = (int)(sizeof k_masks / sizeof *k_masks);
+    c.layout = (lc_cp_layout)(i % 3);
+    c.mask = k_masks[(i / 3) % nm];
+    c.dt = (i / 2) % 2 ? LC_DT_BF16 : LC_DT_F32;
+    c.hq = k_gqa[i % 4][0];
+    c.hkv = k_gqa[i % 4][1];
+    c.d = 64;
+    /* Even cases divide by 2P; odd ones leave a remainder. */
+    c.S = i % 2 ? 2 * P * (96 / P) + 1 + (i % 5) : 2 * P * (120 / P);
+    int64_t chunk = c.S / (2 * P);
+    if (c.mask & LC_MASK_WINDOW) c.window = (i / 7) % 2 ? chunk * 3 / 2 + 1 : chunk / 3 + 1;
+    return c;
+}
+#define NSWEEP 21
+
+static int cmd_sweep(int argc, char **argv)
+{
+    int first = argc > 2 ? atoi(argv[2]) : 0, count = argc > 3 ? atoi(argv[3]) : NSWEEP;
+    for (int i = first; i < first + count && i < NSWEEP; i++) {
+        tcase c = sweep_case(i, g_P);
+        run_case(&c, g_seed + (uint64_t)i * 7919);
+    }
+    if (first == 0) { /* a sequence shorter than the team: some PEs hold nothing at all */
+        tcase c = {.S = g_P + 1, .hq = 2, .hkv = 1, .d = 64, .dt = LC_DT_F32,
+                   .layout = LC_CP_ZIGZAG, .mask = LC_MASK_CAUSAL};
+        run_case(&c, g_seed + 1);
+        c.layout = LC_CP_CONTIGUOUS;
+        c.S = g_P > 1 ? g_P - 1 : 1;
+        run_case(&c, g_seed + 2);
+    }
+    return 0;
+}
+
+static int cmd_layout(void)
+{
+    for (int P = 1; P <= 5; P++)
+        for (int L = 0; L < 3; L++)
+            for (int64_t S = 1; S <= 40; S++) {
+                int seen[64] = {0}, n_pad = 0;
+                for (int pe = 0; pe < P; pe++) {
+                    int32_t pos[64];
+                    int real = lc_cp_layout_positions((lc_cp_layout)L, S, P, pe, pos, &n_pad);
+                    if (real < 0 || n_pad * P < S || n_pad > 64) {
+                        FAIL("layout %d S %lld P %d: real %d n_pad %d", L, (long long)S, P, real, n_pad);
+                        continue;
+                    }
+                    for (int i = 0; i < n_pad; i++) {
+                        int32_t g = pos[i];
+                        if ((i < real) != (g >= 0)) FAIL("layout %d S %lld P %d: padding not at the end", L, (long long)S, P);
+                        if (g >= S) FAIL("layout %d: position %d >= S", L, g);
+                        if (g >= 0 && seen[g]++) FAIL("layout %d S %lld P %d: token %d twice", L, (long long)S, P, g);
+                        if (i && g >= 0 && g <= pos[i - 1]) FAIL("layout %d: positions not increasing", L);
+                    }
+                }
+                for (int g = 0; g < S; g++)
+                    if (seen[g] != 1) FAIL("layout %d S %lld P %d: token %d held %d times", L, (long long)S, P, g, seen[g]);
+            }
+    /* Zigzag's chunks: PE r holds chunks r and 2P-1-r. */
+    int32_t pos[16];
+    int n_pad;
+    lc_cp_layout_positions(LC_CP_ZIGZAG, 16, 4, 1, pos, &n_pad);
+    if (n_pad != 4 || pos[0] != 2 || pos[1] != 3 || pos[2] != 12 || pos[3] != 13) FAIL("zigzag map");
+    lc_cp_layout_positions(LC_CP_STRIPED, 16, 4, 1, pos, &n_pad);
+    if (pos[0] != 1 || pos[1] != 5) FAIL("striped map");
+    printf("%s layout maps\n", g_fail ? "FAIL" : "ok  ");
+    return 0;
+}
+
+static tcase stress_case(void)
+{
+    tcase c = {.S = 37 * g_P + 3, .hq = 4, .hkv = 2, .d = 64, .dt = LC_DT_F32, .layout = LC_CP_ZIGZAG,
+               .mask = LC_MASK_CAUSAL | LC_MASK_DOC};
+    return c;
+}
+
+static int cmd_stress(int n)
+{
+    tcase c = stress_case();
+    prob pa, pb;
+    make_prob(&pa, &c, g_seed);
+    make_prob(&pb, &c, g_seed + 99);
+    lc_cp_config cfg = {.seq_len = c.S, .hq = c.hq, .hkv = c.hkv, .d = c.d, .dtype = c.dt,
+                        .layout = c.layout, .mask = c.mask, .threads = 1};
+    lc_cp *cp;
+    if (lc_cp_create(g_t, &cfg, &cp)) { FAIL("create"); return 1; }
+    local la, lb, l, ra, rb;
+    make_local(&la, cp, &pa);
+    make_local(&lb, cp, &pb);
+    make_local(&ra, cp, &pa);
+    make_local(&rb, cp, &pa);
+    for (int s = 0; s < 2; s++) {
+        local *src = s ? &lb : &la, *dst = s ? &rb : &ra;
+        lc_cp_set_algo(cp, LC_CP_RING, LC_CP_ONE_SIDED);
+        if (run_pass(cp, src, 0)) return 1;
+        copy_local(dst, src, &c);
+    }
+    int bad = 0;
+    for (int it = 0; it < n && !bad; it++) {
+        const variant *v = &k_variants[it % NVAR];
+        l = it % 3 ? la : lb; /* an irregular pattern of input sets */
+        lc_cp_set_algo(cp, v->algo, v->low);
+        poison(&l, &c);
+        if (run_pass(cp, &l, v->inplace)) return 1;
+        if (!same(&l, it % 3 ? &ra : &rb, &c)) {
+            FAIL("stress step %d (%s): result differs from the first run of the same input", it, v->name);
+            bad = 1;
+        }
+    }
+    double b = bad, tot;
+    lc_allreduce_sum_f64(g_t, &tot, &b, 1);
+    if (g_me == 0) printf("%s stress P=%d: %d steps over %d lowerings, bit-identical\n", tot ? "FAIL" : "ok  ", g_P, n, NVAR);
+    lc_cp_destroy(cp);
+    return 0;
+}
+
+static double g_die_after = 0.3;
+static int g_die_kill;
+
+static void *die_thread(void *arg)
+{
+    (void)arg;
+    struct timespec ts = {0, (long)(g_die_after * 1e9)};
+    nanosleep(&ts, NULL);
+    fprintf(stderr, "test_cp: PE %d dies now (%s)\n", g_me, g_die_kill ? "SIGKILL" : "_exit");
+    if (g_die_kill) raise(SIGKILL);
+    _exit(3);
+    return NULL;
+}
+
+static int cmd_die(int victim, const char *how, const char *lowering)
+{
+    tcase c = {.S = 2048 * g_P, .hq = 4, .hkv = 2, .d = 64, .dt = LC_DT_F32, .layout = LC_CP_ZIGZAG,
+               .mask = LC_MASK_CAUSAL};
+    lc_cp_config cfg = {.seq_len = c.S, .hq = c.hq, .hkv = c.hkv, .d = c.d, .dtype = c.dt,
+                        .layout = c.layout, .mask = c.mask, .threads = 1};
+    lc_cp_lowering_parse(lowering, &cfg.lowering);
+    lc_cp *cp;
+    if (lc_cp_create(g_t, &cfg, &cp)) return 1;
+    int n = lc_cp_local_rows(cp, g_me);
+    size_t rq = (size_t)n * c.hq * c.d, rk = (size_t)n * c.hkv * c.d;
+    float *q = calloc(rq, 4), *k = calloc(rk, 4), *v = calloc(rk, 4), *o = calloc(rq, 4), *lse = calloc((size_t)n * c.hq, 4);
+    float *dq = calloc(rq, 4), *dk = calloc(rk, 4), *dv = calloc(rk, 4);
+    g_die_kill = !strcmp(how, "kill");
+    pthread_t th;
+    if (g_me == victim) pthread_create(&th, NULL, die_thread, NULL);
+    for (int it = 0; it < 100000; it++) {
+        int rc = lc_cp_forward(cp, q, k, v, NULL, o, lse);
+        if (!rc) rc = lc_cp_backward(cp, q, k, v, NULL, o, lse, o, dq, dk, dv);
+        if (rc) {
+            fprintf(stderr, "test_cp: PE %d stopped at step %d with %s: %s\n", g_me, it, lc_status_str(rc),
+                    lc_cp_last_error(cp));
+            return 1;
+        }
+    }
+    fprintf(stderr, "test_cp: PE %d was never stopped\n", g_me);
+    return 0;
+}
+
+static int cmd_errors(void)
+{
+    lc_cp_config cfg = {.seq_len = 100, .hq = 3, .hkv = 2, .d = 64, .dtype = LC_DT_F32};
+    lc_cp *cp;
+    if (lc_cp_create(g_t, &cfg, &cp) != LC_ERR_ARG) FAIL("hq %% hkv != 0 accepted");
+    cfg.hq = 4;
+    cfg.mask = LC_MASK_WINDOW;
+    if (lc_cp_create(g_t, &cfg, &cp) != LC_ERR_ARG) FAIL("window 0 accepted");
+    cfg.mask = LC_MASK_DOC;
+    if (lc_cp_create(g_t, &cfg, &cp)) { FAIL("create"); return 1; }
+    float buf[64 * 4 * 64] = {0}, lse[64 * 4];
+    int rc = lc_cp_forward(cp, buf, buf, buf, NULL, buf, lse);
+    if (rc != LC_ERR_ARG || !strstr(lc_cp_last_error(cp), "doc"))
+        FAIL("missing doc ids: rc %d, message '%s'", rc, lc_cp_last_error(cp));
+    if (lc_cp_set_algo(cp, LC_CP_RING, (lc_cp_lowering)9) != LC_ERR_ARG) FAIL("bad lowering accepted");
+    lc_cp_destroy(cp);
+    if (g_me == 0) printf("%s argument errors\n", g_fail ? "FAIL" : "ok  ");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_cp layout|sweep|stress N|die VICTIM exit|kill [lowering]|errors\n");
+        return 2;
+    }
+    if (!strcmp(argv[1], "layout")) {
+        cmd_layout();
+        return g_fail != 0;
+    }
+    if (lc_world_init(NULL, &g_w)) {
+        fprintf(stderr, "test_cp: cannot join the world\n");
+        return 1;
+    }
+    g_t = lc_team_world(g_w);
+    g_me = lc_my_pe(g_w);
+    g_P = lc_n_pes(g_w);
+    const char *s = getenv("LONGCTX_SEED");
+    g_seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) * 1000003u + (uint64_t)getpid();
+    lc_broadcast(g_t, &g_seed, &g_seed, sizeof g_seed, 0);
+    if (g_me == 0) printf("test_cp %s: P=%d seed %llu (LONGCTX_SEED overrides)\n", argv[1], g_P,
+                          (unsigned long long)g_seed);
+    int rc = 0;
+    if (!strcmp(argv[1], "sweep")) rc = cmd_sweep(argc, argv);
+    else if (!strcmp(argv[1], "stress")) rc = cmd_stress(argc > 2 ? atoi(argv[2]) : 100);
+    else if (!strcmp(argv[1], "die")) {
+        if (argc < 4) return 2;
+        rc = cmd_die(atoi(argv[2]), argv[3], argc > 4 ? argv[4] : "one_sided");
+        return rc; /* the world is broken on purpose: no finalize */
+    } else if (!strcmp(argv[1], "errors")) rc = cmd_errors();
+    else {
+        fprintf(stderr, "test_cp: unknown section %s\n", argv[1]);
+        rc = 2;
+    }
+    double f = g_fail, tot = 0;
+    if (lc_allreduce_sum_f64(g_t, &tot, &f, 1)) tot = 1;
+    lc_world_finalize(g_w);
+    return rc ? rc : tot != 0;
+}

@@ -1,0 +1,35 @@
+# Context-parallel attention tests (label cp). Multi-PE tests run under the launcher.
+add_executable(test_cp ${CMAKE_CURRENT_LIST_DIR}/test_cp.c)
+target_link_libraries(test_cp PRIVATE longctx_lib)
+target_include_directories(test_cp PRIVATE ${CMAKE_SOURCE_DIR}/include)
+
+function(lc_cp_test name pes)
+  add_test(NAME ${name} COMMAND $<TARGET_FILE:longctx> launch -n ${pes} -- $<TARGET_FILE:test_cp> ${ARGN})
+  set_tests_properties(${name} PROPERTIES LABELS cp TIMEOUT 300)
+endfunction()
+
+add_test(NAME cp_layout COMMAND test_cp layout)
+set_tests_properties(cp_layout PROPERTIES LABELS cp TIMEOUT 60)
+foreach(_p 1 2 3)
+  lc_cp_test(cp_p${_p}_sweep ${_p} sweep)
+endforeach()
+# P = 4 is the slowest (oversubscribed): two halves so ctest -j can overlap them.
+lc_cp_test(cp_p4_sweep_a 4 sweep 0 11)
+lc_cp_test(cp_p4_sweep_b 4 sweep 11 10)
+lc_cp_test(cp_p2_stress 2 stress 150)
+lc_cp_test(cp_p4_stress 4 stress 100)
+lc_cp_test(cp_p3_errors 3 errors)
+
+find_program(_lc_bc bc)
+if(_lc_bc)
+  foreach(_d "3;1;exit;one_sided" "4;2;kill;zero_copy" "2;0;kill;two_sided")
+    list(GET _d 0 _p)
+    list(GET _d 1 _v)
+    list(GET _d 2 _how)
+    list(GET _d 3 _low)
+    add_test(NAME cp_die_p${_p}_${_how}_${_low}
+             COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/die.sh $<TARGET_FILE:longctx> $<TARGET_FILE:test_cp>
+                     ${_p} ${_v} ${_how} ${_low})
+    set_tests_properties(cp_die_p${_p}_${_how}_${_low} PROPERTIES LABELS cp TIMEOUT 120)
+  endforeach()
+endif()
