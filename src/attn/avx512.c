@@ -1,5 +1,6 @@
-/* AVX-512 tile ops (compiled with -mavx512f -mfma; the bf16 dot product additionally with
- * -mavx512bf16). Used only when cpuid reports the features. */
+/* AVX-512 tile ops (the file is compiled with -mavx512f/bw/vl -mfma; only the bf16 dot
+ * product carries avx512bf16, per function, so nothing else can pick up those instructions).
+ * Used only when cpuid reports the features. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -29,7 +30,8 @@
 /* S[m x BK] = Q . K^T with bf16 inputs: vdpbf16ps multiplies pairs of bf16 along d and
  * accumulates in fp32, so K is packed as [d/2][BK][2] and a pair of Q values is broadcast
  * as one 32-bit lane. Products of two bf16 are exact in fp32. */
-AI void ukr_bf16(const int mr, int d, const uint16_t *Q, ptrdiff_t ldq, const uint16_t *Kp,
+#define BF16_TARGET __attribute__((target("avx512bf16")))
+AI BF16_TARGET void ukr_bf16(const int mr, int d, const uint16_t *Q, ptrdiff_t ldq, const uint16_t *Kp,
                  float *S)
 {
     __m512 c[MR][4];
@@ -53,7 +55,7 @@ AI void ukr_bf16(const int mr, int d, const uint16_t *Q, ptrdiff_t ldq, const ui
             _mm512_storeu_ps(S + r * BK + v * 16, c[r][v]);
 }
 
-static void qk_bf16(int m, int d, const uint16_t *Q, ptrdiff_t ldq, const uint16_t *Kp,
+BF16_TARGET static void qk_bf16(int m, int d, const uint16_t *Q, ptrdiff_t ldq, const uint16_t *Kp,
                     float *S)
 {
     for (int i0 = 0; i0 < m; i0 += MR) {

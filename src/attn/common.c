@@ -82,7 +82,9 @@ int lc_attn_impl_supported(lc_attn_impl i)
 #ifdef LC_ATTN_HAVE_X86
     case LC_ATTN_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     case LC_ATTN_AVX512:
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+        /* avx512.c is built with bw/vl too, so the compiler may use them anywhere there. */
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
 #else
     default: return 0;
 #endif
@@ -93,7 +95,7 @@ int lc_attn_impl_supported(lc_attn_impl i)
 int lc_attn_cpu_has_bf16(void)
 {
 #ifdef LC_ATTN_HAVE_X86
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
+    return lc_attn_impl_supported(LC_ATTN_AVX512) && __builtin_cpu_supports("avx512bf16");
 #else
     return 0;
 #endif

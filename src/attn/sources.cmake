@@ -14,5 +14,5 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|i.86")
   set_source_files_properties(src/attn/avx2.c
     PROPERTIES COMPILE_OPTIONS "-O3;-mavx2;-mfma")
   set_source_files_properties(src/attn/avx512.c
-    PROPERTIES COMPILE_OPTIONS "-O3;-mavx512f;-mavx512bw;-mavx512vl;-mavx512bf16;-mfma")
+    PROPERTIES COMPILE_OPTIONS "-O3;-mavx512f;-mavx512bw;-mavx512vl;-mfma")
 endif()

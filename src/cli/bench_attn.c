@@ -37,7 +37,7 @@ static void usage(FILE *f)
             "                          [--threads 1] [--impl auto|scalar|avx2|avx512]\n"
             "                          [--reps N] [--no-peers] [--json]\n"
             "Each list flag takes a comma list; all combinations run (--hq and --hkv pair up\n"
-            "item by item). Defaults are a quick subset: --s 1K,4K --d 128 --hq 8 --hkv 2\n"
+            "item by item). Defaults are a quick subset: --s 1K,2K --d 128 --hq 8 --hkv 2\n"
             "--mask causal --dtype f32,bf16 --pass fwd,fwd_bwd --threads 1 --impl auto.\n"
             "Peers: bench/peers/{sdpa,jax}_peer.py run with $LONGCTX_PEER_PYTHON or\n"
             "bench/peers/.venv (create it with bench/peers/install.sh).\n");
@@ -65,7 +65,7 @@ static int parse(int argc, char **argv, opts_t *o)
     set_words(&o->dtype, "f32", "bf16");
     set_words(&o->mask, "causal", NULL);
     set_words(&o->impl, "auto", NULL);
-    set_ints(&o->s, 1024, 4096);
+    set_ints(&o->s, 1024, 2048);
     set_ints(&o->d, 128, 0);
     set_ints(&o->hq, 8, 0);
     set_ints(&o->hkv, 2, 0);

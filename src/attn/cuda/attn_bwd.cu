@@ -21,7 +21,7 @@ __global__ void __launch_bounds__(kBwdWarps * 32) bwd_kernel(const BwdParams p) 
     constexpr int WR = kBwdWarps / RT;    /* warps sharing one row tile (by columns) */
     constexpr int DCOLS = D / WR;         /* dQ columns per warp */
     static_assert(kBwdWarps % RT == 0 && DCOLS % 32 == 0, "dQ work split");
-    extern __shared__ __align__(16) unsigned char smem[];
+    LCG_DYNAMIC_SMEM(smem);
     T *sK = reinterpret_cast<T *>(smem);
     T *sV = sK + BN * SD;
     T *sQ = sV + BN * SD;      /* [2][BMB][SD] */
@@ -265,11 +265,14 @@ __global__ void __launch_bounds__(kBwdWarps * 32) bwd_kernel(const BwdParams p) 
     }
 }
 
+template <typename T, int D, int BMB> constexpr size_t bwd_smem() {
+    return (size_t)(2 * kBN + 4 * BMB) * (D + 8) * sizeof(T) + (size_t)BMB * (kBN + 8) * sizeof(T) +
+           8 * BMB * sizeof(float) + kChunk * sizeof(int);
+}
+
+#ifndef LCG_EMU
 template <typename T, int D, int BMB> int launch(const BwdParams &p, cudaStream_t s) {
-    constexpr int SD = D + 8;
-    const size_t smem = (size_t)(2 * kBN + 4 * BMB) * SD * sizeof(T) +
-                        (size_t)BMB * (kBN + 8) * sizeof(T) + 8 * BMB * sizeof(float) +
-                        kChunk * sizeof(int);
+    const size_t smem = bwd_smem<T, D, BMB>();
     cudaError_t e = cudaFuncSetAttribute(bwd_kernel<T, D, BMB>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess) return (int)e;
@@ -277,6 +280,7 @@ template <typename T, int D, int BMB> int launch(const BwdParams &p, cudaStream_
     bwd_kernel<T, D, BMB><<<grid, kBwdWarps * 32, smem, s>>>(p);
     return (int)cudaGetLastError();
 }
+#endif
 
 /* Query rows per step: 64 at D=64; 32 at D=128, where dK and dV alone hold 128 floats per
  * thread and a 64-row score tile would push the warp into spills. */
@@ -284,6 +288,7 @@ template <int D> constexpr int bmb() { return D == 64 ? 64 : 32; }
 
 } // namespace
 
+#ifndef LCG_EMU
 int lcg_bwd_bm(int d) { return d == 64 ? bmb<64>() : bmb<128>(); }
 
 int lcg_launch_bwd(int dtype, int d, const BwdParams &p, cudaStream_t s) {
@@ -293,3 +298,4 @@ int lcg_launch_bwd(int dtype, int d, const BwdParams &p, cudaStream_t s) {
     if (dtype == 2 && d == 128) return launch<__half, 128, bmb<128>()>(p, s);
     return (int)cudaErrorInvalidValue;
 }
+#endif

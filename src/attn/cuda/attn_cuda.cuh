@@ -3,10 +3,18 @@
 #ifndef LONGCTX_ATTN_CUDA_CUH
 #define LONGCTX_ATTN_CUDA_CUH
 
+#include <stdint.h>
+#include <string.h>
+
+#ifdef LCG_EMU
+/* tests/gpu/emu: the same kernel source run by CPU threads, one per CUDA thread */
+#include "cuda_emu.h"
+#else
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
-#include <stdint.h>
+#define LCG_DYNAMIC_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
+#endif
 
 #include "tile_logic.h"
 
@@ -50,37 +58,50 @@ template <typename T> struct Mma;
 template <> struct Mma<__nv_bfloat16> {
     static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
         __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-        return *reinterpret_cast<uint32_t *>(&h);
+        uint32_t u;
+        memcpy(&u, &h, 4);
+        return u;
     }
     static __device__ __forceinline__ __nv_bfloat16 from_f(float x) { return __float2bfloat16_rn(x); }
     static __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
     static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0,
                                                uint32_t b1) {
+#ifdef LCG_EMU
+        emu_mma(c, a, b0, b1, 1);
+#else
         asm volatile(
             "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
             "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
             : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
     }
 };
 
 template <> struct Mma<__half> {
     static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
         __half2 h = __floats2half2_rn(lo, hi);
-        return *reinterpret_cast<uint32_t *>(&h);
+        uint32_t u;
+        memcpy(&u, &h, 4);
+        return u;
     }
     static __device__ __forceinline__ __half from_f(float x) { return __float2half_rn(x); }
     static __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
     static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0,
                                                uint32_t b1) {
+#ifdef LCG_EMU
+        emu_mma(c, a, b0, b1, 2);
+#else
         asm volatile(
             "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
             "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
             : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
     }
 };
 
+#ifndef LCG_EMU
 __device__ __forceinline__ uint32_t smem_u32(const void *p) {
     return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
@@ -109,6 +130,7 @@ __device__ __forceinline__ void cp4(void *s, const void *g) {
 
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+#endif
 
 /* Rows [row0, row0+R) of a [n, heads*D] tensor (head already applied to g) into a padded
  * [R][D+8] tile: the 16-byte pad staggers rows across banks for ldmatrix. */

@@ -15,7 +15,7 @@ namespace {
 template <typename T, int D, int NW>
 __global__ void __launch_bounds__(NW * 32) fwd_kernel(const FwdParams p) {
     constexpr int BM = NW * 16, BN = kBN, SD = D + 8, NT = NW * 32;
-    extern __shared__ __align__(16) unsigned char smem[];
+    LCG_DYNAMIC_SMEM(smem);
     T *sQ = reinterpret_cast<T *>(smem);
     T *sK = sQ + BM * SD;
     T *sV = sK + 2 * BN * SD;
@@ -179,10 +179,15 @@ __global__ void __launch_bounds__(NW * 32) fwd_kernel(const FwdParams p) {
     }
 }
 
+template <typename T, int D, int NW> constexpr size_t fwd_smem() {
+    return (size_t)(NW * 16 + 4 * kBN) * (D + 8) * sizeof(T) + 4 * kBN * sizeof(int32_t) +
+           kChunk * sizeof(int);
+}
+
+#ifndef LCG_EMU
 template <typename T, int D, int NW> int launch(const FwdParams &p, cudaStream_t s) {
-    constexpr int BM = NW * 16, SD = D + 8;
-    const size_t smem = (size_t)(BM + 4 * kBN) * SD * sizeof(T) + 4 * kBN * sizeof(int32_t) +
-                        kChunk * sizeof(int);
+    constexpr int BM = NW * 16;
+    const size_t smem = fwd_smem<T, D, NW>();
     /* set on every call: the limit belongs to the current device's context */
     cudaError_t e = cudaFuncSetAttribute(fwd_kernel<T, D, NW>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
@@ -191,6 +196,7 @@ template <typename T, int D, int NW> int launch(const FwdParams &p, cudaStream_t
     fwd_kernel<T, D, NW><<<grid, NW * 32, smem, s>>>(p);
     return (int)cudaGetLastError();
 }
+#endif
 
 /* Four warps (64 query rows) per block: 16 rows per warp keeps Q fragments, the score tile
  * and the output accumulators (64 floats at D=128) in registers without spilling. */
@@ -200,6 +206,7 @@ constexpr int kFwdWarps = 4;
 
 int lcg_fwd_bm(int) { return kFwdWarps * 16; }
 
+#ifndef LCG_EMU
 int lcg_launch_fwd(int dtype, int d, const FwdParams &p, cudaStream_t s) {
     if (dtype == 1 && d == 64) return launch<__nv_bfloat16, 64, kFwdWarps>(p, s);
     if (dtype == 1 && d == 128) return launch<__nv_bfloat16, 128, kFwdWarps>(p, s);
@@ -207,3 +214,4 @@ int lcg_launch_fwd(int dtype, int d, const FwdParams &p, cudaStream_t s) {
     if (dtype == 2 && d == 128) return launch<__half, 128, kFwdWarps>(p, s);
     return (int)cudaErrorInvalidValue;
 }
+#endif
