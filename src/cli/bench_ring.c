@@ -1,0 +1,267 @@
+/* longctx bench ring: context-parallel attention step time per layout, algorithm and
+ * lowering, beside the compute-only time of the same kernel calls measured in the same run
+ * (the ring's own loop with the communication left out), so the exposed communication is
+ * (step - compute) / step. Busy time and balance use each PE's thread CPU time inside the
+ * kernels, which stays meaningful when the PEs outnumber the cores. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/bench_util.h"
+#include "cli/cli.h"
+#include "longctx/cp.h"
+
+static const char *const LAYOUTS[] = {"contiguous", "zigzag", "striped", NULL};
+static const char *const ALGOS[] = {"ring", "allgather", NULL};
+static const char *const LOWERINGS[] = {"one_sided", "two_sided", "zero_copy", "auto", NULL};
+static const char *const PASSES[] = {"fwd", "fwd_bwd", NULL};
+static const char *const MASKS[] = {"causal", "none", NULL};
+
+typedef struct {
+    lc_ilist pes, s, hq, hkv, d;
+    lc_slist layout, algo, lowering, pass, mask;
+    int json, reps, threads;
+} opts_t;
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: longctx bench ring [--pes 2,4] [--s 8K,32K] [--layout contiguous,zigzag,striped]\n"
+            "                          [--algo ring,allgather] [--lowering one_sided,two_sided,zero_copy,auto]\n"
+            "                          [--pass fwd,fwd_bwd] [--mask causal|none] [--hq 8] [--hkv 2] [--d 64]\n"
+            "                          [--reps N] [--threads T] [--json]\n"
+            "Defaults are a quick subset (S = 8K); the issue's range is --s 8K,16K,32K,64K,128K,256K.\n");
+}
+
+static void set_words(lc_slist *l, const char *const *w, int n)
+{
+    l->n = n;
+    for (int i = 0; i < n; i++) snprintf(l->v[i], sizeof l->v[i], "%s", w[i]);
+}
+
+static int parse(int argc, char **argv, opts_t *o, int *worker)
+{
+    memset(o, 0, sizeof *o);
+    o->pes = (lc_ilist){2, {2, 4}};
+    o->s = (lc_ilist){1, {8192}};
+    o->hq = (lc_ilist){1, {8}};
+    o->hkv = (lc_ilist){1, {2}};
+    o->d = (lc_ilist){1, {64}};
+    set_words(&o->layout, LAYOUTS, 3);
+    set_words(&o->algo, ALGOS, 1);
+    set_words(&o->lowering, LOWERINGS, 3);
+    set_words(&o->pass, PASSES, 2);
+    set_words(&o->mask, MASKS, 1);
+    o->reps = 1;
+    o->threads = 1;
+    *worker = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        if (!strcmp(a, "--json")) o->json = 1;
+        else if (!strcmp(a, "--worker")) *worker = 1;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage();
+            exit(0);
+        } else if (!v) bad = 1;
+        else {
+            i++;
+            if (!strcmp(a, "--pes")) bad = lc_parse_int_list(a, v, &o->pes);
+            else if (!strcmp(a, "--s")) bad = lc_parse_size_list(a, v, &o->s);
+            else if (!strcmp(a, "--hq")) bad = lc_parse_int_list(a, v, &o->hq);
+            else if (!strcmp(a, "--hkv")) bad = lc_parse_int_list(a, v, &o->hkv);
+            else if (!strcmp(a, "--d")) bad = lc_parse_int_list(a, v, &o->d);
+            else if (!strcmp(a, "--layout")) bad = lc_parse_word_list(a, v, LAYOUTS, &o->layout);
+            else if (!strcmp(a, "--algo")) bad = lc_parse_word_list(a, v, ALGOS, &o->algo);
+            else if (!strcmp(a, "--lowering")) bad = lc_parse_word_list(a, v, LOWERINGS, &o->lowering);
+            else if (!strcmp(a, "--pass")) bad = lc_parse_word_list(a, v, PASSES, &o->pass);
+            else if (!strcmp(a, "--mask")) bad = lc_parse_word_list(a, v, MASKS, &o->mask);
+            else if (!strcmp(a, "--reps")) o->reps = atoi(v), bad = o->reps < 1 || o->reps > 64;
+            else if (!strcmp(a, "--threads")) o->threads = atoi(v), bad = o->threads < 1;
+            else bad = 1;
+        }
+        if (bad) {
+            fprintf(stderr, "longctx bench ring: bad or incomplete option %s\n", a);
+            usage();
+            return -1;
+        }
+    }
+    for (int i = 0; i < o->pes.n; i++)
+        if (o->pes.v[i] < 1) {
+            fprintf(stderr, "longctx bench ring: --pes must be >= 1\n");
+            return -1;
+        }
+    return 0;
+}
+
+static double load1(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
+typedef struct {
+    double step, busy_max, busy_min, comm_cpu, stage_cpu;
+} meas;
+
+/* Runs one pass reps times; the step is the slowest PE's wall time (median over reps), the
+ * CPU counters are per call. */
+static int measure(lc_cp *cp, lc_team *t, int bwd, int reps, float *b[10], meas *m)
+{
+    double v[64];
+    lc_cp_stats st;
+    lc_cp_reset_stats(cp);
+    for (int r = 0; r < reps; r++) {
+        if (lc_barrier(t)) return -1;
+        double t0 = lc_wall();
+        int rc = lc_cp_forward(cp, b[0], b[1], b[2], NULL, b[3], b[4]);
+        if (!rc && bwd) rc = lc_cp_backward(cp, b[0], b[1], b[2], NULL, b[3], b[4], b[5], b[6], b[7], b[8]);
+        if (rc) {
+            fprintf(stderr, "bench ring: %s\n", lc_cp_last_error(cp));
+            return -1;
+        }
+        double dt = lc_wall() - t0;
+        if (lc_allreduce_max_f64(t, &v[r], &dt, 1)) return -1;
+    }
+    lc_cp_get_stats(cp, &st);
+    double mine[4] = {st.compute_cpu_s / reps, -st.compute_cpu_s / reps, st.comm_cpu_s / reps,
+                      st.stage_cpu_s / reps}, mx[4], sum[4];
+    if (lc_allreduce_max_f64(t, mx, mine, 4) || lc_allreduce_sum_f64(t, sum, mine, 4)) return -1;
+    m->step = lc_median(v, reps);
+    m->busy_max = mx[0];
+    m->busy_min = -mx[1];
+    m->comm_cpu = sum[2];
+    m->stage_cpu = sum[3];
+    return 0;
+}
+
+static int worker(const opts_t *o)
+{
+    lc_world *w;
+    if (lc_world_init(NULL, &w)) return 1;
+    lc_team *t = lc_team_world(w);
+    int me = lc_my_pe(w), P = lc_n_pes(w), err = 0;
+    if (me == 0 && !o->json)
+        printf("%-7s %-10s %-9s %-10s %-7s %9s %9s %8s %10s %8s %7s\n", "S", "layout", "algo", "lowering",
+               "pass", "step_s", "compute_s", "exposed", "comm_cpu_s", "1s/2s", "balance");
+    for (int si = 0; si < o->s.n && !err; si++)
+        for (int hi = 0; hi < o->hq.n && !err; hi++)
+            for (int li = 0; li < o->layout.n && !err; li++)
+                for (int mi = 0; mi < o->mask.n && !err; mi++) {
+                    lc_cp_config cfg = {.seq_len = o->s.v[si], .hq = (int)o->hq.v[hi],
+                                        .hkv = (int)o->hkv.v[hi < o->hkv.n ? hi : 0],
+                                        .d = (int)o->d.v[hi < o->d.n ? hi : 0], .dtype = LC_DT_F32,
+                                        .mask = strcmp(o->mask.v[mi], "causal") ? 0 : LC_MASK_CAUSAL,
+                                        .threads = o->threads};
+                    lc_cp_layout_parse(o->layout.v[li], &cfg.layout);
+                    lc_cp *cp;
+                    if (lc_cp_create(t, &cfg, &cp)) {
+                        err = 1;
+                        break;
+                    }
+                    size_t n = (size_t)lc_cp_local_rows(cp, me) + 1;
+                    size_t nq = n * cfg.hq * cfg.d, nk = n * cfg.hkv * cfg.d;
+                    size_t sz[10] = {nq, nk, nk, nq, n * cfg.hq, nq, nq, nk, nk, 1};
+                    float *b[10];
+                    for (int i = 0; i < 10; i++) {
+                        b[i] = malloc(sz[i] * sizeof(float));
+                        for (size_t j = 0; j < sz[i]; j++) b[i][j] = (float)((j * 2654435761u) % 1000) / 1000.0f - 0.5f;
+                    }
+                    for (int pi = 0; pi < o->pass.n && !err; pi++) {
+                        int bwd = !strcmp(o->pass.v[pi], "fwd_bwd");
+                        meas comp, m, one = {0};
+                        lc_cp_set_algo(cp, LC_CP_RING, LC_CP_COMPUTE_ONLY);
+                        if (o->s.v[si] <= 16384 && measure(cp, t, bwd, 1, b, &comp)) err = 1; /* warm-up */
+                        if (err || measure(cp, t, bwd, o->reps, b, &comp)) err = 1;
+                        for (int ai = 0; ai < o->algo.n && !err; ai++) {
+                            int ag = !strcmp(o->algo.v[ai], "allgather");
+                            for (int wi = 0; wi < (ag ? 1 : o->lowering.n) && !err; wi++) {
+                                lc_cp_lowering low = LC_CP_LOWER_AUTO;
+                                if (!ag) lc_cp_lowering_parse(o->lowering.v[wi], &low);
+                                lc_cp_set_algo(cp, ag ? LC_CP_ALLGATHER : LC_CP_RING, low);
+                                if (measure(cp, t, bwd, o->reps, b, &m)) {
+                                    err = 1;
+                                    break;
+                                }
+                                if (low == LC_CP_ONE_SIDED && !ag) one = m;
+                                const char *lname = ag ? "collective" : o->lowering.v[wi];
+                                double exposed = (m.step - comp.step) / m.step;
+                                double bal = m.busy_min > 0 ? m.busy_max / m.busy_min : 0;
+                                char ratio[16] = "";
+                                if (low == LC_CP_TWO_SIDED && !ag && one.step > 0 && m.comm_cpu > 0)
+                                    snprintf(ratio, sizeof ratio, "%.2fx", one.comm_cpu / m.comm_cpu);
+                                if (me != 0) continue;
+                                if (o->json)
+                                    printf("{\"bench\":\"ring\",\"pes\":%d,\"s\":%lld,\"layout\":\"%s\",\"algo\":\"%s\","
+                                           "\"lowering\":\"%s\",\"pass\":\"%s\",\"mask\":\"%s\",\"hq\":%d,\"hkv\":%d,\"d\":%d,"
+                                           "\"step_s\":%.6g,\"compute_s\":%.6g,\"exposed_frac\":%.5f,\"comm_cpu_s\":%.6g,"
+                                           "\"stage_cpu_s\":%.6g,\"balance\":%.4f,\"busy_max_s\":%.6g,\"busy_min_s\":%.6g,"
+                                           "\"threads\":%d,\"reps\":%d,\"load1\":%.2f}\n",
+                                           P, o->s.v[si], o->layout.v[li], o->algo.v[ai], lname, o->pass.v[pi],
+                                           o->mask.v[mi], cfg.hq, cfg.hkv, cfg.d, m.step, comp.step, exposed,
+                                           m.comm_cpu, m.stage_cpu, bal, m.busy_max, m.busy_min, o->threads,
+                                           o->reps, load1());
+                                else
+                                    printf("%-7lld %-10s %-9s %-10s %-7s %9.4f %9.4f %7.2f%% %10.5f %8s %7.3f\n",
+                                           o->s.v[si], o->layout.v[li], o->algo.v[ai], lname, o->pass.v[pi], m.step,
+                                           comp.step, 100 * exposed, m.comm_cpu, ratio, bal);
+                                fflush(stdout);
+                            }
+                        }
+                    }
+                    for (int i = 0; i < 10; i++) free(b[i]);
+                    if (lc_cp_destroy(cp)) err = 1;
+                }
+    int rc = lc_world_finalize(w);
+    return err || rc ? 1 : 0;
+}
+
+int lc_cmd_bench_ring(int argc, char **argv)
+{
+    opts_t o;
+    int is_worker;
+    if (parse(argc, argv, &o, &is_worker)) return 2;
+    if (is_worker) return worker(&o);
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        fprintf(stderr, "longctx bench ring: cannot find my own executable\n");
+        return 1;
+    }
+    self[len] = 0;
+    long long smax = 0, hmax = 0, dmax = 0;
+    for (int i = 0; i < o.s.n; i++) smax = o.s.v[i] > smax ? o.s.v[i] : smax;
+    for (int i = 0; i < o.hkv.n; i++) hmax = o.hkv.v[i] > hmax ? o.hkv.v[i] : hmax;
+    for (int i = 0; i < o.d.n; i++) dmax = o.d.v[i] > dmax ? o.d.v[i] : dmax;
+    int rc = 0;
+    for (int pi = 0; pi < o.pes.n && !rc; pi++) {
+        long long P = o.pes.v[pi], rows = (smax + 2 * P - 1) / (2 * P) * 2;
+        /* Three KV slots and the dK/dV accumulator (fp32), plus slack for the runtime. */
+        size_t heap = (size_t)(3 * (2 * rows * hmax * dmax * 4 + 8 * rows + 256) + 2 * rows * hmax * dmax * 4) +
+                      (64u << 20);
+        char *args[64];
+        int k = 0;
+        args[k++] = self;
+        args[k++] = "bench";
+        args[k++] = "ring";
+        args[k++] = "--worker";
+        for (int i = 1; i < argc && k < 60; i++)
+            if (strcmp(argv[i], "--pes")) args[k++] = argv[i];
+            else i++;
+        args[k] = NULL;
+        if (!o.json)
+            printf("== bench ring, shm backend, P = %lld, hq %lld hkv %lld d %lld, fp32, load %.2f ==\n", P,
+                   o.hq.v[0], o.hkv.v[0], o.d.v[0], load1());
+        fflush(stdout);
+        lc_launch_opts lo = {(int)P, heap, 0};
+        rc = lc_launch(&lo, args);
+    }
+    if (!o.json) printf("load average at the end: %.2f\n", load1());
+    return rc < 0 ? 1 : rc;
+}
