@@ -128,6 +128,25 @@ target_include_directories(longctx-gpu-bench PRIVATE ${CMAKE_SOURCE_DIR}/tests/g
 target_link_libraries(longctx-gpu-bench PRIVATE longctx_gpu longctx_lib m)
 set_target_properties(longctx-gpu-bench PROPERTIES LINKER_LANGUAGE CUDA)
 
+# The kernels' own source run on CPU threads (tests/gpu/emu): checks fragment layouts, tile
+# lists, masks and accumulation where there is no GPU. Needs a C++20 host compiler and the
+# CUDA headers only.
+check_language(CXX)
+if(CMAKE_CXX_COMPILER)
+  enable_language(CXX)
+  add_executable(test_gpu_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_gpu_emu.cc)
+  set_target_properties(test_gpu_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
+  target_include_directories(test_gpu_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu
+                             ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/include)
+  target_include_directories(test_gpu_emu SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
+  target_compile_options(test_gpu_emu PRIVATE -O2 -Wno-unknown-pragmas)
+  target_link_libraries(test_gpu_emu PRIVATE longctx_lib Threads::Threads m)
+  add_test(NAME gpu_emu COMMAND test_gpu_emu)
+  set_tests_properties(gpu_emu PROPERTIES LABELS "gpu;cpu" TIMEOUT 300)
+else()
+  message(STATUS "longctx GPU: no C++ compiler, the emulated kernel test is skipped")
+endif()
+
 set(LONGCTX_GPU_BUILT ON)
 message(STATUS "longctx GPU: building CUDA kernels for ${CMAKE_CUDA_ARCHITECTURES} "
                "(nvcc ${CMAKE_CUDA_COMPILER_VERSION}); NCCL: ${LONGCTX_HAVE_NCCL}; "
