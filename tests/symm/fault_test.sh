@@ -42,6 +42,8 @@ check exit-early 3 10 "PE 1 exited with status 3 before lc_world_finalize"
 check sigkill 137 10 "PE 1 was killed by signal 9"
 check timeout 1 15 "timed out after 1.0 s in lc_signal_wait_until (user signal: signal at heap+0x0 on PE 0 expected >= 1, observed 0)" LONGCTX_TIMEOUT=1
 
+check heap-mismatch 1 10 "symmetric heap sizes differ"
+
 # Ctrl-C of the launcher: SIGINT is forwarded, every PE ends, status 130.
 "$LC" launch -n 3 -- "$TF" sleep >"$tmp/out" 2>&1 &
 lp=$!

@@ -14,6 +14,15 @@ int main(int argc, char **argv)
     if (argc < 2) return 2;
     const char *mode = argv[1];
     lc_world *w;
+    if (!strcmp(mode, "heap-mismatch")) {
+        /* PE 1 asks for a different heap: every PE must fail init with a message, not hang. */
+        const char *pe = getenv("LONGCTX_PE");
+        lc_world_opts o = {0};
+        o.heap_bytes = pe && !strcmp(pe, "1") ? (64u << 20) : (32u << 20);
+        int rc = lc_world_init(&o, &w);
+        fprintf(stderr, "PE %s: rc=%d (%s)\n", pe ? pe : "?", rc, lc_status_str(rc));
+        return rc ? 1 : 0;
+    }
     if (lc_world_init(NULL, &w)) return 1;
     int me = lc_my_pe(w);
     uint64_t *sig = lc_symm_alloc(w, 8);

@@ -29,3 +29,12 @@ set_tests_properties(cli_bench_permute_json PROPERTIES LABELS "symm;bench"
   PASS_REGULAR_EXPRESSION "\"bench\":\"permute\",\"backend\":\"shm\",\"lowering\":\"two_sided\",\"pes\":2,\"bytes\":200000")
 add_test(NAME cli_bad_flag COMMAND $<TARGET_FILE:longctx> bench permute --lowering three_sided)
 set_tests_properties(cli_bad_flag PROPERTIES LABELS symm WILL_FAIL TRUE)
+add_test(NAME symm_policy_auto_logged COMMAND $<TARGET_FILE:longctx> launch -n 2 -- $<TARGET_FILE:test_symm> policy)
+set_tests_properties(symm_policy_auto_logged PROPERTIES LABELS symm ENVIRONMENT "LONGCTX_DEBUG=1;LONGCTX_PERMUTE="
+  PASS_REGULAR_EXPRESSION "64 bytes -> one_sided \\(auto: peers reachable by load/store\\)")
+add_test(NAME symm_policy_env_override COMMAND $<TARGET_FILE:longctx> launch -n 2 -- $<TARGET_FILE:test_symm> policy)
+set_tests_properties(symm_policy_env_override PROPERTIES LABELS symm ENVIRONMENT "LONGCTX_DEBUG=1;LONGCTX_PERMUTE=two_sided"
+  PASS_REGULAR_EXPRESSION "64 bytes -> two_sided \\(LONGCTX_PERMUTE\\)")
+add_test(NAME symm_policy_env_invalid COMMAND $<TARGET_FILE:test_symm> policy)
+set_tests_properties(symm_policy_env_invalid PROPERTIES LABELS symm ENVIRONMENT "LONGCTX_PERMUTE=sideways"
+  PASS_REGULAR_EXPRESSION "LONGCTX_PERMUTE=sideways: expected one_sided, two_sided or auto")
