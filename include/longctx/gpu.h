@@ -149,13 +149,19 @@ typedef struct {
     float scale;          /* 0: 1/sqrt(d) */
     unsigned mask_kind;   /* LC_MASK_* */
     int64_t window;
-    lc_lowering lowering; /* ONE_SIDED (NVSHMEM) or TWO_SIDED (NCCL, needs nccl) */
+    lc_lowering lowering; /* ONE_SIDED (NVSHMEM); TWO_SIDED is not built yet */
     lc_gpu_nccl *nccl;
+    int use_graph;        /* capture each ring call as a CUDA graph and replay it while the
+                             pointers stay the same; needs a non-NULL stream, and falls back to
+                             eager launches (lc_gpu_ring_graph_status says why) if NVSHMEM
+                             refuses capture */
 } lc_gpu_ring_opts;
 
 /* Collective: allocates the double-buffered KV (and dK/dV) slots in the symmetric heap. */
 int lc_gpu_ring_create(const lc_gpu_ring_opts *opts, lc_gpu_ring **out);
 int lc_gpu_ring_destroy(lc_gpu_ring *r); /* collective */
+/* 1 when the last call ran as a replayed CUDA graph, 0 eager; why gets the reason. */
+int lc_gpu_ring_graph_status(const lc_gpu_ring *r, const char **why);
 /* Forward over the whole ring. q [s_local,hq,d], k/v [s_local,hkv,d] in dtype; q_pos/k_pos
  * device int32 [s_local] (global positions of my shard); q_doc/k_doc for LC_MASK_DOC or NULL.
  * o (fp32, normalised) and lse [s_local,hq] are written (not accumulated). */

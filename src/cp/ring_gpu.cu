@@ -8,14 +8,19 @@
  * its predecessor, which waits for it before overwriting that slot: double buffer plus
  * credits, no barrier per step.
  *
- * Steps are numbered globally (G) and never reset, so every signal is SET to a step number
- * and waited on with >=: nothing has to be cleared between calls, and a credit for a step
- * is sent on every step, used or not, so a wait always refers to a step that happened.
+ * Signals count: every put-with-signal and every credit ADDs 1, and each wait compares the
+ * signal with a counter in device memory (arrivals consumed, slot uses, puts sent). Nothing
+ * is reset between calls, no step number is baked into any call, so a whole ring call can be
+ * captured as a CUDA graph and replayed. A PE credits its predecessor after every use of a KV
+ * slot (its own block copied in at step 0 counts as a use), and a sender waits until the
+ * credits for the successor's slot reach its own count of uses of that slot: all PEs run the
+ * same step sequence, so the two counts name the same steps.
  *
  * Backward: the KV blocks travel the same way; the fp32 dK/dV of each block travel with it,
  * one step behind: a PE adds its contribution to the accumulator that arrived (computed
  * into a local buffer first, so the arrival overlaps the kernel) and sends it on; after the
  * last step the accumulator takes one more hop home. Partials stay fp32 all the way. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,8 +39,18 @@ extern "C" int lc_gpu_layout_positions(lc_gpu_layout l, int s_global, int n_pes,
     return LC_OK;
 }
 
-enum { SIG_KV = 0, SIG_KV_CREDIT = 2, SIG_DKV = 4, SIG_DKV_CREDIT = 6, SIG_FINAL = 8,
-       SIG_FINAL_CREDIT = 9, SIG_COUNT = 16 };
+enum { SIG_KV = 0, SIG_KV_CREDIT = 2, SIG_DKV = 4, SIG_DKV_CREDIT = 6, SIG_FIN = 8,
+       SIG_FIN_CREDIT = 9, SIG_COUNT = 16 };
+/* device counters (local, not symmetric) */
+enum { C_KV_FILL = 0, C_KV_USE = 2, C_DKV_FILL = 4, C_DKV_SENT = 6, C_FIN_FILL = 8, C_FIN_SENT = 9,
+       C_COUNT = 16 };
+
+enum { N_KEY = 13 };
+struct graph_slot {
+    cudaGraphExec_t exec;
+    const void *key[N_KEY];
+    int valid;
+};
 
 struct lc_gpu_ring {
     lc_gpu_ring_opts o;
@@ -46,11 +61,15 @@ struct lc_gpu_ring {
     unsigned char *kv;                         /* symmetric: 2 slots */
     float *dkv;                                /* symmetric: 3 slots of dK|dV (2 + final) */
     uint64_t *sig;                             /* symmetric: SIG_COUNT words */
+    unsigned long long *cnt;                   /* local device counters */
     float *dloc;                               /* local: 2 slots of dK|dV */
     float *delta;                              /* local: [s_local, hq] */
     cudaStream_t cs;
     cudaEvent_t ready, sent, added, dsent[2];
-    uint64_t G, Gd, calls;
+    unsigned parity; /* parity of the next call's first step */
+    graph_slot graphs[2][2]; /* [fwd/bwd][parity] */
+    int graph_used;
+    char graph_why[200];
 };
 
 static size_t up256(size_t x) { return (x + 255) & ~(size_t)255; }
@@ -61,10 +80,16 @@ __global__ void add_kernel(float *dst, const float *src, size_t n) {
          i += (size_t)gridDim.x * blockDim.x)
         dst[i] += src[i];
 }
+__global__ void bump_kernel(unsigned long long *c) { *c += 1; }
+
 int add(float *dst, const float *src, size_t n, cudaStream_t s) {
     size_t b = (n + 255) / 256;
     add_kernel<<<(int)(b > 2048 ? 2048 : (b ? b : 1)), 256, 0, s>>>(dst, src, n);
     return lcg_cuda(cudaGetLastError(), "ring add kernel");
+}
+int bump(unsigned long long *c, cudaStream_t s) {
+    bump_kernel<<<1, 1, 0, s>>>(c);
+    return lcg_cuda(cudaGetLastError(), "ring counter kernel");
 }
 } // namespace
 
@@ -104,6 +129,7 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
     r->offdoc = r->offpos + up256((size_t)o->s_local * 4);
     r->slot = r->offdoc + up256((size_t)o->s_local * 4);
     r->dkv_elems = (size_t)o->s_local * o->hkv * o->d;
+    snprintf(r->graph_why, sizeof r->graph_why, "%s", o->use_graph ? "not called yet" : "use_graph is off");
 
     /* collective allocations, in the same order on every PE */
     r->kv = (unsigned char *)lc_gpu_symm_alloc(r->w, 2 * r->slot);
@@ -112,6 +138,8 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
     int rc = LC_OK;
     if (!r->kv || !r->dkv || !r->sig) rc = LC_ERR_NOMEM;
     if (!rc) rc = lcg_cuda(cudaMemset(r->sig, 0, SIG_COUNT * sizeof(uint64_t)), "memset signals");
+    if (!rc) rc = lcg_cuda(cudaMalloc(&r->cnt, C_COUNT * sizeof(unsigned long long)), "cudaMalloc counters");
+    if (!rc) rc = lcg_cuda(cudaMemset(r->cnt, 0, C_COUNT * sizeof(unsigned long long)), "memset counters");
     if (!rc) rc = lcg_cuda(cudaMalloc(&r->dloc, 2 * 2 * r->dkv_elems * sizeof(float)), "cudaMalloc dK/dV");
     if (!rc) rc = lcg_cuda(cudaMalloc(&r->delta, (size_t)o->s_local * o->hq * sizeof(float)), "cudaMalloc delta");
     if (!rc) rc = lcg_cuda(cudaStreamCreateWithFlags(&r->cs, cudaStreamNonBlocking), "stream");
@@ -133,9 +161,13 @@ extern "C" int lc_gpu_ring_destroy(lc_gpu_ring *r) {
     if (!r) return LC_OK;
     cudaDeviceSynchronize();
     lc_gpu_barrier_all(r->w);
+    for (int d = 0; d < 2; d++)
+        for (int p = 0; p < 2; p++)
+            if (r->graphs[d][p].valid) cudaGraphExecDestroy(r->graphs[d][p].exec);
     if (r->sig) lc_gpu_symm_free(r->w, r->sig);
     if (r->dkv) lc_gpu_symm_free(r->w, r->dkv);
     if (r->kv) lc_gpu_symm_free(r->w, r->kv);
+    cudaFree(r->cnt);
     cudaFree(r->dloc);
     cudaFree(r->delta);
     cudaEvent_t evs[] = {r->ready, r->sent, r->added, r->dsent[0], r->dsent[1]};
@@ -144,6 +176,11 @@ extern "C" int lc_gpu_ring_destroy(lc_gpu_ring *r) {
     if (r->cs) cudaStreamDestroy(r->cs);
     free(r);
     return LC_OK;
+}
+
+extern "C" int lc_gpu_ring_graph_status(const lc_gpu_ring *r, const char **why) {
+    if (why) *why = r->graph_why;
+    return r->graph_used;
 }
 
 static int check_inputs(lc_gpu_ring *r, const int32_t *q_pos, const int32_t *k_pos,
@@ -170,14 +207,14 @@ static lc_gpu_attn_desc desc_for(lc_gpu_ring *r, const int32_t *q_pos, const int
     return a;
 }
 
-/* Step s (global number G) of the KV path, up to the point where slot G%2 holds the block:
- * step 0 copies my own block in, later steps wait for the predecessor's put; then the
- * forwarding put to the successor starts on the comm stream. */
-static int kv_step_begin(lc_gpu_ring *r, int s, uint64_t G, const void *k, const void *v,
+/* Step st of the KV path (slot b), up to the point where slot b holds the block: step 0
+ * copies my own block in, later steps consume the predecessor's put; then the forwarding put
+ * to the successor's other slot starts on the comm stream once the successor has credited
+ * every earlier use of that slot. */
+static int kv_step_begin(lc_gpu_ring *r, int st, int b, const void *k, const void *v,
                          const int32_t *k_pos, const int32_t *k_doc, cudaStream_t xs) {
-    const int b = (int)(G & 1);
     unsigned char *slot = r->kv + b * r->slot;
-    if (s == 0) {
+    if (st == 0) {
         TRY(lcg_cuda(cudaMemcpyAsync(slot, k, r->kbytes, cudaMemcpyDeviceToDevice, xs), "copy K"));
         TRY(lcg_cuda(cudaMemcpyAsync(slot + r->offv, v, r->kbytes, cudaMemcpyDeviceToDevice, xs), "copy V"));
         TRY(lcg_cuda(cudaMemcpyAsync(slot + r->offpos, k_pos, (size_t)r->o.s_local * 4,
@@ -186,28 +223,147 @@ static int kv_step_begin(lc_gpu_ring *r, int s, uint64_t G, const void *k, const
             TRY(lcg_cuda(cudaMemcpyAsync(slot + r->offdoc, k_doc, (size_t)r->o.s_local * 4,
                                          cudaMemcpyDeviceToDevice, xs), "copy k_doc"));
     } else {
-        TRY(lc_gpu_signal_wait_on_stream(r->w, r->sig + SIG_KV + b, LC_CMP_GE, G, xs));
+        TRY(lcg_wait_count_on_stream(r->w, r->sig + SIG_KV + b, r->cnt + C_KV_FILL + b, 1, xs));
     }
-    if (s < r->n - 1) {
-        const int nb = (int)((G + 1) & 1);
+    if (st < r->n - 1) {
+        const int nb = b ^ 1;
         TRY(lcg_cuda(cudaEventRecord(r->ready, xs), "event"));
         TRY(lcg_cuda(cudaStreamWaitEvent(r->cs, r->ready, 0), "event wait"));
-        /* the successor is done with its slot nb once it credited step G-1 */
-        if (G >= 2)
-            TRY(lc_gpu_signal_wait_on_stream(r->w, r->sig + SIG_KV_CREDIT + nb, LC_CMP_GE, G - 1, r->cs));
+        TRY(lcg_wait_count_on_stream(r->w, r->sig + SIG_KV_CREDIT + nb, r->cnt + C_KV_USE + nb, 0, r->cs));
         TRY(lc_gpu_put_signal_on_stream(r->w, r->kv + nb * r->slot, slot, r->slot,
-                                        r->sig + SIG_KV + nb, G + 1, LC_SIGNAL_SET, r->next, r->cs));
+                                        r->sig + SIG_KV + nb, 1, LC_SIGNAL_ADD, r->next, r->cs));
         TRY(lcg_cuda(cudaEventRecord(r->sent, r->cs), "event"));
     }
     return LC_OK;
 }
 
-/* After the step's kernel: wait until my own forwarding put has read the slot, then tell
- * the predecessor that slot G%2 is free again. */
-static int kv_step_end(lc_gpu_ring *r, int s, uint64_t G, cudaStream_t xs) {
-    if (s < r->n - 1) TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->sent, 0), "event wait"));
-    return lc_gpu_signal_op_on_stream(r->w, r->sig + SIG_KV_CREDIT + (G & 1), G, LC_SIGNAL_SET,
-                                      r->prev, xs);
+/* After the step's kernel: once my own forwarding put has read slot b too, count the use and
+ * credit the predecessor for it. */
+static int kv_step_end(lc_gpu_ring *r, int st, int b, cudaStream_t xs) {
+    if (st < r->n - 1) TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->sent, 0), "event wait"));
+    TRY(bump(r->cnt + C_KV_USE + b, xs));
+    return lc_gpu_signal_op_on_stream(r->w, r->sig + SIG_KV_CREDIT + b, 1, LC_SIGNAL_ADD, r->prev, xs);
+}
+
+static int fwd_body(lc_gpu_ring *r, unsigned parity, const void *q, const void *k, const void *v,
+                    const int32_t *q_pos, const int32_t *k_pos, const int32_t *q_doc,
+                    const int32_t *k_doc, float *o, float *lse, cudaStream_t xs) {
+    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv);
+    TRY(lc_gpu_attn_fwd_init(&a0, o, lse, xs));
+    for (int st = 0; st < r->n; st++) {
+        const int b = (int)((parity + st) & 1);
+        const unsigned char *slot = r->kv + b * r->slot;
+        TRY(kv_step_begin(r, st, b, k, v, k_pos, k_doc, xs));
+        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot);
+        TRY(lc_gpu_attn_fwd_block(&a, q, slot, slot + r->offv, o, lse, xs));
+        TRY(kv_step_end(r, st, b, xs));
+    }
+    return lc_gpu_quiet_on_stream(r->w, xs);
+}
+
+static int bwd_body(lc_gpu_ring *r, unsigned parity, const void *q, const void *k, const void *v,
+                    const int32_t *q_pos, const int32_t *k_pos, const int32_t *q_doc,
+                    const int32_t *k_doc, const float *o, const float *lse, const void *dout,
+                    float *dq, float *dk, float *dv, cudaStream_t xs) {
+    const size_t E = r->dkv_elems;
+    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv);
+    TRY(lc_gpu_attn_bwd_prep(&a0, o, dout, r->delta, xs));
+    float *final_slot = r->dkv + 2 * 2 * E;
+    for (int st = 0; st < r->n; st++) {
+        const int b = (int)((parity + st) & 1);
+        const unsigned char *slot = r->kv + b * r->slot;
+        float *loc = r->dloc + (st & 1) * 2 * E;
+        TRY(kv_step_begin(r, st, b, k, v, k_pos, k_doc, xs));
+        /* the put of step st-2 read loc; it must be done before loc is cleared */
+        if (st >= 2) TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->dsent[st & 1], 0), "event wait"));
+        TRY(lcg_cuda(cudaMemsetAsync(loc, 0, 2 * E * sizeof(float), xs), "memset dK/dV"));
+        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot);
+        TRY(lc_gpu_attn_bwd_block(&a, q, slot, slot + r->offv, dout, lse, r->delta, dq, loc,
+                                  loc + E, xs));
+        TRY(kv_step_end(r, st, b, xs));
+        /* fold in the accumulator of this block that travelled from the predecessor */
+        if (st > 0) {
+            TRY(lcg_wait_count_on_stream(r->w, r->sig + SIG_DKV + b, r->cnt + C_DKV_FILL + b, 1, xs));
+            TRY(add(loc, r->dkv + b * 2 * E, 2 * E, xs));
+            TRY(lc_gpu_signal_op_on_stream(r->w, r->sig + SIG_DKV_CREDIT + b, 1, LC_SIGNAL_ADD,
+                                           r->prev, xs));
+        }
+        TRY(lcg_cuda(cudaEventRecord(r->added, xs), "event"));
+        TRY(lcg_cuda(cudaStreamWaitEvent(r->cs, r->added, 0), "event wait"));
+        if (st < r->n - 1) {
+            const int nb = b ^ 1;
+            /* every earlier put into the successor's slot nb has been consumed */
+            TRY(lcg_wait_count_on_stream(r->w, r->sig + SIG_DKV_CREDIT + nb, r->cnt + C_DKV_SENT + nb, 0, r->cs));
+            TRY(lc_gpu_put_signal_on_stream(r->w, r->dkv + nb * 2 * E, loc, 2 * E * sizeof(float),
+                                            r->sig + SIG_DKV + nb, 1, LC_SIGNAL_ADD, r->next, r->cs));
+            TRY(bump(r->cnt + C_DKV_SENT + nb, r->cs));
+        } else {
+            /* the block at the last step belongs to my successor: send it home */
+            TRY(lcg_wait_count_on_stream(r->w, r->sig + SIG_FIN_CREDIT, r->cnt + C_FIN_SENT, 0, r->cs));
+            TRY(lc_gpu_put_signal_on_stream(r->w, final_slot, loc, 2 * E * sizeof(float),
+                                            r->sig + SIG_FIN, 1, LC_SIGNAL_ADD, r->next, r->cs));
+            TRY(bump(r->cnt + C_FIN_SENT, r->cs));
+        }
+        TRY(lcg_cuda(cudaEventRecord(r->dsent[st & 1], r->cs), "event"));
+    }
+    /* my own block's accumulator comes home from the predecessor */
+    TRY(lcg_wait_count_on_stream(r->w, r->sig + SIG_FIN, r->cnt + C_FIN_FILL, 1, xs));
+    TRY(add(dk, final_slot, E, xs));
+    TRY(add(dv, final_slot + E, E, xs));
+    TRY(lc_gpu_signal_op_on_stream(r->w, r->sig + SIG_FIN_CREDIT, 1, LC_SIGNAL_ADD, r->prev, xs));
+    for (int i = 0; i < 2; i++) TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->dsent[i], 0), "event wait"));
+    return lc_gpu_quiet_on_stream(r->w, xs);
+}
+
+/* Runs body eagerly, or replays (capturing first) the graph of this direction and parity. */
+template <typename F>
+static int run_call(lc_gpu_ring *r, int dir, const void *const key[N_KEY], cudaStream_t xs, F body) {
+    const unsigned parity = r->parity;
+    r->parity = (r->parity + (unsigned)r->n) & 1u;
+    r->graph_used = 0;
+    if (!r->o.use_graph) return body(parity);
+    if (!xs) {
+        snprintf(r->graph_why, sizeof r->graph_why, "the legacy default stream cannot be captured");
+        return body(parity);
+    }
+    graph_slot *g = &r->graphs[dir][parity];
+    if (g->valid && memcmp(g->key, key, sizeof g->key) != 0) {
+        cudaGraphExecDestroy(g->exec);
+        g->valid = 0;
+    }
+    if (!g->valid) {
+        cudaGraph_t graph = NULL;
+        int rc = lcg_cuda(cudaStreamBeginCapture(xs, cudaStreamCaptureModeRelaxed), "cudaStreamBeginCapture");
+        if (!rc) {
+            int brc = body(parity);
+            cudaError_t e = cudaStreamEndCapture(xs, &graph);
+            if (brc || e != cudaSuccess) {
+                snprintf(r->graph_why, sizeof r->graph_why, "capture refused: %s",
+                         brc ? lc_gpu_last_error() : cudaGetErrorString(e));
+                if (graph) cudaGraphDestroy(graph);
+                (void)cudaGetLastError();
+                r->o.use_graph = 0; /* nothing ran: run this call eagerly, and later ones */
+                return body(parity);
+            }
+            rc = lcg_cuda(cudaGraphInstantiate(&g->exec, graph, 0), "cudaGraphInstantiate");
+            cudaGraphDestroy(graph);
+            if (rc) {
+                snprintf(r->graph_why, sizeof r->graph_why, "instantiate failed: %s", lc_gpu_last_error());
+                r->o.use_graph = 0;
+                return body(parity);
+            }
+            memcpy(g->key, key, sizeof g->key);
+            g->valid = 1;
+        } else {
+            snprintf(r->graph_why, sizeof r->graph_why, "%s", lc_gpu_last_error());
+            r->o.use_graph = 0;
+            return body(parity);
+        }
+    }
+    TRY(lcg_cuda(cudaGraphLaunch(g->exec, xs), "cudaGraphLaunch"));
+    r->graph_used = 1;
+    snprintf(r->graph_why, sizeof r->graph_why, "replayed");
+    return LC_OK;
 }
 
 extern "C" int lc_gpu_ring_fwd(lc_gpu_ring *r, const void *q, const void *k, const void *v,
@@ -215,24 +371,17 @@ extern "C" int lc_gpu_ring_fwd(lc_gpu_ring *r, const void *q, const void *k, con
                                const int32_t *k_doc, float *o, float *lse, lc_gpu_stream s) {
     TRY(check_inputs(r, q_pos, k_pos, q_doc, k_doc));
     cudaStream_t xs = (cudaStream_t)s;
-    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv);
-    TRY(lc_gpu_attn_fwd_init(&a0, o, lse, s));
     if (r->n == 1) {
+        lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv);
         a0.k_pos = k_pos;
         a0.mask.k_doc = k_doc;
+        TRY(lc_gpu_attn_fwd_init(&a0, o, lse, s));
         return lc_gpu_attn_fwd_block(&a0, q, k, v, o, lse, s);
     }
-    const uint64_t G0 = r->G + 1;
-    for (int st = 0; st < r->n; st++) {
-        const uint64_t G = G0 + st;
-        const unsigned char *slot = r->kv + (G & 1) * r->slot;
-        TRY(kv_step_begin(r, st, G, k, v, k_pos, k_doc, xs));
-        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot);
-        TRY(lc_gpu_attn_fwd_block(&a, q, slot, slot + r->offv, o, lse, s));
-        TRY(kv_step_end(r, st, G, xs));
-    }
-    r->G = G0 + r->n - 1;
-    return lc_gpu_quiet_on_stream(r->w, s);
+    const void *key[N_KEY] = {q, k, v, q_pos, k_pos, q_doc, k_doc, o, lse, NULL, NULL, NULL, NULL};
+    return run_call(r, 0, key, xs, [&](unsigned parity) {
+        return fwd_body(r, parity, q, k, v, q_pos, k_pos, q_doc, k_doc, o, lse, xs);
+    });
 }
 
 extern "C" int lc_gpu_ring_bwd(lc_gpu_ring *r, const void *q, const void *k, const void *v,
@@ -242,63 +391,15 @@ extern "C" int lc_gpu_ring_bwd(lc_gpu_ring *r, const void *q, const void *k, con
                                lc_gpu_stream s) {
     TRY(check_inputs(r, q_pos, k_pos, q_doc, k_doc));
     cudaStream_t xs = (cudaStream_t)s;
-    const size_t E = r->dkv_elems;
-    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv);
-    TRY(lc_gpu_attn_bwd_prep(&a0, o, dout, r->delta, s));
     if (r->n == 1) {
+        lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv);
         a0.k_pos = k_pos;
         a0.mask.k_doc = k_doc;
+        TRY(lc_gpu_attn_bwd_prep(&a0, o, dout, r->delta, s));
         return lc_gpu_attn_bwd_block(&a0, q, k, v, dout, lse, r->delta, dq, dk, dv, s);
     }
-    const uint64_t G0 = r->G + 1, Gd0 = r->Gd + 1, call = ++r->calls;
-    float *final_slot = r->dkv + 2 * 2 * E;
-    for (int st = 0; st < r->n; st++) {
-        const uint64_t G = G0 + st, Gd = Gd0 + st;
-        const unsigned char *slot = r->kv + (G & 1) * r->slot;
-        float *loc = r->dloc + (st & 1) * 2 * E;
-        TRY(kv_step_begin(r, st, G, k, v, k_pos, k_doc, xs));
-        /* the put of step st-2 read loc; it must be done before loc is cleared */
-        if (st >= 2) TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->dsent[st & 1], 0), "event wait"));
-        TRY(lcg_cuda(cudaMemsetAsync(loc, 0, 2 * E * sizeof(float), xs), "memset dK/dV"));
-        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot);
-        TRY(lc_gpu_attn_bwd_block(&a, q, slot, slot + r->offv, dout, lse, r->delta, dq, loc,
-                                  loc + E, s));
-        TRY(kv_step_end(r, st, G, xs));
-        /* fold in the accumulator of this block that travelled from the predecessor */
-        const int db = (int)(Gd & 1);
-        if (st > 0) {
-            TRY(lc_gpu_signal_wait_on_stream(r->w, r->sig + SIG_DKV + db, LC_CMP_GE, Gd, xs));
-            TRY(add(loc, r->dkv + db * 2 * E, 2 * E, xs));
-        }
-        TRY(lc_gpu_signal_op_on_stream(r->w, r->sig + SIG_DKV_CREDIT + db, Gd, LC_SIGNAL_SET,
-                                       r->prev, xs));
-        TRY(lcg_cuda(cudaEventRecord(r->added, xs), "event"));
-        TRY(lcg_cuda(cudaStreamWaitEvent(r->cs, r->added, 0), "event wait"));
-        if (st < r->n - 1) {
-            const int nb = (int)((Gd + 1) & 1);
-            if (Gd >= 2)
-                TRY(lc_gpu_signal_wait_on_stream(r->w, r->sig + SIG_DKV_CREDIT + nb, LC_CMP_GE,
-                                                 Gd - 1, r->cs));
-            TRY(lc_gpu_put_signal_on_stream(r->w, r->dkv + nb * 2 * E, loc, 2 * E * sizeof(float),
-                                            r->sig + SIG_DKV + nb, Gd + 1, LC_SIGNAL_SET, r->next,
-                                            r->cs));
-        } else {
-            /* the block at the last step belongs to my successor: send it home */
-            if (call >= 2)
-                TRY(lc_gpu_signal_wait_on_stream(r->w, r->sig + SIG_FINAL_CREDIT, LC_CMP_GE,
-                                                 call - 1, r->cs));
-            TRY(lc_gpu_put_signal_on_stream(r->w, final_slot, loc, 2 * E * sizeof(float),
-                                            r->sig + SIG_FINAL, call, LC_SIGNAL_SET, r->next, r->cs));
-        }
-        TRY(lcg_cuda(cudaEventRecord(r->dsent[st & 1], r->cs), "event"));
-    }
-    /* my own block's accumulator comes home from the predecessor */
-    TRY(lc_gpu_signal_wait_on_stream(r->w, r->sig + SIG_FINAL, LC_CMP_GE, call, xs));
-    TRY(add(dk, final_slot, E, xs));
-    TRY(add(dv, final_slot + E, E, xs));
-    TRY(lc_gpu_signal_op_on_stream(r->w, r->sig + SIG_FINAL_CREDIT, call, LC_SIGNAL_SET, r->prev, xs));
-    for (int i = 0; i < 2; i++) TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->dsent[i], 0), "event wait"));
-    r->G = G0 + r->n - 1;
-    r->Gd = Gd0 + r->n - 1;
-    return lc_gpu_quiet_on_stream(r->w, s);
+    const void *key[N_KEY] = {q, k, v, q_pos, k_pos, q_doc, k_doc, o, lse, dout, dq, dk, dv};
+    return run_call(r, 1, key, xs, [&](unsigned parity) {
+        return bwd_body(r, parity, q, k, v, q_pos, k_pos, q_doc, k_doc, o, lse, dout, dq, dk, dv, xs);
+    });
 }

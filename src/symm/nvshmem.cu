@@ -95,6 +95,35 @@ __global__ void wait_kernel(const uint64_t *sig, int cmp, unsigned long long val
     __threadfence_system();
 }
 
+/* Counting form for the ring: waits until *sig >= *count (+1 and stores it back when
+ * consume): the expected value lives in device memory, so a captured CUDA graph can replay
+ * the wait call after call. */
+__global__ void wait_count_kernel(const uint64_t *sig, unsigned long long *count, int consume,
+                                  unsigned long long timeout_ns, unsigned long long *fail) {
+    const unsigned long long target = *count + (consume ? 1ull : 0ull);
+    const unsigned long long t0 = now_ns();
+    unsigned spins = 0;
+    for (;;) {
+        unsigned long long v = ld_acquire(sig);
+        if (v >= target) break;
+        if (((++spins) & 255u) == 0) {
+            if (*(volatile unsigned long long *)fail) return;
+            if (now_ns() - t0 > timeout_ns) {
+                if (atomicCAS(fail, 0ull, 1ull) == 0ull) {
+                    fail[1] = v;
+                    fail[2] = target;
+                    fail[3] = (unsigned long long)LC_CMP_GE;
+                    __threadfence_system();
+                }
+                return;
+            }
+        }
+        __nanosleep(64);
+    }
+    if (consume) *count = target;
+    __threadfence_system();
+}
+
 int to_nv_sig(int op) { return op == LC_SIGNAL_ADD ? NVSHMEM_SIGNAL_ADD : NVSHMEM_SIGNAL_SET; }
 
 int to_nv_cmp(int c) {
@@ -268,6 +297,13 @@ extern "C" int lc_gpu_signal_wait_on_stream(lc_gpu_world *w, uint64_t *sig, int 
     return lcg_cuda(cudaGetLastError(), "signal wait kernel");
 }
 
+int lcg_wait_count_on_stream(lc_gpu_world *w, uint64_t *sig, unsigned long long *count,
+                             int consume, cudaStream_t s) {
+    wait_count_kernel<<<1, 1, 0, s>>>(sig, count, consume, (unsigned long long)(w->timeout_s * 1e9),
+                                      w->fail_dev);
+    return lcg_cuda(cudaGetLastError(), "signal count wait kernel");
+}
+
 extern "C" int lc_gpu_quiet_on_stream(lc_gpu_world *w, lc_gpu_stream s) {
     (void)w;
     nvshmemx_quiet_on_stream((cudaStream_t)s);
@@ -364,6 +400,9 @@ extern "C" int lc_gpu_put_signal_on_stream(lc_gpu_world *, void *, const void *,
 extern "C" int lc_gpu_signal_op_on_stream(lc_gpu_world *, uint64_t *, uint64_t, int, int, lc_gpu_stream) { return nosup("lc_gpu_signal_op_on_stream"); }
 extern "C" int lc_gpu_signal_wait_on_stream(lc_gpu_world *, uint64_t *, int, uint64_t, lc_gpu_stream) { return nosup("lc_gpu_signal_wait_on_stream"); }
 extern "C" int lc_gpu_quiet_on_stream(lc_gpu_world *, lc_gpu_stream) { return nosup("lc_gpu_quiet_on_stream"); }
+int lcg_wait_count_on_stream(lc_gpu_world *, uint64_t *, unsigned long long *, int, cudaStream_t) {
+    return nosup("lcg_wait_count_on_stream");
+}
 extern "C" int lc_gpu_quiet(lc_gpu_world *) { return nosup("lc_gpu_quiet"); }
 extern "C" int lc_gpu_barrier_all(lc_gpu_world *) { return nosup("lc_gpu_barrier_all"); }
 extern "C" int lc_gpu_barrier_all_on_stream(lc_gpu_world *, lc_gpu_stream) { return nosup("lc_gpu_barrier_all_on_stream"); }

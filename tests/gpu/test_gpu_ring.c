@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cuda_runtime_api.h>
+
 #include "gpu_test_util.h"
 #include "ring_gpu_layout.h"
 
@@ -17,6 +19,7 @@ typedef struct {
     unsigned kind;
     int window;
     int zigzag;
+    int graph; /* run the ring calls as captured CUDA graphs on a stream of our own */
 } rcase;
 
 static double rel(const float *a, const float *b, size_t n) {
@@ -54,7 +57,7 @@ static int one_case(lc_gpu_world *w, const rcase *c, int pe, int n, uint64_t see
     for (int i = 0; i < S; i++) doc[i] = (i / 45) % 3 + i / 200;
     if (lc_ring_layout_positions(c->zigzag, S, n, pe, pos)) {
         fprintf(stderr, "layout rejected\n");
-        return 1;
+        return 0;
     }
 
     /* one PE over the whole sequence: the reference */
@@ -91,17 +94,27 @@ static int one_case(lc_gpu_world *w, const rcase *c, int pe, int n, uint64_t see
     float *o = gt_dev_alloc(4 * sl * rq), *lse = gt_dev_alloc(4 * (size_t)sl * c->hq);
     float *gq_ = zeros(4 * sl * rq), *gk_ = zeros(4 * sl * rk), *gv_ = zeros(4 * sl * rk);
 
-    lc_gpu_ring_opts ro_ = {w, sl, c->hq, c->hkv, d, c->dt, 0.f, c->kind, c->window, LC_LOWER_ONE_SIDED, NULL};
+    lc_gpu_ring_opts ro_ = {w, sl, c->hq, c->hkv, d, c->dt, 0.f, c->kind, c->window, LC_LOWER_ONE_SIDED, NULL,
+                            c->graph};
     lc_gpu_ring *ring = NULL;
     GT_CHECK(lc_gpu_ring_create(&ro_, &ring));
+    cudaStream_t st = NULL;
+    if (c->graph && cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking) != cudaSuccess) {
+        fprintf(stderr, "cudaStreamCreate failed\n");
+        return 0;
+    }
     int ok = 1;
-    for (int rep = 0; rep < 2 && ok; rep++) { /* twice: signals and credits carry over calls */
+    /* several calls: the signal counts and credits carry over from call to call (and a
+     * captured graph is replayed from the second call on) */
+    for (int rep = 0; rep < 3 && ok; rep++) {
         float *zz = calloc(sl * rq, 4);
         gt_h2d(gq_, zz, 4 * sl * rq); gt_h2d(gk_, zz, 4 * sl * rk); gt_h2d(gv_, zz, 4 * sl * rk);
         free(zz);
-        GT_CHECK(lc_gpu_ring_fwd(ring, dq_, dk_, dv_, dpos, dpos, ddoc, ddoc, o, lse, NULL));
-        GT_CHECK(lc_gpu_ring_bwd(ring, dq_, dk_, dv_, dpos, dpos, ddoc, ddoc, o, lse, ddo, gq_, gk_, gv_, NULL));
-        GT_CHECK(lc_gpu_world_check(w, NULL));
+        GT_CHECK(lc_gpu_ring_fwd(ring, dq_, dk_, dv_, dpos, dpos, ddoc, ddoc, o, lse, st));
+        GT_CHECK(lc_gpu_ring_bwd(ring, dq_, dk_, dv_, dpos, dpos, ddoc, ddoc, o, lse, ddo, gq_, gk_, gv_, st));
+        GT_CHECK(lc_gpu_world_check(w, st));
+        const char *gwhy = "";
+        const int greplayed = lc_gpu_ring_graph_status(ring, &gwhy);
         float *mo = malloc(4 * sl * rq), *ml = malloc(4 * (size_t)sl * c->hq), *mdq = malloc(4 * sl * rq), *mdk = malloc(4 * sl * rk), *mdv = malloc(4 * sl * rk);
         gt_d2h(mo, o, 4 * sl * rq); gt_d2h(ml, lse, 4 * (size_t)sl * c->hq);
         gt_d2h(mdq, gq_, 4 * sl * rq); gt_d2h(mdk, gk_, 4 * sl * rk); gt_d2h(mdv, gv_, 4 * sl * rk);
@@ -121,12 +134,14 @@ static int one_case(lc_gpu_world *w, const rcase *c, int pe, int n, uint64_t see
         double e1 = rel(mo, eo, sl * rq), e2 = rel(mdq, edq, sl * rq), e3 = rel(mdk, edk, sl * rk), e4 = rel(mdv, edv, sl * rk);
         ok = e1 < tf && lerr < 2e-3 && e2 < tb && e3 < tb && e4 < tb;
         if (pe == 0 || !ok)
-            printf("%s PE %d/%d %s d=%d hq=%d hkv=%d S=%d mask=%u %s call %d: o %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n",
+            printf("%s PE %d/%d %s d=%d hq=%d hkv=%d S=%d mask=%u %s call %d%s%s: o %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n",
                    ok ? "ok  " : "FAIL", pe, n, lc_gpu_dtype_name(c->dt), d, c->hq, c->hkv, S, c->kind,
-                   c->zigzag ? "zigzag" : "contig", rep, e1, lerr, e2, e3, e4);
+                   c->zigzag ? "zigzag" : "contig", rep, c->graph ? (greplayed ? " graph: " : " graph off: ") : "",
+                   c->graph ? gwhy : "", e1, lerr, e2, e3, e4);
         free(mo); free(ml); free(mdq); free(mdk); free(mdv); free(eo); free(el); free(edq); free(edk); free(edv);
     }
     GT_CHECK(lc_gpu_ring_destroy(ring));
+    if (st) cudaStreamDestroy(st);
     void *dev[] = {gdoc, gq, gk, gv, gdo, go, gl, gdl, gdq, gdk, gdv, dq_, dk_, dv_, ddo, dpos, ddoc, o, lse, gq_, gk_, gv_};
     for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++) gt_dev_free(dev[i]);
     free(q); free(k); free(v); free(dout); free(doc); free(pos); free(ro); free(rl); free(rdq); free(rdk); free(rdv);
@@ -144,12 +159,13 @@ static int pe_main(int pe, int n, const lc_gpu_uid *uid, void *arg) {
     }
     if (pe == 0) printf("ring test: %d PEs, %d per GPU\n", n, lc_gpu_pes_per_device(w));
     const rcase cases[] = {
-        {LC_GPU_BF16, 128, 4, 2, 512, LC_MASK_CAUSAL, 0, 1},
-        {LC_GPU_BF16, 128, 4, 2, 512, LC_MASK_CAUSAL, 0, 0},
-        {LC_GPU_BF16, 64, 2, 2, 384, 0, 0, 0},
-        {LC_GPU_F16, 64, 4, 1, 384, LC_MASK_CAUSAL | LC_MASK_WINDOW, 100, 1},
-        {LC_GPU_F16, 128, 4, 4, 448, LC_MASK_DOC | LC_MASK_CAUSAL, 0, 1},
-        {LC_GPU_BF16, 64, 4, 2, 320, LC_MASK_DOC, 0, 0},
+        {LC_GPU_BF16, 128, 4, 2, 512, LC_MASK_CAUSAL, 0, 1, 0},
+        {LC_GPU_BF16, 128, 4, 2, 512, LC_MASK_CAUSAL, 0, 0, 0},
+        {LC_GPU_BF16, 64, 2, 2, 384, 0, 0, 0, 0},
+        {LC_GPU_F16, 64, 4, 1, 384, LC_MASK_CAUSAL | LC_MASK_WINDOW, 100, 1, 0},
+        {LC_GPU_F16, 128, 4, 4, 448, LC_MASK_DOC | LC_MASK_CAUSAL, 0, 1, 0},
+        {LC_GPU_BF16, 64, 4, 2, 320, LC_MASK_DOC, 0, 0, 0},
+        {LC_GPU_BF16, 128, 4, 2, 512, LC_MASK_CAUSAL, 0, 1, 1},
     };
     int all = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
