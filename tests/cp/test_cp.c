@@ -456,6 +456,12 @@ static int cmd_stress(int n)
     double b = bad, tot;
     lc_allreduce_sum_f64(g_t, &tot, &b, 1);
     if (g_me == 0) printf("%s stress P=%d: %d steps over %d lowerings, bit-identical\n", tot ? "FAIL" : "ok  ", g_P, n, NVAR);
+    free_local(&la);
+    free_local(&lb);
+    free_local(&ra);
+    free_local(&rb);
+    free_prob(&pa);
+    free_prob(&pb);
     lc_cp_destroy(cp);
     return 0;
 }
