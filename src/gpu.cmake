@@ -16,12 +16,29 @@ target_link_libraries(test_gpu_logic PRIVATE longctx_lib m)
 add_test(NAME gpu_logic COMMAND test_gpu_logic)
 set_tests_properties(gpu_logic PROPERTIES LABELS "gpu;cpu" TIMEOUT 120)
 
+# The GPU ring's host code over a CPU stand-in of CUDA streams and NVSHMEM (tests/gpu/emu):
+# its signal/credit protocol, dK/dV travel and race checks, with no CUDA at all.
+include(CheckLanguage)
+check_language(CXX)
+if(CMAKE_CXX_COMPILER)
+  enable_language(CXX)
+  add_executable(test_ring_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_ring_emu.cc)
+  set_target_properties(test_ring_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
+  target_include_directories(test_ring_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu
+                             ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/src/cp ${CMAKE_SOURCE_DIR}/include)
+  target_compile_options(test_ring_emu PRIVATE -O1 -Wno-unused-parameter)
+  target_link_libraries(test_ring_emu PRIVATE longctx_lib Threads::Threads m)
+  add_test(NAME gpu_ring_emu COMMAND test_ring_emu)
+  set_tests_properties(gpu_ring_emu PROPERTIES LABELS "gpu;cpu" TIMEOUT 300)
+else()
+  message(STATUS "longctx GPU: no C++ compiler, the emulated GPU tests are skipped")
+endif()
+
 if(NOT LONGCTX_CUDA)
   message(STATUS "longctx GPU: skipped (LONGCTX_CUDA=OFF)")
   return()
 endif()
 
-include(CheckLanguage)
 if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
   # SASS for A100 (sm_80) and H100/H200 (sm_90), no PTX: halves nvcc time and nothing is
   # JIT-compiled at start on those cards.
@@ -131,9 +148,7 @@ set_target_properties(longctx-gpu-bench PROPERTIES LINKER_LANGUAGE CUDA)
 # The kernels' own source run on CPU threads (tests/gpu/emu): checks fragment layouts, tile
 # lists, masks and accumulation where there is no GPU. Needs a C++20 host compiler and the
 # CUDA headers only.
-check_language(CXX)
 if(CMAKE_CXX_COMPILER)
-  enable_language(CXX)
   add_executable(test_gpu_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_gpu_emu.cc)
   set_target_properties(test_gpu_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
   target_include_directories(test_gpu_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu
@@ -143,8 +158,6 @@ if(CMAKE_CXX_COMPILER)
   target_link_libraries(test_gpu_emu PRIVATE longctx_lib Threads::Threads m)
   add_test(NAME gpu_emu COMMAND test_gpu_emu)
   set_tests_properties(gpu_emu PROPERTIES LABELS "gpu;cpu" TIMEOUT 300)
-else()
-  message(STATUS "longctx GPU: no C++ compiler, the emulated kernel test is skipped")
 endif()
 
 set(LONGCTX_GPU_BUILT ON)

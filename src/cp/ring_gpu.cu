@@ -24,7 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef LCG_EMU
+#include "cuda_emu_rt.h" /* tests/gpu/emu: this file's host logic over a CPU stand-in */
+#else
 #include <cuda_runtime.h>
+#endif
 
 #include "gpu_internal.h"
 #include "longctx/gpu.h"
@@ -75,6 +79,22 @@ struct lc_gpu_ring {
 static size_t up256(size_t x) { return (x + 255) & ~(size_t)255; }
 
 namespace {
+#ifdef LCG_EMU
+int add(float *dst, const float *src, size_t n, cudaStream_t s) {
+    const int pe = g_emu_pe->id;
+    emu_stream_op(s, [=] {
+        if (g_emu_read_begin) g_emu_read_begin(pe, src, n * sizeof(float));
+        for (size_t i = 0; i < n; i++) dst[i] += src[i];
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+        if (g_emu_read_end) g_emu_read_end(pe, src, n * sizeof(float));
+    });
+    return LC_OK;
+}
+int bump(unsigned long long *c, cudaStream_t s) {
+    emu_stream_op(s, [=] { *c += 1; });
+    return LC_OK;
+}
+#else
 __global__ void add_kernel(float *dst, const float *src, size_t n) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
@@ -91,6 +111,7 @@ int bump(unsigned long long *c, cudaStream_t s) {
     bump_kernel<<<1, 1, 0, s>>>(c);
     return lcg_cuda(cudaGetLastError(), "ring counter kernel");
 }
+#endif
 } // namespace
 
 #define TRY(x)                 \
@@ -338,7 +359,7 @@ static int run_call(lc_gpu_ring *r, int dir, const void *const key[N_KEY], cudaS
             int brc = body(parity);
             cudaError_t e = cudaStreamEndCapture(xs, &graph);
             if (brc || e != cudaSuccess) {
-                snprintf(r->graph_why, sizeof r->graph_why, "capture refused: %s",
+                snprintf(r->graph_why, sizeof r->graph_why, "capture refused: %.150s",
                          brc ? lc_gpu_last_error() : cudaGetErrorString(e));
                 if (graph) cudaGraphDestroy(graph);
                 (void)cudaGetLastError();
@@ -348,14 +369,14 @@ static int run_call(lc_gpu_ring *r, int dir, const void *const key[N_KEY], cudaS
             rc = lcg_cuda(cudaGraphInstantiate(&g->exec, graph, 0), "cudaGraphInstantiate");
             cudaGraphDestroy(graph);
             if (rc) {
-                snprintf(r->graph_why, sizeof r->graph_why, "instantiate failed: %s", lc_gpu_last_error());
+                snprintf(r->graph_why, sizeof r->graph_why, "instantiate failed: %.150s", lc_gpu_last_error());
                 r->o.use_graph = 0;
                 return body(parity);
             }
             memcpy(g->key, key, sizeof g->key);
             g->valid = 1;
         } else {
-            snprintf(r->graph_why, sizeof r->graph_why, "%s", lc_gpu_last_error());
+            snprintf(r->graph_why, sizeof r->graph_why, "%.190s", lc_gpu_last_error());
             r->o.use_graph = 0;
             return body(parity);
         }

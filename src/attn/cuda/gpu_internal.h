@@ -4,7 +4,11 @@
 
 #include <stdint.h>
 
+#ifdef LCG_EMU
+#include "cuda_emu_rt.h"
+#else
 #include <cuda_runtime.h>
+#endif
 
 /* Records a thread-local message for lc_gpu_last_error and returns status. */
 int lcg_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

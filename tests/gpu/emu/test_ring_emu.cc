@@ -1,0 +1,365 @@
+// The GPU ring's host code (src/cp/ring_gpu.cu, compiled with -DLCG_EMU) run on the CPU:
+// PEs are threads, streams are worker threads (cuda_emu_rt.h), the symmetric heap is one
+// buffer per PE, NVSHMEM's put-with-signal / signal-op / waits are done by the stream
+// workers, and the block kernels are the CPU library's (same contract). Random pauses shake
+// the interleavings; a put into a range a PE is still reading (a kernel on a KV slot, or an
+// outgoing put from it) is reported as a race. Checks that ring forward and backward equal
+// one PE over the whole sequence, for 2-4 PEs, contiguous and zigzag, several masks, three
+// calls in a row (signals and credits carry over).
+#define LCG_EMU 1
+#include "ring_gpu.cu"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include <barrier>
+#include <cmath>
+#include <memory>
+
+#include "longctx/attn.h"
+
+/* ---------- error plumbing and attention entry points over the CPU library ---------- */
+static thread_local char g_err[512];
+extern "C" const char *lc_gpu_last_error(void) { return g_err; }
+int lcg_fail(int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_err, sizeof g_err, fmt, ap);
+    va_end(ap);
+    return status;
+}
+int lcg_cuda(cudaError_t e, const char *what) {
+    return e == cudaSuccess ? LC_OK : lcg_fail(LC_ERR_SYS, "%s: %s", what, cudaGetErrorString(e));
+}
+extern "C" size_t lc_gpu_dtype_size(lc_gpu_dtype t) { return t == LC_GPU_F32 ? 4 : 2; }
+extern "C" int lc_gpu_attn_check(const lc_gpu_attn_desc *a, char *, size_t) {
+    return a && a->hq > 0 && a->hkv > 0 && a->hq % a->hkv == 0 ? LC_OK : LC_ERR_ARG;
+}
+
+struct Shared;
+static Shared *g_sh;
+static void read_begin(int pe, const void *p, size_t n);
+static void read_end(int pe, const void *p, size_t n);
+static thread_local int g_me = -1;
+
+static lc_attn_desc cpu_desc(const lc_gpu_attn_desc *a) {
+    lc_attn_desc d;
+    memset(&d, 0, sizeof d);
+    d.sq = a->sq; d.sk = a->sk; d.hq = a->hq; d.hkv = a->hkv; d.d = a->d;
+    d.qkv_dtype = LC_DT_BF16; d.scale = a->scale; d.q_pos = a->q_pos; d.k_pos = a->k_pos;
+    d.mask = a->mask; d.threads = 1; d.impl = LC_ATTN_AUTO;
+    return d;
+}
+static void must(int rc, const char *what) {
+    if (rc) {
+        fprintf(stderr, "%s failed: %s\n", what, lc_attn_last_error());
+        abort();
+    }
+}
+extern "C" int lc_gpu_attn_fwd_init(const lc_gpu_attn_desc *a, float *o, float *lse, lc_gpu_stream s) {
+    lc_attn_desc d = cpu_desc(a);
+    emu_stream_op((cudaStream_t)s, [=] { lc_attn_fwd_init(&d, o, lse); });
+    return LC_OK;
+}
+extern "C" int lc_gpu_attn_fwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k, const void *v,
+                                     float *o, float *lse, lc_gpu_stream s) {
+    lc_attn_desc d = cpu_desc(a);
+    const int me = g_me;
+    const size_t kb = (size_t)a->sk * a->hkv * a->d * 2;
+    emu_stream_op((cudaStream_t)s, [=] {
+        read_begin(me, k, kb);
+        read_begin(me, v, kb);
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+        must(lc_attn_fwd_block(&d, q, k, v, o, lse), "lc_attn_fwd_block");
+        read_end(me, k, kb);
+        read_end(me, v, kb);
+    });
+    return LC_OK;
+}
+extern "C" int lc_gpu_attn_bwd_prep(const lc_gpu_attn_desc *a, const float *o, const void *dout, float *delta,
+                                    lc_gpu_stream s) {
+    lc_attn_desc d = cpu_desc(a);
+    emu_stream_op((cudaStream_t)s, [=] { must(lc_attn_bwd_prep(&d, o, dout, delta), "lc_attn_bwd_prep"); });
+    return LC_OK;
+}
+extern "C" int lc_gpu_attn_bwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k, const void *v,
+                                     const void *dout, const float *lse, const float *delta, float *dq,
+                                     float *dk, float *dv, lc_gpu_stream s) {
+    lc_attn_desc d = cpu_desc(a);
+    const int me = g_me;
+    const size_t kb = (size_t)a->sk * a->hkv * a->d * 2;
+    emu_stream_op((cudaStream_t)s, [=] {
+        read_begin(me, k, kb);
+        read_begin(me, v, kb);
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+        must(lc_attn_bwd_block(&d, q, k, v, dout, lse, delta, dq, dk, dv), "lc_attn_bwd_block");
+        read_end(me, k, kb);
+        read_end(me, v, kb);
+    });
+    return LC_OK;
+}
+
+/* ---------- the emulated NVSHMEM world ---------- */
+struct Shared {
+    int n;
+    size_t heap_bytes;
+    std::vector<std::vector<unsigned char>> heap;
+    std::vector<size_t> off;
+    std::unique_ptr<std::barrier<>> bar;
+    std::mutex rm;
+    std::vector<std::vector<std::pair<uintptr_t, uintptr_t>>> reads; /* per PE, own addresses */
+    std::atomic<int> races{0}, timeouts{0};
+};
+
+struct lc_gpu_world {
+    int pe, n;
+    std::atomic<int> failed{0};
+    char err[256];
+};
+
+static void read_begin(int pe, const void *p, size_t n) {
+    std::lock_guard<std::mutex> l(g_sh->rm);
+    g_sh->reads[pe].push_back({(uintptr_t)p, (uintptr_t)p + n});
+}
+static void read_end(int pe, const void *p, size_t n) {
+    std::lock_guard<std::mutex> l(g_sh->rm);
+    auto &v = g_sh->reads[pe];
+    for (size_t i = 0; i < v.size(); i++)
+        if (v[i].first == (uintptr_t)p && v[i].second == (uintptr_t)p + n) {
+            v.erase(v.begin() + (long)i);
+            return;
+        }
+}
+static void check_write(int pe, const void *p, size_t n) {
+    std::lock_guard<std::mutex> l(g_sh->rm);
+    for (auto &r : g_sh->reads[pe])
+        if ((uintptr_t)p < r.second && r.first < (uintptr_t)p + n) {
+            if (g_sh->races.fetch_add(1) < 5)
+                fprintf(stderr, "RACE: a put into PE %d overwrites a range it is still reading\n", pe);
+        }
+}
+static unsigned char *peer_addr(lc_gpu_world *w, const void *mine, int pe) {
+    return g_sh->heap[pe].data() + ((const unsigned char *)mine - g_sh->heap[w->pe].data());
+}
+
+extern "C" int lc_gpu_my_pe(const lc_gpu_world *w) { return w->pe; }
+extern "C" int lc_gpu_n_pes(const lc_gpu_world *w) { return w->n; }
+extern "C" int lc_gpu_barrier_all(lc_gpu_world *) {
+    g_sh->bar->arrive_and_wait();
+    return LC_OK;
+}
+extern "C" void *lc_gpu_symm_alloc(lc_gpu_world *w, size_t bytes) {
+    size_t o = g_sh->off[w->pe];
+    g_sh->off[w->pe] += (bytes + 255) & ~(size_t)255;
+    if (g_sh->off[w->pe] > g_sh->heap_bytes) return NULL;
+    g_sh->bar->arrive_and_wait();
+    return g_sh->heap[w->pe].data() + o;
+}
+extern "C" int lc_gpu_symm_free(lc_gpu_world *, void *) {
+    g_sh->bar->arrive_and_wait();
+    return LC_OK;
+}
+extern "C" int lc_gpu_put_signal_on_stream(lc_gpu_world *w, void *dst, const void *src, size_t bytes, uint64_t *sig,
+                                           uint64_t value, int op, int pe, lc_gpu_stream s) {
+    unsigned char *d = peer_addr(w, dst, pe);
+    uint64_t *sg = (uint64_t *)peer_addr(w, sig, pe);
+    const int me = w->pe;
+    emu_stream_op((cudaStream_t)s, [=] {
+        read_begin(me, src, bytes);
+        check_write(pe, d, bytes);
+        /* half now, a pause, the rest: a reader racing with it sees a torn block */
+        memcpy(d, src, bytes / 2);
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+        check_write(pe, d, bytes);
+        memcpy(d + bytes / 2, (const unsigned char *)src + bytes / 2, bytes - bytes / 2);
+        read_end(me, src, bytes);
+        std::atomic_ref<uint64_t> a(*sg);
+        if (op == LC_SIGNAL_ADD) a.fetch_add(value);
+        else a.store(value);
+    });
+    return LC_OK;
+}
+extern "C" int lc_gpu_signal_op_on_stream(lc_gpu_world *w, uint64_t *sig, uint64_t value, int op, int pe,
+                                          lc_gpu_stream s) {
+    uint64_t *sg = (uint64_t *)peer_addr(w, sig, pe);
+    emu_stream_op((cudaStream_t)s, [=] {
+        std::atomic_ref<uint64_t> a(*sg);
+        if (op == LC_SIGNAL_ADD) a.fetch_add(value);
+        else a.store(value);
+    });
+    return LC_OK;
+}
+int lcg_wait_count_on_stream(lc_gpu_world *w, uint64_t *sig, unsigned long long *count, int consume,
+                             cudaStream_t s) {
+    emu_stream_op(s, [=] {
+        const unsigned long long target = *count + (consume ? 1 : 0);
+        std::atomic_ref<uint64_t> a(*sig);
+        auto t0 = std::chrono::steady_clock::now();
+        while (a.load() < target) {
+            if (w->failed.load()) return;
+            if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(20)) {
+                w->failed = 1;
+                snprintf(w->err, sizeof w->err, "PE %d: wait for %llu timed out at %llu", w->pe, target,
+                         (unsigned long long)a.load());
+                g_sh->timeouts++;
+                return;
+            }
+            std::this_thread::yield();
+        }
+        if (consume) *count = target;
+    });
+    return LC_OK;
+}
+extern "C" int lc_gpu_quiet_on_stream(lc_gpu_world *, lc_gpu_stream) { return LC_OK; }
+extern "C" int lc_gpu_world_check(lc_gpu_world *w, lc_gpu_stream s) {
+    cudaDeviceSynchronize();
+    (void)s;
+    return w->failed ? lcg_fail(LC_ERR_TIMEOUT, "%s", w->err) : LC_OK;
+}
+
+/* ---------- the test ---------- */
+struct Case {
+    int n, S, hq, hkv, d;
+    unsigned kind;
+    int window, zigzag;
+};
+
+static float urand(uint64_t &s) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((s >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+static double rel(const float *a, const float *b, size_t n) {
+    double m = 0, sc = 1e-3;
+    for (size_t i = 0; i < n; i++) sc = std::max(sc, (double)std::fabs(b[i]));
+    for (size_t i = 0; i < n; i++) m = std::max(m, std::isnan(a[i]) ? INFINITY : (double)std::fabs(a[i] - b[i]));
+    return m / sc;
+}
+
+static bool run_case(const Case &c) {
+    const int S = c.S, n = c.n, sl = S / n, d = c.d;
+    const size_t rq = (size_t)c.hq * d, rk = (size_t)c.hkv * d;
+    std::vector<uint16_t> q(S * rq), k(S * rk), v(S * rk), dout(S * rq);
+    uint64_t s = 12345 + S + c.kind;
+    for (auto &x : q) x = lc_f32_to_bf16(urand(s));
+    for (auto &x : k) x = lc_f32_to_bf16(urand(s));
+    for (auto &x : v) x = lc_f32_to_bf16(urand(s));
+    for (auto &x : dout) x = lc_f32_to_bf16(urand(s));
+    std::vector<int32_t> doc(S);
+    for (int i = 0; i < S; i++) doc[i] = (i / 37) % 3 + i / 150;
+    /* one PE over the whole sequence */
+    lc_attn_desc a;
+    memset(&a, 0, sizeof a);
+    a.sq = a.sk = S; a.hq = c.hq; a.hkv = c.hkv; a.d = d; a.qkv_dtype = LC_DT_BF16; a.threads = 2;
+    a.mask.kind = c.kind; a.mask.window = c.window; a.mask.q_doc = doc.data(); a.mask.k_doc = doc.data();
+    std::vector<float> ro(S * rq), rl((size_t)S * c.hq), rdl((size_t)S * c.hq), rdq(S * rq, 0.f), rdk(S * rk, 0.f), rdv(S * rk, 0.f);
+    lc_attn_fwd_init(&a, ro.data(), rl.data());
+    must(lc_attn_fwd_block(&a, q.data(), k.data(), v.data(), ro.data(), rl.data()), "reference fwd");
+    must(lc_attn_bwd_prep(&a, ro.data(), dout.data(), rdl.data()), "reference prep");
+    must(lc_attn_bwd_block(&a, q.data(), k.data(), v.data(), dout.data(), rl.data(), rdl.data(), rdq.data(),
+                           rdk.data(), rdv.data()), "reference bwd");
+
+    Shared sh;
+    sh.n = n;
+    sh.heap_bytes = 64u << 20;
+    sh.heap.assign(n, std::vector<unsigned char>(sh.heap_bytes));
+    sh.off.assign(n, 0);
+    sh.bar = std::make_unique<std::barrier<>>(n);
+    sh.reads.assign(n, {});
+    g_sh = &sh;
+    std::atomic<int> bad{0};
+    std::vector<std::thread> pes;
+    for (int pe = 0; pe < n; pe++)
+        pes.emplace_back([&, pe] {
+            g_me = pe;
+            emu_pe_begin();
+            g_emu_pe->id = pe;
+            lc_gpu_world w;
+            w.pe = pe;
+            w.n = n;
+            w.err[0] = 0;
+            std::vector<int32_t> pos(sl), ldoc(sl);
+            lc_ring_layout_positions(c.zigzag, S, n, pe, pos.data());
+            std::vector<uint16_t> lq(sl * rq), lk(sl * rk), lv(sl * rk), ldo(sl * rq);
+            for (int i = 0; i < sl; i++) {
+                memcpy(&lq[i * rq], &q[(size_t)pos[i] * rq], 2 * rq);
+                memcpy(&ldo[i * rq], &dout[(size_t)pos[i] * rq], 2 * rq);
+                memcpy(&lk[i * rk], &k[(size_t)pos[i] * rk], 2 * rk);
+                memcpy(&lv[i * rk], &v[(size_t)pos[i] * rk], 2 * rk);
+                ldoc[i] = doc[pos[i]];
+            }
+            lc_gpu_ring_opts o = {&w, sl, c.hq, c.hkv, d, LC_GPU_BF16, 0.f, c.kind, c.window, LC_LOWER_ONE_SIDED,
+                                  NULL, 1};
+            lc_gpu_ring *r = NULL;
+            if (lc_gpu_ring_create(&o, &r)) {
+                fprintf(stderr, "PE %d: ring create: %s\n", pe, lc_gpu_last_error());
+                bad++;
+                emu_pe_end();
+                return;
+            }
+            cudaStream_t st;
+            cudaStreamCreateWithFlags(&st, 0);
+            for (int call = 0; call < 3; call++) {
+                std::vector<float> oo(sl * rq), ll((size_t)sl * c.hq), dq(sl * rq, 0.f), dk(sl * rk, 0.f), dv(sl * rk, 0.f);
+                int rc = lc_gpu_ring_fwd(r, lq.data(), lk.data(), lv.data(), pos.data(), pos.data(), ldoc.data(),
+                                         ldoc.data(), oo.data(), ll.data(), call == 1 ? st : NULL);
+                rc |= lc_gpu_ring_bwd(r, lq.data(), lk.data(), lv.data(), pos.data(), pos.data(), ldoc.data(),
+                                      ldoc.data(), oo.data(), ll.data(), ldo.data(), dq.data(), dk.data(), dv.data(),
+                                      call == 1 ? st : NULL);
+                rc |= lc_gpu_world_check(&w, NULL);
+                if (rc) {
+                    fprintf(stderr, "PE %d call %d: %s\n", pe, call, lc_gpu_last_error());
+                    bad++;
+                    break;
+                }
+                std::vector<float> eo(sl * rq), el((size_t)sl * c.hq), edq(sl * rq), edk(sl * rk), edv(sl * rk);
+                for (int i = 0; i < sl; i++) {
+                    memcpy(&eo[i * rq], &ro[(size_t)pos[i] * rq], 4 * rq);
+                    memcpy(&edq[i * rq], &rdq[(size_t)pos[i] * rq], 4 * rq);
+                    memcpy(&edk[i * rk], &rdk[(size_t)pos[i] * rk], 4 * rk);
+                    memcpy(&edv[i * rk], &rdv[(size_t)pos[i] * rk], 4 * rk);
+                    memcpy(&el[(size_t)i * c.hq], &rl[(size_t)pos[i] * c.hq], 4 * (size_t)c.hq);
+                }
+                double lerr = 0;
+                for (size_t i = 0; i < el.size(); i++)
+                    if (!(std::isinf(el[i]) && std::isinf(ll[i]))) lerr = std::max(lerr, (double)std::fabs(el[i] - ll[i]));
+                const double e1 = rel(oo.data(), eo.data(), eo.size()), e2 = rel(dq.data(), edq.data(), edq.size()),
+                             e3 = rel(dk.data(), edk.data(), edk.size()), e4 = rel(dv.data(), edv.data(), edv.size());
+                const bool ok = e1 < 1e-4 && lerr < 1e-4 && e2 < 1e-4 && e3 < 1e-4 && e4 < 1e-4;
+                if (!ok) {
+                    fprintf(stderr, "PE %d call %d: o %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n", pe, call, e1, lerr, e2,
+                            e3, e4);
+                    bad++;
+                }
+            }
+            lc_gpu_ring_destroy(r);
+            emu_pe_end();
+        });
+    for (auto &t : pes) t.join();
+    const bool ok = !bad && !sh.races && !sh.timeouts;
+    printf("%s ring n=%d S=%d hq=%d hkv=%d d=%d mask=%u %s: %d PE errors, %d races, %d timeouts\n",
+           ok ? "ok  " : "FAIL", n, S, c.hq, c.hkv, d, c.kind, c.zigzag ? "zigzag" : "contig", bad.load(),
+           sh.races.load(), sh.timeouts.load());
+    fflush(stdout);
+    return ok;
+}
+
+int main() {
+    g_emu_jitter_us = 300;
+    g_emu_read_begin = read_begin;
+    g_emu_read_end = read_end;
+    const Case cases[] = {
+        {2, 128, 2, 1, 64, LC_MASK_CAUSAL, 0, 1},
+        {3, 192, 2, 2, 64, 0, 0, 0},
+        {4, 256, 4, 2, 64, LC_MASK_CAUSAL, 0, 1},
+        {4, 256, 2, 1, 64, LC_MASK_DOC | LC_MASK_CAUSAL, 0, 0},
+        {3, 192, 2, 1, 64, LC_MASK_WINDOW | LC_MASK_CAUSAL, 40, 1},
+    };
+    int ok = 0, total = 0;
+    for (const Case &c : cases) {
+        total++;
+        ok += run_case(c);
+    }
+    printf("test_ring_emu: %d/%d cases passed\n", ok, total);
+    return ok == total ? 0 : 1;
+}
