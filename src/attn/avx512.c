@@ -31,8 +31,8 @@
  * accumulates in fp32, so K is packed as [d/2][BK][2] and a pair of Q values is broadcast
  * as one 32-bit lane. Products of two bf16 are exact in fp32. */
 #define BF16_TARGET __attribute__((target("avx512bf16")))
-AI BF16_TARGET void ukr_bf16(const int mr, int d, const uint16_t *Q, ptrdiff_t ldq, const uint16_t *Kp,
-                 float *S)
+AI BF16_TARGET void ukr_bf16(const int mr, int d, const uint16_t *Q, ptrdiff_t ldq,
+                             const uint16_t *Kp, float *S)
 {
     __m512 c[MR][4];
     for (int r = 0; r < mr; r++)
@@ -55,8 +55,8 @@ AI BF16_TARGET void ukr_bf16(const int mr, int d, const uint16_t *Q, ptrdiff_t l
             _mm512_storeu_ps(S + r * BK + v * 16, c[r][v]);
 }
 
-BF16_TARGET static void qk_bf16(int m, int d, const uint16_t *Q, ptrdiff_t ldq, const uint16_t *Kp,
-                    float *S)
+BF16_TARGET static void qk_bf16(int m, int d, const uint16_t *Q, ptrdiff_t ldq,
+                                const uint16_t *Kp, float *S)
 {
     for (int i0 = 0; i0 < m; i0 += MR) {
         const uint16_t *q = Q + i0 * ldq;

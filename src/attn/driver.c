@@ -244,7 +244,11 @@ static int setup(call *c, const lc_attn_desc *a, lc_attn_impl *impl)
     return 0;
 }
 
-static int threads_of(const lc_attn_desc *a) { return a->threads > 0 ? a->threads : 1; }
+/* lc_attn_parallel caps workers at 256; scratch is sized to match. */
+static int threads_of(const lc_attn_desc *a)
+{
+    return a->threads <= 0 ? 1 : a->threads > 256 ? 256 : a->threads;
+}
 
 int lc_attn_fwd_block(const lc_attn_desc *a, const void *q, const void *k, const void *v,
                       float *o, float *lse)

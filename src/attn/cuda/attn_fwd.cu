@@ -12,9 +12,13 @@ using namespace lcg;
 
 namespace {
 
-template <typename T, int D, int NW>
+template <typename T, int D, int NW, int MT>
 __global__ void __launch_bounds__(NW * 32) fwd_kernel(const FwdParams p) {
-    constexpr int BM = NW * 16, BN = kBN, SD = D + 8, NT = NW * 32;
+    /* MT m-tiles of 16 rows per warp: with MT = 2 every K/V fragment read from shared
+     * memory feeds twice the tensor-core work; Q is then re-read from shared memory at each
+     * k-step instead of living in registers, which the doubled accumulators need. */
+    constexpr int BM = NW * 16 * MT, BN = kBN, SD = D + 8, NT = NW * 32;
+    constexpr bool kQRegs = MT == 1;
     LCG_DYNAMIC_SMEM(smem);
     T *sQ = reinterpret_cast<T *>(smem);
     T *sK = sQ + BM * SD;
@@ -27,8 +31,11 @@ __global__ void __launch_bounds__(NW * 32) fwd_kernel(const FwdParams p) {
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
     const int h = blockIdx.y, hk = h / p.group;
-    const int m0 = blockIdx.x * BM;
-    const lc_tile_sum qsum = p.qsum[blockIdx.x];
+    /* last row blocks first: under a causal mask they carry the most tiles, and starting
+     * them early keeps the tail of the grid short */
+    const int qb = gridDim.x - 1 - blockIdx.x;
+    const int m0 = qb * BM;
+    const lc_tile_sum qsum = p.qsum[qb];
     if (qsum.nvalid == 0) return; /* padding-only rows: the state stays as it is */
 
     const size_t qstride = (size_t)p.hq * D, kstride = (size_t)p.hkv * D;
@@ -40,22 +47,37 @@ __global__ void __launch_bounds__(NW * 32) fwd_kernel(const FwdParams p) {
     load_tile<T, D, BM, NT>(sQ, Q, qstride, m0, p.sq);
     cp_commit();
 
-    const int r0 = m0 + warp * 16 + g, r1 = r0 + 8;
-    const int32_t qp0 = row_pos(p.q_pos, r0, p.sq), qp1 = row_pos(p.q_pos, r1, p.sq);
-    const int32_t qd0 = use_doc ? row_doc(p.q_doc, r0, p.sq) : 0;
-    const int32_t qd1 = use_doc ? row_doc(p.q_doc, r1, p.sq) : 0;
+    int32_t qp[MT][2], qd[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int rr = 0; rr < 2; rr++) {
+            const int row = m0 + (warp * MT + mt) * 16 + g + 8 * rr;
+            qp[mt][rr] = row_pos(p.q_pos, row, p.sq);
+            qd[mt][rr] = use_doc ? row_doc(p.q_doc, row, p.sq) : 0;
+        }
+    const T *sQw = sQ + warp * MT * 16 * SD;
 
     cp_wait_all();
     __syncthreads();
-    uint32_t qf[D / 16][4];
+    uint32_t qf[kQRegs ? D / 16 : 1][4];
+    if (kQRegs) {
 #pragma unroll
-    for (int kk = 0; kk < D / 16; kk++)
-        ldsm_x4(qf[kk], sQ + (warp * 16 + (lane & 15)) * SD + kk * 16 + (lane >> 4) * 8);
+        for (int kk = 0; kk < D / 16; kk++)
+            ldsm_x4(qf[kk], sQw + (lane & 15) * SD + kk * 16 + (lane >> 4) * 8);
+    }
 
-    float acc[D / 8][4];
+    float acc[MT][D / 8][4];
 #pragma unroll
-    for (int i = 0; i < D / 8; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
-    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int i = 0; i < D / 8; i++) acc[mt][i][0] = acc[mt][i][1] = acc[mt][i][2] = acc[mt][i][3] = 0.f;
+    float mrow[MT][2], lrow[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        mrow[mt][0] = mrow[mt][1] = -INFINITY;
+        lrow[mt][0] = lrow[mt][1] = 0.f;
+    }
 
     const int ntiles = (p.sk + BN - 1) / BN;
     auto issue = [&](int j, int b) {
@@ -78,72 +100,97 @@ __global__ void __launch_bounds__(NW * 32) fwd_kernel(const FwdParams p) {
             if (i + 1 < n) issue(sList[i + 1] & ((1 << 30) - 1), b ^ 1);
             const T *kb = sK + b * BN * SD, *vb = sV + b * BN * SD;
 
-            float s[BN / 8][4];
+            float s[MT][BN / 8][4];
 #pragma unroll
-            for (int j = 0; j < BN / 8; j++) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int j = 0; j < BN / 8; j++) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
 #pragma unroll
             for (int kk = 0; kk < D / 16; kk++) {
+                uint32_t qa[MT][4];
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    if (kQRegs) {
+#pragma unroll
+                        for (int x = 0; x < 4; x++) qa[mt][x] = qf[kQRegs ? kk : 0][x];
+                    } else {
+                        ldsm_x4(qa[mt], sQw + (mt * 16 + (lane & 15)) * SD + kk * 16 + (lane >> 4) * 8);
+                    }
+                }
 #pragma unroll
                 for (int np = 0; np < BN / 16; np++) {
                     uint32_t r[4];
                     ldsm_x4(r, kb + (np * 16 + (lane & 7) + (lane >> 4) * 8) * SD + kk * 16 +
                                    ((lane >> 3) & 1) * 8);
-                    Mma<T>::mma(s[2 * np], qf[kk], r[0], r[1]);
-                    Mma<T>::mma(s[2 * np + 1], qf[kk], r[2], r[3]);
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++) {
+                        Mma<T>::mma(s[mt][2 * np], qa[mt], r[0], r[1]);
+                        Mma<T>::mma(s[mt][2 * np + 1], qa[mt], r[2], r[3]);
+                    }
                 }
             }
             if (!full) {
                 const int32_t *kp = sKp + b * BN, *kd = sKd + b * BN;
 #pragma unroll
-                for (int j = 0; j < BN / 8; j++)
+                for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-                    for (int e2 = 0; e2 < 4; e2++) {
-                        const int col = j * 8 + 2 * t + (e2 & 1);
-                        const int32_t qp = (e2 >> 1) ? qp1 : qp0, qd = (e2 >> 1) ? qd1 : qd0;
-                        if (!lc_tl_allowed(p.kind, p.window, qp, kp[col], qd,
-                                           use_doc ? kd[col] : 0))
-                            s[j][e2] = -INFINITY;
+                    for (int j = 0; j < BN / 8; j++)
+#pragma unroll
+                        for (int e2 = 0; e2 < 4; e2++) {
+                            const int col = j * 8 + 2 * t + (e2 & 1);
+                            if (!lc_tl_allowed(p.kind, p.window, qp[mt][e2 >> 1], kp[col], qd[mt][e2 >> 1],
+                                               use_doc ? kd[col] : 0))
+                                s[mt][j][e2] = -INFINITY;
+                        }
+            }
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int rr = 0; rr < 2; rr++) {
+                    float mx = mrow[mt][rr];
+#pragma unroll
+                    for (int j = 0; j < BN / 8; j++) mx = fmaxf(mx, fmaxf(s[mt][j][2 * rr], s[mt][j][2 * rr + 1]));
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+                    /* a row with nothing allowed yet keeps max -inf; 0 avoids inf - inf */
+                    const float ms = mx == -INFINITY ? 0.f : mx * p.scale_log2;
+                    const float alpha = exp2f(mrow[mt][rr] * p.scale_log2 - ms);
+                    mrow[mt][rr] = mx;
+                    lrow[mt][rr] *= alpha;
+#pragma unroll
+                    for (int dn = 0; dn < D / 8; dn++) {
+                        acc[mt][dn][2 * rr] *= alpha;
+                        acc[mt][dn][2 * rr + 1] *= alpha;
                     }
-            }
+                    float ls = 0.f;
 #pragma unroll
-            for (int rr = 0; rr < 2; rr++) {
-                float mx = mrow[rr];
-#pragma unroll
-                for (int j = 0; j < BN / 8; j++) mx = fmaxf(mx, fmaxf(s[j][2 * rr], s[j][2 * rr + 1]));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                /* a row with nothing allowed yet keeps max -inf; 0 avoids inf - inf */
-                const float ms = mx == -INFINITY ? 0.f : mx * p.scale_log2;
-                const float alpha = exp2f(mrow[rr] * p.scale_log2 - ms);
-                mrow[rr] = mx;
-                lrow[rr] *= alpha;
-#pragma unroll
-                for (int dn = 0; dn < D / 8; dn++) {
-                    acc[dn][2 * rr] *= alpha;
-                    acc[dn][2 * rr + 1] *= alpha;
+                    for (int j = 0; j < BN / 8; j++) {
+                        s[mt][j][2 * rr] = exp2f(fmaf(s[mt][j][2 * rr], p.scale_log2, -ms));
+                        s[mt][j][2 * rr + 1] = exp2f(fmaf(s[mt][j][2 * rr + 1], p.scale_log2, -ms));
+                        ls += s[mt][j][2 * rr] + s[mt][j][2 * rr + 1];
+                    }
+                    lrow[mt][rr] += ls;
                 }
-                float ls = 0.f;
-#pragma unroll
-                for (int j = 0; j < BN / 8; j++) {
-                    s[j][2 * rr] = exp2f(fmaf(s[j][2 * rr], p.scale_log2, -ms));
-                    s[j][2 * rr + 1] = exp2f(fmaf(s[j][2 * rr + 1], p.scale_log2, -ms));
-                    ls += s[j][2 * rr] + s[j][2 * rr + 1];
-                }
-                lrow[rr] += ls;
-            }
 #pragma unroll
             for (int kk = 0; kk < BN / 16; kk++) {
-                uint32_t a[4] = {Mma<T>::pack(s[2 * kk][0], s[2 * kk][1]),
-                                 Mma<T>::pack(s[2 * kk][2], s[2 * kk][3]),
-                                 Mma<T>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                                 Mma<T>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+                uint32_t a[MT][4];
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    a[mt][0] = Mma<T>::pack(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+                    a[mt][1] = Mma<T>::pack(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+                    a[mt][2] = Mma<T>::pack(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+                    a[mt][3] = Mma<T>::pack(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+                }
 #pragma unroll
                 for (int dp = 0; dp < D / 16; dp++) {
                     uint32_t r[4];
                     ldsm_x4_t(r, vb + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * SD +
                                      dp * 16 + (lane >> 4) * 8);
-                    Mma<T>::mma(acc[2 * dp], a, r[0], r[1]);
-                    Mma<T>::mma(acc[2 * dp + 1], a, r[2], r[3]);
+#pragma unroll
+                    for (int mt = 0; mt < MT; mt++) {
+                        Mma<T>::mma(acc[mt][2 * dp], a[mt], r[0], r[1]);
+                        Mma<T>::mma(acc[mt][2 * dp + 1], a[mt], r[2], r[3]);
+                    }
                 }
             }
         }
@@ -151,67 +198,91 @@ __global__ void __launch_bounds__(NW * 32) fwd_kernel(const FwdParams p) {
     }
 
 #pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-        float l = lrow[rr];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        const int row = rr ? r1 : r0;
-        float old_lse = -INFINITY;
-        const bool live = row < p.sq && l > 0.f;
-        float *lse_p = p.lse + (size_t)row * p.hq + h;
-        if (live) old_lse = *lse_p;
-        __syncwarp();
-        if (!live) continue;
-        const float blk_lse = mrow[rr] * p.scale + logf(l);
-        const float new_lse = lc_tl_lse_merge(old_lse, blk_lse);
-        const float wo = old_lse == -INFINITY ? 0.f : expf(old_lse - new_lse);
-        const float wb = expf(blk_lse - new_lse) / l;
-        float *orow = p.o + ((size_t)row * p.hq + h) * D;
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int dn = 0; dn < D / 8; dn++) {
-            float2 *op = reinterpret_cast<float2 *>(orow + dn * 8 + 2 * t);
-            float2 ov = wo == 0.f ? make_float2(0.f, 0.f) : *op;
-            ov.x = ov.x * wo + acc[dn][2 * rr] * wb;
-            ov.y = ov.y * wo + acc[dn][2 * rr + 1] * wb;
-            *op = ov;
+        for (int rr = 0; rr < 2; rr++) {
+            float l = lrow[mt][rr];
+            l += __shfl_xor_sync(0xffffffffu, l, 1);
+            l += __shfl_xor_sync(0xffffffffu, l, 2);
+            const int row = m0 + (warp * MT + mt) * 16 + g + 8 * rr;
+            float old_lse = -INFINITY;
+            const bool live = row < p.sq && l > 0.f;
+            float *lse_p = p.lse + (size_t)row * p.hq + h;
+            if (live) old_lse = *lse_p;
+            __syncwarp();
+            if (!live) continue;
+            const float blk_lse = mrow[mt][rr] * p.scale + logf(l);
+            const float new_lse = lc_tl_lse_merge(old_lse, blk_lse);
+            const float wo = old_lse == -INFINITY ? 0.f : expf(old_lse - new_lse);
+            const float wb = expf(blk_lse - new_lse) / l;
+            float *orow = p.o + ((size_t)row * p.hq + h) * D;
+#pragma unroll
+            for (int dn = 0; dn < D / 8; dn++) {
+                float2 *op = reinterpret_cast<float2 *>(orow + dn * 8 + 2 * t);
+                float2 ov = wo == 0.f ? make_float2(0.f, 0.f) : *op;
+                ov.x = ov.x * wo + acc[mt][dn][2 * rr] * wb;
+                ov.y = ov.y * wo + acc[mt][dn][2 * rr + 1] * wb;
+                *op = ov;
+            }
+            if (t == 0) *lse_p = new_lse;
         }
-        if (t == 0) *lse_p = new_lse;
-    }
 }
 
-template <typename T, int D, int NW> constexpr size_t fwd_smem() {
-    return (size_t)(NW * 16 + 4 * kBN) * (D + 8) * sizeof(T) + 4 * kBN * sizeof(int32_t) +
+template <typename T, int D, int NW, int MT> constexpr size_t fwd_smem() {
+    return (size_t)(NW * 16 * MT + 4 * kBN) * (D + 8) * sizeof(T) + 4 * kBN * sizeof(int32_t) +
            kChunk * sizeof(int);
 }
 
 #ifndef LCG_EMU
-template <typename T, int D, int NW> int launch(const FwdParams &p, cudaStream_t s) {
-    constexpr int BM = NW * 16;
-    const size_t smem = fwd_smem<T, D, NW>();
+template <typename T, int D, int NW, int MT> int launch(const FwdParams &p, cudaStream_t s) {
+    constexpr int BM = NW * 16 * MT;
+    const size_t smem = fwd_smem<T, D, NW, MT>();
     /* set on every call: the limit belongs to the current device's context */
-    cudaError_t e = cudaFuncSetAttribute(fwd_kernel<T, D, NW>,
+    cudaError_t e = cudaFuncSetAttribute(fwd_kernel<T, D, NW, MT>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess) return (int)e;
     dim3 grid((p.sq + BM - 1) / BM, p.hq);
-    fwd_kernel<T, D, NW><<<grid, NW * 32, smem, s>>>(p);
+    fwd_kernel<T, D, NW, MT><<<grid, NW * 32, smem, s>>>(p);
     return (int)cudaGetLastError();
 }
 #endif
 
-/* Four warps (64 query rows) per block: 16 rows per warp keeps Q fragments, the score tile
- * and the output accumulators (64 floats at D=128) in registers without spilling. */
+/* Four warps per block. Rows per warp (16 * MT) are a run-time choice between the two
+ * compiled variants ($LONGCTX_GPU_FWD_MT = 1 or 2 overrides), so the GPU check can time
+ * both. */
 constexpr int kFwdWarps = 4;
 
 } // namespace
 
-int lcg_fwd_bm(int) { return kFwdWarps * 16; }
-
 #ifndef LCG_EMU
+#include <stdlib.h>
+
+/* Default: two m-tiles at D=64; one at D=128, where two spill (ptxas: 255 registers and
+ * 256 bytes of spill loads per tile); the GPU check times both. */
+static int fwd_mt(int d) {
+    static int env = -1;
+    if (env < 0) {
+        const char *e = getenv("LONGCTX_GPU_FWD_MT");
+        env = e ? atoi(e) : 0;
+    }
+    if (env == 1 || env == 2) return env;
+    return d == 64 ? 2 : 1;
+}
+
+int lcg_fwd_bm(int d) { return kFwdWarps * 16 * fwd_mt(d); }
+
 int lcg_launch_fwd(int dtype, int d, const FwdParams &p, cudaStream_t s) {
-    if (dtype == 1 && d == 64) return launch<__nv_bfloat16, 64, kFwdWarps>(p, s);
-    if (dtype == 1 && d == 128) return launch<__nv_bfloat16, 128, kFwdWarps>(p, s);
-    if (dtype == 2 && d == 64) return launch<__half, 64, kFwdWarps>(p, s);
-    if (dtype == 2 && d == 128) return launch<__half, 128, kFwdWarps>(p, s);
+    if (fwd_mt(d) == 1) {
+        if (dtype == 1 && d == 64) return launch<__nv_bfloat16, 64, kFwdWarps, 1>(p, s);
+        if (dtype == 1 && d == 128) return launch<__nv_bfloat16, 128, kFwdWarps, 1>(p, s);
+        if (dtype == 2 && d == 64) return launch<__half, 64, kFwdWarps, 1>(p, s);
+        if (dtype == 2 && d == 128) return launch<__half, 128, kFwdWarps, 1>(p, s);
+    } else {
+        if (dtype == 1 && d == 64) return launch<__nv_bfloat16, 64, kFwdWarps, 2>(p, s);
+        if (dtype == 1 && d == 128) return launch<__nv_bfloat16, 128, kFwdWarps, 2>(p, s);
+        if (dtype == 2 && d == 64) return launch<__half, 64, kFwdWarps, 2>(p, s);
+        if (dtype == 2 && d == 128) return launch<__half, 128, kFwdWarps, 2>(p, s);
+    }
     return (int)cudaErrorInvalidValue;
 }
 #endif
