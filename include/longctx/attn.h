@@ -100,8 +100,11 @@ int lc_attn_ref_fwd(const lc_attn_desc *a, const double *q, const double *k, con
                     double *out, double *lse);
 int lc_attn_ref_bwd(const lc_attn_desc *a, const double *q, const double *k, const double *v,
                     const double *dout, double *dq, double *dk, double *dv);
+/* (lc_attn_ref_bwd overwrites dq, dk, dv with the full gradient; it does not accumulate.) */
 
 /* Block classification used before any work: */
+/* (Rows q0 <= i < q1 of q_pos and k0 <= j < k1 of k_pos; NULL positions mean 0, 1, ...;
+ * SKIP and FULL are exact claims, PARTIAL may be conservative.) */
 typedef enum { LC_BLOCK_SKIP = 0, LC_BLOCK_FULL = 1, LC_BLOCK_PARTIAL = 2 } lc_block_class;
 lc_block_class lc_attn_classify(const lc_mask *m, const int32_t *q_pos, int q0, int q1,
                                 const int32_t *k_pos, int k0, int k1);

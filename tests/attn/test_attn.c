@@ -724,6 +724,26 @@ static void check_bad_args(void)
     setenv("LONGCTX_ATTN_IMPL", "bogus", 1);
     NULLCASE(lc_attn_fwd_block(&a, q, k, v, o, lse), "LONGCTX_ATTN_IMPL");
     unsetenv("LONGCTX_ATTN_IMPL");
+    /* a valid forced impl is what AUTO runs: bit-identical to asking for it by name */
+    {
+        cfg c = {.impl = LC_ATTN_SCALAR, .sq = 70, .sk = 80, .hq = 2, .hkv = 1, .d = 64,
+                 .mask = LC_MASK_CAUSAL, .dt = LC_DT_F32, .out_dt = LC_DT_F32, .threads = 1};
+        prob p;
+        prob_make(&p, &c);
+        size_t nq = (size_t)c.sq * c.hq * c.d;
+        float *o1 = malloc(nq * 4), *o2 = malloc(nq * 4);
+        lc_attn_fwd(&p.a, p.q, p.k, p.v, o1, LC_DT_F32, NULL);
+        p.a.impl = LC_ATTN_AUTO;
+        setenv("LONGCTX_ATTN_IMPL", "scalar", 1);
+        lc_attn_fwd(&p.a, p.q, p.k, p.v, o2, LC_DT_F32, NULL);
+        unsetenv("LONGCTX_ATTN_IMPL");
+        g_checks++;
+        if (memcmp(o1, o2, nq * 4) != 0)
+            FAIL("LONGCTX_ATTN_IMPL=scalar did not select the scalar kernels");
+        free(o1);
+        free(o2);
+        prob_free(&p);
+    }
     /* empty blocks are valid no-ops, even with NULL buffers */
     lc_attn_desc e = a;
     e.sq = 0;
