@@ -56,9 +56,14 @@ std::vector<lc_tile_sum> sums(const std::vector<int32_t> &pos, const std::vector
     return s;
 }
 
+int g_mt = 1; /* rows per warp / 16 of the forward variant under test */
 template <typename T, int D> void run_fwd(const FwdParams &p) {
-    emu_launch((unsigned)((p.sq + 63) / 64), (unsigned)p.hq, 128, fwd_smem<T, D, 4>(),
-               [&] { fwd_kernel<T, D, 4>(p); });
+    if (g_mt == 1)
+        emu_launch((unsigned)((p.sq + 63) / 64), (unsigned)p.hq, 128, fwd_smem<T, D, 4, 1>(),
+                   [&] { fwd_kernel<T, D, 4, 1>(p); });
+    else
+        emu_launch((unsigned)((p.sq + 127) / 128), (unsigned)p.hq, 128, fwd_smem<T, D, 4, 2>(),
+                   [&] { fwd_kernel<T, D, 4, 2>(p); });
 }
 template <typename T, int D> void run_bwd(const BwdParams &p) {
     emu_launch((unsigned)((p.sk + kBN - 1) / kBN), (unsigned)p.hkv, 128, bwd_smem<T, D, bmb<D>()>(),
@@ -129,7 +134,7 @@ bool run(const Case &c) {
             std::vector<int32_t> zq(c.sq, 0), zk(kn, 0);
             const size_t koff = (size_t)k0 * c.hkv * c.d;
             if (dir == 0) {
-                auto qs = sums(qpos, doc ? qdoc : zq, 64), ks = sums(kp, doc ? kd : zk, kBN);
+                auto qs = sums(qpos, doc ? qdoc : zq, 64 * g_mt), ks = sums(kp, doc ? kd : zk, kBN);
                 FwdParams p;
                 p.q = q16.data(); p.k = k16.data() + koff; p.v = v16.data() + koff; p.o = o.data(); p.lse = l.data();
                 p.q_pos = qpos.data(); p.k_pos = kp.data(); p.q_doc = qdoc.data(); p.k_doc = kd.data();
@@ -167,8 +172,8 @@ bool run(const Case &c) {
     const double tf = c.dt == 1 ? 1.5e-2 : 4e-3, tb = c.dt == 1 ? 4e-2 : 1.2e-2;
     const double eo = relerr(o, out), eq = relerr(gdq, dq), ek = relerr(gdk, dk), ev = relerr(gdv, dv);
     const bool ok = !lbad && lerr < 2e-3 && eo < tf && eq < tb && ek < tb && ev < tb;
-    printf("%s %s d=%d hq=%d hkv=%d sq=%d sk=%d mask=%u pad=%d split=%d: o %.2e lse %.2e (%d inf) dq %.2e dk %.2e dv %.2e\n",
-           ok ? "ok  " : "FAIL", c.dt == 1 ? "bf16" : "f16", c.d, c.hq, c.hkv, c.sq, c.sk, c.kind, c.pad, c.split,
+    printf("%s fwd-mt=%d %s d=%d hq=%d hkv=%d sq=%d sk=%d mask=%u pad=%d split=%d: o %.2e lse %.2e (%d inf) dq %.2e dk %.2e dv %.2e\n",
+           ok ? "ok  " : "FAIL", g_mt, c.dt == 1 ? "bf16" : "f16", c.d, c.hq, c.hkv, c.sq, c.sk, c.kind, c.pad, c.split,
            eo, lerr, lbad, eq, ek, ev);
     fflush(stdout);
     return ok;
@@ -188,8 +193,15 @@ int main(int argc, char **argv) {
         cases.push_back({1, 64, 2, 2, 129, 200, LC_MASK_DOC, 0, 1, 1});
         cases.push_back({2, 128, 4, 1, 65, 140, LC_MASK_WINDOW, 50, 0, 1});
     }
-    int ok = 0;
-    for (const Case &c : cases) ok += run(c);
-    printf("test_gpu_emu: %d/%zu cases passed\n", ok, cases.size());
-    return ok == (int)cases.size() ? 0 : 1;
+    int ok = 0, total = 0;
+    for (int mt = 1; mt <= 2; mt++) {
+        g_mt = mt;
+        for (size_t i = 0; i < cases.size(); i++) {
+            if (mt == 2 && !all && i % 2) continue; /* the second variant on half the cases */
+            total++;
+            ok += run(cases[i]);
+        }
+    }
+    printf("test_gpu_emu: %d/%d cases passed\n", ok, total);
+    return ok == total ? 0 : 1;
 }
