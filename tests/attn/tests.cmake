@@ -15,3 +15,11 @@ foreach(_sec basic fwd bwd big threads)
     set_tests_properties(attn_${_sec} PROPERTIES ENVIRONMENT "${_attn_env}")
   endif()
 endforeach()
+
+# The bench runs and prints JSON rows; bad flags exit 2 with a message.
+add_test(NAME cli_bench_attn_json COMMAND $<TARGET_FILE:longctx> bench attn --s 200 --d 64
+  --hq 4 --hkv 2 --pass fwd,fwd_bwd --dtype f32,bf16 --reps 1 --no-peers --json)
+set_tests_properties(cli_bench_attn_json PROPERTIES LABELS "attn;bench"
+  PASS_REGULAR_EXPRESSION "\"bench\":\"attn\",\"impl\":\"[a-z0-9]+\",\"pass\":\"fwd_bwd\",\"dtype\":\"bf16\",\"s\":200")
+add_test(NAME cli_bench_attn_bad_flag COMMAND $<TARGET_FILE:longctx> bench attn --mask sideways)
+set_tests_properties(cli_bench_attn_bad_flag PROPERTIES LABELS "attn;bench" WILL_FAIL TRUE)
