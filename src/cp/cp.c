@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cp/internal.h"
 
@@ -64,6 +65,29 @@ static void release(lc_cp *cp)
     free(cp->gather);
     free(cp->a2a);
     free(cp);
+}
+
+/* Maps every peer buffer this PE will touch into its own page tables now, so the first
+ * step is not charged with thousands of page faults (the analogue of registering buffers).
+ * Writing zeros over zeros is harmless: nothing is in flight yet. */
+static void prefault(lc_cp *cp, size_t acc)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    volatile uint8_t sink = 0;
+    for (int r = 0; r < cp->P; r++) {
+        if (r == cp->me) continue;
+        int pe = cp->world_pe[r];
+        uint8_t *home = lc_symm_ptr(cp->w, cp->home, pe), *r0 = lc_symm_ptr(cp->w, cp->ring[0], pe);
+        uint8_t *r1 = lc_symm_ptr(cp->w, cp->ring[1], pe), *ai = lc_symm_ptr(cp->w, cp->acc_in, pe);
+        if (!home || !r0 || !r1 || !ai) return;
+        for (size_t o = 0; o < cp->fmt.bytes; o += (size_t)pg) {
+            sink ^= home[o];
+            ((volatile uint8_t *)r0)[o] = 0;
+            ((volatile uint8_t *)r1)[o] = 0;
+        }
+        for (size_t o = 0; o < acc; o += (size_t)pg) ((volatile uint8_t *)ai)[o] = 0;
+    }
+    (void)sink;
 }
 
 int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
@@ -130,11 +154,18 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     memset(cp->home, 0, f->bytes); /* padded rows must stay finite: P * V reads them */
     memcpy(cp->home + f->pos, cp->pos_of + (size_t)cp->me * cp->n_pad, sizeof(int32_t) * cp->n_pad);
     for (int i = 0; i < cp->n_pad; i++) ((int32_t *)(cp->home + f->doc))[i] = -1;
+    memset(cp->ring[0], 0, f->bytes);
+    memset(cp->ring[1], 0, f->bytes);
+    memset(cp->acc_in, 0, acc);
     cp->zc_ok = 1;
     for (int r = 0; r < P; r++)
         if (!lc_symm_ptr(cp->w, cp->home, cp->world_pe[r])) cp->zc_ok = 0;
     /* Nobody may signal my words before they are zeroed. */
     int rc = lc_barrier(team);
+    if (!rc) {
+        prefault(cp, acc);
+        rc = lc_barrier(team);
+    }
     if (rc) {
         fprintf(stderr, "lc_cp_create: %s\n", lc_last_error(cp->w));
         release(cp);
