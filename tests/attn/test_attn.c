@@ -164,7 +164,9 @@ static double tol_of(const cfg *c)
 
 static void cfg_str(const cfg *c, char *buf, size_t n)
 {
-    snprintf(buf, n, "impl=%s dt=%s out=%s mask=%s sq=%d sk=%d hq=%d hkv=%d d=%d pos=%d split=%d thr=%d",
+    snprintf(buf, n,
+             "impl=%s dt=%s out=%s mask=%s sq=%d sk=%d hq=%d hkv=%d d=%d pos=%d split=%d "
+             "thr=%d",
              lc_attn_impl_name(c->impl), lc_dtype_name(c->dt), lc_dtype_name(c->out_dt),
              mask_name(c->mask), c->sq, c->sk, c->hq, c->hkv, c->d, c->posmode, c->nsplit,
              c->threads);
