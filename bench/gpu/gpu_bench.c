@@ -25,7 +25,10 @@ static int bench_attn(const int *seqs, int nseq, int iters) {
     cudaEventCreate(&e0);
     cudaEventCreate(&e1);
     const char *dev = "?";
-    const char *variant = getenv("LONGCTX_GPU_FWD_MT") ? getenv("LONGCTX_GPU_FWD_MT") : "default";
+    char variant[64];
+    snprintf(variant, sizeof variant, "fwd_mt=%s,bwd_warps=%s",
+             getenv("LONGCTX_GPU_FWD_MT") ? getenv("LONGCTX_GPU_FWD_MT") : "default",
+             getenv("LONGCTX_GPU_BWD_WARPS") ? getenv("LONGCTX_GPU_BWD_WARPS") : "default");
     struct cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) dev = prop.name;
     for (int si = 0; si < nseq; si++) {
@@ -78,12 +81,12 @@ static int bench_attn(const int *seqs, int nseq, int iters) {
             cudaEventSynchronize(e1);
             const double fb_ms = elapsed_ms(e0, e1) / iters;
             const double ftf = fwd_flop / (fwd_ms * 1e-3) / 1e12, fbtf = 3.5 * fwd_flop / (fb_ms * 1e-3) / 1e12;
-            printf("{\"kind\":\"attn\",\"impl\":\"longctx\",\"variant\":\"fwd_mt=%s\",\"device\":\"%s\",\"dtype\":\"bf16\",\"S\":%d,\"hq\":%d,"
+            printf("{\"kind\":\"attn\",\"impl\":\"longctx\",\"variant\":\"%s\",\"device\":\"%s\",\"dtype\":\"bf16\",\"S\":%d,\"hq\":%d,"
                    "\"hkv\":%d,\"d\":%d,\"mask\":\"%s\",\"fwd_ms\":%.4f,\"fwd_tflops\":%.2f,"
                    "\"fwdbwd_ms\":%.4f,\"fwdbwd_tflops\":%.2f}\n",
                    variant, dev, S, hq, hkv, d, causal ? "causal" : "none", fwd_ms, ftf, fb_ms, fbtf);
             fflush(stdout);
-            fprintf(stderr, "attn fwd_mt=%-7s S=%-6d %-6s fwd %8.3f ms %7.1f TFLOP/s   fwd+bwd %8.3f ms %7.1f TFLOP/s\n", variant, S,
+            fprintf(stderr, "attn %s S=%-6d %-6s fwd %8.3f ms %7.1f TFLOP/s   fwd+bwd %8.3f ms %7.1f TFLOP/s\n", variant, S,
                     causal ? "causal" : "none", fwd_ms, ftf, fb_ms, fbtf);
         }
         void *dev_[] = {q, k, v, dout, o, lse, delta, dq, dk, dv};

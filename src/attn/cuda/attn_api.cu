@@ -134,8 +134,8 @@ struct Scratch {
 
 /* Per-call summaries live in stream-ordered allocations: no hidden state between calls,
  * nothing to size up front, and they are legal inside CUDA graph capture. */
-int make_sums(const lc_gpu_attn_desc *a, int bm, cudaStream_t s, Scratch *sc) {
-    const int nq = (a->sq + bm - 1) / bm, nk = (a->sk + kBN - 1) / kBN;
+int make_sums(const lc_gpu_attn_desc *a, int bm, int bn, cudaStream_t s, Scratch *sc) {
+    const int nq = (a->sq + bm - 1) / bm, nk = (a->sk + bn - 1) / bn;
     const bool doc = (a->mask.kind & LC_MASK_DOC) != 0;
     size_t bytes = (size_t)(nq + nk) * sizeof(lc_tile_sum);
     sc->base = NULL;
@@ -146,7 +146,7 @@ int make_sums(const lc_gpu_attn_desc *a, int bm, cudaStream_t s, Scratch *sc) {
     tile_sum_kernel<<<(nq * 32 + 127) / 128, 128, 0, s>>>(a->q_pos, doc ? a->mask.q_doc : NULL,
                                                           a->sq, bm, nq, sc->q);
     tile_sum_kernel<<<(nk * 32 + 127) / 128, 128, 0, s>>>(a->k_pos, doc ? a->mask.k_doc : NULL,
-                                                          a->sk, kBN, nk, sc->k);
+                                                          a->sk, bn, nk, sc->k);
     return lcg_cuda(cudaGetLastError(), "tile summary kernel");
 }
 
@@ -178,7 +178,7 @@ extern "C" int lc_gpu_attn_fwd_block(const lc_gpu_attn_desc *a, const void *q, c
         return lcg_fail(LC_ERR_ARG, "lc_gpu_attn_fwd_block: q, k, v and o must be 16-byte aligned");
     cudaStream_t st = (cudaStream_t)s;
     Scratch sc;
-    rc = make_sums(a, lcg_fwd_bm(a->d), st, &sc);
+    rc = make_sums(a, lcg_fwd_bm(a->d), kBN, st, &sc);
     if (rc) return rc;
     FwdParams p;
     p.q = q; p.k = k; p.v = v; p.o = o; p.lse = lse;
@@ -238,7 +238,7 @@ extern "C" int lc_gpu_attn_bwd_block(const lc_gpu_attn_desc *a, const void *q, c
         return lcg_fail(LC_ERR_ARG, "lc_gpu_attn_bwd_block: tensors must be 16-byte aligned");
     cudaStream_t st = (cudaStream_t)s;
     Scratch sc;
-    rc = make_sums(a, lcg_bwd_bm(a->d), st, &sc);
+    rc = make_sums(a, lcg_bwd_bm(a->d), lcg_bwd_bn(a->d), st, &sc);
     if (rc) return rc;
     BwdParams p;
     p.q = q; p.k = k; p.v = v; p.dout = dout; p.lse = lse; p.delta = delta;

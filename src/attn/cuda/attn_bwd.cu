@@ -1,7 +1,7 @@
 /* Backward block kernel (FlashAttention-2 algorithm 2) on mma.sync m16n8k16.
  *
- * One block owns a tile of kBN keys of one KV head and keeps its dK/dV in registers (each
- * of the 4 warps owns 16 keys). It walks every (query head of the GQA group, Q tile) pair
+ * One block owns a tile of 16*NW keys of one KV head and keeps its dK/dV in registers (each
+ * of the NW warps owns 16 keys). It walks every (query head of the GQA group, Q tile) pair
  * that the mask does not skip: S^T = K Q^T, P^T = exp(S^T - lse) from the FINAL lse,
  * dV += P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - delta), dK += dS^T Q, and dQ += dS K
  * through fp32 atomics (other key tiles add to the same rows). dK/dV are added to the
@@ -12,15 +12,15 @@ using namespace lcg;
 
 namespace {
 
-constexpr int kBwdWarps = 4;
-
-template <typename T, int D, int BMB>
-__global__ void __launch_bounds__(kBwdWarps * 32) bwd_kernel(const BwdParams p) {
-    constexpr int BN = kBN, SD = D + 8, NT = kBwdWarps * 32, SS = BN + 8;
+/* NW = 8 (128 keys per block) shares each Q/dO tile between twice the warps and halves
+ * the dQ atomics per FLOP; NW = 4 keeps two blocks per SM on A100. Both are compiled. */
+template <typename T, int D, int BMB, int NW>
+__global__ void __launch_bounds__(NW * 32) bwd_kernel(const BwdParams p) {
+    constexpr int BN = 16 * NW, SD = D + 8, NT = NW * 32, SS = BN + 8;
     constexpr int RT = BMB / 16;          /* 16-row tiles of Q in the dQ product */
-    constexpr int WR = kBwdWarps / RT;    /* warps sharing one row tile (by columns) */
+    constexpr int WR = NW / RT;           /* warps sharing one row tile (by columns) */
     constexpr int DCOLS = D / WR;         /* dQ columns per warp */
-    static_assert(kBwdWarps % RT == 0 && DCOLS % 32 == 0, "dQ work split");
+    static_assert(NW % RT == 0 && DCOLS % 32 == 0, "dQ work split");
     LCG_DYNAMIC_SMEM(smem);
     T *sK = reinterpret_cast<T *>(smem);
     T *sV = sK + BN * SD;
@@ -32,7 +32,7 @@ __global__ void __launch_bounds__(kBwdWarps * 32) bwd_kernel(const BwdParams p) 
     int32_t *sQp = reinterpret_cast<int32_t *>(sDelta + 2 * BMB);
     int32_t *sQd = sQp + 2 * BMB;
     int *sList = sQd + 2 * BMB;
-    __shared__ int sWarpCnt[kBwdWarps];
+    __shared__ int sWarpCnt[NW];
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
@@ -98,7 +98,7 @@ __global__ void __launch_bounds__(kBwdWarps * 32) bwd_kernel(const BwdParams p) 
         if (lane == 0) sWarpCnt[warp] = __popc(bal);
         __syncthreads();
         int off = 0, n = 0;
-        for (int w = 0; w < kBwdWarps; w++) {
+        for (int w = 0; w < NW; w++) {
             if (w < warp) off += sWarpCnt[w];
             n += sWarpCnt[w];
         }
@@ -265,19 +265,19 @@ __global__ void __launch_bounds__(kBwdWarps * 32) bwd_kernel(const BwdParams p) 
     }
 }
 
-template <typename T, int D, int BMB> constexpr size_t bwd_smem() {
-    return (size_t)(2 * kBN + 4 * BMB) * (D + 8) * sizeof(T) + (size_t)BMB * (kBN + 8) * sizeof(T) +
+template <typename T, int D, int BMB, int NW> constexpr size_t bwd_smem() {
+    return (size_t)(2 * 16 * NW + 4 * BMB) * (D + 8) * sizeof(T) + (size_t)BMB * (16 * NW + 8) * sizeof(T) +
            8 * BMB * sizeof(float) + kChunk * sizeof(int);
 }
 
 #ifndef LCG_EMU
-template <typename T, int D, int BMB> int launch(const BwdParams &p, cudaStream_t s) {
-    const size_t smem = bwd_smem<T, D, BMB>();
-    cudaError_t e = cudaFuncSetAttribute(bwd_kernel<T, D, BMB>,
+template <typename T, int D, int BMB, int NW> int launch(const BwdParams &p, cudaStream_t s) {
+    const size_t smem = bwd_smem<T, D, BMB, NW>();
+    cudaError_t e = cudaFuncSetAttribute(bwd_kernel<T, D, BMB, NW>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess) return (int)e;
-    dim3 grid((p.sk + kBN - 1) / kBN, p.hkv);
-    bwd_kernel<T, D, BMB><<<grid, kBwdWarps * 32, smem, s>>>(p);
+    dim3 grid((p.sk + 16 * NW - 1) / (16 * NW), p.hkv);
+    bwd_kernel<T, D, BMB, NW><<<grid, NW * 32, smem, s>>>(p);
     return (int)cudaGetLastError();
 }
 #endif
@@ -289,13 +289,33 @@ template <int D> constexpr int bmb() { return D == 64 ? 64 : 32; }
 } // namespace
 
 #ifndef LCG_EMU
+#include <stdlib.h>
+
+/* $LONGCTX_GPU_BWD_WARPS = 4 or 8 overrides the default (8) so the GPU check can time both. */
+static int bwd_warps() {
+    static int w = 0;
+    if (!w) {
+        const char *e = getenv("LONGCTX_GPU_BWD_WARPS");
+        w = (e && atoi(e) == 4) ? 4 : 8;
+    }
+    return w;
+}
+
 int lcg_bwd_bm(int d) { return d == 64 ? bmb<64>() : bmb<128>(); }
+int lcg_bwd_bn(int) { return 16 * bwd_warps(); }
 
 int lcg_launch_bwd(int dtype, int d, const BwdParams &p, cudaStream_t s) {
-    if (dtype == 1 && d == 64) return launch<__nv_bfloat16, 64, bmb<64>()>(p, s);
-    if (dtype == 1 && d == 128) return launch<__nv_bfloat16, 128, bmb<128>()>(p, s);
-    if (dtype == 2 && d == 64) return launch<__half, 64, bmb<64>()>(p, s);
-    if (dtype == 2 && d == 128) return launch<__half, 128, bmb<128>()>(p, s);
+    if (bwd_warps() == 4) {
+        if (dtype == 1 && d == 64) return launch<__nv_bfloat16, 64, bmb<64>(), 4>(p, s);
+        if (dtype == 1 && d == 128) return launch<__nv_bfloat16, 128, bmb<128>(), 4>(p, s);
+        if (dtype == 2 && d == 64) return launch<__half, 64, bmb<64>(), 4>(p, s);
+        if (dtype == 2 && d == 128) return launch<__half, 128, bmb<128>(), 4>(p, s);
+    } else {
+        if (dtype == 1 && d == 64) return launch<__nv_bfloat16, 64, bmb<64>(), 8>(p, s);
+        if (dtype == 1 && d == 128) return launch<__nv_bfloat16, 128, bmb<128>(), 8>(p, s);
+        if (dtype == 2 && d == 64) return launch<__half, 64, bmb<64>(), 8>(p, s);
+        if (dtype == 2 && d == 128) return launch<__half, 128, bmb<128>(), 8>(p, s);
+    }
     return (int)cudaErrorInvalidValue;
 }
 #endif

@@ -22,8 +22,8 @@ namespace lcg {
 
 constexpr float kLog2e = 1.4426950408889634f;
 
-/* Keys per K/V tile for both directions: 64 keeps four 16-row warps busy in the backward
- * and the forward's score tile (16 x 64 per warp) in 32 registers. */
+/* Keys per K/V tile of the forward: the score tile (16 x 64 per warp) fits 32 registers.
+ * The backward's key tile is 16 per warp (lcg_bwd_bn). */
 constexpr int kBN = 64;
 /* Tiles classified per pass of the skip list: one per thread of a 128-thread block. */
 constexpr int kChunk = 128;
@@ -46,7 +46,7 @@ struct BwdParams {
     float *dq, *dk, *dv;
     const int32_t *q_pos, *k_pos, *q_doc, *k_doc;
     const lc_tile_sum *qsum; /* per BMB rows of Q */
-    const lc_tile_sum *ksum; /* per kBN rows of K */
+    const lc_tile_sum *ksum; /* per lcg_bwd_bn rows of K */
     int sq, sk, hq, hkv, group;
     unsigned kind;
     long long window;
@@ -199,6 +199,7 @@ __device__ __forceinline__ int build_list(int *list, int *warp_cnt, int c0, int 
  * a cudaError_t as int. */
 int lcg_fwd_bm(int d);
 int lcg_bwd_bm(int d);
+int lcg_bwd_bn(int d); /* keys per backward block (its K summaries use this tile) */
 int lcg_launch_fwd(int dtype, int d, const lcg::FwdParams &p, cudaStream_t s);
 int lcg_launch_bwd(int dtype, int d, const lcg::BwdParams &p, cudaStream_t s);
 
