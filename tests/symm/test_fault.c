@@ -42,5 +42,6 @@ int main(int argc, char **argv)
         rc = lc_barrier(lc_team_world(w));
     }
     fprintf(stderr, "PE %d: rc=%d (%s): %s\n", me, rc, lc_status_str(rc), lc_last_error(w));
+    lc_world_finalize(w); /* after an abort it returns at once, and frees the world */
     return rc ? 1 : 0;
 }
