@@ -39,7 +39,8 @@ typedef enum {
 } lc_cp_algo;
 
 typedef enum {
-    LC_CP_LOWER_AUTO = 0,  /* the runtime's permute policy ($LONGCTX_PERMUTE overrides) */
+    LC_CP_LOWER_AUTO = 0,  /* zero-copy when every peer is load/store reachable, else the
+                              runtime's permute policy; $LONGCTX_PERMUTE pins the latter */
     LC_CP_ONE_SIDED = 1,   /* put-with-signal into the neighbour's ring slot */
     LC_CP_TWO_SIDED = 2,   /* NCCL-style staged FIFO */
     LC_CP_ZERO_COPY = 3,   /* read the owner's block in place (lc_symm_ptr); signals only */

@@ -329,8 +329,31 @@ static path_t path_of(const lc_cp *cp, lc_lowering *l)
     case LC_CP_COMPUTE_ONLY: return PATH_COMPUTE_ONLY;
     /* Without load/store reach the nearest thing is a one-sided put into the peer. */
     case LC_CP_ZERO_COPY: *l = LC_LOWER_ONE_SIDED; return cp->zc_ok ? PATH_ZERO_COPY : PATH_RING;
-    default: return PATH_RING;
+    /* The policy: zero-copy where every peer is load/store reachable (it moves no KV bytes
+     * and never waits for a neighbour's compute in the forward); otherwise the runtime's
+     * permute policy. $LONGCTX_PERMUTE pins the runtime's lowering, so it wins here too. */
+    default: return cp->zc_ok && !getenv("LONGCTX_PERMUTE") ? PATH_ZERO_COPY : PATH_RING;
     }
+}
+
+static const char *path_name(path_t p, lc_lowering l)
+{
+    static const char *n[] = {"ring", "compute_only", "zero_copy", "allgather"};
+    if (p == PATH_RING && l == LC_LOWER_AUTO) return "ring over the runtime's permute policy";
+    return p == PATH_RING ? lc_lowering_name(l) : n[p];
+}
+
+/* With LONGCTX_DEBUG set, PE 0 logs each change of the lowering a plan resolves to. */
+static void log_choice(lc_cp *cp, path_t p, lc_lowering l)
+{
+    static const char *last;
+    static int last_req = -1;
+    const char *name = path_name(p, l);
+    if (cp->me == 0 && getenv("LONGCTX_DEBUG") && (name != last || last_req != (int)cp->cfg.lowering))
+        fprintf(stderr, "longctx cp: %s, lowering %s -> %s\n", cp->cfg.algo == LC_CP_ALLGATHER ? "allgather" : "ring",
+                lc_cp_lowering_name(cp->cfg.lowering), name);
+    last = name;
+    last_req = (int)cp->cfg.lowering;
 }
 
 static int check_args(lc_cp *cp, const char *fn, const void *const *p, const char *const *names, int n,
@@ -346,10 +369,11 @@ static int check_args(lc_cp *cp, const char *fn, const void *const *p, const cha
     return LC_OK;
 }
 
-static int prologue(lc_cp *cp, path_t path, const void *k, const void *v, const int32_t *doc)
+static int prologue(lc_cp *cp, path_t path, lc_lowering l, const void *k, const void *v, const int32_t *doc)
 {
     cp->st.calls++;
     cp->comm_started = 1;
+    log_choice(cp, path, l);
     int rc = lc_cp__zc_wait_free(cp);
     if (rc) return rc;
     stage(cp, k, v, doc);
@@ -366,7 +390,7 @@ int lc_cp_forward(lc_cp *cp, const void *q, const void *k, const void *v, const 
     if (rc) return rc;
     lc_lowering l;
     path_t path = path_of(cp, &l);
-    if ((rc = prologue(cp, path, k, v, doc))) return rc;
+    if ((rc = prologue(cp, path, l, k, v, doc))) return rc;
     lc_attn_desc base = lc_cp__desc(cp, doc, NULL, NULL);
     lc_attn_fwd_init(&base, cp->o32, lse);
     switch (path) {
@@ -391,7 +415,7 @@ int lc_cp_backward(lc_cp *cp, const void *q, const void *k, const void *v, const
     if (rc) return rc;
     lc_lowering l;
     path_t path = path_of(cp, &l);
-    if ((rc = prologue(cp, path, k, v, doc))) return rc;
+    if ((rc = prologue(cp, path, l, k, v, doc))) return rc;
     lc_attn_desc base = lc_cp__desc(cp, doc, NULL, NULL);
     size_t nq = (size_t)base.sq * base.hq * base.d;
     const float *o32 = out;

@@ -16,6 +16,9 @@ endforeach()
 # P = 4 is the slowest (oversubscribed): two halves so ctest -j can overlap them.
 lc_cp_test(cp_p4_sweep_a 4 sweep 0 11)
 lc_cp_test(cp_p4_sweep_b 4 sweep 11 10)
+# AUTO under a pinned runtime lowering takes the permute ring instead of zero-copy.
+lc_cp_test(cp_p3_sweep_permute_env 3 sweep 0 4)
+set_tests_properties(cp_p3_sweep_permute_env PROPERTIES ENVIRONMENT "LONGCTX_PERMUTE=two_sided")
 lc_cp_test(cp_p2_stress 2 stress 150)
 lc_cp_test(cp_p4_stress 4 stress 100)
 lc_cp_test(cp_p3_errors 3 errors)
