@@ -54,12 +54,24 @@ find_package(CUDAToolkit REQUIRED)
 set(CMAKE_CUDA_STANDARD 17)
 set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 
-# ---- NCCL (ships with the CUDA toolkit here, or a system install) ----
+# ---- NCCL: beside the CUDA toolkit, a system install, or the pip wheel nvidia-nccl-cu13
+# (which ships only libnccl.so.2) ----
+find_program(LONGCTX_PYTHON3 python3)
+set(_nccl_py "")
+if(LONGCTX_PYTHON3)
+  execute_process(
+    COMMAND ${LONGCTX_PYTHON3} -c "import nvidia.nccl as m; print(list(m.__path__)[0])"
+    OUTPUT_VARIABLE _nccl_py OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+endif()
 find_path(LONGCTX_NCCL_INCLUDE nccl.h
-  HINTS ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_LIBRARY_ROOT}/include /usr/local/include /usr/include)
+  HINTS ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_LIBRARY_ROOT}/include /usr/local/include /usr/include
+        ${_nccl_py}/include)
 find_library(LONGCTX_NCCL_LIB nccl
   HINTS ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}/lib ${CUDAToolkit_LIBRARY_ROOT}/lib64
         /usr/local/lib /usr/lib/x86_64-linux-gnu)
+if(NOT LONGCTX_NCCL_LIB AND _nccl_py)
+  find_file(LONGCTX_NCCL_LIB libnccl.so.2 HINTS ${_nccl_py}/lib NO_DEFAULT_PATH)
+endif()
 if(LONGCTX_NCCL_INCLUDE AND LONGCTX_NCCL_LIB)
   set(LONGCTX_HAVE_NCCL ON)
 else()
@@ -73,7 +85,6 @@ if(NVSHMEM_HOME)
   list(APPEND _nvshmem_hints ${NVSHMEM_HOME} ${NVSHMEM_HOME}/nvidia/nvshmem)
 endif()
 list(APPEND _nvshmem_hints ${CMAKE_SOURCE_DIR}/.nvshmem ${CMAKE_SOURCE_DIR}/.nvshmem/nvidia/nvshmem)
-find_program(LONGCTX_PYTHON3 python3)
 if(LONGCTX_PYTHON3)
   # nvidia is a namespace package: __file__ is None, __path__ holds the folder
   execute_process(
@@ -162,7 +173,7 @@ endif()
 
 set(LONGCTX_GPU_BUILT ON)
 message(STATUS "longctx GPU: building CUDA kernels for ${CMAKE_CUDA_ARCHITECTURES} "
-               "(nvcc ${CMAKE_CUDA_COMPILER_VERSION}); NCCL: ${LONGCTX_HAVE_NCCL}; "
+               "(nvcc ${CMAKE_CUDA_COMPILER_VERSION}); NCCL: ${LONGCTX_HAVE_NCCL} ${LONGCTX_NCCL_LIB}; "
                "NVSHMEM: ${LONGCTX_HAVE_NVSHMEM} ${LONGCTX_NVSHMEM_LIBDIR}")
 if(NOT LONGCTX_HAVE_NVSHMEM)
   message(STATUS "longctx GPU: NVSHMEM not found (pip install nvidia-nvshmem-cu13, or NVSHMEM_HOME=<unpacked wheel>/nvidia/nvshmem); the ring tests will skip")

@@ -76,15 +76,22 @@ def main():
                        fwdbwd_met=target["ratio_fwdbwd"] is not None and target["ratio_fwdbwd"] >= 0.5)
     else:
         targets["status"] = "peer absent" if peer_absent or not peer_ok else "S=16K causal not measured"
+    skipped = []
+    tlog = os.path.join(outdir, "tests.log")
+    if os.path.exists(tlog):
+        with open(tlog) as f:
+            skipped = sorted({l.split("-", 1)[1].split("(")[0].strip() for l in f
+                              if "(Skipped)" in l and " - " in l})
     result = {"card": card, "date": date, "commit": commit, "device": dev[0] if dev else None,
-              "tests": {"ctest_label": "gpu", "rc": tests_rc, "passed": tests_rc == 0},
+              "tests": {"ctest_label": "gpu", "rc": tests_rc, "passed": tests_rc == 0, "skipped": skipped},
               "attention": {"ours": ours, "peer": peer, "table": table, "targets": targets},
               "permute": perm}
     path = os.path.join(outdir, "%s-%s.json" % (card, date))
     with open(path, "w") as f:
         json.dump(result, f, indent=1)
     lines = ["longctx GPU check: %s, %s, commit %s" % (dev[0]["name"] if dev else card, date, commit or "?"),
-             "GPU tests (ctest -L gpu): %s" % ("passed" if tests_rc == 0 else "FAILED rc=%d" % tests_rc),
+             "GPU tests (ctest -L gpu): %s%s" % ("passed" if tests_rc == 0 else "FAILED rc=%d" % tests_rc,
+                                                 ", SKIPPED: " + ", ".join(skipped) if skipped else ""),
              "",
              "attention bf16, D=128, Hq=32, Hkv=8; TFLOP/s (FA convention: fwd 4*S^2*H*D, causal /2; fwd+bwd 3.5x)",
              "%7s %-6s %9s %9s %9s %9s %7s %7s  %s" % ("S", "mask", "ours fwd", "peer fwd", "ours f+b", "peer f+b",

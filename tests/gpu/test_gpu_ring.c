@@ -184,7 +184,7 @@ int main(int argc, char **argv) {
     }
     int n = argc > 1 ? atoi(argv[1]) : 4;
     if (n < 1) n = 4;
-    int rc = gt_spawn(n, pe_main, NULL, 400);
+    int rc = gt_spawn(n, pe_main, NULL, 170);
     printf("test_gpu_ring (%d PEs): %s\n", n, rc == 0 ? "ok" : rc == LC_SKIP ? "skipped" : "FAILED");
     return rc;
 }
