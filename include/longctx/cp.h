@@ -68,7 +68,7 @@ typedef struct lc_cp lc_cp;
  * ring buffers once. */
 int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out);
 int lc_cp_destroy(lc_cp *cp); /* collective */
-const char *lc_cp_last_error(const lc_cp *cp);
+const char *lc_cp_last_error(const lc_cp *cp); /* NULL: the last lc_cp_create failure */
 const lc_cp_config *lc_cp_get_config(const lc_cp *cp);
 /* Switches algorithm and lowering for later calls (call on every member with the same values). */
 int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_cp_lowering lowering);

@@ -26,7 +26,10 @@ int lc_cp__rt_fail(lc_cp *cp, int rc, const char *what, int step)
                        lc_my_pe(cp->w), lc_last_error(cp->w));
 }
 
-const char *lc_cp_last_error(const lc_cp *cp) { return cp ? cp->err : "no plan"; }
+/* Errors of lc_cp_create have no plan to hold them. */
+static _Thread_local char g_create_err[512];
+
+const char *lc_cp_last_error(const lc_cp *cp) { return cp ? cp->err : g_create_err; }
 const lc_cp_config *lc_cp_get_config(const lc_cp *cp) { return &cp->cfg; }
 
 static int check_config(const lc_cp_config *c, char *err, size_t len)
@@ -92,12 +95,16 @@ static void prefault(lc_cp *cp, size_t acc)
 
 int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
 {
-    static char early[512];
+    char why[400];
     if (!out) return LC_ERR_ARG;
     *out = NULL;
-    if (!team || !cfg) return LC_ERR_ARG;
-    if (check_config(cfg, early, sizeof early)) {
-        fprintf(stderr, "lc_cp_create: %s\n", early);
+    if (!team || !cfg) {
+        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: NULL %s", team ? "config" : "team");
+        return LC_ERR_ARG;
+    }
+    if (check_config(cfg, why, sizeof why)) {
+        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: %s", why);
+        fprintf(stderr, "%s\n", g_create_err);
         return LC_ERR_ARG;
     }
     lc_cp *cp = calloc(1, sizeof *cp);
@@ -145,8 +152,13 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     cp->acc_in = cp->ring[1] ? lc_symm_alloc(cp->w, acc) : NULL;
     cp->sig = cp->acc_in ? lc_symm_alloc(cp->w, align64(sizeof(uint64_t) * (CP_SIG_READY + P))) : NULL;
     if (!cp->sig) {
-        fprintf(stderr, "lc_cp_create: symmetric buffers (3 x %zu + %zu bytes): %s\n", f->bytes, acc,
-                lc_last_error(cp->w));
+        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: symmetric buffers (3 x %zu + %zu bytes): %s",
+                 f->bytes, acc, lc_last_error(cp->w));
+        fprintf(stderr, "%s\n", g_create_err);
+        /* The heap fails the same allocation on every PE, so these frees stay collective. */
+        void *got[] = {cp->acc_in, cp->ring[1], cp->ring[0], cp->home};
+        for (int i = 0; i < 4; i++)
+            if (got[i]) lc_symm_free(cp->w, got[i]);
         release(cp);
         return LC_ERR_NOMEM;
     }
@@ -167,7 +179,8 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
         rc = lc_barrier(team);
     }
     if (rc) {
-        fprintf(stderr, "lc_cp_create: %s\n", lc_last_error(cp->w));
+        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: %s", lc_last_error(cp->w));
+        fprintf(stderr, "%s\n", g_create_err);
         release(cp);
         return rc;
     }

@@ -513,7 +513,8 @@ static int cmd_errors(void)
 {
     lc_cp_config cfg = {.seq_len = 100, .hq = 3, .hkv = 2, .d = 64, .dtype = LC_DT_F32};
     lc_cp *cp;
-    if (lc_cp_create(g_t, &cfg, &cp) != LC_ERR_ARG) FAIL("hq %% hkv != 0 accepted");
+    if (lc_cp_create(g_t, &cfg, &cp) != LC_ERR_ARG || !strstr(lc_cp_last_error(NULL), "hkv"))
+        FAIL("hq %% hkv != 0 accepted or not explained: '%s'", lc_cp_last_error(NULL));
     cfg.hq = 4;
     cfg.mask = LC_MASK_WINDOW;
     if (lc_cp_create(g_t, &cfg, &cp) != LC_ERR_ARG) FAIL("window 0 accepted");
