@@ -28,6 +28,8 @@ with zipfile.ZipFile(whl) as z:
     for n in z.namelist():
         if not n.startswith("nvidia/nvshmem/"):
             continue
+        if n.startswith("nvidia/nvshmem/share/"):
+            continue
         if n.startswith("nvidia/nvshmem/lib/") and not any(k in n for k in keep_lib):
             continue
         z.extract(n, dest)
