@@ -273,6 +273,8 @@ template <typename T, int D, int BMB, int NW> constexpr size_t bwd_smem() {
 #ifndef LCG_EMU
 template <typename T, int D, int BMB, int NW> int launch(const BwdParams &p, cudaStream_t s) {
     const size_t smem = bwd_smem<T, D, BMB, NW>();
+    /* A100 allows 163 KiB of dynamic shared memory per block, H100/H200 227 KiB */
+    static_assert(bwd_smem<T, D, BMB, NW>() <= 163 * 1024, "shared memory over the sm_80 limit");
     cudaError_t e = cudaFuncSetAttribute(bwd_kernel<T, D, BMB, NW>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
     if (e != cudaSuccess) return (int)e;

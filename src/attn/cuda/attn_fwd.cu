@@ -237,6 +237,8 @@ template <typename T, int D, int NW, int MT> constexpr size_t fwd_smem() {
 template <typename T, int D, int NW, int MT> int launch(const FwdParams &p, cudaStream_t s) {
     constexpr int BM = NW * 16 * MT;
     const size_t smem = fwd_smem<T, D, NW, MT>();
+    /* A100 allows 163 KiB of dynamic shared memory per block, H100/H200 227 KiB */
+    static_assert(fwd_smem<T, D, NW, MT>() <= 163 * 1024, "shared memory over the sm_80 limit");
     /* set on every call: the limit belongs to the current device's context */
     cudaError_t e = cudaFuncSetAttribute(fwd_kernel<T, D, NW, MT>,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);

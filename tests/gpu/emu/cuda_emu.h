@@ -15,6 +15,8 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <atomic>
@@ -48,8 +50,21 @@ struct EmuBlock {
     EmuWarp warps[32];
     std::vector<unsigned char> dynbuf;
     unsigned char *dyn;
+    size_t dyn_bytes;
 };
+
+/* The hardware faults on these; the emulator stops with a message instead. */
+[[noreturn]] inline void emu_fault(const char *what, const void *p) {
+    fprintf(stderr, "EMULATED GPU FAULT: %s at %p\n", what, p);
+    abort();
+}
 inline EmuBlock *g_emu_block;
+/* Shared-memory operands must be 16-byte aligned and inside the dynamic allocation. */
+inline void emu_check_smem(const void *p, size_t n, const char *what) {
+    const unsigned char *c = (const unsigned char *)p;
+    if ((uintptr_t)p & 15) emu_fault(what, p);
+    if (c < g_emu_block->dyn || c + n > g_emu_block->dyn + g_emu_block->dyn_bytes) emu_fault(what, p);
+}
 inline EmuBlock *emu_block() { return g_emu_block; }
 inline EmuWarp &emu_warp() { return g_emu_block->warps[threadIdx.x >> 5]; }
 inline int emu_lane() { return (int)(threadIdx.x & 31); }
@@ -93,6 +108,7 @@ inline float atomicAdd(float *p, float v) {
 inline void emu_ldsm(uint32_t r[4], const void *p, bool trans) {
     EmuWarp &w = emu_warp();
     const int L = emu_lane();
+    emu_check_smem(p, 16, "ldmatrix row address misaligned or outside shared memory");
     w.slot[L][0] = (uint64_t)(uintptr_t)p;
     emu_wsync();
     for (int i = 0; i < 4; i++) {
@@ -154,12 +170,17 @@ namespace lcg {
 inline void ldsm_x4(uint32_t r[4], const void *p) { emu_ldsm(r, p, false); }
 inline void ldsm_x4_t(uint32_t r[4], const void *p) { emu_ldsm(r, p, true); }
 inline void cp16(void *s, const void *g, bool valid) {
+    emu_check_smem(s, 16, "cp.async 16-byte destination misaligned or outside shared memory");
+    if ((uintptr_t)g & 15) emu_fault("cp.async 16-byte source misaligned", g);
     if (valid)
         memcpy(s, g, 16);
     else
         memset(s, 0, 16);
 }
-inline void cp4(void *s, const void *g) { memcpy(s, g, 4); }
+inline void cp4(void *s, const void *g) {
+    if (((uintptr_t)s & 3) || ((uintptr_t)g & 3)) emu_fault("cp.async 4-byte operand misaligned", s);
+    memcpy(s, g, 4);
+}
 inline void cp_commit() {}
 inline void cp_wait_all() {}
 } // namespace lcg
@@ -175,6 +196,7 @@ template <typename F> void emu_launch(unsigned gx, unsigned gy, unsigned threads
             for (unsigned wi = 0; wi < threads / 32; wi++) b.warps[wi].bar = std::make_unique<std::barrier<>>(32);
             b.dynbuf.assign(smem + 64, 0xff); /* NaN in bf16, f16 and f32 */
             b.dyn = (unsigned char *)(((uintptr_t)b.dynbuf.data() + 15) & ~(uintptr_t)15);
+            b.dyn_bytes = smem;
             g_emu_block = &b;
             std::vector<std::thread> ts;
             ts.reserve(threads);
