@@ -37,6 +37,10 @@ struct lc_gpu_world {
     int use_nvshmem_wait;
     /* mapped host memory: [0] failed flag, [1] observed, [2] expected, [3] cmp */
     unsigned long long *fail_host, *fail_dev;
+    /* signal-only updates as an 8-byte put-with-signal into a symmetric scratch word, where
+     * plain signal ops may be refused (several PEs per GPU) */
+    int signal_via_put;
+    void *scratch, *scratch_src;
     lc_gpu_team world;
     char err[256];
 };
@@ -209,6 +213,17 @@ extern "C" int lc_gpu_world_init(const lc_gpu_world_opts *o, lc_gpu_world **out)
     }
     const int node = nvshmem_team_n_pes(NVSHMEMX_TEAM_NODE);
     w->per_device = node > ndev ? (node + ndev - 1) / ndev : 1;
+    const char *sv = getenv("LONGCTX_GPU_SIGNAL_VIA_PUT");
+    w->signal_via_put = sv ? atoi(sv) != 0 : w->per_device > 1;
+    w->scratch = nvshmem_malloc(64); /* collective: every PE allocates it, used or not */
+    if (!w->scratch || cudaMalloc(&w->scratch_src, 64) != cudaSuccess) {
+        nvshmem_finalize();
+        g_live = 0;
+        cudaFreeHost(w->fail_host);
+        free(w);
+        return lcg_fail(LC_ERR_NOMEM, "lc_gpu_world_init: scratch allocation failed");
+    }
+    cudaMemset(w->scratch_src, 0, 64);
     w->world.w = w;
     w->world.team = NVSHMEM_TEAM_WORLD;
     w->world.owned = 0;
@@ -220,6 +235,8 @@ extern "C" int lc_gpu_world_finalize(lc_gpu_world *w) {
     if (!w) return LC_OK;
     cudaDeviceSynchronize();
     nvshmem_barrier_all();
+    nvshmem_free(w->scratch);
+    cudaFree(w->scratch_src);
     nvshmem_finalize();
     g_live = 0;
     cudaFreeHost(w->fail_host);
@@ -281,6 +298,11 @@ extern "C" int lc_gpu_signal_op_on_stream(lc_gpu_world *w, uint64_t *sig, uint64
                                           int pe, lc_gpu_stream s) {
     int rc = check_pe(w, pe, "lc_gpu_signal_op_on_stream");
     if (rc) return rc;
+    if (w->signal_via_put) {
+        nvshmemx_putmem_signal_on_stream(w->scratch, w->scratch_src, 8, sig, value, to_nv_sig(op), pe,
+                                         (cudaStream_t)s);
+        return lcg_cuda(cudaGetLastError(), "nvshmemx_putmem_signal_on_stream (signal op)");
+    }
     nvshmemx_signal_op_on_stream(sig, value, to_nv_sig(op), pe, (cudaStream_t)s);
     return lcg_cuda(cudaGetLastError(), "nvshmemx_signal_op_on_stream");
 }
