@@ -133,6 +133,8 @@ int lc_gpu_nccl_init(const lc_gpu_uid *uid, int pe, int n_pes, lc_gpu_nccl **out
 int lc_gpu_nccl_permute(lc_gpu_nccl *c, int shift, const void *src, void *dst, size_t bytes,
                         lc_gpu_stream s);
 int lc_gpu_nccl_finalize(lc_gpu_nccl *c);
+int lc_gpu_nccl_rank(const lc_gpu_nccl *c);
+int lc_gpu_nccl_size(const lc_gpu_nccl *c);
 
 /* ---- ring attention over the NVSHMEM world ---- */
 typedef enum { LC_GPU_LAYOUT_CONTIG = 0, LC_GPU_LAYOUT_ZIGZAG = 1 } lc_gpu_layout;
@@ -142,14 +144,16 @@ int lc_gpu_layout_positions(lc_gpu_layout l, int s_global, int n_pes, int pe, in
 
 typedef struct lc_gpu_ring lc_gpu_ring;
 typedef struct {
-    lc_gpu_world *world;  /* the ring is the world's PEs in order */
+    lc_gpu_world *world;  /* ONE_SIDED: the ring is the world's PEs in order */
     int s_local;          /* rows of the local Q and KV shard */
     int hq, hkv, d;
     lc_gpu_dtype dtype;
     float scale;          /* 0: 1/sqrt(d) */
     unsigned mask_kind;   /* LC_MASK_* */
     int64_t window;
-    lc_lowering lowering; /* ONE_SIDED (NVSHMEM); TWO_SIDED is not built yet */
+    lc_lowering lowering; /* ONE_SIDED: NVSHMEM put-with-signal into symmetric slots;
+                             TWO_SIDED: ncclSend/ncclRecv into private slots (world may be
+                             NULL; the ring is the communicator's ranks in order) */
     lc_gpu_nccl *nccl;
     int use_graph;        /* capture each ring call as a CUDA graph and replay it while the
                              pointers stay the same; needs a non-NULL stream, and falls back to
@@ -157,7 +161,8 @@ typedef struct {
                              refuses capture */
 } lc_gpu_ring_opts;
 
-/* Collective: allocates the double-buffered KV (and dK/dV) slots in the symmetric heap. */
+/* Collective: allocates the double-buffered KV (and dK/dV) slots (in the symmetric heap when
+ * one-sided). */
 int lc_gpu_ring_create(const lc_gpu_ring_opts *opts, lc_gpu_ring **out);
 int lc_gpu_ring_destroy(lc_gpu_ring *r); /* collective */
 /* 1 when the last call ran as a replayed CUDA graph, 0 eager; why gets the reason. */

@@ -19,7 +19,11 @@
  * Backward: the KV blocks travel the same way; the fp32 dK/dV of each block travel with it,
  * one step behind: a PE adds its contribution to the accumulator that arrived (computed
  * into a local buffer first, so the arrival overlaps the kernel) and sends it on; after the
- * last step the accumulator takes one more hop home. Partials stay fp32 all the way. */
+ * last step the accumulator takes one more hop home. Partials stay fp32 all the way.
+ *
+ * The two-sided twin (LC_LOWER_TWO_SIDED) moves the same slots with ncclSend/ncclRecv in
+ * one group per exchange on the comm stream; the rendezvous replaces signals and credits,
+ * and events order the receive into a slot after the kernel that last read it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +63,9 @@ struct graph_slot {
 struct lc_gpu_ring {
     lc_gpu_ring_opts o;
     lc_gpu_world *w;
+    int two_sided;
+    lc_gpu_nccl *nc;
+    cudaEvent_t recvd, drecvd;
     int me, n, next, prev;
     size_t kbytes, offv, offpos, offdoc, slot; /* KV slot layout */
     size_t dkv_elems;                          /* floats of dK (= of dV) */
@@ -121,10 +128,10 @@ int bump(unsigned long long *c, cudaStream_t s) {
     } while (0)
 
 extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) {
-    if (!o || !out || !o->world) return lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: need opts and a world");
-    if (o->lowering == LC_LOWER_TWO_SIDED)
-        return lcg_fail(LC_ERR_UNSUPPORTED, "lc_gpu_ring: the NCCL lowering of the ring is not built yet; "
-                        "lc_gpu_nccl_permute is its permute");
+    if (!o || !out) return lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: opts or out is NULL");
+    const int two = o->lowering == LC_LOWER_TWO_SIDED;
+    if (two && !o->nccl) return lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: TWO_SIDED needs an NCCL communicator");
+    if (!two && !o->world) return lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: ONE_SIDED needs an NVSHMEM world");
     lc_gpu_attn_desc a;
     memset(&a, 0, sizeof a);
     a.sq = a.sk = o->s_local;
@@ -139,8 +146,10 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
     if (!r) return lcg_fail(LC_ERR_NOMEM, "out of memory");
     r->o = *o;
     r->w = o->world;
-    r->me = lc_gpu_my_pe(r->w);
-    r->n = lc_gpu_n_pes(r->w);
+    r->two_sided = two;
+    r->nc = o->nccl;
+    r->me = two ? lc_gpu_nccl_rank(r->nc) : lc_gpu_my_pe(r->w);
+    r->n = two ? lc_gpu_nccl_size(r->nc) : lc_gpu_n_pes(r->w);
     r->next = (r->me + 1) % r->n;
     r->prev = (r->me + r->n - 1) % r->n;
     const size_t es = lc_gpu_dtype_size(o->dtype);
@@ -152,24 +161,29 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
     r->dkv_elems = (size_t)o->s_local * o->hkv * o->d;
     snprintf(r->graph_why, sizeof r->graph_why, "%s", o->use_graph ? "not called yet" : "use_graph is off");
 
-    /* collective allocations, in the same order on every PE */
-    r->kv = (unsigned char *)lc_gpu_symm_alloc(r->w, 2 * r->slot);
-    r->dkv = (float *)lc_gpu_symm_alloc(r->w, 3 * 2 * r->dkv_elems * sizeof(float));
-    r->sig = (uint64_t *)lc_gpu_symm_alloc(r->w, SIG_COUNT * sizeof(uint64_t));
     int rc = LC_OK;
-    if (!r->kv || !r->dkv || !r->sig) rc = LC_ERR_NOMEM;
-    if (!rc) rc = lcg_cuda(cudaMemset(r->sig, 0, SIG_COUNT * sizeof(uint64_t)), "memset signals");
+    if (two) {
+        rc = lcg_cuda(cudaMalloc(&r->kv, 2 * r->slot), "cudaMalloc KV slots");
+        if (!rc) rc = lcg_cuda(cudaMalloc(&r->dkv, 3 * 2 * r->dkv_elems * sizeof(float)), "cudaMalloc dK/dV slots");
+    } else {
+        /* collective allocations, in the same order on every PE */
+        r->kv = (unsigned char *)lc_gpu_symm_alloc(r->w, 2 * r->slot);
+        r->dkv = (float *)lc_gpu_symm_alloc(r->w, 3 * 2 * r->dkv_elems * sizeof(float));
+        r->sig = (uint64_t *)lc_gpu_symm_alloc(r->w, SIG_COUNT * sizeof(uint64_t));
+        if (!r->kv || !r->dkv || !r->sig) rc = LC_ERR_NOMEM;
+        if (!rc) rc = lcg_cuda(cudaMemset(r->sig, 0, SIG_COUNT * sizeof(uint64_t)), "memset signals");
+    }
     if (!rc) rc = lcg_cuda(cudaMalloc(&r->cnt, C_COUNT * sizeof(unsigned long long)), "cudaMalloc counters");
     if (!rc) rc = lcg_cuda(cudaMemset(r->cnt, 0, C_COUNT * sizeof(unsigned long long)), "memset counters");
     if (!rc) rc = lcg_cuda(cudaMalloc(&r->dloc, 2 * 2 * r->dkv_elems * sizeof(float)), "cudaMalloc dK/dV");
     if (!rc) rc = lcg_cuda(cudaMalloc(&r->delta, (size_t)o->s_local * o->hq * sizeof(float)), "cudaMalloc delta");
     if (!rc) rc = lcg_cuda(cudaStreamCreateWithFlags(&r->cs, cudaStreamNonBlocking), "stream");
-    cudaEvent_t *evs[] = {&r->ready, &r->sent, &r->added, &r->dsent[0], &r->dsent[1]};
-    for (int i = 0; i < 5 && !rc; i++)
+    cudaEvent_t *evs[] = {&r->ready, &r->sent, &r->added, &r->dsent[0], &r->dsent[1], &r->recvd, &r->drecvd};
+    for (int i = 0; i < 7 && !rc; i++)
         rc = lcg_cuda(cudaEventCreateWithFlags(evs[i], cudaEventDisableTiming), "event");
     if (!rc) rc = lcg_cuda(cudaDeviceSynchronize(), "ring setup");
     /* nobody may signal a peer before the peer's signal words are zeroed */
-    if (!rc) rc = lc_gpu_barrier_all(r->w);
+    if (!rc && !two) rc = lc_gpu_barrier_all(r->w);
     if (rc) {
         lc_gpu_ring_destroy(r);
         return rc;
@@ -181,18 +195,23 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
 extern "C" int lc_gpu_ring_destroy(lc_gpu_ring *r) {
     if (!r) return LC_OK;
     cudaDeviceSynchronize();
-    lc_gpu_barrier_all(r->w);
+    if (!r->two_sided) lc_gpu_barrier_all(r->w);
     for (int d = 0; d < 2; d++)
         for (int p = 0; p < 2; p++)
             if (r->graphs[d][p].valid) cudaGraphExecDestroy(r->graphs[d][p].exec);
-    if (r->sig) lc_gpu_symm_free(r->w, r->sig);
-    if (r->dkv) lc_gpu_symm_free(r->w, r->dkv);
-    if (r->kv) lc_gpu_symm_free(r->w, r->kv);
+    if (r->two_sided) {
+        cudaFree(r->kv);
+        cudaFree(r->dkv);
+    } else {
+        if (r->sig) lc_gpu_symm_free(r->w, r->sig);
+        if (r->dkv) lc_gpu_symm_free(r->w, r->dkv);
+        if (r->kv) lc_gpu_symm_free(r->w, r->kv);
+    }
     cudaFree(r->cnt);
     cudaFree(r->dloc);
     cudaFree(r->delta);
-    cudaEvent_t evs[] = {r->ready, r->sent, r->added, r->dsent[0], r->dsent[1]};
-    for (int i = 0; i < 5; i++)
+    cudaEvent_t evs[] = {r->ready, r->sent, r->added, r->dsent[0], r->dsent[1], r->recvd, r->drecvd};
+    for (int i = 0; i < 7; i++)
         if (evs[i]) cudaEventDestroy(evs[i]);
     if (r->cs) cudaStreamDestroy(r->cs);
     free(r);
@@ -336,6 +355,88 @@ static int bwd_body(lc_gpu_ring *r, unsigned parity, const void *q, const void *
     return lc_gpu_quiet_on_stream(r->w, xs);
 }
 
+/* ---- two-sided (NCCL) twin: same slots and steps, rendezvous instead of signals ---- */
+static int copy_own_block(lc_gpu_ring *r, unsigned char *slot, const void *k, const void *v,
+                          const int32_t *k_pos, const int32_t *k_doc, cudaStream_t xs) {
+    TRY(lcg_cuda(cudaMemcpyAsync(slot, k, r->kbytes, cudaMemcpyDeviceToDevice, xs), "copy K"));
+    TRY(lcg_cuda(cudaMemcpyAsync(slot + r->offv, v, r->kbytes, cudaMemcpyDeviceToDevice, xs), "copy V"));
+    TRY(lcg_cuda(cudaMemcpyAsync(slot + r->offpos, k_pos, (size_t)r->o.s_local * 4, cudaMemcpyDeviceToDevice,
+                                 xs), "copy k_pos"));
+    if (k_doc)
+        TRY(lcg_cuda(cudaMemcpyAsync(slot + r->offdoc, k_doc, (size_t)r->o.s_local * 4,
+                                     cudaMemcpyDeviceToDevice, xs), "copy k_doc"));
+    return LC_OK;
+}
+
+/* Slot b holds step st's block once this returns (in stream order); the exchange that
+ * fills the other slot for step st+1 is queued on the comm stream after everything xs has
+ * done so far, the previous kernel on that slot included. */
+static int kv_step_2s(lc_gpu_ring *r, int st, int b, const void *k, const void *v,
+                      const int32_t *k_pos, const int32_t *k_doc, cudaStream_t xs) {
+    unsigned char *slot = r->kv + b * r->slot;
+    if (st == 0)
+        TRY(copy_own_block(r, slot, k, v, k_pos, k_doc, xs));
+    else
+        TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->recvd, 0), "event wait"));
+    if (st < r->n - 1) {
+        TRY(lcg_cuda(cudaEventRecord(r->ready, xs), "event"));
+        TRY(lcg_cuda(cudaStreamWaitEvent(r->cs, r->ready, 0), "event wait"));
+        TRY(lc_gpu_nccl_permute(r->nc, 1, slot, r->kv + (b ^ 1) * r->slot, r->slot, r->cs));
+        TRY(lcg_cuda(cudaEventRecord(r->recvd, r->cs), "event"));
+    }
+    return LC_OK;
+}
+
+static int fwd_body_2s(lc_gpu_ring *r, const void *q, const void *k, const void *v,
+                       const int32_t *q_pos, const int32_t *k_pos, const int32_t *q_doc,
+                       const int32_t *k_doc, float *o, float *lse, cudaStream_t xs) {
+    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv);
+    TRY(lc_gpu_attn_fwd_init(&a0, o, lse, xs));
+    for (int st = 0; st < r->n; st++) {
+        const int b = st & 1;
+        const unsigned char *slot = r->kv + b * r->slot;
+        TRY(kv_step_2s(r, st, b, k, v, k_pos, k_doc, xs));
+        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot);
+        TRY(lc_gpu_attn_fwd_block(&a, q, slot, slot + r->offv, o, lse, xs));
+    }
+    return LC_OK;
+}
+
+static int bwd_body_2s(lc_gpu_ring *r, const void *q, const void *k, const void *v,
+                       const int32_t *q_pos, const int32_t *k_pos, const int32_t *q_doc,
+                       const int32_t *k_doc, const float *o, const float *lse, const void *dout,
+                       float *dq, float *dk, float *dv, cudaStream_t xs) {
+    const size_t E = r->dkv_elems;
+    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv);
+    TRY(lc_gpu_attn_bwd_prep(&a0, o, dout, r->delta, xs));
+    float *final_slot = r->dkv + 2 * 2 * E;
+    for (int st = 0; st < r->n; st++) {
+        const int b = st & 1;
+        const unsigned char *slot = r->kv + b * r->slot;
+        float *loc = r->dloc + b * 2 * E;
+        TRY(kv_step_2s(r, st, b, k, v, k_pos, k_doc, xs));
+        if (st >= 2) TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->dsent[b], 0), "event wait"));
+        TRY(lcg_cuda(cudaMemsetAsync(loc, 0, 2 * E * sizeof(float), xs), "memset dK/dV"));
+        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot);
+        TRY(lc_gpu_attn_bwd_block(&a, q, slot, slot + r->offv, dout, lse, r->delta, dq, loc, loc + E, xs));
+        if (st > 0) {
+            TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->drecvd, 0), "event wait"));
+            TRY(add(loc, r->dkv + b * 2 * E, 2 * E, xs));
+        }
+        TRY(lcg_cuda(cudaEventRecord(r->added, xs), "event"));
+        TRY(lcg_cuda(cudaStreamWaitEvent(r->cs, r->added, 0), "event wait"));
+        float *into = st < r->n - 1 ? r->dkv + (b ^ 1) * 2 * E : final_slot;
+        TRY(lc_gpu_nccl_permute(r->nc, 1, loc, into, 2 * E * sizeof(float), r->cs));
+        TRY(lcg_cuda(cudaEventRecord(r->drecvd, r->cs), "event"));
+        TRY(lcg_cuda(cudaEventRecord(r->dsent[b], r->cs), "event"));
+    }
+    TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->drecvd, 0), "event wait"));
+    TRY(add(dk, final_slot, E, xs));
+    TRY(add(dv, final_slot + E, E, xs));
+    for (int i = 0; i < 2; i++) TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->dsent[i], 0), "event wait"));
+    return LC_OK;
+}
+
 /* Runs body eagerly, or replays (capturing first) the graph of this direction and parity. */
 template <typename F>
 static int run_call(lc_gpu_ring *r, int dir, const void *const key[N_KEY], cudaStream_t xs, F body) {
@@ -401,6 +502,7 @@ extern "C" int lc_gpu_ring_fwd(lc_gpu_ring *r, const void *q, const void *k, con
     }
     const void *key[N_KEY] = {q, k, v, q_pos, k_pos, q_doc, k_doc, o, lse, NULL, NULL, NULL, NULL};
     return run_call(r, 0, key, xs, [&](unsigned parity) {
+        if (r->two_sided) return fwd_body_2s(r, q, k, v, q_pos, k_pos, q_doc, k_doc, o, lse, xs);
         return fwd_body(r, parity, q, k, v, q_pos, k_pos, q_doc, k_doc, o, lse, xs);
     });
 }
@@ -421,6 +523,8 @@ extern "C" int lc_gpu_ring_bwd(lc_gpu_ring *r, const void *q, const void *k, con
     }
     const void *key[N_KEY] = {q, k, v, q_pos, k_pos, q_doc, k_doc, o, lse, dout, dq, dk, dv};
     return run_call(r, 1, key, xs, [&](unsigned parity) {
+        if (r->two_sided)
+            return bwd_body_2s(r, q, k, v, q_pos, k_pos, q_doc, k_doc, o, lse, dout, dq, dk, dv, xs);
         return bwd_body(r, parity, q, k, v, q_pos, k_pos, q_doc, k_doc, o, lse, dout, dq, dk, dv, xs);
     });
 }

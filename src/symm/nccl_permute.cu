@@ -70,6 +70,9 @@ extern "C" int lc_gpu_nccl_permute(lc_gpu_nccl *c, int shift, const void *src, v
     return nccl_rc(r3, "ncclGroupEnd");
 }
 
+extern "C" int lc_gpu_nccl_rank(const lc_gpu_nccl *c) { return c->pe; }
+extern "C" int lc_gpu_nccl_size(const lc_gpu_nccl *c) { return c->n; }
+
 extern "C" int lc_gpu_nccl_finalize(lc_gpu_nccl *c) {
     if (!c) return LC_OK;
     int rc = nccl_rc(ncclCommDestroy(c->comm), "ncclCommDestroy");
@@ -92,5 +95,7 @@ extern "C" int lc_gpu_nccl_permute(lc_gpu_nccl *, int, const void *, void *, siz
     return nosup("lc_gpu_nccl_permute");
 }
 extern "C" int lc_gpu_nccl_finalize(lc_gpu_nccl *) { return LC_OK; }
+extern "C" int lc_gpu_nccl_rank(const lc_gpu_nccl *) { return 0; }
+extern "C" int lc_gpu_nccl_size(const lc_gpu_nccl *) { return 1; }
 
 #endif
