@@ -177,14 +177,14 @@ static int parse(int argc, char **argv, opts_t *o)
     T c0 = SET1(0.f), c1 = SET1(1.f), c2 = SET1(2.f), c3 = SET1(3.f), c4 = SET1(4.f);      \
     T c5 = SET1(5.f), c6 = SET1(6.f), c7 = SET1(7.f), c8 = SET1(8.f), c9 = SET1(9.f);      \
     T c10 = SET1(10.f), c11 = SET1(11.f);                                                  \
-    double t0 = lc_wall();                                                                 \
+    double t0 = lc_cpu_time();                                                             \
     for (long it = 0; it < PEAK_ITERS; it++) {                                             \
         c0 = FMA(c0, a, b); c1 = FMA(c1, a, b); c2 = FMA(c2, a, b); c3 = FMA(c3, a, b);    \
         c4 = FMA(c4, a, b); c5 = FMA(c5, a, b); c6 = FMA(c6, a, b); c7 = FMA(c7, a, b);    \
         c8 = FMA(c8, a, b); c9 = FMA(c9, a, b); c10 = FMA(c10, a, b); c11 = FMA(c11, a, b); \
         __asm__ volatile("" ::: "memory");                                                 \
     }                                                                                      \
-    double t = lc_wall() - t0;                                                             \
+    double t = lc_cpu_time() - t0;                                                         \
     T s = ADD(ADD(ADD(c0, c1), ADD(c2, c3)), ADD(ADD(c4, c5), ADD(c6, c7)));               \
     s = ADD(s, ADD(ADD(c8, c9), ADD(c10, c11)));                                           \
     volatile T sink = s;                                                                   \
@@ -209,9 +209,10 @@ __attribute__((target("fma"))) static double peak_scalar_fma(void)
 }
 #endif
 
-/* Peak for the vector width the implementation uses, best of three (~0.1 s). Other load on
- * the machine only lowers it, so the bench re-measures before every row and keeps the
- * maximum: the fractions of peak it prints are then conservative. */
+/* Peak for the vector width the implementation uses, best of three (~0.1 s), timed in this
+ * thread's CPU time so that other processes sharing the core do not lower it; re-measured
+ * after every row, keeping the maximum. Kernel rates are wall-clock (plus a CPU-time rate
+ * for one thread), so on a busy machine the printed fractions of peak are conservative. */
 static double measure_peak(lc_attn_impl im)
 {
     double best = 0;
@@ -376,20 +377,27 @@ static void json_str(const char *line, const char *key, char *out, size_t len)
     out[i] = 0;
 }
 
+/* gf_cpu < 0: not measured (peers, or several threads). */
 static void print_row(const opts_t *o, const char *impl, const char *pass, const char *dt,
                       long long s, long long d, long long hq, long long hkv, const char *mask,
-                      long long thr, double med, double gf, double peak)
+                      long long thr, double med, double gf, double gf_cpu, double peak)
 {
-    if (o->json)
+    double frac = peak > 0 ? gf / (peak * (double)thr) : 0.0;
+    if (o->json) {
         printf("{\"bench\":\"attn\",\"impl\":\"%s\",\"pass\":\"%s\",\"dtype\":\"%s\",\"s\":%lld,"
                "\"d\":%lld,\"hq\":%lld,\"hkv\":%lld,\"mask\":\"%s\",\"threads\":%lld,"
-               "\"median_s\":%.6g,\"gflops\":%.4g,\"peak_gflops\":%.4g,\"frac_peak\":%.4f}\n",
-               impl, pass, dt, s, d, hq, hkv, mask, thr, med, gf, peak,
-               peak > 0 ? gf / (peak * (double)thr) : 0.0);
-    else
-        printf("%-10s %-7s %-4s %6lld %4lld %3lld/%-3lld %-6s %3lld %10.4f %9.1f %6.1f%%\n", impl,
-               pass, dt, s, d, hq, hkv, mask, thr, med, gf,
-               peak > 0 ? 100.0 * gf / (peak * (double)thr) : 0.0);
+               "\"median_s\":%.6g,\"gflops\":%.4g,\"peak_gflops\":%.4g,\"frac_peak\":%.4f",
+               impl, pass, dt, s, d, hq, hkv, mask, thr, med, gf, peak, frac);
+        if (gf_cpu >= 0)
+            printf(",\"gflops_cpu\":%.4g", gf_cpu);
+        printf("}\n");
+    } else {
+        printf("%-10s %-7s %-4s %6lld %4lld %3lld/%-3lld %-6s %3lld %10.4f %9.1f %6.1f%%", impl,
+               pass, dt, s, d, hq, hkv, mask, thr, med, gf, 100.0 * frac);
+        if (gf_cpu >= 0)
+            printf(" %9.1f %6.1f%%", gf_cpu, peak > 0 ? 100.0 * gf_cpu / peak : 0.0);
+        printf("\n");
+    }
     fflush(stdout);
 }
 
@@ -461,7 +469,7 @@ static void run_peers(const opts_t *o, double peak)
             print_row(o, impl, ps, dts, (long long)json_num(line, "s"),
                       (long long)json_num(line, "d"), (long long)json_num(line, "hq"),
                       (long long)json_num(line, "hkv"), ms, (long long)json_num(line, "threads"),
-                      json_num(line, "median_s"), json_num(line, "gflops"), peak);
+                      json_num(line, "median_s"), json_num(line, "gflops"), -1.0, peak);
         }
         int rc = pclose(f);
         if (rc != 0 && !o->json)
@@ -477,8 +485,9 @@ int lc_cmd_bench_attn(int argc, char **argv)
     int npairs = o.hq.n > o.hkv.n ? o.hq.n : o.hkv.n;
     double peak_ref = 0;
     if (!o.json)
-        printf("%-10s %-7s %-4s %6s %4s %7s %-6s %3s %10s %9s %7s\n", "impl", "pass", "dtype",
-               "S", "D", "Hq/Hkv", "mask", "thr", "median_s", "GFLOP/s", "%peak");
+        printf("%-10s %-7s %-4s %6s %4s %7s %-6s %3s %10s %9s %7s %9s %7s\n", "impl", "pass",
+               "dtype", "S", "D", "Hq/Hkv", "mask", "thr", "median_s", "GFLOP/s", "%peak",
+               "cpuGF/s", "%peak");
     for (int ii = 0; ii < o.impl.n; ii++) {
         lc_attn_impl want, im;
         lc_attn_impl_parse(o.impl.v[ii], &want);
@@ -526,12 +535,13 @@ int lc_cmd_bench_attn(int argc, char **argv)
                                                          .threads = (int)thr, .impl = im};
                                     if (!strcmp(o.mask.v[mi], "causal"))
                                         b.a.mask.kind = LC_MASK_CAUSAL;
-                                    double t[100];
+                                    double t[100], tc[100];
                                     int err = run_once(&b, bwd); /* warm-up */
                                     for (int r = 0; r < o.reps && !err; r++) {
-                                        double t0 = lc_wall();
+                                        double t0 = lc_wall(), c0 = lc_cpu_time();
                                         err = run_once(&b, bwd);
                                         t[r] = lc_wall() - t0;
+                                        tc[r] = lc_cpu_time() - c0;
                                     }
                                     if (err) {
                                         fprintf(stderr, "bench attn: %s\n",
@@ -540,6 +550,7 @@ int lc_cmd_bench_attn(int argc, char **argv)
                                         return 1;
                                     }
                                     double med = lc_median(t, o.reps);
+                                    double medc = lc_median(tc, o.reps);
                                     double p2 = measure_peak(im);
                                     if (p2 > peak)
                                         peak = p2;
@@ -550,7 +561,8 @@ int lc_cmd_bench_attn(int argc, char **argv)
                                                 (bwd ? 3.5 : 1.0);
                                     print_row(&o, lc_attn_impl_name(im), o.pass.v[pi],
                                               o.dtype.v[di], s, d, hq, hkv, o.mask.v[mi], thr,
-                                              med, fl / med * 1e-9, peak);
+                                              med, fl / med * 1e-9,
+                                              thr == 1 ? fl / medc * 1e-9 : -1.0, peak);
                                     bufs_free(&b);
                                 }
     }
