@@ -132,12 +132,16 @@ typedef struct {
     uint64_t epoch;
     int sent;        /* one-sided: the put has been issued */
     size_t tx_chunks, rx_chunks, n_chunks; /* two-sided progress */
+    uint64_t tx_base, rx_base;             /* two-sided FIFO positions at the start */
+    int have_credit;
     int active;
 } lc_permute_req;
 
 /* Every member sends bytes of src to member (me + shift) mod n, which receives them into its
  * dst (a symmetric address). src may be reused and dst read only after lc_permute_done.
- * Up to 4 permutes may be outstanding on a team at once. */
+ * Up to 4 permutes may be outstanding on a team at once; they may be completed in any order
+ * (a done drives every outstanding two-sided transfer of the team, as an NCCL group does).
+ * The req must stay alive until its done. */
 int lc_permute_start(lc_team *t, int shift, const void *src, void *dst, size_t bytes,
                      lc_lowering lowering, lc_permute_req *req);
 /* dest_of[r] is the team rank that member r sends to, or -1; each member receives from at

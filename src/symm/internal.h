@@ -85,9 +85,9 @@ struct lc_team {
     int logged_lowering;
     uint64_t perm_seq;       /* permutes started (all members agree) */
     uint64_t data_expect[LC_PERM_CH];
-    uint64_t head_pos[LC_PERM_CH];
     uint64_t *credit_expect; /* [LC_PERM_CH][size] */
     int ch_busy[LC_PERM_CH];
+    lc_permute_req *in_flight[LC_PERM_CH]; /* outstanding requests, for two-sided progress */
     int is_world;
 };
 

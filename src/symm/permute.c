@@ -75,35 +75,28 @@ static void one_sided_put(lc_permute_req *r)
 
 /* Two-sided progress. The FIFO of channel c lives in the receiver; tail counts chunks the
  * sender wrote, head chunks the receiver consumed; both only grow. */
-typedef struct {
-    lc_permute_req *r;
-    uint64_t tx_base, rx_base;
-    int have_credit;
-} tx_state;
-
-static int two_sided_step(tx_state *s)
+static int two_sided_step(lc_permute_req *r)
 {
-    lc_permute_req *r = s->r;
     lc_team *t = r->team;
     lc_world *w = t->w;
     int c = r->channel, progressed = 0;
     if (r->send_to >= 0 && !r->sent) {
-        if (!s->have_credit && credit_ready(r)) {
+        if (!r->have_credit && credit_ready(r)) {
             take_credit(r);
-            s->have_credit = 1;
+            r->have_credit = 1;
             /* The receiver granted the credit only after draining this FIFO, so tail is stable. */
-            s->tx_base = atomic_load(&lc__sync(t, r->send_to)->ch[c].tail.v);
+            r->tx_base = atomic_load(&lc__sync(t, r->send_to)->ch[c].tail.v);
             progressed = 1;
         }
-        if (s->have_credit) {
+        if (r->have_credit) {
             lc_slot_sync *peer = lc__sync(t, r->send_to);
             int pe = lc__team_pe(t, r->send_to);
             while (r->tx_chunks < r->n_chunks &&
-                   s->tx_base + r->tx_chunks - atomic_load_explicit(&peer->ch[c].head.v, memory_order_acquire) <
+                   r->tx_base + r->tx_chunks - atomic_load_explicit(&peer->ch[c].head.v, memory_order_acquire) <
                        LC_FIFO_SLOTS) {
                 size_t off = r->tx_chunks * LC_FIFO_CHUNK;
                 size_t b = r->bytes - off < LC_FIFO_CHUNK ? r->bytes - off : LC_FIFO_CHUNK;
-                uint8_t *slot = lc__fifo(w, pe, t->slot, c) + ((s->tx_base + r->tx_chunks) % LC_FIFO_SLOTS) * LC_FIFO_CHUNK;
+                uint8_t *slot = lc__fifo(w, pe, t->slot, c) + ((r->tx_base + r->tx_chunks) % LC_FIFO_SLOTS) * LC_FIFO_CHUNK;
                 memcpy(slot, (const uint8_t *)r->src + off, b);
                 r->tx_chunks++;
                 w->be->signal(w, &peer->ch[c].tail.v, 1, LC_SIGNAL_ADD, pe);
@@ -116,12 +109,12 @@ static int two_sided_step(tx_state *s)
         lc_slot_sync *mine = my_sync(t);
         uint8_t *fifo = lc__fifo(w, w->me, t->slot, c);
         while (r->rx_chunks < r->n_chunks &&
-               atomic_load_explicit(&mine->ch[c].tail.v, memory_order_acquire) > s->rx_base + r->rx_chunks) {
+               atomic_load_explicit(&mine->ch[c].tail.v, memory_order_acquire) > r->rx_base + r->rx_chunks) {
             size_t off = r->rx_chunks * LC_FIFO_CHUNK;
             size_t b = r->bytes - off < LC_FIFO_CHUNK ? r->bytes - off : LC_FIFO_CHUNK;
-            memcpy((uint8_t *)r->dst + off, fifo + ((s->rx_base + r->rx_chunks) % LC_FIFO_SLOTS) * LC_FIFO_CHUNK, b);
+            memcpy((uint8_t *)r->dst + off, fifo + ((r->rx_base + r->rx_chunks) % LC_FIFO_SLOTS) * LC_FIFO_CHUNK, b);
             r->rx_chunks++;
-            atomic_store_explicit(&mine->ch[c].head.v, s->rx_base + r->rx_chunks, memory_order_release);
+            atomic_store_explicit(&mine->ch[c].head.v, r->rx_base + r->rx_chunks, memory_order_release);
             lc__ring(w, lc__team_pe(t, r->recv_from)); /* the sender may wait for space */
             progressed = 1;
         }
@@ -134,21 +127,26 @@ static int two_sided_finished(const lc_permute_req *r)
     return (r->send_to < 0 || r->sent) && (r->recv_from < 0 || r->rx_chunks == r->n_chunks);
 }
 
+/* Drives every outstanding two-sided request of the team, so that PEs completing their
+ * requests in different orders cannot deadlock on each other's full FIFOs. */
 static int two_sided_pred(void *p)
 {
-    tx_state *s = p;
-    two_sided_step(s);
-    return two_sided_finished(s->r);
+    lc_permute_req *r = p;
+    lc_team *t = r->team;
+    for (int c = 0; c < LC_PERM_CH; c++) {
+        lc_permute_req *o = t->in_flight[c];
+        if (o && o->lowering == LC_LOWER_TWO_SIDED && !two_sided_finished(o)) two_sided_step(o);
+    }
+    return two_sided_finished(r);
 }
 
 static void two_sided_describe(void *p, char *buf, size_t len)
 {
-    tx_state *s = p;
-    lc_permute_req *r = s->r;
+    lc_permute_req *r = p;
     snprintf(buf, len,
              "two_sided permute channel %d: send to rank %d %s (%zu/%zu chunks), receive from rank "
              "%d (%zu/%zu chunks)",
-             r->channel, r->send_to, s->have_credit || r->send_to < 0 ? "credited" : "awaiting credit",
+             r->channel, r->send_to, r->have_credit || r->send_to < 0 ? "credited" : "awaiting credit",
              r->tx_chunks, r->n_chunks, r->recv_from, r->rx_chunks, r->n_chunks);
 }
 
@@ -192,6 +190,7 @@ static int start(lc_team *t, int send_to, int recv_from, const void *src, void *
     req->active = 1;
     req->n_chunks = (bytes + LC_FIFO_CHUNK - 1) / LC_FIFO_CHUNK;
     t->ch_busy[c] = 1;
+    t->in_flight[c] = req;
     if (send_to == t->me) { /* a shift that maps onto myself: a local copy, no signals */
         if (bytes && dst != src) memmove(dst, src, bytes);
         req->send_to = req->recv_from = -1;
@@ -199,8 +198,7 @@ static int start(lc_team *t, int send_to, int recv_from, const void *src, void *
     }
     if (recv_from >= 0) {
         /* Credit: my dst is free from now on. Remember where my FIFO stands first. */
-        if (l == LC_LOWER_TWO_SIDED) req->rx_chunks = 0;
-        t->head_pos[c] = atomic_load(&my_sync(t)->ch[c].head.v);
+        req->rx_base = atomic_load(&my_sync(t)->ch[c].head.v);
         int src_pe = lc__team_pe(t, recv_from);
         w->be->signal(w, &lc__sync(t, recv_from)->credit[c][t->me], 1, LC_SIGNAL_ADD, src_pe);
     }
@@ -264,11 +262,11 @@ int lc_permute_done(lc_permute_req *req)
                               t->data_expect[req->channel], "lc_permute_done (one_sided receive)", what, NULL);
         }
     } else {
-        tx_state s = {req, 0, t->head_pos[req->channel], 0};
-        rc = lc__wait(w, two_sided_pred, &s, "lc_permute_done (two_sided)", two_sided_describe);
+        rc = lc__wait(w, two_sided_pred, req, "lc_permute_done (two_sided)", two_sided_describe);
     }
     w->be->quiet(w);
     t->ch_busy[req->channel] = 0;
+    t->in_flight[req->channel] = NULL;
     req->active = 0;
     return rc;
 }

@@ -47,7 +47,6 @@ static lc_team *team_new(lc_world *w, int start, int stride, int size, int slot,
     t->ag_expect = atomic_load(&s->ag.v);
     for (int c = 0; c < LC_PERM_CH; c++) {
         t->data_expect[c] = atomic_load(&s->ch[c].data.v);
-        t->head_pos[c] = atomic_load(&s->ch[c].head.v);
         for (int r = 0; r < size; r++)
             t->credit_expect[c * size + r] = atomic_load(&s->credit[c][r]);
     }

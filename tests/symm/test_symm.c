@@ -202,6 +202,31 @@ static void test_permute(lc_world *w, lc_team *t)
     CHECK(!memcmp(dst, exp, b), "outstanding permute 1");
     fill(exp, b, seed_of((me + 1) % n, 51));
     CHECK(!memcmp(dst2, exp, b), "outstanding permute 2");
+    /* Two-sided transfers larger than the FIFO, completed in opposite orders on neighbours:
+     * each done must drive the other request too, or the FIFOs fill and both sides stall. */
+    {
+        size_t bb = 3 * 1048576 + 5;
+        uint8_t *s1 = malloc(bb), *s2 = malloc(bb);
+        fill(s1, bb, seed_of(me, 60));
+        fill(s2, bb, seed_of(me, 61));
+        CHECK_OK(w, lc_permute_start(t, 1, s1, dst, bb, LC_LOWER_TWO_SIDED, &r1));
+        CHECK_OK(w, lc_permute_start(t, -1, s2, dst2, bb, LC_LOWER_TWO_SIDED, &r2));
+        if (me % 2) {
+            CHECK_OK(w, lc_permute_done(&r1));
+            CHECK_OK(w, lc_permute_done(&r2));
+        } else {
+            CHECK_OK(w, lc_permute_done(&r2));
+            CHECK_OK(w, lc_permute_done(&r1));
+        }
+        uint8_t *e = malloc(bb);
+        fill(e, bb, seed_of((me + n - 1) % n, 60));
+        CHECK(!memcmp(dst, e, bb), "crossed two-sided permute 1");
+        fill(e, bb, seed_of((me + 1) % n, 61));
+        CHECK(!memcmp(dst2, e, bb), "crossed two-sided permute 2");
+        free(e);
+        free(s1);
+        free(s2);
+    }
     /* Bad input is an error, not a hang. */
     map[0] = n;
     CHECK(lc_permute_start_map(t, map, src, dst, 8, LC_LOWER_AUTO, &r1) == LC_ERR_ARG, "bad map");
