@@ -5,6 +5,7 @@
 #define LCG_EMU 1
 #include "attn_bwd.cu"
 #include "attn_fwd.cu"
+#include "attn_small.cuh"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,13 +47,24 @@ uint16_t to16(float x, int dt, float *back) {
     return h;
 }
 
+int g_sum_mismatch = 0;
+
+/* The summaries through the emulated tile_sum_kernel, checked against a host loop. */
 std::vector<lc_tile_sum> sums(const std::vector<int32_t> &pos, const std::vector<int32_t> &doc, int tile) {
     const int n = (int)pos.size(), nt = (n + tile - 1) / tile;
-    std::vector<lc_tile_sum> s((size_t)nt);
+    std::vector<lc_tile_sum> s((size_t)nt), h((size_t)nt);
     for (int t = 0; t < nt; t++) {
-        lc_tl_sum_init(&s[t], tile);
-        for (int i = t * tile; i < n && i < (t + 1) * tile; i++) lc_tl_sum_add(&s[t], pos[i], doc[i]);
+        lc_tl_sum_init(&h[t], tile);
+        for (int i = t * tile; i < n && i < (t + 1) * tile; i++) lc_tl_sum_add(&h[t], pos[i], doc[i]);
     }
+    const int32_t *pp = pos.data(), *dp = doc.data();
+    lc_tile_sum *out = s.data();
+    emu_launch((unsigned)((nt * 32 + 127) / 128), 1, 128, 0, [&] { tile_sum_kernel(pp, dp, n, tile, nt, out); });
+    for (int t = 0; t < nt; t++)
+        if (memcmp(&s[t], &h[t], sizeof h[t])) {
+            fprintf(stderr, "tile %d summary differs from the host's\n", t);
+            g_sum_mismatch++;
+        }
     return s;
 }
 
@@ -119,17 +131,38 @@ bool run(const Case &c) {
     }
 
     const float scale = 1.f / sqrtf((float)c.d);
-    std::vector<float> o(nq, 0.f), l((size_t)c.sq * c.hq, -INFINITY), delta((size_t)c.sq * c.hq);
+    std::vector<float> o(nq, 0.f), l((size_t)c.sq * c.hq, 0.f), delta((size_t)c.sq * c.hq);
+    {
+        float *lp = l.data();
+        const size_t ln = l.size();
+        emu_launch(2, 1, 64, 0, [&] { fill_kernel(lp, ln, -INFINITY); });
+        for (float x : l)
+            if (x != -INFINITY) g_sum_mismatch++;
+    }
     std::vector<float> gdq(nq, 0.f), gdk(nk, 0.f), gdv(nk, 0.f);
     const bool doc = (c.kind & LC_MASK_DOC) != 0;
     int cut = c.split ? (c.sk / 2) : c.sk;
     int parts[2][2] = {{0, cut}, {cut, c.sk}};
     for (int dir = 0; dir < 2; dir++) {
         if (dir == 1) {
-            for (size_t r = 0; r < (size_t)c.sq * c.hq; r++) {
+            const int rows = c.sq * c.hq;
+            float *dl = delta.data();
+            const float *op = o.data();
+            const void *dop = do16.data();
+            if (c.dt == 1)
+                emu_launch((unsigned)((rows * 32 + 255) / 256), 1, 256, 0, [&] {
+                    delta_kernel(op, (const __nv_bfloat16 *)dop, dl, rows, c.d);
+                });
+            else
+                emu_launch((unsigned)((rows * 32 + 255) / 256), 1, 256, 0,
+                           [&] { delta_kernel(op, (const __half *)dop, dl, rows, c.d); });
+            for (int r = 0; r < rows; r++) {
                 double s = 0;
-                for (int x = 0; x < c.d; x++) s += o[r * c.d + x] * dout[r * c.d + x];
-                delta[r] = (float)s;
+                for (int x = 0; x < c.d; x++) s += o[(size_t)r * c.d + x] * dout[(size_t)r * c.d + x];
+                if (std::fabs(s - delta[r]) > 1e-4 * (1 + std::fabs(s))) {
+                    fprintf(stderr, "delta row %d: kernel %g, host %g\n", r, delta[r], s);
+                    g_sum_mismatch++;
+                }
             }
         }
         for (int pi = 0; pi < 2; pi++) {
@@ -168,6 +201,23 @@ bool run(const Case &c) {
             }
         }
     }
+    {
+        /* the output cast of lc_gpu_attn_fwd_finish */
+        std::vector<uint16_t> out16(nq);
+        const float *op = o.data();
+        uint16_t *dst = out16.data();
+        if (c.dt == 1)
+            emu_launch(3, 1, 64, 0, [&] { finish_kernel(op, (__nv_bfloat16 *)dst, nq); });
+        else
+            emu_launch(3, 1, 64, 0, [&] { finish_kernel(op, (__half *)dst, nq); });
+        for (size_t i = 0; i < nq; i++) {
+            float back;
+            if (out16[i] != to16(o[i], c.dt, &back)) {
+                g_sum_mismatch++;
+                break;
+            }
+        }
+    }
     double lerr = 0;
     int lbad = 0;
     for (size_t i = 0; i < lse.size(); i++) {
@@ -176,7 +226,7 @@ bool run(const Case &c) {
     }
     const double tf = c.dt == 1 ? 1.5e-2 : 4e-3, tb = c.dt == 1 ? 4e-2 : 1.2e-2;
     const double eo = relerr(o, out), eq = relerr(gdq, dq), ek = relerr(gdk, dk), ev = relerr(gdv, dv);
-    const bool ok = !lbad && lerr < 2e-3 && eo < tf && eq < tb && ek < tb && ev < tb;
+    const bool ok = !g_sum_mismatch && !lbad && lerr < 2e-3 && eo < tf && eq < tb && ek < tb && ev < tb;
     printf("%s fwd-mt=%d bwd-warps=%d %s d=%d hq=%d hkv=%d sq=%d sk=%d mask=%u pad=%d split=%d: o %.2e lse %.2e (%d inf) dq %.2e dk %.2e dv %.2e\n",
            ok ? "ok  " : "FAIL", g_mt, g_bw, c.dt == 1 ? "bf16" : "f16", c.d, c.hq, c.hkv, c.sq, c.sk, c.kind, c.pad, c.split,
            eo, lerr, lbad, eq, ek, ev);
