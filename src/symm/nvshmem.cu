@@ -74,6 +74,20 @@ __host__ __device__ __forceinline__ bool cmp_ok(unsigned long long v, int cmp,
     return false;
 }
 
+/* Plain stores, not an atomic: atomics on mapped host memory need PCIe atomics, which not
+ * every host has. Two waits failing at once may mix their values; either says enough. */
+__device__ void record_fail(unsigned long long *fail, unsigned long long seen,
+                            unsigned long long want, int cmp) {
+    volatile unsigned long long *f = fail;
+    if (f[0]) return;
+    f[1] = seen;
+    f[2] = want;
+    f[3] = (unsigned long long)cmp;
+    __threadfence_system();
+    f[0] = 1;
+    __threadfence_system();
+}
+
 __global__ void wait_kernel(const uint64_t *sig, int cmp, unsigned long long value,
                             unsigned long long timeout_ns, unsigned long long *fail) {
     const unsigned long long t0 = now_ns();
@@ -84,12 +98,7 @@ __global__ void wait_kernel(const uint64_t *sig, int cmp, unsigned long long val
         if (((++spins) & 255u) == 0) {
             if (*(volatile unsigned long long *)fail) return;
             if (now_ns() - t0 > timeout_ns) {
-                if (atomicCAS(fail, 0ull, 1ull) == 0ull) {
-                    fail[1] = v;
-                    fail[2] = value;
-                    fail[3] = (unsigned long long)cmp;
-                    __threadfence_system();
-                }
+                record_fail(fail, v, value, cmp);
                 return;
             }
         }
@@ -113,12 +122,7 @@ __global__ void wait_count_kernel(const uint64_t *sig, unsigned long long *count
         if (((++spins) & 255u) == 0) {
             if (*(volatile unsigned long long *)fail) return;
             if (now_ns() - t0 > timeout_ns) {
-                if (atomicCAS(fail, 0ull, 1ull) == 0ull) {
-                    fail[1] = v;
-                    fail[2] = target;
-                    fail[3] = (unsigned long long)LC_CMP_GE;
-                    __threadfence_system();
-                }
+                record_fail(fail, v, target, LC_CMP_GE);
                 return;
             }
         }
