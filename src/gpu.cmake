@@ -81,7 +81,8 @@ set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 
 # ---- NCCL: beside the CUDA toolkit, a system install, or the pip wheel nvidia-nccl-cu13
 # (which ships only libnccl.so.2) ----
-find_program(LONGCTX_PYTHON3 python3)
+# the project venv (scripts/setup.sh) first, then python3 on PATH
+find_program(LONGCTX_PYTHON3 NAMES python3 HINTS ${CMAKE_SOURCE_DIR}/.venv/bin)
 set(_nccl_py "")
 if(LONGCTX_PYTHON3)
   execute_process(
