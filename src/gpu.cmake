@@ -81,22 +81,33 @@ set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 
 # ---- NCCL: beside the CUDA toolkit, a system install, or the pip wheel nvidia-nccl-cu13
 # (which ships only libnccl.so.2) ----
-# the project venv (scripts/setup.sh) first, then python3 on PATH
-find_program(LONGCTX_PYTHON3 NAMES python3 HINTS ${CMAKE_SOURCE_DIR}/.venv/bin)
-set(_nccl_py "")
-if(LONGCTX_PYTHON3)
-  execute_process(
-    COMMAND ${LONGCTX_PYTHON3} -c "import nvidia.nccl as m; print(list(m.__path__)[0])"
-    OUTPUT_VARIABLE _nccl_py OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+# Where a pip wheel's package lives, asked of python3 on PATH and of the project venv:
+# nvidia.* are namespace packages, so __path__ (not __file__) names the folder.
+find_program(LONGCTX_PYTHON3 python3)
+set(_longctx_pythons ${LONGCTX_PYTHON3})
+if(EXISTS ${CMAKE_SOURCE_DIR}/.venv/bin/python3)
+  list(APPEND _longctx_pythons ${CMAKE_SOURCE_DIR}/.venv/bin/python3)
 endif()
-find_path(LONGCTX_NCCL_INCLUDE nccl.h
+function(longctx_wheel_dir module out)
+  set(dirs "")
+  foreach(py ${_longctx_pythons})
+    execute_process(COMMAND ${py} -c "import ${module} as m; print(list(m.__path__)[0])"
+                    OUTPUT_VARIABLE d OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET RESULT_VARIABLE rc)
+    if(rc EQUAL 0 AND d)
+      list(APPEND dirs ${d})
+    endif()
+  endforeach()
+  set(${out} "${dirs}" PARENT_SCOPE)
+endfunction()
+longctx_wheel_dir(nvidia.nccl _nccl_py)
+find_path(LONGCTX_NCCL_INCLUDE nccl.h PATH_SUFFIXES include
   HINTS ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_LIBRARY_ROOT}/include /usr/local/include /usr/include
-        ${_nccl_py}/include)
+        ${_nccl_py})
 find_library(LONGCTX_NCCL_LIB nccl
   HINTS ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}/lib ${CUDAToolkit_LIBRARY_ROOT}/lib64
         /usr/local/lib /usr/lib/x86_64-linux-gnu)
 if(NOT LONGCTX_NCCL_LIB AND _nccl_py)
-  find_file(LONGCTX_NCCL_LIB libnccl.so.2 HINTS ${_nccl_py}/lib NO_DEFAULT_PATH)
+  find_file(LONGCTX_NCCL_LIB libnccl.so.2 HINTS ${_nccl_py} PATH_SUFFIXES lib NO_DEFAULT_PATH)
 endif()
 if(LONGCTX_NCCL_INCLUDE AND LONGCTX_NCCL_LIB)
   set(LONGCTX_HAVE_NCCL ON)
@@ -111,15 +122,8 @@ if(NVSHMEM_HOME)
   list(APPEND _nvshmem_hints ${NVSHMEM_HOME} ${NVSHMEM_HOME}/nvidia/nvshmem)
 endif()
 list(APPEND _nvshmem_hints ${CMAKE_SOURCE_DIR}/.nvshmem ${CMAKE_SOURCE_DIR}/.nvshmem/nvidia/nvshmem)
-if(LONGCTX_PYTHON3)
-  # nvidia is a namespace package: __file__ is None, __path__ holds the folder
-  execute_process(
-    COMMAND ${LONGCTX_PYTHON3} -c "import nvidia.nvshmem as m; print(list(m.__path__)[0])"
-    OUTPUT_VARIABLE _nvshmem_py OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET RESULT_VARIABLE _nvshmem_rc)
-  if(_nvshmem_rc EQUAL 0 AND _nvshmem_py)
-    list(APPEND _nvshmem_hints ${_nvshmem_py})
-  endif()
-endif()
+longctx_wheel_dir(nvidia.nvshmem _nvshmem_py)
+list(APPEND _nvshmem_hints ${_nvshmem_py})
 find_path(LONGCTX_NVSHMEM_INCLUDE nvshmem.h HINTS ${_nvshmem_hints} PATH_SUFFIXES include NO_DEFAULT_PATH)
 find_file(LONGCTX_NVSHMEM_HOST_LIB libnvshmem_host.so.3 HINTS ${_nvshmem_hints} PATH_SUFFIXES lib lib64 NO_DEFAULT_PATH)
 find_file(LONGCTX_NVSHMEM_DEVICE_LIB libnvshmem_device.a HINTS ${_nvshmem_hints} PATH_SUFFIXES lib lib64 NO_DEFAULT_PATH)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# GPU build dependencies, run by scripts/setup.sh when present: NVSHMEM from PyPI
+# (nvidia-nvshmem-cu13) for the python3 on PATH, only where the CUDA compiler is installed.
+# NCCL comes with the CUDA toolkit. Idempotent; a failure here only skips the GPU parts.
+set -euo pipefail
+if ! command -v nvcc >/dev/null 2>&1 && [ ! -x /usr/local/cuda/bin/nvcc ]; then
+    echo "setup-gpu-deps: no nvcc; the GPU parts will be skipped, nothing to install"
+    exit 0
+fi
+if python3 -c 'import nvidia.nvshmem' 2>/dev/null; then
+    echo "setup-gpu-deps: nvidia-nvshmem-cu13 already installed"
+    exit 0
+fi
+echo "setup-gpu-deps: pip install nvidia-nvshmem-cu13"
+# Debian's own python3 refuses pip installs without the flag (PEP 668); pyenv or venv ones
+# take the plain form
+python3 -m pip install -q nvidia-nvshmem-cu13 ||
+    python3 -m pip install -q --break-system-packages nvidia-nvshmem-cu13
