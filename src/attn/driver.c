@@ -4,12 +4,17 @@
  * base 2 (x = s * scale * log2 e), keeping an unnormalised fp32 accumulator, then merges
  * the block's (o, lse) into the caller's normalised state with the log-sum-exp rule.
  *
- * Backward: two kinds of independent tasks, each owning what it writes, so no locks and
- * no dependence on scheduling (bit-identical for any thread count):
- *   - (KV head, KV tile) accumulates dK and dV over the group's query heads and Q tiles;
- *   - (query head, Q tile) accumulates dQ over the KV tiles.
- * The dQ tasks recompute S and dP, which costs two extra tile matmuls (7 instead of 5)
- * but avoids per-thread dQ copies of the whole Q block and an order-dependent reduction.
+ * Backward: tasks own what they write, so no locks and no dependence on scheduling.
+ * Two schedules, chosen by the thread count, give bit-identical results because every
+ * output element receives the same tile products in the same order (dK/dV of a KV tile:
+ * query heads of the group ascending, then Q tiles ascending; dQ of a Q tile: KV tiles
+ * ascending), each through the same gemm call:
+ *   - fused (few threads): one task per KV head walks its KV tiles and, for each tile, the
+ *     group's query heads and Q tiles, writing dK, dV and dQ from one recomputed S and dP:
+ *     5 tile matmuls. Only this task writes dQ of the group's query heads.
+ *   - split (more threads than KV heads can feed): (KV head, KV tile) tasks accumulate
+ *     dK and dV, and (query head, Q tile) tasks accumulate dQ. The dQ tasks recompute S
+ *     and dP (7 matmuls instead of 5) but there are enough tasks to keep every thread busy.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -367,6 +372,42 @@ static void bwd_task(void *ctx, int t, int worker)
     }
 }
 
+/* One KV head: dK, dV of all its KV tiles and dQ of its query heads. The loop order
+ * (KV tile outermost) keeps the tile's K, V, dK and dV hot while Q, dO and dQ stream. */
+static void bwd_fused_task(void *ctx, int kvh, int worker)
+{
+    const call *c = ctx;
+    const lc_attn_desc *a = c->a;
+    int hq = a->hq, hkv = a->hkv, d = c->d;
+    float *S = c->scratch + (size_t)worker * c->scratch_floats;
+    float *dP = S + BQ * BK, *rowv = dP + BQ * BK;
+    size_t ldq = (size_t)hq * d, ldkv = (size_t)hkv * d;
+    for (int kt = 0; kt < c->nkt; kt++) {
+        int k0 = kt * BK, nk = a->sk - k0 < BK ? a->sk - k0 : BK;
+        size_t kr = (size_t)k0 * ldkv + (size_t)kvh * d;
+        for (int h = kvh * c->g; h < (kvh + 1) * c->g; h++)
+            for (int qt = 0; qt < c->nqt; qt++) {
+                lc_block_class cls = lc_attn_classify_sum(&a->mask, &c->qs[qt], &c->ks[kt]);
+                if (cls == LC_BLOCK_SKIP)
+                    continue;
+                int q0 = qt * BQ, nq = a->sq - q0 < BQ ? a->sq - q0 : BQ;
+                size_t qr = (size_t)q0 * ldq + (size_t)h * d;
+                bwd_tile(c, cls, h, qt, kt, S, dP, rowv);
+                c->ops->gemm(nk, d, nq, S, 1, BK, c->dof + qr, ldq, c->dv + kr, ldkv, 1);
+                c->ops->gemm(nk, d, nq, dP, 1, BK, c->qf + qr, ldq, c->dk + kr, ldkv, 1);
+                c->ops->gemm(nq, d, nk, dP, BK, 1, c->kf + kr, ldkv, c->dq + qr, ldq, 1);
+            }
+    }
+}
+
+/* Fused costs 5 matmuls per tile pair but only hkv tasks; split costs 7 with plenty of
+ * tasks. Compare makespans: ceil(hkv/threads) * 5 against hkv * 7 / threads. */
+static int use_fused(int hkv, int nth)
+{
+    int rounds = (hkv + nth - 1) / nth;
+    return 5LL * rounds * nth <= 7LL * hkv;
+}
+
 int lc_attn_bwd_block(const lc_attn_desc *a, const void *q, const void *k, const void *v,
                       const void *dout, const float *lse, const float *delta, float *dq,
                       float *dk, float *dv)
@@ -422,7 +463,10 @@ int lc_attn_bwd_block(const lc_attn_desc *a, const void *q, const void *k, const
         c.kt = ktp;
         c.vt = vtp;
     }
-    lc_attn_parallel(nth, a->hkv * c.nkt + a->hq * c.nqt, bwd_task, &c);
+    if (use_fused(a->hkv, nth))
+        lc_attn_parallel(nth, a->hkv, bwd_fused_task, &c);
+    else
+        lc_attn_parallel(nth, a->hkv * c.nkt + a->hq * c.nqt, bwd_task, &c);
 done:
     free(ktp);
     free(vtp);
