@@ -6,9 +6,20 @@ set -u
 LC=$1
 TF=$2
 fail=0
-shm_before=$(ls -A /dev/shm 2>/dev/null | sort)
+# Other tests may run beside this one (ctest -j), so only names that could be ours count.
+shm_ours() { ls -A /dev/shm 2>/dev/null | grep -i -e longctx -e '^lc_' | sort; }
+shm_before=$(shm_ours)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+
+wait_kids() { # launcher pid: waits (loaded machines are slow) until its 3 PEs exist
+    local i
+    for i in $(seq 50); do
+        [ "$(pgrep -c -P "$1")" -ge 3 ] && break
+        sleep 0.1
+    done
+    sleep 0.5
+}
 
 check() { # name expected_rc max_seconds grep_pattern [env...]
     local name=$1 want=$2 max=$3 pat=$4
@@ -47,7 +58,14 @@ check heap-mismatch 1 10 "symmetric heap sizes differ"
 # Ctrl-C of the launcher: SIGINT is forwarded, every PE ends, status 130.
 "$LC" launch -n 3 -- "$TF" sleep >"$tmp/out" 2>&1 &
 lp=$!
-sleep 1
+wait_kids $lp
+# While the PEs run, their segment must be an anonymous memfd, never a /dev/shm file:
+# that is what makes "nothing left behind" hold even for SIGKILL.
+for k in $(pgrep -P $lp); do
+    if ! grep -q "memfd:longctx" /proc/$k/maps || grep -q "/dev/shm/" /proc/$k/maps; then
+        echo "FAIL PE process $k does not map the segment as a memfd"; grep -e memfd -e /dev/shm /proc/$k/maps; fail=1
+    fi
+done
 kill -INT $lp
 t0=$(date +%s)
 wait $lp
@@ -57,7 +75,7 @@ if [ $rc != 130 ] || [ $(( $(date +%s) - t0 )) -gt 10 ]; then echo "FAIL sigint:
 # SIGKILL of the launcher: the PEs die with it (parent-death signal), no orphans.
 "$LC" launch -n 3 -- "$TF" sleep >"$tmp/out" 2>&1 &
 lp=$!
-sleep 1
+wait_kids $lp
 kids=$(pgrep -P $lp | tr '\n' ' ')
 kill -KILL $lp
 wait $lp 2>/dev/null
@@ -70,7 +88,7 @@ for k in $kids; do
 done
 if [ -z "$kids" ] || [ $left = 1 ]; then echo "FAIL launcher-sigkill: PEs ($kids) survived or never started"; fail=1; else echo "ok   launcher-sigkill: PEs $kids gone"; fi
 
-shm_after=$(ls -A /dev/shm 2>/dev/null | sort)
+shm_after=$(shm_ours)
 if [ "$shm_before" != "$shm_after" ]; then echo "FAIL /dev/shm changed:"; diff <(echo "$shm_before") <(echo "$shm_after"); fail=1; else echo "ok   /dev/shm unchanged"; fi
 [ $fail = 0 ] && echo "fault tests passed"
 exit $fail
