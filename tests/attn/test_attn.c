@@ -522,49 +522,66 @@ static int same(const float *x, const float *y, size_t n)
     return memcmp(x, y, n * sizeof(float)) == 0;
 }
 
+/* Thread counts exercise both backward schedules: 1 thread (and 2 threads with 2 KV heads)
+ * run the fused per-KV-head tasks, 3 threads with 2 KV heads and 2 threads with 1 KV head
+ * run the split dK/dV + dQ tasks. All must give the same bits as 1 thread. */
 static void section_threads(void)
 {
+    static const int gqa[][2] = {{8, 2}, {3, 1}};
+    static const int nthr[] = {2, 3};
     for (int ii = 0; ii < 3; ii++) {
         if (!impl_ok(k_impls[ii]))
             continue;
-        for (int dti = 0; dti < 2; dti++) {
-            cfg c = {.impl = k_impls[ii], .sq = 150, .sk = 200, .hq = 8, .hkv = 2, .d = 64,
-                     .posmode = 2, .nsplit = 1, .mask = LC_MASK_CAUSAL | LC_MASK_DOC,
-                     .dt = (lc_dtype)dti, .out_dt = LC_DT_F32, .threads = 1};
-            if (g_quick)
-                c.sq = 70, c.sk = 90, c.hq = 4;
-            prob p;
-            prob_make(&p, &c);
-            size_t nq = (size_t)c.sq * c.hq * c.d, nr = (size_t)c.sq * c.hq;
-            size_t nk = (size_t)c.sk * c.hkv * c.d;
-            float *o[2], *l[2], *dq[2], *dk[2], *dv[2], *delta = malloc(nr * 4);
-            for (int t = 0; t < 2; t++) {
-                o[t] = malloc(nq * 4);
-                l[t] = malloc(nr * 4);
-                dq[t] = calloc(nq, 4);
-                dk[t] = calloc(nk, 4);
-                dv[t] = calloc(nk, 4);
-                p.a.threads = t == 0 ? 1 : 3;
-                lc_attn_fwd_init(&p.a, o[t], l[t]);
-                if (lc_attn_fwd_block(&p.a, p.q, p.k, p.v, o[t], l[t]) != 0 ||
-                    lc_attn_bwd_prep(&p.a, o[0], p.dout, delta) != 0 ||
-                    lc_attn_bwd_block(&p.a, p.q, p.k, p.v, p.dout, l[0], delta, dq[t], dk[t],
-                                      dv[t]) != 0)
-                    FAIL("threads: %s", lc_attn_last_error());
+        for (int gi = 0; gi < 2; gi++)
+            for (int dti = 0; dti < 2; dti++) {
+                cfg c = {.impl = k_impls[ii], .sq = 150, .sk = 200, .hq = gqa[gi][0],
+                         .hkv = gqa[gi][1], .d = 64, .posmode = 2, .nsplit = 1,
+                         .mask = LC_MASK_CAUSAL | LC_MASK_DOC, .dt = (lc_dtype)dti,
+                         .out_dt = LC_DT_F32, .threads = 1};
+                if (g_quick) {
+                    c.sq = 70, c.sk = 90;
+                    if (gi == 0)
+                        c.hq = 4;
+                }
+                prob p;
+                prob_make(&p, &c);
+                size_t nq = (size_t)c.sq * c.hq * c.d, nr = (size_t)c.sq * c.hq;
+                size_t nk = (size_t)c.sk * c.hkv * c.d;
+                float *o[3], *l[3], *dq[3], *dk[3], *dv[3], *delta = malloc(nr * 4);
+                for (int t = 0; t < 3; t++) {
+                    o[t] = malloc(nq * 4);
+                    l[t] = malloc(nr * 4);
+                    dq[t] = calloc(nq, 4);
+                    dk[t] = calloc(nk, 4);
+                    dv[t] = calloc(nk, 4);
+                    p.a.threads = t == 0 ? 1 : nthr[t - 1];
+                    lc_attn_fwd_init(&p.a, o[t], l[t]);
+                    if (lc_attn_fwd_block(&p.a, p.q, p.k, p.v, o[t], l[t]) != 0 ||
+                        lc_attn_bwd_prep(&p.a, o[0], p.dout, delta) != 0 ||
+                        lc_attn_bwd_block(&p.a, p.q, p.k, p.v, p.dout, l[0], delta, dq[t],
+                                          dk[t], dv[t]) != 0)
+                        FAIL("threads: %s", lc_attn_last_error());
+                }
+                for (int t = 1; t < 3; t++) {
+                    g_checks++;
+                    if (!same(o[0], o[t], nq) || !same(l[0], l[t], nr))
+                        FAIL("impl %s %s hq/hkv %d/%d: forward differs between 1 and %d "
+                             "threads",
+                             lc_attn_impl_name(c.impl), lc_dtype_name(c.dt), c.hq, c.hkv,
+                             nthr[t - 1]);
+                    if (!same(dq[0], dq[t], nq) || !same(dk[0], dk[t], nk) ||
+                        !same(dv[0], dv[t], nk))
+                        FAIL("impl %s %s hq/hkv %d/%d: backward differs between 1 and %d "
+                             "threads",
+                             lc_attn_impl_name(c.impl), lc_dtype_name(c.dt), c.hq, c.hkv,
+                             nthr[t - 1]);
+                }
+                for (int t = 0; t < 3; t++) {
+                    free(o[t]); free(l[t]); free(dq[t]); free(dk[t]); free(dv[t]);
+                }
+                free(delta);
+                prob_free(&p);
             }
-            g_checks++;
-            if (!same(o[0], o[1], nq) || !same(l[0], l[1], nr))
-                FAIL("impl %s %s: forward differs between 1 and 3 threads",
-                     lc_attn_impl_name(c.impl), lc_dtype_name(c.dt));
-            if (!same(dq[0], dq[1], nq) || !same(dk[0], dk[1], nk) || !same(dv[0], dv[1], nk))
-                FAIL("impl %s %s: backward differs between 1 and 3 threads",
-                     lc_attn_impl_name(c.impl), lc_dtype_name(c.dt));
-            for (int t = 0; t < 2; t++) {
-                free(o[t]); free(l[t]); free(dq[t]); free(dk[t]); free(dv[t]);
-            }
-            free(delta);
-            prob_free(&p);
-        }
     }
 }
 
