@@ -252,33 +252,64 @@ lc_attn_desc lc_cp__desc(const lc_cp *cp, const int32_t *q_doc, const int32_t *k
     return a;
 }
 
-static lc_attn_desc block_desc(const lc_cp *cp, const lc_attn_desc *base, const uint8_t *blk,
-                               const int32_t *k_pos)
+/* Kernel calls go per (Q chunk, K chunk) pair: zigzag's two chunks per PE would otherwise
+ * give PEs differently shaped calls (two Q chunks x one K chunk vs one x two) whose
+ * per-tile overheads differ by a few percent, and a skipped pair costs no K packing. */
+typedef struct {
+    int q0, nq, k0, nk;
+} seg;
+
+static int segments(const lc_cp *cp, seg out[4])
 {
-    lc_attn_desc a = *base;
-    a.k_pos = k_pos ? k_pos : (const int32_t *)(blk + cp->fmt.pos);
-    a.mask.k_doc = (cp->cfg.mask & LC_MASK_DOC) ? (const int32_t *)(blk + cp->fmt.doc) : NULL;
-    return a;
+    int nseg = cp->cfg.layout == LC_CP_ZIGZAG ? 2 : 1, c = cp->n_pad / nseg, n = 0;
+    int real = cp->n_real_of[cp->me];
+    for (int qs = 0; qs < nseg; qs++) {
+        int q0 = qs * c, q1 = q0 + c < real ? q0 + c : real;
+        if (q1 <= q0) continue;
+        for (int ks = 0; ks < nseg; ks++) out[n++] = (seg){q0, q1 - q0, ks * c, c};
+    }
+    return n;
 }
 
-static int skipped(lc_cp *cp, const lc_attn_desc *a)
+/* The sub-problem of one pair, or 0 when the mask leaves nothing to do in it. */
+static int pair_desc(lc_cp *cp, const lc_attn_desc *base, const uint8_t *blk, const int32_t *k_pos,
+                     const seg *g, lc_attn_desc *a)
 {
+    *a = *base;
+    const int32_t *kp = k_pos ? k_pos : (const int32_t *)(blk + cp->fmt.pos);
+    a->sq = g->nq;
+    a->sk = g->nk;
+    a->q_pos = base->q_pos + g->q0;
+    a->k_pos = kp + g->k0;
+    if (cp->cfg.mask & LC_MASK_DOC) {
+        a->mask.q_doc = base->mask.q_doc + g->q0;
+        a->mask.k_doc = (const int32_t *)(blk + cp->fmt.doc) + g->k0;
+    }
     if (lc_attn_classify(&a->mask, a->q_pos, 0, a->sq, a->k_pos, 0, a->sk) != LC_BLOCK_SKIP) {
         cp->st.blocks_run++;
-        return 0;
+        return 1;
     }
     cp->st.blocks_skipped++;
-    return 1;
+    return 0;
 }
 
 int lc_cp__fwd_block(lc_cp *cp, const lc_attn_desc *base, const void *q, const uint8_t *blk,
                      const int32_t *k_pos, float *o, float *lse)
 {
-    lc_attn_desc a = block_desc(cp, base, blk, k_pos);
-    if (skipped(cp, &a)) return LC_OK;
-    lc_cp_clock c = lc_cp__tic();
-    int rc = lc_attn_fwd_block(&a, q, blk + cp->fmt.k, blk + cp->fmt.v, o, lse);
-    lc_cp__toc_compute(cp, c);
+    const lc_cp_config *c = &cp->cfg;
+    size_t rq = (size_t)c->hq * c->d, rk = (size_t)c->hkv * c->d;
+    seg g[4];
+    int n = segments(cp, g), rc = LC_OK;
+    for (int i = 0; i < n && !rc; i++) {
+        lc_attn_desc a;
+        if (!pair_desc(cp, base, blk, k_pos, &g[i], &a)) continue;
+        lc_cp_clock t = lc_cp__tic();
+        rc = lc_attn_fwd_block(&a, (const uint8_t *)q + g[i].q0 * rq * cp->es,
+                               blk + cp->fmt.k + g[i].k0 * rk * cp->es,
+                               blk + cp->fmt.v + g[i].k0 * rk * cp->es, o + g[i].q0 * rq,
+                               lse + (size_t)g[i].q0 * c->hq);
+        lc_cp__toc_compute(cp, t);
+    }
     return rc ? lc_cp__fail(cp, rc, "forward block kernel: %s", lc_attn_last_error()) : LC_OK;
 }
 
@@ -286,14 +317,22 @@ int lc_cp__bwd_block(lc_cp *cp, const lc_attn_desc *base, const void *q, const u
                      const int32_t *k_pos, const void *dout, const float *lse, float *dq,
                      float *dkv)
 {
-    lc_cp_clock c = lc_cp__tic();
+    const lc_cp_config *c = &cp->cfg;
+    size_t rq = (size_t)c->hq * c->d, rk = (size_t)c->hkv * c->d;
+    lc_cp_clock t = lc_cp__tic();
     memset(dkv, 0, 2 * cp->kv_elems * sizeof(float));
-    lc_attn_desc a = block_desc(cp, base, blk, k_pos);
-    int rc = LC_OK;
-    if (!skipped(cp, &a))
-        rc = lc_attn_bwd_block(&a, q, blk + cp->fmt.k, blk + cp->fmt.v, dout, lse, cp->delta, dq,
-                               dkv, dkv + cp->kv_elems);
-    lc_cp__toc_compute(cp, c);
+    seg g[4];
+    int n = segments(cp, g), rc = LC_OK;
+    for (int i = 0; i < n && !rc; i++) {
+        lc_attn_desc a;
+        if (!pair_desc(cp, base, blk, k_pos, &g[i], &a)) continue;
+        size_t qo = g[i].q0 * rq, ko = g[i].k0 * rk;
+        rc = lc_attn_bwd_block(&a, (const uint8_t *)q + qo * cp->es, blk + cp->fmt.k + ko * cp->es,
+                               blk + cp->fmt.v + ko * cp->es, (const uint8_t *)dout + qo * cp->es,
+                               lse + (size_t)g[i].q0 * c->hq, cp->delta + (size_t)g[i].q0 * c->hq,
+                               dq + qo, dkv + ko, dkv + cp->kv_elems + ko);
+    }
+    lc_cp__toc_compute(cp, t);
     return rc ? lc_cp__fail(cp, rc, "backward block kernel: %s", lc_attn_last_error()) : LC_OK;
 }
 
