@@ -307,27 +307,34 @@ done:
     return rc;
 }
 
-/* S <- P and dP <- dS for query head h, Q tile qt, KV tile kt. */
-static void bwd_tile(const call *c, lc_block_class cls, int h, int qt, int kt, float *S,
-                     float *dP, float *rowv)
+/* S <- P and dP <- dS for query head h, Q tile qt, KV tile kt. On the fp32 path the Q and
+ * dO rows are read from xq and xdo (row stride ldx), which may be contiguous tile copies;
+ * the bf16 dot product reads the caller's bf16 rows. */
+static void bwd_tile(const call *c, lc_block_class cls, int h, int qt, int kt,
+                     const float *xq, const float *xdo, ptrdiff_t ldx, float *S, float *dP,
+                     float *rowv)
 {
     const lc_attn_desc *a = c->a;
-    int kvh = h / c->g, hq = a->hq;
+    int kvh = h / c->g, hq = a->hq, d = c->d;
     int q0 = qt * BQ, nq = a->sq - q0 < BQ ? a->sq - q0 : BQ;
     int k0 = kt * BK, nk = a->sk - k0 < BK ? a->sk - k0 : BK;
-    size_t off = tile_off(c, kvh, kt);
+    size_t off = tile_off(c, kvh, kt), ldq = (size_t)hq * d, qr = (size_t)q0 * ldq + (size_t)h * d;
     float *lse2 = rowv, *delta = rowv + BQ;
     for (int i = 0; i < nq; i++) {
         size_t r = (size_t)(q0 + i) * hq + h;
         lse2[i] = c->lse_in[r] * (float)M_LOG2E;
         delta[i] = c->delta[r];
     }
-    scores(c, h, q0, nq, c->kt ? c->kt + off : NULL, c->ktb ? c->ktb + off : NULL, c->qf,
-           c->qb, S);
+    if (c->ktb)
+        c->ops->qk_bf16(nq, d, c->qb + qr, ldq, c->ktb + off, S);
+    else
+        c->ops->gemm(nq, BK, d, xq, ldx, 1, c->kt + off, BK, S, BK, 0);
     mask_tile(c, cls, q0, nq, k0, nk, S);
     c->ops->softmax_bwd(nq, S, c->c, lse2);
-    scores(c, h, q0, nq, c->vt ? c->vt + off : NULL, c->vtb ? c->vtb + off : NULL, c->dof,
-           c->dob, dP);
+    if (c->vtb)
+        c->ops->qk_bf16(nq, d, c->dob + qr, ldq, c->vtb + off, dP);
+    else
+        c->ops->gemm(nq, BK, d, xdo, ldx, 1, c->vt + off, BK, dP, BK, 0);
     c->ops->dsoftmax(nq, S, dP, delta, c->scale);
 }
 
@@ -351,7 +358,7 @@ static void bwd_task(void *ctx, int t, int worker)
                     continue;
                 int q0 = qt * BQ, nq = a->sq - q0 < BQ ? a->sq - q0 : BQ;
                 size_t qr = (size_t)q0 * ldq + (size_t)h * d;
-                bwd_tile(c, cls, h, qt, kt, S, dP, rowv);
+                bwd_tile(c, cls, h, qt, kt, c->qf + qr, c->dof + qr, ldq, S, dP, rowv);
                 c->ops->gemm(nk, d, nq, S, 1, BK, c->dof + qr, ldq, c->dv + kr, ldkv, 1);
                 c->ops->gemm(nk, d, nq, dP, 1, BK, c->qf + qr, ldq, c->dk + kr, ldkv, 1);
             }
@@ -365,15 +372,32 @@ static void bwd_task(void *ctx, int t, int worker)
             if (cls == LC_BLOCK_SKIP)
                 continue;
             int k0 = kt * BK, nk = a->sk - k0 < BK ? a->sk - k0 : BK;
-            bwd_tile(c, cls, h, qt, kt, S, dP, rowv);
+            bwd_tile(c, cls, h, qt, kt, c->qf + qr, c->dof + qr, ldq, S, dP, rowv);
             c->ops->gemm(nq, d, nk, dP, BK, 1, c->kf + (size_t)k0 * ldkv + (size_t)kvh * d,
                          ldkv, c->dq + qr, ldq, 1);
         }
     }
 }
 
+/* Copies rows x d between a strided array and a contiguous tile (exact, so the tile
+ * arithmetic is the same bits as on the strided array). */
+static void rows_in(float *dst, const float *src, ptrdiff_t lds, int rows, int d)
+{
+    for (int i = 0; i < rows; i++)
+        memcpy(dst + (size_t)i * d, src + i * lds, (size_t)d * sizeof(float));
+}
+
+static void rows_out(float *dst, ptrdiff_t ldd, const float *src, int rows, int d)
+{
+    for (int i = 0; i < rows; i++)
+        memcpy(dst + i * ldd, src + (size_t)i * d, (size_t)d * sizeof(float));
+}
+
 /* One KV head: dK, dV of all its KV tiles and dQ of its query heads. The loop order
- * (KV tile outermost) keeps the tile's K, V, dK and dV hot while Q, dO and dQ stream. */
+ * (KV tile outermost) keeps the tile's K, dK and dV hot while Q, dO and dQ stream. All
+ * tiles are worked on as contiguous copies: the row strides of the [s, heads, d] arrays
+ * are multiples of 4 KiB at common head counts, so strided tile rows all fall into the
+ * same few L1 sets and evict each other within one micro-kernel pass. */
 static void bwd_fused_task(void *ctx, int kvh, int worker)
 {
     const call *c = ctx;
@@ -381,22 +405,41 @@ static void bwd_fused_task(void *ctx, int kvh, int worker)
     int hq = a->hq, hkv = a->hkv, d = c->d;
     float *S = c->scratch + (size_t)worker * c->scratch_floats;
     float *dP = S + BQ * BK, *rowv = dP + BQ * BK;
+    float *Kc = rowv + 2 * BQ, *dKc = Kc + (size_t)BK * d, *dVc = dKc + (size_t)BK * d;
+    float *Qc = dVc + (size_t)BK * d, *dOc = Qc + (size_t)BQ * d, *dQc = dOc + (size_t)BQ * d;
     size_t ldq = (size_t)hq * d, ldkv = (size_t)hkv * d;
+    int f32dot = c->ktb == NULL;
     for (int kt = 0; kt < c->nkt; kt++) {
         int k0 = kt * BK, nk = a->sk - k0 < BK ? a->sk - k0 : BK;
         size_t kr = (size_t)k0 * ldkv + (size_t)kvh * d;
+        int loaded = 0;
         for (int h = kvh * c->g; h < (kvh + 1) * c->g; h++)
             for (int qt = 0; qt < c->nqt; qt++) {
                 lc_block_class cls = lc_attn_classify_sum(&a->mask, &c->qs[qt], &c->ks[kt]);
                 if (cls == LC_BLOCK_SKIP)
                     continue;
+                if (!loaded) {
+                    rows_in(Kc, c->kf + kr, ldkv, nk, d);
+                    rows_in(dKc, c->dk + kr, ldkv, nk, d);
+                    rows_in(dVc, c->dv + kr, ldkv, nk, d);
+                    loaded = 1;
+                }
                 int q0 = qt * BQ, nq = a->sq - q0 < BQ ? a->sq - q0 : BQ;
                 size_t qr = (size_t)q0 * ldq + (size_t)h * d;
-                bwd_tile(c, cls, h, qt, kt, S, dP, rowv);
-                c->ops->gemm(nk, d, nq, S, 1, BK, c->dof + qr, ldq, c->dv + kr, ldkv, 1);
-                c->ops->gemm(nk, d, nq, dP, 1, BK, c->qf + qr, ldq, c->dk + kr, ldkv, 1);
-                c->ops->gemm(nq, d, nk, dP, BK, 1, c->kf + kr, ldkv, c->dq + qr, ldq, 1);
+                rows_in(dOc, c->dof + qr, ldq, nq, d);
+                rows_in(Qc, c->qf + qr, ldq, nq, d);
+                rows_in(dQc, c->dq + qr, ldq, nq, d);
+                bwd_tile(c, cls, h, qt, kt, f32dot ? Qc : NULL, f32dot ? dOc : NULL, d, S,
+                         dP, rowv);
+                c->ops->gemm(nk, d, nq, S, 1, BK, dOc, d, dVc, d, 1);
+                c->ops->gemm(nk, d, nq, dP, 1, BK, Qc, d, dKc, d, 1);
+                c->ops->gemm(nq, d, nk, dP, BK, 1, Kc, d, dQc, d, 1);
+                rows_out(c->dq + qr, ldq, dQc, nq, d);
             }
+        if (loaded) {
+            rows_out(c->dk + kr, ldkv, dKc, nk, d);
+            rows_out(c->dv + kr, ldkv, dVc, nk, d);
+        }
     }
 }
 
@@ -448,7 +491,9 @@ int lc_attn_bwd_block(const lc_attn_desc *a, const void *q, const void *k, const
         c.qb = q;
         c.dob = dout;
     }
-    c.scratch_floats = 2 * (size_t)BQ * BK + 2 * BQ;
+    int fused = use_fused(a->hkv, nth);
+    /* S, dP, row values; the fused path adds contiguous K, dK, dV, Q, dO, dQ tiles. */
+    c.scratch_floats = 2 * (size_t)BQ * BK + 2 * BQ + (fused ? 3 * (size_t)(BK + BQ) * a->d : 0);
     c.scratch = xalloc(c.scratch_floats * sizeof(float) * (size_t)nth);
     if (!c.qf || !c.kf || !c.dof || !c.scratch) {
         rc = lc_attn_fail("out of memory in lc_attn_bwd_block");
@@ -463,7 +508,7 @@ int lc_attn_bwd_block(const lc_attn_desc *a, const void *q, const void *k, const
         c.kt = ktp;
         c.vt = vtp;
     }
-    if (use_fused(a->hkv, nth))
+    if (fused)
         lc_attn_parallel(nth, a->hkv, bwd_fused_task, &c);
     else
         lc_attn_parallel(nth, a->hkv * c.nkt + a->hq * c.nqt, bwd_task, &c);
