@@ -393,53 +393,63 @@ static void rows_out(float *dst, ptrdiff_t ldd, const float *src, int rows, int 
         memcpy(dst + i * ldd, src + (size_t)i * d, (size_t)d * sizeof(float));
 }
 
-/* One KV head: dK, dV of all its KV tiles and dQ of its query heads. The loop order
- * (KV tile outermost) keeps the tile's K, dK and dV hot while Q, dO and dQ stream. All
- * tiles are worked on as contiguous copies: the row strides of the [s, heads, d] arrays
- * are multiples of 4 KiB at common head counts, so strided tile rows all fall into the
- * same few L1 sets and evict each other within one micro-kernel pass. */
+/* KV tiles the fused task works on per pass over the query tiles: each Q, dO and dQ tile
+ * copy then serves this many KV tiles, while K, dK, dV of the range (3 x 128 KiB at
+ * d = 128) stay in L2. */
+#define BWD_KV_TILES(d) ((d) <= 128 ? 8 : 4)
+
+/* One KV head: dK, dV of all its KV tiles and dQ of its query heads. KV tiles are taken in
+ * ascending ranges, and within a range the query heads and Q tiles ascend, so every output
+ * element gets its tile products in the split path's order. Tiles are worked on as
+ * contiguous copies: the row strides of the [s, heads, d] arrays are multiples of 4 KiB
+ * at common head counts, so strided tile rows fall into the same few L1 sets. */
 static void bwd_fused_task(void *ctx, int kvh, int worker)
 {
     const call *c = ctx;
     const lc_attn_desc *a = c->a;
-    int hq = a->hq, hkv = a->hkv, d = c->d;
+    int hq = a->hq, hkv = a->hkv, d = c->d, nkc = BWD_KV_TILES(d);
     float *S = c->scratch + (size_t)worker * c->scratch_floats;
     float *dP = S + BQ * BK, *rowv = dP + BQ * BK;
-    float *Kc = rowv + 2 * BQ, *dKc = Kc + (size_t)BK * d, *dVc = dKc + (size_t)BK * d;
-    float *Qc = dVc + (size_t)BK * d, *dOc = Qc + (size_t)BQ * d, *dQc = dOc + (size_t)BQ * d;
+    float *Qc = rowv + 2 * BQ, *dOc = Qc + (size_t)BQ * d, *dQc = dOc + (size_t)BQ * d;
+    float *Kc = dQc + (size_t)BQ * d, *dKc = Kc + (size_t)nkc * BK * d;
+    float *dVc = dKc + (size_t)nkc * BK * d;
     size_t ldq = (size_t)hq * d, ldkv = (size_t)hkv * d;
     int f32dot = c->ktb == NULL;
-    for (int kt = 0; kt < c->nkt; kt++) {
-        int k0 = kt * BK, nk = a->sk - k0 < BK ? a->sk - k0 : BK;
-        size_t kr = (size_t)k0 * ldkv + (size_t)kvh * d;
-        int loaded = 0;
+    for (int kc0 = 0; kc0 < c->nkt; kc0 += nkc) {
+        int kc1 = kc0 + nkc < c->nkt ? kc0 + nkc : c->nkt;
+        int r0 = kc0 * BK, nr = (kc1 * BK < a->sk ? kc1 * BK : a->sk) - r0;
+        size_t kr = (size_t)r0 * ldkv + (size_t)kvh * d;
+        rows_in(Kc, c->kf + kr, ldkv, nr, d);
+        rows_in(dKc, c->dk + kr, ldkv, nr, d);
+        rows_in(dVc, c->dv + kr, ldkv, nr, d);
         for (int h = kvh * c->g; h < (kvh + 1) * c->g; h++)
             for (int qt = 0; qt < c->nqt; qt++) {
-                lc_block_class cls = lc_attn_classify_sum(&a->mask, &c->qs[qt], &c->ks[kt]);
-                if (cls == LC_BLOCK_SKIP)
-                    continue;
-                if (!loaded) {
-                    rows_in(Kc, c->kf + kr, ldkv, nk, d);
-                    rows_in(dKc, c->dk + kr, ldkv, nk, d);
-                    rows_in(dVc, c->dv + kr, ldkv, nk, d);
-                    loaded = 1;
-                }
-                int q0 = qt * BQ, nq = a->sq - q0 < BQ ? a->sq - q0 : BQ;
+                int q0 = qt * BQ, nq = a->sq - q0 < BQ ? a->sq - q0 : BQ, copied = 0;
                 size_t qr = (size_t)q0 * ldq + (size_t)h * d;
-                rows_in(dOc, c->dof + qr, ldq, nq, d);
-                rows_in(Qc, c->qf + qr, ldq, nq, d);
-                rows_in(dQc, c->dq + qr, ldq, nq, d);
-                bwd_tile(c, cls, h, qt, kt, f32dot ? Qc : NULL, f32dot ? dOc : NULL, d, S,
-                         dP, rowv);
-                c->ops->gemm(nk, d, nq, S, 1, BK, dOc, d, dVc, d, 1);
-                c->ops->gemm(nk, d, nq, dP, 1, BK, Qc, d, dKc, d, 1);
-                c->ops->gemm(nq, d, nk, dP, BK, 1, Kc, d, dQc, d, 1);
-                rows_out(c->dq + qr, ldq, dQc, nq, d);
+                for (int kt = kc0; kt < kc1; kt++) {
+                    lc_block_class cls =
+                        lc_attn_classify_sum(&a->mask, &c->qs[qt], &c->ks[kt]);
+                    if (cls == LC_BLOCK_SKIP)
+                        continue;
+                    if (!copied) {
+                        rows_in(dOc, c->dof + qr, ldq, nq, d);
+                        rows_in(Qc, c->qf + qr, ldq, nq, d);
+                        rows_in(dQc, c->dq + qr, ldq, nq, d);
+                        copied = 1;
+                    }
+                    int nk = a->sk - kt * BK < BK ? a->sk - kt * BK : BK;
+                    size_t ko = (size_t)(kt - kc0) * BK * d;
+                    bwd_tile(c, cls, h, qt, kt, f32dot ? Qc : NULL, f32dot ? dOc : NULL, d,
+                             S, dP, rowv);
+                    c->ops->gemm(nk, d, nq, S, 1, BK, dOc, d, dVc + ko, d, 1);
+                    c->ops->gemm(nk, d, nq, dP, 1, BK, Qc, d, dKc + ko, d, 1);
+                    c->ops->gemm(nq, d, nk, dP, BK, 1, Kc + ko, d, dQc, d, 1);
+                }
+                if (copied)
+                    rows_out(c->dq + qr, ldq, dQc, nq, d);
             }
-        if (loaded) {
-            rows_out(c->dk + kr, ldkv, dKc, nk, d);
-            rows_out(c->dv + kr, ldkv, dVc, nk, d);
-        }
+        rows_out(c->dk + kr, ldkv, dKc, nr, d);
+        rows_out(c->dv + kr, ldkv, dVc, nr, d);
     }
 }
 
@@ -492,8 +502,10 @@ int lc_attn_bwd_block(const lc_attn_desc *a, const void *q, const void *k, const
         c.dob = dout;
     }
     int fused = use_fused(a->hkv, nth);
-    /* S, dP, row values; the fused path adds contiguous K, dK, dV, Q, dO, dQ tiles. */
-    c.scratch_floats = 2 * (size_t)BQ * BK + 2 * BQ + (fused ? 3 * (size_t)(BK + BQ) * a->d : 0);
+    /* S, dP, row values; the fused path adds contiguous Q, dO, dQ tiles and K, dK, dV of a
+     * KV tile range. */
+    c.scratch_floats = 2 * (size_t)BQ * BK + 2 * BQ +
+                       (fused ? 3 * ((size_t)BQ + (size_t)BWD_KV_TILES(a->d) * BK) * a->d : 0);
     c.scratch = xalloc(c.scratch_floats * sizeof(float) * (size_t)nth);
     if (!c.qf || !c.kf || !c.dof || !c.scratch) {
         rc = lc_attn_fail("out of memory in lc_attn_bwd_block");
