@@ -59,15 +59,21 @@ static long futex_wait(_Atomic uint32_t *addr, uint32_t val, double seconds)
 int lc__wait(lc_world *w, lc_pred_fn pred, void *ctx, const char *op, lc_describe_fn describe)
 {
     if (pred(ctx)) return LC_OK;
-    /* Spin for a bounded time (not count: the cost of one check varies with the predicate). */
+    /* Spin for a bounded time (not count: the cost of one check varies with the predicate).
+     * The first 2 us are a pure spin, the rest yields between checks: when the peer we wait
+     * for shares our core (other load on the machine), a pure spin would hold it off for the
+     * whole spin time, while sched_yield returns at once when nobody else wants the core. */
     if (w->spin_iters > 0) {
-        double until = lc__now() + 1e-6 * (double)w->spin_iters;
+        double t0 = lc__now(), pure = t0 + 2e-6; /* pure spin: the hand-off latency on idle cores */
+        double until = t0 + 1e-6 * (double)w->spin_iters;
         for (long i = 1;; i++) {
             cpu_relax();
             if (pred(ctx)) return LC_OK;
-            if ((i & 255) == 0) {
+            if ((i & 63) == 0) {
                 if (lc__aborted(w)) return lc__abort_error(w, op);
-                if (lc__now() > until) break;
+                double now = lc__now();
+                if (now > until) break;
+                if (now > pure) sched_yield();
             }
         }
     }
