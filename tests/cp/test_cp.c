@@ -292,6 +292,15 @@ static int run_case(const tcase *c, uint64_t seed)
         free_prob(&p);
         return -1;
     }
+    for (int pe = 0; pe < g_P; pe++) /* the layout maps both ways */
+        for (int i = 0; i < lc_cp_padded_rows(cp); i++) {
+            int32_t g = lc_cp_global_pos(cp, pe, i);
+            int back_pe = -1;
+            if ((g >= 0) != (i < lc_cp_local_rows(cp, pe)))
+                FAIL("PE %d row %d: padding is not exactly the rows past lc_cp_local_rows", pe, i);
+            if (g >= 0 && (lc_cp_local_index(cp, g, &back_pe) != i || back_pe != pe))
+                FAIL("token %d: lc_cp_local_index does not invert lc_cp_global_pos", g);
+        }
     local l, first;
     make_local(&l, cp, &p);
     make_local(&first, cp, &p);
