@@ -51,6 +51,27 @@ static const float *as_f32(const void *x, lc_dtype dt, size_t n, float **owned)
     return f;
 }
 
+/* [s, heads, d] (qkv dtype) -> fp32 [heads, s, d]. The P.V matmul then streams V rows
+ * contiguously: in the caller's layout consecutive rows are heads*d*4 bytes apart, a
+ * multiple of 4 KiB at common head counts, so a tile's rows collide in a few L1 sets. */
+static float *head_major(const void *x, lc_dtype dt, int s, int heads, int d)
+{
+    float *f = xalloc((size_t)s * heads * d * sizeof(float));
+    if (!f)
+        return NULL;
+    size_t ld = (size_t)heads * d;
+    for (int h = 0; h < heads; h++)
+        for (int r = 0; r < s; r++) {
+            float *dst = f + ((size_t)h * s + r) * d;
+            if (dt == LC_DT_F32)
+                memcpy(dst, (const float *)x + r * ld + (size_t)h * d, (size_t)d * 4);
+            else
+                for (int p = 0; p < d; p++)
+                    dst[p] = lc_bf16_to_f32(((const lc_bf16 *)x)[r * ld + (size_t)h * d + p]);
+        }
+    return f;
+}
+
 /* Shared read-only state of one call. */
 typedef struct {
     const lc_attn_desc *a;
@@ -60,6 +81,7 @@ typedef struct {
     const float *qf, *kf, *vf, *dof;
     const lc_bf16 *qb, *dob; /* bf16 inputs when the bf16 dot product is used */
     const float *kt, *vt;          /* packed transposed tiles [hkv][nkt][d][BK] fp32 */
+    const float *vh;               /* forward: V as [hkv][sk][d] fp32 */
     const lc_bf16 *ktb, *vtb;      /* or [hkv][nkt][d/2][BK][2] bf16 pairs */
     lc_tile_sum *qs, *ks;
     float *scratch;
@@ -184,19 +206,27 @@ static void fwd_task(void *ctx, int t, int worker)
         mrow[i] = -INFINITY;
         lrow[i] = 0.0f;
     }
-    size_t ldkv = (size_t)a->hkv * d;
+    /* The fp32 Q tile is read once per KV tile by the score matmul; a contiguous copy
+     * keeps its rows from colliding in L1 (see head_major). */
+    float *Qc = lrow + BQ;
+    size_t ldq = (size_t)hq * d;
+    if (c->qf)
+        for (int i = 0; i < nq; i++)
+            memcpy(Qc + (size_t)i * d, c->qf + (size_t)(q0 + i) * ldq + (size_t)h * d,
+                   (size_t)d * sizeof(float));
     for (int kt = 0; kt < c->nkt; kt++) {
         lc_block_class cls = lc_attn_classify_sum(&a->mask, &c->qs[qt], &c->ks[kt]);
         if (cls == LC_BLOCK_SKIP)
             continue;
         int k0 = kt * BK, nk = a->sk - k0 < BK ? a->sk - k0 : BK;
         size_t off = tile_off(c, kvh, kt);
-        scores(c, h, q0, nq, c->kt ? c->kt + off : NULL, c->ktb ? c->ktb + off : NULL, c->qf,
-               c->qb, S);
+        if (c->ktb)
+            scores(c, h, q0, nq, NULL, c->ktb + off, NULL, c->qb, S);
+        else
+            c->ops->gemm(nq, BK, d, Qc, d, 1, c->kt + off, BK, S, BK, 0);
         mask_tile(c, cls, q0, nq, k0, nk, S);
         c->ops->softmax_fwd(nq, S, c->c, mrow, lrow, O, d, d);
-        c->ops->gemm(nq, d, nk, S, BK, 1, c->vf + (size_t)k0 * ldkv + (size_t)kvh * d, ldkv, O,
-                     d, 1);
+        c->ops->gemm(nq, d, nk, S, BK, 1, c->vh + ((size_t)kvh * a->sk + k0) * d, d, O, d, 1);
     }
     for (int i = 0; i < nq; i++) {
         if (!(lrow[i] > 0.0f))
@@ -274,8 +304,7 @@ int lc_attn_fwd_block(const lc_attn_desc *a, const void *q, const void *k, const
         return LC_ERR_ARG;
     }
     int rc = 0, nth = threads_of(a);
-    size_t nkv = (size_t)a->sk * a->hkv * a->d;
-    float *qown = NULL, *vown = NULL;
+    float *qown = NULL, *vh = NULL;
     void *ktp = NULL;
     int bdot = a->qkv_dtype == LC_DT_BF16 && c.ops->qk_bf16;
     c.o = o;
@@ -284,10 +313,10 @@ int lc_attn_fwd_block(const lc_attn_desc *a, const void *q, const void *k, const
         c.qb = q;
     else
         c.qf = as_f32(q, a->qkv_dtype, (size_t)a->sq * a->hq * a->d, &qown);
-    c.vf = as_f32(v, a->qkv_dtype, nkv, &vown);
-    c.scratch_floats = (size_t)BQ * BK + (size_t)BQ * a->d + 2 * BQ;
+    c.vh = vh = head_major(v, a->qkv_dtype, a->sk, a->hkv, a->d);
+    c.scratch_floats = (size_t)BQ * BK + 2 * (size_t)BQ * a->d + 2 * BQ;
     c.scratch = xalloc(c.scratch_floats * sizeof(float) * (size_t)nth);
-    if ((!bdot && !c.qf) || !c.vf || !c.scratch) {
+    if ((!bdot && !c.qf) || !c.vh || !c.scratch) {
         rc = lc_attn_fail("out of memory in lc_attn_fwd_block");
         goto done;
     }
@@ -301,7 +330,7 @@ int lc_attn_fwd_block(const lc_attn_desc *a, const void *q, const void *k, const
 done:
     free(ktp);
     free(qown);
-    free(vown);
+    free(vh);
     free(c.scratch);
     free(c.qs);
     return rc;
