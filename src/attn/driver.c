@@ -78,7 +78,7 @@ typedef struct {
     const lc_attn_ops *ops;
     int nqt, nkt, g, d;
     float c, scale; /* c = scale * log2(e) */
-    const float *qf, *kf, *vf, *dof;
+    const float *qf, *kf, *dof;
     const lc_bf16 *qb, *dob; /* bf16 inputs when the bf16 dot product is used */
     const float *kt, *vt;          /* packed transposed tiles [hkv][nkt][d][BK] fp32 */
     const float *vh;               /* forward: V as [hkv][sk][d] fp32 */
