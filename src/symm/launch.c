@@ -2,6 +2,7 @@
  * any early death into a world abort naming the PE, so that no survivor waits forever. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,27 @@ static int exit_code(int status)
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     return 1;
+}
+
+/* PE i gets the i-th CPU of the launcher's allowed set when there are enough (like
+ * mpirun --bind-to core). Without it the scheduler may start both PEs of a ring on one core,
+ * where each hand-off waits for a time slice. LONGCTX_BIND=none turns it off. */
+static void bind_to_core(int pe, int n)
+{
+    const char *b = getenv("LONGCTX_BIND");
+    if (b && !strcmp(b, "none")) return;
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < n) return;
+    for (int cpu = 0, k = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed)) continue;
+        if (k++ == pe) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            sched_setaffinity(0, sizeof one, &one);
+            return;
+        }
+    }
 }
 
 int lc_launch(const lc_launch_opts *opts, char *const argv[])
@@ -105,6 +127,7 @@ int lc_launch(const lc_launch_opts *opts, char *const argv[])
             signal(SIGINT, SIG_DFL);
             signal(SIGTERM, SIG_DFL);
             signal(SIGHUP, SIG_DFL);
+            bind_to_core(i, n);
             snprintf(pebuf, sizeof pebuf, "%d", i);
             setenv("LONGCTX_PE", pebuf, 1);
             setenv("LONGCTX_NPES", nbuf, 1);
