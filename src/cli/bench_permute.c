@@ -227,29 +227,10 @@ int lc_cmd_bench_permute(int argc, char **argv)
     for (int i = 0; i < o.bytes.n; i++)
         if ((size_t)o.bytes.v[i] > maxb) maxb = (size_t)o.bytes.v[i];
     /* Re-run this binary as the PEs, one launch per PE count. */
-    char self[4096];
-    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (len <= 0) {
-        fprintf(stderr, "longctx bench permute: cannot find my own executable\n");
-        return 1;
-    }
-    self[len] = 0;
     int rc = 0;
     for (int pi = 0; pi < o.pes.n && !rc; pi++) {
-        char *args[64];
-        int k = 0;
-        args[k++] = self;
-        args[k++] = "bench";
-        args[k++] = "permute";
-        args[k++] = "--worker";
-        for (int i = 1; i < argc && k < 60; i++)
-            if (strcmp(argv[i], "--pes")) args[k++] = argv[i];
-            else i++;
-        args[k] = NULL;
         if (!o.json) printf("== ring permute, shm backend, P = %lld ==\n", o.pes.v[pi]);
-        fflush(stdout);
-        lc_launch_opts lo = {(int)o.pes.v[pi], maxb + (64u << 20), 0};
-        rc = lc_launch(&lo, args);
+        rc = lc_bench_launch_workers("permute", argc, argv, (int)o.pes.v[pi], maxb + (64u << 20));
     }
-    return rc < 0 ? 1 : rc;
+    return rc;
 }

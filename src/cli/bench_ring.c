@@ -244,13 +244,6 @@ int lc_cmd_bench_ring(int argc, char **argv)
     int is_worker;
     if (parse(argc, argv, &o, &is_worker)) return 2;
     if (is_worker) return worker(&o);
-    char self[4096];
-    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (len <= 0) {
-        fprintf(stderr, "longctx bench ring: cannot find my own executable\n");
-        return 1;
-    }
-    self[len] = 0;
     long long smax = 0, hmax = 0, dmax = 0;
     for (int i = 0; i < o.s.n; i++) smax = o.s.v[i] > smax ? o.s.v[i] : smax;
     for (int i = 0; i < o.hkv.n; i++) hmax = o.hkv.v[i] > hmax ? o.hkv.v[i] : hmax;
@@ -261,23 +254,11 @@ int lc_cmd_bench_ring(int argc, char **argv)
         /* Three KV slots and the dK/dV accumulator (fp32), plus slack for the runtime. */
         size_t heap = (size_t)(3 * (2 * rows * hmax * dmax * 4 + 8 * rows + 256) + 2 * rows * hmax * dmax * 4) +
                       (64u << 20);
-        char *args[64];
-        int k = 0;
-        args[k++] = self;
-        args[k++] = "bench";
-        args[k++] = "ring";
-        args[k++] = "--worker";
-        for (int i = 1; i < argc && k < 60; i++)
-            if (strcmp(argv[i], "--pes")) args[k++] = argv[i];
-            else i++;
-        args[k] = NULL;
         if (!o.json)
             printf("== bench ring, shm backend, P = %lld, hq %lld hkv %lld d %lld, fp32, load %.2f ==\n", P,
                    o.hq.v[0], o.hkv.v[0], o.d.v[0], load1());
-        fflush(stdout);
-        lc_launch_opts lo = {(int)P, heap, 0};
-        rc = lc_launch(&lo, args);
+        rc = lc_bench_launch_workers("ring", argc, argv, (int)P, heap);
     }
     if (!o.json) printf("load average at the end: %.2f\n", load1());
-    return rc < 0 ? 1 : rc;
+    return rc;
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "longctx/symm.h"
 
@@ -121,4 +122,31 @@ const char *lc_fmt_bytes(double b, char *buf, size_t len)
     }
     snprintf(buf, len, i ? "%.4g %s" : "%.0f %s", b, u[i]);
     return buf;
+}
+
+int lc_bench_launch_workers(const char *bench, int argc, char **argv, int pes, size_t heap_bytes)
+{
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        fprintf(stderr, "longctx bench %s: cannot find my own executable\n", bench);
+        return 1;
+    }
+    self[len] = 0;
+    char **args = calloc((size_t)argc + 5, sizeof *args);
+    if (!args) return 1;
+    int k = 0;
+    args[k++] = self;
+    args[k++] = "bench";
+    args[k++] = (char *)bench;
+    args[k++] = "--worker";
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--pes")) args[k++] = argv[i];
+        else i++; /* each worker world is one PE count */
+    args[k] = NULL;
+    fflush(stdout);
+    lc_launch_opts lo = {pes, heap_bytes, 0};
+    int rc = lc_launch(&lo, args);
+    free(args);
+    return rc < 0 ? 1 : rc;
 }

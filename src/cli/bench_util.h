@@ -16,5 +16,8 @@ double lc_median(double *v, int n); /* sorts v */
 double lc_wall(void);
 double lc_cpu_time(void); /* this thread's CPU time */
 const char *lc_fmt_bytes(double b, char *buf, size_t len);
+/* Re-runs this binary as `longctx bench <bench> --worker <argv minus --pes P>` on pes PEs
+ * with a heap of heap_bytes each; returns the launcher's status (1 when it cannot start). */
+int lc_bench_launch_workers(const char *bench, int argc, char **argv, int pes, size_t heap_bytes);
 
 #endif
