@@ -94,9 +94,8 @@ struct lc_team {
 struct lc_world {
     int me, n;
     double timeout_s;
-    long spin_iters; /* microseconds a wait spins before it sleeps */
+    long spin_us; /* microseconds a wait spins before it sleeps */
     const lc_backend *be;
-    int fd;
     uint8_t *map;
     size_t map_bytes;
     lc_shm_header *hdr;

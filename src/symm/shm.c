@@ -133,7 +133,6 @@ int lc__shm_attach(lc_world *w, size_t heap_req)
         return lc__err(w, LC_ERR_SYS, "mapping %zu bytes: %s", total, strerror(errno));
     }
     close(fd); /* the mapping keeps the memory alive */
-    w->fd = -1;
     w->map_bytes = total;
     w->hdr = (lc_shm_header *)w->map;
     w->ctrl0 = w->map + w->hdr->ctrl_off;

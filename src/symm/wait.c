@@ -63,9 +63,9 @@ int lc__wait(lc_world *w, lc_pred_fn pred, void *ctx, const char *op, lc_describ
      * The first 2 us are a pure spin, the rest yields between checks: when the peer we wait
      * for shares our core (other load on the machine), a pure spin would hold it off for the
      * whole spin time, while sched_yield returns at once when nobody else wants the core. */
-    if (w->spin_iters > 0) {
+    if (w->spin_us > 0) {
         double t0 = lc__now(), pure = t0 + 2e-6; /* pure spin: the hand-off latency on idle cores */
-        double until = t0 + 1e-6 * (double)w->spin_iters;
+        double until = t0 + 1e-6 * (double)w->spin_us;
         for (long i = 1;; i++) {
             cpu_relax();
             if (pred(ctx)) return LC_OK;

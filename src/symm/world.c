@@ -33,7 +33,6 @@ int lc_world_init(const lc_world_opts *opts, lc_world **out)
     *out = NULL;
     lc_world *w = calloc(1, sizeof *w);
     if (!w) return LC_ERR_SYS;
-    w->fd = -1;
     w->me = -1;
     w->debug = getenv("LONGCTX_DEBUG") && strcmp(getenv("LONGCTX_DEBUG"), "0");
     w->timeout_s = o.timeout_s > 0 ? o.timeout_s : lc__env_double("LONGCTX_TIMEOUT", 120.0);
@@ -58,9 +57,9 @@ int lc_world_init(const lc_world_opts *opts, lc_world **out)
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     /* Spinning only pays when every PE has a core; oversubscribed PEs must yield fast. */
-    w->spin_iters = (long)w->n <= ncpu ? 200 : 0; /* microseconds of spinning */
+    w->spin_us = (long)w->n <= ncpu ? 200 : 0; /* microseconds of spinning */
     const char *sp = getenv("LONGCTX_SPIN_US");
-    if (sp && *sp) w->spin_iters = atol(sp);
+    if (sp && *sp) w->spin_us = atol(sp);
     if ((rc = lc__heap_init(w)) != LC_OK || (rc = lc__team_world_create(w)) != LC_OK ||
         (rc = lc__barrier(w->world_team, "lc_world_init")) != LC_OK) {
         fail_init(w);
