@@ -13,18 +13,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/rng.h"
 #include "longctx/attn.h"
 
 static uint64_t g_rng;
 static int g_fail, g_checks, g_quick;
 
-static uint64_t rnd(void)
-{
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rnd(void) { return lc_test_rng(&g_rng); }
 static double urand(void) { return (double)(rnd() >> 11) * (1.0 / 9007199254740992.0); }
 static int irand(int n) { return (int)(rnd() % (uint64_t)n); }
 

@@ -3,7 +3,7 @@
 # ThreadSanitizer is ~10x slower, so it always runs a 1/8 sample.
 add_executable(test_attn ${CMAKE_CURRENT_LIST_DIR}/test_attn.c)
 target_link_libraries(test_attn PRIVATE longctx_lib)
-target_include_directories(test_attn PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src)
+target_include_directories(test_attn PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/tests ${CMAKE_SOURCE_DIR}/src)
 set(_attn_env "")
 if(LONGCTX_TSAN)
   set(_attn_env "LONGCTX_TEST_QUICK=8")

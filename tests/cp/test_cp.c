@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/rng.h"
 #include "longctx/cp.h"
 
 static uint64_t g_rng, g_seed;
@@ -28,13 +29,7 @@ static lc_world *g_w;
 static lc_team *g_t;
 static int g_me, g_P;
 
-static uint64_t rnd(void)
-{
-    uint64_t z = (g_rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rnd(void) { return lc_test_rng(&g_rng); }
 static double urand(void) { return (double)(rnd() >> 11) * (1.0 / 9007199254740992.0); }
 
 #define FAIL(...)                                                                          \

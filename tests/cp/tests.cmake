@@ -1,7 +1,7 @@
 # Context-parallel attention tests (label cp). Multi-PE tests run under the launcher.
 add_executable(test_cp ${CMAKE_CURRENT_LIST_DIR}/test_cp.c)
 target_link_libraries(test_cp PRIVATE longctx_lib)
-target_include_directories(test_cp PRIVATE ${CMAKE_SOURCE_DIR}/include)
+target_include_directories(test_cp PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/tests)
 
 function(lc_cp_test name pes)
   add_test(NAME ${name} COMMAND $<TARGET_FILE:longctx> launch -n ${pes} -- $<TARGET_FILE:test_cp> ${ARGN})

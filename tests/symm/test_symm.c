@@ -13,16 +13,16 @@
 
 int lc_test_pe = -1;
 #define LC_TEST_MAXPES 64
-static unsigned long long g_seed;
+static uint64_t g_seed;
 
-static void fill(void *buf, size_t n, unsigned long long seed)
+static void fill(void *buf, size_t n, uint64_t seed)
 {
-    unsigned long long s = seed;
+    uint64_t s = seed;
     uint8_t *b = buf;
     for (size_t i = 0; i < n; i++) b[i] = (uint8_t)(lc_test_rng(&s) >> 24);
 }
 
-static unsigned long long seed_of(int pe, int k) { return g_seed * 1000003ULL + (unsigned)pe * 7919ULL + (unsigned)k; }
+static uint64_t seed_of(int pe, int k) { return g_seed * 1000003ULL + (unsigned)pe * 7919ULL + (unsigned)k; }
 
 /* Sizes that catch edge cases: empty, one byte, odd, unaligned ends, bigger than a FIFO slot
  * (128 KiB) and bigger than the whole two-sided FIFO (1 MiB). */
@@ -245,7 +245,7 @@ static void test_permute(lc_world *w, lc_team *t)
     CHECK_OK(w, lc_symm_free(w, dst));
 }
 
-static double frand(unsigned long long *s) { return (double)(lc_test_rng(s) >> 11) / 9007199254740992.0 - 0.5; }
+static double frand(uint64_t *s) { return (double)(lc_test_rng(s) >> 11) / 9007199254740992.0 - 0.5; }
 
 static void test_coll(lc_world *w, lc_team *t)
 {
@@ -258,7 +258,7 @@ static void test_coll(lc_world *w, lc_team *t)
         double *xd = malloc(sizeof(double) * (c + 1)), *yd = malloc(sizeof(double) * (c + 1));
         double *ref = calloc(c + 1, sizeof(double)), *refmax = malloc(sizeof(double) * (c + 1));
         for (int p = 0; p < n; p++) {
-            unsigned long long s = seed_of(p, ci);
+            uint64_t s = seed_of(p, ci);
             for (size_t i = 0; i < c; i++) {
                 double v = frand(&s);
                 float f = (float)v;
@@ -338,7 +338,7 @@ static void test_coll(lc_world *w, lc_team *t)
     float *src = malloc(sizeof(float) * cpp * (size_t)n), *dst = malloc(sizeof(float) * cpp);
     double *ref = calloc(cpp, sizeof(double));
     for (int p = 0; p < n; p++) {
-        unsigned long long s = seed_of(p, 500);
+        uint64_t s = seed_of(p, 500);
         for (size_t i = 0; i < cpp * (size_t)n; i++) {
             float v = (float)frand(&s);
             if (p == me) src[i] = v;
@@ -462,13 +462,13 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *s = getenv("LONGCTX_SEED");
-    g_seed = s ? strtoull(s, NULL, 10) : (unsigned long long)time(NULL);
+    g_seed = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL);
     lc_world *w;
     if (lc_world_init(NULL, &w)) return 1;
     lc_test_pe = lc_my_pe(w);
     /* everyone must use PE 0's seed so that they can regenerate each other's data */
     CHECK_OK(w, lc_broadcast(lc_team_world(w), &g_seed, &g_seed, sizeof g_seed, 0));
-    if (lc_my_pe(w) == 0) printf("test_symm %s: %d PEs, seed %llu (LONGCTX_SEED)\n", argv[1], lc_n_pes(w), g_seed);
+    if (lc_my_pe(w) == 0) printf("test_symm %s: %d PEs, seed %llu (LONGCTX_SEED)\n", argv[1], lc_n_pes(w), (unsigned long long)g_seed);
     if (!strcmp(argv[1], "rma")) test_rma(w);
     else if (!strcmp(argv[1], "heap")) test_heap(w);
     else if (!strcmp(argv[1], "permute")) test_permute(w, lc_team_world(w));
