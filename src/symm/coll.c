@@ -70,6 +70,12 @@ static int check(lc_team *t, const char *op, const void *dst, const void *src, s
     return LC_OK;
 }
 
+/* Only the root writes, so nothing in the data path tells it that the receivers have read
+ * an area: without back-pressure it would overwrite chunk i with chunk i + 2 while a slow
+ * receiver still copies chunk i out. Each receiver therefore acks an area to the root once it
+ * has copied it out (only for areas the root will use again), and the root waits for all
+ * n - 1 acks of chunk i - 2 before it writes chunk i. Acks sent and awaited are the same
+ * set, so the root's running expectation stays exact across broadcasts. */
 int lc_broadcast(lc_team *t, void *dst, const void *src, size_t bytes, int root)
 {
     int rc = check(t, "lc_broadcast", dst, t && t->me == root ? src : dst, bytes);
@@ -77,26 +83,35 @@ int lc_broadcast(lc_team *t, void *dst, const void *src, size_t bytes, int root)
     if (root < 0 || root >= t->size)
         return lc__err(t->w, LC_ERR_ARG, "lc_broadcast: root %d not in team of %d", root, t->size);
     if ((rc = lc__barrier(t, "lc_broadcast"))) return rc;
-    size_t chunk = slot_bytes(t) * (size_t)t->size; /* only the root writes: use the whole area */
+    lc_world *w = t->w;
+    int n = t->size;
+    size_t chunk = slot_bytes(t) * (size_t)n; /* only the root writes: use the whole area */
     chunk &= ~(size_t)(LC_CACHELINE - 1);
-    size_t i = 0;
-    for (size_t off = 0; off < bytes || (off == 0 && i == 0); off += chunk, i++) {
-        size_t b = bytes - off < chunk ? bytes - off : chunk;
+    size_t nchunks = bytes ? (bytes + chunk - 1) / chunk : 1;
+    for (size_t i = 0; i < nchunks; i++) {
+        size_t off = i * chunk, b = bytes - off < chunk ? bytes - off : chunk;
         int area = (int)(i & 1);
         if (t->me == root) {
-            for (int r = 0; r < t->size; r++) {
-                if (r == root) continue;
+            if (i >= 2) {
+                t->bc_ack_expect += (uint64_t)(n - 1);
+                rc = lc__wait_sig(w, &lc__sync(t, t->me)->bc_ack.v, w->me, LC_CMP_GE, t->bc_ack_expect,
+                                  "lc_broadcast", "receivers done with a landing area (root)", NULL);
+                if (rc) return rc;
+            }
+            for (int k = 1; k < n; k++) {
+                int r = (root + k) % n;
                 /* root's data goes at the start of the area: slot index 0 */
-                if (b) memcpy(lc__scratch(t->w, lc__team_pe(t, r)) + (size_t)area * AREA_BYTES,
+                if (b) memcpy(lc__scratch(w, lc__team_pe(t, r)) + (size_t)area * AREA_BYTES,
                               (const uint8_t *)src + off, b);
-                t->w->be->signal(t->w, area_counter(t, r, area), 1, LC_SIGNAL_ADD, lc__team_pe(t, r));
+                w->be->signal(w, area_counter(t, r, area), 1, LC_SIGNAL_ADD, lc__team_pe(t, r));
             }
             if (dst != src && b) memmove((uint8_t *)dst + off, (const uint8_t *)src + off, b);
         } else {
             if ((rc = await(t, area, 1, "lc_broadcast"))) return rc;
-            if (b) memcpy((uint8_t *)dst + off, lc__scratch(t->w, t->w->me) + (size_t)area * AREA_BYTES, b);
+            if (b) memcpy((uint8_t *)dst + off, lc__scratch(w, w->me) + (size_t)area * AREA_BYTES, b);
+            if (i + 2 < nchunks)
+                w->be->signal(w, &lc__sync(t, root)->bc_ack.v, 1, LC_SIGNAL_ADD, lc__team_pe(t, root));
         }
-        if (bytes == 0) break;
     }
     return LC_OK;
 }

@@ -1,4 +1,5 @@
-/* Runtime tests, run under `longctx launch -n P`: test_symm rma|permute|coll|teams|stress|heap.
+/* Runtime tests, run under `longctx launch -n P`:
+ * test_symm rma|permute|coll|collbig|teams|stress|heap.
  * Every PE regenerates every other PE's data from a seed, so each PE checks against a serial
  * reference without extra communication. */
 #include <math.h>
@@ -15,11 +16,17 @@ int lc_test_pe = -1;
 #define LC_TEST_MAXPES 64
 static uint64_t g_seed;
 
+/* Eight bytes per generator call: the large collective cases regenerate hundreds of MiB. */
 static void fill(void *buf, size_t n, uint64_t seed)
 {
     uint64_t s = seed;
     uint8_t *b = buf;
-    for (size_t i = 0; i < n; i++) b[i] = (uint8_t)(lc_test_rng(&s) >> 24);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v = lc_test_rng(&s);
+        memcpy(b + i, &v, 8);
+    }
+    for (uint64_t v = lc_test_rng(&s); i < n; i++, v >>= 8) b[i] = (uint8_t)v;
 }
 
 static uint64_t seed_of(int pe, int k) { return g_seed * 1000003ULL + (unsigned)pe * 7919ULL + (unsigned)k; }
@@ -247,110 +254,214 @@ static void test_permute(lc_world *w, lc_team *t)
 
 static double frand(uint64_t *s) { return (double)(lc_test_rng(s) >> 11) / 9007199254740992.0 - 0.5; }
 
-static void test_coll(lc_world *w, lc_team *t)
+/* One check per collective and size; k keeps the data of different calls apart. */
+static void check_allreduce(lc_world *w, lc_team *t, size_t c, int k)
 {
     int me = lc_team_my_pe(t), n = lc_team_n_pes(t);
-    const size_t counts[] = {0, 1, 7, 1000, 3 * 1024 * 1024 + 3}; /* last: many scratch rounds */
-    CHECK_OK(w, lc_barrier(t));
-    for (int ci = 0; ci < 5; ci++) {
-        size_t c = counts[ci];
-        float *x = malloc(sizeof(float) * (c + 1)), *y = malloc(sizeof(float) * (c + 1));
-        double *xd = malloc(sizeof(double) * (c + 1)), *yd = malloc(sizeof(double) * (c + 1));
-        double *ref = calloc(c + 1, sizeof(double)), *refmax = malloc(sizeof(double) * (c + 1));
-        for (int p = 0; p < n; p++) {
-            uint64_t s = seed_of(p, ci);
-            for (size_t i = 0; i < c; i++) {
-                double v = frand(&s);
-                float f = (float)v;
-                if (p == me) {
-                    x[i] = f;
-                    xd[i] = v;
-                }
-                ref[i] += v;
-                refmax[i] = p == 0 || v > refmax[i] ? v : refmax[i];
-            }
-        }
-        y[c] = 42.0f;
-        CHECK_OK(w, lc_allreduce_sum_f32(t, y, x, c));
-        CHECK(y[c] == 42.0f, "allreduce overran");
-        double err = 0, nrm = 0;
-        for (size_t i = 0; i < c; i++) {
-            err += (y[i] - ref[i]) * (y[i] - ref[i]);
-            nrm += ref[i] * ref[i];
-        }
-        CHECK(err <= 1e-10 * nrm + 1e-30 && !isnan(err), "allreduce f32 rel err %g", sqrt(err / (nrm + 1e-300)));
-        /* Results must be bit-identical across members: gather a checksum. */
-        uint64_t h = 1469598103934665603ULL;
-        for (size_t i = 0; i < c; i++) {
-            uint32_t u;
-            memcpy(&u, &y[i], 4);
-            h = (h ^ u) * 1099511628211ULL;
-        }
-        uint64_t *hs = malloc(8 * (size_t)n);
-        CHECK_OK(w, lc_allgather(t, hs, &h, 8));
-        for (int p = 0; p < n; p++) CHECK(hs[p] == h, "allreduce result differs on rank %d", p);
-        free(hs);
-        CHECK_OK(w, lc_allreduce_sum_f64(t, yd, xd, c));
-        for (size_t i = 0; i < c; i++) CHECK(fabs(yd[i] - ref[i]) <= 1e-12, "allreduce f64 [%zu]", i);
-        memcpy(yd, xd, sizeof(double) * c); /* in place */
-        CHECK_OK(w, lc_allreduce_max_f64(t, yd, yd, c));
-        for (size_t i = 0; i < c; i++) CHECK(yd[i] == refmax[i], "allreduce max [%zu]", i);
-        free(x);
-        free(y);
-        free(xd);
-        free(yd);
-        free(ref);
-        free(refmax);
-    }
-    const size_t bsz[] = {0, 1, 13, 4096, 5 * 1048576 + 1};
-    for (int bi = 0; bi < 5; bi++) {
-        size_t b = bsz[bi];
-        uint8_t *src = malloc(b * (size_t)n + 1), *dst = malloc(b * (size_t)n + 1), *exp = malloc(b + 1);
-        /* all-gather */
-        fill(src, b, seed_of(me, 200 + bi));
-        dst[b * (size_t)n] = 0x5A;
-        CHECK_OK(w, lc_allgather(t, dst, src, b));
-        for (int p = 0; p < n; p++) {
-            fill(exp, b, seed_of(p, 200 + bi));
-            CHECK(!memcmp(dst + (size_t)p * b, exp, b), "allgather block %d of %zu bytes", p, b);
-        }
-        CHECK(dst[b * (size_t)n] == 0x5A, "allgather overran");
-        /* broadcast from every root */
-        for (int root = 0; root < n; root++) {
-            fill(src, b, seed_of(root, 300 + bi));
-            memset(dst, 0, b);
-            CHECK_OK(w, lc_broadcast(t, dst, src, b, root));
-            CHECK(!memcmp(dst, src, b), "broadcast from %d of %zu bytes", root, b);
-        }
-        /* all-to-all: block p of my src goes to p */
-        for (int p = 0; p < n; p++) fill(src + (size_t)p * b, b, seed_of(me * 64 + p, 400 + bi));
-        CHECK_OK(w, lc_alltoall(t, dst, src, b));
-        for (int p = 0; p < n; p++) {
-            fill(exp, b, seed_of(p * 64 + me, 400 + bi));
-            CHECK(!memcmp(dst + (size_t)p * b, exp, b), "alltoall block from %d of %zu bytes", p, b);
-        }
-        free(src);
-        free(dst);
-        free(exp);
-    }
-    /* reduce-scatter vs serial reference */
-    size_t cpp = 300001;
-    float *src = malloc(sizeof(float) * cpp * (size_t)n), *dst = malloc(sizeof(float) * cpp);
-    double *ref = calloc(cpp, sizeof(double));
+    float *x = malloc(sizeof(float) * (c + 1)), *y = malloc(sizeof(float) * (c + 1));
+    double *xd = malloc(sizeof(double) * (c + 1)), *yd = malloc(sizeof(double) * (c + 1));
+    double *ref = calloc(c + 1, sizeof(double)), *refmax = malloc(sizeof(double) * (c + 1));
+    CHECK(x && y && xd && yd && ref && refmax, "host memory for %zu elements", c);
     for (int p = 0; p < n; p++) {
-        uint64_t s = seed_of(p, 500);
+        uint64_t s = seed_of(p, k);
+        for (size_t i = 0; i < c; i++) {
+            double v = frand(&s);
+            if (p == me) {
+                x[i] = (float)v;
+                xd[i] = v;
+            }
+            ref[i] += v;
+            refmax[i] = p == 0 || v > refmax[i] ? v : refmax[i];
+        }
+    }
+    for (size_t i = 0; i < c; i++) y[i] = NAN; /* poisoned: a piece never written fails */
+    y[c] = 42.0f;
+    CHECK_OK(w, lc_allreduce_sum_f32(t, y, x, c));
+    CHECK(y[c] == 42.0f, "allreduce of %zu overran", c);
+    double err = 0, nrm = 0;
+    for (size_t i = 0; i < c; i++) {
+        err += (y[i] - ref[i]) * (y[i] - ref[i]);
+        nrm += ref[i] * ref[i];
+    }
+    CHECK(err <= 1e-10 * nrm + 1e-30 && !isnan(err), "allreduce f32 of %zu: rel err %g", c,
+          sqrt(err / (nrm + 1e-300)));
+    /* Results must be bit-identical across members: gather a checksum. */
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < c; i++) {
+        uint32_t u;
+        memcpy(&u, &y[i], 4);
+        h = (h ^ u) * 1099511628211ULL;
+    }
+    uint64_t *hs = malloc(8 * (size_t)n);
+    CHECK_OK(w, lc_allgather(t, hs, &h, 8));
+    for (int p = 0; p < n; p++) CHECK(hs[p] == h, "allreduce of %zu: result differs on rank %d", c, p);
+    free(hs);
+    for (size_t i = 0; i < c; i++) yd[i] = NAN;
+    yd[c] = 42.0;
+    CHECK_OK(w, lc_allreduce_sum_f64(t, yd, xd, c));
+    CHECK(yd[c] == 42.0, "allreduce f64 of %zu overran", c);
+    for (size_t i = 0; i < c; i++) CHECK(fabs(yd[i] - ref[i]) <= 1e-12, "allreduce f64 of %zu [%zu]", c, i);
+    memcpy(yd, xd, sizeof(double) * c); /* in place */
+    CHECK_OK(w, lc_allreduce_max_f64(t, yd, yd, c));
+    for (size_t i = 0; i < c; i++) CHECK(yd[i] == refmax[i], "allreduce max of %zu [%zu]", c, i);
+    free(x);
+    free(y);
+    free(xd);
+    free(yd);
+    free(ref);
+    free(refmax);
+}
+
+/* inplace: the root passes dst == src. */
+static void check_broadcast(lc_world *w, lc_team *t, size_t b, int root, int inplace, int k)
+{
+    int me = lc_team_my_pe(t);
+    uint8_t *src = malloc(b + 1), *dst = malloc(b + 1), *exp = malloc(b + 1);
+    CHECK(src && dst && exp, "host memory for %zu bytes", b);
+    fill(exp, b, seed_of(root, k));
+    memcpy(src, exp, b);
+    memset(dst, 0xEE, b + 1);
+    if (inplace && me == root) memcpy(dst, src, b);
+    CHECK_OK(w, lc_broadcast(t, dst, me == root && !inplace ? src : dst, b, root));
+    if (memcmp(dst, exp, b)) {
+        size_t bad = 0, first = b;
+        for (size_t i = 0; i < b; i++)
+            if (dst[i] != exp[i]) {
+                bad++;
+                if (first == b) first = i;
+            }
+        CHECK(0, "broadcast of %zu bytes from rank %d%s: %zu wrong bytes from offset %zu", b, root,
+              inplace ? " (in place)" : "", bad, first);
+    }
+    CHECK(dst[b] == 0xEE, "broadcast of %zu bytes overran", b);
+    free(src);
+    free(dst);
+    free(exp);
+}
+
+static void check_allgather(lc_world *w, lc_team *t, size_t b, int k)
+{
+    int me = lc_team_my_pe(t), n = lc_team_n_pes(t);
+    uint8_t *src = malloc(b + 1), *dst = malloc(b * (size_t)n + 1), *exp = malloc(b + 1);
+    CHECK(src && dst && exp, "host memory for %zu bytes", b);
+    fill(src, b, seed_of(me, k));
+    memset(dst, 0xEE, b * (size_t)n + 1);
+    CHECK_OK(w, lc_allgather(t, dst, src, b));
+    for (int p = 0; p < n; p++) {
+        fill(exp, b, seed_of(p, k));
+        CHECK(!memcmp(dst + (size_t)p * b, exp, b), "allgather block %d of %zu bytes", p, b);
+    }
+    CHECK(dst[b * (size_t)n] == 0xEE, "allgather of %zu overran", b);
+    free(src);
+    free(dst);
+    free(exp);
+}
+
+/* block p of my src goes to p */
+static void check_alltoall(lc_world *w, lc_team *t, size_t b, int k)
+{
+    int me = lc_team_my_pe(t), n = lc_team_n_pes(t);
+    uint8_t *src = malloc(b * (size_t)n + 1), *dst = malloc(b * (size_t)n + 1), *exp = malloc(b + 1);
+    CHECK(src && dst && exp, "host memory for %zu bytes", b);
+    for (int p = 0; p < n; p++) fill(src + (size_t)p * b, b, seed_of(me * 64 + p, k));
+    memset(dst, 0xEE, b * (size_t)n + 1);
+    CHECK_OK(w, lc_alltoall(t, dst, src, b));
+    for (int p = 0; p < n; p++) {
+        fill(exp, b, seed_of(p * 64 + me, k));
+        CHECK(!memcmp(dst + (size_t)p * b, exp, b), "alltoall block from %d of %zu bytes", p, b);
+    }
+    CHECK(dst[b * (size_t)n] == 0xEE, "alltoall of %zu overran", b);
+    free(src);
+    free(dst);
+    free(exp);
+}
+
+static void check_reduce_scatter(lc_world *w, lc_team *t, size_t cpp, int k)
+{
+    int me = lc_team_my_pe(t), n = lc_team_n_pes(t);
+    float *src = malloc(sizeof(float) * (cpp * (size_t)n + 1)), *dst = malloc(sizeof(float) * (cpp + 1));
+    double *ref = calloc(cpp + 1, sizeof(double));
+    CHECK(src && dst && ref, "host memory for %zu elements", cpp);
+    for (int p = 0; p < n; p++) {
+        uint64_t s = seed_of(p, k);
         for (size_t i = 0; i < cpp * (size_t)n; i++) {
             float v = (float)frand(&s);
             if (p == me) src[i] = v;
             if (i / cpp == (size_t)me) ref[i % cpp] += v;
         }
     }
+    for (size_t i = 0; i < cpp; i++) dst[i] = NAN;
+    dst[cpp] = 42.0f;
     CHECK_OK(w, lc_reduce_scatter_sum_f32(t, dst, src, cpp));
-    for (size_t i = 0; i < cpp; i++) CHECK(fabs(dst[i] - ref[i]) < 1e-5, "reduce_scatter [%zu] %g vs %g", i, dst[i], ref[i]);
+    for (size_t i = 0; i < cpp; i++)
+        CHECK(fabs(dst[i] - ref[i]) < 1e-5, "reduce_scatter of %zu [%zu] %g vs %g", cpp, i, dst[i], ref[i]);
+    CHECK(dst[cpp] == 42.0f, "reduce_scatter of %zu overran", cpp);
     free(src);
     free(dst);
     free(ref);
+}
+
+static void test_coll(lc_world *w, lc_team *t)
+{
+    int n = lc_team_n_pes(t);
+    CHECK_OK(w, lc_barrier(t));
+    const size_t counts[] = {0, 1, 7, 1000, 3 * 1024 * 1024 + 3}; /* last: many scratch rounds */
+    for (int ci = 0; ci < 5; ci++) check_allreduce(w, t, counts[ci], ci);
+    const size_t bsz[] = {0, 1, 13, 4096, 5 * 1048576 + 1};
+    for (int bi = 0; bi < 5; bi++) {
+        check_allgather(w, t, bsz[bi], 200 + bi);
+        for (int root = 0; root < n; root++) check_broadcast(w, t, bsz[bi], root, root == 1, 300 + bi);
+        check_alltoall(w, t, bsz[bi], 400 + bi);
+    }
+    check_reduce_scatter(w, t, 300001, 500);
+    size_t cpp = 0;
     CHECK(lc_broadcast(t, &cpp, &cpp, 8, n) == LC_ERR_ARG, "bad root");
+}
+
+/* Large odd sizes: the landing zone has two 4 MiB areas per PE (split n ways for the
+ * exchanges), so these sizes reuse each area at least three times on any team size; a
+ * sender that overtakes a slow reader shows up as wrong bytes. Sized to the team so that
+ * every PE moves about the same volume at P = 2, 3 or 4. */
+static void test_coll_big(lc_world *w, lc_team *t)
+{
+    int n = lc_team_n_pes(t);
+    const size_t area = 4u << 20, reuse = 6; /* >= 6 chunks: each area used >= 3 times */
+    CHECK_OK(w, lc_barrier(t));
+    check_broadcast(w, t, 16 * 1048576 + 3, 0, 1, 600);
+    for (int root = 1; root < n; root++) check_broadcast(w, t, 16 * 1048576 + 3, root, 0, 601 + root);
+    check_broadcast(w, t, 64 * 1048576 + 5, n - 1, 0, 620);
+    check_allreduce(w, t, reuse * area / 4 + 7, 630);           /* f32: 6 rounds; f64: 12 */
+    check_allgather(w, t, reuse * area / (size_t)n + 4097, 640);  /* >= 6 chunks per slot */
+    check_alltoall(w, t, reuse * area / (size_t)n + 4099, 650);
+    check_reduce_scatter(w, t, reuse * area / 4 / (size_t)n + 3, 660);
+    /* several big collectives back to back with different roots and no barrier of mine */
+    check_broadcast(w, t, 9 * 1048576 + 1, n / 2, 0, 670);
+    check_broadcast(w, t, 9 * 1048576 + 1, 0, 0, 671);
+}
+
+/* The big collectives on the world, then on teams that are not the world: a team of P-1
+ * PEs that leaves PE 0 out (P >= 3), and at P = 4 two 2-PE teams at once. */
+static void test_coll_big_all(lc_world *w)
+{
+    lc_team *world = lc_team_world(w);
+    int n = lc_n_pes(w);
+    test_coll_big(w, world);
+    if (n >= 3) {
+        lc_team *rest;
+        CHECK_OK(w, lc_team_split_strided(world, 1, 1, n - 1, &rest));
+        if (rest) {
+            test_coll_big(w, rest);
+            lc_team_destroy(rest);
+        }
+    }
+    if (n == 4) {
+        lc_team *x, *y;
+        CHECK_OK(w, lc_team_split_2d(world, 2, &x, &y));
+        test_coll_big(w, x);
+        lc_team_destroy(x);
+        lc_team_destroy(y);
+    }
+    CHECK_OK(w, lc_barrier(world));
 }
 
 static void test_teams(lc_world *w)
@@ -458,7 +569,7 @@ static void test_stress(lc_world *w, int iters)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: test_symm rma|heap|permute|coll|teams|stress [iters]\n");
+        fprintf(stderr, "usage: test_symm rma|heap|permute|coll|collbig|teams|stress [iters]\n");
         return 2;
     }
     const char *s = getenv("LONGCTX_SEED");
@@ -473,6 +584,7 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[1], "heap")) test_heap(w);
     else if (!strcmp(argv[1], "permute")) test_permute(w, lc_team_world(w));
     else if (!strcmp(argv[1], "coll")) test_coll(w, lc_team_world(w));
+    else if (!strcmp(argv[1], "collbig")) test_coll_big_all(w);
     else if (!strcmp(argv[1], "teams")) test_teams(w);
     else if (!strcmp(argv[1], "policy")) { /* the lowering decision is logged (LONGCTX_DEBUG) */
         uint8_t *d = lc_symm_alloc(w, 64), s8[64] = {0};
