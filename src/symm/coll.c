@@ -73,9 +73,11 @@ static int check(lc_team *t, const char *op, const void *dst, const void *src, s
 /* Only the root writes, so nothing in the data path tells it that the receivers have read
  * an area: without back-pressure it would overwrite chunk i with chunk i + 2 while a slow
  * receiver still copies chunk i out. Each receiver therefore acks an area to the root once it
- * has copied it out (only for areas the root will use again), and the root waits for all
- * n - 1 acks of chunk i - 2 before it writes chunk i. Acks sent and awaited are the same
- * set, so the root's running expectation stays exact across broadcasts. */
+ * has copied it out (only for chunks whose area the root will use again), on a counter per
+ * area, and the root waits for all n - 1 acks of chunk i - 2 before it writes chunk i. Per
+ * area, not one counter: a fast receiver may ack chunk i + 1 before a slow one acks chunk i,
+ * but it cannot ack chunk i + 2 before chunk i's acks are all in, so an area's count is
+ * exact. Acks sent and awaited are the same set, so the expectations carry across calls. */
 int lc_broadcast(lc_team *t, void *dst, const void *src, size_t bytes, int root)
 {
     int rc = check(t, "lc_broadcast", dst, t && t->me == root ? src : dst, bytes);
@@ -93,8 +95,9 @@ int lc_broadcast(lc_team *t, void *dst, const void *src, size_t bytes, int root)
         int area = (int)(i & 1);
         if (t->me == root) {
             if (i >= 2) {
-                t->bc_ack_expect += (uint64_t)(n - 1);
-                rc = lc__wait_sig(w, &lc__sync(t, t->me)->bc_ack.v, w->me, LC_CMP_GE, t->bc_ack_expect,
+                t->bc_ack_expect[area] += (uint64_t)(n - 1);
+                rc = lc__wait_sig(w, &lc__sync(t, t->me)->bc_ack[area].v, w->me, LC_CMP_GE,
+                                  t->bc_ack_expect[area],
                                   "lc_broadcast", "receivers done with a landing area (root)", NULL);
                 if (rc) return rc;
             }
@@ -110,7 +113,7 @@ int lc_broadcast(lc_team *t, void *dst, const void *src, size_t bytes, int root)
             if ((rc = await(t, area, 1, "lc_broadcast"))) return rc;
             if (b) memcpy((uint8_t *)dst + off, lc__scratch(w, w->me) + (size_t)area * AREA_BYTES, b);
             if (i + 2 < nchunks)
-                w->be->signal(w, &lc__sync(t, root)->bc_ack.v, 1, LC_SIGNAL_ADD, lc__team_pe(t, root));
+                w->be->signal(w, &lc__sync(t, root)->bc_ack[area].v, 1, LC_SIGNAL_ADD, lc__team_pe(t, root));
         }
     }
     return LC_OK;

@@ -24,7 +24,7 @@ typedef struct {
     lc_padded_u64 bar[LC_BAR_ROUNDS]; /* dissemination barrier, one counter per round */
     lc_padded_u64 rs;                 /* collective phase 1 arrivals (reduce/gather in) */
     lc_padded_u64 ag;                 /* collective phase 2 arrivals (results out) */
-    lc_padded_u64 bc_ack;             /* broadcast root: receivers done with a landing area */
+    lc_padded_u64 bc_ack[2];          /* broadcast root: receivers done with landing area a */
     struct {
         lc_padded_u64 data;  /* one-sided: the put has landed */
         lc_padded_u64 tail;  /* two-sided: chunks written into my FIFO by the sender */
@@ -82,7 +82,7 @@ struct lc_team {
     int slot;
     uint64_t bar_expect[LC_BAR_ROUNDS]; /* per round: arrivals I have consumed */
     uint64_t rs_expect, ag_expect;
-    uint64_t bc_ack_expect;  /* broadcast acks consumed while I was the root */
+    uint64_t bc_ack_expect[2]; /* per area: broadcast acks consumed while I was the root */
     size_t logged_bytes;     /* last permute decision written to the debug log */
     int logged_lowering;
     uint64_t perm_seq;       /* permutes started (all members agree) */

@@ -45,7 +45,7 @@ static lc_team *team_new(lc_world *w, int start, int stride, int size, int slot,
     for (int k = 0; k < LC_BAR_ROUNDS; k++) t->bar_expect[k] = atomic_load(&s->bar[k].v);
     t->rs_expect = atomic_load(&s->rs.v);
     t->ag_expect = atomic_load(&s->ag.v);
-    t->bc_ack_expect = atomic_load(&s->bc_ack.v);
+    for (int a = 0; a < 2; a++) t->bc_ack_expect[a] = atomic_load(&s->bc_ack[a].v);
     for (int c = 0; c < LC_PERM_CH; c++) {
         t->data_expect[c] = atomic_load(&s->ch[c].data.v);
         for (int r = 0; r < size; r++)
