@@ -1,8 +1,8 @@
 /* longctx symmetric-memory runtime (OpenSHMEM 1.5 / NVSHMEM semantics, explicit handles).
  *
  * A world is a set of PEs (processes). Every PE owns a symmetric heap of the same size;
- * lc_symm_alloc is collective and hands out the same offset on every PE, so a pointer
- * into my heap names the same object on every peer. One-sided puts copy straight into
+ * lc_symm_alloc_team is collective over a team and hands out the same offset on every
+ * member, so a pointer into my heap names the same object on every peer of that team. One-sided puts copy straight into
  * the peer's heap; a put-with-signal then updates a 64-bit signal word at the peer and
  * the peer never observes the signal before the data.
  *
@@ -56,8 +56,16 @@ const char *lc_last_error(const lc_world *w);
 void lc_world_abort(lc_world *w, const char *reason);
 
 /* ---- symmetric heap ---- */
-void *lc_symm_alloc(lc_world *w, size_t bytes); /* collective; NULL on error (lc_last_error) */
-int lc_symm_free(lc_world *w, void *ptr);       /* collective */
+/* Collective over team t (like MPI_Win_allocate on a communicator): every member passes the
+ * same bytes and gets the same offset in its own heap; PEs outside t take no part, so
+ * disjoint teams allocate independently and at once. NULL on error (lc_last_error): a
+ * member asking for other bytes is named (LC_ERR_MISMATCH) on every member, and so is a
+ * member without room (LC_ERR_NOMEM). Peers reached through the object must be members. */
+void *lc_symm_alloc_team(lc_team *t, size_t bytes);
+/* Collective over the team the object was allocated on (LC_ERR_ARG for another team). */
+int lc_symm_free_team(lc_team *t, void *ptr);
+void *lc_symm_alloc(lc_world *w, size_t bytes); /* lc_symm_alloc_team on the world team */
+int lc_symm_free(lc_world *w, void *ptr);       /* lc_symm_free_team on the world team */
 size_t lc_symm_heap_size(const lc_world *w);
 /* A load/store pointer to PE pe's copy of the symmetric object at ptr, or NULL when that
  * peer is not reachable by load/store (like nvshmem_ptr). */

@@ -38,8 +38,6 @@ typedef struct {
 typedef struct {
     _Alignas(LC_CACHELINE) _Atomic uint32_t doorbell; /* futex word: bumped on every update */
     _Alignas(LC_CACHELINE) _Atomic uint32_t sleepers;
-    _Alignas(LC_CACHELINE) uint64_t alloc_check[2][2]; /* [parity] = {seq, bytes} */
-    uint64_t split_check[2][2];
     lc_slot_sync slot[LC_TEAM_SLOTS];
 } lc_pe_ctrl;
 
@@ -73,7 +71,13 @@ typedef struct {
     void (*quiet)(lc_world *w);
 } lc_backend;
 
-typedef struct lc_heap_block { size_t off, size; struct lc_heap_block *next; } lc_heap_block;
+/* A heap range. Used blocks remember the team they were allocated on (its world PEs), so
+ * that a free on another team is refused instead of desynchronising the allocators. */
+typedef struct lc_heap_block {
+    size_t off, size;
+    int t_start, t_stride, t_size;
+    struct lc_heap_block *next;
+} lc_heap_block;
 
 struct lc_team {
     lc_world *w;
@@ -86,6 +90,7 @@ struct lc_team {
     size_t logged_bytes;     /* last permute decision written to the debug log */
     int logged_lowering;
     uint64_t perm_seq;       /* permutes started (all members agree) */
+    uint64_t alloc_seq;      /* symmetric allocations on this team (all members agree) */
     uint64_t data_expect[LC_PERM_CH];
     uint64_t *credit_expect; /* [LC_PERM_CH][size] */
     int ch_busy[LC_PERM_CH];
@@ -105,7 +110,6 @@ struct lc_world {
     size_t ctrl_stride, heap_stride, heap_bytes;
     lc_heap_block *free_list;
     lc_heap_block *used_list;
-    uint64_t alloc_seq, split_seq;
     uint32_t slots_used;
     lc_team *world_team;
     int debug;

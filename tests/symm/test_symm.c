@@ -1,5 +1,5 @@
 /* Runtime tests, run under `longctx launch -n P`:
- * test_symm rma|permute|coll|collbig|teams|stress|heap.
+ * test_symm rma|permute|coll|collbig|teams|stress|heap|teamheap.
  * Every PE regenerates every other PE's data from a seed, so each PE checks against a serial
  * reference without extra communication. */
 #include <math.h>
@@ -141,6 +141,91 @@ static void test_heap(lc_world *w)
     else CHECK(mis, "one PE agrees with itself");
     CHECK(lc_symm_free(w, (uint8_t *)a + 8) == LC_ERR_ARG, "free of a non-block");
     CHECK_OK(w, lc_barrier(lc_team_world(w)));
+}
+
+/* Offsets relative to a world anchor allocated first, so members can compare them. */
+static uint64_t rel(const void *p, const void *anchor) { return (uint64_t)((const uint8_t *)p - (const uint8_t *)anchor); }
+
+/* Team-collective allocation: the world as rows of 2 (DP replicas of a CP team of 2). */
+static void test_team_heap(lc_world *w)
+{
+    lc_team *world = lc_team_world(w), *x, *y;
+    int me = lc_my_pe(w), n = lc_n_pes(w);
+    uint8_t *anchor = lc_symm_alloc(w, 64);
+    CHECK(anchor, "%s", lc_last_error(w));
+    CHECK_OK(w, lc_team_split_2d(world, n > 1 ? 2 : 1, &x, &y));
+    int row = me / lc_team_n_pes(x), xn = lc_team_n_pes(x), xme = lc_team_my_pe(x);
+    /* Rows allocate different sizes at the same time; nobody outside a row takes part (row 0
+     * even allocates twice more than the others, so the heaps of different rows diverge). */
+    size_t ab = 1000 + 4096 * (size_t)row, bb = ((size_t)row + 1) << 20;
+    uint8_t *a = lc_symm_alloc_team(x, ab), *b = lc_symm_alloc_team(x, bb), *e1 = NULL, *e2 = NULL;
+    CHECK(a && b, "row %d: %s", row, lc_last_error(w));
+    if (row == 0) {
+        e1 = lc_symm_alloc_team(x, 5000);
+        e2 = lc_symm_alloc_team(x, 70000);
+        CHECK(e1 && e2, "%s", lc_last_error(w));
+        CHECK_OK(w, lc_symm_free_team(x, e1)); /* leaves a hole below e2 on row 0 only */
+    }
+    uint64_t offs[2] = {rel(a, anchor), rel(b, anchor)}, got[2 * LC_TEST_MAXPES];
+    CHECK_OK(w, lc_allgather(x, got, offs, sizeof offs));
+    for (int r = 0; r < xn; r++)
+        CHECK(got[2 * r] == offs[0] && got[2 * r + 1] == offs[1], "row %d: team rank %d has other offsets", row, r);
+    /* The object is the same on every member: my right neighbour in the row writes mine. */
+    uint8_t *pat = malloc(bb), *exp = malloc(bb);
+    int right = (xme + 1) % xn, left = (xme + xn - 1) % xn;
+    fill(pat, bb, seed_of(me, 700));
+    CHECK_OK(w, lc_put(w, b, pat, bb, lc_team_translate_pe(x, right, world)));
+    CHECK_OK(w, lc_barrier(x));
+    fill(exp, bb, seed_of(lc_team_translate_pe(x, left, world), 700));
+    CHECK(!memcmp(b, exp, bb), "row %d: the team's object is not at the same place on its members", row);
+    /* A world allocation on heaps that differ between rows: one offset for all, clear of
+     * every live team object on every PE. */
+    fill(a, ab, seed_of(me, 701));
+    size_t cb = 3 << 20;
+    uint8_t *c = lc_symm_alloc(w, cb);
+    CHECK(c, "world alloc on diverged heaps: %s", lc_last_error(w));
+    uint64_t co = rel(c, anchor), *allc = malloc(8 * (size_t)n);
+    CHECK_OK(w, lc_allgather(world, allc, &co, 8));
+    for (int p = 0; p < n; p++) CHECK(allc[p] == co, "world alloc: PE %d has offset %llu, I %llu", p,
+                                      (unsigned long long)allc[p], (unsigned long long)co);
+    free(allc);
+    memset(c, 0x5A, cb);
+    CHECK_OK(w, lc_barrier(world));
+    fill(exp, ab, seed_of(me, 701));
+    CHECK(!memcmp(a, exp, ab), "the world object overlaps a team object");
+    fill(exp, bb, seed_of(lc_team_translate_pe(x, left, world), 700));
+    CHECK(!memcmp(b, exp, bb), "the world object overlaps a team object");
+    /* Errors: a free on another team, a member asking for other bytes (named everywhere). */
+    if (n > 2) { /* at P <= 2 the row is the whole world */
+        CHECK(lc_symm_free(w, b) == LC_ERR_ARG && strstr(lc_last_error(w), "allocated on the team"),
+              "free of a team object on the world: %s", lc_last_error(w));
+        CHECK(lc_symm_free_team(x, c) == LC_ERR_ARG, "free of a world object on a team");
+    }
+    if (xn > 1) {
+        void *mis = lc_symm_alloc_team(x, xme == 0 ? 64 : 128);
+        char want[64];
+        snprintf(want, sizeof want, "PE %d for 64", lc_team_translate_pe(x, 0, world));
+        CHECK(!mis && strstr(lc_last_error(w), "disagree"), "team mismatch: %s", lc_last_error(w));
+        CHECK(xme == 0 || strstr(lc_last_error(w), want), "mismatch names the PE: %s", lc_last_error(w));
+    }
+    /* Too big for the heap: every member says so. */
+    CHECK(!lc_symm_alloc_team(x, lc_symm_heap_size(w) + 1) && strstr(lc_last_error(w), "exhausted"),
+          "team exhaustion: %s", lc_last_error(w));
+    CHECK_OK(w, lc_symm_free(w, c));
+    CHECK_OK(w, lc_symm_free_team(x, b));
+    CHECK_OK(w, lc_symm_free_team(x, a));
+    if (e2) CHECK_OK(w, lc_symm_free_team(x, e2));
+    /* Everything freed: the heaps agree again and the next world allocation is at the anchor's end. */
+    uint8_t *d = lc_symm_alloc(w, 100);
+    CHECK(d == anchor + 64, "after freeing everything the next block follows the anchor (got +%lld)",
+          (long long)(d - anchor));
+    CHECK_OK(w, lc_symm_free(w, d));
+    lc_team_destroy(x);
+    lc_team_destroy(y);
+    free(pat);
+    free(exp);
+    CHECK_OK(w, lc_symm_free(w, anchor));
+    CHECK_OK(w, lc_barrier(world));
 }
 
 static void check_permute(lc_world *w, lc_team *t, const int *map, int shift, size_t b, lc_lowering l,
@@ -569,7 +654,7 @@ static void test_stress(lc_world *w, int iters)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: test_symm rma|heap|permute|coll|collbig|teams|stress [iters]\n");
+        fprintf(stderr, "usage: test_symm rma|heap|teamheap|permute|coll|collbig|teams|stress [iters]\n");
         return 2;
     }
     const char *s = getenv("LONGCTX_SEED");
@@ -582,6 +667,7 @@ int main(int argc, char **argv)
     if (lc_my_pe(w) == 0) printf("test_symm %s: %d PEs, seed %llu (LONGCTX_SEED)\n", argv[1], lc_n_pes(w), (unsigned long long)g_seed);
     if (!strcmp(argv[1], "rma")) test_rma(w);
     else if (!strcmp(argv[1], "heap")) test_heap(w);
+    else if (!strcmp(argv[1], "teamheap")) test_team_heap(w);
     else if (!strcmp(argv[1], "permute")) test_permute(w, lc_team_world(w));
     else if (!strcmp(argv[1], "coll")) test_coll(w, lc_team_world(w));
     else if (!strcmp(argv[1], "collbig")) test_coll_big_all(w);

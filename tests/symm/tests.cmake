@@ -11,6 +11,11 @@ foreach(p 1 2 3 4 8)
     set_tests_properties(symm_${what}_p${p} PROPERTIES LABELS symm TIMEOUT 300)
   endforeach()
 endforeach()
+# Team-collective symmetric allocation: rows of 2 allocate on their own, then the world.
+foreach(p 1 2 3 4 8)
+  add_test(NAME symm_teamheap_p${p} COMMAND $<TARGET_FILE:longctx> launch -n ${p} -- $<TARGET_FILE:test_symm> teamheap)
+  set_tests_properties(symm_teamheap_p${p} PROPERTIES LABELS symm TIMEOUT 300)
+endforeach()
 # Big odd sizes that reuse every landing area several times, on the world and sub-teams.
 foreach(p 2 3 4)
   add_test(NAME symm_collbig_p${p} COMMAND $<TARGET_FILE:longctx> launch -n ${p} -- $<TARGET_FILE:test_symm> collbig)
