@@ -84,13 +84,19 @@ int lc_put_signal(lc_world *w, void *dst, const void *src, size_t bytes, uint64_
                   uint64_t value, lc_sig_op op, int pe);
 int lc_put_signal_nbi(lc_world *w, void *dst, const void *src, size_t bytes, uint64_t *sig,
                       uint64_t value, lc_sig_op op, int pe);
+/* An atomic update of a signal word at pe. It orders nothing before it (as in NVSHMEM): puts
+ * and stores through lc_symm_ptr that pe must see first need lc_fence (or lc_quiet) before. */
 int lc_signal_op(lc_world *w, uint64_t *sig, uint64_t value, lc_sig_op op, int pe);
 uint64_t lc_signal_fetch(lc_world *w, const uint64_t *sig);
 /* Waits until (*sig cmp value) holds on my copy; *observed (optional) gets the value seen. */
 int lc_signal_wait_until(lc_world *w, uint64_t *sig, lc_cmp cmp, uint64_t value,
                          uint64_t *observed);
-int lc_fence(lc_world *w); /* orders my puts to each PE */
-int lc_quiet(lc_world *w); /* completes all my outstanding puts */
+/* Ordering (NVSHMEM's rules): a put-with-signal's signal is seen after that put's data only;
+ * lc_fence orders my earlier puts, signals and lc_symm_ptr stores to each PE before my later
+ * ones to that PE; lc_quiet completes all of them (lc_put, lc_put_signal and every barrier
+ * and collective include a quiet). */
+int lc_fence(lc_world *w);
+int lc_quiet(lc_world *w);
 
 /* ---- teams ---- */
 lc_team *lc_team_world(lc_world *w);
@@ -143,6 +149,7 @@ typedef struct {
     uint64_t tx_base, rx_base;             /* two-sided FIFO positions at the start */
     int have_credit;
     int active;
+    int error;       /* a transport error seen while driving the team's requests */
 } lc_permute_req;
 
 /* Every member sends bytes of src to member (me + shift) mod n, which receives them into its

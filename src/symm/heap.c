@@ -45,7 +45,7 @@ int lc_symm_contains(const lc_world *w, const void *ptr, size_t bytes)
 
 void *lc_symm_ptr(lc_world *w, const void *ptr, int pe)
 {
-    if (!w || !ptr) return NULL;
+    if (!w || !ptr || !lc_symm_contains(w, ptr, 1)) return NULL; /* heap objects only */
     return w->be->ptr(w, ptr, pe);
 }
 

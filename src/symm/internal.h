@@ -28,11 +28,12 @@ typedef struct {
     struct {
         lc_padded_u64 data;  /* one-sided: the put has landed */
         lc_padded_u64 tail;  /* two-sided: chunks written into my FIFO by the sender */
-        lc_padded_u64 head;  /* two-sided: chunks I copied out */
     } ch[LC_PERM_CH];
     /* credit[c][r]: receiver r (team rank) has entered permute on channel c and its dst is
      * free. Indexed by receiver so that credits of different ops cannot be confused. */
     _Atomic uint64_t credit[LC_PERM_CH][LC_MAX_PES];
+    /* fifo_ack[c][r]: chunks I sent that receiver r copied out of its FIFO on channel c. */
+    _Atomic uint64_t fifo_ack[LC_PERM_CH][LC_MAX_PES];
 } lc_slot_sync;
 
 typedef struct {
@@ -60,15 +61,40 @@ typedef struct {
     lc_pe_info pe[]; /* n_pes */
 } lc_shm_header;
 
-/* The backend boundary. The runtime's teams, collectives and permutes use only these. */
+/* Waits take a predicate over my own memory (see wait.c) and a describer for the timeout. */
+typedef int (*lc_pred_fn)(void *ctx);
+typedef void (*lc_describe_fn)(void *ctx, char *buf, size_t len);
+
+/* The transport seam. Every byte and every signal the runtime (teams, collectives, permutes,
+ * the one-sided API) moves between PEs goes through these, with NVSHMEM's ordering rules, so
+ * that another transport (MPI RMA, NVSHMEM) plugs in here and nowhere else.
+ * Remote addresses are given as MY address of a symmetric object, in my heap or in my control
+ * region (same layout on every PE), plus the target PE; the backend finds PE pe's copy.
+ * Signal words are only ever waited on by their owner, in its own memory.
+ *   put        copy bytes to pe; complete at quiet; no order with anything else
+ *   get        copy bytes from pe; complete on return
+ *   put_signal put, then an atomic SET/ADD of sig at pe, seen only after the put's data (it
+ *              orders that put only, nothing issued before it)
+ *   signal_op  atomic SET/ADD of a word at pe; orders nothing before it: puts (and stores
+ *              through ptr) that must be seen first need a fence (same PE) or quiet
+ *   fence      my earlier puts, signals and ptr stores to each PE are seen before my later ones
+ *   quiet      my earlier puts, signals and ptr stores are complete everywhere
+ *   wait       until my word *sig cmp value holds (bounded; the backend makes progress)
+ *   wait_pred  until pred(ctx) holds, where pred reads my own words (and may issue puts)
+ *   ptr        a load/store pointer to pe's copy, or NULL when pe is not load/store reachable */
 typedef struct {
     const char *name;
     int (*put)(lc_world *w, void *dst, const void *src, size_t bytes, int pe);
     int (*get)(lc_world *w, void *dst, const void *src, size_t bytes, int pe);
-    /* Atomic update of a 64-bit word at pe, ordered after this PE's earlier puts to pe. */
-    void (*signal)(lc_world *w, _Atomic uint64_t *remote, uint64_t value, lc_sig_op op, int pe);
-    void *(*ptr)(lc_world *w, const void *sym, int pe);
+    int (*put_signal)(lc_world *w, void *dst, const void *src, size_t bytes, _Atomic uint64_t *sig,
+                      uint64_t value, lc_sig_op op, int pe);
+    int (*signal_op)(lc_world *w, _Atomic uint64_t *sig, uint64_t value, lc_sig_op op, int pe);
+    int (*wait)(lc_world *w, _Atomic uint64_t *sig, lc_cmp cmp, uint64_t value, const char *op,
+                const char *what, uint64_t *observed);
+    int (*wait_pred)(lc_world *w, lc_pred_fn pred, void *ctx, const char *op, lc_describe_fn describe);
+    void (*fence)(lc_world *w);
     void (*quiet)(lc_world *w);
+    void *(*ptr)(lc_world *w, const void *sym, int pe);
 } lc_backend;
 
 /* A heap range. Used blocks remember the team they were allocated on (its world PEs), so
@@ -93,6 +119,8 @@ struct lc_team {
     uint64_t alloc_seq;      /* symmetric allocations on this team (all members agree) */
     uint64_t data_expect[LC_PERM_CH];
     uint64_t *credit_expect; /* [LC_PERM_CH][size] */
+    uint64_t *fifo_sent;     /* [LC_PERM_CH][size]: chunks I put into rank r's FIFO */
+    uint64_t fifo_taken[LC_PERM_CH]; /* chunks I copied out of my FIFO */
     int ch_busy[LC_PERM_CH];
     lc_permute_req *in_flight[LC_PERM_CH]; /* outstanding requests, for two-sided progress */
     int is_world;
@@ -149,8 +177,6 @@ void lc__ring(lc_world *w, int pe);
 /* Waits until pred(ctx) is true. Spins, then sleeps on my doorbell; ends with
  * LC_ERR_ABORT when the world is aborted and LC_ERR_TIMEOUT at the deadline (which also
  * aborts the world so that no peer hangs on me). describe() writes what was awaited. */
-typedef int (*lc_pred_fn)(void *ctx);
-typedef void (*lc_describe_fn)(void *ctx, char *buf, size_t len);
 int lc__wait(lc_world *w, lc_pred_fn pred, void *ctx, const char *op, lc_describe_fn describe);
 /* Convenience for a single counter: wait until (*sig cmp value). */
 int lc__wait_sig(lc_world *w, _Atomic uint64_t *sig, int sig_pe, lc_cmp cmp, uint64_t value,
