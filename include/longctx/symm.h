@@ -134,22 +134,11 @@ typedef enum {
 const char *lc_lowering_name(lc_lowering l);
 int lc_lowering_parse(const char *s, lc_lowering *out);
 
+/* Caller-owned storage for one outstanding permute: declare it where it lives (the stack, a
+ * plan), pass its address to start and done; nothing is allocated per permute. The contents
+ * are private to the runtime. */
 typedef struct {
-    lc_team *team;
-    int send_to;     /* team rank or -1 */
-    int recv_from;   /* team rank or -1 */
-    const void *src;
-    void *dst;
-    size_t bytes;
-    lc_lowering lowering; /* resolved: ONE_SIDED or TWO_SIDED */
-    int channel;
-    uint64_t epoch;
-    int sent;        /* one-sided: the put has been issued */
-    size_t tx_chunks, rx_chunks, n_chunks; /* two-sided progress */
-    uint64_t tx_base, rx_base;             /* two-sided FIFO positions at the start */
-    int have_credit;
-    int active;
-    int error;       /* a transport error seen while driving the team's requests */
+    uint64_t opaque_[16];
 } lc_permute_req;
 
 /* Every member sends bytes of src to member (me + shift) mod n, which receives them into its

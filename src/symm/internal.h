@@ -97,6 +97,29 @@ typedef struct {
     void *(*ptr)(lc_world *w, const void *sym, int pe);
 } lc_backend;
 
+/* The runtime's view of an lc_permute_req (the caller's opaque storage). may_alias: the
+ * caller's object has the public type. */
+typedef struct __attribute__((may_alias)) lc__perm {
+    uint32_t magic;  /* LC__PERM_ACTIVE between start and done */
+    int channel;
+    lc_team *team;
+    int send_to;     /* team rank or -1 */
+    int recv_from;   /* team rank or -1 */
+    const void *src;
+    void *dst;
+    size_t bytes;
+    lc_lowering lowering; /* resolved: ONE_SIDED or TWO_SIDED */
+    int sent;        /* one-sided: the put has been issued; two-sided: every chunk is */
+    int have_credit;
+    int error;       /* a transport error seen while driving the team's requests */
+    uint64_t epoch;
+    size_t tx_chunks, rx_chunks, n_chunks; /* two-sided progress */
+    uint64_t tx_base, rx_base;             /* two-sided FIFO positions at the start */
+} lc__perm;
+#define LC__PERM_ACTIVE 0x7065726du /* "perm" */
+_Static_assert(sizeof(lc__perm) <= sizeof(lc_permute_req), "lc_permute_req storage too small");
+_Static_assert(_Alignof(lc__perm) <= _Alignof(lc_permute_req), "lc_permute_req storage misaligned");
+
 /* A heap range. Used blocks remember the team they were allocated on (its world PEs), so
  * that a free on another team is refused instead of desynchronising the allocators. */
 typedef struct lc_heap_block {
@@ -122,7 +145,7 @@ struct lc_team {
     uint64_t *fifo_sent;     /* [LC_PERM_CH][size]: chunks I put into rank r's FIFO */
     uint64_t fifo_taken[LC_PERM_CH]; /* chunks I copied out of my FIFO */
     int ch_busy[LC_PERM_CH];
-    lc_permute_req *in_flight[LC_PERM_CH]; /* outstanding requests, for two-sided progress */
+    lc__perm *in_flight[LC_PERM_CH]; /* outstanding requests, for two-sided progress */
     int is_world;
 };
 

@@ -26,14 +26,14 @@ static _Atomic uint64_t *credit_word(lc_team *t, int ch, int receiver)
     return &my_sync(t)->credit[ch][receiver];
 }
 
-static int credit_ready(lc_permute_req *r)
+static int credit_ready(lc__perm *r)
 {
     lc_team *t = r->team;
     return atomic_load_explicit(credit_word(t, r->channel, r->send_to), memory_order_acquire) >
            t->credit_expect[r->channel * t->size + r->send_to];
 }
 
-static void take_credit(lc_permute_req *r)
+static void take_credit(lc__perm *r)
 {
     r->team->credit_expect[r->channel * r->team->size + r->send_to]++;
 }
@@ -66,7 +66,7 @@ static lc_lowering resolve(lc_team *t, lc_lowering req, void *dst, size_t bytes,
     return LC_LOWER_ONE_SIDED;
 }
 
-static int one_sided_put(lc_permute_req *r)
+static int one_sided_put(lc__perm *r)
 {
     lc_team *t = r->team;
     lc_world *w = t->w;
@@ -79,7 +79,7 @@ static int one_sided_put(lc_permute_req *r)
 /* Two-sided progress: returns 1 when something moved, 0 when not, <0 on a transport error.
  * tx_base: chunks I had put into the receiver's FIFO (on this channel) before this permute;
  * the receiver's acks count the same chunks, so tx_base + k - acks is what is in flight. */
-static int two_sided_step(lc_permute_req *r)
+static int two_sided_step(lc__perm *r)
 {
     lc_team *t = r->team;
     lc_world *w = t->w;
@@ -131,7 +131,7 @@ static int two_sided_step(lc_permute_req *r)
     return progressed;
 }
 
-static int two_sided_finished(const lc_permute_req *r)
+static int two_sided_finished(const lc__perm *r)
 {
     return (r->send_to < 0 || r->sent) && (r->recv_from < 0 || r->rx_chunks == r->n_chunks);
 }
@@ -143,10 +143,10 @@ static int two_sided_finished(const lc_permute_req *r)
  * ends the wait (the request remembers it). */
 static int two_sided_pred(void *p)
 {
-    lc_permute_req *r = p;
+    lc__perm *r = p;
     lc_team *t = r->team;
     for (int c = 0; c < LC_PERM_CH; c++) {
-        lc_permute_req *o = t->in_flight[c];
+        lc__perm *o = t->in_flight[c];
         if (o && o->lowering == LC_LOWER_TWO_SIDED && !two_sided_finished(o)) {
             int rc = two_sided_step(o);
             if (rc < 0 && !r->error) r->error = rc;
@@ -157,7 +157,7 @@ static int two_sided_pred(void *p)
 
 static void two_sided_describe(void *p, char *buf, size_t len)
 {
-    lc_permute_req *r = p;
+    lc__perm *r = p;
     snprintf(buf, len,
              "two_sided permute channel %d: send to rank %d %s (%zu/%zu chunks), receive from rank "
              "%d (%zu/%zu chunks)",
@@ -166,7 +166,7 @@ static void two_sided_describe(void *p, char *buf, size_t len)
 }
 
 static int start(lc_team *t, int send_to, int recv_from, const void *src, void *dst, size_t bytes,
-                 lc_lowering lowering, lc_permute_req *req)
+                 lc_lowering lowering, lc__perm *req)
 {
     lc_world *w = t->w;
     if (lc__aborted(w)) return lc__abort_error(w, "lc_permute_start");
@@ -202,7 +202,7 @@ static int start(lc_team *t, int send_to, int recv_from, const void *src, void *
     req->lowering = l;
     req->channel = c;
     req->epoch = ++t->perm_seq;
-    req->active = 1;
+    req->magic = LC__PERM_ACTIVE;
     req->n_chunks = (bytes + LC_FIFO_CHUNK - 1) / LC_FIFO_CHUNK;
     t->ch_busy[c] = 1;
     t->in_flight[c] = req;
@@ -228,7 +228,7 @@ int lc_permute_start(lc_team *t, int shift, const void *src, void *dst, size_t b
     if (!t || !req) return LC_ERR_ARG;
     int n = t->size;
     int s = ((shift % n) + n) % n;
-    return start(t, (t->me + s) % n, (t->me - s + n) % n, src, dst, bytes, lowering, req);
+    return start(t, (t->me + s) % n, (t->me - s + n) % n, src, dst, bytes, lowering, (lc__perm *)req);
 }
 
 int lc_permute_start_map(lc_team *t, const int *dest_of, const void *src, void *dst, size_t bytes,
@@ -251,12 +251,16 @@ int lc_permute_start_map(lc_team *t, const int *dest_of, const void *src, void *
     }
     int send_to = dest_of[t->me];
     if (send_to == t->me) recv_from = t->me;
-    return start(t, send_to, recv_from, src, dst, bytes, lowering, req);
+    return start(t, send_to, recv_from, src, dst, bytes, lowering, (lc__perm *)req);
 }
 
-int lc_permute_done(lc_permute_req *req)
+int lc_permute_done(lc_permute_req *opaque)
 {
-    if (!req || !req->active || !req->team) return LC_ERR_ARG;
+    lc__perm *req = (lc__perm *)opaque;
+    /* A request that was never started (or is done already) is not one of the team's. */
+    if (!req || req->magic != LC__PERM_ACTIVE || !req->team || (unsigned)req->channel >= LC_PERM_CH ||
+        req->team->in_flight[req->channel] != req)
+        return LC_ERR_ARG;
     lc_team *t = req->team;
     lc_world *w = t->w;
     int rc = LC_OK;
@@ -284,6 +288,6 @@ int lc_permute_done(lc_permute_req *req)
     w->be->quiet(w);
     t->ch_busy[req->channel] = 0;
     t->in_flight[req->channel] = NULL;
-    req->active = 0;
+    req->magic = 0;
     return rc;
 }

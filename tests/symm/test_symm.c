@@ -319,7 +319,11 @@ static void test_permute(lc_world *w, lc_team *t)
         free(s1);
         free(s2);
     }
-    /* Bad input is an error, not a hang. */
+    /* Bad input is an error, not a hang: a request never started, or completed twice. */
+    lc_permute_req fresh;
+    memset(&fresh, 0, sizeof fresh);
+    CHECK(lc_permute_done(&fresh) == LC_ERR_ARG, "done of a request never started");
+    CHECK(lc_permute_done(&r1) == LC_ERR_ARG, "second done of a request");
     map[0] = n;
     CHECK(lc_permute_start_map(t, map, src, dst, 8, LC_LOWER_AUTO, &r1) == LC_ERR_ARG, "bad map");
     CHECK(strstr(lc_last_error(w), "dest_of[0]"), "message: %s", lc_last_error(w));
