@@ -137,10 +137,15 @@ int lc_gpu_nccl_rank(const lc_gpu_nccl *c);
 int lc_gpu_nccl_size(const lc_gpu_nccl *c);
 
 /* ---- ring attention over the NVSHMEM world ---- */
-typedef enum { LC_GPU_LAYOUT_CONTIG = 0, LC_GPU_LAYOUT_ZIGZAG = 1 } lc_gpu_layout;
-/* Global positions of PE pe's s_global/n_pes local rows (host memory). s_global must divide
- * by n_pes (contiguous) or 2*n_pes (zigzag). */
-int lc_gpu_layout_positions(lc_gpu_layout l, int s_global, int n_pes, int pe, int32_t *pos);
+/* The layouts of lc_cp (same numbers, same map): contiguous, zigzag (2P chunks, PE r holds
+ * r and 2P-1-r), striped (token t on PE t mod P). Any S: each layout pads S up to its
+ * chunking and every PE holds lc_gpu_layout_rows() rows, padding at the end with position -1
+ * (the kernels skip it). */
+typedef enum { LC_GPU_LAYOUT_CONTIG = 0, LC_GPU_LAYOUT_ZIGZAG = 1, LC_GPU_LAYOUT_STRIPED = 2 } lc_gpu_layout;
+/* Padded local rows per PE (the ring's s_local), or LC_ERR_ARG. */
+int lc_gpu_layout_rows(lc_gpu_layout l, int64_t s_global, int n_pes);
+/* Global positions of PE pe's lc_gpu_layout_rows() local rows (host memory), -1 = padding. */
+int lc_gpu_layout_positions(lc_gpu_layout l, int64_t s_global, int n_pes, int pe, int32_t *pos);
 
 typedef struct lc_gpu_ring lc_gpu_ring;
 typedef struct {
