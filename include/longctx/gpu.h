@@ -101,6 +101,14 @@ int lc_gpu_put_signal_on_stream(lc_gpu_world *w, void *dst, const void *src, siz
                                 lc_gpu_stream s);
 int lc_gpu_signal_op_on_stream(lc_gpu_world *w, uint64_t *sig, uint64_t value,
                                int op, int pe, lc_gpu_stream s);
+/* One permute hop as one kernel: put bytes of src to dst on PE pe, then (sig op value) on pe,
+ * then wait until my own wsig cmp wvalue (the predecessor's put has landed), with the same
+ * deadline as lc_gpu_signal_wait_on_stream. The copy runs on up to $LONGCTX_GPU_FUSED_BLOCKS
+ * blocks (default: one per SM) of $LONGCTX_GPU_FUSED_CHUNK bytes (default 64 KiB) each.
+ * Costs one launch where put + signal + wait cost three; the copy engine is not used. */
+int lc_gpu_put_signal_wait_on_stream(lc_gpu_world *w, void *dst, const void *src, size_t bytes,
+                                     uint64_t *sig, uint64_t value, int op, int pe,
+                                     uint64_t *wsig, int cmp, uint64_t wvalue, lc_gpu_stream s);
 /* Makes s wait until (*sig cmp value) on my copy. A device-side wait kernel with a
  * deadline does it (works with several PEs per GPU); $LONGCTX_GPU_WAIT=nvshmem uses
  * nvshmemx_signal_wait_until_on_stream instead. A wait that passes its deadline marks the

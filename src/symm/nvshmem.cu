@@ -41,6 +41,11 @@ struct lc_gpu_world {
      * plain signal ops may be refused (several PEs per GPU) */
     int signal_via_put;
     void *scratch, *scratch_src;
+    /* the fused put-signal-wait kernel: a ticket counting its blocks (device), and its
+     * shape ($LONGCTX_GPU_FUSED_BLOCKS blocks at most, $LONGCTX_GPU_FUSED_CHUNK bytes each) */
+    unsigned *ticket;
+    int fused_blocks;
+    size_t fused_chunk;
     lc_gpu_team world;
     char err[256];
 };
@@ -129,6 +134,48 @@ __global__ void wait_count_kernel(const uint64_t *sig, unsigned long long *count
         __nanosleep(64);
     }
     if (consume) *count = target;
+    __threadfence_system();
+}
+
+/* One launch for a whole permute hop: every block puts its chunks of src to dst on PE pe;
+ * the last block to finish (ticket) makes the data visible, raises the peer's signal and
+ * waits for my own signal from my predecessor, with the deadline of wait_kernel. One launch
+ * instead of the put, the signal and the wait kernel: the per-op cost is one launch. */
+__global__ void put_signal_wait_kernel(char *dst, const char *src, size_t bytes, size_t chunk,
+                                       uint64_t *sig, unsigned long long value, int nv_op, int pe,
+                                       const uint64_t *wsig, int cmp, unsigned long long wvalue,
+                                       unsigned *ticket, unsigned long long timeout_ns,
+                                       unsigned long long *fail) {
+    for (size_t off = (size_t)blockIdx.x * chunk; off < bytes; off += (size_t)gridDim.x * chunk) {
+        const size_t n = bytes - off < chunk ? bytes - off : chunk;
+        nvshmemx_putmem_block(dst + off, src + off, n, pe);
+    }
+    __syncthreads();
+    __shared__ bool last;
+    if (threadIdx.x == 0) {
+        nvshmem_quiet(); /* this block's puts are delivered before it takes a ticket */
+        __threadfence_system();
+        last = atomicAdd(ticket, 1u) == gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!last || threadIdx.x != 0) return;
+    *ticket = 0; /* every block has counted: ready for the next launch in stream order */
+    __threadfence_system();
+    nvshmemx_signal_op(sig, value, nv_op, pe);
+    const unsigned long long t0 = now_ns();
+    unsigned spins = 0;
+    for (;;) {
+        const unsigned long long v = ld_acquire(wsig);
+        if (cmp_ok(v, cmp, wvalue)) break;
+        if (((++spins) & 255u) == 0) {
+            if (*(volatile unsigned long long *)fail) return;
+            if (now_ns() - t0 > timeout_ns) {
+                record_fail(fail, v, wvalue, cmp);
+                return;
+            }
+        }
+        __nanosleep(32);
+    }
     __threadfence_system();
 }
 
@@ -228,6 +275,23 @@ extern "C" int lc_gpu_world_init(const lc_gpu_world_opts *o, lc_gpu_world **out)
         return lcg_fail(LC_ERR_NOMEM, "lc_gpu_world_init: scratch allocation failed");
     }
     cudaMemset(w->scratch_src, 0, 64);
+    if (cudaMalloc((void **)&w->ticket, sizeof(unsigned)) != cudaSuccess) {
+        nvshmem_free(w->scratch);
+        cudaFree(w->scratch_src);
+        nvshmem_finalize();
+        g_live = 0;
+        cudaFreeHost(w->fail_host);
+        free(w);
+        return lcg_fail(LC_ERR_NOMEM, "lc_gpu_world_init: ticket allocation failed");
+    }
+    cudaMemset(w->ticket, 0, sizeof(unsigned));
+    {
+        int sms = 0;
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, w->device);
+        const char *fb = getenv("LONGCTX_GPU_FUSED_BLOCKS"), *fc = getenv("LONGCTX_GPU_FUSED_CHUNK");
+        w->fused_blocks = fb && atoi(fb) > 0 ? atoi(fb) : (sms > 0 ? sms : 32);
+        w->fused_chunk = fc && atol(fc) >= 256 ? (size_t)atol(fc) : (size_t)64 << 10;
+    }
     w->world.w = w;
     w->world.team = NVSHMEM_TEAM_WORLD;
     w->world.owned = 0;
@@ -241,6 +305,7 @@ extern "C" int lc_gpu_world_finalize(lc_gpu_world *w) {
     nvshmem_barrier_all();
     nvshmem_free(w->scratch);
     cudaFree(w->scratch_src);
+    cudaFree(w->ticket);
     nvshmem_finalize();
     g_live = 0;
     cudaFreeHost(w->fail_host);
@@ -321,6 +386,25 @@ extern "C" int lc_gpu_signal_wait_on_stream(lc_gpu_world *w, uint64_t *sig, int 
     wait_kernel<<<1, 1, 0, (cudaStream_t)s>>>(sig, cmp, value,
                                               (unsigned long long)(w->timeout_s * 1e9), w->fail_dev);
     return lcg_cuda(cudaGetLastError(), "signal wait kernel");
+}
+
+extern "C" int lc_gpu_put_signal_wait_on_stream(lc_gpu_world *w, void *dst, const void *src,
+                                                size_t bytes, uint64_t *sig, uint64_t value, int op,
+                                                int pe, uint64_t *wsig, int cmp, uint64_t wvalue,
+                                                lc_gpu_stream s) {
+    int rc = check_pe(w, pe, "lc_gpu_put_signal_wait_on_stream");
+    if (rc) return rc;
+    if (op != LC_SIGNAL_SET && op != LC_SIGNAL_ADD)
+        return lcg_fail(LC_ERR_ARG, "lc_gpu_put_signal_wait_on_stream: op must be LC_SIGNAL_SET or ADD");
+    if (to_nv_cmp(cmp) < 0) return lcg_fail(LC_ERR_ARG, "lc_gpu_put_signal_wait_on_stream: bad cmp %d", cmp);
+    if (bytes && (!dst || !src)) return lcg_fail(LC_ERR_ARG, "lc_gpu_put_signal_wait_on_stream: dst or src is NULL");
+    size_t nb = (bytes + w->fused_chunk - 1) / w->fused_chunk;
+    if (nb < 1) nb = 1;
+    if (nb > (size_t)w->fused_blocks) nb = (size_t)w->fused_blocks;
+    put_signal_wait_kernel<<<(unsigned)nb, 256, 0, (cudaStream_t)s>>>(
+        (char *)dst, (const char *)src, bytes, w->fused_chunk, sig, value, to_nv_sig(op), pe, wsig, cmp, wvalue,
+        w->ticket, (unsigned long long)(w->timeout_s * 1e9), w->fail_dev);
+    return lcg_cuda(cudaGetLastError(), "put-signal-wait kernel");
 }
 
 int lcg_wait_count_on_stream(lc_gpu_world *w, uint64_t *sig, unsigned long long *count,
@@ -424,6 +508,10 @@ extern "C" void *lc_gpu_symm_ptr(lc_gpu_world *, const void *, int) { return NUL
 extern "C" int lc_gpu_put_on_stream(lc_gpu_world *, void *, const void *, size_t, int, lc_gpu_stream) { return nosup("lc_gpu_put_on_stream"); }
 extern "C" int lc_gpu_put_signal_on_stream(lc_gpu_world *, void *, const void *, size_t, uint64_t *, uint64_t, int, int, lc_gpu_stream) { return nosup("lc_gpu_put_signal_on_stream"); }
 extern "C" int lc_gpu_signal_op_on_stream(lc_gpu_world *, uint64_t *, uint64_t, int, int, lc_gpu_stream) { return nosup("lc_gpu_signal_op_on_stream"); }
+extern "C" int lc_gpu_put_signal_wait_on_stream(lc_gpu_world *, void *, const void *, size_t, uint64_t *, uint64_t, int, int,
+                                                uint64_t *, int, uint64_t, lc_gpu_stream) {
+    return nosup("lc_gpu_put_signal_wait_on_stream");
+}
 extern "C" int lc_gpu_signal_wait_on_stream(lc_gpu_world *, uint64_t *, int, uint64_t, lc_gpu_stream) { return nosup("lc_gpu_signal_wait_on_stream"); }
 extern "C" int lc_gpu_quiet_on_stream(lc_gpu_world *, lc_gpu_stream) { return nosup("lc_gpu_quiet_on_stream"); }
 int lcg_wait_count_on_stream(lc_gpu_world *, uint64_t *, unsigned long long *, int, cudaStream_t) {
