@@ -110,6 +110,9 @@ static int bench_attn(const int *seqs, int nseq, int iters) {
  * beside NCCL send/recv to itself on one rank and a plain cudaMemcpyAsync D2D:
  *   put_signal   nvshmemx_putmem_signal_on_stream + our wait kernel (three launches)
  *   fused        lc_gpu_put_signal_wait_on_stream (one kernel: put, signal, wait)
+ *   ce           lc_gpu_put_signal_ce_on_stream (copy engine + signal write, no kernel) + the
+ *                bounded wait kernel
+ *   ce_memop     the same with lc_gpu_signal_wait_memop_on_stream (no kernel at all; unbounded)
  *   *_graph      the same ops captured n at a time as one CUDA graph and replayed (what the
  *                ring's use_graph does with a whole ring call): the launch cost amortised
  * Per-op time = elapsed / ops; the median of 5 timed repetitions after a warm-up. */
@@ -133,6 +136,16 @@ static int op_fused(perm_ctx *c, cudaStream_t st) {
     c->value++;
     return lc_gpu_put_signal_wait_on_stream(c->w, c->dst, c->src, c->bytes, c->sig, c->value, LC_SIGNAL_SET, 0,
                                             c->sig, LC_CMP_GE, c->value, st);
+}
+static int op_ce(perm_ctx *c, cudaStream_t st) { /* copy engine + signal write + bounded wait kernel */
+    c->value++;
+    int rc = lc_gpu_put_signal_ce_on_stream(c->w, c->dst, c->src, c->bytes, c->sig, c->value, 0, st);
+    return rc ? rc : lc_gpu_signal_wait_on_stream(c->w, c->sig, LC_CMP_GE, c->value, st);
+}
+static int op_ce_memop(perm_ctx *c, cudaStream_t st) { /* no kernel at all; the wait is unbounded */
+    c->value++;
+    int rc = lc_gpu_put_signal_ce_on_stream(c->w, c->dst, c->src, c->bytes, c->sig, c->value, 0, st);
+    return rc ? rc : lc_gpu_signal_wait_memop_on_stream(c->w, c->sig, LC_CMP_GE, c->value, st);
 }
 static int op_nccl(perm_ctx *c, cudaStream_t st) { return lc_gpu_nccl_permute(c->nc, 1, c->src, c->plain, c->bytes, st); }
 static int op_memcpy(perm_ctx *c, cudaStream_t st) {
@@ -240,6 +253,8 @@ static int bench_permute(int iters) {
             int graph, needs_w, needs_nc;
         } ways[] = {{"put_signal", op_put_signal, 0, 1, 0}, {"fused", op_fused, 0, 1, 0},
                     {"put_signal_graph", op_put_signal, 1, 1, 0}, {"fused_graph", op_fused, 1, 1, 0},
+                    {"ce", op_ce, 0, 1, 0}, {"ce_graph", op_ce, 1, 1, 0},
+                    {"ce_memop", op_ce_memop, 0, 1, 0}, {"ce_memop_graph", op_ce_memop, 1, 1, 0},
                     {"nccl", op_nccl, 0, 0, 1}, {"nccl_graph", op_nccl, 1, 0, 1},
                     {"memcpy", op_memcpy, 0, 0, 0}, {"memcpy_graph", op_memcpy, 1, 0, 0}};
         printf("{\"kind\":\"permute\",\"bytes\":%zu,\"ops\":%d,\"fused_blocks\":\"%s\",\"fused_chunk\":\"%s\"", c.bytes, n,

@@ -46,22 +46,28 @@ def permute_table(perm):
             return min(c, key=lambda t: t[0]) if c else (None, None)
 
         row = {"bytes": b}
-        for k in ("put_signal", "fused", "put_signal_graph", "fused_graph", "nccl", "nccl_graph", "memcpy",
-                  "memcpy_graph"):
+        for k in ("put_signal", "fused", "ce", "ce_memop", "put_signal_graph", "fused_graph", "ce_graph",
+                  "ce_memop_graph", "nccl", "nccl_graph", "memcpy", "memcpy_graph"):
             us, r = best(k)
             row[k + "_us"] = us
             if k.startswith("fused") and r:
                 row[k + "_cfg"] = "blocks=%s,chunk=%s" % (r.get("fused_blocks"), r.get("fused_chunk"))
-        ours = [row[k] for k in ("put_signal_us", "fused_us", "put_signal_graph_us", "fused_graph_us") if row[k]]
-        ours_eager = [row[k] for k in ("put_signal_us", "fused_us") if row[k]]
+        mine = ("put_signal_us", "fused_us", "ce_us", "ce_memop_us", "put_signal_graph_us", "fused_graph_us",
+                "ce_graph_us", "ce_memop_graph_us")
+        ours = [row[k] for k in mine if row[k]]
+        ours_eager = [row[k] for k in mine[:4] if row[k]]
         nccl = [row[k] for k in ("nccl_us", "nccl_graph_us") if row[k]]
-        row["ours_best_us"] = min(ours) if ours else None
-        row["ours_best_way"] = min(((row[k], k[:-3]) for k in ("put_signal_us", "fused_us", "put_signal_graph_us",
-                                                               "fused_graph_us") if row[k]), default=(None, None))[1]
+        # targets are judged on the ways whose waits have a bound (the project's rule); the
+        # unbounded memop wait is reported beside them
+        bounded = [row[k] for k in mine if row[k] and "memop" not in k]
+        row["ours_best_us"] = min(bounded) if bounded else None
+        row["ours_best_way"] = min(((row[k], k[:-3]) for k in mine if row[k] and "memop" not in k),
+                                   default=(None, None))[1]
         row["nccl_best_us"] = min(nccl) if nccl else None
-        row["ratio_best"] = round(row["ours_best_us"] / row["nccl_best_us"], 3) if ours and nccl else None
+        row["ratio_best"] = round(row["ours_best_us"] / row["nccl_best_us"], 3) if bounded and nccl else None
         row["ratio_eager"] = (round(min(ours_eager) / row["nccl_us"], 3)
                               if ours_eager and row["nccl_us"] else None)
+        row["ratio_any"] = round(min(ours) / row["nccl_best_us"], 3) if ours and nccl else None
         out.append(row)
     small = [r for r in out if PERM_SMALL[0] <= r["bytes"] <= PERM_SMALL[1]]
     big = [r for r in out if r["bytes"] >= PERM_BIG]
@@ -71,10 +77,12 @@ def permute_table(perm):
         t["per_op_worst_ratio"] = max(r["ratio_best"] for r in small)
         t["per_op_met"] = t["per_op_worst_ratio"] <= 1.0
         t["per_op_eager_worst_ratio"] = max((r["ratio_eager"] for r in small if r["ratio_eager"]), default=None)
+        t["per_op_unbounded_worst_ratio"] = max((r["ratio_any"] for r in small if r["ratio_any"]), default=None)
     else:
         t["per_op_status"] = "not measured (NVSHMEM or NCCL missing)"
     if big and all(r["ratio_best"] is not None for r in big):
         t["bandwidth_worst_ratio"] = round(min(1.0 / r["ratio_best"] for r in big), 3)
+        t["bandwidth_unbounded_worst_ratio"] = round(min(1.0 / r["ratio_any"] for r in big if r["ratio_any"]), 3)
         t["bandwidth_met"] = t["bandwidth_worst_ratio"] >= PERM_BW_GOAL
     else:
         t["bandwidth_status"] = "not measured"
@@ -189,24 +197,31 @@ def main():
         f2 = lambda x: "-" if x is None else "%.2f" % x  # noqa: E731
         lines += ["", "permute on one GPU (one PE, to itself): us per op (put, signal, wait); graph = n ops in one "
                   "CUDA graph; best over the swept fused-kernel shapes",
-                  "%9s %8s %8s %8s %8s %8s %8s %8s %7s  %s" % ("bytes", "put+sig", "fused", "p+s grf", "fused grf",
-                                                            "nccl", "nccl grf", "memcpy", "best/nc", "ours best")]
+                  "eager: put+sig (3 launches), fused (1 kernel), ce (copy engine + signal write + wait kernel), "
+                  "ce+mo (no kernel, unbounded wait); grf: the same as a graph",
+                  "%9s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s  %s" % (
+                      "bytes", "put+sig", "fused", "ce", "ce+mo", "p+s grf", "fus grf", "ce grf", "cemo gr",
+                      "nccl", "nccl gr", "memcpy", "best/nc", "ours best")]
         for r in ptable:
-            lines.append("%9d %8s %8s %8s %8s %8s %8s %8s %7s  %s %s" % (
-                r["bytes"], f2(r["put_signal_us"]), f2(r["fused_us"]), f2(r["put_signal_graph_us"]),
-                f2(r["fused_graph_us"]), f2(r["nccl_us"]), f2(r["nccl_graph_us"]), f2(r["memcpy_us"]),
+            lines.append("%9d %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s %7s  %s %s" % (
+                r["bytes"], f2(r["put_signal_us"]), f2(r["fused_us"]), f2(r["ce_us"]), f2(r["ce_memop_us"]),
+                f2(r["put_signal_graph_us"]), f2(r["fused_graph_us"]), f2(r["ce_graph_us"]),
+                f2(r["ce_memop_graph_us"]), f2(r["nccl_us"]), f2(r["nccl_graph_us"]), f2(r["memcpy_us"]),
                 f2(r["ratio_best"]), r["ours_best_way"] or "-",
                 r.get(r["ours_best_way"] + "_cfg", "") if r["ours_best_way"] else ""))
         pt = ptargets
         if "per_op_met" in pt:
-            lines.append("target permute per-op <= NCCL at 8 B - 1 MiB: worst ours/NCCL %.2fx %s (eager vs eager "
-                         "worst %s)" % (pt["per_op_worst_ratio"], "met" if pt["per_op_met"] else "NOT met",
-                                        f2(pt["per_op_eager_worst_ratio"])))
+            lines.append("target permute per-op <= NCCL at 8 B - 1 MiB (bounded waits): worst ours/NCCL %.2fx %s "
+                         "(with the unbounded memop wait: %s; eager vs eager: %s)" % (
+                             pt["per_op_worst_ratio"], "met" if pt["per_op_met"] else "NOT met",
+                             f2(pt["per_op_unbounded_worst_ratio"]), f2(pt["per_op_eager_worst_ratio"])))
         else:
             lines.append("target permute per-op: %s" % pt["per_op_status"])
         if "bandwidth_met" in pt:
-            lines.append("target permute bandwidth >= %.2fx NCCL at >= 16 MiB: worst %.2fx %s" % (
-                PERM_BW_GOAL, pt["bandwidth_worst_ratio"], "met" if pt["bandwidth_met"] else "NOT met"))
+            lines.append("target permute bandwidth >= %.2fx NCCL at >= 16 MiB (bounded waits): worst %.2fx %s "
+                         "(unbounded: %.2fx)" % (PERM_BW_GOAL, pt["bandwidth_worst_ratio"],
+                                                 "met" if pt["bandwidth_met"] else "NOT met",
+                                                 pt["bandwidth_unbounded_worst_ratio"]))
         else:
             lines.append("target permute bandwidth: %s" % pt["bandwidth_status"])
     text = "\n".join(lines) + "\n"

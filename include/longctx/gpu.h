@@ -109,6 +109,17 @@ int lc_gpu_signal_op_on_stream(lc_gpu_world *w, uint64_t *sig, uint64_t value,
 int lc_gpu_put_signal_wait_on_stream(lc_gpu_world *w, void *dst, const void *src, size_t bytes,
                                      uint64_t *sig, uint64_t value, int op, int pe,
                                      uint64_t *wsig, int cmp, uint64_t wvalue, lc_gpu_stream s);
+/* Put-with-signal without a kernel, where PE pe is load/store reachable (same node, P2P):
+ * the copy engine moves the data, the stream's front end then SETs the signal
+ * (cuStreamWriteValue64 after a system fence). LC_ERR_UNSUPPORTED where the peer is not
+ * reachable or the driver lacks 64-bit stream memory operations. */
+int lc_gpu_put_signal_ce_on_stream(lc_gpu_world *w, void *dst, const void *src, size_t bytes,
+                                   uint64_t *sig, uint64_t value, int pe, lc_gpu_stream s);
+/* The stream waits (cuStreamWaitValue64, no kernel) until my *sig >= value (LC_CMP_GE) or
+ * == value (LC_CMP_EQ). NO DEADLINE: a dead peer hangs the stream, as with
+ * LONGCTX_GPU_WAIT=nvshmem; lc_gpu_signal_wait_on_stream is the bounded wait. */
+int lc_gpu_signal_wait_memop_on_stream(lc_gpu_world *w, uint64_t *sig, int cmp, uint64_t value,
+                                       lc_gpu_stream s);
 /* Makes s wait until (*sig cmp value) on my copy. A device-side wait kernel with a
  * deadline does it (works with several PEs per GPU); $LONGCTX_GPU_WAIT=nvshmem uses
  * nvshmemx_signal_wait_until_on_stream instead. A wait that passes its deadline marks the

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cuda.h> /* types of the stream memory operations only; no libcuda link */
 #include <cuda_runtime.h>
 
 #include "gpu_internal.h"
@@ -153,14 +154,13 @@ __global__ void put_signal_wait_kernel(char *dst, const char *src, size_t bytes,
     __syncthreads();
     __shared__ bool last;
     if (threadIdx.x == 0) {
-        nvshmem_quiet(); /* this block's puts are delivered before it takes a ticket */
-        __threadfence_system();
+        nvshmem_quiet(); /* this block's puts are delivered (a system fence) before its ticket */
         last = atomicAdd(ticket, 1u) == gridDim.x - 1;
     }
     __syncthreads();
     if (!last || threadIdx.x != 0) return;
     *ticket = 0; /* every block has counted: ready for the next launch in stream order */
-    __threadfence_system();
+    __threadfence(); /* the other blocks' quiet fenced their puts before their tickets */
     nvshmemx_signal_op(sig, value, nv_op, pe);
     const unsigned long long t0 = now_ns();
     unsigned spins = 0;
@@ -176,7 +176,7 @@ __global__ void put_signal_wait_kernel(char *dst, const char *src, size_t bytes,
         }
         __nanosleep(32);
     }
-    __threadfence_system();
+    /* the acquire load above orders what the signal guarded before later kernels */
 }
 
 int to_nv_sig(int op) { return op == LC_SIGNAL_ADD ? NVSHMEM_SIGNAL_ADD : NVSHMEM_SIGNAL_SET; }
@@ -407,6 +407,63 @@ extern "C" int lc_gpu_put_signal_wait_on_stream(lc_gpu_world *w, void *dst, cons
     return lcg_cuda(cudaGetLastError(), "put-signal-wait kernel");
 }
 
+/* The driver's stream memory operations, looked up once through the runtime (so nothing
+ * links libcuda): a signal written or waited for by the stream's front end, no kernel. */
+typedef CUresult (*memop_fn)(CUstream, CUdeviceptr, cuuint64_t, unsigned int);
+static memop_fn g_write64, g_wait64;
+static int memops(void) {
+    static int state = 0; /* 0 unknown, 1 ready, -1 absent */
+    if (state == 0) {
+        cudaDriverEntryPointQueryResult q1 = cudaDriverEntryPointSymbolNotFound, q2 = q1;
+        void *a = NULL, *b = NULL;
+        int dev = 0, ok64 = 0;
+        cudaGetDevice(&dev);
+        cudaDeviceGetAttribute(&ok64, (cudaDeviceAttr)CU_DEVICE_ATTRIBUTE_CAN_USE_64_BIT_STREAM_MEM_OPS, dev);
+        if (cudaGetDriverEntryPointByVersion("cuStreamWriteValue64", &a, 12000, cudaEnableDefault, &q1) == cudaSuccess &&
+            cudaGetDriverEntryPointByVersion("cuStreamWaitValue64", &b, 12000, cudaEnableDefault, &q2) == cudaSuccess &&
+            q1 == cudaDriverEntryPointSuccess && q2 == cudaDriverEntryPointSuccess && a && b && ok64) {
+            g_write64 = (memop_fn)a;
+            g_wait64 = (memop_fn)b;
+            state = 1;
+        } else {
+            (void)cudaGetLastError();
+            state = -1;
+        }
+    }
+    return state == 1;
+}
+
+extern "C" int lc_gpu_put_signal_ce_on_stream(lc_gpu_world *w, void *dst, const void *src, size_t bytes,
+                                              uint64_t *sig, uint64_t value, int pe, lc_gpu_stream s) {
+    int rc = check_pe(w, pe, "lc_gpu_put_signal_ce_on_stream");
+    if (rc) return rc;
+    if (!memops())
+        return lcg_fail(LC_ERR_UNSUPPORTED, "lc_gpu_put_signal_ce_on_stream: the driver has no 64-bit stream memory operations");
+    void *pd = nvshmem_ptr(dst, pe), *ps = nvshmem_ptr(sig, pe);
+    if ((bytes && !pd) || !ps)
+        return lcg_fail(LC_ERR_UNSUPPORTED,
+                        "lc_gpu_put_signal_ce_on_stream: PE %d is not load/store reachable from PE %d (use lc_gpu_put_signal_on_stream)",
+                        pe, w->pe);
+    if (bytes) {
+        rc = lcg_cuda(cudaMemcpyAsync(pd, src, bytes, cudaMemcpyDeviceToDevice, (cudaStream_t)s), "copy-engine put");
+        if (rc) return rc;
+    }
+    /* default flags: a system-wide fence before the write, so the data lands first */
+    CUresult e = g_write64((CUstream)s, (CUdeviceptr)ps, value, CU_STREAM_WRITE_VALUE_DEFAULT);
+    return e == CUDA_SUCCESS ? LC_OK : lcg_fail(LC_ERR_SYS, "cuStreamWriteValue64 failed (%d)", (int)e);
+}
+
+extern "C" int lc_gpu_signal_wait_memop_on_stream(lc_gpu_world *w, uint64_t *sig, int cmp, uint64_t value,
+                                                  lc_gpu_stream s) {
+    (void)w;
+    if (cmp != LC_CMP_GE && cmp != LC_CMP_EQ)
+        return lcg_fail(LC_ERR_ARG, "lc_gpu_signal_wait_memop_on_stream: cmp must be LC_CMP_GE or LC_CMP_EQ");
+    if (!memops())
+        return lcg_fail(LC_ERR_UNSUPPORTED, "lc_gpu_signal_wait_memop_on_stream: the driver has no 64-bit stream memory operations");
+    CUresult e = g_wait64((CUstream)s, (CUdeviceptr)sig, value, cmp == LC_CMP_GE ? CU_STREAM_WAIT_VALUE_GEQ : CU_STREAM_WAIT_VALUE_EQ);
+    return e == CUDA_SUCCESS ? LC_OK : lcg_fail(LC_ERR_SYS, "cuStreamWaitValue64 failed (%d)", (int)e);
+}
+
 int lcg_wait_count_on_stream(lc_gpu_world *w, uint64_t *sig, unsigned long long *count,
                              int consume, cudaStream_t s) {
     wait_count_kernel<<<1, 1, 0, s>>>(sig, count, consume, (unsigned long long)(w->timeout_s * 1e9),
@@ -511,6 +568,13 @@ extern "C" int lc_gpu_signal_op_on_stream(lc_gpu_world *, uint64_t *, uint64_t, 
 extern "C" int lc_gpu_put_signal_wait_on_stream(lc_gpu_world *, void *, const void *, size_t, uint64_t *, uint64_t, int, int,
                                                 uint64_t *, int, uint64_t, lc_gpu_stream) {
     return nosup("lc_gpu_put_signal_wait_on_stream");
+}
+extern "C" int lc_gpu_put_signal_ce_on_stream(lc_gpu_world *, void *, const void *, size_t, uint64_t *, uint64_t, int,
+                                              lc_gpu_stream) {
+    return nosup("lc_gpu_put_signal_ce_on_stream");
+}
+extern "C" int lc_gpu_signal_wait_memop_on_stream(lc_gpu_world *, uint64_t *, int, uint64_t, lc_gpu_stream) {
+    return nosup("lc_gpu_signal_wait_memop_on_stream");
 }
 extern "C" int lc_gpu_signal_wait_on_stream(lc_gpu_world *, uint64_t *, int, uint64_t, lc_gpu_stream) { return nosup("lc_gpu_signal_wait_on_stream"); }
 extern "C" int lc_gpu_quiet_on_stream(lc_gpu_world *, lc_gpu_stream) { return nosup("lc_gpu_quiet_on_stream"); }
