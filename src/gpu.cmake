@@ -24,7 +24,11 @@ target_compile_definitions(test_gpu_attn_cpu PRIVATE GT_CPU_STANDIN)
 target_include_directories(test_gpu_attn_cpu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu
                            ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/include)
 target_link_libraries(test_gpu_attn_cpu PRIVATE longctx_lib m)
-add_test(NAME gpu_attn_cpu COMMAND test_gpu_attn_cpu)
+set(_gpu_attn_cpu_args "")
+if(LONGCTX_SANITIZE OR LONGCTX_TSAN)
+  set(_gpu_attn_cpu_args quick) # the sampled sweep under the sanitizers (the full one takes 75 s there)
+endif()
+add_test(NAME gpu_attn_cpu COMMAND test_gpu_attn_cpu ${_gpu_attn_cpu_args})
 set_tests_properties(gpu_attn_cpu PROPERTIES LABELS "gpu;cpu" TIMEOUT 300)
 
 # The GPU ring's host code over a CPU stand-in of CUDA streams and NVSHMEM (tests/gpu/emu):
