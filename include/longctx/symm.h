@@ -1,8 +1,8 @@
 /* longctx symmetric-memory runtime (OpenSHMEM 1.5 / NVSHMEM semantics, explicit handles).
  *
  * A world is a set of PEs (processes). Every PE owns a symmetric heap of the same size;
- * lc_symm_alloc is collective and hands out the same offset on every PE, so a pointer
- * into my heap names the same object on every peer. One-sided puts copy straight into
+ * lc_symm_alloc_team is collective over a team and hands out the same offset on every
+ * member, so a pointer into my heap names the same object on every peer of that team. One-sided puts copy straight into
  * the peer's heap; a put-with-signal then updates a 64-bit signal word at the peer and
  * the peer never observes the signal before the data.
  *
@@ -56,8 +56,16 @@ const char *lc_last_error(const lc_world *w);
 void lc_world_abort(lc_world *w, const char *reason);
 
 /* ---- symmetric heap ---- */
-void *lc_symm_alloc(lc_world *w, size_t bytes); /* collective; NULL on error (lc_last_error) */
-int lc_symm_free(lc_world *w, void *ptr);       /* collective */
+/* Collective over team t (like MPI_Win_allocate on a communicator): every member passes the
+ * same bytes and gets the same offset in its own heap; PEs outside t take no part, so
+ * disjoint teams allocate independently and at once. NULL on error (lc_last_error): a
+ * member asking for other bytes is named (LC_ERR_MISMATCH) on every member, and so is a
+ * member without room (LC_ERR_NOMEM). Peers reached through the object must be members. */
+void *lc_symm_alloc_team(lc_team *t, size_t bytes);
+/* Collective over the team the object was allocated on (LC_ERR_ARG for another team). */
+int lc_symm_free_team(lc_team *t, void *ptr);
+void *lc_symm_alloc(lc_world *w, size_t bytes); /* lc_symm_alloc_team on the world team */
+int lc_symm_free(lc_world *w, void *ptr);       /* lc_symm_free_team on the world team */
 size_t lc_symm_heap_size(const lc_world *w);
 /* A load/store pointer to PE pe's copy of the symmetric object at ptr, or NULL when that
  * peer is not reachable by load/store (like nvshmem_ptr). */
@@ -76,13 +84,19 @@ int lc_put_signal(lc_world *w, void *dst, const void *src, size_t bytes, uint64_
                   uint64_t value, lc_sig_op op, int pe);
 int lc_put_signal_nbi(lc_world *w, void *dst, const void *src, size_t bytes, uint64_t *sig,
                       uint64_t value, lc_sig_op op, int pe);
+/* An atomic update of a signal word at pe. It orders nothing before it (as in NVSHMEM): puts
+ * and stores through lc_symm_ptr that pe must see first need lc_fence (or lc_quiet) before. */
 int lc_signal_op(lc_world *w, uint64_t *sig, uint64_t value, lc_sig_op op, int pe);
 uint64_t lc_signal_fetch(lc_world *w, const uint64_t *sig);
 /* Waits until (*sig cmp value) holds on my copy; *observed (optional) gets the value seen. */
 int lc_signal_wait_until(lc_world *w, uint64_t *sig, lc_cmp cmp, uint64_t value,
                          uint64_t *observed);
-int lc_fence(lc_world *w); /* orders my puts to each PE */
-int lc_quiet(lc_world *w); /* completes all my outstanding puts */
+/* Ordering (NVSHMEM's rules): a put-with-signal's signal is seen after that put's data only;
+ * lc_fence orders my earlier puts, signals and lc_symm_ptr stores to each PE before my later
+ * ones to that PE; lc_quiet completes all of them (lc_put, lc_put_signal and every barrier
+ * and collective include a quiet). */
+int lc_fence(lc_world *w);
+int lc_quiet(lc_world *w);
 
 /* ---- teams ---- */
 lc_team *lc_team_world(lc_world *w);
@@ -120,21 +134,11 @@ typedef enum {
 const char *lc_lowering_name(lc_lowering l);
 int lc_lowering_parse(const char *s, lc_lowering *out);
 
+/* Caller-owned storage for one outstanding permute: declare it where it lives (the stack, a
+ * plan), pass its address to start and done; nothing is allocated per permute. The contents
+ * are private to the runtime. */
 typedef struct {
-    lc_team *team;
-    int send_to;     /* team rank or -1 */
-    int recv_from;   /* team rank or -1 */
-    const void *src;
-    void *dst;
-    size_t bytes;
-    lc_lowering lowering; /* resolved: ONE_SIDED or TWO_SIDED */
-    int channel;
-    uint64_t epoch;
-    int sent;        /* one-sided: the put has been issued */
-    size_t tx_chunks, rx_chunks, n_chunks; /* two-sided progress */
-    uint64_t tx_base, rx_base;             /* two-sided FIFO positions at the start */
-    int have_credit;
-    int active;
+    uint64_t opaque_[16];
 } lc_permute_req;
 
 /* Every member sends bytes of src to member (me + shift) mod n, which receives them into its

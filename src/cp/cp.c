@@ -145,12 +145,13 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
         release(cp);
         return LC_ERR_NOMEM;
     }
-    /* Symmetric allocation is collective over the world: every PE creates its plan together. */
-    cp->home = lc_symm_alloc(cp->w, f->bytes);
-    cp->ring[0] = cp->home ? lc_symm_alloc(cp->w, f->bytes) : NULL;
-    cp->ring[1] = cp->ring[0] ? lc_symm_alloc(cp->w, f->bytes) : NULL;
-    cp->acc_in = cp->ring[1] ? lc_symm_alloc(cp->w, acc) : NULL;
-    cp->sig = cp->acc_in ? lc_symm_alloc(cp->w, align64(sizeof(uint64_t) * (CP_SIG_READY + P))) : NULL;
+    /* Symmetric allocation is collective over the plan's team only: other teams of the world
+     * may create plans of their own at the same time. */
+    cp->home = lc_symm_alloc_team(team, f->bytes);
+    cp->ring[0] = cp->home ? lc_symm_alloc_team(team, f->bytes) : NULL;
+    cp->ring[1] = cp->ring[0] ? lc_symm_alloc_team(team, f->bytes) : NULL;
+    cp->acc_in = cp->ring[1] ? lc_symm_alloc_team(team, acc) : NULL;
+    cp->sig = cp->acc_in ? lc_symm_alloc_team(team, align64(sizeof(uint64_t) * (CP_SIG_READY + P))) : NULL;
     if (!cp->sig) {
         snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: symmetric buffers (3 x %zu + %zu bytes): %s",
                  f->bytes, acc, lc_last_error(cp->w));
@@ -158,7 +159,7 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
         /* The heap fails the same allocation on every PE, so these frees stay collective. */
         void *got[] = {cp->acc_in, cp->ring[1], cp->ring[0], cp->home};
         for (int i = 0; i < 4; i++)
-            if (got[i]) lc_symm_free(cp->w, got[i]);
+            if (got[i]) lc_symm_free_team(team, got[i]);
         release(cp);
         return LC_ERR_NOMEM;
     }
@@ -193,11 +194,11 @@ int lc_cp_destroy(lc_cp *cp)
     if (!cp) return LC_OK;
     /* Zero-copy peers may still read my home block until everyone is here. */
     int rc = lc_barrier(cp->team);
-    lc_symm_free(cp->w, cp->sig);
-    lc_symm_free(cp->w, cp->acc_in);
-    lc_symm_free(cp->w, cp->ring[1]);
-    lc_symm_free(cp->w, cp->ring[0]);
-    lc_symm_free(cp->w, cp->home);
+    lc_symm_free_team(cp->team, cp->sig);
+    lc_symm_free_team(cp->team, cp->acc_in);
+    lc_symm_free_team(cp->team, cp->ring[1]);
+    lc_symm_free_team(cp->team, cp->ring[0]);
+    lc_symm_free_team(cp->team, cp->home);
     release(cp);
     return rc;
 }

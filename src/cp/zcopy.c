@@ -17,10 +17,14 @@ static int wait_sig(lc_cp *cp, int idx, uint64_t value, const char *what, int st
     return rc ? lc_cp__rt_fail(cp, rc, what, step) : LC_OK;
 }
 
+/* A signal orders nothing before it (NVSHMEM rules): every zero-copy signal follows stores
+ * (my staged block, a peer's accumulator through lc_symm_ptr) or loads of a peer's block
+ * that the receiver must see finished, so each one is fenced first. */
 static int zc_signal(lc_cp *cp, int idx, uint64_t value, lc_sig_op op, int rank, const char *what, int step)
 {
     lc_cp_clock c = lc_cp__tic();
-    int rc = lc_signal_op(cp->w, &cp->sig[idx], value, op, cp->world_pe[rank]);
+    int rc = lc_fence(cp->w);
+    if (!rc) rc = lc_signal_op(cp->w, &cp->sig[idx], value, op, cp->world_pe[rank]);
     lc_cp__toc_comm(cp, c);
     return rc ? lc_cp__rt_fail(cp, rc, what, step) : LC_OK;
 }

@@ -1,9 +1,11 @@
-/* Collectives built on the one-sided primitives. Data is pushed into a landing zone in each
- * PE's control region (two areas, alternated so a fast PE can never overwrite what a slow PE
- * is still reading), each push followed by a counter signal. Every collective starts with a
- * barrier, so no member writes into a peer that is still busy with the previous one.
- * Reductions add contributions in team-rank order on exactly one PE per piece, so every
- * member ends with bit-identical results. */
+/* Collectives built on the transport seam (put_signal, signal_op, wait). Data is pushed into
+ * a landing zone in each PE's control region (two areas, alternated so a fast PE can never
+ * overwrite what a slow PE is still reading), each push a put-with-signal of an arrival
+ * counter. Every collective starts with a barrier, so no member writes into a peer that is
+ * still busy with the previous one. Reductions add contributions in team-rank order on
+ * exactly one PE per piece, so every member ends with bit-identical results.
+ * Addresses handed to the backend are my own copies (landing slot, counter); the backend
+ * reaches the target's. Only my own words are ever waited on. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,46 +19,49 @@ static size_t slot_bytes(const lc_team *t)
     return (AREA_BYTES / (size_t)t->size) & ~(size_t)(LC_CACHELINE - 1);
 }
 
-static uint8_t *landing(lc_team *t, int rank_pe_of, int area, int from_rank)
+/* My copy of area's landing slot for sender from_rank (every PE has the same layout). */
+static uint8_t *landing(lc_team *t, int area, int from_rank)
 {
-    return lc__scratch(t->w, lc__team_pe(t, rank_pe_of)) + (size_t)area * AREA_BYTES +
-           (size_t)from_rank * slot_bytes(t);
+    return lc__scratch(t->w, t->w->me) + (size_t)area * AREA_BYTES + (size_t)from_rank * slot_bytes(t);
 }
 
-static _Atomic uint64_t *area_counter(lc_team *t, int rank, int area)
+static lc_slot_sync *my_sync(lc_team *t) { return lc__sync(t, t->me); }
+
+static _Atomic uint64_t *area_counter(lc_team *t, int area)
 {
-    lc_slot_sync *s = lc__sync(t, rank);
-    return area ? &s->ag.v : &s->rs.v;
+    return area ? &my_sync(t)->ag.v : &my_sync(t)->rs.v;
 }
 
-/* Copies bytes into rank's landing slot for me in area, then bumps its counter. */
-static void push(lc_team *t, int rank, int area, const void *src, size_t bytes)
+/* Puts bytes into rank's landing slot for me in area, with its arrival counter. */
+static int push(lc_team *t, int rank, int area, const void *src, size_t bytes)
 {
     lc_world *w = t->w;
-    if (bytes) memcpy(landing(t, rank, area, t->me), src, bytes);
-    w->be->signal(w, area_counter(t, rank, area), 1, LC_SIGNAL_ADD, lc__team_pe(t, rank));
+    return w->be->put_signal(w, landing(t, area, t->me), src, bytes, area_counter(t, area), 1,
+                             LC_SIGNAL_ADD, lc__team_pe(t, rank));
 }
 
 static int await(lc_team *t, int area, uint64_t count, const char *op)
 {
     uint64_t *e = area ? &t->ag_expect : &t->rs_expect;
     *e += count;
-    return lc__wait_sig(t->w, area_counter(t, t->me, area), lc__team_pe(t, t->me), LC_CMP_GE, *e,
-                        op, area ? "collective phase-2 arrivals" : "collective arrivals", NULL);
+    return t->w->be->wait(t->w, area_counter(t, area), LC_CMP_GE, *e, op,
+                          area ? "collective phase-2 arrivals" : "collective arrivals", NULL);
 }
 
+/* A quiet first, as nvshmem_barrier: my puts before the barrier are complete after it. */
 int lc__barrier(lc_team *t, const char *op)
 {
     lc_world *w = t->w;
     if (lc__aborted(w)) return lc__abort_error(w, op);
-    int n = t->size;
+    int n = t->size, rc;
+    w->be->quiet(w);
     for (int k = 0, dist = 1; dist < n; k++, dist <<= 1) {
         int peer = (t->me + dist) % n;
-        w->be->signal(w, &lc__sync(t, peer)->bar[k].v, 1, LC_SIGNAL_ADD, lc__team_pe(t, peer));
+        if ((rc = w->be->signal_op(w, &my_sync(t)->bar[k].v, 1, LC_SIGNAL_ADD, lc__team_pe(t, peer))))
+            return rc;
         t->bar_expect[k]++;
-        int rc = lc__wait_sig(w, &lc__sync(t, t->me)->bar[k].v, w->me, LC_CMP_GE, t->bar_expect[k],
-                              op, "barrier round", NULL);
-        if (rc) return rc;
+        if ((rc = w->be->wait(w, &my_sync(t)->bar[k].v, LC_CMP_GE, t->bar_expect[k], op, "barrier round", NULL)))
+            return rc;
     }
     return LC_OK;
 }
@@ -70,6 +75,14 @@ static int check(lc_team *t, const char *op, const void *dst, const void *src, s
     return LC_OK;
 }
 
+/* Only the root writes, so nothing in the data path tells it that the receivers have read
+ * an area: without back-pressure it would overwrite chunk i with chunk i + 2 while a slow
+ * receiver still copies chunk i out. Each receiver therefore acks an area to the root once it
+ * has copied it out (only for chunks whose area the root will use again), on a counter per
+ * area, and the root waits for all n - 1 acks of chunk i - 2 before it writes chunk i. Per
+ * area, not one counter: a fast receiver may ack chunk i + 1 before a slow one acks chunk i,
+ * but it cannot ack chunk i + 2 before chunk i's acks are all in, so an area's count is
+ * exact. Acks sent and awaited are the same set, so the expectations carry across calls. */
 int lc_broadcast(lc_team *t, void *dst, const void *src, size_t bytes, int root)
 {
     int rc = check(t, "lc_broadcast", dst, t && t->me == root ? src : dst, bytes);
@@ -77,26 +90,34 @@ int lc_broadcast(lc_team *t, void *dst, const void *src, size_t bytes, int root)
     if (root < 0 || root >= t->size)
         return lc__err(t->w, LC_ERR_ARG, "lc_broadcast: root %d not in team of %d", root, t->size);
     if ((rc = lc__barrier(t, "lc_broadcast"))) return rc;
-    size_t chunk = slot_bytes(t) * (size_t)t->size; /* only the root writes: use the whole area */
+    lc_world *w = t->w;
+    int n = t->size;
+    size_t chunk = slot_bytes(t) * (size_t)n; /* only the root writes: use the whole area */
     chunk &= ~(size_t)(LC_CACHELINE - 1);
-    size_t i = 0;
-    for (size_t off = 0; off < bytes || (off == 0 && i == 0); off += chunk, i++) {
-        size_t b = bytes - off < chunk ? bytes - off : chunk;
+    size_t nchunks = bytes ? (bytes + chunk - 1) / chunk : 1;
+    for (size_t i = 0; i < nchunks; i++) {
+        size_t off = i * chunk, b = bytes - off < chunk ? bytes - off : chunk;
         int area = (int)(i & 1);
         if (t->me == root) {
-            for (int r = 0; r < t->size; r++) {
-                if (r == root) continue;
-                /* root's data goes at the start of the area: slot index 0 */
-                if (b) memcpy(lc__scratch(t->w, lc__team_pe(t, r)) + (size_t)area * AREA_BYTES,
-                              (const uint8_t *)src + off, b);
-                t->w->be->signal(t->w, area_counter(t, r, area), 1, LC_SIGNAL_ADD, lc__team_pe(t, r));
+            if (i >= 2) {
+                t->bc_ack_expect[area] += (uint64_t)(n - 1);
+                rc = w->be->wait(w, &my_sync(t)->bc_ack[area].v, LC_CMP_GE, t->bc_ack_expect[area],
+                                 "lc_broadcast", "receivers done with a landing area (root)", NULL);
+                if (rc) return rc;
             }
+            for (int k = 1; k < n && !rc; k++) /* root's data sits at the start of the area */
+                rc = w->be->put_signal(w, landing(t, area, 0), (const uint8_t *)src + off, b,
+                                       area_counter(t, area), 1, LC_SIGNAL_ADD, lc__team_pe(t, (root + k) % n));
+            if (rc) return rc;
             if (dst != src && b) memmove((uint8_t *)dst + off, (const uint8_t *)src + off, b);
         } else {
             if ((rc = await(t, area, 1, "lc_broadcast"))) return rc;
-            if (b) memcpy((uint8_t *)dst + off, lc__scratch(t->w, t->w->me) + (size_t)area * AREA_BYTES, b);
+            if (b) memcpy((uint8_t *)dst + off, landing(t, area, 0), b);
+            /* My reads of the area come before the ack (release ordering of signal_op). */
+            if (i + 2 < nchunks &&
+                (rc = w->be->signal_op(w, &my_sync(t)->bc_ack[area].v, 1, LC_SIGNAL_ADD, lc__team_pe(t, root))))
+                return rc;
         }
-        if (bytes == 0) break;
     }
     return LC_OK;
 }
@@ -114,14 +135,15 @@ static int exchange(lc_team *t, const char *op, const uint8_t *src, size_t src_s
     for (size_t off = 0; off < bytes; off += chunk, i++) {
         size_t b = bytes - off < chunk ? bytes - off : chunk;
         int area = (int)(i & 1);
-        for (int k = 1; k < n; k++) {
+        for (int k = 1; k < n && !rc; k++) {
             int r = (t->me + k) % n; /* staggered so that PEs do not all hit one peer at once */
-            push(t, r, area, src + (size_t)r * src_stride + off, b);
+            rc = push(t, r, area, src + (size_t)r * src_stride + off, b);
         }
+        if (rc) return rc;
         memmove(dst + (size_t)t->me * dst_stride + off, src + (size_t)t->me * src_stride + off, b);
         if ((rc = await(t, area, (uint64_t)(n - 1), op))) return rc;
         for (int r = 0; r < n; r++)
-            if (r != t->me) memcpy(dst + (size_t)r * dst_stride + off, landing(t, t->me, area, r), b);
+            if (r != t->me) memcpy(dst + (size_t)r * dst_stride + off, landing(t, area, r), b);
     }
     return LC_OK;
 }
@@ -156,13 +178,13 @@ static void reduce_piece(lc_team *t, red_op op, int area, const uint8_t *mine, u
         float *o = (float *)out;
         for (size_t i = 0; i < count; i++) o[i] = 0.0f;
         for (int r = 0; r < n; r++) {
-            const float *p = (const float *)(r == t->me ? mine : landing(t, t->me, area, r));
+            const float *p = (const float *)(r == t->me ? mine : landing(t, area, r));
             for (size_t i = 0; i < count; i++) o[i] += p[i];
         }
     } else {
         double *o = (double *)out;
         for (int r = 0; r < n; r++) {
-            const double *p = (const double *)(r == t->me ? mine : landing(t, t->me, area, r));
+            const double *p = (const double *)(r == t->me ? mine : landing(t, area, r));
             for (size_t i = 0; i < count; i++) {
                 if (r == 0) o[i] = p[i];
                 else if (op == RED_SUM_F64) o[i] += p[i];
@@ -190,19 +212,20 @@ static int allreduce(lc_team *t, red_op op, void *dstv, const void *srcv, size_t
 #define PIECE_LO(r) ((size_t)(r) * piece < here ? (size_t)(r) * piece : here)
 #define PIECE_N(r) (PIECE_LO((r) + 1) - PIECE_LO(r))
         /* phase 1: piece r of my data goes to rank r */
-        for (int k = 1; k < n; k++) {
+        for (int k = 1; k < n && !rc; k++) {
             int r = (t->me + k) % n;
-            push(t, r, 0, src + (base + PIECE_LO(r)) * es, PIECE_N(r) * es);
+            rc = push(t, r, 0, src + (base + PIECE_LO(r)) * es, PIECE_N(r) * es);
         }
-        if ((rc = await(t, 0, (uint64_t)(n - 1), name))) break;
+        if (rc || (rc = await(t, 0, (uint64_t)(n - 1), name))) break;
         reduce_piece(t, op, 0, src + (base + PIECE_LO(t->me)) * es, tmp, PIECE_N(t->me));
         /* phase 2: my reduced piece goes to everyone */
-        for (int k = 1; k < n; k++) push(t, (t->me + k) % n, 1, tmp, PIECE_N(t->me) * es);
+        for (int k = 1; k < n && !rc; k++) rc = push(t, (t->me + k) % n, 1, tmp, PIECE_N(t->me) * es);
+        if (rc) break;
         memcpy(dst + (base + PIECE_LO(t->me)) * es, tmp, PIECE_N(t->me) * es);
         if ((rc = await(t, 1, (uint64_t)(n - 1), name))) break;
         for (int r = 0; r < n; r++)
             if (r != t->me)
-                memcpy(dst + (base + PIECE_LO(r)) * es, landing(t, t->me, 1, r), PIECE_N(r) * es);
+                memcpy(dst + (base + PIECE_LO(r)) * es, landing(t, 1, r), PIECE_N(r) * es);
 #undef PIECE_LO
 #undef PIECE_N
     }
@@ -235,11 +258,11 @@ int lc_reduce_scatter_sum_f32(lc_team *t, float *dst, const float *src, size_t c
     for (size_t off = 0; off < cpp; off += chunk, i++) {
         size_t c = cpp - off < chunk ? cpp - off : chunk;
         int area = (int)(i & 1);
-        for (int k = 1; k < n; k++) {
+        for (int k = 1; k < n && !rc; k++) {
             int r = (t->me + k) % n;
-            push(t, r, area, src + (size_t)r * cpp + off, c * 4);
+            rc = push(t, r, area, src + (size_t)r * cpp + off, c * 4);
         }
-        if ((rc = await(t, area, (uint64_t)(n - 1), "lc_reduce_scatter_sum_f32"))) break;
+        if (rc || (rc = await(t, area, (uint64_t)(n - 1), "lc_reduce_scatter_sum_f32"))) break;
         reduce_piece(t, RED_SUM_F32, area, (const uint8_t *)(src + (size_t)t->me * cpp + off),
                      (uint8_t *)tmp, c);
         memcpy(dst + off, tmp, c * sizeof(float));

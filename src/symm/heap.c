@@ -1,6 +1,7 @@
-/* Symmetric heap allocator. Every PE runs the same deterministic first-fit over the same
- * sequence of requests, so offsets agree without exchanging them; a collective check
- * catches PEs whose requests differ before any offset is handed out. */
+/* Symmetric heap allocator, collective over a team (the world is one team among others).
+ * Every PE keeps its own free list; members of a team first check that they make the same
+ * request, then agree on the lowest offset free on all of them, so a team's object sits at
+ * the same offset in every member's heap while disjoint teams allocate independently. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,97 +45,152 @@ int lc_symm_contains(const lc_world *w, const void *ptr, size_t bytes)
 
 void *lc_symm_ptr(lc_world *w, const void *ptr, int pe)
 {
-    if (!w || !ptr) return NULL;
+    if (!w || !ptr || !lc_symm_contains(w, ptr, 1)) return NULL; /* heap objects only */
     return w->be->ptr(w, ptr, pe);
 }
 
-/* Every PE publishes (seq, bytes) and compares with the others after a barrier; the parity
- * double-buffer lets a fast PE publish the next request while a slow one still compares. */
-static int check_agreement(lc_world *w, uint64_t check[2][2], uint64_t seq, uint64_t bytes,
-                           const char *what, size_t off_in_ctrl)
+/* Members compare their requests (call number on the team, bytes) before any offset is
+ * chosen, so a PE that asks for something else is named on every member. */
+static int check_request(lc_team *t, const char *op, uint64_t seq, size_t bytes, uint64_t *all)
 {
-    check[seq & 1][0] = seq;
-    check[seq & 1][1] = bytes;
-    int rc = lc__barrier(w->world_team, what);
+    lc_world *w = t->w;
+    uint64_t mine[2] = {seq, bytes};
+    int rc = lc_allgather(t, all, mine, sizeof mine);
     if (rc) return rc;
-    for (int p = 0; p < w->n; p++) {
-        const uint64_t(*pc)[2] = (const void *)((const uint8_t *)lc__ctrl(w, p) + off_in_ctrl);
-        if (pc[seq & 1][0] != seq || pc[seq & 1][1] != bytes)
+    for (int r = 0; r < t->size; r++)
+        if (all[2 * r] != seq || all[2 * r + 1] != bytes)
             return lc__err(w, LC_ERR_MISMATCH,
-                           "%s #%llu: PEs disagree: PE %d asked for %llu bytes, PE %d for %llu "
-                           "(call #%llu) — every PE must make the same collective calls",
-                           what, (unsigned long long)seq, w->me, (unsigned long long)bytes, p,
-                           (unsigned long long)pc[seq & 1][1], (unsigned long long)pc[seq & 1][0]);
+                           "%s #%llu on a team of %d: PEs disagree: PE %d asked for %zu bytes, PE %d "
+                           "for %llu (call #%llu) — every member must make the same collective calls",
+                           op, (unsigned long long)seq, t->size, w->me, bytes, lc__team_pe(t, r),
+                           (unsigned long long)all[2 * r + 1], (unsigned long long)all[2 * r]);
+    return LC_OK;
+}
+
+/* The lowest offset >= from, aligned to a, where need bytes are free on this PE. */
+static size_t first_fit(const lc_world *w, size_t from, size_t need, size_t a)
+{
+    for (const lc_heap_block *b = w->free_list; b; b = b->next) {
+        size_t lo = b->off > from ? b->off : from;
+        if (lo > b->off + b->size) continue;
+        size_t start = (lo + a - 1) & ~(a - 1);
+        if (start >= lo && start <= b->off + b->size && b->off + b->size - start >= need) return start;
+    }
+    return SIZE_MAX;
+}
+
+static size_t free_bytes(const lc_world *w)
+{
+    size_t f = 0;
+    for (const lc_heap_block *b = w->free_list; b; b = b->next) f += b->size;
+    return f;
+}
+
+/* Takes [off, off + need) out of the free block holding it (first_fit said one does). */
+static int carve(lc_world *w, const lc_team *t, size_t off, size_t need)
+{
+    lc_heap_block **pp = &w->free_list;
+    while (*pp && !((*pp)->off <= off && off + need <= (*pp)->off + (*pp)->size)) pp = &(*pp)->next;
+    lc_heap_block *b = *pp, *u = malloc(sizeof *u), *g = off > b->off ? malloc(sizeof *g) : NULL;
+    if (!u || (off > b->off && !g)) {
+        free(u);
+        free(g);
+        return lc__err(w, LC_ERR_SYS, "out of host memory");
+    }
+    *u = (lc_heap_block){off, need, t->start, t->stride, t->size, w->used_list};
+    w->used_list = u;
+    if (g) { /* the gap before stays free as its own block */
+        *g = (lc_heap_block){b->off, off - b->off, 0, 0, 0, b};
+        *pp = g;
+        pp = &g->next;
+    }
+    b->size = b->off + b->size - (off + need);
+    b->off = off + need;
+    if (!b->size) {
+        *pp = b->next;
+        free(b);
     }
     return LC_OK;
 }
 
-void *lc_symm_alloc(lc_world *w, size_t bytes)
+/* Team-collective allocation. Members' heaps differ when they belong to different teams, so
+ * the offset is agreed on: each member proposes its first fit at or above a candidate, the
+ * candidate rises to the largest proposal, and it ends when all proposals are equal (the
+ * candidate only grows, so this ends; with equal heaps it is one round). */
+static void *alloc_team(lc_team *t, size_t bytes, const char *op)
 {
-    if (!w) return NULL;
-    uint64_t seq = ++w->alloc_seq;
-    lc_pe_ctrl *me = lc__ctrl(w, w->me);
-    if (check_agreement(w, me->alloc_check, seq, bytes, "lc_symm_alloc",
-                        offsetof(lc_pe_ctrl, alloc_check)))
+    lc_world *w = t->w;
+    int n = t->size;
+    uint64_t *all = malloc(sizeof(uint64_t) * 2 * (size_t)n);
+    if (!all) {
+        lc__err(w, LC_ERR_SYS, "out of host memory");
         return NULL;
-    size_t a = align_for(bytes), need = bytes ? bytes : 1;
-    need = (need + LC_CACHELINE - 1) & ~(size_t)(LC_CACHELINE - 1);
-    size_t free_total = 0;
-    for (lc_heap_block **pp = &w->free_list; *pp; pp = &(*pp)->next) {
-        lc_heap_block *b = *pp;
-        free_total += b->size;
-        size_t start = (b->off + a - 1) & ~(a - 1), pad = start - b->off;
-        if (pad > b->size || b->size - pad < need) continue;
-        lc_heap_block *u = malloc(sizeof *u);
-        if (!u) {
-            lc__err(w, LC_ERR_SYS, "out of host memory");
-            return NULL;
-        }
-        u->off = start;
-        u->size = need;
-        u->next = w->used_list;
-        w->used_list = u;
-        if (pad) { /* keep the alignment gap as its own free block */
-            lc_heap_block *g = malloc(sizeof *g);
-            if (!g) {
-                lc__err(w, LC_ERR_SYS, "out of host memory");
-                return NULL;
-            }
-            g->off = b->off;
-            g->size = pad;
-            g->next = b;
-            *pp = g;
-            pp = &g->next;
-        }
-        b->off = start + need;
-        b->size -= pad + need;
-        if (!b->size) {
-            *pp = b->next;
-            free(b);
-        }
-        return w->heap0 + (size_t)w->me * w->heap_stride + start;
     }
-    lc__err(w, LC_ERR_NOMEM,
-            "lc_symm_alloc of %zu bytes: symmetric heap exhausted (%zu of %zu bytes free, "
-            "fragmented or too small); raise LONGCTX_HEAP_SIZE or the launcher's --heap",
-            bytes, free_total, w->heap_bytes);
-    return NULL;
+    void *res = NULL;
+    uint64_t seq = ++t->alloc_seq;
+    if (check_request(t, op, seq, bytes, all)) goto out;
+    size_t a = align_for(bytes), need = bytes ? bytes : 1;
+    if (need > w->heap_bytes) need = w->heap_bytes + 1; /* cannot fit; avoids the round-up wrap */
+    need = (need + LC_CACHELINE - 1) & ~(size_t)(LC_CACHELINE - 1);
+    size_t cand = 0;
+    for (;;) {
+        uint64_t mine = first_fit(w, cand, need, a);
+        if (lc_allgather(t, all, &mine, sizeof mine)) goto out;
+        uint64_t hi = 0, lo = UINT64_MAX;
+        int full = -1;
+        for (int r = 0; r < n; r++) {
+            if (all[r] == SIZE_MAX && full < 0) full = r;
+            hi = all[r] > hi ? all[r] : hi;
+            lo = all[r] < lo ? all[r] : lo;
+        }
+        if (full >= 0) {
+            lc__err(w, LC_ERR_NOMEM,
+                    "%s of %zu bytes on a team of %d: symmetric heap exhausted on PE %d (this PE "
+                    "has %zu of %zu bytes free, fragmented or too small); raise LONGCTX_HEAP_SIZE "
+                    "or the launcher's --heap",
+                    op, bytes, n, lc__team_pe(t, full), free_bytes(w), w->heap_bytes);
+            goto out;
+        }
+        if (hi == lo) {
+            if (carve(w, t, (size_t)hi, need) == LC_OK) res = w->heap0 + (size_t)w->me * w->heap_stride + hi;
+            goto out;
+        }
+        cand = (size_t)hi;
+    }
+out:
+    free(all);
+    return res;
 }
 
-int lc_symm_free(lc_world *w, void *ptr)
+void *lc_symm_alloc_team(lc_team *t, size_t bytes)
 {
-    if (!w) return LC_ERR_ARG;
+    return t ? alloc_team(t, bytes, "lc_symm_alloc_team") : NULL;
+}
+
+void *lc_symm_alloc(lc_world *w, size_t bytes)
+{
+    return w ? alloc_team(w->world_team, bytes, "lc_symm_alloc") : NULL;
+}
+
+static int free_team(lc_team *t, void *ptr, const char *op)
+{
+    lc_world *w = t->w;
     if (!ptr) return LC_OK;
     uint8_t *mine = w->heap0 + (size_t)w->me * w->heap_stride;
     size_t off = (size_t)((uint8_t *)ptr - mine);
     lc_heap_block **pp = &w->used_list;
     while (*pp && (*pp)->off != off) pp = &(*pp)->next;
     if (!*pp || (uint8_t *)ptr < mine)
-        return lc__err(w, LC_ERR_ARG, "lc_symm_free: %p was not returned by lc_symm_alloc", ptr);
+        return lc__err(w, LC_ERR_ARG, "%s: %p was not returned by lc_symm_alloc", op, ptr);
     lc_heap_block *b = *pp;
+    if (b->t_start != t->start || b->t_stride != t->stride || b->t_size != t->size)
+        return lc__err(w, LC_ERR_ARG,
+                       "%s: %p was allocated on the team of world PEs %d + %d*i (%d PEs), not on "
+                       "this one (%d + %d*i, %d PEs)",
+                       op, ptr, b->t_start, b->t_stride, b->t_size, t->start, t->stride, t->size);
     *pp = b->next;
-    /* Free is collective too: no PE may reuse the space while a peer still writes to it. */
-    int rc = lc__barrier(w->world_team, "lc_symm_free");
+    /* Free is collective too: no member may reuse the space while a peer still writes to it. */
+    int rc = lc__barrier(t, op);
     /* Insert sorted by offset and merge neighbours. */
     lc_heap_block **fp = &w->free_list;
     while (*fp && (*fp)->off < b->off) fp = &(*fp)->next;
@@ -156,3 +212,7 @@ int lc_symm_free(lc_world *w, void *ptr)
     }
     return rc;
 }
+
+int lc_symm_free_team(lc_team *t, void *ptr) { return t ? free_team(t, ptr, "lc_symm_free_team") : LC_ERR_ARG; }
+
+int lc_symm_free(lc_world *w, void *ptr) { return w ? free_team(w->world_team, ptr, "lc_symm_free") : LC_ERR_ARG; }

@@ -24,21 +24,21 @@ typedef struct {
     lc_padded_u64 bar[LC_BAR_ROUNDS]; /* dissemination barrier, one counter per round */
     lc_padded_u64 rs;                 /* collective phase 1 arrivals (reduce/gather in) */
     lc_padded_u64 ag;                 /* collective phase 2 arrivals (results out) */
+    lc_padded_u64 bc_ack[2];          /* broadcast root: receivers done with landing area a */
     struct {
         lc_padded_u64 data;  /* one-sided: the put has landed */
         lc_padded_u64 tail;  /* two-sided: chunks written into my FIFO by the sender */
-        lc_padded_u64 head;  /* two-sided: chunks I copied out */
     } ch[LC_PERM_CH];
     /* credit[c][r]: receiver r (team rank) has entered permute on channel c and its dst is
      * free. Indexed by receiver so that credits of different ops cannot be confused. */
     _Atomic uint64_t credit[LC_PERM_CH][LC_MAX_PES];
+    /* fifo_ack[c][r]: chunks I sent that receiver r copied out of its FIFO on channel c. */
+    _Atomic uint64_t fifo_ack[LC_PERM_CH][LC_MAX_PES];
 } lc_slot_sync;
 
 typedef struct {
     _Alignas(LC_CACHELINE) _Atomic uint32_t doorbell; /* futex word: bumped on every update */
     _Alignas(LC_CACHELINE) _Atomic uint32_t sleepers;
-    _Alignas(LC_CACHELINE) uint64_t alloc_check[2][2]; /* [parity] = {seq, bytes} */
-    uint64_t split_check[2][2];
     lc_slot_sync slot[LC_TEAM_SLOTS];
 } lc_pe_ctrl;
 
@@ -61,18 +61,72 @@ typedef struct {
     lc_pe_info pe[]; /* n_pes */
 } lc_shm_header;
 
-/* The backend boundary. The runtime's teams, collectives and permutes use only these. */
+/* Waits take a predicate over my own memory (see wait.c) and a describer for the timeout. */
+typedef int (*lc_pred_fn)(void *ctx);
+typedef void (*lc_describe_fn)(void *ctx, char *buf, size_t len);
+
+/* The transport seam. Every byte and every signal the runtime (teams, collectives, permutes,
+ * the one-sided API) moves between PEs goes through these, with NVSHMEM's ordering rules, so
+ * that another transport (MPI RMA, NVSHMEM) plugs in here and nowhere else.
+ * Remote addresses are given as MY address of a symmetric object, in my heap or in my control
+ * region (same layout on every PE), plus the target PE; the backend finds PE pe's copy.
+ * Signal words are only ever waited on by their owner, in its own memory.
+ *   put        copy bytes to pe; complete at quiet; no order with anything else
+ *   get        copy bytes from pe; complete on return
+ *   put_signal put, then an atomic SET/ADD of sig at pe, seen only after the put's data (it
+ *              orders that put only, nothing issued before it)
+ *   signal_op  atomic SET/ADD of a word at pe; orders nothing before it: puts (and stores
+ *              through ptr) that must be seen first need a fence (same PE) or quiet
+ *   fence      my earlier puts, signals and ptr stores to each PE are seen before my later ones
+ *   quiet      my earlier puts, signals and ptr stores are complete everywhere
+ *   wait       until my word *sig cmp value holds (bounded; the backend makes progress)
+ *   wait_pred  until pred(ctx) holds, where pred reads my own words (and may issue puts)
+ *   ptr        a load/store pointer to pe's copy, or NULL when pe is not load/store reachable */
 typedef struct {
     const char *name;
     int (*put)(lc_world *w, void *dst, const void *src, size_t bytes, int pe);
     int (*get)(lc_world *w, void *dst, const void *src, size_t bytes, int pe);
-    /* Atomic update of a 64-bit word at pe, ordered after this PE's earlier puts to pe. */
-    void (*signal)(lc_world *w, _Atomic uint64_t *remote, uint64_t value, lc_sig_op op, int pe);
-    void *(*ptr)(lc_world *w, const void *sym, int pe);
+    int (*put_signal)(lc_world *w, void *dst, const void *src, size_t bytes, _Atomic uint64_t *sig,
+                      uint64_t value, lc_sig_op op, int pe);
+    int (*signal_op)(lc_world *w, _Atomic uint64_t *sig, uint64_t value, lc_sig_op op, int pe);
+    int (*wait)(lc_world *w, _Atomic uint64_t *sig, lc_cmp cmp, uint64_t value, const char *op,
+                const char *what, uint64_t *observed);
+    int (*wait_pred)(lc_world *w, lc_pred_fn pred, void *ctx, const char *op, lc_describe_fn describe);
+    void (*fence)(lc_world *w);
     void (*quiet)(lc_world *w);
+    void *(*ptr)(lc_world *w, const void *sym, int pe);
 } lc_backend;
 
-typedef struct lc_heap_block { size_t off, size; struct lc_heap_block *next; } lc_heap_block;
+/* The runtime's view of an lc_permute_req (the caller's opaque storage). may_alias: the
+ * caller's object has the public type. */
+typedef struct __attribute__((may_alias)) lc__perm {
+    uint32_t magic;  /* LC__PERM_ACTIVE between start and done */
+    int channel;
+    lc_team *team;
+    int send_to;     /* team rank or -1 */
+    int recv_from;   /* team rank or -1 */
+    const void *src;
+    void *dst;
+    size_t bytes;
+    lc_lowering lowering; /* resolved: ONE_SIDED or TWO_SIDED */
+    int sent;        /* one-sided: the put has been issued; two-sided: every chunk is */
+    int have_credit;
+    int error;       /* a transport error seen while driving the team's requests */
+    uint64_t epoch;
+    size_t tx_chunks, rx_chunks, n_chunks; /* two-sided progress */
+    uint64_t tx_base, rx_base;             /* two-sided FIFO positions at the start */
+} lc__perm;
+#define LC__PERM_ACTIVE 0x7065726du /* "perm" */
+_Static_assert(sizeof(lc__perm) <= sizeof(lc_permute_req), "lc_permute_req storage too small");
+_Static_assert(_Alignof(lc__perm) <= _Alignof(lc_permute_req), "lc_permute_req storage misaligned");
+
+/* A heap range. Used blocks remember the team they were allocated on (its world PEs), so
+ * that a free on another team is refused instead of desynchronising the allocators. */
+typedef struct lc_heap_block {
+    size_t off, size;
+    int t_start, t_stride, t_size;
+    struct lc_heap_block *next;
+} lc_heap_block;
 
 struct lc_team {
     lc_world *w;
@@ -81,13 +135,17 @@ struct lc_team {
     int slot;
     uint64_t bar_expect[LC_BAR_ROUNDS]; /* per round: arrivals I have consumed */
     uint64_t rs_expect, ag_expect;
+    uint64_t bc_ack_expect[2]; /* per area: broadcast acks consumed while I was the root */
     size_t logged_bytes;     /* last permute decision written to the debug log */
     int logged_lowering;
     uint64_t perm_seq;       /* permutes started (all members agree) */
+    uint64_t alloc_seq;      /* symmetric allocations on this team (all members agree) */
     uint64_t data_expect[LC_PERM_CH];
     uint64_t *credit_expect; /* [LC_PERM_CH][size] */
+    uint64_t *fifo_sent;     /* [LC_PERM_CH][size]: chunks I put into rank r's FIFO */
+    uint64_t fifo_taken[LC_PERM_CH]; /* chunks I copied out of my FIFO */
     int ch_busy[LC_PERM_CH];
-    lc_permute_req *in_flight[LC_PERM_CH]; /* outstanding requests, for two-sided progress */
+    lc__perm *in_flight[LC_PERM_CH]; /* outstanding requests, for two-sided progress */
     int is_world;
 };
 
@@ -103,7 +161,6 @@ struct lc_world {
     size_t ctrl_stride, heap_stride, heap_bytes;
     lc_heap_block *free_list;
     lc_heap_block *used_list;
-    uint64_t alloc_seq, split_seq;
     uint32_t slots_used;
     lc_team *world_team;
     int debug;
@@ -143,8 +200,6 @@ void lc__ring(lc_world *w, int pe);
 /* Waits until pred(ctx) is true. Spins, then sleeps on my doorbell; ends with
  * LC_ERR_ABORT when the world is aborted and LC_ERR_TIMEOUT at the deadline (which also
  * aborts the world so that no peer hangs on me). describe() writes what was awaited. */
-typedef int (*lc_pred_fn)(void *ctx);
-typedef void (*lc_describe_fn)(void *ctx, char *buf, size_t len);
 int lc__wait(lc_world *w, lc_pred_fn pred, void *ctx, const char *op, lc_describe_fn describe);
 /* Convenience for a single counter: wait until (*sig cmp value). */
 int lc__wait_sig(lc_world *w, _Atomic uint64_t *sig, int sig_pe, lc_cmp cmp, uint64_t value,

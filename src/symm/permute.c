@@ -1,15 +1,19 @@
 /* Collective permute as an async start/done pair, with two lowerings.
  *
  * one_sided: the receiver grants a credit at start (its dst is free); the sender, once it
- *   holds the credit, copies straight into the receiver's dst and raises the data signal.
- *   If the credit is not there yet at start, the put is issued at done: no PE ever blocks
- *   in start, and a sender never overwrites a buffer its receiver is still reading.
- * two_sided: the NCCL-style baseline. After the same credit hand-shake the sender copies
- *   chunks into a bounded FIFO in the receiver's memory and bumps its tail; the receiver
- *   copies each chunk out to dst and bumps its head. Two copies, and both sides must make
- *   progress together inside done.
- * Channels: permute k on a team uses channel k mod LC_PERM_CH, so up to that many can be in
- * flight (e.g. KV and dK/dV in a ring backward). */
+ *   holds the credit, puts straight into the receiver's dst with a put-with-signal of the
+ *   data counter. If the credit is not there yet at start, the put is issued at done: no PE
+ *   ever blocks in start, and a sender never overwrites a buffer its receiver is still reading.
+ * two_sided: the NCCL-style baseline. After the same credit hand-shake the sender puts chunks
+ *   into a bounded FIFO in the receiver's memory, each with a signal of the receiver's tail;
+ *   the receiver copies each chunk out to dst and acks it to the sender. Two copies, and both
+ *   sides must make progress together inside done. The FIFO is empty whenever a receiver
+ *   grants a credit (its previous permute on the channel is done), so every permute starts
+ *   at FIFO slot 0; the sender may be at most LC_FIFO_SLOTS chunks ahead of the acks.
+ * Everything crosses PEs through the backend (put_signal, signal_op, wait); a PE only ever
+ * reads and waits on its own signal words. Channels: permute k on a team uses channel
+ * k mod LC_PERM_CH, so up to that many can be in flight (e.g. KV and dK/dV in a ring
+ * backward). */
 #include <stdio.h>
 #include <string.h>
 
@@ -22,14 +26,14 @@ static _Atomic uint64_t *credit_word(lc_team *t, int ch, int receiver)
     return &my_sync(t)->credit[ch][receiver];
 }
 
-static int credit_ready(lc_permute_req *r)
+static int credit_ready(lc__perm *r)
 {
     lc_team *t = r->team;
     return atomic_load_explicit(credit_word(t, r->channel, r->send_to), memory_order_acquire) >
            t->credit_expect[r->channel * t->size + r->send_to];
 }
 
-static void take_credit(lc_permute_req *r)
+static void take_credit(lc__perm *r)
 {
     r->team->credit_expect[r->channel * r->team->size + r->send_to]++;
 }
@@ -62,87 +66,98 @@ static lc_lowering resolve(lc_team *t, lc_lowering req, void *dst, size_t bytes,
     return LC_LOWER_ONE_SIDED;
 }
 
-static void one_sided_put(lc_permute_req *r)
+static int one_sided_put(lc__perm *r)
 {
     lc_team *t = r->team;
     lc_world *w = t->w;
-    int pe = lc__team_pe(t, r->send_to);
     take_credit(r);
-    if (r->bytes) w->be->put(w, r->dst, r->src, r->bytes, pe);
-    w->be->signal(w, &lc__sync(t, r->send_to)->ch[r->channel].data.v, 1, LC_SIGNAL_ADD, pe);
     r->sent = 1;
+    return w->be->put_signal(w, r->dst, r->src, r->bytes, &my_sync(t)->ch[r->channel].data.v, 1,
+                             LC_SIGNAL_ADD, lc__team_pe(t, r->send_to));
 }
 
-/* Two-sided progress. The FIFO of channel c lives in the receiver; tail counts chunks the
- * sender wrote, head chunks the receiver consumed; both only grow. */
-static int two_sided_step(lc_permute_req *r)
+/* Two-sided progress: returns 1 when something moved, 0 when not, <0 on a transport error.
+ * tx_base: chunks I had put into the receiver's FIFO (on this channel) before this permute;
+ * the receiver's acks count the same chunks, so tx_base + k - acks is what is in flight. */
+static int two_sided_step(lc__perm *r)
 {
     lc_team *t = r->team;
     lc_world *w = t->w;
-    int c = r->channel, progressed = 0;
+    int c = r->channel, progressed = 0, rc;
     if (r->send_to >= 0 && !r->sent) {
+        uint64_t *sent = &t->fifo_sent[c * t->size + r->send_to];
         if (!r->have_credit && credit_ready(r)) {
             take_credit(r);
             r->have_credit = 1;
-            /* The receiver granted the credit only after draining this FIFO, so tail is stable. */
-            r->tx_base = atomic_load(&lc__sync(t, r->send_to)->ch[c].tail.v);
+            r->tx_base = *sent;
             progressed = 1;
         }
         if (r->have_credit) {
-            lc_slot_sync *peer = lc__sync(t, r->send_to);
+            _Atomic uint64_t *acks = &my_sync(t)->fifo_ack[c][r->send_to];
             int pe = lc__team_pe(t, r->send_to);
+            uint8_t *fifo = lc__fifo(w, w->me, t->slot, c); /* my copy names the receiver's */
             while (r->tx_chunks < r->n_chunks &&
-                   r->tx_base + r->tx_chunks - atomic_load_explicit(&peer->ch[c].head.v, memory_order_acquire) <
-                       LC_FIFO_SLOTS) {
+                   r->tx_base + r->tx_chunks - atomic_load_explicit(acks, memory_order_acquire) < LC_FIFO_SLOTS) {
                 size_t off = r->tx_chunks * LC_FIFO_CHUNK;
                 size_t b = r->bytes - off < LC_FIFO_CHUNK ? r->bytes - off : LC_FIFO_CHUNK;
-                uint8_t *slot = lc__fifo(w, pe, t->slot, c) + ((r->tx_base + r->tx_chunks) % LC_FIFO_SLOTS) * LC_FIFO_CHUNK;
-                memcpy(slot, (const uint8_t *)r->src + off, b);
+                rc = w->be->put_signal(w, fifo + (r->tx_chunks % LC_FIFO_SLOTS) * LC_FIFO_CHUNK,
+                                       (const uint8_t *)r->src + off, b, &my_sync(t)->ch[c].tail.v, 1,
+                                       LC_SIGNAL_ADD, pe);
+                if (rc) return rc;
                 r->tx_chunks++;
-                w->be->signal(w, &peer->ch[c].tail.v, 1, LC_SIGNAL_ADD, pe);
+                (*sent)++;
                 progressed = 1;
             }
             if (r->tx_chunks == r->n_chunks) r->sent = 1;
         }
     }
     if (r->recv_from >= 0 && r->rx_chunks < r->n_chunks) {
-        lc_slot_sync *mine = my_sync(t);
+        _Atomic uint64_t *tail = &my_sync(t)->ch[c].tail.v;
         uint8_t *fifo = lc__fifo(w, w->me, t->slot, c);
+        int pe = lc__team_pe(t, r->recv_from);
         while (r->rx_chunks < r->n_chunks &&
-               atomic_load_explicit(&mine->ch[c].tail.v, memory_order_acquire) > r->rx_base + r->rx_chunks) {
+               atomic_load_explicit(tail, memory_order_acquire) > r->rx_base + r->rx_chunks) {
             size_t off = r->rx_chunks * LC_FIFO_CHUNK;
             size_t b = r->bytes - off < LC_FIFO_CHUNK ? r->bytes - off : LC_FIFO_CHUNK;
-            memcpy((uint8_t *)r->dst + off, fifo + ((r->rx_base + r->rx_chunks) % LC_FIFO_SLOTS) * LC_FIFO_CHUNK, b);
+            memcpy((uint8_t *)r->dst + off, fifo + (r->rx_chunks % LC_FIFO_SLOTS) * LC_FIFO_CHUNK, b);
             r->rx_chunks++;
-            atomic_store_explicit(&mine->ch[c].head.v, r->rx_base + r->rx_chunks, memory_order_release);
-            lc__ring(w, lc__team_pe(t, r->recv_from)); /* the sender may wait for space */
+            /* The slot is free again: my reads come before the ack (release ordering). */
+            rc = w->be->signal_op(w, &my_sync(t)->fifo_ack[c][t->me], 1, LC_SIGNAL_ADD, pe);
+            if (rc) return rc;
             progressed = 1;
         }
+        if (r->rx_chunks == r->n_chunks) t->fifo_taken[c] = r->rx_base + r->n_chunks;
     }
     return progressed;
 }
 
-static int two_sided_finished(const lc_permute_req *r)
+static int two_sided_finished(const lc__perm *r)
 {
     return (r->send_to < 0 || r->sent) && (r->recv_from < 0 || r->rx_chunks == r->n_chunks);
 }
 
 /* Drives every outstanding two-sided request of the team, so that PEs completing their
  * requests in different orders cannot deadlock on each other's full FIFOs. */
+/* Drives every outstanding two-sided request of the team, so that PEs completing their
+ * requests in different orders cannot deadlock on each other's full FIFOs. A transport error
+ * ends the wait (the request remembers it). */
 static int two_sided_pred(void *p)
 {
-    lc_permute_req *r = p;
+    lc__perm *r = p;
     lc_team *t = r->team;
     for (int c = 0; c < LC_PERM_CH; c++) {
-        lc_permute_req *o = t->in_flight[c];
-        if (o && o->lowering == LC_LOWER_TWO_SIDED && !two_sided_finished(o)) two_sided_step(o);
+        lc__perm *o = t->in_flight[c];
+        if (o && o->lowering == LC_LOWER_TWO_SIDED && !two_sided_finished(o)) {
+            int rc = two_sided_step(o);
+            if (rc < 0 && !r->error) r->error = rc;
+        }
     }
-    return two_sided_finished(r);
+    return r->error || two_sided_finished(r);
 }
 
 static void two_sided_describe(void *p, char *buf, size_t len)
 {
-    lc_permute_req *r = p;
+    lc__perm *r = p;
     snprintf(buf, len,
              "two_sided permute channel %d: send to rank %d %s (%zu/%zu chunks), receive from rank "
              "%d (%zu/%zu chunks)",
@@ -151,7 +166,7 @@ static void two_sided_describe(void *p, char *buf, size_t len)
 }
 
 static int start(lc_team *t, int send_to, int recv_from, const void *src, void *dst, size_t bytes,
-                 lc_lowering lowering, lc_permute_req *req)
+                 lc_lowering lowering, lc__perm *req)
 {
     lc_world *w = t->w;
     if (lc__aborted(w)) return lc__abort_error(w, "lc_permute_start");
@@ -187,7 +202,7 @@ static int start(lc_team *t, int send_to, int recv_from, const void *src, void *
     req->lowering = l;
     req->channel = c;
     req->epoch = ++t->perm_seq;
-    req->active = 1;
+    req->magic = LC__PERM_ACTIVE;
     req->n_chunks = (bytes + LC_FIFO_CHUNK - 1) / LC_FIFO_CHUNK;
     t->ch_busy[c] = 1;
     t->in_flight[c] = req;
@@ -196,14 +211,15 @@ static int start(lc_team *t, int send_to, int recv_from, const void *src, void *
         req->send_to = req->recv_from = -1;
         return LC_OK;
     }
+    int rc = LC_OK;
     if (recv_from >= 0) {
-        /* Credit: my dst is free from now on. Remember where my FIFO stands first. */
-        req->rx_base = atomic_load(&my_sync(t)->ch[c].head.v);
-        int src_pe = lc__team_pe(t, recv_from);
-        w->be->signal(w, &lc__sync(t, recv_from)->credit[c][t->me], 1, LC_SIGNAL_ADD, src_pe);
+        /* Credit: my dst (and my FIFO, drained by my last done on this channel) is free from
+         * now on. My earlier reads of dst come before it (release ordering). */
+        req->rx_base = t->fifo_taken[c];
+        rc = w->be->signal_op(w, credit_word(t, c, t->me), 1, LC_SIGNAL_ADD, lc__team_pe(t, recv_from));
     }
-    if (send_to >= 0 && l == LC_LOWER_ONE_SIDED && credit_ready(req)) one_sided_put(req);
-    return LC_OK;
+    if (!rc && send_to >= 0 && l == LC_LOWER_ONE_SIDED && credit_ready(req)) rc = one_sided_put(req);
+    return rc;
 }
 
 int lc_permute_start(lc_team *t, int shift, const void *src, void *dst, size_t bytes,
@@ -212,7 +228,7 @@ int lc_permute_start(lc_team *t, int shift, const void *src, void *dst, size_t b
     if (!t || !req) return LC_ERR_ARG;
     int n = t->size;
     int s = ((shift % n) + n) % n;
-    return start(t, (t->me + s) % n, (t->me - s + n) % n, src, dst, bytes, lowering, req);
+    return start(t, (t->me + s) % n, (t->me - s + n) % n, src, dst, bytes, lowering, (lc__perm *)req);
 }
 
 int lc_permute_start_map(lc_team *t, const int *dest_of, const void *src, void *dst, size_t bytes,
@@ -235,12 +251,16 @@ int lc_permute_start_map(lc_team *t, const int *dest_of, const void *src, void *
     }
     int send_to = dest_of[t->me];
     if (send_to == t->me) recv_from = t->me;
-    return start(t, send_to, recv_from, src, dst, bytes, lowering, req);
+    return start(t, send_to, recv_from, src, dst, bytes, lowering, (lc__perm *)req);
 }
 
-int lc_permute_done(lc_permute_req *req)
+int lc_permute_done(lc_permute_req *opaque)
 {
-    if (!req || !req->active || !req->team) return LC_ERR_ARG;
+    lc__perm *req = (lc__perm *)opaque;
+    /* A request that was never started (or is done already) is not one of the team's. */
+    if (!req || req->magic != LC__PERM_ACTIVE || !req->team || (unsigned)req->channel >= LC_PERM_CH ||
+        req->team->in_flight[req->channel] != req)
+        return LC_ERR_ARG;
     lc_team *t = req->team;
     lc_world *w = t->w;
     int rc = LC_OK;
@@ -248,25 +268,26 @@ int lc_permute_done(lc_permute_req *req)
         if (req->send_to >= 0 && !req->sent) {
             char what[96];
             snprintf(what, sizeof what, "credit from receiver rank %d, channel %d", req->send_to, req->channel);
-            rc = lc__wait_sig(w, credit_word(t, req->channel, req->send_to), w->me, LC_CMP_GT,
-                              t->credit_expect[req->channel * t->size + req->send_to],
-                              "lc_permute_done (one_sided send)", what, NULL);
-            if (!rc) one_sided_put(req);
+            rc = w->be->wait(w, credit_word(t, req->channel, req->send_to), LC_CMP_GT,
+                             t->credit_expect[req->channel * t->size + req->send_to],
+                             "lc_permute_done (one_sided send)", what, NULL);
+            if (!rc) rc = one_sided_put(req);
         }
         if (!rc && req->recv_from >= 0) {
             char what[96];
             snprintf(what, sizeof what, "data from rank %d (PE %d), channel %d", req->recv_from,
                      lc__team_pe(t, req->recv_from), req->channel);
             t->data_expect[req->channel]++;
-            rc = lc__wait_sig(w, &my_sync(t)->ch[req->channel].data.v, w->me, LC_CMP_GE,
-                              t->data_expect[req->channel], "lc_permute_done (one_sided receive)", what, NULL);
+            rc = w->be->wait(w, &my_sync(t)->ch[req->channel].data.v, LC_CMP_GE, t->data_expect[req->channel],
+                             "lc_permute_done (one_sided receive)", what, NULL);
         }
     } else {
-        rc = lc__wait(w, two_sided_pred, req, "lc_permute_done (two_sided)", two_sided_describe);
+        rc = w->be->wait_pred(w, two_sided_pred, req, "lc_permute_done (two_sided)", two_sided_describe);
+        if (!rc) rc = req->error;
     }
     w->be->quiet(w);
     t->ch_busy[req->channel] = 0;
     t->in_flight[req->channel] = NULL;
-    req->active = 0;
+    req->magic = 0;
     return rc;
 }

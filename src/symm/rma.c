@@ -54,9 +54,8 @@ static int put_signal(lc_world *w, const char *op, void *dst, const void *src, s
     if (!rc && sop != LC_SIGNAL_SET && sop != LC_SIGNAL_ADD)
         rc = lc__err(w, LC_ERR_ARG, "%s: signal op %d is neither SET nor ADD", op, (int)sop);
     if (rc) return rc;
-    if ((rc = w->be->put(w, dst, src, bytes, pe))) return rc;
-    w->be->signal(w, (_Atomic uint64_t *)w->be->ptr(w, sig, pe), value, sop, pe);
-    return LC_OK;
+    return bytes ? w->be->put_signal(w, dst, src, bytes, (_Atomic uint64_t *)sig, value, sop, pe)
+                 : w->be->signal_op(w, (_Atomic uint64_t *)sig, value, sop, pe);
 }
 
 int lc_put_signal(lc_world *w, void *dst, const void *src, size_t bytes, uint64_t *sig,
@@ -91,14 +90,14 @@ int lc_signal_wait_until(lc_world *w, uint64_t *sig, lc_cmp cmp, uint64_t value,
     if (!rc && (unsigned)cmp > LC_CMP_LE)
         rc = lc__err(w, LC_ERR_ARG, "lc_signal_wait_until: comparison %d unknown", (int)cmp);
     if (rc) return rc;
-    return lc__wait_sig(w, (_Atomic uint64_t *)sig, w->me, cmp, value, "lc_signal_wait_until",
-                        "user signal", observed);
+    return w->be->wait(w, (_Atomic uint64_t *)sig, cmp, value, "lc_signal_wait_until", "user signal",
+                       observed);
 }
 
 int lc_fence(lc_world *w)
 {
     if (!w) return LC_ERR_ARG;
-    w->be->quiet(w); /* shm puts complete in order; a full fence also orders NT stores */
+    w->be->fence(w);
     return LC_OK;
 }
 

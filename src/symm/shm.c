@@ -158,12 +158,17 @@ void lc__shm_detach(lc_world *w)
     w->map = NULL;
 }
 
+/* My address of a symmetric object (heap or control region) -> PE pe's copy. The control
+ * region is symmetric too: landing zones, FIFOs and signal words sit at the same offsets. */
 static void *shm_ptr(lc_world *w, const void *sym, int pe)
 {
-    const uint8_t *p = sym;
-    const uint8_t *mine = w->heap0 + (size_t)w->me * w->heap_stride;
-    if (pe < 0 || pe >= w->n || p < mine || p >= mine + w->heap_bytes) return NULL;
-    return w->heap0 + (size_t)pe * w->heap_stride + (size_t)(p - mine);
+    uintptr_t a = (uintptr_t)sym;
+    uintptr_t heap_me = (uintptr_t)(w->heap0 + (size_t)w->me * w->heap_stride);
+    uintptr_t ctrl_me = (uintptr_t)(w->ctrl0 + (size_t)w->me * w->ctrl_stride);
+    if (pe < 0 || pe >= w->n) return NULL;
+    if (a - heap_me < w->heap_bytes) return w->heap0 + (size_t)pe * w->heap_stride + (a - heap_me);
+    if (a - ctrl_me < w->ctrl_stride) return w->ctrl0 + (size_t)pe * w->ctrl_stride + (a - ctrl_me);
+    return NULL;
 }
 
 static int shm_put(lc_world *w, void *dst, const void *src, size_t bytes, int pe)
@@ -178,23 +183,49 @@ static int shm_get(lc_world *w, void *dst, const void *src, size_t bytes, int pe
     return LC_OK;
 }
 
-static void shm_signal(lc_world *w, _Atomic uint64_t *remote, uint64_t value, lc_sig_op op, int pe)
+/* Release ordering keeps my plain loads and stores before the update; the doorbell wakes
+ * the owner only if it sleeps. */
+static int shm_signal_op(lc_world *w, _Atomic uint64_t *sig, uint64_t value, lc_sig_op op, int pe)
 {
-    /* A full fence, not only release: large memcpy uses non-temporal stores, which x86
-     * orders only with sfence/mfence. This is what keeps "data before signal". */
-    atomic_thread_fence(memory_order_seq_cst);
+    _Atomic uint64_t *remote = shm_ptr(w, (const void *)sig, pe);
     if (op == LC_SIGNAL_SET) atomic_store_explicit(remote, value, memory_order_release);
     else atomic_fetch_add_explicit(remote, value, memory_order_release);
     lc__ring(w, pe);
+    return LC_OK;
 }
 
-static void shm_quiet(lc_world *w) { atomic_thread_fence(memory_order_seq_cst); }
+/* A full fence between data and signal, not only release: large memcpy uses non-temporal
+ * stores, which x86 orders only with sfence/mfence. This is what keeps "data before signal". */
+static int shm_put_signal(lc_world *w, void *dst, const void *src, size_t bytes, _Atomic uint64_t *sig,
+                          uint64_t value, lc_sig_op op, int pe)
+{
+    if (bytes) memcpy(shm_ptr(w, dst, pe), src, bytes);
+    atomic_thread_fence(memory_order_seq_cst);
+    return shm_signal_op(w, sig, value, op, pe);
+}
+
+static int shm_wait(lc_world *w, _Atomic uint64_t *sig, lc_cmp cmp, uint64_t value, const char *op,
+                    const char *what, uint64_t *observed)
+{
+    return lc__wait_sig(w, sig, w->me, cmp, value, op, what, observed);
+}
+
+/* Stores reach the peer's memory in order once fenced: fence and quiet are the same here. */
+static void shm_fence(lc_world *w)
+{
+    (void)w;
+    atomic_thread_fence(memory_order_seq_cst);
+}
 
 const lc_backend lc__shm_backend = {
     .name = "shm",
     .put = shm_put,
     .get = shm_get,
-    .signal = shm_signal,
+    .put_signal = shm_put_signal,
+    .signal_op = shm_signal_op,
+    .wait = shm_wait,
+    .wait_pred = lc__wait,
+    .fence = shm_fence,
+    .quiet = shm_fence,
     .ptr = shm_ptr,
-    .quiet = shm_quiet,
 };

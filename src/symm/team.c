@@ -28,7 +28,10 @@ static lc_team *team_new(lc_world *w, int start, int stride, int size, int slot,
     lc_team *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->credit_expect = calloc((size_t)LC_PERM_CH * (size_t)size, sizeof(uint64_t));
-    if (!t->credit_expect) {
+    t->fifo_sent = calloc((size_t)LC_PERM_CH * (size_t)size, sizeof(uint64_t));
+    if (!t->credit_expect || !t->fifo_sent) {
+        free(t->credit_expect);
+        free(t->fifo_sent);
         free(t);
         return NULL;
     }
@@ -45,10 +48,15 @@ static lc_team *team_new(lc_world *w, int start, int stride, int size, int slot,
     for (int k = 0; k < LC_BAR_ROUNDS; k++) t->bar_expect[k] = atomic_load(&s->bar[k].v);
     t->rs_expect = atomic_load(&s->rs.v);
     t->ag_expect = atomic_load(&s->ag.v);
+    for (int a = 0; a < 2; a++) t->bc_ack_expect[a] = atomic_load(&s->bc_ack[a].v);
     for (int c = 0; c < LC_PERM_CH; c++) {
         t->data_expect[c] = atomic_load(&s->ch[c].data.v);
-        for (int r = 0; r < size; r++)
+        /* The last user of the slot quiesced: every chunk written was copied out and acked. */
+        t->fifo_taken[c] = atomic_load(&s->ch[c].tail.v);
+        for (int r = 0; r < size; r++) {
             t->credit_expect[c * size + r] = atomic_load(&s->credit[c][r]);
+            t->fifo_sent[c * size + r] = atomic_load(&s->fifo_ack[c][r]);
+        }
     }
     return t;
 }
@@ -167,5 +175,6 @@ void lc_team_destroy(lc_team *t)
     if (!t->is_world && !lc__aborted(w)) lc__barrier(t, "lc_team_destroy");
     if (!t->is_world) w->slots_used &= ~(1u << t->slot);
     free(t->credit_expect);
+    free(t->fifo_sent);
     free(t);
 }

@@ -7,6 +7,7 @@
  *   test_cp die VICTIM HOW       PE VICTIM dies mid-ring (HOW = exit | kill); the others
  *                                must stop with an error naming it
  *   test_cp errors               argument errors
+ *   test_cp teams                plans on teams of 2 inside the world, one team and all at once
  *
  * Run under `longctx launch -n P`. Inputs are fresh random each run; the seed is printed
  * and LONGCTX_SEED overrides it.
@@ -382,6 +383,56 @@ static int cmd_sweep(int argc, char **argv)
     return 0;
 }
 
+/* CP teams inside a bigger world (a DP x CP mesh): P PEs as P/2 teams of 2. Plans allocate
+ * symmetric memory over their own team only, so (1) team 0 creates a plan while the other
+ * teams keep to themselves, (2) every team creates a plan of a different shape at once, with
+ * heaps that differ between teams (team 0 holds an extra block), and (3) a world plan is
+ * created afterwards on those diverged heaps. Every plan is checked like the sweep. */
+static int cmd_teams(void)
+{
+    lc_team *world = g_t, *x, *y;
+    int wme = g_me, wP = g_P;
+    if (wP < 4 || wP % 2) {
+        if (wme == 0) printf("test_cp teams: needs an even P >= 4, got %d\n", wP);
+        return 77;
+    }
+    if (lc_team_split_2d(world, 2, &x, &y)) {
+        FAIL("lc_team_split_2d: %s", lc_last_error(g_w));
+        return 1;
+    }
+    int row = wme / 2;
+    g_t = x;
+    g_me = lc_team_my_pe(x);
+    g_P = lc_team_n_pes(x);
+    /* (1) only team 0 */
+    if (row == 0) {
+        tcase c = sweep_case(3, g_P);
+        run_case(&c, g_seed + 11);
+    } else { /* the other teams stay busy on their own team meanwhile */
+        for (int i = 0; i < 50; i++) {
+            double one = 1, two;
+            if (lc_allreduce_sum_f64(x, &two, &one, 1) || two != 2) FAIL("team allreduce: %s", lc_last_error(g_w));
+        }
+    }
+    /* (2) every team at once, different shapes; team 0's heap holds an extra block */
+    void *extra = row == 0 ? lc_symm_alloc_team(x, 3 << 20) : NULL;
+    if (row == 0 && !extra) FAIL("lc_symm_alloc_team: %s", lc_last_error(g_w));
+    tcase c = sweep_case(row % 2 ? 5 : 8, g_P);
+    c.S += row; /* every team a different length */
+    run_case(&c, g_seed + 20 + (uint64_t)row);
+    /* (3) a world plan on heaps that now differ between teams */
+    g_t = world;
+    g_me = wme;
+    g_P = wP;
+    tcase cw = sweep_case(1, g_P);
+    run_case(&cw, g_seed + 30);
+    if (row == 0 && lc_symm_free_team(x, extra)) FAIL("lc_symm_free_team: %s", lc_last_error(g_w));
+    lc_team_destroy(x);
+    lc_team_destroy(y);
+    if (g_me == 0) printf("%s CP plans on teams of 2 inside a world of %d\n", g_fail ? "FAIL" : "ok  ", g_P);
+    return 0;
+}
+
 static int cmd_layout(void)
 {
     for (int P = 1; P <= 5; P++)
@@ -537,7 +588,7 @@ static int cmd_errors(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: test_cp layout|sweep|stress N|die VICTIM exit|kill [lowering]|errors\n");
+        fprintf(stderr, "usage: test_cp layout|sweep|stress N|die VICTIM exit|kill [lowering]|errors|teams\n");
         return 2;
     }
     if (!strcmp(argv[1], "layout")) {
@@ -564,6 +615,7 @@ int main(int argc, char **argv)
         rc = cmd_die(atoi(argv[2]), argv[3], argc > 4 ? argv[4] : "one_sided");
         return rc; /* the world is broken on purpose: no finalize */
     } else if (!strcmp(argv[1], "errors")) rc = cmd_errors();
+    else if (!strcmp(argv[1], "teams")) rc = cmd_teams();
     else {
         fprintf(stderr, "test_cp: unknown section %s\n", argv[1]);
         rc = 2;

@@ -22,6 +22,9 @@ set_tests_properties(cp_p3_sweep_permute_env PROPERTIES ENVIRONMENT "LONGCTX_PER
 lc_cp_test(cp_p2_stress 2 stress 150)
 lc_cp_test(cp_p4_stress 4 stress 100)
 lc_cp_test(cp_p3_errors 3 errors)
+# Plans on CP teams of 2 inside a world of 4: one team alone, then both at once.
+lc_cp_test(cp_p4_teams 4 teams)
+set_tests_properties(cp_p4_teams PROPERTIES SKIP_RETURN_CODE 77)
 
 find_program(_lc_bc bc)
 if(_lc_bc)

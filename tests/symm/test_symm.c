@@ -1,4 +1,5 @@
-/* Runtime tests, run under `longctx launch -n P`: test_symm rma|permute|coll|teams|stress|heap.
+/* Runtime tests, run under `longctx launch -n P`:
+ * test_symm rma|permute|coll|collbig|teams|stress|heap|teamheap.
  * Every PE regenerates every other PE's data from a seed, so each PE checks against a serial
  * reference without extra communication. */
 #include <math.h>
@@ -15,11 +16,17 @@ int lc_test_pe = -1;
 #define LC_TEST_MAXPES 64
 static uint64_t g_seed;
 
+/* Eight bytes per generator call: the large collective cases regenerate hundreds of MiB. */
 static void fill(void *buf, size_t n, uint64_t seed)
 {
     uint64_t s = seed;
     uint8_t *b = buf;
-    for (size_t i = 0; i < n; i++) b[i] = (uint8_t)(lc_test_rng(&s) >> 24);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v = lc_test_rng(&s);
+        memcpy(b + i, &v, 8);
+    }
+    for (uint64_t v = lc_test_rng(&s); i < n; i++, v >>= 8) b[i] = (uint8_t)v;
 }
 
 static uint64_t seed_of(int pe, int k) { return g_seed * 1000003ULL + (unsigned)pe * 7919ULL + (unsigned)k; }
@@ -136,6 +143,91 @@ static void test_heap(lc_world *w)
     CHECK_OK(w, lc_barrier(lc_team_world(w)));
 }
 
+/* Offsets relative to a world anchor allocated first, so members can compare them. */
+static uint64_t rel(const void *p, const void *anchor) { return (uint64_t)((const uint8_t *)p - (const uint8_t *)anchor); }
+
+/* Team-collective allocation: the world as rows of 2 (DP replicas of a CP team of 2). */
+static void test_team_heap(lc_world *w)
+{
+    lc_team *world = lc_team_world(w), *x, *y;
+    int me = lc_my_pe(w), n = lc_n_pes(w);
+    uint8_t *anchor = lc_symm_alloc(w, 64);
+    CHECK(anchor, "%s", lc_last_error(w));
+    CHECK_OK(w, lc_team_split_2d(world, n > 1 ? 2 : 1, &x, &y));
+    int row = me / lc_team_n_pes(x), xn = lc_team_n_pes(x), xme = lc_team_my_pe(x);
+    /* Rows allocate different sizes at the same time; nobody outside a row takes part (row 0
+     * even allocates twice more than the others, so the heaps of different rows diverge). */
+    size_t ab = 1000 + 4096 * (size_t)row, bb = ((size_t)row + 1) << 20;
+    uint8_t *a = lc_symm_alloc_team(x, ab), *b = lc_symm_alloc_team(x, bb), *e1 = NULL, *e2 = NULL;
+    CHECK(a && b, "row %d: %s", row, lc_last_error(w));
+    if (row == 0) {
+        e1 = lc_symm_alloc_team(x, 5000);
+        e2 = lc_symm_alloc_team(x, 70000);
+        CHECK(e1 && e2, "%s", lc_last_error(w));
+        CHECK_OK(w, lc_symm_free_team(x, e1)); /* leaves a hole below e2 on row 0 only */
+    }
+    uint64_t offs[2] = {rel(a, anchor), rel(b, anchor)}, got[2 * LC_TEST_MAXPES];
+    CHECK_OK(w, lc_allgather(x, got, offs, sizeof offs));
+    for (int r = 0; r < xn; r++)
+        CHECK(got[2 * r] == offs[0] && got[2 * r + 1] == offs[1], "row %d: team rank %d has other offsets", row, r);
+    /* The object is the same on every member: my right neighbour in the row writes mine. */
+    uint8_t *pat = malloc(bb), *exp = malloc(bb);
+    int right = (xme + 1) % xn, left = (xme + xn - 1) % xn;
+    fill(pat, bb, seed_of(me, 700));
+    CHECK_OK(w, lc_put(w, b, pat, bb, lc_team_translate_pe(x, right, world)));
+    CHECK_OK(w, lc_barrier(x));
+    fill(exp, bb, seed_of(lc_team_translate_pe(x, left, world), 700));
+    CHECK(!memcmp(b, exp, bb), "row %d: the team's object is not at the same place on its members", row);
+    /* A world allocation on heaps that differ between rows: one offset for all, clear of
+     * every live team object on every PE. */
+    fill(a, ab, seed_of(me, 701));
+    size_t cb = 3 << 20;
+    uint8_t *c = lc_symm_alloc(w, cb);
+    CHECK(c, "world alloc on diverged heaps: %s", lc_last_error(w));
+    uint64_t co = rel(c, anchor), *allc = malloc(8 * (size_t)n);
+    CHECK_OK(w, lc_allgather(world, allc, &co, 8));
+    for (int p = 0; p < n; p++) CHECK(allc[p] == co, "world alloc: PE %d has offset %llu, I %llu", p,
+                                      (unsigned long long)allc[p], (unsigned long long)co);
+    free(allc);
+    memset(c, 0x5A, cb);
+    CHECK_OK(w, lc_barrier(world));
+    fill(exp, ab, seed_of(me, 701));
+    CHECK(!memcmp(a, exp, ab), "the world object overlaps a team object");
+    fill(exp, bb, seed_of(lc_team_translate_pe(x, left, world), 700));
+    CHECK(!memcmp(b, exp, bb), "the world object overlaps a team object");
+    /* Errors: a free on another team, a member asking for other bytes (named everywhere). */
+    if (n > 2) { /* at P <= 2 the row is the whole world */
+        CHECK(lc_symm_free(w, b) == LC_ERR_ARG && strstr(lc_last_error(w), "allocated on the team"),
+              "free of a team object on the world: %s", lc_last_error(w));
+        CHECK(lc_symm_free_team(x, c) == LC_ERR_ARG, "free of a world object on a team");
+    }
+    if (xn > 1) {
+        void *mis = lc_symm_alloc_team(x, xme == 0 ? 64 : 128);
+        char want[64];
+        snprintf(want, sizeof want, "PE %d for 64", lc_team_translate_pe(x, 0, world));
+        CHECK(!mis && strstr(lc_last_error(w), "disagree"), "team mismatch: %s", lc_last_error(w));
+        CHECK(xme == 0 || strstr(lc_last_error(w), want), "mismatch names the PE: %s", lc_last_error(w));
+    }
+    /* Too big for the heap: every member says so. */
+    CHECK(!lc_symm_alloc_team(x, lc_symm_heap_size(w) + 1) && strstr(lc_last_error(w), "exhausted"),
+          "team exhaustion: %s", lc_last_error(w));
+    CHECK_OK(w, lc_symm_free(w, c));
+    CHECK_OK(w, lc_symm_free_team(x, b));
+    CHECK_OK(w, lc_symm_free_team(x, a));
+    if (e2) CHECK_OK(w, lc_symm_free_team(x, e2));
+    /* Everything freed: the heaps agree again and the next world allocation is at the anchor's end. */
+    uint8_t *d = lc_symm_alloc(w, 100);
+    CHECK(d == anchor + 64, "after freeing everything the next block follows the anchor (got +%lld)",
+          (long long)(d - anchor));
+    CHECK_OK(w, lc_symm_free(w, d));
+    lc_team_destroy(x);
+    lc_team_destroy(y);
+    free(pat);
+    free(exp);
+    CHECK_OK(w, lc_symm_free(w, anchor));
+    CHECK_OK(w, lc_barrier(world));
+}
+
 static void check_permute(lc_world *w, lc_team *t, const int *map, int shift, size_t b, lc_lowering l,
                           uint8_t *dst, uint8_t *src, uint8_t *exp, int k)
 {
@@ -227,7 +319,11 @@ static void test_permute(lc_world *w, lc_team *t)
         free(s1);
         free(s2);
     }
-    /* Bad input is an error, not a hang. */
+    /* Bad input is an error, not a hang: a request never started, or completed twice. */
+    lc_permute_req fresh;
+    memset(&fresh, 0, sizeof fresh);
+    CHECK(lc_permute_done(&fresh) == LC_ERR_ARG, "done of a request never started");
+    CHECK(lc_permute_done(&r1) == LC_ERR_ARG, "second done of a request");
     map[0] = n;
     CHECK(lc_permute_start_map(t, map, src, dst, 8, LC_LOWER_AUTO, &r1) == LC_ERR_ARG, "bad map");
     CHECK(strstr(lc_last_error(w), "dest_of[0]"), "message: %s", lc_last_error(w));
@@ -247,110 +343,217 @@ static void test_permute(lc_world *w, lc_team *t)
 
 static double frand(uint64_t *s) { return (double)(lc_test_rng(s) >> 11) / 9007199254740992.0 - 0.5; }
 
-static void test_coll(lc_world *w, lc_team *t)
+/* One check per collective and size; k keeps the data of different calls apart. */
+static void check_allreduce(lc_world *w, lc_team *t, size_t c, int k)
 {
     int me = lc_team_my_pe(t), n = lc_team_n_pes(t);
-    const size_t counts[] = {0, 1, 7, 1000, 3 * 1024 * 1024 + 3}; /* last: many scratch rounds */
-    CHECK_OK(w, lc_barrier(t));
-    for (int ci = 0; ci < 5; ci++) {
-        size_t c = counts[ci];
-        float *x = malloc(sizeof(float) * (c + 1)), *y = malloc(sizeof(float) * (c + 1));
-        double *xd = malloc(sizeof(double) * (c + 1)), *yd = malloc(sizeof(double) * (c + 1));
-        double *ref = calloc(c + 1, sizeof(double)), *refmax = malloc(sizeof(double) * (c + 1));
-        for (int p = 0; p < n; p++) {
-            uint64_t s = seed_of(p, ci);
-            for (size_t i = 0; i < c; i++) {
-                double v = frand(&s);
-                float f = (float)v;
-                if (p == me) {
-                    x[i] = f;
-                    xd[i] = v;
-                }
-                ref[i] += v;
-                refmax[i] = p == 0 || v > refmax[i] ? v : refmax[i];
-            }
-        }
-        y[c] = 42.0f;
-        CHECK_OK(w, lc_allreduce_sum_f32(t, y, x, c));
-        CHECK(y[c] == 42.0f, "allreduce overran");
-        double err = 0, nrm = 0;
-        for (size_t i = 0; i < c; i++) {
-            err += (y[i] - ref[i]) * (y[i] - ref[i]);
-            nrm += ref[i] * ref[i];
-        }
-        CHECK(err <= 1e-10 * nrm + 1e-30 && !isnan(err), "allreduce f32 rel err %g", sqrt(err / (nrm + 1e-300)));
-        /* Results must be bit-identical across members: gather a checksum. */
-        uint64_t h = 1469598103934665603ULL;
-        for (size_t i = 0; i < c; i++) {
-            uint32_t u;
-            memcpy(&u, &y[i], 4);
-            h = (h ^ u) * 1099511628211ULL;
-        }
-        uint64_t *hs = malloc(8 * (size_t)n);
-        CHECK_OK(w, lc_allgather(t, hs, &h, 8));
-        for (int p = 0; p < n; p++) CHECK(hs[p] == h, "allreduce result differs on rank %d", p);
-        free(hs);
-        CHECK_OK(w, lc_allreduce_sum_f64(t, yd, xd, c));
-        for (size_t i = 0; i < c; i++) CHECK(fabs(yd[i] - ref[i]) <= 1e-12, "allreduce f64 [%zu]", i);
-        memcpy(yd, xd, sizeof(double) * c); /* in place */
-        CHECK_OK(w, lc_allreduce_max_f64(t, yd, yd, c));
-        for (size_t i = 0; i < c; i++) CHECK(yd[i] == refmax[i], "allreduce max [%zu]", i);
-        free(x);
-        free(y);
-        free(xd);
-        free(yd);
-        free(ref);
-        free(refmax);
-    }
-    const size_t bsz[] = {0, 1, 13, 4096, 5 * 1048576 + 1};
-    for (int bi = 0; bi < 5; bi++) {
-        size_t b = bsz[bi];
-        uint8_t *src = malloc(b * (size_t)n + 1), *dst = malloc(b * (size_t)n + 1), *exp = malloc(b + 1);
-        /* all-gather */
-        fill(src, b, seed_of(me, 200 + bi));
-        dst[b * (size_t)n] = 0x5A;
-        CHECK_OK(w, lc_allgather(t, dst, src, b));
-        for (int p = 0; p < n; p++) {
-            fill(exp, b, seed_of(p, 200 + bi));
-            CHECK(!memcmp(dst + (size_t)p * b, exp, b), "allgather block %d of %zu bytes", p, b);
-        }
-        CHECK(dst[b * (size_t)n] == 0x5A, "allgather overran");
-        /* broadcast from every root */
-        for (int root = 0; root < n; root++) {
-            fill(src, b, seed_of(root, 300 + bi));
-            memset(dst, 0, b);
-            CHECK_OK(w, lc_broadcast(t, dst, src, b, root));
-            CHECK(!memcmp(dst, src, b), "broadcast from %d of %zu bytes", root, b);
-        }
-        /* all-to-all: block p of my src goes to p */
-        for (int p = 0; p < n; p++) fill(src + (size_t)p * b, b, seed_of(me * 64 + p, 400 + bi));
-        CHECK_OK(w, lc_alltoall(t, dst, src, b));
-        for (int p = 0; p < n; p++) {
-            fill(exp, b, seed_of(p * 64 + me, 400 + bi));
-            CHECK(!memcmp(dst + (size_t)p * b, exp, b), "alltoall block from %d of %zu bytes", p, b);
-        }
-        free(src);
-        free(dst);
-        free(exp);
-    }
-    /* reduce-scatter vs serial reference */
-    size_t cpp = 300001;
-    float *src = malloc(sizeof(float) * cpp * (size_t)n), *dst = malloc(sizeof(float) * cpp);
-    double *ref = calloc(cpp, sizeof(double));
+    float *x = malloc(sizeof(float) * (c + 1)), *y = malloc(sizeof(float) * (c + 1));
+    double *xd = malloc(sizeof(double) * (c + 1)), *yd = malloc(sizeof(double) * (c + 1));
+    double *ref = calloc(c + 1, sizeof(double)), *refmax = malloc(sizeof(double) * (c + 1));
+    CHECK(x && y && xd && yd && ref && refmax, "host memory for %zu elements", c);
     for (int p = 0; p < n; p++) {
-        uint64_t s = seed_of(p, 500);
+        uint64_t s = seed_of(p, k);
+        for (size_t i = 0; i < c; i++) {
+            double v = frand(&s);
+            if (p == me) {
+                x[i] = (float)v;
+                xd[i] = v;
+            }
+            ref[i] += v;
+            refmax[i] = p == 0 || v > refmax[i] ? v : refmax[i];
+        }
+    }
+    for (size_t i = 0; i < c; i++) y[i] = NAN; /* poisoned: a piece never written fails */
+    y[c] = 42.0f;
+    CHECK_OK(w, lc_allreduce_sum_f32(t, y, x, c));
+    CHECK(y[c] == 42.0f, "allreduce of %zu overran", c);
+    double err = 0, nrm = 0;
+    for (size_t i = 0; i < c; i++) {
+        err += (y[i] - ref[i]) * (y[i] - ref[i]);
+        nrm += ref[i] * ref[i];
+    }
+    CHECK(err <= 1e-10 * nrm + 1e-30 && !isnan(err), "allreduce f32 of %zu: rel err %g", c,
+          sqrt(err / (nrm + 1e-300)));
+    /* Results must be bit-identical across members: gather a checksum. */
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < c; i++) {
+        uint32_t u;
+        memcpy(&u, &y[i], 4);
+        h = (h ^ u) * 1099511628211ULL;
+    }
+    uint64_t *hs = malloc(8 * (size_t)n);
+    CHECK_OK(w, lc_allgather(t, hs, &h, 8));
+    for (int p = 0; p < n; p++) CHECK(hs[p] == h, "allreduce of %zu: result differs on rank %d", c, p);
+    free(hs);
+    for (size_t i = 0; i < c; i++) yd[i] = NAN;
+    yd[c] = 42.0;
+    CHECK_OK(w, lc_allreduce_sum_f64(t, yd, xd, c));
+    CHECK(yd[c] == 42.0, "allreduce f64 of %zu overran", c);
+    for (size_t i = 0; i < c; i++) CHECK(fabs(yd[i] - ref[i]) <= 1e-12, "allreduce f64 of %zu [%zu]", c, i);
+    memcpy(yd, xd, sizeof(double) * c); /* in place */
+    CHECK_OK(w, lc_allreduce_max_f64(t, yd, yd, c));
+    for (size_t i = 0; i < c; i++) CHECK(yd[i] == refmax[i], "allreduce max of %zu [%zu]", c, i);
+    free(x);
+    free(y);
+    free(xd);
+    free(yd);
+    free(ref);
+    free(refmax);
+}
+
+/* inplace: the root passes dst == src. */
+static void check_broadcast(lc_world *w, lc_team *t, size_t b, int root, int inplace, int k)
+{
+    int me = lc_team_my_pe(t);
+    uint8_t *src = malloc(b + 1), *dst = malloc(b + 1), *exp = malloc(b + 1);
+    CHECK(src && dst && exp, "host memory for %zu bytes", b);
+    fill(exp, b, seed_of(root, k));
+    memcpy(src, exp, b);
+    memset(dst, 0xEE, b + 1);
+    if (inplace && me == root) memcpy(dst, src, b);
+    CHECK_OK(w, lc_broadcast(t, dst, me == root && !inplace ? src : dst, b, root));
+    if (memcmp(dst, exp, b)) {
+        size_t bad = 0, first = b;
+        for (size_t i = 0; i < b; i++)
+            if (dst[i] != exp[i]) {
+                bad++;
+                if (first == b) first = i;
+            }
+        CHECK(0, "broadcast of %zu bytes from rank %d%s: %zu wrong bytes from offset %zu", b, root,
+              inplace ? " (in place)" : "", bad, first);
+    }
+    CHECK(dst[b] == 0xEE, "broadcast of %zu bytes overran", b);
+    free(src);
+    free(dst);
+    free(exp);
+}
+
+static void check_allgather(lc_world *w, lc_team *t, size_t b, int k)
+{
+    int me = lc_team_my_pe(t), n = lc_team_n_pes(t);
+    uint8_t *src = malloc(b + 1), *dst = malloc(b * (size_t)n + 1), *exp = malloc(b + 1);
+    CHECK(src && dst && exp, "host memory for %zu bytes", b);
+    fill(src, b, seed_of(me, k));
+    memset(dst, 0xEE, b * (size_t)n + 1);
+    CHECK_OK(w, lc_allgather(t, dst, src, b));
+    for (int p = 0; p < n; p++) {
+        fill(exp, b, seed_of(p, k));
+        CHECK(!memcmp(dst + (size_t)p * b, exp, b), "allgather block %d of %zu bytes", p, b);
+    }
+    CHECK(dst[b * (size_t)n] == 0xEE, "allgather of %zu overran", b);
+    free(src);
+    free(dst);
+    free(exp);
+}
+
+/* block p of my src goes to p */
+static void check_alltoall(lc_world *w, lc_team *t, size_t b, int k)
+{
+    int me = lc_team_my_pe(t), n = lc_team_n_pes(t);
+    uint8_t *src = malloc(b * (size_t)n + 1), *dst = malloc(b * (size_t)n + 1), *exp = malloc(b + 1);
+    CHECK(src && dst && exp, "host memory for %zu bytes", b);
+    for (int p = 0; p < n; p++) fill(src + (size_t)p * b, b, seed_of(me * 64 + p, k));
+    memset(dst, 0xEE, b * (size_t)n + 1);
+    CHECK_OK(w, lc_alltoall(t, dst, src, b));
+    for (int p = 0; p < n; p++) {
+        fill(exp, b, seed_of(p * 64 + me, k));
+        CHECK(!memcmp(dst + (size_t)p * b, exp, b), "alltoall block from %d of %zu bytes", p, b);
+    }
+    CHECK(dst[b * (size_t)n] == 0xEE, "alltoall of %zu overran", b);
+    free(src);
+    free(dst);
+    free(exp);
+}
+
+static void check_reduce_scatter(lc_world *w, lc_team *t, size_t cpp, int k)
+{
+    int me = lc_team_my_pe(t), n = lc_team_n_pes(t);
+    float *src = malloc(sizeof(float) * (cpp * (size_t)n + 1)), *dst = malloc(sizeof(float) * (cpp + 1));
+    double *ref = calloc(cpp + 1, sizeof(double));
+    CHECK(src && dst && ref, "host memory for %zu elements", cpp);
+    for (int p = 0; p < n; p++) {
+        uint64_t s = seed_of(p, k);
         for (size_t i = 0; i < cpp * (size_t)n; i++) {
             float v = (float)frand(&s);
             if (p == me) src[i] = v;
             if (i / cpp == (size_t)me) ref[i % cpp] += v;
         }
     }
+    for (size_t i = 0; i < cpp; i++) dst[i] = NAN;
+    dst[cpp] = 42.0f;
     CHECK_OK(w, lc_reduce_scatter_sum_f32(t, dst, src, cpp));
-    for (size_t i = 0; i < cpp; i++) CHECK(fabs(dst[i] - ref[i]) < 1e-5, "reduce_scatter [%zu] %g vs %g", i, dst[i], ref[i]);
+    for (size_t i = 0; i < cpp; i++)
+        CHECK(fabs(dst[i] - ref[i]) < 1e-5, "reduce_scatter of %zu [%zu] %g vs %g", cpp, i, dst[i], ref[i]);
+    CHECK(dst[cpp] == 42.0f, "reduce_scatter of %zu overran", cpp);
     free(src);
     free(dst);
     free(ref);
+}
+
+static void test_coll(lc_world *w, lc_team *t)
+{
+    int n = lc_team_n_pes(t);
+    CHECK_OK(w, lc_barrier(t));
+    const size_t counts[] = {0, 1, 7, 1000, 3 * 1024 * 1024 + 3}; /* last: many scratch rounds */
+    for (int ci = 0; ci < 5; ci++) check_allreduce(w, t, counts[ci], ci);
+    const size_t bsz[] = {0, 1, 13, 4096, 5 * 1048576 + 1};
+    for (int bi = 0; bi < 5; bi++) {
+        check_allgather(w, t, bsz[bi], 200 + bi);
+        for (int root = 0; root < n; root++) check_broadcast(w, t, bsz[bi], root, root == 1, 300 + bi);
+        check_alltoall(w, t, bsz[bi], 400 + bi);
+    }
+    check_reduce_scatter(w, t, 300001, 500);
+    size_t cpp = 0;
     CHECK(lc_broadcast(t, &cpp, &cpp, 8, n) == LC_ERR_ARG, "bad root");
+}
+
+/* Large odd sizes: the landing zone has two 4 MiB areas per PE (split n ways for the
+ * exchanges), so these sizes reuse each area at least three times on any team size; a
+ * sender that overtakes a slow reader shows up as wrong bytes. Sized to the team so that
+ * every PE moves about the same volume at P = 2, 3 or 4. */
+static int g_quick; /* LONGCTX_TEST_QUICK (the sanitizer pass): fewer roots, no 64 MiB */
+
+static void test_coll_big(lc_world *w, lc_team *t)
+{
+    int n = lc_team_n_pes(t);
+    const size_t area = 4u << 20, reuse = 6; /* >= 6 chunks: each area used >= 3 times */
+    CHECK_OK(w, lc_barrier(t));
+    check_broadcast(w, t, 16 * 1048576 + 3, 0, 1, 600);
+    for (int root = g_quick ? n - 1 : 1; root < n; root++)
+        check_broadcast(w, t, 16 * 1048576 + 3, root, 0, 601 + root);
+    if (!g_quick) check_broadcast(w, t, 64 * 1048576 + 5, n - 1, 0, 620);
+    check_allreduce(w, t, reuse * area / 4 + 7, 630);           /* f32: 6 rounds; f64: 12 */
+    check_allgather(w, t, reuse * area / (size_t)n + 4097, 640);  /* >= 6 chunks per slot */
+    check_alltoall(w, t, reuse * area / (size_t)n + 4099, 650);
+    check_reduce_scatter(w, t, reuse * area / 4 / (size_t)n + 3, 660);
+    /* several big collectives back to back with different roots and no barrier of mine */
+    check_broadcast(w, t, 9 * 1048576 + 1, n / 2, 0, 670);
+    check_broadcast(w, t, 9 * 1048576 + 1, 0, 0, 671);
+}
+
+/* The big collectives on the world, then on teams that are not the world: a team of P-1
+ * PEs that leaves PE 0 out (P >= 3), and at P = 4 two 2-PE teams at once. */
+static void test_coll_big_all(lc_world *w)
+{
+    lc_team *world = lc_team_world(w);
+    int n = lc_n_pes(w);
+    test_coll_big(w, world);
+    if (n >= 3) {
+        lc_team *rest;
+        CHECK_OK(w, lc_team_split_strided(world, 1, 1, n - 1, &rest));
+        if (rest) {
+            test_coll_big(w, rest);
+            lc_team_destroy(rest);
+        }
+    }
+    if (n == 4 && !g_quick) {
+        lc_team *x, *y;
+        CHECK_OK(w, lc_team_split_2d(world, 2, &x, &y));
+        test_coll_big(w, x);
+        lc_team_destroy(x);
+        lc_team_destroy(y);
+    }
+    CHECK_OK(w, lc_barrier(world));
 }
 
 static void test_teams(lc_world *w)
@@ -458,9 +661,10 @@ static void test_stress(lc_world *w, int iters)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: test_symm rma|heap|permute|coll|teams|stress [iters]\n");
+        fprintf(stderr, "usage: test_symm rma|heap|teamheap|permute|coll|collbig|teams|stress [iters]\n");
         return 2;
     }
+    g_quick = getenv("LONGCTX_TEST_QUICK") != NULL;
     const char *s = getenv("LONGCTX_SEED");
     g_seed = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL);
     lc_world *w;
@@ -471,8 +675,10 @@ int main(int argc, char **argv)
     if (lc_my_pe(w) == 0) printf("test_symm %s: %d PEs, seed %llu (LONGCTX_SEED)\n", argv[1], lc_n_pes(w), (unsigned long long)g_seed);
     if (!strcmp(argv[1], "rma")) test_rma(w);
     else if (!strcmp(argv[1], "heap")) test_heap(w);
+    else if (!strcmp(argv[1], "teamheap")) test_team_heap(w);
     else if (!strcmp(argv[1], "permute")) test_permute(w, lc_team_world(w));
     else if (!strcmp(argv[1], "coll")) test_coll(w, lc_team_world(w));
+    else if (!strcmp(argv[1], "collbig")) test_coll_big_all(w);
     else if (!strcmp(argv[1], "teams")) test_teams(w);
     else if (!strcmp(argv[1], "policy")) { /* the lowering decision is logged (LONGCTX_DEBUG) */
         uint8_t *d = lc_symm_alloc(w, 64), s8[64] = {0};
