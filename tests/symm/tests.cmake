@@ -38,3 +38,5 @@ set_tests_properties(symm_policy_env_override PROPERTIES LABELS symm ENVIRONMENT
 add_test(NAME symm_policy_env_invalid COMMAND $<TARGET_FILE:test_symm> policy)
 set_tests_properties(symm_policy_env_invalid PROPERTIES LABELS symm ENVIRONMENT "LONGCTX_PERMUTE=sideways"
   PASS_REGULAR_EXPRESSION "LONGCTX_PERMUTE=sideways: expected one_sided, two_sided or auto")
+add_test(NAME symm_cores_per_pe COMMAND ${CMAKE_CURRENT_LIST_DIR}/cores_test.sh $<TARGET_FILE:longctx> $<TARGET_FILE:test_fault>)
+set_tests_properties(symm_cores_per_pe PROPERTIES LABELS symm TIMEOUT 120)
