@@ -40,3 +40,5 @@ set_tests_properties(symm_policy_env_invalid PROPERTIES LABELS symm ENVIRONMENT 
   PASS_REGULAR_EXPRESSION "LONGCTX_PERMUTE=sideways: expected one_sided, two_sided or auto")
 add_test(NAME symm_cores_per_pe COMMAND ${CMAKE_CURRENT_LIST_DIR}/cores_test.sh $<TARGET_FILE:longctx> $<TARGET_FILE:test_fault>)
 set_tests_properties(symm_cores_per_pe PROPERTIES LABELS symm TIMEOUT 120)
+add_test(NAME cli_env_errors COMMAND ${CMAKE_CURRENT_LIST_DIR}/cli_errors.sh $<TARGET_FILE:longctx> $<TARGET_FILE:test_fault>)
+set_tests_properties(cli_env_errors PROPERTIES LABELS symm TIMEOUT 120)
