@@ -64,14 +64,14 @@ check private-dst 1 5 "lc_permute_start: one_sided needs dst in the symmetric he
 # A stopped PE is named by its missing heartbeat (bound scaled down to 1 s).
 check stop 1 12 "PE 1 stopped responding (no heartbeat for .* s, LONGCTX_HEARTBEAT_S=1; process [0-9]* is stopped) while PE [02] waited in lc_barrier" LONGCTX_HEARTBEAT_S=1 LONGCTX_ABORT_GRACE=1
 
-# A healthy PE that computes for 4 heartbeat bounds without communicating is not aborted.
+# A healthy PE that computes for 2.5 heartbeat bounds without communicating is not aborted.
 t0=$(date +%s.%N)
-LONGCTX_HEARTBEAT_S=1 timeout -k 5 60 "$LC" launch -n 3 -- "$TF" busy 4 >"$tmp/out" 2>&1
+LONGCTX_HEARTBEAT_S=2 timeout -k 5 60 "$LC" launch -n 3 -- "$TF" busy 5 >"$tmp/out" 2>&1
 rc=$?
 dt=$(awk "BEGIN{print $(date +%s.%N)-$t0}")
 if [ $rc != 0 ] || [ "$(grep -c 'rc=0 ' "$tmp/out")" != 3 ]; then
     echo "FAIL busy: exit $rc (a busy, beating peer was treated as dead)"; cat "$tmp/out"; fail=1
-else echo "ok   busy: a peer computing 4 s past a 1 s heartbeat bound was waited for (${dt}s)"; fi
+else echo "ok   busy: a peer computing 5 s past a 2 s heartbeat bound was waited for (${dt}s)"; fi
 
 # The launcher is stopped, PE 1 is killed, then the launcher resumes: the survivors name
 # PE 1 from its silence, and the launcher reports how it died.
