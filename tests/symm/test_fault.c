@@ -1,5 +1,6 @@
 /* A PE that misbehaves on purpose:
- *   test_fault exit-early|sigkill|timeout|sleep|heap-mismatch|stop|busy|hang|bad-root|cores
+ *   test_fault exit-early|sigkill|timeout|sleep|heap-mismatch|stop|busy|hang|bad-root|bad-map|
+ *              private-dst|cores|api
  * PE 1 (or PE 0 for timeout) misbehaves; the others sit in a barrier and must be released
  * by the runtime with an error that names the culprit (busy: must NOT be released). */
 #include <signal.h>
@@ -18,6 +19,33 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The world's log sink gets the runtime's messages (LONGCTX_DEBUG=1 here), and destroying
+ * the world team is a no-op that leaves finalize working. */
+static char g_log[8192];
+static void sink(void *ctx, const char *line)
+{
+    size_t n = strlen(g_log);
+    snprintf(g_log + n, sizeof g_log - n, "[%s] %s\n", (const char *)ctx, line);
+}
+
+static int api_checks(void)
+{
+    lc_world *w;
+    lc_world_opts o = {0};
+    o.log = sink;
+    o.log_ctx = "sink";
+    int rc = lc_world_init(&o, &w), ok = rc == LC_OK;
+    if (!ok) return 1;
+    lc_team_destroy(lc_team_world(w)); /* owned by the world: must do nothing */
+    ok &= lc_barrier(lc_team_world(w)) == LC_OK;
+    lc_world_log(w, "hello from PE %d", lc_my_pe(w));
+    ok &= lc_world_debug(w) == 1 && lc_cores_per_pe(w) >= 1;
+    ok &= strstr(g_log, "[sink] longctx[PE ") && strstr(g_log, "joined world") && strstr(g_log, "hello from PE");
+    ok &= lc_world_finalize(w) == LC_OK;
+    printf("PE %s: api %s\n%s", getenv("LONGCTX_PE") ? getenv("LONGCTX_PE") : "0", ok ? "ok" : "FAILED", g_log);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) return 2;
@@ -32,6 +60,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "PE %s: rc=%d (%s)\n", pe ? pe : "?", rc, lc_status_str(rc));
         return rc ? 1 : 0;
     }
+    if (!strcmp(mode, "api")) return api_checks();
     int rc = lc_world_init(NULL, &w);
     if (rc) {
         fprintf(stderr, "PE %s: rc=%d (%s) in lc_world_init\n", pe ? pe : "?", rc, lc_status_str(rc));
