@@ -144,6 +144,8 @@ int lc__cmp_holds(uint64_t v, lc_cmp c, uint64_t value);
 extern const lc_backend lc__shm_backend;
 size_t lc__ctrl_stride(void);
 size_t lc__segment_bytes(int n, size_t heap_bytes, size_t *ctrl_off, size_t *heap_off);
+/* The largest heap per PE a segment of n PEs may have (no wrap, fits the address space). */
+size_t lc__max_heap(int n);
 int lc__shm_attach(lc_world *w, size_t heap_req);
 void lc__shm_detach(lc_world *w);
 void lc__shm_init_header(void *map, int n, size_t heap_bytes);

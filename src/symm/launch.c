@@ -110,12 +110,11 @@ int lc_launch(const lc_launch_opts *opts, char *const argv[])
     }
     /* Each PE's heap and control region live in one segment: it must fit an off_t and the
      * address space, or the PEs would map a wrapped size and die of SIGSEGV. */
-    size_t ctrl = lc__ctrl_stride();
-    if (heap > ((size_t)1 << 46) / (size_t)n || heap + ctrl > ((size_t)1 << 46) / (size_t)n) {
+    if (heap > lc__max_heap(n)) {
         fprintf(stderr,
                 "longctx launch: a symmetric heap of %zu bytes per PE for %d PEs is more than this "
                 "machine can map (at most %zu bytes per PE); lower --heap or LONGCTX_HEAP_SIZE\n",
-                heap, n, ((size_t)1 << 46) / (size_t)n - ctrl);
+                heap, n, lc__max_heap(n));
         return -1;
     }
     size_t total = lc__segment_bytes(n, heap, NULL, NULL);

@@ -32,6 +32,7 @@ expect nonzero "LONGCTX_HEAP_SIZE=12Q: unexpected 'Q'" -- env LONGCTX_HEAP_SIZE=
 expect nonzero "LONGCTX_ABORT_GRACE=-1: expected seconds" -- env LONGCTX_ABORT_GRACE=-1 "$LC" launch -n 1 -- true
 expect nonzero "LONGCTX_BIND=weird: expected core" -- env LONGCTX_BIND=weird "$LC" launch -n 1 -- true
 # The same variables read by a PE (lc_world_init): refused, never replaced by a default.
+expect nonzero "more than this machine can map.*lower LONGCTX_HEAP_SIZE" -- env LONGCTX_HEAP_SIZE=8388607T "$TF" cores
 expect nonzero "LONGCTX_SPIN_US=-1: expected a count" -- env LONGCTX_SPIN_US=-1 "$TF" cores
 expect nonzero "LONGCTX_SPIN_US=12x: unexpected 'x'" -- env LONGCTX_SPIN_US=12x "$TF" cores
 expect nonzero "LONGCTX_TIMEOUT=abc: expected seconds" -- env LONGCTX_TIMEOUT=abc "$TF" cores
