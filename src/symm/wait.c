@@ -71,7 +71,11 @@ struct lc_heartbeat {
     pthread_cond_t cv;
     int stop;
     double period;
+    uint64_t bound_ns;
     _Atomic uint64_t *beat;
+    /* When this process last came back from a gap (stopped with its job, Ctrl-Z, or
+     * starved): peers were stopped with it, so their silence before now is no evidence. */
+    _Atomic uint64_t resumed_ns;
 };
 
 static void *beat_main(void *arg)
@@ -79,7 +83,9 @@ static void *beat_main(void *arg)
     struct lc_heartbeat *h = arg;
     pthread_mutex_lock(&h->mu);
     while (!h->stop) {
-        atomic_store_explicit(h->beat, lc__now_ns(), memory_order_relaxed);
+        uint64_t now = lc__now_ns(), prev = atomic_load_explicit(h->beat, memory_order_relaxed);
+        if (now - prev > h->bound_ns / 2) atomic_store(&h->resumed_ns, now);
+        atomic_store_explicit(h->beat, now, memory_order_relaxed);
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         double t = (double)ts.tv_nsec * 1e-9 + h->period;
@@ -101,6 +107,7 @@ int lc__heartbeat_start(lc_world *w)
     /* Several beats per bound, so one late wake-up of the thread is not a missed beat. */
     h->period = w->heartbeat_s / 8 < 0.5 ? w->heartbeat_s / 8 : 0.5;
     h->beat = beat;
+    h->bound_ns = (uint64_t)(w->heartbeat_s * 1e9);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -158,15 +165,22 @@ static void process_state(int pid, char *buf, size_t len)
 int lc__watch_peers(lc_world *w, const char *op)
 {
     if (lc__aborted(w)) return 1;
-    if (!isfinite(w->heartbeat_s) || w->n < 2) return 0;
+    if (!w->hb || w->n < 2) return 0;
     double now = lc__now();
     if (now < w->next_watch) return 0;
     w->next_watch = now + (w->heartbeat_s / 8 < 0.05 ? w->heartbeat_s / 8 : 0.05);
-    uint64_t now_ns = lc__now_ns(), bound = (uint64_t)(w->heartbeat_s * 1e9);
+    uint64_t now_ns = lc__now_ns(), bound = w->hb->bound_ns;
+    /* My own beat is late too: this process was stopped or starved with the others (a
+     * stopped job resumes all its PEs at once), so their silence says nothing yet. */
+    uint64_t mine = atomic_load_explicit(&w->hdr->pe[w->me].beat_ns, memory_order_relaxed);
+    if (now_ns - mine > bound / 2) return 0;
+    uint64_t from = atomic_load(&w->hb->resumed_ns);
     for (int p = 0; p < w->n; p++) {
         if (p == w->me || atomic_load(&w->hdr->pe[p].state) != LC_PE_RUNNING) continue;
         uint64_t beat = atomic_load_explicit(&w->hdr->pe[p].beat_ns, memory_order_relaxed);
-        if (!beat || beat > now_ns || now_ns - beat <= bound) continue; /* 0: still joining */
+        if (!beat) continue; /* still joining */
+        uint64_t since = beat < from ? from : beat;
+        if (since > now_ns || now_ns - since <= bound) continue;
         char how[96];
         process_state(atomic_load(&w->hdr->pe[p].pid), how, sizeof how);
         lc__abort(w, p, "PE %d stopped responding (no heartbeat for %.1f s, LONGCTX_HEARTBEAT_S=%g; %s) "

@@ -73,6 +73,21 @@ if [ $rc != 0 ] || [ "$(grep -c 'rc=0 ' "$tmp/out")" != 3 ]; then
     echo "FAIL busy: exit $rc (a busy, beating peer was treated as dead)"; cat "$tmp/out"; fail=1
 else echo "ok   busy: a peer computing 5 s past a 2 s heartbeat bound was waited for (${dt}s)"; fi
 
+# The whole job stopped and resumed (Ctrl-Z, fg) for longer than the heartbeat bound: every
+# PE was silent together, which is no failure.
+LONGCTX_HEARTBEAT_S=1 "$LC" launch -n 3 -- "$TF" busy 3 >"$tmp/out" 2>&1 &
+lp=$!
+wait_kids $lp
+pes=$(pgrep -P $lp | tr '\n' ' ')
+kill -STOP $lp $pes
+sleep 2.5
+kill -CONT $pes $lp
+wait $lp
+rc=$?
+if [ $rc != 0 ] || [ "$(grep -c 'rc=0 ' "$tmp/out")" != 3 ]; then
+    echo "FAIL job-stopped: exit $rc (PEs stopped and resumed together were declared dead)"; cat "$tmp/out"; fail=1
+else echo "ok   job-stopped: a whole job stopped 2.5 s past a 1 s heartbeat bound carried on"; fi
+
 # The launcher is stopped, PE 1 is killed, then the launcher resumes: the survivors name
 # PE 1 from its silence, and the launcher reports how it died.
 pe_pid() { # launcher pid, PE number
