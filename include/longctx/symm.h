@@ -57,7 +57,7 @@ int lc_world_init(const lc_world_opts *opts, lc_world **out);
 int lc_world_finalize(lc_world *w);
 int lc_my_pe(const lc_world *w);
 int lc_n_pes(const lc_world *w);
-double lc_timeout_s(const lc_world *w);
+double lc_timeout_s(const lc_world *w); /* the explicit wait bound; INFINITY when none */
 /* The last error of this PE's world, with the PE, the operation and the values seen. */
 const char *lc_last_error(const lc_world *w);
 /* Marks the world failed so that every PE's waits end with LC_ERR_ABORT, the reason in
