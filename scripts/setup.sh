@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for tool in cmake gcc make python3; do
+for tool in cmake gcc make python3 pkg-config; do
     command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -14,6 +14,7 @@ if [ ${#need[@]} -gt 0 ]; then
         case "$t" in
             gcc) pkgs+=(gcc libc6-dev) ;;
             python3) pkgs+=(python3 python3-pip) ;;
+            pkg-config) pkgs+=(pkgconf) ;; # the install test links the example with pkg-config
             *) pkgs+=("$t") ;;
         esac
     done

@@ -6,9 +6,12 @@
  * the peer's heap; a put-with-signal then updates a 64-bit signal word at the peer and
  * the peer never observes the signal before the data.
  *
- * Every call that can wait has a deadline (LONGCTX_TIMEOUT seconds, default 120) and
- * watches a shared abort word: a PE that dies or times out makes every other PE's wait
- * return LC_ERR_ABORT with a message naming the PE and the operation (lc_last_error).
+ * Every call that can wait watches a shared abort word and its peers' heartbeats: a PE
+ * that dies, is stopped, or stops beating for LONGCTX_HEARTBEAT_S seconds (default 30)
+ * makes every other PE's wait return LC_ERR_ABORT with a message naming that PE and what
+ * the waiting PE was doing (lc_last_error). A peer that is alive but busy (a long compute,
+ * a checkpoint write) keeps beating, so waits on it are unbounded unless LONGCTX_TIMEOUT
+ * (or lc_world_opts.timeout_s) sets an explicit bound.
  */
 #ifndef LONGCTX_SYMM_H
 #define LONGCTX_SYMM_H
@@ -38,8 +41,13 @@ typedef struct lc_team lc_team;
 
 typedef struct {
     size_t heap_bytes;   /* 0: $LONGCTX_HEAP_SIZE, else 1 GiB (the segment is sparse) */
-    double timeout_s;    /* 0: $LONGCTX_TIMEOUT, else 120 */
+    double timeout_s;    /* 0: $LONGCTX_TIMEOUT, else unbounded (INFINITY); peers are
+                          * watched by heartbeat either way */
     const char *backend; /* NULL or "shm": the built-in shared-memory backend */
+    /* Where the runtime's messages go (errors, the LONGCTX_DEBUG log), one line per call
+     * without the newline; NULL: stderr. */
+    void (*log)(void *ctx, const char *line);
+    void *log_ctx;
 } lc_world_opts;
 
 /* Joins the world described by the launcher's environment (LONGCTX_PE, LONGCTX_NPES,
@@ -49,11 +57,25 @@ int lc_world_init(const lc_world_opts *opts, lc_world **out);
 int lc_world_finalize(lc_world *w);
 int lc_my_pe(const lc_world *w);
 int lc_n_pes(const lc_world *w);
-double lc_timeout_s(const lc_world *w);
+double lc_timeout_s(const lc_world *w); /* the explicit wait bound; INFINITY when none */
 /* The last error of this PE's world, with the PE, the operation and the values seen. */
 const char *lc_last_error(const lc_world *w);
-/* Marks the world failed so that every PE's waits end with LC_ERR_ABORT. */
+/* Marks the world failed so that every PE's waits end with LC_ERR_ABORT, the reason in
+ * their lc_last_error. Call it (or lc_world_fail) when a collective call fails on this PE
+ * alone, for instance on a bad argument: its peers would otherwise wait for it. */
 void lc_world_abort(lc_world *w, const char *reason);
+/* For a layer above the runtime: aborts the world with this PE's lc_last_error as the
+ * reason when status is an error, and returns status, so that a collective call can end
+ * with `return lc_world_fail(w, rc);` and every PE fails fast with the real reason. */
+int lc_world_fail(lc_world *w, int status);
+/* CPUs this PE may use for its own threads (attention workers, BLAS): the block of cores
+ * the launcher bound it to (allowed CPUs / PEs), 1 when PEs outnumber CPUs, the allowed
+ * CPUs without a launcher. Always >= 1. */
+int lc_cores_per_pe(const lc_world *w);
+/* Writes a line through the world's log sink (lc_world_opts.log or stderr), prefixed with
+ * the PE, so every layer logs one way. lc_world_debug: LONGCTX_DEBUG is on. */
+void lc_world_log(lc_world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int lc_world_debug(const lc_world *w);
 
 /* ---- symmetric heap ---- */
 /* Collective over team t (like MPI_Win_allocate on a communicator): every member passes the
@@ -110,6 +132,7 @@ int lc_team_split_strided(lc_team *parent, int start, int stride, int size, lc_t
 /* Parent viewed as a 2-D grid with xrange columns: *xteam is my row (consecutive PEs),
  * *yteam my column. Collective over parent. */
 int lc_team_split_2d(lc_team *parent, int xrange, lc_team **xteam, lc_team **yteam);
+/* Collective over t. The world team is owned by the world: destroying it does nothing. */
 void lc_team_destroy(lc_team *t);
 
 /* ---- collectives on a team (any local buffers; members call in the same order) ---- */
@@ -166,6 +189,22 @@ int lc_launch(const lc_launch_opts *opts, char *const argv[]);
 
 /* Parses sizes like 4096, 64K, 16MiB, 1G. Returns 0 on success. */
 int lc_parse_size(const char *s, size_t *out);
+
+/* ---- checked parsing, shared by the CLI options and the LONGCTX_* environment ----
+ * Each returns LC_OK, or LC_ERR_ARG with a message in err (errlen bytes; err may be NULL)
+ * that names `what` (an option like "--s" or a variable like "LONGCTX_HEAP_SIZE") and the
+ * value. Empty strings, signs, garbage, trailing junk and overflow are all rejected. */
+/* Bytes: 4096, 64K, 16MiB, 2G, 1T (binary multiples). */
+int lc_parse_bytes(const char *what, const char *s, size_t *out, char *err, size_t errlen);
+/* A count with an optional binary K/M/G/T suffix (64K = 65536), checked against [min, max]. */
+int lc_parse_count(const char *what, const char *s, long long min, long long max, long long *out,
+                   char *err, size_t errlen);
+/* A duration > 0 in seconds: 30, 2.5, 30s, 500ms, 100us, 2m; "inf" (or "none") gives
+ * INFINITY when allow_inf. */
+int lc_parse_seconds(const char *what, const char *s, int allow_inf, double *out, char *err,
+                     size_t errlen);
+/* 0/1, off/on, no/yes, false/true; the empty string is 0. */
+int lc_parse_flag(const char *what, const char *s, int *out, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

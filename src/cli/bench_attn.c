@@ -105,19 +105,12 @@ static int parse(int argc, char **argv, opts_t *o)
         else if (!strcmp(a, "--dtype")) bad = lc_parse_word_list(a, v, DTYPES, &o->dtype);
         else if (!strcmp(a, "--mask")) bad = lc_parse_word_list(a, v, MASKS, &o->mask);
         else if (!strcmp(a, "--impl")) bad = lc_parse_word_list(a, v, IMPLS, &o->impl);
-        else if (!strcmp(a, "--s")) bad = lc_parse_size_list(a, v, &o->s);
+        else if (!strcmp(a, "--s")) bad = lc_parse_count_list(a, v, 1, 1 << 24, &o->s);
         else if (!strcmp(a, "--d")) bad = lc_parse_int_list(a, v, &o->d);
         else if (!strcmp(a, "--hq")) bad = lc_parse_int_list(a, v, &o->hq);
         else if (!strcmp(a, "--hkv")) bad = lc_parse_int_list(a, v, &o->hkv);
         else if (!strcmp(a, "--threads")) bad = lc_parse_int_list(a, v, &o->threads);
-        else if (!strcmp(a, "--reps")) {
-            char *end;
-            o->reps = (int)strtol(v, &end, 10);
-            if (*end || o->reps < 1 || o->reps > 100) {
-                fprintf(stderr, "--reps: '%s' is not an integer in 1..100\n", v);
-                bad = 1;
-            }
-        }
+        else if (!strcmp(a, "--reps")) bad = lc_parse_int_opt(a, v, 1, 100, &o->reps);
         if (bad)
             return -1;
     }

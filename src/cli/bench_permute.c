@@ -47,14 +47,17 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage();
             exit(0);
-        } else if (!v) bad = 1;
-        else if (!strcmp(a, "--pes")) bad = lc_parse_int_list(a, v, &o->pes), i++;
+        } else if (strcmp(a, "--pes") && strcmp(a, "--bytes") && strcmp(a, "--lowering") && strcmp(a, "--reps")) {
+            fprintf(stderr, "longctx bench permute: unknown option '%s'\n", a);
+            bad = 1;
+        } else if (!v) {
+            fprintf(stderr, "longctx bench permute: %s needs a value\n", a);
+            bad = 1;
+        } else if (!strcmp(a, "--pes")) bad = lc_parse_count_list(a, v, 1, LC_CLI_MAX_PES, &o->pes), i++;
         else if (!strcmp(a, "--bytes")) bad = lc_parse_size_list(a, v, &o->bytes), i++;
         else if (!strcmp(a, "--lowering")) bad = lc_parse_word_list(a, v, LOWERINGS, &o->lowering), i++;
-        else if (!strcmp(a, "--reps")) o->reps = atoi(v), bad = o->reps < 1, i++;
-        else bad = 1;
-        if (bad) {
-            if (!v || o->reps < 1) fprintf(stderr, "longctx bench permute: bad or incomplete option %s\n", a);
+        else bad = lc_parse_int_opt(a, v, 1, 64, &o->reps), i++;
+        if (bad) { /* the parsers name the option and the value */
             usage();
             return -1;
         }
@@ -191,15 +194,20 @@ static int worker(const opts_t *o)
             if (l == LC_LOWER_ONE_SIDED) g1 = g;
             else g2 = g;
             if (me == 0 && !err) {
+                /* 0 bytes measures latency only: no fraction of a zero bandwidth (JSON has no NaN). */
+                char frac[32] = "null";
+                if (gm > 0) snprintf(frac, sizeof frac, "%.4f", g / gm);
                 if (o->json)
                     printf("{\"bench\":\"permute\",\"backend\":\"shm\",\"lowering\":\"%s\",\"pes\":%d,"
-                           "\"bytes\":%zu,\"median_s\":%.9g,\"gbps\":%.6g,\"frac_of_memcpy\":%.4f}\n",
-                           o->lowering.v[li], n, b, tp, g, g / gm);
+                           "\"bytes\":%zu,\"median_s\":%.9g,\"gbps\":%.6g,\"frac_of_memcpy\":%s}\n",
+                           o->lowering.v[li], n, b, tp, g, frac);
                 else {
                     char ratio[16] = "";
                     if (g1 > 0 && g2 > 0) snprintf(ratio, sizeof ratio, "%.2fx", g1 / g2);
-                    printf("%-10s %-10s %10.3f us %10.3f %8.0f%% %10s\n", lc_fmt_bytes((double)b, bb, sizeof bb),
-                           o->lowering.v[li], tp * 1e6, g, 100 * g / gm, ratio);
+                    char pct[16] = "-";
+                    if (gm > 0) snprintf(pct, sizeof pct, "%.0f%%", 100 * g / gm);
+                    printf("%-10s %-10s %10.3f us %10.3f %9s %10s\n", lc_fmt_bytes((double)b, bb, sizeof bb),
+                           o->lowering.v[li], tp * 1e6, g, pct, ratio);
                 }
             }
         }
@@ -228,9 +236,16 @@ int lc_cmd_bench_permute(int argc, char **argv)
         if ((size_t)o.bytes.v[i] > maxb) maxb = (size_t)o.bytes.v[i];
     /* Re-run this binary as the PEs, one launch per PE count. */
     int rc = 0;
+    size_t heap;
     for (int pi = 0; pi < o.pes.n && !rc; pi++) {
+        char what[96];
+        snprintf(what, sizeof what, "--bytes %zu (lower --bytes)", maxb);
+        /* dst in the heap, src and a private copy outside */
+        if (lc_bench_fits_memory("permute", 3.0 * (double)maxb + (64u << 20), (int)o.pes.v[pi], what) ||
+            lc_bench_heap("permute", maxb + (64u << 20), &heap))
+            return 2;
         if (!o.json) printf("== ring permute, shm backend, P = %lld ==\n", o.pes.v[pi]);
-        rc = lc_bench_launch_workers("permute", argc, argv, (int)o.pes.v[pi], maxb + (64u << 20));
+        rc = lc_bench_launch_workers("permute", argc, argv, (int)o.pes.v[pi], heap);
     }
     return rc;
 }

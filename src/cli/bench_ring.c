@@ -3,6 +3,7 @@
  * (the ring's own loop with the communication left out), so the exposed communication is
  * (step - compute) / step. Busy time and balance use each PE's thread CPU time inside the
  * kernels, which stays meaningful when the PEs outnumber the cores. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,8 +69,9 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
         } else if (!v) bad = 1;
         else {
             i++;
-            if (!strcmp(a, "--pes")) bad = lc_parse_int_list(a, v, &o->pes);
-            else if (!strcmp(a, "--s")) bad = lc_parse_size_list(a, v, &o->s);
+            if (a[0] != '-' || a[1] != '-') bad = 2;
+            else if (!strcmp(a, "--pes")) bad = lc_parse_count_list(a, v, 1, LC_CLI_MAX_PES, &o->pes);
+            else if (!strcmp(a, "--s")) bad = lc_parse_count_list(a, v, 1, INT32_MAX, &o->s);
             else if (!strcmp(a, "--hq")) bad = lc_parse_int_list(a, v, &o->hq);
             else if (!strcmp(a, "--hkv")) bad = lc_parse_int_list(a, v, &o->hkv);
             else if (!strcmp(a, "--d")) bad = lc_parse_int_list(a, v, &o->d);
@@ -78,12 +80,13 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
             else if (!strcmp(a, "--lowering")) bad = lc_parse_word_list(a, v, LOWERINGS, &o->lowering);
             else if (!strcmp(a, "--pass")) bad = lc_parse_word_list(a, v, PASSES, &o->pass);
             else if (!strcmp(a, "--mask")) bad = lc_parse_word_list(a, v, MASKS, &o->mask);
-            else if (!strcmp(a, "--reps")) o->reps = atoi(v), bad = o->reps < 1 || o->reps > 64;
-            else if (!strcmp(a, "--threads")) o->threads = atoi(v), bad = o->threads < 1;
-            else bad = 1;
+            else if (!strcmp(a, "--reps")) bad = lc_parse_int_opt(a, v, 1, 64, &o->reps);
+            else if (!strcmp(a, "--threads")) bad = lc_parse_int_opt(a, v, 1, 4096, &o->threads);
+            else bad = 2;
         }
-        if (bad) {
-            fprintf(stderr, "longctx bench ring: bad or incomplete option %s\n", a);
+        if (bad) { /* a bad value was named by its parser */
+            if (bad == 2 || a[0] != '-') fprintf(stderr, "longctx bench ring: unknown option '%s'\n", a);
+            else if (!v) fprintf(stderr, "longctx bench ring: %s needs a value\n", a);
             usage();
             return -1;
         }
@@ -164,7 +167,7 @@ static int measure(lc_cp *cp, lc_team *t, int bwd, int reps, float *b[10], lc_cp
 static int worker(const opts_t *o)
 {
     lc_world *w;
-    if (lc_world_init(NULL, &w)) return 1;
+    if (lc_world_init(NULL, &w)) return 1; /* the runtime said why */
     lc_team *t = lc_team_world(w);
     int me = lc_my_pe(w), P = lc_n_pes(w), err = 0;
     if (me == 0 && !o->json)
@@ -182,6 +185,8 @@ static int worker(const opts_t *o)
                     lc_cp_layout_parse(o->layout.v[li], &cfg.layout);
                     lc_cp *cp;
                     if (lc_cp_create(t, &cfg, &cp)) {
+                        fprintf(stderr, "bench ring: PE %d: creating the plan for --s %lld: %s\n", me,
+                                o->s.v[si], lc_last_error(w));
                         err = 1;
                         break;
                     }
@@ -191,6 +196,14 @@ static int worker(const opts_t *o)
                     float *b[10];
                     for (int i = 0; i < 10; i++) {
                         b[i] = malloc(sz[i] * sizeof(float));
+                        if (!b[i]) {
+                            char why[160];
+                            snprintf(why, sizeof why, "bench ring: no memory for %zu floats of buffers at --s %lld: "
+                                     "lower --s or raise --pes", sz[i], o->s.v[si]);
+                            lc_world_abort(w, why); /* the peers are about to wait for me */
+                            lc_world_finalize(w);
+                            return 1;
+                        }
                         for (size_t j = 0; j < sz[i]; j++) b[i][j] = (float)((j * 2654435761u) % 1000) / 1000.0f - 0.5f;
                     }
                     for (int pi = 0; pi < o->pass.n && !err; pi++) {
@@ -248,12 +261,23 @@ int lc_cmd_bench_ring(int argc, char **argv)
     for (int i = 0; i < o.s.n; i++) smax = o.s.v[i] > smax ? o.s.v[i] : smax;
     for (int i = 0; i < o.hkv.n; i++) hmax = o.hkv.v[i] > hmax ? o.hkv.v[i] : hmax;
     for (int i = 0; i < o.d.n; i++) dmax = o.d.v[i] > dmax ? o.d.v[i] : dmax;
+    long long hqmax = 0;
+    for (int i = 0; i < o.hq.n; i++) hqmax = o.hq.v[i] > hqmax ? o.hq.v[i] : hqmax;
     int rc = 0;
     for (int pi = 0; pi < o.pes.n && !rc; pi++) {
         long long P = o.pes.v[pi], rows = (smax + 2 * P - 1) / (2 * P) * 2;
-        /* Three KV slots and the dK/dV accumulator (fp32), plus slack for the runtime. */
-        size_t heap = (size_t)(3 * (2 * rows * hmax * dmax * 4 + 8 * rows + 256) + 2 * rows * hmax * dmax * 4) +
-                      (64u << 20);
+        /* Three KV slots and the dK/dV accumulator (fp32), plus slack for the runtime; in
+         * double, since the options may ask for more than any size_t (checked below). */
+        double kv = 2.0 * (double)rows * (double)hmax * (double)dmax * 4;
+        double need = 3 * (kv + 8.0 * (double)rows + 256) + kv + (64u << 20);
+        /* The bench's own buffers per PE: Q, O, dO, dQ ([rows, hq, d]), lse, K, V, dK, dV. */
+        double local = (double)rows * (4.0 * (double)hqmax * (double)dmax + (double)hqmax + 4.0 * (double)hmax * (double)dmax) * 4;
+        char what[160];
+        snprintf(what, sizeof what, "--s %lld with --pes %lld, --hq %lld, --hkv %lld, --d %lld (lower --s or raise --pes)",
+                 smax, P, hqmax, hmax, dmax);
+        size_t heap;
+        if (lc_bench_fits_memory("ring", need + local, (int)P, what) || lc_bench_heap("ring", (size_t)need, &heap))
+            return 2;
         if (!o.json)
             printf("== bench ring, shm backend, P = %lld, hq %lld hkv %lld d %lld, fp32, load %.2f ==\n", P,
                    o.hq.v[0], o.hkv.v[0], o.d.v[0], load1());

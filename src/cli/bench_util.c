@@ -1,5 +1,6 @@
 #include "cli/bench_util.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,12 +38,12 @@ static int split(const char *flag, const char *s, char items[LC_LIST_MAX][32], i
 
 int lc_parse_size_list(const char *flag, const char *s, lc_ilist *out)
 {
-    char items[LC_LIST_MAX][32];
+    char items[LC_LIST_MAX][32], err[256];
     if (split(flag, s, items, &out->n)) return -1;
     for (int i = 0; i < out->n; i++) {
         size_t v;
-        if (lc_parse_size(items[i], &v)) {
-            fprintf(stderr, "%s: '%s' is not a size\n", flag, items[i]);
+        if (lc_parse_bytes(flag, items[i], &v, err, sizeof err)) { /* also caps at LLONG_MAX */
+            fprintf(stderr, "%s\n", err);
             return -1;
         }
         out->v[i] = (long long)v;
@@ -50,23 +51,70 @@ int lc_parse_size_list(const char *flag, const char *s, lc_ilist *out)
     return 0;
 }
 
-int lc_parse_int_list(const char *flag, const char *s, lc_ilist *out)
+int lc_parse_count_list(const char *flag, const char *s, long long min, long long max, lc_ilist *out)
 {
-    char items[LC_LIST_MAX][32];
+    char items[LC_LIST_MAX][32], err[256];
     if (split(flag, s, items, &out->n)) return -1;
-    for (int i = 0; i < out->n; i++) {
-        char *end;
-        out->v[i] = strtoll(items[i], &end, 10);
-        if (*end == 'K' || *end == 'k') {
-            out->v[i] *= 1024;
-            end++;
-        }
-        if (*end || out->v[i] <= 0) {
-            fprintf(stderr, "%s: '%s' is not a positive integer\n", flag, items[i]);
+    for (int i = 0; i < out->n; i++)
+        if (lc_parse_count(flag, items[i], min, max, &out->v[i], err, sizeof err)) {
+            fprintf(stderr, "%s\n", err);
             return -1;
         }
-    }
     return 0;
+}
+
+int lc_parse_int_list(const char *flag, const char *s, lc_ilist *out)
+{
+    return lc_parse_count_list(flag, s, 1, INT_MAX, out);
+}
+
+int lc_parse_int_opt(const char *flag, const char *s, int min, int max, int *out)
+{
+    char err[256];
+    long long v;
+    if (lc_parse_count(flag, s, min, max, &v, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int lc_bench_heap(const char *bench, size_t need, size_t *heap)
+{
+    char err[256];
+    size_t env = 0;
+    if (lc_parse_bytes("LONGCTX_HEAP_SIZE", getenv("LONGCTX_HEAP_SIZE"), &env, err, sizeof err) &&
+        getenv("LONGCTX_HEAP_SIZE") && *getenv("LONGCTX_HEAP_SIZE")) {
+        fprintf(stderr, "longctx bench %s: %s\n", bench, err);
+        return -1;
+    }
+    if (!env) {
+        *heap = need;
+        return 0;
+    }
+    if (env < need) {
+        char a[32], b[32];
+        fprintf(stderr,
+                "longctx bench %s: LONGCTX_HEAP_SIZE=%s (%s) is less than the %s per PE these options "
+                "need: raise it or unset it (the bench sizes the heap itself)\n",
+                bench, getenv("LONGCTX_HEAP_SIZE"), lc_fmt_bytes((double)env, a, sizeof a),
+                lc_fmt_bytes((double)need, b, sizeof b));
+        return -1;
+    }
+    *heap = env;
+    return 0;
+}
+
+int lc_bench_fits_memory(const char *bench, double per_pe, int pes, const char *what)
+{
+    double ram = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    if (ram > 0 && per_pe * pes <= ram) return 0;
+    char a[32], b[32], c[32];
+    fprintf(stderr, "longctx bench %s: %s needs about %s per PE, %s for %d PEs, more than this machine's %s of memory\n",
+            bench, what, lc_fmt_bytes(per_pe, a, sizeof a), lc_fmt_bytes(per_pe * pes, b, sizeof b), pes,
+            lc_fmt_bytes(ram, c, sizeof c));
+    return -1;
 }
 
 int lc_parse_word_list(const char *flag, const char *s, const char *const *allowed, lc_slist *out)
@@ -114,9 +162,9 @@ double lc_cpu_time(void)
 
 const char *lc_fmt_bytes(double b, char *buf, size_t len)
 {
-    const char *u[] = {"B", "KiB", "MiB", "GiB"};
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
     int i = 0;
-    while (b >= 1024 && i < 3) {
+    while (b >= 1024 && i < 6) {
         b /= 1024;
         i++;
     }

@@ -15,21 +15,22 @@ int lc_cmd_launch(int argc, char **argv)
             i++;
             break;
         }
-        if (!strcmp(argv[i], "-n") || !strcmp(argv[i], "--pes")) {
-            char *end;
-            if (i + 1 >= argc || (o.n_pes = (int)strtol(argv[i + 1], &end, 10), *end) || o.n_pes < 1) {
-                fprintf(stderr, "longctx launch: -n needs a positive PE count\n");
-                return 2;
-            }
-            i++;
-        } else if (!strcmp(argv[i], "--heap")) {
-            if (i + 1 >= argc || lc_parse_size(argv[i + 1], &o.heap_bytes) || !o.heap_bytes) {
-                fprintf(stderr, "longctx launch: --heap needs a size like 256M or 2G\n");
+        if (!strcmp(argv[i], "-n") || !strcmp(argv[i], "--pes") || !strcmp(argv[i], "--heap")) {
+            char err[256];
+            long long n;
+            int rc = i + 1 >= argc ? LC_ERR_ARG
+                     : argv[i][2] == 'h' ? lc_parse_bytes(argv[i], argv[i + 1], &o.heap_bytes, err, sizeof err)
+                                         : lc_parse_count(argv[i], argv[i + 1], 1, 1024, &n, err, sizeof err);
+            if (i + 1 >= argc) snprintf(err, sizeof err, "%s needs a value", argv[i]);
+            else if (!rc && argv[i][2] == 'h' && !o.heap_bytes) rc = LC_ERR_ARG, snprintf(err, sizeof err, "--heap must not be 0");
+            else if (!rc && argv[i][2] != 'h') o.n_pes = (int)n;
+            if (rc) {
+                fprintf(stderr, "longctx launch: %s\n", err);
                 return 2;
             }
             i++;
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "longctx launch: unknown option %s\n", argv[i]);
+            fprintf(stderr, "longctx launch: unknown option '%s'\n", argv[i]);
             return 2;
         } else {
             break;

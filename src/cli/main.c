@@ -16,8 +16,9 @@ static void usage(FILE *f)
 #ifdef LONGCTX_HAVE_BENCH_RING
             "  bench ring [--pes ...] [--s ...] [--json]    context-parallel ring attention\n"
 #endif
-            "Each bench takes --help. Environment: LONGCTX_TIMEOUT (s), LONGCTX_HEAP_SIZE,\n"
-            "LONGCTX_PERMUTE=one_sided|two_sided|auto, LONGCTX_DEBUG=1.\n");
+            "Each bench takes --help. Environment: LONGCTX_TIMEOUT (s; default unbounded),\n"
+            "LONGCTX_HEARTBEAT_S (default 30), LONGCTX_HEAP_SIZE, LONGCTX_BIND=core|none,\n"
+            "LONGCTX_PERMUTE=one_sided|two_sided|auto, LONGCTX_DEBUG=1 (see README.md).\n");
 }
 
 int main(int argc, char **argv)

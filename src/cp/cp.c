@@ -402,7 +402,7 @@ static void log_choice(lc_cp *cp, path_t p, lc_lowering l)
     static const char *last;
     static int last_req = -1;
     const char *name = path_name(p, l);
-    if (cp->me == 0 && getenv("LONGCTX_DEBUG") && (name != last || last_req != (int)cp->cfg.lowering))
+    if (cp->me == 0 && lc_world_debug(cp->w) && (name != last || last_req != (int)cp->cfg.lowering))
         fprintf(stderr, "longctx cp: %s, lowering %s -> %s\n", cp->cfg.algo == LC_CP_ALLGATHER ? "allgather" : "ring",
                 lc_cp_lowering_name(cp->cfg.lowering), name);
     last = name;

@@ -71,7 +71,7 @@ int lc_barrier(lc_team *t) { return t ? lc__barrier(t, "lc_barrier") : LC_ERR_AR
 static int check(lc_team *t, const char *op, const void *dst, const void *src, size_t bytes)
 {
     if (!t) return LC_ERR_ARG;
-    if (bytes && (!dst || !src)) return lc__err(t->w, LC_ERR_ARG, "%s: NULL buffer", op);
+    if (bytes && (!dst || !src)) return lc__coll_err(t->w, LC_ERR_ARG, "%s: NULL buffer", op);
     return LC_OK;
 }
 
@@ -88,7 +88,7 @@ int lc_broadcast(lc_team *t, void *dst, const void *src, size_t bytes, int root)
     int rc = check(t, "lc_broadcast", dst, t && t->me == root ? src : dst, bytes);
     if (rc) return rc;
     if (root < 0 || root >= t->size)
-        return lc__err(t->w, LC_ERR_ARG, "lc_broadcast: root %d not in team of %d", root, t->size);
+        return lc__coll_err(t->w, LC_ERR_ARG, "lc_broadcast: root %d not in team of %d", root, t->size);
     if ((rc = lc__barrier(t, "lc_broadcast"))) return rc;
     lc_world *w = t->w;
     int n = t->size;
@@ -162,7 +162,7 @@ int lc_alltoall(lc_team *t, void *dst, const void *src, size_t bpp)
     int rc = check(t, "lc_alltoall", dst, src, bpp);
     if (rc) return rc;
     if (dst == src && bpp && t->size > 1)
-        return lc__err(t->w, LC_ERR_ARG, "lc_alltoall: dst and src must not be the same buffer");
+        return lc__coll_err(t->w, LC_ERR_ARG, "lc_alltoall: dst and src must not be the same buffer");
     return exchange(t, "lc_alltoall", src, bpp, dst, bpp, bpp);
 }
 

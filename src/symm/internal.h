@@ -48,6 +48,10 @@ typedef struct {
     _Atomic int32_t pid;
     _Atomic uint32_t state;
     _Atomic uint64_t heap_req;
+    /* CLOCK_MONOTONIC (ns, one clock for the whole host) of this PE's last heartbeat: a
+     * thread of the PE bumps it while the process runs, so a waiting peer can tell a
+     * stopped or wedged process (no beat) from a busy one (beats while computing). */
+    _Atomic uint64_t beat_ns;
 } lc_pe_info;
 
 typedef struct {
@@ -151,8 +155,14 @@ struct lc_team {
 
 struct lc_world {
     int me, n;
-    double timeout_s;
-    long spin_us; /* microseconds a wait spins before it sleeps */
+    double timeout_s;   /* explicit bound on any wait; INFINITY: none */
+    double heartbeat_s; /* a RUNNING peer silent this long is declared gone; INFINITY: never */
+    double next_watch;  /* when a wait next looks at the peers' heartbeats */
+    double spin_us;     /* microseconds a wait spins before it sleeps */
+    int cores;          /* CPUs this PE may use for its own threads (lc_cores_per_pe) */
+    struct lc_heartbeat *hb;
+    void (*log)(void *ctx, const char *line);
+    void *log_ctx;
     const lc_backend *be;
     uint8_t *map;
     size_t map_bytes;
@@ -172,8 +182,18 @@ struct lc_world {
 int lc__err(lc_world *w, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 double lc__now(void);
 void lc__debug(lc_world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-size_t lc__env_size(const char *name, size_t dflt);
-double lc__env_double(const char *name, double dflt);
+/* A line through the world's log sink (stderr unless lc_world_opts.log). */
+void lc__log(lc_world *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void lc__vlog(lc_world *w, const char *prefix, const char *fmt, va_list ap);
+/* An error on this PE inside a collective call: records it like lc__err and aborts the
+ * world with it, so that the peers waiting for this PE fail at once with the reason. */
+int lc__coll_err(lc_world *w, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* ---- parse.c: LONGCTX_* variables; unset or empty gives dflt, garbage LC_ERR_ARG ---- */
+int lc__env_bytes(const char *name, size_t dflt, size_t *out, char *err, size_t len);
+int lc__env_seconds(const char *name, double dflt, int allow_inf, double *out, char *err, size_t len);
+int lc__env_count(const char *name, long long dflt, long long min, long long max, long long *out,
+                  char *err, size_t len);
+int lc__env_flag(const char *name, int *out, char *err, size_t len);
 const char *lc__cmp_str(lc_cmp c);
 int lc__cmp_holds(uint64_t v, lc_cmp c, uint64_t value);
 
@@ -181,6 +201,8 @@ int lc__cmp_holds(uint64_t v, lc_cmp c, uint64_t value);
 extern const lc_backend lc__shm_backend;
 size_t lc__ctrl_stride(void);
 size_t lc__segment_bytes(int n, size_t heap_bytes, size_t *ctrl_off, size_t *heap_off);
+/* The largest heap per PE a segment of n PEs may have (no wrap, fits the address space). */
+size_t lc__max_heap(int n);
 int lc__shm_attach(lc_world *w, size_t heap_req);
 void lc__shm_detach(lc_world *w);
 void lc__shm_init_header(void *map, int n, size_t heap_bytes);
@@ -207,9 +229,18 @@ int lc__wait_sig(lc_world *w, _Atomic uint64_t *sig, int sig_pe, lc_cmp cmp, uin
 int lc__aborted(lc_world *w);
 void lc__abort(lc_world *w, int pe, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int lc__abort_error(lc_world *w, const char *op);
+/* Heartbeat (wait.c): a thread started once at world init, stopped at finalize. */
+int lc__heartbeat_start(lc_world *w);
+void lc__heartbeat_stop(lc_world *w);
+uint64_t lc__now_ns(void);
+/* Checks the peers' heartbeats (rate-limited); aborts the world naming a silent or dead
+ * peer and what this PE was doing. Returns nonzero when the world is aborted. */
+int lc__watch_peers(lc_world *w, const char *op);
 
 /* ---- team.c ---- */
 int lc__team_world_create(lc_world *w);
+/* Frees a team without the quiescing barrier (the world team at finalize, failed splits). */
+void lc__team_free(lc_team *t);
 static inline int lc__team_pe(const lc_team *t, int rank) { return t->start + rank * t->stride; }
 static inline lc_slot_sync *lc__sync(lc_team *t, int rank)
 {

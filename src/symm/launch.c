@@ -34,25 +34,56 @@ static int exit_code(int status)
     return 1;
 }
 
-/* PE i gets the i-th CPU of the launcher's allowed set when there are enough (like
- * mpirun --bind-to core). Without it the scheduler may start both PEs of a ring on one core,
- * where each hand-off waits for a time slice. LONGCTX_BIND=none turns it off. */
-static void bind_to_core(int pe, int n)
+/* The cores of the job are the launcher's allowed CPUs (its cpuset or taskset), never
+ * CPU 0.. of the machine: two jobs started side by side in different cpusets must not pile
+ * onto the same cores. PE i gets the i-th block of per = allowed / P of them (mpirun
+ * --map-by slot:PE=per --bind-to core), so its kernel and BLAS threads have cores of their
+ * own; lc_cores_per_pe tells the PE how many. With more PEs than CPUs they share the
+ * allowed set and count one core each. */
+typedef struct {
+    cpu_set_t allowed;
+    int n_allowed, per, bind;
+} cpu_plan;
+
+static int plan_cpus(cpu_plan *c, int n, char *err, size_t len)
 {
     const char *b = getenv("LONGCTX_BIND");
-    if (b && !strcmp(b, "none")) return;
-    cpu_set_t allowed;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0 || CPU_COUNT(&allowed) < n) return;
-    for (int cpu = 0, k = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (!CPU_ISSET(cpu, &allowed)) continue;
-        if (k++ == pe) {
-            cpu_set_t one;
-            CPU_ZERO(&one);
-            CPU_SET(cpu, &one);
-            sched_setaffinity(0, sizeof one, &one);
-            return;
-        }
+    c->bind = !(b && !strcmp(b, "none"));
+    if (b && *b && strcmp(b, "none") && strcmp(b, "core")) {
+        snprintf(err, len, "LONGCTX_BIND=%s: expected core (a block of CPUs per PE, the default) or none", b);
+        return -1;
     }
+    if (sched_getaffinity(0, sizeof c->allowed, &c->allowed) != 0) {
+        c->bind = 0;
+        c->n_allowed = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    } else {
+        c->n_allowed = CPU_COUNT(&c->allowed);
+    }
+    c->per = c->n_allowed >= n ? c->n_allowed / n : 1;
+    if (c->n_allowed < n) c->bind = 0; /* no core of its own to give: the scheduler shares */
+    return 0;
+}
+
+static void bind_pe(const cpu_plan *c, int pe, char *desc, size_t len)
+{
+    snprintf(desc, len, "unbound");
+    if (!c->bind) return;
+    cpu_set_t mine;
+    CPU_ZERO(&mine);
+    int first = pe * c->per, k = 0, lo = -1, hi = -1;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &c->allowed)) continue;
+        if (k >= first && k < first + c->per) {
+            CPU_SET(cpu, &mine);
+            if (lo < 0) lo = cpu;
+            hi = cpu;
+        }
+        k++;
+    }
+    if (sched_setaffinity(0, sizeof mine, &mine) == 0)
+        snprintf(desc, len, c->per > 1 ? "CPUs %d..%d (%d of them)" : "CPU %d", lo, hi, c->per);
+    else
+        snprintf(desc, len, "unbound (sched_setaffinity: %s)", strerror(errno));
 }
 
 int lc_launch(const lc_launch_opts *opts, char *const argv[])
@@ -66,7 +97,26 @@ int lc_launch(const lc_launch_opts *opts, char *const argv[])
         fprintf(stderr, "longctx launch: no command to run\n");
         return -1;
     }
-    size_t heap = opts->heap_bytes ? opts->heap_bytes : lc__env_size("LONGCTX_HEAP_SIZE", 1ull << 30);
+    char msg[512];
+    size_t heap = opts->heap_bytes;
+    double grace;
+    int debug;
+    cpu_plan cpus;
+    if ((!heap && lc__env_bytes("LONGCTX_HEAP_SIZE", 1ull << 30, &heap, msg, sizeof msg)) ||
+        lc__env_seconds("LONGCTX_ABORT_GRACE", 10.0, 0, &grace, msg, sizeof msg) ||
+        lc__env_flag("LONGCTX_DEBUG", &debug, msg, sizeof msg) || plan_cpus(&cpus, n, msg, sizeof msg)) {
+        fprintf(stderr, "longctx launch: %s\n", msg);
+        return -1;
+    }
+    /* Each PE's heap and control region live in one segment: it must fit an off_t and the
+     * address space, or the PEs would map a wrapped size and die of SIGSEGV. */
+    if (heap > lc__max_heap(n)) {
+        fprintf(stderr,
+                "longctx launch: a symmetric heap of %zu bytes per PE for %d PEs is more than this "
+                "machine can map (at most %zu bytes per PE); lower --heap or LONGCTX_HEAP_SIZE\n",
+                heap, n, lc__max_heap(n));
+        return -1;
+    }
     size_t total = lc__segment_bytes(n, heap, NULL, NULL);
     int fd = memfd_create("longctx", 0);
     if (fd < 0) {
@@ -74,14 +124,16 @@ int lc_launch(const lc_launch_opts *opts, char *const argv[])
         return -1;
     }
     if (ftruncate(fd, (off_t)total) != 0) {
-        fprintf(stderr, "longctx launch: sizing the %zu-byte segment: %s\n", total, strerror(errno));
+        fprintf(stderr, "longctx launch: sizing the %zu-byte segment (%d PEs x %zu-byte heap): %s; lower --heap or LONGCTX_HEAP_SIZE\n",
+                total, n, heap, strerror(errno));
         close(fd);
         return -1;
     }
     /* The launcher maps the whole segment: it must ring every PE's doorbell on abort. */
     uint8_t *map = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED) {
-        fprintf(stderr, "longctx launch: mmap: %s\n", strerror(errno));
+        fprintf(stderr, "longctx launch: mapping the %zu-byte segment (%d PEs x %zu-byte heap): %s; lower --heap or LONGCTX_HEAP_SIZE\n",
+                total, n, heap, strerror(errno));
         close(fd);
         return -1;
     }
@@ -108,7 +160,12 @@ int lc_launch(const lc_launch_opts *opts, char *const argv[])
     pid_t *pids = calloc((size_t)n, sizeof(pid_t));
     int *done = calloc((size_t)n, sizeof(int));
     pid_t me = getpid();
-    char fdbuf[32], pebuf[32], nbuf[32], heapbuf[32];
+    char fdbuf[32], pebuf[32], nbuf[32], heapbuf[32], perbuf[32];
+    snprintf(perbuf, sizeof perbuf, "%d", cpus.per);
+    if (debug)
+        fprintf(stderr, "longctx launch: %d PEs on the %d CPUs this job may use: %s\n", n, cpus.n_allowed,
+                cpus.bind ? "a block of cores each (LONGCTX_BIND=core)"
+                          : cpus.n_allowed < n ? "unbound, sharing them (more PEs than CPUs)" : "unbound (LONGCTX_BIND=none)");
     snprintf(fdbuf, sizeof fdbuf, "%d", fd);
     snprintf(nbuf, sizeof nbuf, "%d", n);
     snprintf(heapbuf, sizeof heapbuf, "%zu", heap);
@@ -127,8 +184,12 @@ int lc_launch(const lc_launch_opts *opts, char *const argv[])
             signal(SIGINT, SIG_DFL);
             signal(SIGTERM, SIG_DFL);
             signal(SIGHUP, SIG_DFL);
-            bind_to_core(i, n);
+            char where[96];
+            bind_pe(&cpus, i, where, sizeof where);
+            if (debug) fprintf(stderr, "longctx launch: PE %d on %s, %d core%s for its threads\n", i, where, cpus.per,
+                               cpus.per == 1 ? "" : "s");
             snprintf(pebuf, sizeof pebuf, "%d", i);
+            setenv("LONGCTX_CORES_PER_PE", perbuf, 1);
             setenv("LONGCTX_PE", pebuf, 1);
             setenv("LONGCTX_NPES", nbuf, 1);
             setenv("LONGCTX_SHM_FD", fdbuf, 1);
@@ -146,8 +207,8 @@ int lc_launch(const lc_launch_opts *opts, char *const argv[])
         lc__abort(&view, -1, "the launcher could not start every PE");
         for (int i = 0; i < started; i++) kill(pids[i], SIGKILL);
     }
-    double abort_at = 0, grace = lc__env_double("LONGCTX_ABORT_GRACE", 10.0);
-    int forwarded = 0;
+    double abort_at = 0;
+    int forwarded = 0, killed = 0;
     while (alive > 0) {
         int status;
         /* Block while all is well (a polling launcher would steal cycles from the PEs);
@@ -171,6 +232,7 @@ int lc_launch(const lc_launch_opts *opts, char *const argv[])
                         kill(pids[i], SIGKILL);
                     }
                 abort_at = lc__now() + 1e9;
+                killed = 1;
             }
             struct timespec ts = {0, 5 * 1000 * 1000};
             nanosleep(&ts, NULL);
@@ -195,6 +257,10 @@ int lc_launch(const lc_launch_opts *opts, char *const argv[])
             if (!atomic_load(&view.hdr->abort_state)) {
                 lc__abort(&view, i, "PE %d %s%s", i, how, stranded ? " before lc_world_finalize" : "");
                 if (!opts->quiet) fprintf(stderr, "longctx launch: PE %d %s\n", i, how);
+            } else if (WIFSIGNALED(status) && !killed && !forwarded && !opts->quiet) {
+                /* A death the PEs may have seen only as silence (this launcher was stopped
+                 * when it happened): say what it was. */
+                fprintf(stderr, "longctx launch: PE %d %s\n", i, how);
             }
             atomic_store(&view.hdr->pe[i].state, LC_PE_DEAD);
             if (!first_bad) first_bad = code ? code : 1;

@@ -224,6 +224,9 @@ extern "C" int lc_gpu_world_init(const lc_gpu_world_opts *o, lc_gpu_world **out)
         const char *t = getenv("LONGCTX_TIMEOUT");
         w->timeout_s = t && atof(t) > 0 ? atof(t) : 120.0;
     }
+    /* LONGCTX_TIMEOUT=inf (unbounded on the CPU side): device waits count nanoseconds in
+     * 64 bits, so cap the bound where that cannot overflow. */
+    if (!(w->timeout_s < 1e9)) w->timeout_s = 1e9;
     const char *wm = getenv("LONGCTX_GPU_WAIT");
     w->use_nvshmem_wait = wm && !strcmp(wm, "nvshmem");
     int rc = lcg_cuda(cudaSetDevice(w->device), "cudaSetDevice");

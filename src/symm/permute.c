@@ -171,19 +171,19 @@ static int start(lc_team *t, int send_to, int recv_from, const void *src, void *
     lc_world *w = t->w;
     if (lc__aborted(w)) return lc__abort_error(w, "lc_permute_start");
     if (bytes && ((send_to >= 0 && !src) || (recv_from >= 0 && !dst)))
-        return lc__err(w, LC_ERR_ARG, "lc_permute_start: NULL buffer for %zu bytes", bytes);
+        return lc__coll_err(w, LC_ERR_ARG, "lc_permute_start: NULL buffer for %zu bytes", bytes);
     if ((unsigned)lowering > LC_LOWER_TWO_SIDED)
-        return lc__err(w, LC_ERR_ARG, "lc_permute_start: unknown lowering %d", (int)lowering);
+        return lc__coll_err(w, LC_ERR_ARG, "lc_permute_start: unknown lowering %d", (int)lowering);
     int c = (int)(t->perm_seq % LC_PERM_CH);
     if (t->ch_busy[c])
-        return lc__err(w, LC_ERR_ARG,
+        return lc__coll_err(w, LC_ERR_ARG,
                        "lc_permute_start: more than %d permutes outstanding on this team (call "
                        "lc_permute_done first)", LC_PERM_CH);
     const char *why;
     lc_lowering l = resolve(t, lowering, dst, bytes, &why);
     if (l == LC_LOWER_ONE_SIDED && recv_from >= 0 && recv_from != t->me && bytes &&
         !lc_symm_contains(w, dst, bytes))
-        return lc__err(w, LC_ERR_ARG,
+        return lc__coll_err(w, LC_ERR_ARG,
                        "lc_permute_start: one_sided needs dst in the symmetric heap (%zu bytes at %p are not)",
                        bytes, dst);
     if (w->debug && (t->logged_bytes != bytes || t->logged_lowering != (int)l)) {
@@ -235,15 +235,15 @@ int lc_permute_start_map(lc_team *t, const int *dest_of, const void *src, void *
                          lc_lowering lowering, lc_permute_req *req)
 {
     if (!t || !req) return LC_ERR_ARG;
-    if (!dest_of) return lc__err(t->w, LC_ERR_ARG, "lc_permute_start_map: NULL map");
+    if (!dest_of) return lc__coll_err(t->w, LC_ERR_ARG, "lc_permute_start_map: NULL map");
     int recv_from = -1;
     for (int r = 0; r < t->size; r++) {
         if (dest_of[r] < -1 || dest_of[r] >= t->size)
-            return lc__err(t->w, LC_ERR_ARG, "lc_permute_start_map: dest_of[%d] = %d is not a team rank or -1",
+            return lc__coll_err(t->w, LC_ERR_ARG, "lc_permute_start_map: dest_of[%d] = %d is not a team rank or -1",
                            r, dest_of[r]);
         if (dest_of[r] == t->me) {
             if (recv_from >= 0)
-                return lc__err(t->w, LC_ERR_ARG,
+                return lc__coll_err(t->w, LC_ERR_ARG,
                                "lc_permute_start_map: rank %d receives from both %d and %d", t->me,
                                recv_from, r);
             recv_from = r;

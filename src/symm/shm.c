@@ -41,6 +41,14 @@ size_t lc__segment_bytes(int n, size_t heap_bytes, size_t *ctrl_off, size_t *hea
     return h + (size_t)n * c + (size_t)n * hs;
 }
 
+size_t lc__max_heap(int n)
+{
+    /* 64 TiB of segment in all: half the usual 47-bit user address space, so the mapping
+     * (and ASan's shadow beside it) still fits, and no size arithmetic can wrap. */
+    size_t all = (size_t)1 << 46, per = all / (size_t)(n < 1 ? 1 : n);
+    return per > lc__ctrl_stride() + header_bytes(n) ? per - lc__ctrl_stride() - header_bytes(n) : 0;
+}
+
 void lc__shm_init_header(void *map, int n, size_t heap_bytes)
 {
     lc_shm_header *h = map;
@@ -100,13 +108,18 @@ int lc__shm_attach(lc_world *w, size_t heap_req)
                            getenv("LONGCTX_NPES") ? getenv("LONGCTX_NPES") : "unset", LC_MAX_PES);
     } else {
         /* No launcher: a world of one PE with a private segment. */
+        if (heap_req > lc__max_heap(1))
+            return lc__err(w, LC_ERR_ARG,
+                           "a symmetric heap of %zu bytes is more than this machine can map (at most %zu): "
+                           "lower LONGCTX_HEAP_SIZE or lc_world_opts.heap_bytes", heap_req, lc__max_heap(1));
         fd = memfd_create("longctx", MFD_CLOEXEC);
         if (fd < 0) return lc__err(w, LC_ERR_SYS, "memfd_create: %s", strerror(errno));
         size_t total = lc__segment_bytes(1, heap_req, NULL, NULL);
         if (ftruncate(fd, (off_t)total) != 0) {
             int e = errno;
             close(fd);
-            return lc__err(w, LC_ERR_SYS, "sizing the segment to %zu bytes: %s", total, strerror(e));
+            return lc__err(w, LC_ERR_SYS, "sizing the segment to %zu bytes (heap %zu): %s; lower LONGCTX_HEAP_SIZE",
+                           total, heap_req, strerror(e));
         }
         void *m = mmap(NULL, header_bytes(1), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (m == MAP_FAILED) {
@@ -130,7 +143,8 @@ int lc__shm_attach(lc_world *w, size_t heap_req)
     w->map = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (w->map == MAP_FAILED) {
         w->map = NULL;
-        return lc__err(w, LC_ERR_SYS, "mapping %zu bytes: %s", total, strerror(errno));
+        return lc__err(w, LC_ERR_SYS, "mapping the %zu-byte segment (%d PEs, heap %zu each): %s; lower LONGCTX_HEAP_SIZE",
+                       total, n, heap_req, strerror(errno));
     }
     close(fd); /* the mapping keeps the memory alive */
     w->map_bytes = total;

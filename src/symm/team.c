@@ -167,14 +167,21 @@ int lc_team_split_2d(lc_team *parent, int xrange, lc_team **xteam, lc_team **yte
     return LC_OK;
 }
 
-void lc_team_destroy(lc_team *t)
+void lc__team_free(lc_team *t)
 {
     if (!t) return;
-    lc_world *w = t->w;
-    /* Quiesce: after this barrier nothing is in flight to our slot, so it can be reused. */
-    if (!t->is_world && !lc__aborted(w)) lc__barrier(t, "lc_team_destroy");
-    if (!t->is_world) w->slots_used &= ~(1u << t->slot);
+    if (!t->is_world) t->w->slots_used &= ~(1u << t->slot);
     free(t->credit_expect);
     free(t->fifo_sent);
     free(t);
+}
+
+void lc_team_destroy(lc_team *t)
+{
+    /* The world team belongs to the world (lc_world_finalize releases it): destroying it
+     * here would leave finalize with a freed team. */
+    if (!t || t->is_world) return;
+    /* Quiesce: after this barrier nothing is in flight to our slot, so it can be reused. */
+    if (!lc__aborted(t->w)) lc__barrier(t, "lc_team_destroy");
+    lc__team_free(t);
 }

@@ -23,17 +23,71 @@ const char *lc_status_str(int s)
     }
 }
 
+static void vset_err(lc_world *w, const char *fmt, va_list ap)
+{
+    int n = snprintf(w->err, sizeof w->err, "PE %d: ", w->me);
+    vsnprintf(w->err + n, sizeof w->err - (size_t)n, fmt, ap);
+}
+
 int lc__err(lc_world *w, int status, const char *fmt, ...)
 {
     if (!w) return status;
     va_list ap;
     va_start(ap, fmt);
-    int n = snprintf(w->err, sizeof w->err, "PE %d: ", w->me);
-    vsnprintf(w->err + n, sizeof w->err - (size_t)n, fmt, ap);
+    vset_err(w, fmt, ap);
     va_end(ap);
-    if (w->debug) fprintf(stderr, "longctx: %s\n", w->err);
+    if (w->debug) lc__log(w, "%s", w->err);
     return status;
 }
+
+int lc__coll_err(lc_world *w, int status, const char *fmt, ...)
+{
+    if (!w) return status;
+    va_list ap;
+    va_start(ap, fmt);
+    vset_err(w, fmt, ap);
+    va_end(ap);
+    if (w->debug) lc__log(w, "%s", w->err);
+    if (w->hdr) lc__abort(w, w->me, "%s", w->err);
+    return status;
+}
+
+int lc_world_fail(lc_world *w, int status)
+{
+    if (!w || status == LC_OK) return status;
+    if (w->hdr) lc__abort(w, w->me, "%s", w->err[0] ? w->err : lc_status_str(status));
+    return status;
+}
+
+void lc__vlog(lc_world *w, const char *prefix, const char *fmt, va_list ap)
+{
+    char line[1536];
+    int n = snprintf(line, sizeof line, "%s", prefix ? prefix : "");
+    if (n < 0) n = 0;
+    if ((size_t)n < sizeof line) vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    if (w && w->log) w->log(w->log_ctx, line);
+    else fprintf(stderr, "%s\n", line);
+}
+
+void lc__log(lc_world *w, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    lc__vlog(w, "longctx: ", fmt, ap);
+    va_end(ap);
+}
+
+void lc_world_log(lc_world *w, const char *fmt, ...)
+{
+    char prefix[48];
+    snprintf(prefix, sizeof prefix, "longctx[PE %d]: ", w ? w->me : -1);
+    va_list ap;
+    va_start(ap, fmt);
+    lc__vlog(w, prefix, fmt, ap);
+    va_end(ap);
+}
+
+int lc_world_debug(const lc_world *w) { return w ? w->debug : 0; }
 
 const char *lc_last_error(const lc_world *w) { return w ? w->err : "no world"; }
 
@@ -47,67 +101,19 @@ double lc__now(void)
 void lc__debug(lc_world *w, const char *fmt, ...)
 {
     if (!w || !w->debug) return;
+    char prefix[48];
+    snprintf(prefix, sizeof prefix, "longctx[PE %d]: ", w->me);
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "longctx[PE %d]: ", w->me);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    lc__vlog(w, prefix, fmt, ap);
     va_end(ap);
 }
 
-int lc_parse_size(const char *s, size_t *out)
+uint64_t lc__now_ns(void)
 {
-    if (!s || !*s) return -1;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || s[0] == '-') return -1;
-    while (*end == ' ') end++;
-    unsigned long long mul = 1;
-    if (*end) {
-        char u = (char)toupper((unsigned char)*end);
-        switch (u) {
-        case 'B': mul = 1; break;
-        case 'K': mul = 1ULL << 10; break;
-        case 'M': mul = 1ULL << 20; break;
-        case 'G': mul = 1ULL << 30; break;
-        case 'T': mul = 1ULL << 40; break;
-        default: return -1;
-        }
-        end++;
-        if (u != 'B') {
-            if (strcasecmp(end, "") && strcasecmp(end, "B") && strcasecmp(end, "iB")) return -1;
-        } else if (*end) {
-            return -1;
-        }
-    }
-    if (v > (unsigned long long)SIZE_MAX / mul) return -1;
-    *out = (size_t)(v * mul);
-    return 0;
-}
-
-size_t lc__env_size(const char *name, size_t dflt)
-{
-    const char *s = getenv(name);
-    size_t v;
-    if (!s || !*s) return dflt;
-    if (lc_parse_size(s, &v) != 0) {
-        fprintf(stderr, "longctx: ignoring %s=%s (not a size like 64M or 1G)\n", name, s);
-        return dflt;
-    }
-    return v;
-}
-
-double lc__env_double(const char *name, double dflt)
-{
-    const char *s = getenv(name);
-    if (!s || !*s) return dflt;
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !(v > 0)) {
-        fprintf(stderr, "longctx: ignoring %s=%s (not a positive number)\n", name, s);
-        return dflt;
-    }
-    return v;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 const char *lc__cmp_str(lc_cmp c)

@@ -1,4 +1,6 @@
 /* World lifetime: join the launcher's segment (or make a one-PE world), agree on the heap. */
+#include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,15 +9,19 @@
 #include "symm/internal.h"
 
 #define DEFAULT_HEAP (1ull << 30)
+#define DEFAULT_HEARTBEAT_S 30.0
 
 int lc_my_pe(const lc_world *w) { return w->me; }
 int lc_n_pes(const lc_world *w) { return w->n; }
 double lc_timeout_s(const lc_world *w) { return w->timeout_s; }
 
+int lc_cores_per_pe(const lc_world *w) { return w ? w->cores : 1; }
+
 static void fail_init(lc_world *w)
 {
-    fprintf(stderr, "longctx: world init failed: %s\n", w->err);
-    if (w->world_team) lc_team_destroy(w->world_team);
+    lc__log(w, "world init failed: %s", w->err);
+    lc__heartbeat_stop(w);
+    if (w->world_team) lc__team_free(w->world_team);
     lc__heap_release(w);
     if (w->hdr && w->me >= 0 && w->me < w->n) {
         /* Nobody else can finish a collective with us now: say so instead of letting them wait. */
@@ -23,6 +29,62 @@ static void fail_init(lc_world *w)
     }
     lc__shm_detach(w);
     free(w);
+}
+
+/* The CPUs this PE may use for its own threads: the launcher's share (LONGCTX_CORES_PER_PE,
+ * the block it bound the PE to) within what the affinity mask allows; without a launcher,
+ * the allowed CPUs. Never 0, and never more than the mask. */
+static int my_cores(lc_world *w, char *cpus, size_t len)
+{
+    cpu_set_t set;
+    int mask = 1;
+    cpus[0] = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        mask = CPU_COUNT(&set);
+        size_t k = 0;
+        for (int c = 0; c < CPU_SETSIZE && k + 12 < len; c++) {
+            if (!CPU_ISSET(c, &set)) continue;
+            int e = c;
+            while (e + 1 < CPU_SETSIZE && CPU_ISSET(e + 1, &set)) e++;
+            k += (size_t)snprintf(cpus + k, len - k, e > c ? "%s%d-%d" : "%s%d", k ? "," : "", c, e);
+            c = e;
+        }
+    }
+    long long share = mask;
+    char msg[256];
+    if (lc__env_count("LONGCTX_CORES_PER_PE", mask, 1, CPU_SETSIZE, &share, msg, sizeof msg) != LC_OK)
+        share = mask; /* only the launcher sets it; a stray value must not break init */
+    if (share > mask) share = mask;
+    (void)w;
+    return share < 1 ? 1 : (int)share;
+}
+
+/* Reads the LONGCTX_* settings of a PE. A bad value is an error naming the variable, never
+ * silently replaced by the default. */
+static int read_env(lc_world *w, const lc_world_opts *o, size_t *heap)
+{
+    char msg[512];
+    long long spin;
+    double hb;
+    int rc;
+    *heap = o->heap_bytes;
+    if ((rc = lc__env_flag("LONGCTX_DEBUG", &w->debug, msg, sizeof msg)) ||
+        (!o->timeout_s && (rc = lc__env_seconds("LONGCTX_TIMEOUT", INFINITY, 1, &w->timeout_s, msg, sizeof msg))) ||
+        (!o->heap_bytes && (rc = lc__env_bytes("LONGCTX_HEAP_SIZE", DEFAULT_HEAP, heap, msg, sizeof msg))) ||
+        (rc = lc__env_count("LONGCTX_SPIN_US", -1, 0, 1000000000000LL, &spin, msg, sizeof msg)) ||
+        (rc = lc__env_seconds("LONGCTX_HEARTBEAT_S", DEFAULT_HEARTBEAT_S, 1, &hb, msg, sizeof msg)))
+        return lc__err(w, rc, "%s", msg);
+    if (o->timeout_s) w->timeout_s = o->timeout_s;
+    if (!(w->timeout_s > 0)) return lc__err(w, LC_ERR_ARG, "lc_world_opts.timeout_s = %g must be > 0", o->timeout_s);
+    w->heartbeat_s = hb;
+    w->spin_us = (double)spin; /* -1: decided once the PE count is known */
+    const char *b = getenv("LONGCTX_BIND");
+    if (b && *b && strcmp(b, "none") && strcmp(b, "core"))
+        return lc__err(w, LC_ERR_ARG, "LONGCTX_BIND=%s: expected core (a block of CPUs per PE, the default) or none", b);
+    const char *pl = getenv("LONGCTX_PERMUTE");
+    if (pl && *pl && lc_lowering_parse(pl, &w->permute_override) != 0)
+        return lc__err(w, LC_ERR_ARG, "LONGCTX_PERMUTE=%s: expected one_sided, two_sided or auto", pl);
+    return LC_OK;
 }
 
 int lc_world_init(const lc_world_opts *opts, lc_world **out)
@@ -34,20 +96,14 @@ int lc_world_init(const lc_world_opts *opts, lc_world **out)
     lc_world *w = calloc(1, sizeof *w);
     if (!w) return LC_ERR_SYS;
     w->me = -1;
-    w->debug = getenv("LONGCTX_DEBUG") && strcmp(getenv("LONGCTX_DEBUG"), "0");
-    w->timeout_s = o.timeout_s > 0 ? o.timeout_s : lc__env_double("LONGCTX_TIMEOUT", 120.0);
-    size_t heap = o.heap_bytes ? o.heap_bytes : lc__env_size("LONGCTX_HEAP_SIZE", DEFAULT_HEAP);
-    int rc = LC_OK;
-    if (o.backend && strcmp(o.backend, "shm")) {
+    w->log = o.log;
+    w->log_ctx = o.log_ctx;
+    size_t heap;
+    int rc = read_env(w, &o, &heap);
+    if (rc == LC_OK && o.backend && strcmp(o.backend, "shm"))
         rc = lc__err(w, LC_ERR_UNSUPPORTED, "backend '%s' is not built in (available: shm)", o.backend);
-        fprintf(stderr, "longctx: %s\n", w->err);
-        free(w);
-        return rc;
-    }
-    const char *pl = getenv("LONGCTX_PERMUTE");
-    if (pl && *pl && lc_lowering_parse(pl, &w->permute_override) != 0) {
-        rc = lc__err(w, LC_ERR_ARG, "LONGCTX_PERMUTE=%s: expected one_sided, two_sided or auto", pl);
-        fprintf(stderr, "longctx: %s\n", w->err);
+    if (rc != LC_OK) {
+        lc__log(w, "%s", w->err);
         free(w);
         return rc;
     }
@@ -55,13 +111,12 @@ int lc_world_init(const lc_world_opts *opts, lc_world **out)
         fail_init(w);
         return rc;
     }
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    char cpus[256];
+    w->cores = my_cores(w, cpus, sizeof cpus);
     /* Spinning only pays when every PE has a core; oversubscribed PEs must yield fast. */
-    w->spin_us = (long)w->n <= ncpu ? 200 : 0; /* microseconds of spinning */
-    const char *sp = getenv("LONGCTX_SPIN_US");
-    if (sp && *sp) w->spin_us = atol(sp);
+    if (w->spin_us < 0) w->spin_us = (long)w->n <= sysconf(_SC_NPROCESSORS_ONLN) ? 200 : 0;
     if ((rc = lc__heap_init(w)) != LC_OK || (rc = lc__team_world_create(w)) != LC_OK ||
-        (rc = lc__barrier(w->world_team, "lc_world_init")) != LC_OK) {
+        (rc = lc__heartbeat_start(w)) != LC_OK || (rc = lc__barrier(w->world_team, "lc_world_init")) != LC_OK) {
         fail_init(w);
         return rc;
     }
@@ -76,8 +131,10 @@ int lc_world_init(const lc_world_opts *opts, lc_world **out)
             return rc;
         }
     }
-    lc__debug(w, "joined world of %d PEs, backend %s, heap %zu bytes, timeout %.1f s", w->n,
-              w->be->name, w->heap_bytes, w->timeout_s);
+    lc__debug(w, "joined world of %d PEs, backend %s, heap %zu bytes, timeout %.1f s, heartbeat %.1f s", w->n,
+              w->be->name, w->heap_bytes, w->timeout_s, w->heartbeat_s);
+    lc__debug(w, "CPUs %s, %d core%s for this PE's threads (lc_cores_per_pe)", cpus, w->cores,
+              w->cores == 1 ? "" : "s");
     *out = w;
     return LC_OK;
 }
@@ -88,8 +145,9 @@ int lc_world_finalize(lc_world *w)
     int rc = lc__aborted(w) ? LC_ERR_ABORT : lc__barrier(w->world_team, "lc_world_finalize");
     if (rc == LC_OK) atomic_store(&w->hdr->pe[w->me].state, LC_PE_FINALIZED);
     else if (rc == LC_ERR_ABORT && !w->err[0]) lc__abort_error(w, "lc_world_finalize");
-    if (rc) fprintf(stderr, "longctx: %s\n", w->err);
-    lc_team_destroy(w->world_team);
+    if (rc) lc__log(w, "%s", w->err);
+    lc__heartbeat_stop(w);
+    lc__team_free(w->world_team);
     lc__heap_release(w);
     lc__shm_detach(w);
     free(w);

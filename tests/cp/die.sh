@@ -4,6 +4,7 @@
 #   die.sh LONGCTX TEST_CP P VICTIM exit|kill LOWERING
 set -u
 longctx=$1 test_cp=$2 P=$3 victim=$4 how=$5 lowering=$6
+if ! command -v awk >/dev/null; then echo "SKIP: awk is missing (needed to time the run)"; exit 77; fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 touch "$tmp/stamp"
@@ -12,12 +13,12 @@ LONGCTX_TIMEOUT=60 timeout 60 "$longctx" launch -n "$P" -- "$test_cp" die "$vict
     >"$tmp/out" 2>"$tmp/err"
 rc=$?
 t1=$(date +%s.%N)
-el=$(echo "$t1 - $t0" | bc)
+el=$(awk "BEGIN{print $t1 - $t0}")
 cat "$tmp/err"
 fail=0
 if [ "$rc" -eq 0 ]; then echo "FAIL: launcher returned 0"; fail=1; fi
 if [ "$rc" -eq 124 ]; then echo "FAIL: hang (killed by timeout)"; fail=1; fi
-if [ "$(echo "$el > 8" | bc)" -eq 1 ]; then echo "FAIL: took ${el}s"; fail=1; fi
+if awk "BEGIN{exit !($el > 8)}"; then echo "FAIL: took ${el}s"; fail=1; fi
 # Every survivor must report the abort, and the message must name the dead PE.
 survivors=$(grep -c "stopped at step" "$tmp/err")
 if [ "$survivors" -ne $((P - 1)) ]; then echo "FAIL: $survivors of $((P - 1)) survivors reported an error"; fail=1; fi

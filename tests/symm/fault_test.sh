@@ -54,6 +54,64 @@ check sigkill 137 10 "PE 1 was killed by signal 9"
 check timeout 1 15 "timed out after 1.0 s in lc_signal_wait_until (user signal: signal at heap+0x0 on PE 0 expected >= 1, observed 0)" LONGCTX_TIMEOUT=1
 
 check heap-mismatch 1 10 "symmetric heap sizes differ"
+# The spin phase obeys the deadline too: a 30 s spin budget must not outlast a 2 s bound.
+check timeout 1 8 "timed out after 2.0 s in lc_signal_wait_until" LONGCTX_TIMEOUT=2 LONGCTX_SPIN_US=30000000
+check timeout 1 8 "timed out after 2.0 s in lc_signal_wait_until" LONGCTX_TIMEOUT=2 LONGCTX_SPIN_US=99999999999
+# A bad argument on one PE inside a collective: every PE fails fast with that reason.
+check bad-root 1 5 "lc_broadcast: root 99 not in team of 3"
+check bad-map 1 5 "lc_permute_start_map: dest_of\[0\] = 3 is not a team rank or -1"
+check private-dst 1 5 "lc_permute_start: one_sided needs dst in the symmetric heap"
+# A stopped PE is named by its missing heartbeat (bound scaled down to 1 s).
+check stop 1 12 "PE 1 stopped responding (no heartbeat for .* s, LONGCTX_HEARTBEAT_S=1; process [0-9]* is stopped) while PE [02] waited in lc_barrier" LONGCTX_HEARTBEAT_S=1 LONGCTX_ABORT_GRACE=1
+
+# A healthy PE that computes for 2.5 heartbeat bounds without communicating is not aborted.
+t0=$(date +%s.%N)
+LONGCTX_HEARTBEAT_S=2 timeout -k 5 60 "$LC" launch -n 3 -- "$TF" busy 5 >"$tmp/out" 2>&1
+rc=$?
+dt=$(awk "BEGIN{print $(date +%s.%N)-$t0}")
+if [ $rc != 0 ] || [ "$(grep -c 'rc=0 ' "$tmp/out")" != 3 ]; then
+    echo "FAIL busy: exit $rc (a busy, beating peer was treated as dead)"; cat "$tmp/out"; fail=1
+else echo "ok   busy: a peer computing 5 s past a 2 s heartbeat bound was waited for (${dt}s)"; fi
+
+# The whole job stopped and resumed (Ctrl-Z, fg) for longer than the heartbeat bound: every
+# PE was silent together, which is no failure.
+LONGCTX_HEARTBEAT_S=1 "$LC" launch -n 3 -- "$TF" busy 3 >"$tmp/out" 2>&1 &
+lp=$!
+wait_kids $lp
+pes=$(pgrep -P $lp | tr '\n' ' ')
+kill -STOP $lp $pes
+sleep 2.5
+kill -CONT $pes $lp
+wait $lp
+rc=$?
+if [ $rc != 0 ] || [ "$(grep -c 'rc=0 ' "$tmp/out")" != 3 ]; then
+    echo "FAIL job-stopped: exit $rc (PEs stopped and resumed together were declared dead)"; cat "$tmp/out"; fail=1
+else echo "ok   job-stopped: a whole job stopped 2.5 s past a 1 s heartbeat bound carried on"; fi
+
+# The launcher is stopped, PE 1 is killed, then the launcher resumes: the survivors name
+# PE 1 from its silence, and the launcher reports how it died.
+pe_pid() { # launcher pid, PE number
+    local k
+    for k in $(pgrep -P "$1"); do
+        tr '\0' '\n' </proc/$k/environ 2>/dev/null | grep -qx "LONGCTX_PE=$2" && echo "$k"
+    done
+}
+LONGCTX_HEARTBEAT_S=1 LONGCTX_ABORT_GRACE=1 "$LC" launch -n 3 -- "$TF" hang >"$tmp/out" 2>&1 &
+lp=$!
+wait_kids $lp
+p1=$(pe_pid $lp 1)
+kill -STOP $lp
+# The stop takes effect when the launcher next runs: until then it could still reap PE 1.
+for i in $(seq 50); do case "$(ps -o stat= -p $lp)" in T*) break;; esac; sleep 0.1; done
+kill -KILL "$p1"
+sleep 2
+kill -CONT $lp
+wait $lp
+rc=$?
+if [ -z "$p1" ] || [ $rc = 0 ] || ! grep -q "PE 1 stopped responding (no heartbeat for .*process $p1 has exited) while PE [02] waited in lc_barrier" "$tmp/out" ||
+   ! grep -q "longctx launch: PE 1 was killed by signal 9" "$tmp/out" || [ "$(grep -c 'rc=-' "$tmp/out")" -lt 2 ]; then
+    echo "FAIL launcher-stopped: PE 1 ($p1) killed while the launcher was stopped, exit $rc"; cat "$tmp/out"; fail=1
+else echo "ok   launcher-stopped: PE 1's death named (exit $rc)"; fi
 
 # Ctrl-C of the launcher: SIGINT is forwarded, every PE ends, status 130.
 "$LC" launch -n 3 -- "$TF" sleep >"$tmp/out" 2>&1 &

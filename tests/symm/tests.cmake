@@ -48,3 +48,12 @@ set_tests_properties(symm_policy_env_override PROPERTIES LABELS symm ENVIRONMENT
 add_test(NAME symm_policy_env_invalid COMMAND $<TARGET_FILE:test_symm> policy)
 set_tests_properties(symm_policy_env_invalid PROPERTIES LABELS symm ENVIRONMENT "LONGCTX_PERMUTE=sideways"
   PASS_REGULAR_EXPRESSION "LONGCTX_PERMUTE=sideways: expected one_sided, two_sided or auto")
+add_test(NAME symm_cores_per_pe COMMAND ${CMAKE_CURRENT_LIST_DIR}/cores_test.sh $<TARGET_FILE:longctx> $<TARGET_FILE:test_fault>)
+set_tests_properties(symm_cores_per_pe PROPERTIES LABELS symm TIMEOUT 120)
+add_test(NAME cli_env_errors COMMAND ${CMAKE_CURRENT_LIST_DIR}/cli_errors.sh $<TARGET_FILE:longctx> $<TARGET_FILE:test_fault>)
+set_tests_properties(cli_env_errors PROPERTIES LABELS symm TIMEOUT 120)
+# The world's log sink receives the runtime's messages (nothing on stderr); lc_team_destroy
+# of the world team is a no-op.
+add_test(NAME symm_log_sink_and_world_team COMMAND $<TARGET_FILE:longctx> launch -n 2 -- $<TARGET_FILE:test_fault> api)
+set_tests_properties(symm_log_sink_and_world_team PROPERTIES LABELS symm ENVIRONMENT "LONGCTX_DEBUG=1"
+  FAIL_REGULAR_EXPRESSION "FAILED;[^ ]longctx\\[PE")

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# cmake --install to a temporary prefix, then build examples/ring_attention.c out of tree
+# against it twice, with find_package(longctx) and with pkg-config, and run both on 4 PEs
+# with the installed launcher: what another project does to use longctx.
+# usage: install_test.sh BUILD_DIR SOURCE_DIR C_COMPILER [EXTRA_FLAGS]
+set -u
+build=$1 src=$2 cc=$3 flags=${4:-}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+prefix=$tmp/prefix
+fail() { echo "FAIL $*"; exit 1; }
+
+cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log"; fail "cmake --install"; }
+for f in bin/longctx include/longctx/cp.h include/longctx/symm.h lib/liblongctx.a \
+         lib/cmake/longctx/longctxConfig.cmake lib/pkgconfig/longctx.pc; do
+    [ -e "$prefix/$f" ] || fail "$f is not installed"
+done
+grep -q "^prefix=$prefix\$" "$prefix/lib/pkgconfig/longctx.pc" || { cat "$prefix/lib/pkgconfig/longctx.pc"; fail "longctx.pc does not point at the prefix"; }
+
+# 1. CMake: find_package + the exported target.
+mkdir -p "$tmp/user"
+cat >"$tmp/user/CMakeLists.txt" <<CM
+cmake_minimum_required(VERSION 3.20)
+project(longctx_user C)
+find_package(longctx 0.1 REQUIRED)
+add_executable(ring_attention $src/examples/ring_attention.c)
+target_link_libraries(ring_attention PRIVATE longctx::longctx m)
+CM
+cmake -S "$tmp/user" -B "$tmp/user/build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_C_COMPILER="$cc" \
+      -DCMAKE_C_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="$flags" >"$tmp/cm.log" 2>&1 &&
+    cmake --build "$tmp/user/build" >>"$tmp/cm.log" 2>&1 || { cat "$tmp/cm.log"; fail "find_package build"; }
+"$prefix/bin/longctx" launch -n 4 -- "$tmp/user/build/ring_attention" 333 || fail "find_package build: the example failed"
+echo "ok   find_package(longctx) + longctx::longctx: built and ran on 4 PEs"
+
+# 2. pkg-config.
+if ! command -v pkg-config >/dev/null; then
+    echo "SKIP: pkg-config is missing (scripts/setup.sh installs pkgconf); the CMake package passed"
+    exit 77
+fi
+pc=$(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs longctx) || fail "pkg-config longctx"
+# shellcheck disable=SC2086
+"$cc" $flags -std=c11 -O2 "$src/examples/ring_attention.c" -o "$tmp/ra_pc" $pc || fail "pkg-config build ($pc)"
+"$prefix/bin/longctx" launch -n 4 -- "$tmp/ra_pc" 257 || fail "pkg-config build: the example failed"
+echo "ok   pkg-config longctx ($pc): built and ran on 4 PEs"
