@@ -40,6 +40,7 @@ static int check_config(const lc_cp_config *c, char *err, size_t len)
     if (c->dtype != LC_DT_F32 && c->dtype != LC_DT_BF16)
         return snprintf(err, len, "dtype %d is not f32 or bf16", (int)c->dtype), -1;
     if ((unsigned)c->layout > LC_CP_STRIPED) return snprintf(err, len, "unknown layout %d", (int)c->layout), -1;
+    if (c->threads > 256) return snprintf(err, len, "threads = %d must be <= 256", c->threads), -1;
     if (c->mask & ~7u) return snprintf(err, len, "unknown mask bits 0x%x", c->mask), -1;
     if ((c->mask & LC_MASK_WINDOW) && c->window < 1)
         return snprintf(err, len, "window = %lld must be >= 1", (long long)c->window), -1;
@@ -67,6 +68,8 @@ static void release(lc_cp *cp)
     free(cp->delta);
     free(cp->gather);
     free(cp->a2a);
+    free(cp->work);
+    lc_attn_pool_destroy(cp->pool);
     free(cp);
 }
 
@@ -93,9 +96,38 @@ static void prefault(lc_cp *cp, size_t acc)
     (void)sink;
 }
 
+/* All-gather buffers: P blocks in, 2 x P dK/dV accumulators for the all-to-all. */
+static int allgather_buffers(lc_cp *cp)
+{
+    size_t n2 = 2 * cp->kv_elems;
+    if (!cp->gather && !(cp->gather = malloc(cp->fmt.bytes * cp->P)))
+        return lc_cp__fail(cp, LC_ERR_NOMEM, "all-gather: no memory for %d KV blocks of %zu bytes",
+                           cp->P, cp->fmt.bytes);
+    if (!cp->a2a && !(cp->a2a = malloc(2 * cp->P * n2 * sizeof(float))))
+        return lc_cp__fail(cp, LC_ERR_NOMEM, "all-gather: no memory for %d dK/dV blocks", 2 * cp->P);
+    return LC_OK;
+}
+
+/* What the steady state needs, sized once: the kernel worker pool and a workspace for my
+ * largest kernel call (all my real rows against a whole padded block; every call of the
+ * plan is that or smaller), plus the all-gather buffers when the plan starts with it. */
+static int steady_resources(lc_cp *cp)
+{
+    if (cp->cfg.threads > 1 && !(cp->pool = lc_attn_pool_create(cp->cfg.threads)))
+        return lc_cp__fail(cp, LC_ERR_SYS, "kernel worker pool: %s", lc_attn_last_error());
+    lc_attn_desc a = lc_cp__desc(cp, NULL, NULL, NULL);
+    a.work = NULL;
+    if (lc_attn_workspace_size(&a, LC_ATTN_PASS_FWD | LC_ATTN_PASS_BWD, &cp->work_bytes))
+        return lc_cp__fail(cp, LC_ERR_ARG, "kernel workspace: %s", lc_attn_last_error());
+    if (cp->work_bytes && !(cp->work = malloc(cp->work_bytes)))
+        return lc_cp__fail(cp, LC_ERR_NOMEM, "no memory for the %zu-byte kernel workspace", cp->work_bytes);
+    return cp->cfg.algo == LC_CP_ALLGATHER ? allgather_buffers(cp) : LC_OK;
+}
+
 int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
 {
     char why[400];
+    int rc;
     if (!out) return LC_ERR_ARG;
     *out = NULL;
     if (!team || !cfg) {
@@ -145,6 +177,11 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
         release(cp);
         return LC_ERR_NOMEM;
     }
+    if ((rc = steady_resources(cp)) != LC_OK) {
+        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: %.400s", cp->err);
+        release(cp);
+        return rc;
+    }
     /* Symmetric allocation is collective over the world: every PE creates its plan together. */
     cp->home = lc_symm_alloc(cp->w, f->bytes);
     cp->ring[0] = cp->home ? lc_symm_alloc(cp->w, f->bytes) : NULL;
@@ -173,7 +210,7 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     for (int r = 0; r < P; r++)
         if (!lc_symm_ptr(cp->w, cp->home, cp->world_pe[r])) cp->zc_ok = 0;
     /* Nobody may signal my words before they are zeroed. */
-    int rc = lc_barrier(team);
+    rc = lc_barrier(team);
     if (!rc) {
         prefault(cp, acc);
         rc = lc_barrier(team);
@@ -207,6 +244,10 @@ int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_cp_lowering lowering)
     if ((unsigned)algo > LC_CP_ALLGATHER || (unsigned)lowering > LC_CP_COMPUTE_ONLY)
         return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_set_algo: unknown algorithm %d or lowering %d",
                            (int)algo, (int)lowering);
+    if (algo == LC_CP_ALLGATHER) {
+        int rc = allgather_buffers(cp);
+        if (rc) return rc;
+    }
     cp->cfg.algo = algo;
     cp->cfg.lowering = lowering;
     return LC_OK;
@@ -248,7 +289,8 @@ lc_attn_desc lc_cp__desc(const lc_cp *cp, const int32_t *q_doc, const int32_t *k
                       .d = c->d, .qkv_dtype = c->dtype, .scale = c->scale,
                       .q_pos = cp->pos_of + (size_t)cp->me * cp->n_pad, .k_pos = k_pos,
                       .mask = {c->mask, c->window, q_doc, k_doc}, .threads = c->threads,
-                      .impl = c->impl};
+                      .impl = c->impl, .pool = cp->pool, .work = cp->work,
+                      .work_bytes = cp->work_bytes};
     return a;
 }
 

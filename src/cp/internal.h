@@ -41,8 +41,11 @@ struct lc_cp {
     uint64_t zc_tok;   /* zero-copy hand-offs expected so far */
     float *o32;        /* [n_real, hq, d] fp32 forward state / out in fp32 */
     float *delta;      /* [n_real, hq] */
-    uint8_t *gather;   /* all-gather: P blocks */
+    uint8_t *gather;   /* all-gather: P blocks (allocated when the plan takes that algorithm) */
     float *a2a;        /* all-gather backward: 2 x P accumulators */
+    lc_attn_pool *pool; /* kernel workers (threads > 1), started once */
+    void *work;         /* kernel workspace, sized at create for my largest block call */
+    size_t work_bytes;
     int comm_started;  /* errors after this point abort the world (peers are mid-call) */
     char err[512];
     lc_cp_stats st;

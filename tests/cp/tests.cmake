@@ -36,3 +36,11 @@ if(_lc_bc)
     set_tests_properties(cp_die_p${_p}_${_how}_${_low} PROPERTIES LABELS cp TIMEOUT 120)
   endforeach()
 endif()
+
+# Steady state of a plan: no allocation, no thread start per forward/backward (counted).
+add_executable(test_cp_steady ${CMAKE_CURRENT_LIST_DIR}/test_cp_steady.c
+               ${CMAKE_CURRENT_LIST_DIR}/../common/alloc_count.c)
+target_link_libraries(test_cp_steady PRIVATE longctx_lib ${CMAKE_DL_LIBS})
+target_include_directories(test_cp_steady PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/tests)
+add_test(NAME cp_p2_steady COMMAND $<TARGET_FILE:longctx> launch -n 2 -- $<TARGET_FILE:test_cp_steady>)
+set_tests_properties(cp_p2_steady PROPERTIES LABELS cp TIMEOUT 120)
