@@ -474,11 +474,11 @@ static int prologue(lc_cp *cp, path_t path, lc_lowering l, const void *k, const 
     return path == PATH_ZERO_COPY ? lc_cp__zc_publish(cp) : LC_OK;
 }
 
-int lc_cp_forward(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
-                  void *out, float *lse)
+int lc_cp_forward_ex(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
+                     void *out, float *out_f32, float *lse)
 {
     if (!cp) return LC_ERR_ARG;
-    const void *p[] = {q, k, v, out, lse};
+    const void *p[] = {q, k, v, out_f32 ? (const void *)out_f32 : out, lse};
     const char *names[] = {"q", "k", "v", "out", "lse"};
     int rc = check_args(cp, "lc_cp_forward", p, names, 5, doc);
     if (rc) return rc;
@@ -486,24 +486,32 @@ int lc_cp_forward(lc_cp *cp, const void *q, const void *k, const void *v, const 
     path_t path = path_of(cp, &l);
     if ((rc = prologue(cp, path, l, k, v, doc))) return rc;
     lc_attn_desc base = lc_cp__desc(cp, doc, NULL, NULL);
-    lc_attn_fwd_init(&base, cp->o32, lse);
+    /* The caller's fp32 output doubles as the forward state: no copy. */
+    float *o = out_f32 ? out_f32 : cp->o32;
+    lc_attn_fwd_init(&base, o, lse);
     switch (path) {
-    case PATH_ZERO_COPY: rc = lc_cp__zc_fwd(cp, &base, q, cp->o32, lse); break;
-    case PATH_ALLGATHER: rc = lc_cp__ag_fwd(cp, &base, q, cp->o32, lse); break;
-    default: rc = lc_cp__ring_fwd(cp, &base, q, cp->o32, lse, l, path == PATH_COMPUTE_ONLY);
+    case PATH_ZERO_COPY: rc = lc_cp__zc_fwd(cp, &base, q, o, lse); break;
+    case PATH_ALLGATHER: rc = lc_cp__ag_fwd(cp, &base, q, o, lse); break;
+    default: rc = lc_cp__ring_fwd(cp, &base, q, o, lse, l, path == PATH_COMPUTE_ONLY);
     }
     if (rc) return rc;
-    if (lc_attn_fwd_finish(&base, cp->o32, out, cp->cfg.dtype))
+    if (out && lc_attn_fwd_finish(&base, o, out, cp->cfg.dtype))
         return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_forward: %s", lc_attn_last_error());
     return LC_OK;
 }
 
-int lc_cp_backward(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
-                   const void *out, const float *lse, const void *dout, float *dq, float *dk,
-                   float *dv)
+int lc_cp_forward(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
+                  void *out, float *lse)
+{
+    return lc_cp_forward_ex(cp, q, k, v, doc, out, NULL, lse);
+}
+
+int lc_cp_backward_ex(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
+                      const void *out, const float *out_f32, const float *lse, const void *dout,
+                      float *dq, float *dk, float *dv)
 {
     if (!cp) return LC_ERR_ARG;
-    const void *p[] = {q, k, v, out, lse, dout, dq, dk, dv};
+    const void *p[] = {q, k, v, out_f32 ? (const void *)out_f32 : out, lse, dout, dq, dk, dv};
     const char *names[] = {"q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv"};
     int rc = check_args(cp, "lc_cp_backward", p, names, 9, doc);
     if (rc) return rc;
@@ -512,8 +520,8 @@ int lc_cp_backward(lc_cp *cp, const void *q, const void *k, const void *v, const
     if ((rc = prologue(cp, path, l, k, v, doc))) return rc;
     lc_attn_desc base = lc_cp__desc(cp, doc, NULL, NULL);
     size_t nq = (size_t)base.sq * base.hq * base.d;
-    const float *o32 = out;
-    if (cp->cfg.dtype == LC_DT_BF16) {
+    const float *o32 = out_f32 ? out_f32 : out;
+    if (!out_f32 && cp->cfg.dtype == LC_DT_BF16) {
         for (size_t i = 0; i < nq; i++) cp->o32[i] = lc_bf16_to_f32(((const lc_bf16 *)out)[i]);
         o32 = cp->o32;
     }
@@ -526,4 +534,11 @@ int lc_cp_backward(lc_cp *cp, const void *q, const void *k, const void *v, const
     default:
         return lc_cp__ring_bwd(cp, &base, q, dout, lse, dq, dk, dv, l, path == PATH_COMPUTE_ONLY);
     }
+}
+
+int lc_cp_backward(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
+                   const void *out, const float *lse, const void *dout, float *dq, float *dk,
+                   float *dv)
+{
+    return lc_cp_backward_ex(cp, q, k, v, doc, out, NULL, lse, dout, dq, dk, dv);
 }

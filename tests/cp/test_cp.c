@@ -470,6 +470,72 @@ static int cmd_stress(int n)
     return 0;
 }
 
+/* bf16 training keeps the forward's fp32 output for the backward (lc_cp_forward_ex /
+ * lc_cp_backward_ex): the row sums D = rowsum(dO * O) then come from the unrounded output
+ * and dQ, dK, dV match the float64 oracle to fp32 accuracy instead of bf16's. */
+static int cmd_f32out(void)
+{
+    static const struct { lc_cp_layout l; unsigned m; } cases[] = {
+        {LC_CP_ZIGZAG, LC_MASK_CAUSAL}, {LC_CP_CONTIGUOUS, LC_MASK_CAUSAL | LC_MASK_DOC}, {LC_CP_STRIPED, 0}};
+    double worst_new = 0, worst_old = 0;
+    for (int ci = 0; ci < 3; ci++) {
+        tcase c = {.S = 2 * g_P * 60 + 5, .hq = 4, .hkv = 2, .d = 64, .dt = LC_DT_BF16, .layout = cases[ci].l,
+                   .mask = cases[ci].m};
+        prob p;
+        make_prob(&p, &c, g_seed + 31 * (uint64_t)ci);
+        lc_cp_config cfg = {.seq_len = c.S, .hq = c.hq, .hkv = c.hkv, .d = c.d, .dtype = c.dt, .layout = c.layout,
+                            .mask = c.mask, .threads = 1};
+        lc_cp *cp;
+        if (lc_cp_create(g_t, &cfg, &cp)) { FAIL("create: %s", lc_cp_last_error(NULL)); return 1; }
+        local l, old;
+        make_local(&l, cp, &p);
+        make_local(&old, cp, &p);
+        size_t n = (size_t)l.rows, rq = (size_t)c.hq * c.d;
+        float *o32 = malloc((n ? n : 1) * rq * 4);
+        for (size_t i = 0; i < n * rq; i++) o32[i] = NAN;
+        int32_t *doc = (c.mask & LC_MASK_DOC) ? l.doc : NULL;
+        poison(&l, &c);
+        poison(&old, &c);
+        int rc = lc_cp_forward_ex(cp, l.q, l.k, l.v, doc, l.out, o32, l.lse);
+        if (!rc) rc = lc_cp_backward_ex(cp, l.q, l.k, l.v, doc, NULL, o32, l.lse, l.dout, l.dq, l.dk, l.dv);
+        if (!rc) rc = lc_cp_forward(cp, old.q, old.k, old.v, doc, old.out, old.lse);
+        if (!rc) rc = lc_cp_backward(cp, old.q, old.k, old.v, doc, old.out, old.lse, old.dout, old.dq, old.dk, old.dv);
+        if (rc) { FAIL("%s", lc_cp_last_error(cp)); return 1; }
+        if (memcmp(l.out, old.out, n * rq * 2) || memcmp(l.lse, old.lse, n * c.hq * 4))
+            FAIL("forward_ex's bf16 out / lse differ from lc_cp_forward's");
+        for (size_t i = 0; i < n * rq; i++)
+            if (((lc_bf16 *)l.out)[i] != lc_f32_to_bf16(o32[i])) { FAIL("out is not out_f32 rounded at %zu", i); break; }
+        double en[5], eo[5];
+        rel_errors(cp, &p, &l, 1, en);
+        rel_errors(cp, &p, &old, 1, eo);
+        /* out_f32 against the oracle too: put it where rel_errors looks. */
+        double ef[5];
+        local lf = l;
+        lf.out = o32;
+        p.c.dt = LC_DT_F32;
+        rel_errors(cp, &p, &lf, 1, ef);
+        p.c.dt = LC_DT_BF16;
+        if (!(ef[0] < 1e-5)) FAIL("out_f32 vs oracle: %.3g", ef[0]);
+        for (int i = 2; i < 5; i++) {
+            if (!(en[i] < 1e-5)) FAIL("%s with out_f32 vs oracle: %.3g (bound 1e-5)", (const char *[]){"", "", "dq", "dk", "dv"}[i], en[i]);
+            if (en[i] > worst_new) worst_new = en[i];
+            if (eo[i] > worst_old) worst_old = eo[i];
+        }
+        if (g_me == 0)
+            printf("     %-10s %-10s bf16 S=%lld: dq/dk/dv rel err with out_f32 %.2e %.2e %.2e, from bf16 out %.2e %.2e %.2e\n",
+                   lc_cp_layout_name(c.layout), mask_name(c.mask), (long long)c.S, en[2], en[3], en[4], eo[2], eo[3], eo[4]);
+        free(o32);
+        free_local(&l);
+        free_local(&old);
+        lc_cp_destroy(cp);
+        free_prob(&p);
+    }
+    if (g_me == 0)
+        printf("%s bf16 backward from the fp32 out: worst rel err %.2e (bound 1e-5); from the bf16 out %.2e\n",
+               g_fail ? "FAIL" : "ok  ", worst_new, worst_old);
+    return 0;
+}
+
 static double g_die_after = 0.3;
 static int g_die_kill;
 
@@ -558,6 +624,7 @@ int main(int argc, char **argv)
                           (unsigned long long)g_seed);
     int rc = 0;
     if (!strcmp(argv[1], "sweep")) rc = cmd_sweep(argc, argv);
+    else if (!strcmp(argv[1], "f32out")) rc = cmd_f32out();
     else if (!strcmp(argv[1], "stress")) rc = cmd_stress(argc > 2 ? atoi(argv[2]) : 100);
     else if (!strcmp(argv[1], "die")) {
         if (argc < 4) return 2;

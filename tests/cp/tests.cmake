@@ -22,6 +22,8 @@ set_tests_properties(cp_p3_sweep_permute_env PROPERTIES ENVIRONMENT "LONGCTX_PER
 lc_cp_test(cp_p2_stress 2 stress 150)
 lc_cp_test(cp_p4_stress 4 stress 100)
 lc_cp_test(cp_p3_errors 3 errors)
+lc_cp_test(cp_p2_f32out 2 f32out)
+lc_cp_test(cp_p1_f32out 1 f32out)
 
 find_program(_lc_bc bc)
 if(_lc_bc)
