@@ -30,11 +30,26 @@ int lc_cp__rt_fail(lc_cp *cp, int rc, const char *what, int step)
 static _Thread_local char g_create_err[512];
 
 const char *lc_cp_last_error(const lc_cp *cp) { return cp ? cp->err : g_create_err; }
-const lc_cp_config *lc_cp_get_config(const lc_cp *cp) { return &cp->cfg; }
+const lc_cp_config *lc_cp_get_config(const lc_cp *cp) { return cp ? &cp->cfg : NULL; }
 
-static int check_config(const lc_cp_config *c, char *err, size_t len)
+/* A call that got no plan: the message goes where lc_cp_last_error(NULL) finds it. */
+int lc_cp__no_plan(const char *fn)
+{
+    snprintf(g_create_err, sizeof g_create_err, "%s: the plan is NULL", fn);
+    return LC_ERR_ARG;
+}
+
+static int check_config(const lc_cp_config *c, int P, char *err, size_t len)
 {
     if (c->seq_len < 1) return snprintf(err, len, "seq_len = %lld must be >= 1", (long long)c->seq_len), -1;
+    /* Positions are int32 (attn.h); the layout pads S up to its chunking. */
+    int n_pad = 0;
+    if (c->seq_len > INT32_MAX || ((unsigned)c->layout <= LC_CP_STRIPED &&
+                                   lc_cp_layout_positions(c->layout, c->seq_len, P, 0, NULL, &n_pad) < 0))
+        return snprintf(err, len,
+                        "seq_len = %lld is too long: the %s layout over %d PEs pads it to positions "
+                        "that must fit in int32 (at most %d tokens)",
+                        (long long)c->seq_len, lc_cp_layout_name(c->layout), P, INT32_MAX), -1;
     if (c->hq < 1 || c->hkv < 1 || c->hq % c->hkv)
         return snprintf(err, len, "hq = %d must be a positive multiple of hkv = %d", c->hq, c->hkv), -1;
     if (c->dtype != LC_DT_F32 && c->dtype != LC_DT_BF16)
@@ -124,23 +139,131 @@ static int steady_resources(lc_cp *cp)
     return cp->cfg.algo == LC_CP_ALLGATHER ? allgather_buffers(cp) : LC_OK;
 }
 
+/* ---- agreement at create: every member compares the whole config with everyone's ---- */
+
+/* The fields that must be equal on every member (threads and impl are each PE's own). */
+enum { F_SEQ, F_HQ, F_HKV, F_D, F_DTYPE, F_LAYOUT, F_MASK, F_WINDOW, F_SCALE, F_ALGO, F_LOWERING, NF };
+static const char *const FIELD[NF] = {"seq_len", "hq", "hkv", "d", "dtype", "layout", "mask",
+                                      "window", "scale", "algo", "lowering"};
+
+typedef struct {
+    int32_t ok; /* my config passed validation */
+    int32_t pad;
+    int64_t f[NF];
+    char why[240]; /* why it did not */
+} agree_rec;
+
+static void canon(const lc_cp_config *c, agree_rec *r)
+{
+    int64_t sc;
+    memcpy(&sc, &(double){c->scale}, sizeof sc);
+    int64_t f[NF] = {c->seq_len, c->hq, c->hkv, c->d, c->dtype, c->layout, c->mask,
+                     (c->mask & LC_MASK_WINDOW) ? c->window : 0, sc, c->algo, c->lowering};
+    memcpy(r->f, f, sizeof f);
+}
+
+static void field_str(int f, int64_t v, char *buf, size_t len)
+{
+    double sc;
+    switch (f) {
+    case F_DTYPE: snprintf(buf, len, "%s", lc_dtype_name((lc_dtype)v)); break;
+    case F_LAYOUT: snprintf(buf, len, "%s", lc_cp_layout_name((lc_cp_layout)v)); break;
+    case F_MASK: snprintf(buf, len, "0x%llx", (long long)v); break;
+    case F_SCALE: memcpy(&sc, &v, sizeof sc); snprintf(buf, len, "%g", sc); break;
+    case F_LOWERING: snprintf(buf, len, "%s", lc_cp_lowering_name((lc_cp_lowering)v)); break;
+    default: snprintf(buf, len, "%lld", (long long)v);
+    }
+}
+
+/* One all-gather of every member's validation result and config. All members reach the
+ * same verdict from the same data, so a bad or disagreeing config fails create on every
+ * member with the same message and nobody is left waiting (the world stays usable). */
+static int agree(lc_team *team, const lc_cp_config *cfg, const char *why, char *err, size_t len)
+{
+    lc_world *w = lc_team_get_world(team);
+    int P = lc_team_n_pes(team);
+    agree_rec mine;
+    memset(&mine, 0, sizeof mine);
+    mine.ok = why == NULL;
+    if (why) snprintf(mine.why, sizeof mine.why, "%.239s", why);
+    if (cfg) canon(cfg, &mine);
+    agree_rec *all = malloc(sizeof *all * (size_t)P);
+    if (!all) {
+        snprintf(err, len, "no memory to compare the config of %d PEs", P);
+        lc_world_abort(w, err); /* the others are in the all-gather */
+        return LC_ERR_SYS;
+    }
+    int rc = lc_allgather(team, all, &mine, sizeof mine);
+    if (rc) {
+        snprintf(err, len, "comparing the config across the team: %s", lc_last_error(w));
+        free(all);
+        return rc;
+    }
+    for (int r = 0; r < P; r++) {
+        if (all[r].ok) continue;
+        int others = 0;
+        for (int s = r + 1; s < P; s++) others += !all[s].ok;
+        snprintf(err, len, "PE %d (team rank %d): %.240s%s", lc_team_translate_pe(team, r, lc_team_world(w)), r,
+                 all[r].why, others ? " (and other PEs)" : "");
+        free(all);
+        return LC_ERR_ARG;
+    }
+    for (int f = 0; f < NF; f++) {
+        int first = -1, n = 0;
+        char ranks[128] = "";
+        for (int r = 1; r < P; r++)
+            if (all[r].f[f] != all[0].f[f]) {
+                if (first < 0) first = r;
+                size_t l = strlen(ranks);
+                if (n++ < 8) snprintf(ranks + l, sizeof ranks - l, "%s%d", l ? ", " : "", lc_team_translate_pe(team, r, lc_team_world(w)));
+            }
+        if (first < 0) continue;
+        char v0[48], v1[48];
+        field_str(f, all[0].f[f], v0, sizeof v0);
+        field_str(f, all[first].f[f], v1, sizeof v1);
+        snprintf(err, len, "PEs disagree on %s: PE %d has %s, PE %d has %s (PEs that differ from PE %d: %s%s)",
+                 FIELD[f], lc_team_translate_pe(team, 0, lc_team_world(w)), v0,
+                 lc_team_translate_pe(team, first, lc_team_world(w)), v1,
+                 lc_team_translate_pe(team, 0, lc_team_world(w)), ranks, n > 8 ? ", ..." : "");
+        free(all);
+        return LC_ERR_MISMATCH;
+    }
+    free(all);
+    return LC_OK;
+}
+
+/* A failure after the agreement: only this PE knows, and the others are (or will be) in a
+ * collective step of create, so abort the world with the reason. */
+static int create_abort(lc_cp *cp, int rc, const char *what)
+{
+    snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: %.400s", what);
+    if (rc != LC_ERR_ABORT) lc_world_abort(cp->w, g_create_err);
+    release(cp);
+    return rc;
+}
+
 int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
 {
-    char why[400];
+    char why[400], err[480];
     int rc;
-    if (!out) return LC_ERR_ARG;
-    *out = NULL;
-    if (!team || !cfg) {
-        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: NULL %s", team ? "config" : "team");
+    if (out) *out = NULL;
+    if (!team) { /* no way to reach the others */
+        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: team is NULL");
         return LC_ERR_ARG;
     }
-    if (check_config(cfg, why, sizeof why)) {
-        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: %s", why);
-        fprintf(stderr, "%s\n", g_create_err);
-        return LC_ERR_ARG;
+    int bad = !cfg || !out || check_config(cfg, lc_team_n_pes(team), why, sizeof why);
+    if (!cfg) snprintf(why, sizeof why, "cfg is NULL");
+    else if (!out) snprintf(why, sizeof why, "out is NULL");
+    if ((rc = agree(team, cfg, bad ? why : NULL, err, sizeof err))) {
+        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: %s", err);
+        return rc;
     }
     lc_cp *cp = calloc(1, sizeof *cp);
-    if (!cp) return LC_ERR_NOMEM;
+    if (!cp) {
+        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: no memory for the plan");
+        lc_world_abort(lc_team_get_world(team), g_create_err);
+        return LC_ERR_SYS;
+    }
     cp->team = team;
     cp->w = lc_team_get_world(team);
     cp->me = lc_team_my_pe(team);
@@ -151,10 +274,8 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     cp->n_real_of = malloc(sizeof(int) * P);
     lc_cp_layout_positions(cfg->layout, cfg->seq_len, P, 0, NULL, &cp->n_pad);
     cp->pos_of = malloc(sizeof(int32_t) * (size_t)P * cp->n_pad);
-    if (!cp->world_pe || !cp->n_real_of || !cp->pos_of) {
-        release(cp);
-        return LC_ERR_NOMEM;
-    }
+    if (!cp->world_pe || !cp->n_real_of || !cp->pos_of)
+        return create_abort(cp, LC_ERR_SYS, "no memory for the layout maps");
     for (int r = 0; r < P; r++) {
         cp->world_pe[r] = lc_team_translate_pe(team, r, lc_team_world(cp->w));
         cp->n_real_of[r] = lc_cp_layout_positions(cfg->layout, cfg->seq_len, P, r,
@@ -174,14 +295,11 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     cp->o32 = malloc(nreal * cfg->hq * cfg->d * sizeof(float) + 64);
     cp->delta = malloc(nreal * cfg->hq * sizeof(float) + 64);
     if (!cp->tmp[0] || !cp->tmp[1] || !cp->o32 || !cp->delta) {
-        release(cp);
-        return LC_ERR_NOMEM;
+        snprintf(err, sizeof err, "no memory for the dK/dV and output buffers (2 x %zu + %zu bytes)", acc,
+                 nreal * cfg->hq * (cfg->d + 1) * sizeof(float));
+        return create_abort(cp, LC_ERR_SYS, err);
     }
-    if ((rc = steady_resources(cp)) != LC_OK) {
-        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: %.400s", cp->err);
-        release(cp);
-        return rc;
-    }
+    if ((rc = steady_resources(cp)) != LC_OK) return create_abort(cp, rc, cp->err);
     /* Symmetric allocation is collective over the world: every PE creates its plan together. */
     cp->home = lc_symm_alloc(cp->w, f->bytes);
     cp->ring[0] = cp->home ? lc_symm_alloc(cp->w, f->bytes) : NULL;
@@ -191,7 +309,6 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     if (!cp->sig) {
         snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: symmetric buffers (3 x %zu + %zu bytes): %s",
                  f->bytes, acc, lc_last_error(cp->w));
-        fprintf(stderr, "%s\n", g_create_err);
         /* The heap fails the same allocation on every PE, so these frees stay collective. */
         void *got[] = {cp->acc_in, cp->ring[1], cp->ring[0], cp->home};
         for (int i = 0; i < 4; i++)
@@ -217,7 +334,6 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     }
     if (rc) {
         snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: %s", lc_last_error(cp->w));
-        fprintf(stderr, "%s\n", g_create_err);
         release(cp);
         return rc;
     }
@@ -241,6 +357,7 @@ int lc_cp_destroy(lc_cp *cp)
 
 int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_cp_lowering lowering)
 {
+    if (!cp) return lc_cp__no_plan("lc_cp_set_algo");
     if ((unsigned)algo > LC_CP_ALLGATHER || (unsigned)lowering > LC_CP_COMPUTE_ONLY)
         return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_set_algo: unknown algorithm %d or lowering %d",
                            (int)algo, (int)lowering);
@@ -253,8 +370,17 @@ int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_cp_lowering lowering)
     return LC_OK;
 }
 
-void lc_cp_get_stats(const lc_cp *cp, lc_cp_stats *st) { *st = cp->st; }
-void lc_cp_reset_stats(lc_cp *cp) { memset(&cp->st, 0, sizeof cp->st); }
+void lc_cp_get_stats(const lc_cp *cp, lc_cp_stats *st)
+{
+    if (!st) return;
+    if (cp) *st = cp->st;
+    else memset(st, 0, sizeof *st);
+}
+
+void lc_cp_reset_stats(lc_cp *cp)
+{
+    if (cp) memset(&cp->st, 0, sizeof cp->st);
+}
 
 int lc_cp__zc_wait_free(lc_cp *cp)
 {
@@ -268,6 +394,7 @@ int lc_cp__zc_wait_free(lc_cp *cp)
 
 int lc_cp_kv_buffers(lc_cp *cp, void **k, void **v)
 {
+    if (!cp) return lc_cp__no_plan("lc_cp_kv_buffers");
     int rc = lc_cp__zc_wait_free(cp);
     if (rc) return rc;
     if (k) *k = cp->home + cp->fmt.k;
@@ -477,7 +604,7 @@ static int prologue(lc_cp *cp, path_t path, lc_lowering l, const void *k, const 
 int lc_cp_forward_ex(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
                      void *out, float *out_f32, float *lse)
 {
-    if (!cp) return LC_ERR_ARG;
+    if (!cp) return lc_cp__no_plan("lc_cp_forward");
     const void *p[] = {q, k, v, out_f32 ? (const void *)out_f32 : out, lse};
     const char *names[] = {"q", "k", "v", "out", "lse"};
     int rc = check_args(cp, "lc_cp_forward", p, names, 5, doc);
@@ -510,7 +637,7 @@ int lc_cp_backward_ex(lc_cp *cp, const void *q, const void *k, const void *v, co
                       const void *out, const float *out_f32, const float *lse, const void *dout,
                       float *dq, float *dk, float *dv)
 {
-    if (!cp) return LC_ERR_ARG;
+    if (!cp) return lc_cp__no_plan("lc_cp_backward");
     const void *p[] = {q, k, v, out_f32 ? (const void *)out_f32 : out, lse, dout, dq, dk, dv};
     const char *names[] = {"q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv"};
     int rc = check_args(cp, "lc_cp_backward", p, names, 9, doc);

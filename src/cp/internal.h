@@ -86,6 +86,8 @@ static inline void lc_cp__toc_compute(lc_cp *cp, lc_cp_clock c)
 /* Records a message (printf-style); returns rc. After communication began it also aborts
  * the world, so peers stop with an error instead of waiting for this PE. */
 int lc_cp__fail(lc_cp *cp, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A public call got a NULL plan: records "fn: the plan is NULL" (lc_cp_last_error(NULL)). */
+int lc_cp__no_plan(const char *fn);
 /* A failed runtime call: the runtime's own message, prefixed by what we were doing. */
 int lc_cp__rt_fail(lc_cp *cp, int rc, const char *what, int step);
 

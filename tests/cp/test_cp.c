@@ -579,24 +579,103 @@ static int cmd_die(int victim, const char *how, const char *lowering)
     return 0;
 }
 
+/* Every member must get the same status, and a message that contains each of the words. */
+static void expect_create(const lc_cp_config *cfg, int want, const char *w1, const char *w2, const char *what)
+{
+    lc_cp *cp = (lc_cp *)&g_fail; /* must come back NULL */
+    int rc = lc_cp_create(g_t, cfg, &cp);
+    const char *m = lc_cp_last_error(NULL);
+    if (rc != want || (want ? cp != NULL : cp == NULL) || (w1 && !strstr(m, w1)) || (w2 && !strstr(m, w2)))
+        FAIL("%s: lc_cp_create returned %d (%s), want %d (%s) with '%s' and '%s'; message '%s'", what, rc,
+             lc_status_str(rc), want, lc_status_str(want), w1 ? w1 : "", w2 ? w2 : "", m);
+    if (!rc && cp) lc_cp_destroy(cp);
+}
+
 static int cmd_errors(void)
 {
-    lc_cp_config cfg = {.seq_len = 100, .hq = 3, .hkv = 2, .d = 64, .dtype = LC_DT_F32};
-    lc_cp *cp;
-    if (lc_cp_create(g_t, &cfg, &cp) != LC_ERR_ARG || !strstr(lc_cp_last_error(NULL), "hkv"))
-        FAIL("hq %% hkv != 0 accepted or not explained: '%s'", lc_cp_last_error(NULL));
-    cfg.hq = 4;
+    char pe[16];
+    int victim = g_P - 1;
+    snprintf(pe, sizeof pe, "PE %d", victim);
+    lc_cp_config good = {.seq_len = 100, .hq = 4, .hkv = 2, .d = 64, .dtype = LC_DT_F32,
+                         .layout = LC_CP_ZIGZAG, .mask = LC_MASK_CAUSAL};
+    lc_cp_config cfg = good;
+    cfg.hq = 3;
+    expect_create(&cfg, LC_ERR_ARG, "hkv", NULL, "hq % hkv != 0 everywhere");
+    cfg = good;
     cfg.mask = LC_MASK_WINDOW;
-    if (lc_cp_create(g_t, &cfg, &cp) != LC_ERR_ARG) FAIL("window 0 accepted");
-    cfg.mask = LC_MASK_DOC;
-    if (lc_cp_create(g_t, &cfg, &cp)) { FAIL("create"); return 1; }
-    float buf[64 * 4 * 64] = {0}, lse[64 * 4];
-    int rc = lc_cp_forward(cp, buf, buf, buf, NULL, buf, lse);
-    if (rc != LC_ERR_ARG || !strstr(lc_cp_last_error(cp), "doc"))
-        FAIL("missing doc ids: rc %d, message '%s'", rc, lc_cp_last_error(cp));
-    if (lc_cp_set_algo(cp, LC_CP_RING, (lc_cp_lowering)9) != LC_ERR_ARG) FAIL("bad lowering accepted");
-    lc_cp_destroy(cp);
-    if (g_me == 0) printf("%s argument errors\n", g_fail ? "FAIL" : "ok  ");
+    expect_create(&cfg, LC_ERR_ARG, "window", NULL, "window 0");
+    /* One member's bad argument fails create on every member, naming it and the reason. */
+    cfg = good;
+    if (g_me == victim) cfg.hq = 3;
+    expect_create(&cfg, LC_ERR_ARG, pe, "hkv", "hq % hkv != 0 on one PE");
+    expect_create(g_me == victim ? NULL : &good, LC_ERR_ARG, pe, "cfg is NULL", "NULL cfg on one PE");
+    /* Members that disagree: LC_ERR_MISMATCH on every member, naming the field and the PE. */
+    static const char *fields[] = {"seq_len", "hq", "dtype", "layout", "mask", "window", "scale", "algo", "lowering"};
+    for (int f = 0; f < 9; f++) {
+        cfg = good;
+        if (f == 5) cfg.mask = LC_MASK_WINDOW, cfg.window = 7;
+        if (g_me == victim) switch (f) {
+            case 0: cfg.seq_len = 101; break;
+            case 1: cfg.hq = 8; break;
+            case 2: cfg.dtype = LC_DT_BF16; break;
+            case 3: cfg.layout = LC_CP_STRIPED; break;
+            case 4: cfg.mask = LC_MASK_CAUSAL | LC_MASK_DOC; break;
+            case 5: cfg.window = 8; break;
+            case 6: cfg.scale = 0.5f; break;
+            case 7: cfg.algo = LC_CP_ALLGATHER; break;
+            case 8: cfg.lowering = LC_CP_TWO_SIDED; break;
+            }
+        char what[64];
+        snprintf(what, sizeof what, "PEs disagree on %s", fields[f]);
+        if (g_P > 1) expect_create(&cfg, LC_ERR_MISMATCH, fields[f], pe, what);
+    }
+    /* Per-PE choices may differ. */
+    cfg = good;
+    cfg.threads = 1 + g_me % 2;
+    expect_create(&cfg, LC_OK, NULL, NULL, "threads differing per PE");
+    /* A length the layout cannot index is a bad argument with the current reason, not a
+     * stale message or "out of memory". */
+    cfg = good;
+    cfg.seq_len = (int64_t)1 << 40;
+    expect_create(&cfg, LC_ERR_ARG, "seq_len = 1099511627776", "too long", "seq_len 2^40");
+    cfg.seq_len = INT32_MAX; /* fits int32 but zigzag pads past it */
+    expect_create(&cfg, LC_ERR_ARG, "too long", NULL, "seq_len INT32_MAX, zigzag");
+    if (lc_cp_create(NULL, &good, NULL) != LC_ERR_ARG || !strstr(lc_cp_last_error(NULL), "team"))
+        FAIL("NULL team: '%s'", lc_cp_last_error(NULL));
+    /* NULL plans: an error with the current reason, never a crash. */
+    lc_cp_stats st;
+    memset(&st, 0x5a, sizeof st);
+    lc_cp_get_stats(NULL, &st);
+    lc_cp_reset_stats(NULL);
+    float x[8];
+    void *pk;
+    lc_cp_shard(NULL, 0, x, 4, x);
+    if (!strstr(lc_cp_last_error(NULL), "lc_cp_shard")) FAIL("lc_cp_shard(NULL): '%s'", lc_cp_last_error(NULL));
+    if (lc_cp_get_config(NULL) != NULL) FAIL("lc_cp_get_config(NULL) is not NULL");
+    if (st.calls != 0 || st.blocks_run != 0) FAIL("lc_cp_get_stats(NULL) did not zero the stats");
+    if (lc_cp_local_rows(NULL, 0) != -1 || !strstr(lc_cp_last_error(NULL), "lc_cp_local_rows: the plan is NULL"))
+        FAIL("lc_cp_local_rows(NULL): '%s'", lc_cp_last_error(NULL));
+    if (lc_cp_padded_rows(NULL) != -1 || lc_cp_global_pos(NULL, 0, 0) != -1 || lc_cp_local_index(NULL, 0, NULL) != -1)
+        FAIL("layout maps of a NULL plan");
+    if (lc_cp_set_algo(NULL, LC_CP_RING, LC_CP_ONE_SIDED) != LC_ERR_ARG ||
+        !strstr(lc_cp_last_error(NULL), "lc_cp_set_algo"))
+        FAIL("lc_cp_set_algo(NULL): '%s'", lc_cp_last_error(NULL));
+    if (lc_cp_kv_buffers(NULL, &pk, &pk) != LC_ERR_ARG || !strstr(lc_cp_last_error(NULL), "lc_cp_kv_buffers"))
+        FAIL("lc_cp_kv_buffers(NULL): '%s'", lc_cp_last_error(NULL));
+    if (lc_cp_forward(NULL, x, x, x, NULL, x, x) != LC_ERR_ARG || !strstr(lc_cp_last_error(NULL), "lc_cp_forward"))
+        FAIL("lc_cp_forward(NULL): '%s'", lc_cp_last_error(NULL));
+    if (lc_cp_backward(NULL, x, x, x, NULL, x, x, x, x, x, x) != LC_ERR_ARG ||
+        !strstr(lc_cp_last_error(NULL), "lc_cp_backward"))
+        FAIL("lc_cp_backward(NULL): '%s'", lc_cp_last_error(NULL));
+    if (lc_cp_destroy(NULL) != LC_OK) FAIL("lc_cp_destroy(NULL)");
+    /* After all that the world still works. */
+    lc_cp *cp;
+    cfg = good;
+    if (lc_cp_create(g_t, &cfg, &cp)) { FAIL("create after the errors: %s", lc_cp_last_error(NULL)); return 1; }
+    if (lc_cp_set_algo(cp, LC_CP_RING, (lc_cp_lowering)9) != LC_ERR_ARG || !strstr(lc_cp_last_error(cp), "lowering"))
+        FAIL("bad lowering accepted");
+    if (lc_cp_destroy(cp)) FAIL("destroy: %s", lc_last_error(g_w));
+    if (g_me == 0) printf("%s argument errors, disagreeing members, NULL plans (P=%d)\n", g_fail ? "FAIL" : "ok  ", g_P);
     return 0;
 }
 
