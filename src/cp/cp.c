@@ -358,6 +358,7 @@ int lc_cp_destroy(lc_cp *cp)
 int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_cp_lowering lowering)
 {
     if (!cp) return lc_cp__no_plan("lc_cp_set_algo");
+    cp->comm_started = 0; /* local: nobody waits for this call */
     if ((unsigned)algo > LC_CP_ALLGATHER || (unsigned)lowering > LC_CP_COMPUTE_ONLY)
         return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_set_algo: unknown algorithm %d or lowering %d",
                            (int)algo, (int)lowering);
@@ -580,7 +581,9 @@ static void log_choice(lc_cp *cp, path_t p, lc_lowering l)
 static int check_args(lc_cp *cp, const char *fn, const void *const *p, const char *const *names, int n,
                       const int32_t *doc)
 {
-    cp->comm_started = 0;
+    /* The members are entering the same collective call: from here on any error of mine
+     * aborts the world with its reason, or they would wait for me until the deadline. */
+    cp->comm_started = 1;
     if (cp->n_real_of[cp->me] > 0) {
         for (int i = 0; i < n; i++)
             if (!p[i]) return lc_cp__fail(cp, LC_ERR_ARG, "%s: %s is NULL", fn, names[i]);
@@ -593,7 +596,6 @@ static int check_args(lc_cp *cp, const char *fn, const void *const *p, const cha
 static int prologue(lc_cp *cp, path_t path, lc_lowering l, const void *k, const void *v, const int32_t *doc)
 {
     cp->st.calls++;
-    cp->comm_started = 1;
     log_choice(cp, path, l);
     int rc = lc_cp__zc_wait_free(cp);
     if (rc) return rc;

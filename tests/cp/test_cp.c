@@ -536,6 +536,63 @@ static int cmd_f32out(void)
     return 0;
 }
 
+/* One PE passes a bad argument to a collective call; every PE must fail within a second
+ * with the reason in its error (the world is aborted: no finalize). */
+static int cmd_badarg(int victim, const char *what, const char *lowering)
+{
+    lc_cp_config cfg = {.seq_len = 512 * g_P + 7, .hq = 4, .hkv = 2, .d = 64, .dtype = LC_DT_F32,
+                        .layout = LC_CP_ZIGZAG, .mask = LC_MASK_CAUSAL, .threads = 1};
+    if (!strcmp(what, "doc")) cfg.mask |= LC_MASK_DOC;
+    if (!strcmp(lowering, "allgather")) cfg.algo = LC_CP_ALLGATHER;
+    else lc_cp_lowering_parse(lowering, &cfg.lowering);
+    lc_cp *cp;
+    if (lc_cp_create(g_t, &cfg, &cp)) {
+        fprintf(stderr, "test_cp: create: %s\n", lc_cp_last_error(NULL));
+        return 1;
+    }
+    size_t n = (size_t)lc_cp_local_rows(cp, g_me) + 1, rq = n * cfg.hq * cfg.d, rk = n * cfg.hkv * cfg.d;
+    float *q = calloc(rq, 4), *k = calloc(rk, 4), *v = calloc(rk, 4), *o = calloc(rq, 4), *lse = calloc(n * cfg.hq, 4);
+    float *dq = calloc(rq, 4), *dk = calloc(rk, 4), *dv = calloc(rk, 4);
+    int32_t *doc = calloc(n, 4);
+    int bad = g_me == victim;
+    /* Everyone completes one good step first, so the bad call meets peers mid-stream. */
+    int rc = lc_cp_forward(cp, q, k, v, doc, o, lse);
+    if (!rc) rc = lc_cp_backward(cp, q, k, v, doc, o, lse, o, dq, dk, dv);
+    if (rc) {
+        fprintf(stderr, "test_cp: PE %d: the good step failed: %s\n", g_me, lc_cp_last_error(cp));
+        return 1;
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* The victim may leave this barrier and abort before a slower peer has left it: that
+     * peer then fails here, with the same reason. */
+    if ((rc = lc_barrier(g_t))) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double el = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        fprintf(stderr, "test_cp: PE %d failed after %.3f s%s in the barrier before the call with %s: %s\n", g_me,
+                el, el < 1.0 ? "" : " (SLOW)", lc_status_str(rc), lc_last_error(g_w));
+        return 1;
+    }
+    if (!strcmp(what, "q")) rc = lc_cp_forward(cp, bad ? NULL : q, k, v, doc, o, lse);
+    else if (!strcmp(what, "doc")) rc = lc_cp_forward(cp, q, k, v, bad ? NULL : doc, o, lse);
+    else if (!strcmp(what, "dout")) {
+        rc = lc_cp_forward(cp, q, k, v, doc, o, lse);
+        if (!rc) rc = lc_cp_backward(cp, q, k, v, doc, o, lse, bad ? NULL : o, dq, dk, dv);
+    } else {
+        fprintf(stderr, "test_cp: unknown bad argument '%s' (q, doc, dout)\n", what);
+        return 2;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double el = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (!rc) {
+        fprintf(stderr, "test_cp: PE %d was not stopped\n", g_me);
+        return 0;
+    }
+    fprintf(stderr, "test_cp: PE %d failed after %.3f s%s with %s: %s\n", g_me, el, el < 1.0 ? "" : " (SLOW)",
+            lc_status_str(rc), lc_cp_last_error(cp));
+    return 1;
+}
+
 static double g_die_after = 0.3;
 static int g_die_kill;
 
@@ -709,6 +766,9 @@ int main(int argc, char **argv)
         if (argc < 4) return 2;
         rc = cmd_die(atoi(argv[2]), argv[3], argc > 4 ? argv[4] : "one_sided");
         return rc; /* the world is broken on purpose: no finalize */
+    } else if (!strcmp(argv[1], "badarg")) {
+        if (argc < 5) return 2;
+        return cmd_badarg(atoi(argv[2]), argv[3], argv[4]); /* the world is aborted: no finalize */
     } else if (!strcmp(argv[1], "errors")) rc = cmd_errors();
     else {
         fprintf(stderr, "test_cp: unknown section %s\n", argv[1]);

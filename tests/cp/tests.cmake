@@ -23,6 +23,19 @@ lc_cp_test(cp_p2_stress 2 stress 150)
 lc_cp_test(cp_p4_stress 4 stress 100)
 lc_cp_test(cp_p3_errors 3 errors)
 lc_cp_test(cp_p2_f32out 2 f32out)
+# One PE's bad argument in a collective call fails every PE fast, with the reason.
+foreach(_d "3;1;q;one_sided;q is NULL" "2;0;doc;zero_copy;doc is NULL" "3;2;dout;two_sided;dout is NULL"
+           "2;1;q;allgather;q is NULL")
+  list(GET _d 0 _p)
+  list(GET _d 1 _v)
+  list(GET _d 2 _what)
+  list(GET _d 3 _low)
+  list(GET _d 4 _reason)
+  add_test(NAME cp_badarg_p${_p}_${_what}_${_low}
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/badarg.sh $<TARGET_FILE:longctx> $<TARGET_FILE:test_cp>
+                   ${_p} ${_v} ${_what} ${_low} "${_reason}")
+  set_tests_properties(cp_badarg_p${_p}_${_what}_${_low} PROPERTIES LABELS cp TIMEOUT 120)
+endforeach()
 lc_cp_test(cp_p1_f32out 1 f32out)
 
 find_program(_lc_bc bc)
