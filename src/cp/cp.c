@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "cp/internal.h"
 
 static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
@@ -14,7 +15,7 @@ int lc_cp__fail(lc_cp *cp, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(cp->err, sizeof cp->err, fmt, ap);
+    lc__vfail_in(cp->err, sizeof cp->err, rc, fmt, ap);
     va_end(ap);
     if (cp->comm_started && rc != LC_ERR_ABORT) lc_world_abort(cp->w, cp->err);
     return rc;
@@ -26,17 +27,14 @@ int lc_cp__rt_fail(lc_cp *cp, int rc, const char *what, int step)
                        lc_my_pe(cp->w), lc_last_error(cp->w));
 }
 
-/* Errors of lc_cp_create have no plan to hold them. */
-static _Thread_local char g_create_err[512];
-
-const char *lc_cp_last_error(const lc_cp *cp) { return cp ? cp->err : g_create_err; }
+/* Calls without a plan (create, a NULL plan) leave their message in the thread's buffer. */
+const char *lc_cp_last_error(const lc_cp *cp) { return cp ? cp->err : lc__thread_error(); }
 const lc_cp_config *lc_cp_get_config(const lc_cp *cp) { return cp ? &cp->cfg : NULL; }
 
 /* A call that got no plan: the message goes where lc_cp_last_error(NULL) finds it. */
 int lc_cp__no_plan(const char *fn)
 {
-    snprintf(g_create_err, sizeof g_create_err, "%s: the plan is NULL", fn);
-    return LC_ERR_ARG;
+    return lc__fail_in(NULL, 0, LC_ERR_ARG, "%s: the plan is NULL", fn);
 }
 
 static int check_config(const lc_cp_config *c, int P, char *err, size_t len)
@@ -236,8 +234,8 @@ static int agree(lc_team *team, const lc_cp_config *cfg, const char *why, char *
  * collective step of create, so abort the world with the reason. */
 static int create_abort(lc_cp *cp, int rc, const char *what)
 {
-    snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: %.400s", what);
-    if (rc != LC_ERR_ABORT) lc_world_abort(cp->w, g_create_err);
+    lc__fail_in(NULL, 0, rc, "lc_cp_create: %s", what);
+    if (rc != LC_ERR_ABORT) lc_world_abort(cp->w, lc__thread_error());
     release(cp);
     return rc;
 }
@@ -248,20 +246,17 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     int rc;
     if (out) *out = NULL;
     if (!team) { /* no way to reach the others */
-        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: team is NULL");
-        return LC_ERR_ARG;
+        return lc__fail_in(NULL, 0, LC_ERR_ARG, "lc_cp_create: team is NULL");
     }
     int bad = !cfg || !out || check_config(cfg, lc_team_n_pes(team), why, sizeof why);
     if (!cfg) snprintf(why, sizeof why, "cfg is NULL");
     else if (!out) snprintf(why, sizeof why, "out is NULL");
-    if ((rc = agree(team, cfg, bad ? why : NULL, err, sizeof err))) {
-        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: %s", err);
-        return rc;
-    }
+    if ((rc = agree(team, cfg, bad ? why : NULL, err, sizeof err)))
+        return lc__fail_in(NULL, 0, rc, "lc_cp_create: %s", err);
     lc_cp *cp = calloc(1, sizeof *cp);
     if (!cp) {
-        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: no memory for the plan");
-        lc_world_abort(lc_team_get_world(team), g_create_err);
+        lc__fail_in(NULL, 0, LC_ERR_SYS, "lc_cp_create: no memory for the plan");
+        lc_world_abort(lc_team_get_world(team), lc__thread_error());
         return LC_ERR_SYS;
     }
     cp->team = team;
@@ -307,8 +302,8 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     cp->acc_in = cp->ring[1] ? lc_symm_alloc(cp->w, acc) : NULL;
     cp->sig = cp->acc_in ? lc_symm_alloc(cp->w, align64(sizeof(uint64_t) * (CP_SIG_READY + P))) : NULL;
     if (!cp->sig) {
-        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: symmetric buffers (3 x %zu + %zu bytes): %s",
-                 f->bytes, acc, lc_last_error(cp->w));
+        lc__fail_in(NULL, 0, LC_ERR_NOMEM, "lc_cp_create: symmetric buffers (3 x %zu + %zu bytes): %s",
+                    f->bytes, acc, lc_last_error(cp->w));
         /* The heap fails the same allocation on every PE, so these frees stay collective. */
         void *got[] = {cp->acc_in, cp->ring[1], cp->ring[0], cp->home};
         for (int i = 0; i < 4; i++)
@@ -333,7 +328,7 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
         rc = lc_barrier(team);
     }
     if (rc) {
-        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: %s", lc_last_error(cp->w));
+        lc__fail_in(NULL, 0, rc, "lc_cp_create: %s", lc_last_error(cp->w));
         release(cp);
         return rc;
     }
@@ -565,17 +560,17 @@ static const char *path_name(path_t p, lc_lowering l)
     return p == PATH_RING ? lc_lowering_name(l) : n[p];
 }
 
-/* With LONGCTX_DEBUG set, PE 0 logs each change of the lowering a plan resolves to. */
+/* With LONGCTX_DEBUG set (and not 0), PE 0 logs each change of the lowering its plan
+ * resolves to; what was logged last belongs to the plan, so plans do not mute each other. */
 static void log_choice(lc_cp *cp, path_t p, lc_lowering l)
 {
-    static const char *last;
-    static int last_req = -1;
-    const char *name = path_name(p, l);
-    if (cp->me == 0 && getenv("LONGCTX_DEBUG") && (name != last || last_req != (int)cp->cfg.lowering))
+    const char *name = path_name(p, l), *dbg = getenv("LONGCTX_DEBUG");
+    if (cp->me == 0 && dbg && *dbg && strcmp(dbg, "0") &&
+        (name != cp->logged_path || cp->logged_req != (int)cp->cfg.lowering + 1))
         fprintf(stderr, "longctx cp: %s, lowering %s -> %s\n", cp->cfg.algo == LC_CP_ALLGATHER ? "allgather" : "ring",
                 lc_cp_lowering_name(cp->cfg.lowering), name);
-    last = name;
-    last_req = (int)cp->cfg.lowering;
+    cp->logged_path = name;
+    cp->logged_req = (int)cp->cfg.lowering + 1;
 }
 
 static int check_args(lc_cp *cp, const char *fn, const void *const *p, const char *const *names, int n,

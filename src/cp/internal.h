@@ -35,6 +35,7 @@ struct lc_cp {
     uint8_t *ring[2];  /* symmetric: the double-buffered receive slots */
     float *acc_in;     /* symmetric: incoming dK|dV accumulator [2*kv_elems] */
     float *tmp[2];     /* local dK|dV of one step, double-buffered for the async send */
+    lc_permute_req req[2]; /* ring permutes in flight: KV, dK/dV (the team points at them) */
     uint64_t *sig;     /* symmetric: CP_SIG_* words */
     int zc_ok;         /* every peer's heap is load/store reachable */
     uint64_t zc_epoch; /* zero-copy publications of my home block so far */
@@ -46,8 +47,10 @@ struct lc_cp {
     lc_attn_pool *pool; /* kernel workers (threads > 1), started once */
     void *work;         /* kernel workspace, sized at create for my largest block call */
     size_t work_bytes;
+    const char *logged_path; /* LONGCTX_DEBUG log: the lowering last reported (0: none yet) */
+    int logged_req;
     int comm_started;  /* errors after this point abort the world (peers are mid-call) */
-    char err[512];
+    char err[1024];    /* this plan's last message (src/common/err.h) */
     lc_cp_stats st;
 };
 

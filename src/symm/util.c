@@ -1,11 +1,13 @@
 /* Errors, time, environment parsing shared by the runtime. */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include "common/err.h"
 #include "symm/internal.h"
 
 const char *lc_status_str(int s)
@@ -23,19 +25,23 @@ const char *lc_status_str(int s)
     }
 }
 
+/* The runtime's side of the one error convention (src/common/err.h): the world's message,
+ * prefixed with my PE, also lands in the thread's buffer. */
 int lc__err(lc_world *w, int status, const char *fmt, ...)
 {
-    if (!w) return status;
+    char msg[LC_ERR_LEN];
     va_list ap;
     va_start(ap, fmt);
-    int n = snprintf(w->err, sizeof w->err, "PE %d: ", w->me);
-    vsnprintf(w->err + n, sizeof w->err - (size_t)n, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (!w) return lc__fail_in(NULL, 0, status, "%s", msg);
+    lc__fail_in(w->err, sizeof w->err, status, "PE %d: %s", w->me, msg);
     if (w->debug) fprintf(stderr, "longctx: %s\n", w->err);
     return status;
 }
 
-const char *lc_last_error(const lc_world *w) { return w ? w->err : "no world"; }
+/* NULL: the thread's last message (e.g. why lc_world_init failed). */
+const char *lc_last_error(const lc_world *w) { return w ? w->err : lc__thread_error(); }
 
 double lc__now(void)
 {

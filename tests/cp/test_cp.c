@@ -725,6 +725,15 @@ static int cmd_errors(void)
         !strstr(lc_cp_last_error(NULL), "lc_cp_backward"))
         FAIL("lc_cp_backward(NULL): '%s'", lc_cp_last_error(NULL));
     if (lc_cp_destroy(NULL) != LC_OK) FAIL("lc_cp_destroy(NULL)");
+    /* One convention: every layer's last message on this thread is in one place. */
+    lc_attn_desc bad = {.sq = 1, .sk = 1, .hq = 3, .hkv = 2, .d = 64};
+    if (lc_attn_fwd_block(&bad, x, x, x, x, x) != LC_ERR_ARG || !strstr(lc_attn_last_error(), "hkv = 2") ||
+        strcmp(lc_attn_last_error(), lc_cp_last_error(NULL)) || strcmp(lc_attn_last_error(), lc_last_error(NULL)))
+        FAIL("attention error not in the thread's buffer: '%s' / '%s' / '%s'", lc_attn_last_error(),
+             lc_cp_last_error(NULL), lc_last_error(NULL));
+    if (lc_put(g_w, x, x, 4, 1 << 20) != LC_ERR_ARG || !strstr(lc_last_error(g_w), "out of range") ||
+        strcmp(lc_last_error(g_w), lc_attn_last_error()))
+        FAIL("runtime error not in the thread's buffer: '%s' / '%s'", lc_last_error(g_w), lc_attn_last_error());
     /* After all that the world still works. */
     lc_cp *cp;
     cfg = good;
