@@ -403,11 +403,11 @@ int lc_attn_fwd_block(const lc_attn_desc *a, const void *q, const void *k, const
         return LC_ERR_ARG;
     if (a->sq == 0 || a->sk == 0)
         return 0;
-    if (!q) return lc_attn_fail("q is NULL");
-    if (!k) return lc_attn_fail("k is NULL");
-    if (!v) return lc_attn_fail("v is NULL");
-    if (!o) return lc_attn_fail("o (forward state) is NULL");
-    if (!lse) return lc_attn_fail("lse is NULL");
+    if (!q) return lc_attn_fail("lc_attn_fwd_block: q is NULL");
+    if (!k) return lc_attn_fail("lc_attn_fwd_block: k is NULL");
+    if (!v) return lc_attn_fail("lc_attn_fwd_block: v is NULL");
+    if (!o) return lc_attn_fail("lc_attn_fwd_block: o (forward state) is NULL");
+    if (!lse) return lc_attn_fail("lc_attn_fwd_block: lse is NULL");
     call c;
     if (setup(&c, a) != 0)
         return LC_ERR_ARG;
@@ -586,15 +586,15 @@ int lc_attn_bwd_block(const lc_attn_desc *a, const void *q, const void *k, const
         return LC_ERR_ARG;
     if (a->sq == 0 || a->sk == 0)
         return 0;
-    if (!q) return lc_attn_fail("q is NULL");
-    if (!k) return lc_attn_fail("k is NULL");
-    if (!v) return lc_attn_fail("v is NULL");
-    if (!dout) return lc_attn_fail("dout is NULL");
-    if (!lse) return lc_attn_fail("lse is NULL");
-    if (!delta) return lc_attn_fail("delta is NULL");
-    if (!dq) return lc_attn_fail("dq is NULL");
-    if (!dk) return lc_attn_fail("dk is NULL");
-    if (!dv) return lc_attn_fail("dv is NULL");
+    if (!q) return lc_attn_fail("lc_attn_bwd_block: q is NULL");
+    if (!k) return lc_attn_fail("lc_attn_bwd_block: k is NULL");
+    if (!v) return lc_attn_fail("lc_attn_bwd_block: v is NULL");
+    if (!dout) return lc_attn_fail("lc_attn_bwd_block: dout is NULL");
+    if (!lse) return lc_attn_fail("lc_attn_bwd_block: lse is NULL");
+    if (!delta) return lc_attn_fail("lc_attn_bwd_block: delta is NULL");
+    if (!dq) return lc_attn_fail("lc_attn_bwd_block: dq is NULL");
+    if (!dk) return lc_attn_fail("lc_attn_bwd_block: dk is NULL");
+    if (!dv) return lc_attn_fail("lc_attn_bwd_block: dv is NULL");
     call c;
     if (setup(&c, a) != 0)
         return LC_ERR_ARG;
