@@ -84,6 +84,7 @@ struct lc_attn_pool {
     uint64_t gen;          /* bumped per call; a worker runs each generation at most once */
     int active;            /* workers 0..active-1 take part in the current generation */
     int pending;           /* participating pool threads not yet finished */
+    int ready;             /* threads that reached their loop */
     int stop;
     job j;
 };
@@ -100,6 +101,8 @@ static void *pool_main(void *arg)
     lc_attn_pool *p = a.p;
     uint64_t seen = 0;
     pthread_mutex_lock(&p->mu);
+    p->ready++;
+    pthread_cond_broadcast(&p->done);
     for (;;) {
         while (p->gen == seen && !p->stop) pthread_cond_wait(&p->wake, &p->mu);
         if (p->stop) break;
@@ -157,6 +160,11 @@ lc_attn_pool *lc_attn_pool_create(int nthreads)
             return NULL;
         }
     }
+    /* Return only once every worker runs: whatever a thread's start costs (the runtime's or
+     * a sanitizer's per-thread setup) is paid here, not in the first call. */
+    pthread_mutex_lock(&p->mu);
+    while (p->ready < nthreads - 1) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
     return p;
 }
 

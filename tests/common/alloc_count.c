@@ -6,6 +6,9 @@
  * dlsym itself may allocate before the real functions are known: those few requests are
  * served from a static arena and never handed to the real free. */
 #include <dlfcn.h>
+#include <execinfo.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -59,9 +62,22 @@ static void resolve(void)
     g_resolving = 0;
 }
 
+/* LC_COUNT_TRACE=1 prints the call stack of every counted call (to find a culprit). */
 static void count(atomic_long *c)
 {
-    if (atomic_load_explicit(&g_on, memory_order_relaxed)) atomic_fetch_add(c, 1);
+    static _Thread_local int in_trace;
+    if (!atomic_load_explicit(&g_on, memory_order_relaxed) || in_trace) return;
+    atomic_fetch_add(c, 1);
+    static int trace = -1;
+    if (trace < 0) trace = getenv("LC_COUNT_TRACE") != NULL;
+    if (trace) {
+        void *pcs[16];
+        in_trace = 1; /* backtrace may load libgcc and allocate */
+        int n = backtrace(pcs, 16);
+        backtrace_symbols_fd(pcs, n, 2);
+        in_trace = 0;
+        if (write(2, "--\n", 3) < 0) return;
+    }
 }
 
 void *malloc(size_t n)

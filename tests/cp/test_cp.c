@@ -558,6 +558,8 @@ static int cmd_badarg(int victim, const char *what, const char *lowering)
     /* Everyone completes one good step first, so the bad call meets peers mid-stream. */
     int rc = lc_cp_forward(cp, q, k, v, doc, o, lse);
     if (!rc) rc = lc_cp_backward(cp, q, k, v, doc, o, lse, o, dq, dk, dv);
+    /* The bad backward comes after a good forward, outside the timed part. */
+    if (!rc && !strcmp(what, "dout")) rc = lc_cp_forward(cp, q, k, v, doc, o, lse);
     if (rc) {
         fprintf(stderr, "test_cp: PE %d: the good step failed: %s\n", g_me, lc_cp_last_error(cp));
         return 1;
@@ -575,10 +577,8 @@ static int cmd_badarg(int victim, const char *what, const char *lowering)
     }
     if (!strcmp(what, "q")) rc = lc_cp_forward(cp, bad ? NULL : q, k, v, doc, o, lse);
     else if (!strcmp(what, "doc")) rc = lc_cp_forward(cp, q, k, v, bad ? NULL : doc, o, lse);
-    else if (!strcmp(what, "dout")) {
-        rc = lc_cp_forward(cp, q, k, v, doc, o, lse);
-        if (!rc) rc = lc_cp_backward(cp, q, k, v, doc, o, lse, bad ? NULL : o, dq, dk, dv);
-    } else {
+    else if (!strcmp(what, "dout")) rc = lc_cp_backward(cp, q, k, v, doc, o, lse, bad ? NULL : o, dq, dk, dv);
+    else {
         fprintf(stderr, "test_cp: unknown bad argument '%s' (q, doc, dout)\n", what);
         return 2;
     }

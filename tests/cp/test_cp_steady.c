@@ -107,6 +107,17 @@ int main(void)
     }
     lc_cp_destroy(two);
     lc_cp_destroy(one);
+    for (int i = 0; i < 2; i++) {
+        free(b[i].out);
+        free(b[i].lse);
+        free(b[i].dq);
+        free(b[i].dk);
+        free(b[i].dv);
+    }
+    free(q);
+    free(k);
+    free(v);
+    free(dout);
     double f = g_fail, tot = 0;
     if (lc_allreduce_sum_f64(t, &tot, &f, 1)) tot = 1;
     lc_world_finalize(w);
