@@ -58,6 +58,15 @@ int lc_attn_impl_parse(const char *s, lc_attn_impl *out);
 lc_attn_impl lc_attn_impl_best(void);
 int lc_attn_impl_supported(lc_attn_impl i);
 
+/* A persistent set of kernel worker threads (like ggml's compute plan threads): created
+ * once, its threads sleep on a condition variable between calls, so a steady-state call
+ * starts no thread. One call runs on a pool at a time (concurrent calls take turns); the
+ * calling thread is worker 0, so a pool of n starts n - 1 threads. */
+typedef struct lc_attn_pool lc_attn_pool;
+lc_attn_pool *lc_attn_pool_create(int nthreads); /* NULL on error (lc_attn_last_error) */
+void lc_attn_pool_destroy(lc_attn_pool *p);      /* NULL is fine */
+int lc_attn_pool_threads(const lc_attn_pool *p);
+
 typedef struct {
     int sq, sk;          /* rows of Q, rows of K/V in this call (>= 0) */
     int hq, hkv, d;      /* d in {64, 80, 96, 128, 256} at least */
@@ -66,14 +75,27 @@ typedef struct {
     const int32_t *q_pos; /* [sq] global positions; NULL: 0..sq-1 */
     const int32_t *k_pos; /* [sk] global positions; NULL: 0..sk-1 */
     lc_mask mask;
-    int threads;          /* <= 0: 1 */
+    int threads;          /* <= 0: 1, or the pool's size when pool is set */
     lc_attn_impl impl;
+    /* Steady-state resources; left zero, a call allocates its buffers and starts its
+     * threads itself (convenient, but it costs malloc/free and thread starts per call). */
+    lc_attn_pool *pool;   /* workers to run on (at most its size are used) */
+    void *work;           /* caller-owned workspace of work_bytes, any alignment */
+    size_t work_bytes;    /* >= lc_attn_workspace_size() for this descriptor */
 } lc_attn_desc;
 
 /* Validates a descriptor; on error returns LC_ERR_ARG (-1) and writes a message naming
  * the problem into err (if non-NULL). All kernels validate and return this error. */
 int lc_attn_check(const lc_attn_desc *a, char *err, size_t errlen);
 const char *lc_attn_last_error(void); /* thread-local message of the last failing call */
+
+/* Bytes of workspace lc_attn_fwd_block (passes & LC_ATTN_PASS_FWD) and/or
+ * lc_attn_bwd_block (LC_ATTN_PASS_BWD) need for this descriptor: its shapes, dtype, impl
+ * and worker count (threads, capped by the pool's size). The same workspace serves every
+ * call whose sq and sk are no larger and whose other fields are equal. With work set and
+ * large enough, the block kernels allocate nothing. */
+enum { LC_ATTN_PASS_FWD = 1, LC_ATTN_PASS_BWD = 2 };
+int lc_attn_workspace_size(const lc_attn_desc *a, unsigned passes, size_t *bytes);
 
 /* o = 0, lse = -inf for sq x hq rows. */
 void lc_attn_fwd_init(const lc_attn_desc *a, float *o, float *lse);
@@ -82,7 +104,8 @@ int lc_attn_fwd_block(const lc_attn_desc *a, const void *q, const void *k, const
                       float *o, float *lse);
 /* Writes out (out_dtype) from the state. out may alias o when out_dtype is F32. */
 int lc_attn_fwd_finish(const lc_attn_desc *a, const float *o, void *out, lc_dtype out_dtype);
-/* Convenience: init + one block + finish (lse may be NULL). */
+/* Convenience: init + one block + finish (lse may be NULL). Allocates the fp32 state when
+ * out_dtype is bf16 or lse is NULL. */
 int lc_attn_fwd(const lc_attn_desc *a, const void *q, const void *k, const void *v,
                 void *out, lc_dtype out_dtype, float *lse);
 

@@ -102,6 +102,17 @@ int lc_cp_backward(lc_cp *cp, const void *q, const void *k, const void *v, const
                    const void *out, const float *lse, const void *dout, float *dq, float *dk,
                    float *dv);
 
+/* The same with the output also in fp32, for bf16 training: out_f32 ([rows, hq, d] fp32,
+ * optional) gets the forward's output before it is rounded to the plan's dtype, and the
+ * backward computes its row sums D = rowsum(dO * O) from it instead of the rounded out
+ * (in bf16 that moves dQ/dK from ~5e-4 to ~1e-6 relative error). With out_f32 given, out
+ * may be NULL in either call. Collective like lc_cp_forward / lc_cp_backward. */
+int lc_cp_forward_ex(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
+                     void *out, float *out_f32, float *lse);
+int lc_cp_backward_ex(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
+                      const void *out, const float *out_f32, const float *lse, const void *dout,
+                      float *dq, float *dk, float *dv);
+
 /* Where k and v would be staged for the ring (symmetric memory, [n_pad, hkv, d] each):
  * a caller that writes its K and V there and passes these pointers saves the staging copy. */
 int lc_cp_kv_buffers(lc_cp *cp, void **k, void **v);

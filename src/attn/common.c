@@ -6,19 +6,19 @@
 #include <string.h>
 
 #include "attn/internal.h"
+#include "common/err.h"
 
-static _Thread_local char g_err[256];
-
+/* The kernels have no handle: their messages go to the thread's buffer (src/common/err.h). */
 int lc_attn_fail(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_err, sizeof g_err, fmt, ap);
+    lc__vfail_in(NULL, 0, LC_ERR_ARG, fmt, ap);
     va_end(ap);
     return LC_ERR_ARG;
 }
 
-const char *lc_attn_last_error(void) { return g_err; }
+const char *lc_attn_last_error(void) { return lc__thread_error(); }
 
 float lc_bf16_to_f32(lc_bf16 x)
 {

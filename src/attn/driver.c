@@ -25,40 +25,38 @@
 #define BQ LC_ATTN_BQ
 #define BK LC_ATTN_BK
 
-static void *xalloc(size_t bytes)
-{
-    size_t n = (bytes + 63) & ~(size_t)63;
-    return aligned_alloc(64, n ? n : 64);
-}
-
 static int32_t posv(const int32_t *p, int i) { return p ? p[i] : i; }
 
-/* Widens a [rows, heads*d] bf16 array to fp32; F32 input is used in place. */
-static const float *as_f32(const void *x, lc_dtype dt, size_t n, float **owned)
+/* A call's buffers are carved out of one region in a fixed order. Run with base NULL it
+ * only measures, so lc_attn_workspace_size and the kernels can never disagree. */
+typedef struct {
+    uint8_t *base;
+    size_t off;
+} carve;
+
+static void *take(carve *w, size_t bytes)
 {
-    *owned = NULL;
-    if (dt == LC_DT_F32)
-        return x;
-    float *f = xalloc(n * sizeof(float));
-    if (!f)
-        return NULL;
+    w->off = (w->off + 63) & ~(size_t)63;
+    void *p = w->base ? w->base + w->off : NULL;
+    w->off += bytes;
+    return p;
+}
+
+/* Widens a [rows, heads*d] bf16 array to fp32 into f. */
+static void widen(float *f, const void *x, size_t n)
+{
     const lc_bf16 *b = x;
     for (size_t i = 0; i < n; i++) {
         uint32_t u = (uint32_t)b[i] << 16;
         memcpy(&f[i], &u, 4);
     }
-    *owned = f;
-    return f;
 }
 
-/* [s, heads, d] (qkv dtype) -> fp32 [heads, s, d]. The P.V matmul then streams V rows
+/* [s, heads, d] (qkv dtype) -> fp32 [heads, s, d] into f. The P.V matmul then streams V rows
  * contiguously: in the caller's layout consecutive rows are heads*d*4 bytes apart, a
  * multiple of 4 KiB at common head counts, so a tile's rows collide in a few L1 sets. */
-static float *head_major(const void *x, lc_dtype dt, int s, int heads, int d)
+static void head_major(float *f, const void *x, lc_dtype dt, int s, int heads, int d)
 {
-    float *f = xalloc((size_t)s * heads * d * sizeof(float));
-    if (!f)
-        return NULL;
     size_t ld = (size_t)heads * d;
     for (int h = 0; h < heads; h++)
         for (int r = 0; r < s; r++) {
@@ -69,7 +67,6 @@ static float *head_major(const void *x, lc_dtype dt, int s, int heads, int d)
                 for (int p = 0; p < d; p++)
                     dst[p] = lc_bf16_to_f32(((const lc_bf16 *)x)[r * ld + (size_t)h * d + p]);
         }
-    return f;
 }
 
 /* Shared read-only state of one call. */
@@ -77,6 +74,8 @@ typedef struct {
     const lc_attn_desc *a;
     const lc_attn_ops *ops;
     int nqt, nkt, g, d;
+    int nth;  /* workers this call may use (scratch is sized for them) */
+    int bdot; /* bf16 inputs take the CPU's bf16 dot product */
     float c, scale; /* c = scale * log2(e) */
     const float *qf, *kf, *dof;
     const lc_bf16 *qb, *dob; /* bf16 inputs when the bf16 dot product is used */
@@ -140,16 +139,23 @@ static void pack_task(void *ctx, int t, int worker)
     }
 }
 
-static int pack(call *c, const void *src, int bf16pairs, void **out)
+static void run(const call *c, int ntasks, void (*fn)(void *, int, int), void *ctx)
 {
-    size_t n = (size_t)c->a->hkv * c->nkt * c->d * BK;
-    void *dst = xalloc(n * (bf16pairs ? 2 : 4));
-    *out = dst;
-    if (!dst)
-        return lc_attn_fail("out of memory packing KV tiles");
-    pack_job j = {c, src, dst, bf16pairs};
-    lc_attn_parallel(c->a->threads, c->a->hkv * c->nkt, pack_task, &j);
-    return 0;
+    if (c->a->pool)
+        lc_attn_pool_run(c->a->pool, c->nth, ntasks, fn, ctx);
+    else
+        lc_attn_parallel(c->nth, ntasks, fn, ctx);
+}
+
+static size_t packed_bytes(const call *c)
+{
+    return (size_t)c->a->hkv * c->nkt * c->d * BK * (c->bdot ? 2 : 4);
+}
+
+static void pack(call *c, const void *src, void *dst)
+{
+    pack_job j = {c, src, dst, c->bdot};
+    run(c, c->a->hkv * c->nkt, pack_task, &j);
 }
 
 /* S[nq x BK] = Q tile . K tile^T for query head h. */
@@ -252,23 +258,39 @@ static void fwd_task(void *ctx, int t, int worker)
     }
 }
 
-static int setup(call *c, const lc_attn_desc *a, lc_attn_impl *impl)
+/* Workers a call uses: the descriptor's threads, capped by the pool when there is one. */
+static int workers_of(const lc_attn_desc *a)
 {
+    if (a->pool) {
+        int n = lc_attn_pool_threads(a->pool);
+        return a->threads <= 0 || a->threads > n ? n : a->threads;
+    }
+    return a->threads <= 0 ? 1 : a->threads > LC_ATTN_MAX_THREADS ? LC_ATTN_MAX_THREADS : a->threads;
+}
+
+/* Everything about a call that does not touch its buffers. */
+static int setup(call *c, const lc_attn_desc *a)
+{
+    lc_attn_impl impl;
     memset(c, 0, sizeof *c);
-    if (lc_attn_resolve_impl(a->impl, impl) != 0)
+    if (lc_attn_resolve_impl(a->impl, &impl) != 0)
         return LC_ERR_ARG;
     c->a = a;
-    c->ops = lc_attn_ops_for(*impl, a->qkv_dtype);
+    c->ops = lc_attn_ops_for(impl, a->qkv_dtype);
     c->d = a->d;
     c->g = a->hq / a->hkv;
     c->nqt = (a->sq + BQ - 1) / BQ;
     c->nkt = (a->sk + BK - 1) / BK;
     c->scale = lc_attn_scale(a);
     c->c = c->scale * (float)M_LOG2E;
-    c->qs = malloc(sizeof(lc_tile_sum) * (size_t)(c->nqt + c->nkt));
-    if (!c->qs)
-        return lc_attn_fail("out of memory");
-    c->ks = c->qs + c->nqt;
+    c->nth = workers_of(a);
+    c->bdot = a->qkv_dtype == LC_DT_BF16 && c->ops->qk_bf16;
+    return 0;
+}
+
+static void summarise(call *c)
+{
+    const lc_attn_desc *a = c->a;
     int doc = (a->mask.kind & LC_MASK_DOC) != 0;
     for (int t = 0; t < c->nqt; t++)
         lc_attn_summarise(a->q_pos, doc ? a->mask.q_doc : NULL, t * BQ,
@@ -276,13 +298,102 @@ static int setup(call *c, const lc_attn_desc *a, lc_attn_impl *impl)
     for (int t = 0; t < c->nkt; t++)
         lc_attn_summarise(a->k_pos, doc ? a->mask.k_doc : NULL, t * BK,
                           (t + 1) * BK < a->sk ? (t + 1) * BK : a->sk, &c->ks[t]);
+}
+
+/* The forward's buffers: tile summaries, widened Q (bf16 without the bf16 dot product),
+ * head-major V, per-worker scratch, packed K tiles. */
+static void carve_fwd(call *c, carve *w, void **ktp)
+{
+    const lc_attn_desc *a = c->a;
+    c->qs = take(w, sizeof(lc_tile_sum) * (size_t)(c->nqt + c->nkt));
+    c->ks = c->qs ? c->qs + c->nqt : NULL;
+    if (!c->bdot && a->qkv_dtype == LC_DT_BF16)
+        c->qf = take(w, (size_t)a->sq * a->hq * a->d * sizeof(float));
+    c->vh = take(w, (size_t)a->sk * a->hkv * a->d * sizeof(float));
+    c->scratch_floats = (size_t)BQ * BK + 2 * (size_t)BQ * a->d + 2 * BQ;
+    c->scratch = take(w, c->scratch_floats * sizeof(float) * (size_t)c->nth);
+    *ktp = take(w, packed_bytes(c));
+}
+
+/* Fused costs 5 matmuls per tile pair but only hkv tasks; split costs 7 with plenty of
+ * tasks. Compare makespans: ceil(hkv/threads) * 5 against hkv * 7 / threads. */
+static int use_fused(int hkv, int nth)
+{
+    int rounds = (hkv + nth - 1) / nth;
+    return 5LL * rounds * nth <= 7LL * hkv;
+}
+
+/* KV tiles the fused task works on per pass over the query tiles: each Q, dO and dQ tile
+ * copy then serves this many KV tiles, while K, dK, dV of the range (3 x 128 KiB at
+ * d = 128) stay in L2. */
+#define BWD_KV_TILES(d) ((d) <= 128 ? 8 : 4)
+
+/* The backward's buffers: tile summaries, widened Q, K, dO (bf16), per-worker scratch,
+ * packed K and V tiles. */
+static void carve_bwd(call *c, carve *w, void **ktp, void **vtp)
+{
+    const lc_attn_desc *a = c->a;
+    size_t nq = (size_t)a->sq * a->hq * a->d, nkv = (size_t)a->sk * a->hkv * a->d;
+    c->qs = take(w, sizeof(lc_tile_sum) * (size_t)(c->nqt + c->nkt));
+    c->ks = c->qs ? c->qs + c->nqt : NULL;
+    if (a->qkv_dtype == LC_DT_BF16) {
+        c->qf = take(w, nq * sizeof(float));
+        c->kf = take(w, nkv * sizeof(float));
+        c->dof = take(w, nq * sizeof(float));
+    }
+    /* S, dP, row values; the fused path adds contiguous Q, dO, dQ tiles and K, dK, dV of a
+     * KV tile range. */
+    int fused = use_fused(a->hkv, c->nth);
+    c->scratch_floats = 2 * (size_t)BQ * BK + 2 * BQ +
+                        (fused ? 3 * ((size_t)BQ + (size_t)BWD_KV_TILES(a->d) * BK) * a->d : 0);
+    c->scratch = take(w, c->scratch_floats * sizeof(float) * (size_t)c->nth);
+    *ktp = take(w, packed_bytes(c));
+    *vtp = take(w, packed_bytes(c));
+}
+
+int lc_attn_workspace_size(const lc_attn_desc *a, unsigned passes, size_t *bytes)
+{
+    if (!bytes) return lc_attn_fail("lc_attn_workspace_size: bytes is NULL");
+    *bytes = 0;
+    if (lc_attn_validate(a) != 0) return LC_ERR_ARG;
+    if (passes & ~(unsigned)(LC_ATTN_PASS_FWD | LC_ATTN_PASS_BWD))
+        return lc_attn_fail("lc_attn_workspace_size: passes = 0x%x has unknown bits", passes);
+    call c;
+    if (setup(&c, a) != 0) return LC_ERR_ARG;
+    size_t need = 0;
+    void *x, *y;
+    if (passes & LC_ATTN_PASS_FWD) {
+        carve w = {NULL, 0};
+        carve_fwd(&c, &w, &x);
+        need = w.off;
+    }
+    if (passes & LC_ATTN_PASS_BWD) {
+        carve w = {NULL, 0};
+        carve_bwd(&c, &w, &x, &y);
+        if (w.off > need) need = w.off;
+    }
+    *bytes = need ? need + 64 : 0; /* + 64: the caller's pointer need not be aligned */
     return 0;
 }
 
-/* lc_attn_parallel caps workers at 256; scratch is sized to match. */
-static int threads_of(const lc_attn_desc *a)
+/* The region a call carves from: the caller's workspace, or (convenience) a fresh one that
+ * *owned gets and the caller frees. */
+static int region(const call *c, size_t need, const char *fn, carve *w, void **owned)
 {
-    return a->threads <= 0 ? 1 : a->threads > 256 ? 256 : a->threads;
+    const lc_attn_desc *a = c->a;
+    *owned = NULL;
+    if (a->work) {
+        uintptr_t p = (uintptr_t)a->work, al = (p + 63) & ~(uintptr_t)63;
+        if (a->work_bytes < al - p || a->work_bytes - (al - p) < need)
+            return lc_attn_fail("%s: workspace of %zu bytes is smaller than the %zu this call "
+                                "needs (lc_attn_workspace_size)", fn, a->work_bytes, need + 64);
+        *w = (carve){(uint8_t *)al, 0};
+        return 0;
+    }
+    if (!(*owned = aligned_alloc(64, need ? (need + 63) & ~(size_t)63 : 64)))
+        return lc_attn_fail("%s: out of memory for a %zu-byte workspace", fn, need);
+    *w = (carve){*owned, 0};
+    return 0;
 }
 
 int lc_attn_fwd_block(const lc_attn_desc *a, const void *q, const void *k, const void *v,
@@ -292,48 +403,38 @@ int lc_attn_fwd_block(const lc_attn_desc *a, const void *q, const void *k, const
         return LC_ERR_ARG;
     if (a->sq == 0 || a->sk == 0)
         return 0;
-    if (!q) return lc_attn_fail("q is NULL");
-    if (!k) return lc_attn_fail("k is NULL");
-    if (!v) return lc_attn_fail("v is NULL");
-    if (!o) return lc_attn_fail("o (forward state) is NULL");
-    if (!lse) return lc_attn_fail("lse is NULL");
+    if (!q) return lc_attn_fail("lc_attn_fwd_block: q is NULL");
+    if (!k) return lc_attn_fail("lc_attn_fwd_block: k is NULL");
+    if (!v) return lc_attn_fail("lc_attn_fwd_block: v is NULL");
+    if (!o) return lc_attn_fail("lc_attn_fwd_block: o (forward state) is NULL");
+    if (!lse) return lc_attn_fail("lc_attn_fwd_block: lse is NULL");
     call c;
-    lc_attn_impl impl;
-    if (setup(&c, a, &impl) != 0) {
-        free(c.qs);
+    if (setup(&c, a) != 0)
         return LC_ERR_ARG;
-    }
-    int rc = 0, nth = threads_of(a);
-    float *qown = NULL, *vh = NULL;
-    void *ktp = NULL;
-    int bdot = a->qkv_dtype == LC_DT_BF16 && c.ops->qk_bf16;
+    void *ktp, *owned;
+    carve w = {NULL, 0};
+    carve_fwd(&c, &w, &ktp);
+    if (region(&c, w.off, "lc_attn_fwd_block", &w, &owned) != 0)
+        return LC_ERR_ARG;
+    carve_fwd(&c, &w, &ktp);
+    if (a->qkv_dtype == LC_DT_F32)
+        c.qf = q;
     c.o = o;
     c.lse = lse;
-    if (bdot)
+    summarise(&c);
+    if (c.bdot)
         c.qb = q;
-    else
-        c.qf = as_f32(q, a->qkv_dtype, (size_t)a->sq * a->hq * a->d, &qown);
-    c.vh = vh = head_major(v, a->qkv_dtype, a->sk, a->hkv, a->d);
-    c.scratch_floats = (size_t)BQ * BK + 2 * (size_t)BQ * a->d + 2 * BQ;
-    c.scratch = xalloc(c.scratch_floats * sizeof(float) * (size_t)nth);
-    if ((!bdot && !c.qf) || !c.vh || !c.scratch) {
-        rc = lc_attn_fail("out of memory in lc_attn_fwd_block");
-        goto done;
-    }
-    if ((rc = pack(&c, k, bdot, &ktp)) != 0)
-        goto done;
-    if (bdot)
+    else if (a->qkv_dtype == LC_DT_BF16)
+        widen((float *)c.qf, q, (size_t)a->sq * a->hq * a->d);
+    head_major((float *)c.vh, v, a->qkv_dtype, a->sk, a->hkv, a->d);
+    pack(&c, k, ktp);
+    if (c.bdot)
         c.ktb = ktp;
     else
         c.kt = ktp;
-    lc_attn_parallel(nth, a->hq * c.nqt, fwd_task, &c);
-done:
-    free(ktp);
-    free(qown);
-    free(vh);
-    free(c.scratch);
-    free(c.qs);
-    return rc;
+    run(&c, a->hq * c.nqt, fwd_task, &c);
+    free(owned);
+    return 0;
 }
 
 /* S <- P and dP <- dS for query head h, Q tile qt, KV tile kt. On the fp32 path the Q and
@@ -422,11 +523,6 @@ static void rows_out(float *dst, ptrdiff_t ldd, const float *src, int rows, int 
         memcpy(dst + i * ldd, src + (size_t)i * d, (size_t)d * sizeof(float));
 }
 
-/* KV tiles the fused task works on per pass over the query tiles: each Q, dO and dQ tile
- * copy then serves this many KV tiles, while K, dK, dV of the range (3 x 128 KiB at
- * d = 128) stay in L2. */
-#define BWD_KV_TILES(d) ((d) <= 128 ? 8 : 4)
-
 /* One KV head: dK, dV of all its KV tiles and dQ of its query heads. KV tiles are taken in
  * ascending ranges, and within a range the query heads and Q tiles ascend, so every output
  * element gets its tile products in the split path's order. Tiles are worked on as
@@ -482,14 +578,6 @@ static void bwd_fused_task(void *ctx, int kvh, int worker)
     }
 }
 
-/* Fused costs 5 matmuls per tile pair but only hkv tasks; split costs 7 with plenty of
- * tasks. Compare makespans: ceil(hkv/threads) * 5 against hkv * 7 / threads. */
-static int use_fused(int hkv, int nth)
-{
-    int rounds = (hkv + nth - 1) / nth;
-    return 5LL * rounds * nth <= 7LL * hkv;
-}
-
 int lc_attn_bwd_block(const lc_attn_desc *a, const void *q, const void *k, const void *v,
                       const void *dout, const float *lse, const float *delta, float *dq,
                       float *dk, float *dv)
@@ -498,68 +586,58 @@ int lc_attn_bwd_block(const lc_attn_desc *a, const void *q, const void *k, const
         return LC_ERR_ARG;
     if (a->sq == 0 || a->sk == 0)
         return 0;
-    if (!q) return lc_attn_fail("q is NULL");
-    if (!k) return lc_attn_fail("k is NULL");
-    if (!v) return lc_attn_fail("v is NULL");
-    if (!dout) return lc_attn_fail("dout is NULL");
-    if (!lse) return lc_attn_fail("lse is NULL");
-    if (!delta) return lc_attn_fail("delta is NULL");
-    if (!dq) return lc_attn_fail("dq is NULL");
-    if (!dk) return lc_attn_fail("dk is NULL");
-    if (!dv) return lc_attn_fail("dv is NULL");
+    if (!q) return lc_attn_fail("lc_attn_bwd_block: q is NULL");
+    if (!k) return lc_attn_fail("lc_attn_bwd_block: k is NULL");
+    if (!v) return lc_attn_fail("lc_attn_bwd_block: v is NULL");
+    if (!dout) return lc_attn_fail("lc_attn_bwd_block: dout is NULL");
+    if (!lse) return lc_attn_fail("lc_attn_bwd_block: lse is NULL");
+    if (!delta) return lc_attn_fail("lc_attn_bwd_block: delta is NULL");
+    if (!dq) return lc_attn_fail("lc_attn_bwd_block: dq is NULL");
+    if (!dk) return lc_attn_fail("lc_attn_bwd_block: dk is NULL");
+    if (!dv) return lc_attn_fail("lc_attn_bwd_block: dv is NULL");
     call c;
-    lc_attn_impl impl;
-    if (setup(&c, a, &impl) != 0) {
-        free(c.qs);
+    if (setup(&c, a) != 0)
         return LC_ERR_ARG;
+    void *ktp, *vtp, *owned;
+    carve w = {NULL, 0};
+    carve_bwd(&c, &w, &ktp, &vtp);
+    if (region(&c, w.off, "lc_attn_bwd_block", &w, &owned) != 0)
+        return LC_ERR_ARG;
+    carve_bwd(&c, &w, &ktp, &vtp);
+    if (a->qkv_dtype == LC_DT_F32) {
+        c.qf = q;
+        c.kf = k;
+        c.dof = dout;
     }
-    int rc = 0, nth = threads_of(a);
     size_t nq = (size_t)a->sq * a->hq * a->d, nkv = (size_t)a->sk * a->hkv * a->d;
-    float *qown = NULL, *kown = NULL, *doown = NULL;
-    void *ktp = NULL, *vtp = NULL;
-    int bdot = a->qkv_dtype == LC_DT_BF16 && c.ops->qk_bf16;
     c.lse_in = lse;
     c.delta = delta;
     c.dq = dq;
     c.dk = dk;
     c.dv = dv;
-    c.qf = as_f32(q, a->qkv_dtype, nq, &qown);
-    c.kf = as_f32(k, a->qkv_dtype, nkv, &kown);
-    c.dof = as_f32(dout, a->qkv_dtype, nq, &doown);
-    if (bdot) {
+    summarise(&c);
+    if (a->qkv_dtype == LC_DT_BF16) {
+        widen((float *)c.qf, q, nq);
+        widen((float *)c.kf, k, nkv);
+        widen((float *)c.dof, dout, nq);
+    }
+    if (c.bdot) {
         c.qb = q;
         c.dob = dout;
     }
-    int fused = use_fused(a->hkv, nth);
-    /* S, dP, row values; the fused path adds contiguous Q, dO, dQ tiles and K, dK, dV of a
-     * KV tile range. */
-    c.scratch_floats = 2 * (size_t)BQ * BK + 2 * BQ +
-                       (fused ? 3 * ((size_t)BQ + (size_t)BWD_KV_TILES(a->d) * BK) * a->d : 0);
-    c.scratch = xalloc(c.scratch_floats * sizeof(float) * (size_t)nth);
-    if (!c.qf || !c.kf || !c.dof || !c.scratch) {
-        rc = lc_attn_fail("out of memory in lc_attn_bwd_block");
-        goto done;
-    }
-    if ((rc = pack(&c, k, bdot, &ktp)) != 0 || (rc = pack(&c, v, bdot, &vtp)) != 0)
-        goto done;
-    if (bdot) {
+    pack(&c, k, ktp);
+    pack(&c, v, vtp);
+    if (c.bdot) {
         c.ktb = ktp;
         c.vtb = vtp;
     } else {
         c.kt = ktp;
         c.vt = vtp;
     }
-    if (fused)
-        lc_attn_parallel(nth, a->hkv, bwd_fused_task, &c);
+    if (use_fused(a->hkv, c.nth))
+        run(&c, a->hkv, bwd_fused_task, &c);
     else
-        lc_attn_parallel(nth, a->hkv * c.nkt + a->hq * c.nqt, bwd_task, &c);
-done:
-    free(ktp);
-    free(vtp);
-    free(qown);
-    free(kown);
-    free(doown);
-    free(c.scratch);
-    free(c.qs);
-    return rc;
+        run(&c, a->hkv * c.nkt + a->hq * c.nqt, bwd_task, &c);
+    free(owned);
+    return 0;
 }

@@ -14,6 +14,7 @@
 #define LC_ATTN_BQ 64
 #define LC_ATTN_BK 64
 #define LC_ATTN_DMAX 256
+#define LC_ATTN_MAX_THREADS 256
 
 /* The few operations that dominate the run time; everything else (tiling, masks, merges,
  * threading) is portable code in driver.c shared by all implementations. */
@@ -62,6 +63,9 @@ float lc_attn_scale(const lc_attn_desc *a);
  * remaining tasks still run on the caller's thread). */
 int lc_attn_parallel(int nthreads, int ntasks, void (*fn)(void *ctx, int task, int worker),
                      void *ctx);
+/* The same on a persistent pool (at most its size of workers). */
+int lc_attn_pool_run(lc_attn_pool *p, int nthreads, int ntasks,
+                     void (*fn)(void *ctx, int task, int worker), void *ctx);
 
 /* Min/max summary of a tile's positions and docs, for classification. */
 typedef struct {

@@ -2,15 +2,15 @@
  * block's dK/dV contributions to its owner. The reduce-scatter is done as an all-to-all plus
  * a local sum in the ring's order (owner, owner+1, ...), so results are bit-identical to the
  * ring's instead of depending on the collective's summation order. */
-#include <stdlib.h>
 #include <string.h>
 
 #include "cp/internal.h"
 
 static int gather(lc_cp *cp)
 {
-    if (!cp->gather && !(cp->gather = malloc(cp->fmt.bytes * cp->P)))
-        return lc_cp__fail(cp, LC_ERR_NOMEM, "all-gather: no memory for %d KV blocks", cp->P);
+    /* The buffers come with the plan (create or lc_cp_set_algo). */
+    if (!cp->gather || !cp->a2a)
+        return lc_cp__fail(cp, LC_ERR_ARG, "all-gather: the plan has no all-gather buffers (internal error)");
     lc_cp_clock c = lc_cp__tic();
     int rc = lc_allgather(cp->team, cp->gather, cp->home, cp->fmt.bytes);
     lc_cp__toc_comm(cp, c);
@@ -34,8 +34,6 @@ int lc_cp__ag_bwd(lc_cp *cp, const lc_attn_desc *base, const void *q, const void
 {
     int P = cp->P, rc = gather(cp);
     size_t n2 = 2 * cp->kv_elems;
-    if (!rc && !cp->a2a && !(cp->a2a = malloc(2 * P * n2 * sizeof(float))))
-        rc = lc_cp__fail(cp, LC_ERR_NOMEM, "all-gather backward: no memory for %d dK/dV blocks", 2 * P);
     float *send = cp->a2a, *recv = cp->a2a + P * n2;
     for (int j = 0; j < P && !rc; j++) {
         int owner = (cp->me - j + P) % P;

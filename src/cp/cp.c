@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "cp/internal.h"
 
 static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
@@ -14,7 +15,7 @@ int lc_cp__fail(lc_cp *cp, int rc, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(cp->err, sizeof cp->err, fmt, ap);
+    lc__vfail_in(cp->err, sizeof cp->err, rc, fmt, ap);
     va_end(ap);
     if (cp->comm_started && rc != LC_ERR_ABORT) lc_world_abort(cp->w, cp->err);
     return rc;
@@ -26,20 +27,33 @@ int lc_cp__rt_fail(lc_cp *cp, int rc, const char *what, int step)
                        lc_my_pe(cp->w), lc_last_error(cp->w));
 }
 
-/* Errors of lc_cp_create have no plan to hold them. */
-static _Thread_local char g_create_err[512];
+/* Calls without a plan (create, a NULL plan) leave their message in the thread's buffer. */
+const char *lc_cp_last_error(const lc_cp *cp) { return cp ? cp->err : lc__thread_error(); }
+const lc_cp_config *lc_cp_get_config(const lc_cp *cp) { return cp ? &cp->cfg : NULL; }
 
-const char *lc_cp_last_error(const lc_cp *cp) { return cp ? cp->err : g_create_err; }
-const lc_cp_config *lc_cp_get_config(const lc_cp *cp) { return &cp->cfg; }
+/* A call that got no plan: the message goes where lc_cp_last_error(NULL) finds it. */
+int lc_cp__no_plan(const char *fn)
+{
+    return lc__fail_in(NULL, 0, LC_ERR_ARG, "%s: the plan is NULL", fn);
+}
 
-static int check_config(const lc_cp_config *c, char *err, size_t len)
+static int check_config(const lc_cp_config *c, int P, char *err, size_t len)
 {
     if (c->seq_len < 1) return snprintf(err, len, "seq_len = %lld must be >= 1", (long long)c->seq_len), -1;
+    /* Positions are int32 (attn.h); the layout pads S up to its chunking. */
+    int n_pad = 0;
+    if (c->seq_len > INT32_MAX || ((unsigned)c->layout <= LC_CP_STRIPED &&
+                                   lc_cp_layout_positions(c->layout, c->seq_len, P, 0, NULL, &n_pad) < 0))
+        return snprintf(err, len,
+                        "seq_len = %lld is too long: the %s layout over %d PEs pads it to positions "
+                        "that must fit in int32 (at most %d tokens)",
+                        (long long)c->seq_len, lc_cp_layout_name(c->layout), P, INT32_MAX), -1;
     if (c->hq < 1 || c->hkv < 1 || c->hq % c->hkv)
         return snprintf(err, len, "hq = %d must be a positive multiple of hkv = %d", c->hq, c->hkv), -1;
     if (c->dtype != LC_DT_F32 && c->dtype != LC_DT_BF16)
         return snprintf(err, len, "dtype %d is not f32 or bf16", (int)c->dtype), -1;
     if ((unsigned)c->layout > LC_CP_STRIPED) return snprintf(err, len, "unknown layout %d", (int)c->layout), -1;
+    if (c->threads > 256) return snprintf(err, len, "threads = %d must be <= 256", c->threads), -1;
     if (c->mask & ~7u) return snprintf(err, len, "unknown mask bits 0x%x", c->mask), -1;
     if ((c->mask & LC_MASK_WINDOW) && c->window < 1)
         return snprintf(err, len, "window = %lld must be >= 1", (long long)c->window), -1;
@@ -67,6 +81,8 @@ static void release(lc_cp *cp)
     free(cp->delta);
     free(cp->gather);
     free(cp->a2a);
+    free(cp->work);
+    lc_attn_pool_destroy(cp->pool);
     free(cp);
 }
 
@@ -93,22 +109,156 @@ static void prefault(lc_cp *cp, size_t acc)
     (void)sink;
 }
 
+/* All-gather buffers: P blocks in, 2 x P dK/dV accumulators for the all-to-all. */
+static int allgather_buffers(lc_cp *cp)
+{
+    size_t n2 = 2 * cp->kv_elems;
+    if (!cp->gather && !(cp->gather = malloc(cp->fmt.bytes * cp->P)))
+        return lc_cp__fail(cp, LC_ERR_NOMEM, "all-gather: no memory for %d KV blocks of %zu bytes",
+                           cp->P, cp->fmt.bytes);
+    if (!cp->a2a && !(cp->a2a = malloc(2 * cp->P * n2 * sizeof(float))))
+        return lc_cp__fail(cp, LC_ERR_NOMEM, "all-gather: no memory for %d dK/dV blocks", 2 * cp->P);
+    return LC_OK;
+}
+
+/* What the steady state needs, sized once: the kernel worker pool and a workspace for my
+ * largest kernel call (all my real rows against a whole padded block; every call of the
+ * plan is that or smaller), plus the all-gather buffers when the plan starts with it. */
+static int steady_resources(lc_cp *cp)
+{
+    if (cp->cfg.threads > 1 && !(cp->pool = lc_attn_pool_create(cp->cfg.threads)))
+        return lc_cp__fail(cp, LC_ERR_SYS, "kernel worker pool: %s", lc_attn_last_error());
+    lc_attn_desc a = lc_cp__desc(cp, NULL, NULL, NULL);
+    a.work = NULL;
+    if (lc_attn_workspace_size(&a, LC_ATTN_PASS_FWD | LC_ATTN_PASS_BWD, &cp->work_bytes))
+        return lc_cp__fail(cp, LC_ERR_ARG, "kernel workspace: %s", lc_attn_last_error());
+    if (cp->work_bytes && !(cp->work = malloc(cp->work_bytes)))
+        return lc_cp__fail(cp, LC_ERR_NOMEM, "no memory for the %zu-byte kernel workspace", cp->work_bytes);
+    return cp->cfg.algo == LC_CP_ALLGATHER ? allgather_buffers(cp) : LC_OK;
+}
+
+/* ---- agreement at create: every member compares the whole config with everyone's ---- */
+
+/* The fields that must be equal on every member (threads and impl are each PE's own). */
+enum { F_SEQ, F_HQ, F_HKV, F_D, F_DTYPE, F_LAYOUT, F_MASK, F_WINDOW, F_SCALE, F_ALGO, F_LOWERING, NF };
+static const char *const FIELD[NF] = {"seq_len", "hq", "hkv", "d", "dtype", "layout", "mask",
+                                      "window", "scale", "algo", "lowering"};
+
+typedef struct {
+    int32_t ok; /* my config passed validation */
+    int32_t pad;
+    int64_t f[NF];
+    char why[240]; /* why it did not */
+} agree_rec;
+
+static void canon(const lc_cp_config *c, agree_rec *r)
+{
+    int64_t sc;
+    memcpy(&sc, &(double){c->scale}, sizeof sc);
+    int64_t f[NF] = {c->seq_len, c->hq, c->hkv, c->d, c->dtype, c->layout, c->mask,
+                     (c->mask & LC_MASK_WINDOW) ? c->window : 0, sc, c->algo, c->lowering};
+    memcpy(r->f, f, sizeof f);
+}
+
+static void field_str(int f, int64_t v, char *buf, size_t len)
+{
+    double sc;
+    switch (f) {
+    case F_DTYPE: snprintf(buf, len, "%s", lc_dtype_name((lc_dtype)v)); break;
+    case F_LAYOUT: snprintf(buf, len, "%s", lc_cp_layout_name((lc_cp_layout)v)); break;
+    case F_MASK: snprintf(buf, len, "0x%llx", (long long)v); break;
+    case F_SCALE: memcpy(&sc, &v, sizeof sc); snprintf(buf, len, "%g", sc); break;
+    case F_LOWERING: snprintf(buf, len, "%s", lc_cp_lowering_name((lc_cp_lowering)v)); break;
+    default: snprintf(buf, len, "%lld", (long long)v);
+    }
+}
+
+/* One all-gather of every member's validation result and config. All members reach the
+ * same verdict from the same data, so a bad or disagreeing config fails create on every
+ * member with the same message and nobody is left waiting (the world stays usable). */
+static int agree(lc_team *team, const lc_cp_config *cfg, const char *why, char *err, size_t len)
+{
+    lc_world *w = lc_team_get_world(team);
+    int P = lc_team_n_pes(team);
+    agree_rec mine;
+    memset(&mine, 0, sizeof mine);
+    mine.ok = why == NULL;
+    if (why) snprintf(mine.why, sizeof mine.why, "%.239s", why);
+    if (cfg) canon(cfg, &mine);
+    agree_rec *all = malloc(sizeof *all * (size_t)P);
+    if (!all) {
+        snprintf(err, len, "no memory to compare the config of %d PEs", P);
+        lc_world_abort(w, err); /* the others are in the all-gather */
+        return LC_ERR_SYS;
+    }
+    int rc = lc_allgather(team, all, &mine, sizeof mine);
+    if (rc) {
+        snprintf(err, len, "comparing the config across the team: %s", lc_last_error(w));
+        free(all);
+        return rc;
+    }
+    for (int r = 0; r < P; r++) {
+        if (all[r].ok) continue;
+        int others = 0;
+        for (int s = r + 1; s < P; s++) others += !all[s].ok;
+        snprintf(err, len, "PE %d (team rank %d): %.240s%s", lc_team_translate_pe(team, r, lc_team_world(w)), r,
+                 all[r].why, others ? " (and other PEs)" : "");
+        free(all);
+        return LC_ERR_ARG;
+    }
+    for (int f = 0; f < NF; f++) {
+        int first = -1, n = 0;
+        char ranks[128] = "";
+        for (int r = 1; r < P; r++)
+            if (all[r].f[f] != all[0].f[f]) {
+                if (first < 0) first = r;
+                size_t l = strlen(ranks);
+                if (n++ < 8) snprintf(ranks + l, sizeof ranks - l, "%s%d", l ? ", " : "", lc_team_translate_pe(team, r, lc_team_world(w)));
+            }
+        if (first < 0) continue;
+        char v0[48], v1[48];
+        field_str(f, all[0].f[f], v0, sizeof v0);
+        field_str(f, all[first].f[f], v1, sizeof v1);
+        snprintf(err, len, "PEs disagree on %s: PE %d has %s, PE %d has %s (PEs that differ from PE %d: %s%s)",
+                 FIELD[f], lc_team_translate_pe(team, 0, lc_team_world(w)), v0,
+                 lc_team_translate_pe(team, first, lc_team_world(w)), v1,
+                 lc_team_translate_pe(team, 0, lc_team_world(w)), ranks, n > 8 ? ", ..." : "");
+        free(all);
+        return LC_ERR_MISMATCH;
+    }
+    free(all);
+    return LC_OK;
+}
+
+/* A failure after the agreement: only this PE knows, and the others are (or will be) in a
+ * collective step of create, so abort the world with the reason. */
+static int create_abort(lc_cp *cp, int rc, const char *what)
+{
+    lc__fail_in(NULL, 0, rc, "lc_cp_create: %s", what);
+    if (rc != LC_ERR_ABORT) lc_world_abort(cp->w, lc__thread_error());
+    release(cp);
+    return rc;
+}
+
 int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
 {
-    char why[400];
-    if (!out) return LC_ERR_ARG;
-    *out = NULL;
-    if (!team || !cfg) {
-        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: NULL %s", team ? "config" : "team");
-        return LC_ERR_ARG;
+    char why[400], err[480];
+    int rc;
+    if (out) *out = NULL;
+    if (!team) { /* no way to reach the others */
+        return lc__fail_in(NULL, 0, LC_ERR_ARG, "lc_cp_create: team is NULL");
     }
-    if (check_config(cfg, why, sizeof why)) {
-        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: %s", why);
-        fprintf(stderr, "%s\n", g_create_err);
-        return LC_ERR_ARG;
-    }
+    int bad = !cfg || !out || check_config(cfg, lc_team_n_pes(team), why, sizeof why);
+    if (!cfg) snprintf(why, sizeof why, "cfg is NULL");
+    else if (!out) snprintf(why, sizeof why, "out is NULL");
+    if ((rc = agree(team, cfg, bad ? why : NULL, err, sizeof err)))
+        return lc__fail_in(NULL, 0, rc, "lc_cp_create: %s", err);
     lc_cp *cp = calloc(1, sizeof *cp);
-    if (!cp) return LC_ERR_NOMEM;
+    if (!cp) {
+        lc__fail_in(NULL, 0, LC_ERR_SYS, "lc_cp_create: no memory for the plan");
+        lc_world_abort(lc_team_get_world(team), lc__thread_error());
+        return LC_ERR_SYS;
+    }
     cp->team = team;
     cp->w = lc_team_get_world(team);
     cp->me = lc_team_my_pe(team);
@@ -119,10 +269,8 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     cp->n_real_of = malloc(sizeof(int) * P);
     lc_cp_layout_positions(cfg->layout, cfg->seq_len, P, 0, NULL, &cp->n_pad);
     cp->pos_of = malloc(sizeof(int32_t) * (size_t)P * cp->n_pad);
-    if (!cp->world_pe || !cp->n_real_of || !cp->pos_of) {
-        release(cp);
-        return LC_ERR_NOMEM;
-    }
+    if (!cp->world_pe || !cp->n_real_of || !cp->pos_of)
+        return create_abort(cp, LC_ERR_SYS, "no memory for the layout maps");
     for (int r = 0; r < P; r++) {
         cp->world_pe[r] = lc_team_translate_pe(team, r, lc_team_world(cp->w));
         cp->n_real_of[r] = lc_cp_layout_positions(cfg->layout, cfg->seq_len, P, r,
@@ -142,9 +290,11 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     cp->o32 = malloc(nreal * cfg->hq * cfg->d * sizeof(float) + 64);
     cp->delta = malloc(nreal * cfg->hq * sizeof(float) + 64);
     if (!cp->tmp[0] || !cp->tmp[1] || !cp->o32 || !cp->delta) {
-        release(cp);
-        return LC_ERR_NOMEM;
+        snprintf(err, sizeof err, "no memory for the dK/dV and output buffers (2 x %zu + %zu bytes)", acc,
+                 nreal * cfg->hq * (cfg->d + 1) * sizeof(float));
+        return create_abort(cp, LC_ERR_SYS, err);
     }
+    if ((rc = steady_resources(cp)) != LC_OK) return create_abort(cp, rc, cp->err);
     /* Symmetric allocation is collective over the plan's team only: other teams of the world
      * may create plans of their own at the same time. */
     cp->home = lc_symm_alloc_team(team, f->bytes);
@@ -153,9 +303,8 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     cp->acc_in = cp->ring[1] ? lc_symm_alloc_team(team, acc) : NULL;
     cp->sig = cp->acc_in ? lc_symm_alloc_team(team, align64(sizeof(uint64_t) * (CP_SIG_READY + P))) : NULL;
     if (!cp->sig) {
-        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: symmetric buffers (3 x %zu + %zu bytes): %s",
-                 f->bytes, acc, lc_last_error(cp->w));
-        fprintf(stderr, "%s\n", g_create_err);
+        lc__fail_in(NULL, 0, LC_ERR_NOMEM, "lc_cp_create: symmetric buffers (3 x %zu + %zu bytes): %s",
+                    f->bytes, acc, lc_last_error(cp->w));
         /* The heap fails the same allocation on every PE, so these frees stay collective. */
         void *got[] = {cp->acc_in, cp->ring[1], cp->ring[0], cp->home};
         for (int i = 0; i < 4; i++)
@@ -174,14 +323,13 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     for (int r = 0; r < P; r++)
         if (!lc_symm_ptr(cp->w, cp->home, cp->world_pe[r])) cp->zc_ok = 0;
     /* Nobody may signal my words before they are zeroed. */
-    int rc = lc_barrier(team);
+    rc = lc_barrier(team);
     if (!rc) {
         prefault(cp, acc);
         rc = lc_barrier(team);
     }
     if (rc) {
-        snprintf(g_create_err, sizeof g_create_err, "lc_cp_create: %s", lc_last_error(cp->w));
-        fprintf(stderr, "%s\n", g_create_err);
+        lc__fail_in(NULL, 0, rc, "lc_cp_create: %s", lc_last_error(cp->w));
         release(cp);
         return rc;
     }
@@ -205,16 +353,31 @@ int lc_cp_destroy(lc_cp *cp)
 
 int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_cp_lowering lowering)
 {
+    if (!cp) return lc_cp__no_plan("lc_cp_set_algo");
+    cp->comm_started = 0; /* local: nobody waits for this call */
     if ((unsigned)algo > LC_CP_ALLGATHER || (unsigned)lowering > LC_CP_COMPUTE_ONLY)
         return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_set_algo: unknown algorithm %d or lowering %d",
                            (int)algo, (int)lowering);
+    if (algo == LC_CP_ALLGATHER) {
+        int rc = allgather_buffers(cp);
+        if (rc) return rc;
+    }
     cp->cfg.algo = algo;
     cp->cfg.lowering = lowering;
     return LC_OK;
 }
 
-void lc_cp_get_stats(const lc_cp *cp, lc_cp_stats *st) { *st = cp->st; }
-void lc_cp_reset_stats(lc_cp *cp) { memset(&cp->st, 0, sizeof cp->st); }
+void lc_cp_get_stats(const lc_cp *cp, lc_cp_stats *st)
+{
+    if (!st) return;
+    if (cp) *st = cp->st;
+    else memset(st, 0, sizeof *st);
+}
+
+void lc_cp_reset_stats(lc_cp *cp)
+{
+    if (cp) memset(&cp->st, 0, sizeof cp->st);
+}
 
 int lc_cp__zc_wait_free(lc_cp *cp)
 {
@@ -228,6 +391,7 @@ int lc_cp__zc_wait_free(lc_cp *cp)
 
 int lc_cp_kv_buffers(lc_cp *cp, void **k, void **v)
 {
+    if (!cp) return lc_cp__no_plan("lc_cp_kv_buffers");
     int rc = lc_cp__zc_wait_free(cp);
     if (rc) return rc;
     if (k) *k = cp->home + cp->fmt.k;
@@ -249,7 +413,8 @@ lc_attn_desc lc_cp__desc(const lc_cp *cp, const int32_t *q_doc, const int32_t *k
                       .d = c->d, .qkv_dtype = c->dtype, .scale = c->scale,
                       .q_pos = cp->pos_of + (size_t)cp->me * cp->n_pad, .k_pos = k_pos,
                       .mask = {c->mask, c->window, q_doc, k_doc}, .threads = c->threads,
-                      .impl = c->impl};
+                      .impl = c->impl, .pool = cp->pool, .work = cp->work,
+                      .work_bytes = cp->work_bytes};
     return a;
 }
 
@@ -396,23 +561,25 @@ static const char *path_name(path_t p, lc_lowering l)
     return p == PATH_RING ? lc_lowering_name(l) : n[p];
 }
 
-/* With LONGCTX_DEBUG set, PE 0 logs each change of the lowering a plan resolves to. */
+/* With LONGCTX_DEBUG set (and not 0), PE 0 logs each change of the lowering its plan
+ * resolves to; what was logged last belongs to the plan, so plans do not mute each other. */
 static void log_choice(lc_cp *cp, path_t p, lc_lowering l)
 {
-    static const char *last;
-    static int last_req = -1;
     const char *name = path_name(p, l);
-    if (cp->me == 0 && lc_world_debug(cp->w) && (name != last || last_req != (int)cp->cfg.lowering))
+    if (cp->me == 0 && lc_world_debug(cp->w) &&
+        (name != cp->logged_path || cp->logged_req != (int)cp->cfg.lowering + 1))
         fprintf(stderr, "longctx cp: %s, lowering %s -> %s\n", cp->cfg.algo == LC_CP_ALLGATHER ? "allgather" : "ring",
                 lc_cp_lowering_name(cp->cfg.lowering), name);
-    last = name;
-    last_req = (int)cp->cfg.lowering;
+    cp->logged_path = name;
+    cp->logged_req = (int)cp->cfg.lowering + 1;
 }
 
 static int check_args(lc_cp *cp, const char *fn, const void *const *p, const char *const *names, int n,
                       const int32_t *doc)
 {
-    cp->comm_started = 0;
+    /* The members are entering the same collective call: from here on any error of mine
+     * aborts the world with its reason, or they would wait for me until the deadline. */
+    cp->comm_started = 1;
     if (cp->n_real_of[cp->me] > 0) {
         for (int i = 0; i < n; i++)
             if (!p[i]) return lc_cp__fail(cp, LC_ERR_ARG, "%s: %s is NULL", fn, names[i]);
@@ -425,7 +592,6 @@ static int check_args(lc_cp *cp, const char *fn, const void *const *p, const cha
 static int prologue(lc_cp *cp, path_t path, lc_lowering l, const void *k, const void *v, const int32_t *doc)
 {
     cp->st.calls++;
-    cp->comm_started = 1;
     log_choice(cp, path, l);
     int rc = lc_cp__zc_wait_free(cp);
     if (rc) return rc;
@@ -433,11 +599,11 @@ static int prologue(lc_cp *cp, path_t path, lc_lowering l, const void *k, const 
     return path == PATH_ZERO_COPY ? lc_cp__zc_publish(cp) : LC_OK;
 }
 
-int lc_cp_forward(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
-                  void *out, float *lse)
+int lc_cp_forward_ex(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
+                     void *out, float *out_f32, float *lse)
 {
-    if (!cp) return LC_ERR_ARG;
-    const void *p[] = {q, k, v, out, lse};
+    if (!cp) return lc_cp__no_plan("lc_cp_forward");
+    const void *p[] = {q, k, v, out_f32 ? (const void *)out_f32 : out, lse};
     const char *names[] = {"q", "k", "v", "out", "lse"};
     int rc = check_args(cp, "lc_cp_forward", p, names, 5, doc);
     if (rc) return rc;
@@ -445,24 +611,32 @@ int lc_cp_forward(lc_cp *cp, const void *q, const void *k, const void *v, const 
     path_t path = path_of(cp, &l);
     if ((rc = prologue(cp, path, l, k, v, doc))) return rc;
     lc_attn_desc base = lc_cp__desc(cp, doc, NULL, NULL);
-    lc_attn_fwd_init(&base, cp->o32, lse);
+    /* The caller's fp32 output doubles as the forward state: no copy. */
+    float *o = out_f32 ? out_f32 : cp->o32;
+    lc_attn_fwd_init(&base, o, lse);
     switch (path) {
-    case PATH_ZERO_COPY: rc = lc_cp__zc_fwd(cp, &base, q, cp->o32, lse); break;
-    case PATH_ALLGATHER: rc = lc_cp__ag_fwd(cp, &base, q, cp->o32, lse); break;
-    default: rc = lc_cp__ring_fwd(cp, &base, q, cp->o32, lse, l, path == PATH_COMPUTE_ONLY);
+    case PATH_ZERO_COPY: rc = lc_cp__zc_fwd(cp, &base, q, o, lse); break;
+    case PATH_ALLGATHER: rc = lc_cp__ag_fwd(cp, &base, q, o, lse); break;
+    default: rc = lc_cp__ring_fwd(cp, &base, q, o, lse, l, path == PATH_COMPUTE_ONLY);
     }
     if (rc) return rc;
-    if (lc_attn_fwd_finish(&base, cp->o32, out, cp->cfg.dtype))
+    if (out && lc_attn_fwd_finish(&base, o, out, cp->cfg.dtype))
         return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_forward: %s", lc_attn_last_error());
     return LC_OK;
 }
 
-int lc_cp_backward(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
-                   const void *out, const float *lse, const void *dout, float *dq, float *dk,
-                   float *dv)
+int lc_cp_forward(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
+                  void *out, float *lse)
 {
-    if (!cp) return LC_ERR_ARG;
-    const void *p[] = {q, k, v, out, lse, dout, dq, dk, dv};
+    return lc_cp_forward_ex(cp, q, k, v, doc, out, NULL, lse);
+}
+
+int lc_cp_backward_ex(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
+                      const void *out, const float *out_f32, const float *lse, const void *dout,
+                      float *dq, float *dk, float *dv)
+{
+    if (!cp) return lc_cp__no_plan("lc_cp_backward");
+    const void *p[] = {q, k, v, out_f32 ? (const void *)out_f32 : out, lse, dout, dq, dk, dv};
     const char *names[] = {"q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv"};
     int rc = check_args(cp, "lc_cp_backward", p, names, 9, doc);
     if (rc) return rc;
@@ -471,8 +645,8 @@ int lc_cp_backward(lc_cp *cp, const void *q, const void *k, const void *v, const
     if ((rc = prologue(cp, path, l, k, v, doc))) return rc;
     lc_attn_desc base = lc_cp__desc(cp, doc, NULL, NULL);
     size_t nq = (size_t)base.sq * base.hq * base.d;
-    const float *o32 = out;
-    if (cp->cfg.dtype == LC_DT_BF16) {
+    const float *o32 = out_f32 ? out_f32 : out;
+    if (!out_f32 && cp->cfg.dtype == LC_DT_BF16) {
         for (size_t i = 0; i < nq; i++) cp->o32[i] = lc_bf16_to_f32(((const lc_bf16 *)out)[i]);
         o32 = cp->o32;
     }
@@ -485,4 +659,11 @@ int lc_cp_backward(lc_cp *cp, const void *q, const void *k, const void *v, const
     default:
         return lc_cp__ring_bwd(cp, &base, q, dout, lse, dq, dk, dv, l, path == PATH_COMPUTE_ONLY);
     }
+}
+
+int lc_cp_backward(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
+                   const void *out, const float *lse, const void *dout, float *dq, float *dk,
+                   float *dv)
+{
+    return lc_cp_backward_ex(cp, q, k, v, doc, out, NULL, lse, dout, dq, dk, dv);
 }

@@ -35,16 +35,22 @@ struct lc_cp {
     uint8_t *ring[2];  /* symmetric: the double-buffered receive slots */
     float *acc_in;     /* symmetric: incoming dK|dV accumulator [2*kv_elems] */
     float *tmp[2];     /* local dK|dV of one step, double-buffered for the async send */
+    lc_permute_req req[2]; /* ring permutes in flight: KV, dK/dV (the team points at them) */
     uint64_t *sig;     /* symmetric: CP_SIG_* words */
     int zc_ok;         /* every peer's heap is load/store reachable */
     uint64_t zc_epoch; /* zero-copy publications of my home block so far */
     uint64_t zc_tok;   /* zero-copy hand-offs expected so far */
     float *o32;        /* [n_real, hq, d] fp32 forward state / out in fp32 */
     float *delta;      /* [n_real, hq] */
-    uint8_t *gather;   /* all-gather: P blocks */
+    uint8_t *gather;   /* all-gather: P blocks (allocated when the plan takes that algorithm) */
     float *a2a;        /* all-gather backward: 2 x P accumulators */
+    lc_attn_pool *pool; /* kernel workers (threads > 1), started once */
+    void *work;         /* kernel workspace, sized at create for my largest block call */
+    size_t work_bytes;
+    const char *logged_path; /* LONGCTX_DEBUG log: the lowering last reported (0: none yet) */
+    int logged_req;
     int comm_started;  /* errors after this point abort the world (peers are mid-call) */
-    char err[512];
+    char err[1024];    /* this plan's last message (src/common/err.h) */
     lc_cp_stats st;
 };
 
@@ -83,6 +89,8 @@ static inline void lc_cp__toc_compute(lc_cp *cp, lc_cp_clock c)
 /* Records a message (printf-style); returns rc. After communication began it also aborts
  * the world, so peers stop with an error instead of waiting for this PE. */
 int lc_cp__fail(lc_cp *cp, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A public call got a NULL plan: records "fn: the plan is NULL" (lc_cp_last_error(NULL)). */
+int lc_cp__no_plan(const char *fn);
 /* A failed runtime call: the runtime's own message, prefixed by what we were doing. */
 int lc_cp__rt_fail(lc_cp *cp, int rc, const char *what, int step);
 

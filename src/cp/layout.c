@@ -18,19 +18,22 @@ int lc_cp_layout_positions(lc_cp_layout layout, int64_t seq_len, int n_pes, int 
 
 int lc_cp_local_rows(const lc_cp *cp, int pe)
 {
+    if (!cp) return lc_cp__no_plan("lc_cp_local_rows"), -1;
     return pe >= 0 && pe < cp->P ? cp->n_real_of[pe] : -1;
 }
 
-int lc_cp_padded_rows(const lc_cp *cp) { return cp->n_pad; }
+int lc_cp_padded_rows(const lc_cp *cp) { return cp ? cp->n_pad : (lc_cp__no_plan("lc_cp_padded_rows"), -1); }
 
 int32_t lc_cp_global_pos(const lc_cp *cp, int pe, int i)
 {
+    if (!cp) return lc_cp__no_plan("lc_cp_global_pos"), -1;
     if (pe < 0 || pe >= cp->P || i < 0 || i >= cp->n_pad) return -1;
     return cp->pos_of[(size_t)pe * cp->n_pad + i];
 }
 
 int lc_cp_local_index(const lc_cp *cp, int64_t g, int *pe)
 {
+    if (!cp) return lc_cp__no_plan("lc_cp_local_index"), -1;
     int64_t np = cp->n_pad, p = cp->P, r, i;
     if (g < 0 || g >= cp->cfg.seq_len) return -1;
     switch (cp->cfg.layout) {
@@ -52,6 +55,10 @@ int lc_cp_local_index(const lc_cp *cp, int64_t g, int *pe)
 
 void lc_cp_shard(const lc_cp *cp, int pe, const void *global, size_t row_bytes, void *local)
 {
+    if (!cp || pe < 0 || pe >= cp->P || !global || !local) {
+        if (!cp) lc_cp__no_plan("lc_cp_shard");
+        return;
+    }
     const int32_t *pos = cp->pos_of + (size_t)pe * cp->n_pad;
     for (int i = 0; i < cp->n_real_of[pe]; i++)
         memcpy((char *)local + (size_t)i * row_bytes, (const char *)global + (size_t)pos[i] * row_bytes,
@@ -60,6 +67,10 @@ void lc_cp_shard(const lc_cp *cp, int pe, const void *global, size_t row_bytes, 
 
 void lc_cp_unshard(const lc_cp *cp, int pe, const void *local, size_t row_bytes, void *global)
 {
+    if (!cp || pe < 0 || pe >= cp->P || !global || !local) {
+        if (!cp) lc_cp__no_plan("lc_cp_unshard");
+        return;
+    }
     const int32_t *pos = cp->pos_of + (size_t)pe * cp->n_pad;
     for (int i = 0; i < cp->n_real_of[pe]; i++)
         memcpy((char *)global + (size_t)pos[i] * row_bytes, (const char *)local + (size_t)i * row_bytes,

@@ -30,6 +30,15 @@ static int done(lc_cp *cp, lc_permute_req *req, const char *what, int step)
     return rc ? lc_cp__rt_fail(cp, rc, what, step) : LC_OK;
 }
 
+/* After an error the world is aborted (lc_cp__fail), so completing what is still in flight
+ * returns at once; it leaves the team with no request pointing at a finished call. */
+static int drain(lc_cp *cp, int rc)
+{
+    for (int i = 0; i < 2; i++)
+        if (cp->req[i].active) (void)lc_permute_done(&cp->req[i]);
+    return rc;
+}
+
 /* Compute-only runs the same kernel calls on my own data with the owner's positions. */
 static const int32_t *pos_for(const lc_cp *cp, int step, int compute_only)
 {
@@ -41,14 +50,14 @@ int lc_cp__ring_fwd(lc_cp *cp, const lc_attn_desc *base, const void *q, float *o
                     lc_lowering l, int compute_only)
 {
     const uint8_t *cur = cp->home;
+    lc_permute_req *req = &cp->req[0];
     for (int j = 0; j < cp->P; j++) {
-        lc_permute_req req;
         int send = j < cp->P - 1 && !compute_only;
         uint8_t *next = cp->ring[j & 1];
-        int rc = send ? start(cp, cur, next, cp->fmt.bytes, l, &req, "ring forward: KV permute start", j) : 0;
+        int rc = send ? start(cp, cur, next, cp->fmt.bytes, l, req, "ring forward: KV permute start", j) : 0;
         if (!rc) rc = lc_cp__fwd_block(cp, base, q, cur, pos_for(cp, j, compute_only), o, lse);
-        if (!rc && send) rc = done(cp, &req, "ring forward: KV permute", j);
-        if (rc) return rc;
+        if (!rc && send) rc = done(cp, req, "ring forward: KV permute", j);
+        if (rc) return drain(cp, rc);
         if (send) cur = next;
     }
     return LC_OK;
@@ -61,27 +70,27 @@ int lc_cp__ring_bwd(lc_cp *cp, const lc_attn_desc *base, const void *q, const vo
     int P = cp->P, comm = P > 1 && !compute_only;
     size_t n2 = 2 * cp->kv_elems, accb = n2 * sizeof(float);
     const uint8_t *cur = cp->home;
-    lc_permute_req kv, acc;
+    lc_permute_req *kv = &cp->req[0], *acc = &cp->req[1];
     int rc = LC_OK;
     for (int j = 0; j < P && !rc; j++) {
         int send = j < P - 1 && comm;
         uint8_t *next = cp->ring[j & 1];
         float *t = cp->tmp[j & 1];
-        if (send) rc = start(cp, cur, next, cp->fmt.bytes, l, &kv, "ring backward: KV permute start", j);
+        if (send) rc = start(cp, cur, next, cp->fmt.bytes, l, kv, "ring backward: KV permute start", j);
         if (!rc) rc = lc_cp__bwd_block(cp, base, q, cur, pos_for(cp, j, compute_only), dout, lse, dq, t);
         if (!rc && j > 0) {
-            if (comm) rc = done(cp, &acc, "ring backward: dK/dV permute", j - 1);
+            if (comm) rc = done(cp, acc, "ring backward: dK/dV permute", j - 1);
             lc_cp_clock c = lc_cp__tic();
             if (!rc) lc_cp__acc_add(t, comm ? cp->acc_in : cp->tmp[(j - 1) & 1], n2);
             lc_cp__toc_compute(cp, c);
         }
         /* Granting the credit for acc_in here is safe: its last reader was the add above. */
-        if (!rc && comm) rc = start(cp, t, cp->acc_in, accb, l, &acc, "ring backward: dK/dV permute start", j);
-        if (!rc && send) rc = done(cp, &kv, "ring backward: KV permute", j);
+        if (!rc && comm) rc = start(cp, t, cp->acc_in, accb, l, acc, "ring backward: dK/dV permute start", j);
+        if (!rc && send) rc = done(cp, kv, "ring backward: KV permute", j);
         if (send) cur = next;
     }
-    if (rc) return rc;
-    if (comm && (rc = done(cp, &acc, "ring backward: dK/dV home permute", P - 1))) return rc;
+    if (rc) return drain(cp, rc);
+    if (comm && (rc = done(cp, acc, "ring backward: dK/dV home permute", P - 1))) return rc;
     lc_cp__acc_out(cp, comm ? cp->acc_in : cp->tmp[(P - 1) & 1], dk, dv);
     return LC_OK;
 }

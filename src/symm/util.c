@@ -1,11 +1,13 @@
 /* Errors, time, environment parsing shared by the runtime. */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
+#include "common/err.h"
 #include "symm/internal.h"
 
 const char *lc_status_str(int s)
@@ -23,18 +25,26 @@ const char *lc_status_str(int s)
     }
 }
 
-static void vset_err(lc_world *w, const char *fmt, va_list ap)
+/* The runtime's side of the one error convention (src/common/err.h): the world's message,
+ * prefixed with my PE, also lands in the thread's buffer. */
+static void vset_err(lc_world *w, int status, const char *fmt, va_list ap)
 {
-    int n = snprintf(w->err, sizeof w->err, "PE %d: ", w->me);
-    vsnprintf(w->err + n, sizeof w->err - (size_t)n, fmt, ap);
+    char msg[LC_ERR_LEN];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    lc__fail_in(w->err, sizeof w->err, status, "PE %d: %s", w->me, msg);
 }
 
 int lc__err(lc_world *w, int status, const char *fmt, ...)
 {
-    if (!w) return status;
+    char msg[LC_ERR_LEN];
     va_list ap;
     va_start(ap, fmt);
-    vset_err(w, fmt, ap);
+    if (!w) {
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        return lc__fail_in(NULL, 0, status, "%s", msg);
+    }
+    vset_err(w, status, fmt, ap);
     va_end(ap);
     if (w->debug) lc__log(w, "%s", w->err);
     return status;
@@ -45,13 +55,12 @@ int lc__coll_err(lc_world *w, int status, const char *fmt, ...)
     if (!w) return status;
     va_list ap;
     va_start(ap, fmt);
-    vset_err(w, fmt, ap);
+    vset_err(w, status, fmt, ap);
     va_end(ap);
     if (w->debug) lc__log(w, "%s", w->err);
     if (w->hdr) lc__abort(w, w->me, "%s", w->err);
     return status;
 }
-
 int lc_world_fail(lc_world *w, int status)
 {
     if (!w || status == LC_OK) return status;
@@ -89,7 +98,8 @@ void lc_world_log(lc_world *w, const char *fmt, ...)
 
 int lc_world_debug(const lc_world *w) { return w ? w->debug : 0; }
 
-const char *lc_last_error(const lc_world *w) { return w ? w->err : "no world"; }
+/* NULL: the thread's last message (e.g. why lc_world_init failed). */
+const char *lc_last_error(const lc_world *w) { return w ? w->err : lc__thread_error(); }
 
 double lc__now(void)
 {

@@ -27,3 +27,12 @@ set_tests_properties(cli_bench_attn_json PROPERTIES LABELS "attn;bench"
   PASS_REGULAR_EXPRESSION "\"bench\":\"attn\",\"impl\":\"[a-z0-9]+\",\"pass\":\"fwd_bwd\",\"dtype\":\"bf16\",\"s\":200")
 add_test(NAME cli_bench_attn_bad_flag COMMAND $<TARGET_FILE:longctx> bench attn --mask sideways)
 set_tests_properties(cli_bench_attn_bad_flag PROPERTIES LABELS "attn;bench" WILL_FAIL TRUE)
+
+# Steady state: with a pool and a workspace, forward + backward allocate nothing and start
+# no thread (counted by interposing malloc & co. and pthread_create in this binary).
+add_executable(test_attn_steady ${CMAKE_CURRENT_LIST_DIR}/test_attn_steady.c
+               ${CMAKE_CURRENT_LIST_DIR}/../common/alloc_count.c)
+target_link_libraries(test_attn_steady PRIVATE longctx_lib ${CMAKE_DL_LIBS})
+target_include_directories(test_attn_steady PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/tests)
+add_test(NAME attn_steady COMMAND test_attn_steady)
+set_tests_properties(attn_steady PROPERTIES LABELS attn TIMEOUT 120)

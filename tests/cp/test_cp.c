@@ -521,6 +521,129 @@ static int cmd_stress(int n)
     return 0;
 }
 
+/* bf16 training keeps the forward's fp32 output for the backward (lc_cp_forward_ex /
+ * lc_cp_backward_ex): the row sums D = rowsum(dO * O) then come from the unrounded output
+ * and dQ, dK, dV match the float64 oracle to fp32 accuracy instead of bf16's. */
+static int cmd_f32out(void)
+{
+    static const struct { lc_cp_layout l; unsigned m; } cases[] = {
+        {LC_CP_ZIGZAG, LC_MASK_CAUSAL}, {LC_CP_CONTIGUOUS, LC_MASK_CAUSAL | LC_MASK_DOC}, {LC_CP_STRIPED, 0}};
+    double worst_new = 0, worst_old = 0;
+    for (int ci = 0; ci < 3; ci++) {
+        tcase c = {.S = 2 * g_P * 60 + 5, .hq = 4, .hkv = 2, .d = 64, .dt = LC_DT_BF16, .layout = cases[ci].l,
+                   .mask = cases[ci].m};
+        prob p;
+        make_prob(&p, &c, g_seed + 31 * (uint64_t)ci);
+        lc_cp_config cfg = {.seq_len = c.S, .hq = c.hq, .hkv = c.hkv, .d = c.d, .dtype = c.dt, .layout = c.layout,
+                            .mask = c.mask, .threads = 1};
+        lc_cp *cp;
+        if (lc_cp_create(g_t, &cfg, &cp)) { FAIL("create: %s", lc_cp_last_error(NULL)); return 1; }
+        local l, old;
+        make_local(&l, cp, &p);
+        make_local(&old, cp, &p);
+        size_t n = (size_t)l.rows, rq = (size_t)c.hq * c.d;
+        float *o32 = malloc((n ? n : 1) * rq * 4);
+        for (size_t i = 0; i < n * rq; i++) o32[i] = NAN;
+        int32_t *doc = (c.mask & LC_MASK_DOC) ? l.doc : NULL;
+        poison(&l, &c);
+        poison(&old, &c);
+        int rc = lc_cp_forward_ex(cp, l.q, l.k, l.v, doc, l.out, o32, l.lse);
+        if (!rc) rc = lc_cp_backward_ex(cp, l.q, l.k, l.v, doc, NULL, o32, l.lse, l.dout, l.dq, l.dk, l.dv);
+        if (!rc) rc = lc_cp_forward(cp, old.q, old.k, old.v, doc, old.out, old.lse);
+        if (!rc) rc = lc_cp_backward(cp, old.q, old.k, old.v, doc, old.out, old.lse, old.dout, old.dq, old.dk, old.dv);
+        if (rc) { FAIL("%s", lc_cp_last_error(cp)); return 1; }
+        if (memcmp(l.out, old.out, n * rq * 2) || memcmp(l.lse, old.lse, n * c.hq * 4))
+            FAIL("forward_ex's bf16 out / lse differ from lc_cp_forward's");
+        for (size_t i = 0; i < n * rq; i++)
+            if (((lc_bf16 *)l.out)[i] != lc_f32_to_bf16(o32[i])) { FAIL("out is not out_f32 rounded at %zu", i); break; }
+        double en[5], eo[5];
+        rel_errors(cp, &p, &l, 1, en);
+        rel_errors(cp, &p, &old, 1, eo);
+        /* out_f32 against the oracle too: put it where rel_errors looks. */
+        double ef[5];
+        local lf = l;
+        lf.out = o32;
+        p.c.dt = LC_DT_F32;
+        rel_errors(cp, &p, &lf, 1, ef);
+        p.c.dt = LC_DT_BF16;
+        if (!(ef[0] < 1e-5)) FAIL("out_f32 vs oracle: %.3g", ef[0]);
+        for (int i = 2; i < 5; i++) {
+            if (!(en[i] < 1e-5)) FAIL("%s with out_f32 vs oracle: %.3g (bound 1e-5)", (const char *[]){"", "", "dq", "dk", "dv"}[i], en[i]);
+            if (en[i] > worst_new) worst_new = en[i];
+            if (eo[i] > worst_old) worst_old = eo[i];
+        }
+        if (g_me == 0)
+            printf("     %-10s %-10s bf16 S=%lld: dq/dk/dv rel err with out_f32 %.2e %.2e %.2e, from bf16 out %.2e %.2e %.2e\n",
+                   lc_cp_layout_name(c.layout), mask_name(c.mask), (long long)c.S, en[2], en[3], en[4], eo[2], eo[3], eo[4]);
+        free(o32);
+        free_local(&l);
+        free_local(&old);
+        lc_cp_destroy(cp);
+        free_prob(&p);
+    }
+    if (g_me == 0)
+        printf("%s bf16 backward from the fp32 out: worst rel err %.2e (bound 1e-5); from the bf16 out %.2e\n",
+               g_fail ? "FAIL" : "ok  ", worst_new, worst_old);
+    return 0;
+}
+
+/* One PE passes a bad argument to a collective call; every PE must fail within a second
+ * with the reason in its error (the world is aborted: no finalize). */
+static int cmd_badarg(int victim, const char *what, const char *lowering)
+{
+    lc_cp_config cfg = {.seq_len = 512 * g_P + 7, .hq = 4, .hkv = 2, .d = 64, .dtype = LC_DT_F32,
+                        .layout = LC_CP_ZIGZAG, .mask = LC_MASK_CAUSAL, .threads = 1};
+    if (!strcmp(what, "doc")) cfg.mask |= LC_MASK_DOC;
+    if (!strcmp(lowering, "allgather")) cfg.algo = LC_CP_ALLGATHER;
+    else lc_cp_lowering_parse(lowering, &cfg.lowering);
+    lc_cp *cp;
+    if (lc_cp_create(g_t, &cfg, &cp)) {
+        fprintf(stderr, "test_cp: create: %s\n", lc_cp_last_error(NULL));
+        return 1;
+    }
+    size_t n = (size_t)lc_cp_local_rows(cp, g_me) + 1, rq = n * cfg.hq * cfg.d, rk = n * cfg.hkv * cfg.d;
+    float *q = calloc(rq, 4), *k = calloc(rk, 4), *v = calloc(rk, 4), *o = calloc(rq, 4), *lse = calloc(n * cfg.hq, 4);
+    float *dq = calloc(rq, 4), *dk = calloc(rk, 4), *dv = calloc(rk, 4);
+    int32_t *doc = calloc(n, 4);
+    int bad = g_me == victim;
+    /* Everyone completes one good step first, so the bad call meets peers mid-stream. */
+    int rc = lc_cp_forward(cp, q, k, v, doc, o, lse);
+    if (!rc) rc = lc_cp_backward(cp, q, k, v, doc, o, lse, o, dq, dk, dv);
+    /* The bad backward comes after a good forward, outside the timed part. */
+    if (!rc && !strcmp(what, "dout")) rc = lc_cp_forward(cp, q, k, v, doc, o, lse);
+    if (rc) {
+        fprintf(stderr, "test_cp: PE %d: the good step failed: %s\n", g_me, lc_cp_last_error(cp));
+        return 1;
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* The victim may leave this barrier and abort before a slower peer has left it: that
+     * peer then fails here, with the same reason. */
+    if ((rc = lc_barrier(g_t))) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double el = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+        fprintf(stderr, "test_cp: PE %d failed after %.3f s%s in the barrier before the call with %s: %s\n", g_me,
+                el, el < 1.0 ? "" : " (SLOW)", lc_status_str(rc), lc_last_error(g_w));
+        return 1;
+    }
+    if (!strcmp(what, "q")) rc = lc_cp_forward(cp, bad ? NULL : q, k, v, doc, o, lse);
+    else if (!strcmp(what, "doc")) rc = lc_cp_forward(cp, q, k, v, bad ? NULL : doc, o, lse);
+    else if (!strcmp(what, "dout")) rc = lc_cp_backward(cp, q, k, v, doc, o, lse, bad ? NULL : o, dq, dk, dv);
+    else {
+        fprintf(stderr, "test_cp: unknown bad argument '%s' (q, doc, dout)\n", what);
+        return 2;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double el = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    if (!rc) {
+        fprintf(stderr, "test_cp: PE %d was not stopped\n", g_me);
+        return 0;
+    }
+    fprintf(stderr, "test_cp: PE %d failed after %.3f s%s with %s: %s\n", g_me, el, el < 1.0 ? "" : " (SLOW)",
+            lc_status_str(rc), lc_cp_last_error(cp));
+    return 1;
+}
+
 static double g_die_after = 0.3;
 static int g_die_kill;
 
@@ -564,24 +687,112 @@ static int cmd_die(int victim, const char *how, const char *lowering)
     return 0;
 }
 
+/* Every member must get the same status, and a message that contains each of the words. */
+static void expect_create(const lc_cp_config *cfg, int want, const char *w1, const char *w2, const char *what)
+{
+    lc_cp *cp = (lc_cp *)&g_fail; /* must come back NULL */
+    int rc = lc_cp_create(g_t, cfg, &cp);
+    const char *m = lc_cp_last_error(NULL);
+    if (rc != want || (want ? cp != NULL : cp == NULL) || (w1 && !strstr(m, w1)) || (w2 && !strstr(m, w2)))
+        FAIL("%s: lc_cp_create returned %d (%s), want %d (%s) with '%s' and '%s'; message '%s'", what, rc,
+             lc_status_str(rc), want, lc_status_str(want), w1 ? w1 : "", w2 ? w2 : "", m);
+    if (!rc && cp) lc_cp_destroy(cp);
+}
+
 static int cmd_errors(void)
 {
-    lc_cp_config cfg = {.seq_len = 100, .hq = 3, .hkv = 2, .d = 64, .dtype = LC_DT_F32};
-    lc_cp *cp;
-    if (lc_cp_create(g_t, &cfg, &cp) != LC_ERR_ARG || !strstr(lc_cp_last_error(NULL), "hkv"))
-        FAIL("hq %% hkv != 0 accepted or not explained: '%s'", lc_cp_last_error(NULL));
-    cfg.hq = 4;
+    char pe[16];
+    int victim = g_P - 1;
+    snprintf(pe, sizeof pe, "PE %d", victim);
+    lc_cp_config good = {.seq_len = 100, .hq = 4, .hkv = 2, .d = 64, .dtype = LC_DT_F32,
+                         .layout = LC_CP_ZIGZAG, .mask = LC_MASK_CAUSAL};
+    lc_cp_config cfg = good;
+    cfg.hq = 3;
+    expect_create(&cfg, LC_ERR_ARG, "hkv", NULL, "hq % hkv != 0 everywhere");
+    cfg = good;
     cfg.mask = LC_MASK_WINDOW;
-    if (lc_cp_create(g_t, &cfg, &cp) != LC_ERR_ARG) FAIL("window 0 accepted");
-    cfg.mask = LC_MASK_DOC;
-    if (lc_cp_create(g_t, &cfg, &cp)) { FAIL("create"); return 1; }
-    float buf[64 * 4 * 64] = {0}, lse[64 * 4];
-    int rc = lc_cp_forward(cp, buf, buf, buf, NULL, buf, lse);
-    if (rc != LC_ERR_ARG || !strstr(lc_cp_last_error(cp), "doc"))
-        FAIL("missing doc ids: rc %d, message '%s'", rc, lc_cp_last_error(cp));
-    if (lc_cp_set_algo(cp, LC_CP_RING, (lc_cp_lowering)9) != LC_ERR_ARG) FAIL("bad lowering accepted");
-    lc_cp_destroy(cp);
-    if (g_me == 0) printf("%s argument errors\n", g_fail ? "FAIL" : "ok  ");
+    expect_create(&cfg, LC_ERR_ARG, "window", NULL, "window 0");
+    /* One member's bad argument fails create on every member, naming it and the reason. */
+    cfg = good;
+    if (g_me == victim) cfg.hq = 3;
+    expect_create(&cfg, LC_ERR_ARG, pe, "hkv", "hq % hkv != 0 on one PE");
+    expect_create(g_me == victim ? NULL : &good, LC_ERR_ARG, pe, "cfg is NULL", "NULL cfg on one PE");
+    /* Members that disagree: LC_ERR_MISMATCH on every member, naming the field and the PE. */
+    static const char *fields[] = {"seq_len", "hq", "dtype", "layout", "mask", "window", "scale", "algo", "lowering"};
+    for (int f = 0; f < 9; f++) {
+        cfg = good;
+        if (f == 5) cfg.mask = LC_MASK_WINDOW, cfg.window = 7;
+        if (g_me == victim) switch (f) {
+            case 0: cfg.seq_len = 101; break;
+            case 1: cfg.hq = 8; break;
+            case 2: cfg.dtype = LC_DT_BF16; break;
+            case 3: cfg.layout = LC_CP_STRIPED; break;
+            case 4: cfg.mask = LC_MASK_CAUSAL | LC_MASK_DOC; break;
+            case 5: cfg.window = 8; break;
+            case 6: cfg.scale = 0.5f; break;
+            case 7: cfg.algo = LC_CP_ALLGATHER; break;
+            case 8: cfg.lowering = LC_CP_TWO_SIDED; break;
+            }
+        char what[64];
+        snprintf(what, sizeof what, "PEs disagree on %s", fields[f]);
+        if (g_P > 1) expect_create(&cfg, LC_ERR_MISMATCH, fields[f], pe, what);
+    }
+    /* Per-PE choices may differ. */
+    cfg = good;
+    cfg.threads = 1 + g_me % 2;
+    expect_create(&cfg, LC_OK, NULL, NULL, "threads differing per PE");
+    /* A length the layout cannot index is a bad argument with the current reason, not a
+     * stale message or "out of memory". */
+    cfg = good;
+    cfg.seq_len = (int64_t)1 << 40;
+    expect_create(&cfg, LC_ERR_ARG, "seq_len = 1099511627776", "too long", "seq_len 2^40");
+    cfg.seq_len = INT32_MAX; /* fits int32 but zigzag pads past it */
+    expect_create(&cfg, LC_ERR_ARG, "too long", NULL, "seq_len INT32_MAX, zigzag");
+    if (lc_cp_create(NULL, &good, NULL) != LC_ERR_ARG || !strstr(lc_cp_last_error(NULL), "team"))
+        FAIL("NULL team: '%s'", lc_cp_last_error(NULL));
+    /* NULL plans: an error with the current reason, never a crash. */
+    lc_cp_stats st;
+    memset(&st, 0x5a, sizeof st);
+    lc_cp_get_stats(NULL, &st);
+    lc_cp_reset_stats(NULL);
+    float x[8];
+    void *pk;
+    lc_cp_shard(NULL, 0, x, 4, x);
+    if (!strstr(lc_cp_last_error(NULL), "lc_cp_shard")) FAIL("lc_cp_shard(NULL): '%s'", lc_cp_last_error(NULL));
+    if (lc_cp_get_config(NULL) != NULL) FAIL("lc_cp_get_config(NULL) is not NULL");
+    if (st.calls != 0 || st.blocks_run != 0) FAIL("lc_cp_get_stats(NULL) did not zero the stats");
+    if (lc_cp_local_rows(NULL, 0) != -1 || !strstr(lc_cp_last_error(NULL), "lc_cp_local_rows: the plan is NULL"))
+        FAIL("lc_cp_local_rows(NULL): '%s'", lc_cp_last_error(NULL));
+    if (lc_cp_padded_rows(NULL) != -1 || lc_cp_global_pos(NULL, 0, 0) != -1 || lc_cp_local_index(NULL, 0, NULL) != -1)
+        FAIL("layout maps of a NULL plan");
+    if (lc_cp_set_algo(NULL, LC_CP_RING, LC_CP_ONE_SIDED) != LC_ERR_ARG ||
+        !strstr(lc_cp_last_error(NULL), "lc_cp_set_algo"))
+        FAIL("lc_cp_set_algo(NULL): '%s'", lc_cp_last_error(NULL));
+    if (lc_cp_kv_buffers(NULL, &pk, &pk) != LC_ERR_ARG || !strstr(lc_cp_last_error(NULL), "lc_cp_kv_buffers"))
+        FAIL("lc_cp_kv_buffers(NULL): '%s'", lc_cp_last_error(NULL));
+    if (lc_cp_forward(NULL, x, x, x, NULL, x, x) != LC_ERR_ARG || !strstr(lc_cp_last_error(NULL), "lc_cp_forward"))
+        FAIL("lc_cp_forward(NULL): '%s'", lc_cp_last_error(NULL));
+    if (lc_cp_backward(NULL, x, x, x, NULL, x, x, x, x, x, x) != LC_ERR_ARG ||
+        !strstr(lc_cp_last_error(NULL), "lc_cp_backward"))
+        FAIL("lc_cp_backward(NULL): '%s'", lc_cp_last_error(NULL));
+    if (lc_cp_destroy(NULL) != LC_OK) FAIL("lc_cp_destroy(NULL)");
+    /* One convention: every layer's last message on this thread is in one place. */
+    lc_attn_desc bad = {.sq = 1, .sk = 1, .hq = 3, .hkv = 2, .d = 64};
+    if (lc_attn_fwd_block(&bad, x, x, x, x, x) != LC_ERR_ARG || !strstr(lc_attn_last_error(), "hkv = 2") ||
+        strcmp(lc_attn_last_error(), lc_cp_last_error(NULL)) || strcmp(lc_attn_last_error(), lc_last_error(NULL)))
+        FAIL("attention error not in the thread's buffer: '%s' / '%s' / '%s'", lc_attn_last_error(),
+             lc_cp_last_error(NULL), lc_last_error(NULL));
+    if (lc_put(g_w, x, x, 4, 1 << 20) != LC_ERR_ARG || !strstr(lc_last_error(g_w), "out of range") ||
+        strcmp(lc_last_error(g_w), lc_attn_last_error()))
+        FAIL("runtime error not in the thread's buffer: '%s' / '%s'", lc_last_error(g_w), lc_attn_last_error());
+    /* After all that the world still works. */
+    lc_cp *cp;
+    cfg = good;
+    if (lc_cp_create(g_t, &cfg, &cp)) { FAIL("create after the errors: %s", lc_cp_last_error(NULL)); return 1; }
+    if (lc_cp_set_algo(cp, LC_CP_RING, (lc_cp_lowering)9) != LC_ERR_ARG || !strstr(lc_cp_last_error(cp), "lowering"))
+        FAIL("bad lowering accepted");
+    if (lc_cp_destroy(cp)) FAIL("destroy: %s", lc_last_error(g_w));
+    if (g_me == 0) printf("%s argument errors, disagreeing members, NULL plans (P=%d)\n", g_fail ? "FAIL" : "ok  ", g_P);
     return 0;
 }
 
@@ -609,11 +820,15 @@ int main(int argc, char **argv)
                           (unsigned long long)g_seed);
     int rc = 0;
     if (!strcmp(argv[1], "sweep")) rc = cmd_sweep(argc, argv);
+    else if (!strcmp(argv[1], "f32out")) rc = cmd_f32out();
     else if (!strcmp(argv[1], "stress")) rc = cmd_stress(argc > 2 ? atoi(argv[2]) : 100);
     else if (!strcmp(argv[1], "die")) {
         if (argc < 4) return 2;
         rc = cmd_die(atoi(argv[2]), argv[3], argc > 4 ? argv[4] : "one_sided");
         return rc; /* the world is broken on purpose: no finalize */
+    } else if (!strcmp(argv[1], "badarg")) {
+        if (argc < 5) return 2;
+        return cmd_badarg(atoi(argv[2]), argv[3], argv[4]); /* the world is aborted: no finalize */
     } else if (!strcmp(argv[1], "errors")) rc = cmd_errors();
     else if (!strcmp(argv[1], "teams")) rc = cmd_teams();
     else {

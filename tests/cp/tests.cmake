@@ -37,3 +37,26 @@ foreach(_d "3;1;exit;one_sided" "4;2;kill;zero_copy" "2;0;kill;two_sided")
                    ${_p} ${_v} ${_how} ${_low})
   set_tests_properties(cp_die_p${_p}_${_how}_${_low} PROPERTIES LABELS cp TIMEOUT 120 SKIP_RETURN_CODE 77)
 endforeach()
+lc_cp_test(cp_p2_f32out 2 f32out)
+# One PE's bad argument in a collective call fails every PE fast, with the reason.
+foreach(_d "3;1;q;one_sided;q is NULL" "2;0;doc;zero_copy;doc is NULL" "3;2;dout;two_sided;dout is NULL"
+           "2;1;q;allgather;q is NULL")
+  list(GET _d 0 _p)
+  list(GET _d 1 _v)
+  list(GET _d 2 _what)
+  list(GET _d 3 _low)
+  list(GET _d 4 _reason)
+  add_test(NAME cp_badarg_p${_p}_${_what}_${_low}
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/badarg.sh $<TARGET_FILE:longctx> $<TARGET_FILE:test_cp>
+                   ${_p} ${_v} ${_what} ${_low} "${_reason}")
+  set_tests_properties(cp_badarg_p${_p}_${_what}_${_low} PROPERTIES LABELS cp TIMEOUT 120)
+endforeach()
+lc_cp_test(cp_p1_f32out 1 f32out)
+
+# Steady state of a plan: no allocation, no thread start per forward/backward (counted).
+add_executable(test_cp_steady ${CMAKE_CURRENT_LIST_DIR}/test_cp_steady.c
+               ${CMAKE_CURRENT_LIST_DIR}/../common/alloc_count.c)
+target_link_libraries(test_cp_steady PRIVATE longctx_lib ${CMAKE_DL_LIBS})
+target_include_directories(test_cp_steady PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/tests)
+add_test(NAME cp_p2_steady COMMAND $<TARGET_FILE:longctx> launch -n 2 -- $<TARGET_FILE:test_cp_steady>)
+set_tests_properties(cp_p2_steady PROPERTIES LABELS cp TIMEOUT 120)

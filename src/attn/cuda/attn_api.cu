@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../../common/err.h"
 #include "attn_check.h"
 #include "attn_cuda.cuh"
 #include "attn_small.cuh"
@@ -13,14 +14,14 @@
 
 using namespace lcg;
 
-static thread_local char g_err[512];
-
-extern "C" const char *lc_gpu_last_error(void) { return g_err; }
+// The one error convention (src/common/err.h): the GPU entry points have no handle, so
+// their messages go to the calling thread's buffer, which lc_attn_last_error reads too.
+extern "C" const char *lc_gpu_last_error(void) { return lc__thread_error(); }
 
 int lcg_fail(int status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_err, sizeof g_err, fmt, ap);
+    lc__vfail_in(NULL, 0, status, fmt, ap);
     va_end(ap);
     return status;
 }

@@ -1,0 +1,27 @@
+/* The error convention shared by every layer (err.h). */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/err.h"
+
+static _Thread_local char g_thread_err[LC_ERR_LEN];
+
+int lc__vfail_in(char *buf, size_t len, int status, const char *fmt, va_list ap)
+{
+    char msg[LC_ERR_LEN]; /* the arguments may point into either buffer */
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (buf && len) snprintf(buf, len, "%s", msg);
+    memcpy(g_thread_err, msg, sizeof msg);
+    return status;
+}
+
+int lc__fail_in(char *buf, size_t len, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    lc__vfail_in(buf, len, status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+const char *lc__thread_error(void) { return g_thread_err; }

@@ -1,0 +1,3 @@
+# Pieces every layer shares: the error convention (err.h).
+list(APPEND LONGCTX_SOURCES
+  src/common/err.c)
