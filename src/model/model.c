@@ -261,10 +261,8 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
         if (real < 1)
             return fail_create(NULL, LC_ERR_ARG,
                                "lc_model_create: run.seq_len = %lld is too short for the %s "
-                               "layout over %d PEs (PE %d would hold no token; need at least "
-                               "%d tokens)",
-                               (long long)run->seq_len, lc_cp_layout_name(run->layout), P, pe,
-                               run->layout == LC_CP_ZIGZAG ? 2 * P - 1 : P);
+                               "layout over %d PEs (PE %d would hold no token)",
+                               (long long)run->seq_len, lc_cp_layout_name(run->layout), P, pe);
     }
 
     lc_model *m = calloc(1, sizeof *m);
