@@ -92,7 +92,10 @@ size_t lc_model_memory_bytes(const lc_model_config *c, const lc_model_run *r, in
                                 : per_layer * c->n_layers;
     double scratch = 4.0 * (3 * c->dim + 2 * kvdim + 2.0 * c->dim + 5.0 * c->ffn_dim + 2 * kvdim)
                      + es * c->dim;
+    double chunk = (double)((4u << 20) / (unsigned)c->vocab);
+    if (chunk < 16) chunk = 16;
+    if (chunk > rows) chunk = rows;
     double bytes = params * 4.0 * (r->compute == LC_DT_BF16 ? 3.0 : 2.0)
-                   + rows * (saved + scratch + 16.0 + 4.0 * hd) + 16.0 * (1 << 22);
+                   + rows * (saved + scratch + 16.0 + 4.0 * hd) + chunk * c->vocab * 4.0;
     return (size_t)bytes;
 }
