@@ -50,6 +50,7 @@ void lc_model__linear_bwd_dx(const float *dy, const float *w, int rows, int in, 
                              float *dx, int accumulate);
 void lc_model__linear_bwd_dw(const float *dy, const float *x, int rows, int in, int out,
                              float *dw);
+int lc_model__blas_init(void); /* loads OpenBLAS once; -1: lc_model_blas_info says why */
 void lc_model__blas_threads(int n);
 void lc_model__round_bf16(float *x, size_t n); /* in place: values become bf16-representable */
 void lc_model__to_bf16(const float *x, size_t n, uint16_t *out);

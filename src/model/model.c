@@ -253,6 +253,8 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.lowering = %d is unknown",
                            (int)run->lowering);
 
+    if (lc_model__blas_init())
+        return fail_create(NULL, LC_ERR_UNSUPPORTED, "lc_model_create: %s", lc_model_blas_info());
     int P = lc_team_n_pes(run->cp_team), me = lc_team_my_pe(run->cp_team);
     /* every PE must own a real token: the layout needs seq_len >= its chunk count */
     for (int pe = 0; pe < P; pe++) {

@@ -262,6 +262,11 @@ static void t_linear(void)
     for (size_t i = 0; i < nx; i++) x[i] = frand(1), dx[i] = NAN;
     for (size_t i = 0; i < nw; i++) w[i] = frand(1);
     for (size_t i = 0; i < ny; i++) dy[i] = frand(1), y[i] = NAN;
+    if (lc_model__blas_init()) {
+        printf("FAIL %s\n", lc_model_blas_info());
+        g_fail++;
+        return;
+    }
     lc_model__blas_threads(1);
     lc_model__linear_fwd(x, w, rows, in, out, y, 0);
     double *yd = calloc(ny, sizeof(double));

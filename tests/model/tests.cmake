@@ -30,3 +30,7 @@ lc_model_test(model_cp_p2_s300 2 cp 300)
 lc_model_test(model_cp_p3_s300 3 cp 300)
 add_test(NAME model_mem_cp COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mem.sh $<TARGET_FILE:longctx> $<TARGET_FILE:test_model> 4096)
 set_tests_properties(model_mem_cp PROPERTIES LABELS model TIMEOUT 300)
+
+# The step benchmark (not a test): bench/model/bench_model.c
+add_executable(bench_model ${CMAKE_SOURCE_DIR}/bench/model/bench_model.c)
+target_link_libraries(bench_model PRIVATE longctx_lib)
