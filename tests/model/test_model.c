@@ -276,6 +276,7 @@ static void cmd_cp(int S)
         lc_model_destroy(one);
         free_inputs(&in);
     }
+    lc_team_destroy(self);
     if (g_me == 0)
         printf("%s cp P=%d S=%d: 3 layouts x 4 lowerings x doc mask; worst loss rel err %.2g, "
                "worst grad rel err %.2g (tol 1e-5); lowerings bit-identical\n",
