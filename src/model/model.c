@@ -208,7 +208,12 @@ static int fail_create(lc_model *m, int rc, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(g_create_err, sizeof g_create_err, fmt, ap);
     va_end(ap);
-    if (m && m->cp) lc_cp_destroy(m->cp);
+    if (m && m->cp) {
+        /* the plan exists on every member; a failure after it is this PE's alone (memory),
+         * so peers must not wait in a collective destroy: take the world down instead */
+        if (m->P > 1) lc_world_abort(m->w, g_create_err);
+        else lc_cp_destroy(m->cp);
+    }
     free_model(m);
     return rc;
 }
