@@ -6,6 +6,7 @@
  * about 4x below what the AVX-512 kernels reach here. Unless the user set OPENBLAS_CORETYPE,
  * we set it from cpuid (AVX512-BF16: Cooperlake, AVX-512: SkylakeX, AVX2: Haswell) before
  * the library loads. A library that knows the CPU picks the same family anyway.
+ * (Both settings are only defaults: variables the user set win.)
  *
  * bf16 compute: Debian's OpenBLAS is built without BUILD_BFLOAT16 (no cblas_sbgemm symbol),
  * so the bf16 path rounds the operands to bf16 values and multiplies them with sgemm: the
@@ -58,6 +59,9 @@ static void blas_load(void)
     const char *forced = getenv("OPENBLAS_CORETYPE");
     const char *pick = forced ? NULL : pick_coretype();
     if (pick) setenv("OPENBLAS_CORETYPE", pick, 0);
+    /* idle BLAS workers spin ~2^28 cycles before sleeping, taking the core from the attention
+     * threads that run between GEMMs; 2^4 makes them sleep at once (a GEMM wakes them) */
+    setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0);
     /* the soname follows the system's choice (Debian alternatives); the path found at
      * configure time is the fallback */
     void *h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
