@@ -115,12 +115,14 @@ struct lc_model {
     float *dq, *dk, *dv; /* fp32 attention grads */
     void *datt;    /* [rows, qdim] dout for attention in compute dtype */
     float *logits; /* [chunk, vocab] */
-    int chunk;
+    int chunk, chunk_alloc; /* LM head rows per chunk (in use, allocated) */
 
     lc_model_times t;
     char err[512];
 };
 
 double lc_model__now(void);
+/* Tests: a smaller LM-head chunk so the chunked loss path runs at small shapes. */
+void lc_model__set_loss_chunk(lc_model *m, int rows);
 
 #endif

@@ -316,7 +316,7 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
     /* LM head rows per chunk: logits of one chunk stay <= 4 Mi floats (16 MiB) */
     int chunk = (int)((4u << 20) / (unsigned)cfg->vocab);
     if (chunk < 16) chunk = 16;
-    m->chunk = chunk < m->rows ? chunk : m->rows;
+    m->chunk = m->chunk_alloc = chunk < m->rows ? chunk : m->rows;
 
     carver cv = {NULL, 0};
     layout_arena(m, &cv);

@@ -192,6 +192,8 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
                             (long long)i, targets[i], c->vocab);
         n_real += targets[i] >= 0;
     }
+    /* the BLAS thread count is per process: models with different counts may share one */
+    lc_model__blas_threads(m->run.threads);
     lc_cp_shard(m->cp, m->me, tokens, sizeof(int32_t), m->tok);
     lc_cp_shard(m->cp, m->me, targets, sizeof(int32_t), m->tgt);
     if (m->run.doc_mask) lc_cp_shard(m->cp, m->me, doc, sizeof(int32_t), m->doc);
@@ -245,3 +247,9 @@ void lc_model_get_times(const lc_model *m, lc_model_times *t)
 }
 
 void lc_model_reset_times(lc_model *m) { memset(&m->t, 0, sizeof m->t); }
+
+void lc_model__set_loss_chunk(lc_model *m, int rows)
+{
+    int max = m->chunk_alloc;
+    m->chunk = rows < 1 ? 1 : rows > max ? max : rows;
+}
