@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "longctx/model.h"
+#include "model/internal.h"
 
 int lc_model_preset(const char *name, lc_model_config *out)
 {
@@ -94,7 +94,7 @@ size_t lc_model_memory_bytes(const lc_model_config *c, const lc_model_run *r, in
                                 : per_layer * c->n_layers;
     double scratch = 4.0 * (3 * c->dim + 2 * kvdim + 2.0 * c->dim + 5.0 * c->ffn_dim + 2 * kvdim)
                      + es * c->dim;
-    double chunk = (double)((4u << 20) / (unsigned)c->vocab);
+    double chunk = (double)(LC_MODEL__LOGITS_MAX / (unsigned)c->vocab);
     if (chunk < 16) chunk = 16;
     if (chunk > rows) chunk = rows;
     double bytes = params * 4.0 * (r->compute == LC_DT_BF16 ? 3.0 : 2.0)

@@ -58,6 +58,8 @@ void lc_model__from_bf16(const uint16_t *x, size_t n, float *out);
 
 /* ---- the model ---- */
 
+#define LC_MODEL__LOGITS_MAX (8u << 20) /* floats of one LM-head chunk of logits */
+
 typedef struct {
     /* parameter offsets (floats) */
     size_t ln1, wqkv, wo, ln2, wgu, wdown;

@@ -313,8 +313,9 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
         return fail_create(m, LC_ERR_SYS, "lc_model_create: out of memory for %zu parameters",
                            m->n_params);
 
-    /* LM head rows per chunk: logits of one chunk stay <= 4 Mi floats (16 MiB) */
-    int chunk = (int)((4u << 20) / (unsigned)cfg->vocab);
+    /* LM head rows per chunk: logits of one chunk stay <= 8 Mi floats (32 MiB), so at
+     * Llama 3 vocab (128256) a chunk is 65 rows: big enough for an efficient GEMM */
+    int chunk = (int)(LC_MODEL__LOGITS_MAX / (unsigned)cfg->vocab);
     if (chunk < 16) chunk = 16;
     m->chunk = m->chunk_alloc = chunk < m->rows ? chunk : m->rows;
 
