@@ -32,8 +32,9 @@ void lc_model__rope_apply(float *x, int rows, int heads, int hd, const float *co
 
 /* SwiGLU on h [rows, 2*ffn] = [gate | up] per row: act = silu(gate) * up, act [rows, ffn]. */
 void lc_model__swiglu_fwd(const float *h, int rows, int ffn, float *act);
-/* dh [rows, 2*ffn] from dact [rows, ffn]. */
-void lc_model__swiglu_bwd(const float *h, const float *dact, int rows, int ffn, float *dh);
+/* In: dact in the up half of dh ([rows, 2*ffn], columns ffn..2ffn). Out: dh = [dgate | dup]
+ * and act = silu(gate) * up (as the forward computes it). */
+void lc_model__swiglu_bwd(const float *h, float *dh, float *act, int rows, int ffn);
 
 /* Cross-entropy on logits [rows, vocab] in place: returns the sum over rows whose target is
  * >= 0 of -log softmax[target]; with grad the logits are overwritten with
@@ -48,6 +49,9 @@ void lc_model__linear_fwd(const float *x, const float *w, int rows, int in, int 
 /* dx (+= when accumulate) = dy W ; dw += dy^T x */
 void lc_model__linear_bwd_dx(const float *dy, const float *w, int rows, int in, int out,
                              float *dx, int accumulate);
+/* The same with a row stride ldx >= in for dx (writes into a wider buffer's columns). */
+void lc_model__linear_bwd_dx_ld(const float *dy, const float *w, int rows, int in, int out,
+                                float *dx, int ldx);
 void lc_model__linear_bwd_dw(const float *dy, const float *x, int rows, int in, int out,
                              float *dw);
 int lc_model__blas_init(void); /* loads OpenBLAS once; -1: lc_model_blas_info says why */

@@ -124,6 +124,14 @@ void lc_model__linear_bwd_dx(const float *dy, const float *w, int rows, int in, 
                 accumulate ? 1.0f : 0.0f, dx, in);
 }
 
+void lc_model__linear_bwd_dx_ld(const float *dy, const float *w, int rows, int in, int out,
+                                float *dx, int ldx)
+{
+    if (rows <= 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, out, 1.0f, dy, out, w, in,
+                0.0f, dx, ldx);
+}
+
 void lc_model__linear_bwd_dw(const float *dy, const float *x, int rows, int in, int out,
                              float *dw)
 {
