@@ -60,6 +60,17 @@ __attribute__((target("avx512f,fma"))) static double peak_avx512(void)
 }
 #undef F
 
+static long hwm_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) v = atol(line + 6);
+    if (f) fclose(f);
+    return v;
+}
+
 static int cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -136,11 +147,13 @@ int main(int argc, char **argv)
         printf("model %s seq %ld P %d threads %d %s%s: step %.3f s (median of %d), %.0f tokens/s, "
                "%.1f GFLOP/s per PE, peak %.1f GFLOP/s/core -> MFU %.1f%%; split matmul %.0f%% "
                "attn %.0f%% comm %.0f%% other %.0f%%; loss %.4f\n"
-               "  CPU time %.3f s per step -> MFU by CPU time %.1f%% (robust to other load)\n",
+               "  CPU time %.3f s per step -> MFU by CPU time %.1f%% (robust to other load); "
+               "peak memory (VmHWM) %.1f MiB on PE 0\n",
                model, seq, P, threads, bf16 ? "bf16" : "fp32", recompute ? " recompute" : "", med,
                steps, seq / med, fl / med * 1e-9, peak, 100.0 * fl / med / (peak * 1e9 * threads),
                100 * tm.matmul_s / tot, 100 * tm.attn_s / tot, 100 * tm.comm_s / tot,
-               100 * tm.other_s / tot, loss, cpu, 100.0 * fl / cpu / (peak * 1e9));
+               100 * tm.other_s / tot, loss, cpu, 100.0 * fl / cpu / (peak * 1e9),
+               hwm_kib() / 1024.0);
     }
     lc_model_destroy(m);
     lc_world_finalize(w);
