@@ -358,10 +358,18 @@ static void cmd_bf16(void)
     MUST(b, lc_model_forward_backward(b, in.tok, in.tgt, in.doc, 1.0f, &lb));
     const char *wn;
     double le = fabs(lb - la) / fabs(la), ge = grad_err(a, lc_model_grads(b), lc_model_grads(a), &wn);
-    int ok = le < 1e-2 && ge < 3e-2;
-    printf("%s bf16 (%s) vs fp32: loss %.6f vs %.6f rel err %.2g (tol 1e-2); worst grad rel err "
-           "%.2g (%s) (tol 3e-2)\n",
-           ok ? "ok  " : "FAIL", lc_model_bf16_gemm_name(), lb, la, le, ge, wn);
+    /* End to end, not a kernel check: every GEMM/attention input is rounded (2^-9 relative
+     * each) through 2 layers forward and back; over 20 seeds the whole-gradient error was
+     * 0.006-0.008 and the worst tensor's 0.010-0.012, so the bounds are 2e-2 and 5e-2. */
+    double num = 0, den = 0;
+    const float *ga = lc_model_grads(a), *gb = lc_model_grads(b);
+    for (size_t i = 0; i < lc_model_n_params(a); i++)
+        num += ((double)gb[i] - ga[i]) * ((double)gb[i] - ga[i]), den += (double)ga[i] * ga[i];
+    double all = isfinite(num) ? sqrt(num / den) : INFINITY;
+    int ok = le < 1e-2 && all < 2e-2 && ge < 5e-2;
+    printf("%s bf16 (%s) vs fp32: loss %.6f vs %.6f rel err %.2g (tol 1e-2); all grads rel err "
+           "%.2g (tol 2e-2); worst tensor %.2g (%s) (tol 5e-2)\n",
+           ok ? "ok  " : "FAIL", lc_model_bf16_gemm_name(), lb, la, le, all, ge, wn);
     if (!ok) g_fail++;
     /* and it really rounds: not bit-identical to fp32 */
     if (lb == la) FAIL("bf16 loss is identical to fp32: the bf16 path does not round");
