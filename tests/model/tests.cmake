@@ -1,0 +1,40 @@
+# Model tests (label model): per-layer gradient checks, the whole model against a float64
+# reference, CP equivalence over layouts and lowerings, bf16, errors, peak memory vs CP.
+add_executable(test_model_layers ${CMAKE_CURRENT_LIST_DIR}/test_layers.c)
+target_link_libraries(test_model_layers PRIVATE longctx_lib)
+target_include_directories(test_model_layers PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/tests ${CMAKE_SOURCE_DIR}/src)
+
+foreach(_sec embed rmsnorm rope swiglu linear ce attn)
+  add_test(NAME model_layer_${_sec} COMMAND test_model_layers ${_sec})
+  set_tests_properties(model_layer_${_sec} PROPERTIES LABELS model TIMEOUT 120)
+endforeach()
+
+add_executable(test_model ${CMAKE_CURRENT_LIST_DIR}/test_model.c)
+target_link_libraries(test_model PRIVATE longctx_lib)
+target_include_directories(test_model PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/tests ${CMAKE_SOURCE_DIR}/src ${CMAKE_CURRENT_LIST_DIR}/..)
+
+function(lc_model_test name pes)
+  add_test(NAME ${name} COMMAND $<TARGET_FILE:longctx> launch -n ${pes} -- $<TARGET_FILE:test_model> ${ARGN})
+  set_tests_properties(${name} PROPERTIES LABELS model TIMEOUT 300)
+endfunction()
+add_test(NAME model_ref COMMAND test_model ref)
+add_test(NAME model_bf16 COMMAND test_model bf16)
+add_test(NAME model_errors COMMAND test_model errors)
+set_tests_properties(model_ref model_bf16 model_errors PROPERTIES LABELS model TIMEOUT 120)
+foreach(_p 1 2 3 4)
+  lc_model_test(model_cp_p${_p} ${_p} cp)
+endforeach()
+lc_model_test(model_errors_p3 3 errors)
+# several 64-row attention tiles per PE
+lc_model_test(model_cp_p2_s300 2 cp 300)
+lc_model_test(model_cp_p3_s300 3 cp 300)
+add_test(NAME model_mem_cp COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mem.sh $<TARGET_FILE:longctx> $<TARGET_FILE:test_model> 4096)
+set_tests_properties(model_mem_cp PROPERTIES LABELS model TIMEOUT 300)
+
+# The step benchmark (not a test): bench/model/bench_model.c
+add_executable(bench_model ${CMAKE_SOURCE_DIR}/bench/model/bench_model.c)
+target_link_libraries(bench_model PRIVATE longctx_lib)
+# head_dim 128, one KV head, odd vocab and ffn
+lc_model_test(model_cp_p3_wide 3 cp 150 wide)
+add_test(NAME model_ref_wide COMMAND test_model ref wide)
+set_tests_properties(model_ref_wide PROPERTIES LABELS model TIMEOUT 120)
