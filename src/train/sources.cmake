@@ -1,0 +1,10 @@
+list(APPEND LONGCTX_SOURCES
+  src/train/error.c
+  src/train/tokfile.c
+  src/train/byte_tok.c
+  src/train/loader.c
+  src/train/adamw.c
+  src/train/mesh.c
+  src/train/metrics.c
+  src/train/png.c
+  src/train/plot.c)
