@@ -48,6 +48,16 @@ void lc_byte_encode(const char *text, size_t n, int32_t *out);
 /* Writes printable text for tokens (non-printing bytes as '.'); returns chars written. */
 size_t lc_byte_decode(const int32_t *tokens, size_t n, char *out, size_t cap);
 
+/* ---- corpus (prepare-data) ---- */
+/* Plain text of an HTML page: tags dropped (script/style/comments with their content),
+ * entities decoded to UTF-8, whitespace collapsed, block tags as line breaks; only the Sphinx
+ * main body when the page marks one. out needs n + 8 bytes. Returns the length. */
+size_t lc_html_to_text(const char *in, size_t n, char *out);
+typedef struct { int64_t docs, html_bytes, train_tokens, val_tokens; } lc_corpus_stats;
+/* Every *.html under src_dir (sorted) as one document; every val_every-th to val.bin, the
+ * rest to train.bin in out_dir (byte tokens, each document ended by LC_BYTE_DOC_SEP). */
+int lc_corpus_build(const char *src_dir, const char *out_dir, int val_every, lc_corpus_stats *st);
+
 /* ---- data loader ----
  * Sample g of the global stream is a window of seq_len + 1 tokens starting at w * seq_len,
  * where w is the (g mod n_windows)-th entry of a permutation of the windows seeded by

@@ -2,6 +2,7 @@ list(APPEND LONGCTX_SOURCES
   src/train/error.c
   src/train/tokfile.c
   src/train/byte_tok.c
+  src/train/corpus.c
   src/train/loader.c
   src/train/adamw.c
   src/train/mesh.c

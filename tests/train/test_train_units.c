@@ -319,6 +319,59 @@ static void test_png(void)
     free(b);
 }
 
+static void test_html(void)
+{
+    const char *html =
+        "<html><head><title>Nav</title><style>p { x }</style><script>var a = '<p>';</script></head>"
+        "<body><div class=\"related\">NAVIGATION</div><div class=\"body\" role=\"main\">"
+        "<h1>Lists &amp; tuples&#182;</h1><!-- a <b>comment</b> -->\n<p>A  list\n   is &lt;mutable&gt;"
+        "&nbsp;&#x2014; see <a href=\"x\">here</a>.</p><pre>x = 1\n  y = 2</pre><p>&bogus; end</p></div>"
+        "<div class=\"sphinxsidebar\">SIDEBAR</div></body></html>";
+    char out[1024];
+    size_t n = lc_html_to_text(html, strlen(html), out);
+    out[n] = 0;
+    const char *want = "Lists & tuples\xc2\xb6\n\nA list is <mutable> \xe2\x80\x94 see here.\n\n"
+                       "x = 1\n  y = 2\n\n&bogus; end\n";
+    CHECK(!strcmp(out, want), "html_to_text gave [%s]\nwant [%s]", out, want);
+}
+
+/* The real corpus: python3-doc's HTML to token files that open clean with vocab 256. */
+static int test_corpus(void)
+{
+    const char *src = "/usr/share/doc/python3-doc/html";
+    struct stat st;
+    if (stat(src, &st)) {
+        printf("SKIP: %s is missing (apt-get install python3-doc; scripts/setup.sh installs it)\n", src);
+        return 77;
+    }
+    lc_corpus_stats cs;
+    CHECK(lc_corpus_build(src, g_dir, 20, &cs) == 0, "%s", lc_train_last_error());
+    CHECK(cs.docs > 100 && cs.train_tokens > 1000000 && cs.val_tokens > 50000, "corpus too small: %lld docs, %lld/%lld tokens",
+          (long long)cs.docs, (long long)cs.train_tokens, (long long)cs.val_tokens);
+    char p[512];
+    path_in(p, sizeof p, "train.bin");
+    lc_tokfile *f;
+    CHECK(lc_tokfile_open(p, 256, 16385, &f) == 0, "%s", lc_train_last_error());
+    CHECK(lc_tokfile_n_tokens(f) == cs.train_tokens, "tokens");
+    /* English: spaces and the letter e are the most common bytes, no markup survives. */
+    int64_t n = lc_tokfile_n_tokens(f), cnt[256] = {0};
+    int32_t *t = malloc((size_t)n * sizeof *t);
+    lc_tokfile_read(f, 0, n, t);
+    int64_t lt = 0;
+    for (int64_t i = 0; i < n; i++) {
+        cnt[t[i]]++;
+        lt += i + 3 < n && t[i] == '<' && t[i + 1] == 'd' && t[i + 2] == 'i' && t[i + 3] == 'v';
+    }
+    CHECK(cnt[' '] > n / 10 && cnt['e'] > n / 30, "not English text: %lld spaces, %lld e in %lld", (long long)cnt[' '],
+          (long long)cnt['e'], (long long)n);
+    CHECK(lt < 20, "%lld '<div' left in the text (the pages have ~27000; a few are examples)", (long long)lt);
+    printf("  corpus: %lld pages, %lld train / %lld val tokens\n", (long long)cs.docs, (long long)cs.train_tokens,
+           (long long)cs.val_tokens);
+    free(t);
+    lc_tokfile_close(f);
+    return 0;
+}
+
 static void test_mesh(void)
 {
     lc_world *w;
@@ -369,6 +422,11 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[1], "adamw")) test_adamw();
     else if (!strcmp(argv[1], "png")) test_png();
     else if (!strcmp(argv[1], "mesh")) test_mesh();
+    else if (!strcmp(argv[1], "html")) test_html();
+    else if (!strcmp(argv[1], "corpus")) {
+        int rc = test_corpus();
+        if (rc) return rc;
+    }
     else {
         fprintf(stderr, "unknown test %s\n", argv[1]);
         return 2;
