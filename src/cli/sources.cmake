@@ -3,7 +3,8 @@ set(LONGCTX_CLI_SOURCES
   src/cli/launch_cmd.c
   src/cli/bench_permute.c
   src/cli/bench_util.c
-  src/cli/prepare_cmd.c)
+  src/cli/prepare_cmd.c
+  src/cli/peak.c)
 # Layers that have landed add their bench commands here.
 if(EXISTS ${CMAKE_SOURCE_DIR}/src/cli/bench_attn.c)
   list(APPEND LONGCTX_CLI_SOURCES src/cli/bench_attn.c)
