@@ -8,6 +8,10 @@ need=()
 for tool in cmake gcc make python3; do
     command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
+# OpenBLAS for the model's linear layers (src/model): Debian's cblas.h lives under openblas-*.
+if ! ls /usr/include/*/openblas-pthread/cblas.h /usr/include/openblas/cblas.h >/dev/null 2>&1; then
+    need+=(libopenblas-dev)
+fi
 if [ ${#need[@]} -gt 0 ]; then
     pkgs=()
     for t in "${need[@]}"; do

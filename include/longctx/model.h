@@ -1,0 +1,129 @@
+/* longctx model: a Llama-3-architecture decoder (llm.c style) over context parallelism.
+ *
+ * Token embedding, per layer [RMSNorm, GQA attention with RoPE through lc_cp, residual,
+ * RMSNorm, SwiGLU MLP, residual], final RMSNorm, untied LM head, mean cross-entropy.
+ * Parameters and gradients are flat fp32 buffers with named views (one tensor table with the
+ * Hugging Face Llama names drives init, names and checkpoints); activations live in one
+ * arena sized at create from this PE's share of the sequence; a step allocates nothing.
+ *
+ * Weights follow transformers' LlamaForCausalLM exactly: Linear weights are [out, in]
+ * (y = x W^T), RoPE is rotate_half over the two halves of each head with inv_freq and the
+ * angle pos * inv_freq computed in fp32 like transformers, so a checkpoint gives the same
+ * logits there. RoPE positions are the GLOBAL token positions of the CP layout.
+ *
+ * Errors return lc_status codes (symm.h) with a message in lc_model_last_error(); a failure
+ * inside a collective aborts the world with its reason.
+ */
+#ifndef LONGCTX_MODEL_H
+#define LONGCTX_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "longctx/cp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    int n_layers, dim, n_heads, n_kv_heads, ffn_dim, vocab; /* head_dim = dim / n_heads */
+    float rope_theta, norm_eps;
+    int64_t max_seq; /* max_position_embeddings (checkpoint metadata; seq_len <= max_seq) */
+} lc_model_config;
+
+/* "tiny" (tests), "small" (trains on 2 cores at 16K+), "llama3-8b" (shapes/memory only).
+ * Returns LC_ERR_ARG for an unknown name. */
+int lc_model_preset(const char *name, lc_model_config *out);
+/* Validates a config; on error returns LC_ERR_ARG and writes a message naming the field. */
+int lc_model_config_check(const lc_model_config *cfg, char *err, size_t errlen);
+
+typedef struct {
+    lc_team *cp_team;  /* the CP team this PE computes with (a world team of one for CP=1) */
+    int64_t seq_len;   /* global tokens per sequence (a micro-batch is one sequence) */
+    lc_cp_layout layout;
+    lc_cp_algo cp_algo;
+    lc_cp_lowering lowering;
+    lc_dtype compute;  /* LC_DT_F32, or LC_DT_BF16: matmul/attention inputs rounded to bf16 */
+    int doc_mask;      /* packed-document masking: doc ids passed to every step */
+    int threads;       /* BLAS + attention threads of this PE (its cores); <= 0: 1 */
+    int recompute;     /* keep only layer inputs; recompute each layer in backward */
+} lc_model_run;
+
+typedef struct {
+    const char *name; /* HF Llama name, e.g. model.layers.0.self_attn.q_proj.weight */
+    int ndim;         /* 1 or 2 */
+    int64_t shape[2]; /* [out, in] for Linear/embedding weights, [dim] for norms */
+    size_t offset;    /* floats into the flat parameter (and gradient) buffer */
+    size_t numel;
+    int decay;        /* 1 for matrices (weight decay applies), 0 for norm weights */
+} lc_model_tensor;
+
+typedef struct lc_model lc_model;
+
+/* Collective over run->cp_team. Validates everything first (config fields, heads
+ * divisibility, seq_len vs the layout: every PE must own at least one token), then allocates
+ * parameters, gradients and the activation arena once. Sets the BLAS threads of this process
+ * to run->threads. On failure *out is NULL and the message is in lc_model_last_error(NULL). */
+int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_model **out);
+int lc_model_destroy(lc_model *m); /* collective */
+/* NULL m: the message of the last lc_model_create failure on this thread. */
+const char *lc_model_last_error(const lc_model *m);
+const lc_model_config *lc_model_get_config(const lc_model *m);
+const lc_model_run *lc_model_get_run(const lc_model *m);
+
+size_t lc_model_n_params(const lc_model *m);
+float *lc_model_params(lc_model *m); /* flat fp32 master weights */
+float *lc_model_grads(lc_model *m);  /* flat fp32 gradients, same layout */
+int lc_model_n_tensors(const lc_model *m);
+const lc_model_tensor *lc_model_tensor_at(const lc_model *m, int i);
+int lc_model_find_tensor(const lc_model *m, const char *name); /* index or -1 */
+/* Deterministic from seed alone (same on every PE): Linear and embedding weights N(0, 0.02),
+ * o_proj/down_proj N(0, 0.02/sqrt(2*n_layers)), norm weights 1. */
+int lc_model_init_params(lc_model *m, uint64_t seed);
+void lc_model_zero_grads(lc_model *m);
+
+/* This PE's share of the sequence under the layout (real rows, and their global positions). */
+int lc_model_local_rows(const lc_model *m);
+const int32_t *lc_model_local_pos(const lc_model *m);
+
+/* tokens, targets: the WHOLE global sequence [seq_len] on every PE (int32; tokens in
+ * [0, vocab); target -1 = ignore, e.g. padding or a document's last token); doc: [seq_len]
+ * doc ids (required iff run->doc_mask, else ignored). The model shards with the CP layout.
+ * *loss = mean CE over all real targets of the global sequence, identical on every CP member
+ * (0 when there is none). Gradients of (loss * grad_scale) are ADDED to grads; they are this
+ * PE's partial sums: the caller all-reduces grads (sum) over the CP x DP team.
+ * Collective over the CP team. */
+int lc_model_forward_backward(lc_model *m, const int32_t *tokens, const int32_t *targets,
+                              const int32_t *doc, float grad_scale, float *loss);
+/* Eval only: no gradients touched. */
+int lc_model_forward(lc_model *m, const int32_t *tokens, const int32_t *targets,
+                     const int32_t *doc, float *loss);
+
+/* Model FLOPs per token of one forward+backward (for MFU), with N = matmul parameters
+ * (all Linear weights incl. the LM head, not the embedding, not norms):
+ *   6*N + 6 * n_layers * dim * seq_len     (attention QK^T and PV: 2 matmuls * 2*dim*S
+ *                                            per token, x3 for fwd+bwd, halved for causal)
+ * i.e. 6N + 12*L*dim*S/2. */
+double lc_model_flops_per_token(const lc_model_config *cfg, int64_t seq_len);
+/* Bytes the model holds on one PE for a run (params, grads, activation arena), an estimate
+ * for planning; the measured peak comes from the OS. */
+size_t lc_model_memory_bytes(const lc_model_config *cfg, const lc_model_run *run, int cp_pes);
+
+/* Wall time split of this PE since the last reset. attn_s is time inside the attention
+ * kernels, comm_s the time inside the CP communication (both from lc_cp stats), matmul_s
+ * inside BLAS calls, other_s the rest of the step calls (norms, RoPE, SwiGLU, softmax,
+ * loss all-reduce). */
+typedef struct {
+    double matmul_s, attn_s, comm_s, other_s, total_s;
+    long steps;
+} lc_model_times;
+void lc_model_get_times(const lc_model *m, lc_model_times *t);
+void lc_model_reset_times(lc_model *m);
+/* Which bf16 matmul path this build uses: "sbgemm" (OpenBLAS bf16 GEMM) or "sgemm-rounded". */
+const char *lc_model_bf16_gemm_name(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,98 @@
+/* Model configs: presets, validation, the FLOP count and a memory estimate. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "longctx/model.h"
+
+int lc_model_preset(const char *name, lc_model_config *out)
+{
+    if (!name || !out) return LC_ERR_ARG;
+    lc_model_config c = {0};
+    if (!strcmp(name, "tiny")) {
+        /* head_dim 16 is the smallest the attention kernels take; GQA 2:1 */
+        c = (lc_model_config){.n_layers = 2, .dim = 64, .n_heads = 4, .n_kv_heads = 2,
+                              .ffn_dim = 128, .vocab = 256, .rope_theta = 10000.0f,
+                              .norm_eps = 1e-5f, .max_seq = 1 << 16};
+    } else if (!strcmp(name, "small")) {
+        /* byte-level vocab; head_dim 64; matmul widths multiples of 128 for BLAS */
+        c = (lc_model_config){.n_layers = 4, .dim = 256, .n_heads = 4, .n_kv_heads = 2,
+                              .ffn_dim = 768, .vocab = 256, .rope_theta = 500000.0f,
+                              .norm_eps = 1e-5f, .max_seq = 1 << 20};
+    } else if (!strcmp(name, "llama3-8b")) {
+        c = (lc_model_config){.n_layers = 32, .dim = 4096, .n_heads = 32, .n_kv_heads = 8,
+                              .ffn_dim = 14336, .vocab = 128256, .rope_theta = 500000.0f,
+                              .norm_eps = 1e-5f, .max_seq = 8192};
+    } else {
+        return LC_ERR_ARG;
+    }
+    *out = c;
+    return LC_OK;
+}
+
+int lc_model_config_check(const lc_model_config *c, char *err, size_t n)
+{
+    char tmp[8];
+    if (!err) { err = tmp; n = sizeof tmp; }
+#define BAD(...) do { snprintf(err, n, __VA_ARGS__); return LC_ERR_ARG; } while (0)
+    if (!c) BAD("config is NULL");
+    if (c->n_layers < 1) BAD("n_layers = %d must be >= 1", c->n_layers);
+    if (c->dim < 1) BAD("dim = %d must be >= 1", c->dim);
+    if (c->n_heads < 1) BAD("n_heads = %d must be >= 1", c->n_heads);
+    if (c->n_kv_heads < 1) BAD("n_kv_heads = %d must be >= 1", c->n_kv_heads);
+    if (c->ffn_dim < 1) BAD("ffn_dim = %d must be >= 1", c->ffn_dim);
+    if (c->vocab < 2) BAD("vocab = %d must be >= 2", c->vocab);
+    if (c->dim % c->n_heads)
+        BAD("dim = %d is not divisible by n_heads = %d", c->dim, c->n_heads);
+    if (c->n_heads % c->n_kv_heads)
+        BAD("n_heads = %d is not divisible by n_kv_heads = %d", c->n_heads, c->n_kv_heads);
+    int hd = c->dim / c->n_heads;
+    if (hd % 16 || hd > 256)
+        BAD("head_dim = dim / n_heads = %d must be a multiple of 16 and <= 256 (attention "
+            "kernels)", hd);
+    if (!(c->rope_theta > 1.0f) || !isfinite(c->rope_theta))
+        BAD("rope_theta = %g must be finite and > 1", (double)c->rope_theta);
+    if (!(c->norm_eps > 0.0f) || !isfinite(c->norm_eps))
+        BAD("norm_eps = %g must be finite and > 0", (double)c->norm_eps);
+    if (c->max_seq < 1) BAD("max_seq = %lld must be >= 1", (long long)c->max_seq);
+    /* sizes of one flat buffer must fit the int BLAS dimensions and size_t */
+    if ((int64_t)c->vocab * c->dim > (int64_t)1 << 31)
+        BAD("vocab * dim = %lld is too large", (long long)c->vocab * c->dim);
+#undef BAD
+    return LC_OK;
+}
+
+/* Matmul parameters: every Linear weight and the LM head (not embedding, not norms). */
+static double matmul_params(const lc_model_config *c)
+{
+    double hd = (double)c->dim / c->n_heads, kvdim = hd * c->n_kv_heads;
+    double layer = (double)c->dim * (c->dim + 2.0 * kvdim) /* qkv */ + (double)c->dim * c->dim
+                   + 3.0 * c->dim * c->ffn_dim;
+    return layer * c->n_layers + (double)c->vocab * c->dim;
+}
+
+double lc_model_flops_per_token(const lc_model_config *c, int64_t seq_len)
+{
+    if (!c || c->n_layers < 1) return 0.0;
+    /* attention per token per layer: QK^T and PV, 2*dim*S FLOPs each, forward + backward
+     * (x3), causal halves it: 6 * dim * S */
+    return 6.0 * matmul_params(c) + 6.0 * c->n_layers * (double)c->dim * (double)seq_len;
+}
+
+size_t lc_model_memory_bytes(const lc_model_config *c, const lc_model_run *r, int cp_pes)
+{
+    if (!c || !r || cp_pes < 1) return 0;
+    double hd = (double)c->dim / c->n_heads, kvdim = hd * c->n_kv_heads;
+    double params = matmul_params(c) + (double)c->vocab * c->dim + (2.0 * c->n_layers + 1) * c->dim;
+    double rows = (double)(r->seq_len + 2 * cp_pes - 1) / cp_pes;
+    double es = r->compute == LC_DT_BF16 ? 2.0 : 4.0;
+    double per_layer = 4.0 * (3 * c->dim + 2 + c->n_heads + 2.0 * c->ffn_dim)
+                       + es * (2.0 * c->dim + 2 * kvdim);
+    double saved = r->recompute ? 4.0 * c->dim * c->n_layers + per_layer
+                                : per_layer * c->n_layers;
+    double scratch = 4.0 * (3 * c->dim + 2 * kvdim + 2.0 * c->dim + 5.0 * c->ffn_dim + 2 * kvdim)
+                     + es * c->dim;
+    double bytes = params * 4.0 * (r->compute == LC_DT_BF16 ? 3.0 : 2.0)
+                   + rows * (saved + scratch + 16.0 + 4.0 * hd) + 16.0 * (1 << 22);
+    return (size_t)bytes;
+}

@@ -1,0 +1,125 @@
+/* Private to src/model: the model struct and the per-layer forward/backward kernels, each
+ * callable on its own so the tests can check every layer against finite differences. */
+#ifndef LONGCTX_MODEL_INTERNAL_H
+#define LONGCTX_MODEL_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "longctx/model.h"
+
+/* ---- per-layer kernels (rows are this PE's local rows; all fp32 row-major) ---- */
+
+/* out[i] = emb[tok[i]] */
+void lc_model__embed_fwd(const float *emb, const int32_t *tok, int rows, int dim, float *out);
+/* demb[tok[i]] += dout[i] */
+void lc_model__embed_bwd(float *demb, const int32_t *tok, int rows, int dim, const float *dout);
+
+/* RMSNorm (transformers' LlamaRMSNorm): out = w * x / sqrt(mean(x^2) + eps); rstd[i] saved. */
+void lc_model__rmsnorm_fwd(const float *x, const float *w, int rows, int dim, float eps,
+                           float *out, float *rstd);
+/* dx (+= when accumulate) and dw (+=) from dout, x and the saved rstd. */
+void lc_model__rmsnorm_bwd(const float *x, const float *w, const float *rstd, const float *dout,
+                           int rows, int dim, int accumulate, float *dx, float *dw);
+
+/* RoPE tables for local rows: cos/sin [rows, hd/2] at the rows' global positions. Angles are
+ * (float)pos * inv_freq in fp32 (transformers' convention), cos/sin evaluated in double. */
+void lc_model__rope_table(const int32_t *pos, int rows, int hd, float theta, float *cos_t,
+                          float *sin_t);
+/* In place on x [rows, heads, hd]: rotate_half convention. inverse = 1 applies R^T (backward). */
+void lc_model__rope_apply(float *x, int rows, int heads, int hd, const float *cos_t,
+                          const float *sin_t, int inverse);
+
+/* SwiGLU on h [rows, 2*ffn] = [gate | up] per row: act = silu(gate) * up, act [rows, ffn]. */
+void lc_model__swiglu_fwd(const float *h, int rows, int ffn, float *act);
+/* dh [rows, 2*ffn] from dact [rows, ffn]. */
+void lc_model__swiglu_bwd(const float *h, const float *dact, int rows, int ffn, float *dh);
+
+/* Cross-entropy on logits [rows, vocab] in place: returns the sum over rows whose target is
+ * >= 0 of -log softmax[target]; with grad the logits are overwritten with
+ * dscale * (softmax - onehot) (0 for ignored rows). */
+double lc_model__ce_fwd_bwd(float *logits, const int32_t *targets, int rows, int vocab,
+                            int grad, float dscale);
+
+/* Linear layers through BLAS (y = x W^T with W [out, in]). bf16: xb/wb are the bf16-rounded
+ * operands (the caller rounds); the product accumulates in fp32. */
+void lc_model__linear_fwd(const float *x, const float *w, int rows, int in, int out, float *y,
+                          int accumulate);
+/* dx (+= when accumulate) = dy W ; dw += dy^T x */
+void lc_model__linear_bwd_dx(const float *dy, const float *w, int rows, int in, int out,
+                             float *dx, int accumulate);
+void lc_model__linear_bwd_dw(const float *dy, const float *x, int rows, int in, int out,
+                             float *dw);
+void lc_model__blas_threads(int n);
+void lc_model__round_bf16(float *x, size_t n); /* in place: values become bf16-representable */
+void lc_model__to_bf16(const float *x, size_t n, uint16_t *out);
+void lc_model__from_bf16(const uint16_t *x, size_t n, float *out);
+
+/* ---- the model ---- */
+
+typedef struct {
+    /* parameter offsets (floats) */
+    size_t ln1, wqkv, wo, ln2, wgu, wdown;
+} lc_model__layer_off;
+
+/* Saved activations of one layer (pointers into the arena; with recompute every layer's
+ * pointers except x point at one shared set). */
+typedef struct {
+    float *x;      /* [rows, dim] layer input (residual stream) */
+    float *ln1;    /* [rows, dim] */
+    float *rstd1;  /* [rows] */
+    void *q, *k, *v;   /* [rows, qdim], [rows, kvdim] x2 after RoPE, in the compute dtype */
+    void *att;     /* [rows, qdim] attention out, compute dtype */
+    float *lse;    /* [rows, n_heads] */
+    float *xmid;   /* [rows, dim] x + o_proj(att) */
+    float *ln2;    /* [rows, dim] */
+    float *rstd2;  /* [rows] */
+    float *h;      /* [rows, 2*ffn] gate|up */
+} lc_model__acts;
+
+struct lc_model {
+    lc_model_config cfg;
+    lc_model_run run;
+    int hd, qdim, kvdim, me, P;
+    int rows; /* my real rows */
+    int32_t *pos;     /* [rows] global positions */
+    lc_cp *cp;
+    lc_world *w;
+
+    /* parameters */
+    size_t n_params;
+    float *params, *grads;
+    int n_tensors;
+    lc_model_tensor *tensors;
+    char *names; /* storage of the tensor names */
+    size_t emb_off, norm_off, lm_off;
+    lc_model__layer_off *lo;
+    float *wround; /* bf16 compute: the bf16-rounded copy of params (NULL in fp32) */
+
+    /* activations arena */
+    float *arena;
+    size_t arena_floats;
+    lc_model__acts *acts; /* [n_layers] */
+    float *xlast;         /* [rows, dim] output of the last layer */
+    float *xf, *rstdf;    /* final norm output [rows, dim], rstd [rows] */
+    float *cos_t, *sin_t; /* [rows, hd/2] */
+    int32_t *tok, *tgt, *doc; /* local shards [rows] */
+    /* scratch */
+    float *qkv;    /* [rows, qdim + 2*kvdim] pre-RoPE projection (also dqkv in backward) */
+    float *f_att;  /* [rows, qdim] fp32 copy of att (bf16) / dout of attention */
+    float *act;    /* [rows, ffn] */
+    float *dres;   /* [rows, dim] gradient of the residual stream */
+    float *dtmp;   /* [rows, dim] */
+    float *dh;     /* [rows, 2*ffn] */
+    float *dq, *dk, *dv; /* fp32 attention grads */
+    void *datt;    /* [rows, qdim] dout for attention in compute dtype */
+    float *logits; /* [chunk, vocab] */
+    int chunk;
+
+    lc_model_times t;
+    char err[512];
+};
+
+double lc_model__now(void);
+
+#endif

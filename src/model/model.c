@@ -1,0 +1,338 @@
+/* The model object: create/destroy, the tensor table, the activation arena. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "model/internal.h"
+
+static _Thread_local char g_create_err[512];
+
+double lc_model__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+const char *lc_model_last_error(const lc_model *m) { return m ? m->err : g_create_err; }
+const lc_model_config *lc_model_get_config(const lc_model *m) { return &m->cfg; }
+const lc_model_run *lc_model_get_run(const lc_model *m) { return &m->run; }
+size_t lc_model_n_params(const lc_model *m) { return m->n_params; }
+float *lc_model_params(lc_model *m) { return m->params; }
+float *lc_model_grads(lc_model *m) { return m->grads; }
+int lc_model_n_tensors(const lc_model *m) { return m->n_tensors; }
+int lc_model_local_rows(const lc_model *m) { return m->rows; }
+const int32_t *lc_model_local_pos(const lc_model *m) { return m->pos; }
+
+const lc_model_tensor *lc_model_tensor_at(const lc_model *m, int i)
+{
+    return (i >= 0 && i < m->n_tensors) ? &m->tensors[i] : NULL;
+}
+
+int lc_model_find_tensor(const lc_model *m, const char *name)
+{
+    for (int i = 0; i < m->n_tensors; i++)
+        if (!strcmp(m->tensors[i].name, name)) return i;
+    return -1;
+}
+
+void lc_model_zero_grads(lc_model *m) { memset(m->grads, 0, sizeof(float) * m->n_params); }
+
+/* ---- tensor table ---- */
+
+#define NAME_LEN 64
+
+static size_t add_tensor(lc_model *m, size_t *off, const char *name, int64_t d0, int64_t d1,
+                         int decay)
+{
+    lc_model_tensor *t = &m->tensors[m->n_tensors];
+    char *nm = m->names + (size_t)m->n_tensors * NAME_LEN;
+    snprintf(nm, NAME_LEN, "%s", name);
+    t->name = nm;
+    t->ndim = d1 ? 2 : 1;
+    t->shape[0] = d0;
+    t->shape[1] = d1;
+    t->numel = (size_t)d0 * (size_t)(d1 ? d1 : 1);
+    t->offset = *off;
+    t->decay = decay;
+    *off += t->numel;
+    m->n_tensors++;
+    return t->offset;
+}
+
+/* Order in the flat buffer: q, k, v adjacent (one QKV matmul), gate and up adjacent (one
+ * gate|up matmul); transformers' names and shapes for each view. */
+static void build_tensors(lc_model *m)
+{
+    const lc_model_config *c = &m->cfg;
+    size_t off = 0;
+    char nm[NAME_LEN];
+    m->emb_off = add_tensor(m, &off, "model.embed_tokens.weight", c->vocab, c->dim, 1);
+    for (int l = 0; l < c->n_layers; l++) {
+        lc_model__layer_off *o = &m->lo[l];
+#define NM(s) (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, s), nm)
+        o->ln1 = add_tensor(m, &off, NM("input_layernorm.weight"), c->dim, 0, 0);
+        o->wqkv = add_tensor(m, &off, NM("self_attn.q_proj.weight"), m->qdim, c->dim, 1);
+        add_tensor(m, &off, NM("self_attn.k_proj.weight"), m->kvdim, c->dim, 1);
+        add_tensor(m, &off, NM("self_attn.v_proj.weight"), m->kvdim, c->dim, 1);
+        o->wo = add_tensor(m, &off, NM("self_attn.o_proj.weight"), c->dim, m->qdim, 1);
+        o->ln2 = add_tensor(m, &off, NM("post_attention_layernorm.weight"), c->dim, 0, 0);
+        o->wgu = add_tensor(m, &off, NM("mlp.gate_proj.weight"), c->ffn_dim, c->dim, 1);
+        add_tensor(m, &off, NM("mlp.up_proj.weight"), c->ffn_dim, c->dim, 1);
+        o->wdown = add_tensor(m, &off, NM("mlp.down_proj.weight"), c->dim, c->ffn_dim, 1);
+#undef NM
+    }
+    m->norm_off = add_tensor(m, &off, "model.norm.weight", c->dim, 0, 0);
+    m->lm_off = add_tensor(m, &off, "lm_head.weight", c->vocab, c->dim, 1);
+    m->n_params = off;
+}
+
+/* ---- init ---- */
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double unif(uint64_t *s) { return ((splitmix(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+
+int lc_model_init_params(lc_model *m, uint64_t seed)
+{
+    double resid = 0.02 / sqrt(2.0 * m->cfg.n_layers);
+    for (int i = 0; i < m->n_tensors; i++) {
+        const lc_model_tensor *t = &m->tensors[i];
+        float *p = m->params + t->offset;
+        if (t->ndim == 1) {
+            for (size_t j = 0; j < t->numel; j++) p[j] = 1.0f;
+            continue;
+        }
+        /* one stream per tensor: a tensor's values do not depend on the others' sizes */
+        uint64_t s = seed ^ (0xA0761D6478BD642Full * (uint64_t)(i + 1));
+        double std = (strstr(t->name, "o_proj") || strstr(t->name, "down_proj")) ? resid : 0.02;
+        for (size_t j = 0; j < t->numel; j += 2) {
+            double u1 = unif(&s), u2 = unif(&s), r = sqrt(-2.0 * log(u1));
+            p[j] = (float)(std * r * cos(6.283185307179586 * u2));
+            if (j + 1 < t->numel) p[j + 1] = (float)(std * r * sin(6.283185307179586 * u2));
+        }
+    }
+    return LC_OK;
+}
+
+/* ---- arena ---- */
+
+typedef struct {
+    char *base;
+    size_t off;
+} carver;
+
+static void *carve(carver *c, size_t bytes)
+{
+    size_t at = (c->off + 63) & ~(size_t)63;
+    c->off = at + bytes;
+    return c->base ? c->base + at : NULL;
+}
+
+/* Lays out every activation and scratch buffer; with base NULL it only measures. */
+static void layout_arena(lc_model *m, carver *cv)
+{
+    const lc_model_config *c = &m->cfg;
+    size_t R = (size_t)m->rows, es = m->run.compute == LC_DT_BF16 ? 2 : 4, F = sizeof(float);
+    int nsets = m->run.recompute ? 1 : c->n_layers;
+    for (int l = 0; l < c->n_layers; l++) m->acts[l].x = carve(cv, R * c->dim * F);
+    m->xlast = carve(cv, R * c->dim * F); /* output of the last layer */
+    for (int l = 0; l < nsets; l++) {
+        lc_model__acts *a = &m->acts[l];
+        a->ln1 = carve(cv, R * c->dim * F);
+        a->rstd1 = carve(cv, R * F);
+        a->q = carve(cv, R * m->qdim * es);
+        a->k = carve(cv, R * m->kvdim * es);
+        a->v = carve(cv, R * m->kvdim * es);
+        a->att = carve(cv, R * m->qdim * es);
+        a->lse = carve(cv, R * c->n_heads * F);
+        a->xmid = carve(cv, R * c->dim * F);
+        a->ln2 = carve(cv, R * c->dim * F);
+        a->rstd2 = carve(cv, R * F);
+        a->h = carve(cv, R * 2 * (size_t)c->ffn_dim * F);
+    }
+    if (m->run.recompute)
+        for (int l = 1; l < c->n_layers; l++) {
+            float *x = m->acts[l].x;
+            m->acts[l] = m->acts[0];
+            m->acts[l].x = x;
+        }
+    m->xf = carve(cv, R * c->dim * F);
+    m->rstdf = carve(cv, R * F);
+    m->cos_t = carve(cv, R * (m->hd / 2) * F);
+    m->sin_t = carve(cv, R * (m->hd / 2) * F);
+    m->tok = carve(cv, R * 4);
+    m->tgt = carve(cv, R * 4);
+    m->doc = carve(cv, R * 4);
+    m->qkv = carve(cv, R * (m->qdim + 2 * (size_t)m->kvdim) * F);
+    m->f_att = carve(cv, R * m->qdim * F);
+    m->act = carve(cv, R * c->ffn_dim * F);
+    m->dres = carve(cv, R * c->dim * F);
+    m->dtmp = carve(cv, R * c->dim * F);
+    m->dh = carve(cv, R * 2 * (size_t)c->ffn_dim * F);
+    m->dq = carve(cv, R * m->qdim * F);
+    m->dk = carve(cv, R * m->kvdim * F);
+    m->dv = carve(cv, R * m->kvdim * F);
+    m->datt = carve(cv, R * m->qdim * es);
+    m->logits = carve(cv, (size_t)m->chunk * c->vocab * F);
+}
+
+static void free_model(lc_model *m)
+{
+    if (m) {
+        free(m->pos);
+        free(m->tensors);
+        free(m->names);
+        free(m->lo);
+        free(m->acts);
+        free(m->params);
+        free(m->grads);
+        free(m->wround);
+        free(m->arena);
+        free(m);
+    }
+}
+
+static int fail_create(lc_model *m, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_create_err, sizeof g_create_err, fmt, ap);
+    va_end(ap);
+    if (m && m->cp) lc_cp_destroy(m->cp);
+    free_model(m);
+    return rc;
+}
+
+static void *zalloc(size_t bytes)
+{
+    bytes = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_model **out)
+{
+    char err[384];
+    if (!out) return fail_create(NULL, LC_ERR_ARG, "lc_model_create: out is NULL");
+    *out = NULL;
+    if (!cfg || !run) return fail_create(NULL, LC_ERR_ARG, "lc_model_create: cfg or run is NULL");
+    if (lc_model_config_check(cfg, err, sizeof err))
+        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: config: %s", err);
+    if (!run->cp_team) return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.cp_team is NULL");
+    if (run->seq_len < 1)
+        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.seq_len = %lld must be >= 1",
+                           (long long)run->seq_len);
+    if (run->seq_len > cfg->max_seq)
+        return fail_create(NULL, LC_ERR_ARG,
+                           "lc_model_create: run.seq_len = %lld exceeds config max_seq = %lld",
+                           (long long)run->seq_len, (long long)cfg->max_seq);
+    if (run->seq_len > INT32_MAX / 2)
+        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.seq_len = %lld is too large",
+                           (long long)run->seq_len);
+    if (run->compute != LC_DT_F32 && run->compute != LC_DT_BF16)
+        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.compute = %d is not f32 or bf16",
+                           (int)run->compute);
+    if ((unsigned)run->layout > LC_CP_STRIPED)
+        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.layout = %d is unknown",
+                           (int)run->layout);
+    if ((unsigned)run->cp_algo > LC_CP_ALLGATHER)
+        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.cp_algo = %d is unknown",
+                           (int)run->cp_algo);
+    if ((unsigned)run->lowering > LC_CP_COMPUTE_ONLY)
+        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.lowering = %d is unknown",
+                           (int)run->lowering);
+
+    int P = lc_team_n_pes(run->cp_team), me = lc_team_my_pe(run->cp_team);
+    /* every PE must own a real token: the layout needs seq_len >= its chunk count */
+    for (int pe = 0; pe < P; pe++) {
+        int n_pad = 0;
+        int real = lc_cp_layout_positions(run->layout, run->seq_len, P, pe, NULL, &n_pad);
+        if (real < 1)
+            return fail_create(NULL, LC_ERR_ARG,
+                               "lc_model_create: run.seq_len = %lld is too short for the %s "
+                               "layout over %d PEs (PE %d would hold no token; need at least "
+                               "%d tokens)",
+                               (long long)run->seq_len, lc_cp_layout_name(run->layout), P, pe,
+                               run->layout == LC_CP_ZIGZAG ? 2 * P - 1 : P);
+    }
+
+    lc_model *m = calloc(1, sizeof *m);
+    if (!m) return fail_create(NULL, LC_ERR_SYS, "lc_model_create: out of memory");
+    m->cfg = *cfg;
+    m->run = *run;
+    if (m->run.threads < 1) m->run.threads = 1;
+    m->hd = cfg->dim / cfg->n_heads;
+    m->qdim = cfg->dim;
+    m->kvdim = m->hd * cfg->n_kv_heads;
+    m->P = P;
+    m->me = me;
+    m->w = lc_team_get_world(run->cp_team);
+
+    lc_cp_config cc = {.seq_len = run->seq_len, .hq = cfg->n_heads, .hkv = cfg->n_kv_heads,
+                       .d = m->hd, .dtype = run->compute, .layout = run->layout,
+                       .mask = LC_MASK_CAUSAL | (run->doc_mask ? LC_MASK_DOC : 0),
+                       .algo = run->cp_algo, .lowering = run->lowering,
+                       .threads = m->run.threads};
+    int rc = lc_cp_create(run->cp_team, &cc, &m->cp);
+    if (rc) {
+        m->cp = NULL;
+        return fail_create(m, rc, "lc_model_create: lc_cp_create: %s", lc_cp_last_error(NULL));
+    }
+    m->rows = lc_cp_local_rows(m->cp, me);
+    m->pos = malloc(sizeof(int32_t) * (size_t)m->rows);
+    int ntens = 3 + 9 * cfg->n_layers;
+    m->tensors = calloc((size_t)ntens, sizeof *m->tensors);
+    m->names = calloc((size_t)ntens, NAME_LEN);
+    m->lo = calloc((size_t)cfg->n_layers, sizeof *m->lo);
+    m->acts = calloc((size_t)cfg->n_layers, sizeof *m->acts);
+    if (!m->pos || !m->tensors || !m->names || !m->lo || !m->acts)
+        return fail_create(m, LC_ERR_SYS, "lc_model_create: out of memory");
+    for (int i = 0; i < m->rows; i++) m->pos[i] = lc_cp_global_pos(m->cp, me, i);
+    build_tensors(m);
+
+    m->params = zalloc(sizeof(float) * m->n_params);
+    m->grads = zalloc(sizeof(float) * m->n_params);
+    if (run->compute == LC_DT_BF16) m->wround = zalloc(sizeof(float) * m->n_params);
+    if (!m->params || !m->grads || (run->compute == LC_DT_BF16 && !m->wround))
+        return fail_create(m, LC_ERR_SYS, "lc_model_create: out of memory for %zu parameters",
+                           m->n_params);
+
+    /* LM head rows per chunk: logits of one chunk stay <= 4 Mi floats (16 MiB) */
+    int chunk = (int)((4u << 20) / (unsigned)cfg->vocab);
+    if (chunk < 16) chunk = 16;
+    m->chunk = chunk < m->rows ? chunk : m->rows;
+
+    carver cv = {NULL, 0};
+    layout_arena(m, &cv);
+    m->arena_floats = (cv.off + 3) / 4;
+    m->arena = zalloc(cv.off);
+    if (!m->arena)
+        return fail_create(m, LC_ERR_SYS, "lc_model_create: out of memory for a %zu-byte activation arena",
+                           cv.off);
+    cv.base = (char *)m->arena;
+    cv.off = 0;
+    layout_arena(m, &cv);
+    lc_model__rope_table(m->pos, m->rows, m->hd, cfg->rope_theta, m->cos_t, m->sin_t);
+    lc_model__blas_threads(m->run.threads);
+    *out = m;
+    return LC_OK;
+}
+
+int lc_model_destroy(lc_model *m)
+{
+    if (!m) return LC_OK;
+    int rc = m->cp ? lc_cp_destroy(m->cp) : LC_OK;
+    free_model(m);
+    return rc;
+}

@@ -1,0 +1,27 @@
+# The Llama-3-architecture model (src/model). Linear layers need a CBLAS: OpenBLAS from
+# Debian (libopenblas-dev). Debian keeps OpenBLAS's cblas.h under an alternatives folder
+# (/usr/include/x86_64-linux-gnu/openblas-pthread); other distributions use include/openblas.
+list(APPEND LONGCTX_SOURCES
+  src/model/config.c
+  src/model/layers.c
+  src/model/linear.c
+  src/model/model.c
+  src/model/step.c)
+
+find_path(LONGCTX_OPENBLAS_INCLUDE NAMES cblas.h
+  PATHS /usr/include/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-pthread
+        /usr/include/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp
+        /usr/include/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-serial
+        /usr/include/openblas /usr/local/include/openblas /usr/local/include
+  NO_DEFAULT_PATH)
+find_library(LONGCTX_OPENBLAS_LIB NAMES openblas
+  PATHS /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-pthread /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE})
+if(NOT LONGCTX_OPENBLAS_INCLUDE OR NOT LONGCTX_OPENBLAS_LIB)
+  message(FATAL_ERROR "OpenBLAS not found (cblas.h: ${LONGCTX_OPENBLAS_INCLUDE}, libopenblas: "
+                      "${LONGCTX_OPENBLAS_LIB}); install it with scripts/setup.sh (apt-get install libopenblas-dev)")
+endif()
+message(STATUS "OpenBLAS: ${LONGCTX_OPENBLAS_LIB} (cblas.h in ${LONGCTX_OPENBLAS_INCLUDE})")
+set_source_files_properties(src/model/linear.c PROPERTIES
+  COMPILE_DEFINITIONS "LONGCTX_CBLAS_HEADER=<cblas.h>"
+  INCLUDE_DIRECTORIES "${LONGCTX_OPENBLAS_INCLUDE}")
+list(APPEND LONGCTX_LINK_LIBS ${LONGCTX_OPENBLAS_LIB})
