@@ -9,3 +9,7 @@ list(APPEND LONGCTX_SOURCES
   src/train/metrics.c
   src/train/png.c
   src/train/plot.c)
+# The training loop drives the model layer.
+if(EXISTS ${CMAKE_SOURCE_DIR}/src/model/sources.cmake)
+  list(APPEND LONGCTX_SOURCES src/train/trainer.c)
+endif()
