@@ -39,6 +39,7 @@ typedef struct {
     const char *train_path, *val_path;
     const char *out_dir;      /* NULL: no metrics, no plot */
     const char *dump_params;  /* raw fp32 parameters after the last step (PE 0), or NULL */
+    const char *dump_grads;   /* raw fp32 all-reduced gradients of the first step (PE 0) */
     double peak_gflops_core;  /* > 0: use this FMA peak per core; 0: measure (see peak_fn) */
     double (*peak_fn)(void);  /* measures one core's FMA peak in GFLOP/s */
     int quiet;                /* no progress lines */

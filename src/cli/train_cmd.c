@@ -27,6 +27,7 @@ static void usage(FILE *f)
             "           --seed 1337\n"
             "Eval/log:  --eval-every (steps/5) --eval-seqs 8 --quiet --peak GFLOPS (skip measuring)\n"
             "           --dump-params FILE (raw fp32 weights after the last step)\n"
+            "           --dump-grads FILE (raw fp32 all-reduced gradients of the first step)\n"
             "Shape:     --layers --dim --heads --kv-heads --ffn --vocab --rope-theta (override the preset)\n"
             "Writes OUT/metrics.jsonl (one object per step) and OUT/loss.png.\n");
 }
@@ -136,6 +137,7 @@ int lc_cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--val")) snprintf(val_path, sizeof val_path, "%s", v);
         else if (!strcmp(a, "--out")) o.out_dir = v;
         else if (!strcmp(a, "--dump-params")) o.dump_params = v;
+        else if (!strcmp(a, "--dump-grads")) o.dump_grads = v;
         else if (!strcmp(a, "--heap")) {
             if (lc_parse_size(v, &heap) || !heap) bad = 1, fprintf(stderr, "longctx train: --heap '%s' is not a size\n", v);
         } else if (!strcmp(a, "--layout")) {

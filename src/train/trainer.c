@@ -284,6 +284,11 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
             loss_sum += loss;
         }
         if ((rc = lc_allreduce_sum_f32(world, grads, grads, np))) goto coll_fail;
+        if (step == 0 && me == 0 && o->dump_grads) {
+            FILE *f = fopen(o->dump_grads, "wb");
+            if (!f || fwrite(grads, sizeof *grads, np, f) != np) fprintf(stderr, "train: cannot write %s\n", o->dump_grads);
+            if (f) fclose(f);
+        }
         double norm = lc_global_norm(grads, np);
         float lr = lc_lr_at(step, warmup, o->steps, o->lr, lr_min);
         lc_adamw_step(opt, params, grads, lr, lc_clip_factor(norm, o->clip));

@@ -372,6 +372,27 @@ static int test_corpus(void)
     return 0;
 }
 
+/* A small data dir for the trainer tests: byte tokens from a seeded generator (a Markov-ish
+ * stream so there is something to learn), documents ended by 0 every ~200 tokens. */
+static void make_data(void)
+{
+    const int64_t n = 60000;
+    int32_t *t = malloc((size_t)n * sizeof *t);
+    uint64_t s = 42;
+    for (int f = 0; f < 2; f++) {
+        int32_t prev = 'a';
+        for (int64_t i = 0; i < n; i++) {
+            uint64_t r = lc_test_rng(&s);
+            prev = (r % 4) ? (int32_t)('a' + (prev * 7 + 3) % 26) : (int32_t)(32 + (r >> 8) % 90);
+            t[i] = (r >> 20) % 200 == 0 ? LC_BYTE_DOC_SEP : prev;
+        }
+        char p[512];
+        path_in(p, sizeof p, f ? "val.bin" : "train.bin");
+        CHECK(lc_tokfile_write(p, t, f ? n / 4 : n, 256) == 0, "%s", lc_train_last_error());
+    }
+    free(t);
+}
+
 static void test_mesh(void)
 {
     lc_world *w;
@@ -423,6 +444,7 @@ int main(int argc, char **argv)
     else if (!strcmp(argv[1], "png")) test_png();
     else if (!strcmp(argv[1], "mesh")) test_mesh();
     else if (!strcmp(argv[1], "html")) test_html();
+    else if (!strcmp(argv[1], "mkdata")) make_data();
     else if (!strcmp(argv[1], "corpus")) {
         int rc = test_corpus();
         if (rc) return rc;

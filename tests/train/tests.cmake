@@ -14,3 +14,38 @@ endforeach()
 add_test(NAME train_prepare_data_no_html COMMAND $<TARGET_FILE:longctx> prepare-data ${CMAKE_CURRENT_BINARY_DIR}/train_empty_out --source ${CMAKE_CURRENT_LIST_DIR})
 set_tests_properties(train_prepare_data_no_html PROPERTIES LABELS train WILL_FAIL FALSE
   PASS_REGULAR_EXPRESSION "prepare-data: .*tests/train has 0 .html files; need at least 20")
+
+# ---- the trainer end to end (needs the model layer) ----
+if(TARGET longctx AND EXISTS ${CMAKE_SOURCE_DIR}/src/model/sources.cmake)
+  add_executable(train_cmp ${CMAKE_CURRENT_LIST_DIR}/train_cmp.c)
+  target_link_libraries(train_cmp PRIVATE m)
+  set(_data ${CMAKE_CURRENT_BINARY_DIR}/train_data)
+  add_test(NAME train_mkdata COMMAND test_train_units mkdata ${_data})
+  set_tests_properties(train_mkdata PROPERTIES LABELS train FIXTURES_SETUP train_data)
+  set(_eq bash ${CMAKE_CURRENT_LIST_DIR}/equiv.sh $<TARGET_FILE:longctx> $<TARGET_FILE:train_cmp> ${_data})
+  # CP x DP x layout against one PE (norm-wise fp32 tolerance on the weights)
+  foreach(_cp 1 2 3 4)
+    foreach(_dp 1 2)
+      if(_cp EQUAL 1 AND _dp EQUAL 1)
+        continue()
+      endif()
+      math(EXPR _acc "2 / ${_dp}")
+      set(_runs)
+      foreach(_lay contiguous zigzag striped)
+        list(APPEND _runs -- --cp ${_cp} --dp ${_dp} --accum ${_acc} --layout ${_lay})
+      endforeach()
+      add_test(NAME train_equiv_cp${_cp}_dp${_dp}
+               COMMAND ${_eq} ${CMAKE_CURRENT_BINARY_DIR}/equiv_cp${_cp}_dp${_dp} 1e-4 1e-5
+                       --cp 1 --dp 1 --accum 2 ${_runs})
+      set_tests_properties(train_equiv_cp${_cp}_dp${_dp} PROPERTIES LABELS train TIMEOUT 300
+                           FIXTURES_REQUIRED train_data)
+    endforeach()
+  endforeach()
+  # every CP lowering and the all-gather algorithm: bit-identical weights to the one-sided ring
+  add_test(NAME train_equiv_lowerings
+           COMMAND ${_eq} ${CMAKE_CURRENT_BINARY_DIR}/equiv_lowerings 0 0
+                   --cp 2 --accum 2 --permute one_sided
+                   -- --cp 2 --accum 2 --permute two_sided -- --cp 2 --accum 2 --permute zero_copy
+                   -- --cp 2 --accum 2 --permute auto -- --cp 2 --accum 2 --cp-algo allgather)
+  set_tests_properties(train_equiv_lowerings PROPERTIES LABELS train TIMEOUT 300 FIXTURES_REQUIRED train_data)
+endif()
