@@ -20,6 +20,7 @@ typedef struct {
     const char *model_name;   /* for the log */
     int64_t seq_len;
     int dp, cp;
+    int tp;                   /* 1: tensor parallelism is the next issue */
     lc_cp_layout layout;
     lc_cp_algo cp_algo;
     lc_cp_lowering lowering;

@@ -17,7 +17,7 @@ static void usage(FILE *f)
             "usage: longctx train [--model tiny|small|llama3-8b] [--seq 16K] [--cp 2] [--dp 1] [--steps N]\n"
             "                     [--data DIR | --train FILE [--val FILE]] [--out DIR] [options]\n"
             "Data: DIR/train.bin and DIR/val.bin (llm.c token files; `longctx prepare-data DIR`).\n"
-            "Mesh:      --cp C --dp D (PEs = D x C; spawned here on the shm backend unless run under\n"
+            "Mesh:      --cp C --dp D [--tp 1] (PEs = D x C; spawned here on the shm backend unless run under\n"
             "           `longctx launch -n P`), --pes P (must equal D x C), --heap SIZE\n"
             "CP:        --cp-algo ring|allgather  --layout zigzag|contiguous|striped\n"
             "           --permute one_sided|two_sided|zero_copy|auto\n"
@@ -118,6 +118,7 @@ int lc_cmd_train(int argc, char **argv)
         } else if (!strcmp(a, "--seq")) bad = parse_i64(a, v, 1, &o.seq_len);
         else if (!strcmp(a, "--cp")) bad = parse_i64(a, v, 1, &x), o.cp = (int)x;
         else if (!strcmp(a, "--dp")) bad = parse_i64(a, v, 1, &x), o.dp = (int)x;
+        else if (!strcmp(a, "--tp")) bad = parse_i64(a, v, 1, &x), o.tp = (int)x;
         else if (!strcmp(a, "--pes")) bad = parse_i64(a, v, 1, &x), pes = (int)x;
         else if (!strcmp(a, "--steps")) bad = parse_i64(a, v, 1, &o.steps);
         else if (!strcmp(a, "--accum")) bad = parse_i64(a, v, 1, &x), o.accum = (int)x;
@@ -170,10 +171,12 @@ int lc_cmd_train(int argc, char **argv)
             o.model_name = "custom";
         }
     if (o.seq_len > o.model.max_seq) o.model.max_seq = o.seq_len; /* max_seq is checkpoint metadata */
-    if (data) {
+    if (data && !train_path[0]) { /* an explicit --train wins over --data */
         snprintf(train_path, sizeof train_path, "%s/train.bin", data);
-        snprintf(val_path, sizeof val_path, "%s/val.bin", data);
-        if (!file_exists(val_path)) val_path[0] = 0;
+        if (!val_path[0]) {
+            snprintf(val_path, sizeof val_path, "%s/val.bin", data);
+            if (!file_exists(val_path)) val_path[0] = 0;
+        }
     }
     if (!train_path[0]) {
         fprintf(stderr, "longctx train: give --data DIR (with train.bin, from `longctx prepare-data DIR`) or --train FILE\n");

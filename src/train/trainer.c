@@ -21,7 +21,7 @@ void lc_trainer_defaults(lc_trainer_opts *o)
     lc_model_preset("small", &o->model);
     o->model_name = "small";
     o->seq_len = 16384;
-    o->dp = o->cp = 1;
+    o->dp = o->cp = o->tp = 1;
     o->layout = LC_CP_ZIGZAG;
     o->cp_algo = LC_CP_RING;
     o->lowering = LC_CP_LOWER_AUTO;
@@ -64,7 +64,7 @@ int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errl
         snprintf(err, errlen, "model: %s", e);
         return LC_ERR_ARG;
     }
-    if (lc_mesh_check(n_pes, o->dp, o->cp, 1, e, sizeof e)) {
+    if (lc_mesh_check(n_pes, o->dp, o->cp, o->tp, e, sizeof e)) {
         snprintf(err, errlen, "%s", e);
         return LC_ERR_ARG;
     }

@@ -49,3 +49,17 @@ if(TARGET longctx AND EXISTS ${CMAKE_SOURCE_DIR}/src/model/sources.cmake)
                    -- --cp 2 --accum 2 --permute auto -- --cp 2 --accum 2 --cp-algo allgather)
   set_tests_properties(train_equiv_lowerings PROPERTIES LABELS train TIMEOUT 300 FIXTURES_REQUIRED train_data)
 endif()
+
+if(TARGET train_cmp)
+  add_test(NAME train_cli_errors COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/cli_errors.sh $<TARGET_FILE:longctx>
+           ${_data} ${CMAKE_CURRENT_BINARY_DIR}/cli_errors)
+  set_tests_properties(train_cli_errors PROPERTIES LABELS train TIMEOUT 300 FIXTURES_REQUIRED train_data)
+  add_test(NAME train_loss_falls COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/loss_falls.sh $<TARGET_FILE:longctx>
+           $<TARGET_FILE:train_cmp> ${CMAKE_CURRENT_BINARY_DIR}/loss_falls)
+  set_tests_properties(train_loss_falls PROPERTIES LABELS train TIMEOUT 300 SKIP_RETURN_CODE 77)
+  # the benchmark runs, tiny: one JSON line per (seq, cp, dtype)
+  add_test(NAME train_bench_smoke COMMAND $<TARGET_FILE:longctx> bench train --model tiny --seq 256 --cp 1,2
+           --dtype f32,bf16 --steps 1 --warm 0 --threads 1 --json)
+  set_tests_properties(train_bench_smoke PROPERTIES LABELS "train;bench" TIMEOUT 300
+    PASS_REGULAR_EXPRESSION "\"bench\":\"train\",\"model\":\"tiny\",\"seq\":256,\"cp\":2,\"dtype\":\"bf16\"")
+endif()
