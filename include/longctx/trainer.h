@@ -44,6 +44,10 @@ typedef struct {
     double peak_gflops_core;  /* > 0: use this FMA peak per core; 0: measure (see peak_fn) */
     double (*peak_fn)(void);  /* measures one core's FMA peak in GFLOP/s */
     int quiet;                /* no progress lines */
+    double time_budget_s;     /* > 0: after two steps, cut `steps` so the loop ends in about
+                                 this many seconds (the schedule follows the new total); the
+                                 step count then depends on the machine, so runs are not
+                                 reproducible: for demos, not comparisons */
 } lc_trainer_opts;
 
 /* Fills defaults (AdamW 0.9/0.95/1e-8, wd 0.1, clip 1, lr 3e-3 -> 3e-4, warmup 10%,

@@ -26,6 +26,7 @@ static void usage(FILE *f)
             "Optimizer: --lr 3e-3 --lr-min (lr/10) --warmup (steps/10) --wd 0.1 --clip 1.0 --accum 1\n"
             "           --seed 1337\n"
             "Eval/log:  --eval-every (steps/5) --eval-seqs 8 --quiet --peak GFLOPS (skip measuring)\n"
+            "           --time-budget SECONDS (after 2 steps, cut --steps to end in time: demos only)\n"
             "           --dump-params FILE (raw fp32 weights after the last step)\n"
             "           --dump-grads FILE (raw fp32 all-reduced gradients of the first step)\n"
             "Shape:     --layers --dim --heads --kv-heads --ffn --vocab --rope-theta (override the preset)\n"
@@ -133,6 +134,7 @@ int lc_cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--wd")) bad = parse_f(a, v, &o.weight_decay);
         else if (!strcmp(a, "--clip")) bad = parse_f(a, v, &o.clip);
         else if (!strcmp(a, "--peak")) bad = parse_f(a, v, &f), o.peak_gflops_core = f;
+        else if (!strcmp(a, "--time-budget")) bad = parse_f(a, v, &f) || !(f > 0), o.time_budget_s = f;
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--train")) snprintf(train_path, sizeof train_path, "%s", v);
         else if (!strcmp(a, "--val")) snprintf(val_path, sizeof val_path, "%s", v);

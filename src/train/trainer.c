@@ -201,9 +201,11 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
         rc = lc_train__fail(LC_ERR_SYS, "out of memory for the step buffers");
         goto out;
     }
-    const int64_t warmup = o->warmup >= 0 ? o->warmup : o->steps / 10;
+    int64_t steps = o->steps;
+    /* With a time budget the total is known only after two steps: warm up over those two. */
+    const int64_t warmup = o->warmup >= 0 ? o->warmup : o->time_budget_s > 0 ? 2 : o->steps / 10;
     const float lr_min = o->lr_min >= 0 ? o->lr_min : o->lr / 10;
-    const int eval_every = o->eval_every >= 0 ? o->eval_every : (int)(o->steps / 5 > 0 ? o->steps / 5 : 1);
+    int eval_every = o->eval_every >= 0 ? o->eval_every : (int)(o->steps / 5 > 0 ? o->steps / 5 : 1);
 
     /* 2. The machine's limit, measured now: one core's FMA peak (max over PEs, each on its core). */
     double peak = o->peak_gflops_core;
@@ -270,7 +272,7 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
     double t_start = now(), t_steps = 0;
     int n_val = 0;
     lc_model_reset_times(m);
-    for (int64_t step = 0; step < o->steps; step++) {
+    for (int64_t step = 0; step < steps; step++) {
         double t0 = now();
         lc_model_zero_grads(m);
         double loss_sum = 0;
@@ -290,7 +292,7 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
             if (f) fclose(f);
         }
         double norm = lc_global_norm(grads, np);
-        float lr = lc_lr_at(step, warmup, o->steps, o->lr, lr_min);
+        float lr = lc_lr_at(step, warmup, steps, o->lr, lr_min);
         lc_adamw_step(opt, params, grads, lr, lc_clip_factor(norm, o->clip));
         double stats[2] = {loss_sum, (double)lc_peak_rss_bytes()}, red[2];
         if ((rc = lc_allreduce_sum_f64(mesh.dp_team, red, stats, 1))) goto coll_fail;
@@ -305,7 +307,7 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
             goto out;
         }
         double val = NAN;
-        int do_eval = lval && ((eval_every > 0 && (step + 1) % eval_every == 0) || step + 1 == o->steps);
+        int do_eval = lval && ((eval_every > 0 && (step + 1) % eval_every == 0) || step + 1 == steps);
         if (do_eval && (rc = evaluate(m, lval, &mesh, o, &b, &val))) goto out;
         double tps = tokens_step / dt, mfu = peak > 0 ? flops_tok * tps / (peak * 1e9 * cores) : NAN;
         hist[step * 2] = (double)(step + 1);
@@ -318,9 +320,9 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
         if (me == 0) {
             if (!o->quiet) {
                 char eta[32];
-                fmt_eta(t_steps / (double)(step + 1) * (double)(o->steps - step - 1), eta, sizeof eta);
+                fmt_eta((now() - t_start) / (double)(step + 1) * (double)(steps - step - 1), eta, sizeof eta);
                 printf("step %5lld/%lld | loss %.4f | lr %.2e | norm %6.3f | %8.0f tok/s | MFU %5.1f%% | %6.2f s/step | ETA %s",
-                       (long long)step + 1, (long long)o->steps, loss, lr, norm, tps, 100 * mfu, dt, eta);
+                       (long long)step + 1, (long long)steps, loss, lr, norm, tps, 100 * mfu, dt, eta);
                 if (do_eval) printf(" | val %.4f", val);
                 printf("\n");
                 fflush(stdout);
@@ -339,6 +341,22 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
                 fflush(jf);
             }
         }
+        if (o->time_budget_s > 0 && step == 1 && steps > 2) {
+            /* Two steps (and any evaluation) measured: fit the rest into the budget. PE 0's
+             * clock decides so that every PE agrees on the new total. */
+            double per = (now() - t_start) / 2, left = o->time_budget_s - (now() - t_start), fit;
+            double want = 2 + floor(left / per);
+            if ((rc = lc_allreduce_max_f64(world, &fit, me == 0 ? &want : (double[]){0}, 1))) goto coll_fail;
+            if (fit < steps) {
+                steps = fit < 3 ? 3 : (int64_t)fit;
+                if (o->eval_every < 0) eval_every = (int)(steps / 5 > 0 ? steps / 5 : 1);
+                if (me == 0 && !o->quiet) {
+                    printf("train: --time-budget %.0f s at %.1f s/step: %lld steps instead of %lld\n",
+                           o->time_budget_s, per, (long long)steps, (long long)o->steps);
+                    fflush(stdout);
+                }
+            }
+        }
     }
     /* 4. The end: time split, the plot, the parameters for comparisons. */
     if (me == 0) {
@@ -349,7 +367,7 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
             double tt = tm.total_s > 0 ? tm.total_s : 1;
             printf("train: %lld steps in %.1f s (%.0f tokens/s); PE 0 step time: matmul %.0f%%, attention %.0f%%, "
                    "CP communication %.0f%%, other %.0f%%; peak memory %.1f MiB per PE (max)\n",
-                   (long long)o->steps, total, tokens_step * (double)o->steps / t_steps, 100 * tm.matmul_s / tt,
+                   (long long)steps, total, tokens_step * (double)steps / t_steps, 100 * tm.matmul_s / tt,
                    100 * tm.attn_s / tt, 100 * tm.comm_s / tt, 100 * tm.other_s / tt,
                    (double)lc_peak_rss_bytes() / 1048576.0);
         }
@@ -358,12 +376,12 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
             snprintf(p, sizeof p, "%s/loss.png", o->out_dir);
             snprintf(title, sizeof title, "%s  seq %lld  dp %d x cp %d  %s", o->model_name ? o->model_name : "custom",
                      (long long)o->seq_len, o->dp, o->cp, lc_dtype_name(o->compute));
-            double *xs = malloc((size_t)(o->steps + n_val) * 2 * sizeof *xs);
+            double *xs = malloc((size_t)(steps + n_val) * 2 * sizeof *xs);
             if (xs) {
-                double *ys = xs + o->steps, *vx = ys + o->steps, *vy = vx + n_val;
-                for (int64_t i = 0; i < o->steps; i++) xs[i] = hist[2 * i], ys[i] = hist[2 * i + 1];
+                double *ys = xs + steps, *vx = ys + steps, *vy = vx + n_val;
+                for (int64_t i = 0; i < steps; i++) xs[i] = hist[2 * i], ys[i] = hist[2 * i + 1];
                 for (int i = 0; i < n_val; i++) vx[i] = hist[2 * o->steps + 2 * i], vy[i] = hist[2 * o->steps + 2 * i + 1];
-                lc_plot_series se[2] = {{xs, ys, (int)o->steps, {31, 119, 180}, "train"},
+                lc_plot_series se[2] = {{xs, ys, (int)steps, {31, 119, 180}, "train"},
                                         {vx, vy, n_val, {214, 39, 40}, "val"}};
                 if (lc_plot_png(p, 800, 480, title, "step", "loss (nats/token)", se, n_val ? 2 : 1))
                     fprintf(stderr, "train: %s\n", lc_train_last_error());
