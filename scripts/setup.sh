@@ -9,9 +9,12 @@ for tool in cmake gcc make python3; do
     command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 # OpenBLAS for the model's linear layers (src/model): Debian's cblas.h lives under openblas-*.
-if ! ls /usr/include/*/openblas-pthread/cblas.h /usr/include/openblas/cblas.h >/dev/null 2>&1; then
-    need+=(libopenblas-dev)
-fi
+have_blas=0
+for f in /usr/include/*/openblas-pthread/cblas.h /usr/include/*/openblas-openmp/cblas.h \
+         /usr/include/openblas/cblas.h; do
+    [ -e "$f" ] && have_blas=1
+done
+[ "$have_blas" -eq 1 ] || need+=(libopenblas-dev)
 if [ ${#need[@]} -gt 0 ]; then
     pkgs=()
     for t in "${need[@]}"; do

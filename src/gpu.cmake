@@ -16,6 +16,21 @@ target_link_libraries(test_gpu_logic PRIVATE longctx_lib m)
 add_test(NAME gpu_logic COMMAND test_gpu_logic)
 set_tests_properties(gpu_logic PROPERTIES LABELS "gpu;cpu" TIMEOUT 120)
 
+# test_gpu_attn's own call sequence over a CPU stand-in of the device with the device build's
+# argument rules (attn_check.h): catches a sequence the GPU would refuse, on every machine.
+add_executable(test_gpu_attn_cpu ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_attn.c
+               ${CMAKE_SOURCE_DIR}/tests/gpu/gpu_test_util.c ${CMAKE_SOURCE_DIR}/tests/gpu/emu/gpu_attn_standin.c)
+target_compile_definitions(test_gpu_attn_cpu PRIVATE GT_CPU_STANDIN)
+target_include_directories(test_gpu_attn_cpu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu
+                           ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/include)
+target_link_libraries(test_gpu_attn_cpu PRIVATE longctx_lib m)
+set(_gpu_attn_cpu_args "")
+if(LONGCTX_SANITIZE OR LONGCTX_TSAN)
+  set(_gpu_attn_cpu_args quick) # the sampled sweep under the sanitizers (the full one takes 75 s there)
+endif()
+add_test(NAME gpu_attn_cpu COMMAND test_gpu_attn_cpu ${_gpu_attn_cpu_args})
+set_tests_properties(gpu_attn_cpu PROPERTIES LABELS "gpu;cpu" TIMEOUT 300)
+
 # The GPU ring's host code over a CPU stand-in of CUDA streams and NVSHMEM (tests/gpu/emu):
 # its signal/credit protocol, dK/dV travel and race checks, with no CUDA at all.
 include(CheckLanguage)

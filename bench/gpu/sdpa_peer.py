@@ -43,14 +43,17 @@ def main():
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
 
     def timed(fn, iters):
+        """median of iters timed calls after a warm-up, each between its own events"""
         fn()
         torch.cuda.synchronize()
-        start.record()
+        ts = []
         for _ in range(iters):
+            start.record()
             fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / iters
+            end.record()
+            end.synchronize()
+            ts.append(start.elapsed_time(end))
+        return sorted(ts)[len(ts) // 2]
 
     for S in [int(x) for x in args.seqs.split(",")]:
         q = torch.randn(1, hq, S, d, device="cuda", dtype=torch.bfloat16, requires_grad=True)

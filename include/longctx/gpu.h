@@ -101,6 +101,25 @@ int lc_gpu_put_signal_on_stream(lc_gpu_world *w, void *dst, const void *src, siz
                                 lc_gpu_stream s);
 int lc_gpu_signal_op_on_stream(lc_gpu_world *w, uint64_t *sig, uint64_t value,
                                int op, int pe, lc_gpu_stream s);
+/* One permute hop as one kernel: put bytes of src to dst on PE pe, then (sig op value) on pe,
+ * then wait until my own wsig cmp wvalue (the predecessor's put has landed), with the same
+ * deadline as lc_gpu_signal_wait_on_stream. The copy runs on up to $LONGCTX_GPU_FUSED_BLOCKS
+ * blocks (default: one per SM) of $LONGCTX_GPU_FUSED_CHUNK bytes (default 64 KiB) each.
+ * Costs one launch where put + signal + wait cost three; the copy engine is not used. */
+int lc_gpu_put_signal_wait_on_stream(lc_gpu_world *w, void *dst, const void *src, size_t bytes,
+                                     uint64_t *sig, uint64_t value, int op, int pe,
+                                     uint64_t *wsig, int cmp, uint64_t wvalue, lc_gpu_stream s);
+/* Put-with-signal without a kernel, where PE pe is load/store reachable (same node, P2P):
+ * the copy engine moves the data, the stream's front end then SETs the signal
+ * (cuStreamWriteValue64 after a system fence). LC_ERR_UNSUPPORTED where the peer is not
+ * reachable or the driver lacks 64-bit stream memory operations. */
+int lc_gpu_put_signal_ce_on_stream(lc_gpu_world *w, void *dst, const void *src, size_t bytes,
+                                   uint64_t *sig, uint64_t value, int pe, lc_gpu_stream s);
+/* The stream waits (cuStreamWaitValue64, no kernel) until my *sig >= value (LC_CMP_GE) or
+ * == value (LC_CMP_EQ). NO DEADLINE: a dead peer hangs the stream, as with
+ * LONGCTX_GPU_WAIT=nvshmem; lc_gpu_signal_wait_on_stream is the bounded wait. */
+int lc_gpu_signal_wait_memop_on_stream(lc_gpu_world *w, uint64_t *sig, int cmp, uint64_t value,
+                                       lc_gpu_stream s);
 /* Makes s wait until (*sig cmp value) on my copy. A device-side wait kernel with a
  * deadline does it (works with several PEs per GPU); $LONGCTX_GPU_WAIT=nvshmem uses
  * nvshmemx_signal_wait_until_on_stream instead. A wait that passes its deadline marks the
@@ -137,10 +156,15 @@ int lc_gpu_nccl_rank(const lc_gpu_nccl *c);
 int lc_gpu_nccl_size(const lc_gpu_nccl *c);
 
 /* ---- ring attention over the NVSHMEM world ---- */
-typedef enum { LC_GPU_LAYOUT_CONTIG = 0, LC_GPU_LAYOUT_ZIGZAG = 1 } lc_gpu_layout;
-/* Global positions of PE pe's s_global/n_pes local rows (host memory). s_global must divide
- * by n_pes (contiguous) or 2*n_pes (zigzag). */
-int lc_gpu_layout_positions(lc_gpu_layout l, int s_global, int n_pes, int pe, int32_t *pos);
+/* The layouts of lc_cp (same numbers, same map): contiguous, zigzag (2P chunks, PE r holds
+ * r and 2P-1-r), striped (token t on PE t mod P). Any S: each layout pads S up to its
+ * chunking and every PE holds lc_gpu_layout_rows() rows, padding at the end with position -1
+ * (the kernels skip it). */
+typedef enum { LC_GPU_LAYOUT_CONTIG = 0, LC_GPU_LAYOUT_ZIGZAG = 1, LC_GPU_LAYOUT_STRIPED = 2 } lc_gpu_layout;
+/* Padded local rows per PE (the ring's s_local), or LC_ERR_ARG. */
+int lc_gpu_layout_rows(lc_gpu_layout l, int64_t s_global, int n_pes);
+/* Global positions of PE pe's lc_gpu_layout_rows() local rows (host memory), -1 = padding. */
+int lc_gpu_layout_positions(lc_gpu_layout l, int64_t s_global, int n_pes, int pe, int32_t *pos);
 
 typedef struct lc_gpu_ring lc_gpu_ring;
 typedef struct {

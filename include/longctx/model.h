@@ -122,6 +122,8 @@ void lc_model_get_times(const lc_model *m, lc_model_times *t);
 void lc_model_reset_times(lc_model *m);
 /* Which bf16 matmul path this build uses: "sbgemm" (OpenBLAS bf16 GEMM) or "sgemm-rounded". */
 const char *lc_model_bf16_gemm_name(void);
+/* The BLAS in use: OpenBLAS version, kernel family and how it was chosen. */
+const char *lc_model_blas_info(void);
 
 #ifdef __cplusplus
 }

@@ -4,43 +4,16 @@
 #include <string.h>
 
 #include "cp/internal.h"
+#include "cp/layout_map.h"
 
-static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-static int64_t pad_rows(lc_cp_layout l, int64_t s, int p)
-{
-    return l == LC_CP_ZIGZAG ? 2 * ceil_div(s, 2 * (int64_t)p) : ceil_div(s, p);
-}
-
-static int64_t global_of(lc_cp_layout l, int64_t n_pad, int p, int pe, int64_t i)
-{
-    switch (l) {
-    case LC_CP_STRIPED:
-        return i * p + pe;
-    case LC_CP_ZIGZAG: {
-        int64_t c = n_pad / 2;
-        return i < c ? pe * c + i : (2 * (int64_t)p - 1 - pe) * c + (i - c);
-    }
-    default:
-        return pe * n_pad + i;
-    }
-}
-
+/* the map itself is cp/layout_map.h, shared with the GPU ring */
+_Static_assert((int)LC_CP_CONTIGUOUS == LC_LAYOUT_MAP_CONTIG && (int)LC_CP_ZIGZAG == LC_LAYOUT_MAP_ZIGZAG &&
+                   (int)LC_CP_STRIPED == LC_LAYOUT_MAP_STRIPED,
+               "lc_cp_layout numbers are the shared map's");
 int lc_cp_layout_positions(lc_cp_layout layout, int64_t seq_len, int n_pes, int pe, int32_t *pos,
                            int *n_pad)
 {
-    if (n_pes < 1 || pe < 0 || pe >= n_pes || seq_len < 1 || (unsigned)layout > LC_CP_STRIPED)
-        return -1;
-    int64_t np = pad_rows(layout, seq_len, n_pes);
-    if (np * n_pes > INT32_MAX) return -1;
-    int real = 0;
-    for (int64_t i = 0; i < np; i++) {
-        int64_t g = global_of(layout, np, n_pes, pe, i);
-        if (g < seq_len) real++;
-        if (pos) pos[i] = g < seq_len ? (int32_t)g : -1;
-    }
-    if (n_pad) *n_pad = (int)np;
-    return real;
+    return lc_layout_positions((int)layout, seq_len, n_pes, pe, pos, n_pad);
 }
 
 int lc_cp_local_rows(const lc_cp *cp, int pe)

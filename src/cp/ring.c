@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cp/internal.h"
+#include "cp/layout_map.h"
 
 static int start(lc_cp *cp, const void *src, void *dst, size_t bytes, lc_lowering l,
                  lc_permute_req *req, const char *what, int step)
@@ -32,7 +33,7 @@ static int done(lc_cp *cp, lc_permute_req *req, const char *what, int step)
 /* Compute-only runs the same kernel calls on my own data with the owner's positions. */
 static const int32_t *pos_for(const lc_cp *cp, int step, int compute_only)
 {
-    int owner = (cp->me - step + cp->P) % cp->P;
+    int owner = lc_ring_owner(cp->me, step, cp->P);
     return compute_only ? cp->pos_of + (size_t)owner * cp->n_pad : NULL;
 }
 

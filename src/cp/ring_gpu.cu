@@ -38,12 +38,26 @@
 #include "longctx/gpu.h"
 #include "ring_gpu_layout.h"
 
-extern "C" int lc_gpu_layout_positions(lc_gpu_layout l, int s_global, int n_pes, int pe,
+static_assert((int)LC_GPU_LAYOUT_CONTIG == LC_LAYOUT_MAP_CONTIG && (int)LC_GPU_LAYOUT_ZIGZAG == LC_LAYOUT_MAP_ZIGZAG &&
+                  (int)LC_GPU_LAYOUT_STRIPED == LC_LAYOUT_MAP_STRIPED,
+              "lc_gpu_layout numbers are the shared map's");
+
+extern "C" int lc_gpu_layout_rows(lc_gpu_layout l, int64_t s_global, int n_pes) {
+    const int np = lc_ring_layout_rows((int)l, s_global, n_pes);
+    if (np < 0)
+        return lcg_fail(LC_ERR_ARG,
+                        "lc_gpu_layout_rows: bad layout %d, S %lld or PE count %d (need S >= 1, P >= 1, "
+                        "padded S within int32)", (int)l, (long long)s_global, n_pes);
+    return np;
+}
+
+extern "C" int lc_gpu_layout_positions(lc_gpu_layout l, int64_t s_global, int n_pes, int pe,
                                        int32_t *pos) {
     if (!pos) return lcg_fail(LC_ERR_ARG, "lc_gpu_layout_positions: pos is NULL");
-    if (lc_ring_layout_positions(l == LC_GPU_LAYOUT_ZIGZAG, s_global, n_pes, pe, pos))
-        return lcg_fail(LC_ERR_ARG, "lc_gpu_layout_positions: %d rows do not split over %d PEs (%s)",
-                        s_global, n_pes, l == LC_GPU_LAYOUT_ZIGZAG ? "zigzag needs 2P chunks" : "contiguous");
+    if (lc_ring_layout_positions((int)l, s_global, n_pes, pe, pos) < 0)
+        return lcg_fail(LC_ERR_ARG,
+                        "lc_gpu_layout_positions: bad layout %d, S %lld, PE %d of %d (need S >= 1, "
+                        "0 <= pe < P, padded S within int32)", (int)l, (long long)s_global, pe, n_pes);
     return LC_OK;
 }
 
@@ -150,8 +164,8 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
     r->nc = o->nccl;
     r->me = two ? lc_gpu_nccl_rank(r->nc) : lc_gpu_my_pe(r->w);
     r->n = two ? lc_gpu_nccl_size(r->nc) : lc_gpu_n_pes(r->w);
-    r->next = (r->me + 1) % r->n;
-    r->prev = (r->me + r->n - 1) % r->n;
+    r->next = lc_ring_next(r->me, r->n);
+    r->prev = lc_ring_prev(r->me, r->n);
     const size_t es = lc_gpu_dtype_size(o->dtype);
     r->kbytes = (size_t)o->s_local * o->hkv * o->d * es;
     r->offv = up256(r->kbytes);

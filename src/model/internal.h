@@ -32,8 +32,9 @@ void lc_model__rope_apply(float *x, int rows, int heads, int hd, const float *co
 
 /* SwiGLU on h [rows, 2*ffn] = [gate | up] per row: act = silu(gate) * up, act [rows, ffn]. */
 void lc_model__swiglu_fwd(const float *h, int rows, int ffn, float *act);
-/* dh [rows, 2*ffn] from dact [rows, ffn]. */
-void lc_model__swiglu_bwd(const float *h, const float *dact, int rows, int ffn, float *dh);
+/* In: dact in the up half of dh ([rows, 2*ffn], columns ffn..2ffn). Out: dh = [dgate | dup]
+ * and act = silu(gate) * up (as the forward computes it). */
+void lc_model__swiglu_bwd(const float *h, float *dh, float *act, int rows, int ffn);
 
 /* Cross-entropy on logits [rows, vocab] in place: returns the sum over rows whose target is
  * >= 0 of -log softmax[target]; with grad the logits are overwritten with
@@ -48,14 +49,20 @@ void lc_model__linear_fwd(const float *x, const float *w, int rows, int in, int 
 /* dx (+= when accumulate) = dy W ; dw += dy^T x */
 void lc_model__linear_bwd_dx(const float *dy, const float *w, int rows, int in, int out,
                              float *dx, int accumulate);
+/* The same with a row stride ldx >= in for dx (writes into a wider buffer's columns). */
+void lc_model__linear_bwd_dx_ld(const float *dy, const float *w, int rows, int in, int out,
+                                float *dx, int ldx);
 void lc_model__linear_bwd_dw(const float *dy, const float *x, int rows, int in, int out,
                              float *dw);
+int lc_model__blas_init(void); /* loads OpenBLAS once; -1: lc_model_blas_info says why */
 void lc_model__blas_threads(int n);
 void lc_model__round_bf16(float *x, size_t n); /* in place: values become bf16-representable */
 void lc_model__to_bf16(const float *x, size_t n, uint16_t *out);
 void lc_model__from_bf16(const uint16_t *x, size_t n, float *out);
 
 /* ---- the model ---- */
+
+#define LC_MODEL__LOGITS_MAX (8u << 20) /* floats of one LM-head chunk of logits */
 
 typedef struct {
     /* parameter offsets (floats) */
@@ -114,12 +121,14 @@ struct lc_model {
     float *dq, *dk, *dv; /* fp32 attention grads */
     void *datt;    /* [rows, qdim] dout for attention in compute dtype */
     float *logits; /* [chunk, vocab] */
-    int chunk;
+    int chunk, chunk_alloc; /* LM head rows per chunk (in use, allocated) */
 
     lc_model_times t;
     char err[512];
 };
 
 double lc_model__now(void);
+/* Tests: a smaller LM-head chunk so the chunked loss path runs at small shapes. */
+void lc_model__set_loss_chunk(lc_model *m, int rows);
 
 #endif

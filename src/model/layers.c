@@ -100,21 +100,28 @@ void lc_model__swiglu_fwd(const float *h, int rows, int ffn, float *act)
     for (int i = 0; i < rows; i++) {
         const float *g = h + (size_t)i * 2 * ffn, *u = g + ffn;
         float *a = act + (size_t)i * ffn;
-        for (int j = 0; j < ffn; j++) a[j] = g[j] / (1.0f + expf(-g[j])) * u[j];
+        for (int j = 0; j < ffn; j++) { /* the backward's expression, so both give the same act */
+            float sg = 1.0f / (1.0f + expf(-g[j]));
+            float silu = g[j] * sg;
+            a[j] = silu * u[j];
+        }
     }
 }
 
-/* silu(g) = g s, s = sigmoid(g); d silu/dg = s (1 + g (1 - s)) */
-void lc_model__swiglu_bwd(const float *h, const float *dact, int rows, int ffn, float *dh)
+/* silu(g) = g s, s = sigmoid(g); d silu/dg = s (1 + g (1 - s)). One pass gives the backward
+ * and the forward's act (the down projection's dW needs it), so backward takes one exp per
+ * element instead of two. dact arrives in dh's up half and is read before it is replaced. */
+void lc_model__swiglu_bwd(const float *h, float *dh, float *act, int rows, int ffn)
 {
     for (int i = 0; i < rows; i++) {
-        const float *g = h + (size_t)i * 2 * ffn, *u = g + ffn, *da = dact + (size_t)i * ffn;
-        float *dg = dh + (size_t)i * 2 * ffn, *du = dg + ffn;
+        const float *g = h + (size_t)i * 2 * ffn, *u = g + ffn;
+        float *dg = dh + (size_t)i * 2 * ffn, *du = dg + ffn, *a = act + (size_t)i * ffn;
         for (int j = 0; j < ffn; j++) {
             float s = 1.0f / (1.0f + expf(-g[j]));
-            float silu = g[j] * s;
-            du[j] = da[j] * silu;
-            dg[j] = da[j] * u[j] * s * (1.0f + g[j] * (1.0f - s));
+            float silu = g[j] * s, da = du[j];
+            a[j] = silu * u[j];
+            du[j] = da * silu;
+            dg[j] = da * u[j] * s * (1.0f + g[j] * (1.0f - s));
         }
     }
 }

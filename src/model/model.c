@@ -208,7 +208,12 @@ static int fail_create(lc_model *m, int rc, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(g_create_err, sizeof g_create_err, fmt, ap);
     va_end(ap);
-    if (m && m->cp) lc_cp_destroy(m->cp);
+    if (m && m->cp) {
+        /* the plan exists on every member; a failure after it is this PE's alone (memory),
+         * so peers must not wait in a collective destroy: take the world down instead */
+        if (m->P > 1) lc_world_abort(m->w, g_create_err);
+        else lc_cp_destroy(m->cp);
+    }
     free_model(m);
     return rc;
 }
@@ -253,6 +258,8 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.lowering = %d is unknown",
                            (int)run->lowering);
 
+    if (lc_model__blas_init())
+        return fail_create(NULL, LC_ERR_UNSUPPORTED, "lc_model_create: %s", lc_model_blas_info());
     int P = lc_team_n_pes(run->cp_team), me = lc_team_my_pe(run->cp_team);
     /* every PE must own a real token: the layout needs seq_len >= its chunk count */
     for (int pe = 0; pe < P; pe++) {
@@ -261,10 +268,8 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
         if (real < 1)
             return fail_create(NULL, LC_ERR_ARG,
                                "lc_model_create: run.seq_len = %lld is too short for the %s "
-                               "layout over %d PEs (PE %d would hold no token; need at least "
-                               "%d tokens)",
-                               (long long)run->seq_len, lc_cp_layout_name(run->layout), P, pe,
-                               run->layout == LC_CP_ZIGZAG ? 2 * P - 1 : P);
+                               "layout over %d PEs (PE %d would hold no token)",
+                               (long long)run->seq_len, lc_cp_layout_name(run->layout), P, pe);
     }
 
     lc_model *m = calloc(1, sizeof *m);
@@ -308,10 +313,11 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
         return fail_create(m, LC_ERR_SYS, "lc_model_create: out of memory for %zu parameters",
                            m->n_params);
 
-    /* LM head rows per chunk: logits of one chunk stay <= 4 Mi floats (16 MiB) */
-    int chunk = (int)((4u << 20) / (unsigned)cfg->vocab);
+    /* LM head rows per chunk: logits of one chunk stay <= 8 Mi floats (32 MiB), so at
+     * Llama 3 vocab (128256) a chunk is 65 rows: big enough for an efficient GEMM */
+    int chunk = (int)(LC_MODEL__LOGITS_MAX / (unsigned)cfg->vocab);
     if (chunk < 16) chunk = 16;
-    m->chunk = chunk < m->rows ? chunk : m->rows;
+    m->chunk = m->chunk_alloc = chunk < m->rows ? chunk : m->rows;
 
     carver cv = {NULL, 0};
     layout_arena(m, &cv);

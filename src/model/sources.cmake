@@ -21,7 +21,8 @@ if(NOT LONGCTX_OPENBLAS_INCLUDE OR NOT LONGCTX_OPENBLAS_LIB)
                       "${LONGCTX_OPENBLAS_LIB}); install it with scripts/setup.sh (apt-get install libopenblas-dev)")
 endif()
 message(STATUS "OpenBLAS: ${LONGCTX_OPENBLAS_LIB} (cblas.h in ${LONGCTX_OPENBLAS_INCLUDE})")
+# Loaded with dlopen at first use (linear.c says why); only the header is needed to build.
 set_source_files_properties(src/model/linear.c PROPERTIES
-  COMPILE_DEFINITIONS "LONGCTX_CBLAS_HEADER=<cblas.h>"
+  COMPILE_DEFINITIONS "LONGCTX_CBLAS_HEADER=<cblas.h>;LONGCTX_OPENBLAS_SO=\"${LONGCTX_OPENBLAS_LIB}\""
   INCLUDE_DIRECTORIES "${LONGCTX_OPENBLAS_INCLUDE}")
-list(APPEND LONGCTX_LINK_LIBS ${LONGCTX_OPENBLAS_LIB})
+list(APPEND LONGCTX_LINK_LIBS ${CMAKE_DL_LIBS})

@@ -98,12 +98,12 @@ static int layer_bwd(lc_model *m, int l)
     size_t nq = (size_t)R * m->qdim;
     float *g = m->grads;
 
-    /* MLP: out = xmid + act Wdown^T */
-    lc_model__swiglu_fwd(a->h, R, F, m->act);
+    /* MLP: out = xmid + act Wdown^T; dact lands in dh's up half, the SwiGLU backward
+     * also rebuilds act for dWdown */
+    MM(m, lc_model__linear_bwd_dx_ld(m->dres, W(m, o->wdown), R, F, D, m->dh + F, 2 * F));
+    lc_model__swiglu_bwd(a->h, m->dh, m->act, R, F);
     maybe_round(m, m->act, (size_t)R * F);
     MM(m, lc_model__linear_bwd_dw(m->dres, m->act, R, F, D, g + o->wdown));
-    MM(m, lc_model__linear_bwd_dx(m->dres, W(m, o->wdown), R, F, D, m->act, 0));
-    lc_model__swiglu_bwd(a->h, m->act, R, F, m->dh);
     MM(m, lc_model__linear_bwd_dw(m->dh, a->ln2, R, D, 2 * F, g + o->wgu));
     MM(m, lc_model__linear_bwd_dx(m->dh, W(m, o->wgu), R, D, 2 * F, m->dtmp, 0));
     lc_model__rmsnorm_bwd(a->xmid, m->params + o->ln2, a->rstd2, m->dtmp, R, D, 1, m->dres,
@@ -192,6 +192,8 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
                             (long long)i, targets[i], c->vocab);
         n_real += targets[i] >= 0;
     }
+    /* the BLAS thread count is per process: models with different counts may share one */
+    lc_model__blas_threads(m->run.threads);
     lc_cp_shard(m->cp, m->me, tokens, sizeof(int32_t), m->tok);
     lc_cp_shard(m->cp, m->me, targets, sizeof(int32_t), m->tgt);
     if (m->run.doc_mask) lc_cp_shard(m->cp, m->me, doc, sizeof(int32_t), m->doc);
@@ -245,3 +247,9 @@ void lc_model_get_times(const lc_model *m, lc_model_times *t)
 }
 
 void lc_model_reset_times(lc_model *m) { memset(&m->t, 0, sizeof m->t); }
+
+void lc_model__set_loss_chunk(lc_model *m, int rows)
+{
+    int max = m->chunk_alloc;
+    m->chunk = rows < 1 ? 1 : rows > max ? max : rows;
+}

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cuda.h> /* types of the stream memory operations only; no libcuda link */
 #include <cuda_runtime.h>
 
 #include "gpu_internal.h"
@@ -41,6 +42,11 @@ struct lc_gpu_world {
      * plain signal ops may be refused (several PEs per GPU) */
     int signal_via_put;
     void *scratch, *scratch_src;
+    /* the fused put-signal-wait kernel: a ticket counting its blocks (device), and its
+     * shape ($LONGCTX_GPU_FUSED_BLOCKS blocks at most, $LONGCTX_GPU_FUSED_CHUNK bytes each) */
+    unsigned *ticket;
+    int fused_blocks;
+    size_t fused_chunk;
     lc_gpu_team world;
     char err[256];
 };
@@ -130,6 +136,47 @@ __global__ void wait_count_kernel(const uint64_t *sig, unsigned long long *count
     }
     if (consume) *count = target;
     __threadfence_system();
+}
+
+/* One launch for a whole permute hop: every block puts its chunks of src to dst on PE pe;
+ * the last block to finish (ticket) makes the data visible, raises the peer's signal and
+ * waits for my own signal from my predecessor, with the deadline of wait_kernel. One launch
+ * instead of the put, the signal and the wait kernel: the per-op cost is one launch. */
+__global__ void put_signal_wait_kernel(char *dst, const char *src, size_t bytes, size_t chunk,
+                                       uint64_t *sig, unsigned long long value, int nv_op, int pe,
+                                       const uint64_t *wsig, int cmp, unsigned long long wvalue,
+                                       unsigned *ticket, unsigned long long timeout_ns,
+                                       unsigned long long *fail) {
+    for (size_t off = (size_t)blockIdx.x * chunk; off < bytes; off += (size_t)gridDim.x * chunk) {
+        const size_t n = bytes - off < chunk ? bytes - off : chunk;
+        nvshmemx_putmem_block(dst + off, src + off, n, pe);
+    }
+    __syncthreads();
+    __shared__ bool last;
+    if (threadIdx.x == 0) {
+        nvshmem_quiet(); /* this block's puts are delivered (a system fence) before its ticket */
+        last = atomicAdd(ticket, 1u) == gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!last || threadIdx.x != 0) return;
+    *ticket = 0; /* every block has counted: ready for the next launch in stream order */
+    __threadfence(); /* the other blocks' quiet fenced their puts before their tickets */
+    nvshmemx_signal_op(sig, value, nv_op, pe);
+    const unsigned long long t0 = now_ns();
+    unsigned spins = 0;
+    for (;;) {
+        const unsigned long long v = ld_acquire(wsig);
+        if (cmp_ok(v, cmp, wvalue)) break;
+        if (((++spins) & 255u) == 0) {
+            if (*(volatile unsigned long long *)fail) return;
+            if (now_ns() - t0 > timeout_ns) {
+                record_fail(fail, v, wvalue, cmp);
+                return;
+            }
+        }
+        __nanosleep(32);
+    }
+    /* the acquire load above orders what the signal guarded before later kernels */
 }
 
 int to_nv_sig(int op) { return op == LC_SIGNAL_ADD ? NVSHMEM_SIGNAL_ADD : NVSHMEM_SIGNAL_SET; }
@@ -228,6 +275,23 @@ extern "C" int lc_gpu_world_init(const lc_gpu_world_opts *o, lc_gpu_world **out)
         return lcg_fail(LC_ERR_NOMEM, "lc_gpu_world_init: scratch allocation failed");
     }
     cudaMemset(w->scratch_src, 0, 64);
+    if (cudaMalloc((void **)&w->ticket, sizeof(unsigned)) != cudaSuccess) {
+        nvshmem_free(w->scratch);
+        cudaFree(w->scratch_src);
+        nvshmem_finalize();
+        g_live = 0;
+        cudaFreeHost(w->fail_host);
+        free(w);
+        return lcg_fail(LC_ERR_NOMEM, "lc_gpu_world_init: ticket allocation failed");
+    }
+    cudaMemset(w->ticket, 0, sizeof(unsigned));
+    {
+        int sms = 0;
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, w->device);
+        const char *fb = getenv("LONGCTX_GPU_FUSED_BLOCKS"), *fc = getenv("LONGCTX_GPU_FUSED_CHUNK");
+        w->fused_blocks = fb && atoi(fb) > 0 ? atoi(fb) : (sms > 0 ? sms : 32);
+        w->fused_chunk = fc && atol(fc) >= 256 ? (size_t)atol(fc) : (size_t)64 << 10;
+    }
     w->world.w = w;
     w->world.team = NVSHMEM_TEAM_WORLD;
     w->world.owned = 0;
@@ -241,6 +305,7 @@ extern "C" int lc_gpu_world_finalize(lc_gpu_world *w) {
     nvshmem_barrier_all();
     nvshmem_free(w->scratch);
     cudaFree(w->scratch_src);
+    cudaFree(w->ticket);
     nvshmem_finalize();
     g_live = 0;
     cudaFreeHost(w->fail_host);
@@ -321,6 +386,82 @@ extern "C" int lc_gpu_signal_wait_on_stream(lc_gpu_world *w, uint64_t *sig, int 
     wait_kernel<<<1, 1, 0, (cudaStream_t)s>>>(sig, cmp, value,
                                               (unsigned long long)(w->timeout_s * 1e9), w->fail_dev);
     return lcg_cuda(cudaGetLastError(), "signal wait kernel");
+}
+
+extern "C" int lc_gpu_put_signal_wait_on_stream(lc_gpu_world *w, void *dst, const void *src,
+                                                size_t bytes, uint64_t *sig, uint64_t value, int op,
+                                                int pe, uint64_t *wsig, int cmp, uint64_t wvalue,
+                                                lc_gpu_stream s) {
+    int rc = check_pe(w, pe, "lc_gpu_put_signal_wait_on_stream");
+    if (rc) return rc;
+    if (op != LC_SIGNAL_SET && op != LC_SIGNAL_ADD)
+        return lcg_fail(LC_ERR_ARG, "lc_gpu_put_signal_wait_on_stream: op must be LC_SIGNAL_SET or ADD");
+    if (to_nv_cmp(cmp) < 0) return lcg_fail(LC_ERR_ARG, "lc_gpu_put_signal_wait_on_stream: bad cmp %d", cmp);
+    if (bytes && (!dst || !src)) return lcg_fail(LC_ERR_ARG, "lc_gpu_put_signal_wait_on_stream: dst or src is NULL");
+    size_t nb = (bytes + w->fused_chunk - 1) / w->fused_chunk;
+    if (nb < 1) nb = 1;
+    if (nb > (size_t)w->fused_blocks) nb = (size_t)w->fused_blocks;
+    put_signal_wait_kernel<<<(unsigned)nb, 256, 0, (cudaStream_t)s>>>(
+        (char *)dst, (const char *)src, bytes, w->fused_chunk, sig, value, to_nv_sig(op), pe, wsig, cmp, wvalue,
+        w->ticket, (unsigned long long)(w->timeout_s * 1e9), w->fail_dev);
+    return lcg_cuda(cudaGetLastError(), "put-signal-wait kernel");
+}
+
+/* The driver's stream memory operations, looked up once through the runtime (so nothing
+ * links libcuda): a signal written or waited for by the stream's front end, no kernel. */
+typedef CUresult (*memop_fn)(CUstream, CUdeviceptr, cuuint64_t, unsigned int);
+static memop_fn g_write64, g_wait64;
+static int memops(void) {
+    static int state = 0; /* 0 unknown, 1 ready, -1 absent */
+    if (state == 0) {
+        cudaDriverEntryPointQueryResult q1 = cudaDriverEntryPointSymbolNotFound, q2 = q1;
+        void *a = NULL, *b = NULL;
+        int dev = 0, ok64 = 0;
+        cudaGetDevice(&dev);
+        cudaDeviceGetAttribute(&ok64, (cudaDeviceAttr)CU_DEVICE_ATTRIBUTE_CAN_USE_64_BIT_STREAM_MEM_OPS, dev);
+        if (cudaGetDriverEntryPointByVersion("cuStreamWriteValue64", &a, 12000, cudaEnableDefault, &q1) == cudaSuccess &&
+            cudaGetDriverEntryPointByVersion("cuStreamWaitValue64", &b, 12000, cudaEnableDefault, &q2) == cudaSuccess &&
+            q1 == cudaDriverEntryPointSuccess && q2 == cudaDriverEntryPointSuccess && a && b && ok64) {
+            g_write64 = (memop_fn)a;
+            g_wait64 = (memop_fn)b;
+            state = 1;
+        } else {
+            (void)cudaGetLastError();
+            state = -1;
+        }
+    }
+    return state == 1;
+}
+
+extern "C" int lc_gpu_put_signal_ce_on_stream(lc_gpu_world *w, void *dst, const void *src, size_t bytes,
+                                              uint64_t *sig, uint64_t value, int pe, lc_gpu_stream s) {
+    int rc = check_pe(w, pe, "lc_gpu_put_signal_ce_on_stream");
+    if (rc) return rc;
+    if (!memops())
+        return lcg_fail(LC_ERR_UNSUPPORTED, "lc_gpu_put_signal_ce_on_stream: the driver has no 64-bit stream memory operations");
+    void *pd = nvshmem_ptr(dst, pe), *ps = nvshmem_ptr(sig, pe);
+    if ((bytes && !pd) || !ps)
+        return lcg_fail(LC_ERR_UNSUPPORTED,
+                        "lc_gpu_put_signal_ce_on_stream: PE %d is not load/store reachable from PE %d (use lc_gpu_put_signal_on_stream)",
+                        pe, w->pe);
+    if (bytes) {
+        rc = lcg_cuda(cudaMemcpyAsync(pd, src, bytes, cudaMemcpyDeviceToDevice, (cudaStream_t)s), "copy-engine put");
+        if (rc) return rc;
+    }
+    /* default flags: a system-wide fence before the write, so the data lands first */
+    CUresult e = g_write64((CUstream)s, (CUdeviceptr)ps, value, CU_STREAM_WRITE_VALUE_DEFAULT);
+    return e == CUDA_SUCCESS ? LC_OK : lcg_fail(LC_ERR_SYS, "cuStreamWriteValue64 failed (%d)", (int)e);
+}
+
+extern "C" int lc_gpu_signal_wait_memop_on_stream(lc_gpu_world *w, uint64_t *sig, int cmp, uint64_t value,
+                                                  lc_gpu_stream s) {
+    (void)w;
+    if (cmp != LC_CMP_GE && cmp != LC_CMP_EQ)
+        return lcg_fail(LC_ERR_ARG, "lc_gpu_signal_wait_memop_on_stream: cmp must be LC_CMP_GE or LC_CMP_EQ");
+    if (!memops())
+        return lcg_fail(LC_ERR_UNSUPPORTED, "lc_gpu_signal_wait_memop_on_stream: the driver has no 64-bit stream memory operations");
+    CUresult e = g_wait64((CUstream)s, (CUdeviceptr)sig, value, cmp == LC_CMP_GE ? CU_STREAM_WAIT_VALUE_GEQ : CU_STREAM_WAIT_VALUE_EQ);
+    return e == CUDA_SUCCESS ? LC_OK : lcg_fail(LC_ERR_SYS, "cuStreamWaitValue64 failed (%d)", (int)e);
 }
 
 int lcg_wait_count_on_stream(lc_gpu_world *w, uint64_t *sig, unsigned long long *count,
@@ -424,6 +565,17 @@ extern "C" void *lc_gpu_symm_ptr(lc_gpu_world *, const void *, int) { return NUL
 extern "C" int lc_gpu_put_on_stream(lc_gpu_world *, void *, const void *, size_t, int, lc_gpu_stream) { return nosup("lc_gpu_put_on_stream"); }
 extern "C" int lc_gpu_put_signal_on_stream(lc_gpu_world *, void *, const void *, size_t, uint64_t *, uint64_t, int, int, lc_gpu_stream) { return nosup("lc_gpu_put_signal_on_stream"); }
 extern "C" int lc_gpu_signal_op_on_stream(lc_gpu_world *, uint64_t *, uint64_t, int, int, lc_gpu_stream) { return nosup("lc_gpu_signal_op_on_stream"); }
+extern "C" int lc_gpu_put_signal_wait_on_stream(lc_gpu_world *, void *, const void *, size_t, uint64_t *, uint64_t, int, int,
+                                                uint64_t *, int, uint64_t, lc_gpu_stream) {
+    return nosup("lc_gpu_put_signal_wait_on_stream");
+}
+extern "C" int lc_gpu_put_signal_ce_on_stream(lc_gpu_world *, void *, const void *, size_t, uint64_t *, uint64_t, int,
+                                              lc_gpu_stream) {
+    return nosup("lc_gpu_put_signal_ce_on_stream");
+}
+extern "C" int lc_gpu_signal_wait_memop_on_stream(lc_gpu_world *, uint64_t *, int, uint64_t, lc_gpu_stream) {
+    return nosup("lc_gpu_signal_wait_memop_on_stream");
+}
 extern "C" int lc_gpu_signal_wait_on_stream(lc_gpu_world *, uint64_t *, int, uint64_t, lc_gpu_stream) { return nosup("lc_gpu_signal_wait_on_stream"); }
 extern "C" int lc_gpu_quiet_on_stream(lc_gpu_world *, lc_gpu_stream) { return nosup("lc_gpu_quiet_on_stream"); }
 int lcg_wait_count_on_stream(lc_gpu_world *, uint64_t *, unsigned long long *, int, cudaStream_t) {

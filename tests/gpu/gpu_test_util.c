@@ -6,6 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+/* GT_CPU_STANDIN: the CPU stand-in of the GPU tests (tests/gpu/emu/gpu_attn_standin.c)
+ * provides the device-memory helpers and gt_require_gpu; the rest is shared. */
+#ifndef GT_CPU_STANDIN
 #include <cuda_runtime_api.h>
 
 void gt_require_gpu(const char *test) {
@@ -16,6 +19,8 @@ void gt_require_gpu(const char *test) {
         exit(LC_SKIP);
     }
 }
+
+#endif
 
 static uint32_t bits_of(float x) {
     uint32_t u;
@@ -87,6 +92,7 @@ uint64_t gt_rng(uint64_t *s) {
 }
 float gt_uniform(uint64_t *s) { return (float)((gt_rng(s) >> 40) * (1.0 / 8388608.0)) - 1.0f; }
 
+#ifndef GT_CPU_STANDIN
 static void cuda_ok(cudaError_t e, const char *what) {
     if (e != cudaSuccess) {
         fprintf(stderr, "%s: %s\n", what, cudaGetErrorString(e));
@@ -107,6 +113,7 @@ void gt_d2h(void *dst, const void *src, size_t bytes) {
     if (bytes) cuda_ok(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
 }
 void gt_sync(void) { cuda_ok(cudaDeviceSynchronize(), "cudaDeviceSynchronize"); }
+#endif
 double gt_now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -124,6 +131,8 @@ void gt_nvshmem_env(void) {
     setenv("NVSHMEM_DISABLE_NCCL", "1", 0);
 }
 
+/* fork-based PE spawning and its device probe: the real GPU tests only */
+#ifndef GT_CPU_STANDIN
 typedef struct {
     volatile int state; /* 0 waiting, 1 uid ready, -1 failed */
     lc_gpu_uid uid;
@@ -231,3 +240,4 @@ void gt_require_gpu_nofork_parent(const char *test) {
     if (WEXITSTATUS(st) == LC_SKIP) exit(LC_SKIP);
     if (WEXITSTATUS(st) != 0) exit(1);
 }
+#endif

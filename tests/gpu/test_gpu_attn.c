@@ -2,7 +2,12 @@
  * bf16 and f16, D = 64 and 128, masks none / causal / window / document and combinations,
  * GQA, odd lengths, padding rows, shifted positions (a ring step), and the K/V split over
  * two block calls so that the (o, lse) merge and the accumulating backward are exercised.
- * Exits 77 (skip) without a device. */
+ * Exits 77 (skip) without a device. The same source also runs on every machine as gpu_attn_cpu,
+ * over a CPU stand-in of the device (tests/gpu/emu/gpu_attn_standin.c) with the same argument
+ * rules (attn_check.h), so a call sequence the device refuses fails there too.
+ *
+ * The call sequence is a ring step's: init the (o, lse) state from the Q side alone, then
+ * set sk, k_pos and k_doc per K/V block. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +154,50 @@ static int run(const tcase *c, uint64_t seed) {
     return ok;
 }
 
+/* The argument rules per entry point: the state calls need only the Q side; a block call
+ * under the document mask without k_doc (or q_doc) is refused with a message naming it. */
+static int check_rules(void) {
+    int bad = 0;
+    lc_gpu_attn_desc a;
+    memset(&a, 0, sizeof a);
+    a.sq = 16; a.sk = 16; a.hq = 2; a.hkv = 1; a.d = 64; a.dtype = LC_GPU_BF16;
+    a.mask.kind = LC_MASK_CAUSAL | LC_MASK_DOC;
+    float *o = gt_dev_alloc(4 * 16 * 2 * 64), *l = gt_dev_alloc(4 * 16 * 2);
+    void *x = gt_dev_alloc(2 * 16 * 2 * 64);
+    int32_t *doc = gt_dev_alloc(4 * 16);
+    int32_t zero[16] = {0};
+    gt_h2d(doc, zero, sizeof zero);
+    a.mask.q_doc = doc; /* k_doc not yet set: a ring sets it per block */
+    if (lc_gpu_attn_fwd_init(&a, o, l, NULL)) {
+        fprintf(stderr, "FAIL: fwd_init refused a Q-side-only descriptor: %s\n", lc_gpu_last_error());
+        bad++;
+    }
+    int rc = lc_gpu_attn_fwd_block(&a, x, x, x, o, l, NULL);
+    if (rc != LC_ERR_ARG || !strstr(lc_gpu_last_error(), "k_doc")) {
+        fprintf(stderr, "FAIL: fwd_block without k_doc returned %d (%s), want LC_ERR_ARG naming k_doc\n", rc,
+                lc_gpu_last_error());
+        bad++;
+    }
+    a.mask.k_doc = doc; a.mask.q_doc = NULL;
+    rc = lc_gpu_attn_fwd_block(&a, x, x, x, o, l, NULL);
+    if (rc != LC_ERR_ARG || !strstr(lc_gpu_last_error(), "q_doc")) {
+        fprintf(stderr, "FAIL: fwd_block without q_doc returned %d (%s), want LC_ERR_ARG naming q_doc\n", rc,
+                lc_gpu_last_error());
+        bad++;
+    }
+    a.mask.q_doc = doc;
+    a.d = 96;
+    rc = lc_gpu_attn_fwd_init(&a, o, l, NULL);
+    if (rc != LC_ERR_ARG || !strstr(lc_gpu_last_error(), "head dim")) {
+        fprintf(stderr, "FAIL: fwd_init with d=96 returned %d (%s)\n", rc, lc_gpu_last_error());
+        bad++;
+    }
+    gt_sync();
+    gt_dev_free(o); gt_dev_free(l); gt_dev_free(x); gt_dev_free(doc);
+    printf("%s argument rules per entry point\n", bad ? "FAIL" : "ok  ");
+    return bad == 0;
+}
+
 int main(int argc, char **argv) {
     gt_require_gpu("test_gpu_attn");
     int quick = argc > 1 && !strcmp(argv[1], "quick");
@@ -157,7 +206,7 @@ int main(int argc, char **argv) {
     const unsigned kinds[] = {0, LC_MASK_CAUSAL, LC_MASK_WINDOW, LC_MASK_CAUSAL | LC_MASK_WINDOW,
                               LC_MASK_DOC, LC_MASK_CAUSAL | LC_MASK_DOC};
     const int heads[][2] = {{2, 2}, {4, 1}, {6, 2}};
-    int total = 0, passed = 0;
+    int total = 1, passed = check_rules();
     uint64_t seed = 1;
     for (int di = 0; di < 2; di++)
         for (int dd = 0; dd < 2; dd++)

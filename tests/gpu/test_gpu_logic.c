@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "longctx/attn.h"
+#include "longctx/cp.h"
 #include "ring_gpu_layout.h"
 #include "tile_logic.h"
 
@@ -89,28 +90,49 @@ static void test_classify(void) {
     }
 }
 
+/* The GPU ring's layouts are the CPU plan's (one map, cp/layout_map.h): every layout, any S
+ * (padding at the end of each PE's rows, position -1), every real token exactly once, and
+ * the same positions as lc_cp_layout_positions. */
 static void test_layout(void) {
     for (int p = 1; p <= 8; p++)
-        for (int z = 0; z < 2; z++) {
-            int S = 2 * p * 24;
-            int sl = S / p;
-            char *seen = calloc((size_t)S, 1);
-            int32_t *pos = malloc(sizeof(int32_t) * (size_t)sl);
-            for (int r = 0; r < p; r++) {
-                EXPECT(lc_ring_layout_positions(z, S, p, r, pos) == 0, "layout rejected S=%d p=%d", S, p);
-                for (int i = 0; i < sl; i++) {
-                    EXPECT(pos[i] >= 0 && pos[i] < S, "position out of range");
-                    if (pos[i] >= 0 && pos[i] < S) seen[pos[i]]++;
+        for (int l = 0; l < 3; l++)
+            for (int extra = 0; extra < 4; extra++) {
+                const int S = 2 * p * 24 - (extra ? 2 * extra + 1 : 0); /* divisible, then odd */
+                const int sl = lc_ring_layout_rows(l, S, p);
+                EXPECT(sl >= (S + p - 1) / p, "layout %d S=%d p=%d: %d rows", l, S, p, sl);
+                if (sl < 1) continue;
+                char *seen = calloc((size_t)S, 1);
+                int32_t *pos = malloc(sizeof(int32_t) * (size_t)sl), *cpu = malloc(sizeof(int32_t) * (size_t)sl);
+                for (int r = 0; r < p; r++) {
+                    const int real = lc_ring_layout_positions(l, S, p, r, pos);
+                    int cpu_pad = -1;
+                    EXPECT(real >= 0, "layout %d rejected S=%d p=%d", l, S, p);
+                    EXPECT(lc_cp_layout_positions((lc_cp_layout)l, S, p, r, cpu, &cpu_pad) == real && cpu_pad == sl &&
+                               !memcmp(pos, cpu, sizeof(int32_t) * (size_t)sl),
+                           "layout %d S=%d p=%d PE %d differs from lc_cp's", l, S, p, r);
+                    for (int i = 0; i < sl; i++) {
+                        EXPECT((i < real) == (pos[i] >= 0), "layout %d: padding not at the end of PE %d", l, r);
+                        EXPECT(pos[i] < S, "position out of range");
+                        if (pos[i] >= 0 && pos[i] < S) seen[pos[i]]++;
+                        if (i > 0 && pos[i] >= 0) EXPECT(pos[i] > pos[i - 1], "positions must grow with the row");
+                    }
+                    if (l == 1 && !extra)
+                        EXPECT(pos[0] == r * (S / (2 * p)) && pos[sl - 1] == S - 1 - r * (S / (2 * p)),
+                               "zigzag chunks of PE %d", r);
+                    if (l == 2) EXPECT(pos[0] == r && (sl < 2 || pos[1] < 0 || pos[1] == r + p), "striped PE %d", r);
                 }
-                if (z) EXPECT(pos[0] == r * (S / (2 * p)) && pos[sl - 1] == S - 1 - r * (S / (2 * p)),
-                              "zigzag chunks of PE %d", r);
+                for (int i = 0; i < S; i++) EXPECT(seen[i] == 1, "position %d covered %d times", i, seen[i]);
+                free(seen);
+                free(pos);
+                free(cpu);
             }
-            for (int i = 0; i < S; i++) EXPECT(seen[i] == 1, "position %d covered %d times", i, seen[i]);
-            free(seen);
-            free(pos);
-        }
     int32_t pos[8];
-    EXPECT(lc_ring_layout_positions(1, 6, 2, 0, pos) != 0, "zigzag must refuse S not divisible by 2P");
+    EXPECT(lc_ring_layout_positions(3, 6, 2, 0, pos) < 0, "unknown layout must be refused");
+    EXPECT(lc_ring_layout_positions(1, 0, 2, 0, pos) < 0, "S = 0 must be refused");
+    EXPECT(lc_ring_layout_positions(0, 6, 2, 2, pos) < 0, "PE out of range must be refused");
+    EXPECT(lc_ring_layout_rows(1, (int64_t)1 << 40, 2) < 0, "S beyond int32 positions must be refused");
+    EXPECT(lc_ring_owner(0, 1, 4) == 3 && lc_ring_owner(2, 3, 4) == 3 && lc_ring_next(3, 4) == 0 &&
+               lc_ring_prev(0, 4) == 3, "ring schedule");
 }
 
 static void test_lse_merge(void) {

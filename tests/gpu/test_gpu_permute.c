@@ -1,6 +1,8 @@
 /* The one-sided permute primitives on the GPU: put-with-signal (SET and ADD) between two
  * PEs sharing the GPU, the device-side signal wait, its deadline (a wait nobody answers
- * must end as LC_ERR_TIMEOUT, not hang), and the NCCL two-sided twin on one rank.
+ * must end as LC_ERR_TIMEOUT, not hang), the fused put-signal-wait kernel, the copy-engine
+ * put with a signal write, and the NCCL
+ * two-sided twin on one rank.
  * Exits 77 without a device; the NVSHMEM part skips without NVSHMEM, the NCCL part
  * without NCCL. */
 #include <stdio.h>
@@ -46,6 +48,57 @@ static int pe_main(int pe, int n, const lc_gpu_uid *uid, void *arg) {
             }
         GT_CHECK(lc_gpu_barrier_all(w));
     }
+    /* the fused hop (one kernel: put, signal, wait for my predecessor's), at an odd size that
+     * spans several blocks and ends inside a chunk, on several calls in a row */
+    {
+        const size_t M = N - 13;
+        for (int it = 1; it <= 3 && ok; it++) {
+            for (size_t i = 0; i < N; i++) h[i] = (unsigned char)(i * 11 + pe + 3 * it);
+            gt_h2d(src, h, N);
+            gt_sync();
+            GT_CHECK(lc_gpu_put_signal_wait_on_stream(w, buf, src, M, &sig[3], 1, LC_SIGNAL_ADD, peer, &sig[3],
+                                                      LC_CMP_GE, (uint64_t)it, NULL));
+            GT_CHECK(lc_gpu_world_check(w, NULL));
+            GT_CHECK(lc_gpu_barrier_all(w));
+            gt_d2h(h, buf, M);
+            const int from = (pe + n - 1) % n;
+            for (size_t i = 0; i < M; i++)
+                if (h[i] != (unsigned char)(i * 11 + from + 3 * it)) {
+                    fprintf(stderr, "PE %d fused call %d: byte %zu is %u, expected %u\n", pe, it, i, h[i],
+                            (unsigned char)(i * 11 + from + 3 * it));
+                    ok = 0;
+                    break;
+                }
+            GT_CHECK(lc_gpu_barrier_all(w));
+        }
+        printf("%s PE %d: fused put-signal-wait kernel, %zu bytes, 3 calls\n", ok ? "ok  " : "FAIL", pe, M);
+        /* the copy-engine put with a front-end signal write, then the bounded wait */
+        for (int it = 1; it <= 2 && ok; it++) {
+            for (size_t i = 0; i < N; i++) h[i] = (unsigned char)(i * 5 + pe + 7 * it);
+            gt_h2d(src, h, N);
+            gt_sync();
+            int rc = lc_gpu_put_signal_ce_on_stream(w, buf, src, M, &sig[3], (uint64_t)(100 + it), peer, NULL);
+            if (rc == LC_ERR_UNSUPPORTED) {
+                printf("skip PE %d: copy-engine put: %s\n", pe, lc_gpu_last_error());
+                break;
+            }
+            GT_CHECK(rc);
+            GT_CHECK(lc_gpu_signal_wait_on_stream(w, &sig[3], LC_CMP_EQ, (uint64_t)(100 + it), NULL));
+            GT_CHECK(lc_gpu_world_check(w, NULL));
+            GT_CHECK(lc_gpu_barrier_all(w));
+            gt_d2h(h, buf, M);
+            const int from = (pe + n - 1) % n;
+            for (size_t i = 0; i < M; i++)
+                if (h[i] != (unsigned char)(i * 5 + from + 7 * it)) {
+                    fprintf(stderr, "PE %d copy-engine call %d: byte %zu is %u, expected %u\n", pe, it, i, h[i],
+                            (unsigned char)(i * 5 + from + 7 * it));
+                    ok = 0;
+                    break;
+                }
+            GT_CHECK(lc_gpu_barrier_all(w));
+            if (it == 2) printf("%s PE %d: copy-engine put with signal write, %zu bytes\n", ok ? "ok  " : "FAIL", pe, M);
+        }
+    }
     /* a wait that nobody answers ends at its deadline with a named error */
     GT_CHECK(lc_gpu_signal_wait_on_stream(w, &sig[2], LC_CMP_GE, 1, NULL));
     int rc = lc_gpu_world_check(w, NULL);
@@ -90,6 +143,10 @@ static int nccl_self(void) {
 
 int main(void) {
     gt_require_gpu_nofork_parent("test_gpu_permute");
+    if (!lc_gpu_have_nvshmem() && !lc_gpu_have_nccl()) {
+        printf("SKIP: test_gpu_permute: built without NVSHMEM and NCCL\n");
+        return LC_SKIP;
+    }
     int rc = 0;
     if (lc_gpu_have_nvshmem()) {
         rc = gt_spawn(2, pe_main, NULL, 120);

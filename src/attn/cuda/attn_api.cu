@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "attn_check.h"
 #include "attn_cuda.cuh"
 #include "attn_small.cuh"
 #include "gpu_internal.h"
@@ -53,22 +54,18 @@ extern "C" const char *lc_gpu_dtype_name(lc_gpu_dtype t) {
 extern "C" size_t lc_gpu_dtype_size(lc_gpu_dtype t) { return t == LC_GPU_F32 ? 4 : 2; }
 
 extern "C" int lc_gpu_attn_check(const lc_gpu_attn_desc *a, char *err, size_t errlen) {
-    const char *why = NULL;
-    if (!a) why = "descriptor is NULL";
-    else if (a->sq < 0 || a->sk < 0) why = "sq and sk must be >= 0";
-    else if (a->hq <= 0 || a->hkv <= 0 || a->hq % a->hkv) why = "hq must be a positive multiple of hkv";
-    else if (a->d != 64 && a->d != 128) why = "head dim must be 64 or 128 on the GPU";
-    else if (a->dtype != LC_GPU_BF16 && a->dtype != LC_GPU_F16) why = "dtype must be bf16 or f16";
-    else if (a->mask.kind & ~(unsigned)(LC_MASK_CAUSAL | LC_MASK_WINDOW | LC_MASK_DOC)) why = "unknown mask bits";
-    else if ((a->mask.kind & LC_MASK_WINDOW) && a->mask.window < 1) why = "window must be >= 1";
-    else if ((a->mask.kind & LC_MASK_DOC) && (!a->mask.q_doc || !a->mask.k_doc)) why = "document mask needs q_doc and k_doc";
-    else if (a->scale < 0.f || !isfinite(a->scale)) why = "scale must be finite and >= 0";
+    const char *why = lcg_attn_invalid(a, LCG_USES_BLOCK);
     if (why) {
         if (err && errlen) snprintf(err, errlen, "%s", why);
-        lcg_fail(LC_ERR_ARG, "lc_gpu_attn: %s", why);
-        return LC_ERR_ARG;
+        return lcg_fail(LC_ERR_ARG, "lc_gpu_attn: %s", why);
     }
     return LC_OK;
+}
+
+/* The rules of one entry point (attn_check.h), the message naming it. */
+static int check_for(const lc_gpu_attn_desc *a, int uses, const char *fn) {
+    const char *why = lcg_attn_invalid(a, uses);
+    return why ? lcg_fail(LC_ERR_ARG, "%s: %s", fn, why) : LC_OK;
 }
 
 namespace {
@@ -109,7 +106,7 @@ float eff_scale(const lc_gpu_attn_desc *a) { return a->scale > 0.f ? a->scale : 
 
 extern "C" int lc_gpu_attn_fwd_init(const lc_gpu_attn_desc *a, float *o, float *lse,
                                     lc_gpu_stream s) {
-    int rc = lc_gpu_attn_check(a, NULL, 0);
+    int rc = check_for(a, LCG_USES_STATE, "lc_gpu_attn_fwd_init");
     if (rc) return rc;
     cudaStream_t st = (cudaStream_t)s;
     const size_t rows = (size_t)a->sq * a->hq;
@@ -122,7 +119,7 @@ extern "C" int lc_gpu_attn_fwd_init(const lc_gpu_attn_desc *a, float *o, float *
 
 extern "C" int lc_gpu_attn_fwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k,
                                      const void *v, float *o, float *lse, lc_gpu_stream s) {
-    int rc = lc_gpu_attn_check(a, NULL, 0);
+    int rc = check_for(a, LCG_USES_BLOCK, "lc_gpu_attn_fwd_block");
     if (rc) return rc;
     if (a->sq == 0 || a->sk == 0) return LC_OK;
     if (!aligned16(q) || !aligned16(k) || !aligned16(v) || !aligned16(o))
@@ -146,7 +143,7 @@ extern "C" int lc_gpu_attn_fwd_block(const lc_gpu_attn_desc *a, const void *q, c
 
 extern "C" int lc_gpu_attn_fwd_finish(const lc_gpu_attn_desc *a, const float *o, void *out,
                                       lc_gpu_dtype out_dtype, lc_gpu_stream s) {
-    int rc = lc_gpu_attn_check(a, NULL, 0);
+    int rc = check_for(a, LCG_USES_STATE, "lc_gpu_attn_fwd_finish");
     if (rc) return rc;
     cudaStream_t st = (cudaStream_t)s;
     const size_t n = (size_t)a->sq * a->hq * a->d;
@@ -164,7 +161,7 @@ extern "C" int lc_gpu_attn_fwd_finish(const lc_gpu_attn_desc *a, const float *o,
 
 extern "C" int lc_gpu_attn_bwd_prep(const lc_gpu_attn_desc *a, const float *o, const void *dout,
                                     float *delta, lc_gpu_stream s) {
-    int rc = lc_gpu_attn_check(a, NULL, 0);
+    int rc = check_for(a, LCG_USES_STATE, "lc_gpu_attn_bwd_prep");
     if (rc) return rc;
     cudaStream_t st = (cudaStream_t)s;
     const int rows = a->sq * a->hq;
@@ -181,7 +178,7 @@ extern "C" int lc_gpu_attn_bwd_block(const lc_gpu_attn_desc *a, const void *q, c
                                      const void *v, const void *dout, const float *lse,
                                      const float *delta, float *dq, float *dk, float *dv,
                                      lc_gpu_stream s) {
-    int rc = lc_gpu_attn_check(a, NULL, 0);
+    int rc = check_for(a, LCG_USES_BLOCK, "lc_gpu_attn_bwd_block");
     if (rc) return rc;
     if (a->sq == 0 || a->sk == 0) return LC_OK;
     if (!aligned16(q) || !aligned16(k) || !aligned16(v) || !aligned16(dout) || !aligned16(dk) ||

@@ -4,7 +4,8 @@
 // workers, and the block kernels are the CPU library's (same contract). Random pauses shake
 // the interleavings; a put into a range a PE is still reading (a kernel on a KV slot, or an
 // outgoing put from it) is reported as a race. Checks that ring forward and backward equal
-// one PE over the whole sequence, for 2-4 PEs, contiguous and zigzag, several masks, three
+// one PE over the whole sequence, for 2-4 PEs, contiguous, zigzag and striped (S with padding
+// rows too), several masks, three
 // calls in a row (signals and credits carry over).
 #define LCG_EMU 1
 #include "ring_gpu.cu"
@@ -16,6 +17,7 @@
 #include <cmath>
 #include <memory>
 
+#include "attn_check.h"
 #include "longctx/attn.h"
 
 /* ---------- error plumbing and attention entry points over the CPU library ---------- */
@@ -32,8 +34,16 @@ int lcg_cuda(cudaError_t e, const char *what) {
     return e == cudaSuccess ? LC_OK : lcg_fail(LC_ERR_SYS, "%s: %s", what, cudaGetErrorString(e));
 }
 extern "C" size_t lc_gpu_dtype_size(lc_gpu_dtype t) { return t == LC_GPU_F32 ? 4 : 2; }
-extern "C" int lc_gpu_attn_check(const lc_gpu_attn_desc *a, char *, size_t) {
-    return a && a->hq > 0 && a->hkv > 0 && a->hq % a->hkv == 0 ? LC_OK : LC_ERR_ARG;
+/* The device build's argument rules (attn_check.h), so the ring's call sequence is held to
+ * what the GPU entry points accept. */
+extern "C" int lc_gpu_attn_check(const lc_gpu_attn_desc *a, char *err, size_t errlen) {
+    const char *why = lcg_attn_invalid(a, LCG_USES_BLOCK);
+    if (why && err && errlen) snprintf(err, errlen, "%s", why);
+    return why ? lcg_fail(LC_ERR_ARG, "lc_gpu_attn: %s", why) : LC_OK;
+}
+static int rules(const lc_gpu_attn_desc *a, int uses, const char *fn) {
+    const char *why = lcg_attn_invalid(a, uses);
+    return why ? lcg_fail(LC_ERR_ARG, "%s: %s", fn, why) : LC_OK;
 }
 
 struct Shared;
@@ -57,12 +67,14 @@ static void must(int rc, const char *what) {
     }
 }
 extern "C" int lc_gpu_attn_fwd_init(const lc_gpu_attn_desc *a, float *o, float *lse, lc_gpu_stream s) {
+    if (int rc = rules(a, LCG_USES_STATE, "lc_gpu_attn_fwd_init")) return rc;
     lc_attn_desc d = cpu_desc(a);
     emu_stream_op((cudaStream_t)s, [=] { lc_attn_fwd_init(&d, o, lse); });
     return LC_OK;
 }
 extern "C" int lc_gpu_attn_fwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k, const void *v,
                                      float *o, float *lse, lc_gpu_stream s) {
+    if (int rc = rules(a, LCG_USES_BLOCK, "lc_gpu_attn_fwd_block")) return rc;
     lc_attn_desc d = cpu_desc(a);
     const int me = g_me;
     const size_t kb = (size_t)a->sk * a->hkv * a->d * 2;
@@ -78,6 +90,7 @@ extern "C" int lc_gpu_attn_fwd_block(const lc_gpu_attn_desc *a, const void *q, c
 }
 extern "C" int lc_gpu_attn_bwd_prep(const lc_gpu_attn_desc *a, const float *o, const void *dout, float *delta,
                                     lc_gpu_stream s) {
+    if (int rc = rules(a, LCG_USES_STATE, "lc_gpu_attn_bwd_prep")) return rc;
     lc_attn_desc d = cpu_desc(a);
     emu_stream_op((cudaStream_t)s, [=] { must(lc_attn_bwd_prep(&d, o, dout, delta), "lc_attn_bwd_prep"); });
     return LC_OK;
@@ -85,6 +98,7 @@ extern "C" int lc_gpu_attn_bwd_prep(const lc_gpu_attn_desc *a, const float *o, c
 extern "C" int lc_gpu_attn_bwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k, const void *v,
                                      const void *dout, const float *lse, const float *delta, float *dq,
                                      float *dk, float *dv, lc_gpu_stream s) {
+    if (int rc = rules(a, LCG_USES_BLOCK, "lc_gpu_attn_bwd_block")) return rc;
     lc_attn_desc d = cpu_desc(a);
     const int me = g_me;
     const size_t kb = (size_t)a->sk * a->hkv * a->d * 2;
@@ -258,7 +272,7 @@ extern "C" int lc_gpu_world_check(lc_gpu_world *w, lc_gpu_stream s) {
 struct Case {
     int n, S, hq, hkv, d;
     unsigned kind;
-    int window, zigzag;
+    int window, layout; /* lc_gpu_layout: 0 contiguous, 1 zigzag, 2 striped */
     int two_sided;
 };
 
@@ -275,7 +289,8 @@ static double rel(const float *a, const float *b, size_t n) {
 }
 
 static bool run_case(const Case &c) {
-    const int S = c.S, n = c.n, sl = S / n, d = c.d;
+    /* any S: sl padded rows per PE, padding rows at position -1 */
+    const int S = c.S, n = c.n, sl = lc_ring_layout_rows(c.layout, S, n), d = c.d;
     const size_t rq = (size_t)c.hq * d, rk = (size_t)c.hkv * d;
     std::vector<uint16_t> q(S * rq), k(S * rk), v(S * rk), dout(S * rq);
     uint64_t s = 12345 + S + c.kind;
@@ -320,14 +335,15 @@ static bool run_case(const Case &c) {
             w.n = n;
             w.err[0] = 0;
             std::vector<int32_t> pos(sl), ldoc(sl);
-            lc_ring_layout_positions(c.zigzag, S, n, pe, pos.data());
+            lc_ring_layout_positions(c.layout, S, n, pe, pos.data());
             std::vector<uint16_t> lq(sl * rq), lk(sl * rk), lv(sl * rk), ldo(sl * rq);
             for (int i = 0; i < sl; i++) {
-                memcpy(&lq[i * rq], &q[(size_t)pos[i] * rq], 2 * rq);
-                memcpy(&ldo[i * rq], &dout[(size_t)pos[i] * rq], 2 * rq);
-                memcpy(&lk[i * rk], &k[(size_t)pos[i] * rk], 2 * rk);
-                memcpy(&lv[i * rk], &v[(size_t)pos[i] * rk], 2 * rk);
-                ldoc[i] = doc[pos[i]];
+                const size_t g = pos[i] >= 0 ? (size_t)pos[i] : 0; /* padding rows carry real-looking data */
+                memcpy(&lq[i * rq], &q[g * rq], 2 * rq);
+                memcpy(&ldo[i * rq], &dout[g * rq], 2 * rq);
+                memcpy(&lk[i * rk], &k[g * rk], 2 * rk);
+                memcpy(&lv[i * rk], &v[g * rk], 2 * rk);
+                ldoc[i] = doc[g];
             }
             lc_gpu_nccl comm = {pe, n};
             lc_gpu_ring_opts o = {c.two_sided ? NULL : &w, sl, c.hq, c.hkv, d, LC_GPU_BF16, 0.f, c.kind, c.window,
@@ -356,6 +372,12 @@ static bool run_case(const Case &c) {
                 }
                 std::vector<float> eo(sl * rq), el((size_t)sl * c.hq), edq(sl * rq), edk(sl * rk), edv(sl * rk);
                 for (int i = 0; i < sl; i++) {
+                    if (pos[i] < 0) { /* padding: no key, no gradient */
+                        std::fill_n(&eo[i * rq], rq, 0.f); std::fill_n(&edq[i * rq], rq, 0.f);
+                        std::fill_n(&edk[i * rk], rk, 0.f); std::fill_n(&edv[i * rk], rk, 0.f);
+                        std::fill_n(&el[(size_t)i * c.hq], c.hq, -INFINITY);
+                        continue;
+                    }
                     memcpy(&eo[i * rq], &ro[(size_t)pos[i] * rq], 4 * rq);
                     memcpy(&edq[i * rq], &rdq[(size_t)pos[i] * rq], 4 * rq);
                     memcpy(&edk[i * rk], &rdk[(size_t)pos[i] * rk], 4 * rk);
@@ -381,7 +403,7 @@ static bool run_case(const Case &c) {
     const bool ok = !bad && !sh.races && !sh.timeouts;
     printf("%s ring %s n=%d S=%d hq=%d hkv=%d d=%d mask=%u %s: %d PE errors, %d races, %d timeouts\n",
            ok ? "ok  " : "FAIL", c.two_sided ? "nccl" : "nvshmem", n, S, c.hq, c.hkv, d, c.kind,
-           c.zigzag ? "zigzag" : "contig", bad.load(),
+           c.layout == 1 ? "zigzag" : c.layout == 2 ? "striped" : "contig", bad.load(),
            sh.races.load(), sh.timeouts.load());
     fflush(stdout);
     return ok;
@@ -400,6 +422,12 @@ int main() {
         {2, 128, 2, 1, 64, LC_MASK_CAUSAL, 0, 1, 1},
         {4, 256, 4, 2, 64, LC_MASK_CAUSAL | LC_MASK_DOC, 0, 1, 1},
         {3, 192, 2, 2, 64, 0, 0, 0, 1},
+        /* S that no layout divides (padding rows on the last PEs), and striped */
+        {4, 253, 4, 2, 64, LC_MASK_CAUSAL, 0, 1, 0},
+        {3, 187, 2, 1, 64, LC_MASK_DOC | LC_MASK_CAUSAL, 0, 2, 0},
+        {2, 129, 2, 2, 64, LC_MASK_WINDOW | LC_MASK_CAUSAL, 30, 0, 0},
+        {4, 256, 4, 2, 64, LC_MASK_CAUSAL, 0, 2, 0},
+        {3, 190, 2, 1, 64, LC_MASK_CAUSAL, 0, 2, 1},
     };
     int ok = 0, total = 0;
     for (const Case &c : cases) {

@@ -1,0 +1,520 @@
+/* The whole model: against the float64 reference (loss, and gradients by central
+ * differences), under CP against one PE, bf16 against fp32, argument errors, peak memory.
+ *
+ *   test_model ref          1 PE: loss vs float64; sampled gradients vs central differences;
+ *                           grads are ADDED and scale with grad_scale; recompute identical
+ *   test_model cp [S]       under `longctx launch -n P`: every layout x {ring one_sided,
+ *                           two_sided, zero_copy, allgather} x doc masking, loss and
+ *                           all-reduced grads vs the same model on one PE; lowerings bit-equal;
+ *                           bf16 + recompute under CP vs bf16 on one PE
+ *   test_model bf16         1 PE: bf16 compute vs fp32
+ *   test_model errors       config/run/input errors are LC_ERR_ARG naming the field
+ *   test_model mem S        prints this world's max VmHWM after one step at S tokens
+ *
+ * Inputs are fresh random each run (seed printed; LONGCTX_SEED overrides). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/rng.h"
+#include "longctx/model.h"
+#include "model/internal.h"
+#include "model/ref_model.h"
+
+static uint64_t g_seed;
+static int g_fail, g_me, g_P;
+static lc_world *g_w;
+static lc_team *g_t;
+
+static double urand(uint64_t *s) { return (double)(lc_test_rng(s) >> 11) * (1.0 / 9007199254740992.0); }
+
+#define FAIL(...)                                                                          \
+    do {                                                                                   \
+        g_fail++;                                                                          \
+        printf("FAIL PE %d %s:%d: ", g_me, __FILE__, __LINE__);                            \
+        printf(__VA_ARGS__);                                                               \
+        printf("\n");                                                                      \
+        fflush(stdout);                                                                    \
+    } while (0)
+
+#define MUST(m, expr)                                                                      \
+    do {                                                                                   \
+        int rc_ = (expr);                                                                  \
+        if (rc_) {                                                                         \
+            printf("FAIL PE %d %s:%d: %s = %d: %s\n", g_me, __FILE__, __LINE__, #expr, rc_, \
+                   lc_model_last_error(m));                                                \
+            exit(1);                                                                       \
+        }                                                                                  \
+    } while (0)
+
+typedef struct {
+    int S;
+    int32_t *tok, *tgt, *doc;
+} inputs;
+
+/* Random tokens; targets are the next token, -1 at the end, at every document's last token
+ * (packed documents) and on a few random positions (padding). */
+static inputs make_inputs(int S, int vocab, uint64_t seed)
+{
+    inputs in = {S, malloc(4 * S), malloc(4 * S), malloc(4 * S)};
+    uint64_t s = seed;
+    int d = 0;
+    for (int i = 0; i < S; i++) {
+        in.tok[i] = (int32_t)(lc_test_rng(&s) % (uint64_t)vocab);
+        if (i > 0 && urand(&s) < 0.12) d++;
+        in.doc[i] = d;
+    }
+    for (int i = 0; i < S; i++) {
+        int last = i + 1 == S || in.doc[i + 1] != in.doc[i];
+        in.tgt[i] = last || urand(&s) < 0.1 ? -1 : in.tok[i + 1];
+    }
+    return in;
+}
+
+static void free_inputs(inputs *in) { free(in->tok), free(in->tgt), free(in->doc); }
+
+/* Larger-than-init weights and non-unit norms so every path carries signal. */
+static void set_params(lc_model *m, uint64_t seed)
+{
+    lc_model_init_params(m, seed);
+    float *p = lc_model_params(m);
+    uint64_t s = seed ^ 0x5555;
+    for (int i = 0; i < lc_model_n_tensors(m); i++) {
+        const lc_model_tensor *t = lc_model_tensor_at(m, i);
+        for (size_t j = 0; j < t->numel; j++) {
+            float *x = p + t->offset + j;
+            if (t->ndim == 1) *x = (float)(1.0 + (urand(&s) - 0.5) * 0.6);
+            else *x *= 4.0f;
+        }
+    }
+}
+
+static lc_model_config tiny(void)
+{
+    lc_model_config c;
+    lc_model_preset("tiny", &c);
+    return c;
+}
+
+static lc_model *make(lc_team *t, lc_model_config c, int S, lc_cp_layout lay, lc_cp_algo algo,
+                      lc_cp_lowering low, lc_dtype dt, int doc, int recompute)
+{
+    lc_model_run r = {.cp_team = t, .seq_len = S, .layout = lay, .cp_algo = algo, .lowering = low,
+                      .compute = dt, .doc_mask = doc, .threads = 1, .recompute = recompute};
+    lc_model *m;
+    MUST(NULL, lc_model_create(&c, &r, &m));
+    set_params(m, g_seed);
+    return m;
+}
+
+/* ||a - b|| / ||b|| per tensor; returns the worst and names it. */
+static double grad_err(const lc_model *m, const float *a, const float *b, const char **worst)
+{
+    double mx = 0;
+    *worst = "";
+    for (int i = 0; i < lc_model_n_tensors(m); i++) {
+        const lc_model_tensor *t = lc_model_tensor_at(m, i);
+        double num = 0, den = 0;
+        for (size_t j = t->offset; j < t->offset + t->numel; j++) {
+            if (!isfinite(a[j])) return INFINITY;
+            num += ((double)a[j] - b[j]) * ((double)a[j] - b[j]);
+            den += (double)b[j] * b[j];
+        }
+        double e = den > 0 ? sqrt(num / den) : sqrt(num);
+        if (e > mx) mx = e, *worst = t->name;
+    }
+    return mx;
+}
+
+/* ---------------- ref ---------------- */
+
+static void cmd_ref(void)
+{
+    lc_model_config c = tiny();
+    int S = 41;
+    for (int doc = 0; doc <= 1; doc++) {
+        inputs in = make_inputs(S, c.vocab, g_seed + 17 + doc);
+        lc_model *m = make(g_t, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, doc, 0);
+        /* the LM head in chunks of 7 rows with doc masking (41 = 5 x 7 + 6), whole otherwise */
+        if (doc) lc_model__set_loss_chunk(m, 7);
+        size_t n = lc_model_n_params(m);
+        float *g = lc_model_grads(m), loss = NAN, loss_f = NAN;
+        for (size_t i = 0; i < n; i++) g[i] = NAN; /* poison: zero_grads must clear it */
+        lc_model_zero_grads(m);
+        MUST(m, lc_model_forward_backward(m, in.tok, in.tgt, in.doc, 1.0f, &loss));
+        MUST(m, lc_model_forward(m, in.tok, in.tgt, in.doc, &loss_f));
+        double *pd = malloc(sizeof(double) * n);
+        for (size_t i = 0; i < n; i++) pd[i] = lc_model_params(m)[i];
+        const int32_t *dp = doc ? in.doc : NULL;
+        double want = ref_loss(m, pd, S, in.tok, in.tgt, dp);
+        double le = fabs(loss - want) / fabs(want);
+        printf("%s ref doc=%d: loss %.7f vs float64 %.7f rel err %.2g (tol 1e-5)\n",
+               le < 1e-5 ? "ok  " : "FAIL", doc, loss, want, le);
+        if (!(le < 1e-5)) g_fail++;
+        if (loss_f != loss) FAIL("forward-only loss %.9g differs from forward_backward %.9g", loss_f, loss);
+
+        /* central differences (float64 reference) on 3 random entries of every tensor */
+        uint64_t s = g_seed + 99;
+        double num = 0, den = 0, worst = 0;
+        const char *wname = "";
+        for (int ti = 0; ti < lc_model_n_tensors(m); ti++) {
+            const lc_model_tensor *t = lc_model_tensor_at(m, ti);
+            double gmax = 0;
+            for (size_t j = 0; j < t->numel; j++) gmax = fmax(gmax, fabs(g[t->offset + j]));
+            for (int r = 0; r < 3; r++) {
+                size_t j = t->offset + (size_t)(lc_test_rng(&s) % t->numel);
+                if (!strcmp(t->name, "model.embed_tokens.weight") && r < 2)
+                    j = t->offset + (size_t)in.tok[r * 7] * c.dim + (size_t)(lc_test_rng(&s) % c.dim);
+                double h = 1e-5, p0 = pd[j];
+                pd[j] = p0 + h;
+                double fp = ref_loss(m, pd, S, in.tok, in.tgt, dp);
+                pd[j] = p0 - h;
+                double fm = ref_loss(m, pd, S, in.tok, in.tgt, dp);
+                pd[j] = p0;
+                double fd = (fp - fm) / (2 * h), e = fabs(g[j] - fd) / fmax(gmax, 1e-30);
+                if (!isfinite(g[j])) e = INFINITY;
+                num += (g[j] - fd) * (g[j] - fd);
+                den += fd * fd;
+                if (e > worst) worst = e, wname = t->name;
+            }
+        }
+        double ne = sqrt(num / den);
+        int ok = ne < 1e-4 && worst < 1e-4;
+        printf("%s ref doc=%d: %d sampled grads vs central differences: norm rel err %.2g, worst "
+               "|g-fd|/max|g| %.2g (%s) (tol 1e-4)\n",
+               ok ? "ok  " : "FAIL", doc, 3 * lc_model_n_tensors(m), ne, worst, wname);
+        if (!ok) g_fail++;
+
+        /* gradients are ADDED and scale with grad_scale: two half steps = one full, bitwise */
+        float *g1 = malloc(4 * n), l2;
+        memcpy(g1, g, 4 * n);
+        lc_model_zero_grads(m);
+        MUST(m, lc_model_forward_backward(m, in.tok, in.tgt, in.doc, 0.5f, &l2));
+        MUST(m, lc_model_forward_backward(m, in.tok, in.tgt, in.doc, 0.5f, &l2));
+        /* (not bitwise: a norm weight's row sum continues from the first step's total) */
+        const char *wn;
+        double ae = grad_err(m, g, g1, &wn);
+        if (!(ae < 1e-6)) FAIL("two steps at grad_scale 0.5 differ from one at 1.0: %.2g (%s)", ae, wn);
+        else printf("ok   ref doc=%d: grads accumulate: 2 x scale 0.5 vs 1 x 1.0 rel err %.2g (tol 1e-6)\n", doc, ae);
+
+        /* recompute gives the same bits */
+        lc_model *mr = make(g_t, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, doc, 1);
+        float lr;
+        if (doc) lc_model__set_loss_chunk(mr, 7);
+        lc_model_zero_grads(mr);
+        MUST(mr, lc_model_forward_backward(mr, in.tok, in.tgt, in.doc, 1.0f, &lr));
+        if (lr != loss || memcmp(g1, lc_model_grads(mr), 4 * n))
+            FAIL("recompute changes the loss or gradients");
+        else printf("ok   ref doc=%d: recompute is bit-identical\n", doc);
+        lc_model_destroy(mr);
+
+        /* 2 BLAS + attention threads: same result within fp32 rounding */
+        lc_model_run r2 = *lc_model_get_run(m);
+        r2.threads = 2;
+        lc_model *m2;
+        MUST(NULL, lc_model_create(&c, &r2, &m2));
+        memcpy(lc_model_params(m2), lc_model_params(m), 4 * n);
+        float l2t;
+        lc_model_zero_grads(m2);
+        MUST(m2, lc_model_forward_backward(m2, in.tok, in.tgt, in.doc, 1.0f, &l2t));
+        double te = grad_err(m, lc_model_grads(m2), g1, &wn), tl = fabs(l2t - loss) / loss;
+        if (!(te < 1e-5 && tl < 1e-6)) FAIL("2 threads: loss rel err %.2g, grads %.2g (%s)", tl, te, wn);
+        else printf("ok   ref doc=%d: 2 threads vs 1: loss rel err %.2g, grads %.2g (tol 1e-5)\n", doc, tl, te);
+        lc_model_destroy(m2);
+        free(g1);
+        free(pd);
+        lc_model_destroy(m);
+        free_inputs(&in);
+    }
+}
+
+/* ---------------- cp ---------------- */
+
+static void cmd_cp(int S)
+{
+    lc_model_config c = tiny();
+    lc_team *self = NULL;
+    for (int r = 0; r < g_P; r++) {
+        lc_team *t = NULL;
+        if (lc_team_split_strided(g_t, r, 1, 1, &t)) {
+            FAIL("team split: %s", lc_last_error(g_w));
+            return;
+        }
+        if (t) self = t;
+    }
+    struct { lc_cp_algo a; lc_cp_lowering l; const char *name; } low[] = {
+        {LC_CP_RING, LC_CP_ONE_SIDED, "ring/one_sided"},
+        {LC_CP_RING, LC_CP_TWO_SIDED, "ring/two_sided"},
+        {LC_CP_RING, LC_CP_ZERO_COPY, "ring/zero_copy"},
+        {LC_CP_ALLGATHER, LC_CP_LOWER_AUTO, "allgather"}};
+    double worst_loss = 0, worst_grad = 0;
+    for (int doc = 0; doc <= 1; doc++) {
+        inputs in = make_inputs(S, c.vocab, g_seed + 1000 + doc);
+        lc_model *one = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, doc, 0);
+        size_t n = lc_model_n_params(one);
+        float l1;
+        lc_model_zero_grads(one);
+        MUST(one, lc_model_forward_backward(one, in.tok, in.tgt, in.doc, 1.0f, &l1));
+        float *g1 = lc_model_grads(one), *first = malloc(4 * n), *sum = malloc(4 * n);
+        for (int lay = 0; lay < 3; lay++) {
+            float lfirst = NAN;
+            for (int k = 0; k < 4; k++) {
+                lc_model *m = make(g_t, c, S, (lc_cp_layout)lay, low[k].a, low[k].l, LC_DT_F32, doc,
+                                   k == 3 && lay == 1);
+                float loss;
+                lc_model_zero_grads(m);
+                MUST(m, lc_model_forward_backward(m, in.tok, in.tgt, in.doc, 1.0f, &loss));
+                if (lc_allreduce_sum_f32(g_t, sum, lc_model_grads(m), n)) {
+                    FAIL("grad all-reduce: %s", lc_last_error(g_w));
+                    exit(1);
+                }
+                const char *wn;
+                double le = fabs(loss - l1) / fabs(l1), ge = grad_err(m, sum, g1, &wn);
+                worst_loss = fmax(worst_loss, le);
+                worst_grad = fmax(worst_grad, ge);
+                if (!(le < 1e-5 && ge < 1e-5))
+                    FAIL("P=%d %s %s doc=%d: loss %.8g vs 1 PE %.8g (rel %.2g), grads rel err %.2g "
+                         "(%s); tol 1e-5",
+                         g_P, lc_cp_layout_name((lc_cp_layout)lay), low[k].name, doc, loss, l1, le,
+                         ge, wn);
+                if (k == 0) {
+                    memcpy(first, sum, 4 * n);
+                    lfirst = loss;
+                } else if (lfirst != loss || memcmp(first, sum, 4 * n)) {
+                    FAIL("P=%d %s doc=%d: %s%s is not bit-identical to ring/one_sided", g_P,
+                         lc_cp_layout_name((lc_cp_layout)lay), doc, low[k].name,
+                         k == 3 && lay == 1 ? " (with recompute)" : "");
+                }
+                lc_model_destroy(m);
+            }
+        }
+        free(first), free(sum);
+        lc_model_destroy(one);
+        free_inputs(&in);
+    }
+    /* bf16 compute under CP against bf16 on one PE (partials merge in fp32; only the final
+     * bf16 rounding of out may flip an ulp) */
+    {
+        inputs in = make_inputs(S, c.vocab, g_seed + 2000);
+        lc_model *one = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_BF16, 1, 0);
+        lc_model *m = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_BF16, 1, 1);
+        size_t n = lc_model_n_params(m);
+        float l1, lp, *sum = malloc(4 * n);
+        lc_model_zero_grads(one);
+        lc_model_zero_grads(m);
+        MUST(one, lc_model_forward_backward(one, in.tok, in.tgt, in.doc, 1.0f, &l1));
+        MUST(m, lc_model_forward_backward(m, in.tok, in.tgt, in.doc, 1.0f, &lp));
+        if (lc_allreduce_sum_f32(g_t, sum, lc_model_grads(m), n)) {
+            FAIL("grad all-reduce: %s", lc_last_error(g_w));
+            exit(1);
+        }
+        const char *wn;
+        double le = fabs(lp - l1) / fabs(l1), ge = grad_err(m, sum, lc_model_grads(one), &wn);
+        if (!(le < 1e-3 && ge < 1e-2))
+            FAIL("P=%d bf16 zigzag+recompute: loss rel err %.2g (tol 1e-3), grads %.2g (%s) (tol 1e-2)",
+                 g_P, le, ge, wn);
+        else if (g_me == 0)
+            printf("ok   cp P=%d bf16 zigzag + recompute vs bf16 on 1 PE: loss rel err %.2g, grads %.2g\n",
+                   g_P, le, ge);
+        free(sum);
+        lc_model_destroy(m);
+        lc_model_destroy(one);
+        free_inputs(&in);
+    }
+    lc_team_destroy(self);
+    if (g_me == 0)
+        printf("%s cp P=%d S=%d: 3 layouts x 4 lowerings x doc mask; worst loss rel err %.2g, "
+               "worst grad rel err %.2g (tol 1e-5); lowerings bit-identical\n",
+               g_fail ? "FAIL" : "ok  ", g_P, S, worst_loss, worst_grad);
+}
+
+/* ---------------- bf16 ---------------- */
+
+static void cmd_bf16(void)
+{
+    lc_model_config c = tiny();
+    int S = 64;
+    inputs in = make_inputs(S, c.vocab, g_seed + 7);
+    lc_model *a = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, 1, 0);
+    lc_model *b = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_BF16, 1, 0);
+    float la, lb;
+    lc_model_zero_grads(a);
+    lc_model_zero_grads(b);
+    MUST(a, lc_model_forward_backward(a, in.tok, in.tgt, in.doc, 1.0f, &la));
+    MUST(b, lc_model_forward_backward(b, in.tok, in.tgt, in.doc, 1.0f, &lb));
+    const char *wn;
+    double le = fabs(lb - la) / fabs(la), ge = grad_err(a, lc_model_grads(b), lc_model_grads(a), &wn);
+    int ok = le < 1e-2 && ge < 3e-2;
+    printf("%s bf16 (%s) vs fp32: loss %.6f vs %.6f rel err %.2g (tol 1e-2); worst grad rel err "
+           "%.2g (%s) (tol 3e-2)\n",
+           ok ? "ok  " : "FAIL", lc_model_bf16_gemm_name(), lb, la, le, ge, wn);
+    if (!ok) g_fail++;
+    /* and it really rounds: not bit-identical to fp32 */
+    if (lb == la) FAIL("bf16 loss is identical to fp32: the bf16 path does not round");
+    lc_model_destroy(a);
+    lc_model_destroy(b);
+    free_inputs(&in);
+}
+
+/* ---------------- errors ---------------- */
+
+static void expect_cfg_err(lc_model_config c, const char *field)
+{
+    lc_model_run r = {.cp_team = g_t, .seq_len = 64, .threads = 1};
+    lc_model *m = (lc_model *)1;
+    int rc = lc_model_create(&c, &r, &m);
+    const char *e = lc_model_last_error(NULL);
+    if (rc != LC_ERR_ARG || m != NULL || !strstr(e, field))
+        FAIL("config error for %s: rc %d, message \"%s\"", field, rc, e);
+}
+
+static void cmd_errors(void)
+{
+    lc_model_config c = tiny(), b;
+    b = c; b.n_layers = 0; expect_cfg_err(b, "n_layers");
+    b = c; b.dim = 66; expect_cfg_err(b, "dim = 66 is not divisible by n_heads");
+    b = c; b.n_kv_heads = 3; expect_cfg_err(b, "n_heads = 4 is not divisible by n_kv_heads = 3");
+    b = c; b.dim = 40; b.n_heads = 4; b.n_kv_heads = 2; expect_cfg_err(b, "head_dim");
+    b = c; b.ffn_dim = -1; expect_cfg_err(b, "ffn_dim");
+    b = c; b.vocab = 1; expect_cfg_err(b, "vocab");
+    b = c; b.rope_theta = NAN; expect_cfg_err(b, "rope_theta");
+    b = c; b.norm_eps = 0; expect_cfg_err(b, "norm_eps");
+    b = c; b.max_seq = 32; expect_cfg_err(b, "max_seq");
+    lc_model_config x;
+    if (lc_model_preset("nope", &x) != LC_ERR_ARG) FAIL("unknown preset accepted");
+    if (lc_model_preset("llama3-8b", &x) || x.n_layers != 32 || x.dim != 4096 || x.n_heads != 32 ||
+        x.n_kv_heads != 8 || x.ffn_dim != 14336 || x.vocab != 128256 || x.rope_theta != 500000.0f)
+        FAIL("llama3-8b preset has the wrong shape");
+    else {
+        /* 8.03e9 parameters: the shape checks against the published model size */
+        lc_model_run r = {.seq_len = 8192};
+        double fl = lc_model_flops_per_token(&x, 8192);
+        printf("ok   llama3-8b: %.4g FLOPs/token fwd+bwd at 8K, memory estimate %.1f GiB/PE "
+               "(fp32, 1 PE)\n", fl, lc_model_memory_bytes(&x, &r, 1) / 1073741824.0);
+    }
+
+    /* run errors */
+    lc_model_run r = {.cp_team = g_t, .seq_len = 0, .threads = 1};
+    lc_model *m = NULL;
+    int rc = lc_model_create(&c, &r, &m);
+    if (rc != LC_ERR_ARG || !strstr(lc_model_last_error(NULL), "seq_len"))
+        FAIL("seq_len 0: rc %d \"%s\"", rc, lc_model_last_error(NULL));
+    /* contiguous chunks of ceil(S/P): at S = P + 1 (P >= 3) or S = 1 the last PE holds nothing */
+    r.seq_len = g_P == 2 ? 1 : g_P + 1;
+    r.layout = LC_CP_CONTIGUOUS;
+    int npad = 0;
+    if (g_P > 1 && lc_cp_layout_positions(r.layout, r.seq_len, g_P, g_P - 1, NULL, &npad) != 0)
+        FAIL("test premise: PE %d holds tokens at S=%lld", g_P - 1, (long long)r.seq_len);
+    if (g_P > 1) {
+        rc = lc_model_create(&c, &r, &m);
+        if (rc != LC_ERR_ARG || !strstr(lc_model_last_error(NULL), "too short"))
+            FAIL("contiguous over %d PEs at S=%lld: rc %d \"%s\"", g_P, (long long)r.seq_len, rc,
+                 lc_model_last_error(NULL));
+        else if (g_me == 0) printf("ok   errors: %s\n", lc_model_last_error(NULL));
+    }
+    r.seq_len = 64;
+    r.compute = (lc_dtype)7;
+    rc = lc_model_create(&c, &r, &m);
+    if (rc != LC_ERR_ARG || !strstr(lc_model_last_error(NULL), "compute"))
+        FAIL("bad compute dtype: rc %d \"%s\"", rc, lc_model_last_error(NULL));
+    if (g_P == 1) {
+        /* bad input to a step: an error naming the position, before any work */
+        r.compute = LC_DT_F32;
+        MUST(NULL, lc_model_create(&c, &r, &m));
+        inputs in = make_inputs(64, c.vocab, g_seed);
+        float loss;
+        in.tok[5] = c.vocab;
+        rc = lc_model_forward_backward(m, in.tok, in.tgt, in.doc, 1.0f, &loss);
+        if (rc != LC_ERR_ARG || !strstr(lc_model_last_error(m), "tokens[5]"))
+            FAIL("bad token: rc %d \"%s\"", rc, lc_model_last_error(m));
+        in.tok[5] = 0;
+        in.tgt[9] = -2;
+        rc = lc_model_forward(m, in.tok, in.tgt, in.doc, &loss);
+        if (rc != LC_ERR_ARG || !strstr(lc_model_last_error(m), "targets[9]"))
+            FAIL("bad target: rc %d \"%s\"", rc, lc_model_last_error(m));
+        /* no real target: loss 0, no gradient */
+        for (int i = 0; i < 64; i++) in.tgt[i] = -1;
+        lc_model_zero_grads(m);
+        MUST(m, lc_model_forward_backward(m, in.tok, in.tgt, in.doc, 1.0f, &loss));
+        float *g = lc_model_grads(m);
+        for (size_t i = 0; i < lc_model_n_params(m); i++)
+            if (g[i] != 0.0f) {
+                FAIL("no targets but grad[%zu] = %g", i, g[i]);
+                break;
+            }
+        if (loss != 0.0f) FAIL("no targets but loss %g", loss);
+        lc_model_destroy(m);
+        free_inputs(&in);
+    }
+    if (g_me == 0) printf("%s errors P=%d\n", g_fail ? "FAIL" : "ok  ", g_P);
+}
+
+/* ---------------- mem ---------------- */
+
+static long hwm_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) v = atol(line + 6);
+    if (f) fclose(f);
+    return v;
+}
+
+static void cmd_mem(int S)
+{
+    /* attention-light medium shape: activations dominate the process's memory */
+    lc_model_config c = {.n_layers = 2, .dim = 128, .n_heads = 2, .n_kv_heads = 1, .ffn_dim = 512,
+                         .vocab = 256, .rope_theta = 10000.0f, .norm_eps = 1e-5f, .max_seq = 1 << 20};
+    inputs in = make_inputs(S, c.vocab, g_seed);
+    lc_model *m = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, 0, 0);
+    float loss;
+    MUST(m, lc_model_forward_backward(m, in.tok, in.tgt, in.doc, 1.0f, &loss));
+    double mine = (double)hwm_kib(), mx = 0;
+    lc_allreduce_max_f64(g_t, &mx, &mine, 1);
+    lc_model_run r = {.seq_len = S};
+    if (g_me == 0)
+        printf("mem P=%d S=%d: max VmHWM %.0f KiB per PE (model estimate %.0f KiB), loss %.4f\n",
+               g_P, S, mx, lc_model_memory_bytes(&c, &r, g_P) / 1024.0, loss);
+    lc_model_destroy(m);
+    free_inputs(&in);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_model ref|cp [S]|bf16|errors|mem S\n");
+        return 2;
+    }
+    if (lc_world_init(NULL, &g_w)) {
+        fprintf(stderr, "test_model: cannot join the world\n");
+        return 1;
+    }
+    g_t = lc_team_world(g_w);
+    g_me = lc_my_pe(g_w);
+    g_P = lc_n_pes(g_w);
+    const char *s = getenv("LONGCTX_SEED");
+    g_seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) * 1000003u + (uint64_t)getpid();
+    lc_broadcast(g_t, &g_seed, &g_seed, sizeof g_seed, 0);
+    if (g_me == 0)
+        printf("test_model %s: P=%d seed %llu (LONGCTX_SEED overrides)\n", argv[1], g_P,
+               (unsigned long long)g_seed);
+    int rc = 0;
+    if (!strcmp(argv[1], "ref") && g_P == 1) cmd_ref();
+    else if (!strcmp(argv[1], "cp")) cmd_cp(argc > 2 ? atoi(argv[2]) : 45);
+    else if (!strcmp(argv[1], "bf16") && g_P == 1) cmd_bf16();
+    else if (!strcmp(argv[1], "errors")) cmd_errors();
+    else if (!strcmp(argv[1], "mem") && argc > 2) cmd_mem(atoi(argv[2]));
+    else {
+        fprintf(stderr, "test_model: unknown section %s (or wrong PE count)\n", argv[1]);
+        rc = 2;
+    }
+    double f = g_fail, tot = 0;
+    if (lc_allreduce_sum_f64(g_t, &tot, &f, 1)) tot = 1;
+    lc_world_finalize(g_w);
+    return rc ? rc : tot != 0;
+}
