@@ -73,6 +73,13 @@ static void text(canvas *c, int x, int y, const char *s, const uint8_t *rgb)
     }
 }
 
+/* A 1, 2 or 5 times a power of ten near range / 5, so tick labels are round numbers. */
+static double nice_step(double range)
+{
+    double raw = range / 5, p = pow(10, floor(log10(raw))), f = raw / p;
+    return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
+}
+
 static int text_w(const char *s) { return (int)strlen(s) * CH_W; }
 
 int lc_plot_png(const char *path, int width, int height, const char *title, const char *xlabel,
@@ -107,16 +114,19 @@ int lc_plot_png(const char *path, int width, int height, const char *title, cons
 #define PX(x) (L + (int)lround(((x) - x0) / (x1 - x0) * (pw - 1)))
 #define PY(y) (T + ph - 1 - (int)lround(((y) - y0) / (y1 - y0) * (ph - 1)))
     char buf[64];
-    for (int k = 0; k <= 5; k++) {
-        double xv = x0 + (x1 - x0) * k / 5, yv = y0 + (y1 - y0) * k / 5;
-        int px = PX(xv), py = PY(yv);
+    double xs = nice_step(x1 - x0), ys = nice_step(y1 - y0);
+    for (double xv = ceil(x0 / xs - 1e-9) * xs; xv <= x1 + 1e-9 * xs; xv += xs) {
+        int px = PX(xv);
         line(&c, px, T, px, T + ph - 1, grid, 1);
-        line(&c, L, py, L + pw - 1, py, grid, 1);
         line(&c, px, T + ph, px, T + ph + 4, black, 1);
-        line(&c, L - 5, py, L - 1, py, black, 1);
-        snprintf(buf, sizeof buf, "%.4g", xv);
+        snprintf(buf, sizeof buf, "%.6g", fabs(xv) < 1e-9 * xs ? 0.0 : xv);
         text(&c, px - text_w(buf) / 2, T + ph + 8, buf, black);
-        snprintf(buf, sizeof buf, "%.3f", yv);
+    }
+    for (double yv = ceil(y0 / ys - 1e-9) * ys; yv <= y1 + 1e-9 * ys; yv += ys) {
+        int py = PY(yv);
+        line(&c, L, py, L + pw - 1, py, grid, 1);
+        line(&c, L - 5, py, L - 1, py, black, 1);
+        snprintf(buf, sizeof buf, "%.6g", fabs(yv) < 1e-9 * ys ? 0.0 : yv);
         text(&c, L - 8 - text_w(buf), py - CH_H / 2, buf, black);
     }
     line(&c, L, T, L, T + ph - 1, black, 1);

@@ -63,3 +63,12 @@ if(TARGET train_cmp)
   set_tests_properties(train_bench_smoke PROPERTIES LABELS "train;bench" TIMEOUT 300
     PASS_REGULAR_EXPRESSION "\"bench\":\"train\",\"model\":\"tiny\",\"seq\":256,\"cp\":2,\"dtype\":\"bf16\"")
 endif()
+
+if(TARGET train_cmp)
+  # packed-document masking: the same model on one PE and over CP (doc ids from byte 0)
+  add_test(NAME train_equiv_docmask
+           COMMAND ${_eq} ${CMAKE_CURRENT_BINARY_DIR}/equiv_docmask 1e-4 1e-5 --accum 2 --doc-mask
+                   -- --cp 2 --accum 2 --doc-mask -- --cp 3 --accum 2 --layout striped --doc-mask
+                   -- --cp 2 --dp 2 --layout contiguous --doc-mask)
+  set_tests_properties(train_equiv_docmask PROPERTIES LABELS train TIMEOUT 300 FIXTURES_REQUIRED train_data)
+endif()
