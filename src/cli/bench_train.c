@@ -108,6 +108,10 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     if (o->threads <= 0) {
         cpu_set_t s;
         if (!sched_getaffinity(0, sizeof s, &s)) threads = CPU_COUNT(&s);
+        /* unbound PEs (more PEs than CPUs, or LONGCTX_BIND=none) split the CPUs they share */
+        const char *b = getenv("LONGCTX_BIND");
+        if (P > 1 && (threads < P || (b && !strcmp(b, "none")))) threads /= P;
+        if (threads < 1) threads = 1;
     }
     lc_model_run run = {mesh.cp_team, S, o->layout, o->algo, o->lowering, dt, 0, threads, o->recompute};
     lc_model *m;
