@@ -44,11 +44,11 @@ int main(int argc, char **argv)
         long na, nb;
         float *a = read_f32(argv[2], &na), *b = read_f32(argv[3], &nb);
         double tol = atof(argv[4]);
-        if (!a || !b || na != nb || na <= 0) return fprintf(stderr, "parameter files differ in size\n"), 1;
+        if (!a || !b || na != nb || na <= 0) return fprintf(stderr, "parameter files differ in size\n"), free(a), free(b), 1;
         double maxd = 0, maxb = 0, maxrel = 0;
         long bad = -1, diff = 0;
         for (long i = 0; i < na; i++) {
-            if (isnan(a[i]) || isnan(b[i])) return fprintf(stderr, "NaN at %ld\n", i), 1;
+            if (isnan(a[i]) || isnan(b[i])) return fprintf(stderr, "NaN at %ld\n", i), free(a), free(b), 1;
             double d = fabs((double)a[i] - b[i]);
             diff += a[i] != b[i];
             if (d > maxd) maxd = d, bad = i;
@@ -57,10 +57,13 @@ int main(int argc, char **argv)
             if (rel > maxrel) maxrel = rel;
         }
         double normrel = maxb > 0 ? maxd / maxb : maxd;
+        float worst_a = bad >= 0 ? a[bad] : 0, worst_b = bad >= 0 ? b[bad] : 0;
+        free(a);
+        free(b);
         printf("%ld values, %ld differ; max |a-b|/max|b| = %.3g, max element rel = %.3g%s\n", na, diff, normrel,
                maxrel, bad >= 0 ? "" : " (bit-identical)");
         if (tol == 0 ? diff != 0 : normrel > tol) {
-            fprintf(stderr, "FAIL: params differ beyond %g (worst at %ld: %.9g vs %.9g)\n", tol, bad, a[bad], b[bad]);
+            fprintf(stderr, "FAIL: params differ beyond %g (worst at %ld: %.9g vs %.9g)\n", tol, bad, worst_a, worst_b);
             return 1;
         }
         return 0;
