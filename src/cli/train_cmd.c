@@ -194,13 +194,14 @@ int lc_cmd_train(int argc, char **argv)
         fprintf(stderr, "longctx train: --pes %d but the launcher started %d PEs\n", pes, n_pes);
         return 2;
     }
+    /* Everything checkable before a PE starts is checked here; under a launcher every PE
+     * checks, PE 0 speaks. */
     char err[1024];
-    if (!worker || (env_npes && atoi(getenv("LONGCTX_PE") ? getenv("LONGCTX_PE") : "0") == 0)) {
-        /* Everything checkable before a PE starts is checked here, once. */
-        if (lc_trainer_check(&o, n_pes, err, sizeof err)) {
-            fprintf(stderr, "longctx train: %s\n", err);
-            return 2;
-        }
+    const char *env_pe = getenv("LONGCTX_PE");
+    int my_pe = env_pe ? atoi(env_pe) : 0;
+    if (!worker && lc_trainer_check(&o, n_pes, err, sizeof err)) {
+        if (my_pe == 0) fprintf(stderr, "longctx train: %s\n", err);
+        return 2;
     }
     if (!env_npes && n_pes > 1) {
         /* Re-run as the PEs of the mesh. */
