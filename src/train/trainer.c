@@ -363,20 +363,21 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
                 fflush(jf);
             }
         }
-        if (o->time_budget_s > 0 && step == 1 && steps > 2) {
-            /* Two steps (and any evaluation) measured: fit the rest into the budget. PE 0's
-             * clock decides so that every PE agrees on the new total. */
-            double per = (now() - t_start) / 2, left = o->time_budget_s - (now() - t_start), fit;
-            double want = 2 + floor(left / per);
+        if (o->time_budget_s > 0 && step >= 1 && step + 1 < steps) {
+            /* Fit the rest into the budget from the pace so far (evaluations included); only
+             * ever shorten. PE 0's clock decides so that every PE agrees on the total. */
+            double el = now() - t_start, per = el / (double)(step + 1);
+            double want = (double)(step + 1) + floor(fmax(0, o->time_budget_s - el) / per), fit;
             if ((rc = lc_allreduce_max_f64(world, &fit, me == 0 ? &want : (double[]){0}, 1))) goto coll_fail;
-            if (fit < steps) {
-                steps = fit < 3 ? 3 : (int64_t)fit;
-                if (o->eval_every < 0) eval_every = (int)(steps / 5 > 0 ? steps / 5 : 1);
-                if (me == 0 && !o->quiet) {
+            if (fit < 3) fit = 3;
+            if (fit < (double)steps) {
+                if (me == 0 && !o->quiet && (step == 1 || fit < (double)steps - 1)) {
                     printf("train: --time-budget %.0f s at %.1f s/step: %lld steps instead of %lld\n",
-                           o->time_budget_s, per, (long long)steps, (long long)o->steps);
+                           o->time_budget_s, per, (long long)fit, (long long)steps);
                     fflush(stdout);
                 }
+                steps = (int64_t)fit;
+                if (o->eval_every < 0) eval_every = (int)(steps / 5 > 0 ? steps / 5 : 1);
             }
         }
     }
