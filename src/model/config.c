@@ -90,10 +90,12 @@ size_t lc_model_memory_bytes(const lc_model_config *c, const lc_model_run *r, in
     double es = r->compute == LC_DT_BF16 ? 2.0 : 4.0;
     double per_layer = 4.0 * (3 * c->dim + 2 + c->n_heads + 2.0 * c->ffn_dim)
                        + es * (2.0 * c->dim + 2 * kvdim);
-    double saved = r->recompute ? 4.0 * c->dim * c->n_layers + per_layer
-                                : per_layer * c->n_layers;
-    double scratch = 4.0 * (3 * c->dim + 2 * kvdim + 2.0 * c->dim + 5.0 * c->ffn_dim + 2 * kvdim)
-                     + es * c->dim;
+    /* every layer's input x, plus the rest of one layer (recompute) or of every layer */
+    double saved = 4.0 * c->dim * c->n_layers + per_layer * (r->recompute ? 1 : c->n_layers);
+    /* dres, dtmp, xlast, xf + the shared region (model.c): max(MLP dh|act, attention set) */
+    double att_set = 4.0 * (c->dim + 2 * kvdim + 2.0 * c->dim + 2 * kvdim) + es * c->dim;
+    double mlp_set = 4.0 * 3.0 * c->ffn_dim;
+    double scratch = 4.0 * 4 * c->dim + (att_set > mlp_set ? att_set : mlp_set);
     double chunk = (double)(LC_MODEL__LOGITS_MAX / (unsigned)c->vocab);
     if (chunk < 16) chunk = 16;
     if (chunk > rows) chunk = rows;

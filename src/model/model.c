@@ -173,16 +173,34 @@ static void layout_arena(lc_model *m, carver *cv)
     m->tok = carve(cv, R * 4);
     m->tgt = carve(cv, R * 4);
     m->doc = carve(cv, R * 4);
-    m->qkv = carve(cv, R * (m->qdim + 2 * (size_t)m->kvdim) * F);
-    m->f_att = carve(cv, R * m->qdim * F);
-    m->act = carve(cv, R * c->ffn_dim * F);
     m->dres = carve(cv, R * c->dim * F);
     m->dtmp = carve(cv, R * c->dim * F);
-    m->dh = carve(cv, R * 2 * (size_t)c->ffn_dim * F);
-    m->dq = carve(cv, R * m->qdim * F);
-    m->dk = carve(cv, R * m->kvdim * F);
-    m->dv = carve(cv, R * m->kvdim * F);
-    m->datt = carve(cv, R * m->qdim * es);
+    /* Two scratch sets that are never live at once share one region: the MLP's (dh, act:
+     * act is written after the attention temporaries die in forward, and the MLP backward
+     * ends before the attention backward starts) and the attention's (qkv split, fp32 att /
+     * dout, dq, dk, dv, bf16 dout). */
+    carver mlp = {NULL, 0}, att = {NULL, 0};
+    carve(&mlp, R * 2 * (size_t)c->ffn_dim * F);
+    carve(&mlp, R * c->ffn_dim * F);
+    carve(&att, R * (m->qdim + 2 * (size_t)m->kvdim) * F);
+    carve(&att, R * m->qdim * F);
+    carve(&att, R * m->qdim * F);
+    carve(&att, R * m->kvdim * F);
+    carve(&att, R * m->kvdim * F);
+    carve(&att, R * m->qdim * es);
+    char *u = carve(cv, mlp.off > att.off ? mlp.off : att.off);
+    mlp.base = att.base = u;
+    mlp.off = att.off = 0;
+    if (u) {
+        m->dh = carve(&mlp, R * 2 * (size_t)c->ffn_dim * F);
+        m->act = carve(&mlp, R * c->ffn_dim * F);
+        m->qkv = carve(&att, R * (m->qdim + 2 * (size_t)m->kvdim) * F);
+        m->f_att = carve(&att, R * m->qdim * F);
+        m->dq = carve(&att, R * m->qdim * F);
+        m->dk = carve(&att, R * m->kvdim * F);
+        m->dv = carve(&att, R * m->kvdim * F);
+        m->datt = carve(&att, R * m->qdim * es);
+    }
     m->logits = carve(cv, (size_t)m->chunk * c->vocab * F);
 }
 

@@ -1,9 +1,9 @@
 /* The whole model: against the float64 reference (loss, and gradients by central
  * differences), under CP against one PE, bf16 against fp32, argument errors, peak memory.
  *
- *   test_model ref          1 PE: loss vs float64; sampled gradients vs central differences;
+ *   test_model ref [wide]   1 PE: loss vs float64; sampled gradients vs central differences;
  *                           grads are ADDED and scale with grad_scale; recompute identical
- *   test_model cp [S]       under `longctx launch -n P`: every layout x {ring one_sided,
+ *   test_model cp [S [wide]] under `longctx launch -n P`: every layout x {ring one_sided,
  *                           two_sided, zero_copy, allgather} x doc masking, loss and
  *                           all-reduced grads vs the same model on one PE; lowerings bit-equal;
  *                           bf16 + recompute under CP vs bf16 on one PE
@@ -99,6 +99,16 @@ static lc_model_config tiny(void)
     return c;
 }
 
+/* NULL: tiny; "wide": head_dim 128, MQA, odd vocab and ffn, 1 layer */
+static lc_model_config shape_config(const char *shape)
+{
+    if (shape && !strcmp(shape, "wide"))
+        return (lc_model_config){.n_layers = 1, .dim = 256, .n_heads = 2, .n_kv_heads = 1,
+                                 .ffn_dim = 320, .vocab = 1000, .rope_theta = 500000.0f,
+                                 .norm_eps = 1e-6f, .max_seq = 4096};
+    return tiny();
+}
+
 static lc_model *make(lc_team *t, lc_model_config c, int S, lc_cp_layout lay, lc_cp_algo algo,
                       lc_cp_lowering low, lc_dtype dt, int doc, int recompute)
 {
@@ -131,9 +141,9 @@ static double grad_err(const lc_model *m, const float *a, const float *b, const 
 
 /* ---------------- ref ---------------- */
 
-static void cmd_ref(void)
+static void cmd_ref(const char *shape)
 {
-    lc_model_config c = tiny();
+    lc_model_config c = shape_config(shape);
     int S = 41;
     for (int doc = 0; doc <= 1; doc++) {
         inputs in = make_inputs(S, c.vocab, g_seed + 17 + doc);
@@ -233,9 +243,9 @@ static void cmd_ref(void)
 
 /* ---------------- cp ---------------- */
 
-static void cmd_cp(int S)
+static void cmd_cp(int S, const char *shape)
 {
-    lc_model_config c = tiny();
+    lc_model_config c = shape_config(shape);
     lc_team *self = NULL;
     for (int r = 0; r < g_P; r++) {
         lc_team *t = NULL;
@@ -327,8 +337,9 @@ static void cmd_cp(int S)
     lc_team_destroy(self);
     if (g_me == 0)
         printf("%s cp P=%d S=%d: 3 layouts x 4 lowerings x doc mask; worst loss rel err %.2g, "
-               "worst grad rel err %.2g (tol 1e-5); lowerings bit-identical\n",
-               g_fail ? "FAIL" : "ok  ", g_P, S, worst_loss, worst_grad);
+               "worst grad rel err %.2g (tol 1e-5); lowerings bit-identical%s\n",
+               g_fail ? "FAIL" : "ok  ", g_P, S, worst_loss, worst_grad,
+               shape ? " (wide: head_dim 128, MQA, vocab 1000)" : "");
 }
 
 /* ---------------- bf16 ---------------- */
@@ -347,10 +358,18 @@ static void cmd_bf16(void)
     MUST(b, lc_model_forward_backward(b, in.tok, in.tgt, in.doc, 1.0f, &lb));
     const char *wn;
     double le = fabs(lb - la) / fabs(la), ge = grad_err(a, lc_model_grads(b), lc_model_grads(a), &wn);
-    int ok = le < 1e-2 && ge < 3e-2;
-    printf("%s bf16 (%s) vs fp32: loss %.6f vs %.6f rel err %.2g (tol 1e-2); worst grad rel err "
-           "%.2g (%s) (tol 3e-2)\n",
-           ok ? "ok  " : "FAIL", lc_model_bf16_gemm_name(), lb, la, le, ge, wn);
+    /* End to end, not a kernel check: every GEMM/attention input is rounded (2^-9 relative
+     * each) through 2 layers forward and back; over 20 seeds the whole-gradient error was
+     * 0.006-0.008 and the worst tensor's 0.010-0.012, so the bounds are 2e-2 and 5e-2. */
+    double num = 0, den = 0;
+    const float *ga = lc_model_grads(a), *gb = lc_model_grads(b);
+    for (size_t i = 0; i < lc_model_n_params(a); i++)
+        num += ((double)gb[i] - ga[i]) * ((double)gb[i] - ga[i]), den += (double)ga[i] * ga[i];
+    double all = isfinite(num) ? sqrt(num / den) : INFINITY;
+    int ok = le < 1e-2 && all < 2e-2 && ge < 5e-2;
+    printf("%s bf16 (%s) vs fp32: loss %.6f vs %.6f rel err %.2g (tol 1e-2); all grads rel err "
+           "%.2g (tol 2e-2); worst tensor %.2g (%s) (tol 5e-2)\n",
+           ok ? "ok  " : "FAIL", lc_model_bf16_gemm_name(), lb, la, le, all, ge, wn);
     if (!ok) g_fail++;
     /* and it really rounds: not bit-identical to fp32 */
     if (lb == la) FAIL("bf16 loss is identical to fp32: the bf16 path does not round");
@@ -504,8 +523,8 @@ int main(int argc, char **argv)
         printf("test_model %s: P=%d seed %llu (LONGCTX_SEED overrides)\n", argv[1], g_P,
                (unsigned long long)g_seed);
     int rc = 0;
-    if (!strcmp(argv[1], "ref") && g_P == 1) cmd_ref();
-    else if (!strcmp(argv[1], "cp")) cmd_cp(argc > 2 ? atoi(argv[2]) : 45);
+    if (!strcmp(argv[1], "ref") && g_P == 1) cmd_ref(argc > 2 ? argv[2] : NULL);
+    else if (!strcmp(argv[1], "cp")) cmd_cp(argc > 2 ? atoi(argv[2]) : 45, argc > 3 ? argv[3] : NULL);
     else if (!strcmp(argv[1], "bf16") && g_P == 1) cmd_bf16();
     else if (!strcmp(argv[1], "errors")) cmd_errors();
     else if (!strcmp(argv[1], "mem") && argc > 2) cmd_mem(atoi(argv[2]));

@@ -34,3 +34,7 @@ set_tests_properties(model_mem_cp PROPERTIES LABELS model TIMEOUT 300)
 # The step benchmark (not a test): bench/model/bench_model.c
 add_executable(bench_model ${CMAKE_SOURCE_DIR}/bench/model/bench_model.c)
 target_link_libraries(bench_model PRIVATE longctx_lib)
+# head_dim 128, one KV head, odd vocab and ffn
+lc_model_test(model_cp_p3_wide 3 cp 150 wide)
+add_test(NAME model_ref_wide COMMAND test_model ref wide)
+set_tests_properties(model_ref_wide PROPERTIES LABELS model TIMEOUT 120)
