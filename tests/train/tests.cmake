@@ -72,3 +72,9 @@ if(TARGET train_cmp)
                    -- --cp 2 --dp 2 --layout contiguous --doc-mask)
   set_tests_properties(train_equiv_docmask PROPERTIES LABELS train TIMEOUT 300 FIXTURES_REQUIRED train_data)
 endif()
+
+if(TARGET train_cmp)
+  add_test(NAME train_mem_falls COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mem_falls.sh $<TARGET_FILE:longctx>
+           ${_data} ${CMAKE_CURRENT_BINARY_DIR}/mem_falls)
+  set_tests_properties(train_mem_falls PROPERTIES LABELS train TIMEOUT 300 FIXTURES_REQUIRED train_data)
+endif()
