@@ -41,12 +41,14 @@ if(TARGET longctx AND EXISTS ${CMAKE_SOURCE_DIR}/src/model/sources.cmake)
                            FIXTURES_REQUIRED train_data)
     endforeach()
   endforeach()
-  # every CP lowering and the all-gather algorithm: bit-identical weights to the one-sided ring
+  # every CP lowering, the all-gather algorithm and --recompute: bit-identical weights to the
+  # one-sided ring
   add_test(NAME train_equiv_lowerings
            COMMAND ${_eq} ${CMAKE_CURRENT_BINARY_DIR}/equiv_lowerings 0 0
                    --cp 2 --accum 2 --permute one_sided
                    -- --cp 2 --accum 2 --permute two_sided -- --cp 2 --accum 2 --permute zero_copy
-                   -- --cp 2 --accum 2 --permute auto -- --cp 2 --accum 2 --cp-algo allgather)
+                   -- --cp 2 --accum 2 --permute auto -- --cp 2 --accum 2 --cp-algo allgather
+                   -- --cp 2 --accum 2 --recompute)
   set_tests_properties(train_equiv_lowerings PROPERTIES LABELS train TIMEOUT 300 FIXTURES_REQUIRED train_data)
 endif()
 
