@@ -439,7 +439,9 @@ out:
     lc_loader_destroy(lval);
     lc_tokfile_close(ftrain);
     lc_tokfile_close(fval);
-    if (m && rc == LC_OK) lc_model_destroy(m);
-    if (rc == LC_OK) lc_mesh_destroy(&mesh);
+    /* Both are collective: after a failure only a world of one can still release them (the
+     * others end their process). */
+    if (m && (rc == LC_OK || n_pes == 1)) lc_model_destroy(m);
+    if (rc == LC_OK || n_pes == 1) lc_mesh_destroy(&mesh);
     return rc;
 }
