@@ -31,6 +31,14 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi
 
+# The training corpus: the Python documentation (HTML) of Debian's python3-doc.
+if [ ! -d /usr/share/doc/python3-doc/html ] && ! ls -d /usr/share/doc/python3.*/html >/dev/null 2>&1; then
+    echo "setup: installing python3-doc (the training corpus)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq python3-doc >/dev/null
+fi
+
 if [ -x scripts/setup-gpu-deps.sh ]; then
     scripts/setup-gpu-deps.sh || echo "setup: GPU dependencies unavailable; the GPU parts will be skipped"
 fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: the Release build's full ctest suite, then the runtime, attention, CP and model
+# Runs every test: the Release build's full ctest suite, then the runtime, attention, CP, model and train
 # tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,4 +14,4 @@ cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LONGCTX_TEST_QUICK=1
-(cd build-asan && ctest --output-on-failure -j"$jobs" -L 'symm|attn|cp|model' -LE bench --timeout 900)
+(cd build-asan && ctest --output-on-failure -j"$jobs" -L 'symm|attn|cp|model|train' -LE bench --timeout 900)

@@ -9,6 +9,11 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: longctx <command> [options]\n"
             "  launch -n P [--heap SIZE] [--] CMD ARGS...   run CMD as P PEs on the shm backend\n"
+            "  prepare-data OUTDIR [--source DIR]           train/val token files from python3-doc\n"
+#ifdef LONGCTX_HAVE_TRAIN
+            "  train --model small --seq 16K --cp 2 ...     train a Llama-3-style model (--help)\n"
+            "  bench train [--seq ...] [--cp ...] [--json]  trainer step time, MFU, time split\n"
+#endif
             "  bench permute [--pes 2] [--bytes ...] [--lowering ...] [--json]\n"
 #ifdef LONGCTX_HAVE_BENCH_ATTN
             "  bench attn [--pass ...] [--s ...] [--json]   attention kernels vs FMA peak\n"
@@ -28,6 +33,10 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "launch")) return lc_cmd_launch(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "prepare-data")) return lc_cmd_prepare_data(argc - 1, argv + 1);
+#ifdef LONGCTX_HAVE_TRAIN
+    if (!strcmp(argv[1], "train")) return lc_cmd_train(argc - 1, argv + 1);
+#endif
     if (!strcmp(argv[1], "bench")) {
         if (argc < 3) {
             usage(stderr);
@@ -36,6 +45,9 @@ int main(int argc, char **argv)
         if (!strcmp(argv[2], "permute")) return lc_cmd_bench_permute(argc - 2, argv + 2);
 #ifdef LONGCTX_HAVE_BENCH_ATTN
         if (!strcmp(argv[2], "attn")) return lc_cmd_bench_attn(argc - 2, argv + 2);
+#endif
+#ifdef LONGCTX_HAVE_TRAIN
+        if (!strcmp(argv[2], "train")) return lc_cmd_bench_train(argc - 2, argv + 2);
 #endif
 #ifdef LONGCTX_HAVE_BENCH_RING
         if (!strcmp(argv[2], "ring")) return lc_cmd_bench_ring(argc - 2, argv + 2);

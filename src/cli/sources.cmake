@@ -2,7 +2,9 @@ set(LONGCTX_CLI_SOURCES
   src/cli/main.c
   src/cli/launch_cmd.c
   src/cli/bench_permute.c
-  src/cli/bench_util.c)
+  src/cli/bench_util.c
+  src/cli/prepare_cmd.c
+  src/cli/peak.c)
 # Layers that have landed add their bench commands here.
 if(EXISTS ${CMAKE_SOURCE_DIR}/src/cli/bench_attn.c)
   list(APPEND LONGCTX_CLI_SOURCES src/cli/bench_attn.c)
@@ -15,4 +17,9 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/src/cli/bench_attn.c)
 endif()
 if(EXISTS ${CMAKE_SOURCE_DIR}/src/cli/bench_ring.c)
   set_property(SOURCE src/cli/main.c APPEND PROPERTY COMPILE_DEFINITIONS LONGCTX_HAVE_BENCH_RING)
+endif()
+# The trainer needs the model layer (src/model).
+if(EXISTS ${CMAKE_SOURCE_DIR}/src/model/sources.cmake)
+  list(APPEND LONGCTX_CLI_SOURCES src/cli/train_cmd.c src/cli/bench_train.c)
+  set_property(SOURCE src/cli/main.c APPEND PROPERTY COMPILE_DEFINITIONS LONGCTX_HAVE_TRAIN)
 endif()

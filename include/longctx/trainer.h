@@ -1,0 +1,66 @@
+/* longctx trainer: the training loop over a DP x CP mesh (src/train/trainer.c).
+ *
+ * Every PE runs lc_trainer_run with the same options. Data, mesh and model are validated
+ * before the first step; each step runs accum micro-batches (one sequence each) per DP rank,
+ * all-reduces the gradients (sum) over the world with grad_scale = 1 / (accum * dp), clips
+ * them by global norm and applies AdamW with a warmup + cosine learning rate. PE 0 prints a
+ * progress line per step and writes out_dir/metrics.jsonl and out_dir/loss.png. */
+#ifndef LONGCTX_TRAINER_H
+#define LONGCTX_TRAINER_H
+
+#include "longctx/model.h"
+#include "longctx/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    lc_model_config model;
+    const char *model_name;   /* for the log */
+    int64_t seq_len;
+    int dp, cp;
+    int tp;                   /* 1: tensor parallelism is the next issue */
+    lc_cp_layout layout;
+    lc_cp_algo cp_algo;
+    lc_cp_lowering lowering;
+    lc_dtype compute;
+    int recompute;
+    int doc_mask;             /* packed documents: doc ids from doc_sep, no attention across */
+    int doc_sep;
+    int threads;              /* per PE; <= 0: the CPUs this PE may run on */
+    int64_t steps;
+    int accum;
+    float lr, lr_min;         /* lr_min: the end of the cosine */
+    int64_t warmup;
+    float weight_decay, clip, beta1, beta2, eps;
+    uint64_t seed;
+    int eval_every;           /* 0: only at the end */
+    int eval_seqs;            /* validation sequences per evaluation */
+    const char *train_path, *val_path;
+    const char *out_dir;      /* NULL: no metrics, no plot */
+    const char *dump_params;  /* raw fp32 parameters after the last step (PE 0), or NULL */
+    const char *dump_grads;   /* raw fp32 all-reduced gradients of the first step (PE 0) */
+    double peak_gflops_core;  /* > 0: use this FMA peak per core; 0: measure (see peak_fn) */
+    double (*peak_fn)(void);  /* measures one core's FMA peak in GFLOP/s */
+    int quiet;                /* no progress lines */
+    double time_budget_s;     /* > 0: after two steps, cut `steps` so the loop ends in about
+                                 this many seconds (the schedule follows the new total); the
+                                 step count then depends on the machine, so runs are not
+                                 reproducible: for demos, not comparisons */
+} lc_trainer_opts;
+
+/* Fills defaults (AdamW 0.9/0.95/1e-8, wd 0.1, clip 1, lr 3e-3 -> 3e-4, warmup 10%,
+ * eval every steps/5, 8 validation sequences, seed 1337, zigzag ring, auto lowering, f32). */
+void lc_trainer_defaults(lc_trainer_opts *o);
+/* Checks what can be checked without a world: the model config, heads, the layout against
+ * seq_len and cp, dp x cp against n_pes, the data files. Returns 0 or writes err. */
+int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errlen);
+/* Collective over the world. Returns 0 when training completed; else an lc_status with the
+ * message in lc_train_last_error(). */
+int lc_trainer_run(lc_world *w, const lc_trainer_opts *o);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

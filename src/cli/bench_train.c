@@ -1,0 +1,257 @@
+/* longctx bench train: full training steps (forward + backward + gradient all-reduce + AdamW)
+ * on synthetic tokens, per model / sequence / CP / dtype: median step time, tokens/s, MFU
+ * against the FMA peak measured in the same run, and where the step goes (matmuls, attention,
+ * exposed communication = CP waits + gradient all-reduce, the rest), from the model's own
+ * counters. CP > 1 re-runs the binary as CP PEs (one world per CP value). */
+#include <math.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/bench_util.h"
+#include "cli/cli.h"
+#include "cli/peak.h"
+#include "longctx/trainer.h"
+
+static const char *const DTYPES[] = {"f32", "bf16", NULL};
+static const char *const LAYOUTS[] = {"zigzag", "contiguous", "striped", NULL};
+
+typedef struct {
+    const char *model;
+    lc_ilist seq, cp;
+    lc_slist dtype;
+    lc_cp_layout layout;
+    lc_cp_algo algo;
+    lc_cp_lowering lowering;
+    int steps, warm, json, threads, recompute;
+} opts_t;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: longctx bench train [--model small] [--seq 4K,16K,64K] [--cp 1,2] [--dtype f32,bf16]\n"
+               "                           [--steps 3] [--warm 1] [--layout zigzag] [--cp-algo ring|allgather]\n"
+               "                           [--permute auto] [--threads T] [--recompute] [--json]\n"
+               "Medians over --steps timed steps after --warm untimed ones. Defaults: small, 4K, CP 1, f32.\n");
+}
+
+static int parse(int argc, char **argv, opts_t *o, int *worker)
+{
+    memset(o, 0, sizeof *o);
+    o->model = "small";
+    o->seq = (lc_ilist){1, {4096}};
+    o->cp = (lc_ilist){1, {1}};
+    o->dtype.n = 1;
+    strcpy(o->dtype.v[0], "f32");
+    o->layout = LC_CP_ZIGZAG;
+    o->steps = 3;
+    o->warm = 1;
+    *worker = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        if (!strcmp(a, "--json")) o->json = 1;
+        else if (!strcmp(a, "--worker")) *worker = 1;
+        else if (!strcmp(a, "--recompute")) o->recompute = 1;
+        else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            exit(0);
+        } else if (!v) bad = 1;
+        else {
+            i++;
+            lc_ilist one;
+            lc_slist w;
+            if (!strcmp(a, "--model")) o->model = v;
+            else if (!strcmp(a, "--seq")) bad = lc_parse_size_list(a, v, &o->seq);
+            else if (!strcmp(a, "--cp")) bad = lc_parse_int_list(a, v, &o->cp);
+            else if (!strcmp(a, "--dtype")) bad = lc_parse_word_list(a, v, DTYPES, &o->dtype);
+            else if (!strcmp(a, "--steps")) bad = lc_parse_int_list(a, v, &one) || one.n != 1, o->steps = (int)one.v[0];
+            else if (!strcmp(a, "--warm")) o->warm = atoi(v), bad = o->warm < 0;
+            else if (!strcmp(a, "--threads")) bad = lc_parse_int_list(a, v, &one) || one.n != 1, o->threads = (int)one.v[0];
+            else if (!strcmp(a, "--layout")) bad = lc_parse_word_list(a, v, LAYOUTS, &w) || w.n != 1 || lc_cp_layout_parse(w.v[0], &o->layout);
+            else if (!strcmp(a, "--cp-algo")) {
+                if (!strcmp(v, "ring")) o->algo = LC_CP_RING;
+                else if (!strcmp(v, "allgather")) o->algo = LC_CP_ALLGATHER;
+                else bad = 1;
+            } else if (!strcmp(a, "--permute")) bad = lc_cp_lowering_parse(v, &o->lowering);
+            else bad = 1;
+        }
+        if (bad) {
+            fprintf(stderr, "longctx bench train: bad option %s %s\n", a, v ? v : "");
+            usage(stderr);
+            return -1;
+        }
+    }
+    lc_model_config c;
+    if (lc_model_preset(o->model, &c)) {
+        fprintf(stderr, "longctx bench train: unknown --model %s\n", o->model);
+        return -1;
+    }
+    return 0;
+}
+
+static double vmed(double *v, int n) { return lc_median(v, n); }
+
+static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double peak)
+{
+    int me = lc_my_pe(w), P = lc_n_pes(w);
+    lc_model_config cfg;
+    lc_model_preset(o->model, &cfg);
+    if (S > cfg.max_seq) cfg.max_seq = S;
+    lc_mesh mesh;
+    if (lc_mesh_create(lc_team_world(w), 1, P, 1, &mesh)) {
+        fprintf(stderr, "bench train: %s\n", lc_train_last_error());
+        return 1;
+    }
+    int threads = o->threads > 0 ? o->threads : 1;
+    if (o->threads <= 0) {
+        cpu_set_t s;
+        if (!sched_getaffinity(0, sizeof s, &s)) threads = CPU_COUNT(&s);
+        /* unbound PEs (more PEs than CPUs, or LONGCTX_BIND=none) split the CPUs they share */
+        const char *b = getenv("LONGCTX_BIND");
+        if (P > 1 && (threads < P || (b && !strcmp(b, "none")))) threads /= P;
+        if (threads < 1) threads = 1;
+    }
+    lc_model_run run = {mesh.cp_team, S, o->layout, o->algo, o->lowering, dt, 0, threads, o->recompute};
+    lc_model *m;
+    if (lc_model_create(&cfg, &run, &m)) {
+        fprintf(stderr, "bench train: PE %d: %s\n", me, lc_model_last_error(NULL));
+        return 1;
+    }
+    lc_model_init_params(m, 1);
+    size_t np = lc_model_n_params(m);
+    lc_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f};
+    lc_adamw *opt;
+    int32_t *tok = malloc((size_t)S * 4), *tgt = malloc((size_t)S * 4);
+    int n = o->steps;
+    double *st = calloc((size_t)n * 6, sizeof *st);
+    if (!tok || !tgt || !st || lc_adamw_create(np, &ac, &opt)) {
+        fprintf(stderr, "bench train: out of memory\n");
+        return 1;
+    }
+    uint64_t seed = 7;
+    for (int64_t i = 0; i < S; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        tok[i] = (int32_t)((seed >> 33) % (uint64_t)cfg.vocab);
+    }
+    for (int64_t i = 0; i < S; i++) tgt[i] = i + 1 < S ? tok[i + 1] : -1;
+    float *params = lc_model_params(m), *grads = lc_model_grads(m);
+    int rc = 0;
+    for (int it = 0; it < o->warm + n && !rc; it++) {
+        lc_barrier(lc_team_world(w));
+        lc_model_reset_times(m);
+        double t0 = lc_wall();
+        float loss;
+        lc_model_zero_grads(m);
+        rc = lc_model_forward_backward(m, tok, tgt, NULL, 1.0f, &loss);
+        double t1 = lc_wall();
+        if (!rc) rc = lc_allreduce_sum_f32(lc_team_world(w), grads, grads, np);
+        double t2 = lc_wall();
+        lc_adamw_step(opt, params, grads, 1e-4f, lc_clip_factor(lc_global_norm(grads, np), 1.0f));
+        double t3 = lc_wall();
+        if (rc) {
+            fprintf(stderr, "bench train: PE %d: %s\n", me, lc_model_last_error(m));
+            break;
+        }
+        if (it < o->warm) continue;
+        lc_model_times tm;
+        lc_model_get_times(m, &tm);
+        double step = t3 - t0, *r = st + (size_t)(it - o->warm) * 6;
+        r[0] = step;
+        r[1] = tm.matmul_s;
+        r[2] = tm.attn_s;
+        r[3] = tm.comm_s + (t2 - t1); /* CP waits + the gradient all-reduce */
+        r[4] = step - tm.matmul_s - tm.attn_s - r[3];
+        r[5] = t2 - t1;
+        (void)t1;
+    }
+    double col[6][64];
+    for (int k = 0; k < 6; k++) {
+        for (int i = 0; i < n && i < 64; i++) col[k][i] = st[i * 6 + k];
+    }
+    double med[6];
+    for (int k = 0; k < 6; k++) med[k] = vmed(col[k], n < 64 ? n : 64);
+    /* PE 0 reports; the step time is the max over PEs (the slowest sets the pace). */
+    double mx = med[0], step;
+    lc_allreduce_max_f64(lc_team_world(w), &step, &mx, 1);
+    double mem = (double)lc_peak_rss_bytes(), memx;
+    lc_allreduce_max_f64(lc_team_world(w), &memx, &mem, 1);
+    if (me == 0 && !rc) {
+        double tps = (double)S / step, flops = lc_model_flops_per_token(&cfg, S);
+        long onln = sysconf(_SC_NPROCESSORS_ONLN);
+        double cores = (double)threads * P;
+        if (onln > 0 && cores > onln) cores = (double)onln;
+        double mfu = peak > 0 ? flops * tps / (peak * 1e9 * cores) : NAN;
+        if (o->json)
+            printf("{\"bench\":\"train\",\"model\":\"%s\",\"seq\":%lld,\"cp\":%d,\"dtype\":\"%s\",\"layout\":\"%s\","
+                   "\"cp_algo\":\"%s\",\"lowering\":\"%s\",\"threads\":%d,\"steps\":%d,\"step_s\":%.6g,"
+                   "\"tokens_per_s\":%.6g,\"mfu\":%.4f,\"matmul_s\":%.6g,\"attn_s\":%.6g,\"comm_exposed_s\":%.6g,"
+                   "\"grad_allreduce_s\":%.6g,\"other_s\":%.6g,\"peak_gflops_core\":%.4g,\"cores\":%.0f,"
+                   "\"peak_mem_bytes\":%.0f}\n",
+                   o->model, (long long)S, P, lc_dtype_name(dt), lc_cp_layout_name(o->layout),
+                   o->algo == LC_CP_RING ? "ring" : "allgather", lc_cp_lowering_name(o->lowering), threads, n, step,
+                   tps, mfu, med[1], med[2], med[3], med[5], med[4], peak, cores, memx);
+        else
+            printf("%-6s %7lld %3d %-5s %9.3f %10.0f %6.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %9.1f\n", o->model,
+                   (long long)S, P, lc_dtype_name(dt), step, tps, 100 * mfu, 100 * med[1] / med[0],
+                   100 * med[2] / med[0], 100 * med[3] / med[0], 100 * med[4] / med[0], memx / 1048576.0);
+        fflush(stdout);
+    }
+    free(tok);
+    free(tgt);
+    free(st);
+    lc_adamw_destroy(opt);
+    lc_model_destroy(m);
+    lc_mesh_destroy(&mesh);
+    return rc ? 1 : 0;
+}
+
+static int worker(const opts_t *o)
+{
+    lc_world *w;
+    if (lc_world_init(NULL, &w)) return 1;
+    double mine = lc_fma_peak_gflops(lc_attn_impl_best()), peak;
+    lc_allreduce_max_f64(lc_team_world(w), &peak, &mine, 1);
+    int rc = 0;
+    for (int i = 0; i < o->seq.n && !rc; i++)
+        for (int d = 0; d < o->dtype.n && !rc; d++)
+            rc = run_one(w, o, o->seq.v[i], strcmp(o->dtype.v[d], "bf16") ? LC_DT_F32 : LC_DT_BF16, peak);
+    if (rc) _exit(1);
+    return lc_world_finalize(w) ? 1 : 0;
+}
+
+int lc_cmd_bench_train(int argc, char **argv)
+{
+    opts_t o;
+    int is_worker;
+    if (parse(argc, argv, &o, &is_worker)) return 2;
+    if (is_worker) return worker(&o);
+    if (!o.json)
+        printf("# longctx bench train: full steps (fwd+bwd+grad all-reduce+AdamW), medians of %d after %d warm-up;\n"
+               "# MFU against one core's FMA peak measured now x cores used; comm = exposed CP waits + grad all-reduce\n"
+               "%-6s %7s %3s %-5s %9s %10s %7s %8s %8s %8s %8s %9s\n",
+               o.steps, o.warm, "model", "seq", "cp", "dtype", "step_s", "tok/s", "MFU", "matmul", "attn", "comm",
+               "rest", "peakMiB");
+    int rc = 0;
+    for (int c = 0; c < o.cp.n; c++) {
+        /* each CP value is its own world: the binary re-runs itself as cp PEs */
+        char cps[32];
+        snprintf(cps, sizeof cps, "%lld", o.cp.v[c]);
+        char **args = calloc((size_t)argc + 3, sizeof *args);
+        int k = 0;
+        for (int i = 0; i < argc; i++) {
+            if (!strcmp(argv[i], "--cp") && i + 1 < argc) {
+                args[k++] = "--cp";
+                args[k++] = cps;
+                i++;
+            } else {
+                args[k++] = argv[i];
+            }
+        }
+        int r = lc_bench_launch_workers("train", k, args, (int)o.cp.v[c], 0);
+        free(args);
+        if (r) rc = r;
+    }
+    return rc;
+}
