@@ -226,7 +226,8 @@ int lc_cmd_train(int argc, char **argv)
         return rc < 0 ? 1 : rc;
     }
     lc_world *w;
-    lc_world_opts wo = {heap, 0, NULL};
+    lc_world_opts wo = {0};
+    wo.heap_bytes = heap;
     if (lc_world_init(&wo, &w)) {
         fprintf(stderr, "longctx train: cannot join the world\n");
         return 1;

@@ -49,19 +49,6 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* The PE's cores: the launcher binds each PE to its own CPUs when there are enough, so the
- * affinity mask is this PE's share; unbound PEs (more PEs than CPUs, or LONGCTX_BIND=none)
- * all see the same mask and split it. (Until the runtime reports cores per PE.) */
-static int pe_threads(int n_pes)
-{
-    cpu_set_t s;
-    if (sched_getaffinity(0, sizeof s, &s)) return 1;
-    int n = CPU_COUNT(&s);
-    const char *b = getenv("LONGCTX_BIND");
-    if (n_pes > 1 && (n < n_pes || (b && !strcmp(b, "none")))) n /= n_pes;
-    return n > 0 ? n : 1;
-}
-
 int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errlen)
 {
     char e[256];
@@ -188,7 +175,8 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
     FILE *jf = NULL;
     int local_bad = 0;
 
-    const int threads = o->threads > 0 ? o->threads : pe_threads(n_pes);
+    const int threads = o->threads > 0 ? o->threads : lc_cores_per_pe(world);
+    (void)n_pes;
     lc_model_run run = {mesh.cp_team, o->seq_len, o->layout, o->cp_algo, o->lowering, o->compute,
                         o->doc_mask, threads, o->recompute};
     if ((rc = lc_model_create(&o->model, &run, &m))) {
