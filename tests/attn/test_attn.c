@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/fail.h"
 #include "common/rng.h"
 #include "longctx/attn.h"
 
@@ -23,13 +24,7 @@ static uint64_t rnd(void) { return lc_test_rng(&g_rng); }
 static double urand(void) { return (double)(rnd() >> 11) * (1.0 / 9007199254740992.0); }
 static int irand(int n) { return (int)(rnd() % (uint64_t)n); }
 
-#define FAIL(...)                                                                          \
-    do {                                                                                   \
-        g_fail++;                                                                          \
-        printf("FAIL %s:%d: ", __FILE__, __LINE__);                                        \
-        printf(__VA_ARGS__);                                                               \
-        printf("\n");                                                                      \
-    } while (0)
+#define FAIL(...) LC_TEST_FAIL(g_fail, __VA_ARGS__)
 
 static const char *mask_name(unsigned m)
 {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/fail.h"
 #include "common/alloc_count.h"
 #include "common/rng.h"
 #include "longctx/attn.h"
@@ -16,13 +17,7 @@
 static int g_fail;
 static uint64_t g_rng;
 
-#define FAIL(...)                                                                          \
-    do {                                                                                   \
-        g_fail++;                                                                          \
-        printf("FAIL %s:%d: ", __FILE__, __LINE__);                                        \
-        printf(__VA_ARGS__);                                                               \
-        printf("\n");                                                                      \
-    } while (0)
+#define FAIL(...) LC_TEST_FAIL(g_fail, __VA_ARGS__)
 
 static float urand(void) { return (float)((lc_test_rng(&g_rng) >> 11) * (1.0 / 9007199254740992.0)) * 2 - 1; }
 

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fail.h"
 #include "common/rng.h"
 #include "longctx/cp.h"
 
@@ -33,14 +34,7 @@ static int g_me, g_P;
 static uint64_t rnd(void) { return lc_test_rng(&g_rng); }
 static double urand(void) { return (double)(rnd() >> 11) * (1.0 / 9007199254740992.0); }
 
-#define FAIL(...)                                                                          \
-    do {                                                                                   \
-        g_fail++;                                                                          \
-        printf("FAIL PE %d %s:%d: ", g_me, __FILE__, __LINE__);                            \
-        printf(__VA_ARGS__);                                                               \
-        printf("\n");                                                                      \
-        fflush(stdout);                                                                    \
-    } while (0)
+#define FAIL(...) LC_TEST_FAIL_PE(g_fail, g_me, __VA_ARGS__)
 
 static const char *mask_name(unsigned m)
 {

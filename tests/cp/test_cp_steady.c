@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fail.h"
 #include "common/alloc_count.h"
 #include "common/rng.h"
 #include "longctx/cp.h"
@@ -15,14 +16,7 @@
 static int g_fail, g_me;
 static uint64_t g_rng;
 
-#define FAIL(...)                                                                          \
-    do {                                                                                   \
-        g_fail++;                                                                          \
-        printf("FAIL PE %d %s:%d: ", g_me, __FILE__, __LINE__);                            \
-        printf(__VA_ARGS__);                                                               \
-        printf("\n");                                                                      \
-        fflush(stdout);                                                                    \
-    } while (0)
+#define FAIL(...) LC_TEST_FAIL_PE(g_fail, g_me, __VA_ARGS__)
 
 typedef struct {
     void *q, *k, *v, *dout, *out;

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fail.h"
 #include "common/rng.h"
 #include "longctx/model.h"
 #include "model/internal.h"
@@ -31,14 +32,7 @@ static lc_team *g_t;
 
 static double urand(uint64_t *s) { return (double)(lc_test_rng(s) >> 11) * (1.0 / 9007199254740992.0); }
 
-#define FAIL(...)                                                                          \
-    do {                                                                                   \
-        g_fail++;                                                                          \
-        printf("FAIL PE %d %s:%d: ", g_me, __FILE__, __LINE__);                            \
-        printf(__VA_ARGS__);                                                               \
-        printf("\n");                                                                      \
-        fflush(stdout);                                                                    \
-    } while (0)
+#define FAIL(...) LC_TEST_FAIL_PE(g_fail, g_me, __VA_ARGS__)
 
 #define MUST(m, expr)                                                                      \
     do {                                                                                   \
