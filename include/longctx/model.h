@@ -48,6 +48,8 @@ typedef struct {
     int doc_mask;      /* packed-document masking: doc ids passed to every step */
     int threads;       /* BLAS + attention threads of this PE (its cores); <= 0: 1 */
     int recompute;     /* keep only layer inputs; recompute each layer in backward */
+    lc_team *tp_team;  /* tensor-parallel team (Megatron style); NULL: no TP */
+    int sp;            /* sequence parallelism inside the TP team (needs tp_team) */
 } lc_model_run;
 
 typedef struct {
@@ -82,6 +84,19 @@ int lc_model_find_tensor(const lc_model *m, const char *name); /* index or -1 */
  * o_proj/down_proj N(0, 0.02/sqrt(2*n_layers)), norm weights 1. */
 int lc_model_init_params(lc_model *m, uint64_t seed);
 void lc_model_zero_grads(lc_model *m);
+
+/* ---- layout-independent access (checkpoints, cross-layout resume) ----
+ * Under TP a PE holds a slice of some tensors (lc_model_tensor_at gives the slice's shape and
+ * place in the flat buffers). These calls convert between a flat buffer laid out like the
+ * parameters (params, grads, or an optimizer moment) and the FULL tensor in Hugging Face
+ * shape, so a checkpoint does not depend on the layout that wrote it. */
+/* The full (unsharded) HF shape of tensor i; shape[1] = 0 for 1-D. Returns its numel. */
+size_t lc_model_tensor_full_shape(const lc_model *m, int i, int64_t shape[2]);
+/* full <- tensor i gathered from every TP member's src_flat. Collective over the TP team (a
+ * no-op copy without TP); every member gets the whole tensor. */
+int lc_model_gather_tensor(lc_model *m, int i, const float *src_flat, float *full);
+/* dst_flat's slice of tensor i <- this PE's part of the full tensor. Local, no communication. */
+int lc_model_scatter_tensor(const lc_model *m, int i, const float *full, float *dst_flat);
 
 /* This PE's share of the sequence under the layout (real rows, and their global positions). */
 int lc_model_local_rows(const lc_model *m);

@@ -113,7 +113,7 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         if (P > 1 && (threads < P || (b && !strcmp(b, "none")))) threads /= P;
         if (threads < 1) threads = 1;
     }
-    lc_model_run run = {mesh.cp_team, S, o->layout, o->algo, o->lowering, dt, 0, threads, o->recompute};
+    lc_model_run run = {mesh.cp_team, S, o->layout, o->algo, o->lowering, dt, 0, threads, o->recompute, NULL, 0};
     lc_model *m;
     if (lc_model_create(&cfg, &run, &m)) {
         fprintf(stderr, "bench train: PE %d: %s\n", me, lc_model_last_error(NULL));

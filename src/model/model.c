@@ -253,6 +253,12 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
     if (lc_model_config_check(cfg, err, sizeof err))
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: config: %s", err);
     if (!run->cp_team) return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.cp_team is NULL");
+    if (run->tp_team && lc_team_n_pes(run->tp_team) > 1)
+        return fail_create(NULL, LC_ERR_UNSUPPORTED,
+                           "lc_model_create: tensor parallelism (run.tp_team of %d PEs) is not built yet",
+                           lc_team_n_pes(run->tp_team));
+    if (run->sp && !(run->tp_team && lc_team_n_pes(run->tp_team) > 1))
+        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.sp needs a tensor-parallel team of 2+ PEs");
     if (run->seq_len < 1)
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.seq_len = %lld must be >= 1",
                            (long long)run->seq_len);

@@ -6,6 +6,7 @@ list(APPEND LONGCTX_SOURCES
   src/model/layers.c
   src/model/linear.c
   src/model/model.c
+  src/model/shard.c
   src/model/step.c)
 
 find_path(LONGCTX_OPENBLAS_INCLUDE NAMES cblas.h
