@@ -178,7 +178,7 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
     const int threads = o->threads > 0 ? o->threads : lc_cores_per_pe(lc_team_get_world(world));
     (void)n_pes;
     lc_model_run run = {mesh.cp_team, o->seq_len, o->layout, o->cp_algo, o->lowering, o->compute,
-                        o->doc_mask, threads, o->recompute};
+                        o->doc_mask, threads, o->recompute, NULL, 0};
     if ((rc = lc_model_create(&o->model, &run, &m))) {
         lc_train__fail(rc, "%s", lc_model_last_error(NULL));
         goto out;
