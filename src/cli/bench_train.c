@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/bench_train_peers.h"
 #include "cli/bench_util.h"
 #include "cli/cli.h"
 #include "cli/peak.h"
@@ -26,6 +27,8 @@ typedef struct {
     lc_cp_algo algo;
     lc_cp_lowering lowering;
     int steps, warm, json, threads, recompute;
+    unsigned peers;       /* --peers: bench_train_peers.c runs them beside ours */
+    const char *peer_out; /* worker: write the peers' inputs and our row here */
 } opts_t;
 
 static void usage(FILE *f)
@@ -33,7 +36,11 @@ static void usage(FILE *f)
     fprintf(f, "usage: longctx bench train [--model small] [--seq 4K,16K,64K] [--cp 1,2] [--dtype f32,bf16]\n"
                "                           [--steps 3] [--warm 1] [--layout zigzag] [--cp-algo ring|allgather]\n"
                "                           [--permute auto] [--threads T] [--recompute] [--json]\n"
-               "Medians over --steps timed steps after --warm untimed ones. Defaults: small, 4K, CP 1, f32.\n");
+               "                           [--peers torch,jax]\n"
+               "Medians over --steps timed steps after --warm untimed ones. Defaults: small, 4K, CP 1, f32.\n"
+               "--peers: the same steps in PyTorch (transformers LlamaForCausalLM, sdpa) and JAX (ring\n"
+               "attention with shard_map + ppermute over CP host devices) from bench/peers/.venv\n"
+               "(bench/peers/install.sh), same weights, tokens and cores; f32 only.\n");
 }
 
 static int parse(int argc, char **argv, opts_t *o, int *worker)
@@ -62,7 +69,9 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
             i++;
             lc_ilist one;
             lc_slist w;
-            if (!strcmp(a, "--model")) o->model = v;
+            if (!strcmp(a, "--peers")) bad = lc_bench_peers_parse(v, &o->peers);
+            else if (!strcmp(a, "--peer-out")) o->peer_out = v;
+            else if (!strcmp(a, "--model")) o->model = v;
             else if (!strcmp(a, "--seq")) bad = lc_parse_size_list(a, v, &o->seq);
             else if (!strcmp(a, "--cp")) bad = lc_parse_int_list(a, v, &o->cp);
             else if (!strcmp(a, "--dtype")) bad = lc_parse_word_list(a, v, DTYPES, &o->dtype);
@@ -138,6 +147,8 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     for (int64_t i = 0; i < S; i++) tgt[i] = i + 1 < S ? tok[i + 1] : -1;
     float *params = lc_model_params(m), *grads = lc_model_grads(m);
     int rc = 0;
+    float loss0 = NAN;
+    if (o->peer_out && lc_bench_peer_inputs(o->peer_out, m, tok, S, me)) rc = 1;
     for (int it = 0; it < o->warm + n && !rc; it++) {
         lc_barrier(lc_team_world(w));
         lc_model_reset_times(m);
@@ -154,6 +165,7 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
             fprintf(stderr, "bench train: PE %d: %s\n", me, lc_model_last_error(m));
             break;
         }
+        if (it == 0) loss0 = loss;
         if (it < o->warm) continue;
         lc_model_times tm;
         lc_model_get_times(m, &tm);
@@ -177,7 +189,10 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     lc_allreduce_max_f64(lc_team_world(w), &step, &mx, 1);
     double mem = (double)lc_peak_rss_bytes(), memx;
     lc_allreduce_max_f64(lc_team_world(w), &memx, &mem, 1);
-    if (me == 0 && !rc) {
+    if (me == 0 && !rc && o->peer_out)
+        rc = lc_bench_peer_ours(o->peer_out, o->model, S, P, threads, lc_cp_lowering_name(o->lowering), step,
+                                (double)S / step, memx, loss0);
+    else if (me == 0 && !rc) {
         double tps = (double)S / step, flops = lc_model_flops_per_token(&cfg, S);
         long onln = sysconf(_SC_NPROCESSORS_ONLN);
         double cores = (double)threads * P;
@@ -227,6 +242,14 @@ int lc_cmd_bench_train(int argc, char **argv)
     int is_worker;
     if (parse(argc, argv, &o, &is_worker)) return 2;
     if (is_worker) return worker(&o);
+    if (o.peers) {
+        if (o.dtype.n != 1 || strcmp(o.dtype.v[0], "f32")) {
+            fprintf(stderr, "longctx bench train: --peers compares fp32 steps (the loss check is fp32): drop --dtype bf16\n");
+            return 2;
+        }
+        lc_bench_peer_opts po = {o.model, o.seq, o.cp, o.steps, o.warm, o.json, o.peers};
+        return lc_bench_train_with_peers(&po, argc, argv);
+    }
     if (!o.json)
         printf("# longctx bench train: full steps (fwd+bwd+grad all-reduce+AdamW), medians of %d after %d warm-up;\n"
                "# MFU against one core's FMA peak measured now x cores used; comm = exposed CP waits + grad all-reduce\n"

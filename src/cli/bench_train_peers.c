@@ -1,0 +1,363 @@
+/* `longctx bench train --peers torch,jax`: ours and the Python peers in one run.
+ *
+ * For each sequence and CP size the workers of ours run first (the usual bench train worker,
+ * told --peer-out DIR): PE 0 writes a Hugging Face checkpoint of the initial parameters, the
+ * token sequence and its own result row into DIR. Then each peer (bench/peers/train_peer.py)
+ * loads that checkpoint and those tokens and runs the same steps on the same cores: the torch
+ * peer (no CP) on all the cores ours used, the JAX peer with CP host devices. A peer's first
+ * step loss must match ours (relative LC_PEER_LOSS_RTOL) before its speed counts. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/bench_train_peers.h"
+#include "cli/hf_export.h"
+
+/* fp32 tolerance on the mean CE: the per-token terms agree to a few ulps and both sides sum
+ * them in a wide or pairwise order, so the mean agrees to ~1e-6 relative at 16K tokens. */
+#define LC_PEER_LOSS_RTOL 1e-5
+
+/* The optimizer of bench train's step (bench_train.c run_one): AdamW over every parameter,
+ * global-norm clipping at 1, constant learning rate. The peers are given the same values. */
+static const char *const PEER_OPT_ARGS = "--lr 1e-4 --beta1 0.9 --beta2 0.95 --eps 1e-8 --wd 0.1 --clip 1.0";
+
+int lc_bench_peers_parse(const char *s, unsigned *mask)
+{
+    *mask = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(t, "torch")) *mask |= LC_PEER_TORCH;
+        else if (!strcmp(t, "jax")) *mask |= LC_PEER_JAX;
+        else {
+            fprintf(stderr, "longctx bench train: --peers: '%s' is not torch or jax\n", t);
+            return -1;
+        }
+    }
+    if (!*mask) {
+        fprintf(stderr, "longctx bench train: --peers needs torch, jax or torch,jax\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ worker side */
+
+int lc_bench_peer_inputs(const char *dir, lc_model *m, const int32_t *tok, int64_t S, int me)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model", dir);
+    if (lc_hf_export(m, path, me == 0)) return -1;
+    if (me != 0) return 0;
+    snprintf(path, sizeof path, "%s/tokens.i32", dir);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(tok, sizeof *tok, (size_t)S, f) != (size_t)S || fclose(f)) {
+        fprintf(stderr, "bench train: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int lc_bench_peer_ours(const char *dir, const char *model, int64_t S, int cp, int threads,
+                       const char *lowering, double step_s, double tps, double mem, double loss0)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/ours.json", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "bench train: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fprintf(f,
+            "{\"bench\":\"train\",\"impl\":\"longctx\",\"model\":\"%s\",\"s\":%lld,\"cp\":%d,\"tp\":1,"
+            "\"threads\":%d,\"lowering\":\"%s\",\"step_s\":%.6g,\"tokens_per_s\":%.6g,"
+            "\"peak_mem_bytes\":%.0f,\"loss0\":%.9g}\n",
+            model, (long long)S, cp, threads, lowering, step_s, tps, mem, loss0);
+    return fclose(f) ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ parent side */
+
+/* bench/peers of the repository, seen from the working directory or from the binary. */
+static int peer_dir(char *buf, size_t len)
+{
+    const char *env = getenv("LONGCTX_PEER_DIR");
+    if (env && *env) {
+        snprintf(buf, len, "%s", env);
+        return 0;
+    }
+    char base[2048] = ".";
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            ssize_t n = readlink("/proc/self/exe", base, sizeof base - 1);
+            if (n <= 0) break;
+            base[n] = 0;
+            char *slash = strrchr(base, '/');
+            if (!slash) break;
+            *slash = 0;
+        }
+        for (int up = 0; up < 3; up++) {
+            char probe[4200];
+            snprintf(buf, len, "%s%s%s/bench/peers", base, up >= 1 ? "/.." : "", up >= 2 ? "/.." : "");
+            snprintf(probe, sizeof probe, "%s/train_peer.py", buf);
+            if (access(probe, R_OK) == 0) return 0;
+        }
+    }
+    return -1;
+}
+
+static double jnum(const char *line, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    return p ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+static void jstr(const char *line, const char *key, char *out, size_t len)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = strstr(line, pat);
+    out[0] = 0;
+    if (!p) return;
+    p += strlen(pat);
+    size_t i = 0;
+    while (*p && *p != '"' && i + 1 < len) out[i++] = *p++;
+    out[i] = 0;
+}
+
+typedef struct {
+    char impl[32], lowering[32], why[400];
+    int cp, threads, valid; /* valid: ran, and the loss matched ours */
+    double step_s, tps, mem, proc_mem, loss0;
+} row_t;
+
+static void print_header(const lc_bench_peer_opts *o)
+{
+    if (o->json) return;
+    printf("# longctx bench train with peers: one step = forward + backward + AdamW, medians of %d steps\n"
+           "# after %d warm-up; same weights (our checkpoint), tokens, sequence and cores; a peer's\n"
+           "# first-step loss must match ours within %g relative or its row is invalid.\n"
+           "%-8s %-6s %7s %3s %4s %-10s %9s %10s %10s %12s %6s %s\n",
+           o->steps, o->warm, LC_PEER_LOSS_RTOL, "impl", "model", "seq", "cp", "thr", "lowering", "step_s",
+           "tok/s", "peakMiB/PE", "loss0", "loss", "vs ours");
+}
+
+static void print_row(const lc_bench_peer_opts *o, long long S, const row_t *r, const row_t *ours)
+{
+    double rel = ours && r != ours ? fabs(r->loss0 - ours->loss0) / fabs(ours->loss0) : 0.0;
+    if (o->json) {
+        printf("{\"bench\":\"train\",\"impl\":\"%s\",\"model\":\"%s\",\"s\":%lld,\"cp\":%d,\"tp\":1,"
+               "\"threads\":%d,\"lowering\":\"%s\"",
+               r->impl, o->model, S, r->cp, r->threads, r->lowering);
+        if (r->why[0]) {
+            printf(",\"valid\":false,\"error\":\"%s\"}\n", r->why);
+            return;
+        }
+        printf(",\"step_s\":%.6g,\"tokens_per_s\":%.6g,\"peak_mem_bytes\":%.0f,\"loss0\":%.9g", r->step_s,
+               r->tps, r->mem, r->loss0);
+        if (r != ours) {
+            printf(",\"process_peak_bytes\":%.0f,\"ours_cp\":%d,\"ours_loss0\":%.9g,\"loss_rel_err\":%.3g,\"loss_rtol\":%g,"
+                   "\"valid\":%s",
+                   r->proc_mem, ours ? ours->cp : 0, ours ? ours->loss0 : NAN, rel, LC_PEER_LOSS_RTOL, r->valid ? "true" : "false");
+            if (r->valid && ours) printf(",\"ours_speedup\":%.4g,\"ours_mem_ratio\":%.4g", ours->tps / r->tps, ours->mem / r->mem);
+        }
+        printf("}\n");
+    } else {
+        printf("%-8s %-6s %7lld %3d %4d %-10s ", r->impl, o->model, S, r->cp, r->threads, r->lowering);
+        if (r->why[0]) {
+            printf("-- %s\n", r->why);
+            return;
+        }
+        printf("%9.3f %10.1f %10.1f %12.7f ", r->step_s, r->tps, r->mem / 1048576.0, r->loss0);
+        if (r == ours) printf("%6s %s\n", "-", "-");
+        else if (!r->valid)
+            printf("%6s INVALID: loss %.9g vs ours %.9g (rel %.3g > %g)\n", "BAD", r->loss0, ours ? ours->loss0 : NAN,
+                   rel, LC_PEER_LOSS_RTOL);
+        else
+            printf("%6s ours (cp %d) %.2fx tok/s, %.2fx memory/PE\n", "ok", ours->cp, ours->tps / r->tps,
+                   ours->mem / r->mem);
+    }
+    fflush(stdout);
+}
+
+static void rm_run_dir(const char *d)
+{
+    static const char *const files[] = {"model/config.json", "model/model.safetensors", "model", "tokens.i32",
+                                        "ours.json", "", NULL};
+    char p[4300];
+    for (int i = 0; files[i]; i++) {
+        snprintf(p, sizeof p, "%s%s%s", d, files[i][0] ? "/" : "", files[i]);
+        if (remove(p) && errno != ENOENT) fprintf(stderr, "bench train: cannot remove %s: %s\n", p, strerror(errno));
+    }
+}
+
+/* Runs one peer; fills r (why[] set when it did not produce a number). */
+static void run_peer(const lc_bench_peer_opts *o, const char *py, const char *pdir, const char *impl,
+                     const char *rundir, long long S, int cp, int threads, const row_t *ours, row_t *r)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->impl, sizeof r->impl, "%s", impl);
+    snprintf(r->lowering, sizeof r->lowering, "%s", strcmp(impl, "jax") ? "none" : "ppermute");
+    r->cp = cp;
+    r->threads = threads / cp; /* per PE: the JAX peer's CP devices share its threads */
+    if (!py[0]) {
+        snprintf(r->why, sizeof r->why, "peer not installed (run bench/peers/install.sh)");
+        return;
+    }
+    char cmd[12000];
+    snprintf(cmd, sizeof cmd,
+             "'%s' '%s/train_peer.py' --impl %s --ckpt '%s/model' --tokens '%s/tokens.i32' --seq %lld --cp %d "
+             "--threads %d --steps %d --warm %d %s",
+             py, pdir, impl, rundir, rundir, S, cp, threads, o->steps, o->warm, PEER_OPT_ARGS);
+    fflush(stdout);
+    FILE *f = popen(cmd, "r");
+    if (!f) {
+        snprintf(r->why, sizeof r->why, "could not start %s: %s", py, strerror(errno));
+        return;
+    }
+    char line[8192];
+    int got = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (!strstr(line, "\"bench\":\"train\"")) {
+            if (!o->json) fputs(line, stdout);
+            continue;
+        }
+        got = 1;
+        jstr(line, "error", r->why, sizeof r->why);
+        if (r->why[0]) continue;
+        r->step_s = jnum(line, "step_s");
+        r->tps = jnum(line, "tokens_per_s");
+        r->mem = jnum(line, "peak_mem_bytes");
+        r->proc_mem = jnum(line, "process_peak_bytes");
+        r->loss0 = jnum(line, "loss0");
+        jstr(line, "lowering", r->lowering, sizeof r->lowering);
+    }
+    int st = pclose(f);
+    if (!got && !r->why[0])
+        snprintf(r->why, sizeof r->why, "peer %s exited (status %d) without a result", impl, st);
+    if (r->why[0]) return;
+    /* NaN never passes */
+    double rel = fabs(r->loss0 - ours->loss0) / fabs(ours->loss0);
+    r->valid = isfinite(r->tps) && r->tps > 0 && rel <= LC_PEER_LOSS_RTOL;
+}
+
+static int read_ours(const char *rundir, row_t *r)
+{
+    char p[4400], line[4096];
+    snprintf(p, sizeof p, "%s/ours.json", rundir);
+    FILE *f = fopen(p, "r");
+    memset(r, 0, sizeof *r);
+    if (!f) return -1;
+    int ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    if (!ok) return -1;
+    snprintf(r->impl, sizeof r->impl, "longctx");
+    jstr(line, "lowering", r->lowering, sizeof r->lowering);
+    r->cp = (int)jnum(line, "cp");
+    r->threads = (int)jnum(line, "threads");
+    r->step_s = jnum(line, "step_s");
+    r->tps = jnum(line, "tokens_per_s");
+    r->mem = jnum(line, "peak_mem_bytes");
+    r->loss0 = jnum(line, "loss0");
+    r->valid = 1;
+    return 0;
+}
+
+int lc_bench_train_with_peers(const lc_bench_peer_opts *o, int argc, char **argv)
+{
+    char pdir[4096], py[4400] = "";
+    const char *envpy = getenv("LONGCTX_PEER_PYTHON");
+    int have_dir = peer_dir(pdir, sizeof pdir) == 0;
+    if (envpy && *envpy) snprintf(py, sizeof py, "%s", envpy);
+    else if (have_dir) {
+        snprintf(py, sizeof py, "%s/.venv/bin/python", pdir);
+        if (access(py, X_OK) != 0) py[0] = 0;
+    }
+    if (!have_dir) py[0] = 0;
+    const char *tmp = getenv("TMPDIR");
+    char base[4096];
+    snprintf(base, sizeof base, "%s/longctx-bench-peers-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(base)) {
+        fprintf(stderr, "longctx bench train: cannot create %s: %s\n", base, strerror(errno));
+        return 1;
+    }
+    print_header(o);
+    int rc = 0;
+    /* sequence outer, CP inner: each size's rows (ours, then each peer) run back to back */
+    for (int si = 0; si < o->seq.n && !rc; si++) {
+        long long S = o->seq.v[si];
+        row_t torch_row;
+        int torch_done = 0;
+        for (int ci = 0; ci < o->cp.n && !rc; ci++) {
+            int cp = (int)o->cp.v[ci];
+            char rundir[4300], sv[32], cv[32];
+            snprintf(rundir, sizeof rundir, "%s/s%lld_cp%d", base, S, cp);
+            snprintf(sv, sizeof sv, "%lld", S);
+            snprintf(cv, sizeof cv, "%d", cp);
+            if (mkdir(rundir, 0755)) {
+                fprintf(stderr, "longctx bench train: cannot create %s: %s\n", rundir, strerror(errno));
+                rc = 1;
+                break;
+            }
+            char **args = calloc((size_t)argc + 8, sizeof *args);
+            if (!args) {
+                rc = 1;
+                break;
+            }
+            int k = 0;
+            for (int i = 0; i < argc; i++) {
+                int skip = !strcmp(argv[i], "--seq") || !strcmp(argv[i], "--cp") || !strcmp(argv[i], "--peers") ||
+                           !strcmp(argv[i], "--json");
+                if (skip) {
+                    i += strcmp(argv[i], "--json") ? 1 : 0;
+                    continue;
+                }
+                args[k++] = argv[i];
+            }
+            args[k++] = "--seq";
+            args[k++] = sv;
+            args[k++] = "--cp";
+            args[k++] = cv;
+            args[k++] = "--peer-out";
+            args[k++] = rundir;
+            int r = lc_bench_launch_workers("train", k, args, cp, 0);
+            free(args);
+            row_t ours;
+            if (r || read_ours(rundir, &ours)) {
+                fprintf(stderr, "longctx bench train: our run at seq %lld, CP %d failed (status %d)\n", S, cp, r);
+                rm_run_dir(rundir);
+                rc = r ? r : 1;
+                break;
+            }
+            print_row(o, S, &ours, &ours);
+            int cores = ours.threads * cp;
+            /* torch has no CP: it runs once per sequence on all the cores ours used; its row
+             * is compared with each CP of ours */
+            if ((o->peers & LC_PEER_TORCH) && !torch_done) {
+                run_peer(o, py, pdir, "torch", rundir, S, 1, cores, &ours, &torch_row);
+                torch_done = 1;
+                print_row(o, S, &torch_row, &ours);
+            } else if (o->peers & LC_PEER_TORCH) {
+                if (!torch_row.why[0]) {
+                    double rel = fabs(torch_row.loss0 - ours.loss0) / fabs(ours.loss0);
+                    torch_row.valid = isfinite(torch_row.tps) && rel <= LC_PEER_LOSS_RTOL;
+                }
+                print_row(o, S, &torch_row, &ours);
+            }
+            if (o->peers & LC_PEER_JAX) {
+                row_t jr;
+                run_peer(o, py, pdir, "jax", rundir, S, cp, cores, &ours, &jr);
+                print_row(o, S, &jr, &ours);
+            }
+            rm_run_dir(rundir);
+        }
+    }
+    if (rmdir(base)) fprintf(stderr, "longctx bench train: cannot remove %s: %s\n", base, strerror(errno));
+    return rc;
+}

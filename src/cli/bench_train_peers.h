@@ -1,0 +1,40 @@
+/* `longctx bench train --peers torch,jax`: the same training step run by the Python peers
+ * (bench/peers) side by side with ours, on the same weights (our checkpoint of the initial
+ * parameters), the same tokens, sequence and cores, each peer's first-step loss checked
+ * against ours before its speed counts. */
+#ifndef LONGCTX_CLI_BENCH_TRAIN_PEERS_H
+#define LONGCTX_CLI_BENCH_TRAIN_PEERS_H
+#include <stdint.h>
+
+#include "cli/bench_util.h"
+#include "longctx/model.h"
+
+#define LC_PEER_TORCH 1u
+#define LC_PEER_JAX 2u
+
+/* "torch,jax" -> bit mask; -1 with a message on stderr for an unknown name. */
+int lc_bench_peers_parse(const char *s, unsigned *mask);
+
+/* Worker side, collective over the model's TP team (all PEs call it): PE me == 0 writes what the
+ * peers need into dir: dir/model (a Hugging Face checkpoint of the current parameters) and
+ * dir/tokens.i32 (the S tokens of the sequence, int32). Returns 0 or -1 with a message. */
+int lc_bench_peer_inputs(const char *dir, lc_model *m, const int32_t *tok, int64_t S, int me);
+/* Worker side, PE 0: our result row for the parent (dir/ours.json). */
+int lc_bench_peer_ours(const char *dir, const char *model, int64_t S, int cp, int threads,
+                       const char *lowering, double step_s, double tokens_per_s,
+                       double peak_mem_bytes, double loss0);
+
+typedef struct {
+    const char *model;
+    lc_ilist seq, cp;
+    int steps, warm, json;
+    unsigned peers;
+} lc_bench_peer_opts;
+
+/* Parent side: for each sequence, for each CP: our workers (argv re-run with --seq/--cp
+ * replaced and --peer-out added), then the peers at that CP; prints one row per impl and the
+ * ratios. Returns the first failing status (a peer that is absent or invalid is a row, not a
+ * failure). */
+int lc_bench_train_with_peers(const lc_bench_peer_opts *o, int argc, char **argv);
+
+#endif
