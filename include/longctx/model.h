@@ -114,6 +114,11 @@ int lc_model_forward_backward(lc_model *m, const int32_t *tokens, const int32_t 
 /* Eval only: no gradients touched. */
 int lc_model_forward(lc_model *m, const int32_t *tokens, const int32_t *targets,
                      const int32_t *doc, float *loss);
+/* lc_model_forward that also copies this PE's logits into logits [lc_model_local_rows(m),
+ * vocab]: row i is global position lc_model_local_pos(m)[i] (cross-checks against other
+ * implementations of the model). Collective over the CP team. */
+int lc_model_forward_logits(lc_model *m, const int32_t *tokens, const int32_t *targets,
+                            const int32_t *doc, float *loss, float *logits);
 
 /* Model FLOPs per token of one forward+backward (for MFU), with N = matmul parameters
  * (all Linear weights incl. the LM head, not the embedding, not norms):

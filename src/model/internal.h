@@ -122,6 +122,7 @@ struct lc_model {
     void *datt;    /* [rows, qdim] dout for attention in compute dtype */
     float *logits; /* [chunk, vocab] */
     int chunk, chunk_alloc; /* LM head rows per chunk (in use, allocated) */
+    float *logits_out;      /* lc_model_forward_logits: copy of each chunk's logits, or NULL */
 
     lc_model_times t;
     char err[512];

@@ -154,6 +154,7 @@ static double head(lc_model *m, float dscale, int backward)
         int n = R - r0 < m->chunk ? R - r0 : m->chunk;
         const float *x = m->xf + (size_t)r0 * D;
         MM(m, lc_model__linear_fwd(x, W(m, m->lm_off), n, D, V, m->logits, 0));
+        if (m->logits_out) memcpy(m->logits_out + (size_t)r0 * V, m->logits, sizeof(float) * (size_t)n * V);
         sum += lc_model__ce_fwd_bwd(m->logits, m->tgt + r0, n, V, backward, dscale);
         if (backward) {
             MM(m, lc_model__linear_bwd_dw(m->logits, x, n, D, V, m->grads + m->lm_off));
@@ -237,6 +238,16 @@ int lc_model_forward(lc_model *m, const int32_t *tokens, const int32_t *targets,
                      const int32_t *doc, float *loss)
 {
     return run_step(m, tokens, targets, doc, 0.0f, loss, 0);
+}
+
+int lc_model_forward_logits(lc_model *m, const int32_t *tokens, const int32_t *targets,
+                            const int32_t *doc, float *loss, float *logits)
+{
+    if (!logits) return step_err(m, LC_ERR_ARG, 1, "model forward_logits: logits must be non-NULL");
+    m->logits_out = logits;
+    int rc = run_step(m, tokens, targets, doc, 0.0f, loss, 0);
+    m->logits_out = NULL;
+    return rc;
 }
 
 void lc_model_get_times(const lc_model *m, lc_model_times *t)
