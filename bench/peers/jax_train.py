@@ -12,7 +12,8 @@ the timed steps. Weights come from our checkpoint's model.safetensors (numpy).""
 import json
 import os
 
-Q_BLOCK = 512  # query rows per checkpointed attention block
+# query rows per checkpointed attention block
+Q_BLOCK = int(os.environ.get("LONGCTX_JAX_QBLOCK", "512"))
 
 
 def _set_xla_env(cp, threads):
@@ -37,13 +38,14 @@ def run(a):
     from jax import lax
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as PS
     from safetensors.numpy import load_file
-    from train_peer import load_tokens, timed_steps
+    from train_peer import load_tokens, rss_now_bytes, timed_steps
 
     try:
         import optax
     except ImportError as e:
         raise RuntimeError("optax is not installed in the peers' venv (run bench/peers/install.sh)") from e
 
+    framework_rss = rss_now_bytes()
     P, S = a.cp, a.seq
     if len(jax.devices()) < P:
         raise RuntimeError(f"JAX sees {len(jax.devices())} CPU devices, need {P}")
@@ -186,4 +188,5 @@ def run(a):
 
     loss0, step_s = timed_steps(a, step)
     return {"loss0": loss0, "step_s": step_s, "lowering": "ppermute", "jax": jax.__version__,
-            "devices": P}
+            "devices": P,
+            "framework_rss_bytes": framework_rss}

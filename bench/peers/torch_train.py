@@ -11,11 +11,12 @@ def run(a):
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     import torch
     import torch.nn.functional as F
-    from train_peer import load_tokens, timed_steps
+    from train_peer import load_tokens, rss_now_bytes, timed_steps
     from transformers import LlamaForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    framework_rss = rss_now_bytes()
 
     if a.cp != 1:
         raise RuntimeError("the torch peer has no context parallelism (--cp 1)")
@@ -42,4 +43,5 @@ def run(a):
 
     loss0, step_s = timed_steps(a, step)
     return {"loss0": loss0, "step_s": step_s, "lowering": "none",
-            "attn": model.config._attn_implementation, "torch": torch.__version__}
+            "attn": model.config._attn_implementation,
+            "framework_rss_bytes": framework_rss, "torch": torch.__version__}

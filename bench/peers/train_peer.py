@@ -60,6 +60,13 @@ def load_tokens(path, seq):
     return tok
 
 
+def rss_now_bytes():
+    """Resident memory now: called after the framework's import, before the model exists, it
+    is what the framework alone costs (reported beside the peak)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def peak_rss_bytes():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 

@@ -134,7 +134,7 @@ static void jstr(const char *line, const char *key, char *out, size_t len)
 typedef struct {
     char impl[32], lowering[32], why[400];
     int cp, threads, valid; /* valid: ran, and the loss matched ours */
-    double step_s, tps, mem, proc_mem, loss0;
+    double step_s, tps, mem, proc_mem, fw_mem, loss0;
 } row_t;
 
 static void print_header(const lc_bench_peer_opts *o)
@@ -162,9 +162,9 @@ static void print_row(const lc_bench_peer_opts *o, long long S, const row_t *r, 
         printf(",\"step_s\":%.6g,\"tokens_per_s\":%.6g,\"peak_mem_bytes\":%.0f,\"loss0\":%.9g", r->step_s,
                r->tps, r->mem, r->loss0);
         if (r != ours) {
-            printf(",\"process_peak_bytes\":%.0f,\"ours_cp\":%d,\"ours_loss0\":%.9g,\"loss_rel_err\":%.3g,\"loss_rtol\":%g,"
+            printf(",\"process_peak_bytes\":%.0f,\"framework_rss_bytes\":%.0f,\"ours_cp\":%d,\"ours_loss0\":%.9g,\"loss_rel_err\":%.3g,\"loss_rtol\":%g,"
                    "\"valid\":%s",
-                   r->proc_mem, ours ? ours->cp : 0, ours ? ours->loss0 : NAN, rel, LC_PEER_LOSS_RTOL, r->valid ? "true" : "false");
+                   r->proc_mem, r->fw_mem, ours ? ours->cp : 0, ours ? ours->loss0 : NAN, rel, LC_PEER_LOSS_RTOL, r->valid ? "true" : "false");
             if (r->valid && ours) printf(",\"ours_speedup\":%.4g,\"ours_mem_ratio\":%.4g", ours->tps / r->tps, ours->mem / r->mem);
         }
         printf("}\n");
@@ -235,6 +235,7 @@ static void run_peer(const lc_bench_peer_opts *o, const char *py, const char *pd
         r->tps = jnum(line, "tokens_per_s");
         r->mem = jnum(line, "peak_mem_bytes");
         r->proc_mem = jnum(line, "process_peak_bytes");
+        r->fw_mem = jnum(line, "framework_rss_bytes");
         r->loss0 = jnum(line, "loss0");
         jstr(line, "lowering", r->lowering, sizeof r->lowering);
     }
