@@ -20,7 +20,7 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/src/cli/bench_ring.c)
 endif()
 # The trainer needs the model layer (src/model).
 if(EXISTS ${CMAKE_SOURCE_DIR}/src/model/sources.cmake)
-  list(APPEND LONGCTX_CLI_SOURCES src/cli/train_cmd.c src/cli/bench_train.c
+  list(APPEND LONGCTX_CLI_SOURCES src/cli/train_cmd.c src/cli/bench_train.c src/cli/ckpt_cmd.c
        src/cli/bench_train_peers.c src/cli/hf_export.c)
   set_property(SOURCE src/cli/main.c APPEND PROPERTY COMPILE_DEFINITIONS LONGCTX_HAVE_TRAIN)
 endif()
