@@ -148,7 +148,9 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     float *params = lc_model_params(m), *grads = lc_model_grads(m);
     int rc = 0;
     float loss0 = NAN;
-    if (o->peer_out && lc_bench_peer_inputs(o->peer_out, m, tok, S, me)) rc = 1;
+    /* the other PEs are about to enter the step's collectives: take them down with the reason */
+    if (o->peer_out && lc_bench_peer_inputs(o->peer_out, w, m, opt, tok, S))
+        lc_world_abort(w, "bench train: cannot write the peers' checkpoint and tokens");
     for (int it = 0; it < o->warm + n && !rc; it++) {
         lc_barrier(lc_team_world(w));
         lc_model_reset_times(m);

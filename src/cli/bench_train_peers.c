@@ -1,12 +1,14 @@
 /* `longctx bench train --peers torch,jax`: ours and the Python peers in one run.
  *
  * For each sequence and CP size the workers of ours run first (the usual bench train worker,
- * told --peer-out DIR): PE 0 writes a Hugging Face checkpoint of the initial parameters, the
+ * told --peer-out DIR): PE 0 writes our checkpoint (lc_ckpt_save) of the initial parameters, the
  * token sequence and its own result row into DIR. Then each peer (bench/peers/train_peer.py)
  * loads that checkpoint and those tokens and runs the same steps on the same cores: the torch
  * peer (no CP) on all the cores ours used, the JAX peer with CP host devices. A peer's first
  * step loss must match ours (relative LC_PEER_LOSS_RTOL) before its speed counts. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include <errno.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +17,7 @@
 #include <unistd.h>
 
 #include "cli/bench_train_peers.h"
-#include "cli/hf_export.h"
+#include "longctx/ckpt.h"
 
 /* fp32 tolerance on the mean CE: the per-token terms agree to a few ulps and both sides sum
  * them in a wide or pairwise order, so the mean agrees to ~1e-6 relative at 16K tokens. */
@@ -47,11 +49,29 @@ int lc_bench_peers_parse(const char *s, unsigned *mask)
 
 /* ------------------------------------------------------------------ worker side */
 
-int lc_bench_peer_inputs(const char *dir, lc_model *m, const int32_t *tok, int64_t S, int me)
+int lc_bench_peer_inputs(const char *dir, lc_world *w, lc_model *m, lc_adamw *opt, const int32_t *tok,
+                         int64_t S)
 {
     char path[4200];
-    snprintf(path, sizeof path, "%s/model", dir);
-    if (lc_hf_export(m, path, me == 0)) return -1;
+    int me = lc_my_pe(w);
+    const lc_model_run *run = lc_model_get_run(m);
+    lc_ckpt_state st = {0};
+    st.seq_len = S;
+    st.dp = st.tp = 1;
+    st.cp = lc_n_pes(w);
+    st.lr = st.lr_min = 1e-4f;
+    st.beta1 = 0.9f;
+    st.beta2 = 0.95f;
+    st.eps = 1e-8f;
+    st.weight_decay = 0.1f;
+    snprintf(st.layout, sizeof st.layout, "%s", lc_cp_layout_name(run->layout));
+    snprintf(st.model_name, sizeof st.model_name, "bench");
+    lc_ckpt_save_opts so = {lc_team_world(w), me == 0, 1, 0};
+    snprintf(path, sizeof path, "%s/ckpt", dir);
+    if (lc_ckpt_save(m, opt, &st, path, &so)) {
+        fprintf(stderr, "bench train: PE %d: checkpoint for the peers: %s\n", me, lc_ckpt_last_error());
+        return -1;
+    }
     if (me != 0) return 0;
     snprintf(path, sizeof path, "%s/tokens.i32", dir);
     FILE *f = fopen(path, "wb");
@@ -186,20 +206,19 @@ static void print_row(const lc_bench_peer_opts *o, long long S, const row_t *r, 
     fflush(stdout);
 }
 
-static void rm_run_dir(const char *d)
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
-    static const char *const files[] = {"model/config.json", "model/model.safetensors", "model", "tokens.i32",
-                                        "ours.json", "", NULL};
-    char p[4300];
-    for (int i = 0; files[i]; i++) {
-        snprintf(p, sizeof p, "%s%s%s", d, files[i][0] ? "/" : "", files[i]);
-        if (remove(p) && errno != ENOENT) fprintf(stderr, "bench train: cannot remove %s: %s\n", p, strerror(errno));
-    }
+    (void)sb, (void)flag, (void)ftw;
+    if (remove(p)) fprintf(stderr, "bench train: cannot remove %s: %s\n", p, strerror(errno));
+    return 0;
 }
+
+/* rm -r of a run folder this process created (no symlinks followed) */
+static void rm_run_dir(const char *d) { nftw(d, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
 
 /* Runs one peer; fills r (why[] set when it did not produce a number). */
 static void run_peer(const lc_bench_peer_opts *o, const char *py, const char *pdir, const char *impl,
-                     const char *rundir, long long S, int cp, int threads, const row_t *ours, row_t *r)
+                     const char *ckpt, const char *rundir, long long S, int cp, int threads, const row_t *ours, row_t *r)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->impl, sizeof r->impl, "%s", impl);
@@ -212,9 +231,9 @@ static void run_peer(const lc_bench_peer_opts *o, const char *py, const char *pd
     }
     char cmd[12000];
     snprintf(cmd, sizeof cmd,
-             "'%s' '%s/train_peer.py' --impl %s --ckpt '%s/model' --tokens '%s/tokens.i32' --seq %lld --cp %d "
+             "'%s' '%s/train_peer.py' --impl %s --ckpt '%s' --tokens '%s/tokens.i32' --seq %lld --cp %d "
              "--threads %d --steps %d --warm %d %s",
-             py, pdir, impl, rundir, rundir, S, cp, threads, o->steps, o->warm, PEER_OPT_ARGS);
+             py, pdir, impl, ckpt, rundir, S, cp, threads, o->steps, o->warm, PEER_OPT_ARGS);
     fflush(stdout);
     FILE *f = popen(cmd, "r");
     if (!f) {
@@ -337,11 +356,19 @@ int lc_bench_train_with_peers(const lc_bench_peer_opts *o, int argc, char **argv
                 break;
             }
             print_row(o, S, &ours, &ours);
+            char ck[4400], cd[4400];
+            snprintf(cd, sizeof cd, "%s/ckpt", rundir);
+            if (lc_ckpt_find_latest(cd, ck, sizeof ck)) {
+                fprintf(stderr, "longctx bench train: our checkpoint for the peers: %s\n", lc_ckpt_last_error());
+                rm_run_dir(rundir);
+                rc = 1;
+                break;
+            }
             int cores = ours.threads * cp;
             /* torch has no CP: it runs once per sequence on all the cores ours used; its row
              * is compared with each CP of ours */
             if ((o->peers & LC_PEER_TORCH) && !torch_done) {
-                run_peer(o, py, pdir, "torch", rundir, S, 1, cores, &ours, &torch_row);
+                run_peer(o, py, pdir, "torch", ck, rundir, S, 1, cores, &ours, &torch_row);
                 torch_done = 1;
                 print_row(o, S, &torch_row, &ours);
             } else if (o->peers & LC_PEER_TORCH) {
@@ -353,7 +380,7 @@ int lc_bench_train_with_peers(const lc_bench_peer_opts *o, int argc, char **argv
             }
             if (o->peers & LC_PEER_JAX) {
                 row_t jr;
-                run_peer(o, py, pdir, "jax", rundir, S, cp, cores, &ours, &jr);
+                run_peer(o, py, pdir, "jax", ck, rundir, S, cp, cores, &ours, &jr);
                 print_row(o, S, &jr, &ours);
             }
             rm_run_dir(rundir);

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "cli/bench_util.h"
-#include "longctx/model.h"
+#include "longctx/trainer.h"
 
 #define LC_PEER_TORCH 1u
 #define LC_PEER_JAX 2u
@@ -15,10 +15,11 @@
 /* "torch,jax" -> bit mask; -1 with a message on stderr for an unknown name. */
 int lc_bench_peers_parse(const char *s, unsigned *mask);
 
-/* Worker side, collective over the model's TP team (all PEs call it): PE me == 0 writes what the
- * peers need into dir: dir/model (a Hugging Face checkpoint of the current parameters) and
- * dir/tokens.i32 (the S tokens of the sequence, int32). Returns 0 or -1 with a message. */
-int lc_bench_peer_inputs(const char *dir, lc_model *m, const int32_t *tok, int64_t S, int me);
+/* Worker side, collective over the world (every PE calls it): our checkpoint of the current
+ * parameters (lc_ckpt_save, PE 0 writes) under dir/ckpt, and dir/tokens.i32 (the S tokens of
+ * the sequence, int32). Returns 0 or -1 with a message on stderr. */
+int lc_bench_peer_inputs(const char *dir, lc_world *w, lc_model *m, lc_adamw *opt, const int32_t *tok,
+                         int64_t S);
 /* Worker side, PE 0: our result row for the parent (dir/ours.json). */
 int lc_bench_peer_ours(const char *dir, const char *model, int64_t S, int cp, int threads,
                        const char *lowering, double step_s, double tokens_per_s,

@@ -21,6 +21,6 @@ endif()
 # The trainer needs the model layer (src/model).
 if(EXISTS ${CMAKE_SOURCE_DIR}/src/model/sources.cmake)
   list(APPEND LONGCTX_CLI_SOURCES src/cli/train_cmd.c src/cli/bench_train.c src/cli/ckpt_cmd.c
-       src/cli/bench_train_peers.c src/cli/hf_export.c)
+       src/cli/bench_train_peers.c)
   set_property(SOURCE src/cli/main.c APPEND PROPERTY COMPILE_DEFINITIONS LONGCTX_HAVE_TRAIN)
 endif()

@@ -22,7 +22,7 @@ def main():
     d, P = sys.argv[1], int(sys.argv[2])
     tok = np.fromfile(os.path.join(d, "tokens.i32"), dtype="<i4")
     S = tok.size
-    model = LlamaForCausalLM.from_pretrained(os.path.join(d, "model"), attn_implementation="eager",
+    model = LlamaForCausalLM.from_pretrained(os.path.join(d, "ckpt", "step-00000000"), attn_implementation="eager",
                                              dtype=torch.float32)
     V = model.config.vocab_size
     model = model.to(torch.float64).eval()

@@ -1,7 +1,8 @@
 /* The transformers cross-check, our side (run by hf_logits.sh on P PEs): a seeded tiny model,
  * exported as a Hugging Face checkpoint, and its logits for a seeded sequence.
  *   test_hf_logits DIR SEQ
- * writes DIR/model/{config.json,model.safetensors} (PE 0), DIR/tokens.i32 and DIR/loss.txt
+ * writes our checkpoint with lc_ckpt_save under DIR/ckpt (PE 0 writes DIR/ckpt/step-00000000:
+ * config.json, model.safetensors, ...), DIR/tokens.i32 and DIR/loss.txt
  * (PE 0), DIR/logits.<pe>.f32 [local rows, vocab] and DIR/pos.<pe>.i32 (each PE's global
  * positions). hf_logits.py loads the checkpoint with LlamaForCausalLM.from_pretrained and
  * compares. */
@@ -11,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/hf_export.h"
+#include "longctx/ckpt.h"
 #include "longctx/model.h"
 
 static int write_file(const char *dir, const char *name, int pe, const void *p, size_t bytes)
@@ -75,10 +76,23 @@ int main(int argc, char **argv)
     }
     for (int64_t i = 0; i < S; i++) tgt[i] = i + 1 < S ? tok[i + 1] : -1;
     for (size_t i = 0; i < (size_t)rows * cfg.vocab; i++) logits[i] = NAN; /* poison */
-    char mdir[4200];
-    snprintf(mdir, sizeof mdir, "%s/model", dir);
+    char cdir[4200];
+    snprintf(cdir, sizeof cdir, "%s/ckpt", dir);
     float loss = NAN;
-    int rc = lc_hf_export(m, mdir, me == 0);
+    lc_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f};
+    lc_adamw *opt;
+    lc_ckpt_state st = {0};
+    st.seq_len = S;
+    st.dp = st.tp = 1;
+    st.cp = lc_n_pes(w);
+    st.lr = st.lr_min = 1e-3f;
+    st.beta1 = ac.beta1, st.beta2 = ac.beta2, st.eps = ac.eps, st.weight_decay = ac.weight_decay;
+    snprintf(st.layout, sizeof st.layout, "zigzag");
+    snprintf(st.model_name, sizeof st.model_name, "custom");
+    lc_ckpt_save_opts so = {lc_team_world(w), me == 0, 1, 0};
+    int rc = lc_adamw_create(lc_model_n_params(m), &ac, &opt);
+    if (!rc && (rc = lc_ckpt_save(m, opt, &st, cdir, &so)))
+        fprintf(stderr, "test_hf_logits: PE %d: save: %s\n", me, lc_ckpt_last_error());
     if (!rc && lc_model_forward_logits(m, tok, tgt, NULL, &loss, logits)) {
         fprintf(stderr, "test_hf_logits: PE %d: %s\n", me, lc_model_last_error(m));
         rc = 1;
@@ -94,6 +108,7 @@ int main(int argc, char **argv)
     free(tgt);
     free(logits);
     if (rc) _exit(1);
+    lc_adamw_destroy(opt);
     lc_model_destroy(m);
     return lc_world_finalize(w) ? 1 : 0;
 }
