@@ -81,6 +81,8 @@ def timed_steps(a, step):
         dt = time.perf_counter() - t0
         if it == 0:
             loss0 = loss
+        print(f"# {a.impl} peer, seq {a.seq}, cp {a.cp}: step {it + 1}/{a.warm + a.steps} "
+              f"{dt:.3f} s, loss {loss:.7f}", file=sys.stderr, flush=True)
         if it >= a.warm:
             ts.append(dt)
     return loss0, statistics.median(ts)
