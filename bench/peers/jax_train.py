@@ -186,7 +186,7 @@ def run(a):
         state[0], state[1] = p, st
         return float(loss)
 
-    loss0, step_s = timed_steps(a, step)
-    return {"loss0": loss0, "step_s": step_s, "lowering": "ppermute", "jax": jax.__version__,
+    loss0, step_s, cpu_s = timed_steps(a, step)
+    return {"loss0": loss0, "step_s": step_s, "cpu_s": cpu_s, "lowering": "ppermute", "jax": jax.__version__,
             "devices": P,
             "framework_rss_bytes": framework_rss}

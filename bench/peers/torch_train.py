@@ -41,7 +41,7 @@ def run(a):
         opt.step()
         return float(loss.detach())
 
-    loss0, step_s = timed_steps(a, step)
-    return {"loss0": loss0, "step_s": step_s, "lowering": "none",
+    loss0, step_s, cpu_s = timed_steps(a, step)
+    return {"loss0": loss0, "step_s": step_s, "cpu_s": cpu_s, "lowering": "none",
             "attn": model.config._attn_implementation,
             "framework_rss_bytes": framework_rss, "torch": torch.__version__}

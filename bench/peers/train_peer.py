@@ -73,19 +73,21 @@ def peak_rss_bytes():
 
 def timed_steps(a, step):
     """step() runs one full step and returns its loss (a float, synchronised). The first
-    step's loss is the one checked against ours (same initial weights)."""
-    loss0, ts = None, []
+    step's loss is the one checked against ours (same initial weights). Returns it, the median
+    wall time and the median CPU time of the process (all threads) per timed step."""
+    loss0, ts, cs = None, [], []
     for it in range(a.warm + a.steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         loss = step()
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         if it == 0:
             loss0 = loss
         print(f"# {a.impl} peer, seq {a.seq}, cp {a.cp}: step {it + 1}/{a.warm + a.steps} "
               f"{dt:.3f} s, loss {loss:.7f}", file=sys.stderr, flush=True)
         if it >= a.warm:
             ts.append(dt)
-    return loss0, statistics.median(ts)
+            cs.append(dc)
+    return loss0, statistics.median(ts), statistics.median(cs)
 
 
 def main():
@@ -100,9 +102,9 @@ def main():
     except Exception as e:  # noqa: BLE001 - any failure is a row that says why, never a number
         emit(a, error=f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
         return 0
-    loss0, step_s = info.pop("loss0"), info.pop("step_s")
+    loss0, step_s, cpu_s = info.pop("loss0"), info.pop("step_s"), info.pop("cpu_s")
     proc = peak_rss_bytes()
-    emit(a, step_s=step_s, tokens_per_s=a.seq / step_s, loss0=loss0,
+    emit(a, step_s=step_s, tokens_per_s=a.seq / step_s, cpu_s=cpu_s, loss0=loss0,
          peak_mem_bytes=proc / a.cp, process_peak_bytes=proc, **info)
     return 0
 

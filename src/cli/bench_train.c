@@ -148,13 +148,14 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     float *params = lc_model_params(m), *grads = lc_model_grads(m);
     int rc = 0;
     float loss0 = NAN;
+    double cpu[64]; /* process CPU seconds per timed step (--peers: robust to a shared machine) */
     /* the other PEs are about to enter the step's collectives: take them down with the reason */
     if (o->peer_out && lc_bench_peer_inputs(o->peer_out, w, m, opt, tok, S))
         lc_world_abort(w, "bench train: cannot write the peers' checkpoint and tokens");
     for (int it = 0; it < o->warm + n && !rc; it++) {
         lc_barrier(lc_team_world(w));
         lc_model_reset_times(m);
-        double t0 = lc_wall();
+        double t0 = lc_wall(), c0 = lc_bench_proc_cpu_s();
         float loss;
         lc_model_zero_grads(m);
         rc = lc_model_forward_backward(m, tok, tgt, NULL, 1.0f, &loss);
@@ -163,6 +164,7 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         double t2 = lc_wall();
         lc_adamw_step(opt, params, grads, 1e-4f, lc_clip_factor(lc_global_norm(grads, np), 1.0f));
         double t3 = lc_wall();
+        if (it >= o->warm && it - o->warm < 64) cpu[it - o->warm] = lc_bench_proc_cpu_s() - c0;
         if (rc) {
             fprintf(stderr, "bench train: PE %d: %s\n", me, lc_model_last_error(m));
             break;
@@ -191,9 +193,11 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     lc_allreduce_max_f64(lc_team_world(w), &step, &mx, 1);
     double mem = (double)lc_peak_rss_bytes(), memx;
     lc_allreduce_max_f64(lc_team_world(w), &memx, &mem, 1);
+    double cpu_me = n > 0 ? vmed(cpu, n < 64 ? n : 64) : 0, cpu_all;
+    lc_allreduce_sum_f64(lc_team_world(w), &cpu_all, &cpu_me, 1);
     if (me == 0 && !rc && o->peer_out)
         rc = lc_bench_peer_ours(o->peer_out, o->model, S, P, threads, lc_cp_lowering_name(o->lowering), step,
-                                (double)S / step, memx, loss0);
+                                (double)S / step, memx, loss0, cpu_all);
     else if (me == 0 && !rc) {
         double tps = (double)S / step, flops = lc_model_flops_per_token(&cfg, S);
         long onln = sysconf(_SC_NPROCESSORS_ONLN);

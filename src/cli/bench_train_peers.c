@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -83,7 +84,7 @@ int lc_bench_peer_inputs(const char *dir, lc_world *w, lc_model *m, lc_adamw *op
 }
 
 int lc_bench_peer_ours(const char *dir, const char *model, int64_t S, int cp, int threads,
-                       const char *lowering, double step_s, double tps, double mem, double loss0)
+                       const char *lowering, double step_s, double tps, double mem, double loss0, double cpu_s)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/ours.json", dir);
@@ -95,9 +96,17 @@ int lc_bench_peer_ours(const char *dir, const char *model, int64_t S, int cp, in
     fprintf(f,
             "{\"bench\":\"train\",\"impl\":\"longctx\",\"model\":\"%s\",\"s\":%lld,\"cp\":%d,\"tp\":1,"
             "\"threads\":%d,\"lowering\":\"%s\",\"step_s\":%.6g,\"tokens_per_s\":%.6g,"
-            "\"peak_mem_bytes\":%.0f,\"loss0\":%.9g}\n",
-            model, (long long)S, cp, threads, lowering, step_s, tps, mem, loss0);
+            "\"peak_mem_bytes\":%.0f,\"loss0\":%.9g,\"cpu_s\":%.6g}\n",
+            model, (long long)S, cp, threads, lowering, step_s, tps, mem, loss0, cpu_s);
     return fclose(f) ? -1 : 0;
+}
+
+double lc_bench_proc_cpu_s(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) return NAN;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+           1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 /* ------------------------------------------------------------------ parent side */
@@ -154,7 +163,7 @@ static void jstr(const char *line, const char *key, char *out, size_t len)
 typedef struct {
     char impl[32], lowering[32], why[400];
     int cp, threads, valid; /* valid: ran, and the loss matched ours */
-    double step_s, tps, mem, proc_mem, fw_mem, loss0;
+    double step_s, tps, mem, proc_mem, fw_mem, loss0, cpu_s; /* cpu_s: all PEs' CPU per step */
 } row_t;
 
 static void print_header(const lc_bench_peer_opts *o)
@@ -163,9 +172,10 @@ static void print_header(const lc_bench_peer_opts *o)
     printf("# longctx bench train with peers: one step = forward + backward + AdamW, medians of %d steps\n"
            "# after %d warm-up; same weights (our checkpoint), tokens, sequence and cores; a peer's\n"
            "# first-step loss must match ours within %g relative or its row is invalid.\n"
-           "%-8s %-6s %7s %3s %4s %-10s %9s %10s %10s %12s %6s %s\n",
+           "# cpu_s: CPU seconds of a step summed over all threads and PEs (robust to a shared machine)\n"
+           "%-8s %-6s %7s %3s %4s %-10s %9s %10s %8s %10s %12s %6s %s\n",
            o->steps, o->warm, LC_PEER_LOSS_RTOL, "impl", "model", "seq", "cp", "thr", "lowering", "step_s",
-           "tok/s", "peakMiB/PE", "loss0", "loss", "vs ours");
+           "tok/s", "cpu_s", "peakMiB/PE", "loss0", "loss", "vs ours (wall tok/s, cpu, memory/PE)");
 }
 
 static void print_row(const lc_bench_peer_opts *o, long long S, const row_t *r, const row_t *ours)
@@ -179,13 +189,16 @@ static void print_row(const lc_bench_peer_opts *o, long long S, const row_t *r, 
             printf(",\"valid\":false,\"error\":\"%s\"}\n", r->why);
             return;
         }
-        printf(",\"step_s\":%.6g,\"tokens_per_s\":%.6g,\"peak_mem_bytes\":%.0f,\"loss0\":%.9g", r->step_s,
-               r->tps, r->mem, r->loss0);
+        printf(",\"step_s\":%.6g,\"tokens_per_s\":%.6g,\"peak_mem_bytes\":%.0f,\"loss0\":%.9g,\"cpu_s\":%.6g,"
+               "\"tokens_per_cpu_s\":%.6g",
+               r->step_s, r->tps, r->mem, r->loss0, r->cpu_s, (double)S / r->cpu_s);
         if (r != ours) {
             printf(",\"process_peak_bytes\":%.0f,\"framework_rss_bytes\":%.0f,\"ours_cp\":%d,\"ours_loss0\":%.9g,\"loss_rel_err\":%.3g,\"loss_rtol\":%g,"
                    "\"valid\":%s",
                    r->proc_mem, r->fw_mem, ours ? ours->cp : 0, ours ? ours->loss0 : NAN, rel, LC_PEER_LOSS_RTOL, r->valid ? "true" : "false");
-            if (r->valid && ours) printf(",\"ours_speedup\":%.4g,\"ours_mem_ratio\":%.4g", ours->tps / r->tps, ours->mem / r->mem);
+            if (r->valid && ours)
+                printf(",\"ours_speedup\":%.4g,\"ours_cpu_speedup\":%.4g,\"ours_mem_ratio\":%.4g", ours->tps / r->tps,
+                       r->cpu_s / ours->cpu_s, ours->mem / r->mem);
         }
         printf("}\n");
     } else {
@@ -194,14 +207,14 @@ static void print_row(const lc_bench_peer_opts *o, long long S, const row_t *r, 
             printf("-- %s\n", r->why);
             return;
         }
-        printf("%9.3f %10.1f %10.1f %12.7f ", r->step_s, r->tps, r->mem / 1048576.0, r->loss0);
+        printf("%9.3f %10.1f %8.2f %10.1f %12.7f ", r->step_s, r->tps, r->cpu_s, r->mem / 1048576.0, r->loss0);
         if (r == ours) printf("%6s %s\n", "-", "-");
         else if (!r->valid)
             printf("%6s INVALID: loss %.9g vs ours %.9g (rel %.3g > %g)\n", "BAD", r->loss0, ours ? ours->loss0 : NAN,
                    rel, LC_PEER_LOSS_RTOL);
         else
-            printf("%6s ours (cp %d) %.2fx tok/s, %.2fx memory/PE\n", "ok", ours->cp, ours->tps / r->tps,
-                   ours->mem / r->mem);
+            printf("%6s ours (cp %d) %.2fx tok/s, %.2fx cpu, %.2fx memory/PE\n", "ok", ours->cp, ours->tps / r->tps,
+                   r->cpu_s / ours->cpu_s, ours->mem / r->mem);
     }
     fflush(stdout);
 }
@@ -255,6 +268,7 @@ static void run_peer(const lc_bench_peer_opts *o, const char *py, const char *pd
         r->mem = jnum(line, "peak_mem_bytes");
         r->proc_mem = jnum(line, "process_peak_bytes");
         r->fw_mem = jnum(line, "framework_rss_bytes");
+        r->cpu_s = jnum(line, "cpu_s");
         r->loss0 = jnum(line, "loss0");
         jstr(line, "lowering", r->lowering, sizeof r->lowering);
     }
@@ -285,6 +299,7 @@ static int read_ours(const char *rundir, row_t *r)
     r->tps = jnum(line, "tokens_per_s");
     r->mem = jnum(line, "peak_mem_bytes");
     r->loss0 = jnum(line, "loss0");
+    r->cpu_s = jnum(line, "cpu_s");
     r->valid = 1;
     return 0;
 }

@@ -23,7 +23,9 @@ int lc_bench_peer_inputs(const char *dir, lc_world *w, lc_model *m, lc_adamw *op
 /* Worker side, PE 0: our result row for the parent (dir/ours.json). */
 int lc_bench_peer_ours(const char *dir, const char *model, int64_t S, int cp, int threads,
                        const char *lowering, double step_s, double tokens_per_s,
-                       double peak_mem_bytes, double loss0);
+                       double peak_mem_bytes, double loss0, double cpu_s);
+/* CPU seconds of this process so far, all threads (getrusage). */
+double lc_bench_proc_cpu_s(void);
 
 typedef struct {
     const char *model;
