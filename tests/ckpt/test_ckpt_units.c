@@ -200,6 +200,8 @@ static int test_config(const char *work)
         {"{\"num_hidden_layers\":2,\"hidden_size\":64,\"intermediate_size\":128,\"num_attention_heads\":4,\"vocab_size\":256,\"rms_norm_eps\":-1}", "rms_norm_eps"},
         {"{\"num_hidden_layers\":2,\"hidden_size\":64,\"intermediate_size\":128,\"num_attention_heads\":3,\"vocab_size\":256}", "n_heads"},
         {"{\"num_hidden_layers\":2,", "bad JSON"},
+        {"{\"num_hidden_layers\":2,\"hidden_size\":64,\"intermediate_size\":128,\"num_attention_heads\":4,\"vocab_size\":256,\"rope_parameters\":{\"rope_type\":\"llama3\",\"rope_theta\":5e5}}", "rope_type"},
+        {"{\"num_hidden_layers\":2,\"hidden_size\":64,\"intermediate_size\":128,\"num_attention_heads\":4,\"vocab_size\":256,\"rope_parameters\":{\"rope_type\":\"default\",\"factor\":8}}", "rope_parameters.factor"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         FILE *f = fopen(p, "w");
@@ -219,6 +221,12 @@ static int test_config(const char *work)
     int tied = 0;
     if (lc_ckpt_read_config(p, &c, &tied) || c.n_kv_heads != 4 || !tied || c.rope_theta != 10000.0f || c.norm_eps != 1e-6f)
         LC_TEST_FAIL(fails, "HF defaults: %s", lc_ckpt_last_error());
+    /* transformers 5: RoPE in rope_parameters */
+    f = fopen(p, "w");
+    fputs("{\"num_hidden_layers\":2,\"hidden_size\":64,\"intermediate_size\":128,\"num_attention_heads\":4,"
+          "\"vocab_size\":256,\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":250000.0}}", f);
+    fclose(f);
+    if (lc_ckpt_read_config(p, &c, &tied) || c.rope_theta != 250000.0f) LC_TEST_FAIL(fails, "rope_parameters: %s", lc_ckpt_last_error());
     printf("config: %d failures\n", fails);
     return fails;
 }
