@@ -82,6 +82,11 @@ if(TARGET train_cmp)
            --dtype f32,bf16 --steps 1 --warm 0 --threads 1 --json)
   set_tests_properties(train_bench_smoke PROPERTIES LABELS "train;bench" TIMEOUT 300
     PASS_REGULAR_EXPRESSION "\"bench\":\"train\",\"model\":\"tiny\",\"seq\":256,\"cp\":2,\"dtype\":\"bf16\"")
+  # CP x TP layouts, sequence parallel: one JSON line per layout
+  add_test(NAME train_bench_tp_smoke COMMAND $<TARGET_FILE:longctx> bench train --model tiny --seq 256
+           --layouts 2x1,1x2 --sp --steps 1 --warm 0 --threads 1 --json)
+  set_tests_properties(train_bench_tp_smoke PROPERTIES LABELS "train;bench" TIMEOUT 300
+    PASS_REGULAR_EXPRESSION "\"tp\":2,\"sp\":1,\"mesh\":\"1x2\".*\"tp_comm_s\":[0-9]")
 endif()
 
 if(TARGET train_cmp)
