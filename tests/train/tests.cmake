@@ -66,7 +66,11 @@ if(TARGET longctx AND EXISTS ${CMAKE_SOURCE_DIR}/src/model/sources.cmake)
   add_test(NAME train_equiv_tp_docmask
            COMMAND ${_eq} ${CMAKE_CURRENT_BINARY_DIR}/equiv_tp_docmask 1e-4 1e-5 --accum 2 --doc-mask
                    -- --tp 4 --accum 2 --sp --doc-mask -- --cp 2 --tp 2 --accum 2 --doc-mask --recompute)
-  set_tests_properties(train_equiv_tp train_equiv_tp_sp train_equiv_tp_docmask PROPERTIES LABELS train
+  # bf16 compute under TP (+ CP, sp, recompute) against bf16 on one PE (bf16 tolerance)
+  add_test(NAME train_equiv_tp_bf16
+           COMMAND ${_eq} ${CMAKE_CURRENT_BINARY_DIR}/equiv_tp_bf16 1e-2 1e-2 --accum 2 --dtype bf16
+                   -- --tp 2 --accum 2 --dtype bf16 -- --cp 2 --tp 4 --accum 2 --dtype bf16 --sp --recompute)
+  set_tests_properties(train_equiv_tp train_equiv_tp_sp train_equiv_tp_docmask train_equiv_tp_bf16 PROPERTIES LABELS train
                        TIMEOUT 300 FIXTURES_REQUIRED train_data)
 endif()
 
