@@ -38,10 +38,12 @@ int lc_ckpt_write_config(const char *path, const lc_model_config *c)
                        "  \"rms_norm_eps\": %s,\n"
                        "  \"rope_theta\": %s,\n"
                        "  \"rope_scaling\": null,\n"
+                       "  \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": %s},\n"
                        "  \"vocab_size\": %d,\n"
                        "  \"max_position_embeddings\": %lld,\n"
                        "  \"tie_word_embeddings\": false,\n"
                        "  \"torch_dtype\": \"float32\",\n"
+                       "  \"dtype\": \"float32\",\n"
                        "  \"hidden_act\": \"silu\",\n"
                        "  \"attention_bias\": false,\n"
                        "  \"attention_dropout\": 0.0,\n"
@@ -50,7 +52,7 @@ int lc_ckpt_write_config(const char *path, const lc_model_config *c)
                        "  \"pretraining_tp\": 1,\n"
                        "  \"use_cache\": true\n"
                        "}\n",
-                       c->dim, c->ffn_dim, c->n_heads, c->n_kv_heads, c->n_layers, c->dim / c->n_heads, eps, theta,
+                       c->dim, c->ffn_dim, c->n_heads, c->n_kv_heads, c->n_layers, c->dim / c->n_heads, eps, theta, theta,
                        c->vocab, (long long)c->max_seq);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return lc_ckpt__fail(LC_ERR_SYS, "cannot create %s: %m", path);
@@ -171,6 +173,22 @@ int lc_ckpt_read_config(const char *path, lc_model_config *cfg, int *tied)
     if ((rc = get_float(path, r, "rms_norm_eps", 1e-6, &c.norm_eps)) ||
         (rc = get_float(path, r, "rope_theta", 10000.0, &c.rope_theta)))
         goto out;
+    /* transformers 5 keeps RoPE in rope_parameters (4.x: rope_theta, rope_scaling at the top) */
+    const lc_jval *rp = lc_json_get(r, "rope_parameters");
+    if (rp && rp->type != LC_J_NULL) {
+        if (rp->type != LC_J_OBJ) {
+            rc = lc_ckpt__fail(LC_ERR_ARG, "%s: field \"rope_parameters\" is not an object", path);
+            goto out;
+        }
+        for (int i = 0; i < rp->n; i++)
+            if (strcmp(rp->keys[i], "rope_type") && strcmp(rp->keys[i], "rope_theta")) {
+                rc = lc_ckpt__fail(LC_ERR_ARG, "%s: field \"rope_parameters.%.40s\" is set; longctx has plain RoPE "
+                                   "only (use --rope-theta to extend the context)", path, rp->keys[i]);
+                goto out;
+            }
+        if ((rc = want_str(path, rp, "rope_type", "default")) || (rc = get_float(path, rp, "rope_theta", c.rope_theta, &c.rope_theta)))
+            goto out;
+    }
     const lc_jval *tw = lc_json_get(r, "tie_word_embeddings");
     if (tw && tw->type != LC_J_NULL && tw->type != LC_J_BOOL) {
         rc = lc_ckpt__fail(LC_ERR_ARG, "%s: field \"tie_word_embeddings\" is not a boolean", path);

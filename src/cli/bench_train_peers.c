@@ -348,7 +348,7 @@ int lc_bench_train_with_peers(const lc_bench_peer_opts *o, int argc, char **argv
             int k = 0;
             for (int i = 0; i < argc; i++) {
                 int skip = !strcmp(argv[i], "--seq") || !strcmp(argv[i], "--cp") || !strcmp(argv[i], "--peers") ||
-                           !strcmp(argv[i], "--json");
+                           !strcmp(argv[i], "--layouts") || !strcmp(argv[i], "--tp") || !strcmp(argv[i], "--json");
                 if (skip) {
                     i += strcmp(argv[i], "--json") ? 1 : 0;
                     continue;

@@ -18,8 +18,10 @@ static void usage(FILE *f)
             "usage: longctx train [--model tiny|small|llama3-8b] [--seq 16K] [--cp 2] [--dp 1] [--steps N]\n"
             "                     [--data DIR | --train FILE [--val FILE]] [--out DIR] [options]\n"
             "Data: DIR/train.bin and DIR/val.bin (llm.c token files; `longctx prepare-data DIR`).\n"
-            "Mesh:      --cp C --dp D [--tp 1] (PEs = D x C; spawned here on the shm backend unless run under\n"
-            "           `longctx launch -n P`), --pes P (must equal D x C), --heap SIZE\n"
+            "Mesh:      --cp C --dp D --tp T (PEs = D x C x T; spawned here on the shm backend unless run under\n"
+            "           `longctx launch -n P`), --pes P (must equal D x C x T), --heap SIZE\n"
+            "           --sp (sequence parallelism in the TP team), --mesh-order tp,cp,dp (innermost first:\n"
+            "           which PEs are neighbours; the default puts TP on neighbouring cores)\n"
             "CP:        --cp-algo ring|allgather  --layout zigzag|contiguous|striped\n"
             "           --permute one_sided|two_sided|zero_copy|auto\n"
             "Compute:   --dtype f32|bf16  --recompute  --threads T (default: the PE's CPUs)\n"
@@ -103,6 +105,7 @@ int lc_cmd_train(int argc, char **argv)
         }
         if (!strcmp(a, "--worker")) { worker = 1; continue; }
         if (!strcmp(a, "--recompute")) { o.recompute = 1; continue; }
+        if (!strcmp(a, "--sp")) { o.sp = 1; continue; }
         if (!strcmp(a, "--doc-mask")) { o.doc_mask = 1; continue; }
         if (!strcmp(a, "--quiet")) { o.quiet = 1; continue; }
         if (!strcmp(a, "--resume")) { /* the folder is optional */
@@ -149,6 +152,7 @@ int lc_cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--train")) snprintf(train_path, sizeof train_path, "%s", v);
         else if (!strcmp(a, "--val")) snprintf(val_path, sizeof val_path, "%s", v);
         else if (!strcmp(a, "--out")) o.out_dir = v;
+        else if (!strcmp(a, "--mesh-order")) o.mesh_order = v;
         else if (!strcmp(a, "--dump-params")) o.dump_params = v;
         else if (!strcmp(a, "--dump-grads")) o.dump_grads = v;
         else if (!strcmp(a, "--save-dir")) o.save_dir = v;
@@ -227,7 +231,7 @@ int lc_cmd_train(int argc, char **argv)
     if (!o.out_dir) o.out_dir = "train_out";
 
     const char *env_npes = getenv("LONGCTX_NPES");
-    int n_pes = env_npes ? atoi(env_npes) : (pes ? pes : o.dp * o.cp);
+    int n_pes = env_npes ? atoi(env_npes) : (pes ? pes : o.dp * o.cp * o.tp);
     if (pes && pes != n_pes) {
         fprintf(stderr, "longctx train: --pes %d but the launcher started %d PEs\n", pes, n_pes);
         return 2;
