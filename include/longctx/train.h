@@ -101,6 +101,9 @@ int lc_adamw_set_decay(lc_adamw *o, size_t offset, size_t count, int decay);
 /* One update: g = grads * grad_mul (grad_mul carries the clipping factor). */
 void lc_adamw_step(lc_adamw *o, float *params, const float *grads, float lr, float grad_mul);
 int64_t lc_adamw_steps(const lc_adamw *o);
+/* Restores the step count t (bias correction) of a resumed run. */
+void lc_adamw_set_steps(lc_adamw *o, int64_t t);
+size_t lc_adamw_n_params(const lc_adamw *o);
 float *lc_adamw_m(lc_adamw *o);
 float *lc_adamw_v(lc_adamw *o);
 

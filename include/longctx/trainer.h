@@ -50,6 +50,14 @@ typedef struct {
                                  this many seconds (the schedule follows the new total); the
                                  step count then depends on the machine, so runs are not
                                  reproducible: for demos, not comparisons */
+    /* checkpoints (src/ckpt, include/longctx/ckpt.h) */
+    const char *save_dir;     /* NULL: no checkpoints */
+    int64_t save_every;       /* > 0: save after every N steps (and after the last) */
+    int keep;                 /* keep the newest K checkpoints; 0: all */
+    const char *resume;       /* a checkpoint or a folder of them (the newest complete one);
+                                 "" means save_dir; NULL: start fresh */
+    const char *init_from;    /* Hugging Face folder: weights only, step 0 */
+    int rope_theta_set;       /* --rope-theta was given: it overrides the stored value */
 } lc_trainer_opts;
 
 /* Fills defaults (AdamW 0.9/0.95/1e-8, wd 0.1, clip 1, lr 3e-3 -> 3e-4, warmup 10%,

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "longctx/trainer.h"
+#include "train/ckpt_hooks.h"
 #include "train/internal.h"
 
 void lc_trainer_defaults(lc_trainer_opts *o)
@@ -94,6 +95,7 @@ int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errl
         snprintf(err, errlen, "--doc-sep %d is not a token of vocab %d", o->doc_sep, o->model.vocab);
         return LC_ERR_ARG;
     }
+    if (lc_train__ckpt_check(o, err, errlen)) return LC_ERR_ARG;
     const char *paths[2] = {o->train_path, o->val_path};
     for (int i = 0; i < 2; i++) {
         if (!paths[i]) continue;
@@ -322,13 +324,17 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
         }
     }
 
+    /* Resume or init-from: after every buffer exists, before the first step. */
+    int64_t start_step = 0;
+    if ((rc = lc_train__ckpt_begin(o, m, opt, ltrain, &mesh, &start_step))) goto out;
+
     /* 3. The loop. */
     float *params = lc_model_params(m), *grads = lc_model_grads(m);
     const float grad_scale = 1.0f / (float)(o->accum * o->dp);
     double t_start = now(), t_steps = 0;
     int n_val = 0;
     lc_model_reset_times(m);
-    for (int64_t step = 0; step < steps; step++) {
+    for (int64_t step = start_step; step < steps; step++) {
         double t0 = now();
         lc_model_zero_grads(m);
         double loss_sum = 0;
@@ -377,7 +383,7 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
         if (me == 0) {
             if (!o->quiet) {
                 char eta[32];
-                fmt_eta((now() - t_start) / (double)(step + 1) * (double)(steps - step - 1), eta, sizeof eta);
+                fmt_eta((now() - t_start) / (double)(step + 1 - start_step) * (double)(steps - step - 1), eta, sizeof eta);
                 printf("step %5lld/%lld | loss %.4f | lr %.2e | norm %6.3f | %8.0f tok/s | MFU %5.1f%% | %6.2f s/step | ETA %s",
                        (long long)step + 1, (long long)steps, loss, lr, norm, tps, 100 * mfu, dt, eta);
                 if (do_eval) printf(" | val %.4f", val);
@@ -398,10 +404,10 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
                 fflush(jf);
             }
         }
-        if (o->time_budget_s > 0 && step >= 1 && step + 1 < steps) {
+        if (o->time_budget_s > 0 && step >= start_step + 1 && step + 1 < steps) {
             /* Fit the rest into the budget from the pace so far (evaluations included); only
              * ever shorten. PE 0's clock decides so that every PE agrees on the total. */
-            double el = now() - t_start, per = el / (double)(step + 1);
+            double el = now() - t_start, per = el / (double)(step + 1 - start_step); /* this run's pace */
             double want = (double)(step + 1) + floor(fmax(0, o->time_budget_s - el) / per), fit;
             if ((rc = lc_allreduce_max_f64(world, &fit, me == 0 ? &want : (double[]){0}, 1))) goto coll_fail;
             if (fit < 3) fit = 3;
@@ -415,6 +421,9 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
                 if (o->eval_every < 0) eval_every = (int)(steps / 5 > 0 ? steps / 5 : 1);
             }
         }
+        if (o->save_dir && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || step + 1 == steps) &&
+            (rc = lc_train__ckpt_save(o, m, opt, ltrain, &mesh, step + 1, steps, warmup, lr_min)))
+            goto out;
     }
     /* 4. The end: time split, the plot, the parameters for comparisons. */
     if (me == 0) {
@@ -437,9 +446,11 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
             double *xs = malloc((size_t)(steps + n_val) * 2 * sizeof *xs);
             if (xs) {
                 double *ys = xs + steps, *vx = ys + steps, *vy = vx + n_val;
-                for (int64_t i = 0; i < steps; i++) xs[i] = hist[2 * i], ys[i] = hist[2 * i + 1];
+                /* a resumed run has the steps from start_step on */
+                for (int64_t i = start_step; i < steps; i++)
+                    xs[i - start_step] = hist[2 * i], ys[i - start_step] = hist[2 * i + 1];
                 for (int i = 0; i < n_val; i++) vx[i] = hist[2 * o->steps + 2 * i], vy[i] = hist[2 * o->steps + 2 * i + 1];
-                lc_plot_series se[2] = {{xs, ys, (int)steps, {31, 119, 180}, "train"},
+                lc_plot_series se[2] = {{xs, ys, (int)(steps - start_step), {31, 119, 180}, "train"},
                                         {vx, vy, n_val, {214, 39, 40}, "val"}};
                 if (lc_plot_png(p, 800, 480, title, "step", "loss (nats/token)", se, n_val ? 2 : 1))
                     fprintf(stderr, "train: %s\n", lc_train_last_error());
