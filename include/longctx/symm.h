@@ -60,6 +60,10 @@ int lc_world_finalize(lc_world *w);
 int lc_my_pe(const lc_world *w);
 int lc_n_pes(const lc_world *w);
 double lc_timeout_s(const lc_world *w); /* the explicit wait bound; INFINITY when none */
+/* Whether a launcher started this process as one PE of many: `longctx launch` (shm) or an
+ * MPI launcher (mpirun: OMPI_COMM_WORLD_*, PMI_*). Returns 1 and sets *pe and *n_pes (either
+ * may be NULL) before any world exists, so a program can tell it runs as a PE; else 0. */
+int lc_launched_as(int *pe, int *n_pes);
 /* The backend this world runs on: "shm" or "mpi". */
 const char *lc_world_backend(const lc_world *w);
 /* The last error of this PE's world, with the PE, the operation and the values seen. */

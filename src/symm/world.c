@@ -24,6 +24,25 @@ static void detach(lc_world *w)
     else lc__shm_detach(w);
 }
 
+static int env_pair(const char *pe_var, const char *n_var, int *pe, int *n)
+{
+    const char *a = getenv(pe_var), *b = getenv(n_var);
+    if (!a || !b) return 0;
+    char *e1, *e2;
+    long x = strtol(a, &e1, 10), y = strtol(b, &e2, 10);
+    if (*e1 || *e2 || e1 == a || e2 == b || y < 1 || x < 0 || x >= y || y > LC_MAX_PES) return 0;
+    if (pe) *pe = (int)x;
+    if (n) *n = (int)y;
+    return 1;
+}
+
+int lc_launched_as(int *pe, int *n_pes)
+{
+    if (getenv("LONGCTX_SHM_FD")) return env_pair("LONGCTX_PE", "LONGCTX_NPES", pe, n_pes);
+    return env_pair("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", pe, n_pes) ||
+           env_pair("PMI_RANK", "PMI_SIZE", pe, n_pes) || env_pair("PMIX_RANK", "PMI_SIZE", pe, n_pes);
+}
+
 /* Whether an MPI launcher started this process (mpirun's or a PMI's environment). */
 static int mpi_launched(void)
 {
