@@ -1,0 +1,52 @@
+# The MPI backend (label mpi): the runtime, ring and trainer tests again under mpirun with
+# 2-4 ranks on this machine (LONGCTX_MPI_SHARE=0 makes every peer remote, so the MPI RMA
+# path runs too), then across two network namespaces ("hosts" joined by a veth link).
+# Without MPI in the build, or without mpirun or the privileges, tests exit 77 with the reason.
+if(NOT LONGCTX_HAVE_MPI)
+  add_test(NAME mpi_backend COMMAND sh -c "echo 'SKIP: built without MPI (apt-get install libopenmpi-dev; -DLONGCTX_MPI=ON)'; exit 77")
+  set_tests_properties(mpi_backend PROPERTIES LABELS mpi SKIP_RETURN_CODE 77)
+  return()
+endif()
+set(_run ${CMAKE_CURRENT_LIST_DIR}/mpirun.sh)
+set(_ns ${CMAKE_CURRENT_LIST_DIR}/netns.sh)
+function(lc_mpi_test name)
+  add_test(NAME ${name} COMMAND ${ARGN})
+  set_tests_properties(${name} PROPERTIES LABELS mpi TIMEOUT 300 SKIP_RETURN_CODE 77)
+endfunction()
+foreach(_p 2 4)
+  foreach(_what rma heap permute coll teamheap teams collbig)
+    lc_mpi_test(mpi_symm_${_what}_p${_p} ${_run} ${_p} $<TARGET_FILE:test_symm> ${_what})
+  endforeach()
+endforeach()
+# Every peer remote: puts, signals and gets through the MPI window; policy and lowerings.
+foreach(_what rma permute coll collbig teams)
+  lc_mpi_test(mpi_symm_${_what}_p3_remote ${_run} 3 $<TARGET_FILE:test_symm> ${_what})
+  set_tests_properties(mpi_symm_${_what}_p3_remote PROPERTIES ENVIRONMENT "LONGCTX_MPI_SHARE=0")
+endforeach()
+lc_mpi_test(mpi_symm_stress_p3_remote ${_run} 3 $<TARGET_FILE:test_symm> stress 500)
+set_tests_properties(mpi_symm_stress_p3_remote PROPERTIES ENVIRONMENT "LONGCTX_MPI_SHARE=0")
+lc_mpi_test(mpi_symm_policy_remote ${_run} 2 $<TARGET_FILE:test_symm> policy)
+set_tests_properties(mpi_symm_policy_remote PROPERTIES ENVIRONMENT "LONGCTX_DEBUG=1;LONGCTX_MPI_SHARE=0;LONGCTX_PERMUTE="
+  PASS_REGULAR_EXPRESSION "backend mpi.*64 bytes -> two_sided \\(auto: a peer is not load/store reachable\\)")
+# Ring attention (float64 oracle and one-PE comparison inside test_cp) on a host and remote.
+lc_mpi_test(mpi_cp_p2_sweep ${_run} 2 $<TARGET_FILE:test_cp> sweep 0 8)
+lc_mpi_test(mpi_cp_p3_sweep_remote ${_run} 3 $<TARGET_FILE:test_cp> sweep 0 8)
+set_tests_properties(mpi_cp_p3_sweep_remote PROPERTIES ENVIRONMENT "LONGCTX_MPI_SHARE=0")
+lc_mpi_test(mpi_cp_p4_teams ${_run} 4 $<TARGET_FILE:test_cp> teams)
+lc_mpi_test(mpi_dead_rank_local ${CMAKE_CURRENT_LIST_DIR}/dead.sh 1 $<TARGET_FILE:test_cp> ${_run} 3)
+# Two "hosts": ring attention with P = 3 (two ranks on one host, one on the other), training
+# with CP = 2 across them, and a rank on the other host killed.
+lc_mpi_test(mpi_netns_cp_p3 ${_ns} hA:2,hB:1 $<TARGET_FILE:test_cp> sweep 0 12)
+lc_mpi_test(mpi_netns_dead_rank ${CMAKE_CURRENT_LIST_DIR}/dead.sh 2 $<TARGET_FILE:test_cp> ${_ns} hA:2,hB:1)
+if(TARGET train_cmp)
+  set(_tr bash ${CMAKE_CURRENT_LIST_DIR}/train.sh $<TARGET_FILE:longctx> $<TARGET_FILE:train_cmp>
+      ${CMAKE_CURRENT_BINARY_DIR}/train_data)
+  lc_mpi_test(mpi_train_cp2 ${_tr} ${CMAKE_CURRENT_BINARY_DIR}/mpi_train_local ${_run} 2)
+  lc_mpi_test(mpi_netns_train_cp2 ${_tr} ${CMAKE_CURRENT_BINARY_DIR}/mpi_train_netns ${_ns} hA:1,hB:1)
+  set_tests_properties(mpi_train_cp2 mpi_netns_train_cp2 PROPERTIES FIXTURES_REQUIRED train_data)
+endif()
+# The network-namespace tests create and delete namespaces: never two at once.
+set_tests_properties(mpi_netns_cp_p3 mpi_netns_dead_rank PROPERTIES RESOURCE_LOCK netns)
+if(TARGET train_cmp)
+  set_tests_properties(mpi_netns_train_cp2 PROPERTIES RESOURCE_LOCK netns)
+endif()
