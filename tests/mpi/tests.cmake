@@ -34,10 +34,18 @@ lc_mpi_test(mpi_cp_p3_sweep_remote ${_run} 3 $<TARGET_FILE:test_cp> sweep 0 8)
 set_tests_properties(mpi_cp_p3_sweep_remote PROPERTIES ENVIRONMENT "LONGCTX_MPI_SHARE=0")
 lc_mpi_test(mpi_cp_p4_teams ${_run} 4 $<TARGET_FILE:test_cp> teams)
 lc_mpi_test(mpi_dead_rank_local ${CMAKE_CURRENT_LIST_DIR}/dead.sh 1 $<TARGET_FILE:test_cp> ${_run} 3)
+lc_mpi_test(mpi_coll_error_local ${CMAKE_CURRENT_LIST_DIR}/collerr.sh 3 $<TARGET_FILE:test_fault> ${_run} 3)
+lc_mpi_test(mpi_coll_error_remote ${CMAKE_CURRENT_LIST_DIR}/collerr.sh 3 $<TARGET_FILE:test_fault> ${_run} 3)
+set_tests_properties(mpi_coll_error_remote PROPERTIES ENVIRONMENT "LONGCTX_MPI_SHARE=0")
+# A wait nobody will end is bounded by LONGCTX_TIMEOUT on the mpi backend too.
+lc_mpi_test(mpi_timeout_remote ${_run} 2 $<TARGET_FILE:test_fault> timeout)
+set_tests_properties(mpi_timeout_remote PROPERTIES ENVIRONMENT "LONGCTX_MPI_SHARE=0;LONGCTX_TIMEOUT=2"
+  PASS_REGULAR_EXPRESSION "PE 1: rc=-4 \\(aborted\\) after 2\\.[0-9]+ s: .*PE 0 timed out after 2\\.0 s")
 # Two "hosts": ring attention with P = 3 (two ranks on one host, one on the other), training
 # with CP = 2 across them, and a rank on the other host killed.
 lc_mpi_test(mpi_netns_cp_p3 ${_ns} hA:2,hB:1 $<TARGET_FILE:test_cp> sweep 0 12)
 lc_mpi_test(mpi_netns_dead_rank ${CMAKE_CURRENT_LIST_DIR}/dead.sh 2 $<TARGET_FILE:test_cp> ${_ns} hA:2,hB:1)
+lc_mpi_test(mpi_netns_coll_error ${CMAKE_CURRENT_LIST_DIR}/collerr.sh 3 $<TARGET_FILE:test_fault> ${_ns} hA:2,hB:1)
 if(TARGET train_cmp)
   set(_tr bash ${CMAKE_CURRENT_LIST_DIR}/train.sh $<TARGET_FILE:longctx> $<TARGET_FILE:train_cmp>
       ${CMAKE_CURRENT_BINARY_DIR}/train_data)
@@ -46,7 +54,13 @@ if(TARGET train_cmp)
   set_tests_properties(mpi_train_cp2 mpi_netns_train_cp2 PROPERTIES FIXTURES_REQUIRED train_data)
 endif()
 # The network-namespace tests create and delete namespaces: never two at once.
-set_tests_properties(mpi_netns_cp_p3 mpi_netns_dead_rank PROPERTIES RESOURCE_LOCK netns)
+set_tests_properties(mpi_netns_cp_p3 mpi_netns_dead_rank mpi_netns_coll_error PROPERTIES RESOURCE_LOCK netns)
 if(TARGET train_cmp)
   set_tests_properties(mpi_netns_train_cp2 PROPERTIES RESOURCE_LOCK netns)
 endif()
+# bench permute on the mpi backend (it starts mpirun itself): our permute and MPI's own rows.
+add_test(NAME mpi_cli_bench_permute_json COMMAND $<TARGET_FILE:longctx> bench permute --backend mpi --pes 2
+         --bytes 8,200000 --reps 2 --json)
+set_tests_properties(mpi_cli_bench_permute_json PROPERTIES LABELS "mpi;bench" TIMEOUT 300
+  ENVIRONMENT "OMPI_MCA_btl_vader_single_copy_mechanism=none"
+  PASS_REGULAR_EXPRESSION "\"bench\":\"mpi_raw\",\"backend\":\"mpi\",\"op\":\"sendrecv\",\"pes\":2,\"bytes\":200000")
