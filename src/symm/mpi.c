@@ -16,7 +16,6 @@
  * collectives are MPI's own (mpi_coll.c), all non-blocking and completed inside the
  * runtime's bounded waits, so the abort word and LONGCTX_TIMEOUT still hold. */
 #include <mpi.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -390,10 +389,7 @@ static int attach(lc_world *w, lc_mpi_state *s, size_t heap_req)
     w->ctrl0 = (uint8_t *)((uintptr_t)s->seg + s->hdr_bytes - (uintptr_t)me * w->ctrl_stride);
     w->heap0 = (uint8_t *)((uintptr_t)s->seg + s->hdr_bytes + w->ctrl_stride - (uintptr_t)me * w->heap_stride);
     if (!s->all_local) {
-        MPI_Info_create(&info);
-        MPI_Info_set(info, "accumulate_ops", "same_op_no_op");
-        mrc = MPI_Win_create(s->seg, (MPI_Aint)s->seg_bytes, 1, info, s->world, &s->win);
-        MPI_Info_free(&info);
+        mrc = MPI_Win_create(s->seg, (MPI_Aint)s->seg_bytes, 1, MPI_INFO_NULL, s->world, &s->win);
         if (mrc != MPI_SUCCESS)
             return lc__mpi_status(w, mrc, LC_ERR_SYS, "mpi backend: MPI_Win_create over the %zu-byte segment",
                                   s->seg_bytes);
