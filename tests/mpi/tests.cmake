@@ -2,6 +2,10 @@
 # 2-4 ranks on this machine (LONGCTX_MPI_SHARE=0 makes every peer remote, so the MPI RMA
 # path runs too), then across two network namespaces ("hosts" joined by a veth link).
 # Without MPI in the build, or without mpirun or the privileges, tests exit 77 with the reason.
+# Backend selection errors name the setting (with or without MPI in the build).
+add_test(NAME symm_backend_env_invalid COMMAND $<TARGET_FILE:test_symm> rma)
+set_tests_properties(symm_backend_env_invalid PROPERTIES LABELS symm ENVIRONMENT "LONGCTX_BACKEND=bogus"
+  PASS_REGULAR_EXPRESSION "LONGCTX_BACKEND=bogus: unknown backend \\(expected shm, mpi or auto\\)")
 if(NOT LONGCTX_HAVE_MPI)
   add_test(NAME mpi_backend COMMAND sh -c "echo 'SKIP: built without MPI (apt-get install libopenmpi-dev; -DLONGCTX_MPI=ON)'; exit 77")
   set_tests_properties(mpi_backend PROPERTIES LABELS mpi SKIP_RETURN_CODE 77)
@@ -18,6 +22,14 @@ foreach(_p 2 4)
     lc_mpi_test(mpi_symm_${_what}_p${_p} ${_run} ${_p} $<TARGET_FILE:test_symm> ${_what})
   endforeach()
 endforeach()
+# Without mpirun, --backend mpi is a world of one MPI rank (MPI's singleton start).
+lc_mpi_test(mpi_singleton $<TARGET_FILE:test_symm> rma)
+set_tests_properties(mpi_singleton PROPERTIES ENVIRONMENT
+  "LONGCTX_BACKEND=mpi;LONGCTX_HEAP_SIZE=64M;OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+# mpi under the shm launcher is refused, naming both.
+lc_mpi_test(mpi_under_shm_launcher $<TARGET_FILE:longctx> launch -n 2 -- $<TARGET_FILE:test_symm> rma)
+set_tests_properties(mpi_under_shm_launcher PROPERTIES ENVIRONMENT "LONGCTX_BACKEND=mpi"
+  PASS_REGULAR_EXPRESSION "LONGCTX_BACKEND=mpi, but this PE was started by `longctx launch`")
 # Every peer remote: puts, signals and gets through the MPI window; policy and lowerings.
 foreach(_what rma permute coll collbig teams)
   lc_mpi_test(mpi_symm_${_what}_p3_remote ${_run} 3 $<TARGET_FILE:test_symm> ${_what})
