@@ -25,7 +25,7 @@ endforeach()
 # Without mpirun, --backend mpi is a world of one MPI rank (MPI's singleton start).
 lc_mpi_test(mpi_singleton $<TARGET_FILE:test_symm> rma)
 set_tests_properties(mpi_singleton PROPERTIES ENVIRONMENT
-  "LONGCTX_BACKEND=mpi;LONGCTX_HEAP_SIZE=64M;OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+  "LONGCTX_BACKEND=mpi;LONGCTX_HEAP_SIZE=64M;OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_mca_base_component_disable_dlclose=1;LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_LIST_DIR}/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0")
 # mpi under the shm launcher is refused, naming both.
 lc_mpi_test(mpi_under_shm_launcher $<TARGET_FILE:longctx> launch -n 2 -- $<TARGET_FILE:test_symm> rma)
 set_tests_properties(mpi_under_shm_launcher PROPERTIES ENVIRONMENT "LONGCTX_BACKEND=mpi"
