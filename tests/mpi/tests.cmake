@@ -63,7 +63,11 @@ if(TARGET train_cmp)
       ${CMAKE_CURRENT_BINARY_DIR}/train_data)
   lc_mpi_test(mpi_train_cp2 ${_tr} ${CMAKE_CURRENT_BINARY_DIR}/mpi_train_local ${_run} 2)
   lc_mpi_test(mpi_netns_train_cp2 ${_tr} ${CMAKE_CURRENT_BINARY_DIR}/mpi_train_netns ${_ns} hA:1,hB:1)
-  set_tests_properties(mpi_train_cp2 mpi_netns_train_cp2 PROPERTIES FIXTURES_REQUIRED train_data)
+  # CP 2 x DP 2 over two hosts: CP teams are consecutive ranks, so each host holds one CP
+  # team and the gradient all-reduce crosses the link.
+  lc_mpi_test(mpi_netns_train_cp2_dp2 ${_tr} ${CMAKE_CURRENT_BINARY_DIR}/mpi_train_netns_dp ${_ns} hA:2,hB:2)
+  set_tests_properties(mpi_netns_train_cp2_dp2 PROPERTIES ENVIRONMENT "MESH=--cp 2 --dp 2 --accum 1" RESOURCE_LOCK netns)
+  set_tests_properties(mpi_train_cp2 mpi_netns_train_cp2 mpi_netns_train_cp2_dp2 PROPERTIES FIXTURES_REQUIRED train_data)
 endif()
 # The network-namespace tests create and delete namespaces: never two at once.
 set_tests_properties(mpi_netns_cp_p3 mpi_netns_dead_rank mpi_netns_coll_error PROPERTIES RESOURCE_LOCK netns)
