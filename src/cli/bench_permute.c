@@ -320,6 +320,14 @@ int lc_cmd_bench_permute(int argc, char **argv)
     size_t maxb = 8;
     for (int i = 0; i < o.bytes.n; i++)
         if ((size_t)o.bytes.v[i] > maxb) maxb = (size_t)o.bytes.v[i];
+#ifndef LONGCTX_HAVE_MPI
+    for (int bi = 0; bi < o.backend.n; bi++)
+        if (!strcmp(o.backend.v[bi], "mpi")) {
+            fprintf(stderr, "longctx bench permute: --backend mpi: this longctx was built without MPI (install "
+                            "libopenmpi-dev and configure with -DLONGCTX_MPI=ON)\n");
+            return 2;
+        }
+#endif
     /* Re-run this binary as the PEs, one launch per PE count and backend. */
     int rc = 0;
     size_t heap;
