@@ -46,6 +46,11 @@ lc_mpi_test(mpi_cp_p3_sweep_remote ${_run} 3 $<TARGET_FILE:test_cp> sweep 0 8)
 set_tests_properties(mpi_cp_p3_sweep_remote PROPERTIES ENVIRONMENT "LONGCTX_MPI_SHARE=0")
 lc_mpi_test(mpi_cp_p4_teams ${_run} 4 $<TARGET_FILE:test_cp> teams)
 lc_mpi_test(mpi_dead_rank_local ${CMAKE_CURRENT_LIST_DIR}/dead.sh 1 $<TARGET_FILE:test_cp> ${_run} 3)
+# A rank stopped on my host (mpirun sees nothing wrong): the heartbeat detector reads its
+# liveness record through the shared window and names it.
+lc_mpi_test(mpi_heartbeat_stopped_rank ${_run} 3 $<TARGET_FILE:test_fault> stop)
+set_tests_properties(mpi_heartbeat_stopped_rank PROPERTIES TIMEOUT 60 ENVIRONMENT "LONGCTX_HEARTBEAT_S=2"
+  PASS_REGULAR_EXPRESSION "PE 0: rc=-4 \\(aborted\\) after [0-9.]+ s: .*PE 1 stopped responding .*process [0-9]+ is stopped")
 lc_mpi_test(mpi_coll_error_local ${CMAKE_CURRENT_LIST_DIR}/collerr.sh 3 $<TARGET_FILE:test_fault> ${_run} 3)
 lc_mpi_test(mpi_coll_error_remote ${CMAKE_CURRENT_LIST_DIR}/collerr.sh 3 $<TARGET_FILE:test_fault> ${_run} 3)
 set_tests_properties(mpi_coll_error_remote PROPERTIES ENVIRONMENT "LONGCTX_MPI_SHARE=0")
