@@ -275,6 +275,16 @@ static void mpi_detach(lc_world *w)
         if (s->world != MPI_COMM_NULL) MPI_Comm_free(&s->world);
     } else {
         g_aborted_world = 1; /* peers may be dead: no collective frees, no MPI_Finalize */
+        /* mpirun ends the whole job as soon as one rank exits with an error: give the peers a
+         * moment to report the abort's reason first. Peers on my host say when they are
+         * through (their state leaves RUNNING); for the others, a short fixed wait. */
+        atomic_store(&mpi_pe_info(w, w->me)->state, LC_PE_FINALIZED);
+        double until = lc__now() + 2.0;
+        for (int p = 0; p < w->n; p++) {
+            lc_pe_info *info = mpi_pe_info(w, p);
+            while (info && atomic_load(&info->state) == LC_PE_RUNNING && lc__now() < until) usleep(1000);
+        }
+        if (!s->all_local) usleep(300000);
     }
     free(s->peer_seg);
     free(s);
