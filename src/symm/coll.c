@@ -222,7 +222,7 @@ static int allreduce(lc_team *t, red_op op, void *dstv, const void *srcv, size_t
     size_t es = esize(op), piece_max = slot_bytes(t) / es; /* elements per piece */
     const uint8_t *src = srcv;
     uint8_t *dst = dstv;
-    uint8_t *tmp = malloc(piece_max * es);
+    uint8_t *tmp = lc__team_scratch(t, piece_max * es);
     if (!tmp) return lc__err(t->w, LC_ERR_SYS, "out of host memory");
     size_t round = piece_max * (size_t)n;
     for (size_t base = 0; base < count; base += round) {
@@ -248,7 +248,6 @@ static int allreduce(lc_team *t, red_op op, void *dstv, const void *srcv, size_t
 #undef PIECE_LO
 #undef PIECE_N
     }
-    free(tmp);
     return rc;
 }
 
@@ -275,7 +274,7 @@ int lc_reduce_scatter_sum_f32(lc_team *t, float *dst, const float *src, size_t c
     if ((rc = lc__barrier(t, "lc_reduce_scatter_sum_f32"))) return rc;
     int n = t->size;
     size_t chunk = slot_bytes(t) / 4, i = 0;
-    float *tmp = malloc(chunk * sizeof(float)); /* dst may overlap src */
+    float *tmp = lc__team_scratch(t, chunk * sizeof(float)); /* dst may overlap src */
     if (!tmp) return lc__err(t->w, LC_ERR_SYS, "out of host memory");
     for (size_t off = 0; off < cpp; off += chunk, i++) {
         size_t c = cpp - off < chunk ? cpp - off : chunk;
@@ -289,6 +288,5 @@ int lc_reduce_scatter_sum_f32(lc_team *t, float *dst, const float *src, size_t c
                      (uint8_t *)tmp, c);
         memcpy(dst + off, tmp, c * sizeof(float));
     }
-    free(tmp);
     return rc;
 }

@@ -187,7 +187,13 @@ struct lc_team {
     int ch_busy[LC_PERM_CH];
     lc__perm *in_flight[LC_PERM_CH]; /* outstanding requests, for two-sided progress */
     int is_world;
+    void *scratch;           /* collectives' host scratch, grown once to the largest need */
+    size_t scratch_bytes;
 };
+
+/* Host scratch of at least `bytes` owned by the team: allocated on first use and grown only
+ * when a larger call comes, so a steady state of same-sized collectives allocates nothing. */
+void *lc__team_scratch(lc_team *t, size_t bytes);
 
 struct lc_world {
     int me, n;

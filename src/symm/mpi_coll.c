@@ -221,26 +221,23 @@ static int mpi_reduce(lc_team *t, int kind, int scatter, void *dstv, const void 
     MPI_Request q;
     if (scatter) { /* my block of everyone's src, then added in rank order */
         if (!INT_COUNT(count)) return 1;
-        uint8_t *tmp = malloc(count * es * (size_t)n + 1);
+        uint8_t *tmp = lc__team_scratch(t, count * es * (size_t)n + 1);
         if (!tmp) return lc__coll_err(t->w, LC_ERR_SYS, "%s: out of host memory", op);
         rc = started(t, MPI_Ialltoall(src, (int)count, type, tmp, (int)count, type, comm_of(t), &q), op,
                      "MPI_Ialltoall");
         if (!rc) rc = complete(t, &q, 1, op, "MPI_Ialltoall");
         if (!rc) reduce_rows(kind, n, tmp, count, dst, count);
-        free(tmp);
         return rc;
     }
     /* All-reduce: piece r of every member goes to r, which adds them; then all pieces go to
      * everyone. Rounds keep every count and displacement an int. */
     size_t round = (size_t)n << 24;
-    int *cnt = malloc(sizeof(int) * (size_t)n * 4);
     size_t max_piece = ((count < round ? count : round) + (size_t)n - 1) / (size_t)n;
-    uint8_t *tmp = malloc(max_piece * es * (size_t)n + 1);
-    if (!cnt || !tmp) {
-        free(cnt);
-        free(tmp);
-        return lc__coll_err(t->w, LC_ERR_SYS, "%s: out of host memory", op);
-    }
+    size_t cnt_bytes = (sizeof(int) * (size_t)n * 4 + 15) & ~(size_t)15; /* keeps tmp 16-aligned */
+    uint8_t *scratch = lc__team_scratch(t, cnt_bytes + max_piece * es * (size_t)n + 1);
+    if (!scratch) return lc__coll_err(t->w, LC_ERR_SYS, "%s: out of host memory", op);
+    int *cnt = (int *)scratch;
+    uint8_t *tmp = scratch + cnt_bytes;
     int *sdis = cnt + n, *rcnt = cnt + 2 * n, *rdis = cnt + 3 * n;
     for (size_t base = 0; base < count && !rc; base += round) {
         size_t here = count - base < round ? count - base : round;
@@ -266,8 +263,6 @@ static int mpi_reduce(lc_team *t, int kind, int scatter, void *dstv, const void 
                      "MPI_Iallgatherv");
         if (!rc) rc = complete(t, &q, 1, op, "MPI_Iallgatherv");
     }
-    free(cnt);
-    free(tmp);
     return rc;
 }
 

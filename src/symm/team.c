@@ -178,7 +178,19 @@ void lc__team_free(lc_team *t)
     if (t->be_team && t->w->be->team_free) t->w->be->team_free(t);
     free(t->credit_expect);
     free(t->fifo_sent);
+    free(t->scratch);
     free(t);
+}
+
+void *lc__team_scratch(lc_team *t, size_t bytes)
+{
+    if (bytes > t->scratch_bytes) {
+        void *p = realloc(t->scratch, bytes);
+        if (!p) return NULL;
+        t->scratch = p;
+        t->scratch_bytes = bytes;
+    }
+    return t->scratch;
 }
 
 void lc_team_destroy(lc_team *t)
