@@ -75,6 +75,7 @@ typedef struct {
     const lc_attn_ops *ops;
     int nqt, nkt, g, d;
     int nth;  /* workers this call may use (scratch is sized for them) */
+    int fg;   /* query heads per forward task (a divisor of g) */
     int bdot; /* bf16 inputs take the CPU's bf16 dot product */
     float c, scale; /* c = scale * log2(e) */
     const float *qf, *kf, *dof;
@@ -158,18 +159,6 @@ static void pack(call *c, const void *src, void *dst)
     run(c, c->a->hkv * c->nkt, pack_task, &j);
 }
 
-/* S[nq x BK] = Q tile . K tile^T for query head h. */
-static void scores(const call *c, int h, int q0, int nq, const float *kt, const lc_bf16 *ktb,
-                   const float *xf, const lc_bf16 *xb, float *S)
-{
-    size_t ldq = (size_t)c->a->hq * c->d;
-    if (ktb)
-        c->ops->qk_bf16(nq, c->d, xb + (size_t)q0 * ldq + (size_t)h * c->d, ldq, ktb, S);
-    else
-        c->ops->gemm(nq, BK, c->d, xf + (size_t)q0 * ldq + (size_t)h * c->d, ldq, 1, kt, BK,
-                     S, BK, 0);
-}
-
 /* Puts -inf on the score entries the mask removes (and the tail columns). */
 static void mask_tile(const call *c, lc_block_class cls, int q0, int nq, int k0, int nk,
                       float *S)
@@ -197,65 +186,81 @@ static size_t tile_off(const call *c, int kvh, int kt)
     return ((size_t)kvh * c->nkt + kt) * (size_t)c->d * BK;
 }
 
+/* One task per (Q tile, fg query heads of one GQA group): the heads walk the KV tiles
+ * together, so each packed K tile and V tile is fetched from memory once and then served
+ * from L2 to all of them, instead of once per query head. Each row's arithmetic is that of a
+ * one-head walk, so the result does not depend on the grouping or the thread count. */
 static void fwd_task(void *ctx, int t, int worker)
 {
     const call *c = ctx;
     const lc_attn_desc *a = c->a;
-    int hq = a->hq, d = c->d;
+    int hq = a->hq, d = c->d, g = c->fg, ntg = hq / g;
     /* Largest causal tiles first, so the tail of the schedule is short. */
-    int qt = c->nqt - 1 - t / hq, h = t % hq, kvh = h / c->g;
+    int qt = c->nqt - 1 - t / ntg, h0 = (t % ntg) * g, kvh = h0 / c->g;
     int q0 = qt * BQ, nq = a->sq - q0 < BQ ? a->sq - q0 : BQ;
     float *S = c->scratch + (size_t)worker * c->scratch_floats;
-    float *O = S + BQ * BK, *mrow = O + (size_t)BQ * d, *lrow = mrow + BQ;
-    memset(O, 0, (size_t)nq * d * sizeof(float));
-    for (int i = 0; i < nq; i++) {
+    float *O = S + BQ * BK, *mrow = O + (size_t)g * BQ * d, *lrow = mrow + (size_t)g * BQ;
+    float *Qc = lrow + (size_t)g * BQ;
+    size_t ldq = (size_t)hq * d;
+    memset(O, 0, (size_t)g * BQ * d * sizeof(float));
+    for (int i = 0; i < g * BQ; i++) {
         mrow[i] = -INFINITY;
         lrow[i] = 0.0f;
     }
-    /* The fp32 Q tile is read once per KV tile by the score matmul; a contiguous copy
-     * keeps its rows from colliding in L1 (see head_major). */
-    float *Qc = lrow + BQ;
-    size_t ldq = (size_t)hq * d;
-    if (c->qf)
-        for (int i = 0; i < nq; i++)
-            memcpy(Qc + (size_t)i * d, c->qf + (size_t)(q0 + i) * ldq + (size_t)h * d,
-                   (size_t)d * sizeof(float));
+    /* The Q tiles are read once per KV tile by the score matmul; contiguous copies keep
+     * their rows from colliding in L1 (see head_major). Head hh's rows start at hh * BQ. */
+    for (int hh = 0; hh < g; hh++) {
+        size_t src = (size_t)q0 * ldq + (size_t)(h0 + hh) * d;
+        for (int i = 0; i < nq; i++) {
+            size_t dst = ((size_t)hh * BQ + i) * d;
+            if (c->qb)
+                memcpy((lc_bf16 *)Qc + dst, c->qb + src + i * ldq, (size_t)d * 2);
+            else
+                memcpy(Qc + dst, c->qf + src + i * ldq, (size_t)d * 4);
+        }
+    }
     for (int kt = 0; kt < c->nkt; kt++) {
         lc_block_class cls = lc_attn_classify_sum(&a->mask, &c->qs[qt], &c->ks[kt]);
         if (cls == LC_BLOCK_SKIP)
             continue;
         int k0 = kt * BK, nk = a->sk - k0 < BK ? a->sk - k0 : BK;
         size_t off = tile_off(c, kvh, kt);
-        if (c->ktb)
-            scores(c, h, q0, nq, NULL, c->ktb + off, NULL, c->qb, S);
-        else
-            c->ops->gemm(nq, BK, d, Qc, d, 1, c->kt + off, BK, S, BK, 0);
-        mask_tile(c, cls, q0, nq, k0, nk, S);
-        c->ops->softmax_fwd(nq, S, c->c, mrow, lrow, O, d, d);
-        c->ops->gemm(nq, d, nk, S, BK, 1, c->vh + ((size_t)kvh * a->sk + k0) * d, d, O, d, 1);
-    }
-    for (int i = 0; i < nq; i++) {
-        if (!(lrow[i] > 0.0f))
-            continue; /* this block gave the row no key: the state is unchanged */
-        size_t r = (size_t)(q0 + i) * hq + h;
-        float *o = c->o + r * d;
-        const float *acc = O + (size_t)i * d;
-        double lb = ((double)mrow[i] + log2((double)lrow[i])) * M_LN2;
-        double lo = c->lse[r];
-        if (lo == -INFINITY) {
-            float inv = (float)(1.0 / lrow[i]);
-            for (int x = 0; x < d; x++)
-                o[x] = acc[x] * inv;
-            c->lse[r] = (float)lb;
-            continue;
+        const float *vt = c->vh + ((size_t)kvh * a->sk + k0) * d;
+        for (int hh = 0; hh < g; hh++) {
+            size_t r0 = (size_t)hh * BQ;
+            if (c->ktb)
+                c->ops->qk_bf16(nq, d, (const lc_bf16 *)Qc + r0 * d, d, c->ktb + off, S);
+            else
+                c->ops->gemm(nq, BK, d, Qc + r0 * d, d, 1, c->kt + off, BK, S, BK, 0);
+            mask_tile(c, cls, q0, nq, k0, nk, S);
+            c->ops->softmax_fwd(nq, S, c->c, mrow + r0, lrow + r0, O + r0 * d, d, d);
+            c->ops->gemm(nq, d, nk, S, BK, 1, vt, d, O + r0 * d, d, 1);
         }
-        double mx = lo > lb ? lo : lb;
-        double ln = mx + log(exp(lo - mx) + exp(lb - mx));
-        float wo = (float)exp(lo - ln), wb = (float)(exp(lb - ln) / lrow[i]);
-        for (int x = 0; x < d; x++)
-            o[x] = o[x] * wo + acc[x] * wb;
-        c->lse[r] = (float)ln;
     }
+    for (int hh = 0; hh < g; hh++)
+        for (int i = 0; i < nq; i++) {
+            size_t ri = (size_t)hh * BQ + i;
+            if (!(lrow[ri] > 0.0f))
+                continue; /* this block gave the row no key: the state is unchanged */
+            size_t r = (size_t)(q0 + i) * hq + h0 + hh;
+            float *o = c->o + r * d;
+            const float *acc = O + ri * d;
+            double lb = ((double)mrow[ri] + log2((double)lrow[ri])) * M_LN2;
+            double lo = c->lse[r];
+            if (lo == -INFINITY) {
+                float inv = (float)(1.0 / lrow[ri]);
+                for (int x = 0; x < d; x++)
+                    o[x] = acc[x] * inv;
+                c->lse[r] = (float)lb;
+                continue;
+            }
+            double mx = lo > lb ? lo : lb;
+            double ln = mx + log(exp(lo - mx) + exp(lb - mx));
+            float wo = (float)exp(lo - ln), wb = (float)(exp(lb - ln) / lrow[ri]);
+            for (int x = 0; x < d; x++)
+                o[x] = o[x] * wo + acc[x] * wb;
+            c->lse[r] = (float)ln;
+        }
 }
 
 /* Workers a call uses: the descriptor's threads, capped by the pool when there is one. */
@@ -285,6 +290,15 @@ static int setup(call *c, const lc_attn_desc *a)
     c->c = c->scale * (float)M_LOG2E;
     c->nth = workers_of(a);
     c->bdot = a->qkv_dtype == LC_DT_BF16 && c->ops->qk_bf16;
+    /* The whole group per forward task, unless that leaves threads without work: then
+     * smaller divisors of g, down to one head per task. */
+    c->fg = c->g;
+    while (c->fg > 1 && (long long)(a->hq / c->fg) * c->nqt < 2LL * c->nth) {
+        int f = c->fg - 1;
+        while (c->g % f)
+            f--;
+        c->fg = f;
+    }
     return 0;
 }
 
@@ -310,7 +324,8 @@ static void carve_fwd(call *c, carve *w, void **ktp)
     if (!c->bdot && a->qkv_dtype == LC_DT_BF16)
         c->qf = take(w, (size_t)a->sq * a->hq * a->d * sizeof(float));
     c->vh = take(w, (size_t)a->sk * a->hkv * a->d * sizeof(float));
-    c->scratch_floats = (size_t)BQ * BK + 2 * (size_t)BQ * a->d + 2 * BQ;
+    /* S; then per query head of a group: O, row max, row sum, Q tile copy. */
+    c->scratch_floats = (size_t)BQ * BK + (size_t)c->fg * (2 * (size_t)BQ * a->d + 2 * BQ);
     c->scratch = take(w, c->scratch_floats * sizeof(float) * (size_t)c->nth);
     *ktp = take(w, packed_bytes(c));
 }
@@ -432,7 +447,7 @@ int lc_attn_fwd_block(const lc_attn_desc *a, const void *q, const void *k, const
         c.ktb = ktp;
     else
         c.kt = ktp;
-    run(&c, a->hq * c.nqt, fwd_task, &c);
+    run(&c, a->hq / c.fg * c.nqt, fwd_task, &c);
     free(owned);
     return 0;
 }
