@@ -19,6 +19,7 @@
 #define VMAX(a, b) _mm512_max_ps(a, b)
 #define VMIN(a, b) _mm512_min_ps(a, b)
 #define VREDMAX(v) _mm512_reduce_max_ps(v)
+#define VFIRST(v) _mm512_cvtss_f32(v)
 #define VREDSUM(v) _mm512_reduce_add_ps(v)
 #define VROUND(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define VPOW2I(n)                                                                          \
