@@ -171,6 +171,23 @@ static void mask_tile(const call *c, lc_block_class cls, int q0, int nq, int k0,
     if (cls != LC_BLOCK_PARTIAL)
         return;
     const lc_mask *m = &a->mask;
+    if (m->kind == LC_MASK_CAUSAL) {
+        /* The common case, inline and branch-free (lc_attn_allowed's rule: positions
+         * >= 0, key not after the query), instead of a call per score. */
+        for (int i = 0; i < nq; i++) {
+            int32_t qp = posv(a->q_pos, q0 + i);
+            float *s = S + i * BK;
+            if (a->k_pos)
+                for (int j = 0; j < nk; j++) {
+                    int32_t kp = a->k_pos[k0 + j];
+                    s[j] = (kp > qp) | (kp < 0) | (qp < 0) ? -INFINITY : s[j];
+                }
+            else
+                for (int j = 0; j < nk; j++)
+                    s[j] = (k0 + j > qp) | (qp < 0) ? -INFINITY : s[j];
+        }
+        return;
+    }
     int doc = (m->kind & LC_MASK_DOC) != 0;
     for (int i = 0; i < nq; i++) {
         int32_t qp = posv(a->q_pos, q0 + i), qd = doc ? m->q_doc[q0 + i] : 0;
