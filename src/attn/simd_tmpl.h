@@ -107,53 +107,55 @@ AI V tree_sum(V *x)
     return x[0];
 }
 
-/* The scale c > 0 (always, unless a caller asks for a negative softmax scale) commutes
- * with the max, so the row max is taken on the raw scores and c folds into the exponent's
- * FMA: x = s * c - m. */
+/* Two passes over the tile: the row maxima first (rows independent, so their reduction
+ * latencies overlap), then the exponentials and sums; one pass per row chained a row's
+ * max reduction, exponentials and sum reduction into one long dependency.
+ * The scale c > 0 (always, unless a caller asks for a negative softmax scale) commutes
+ * with the max, so the max is taken on the raw scores and c folds into the exponent's FMA:
+ * x = s * c - m. */
 static void softmax_fwd(int m, float *S, float c, float *mrow, float *lrow, float *O,
                         ptrdiff_t ldo, int d)
 {
+    float mnew[LC_ATTN_BQ];
     V vc = VSET1(c);
+    if (!(c > 0.0f)) { /* scale first, then the same as c = 1 */
+        for (int i = 0; i < m * BK; i += VW)
+            VSTORE(S + i, VMUL(VLOAD(S + i), vc));
+        c = 1.0f;
+        vc = VSET1(1.0f);
+    }
     for (int i = 0; i < m; i++) {
-        float *s = S + i * BK;
         V x[NB];
         for (int j = 0; j < NB; j++)
-            x[j] = VLOAD(s + j * VW);
-        float rmax;
-        if (c > 0.0f)
-            rmax = VREDMAX(tree_max(x)) * c;
-        else {
-            for (int j = 0; j < NB; j++)
-                x[j] = VMUL(x[j], vc);
-            rmax = VREDMAX(tree_max(x));
-            vc = VSET1(1.0f);
-        }
-        float mnew = rmax > mrow[i] ? rmax : mrow[i];
-        if (mnew == -INFINITY) {
+            x[j] = VLOAD(S + i * BK + j * VW);
+        float r = VREDMAX(tree_max(x)) * c;
+        mnew[i] = r > mrow[i] ? r : mrow[i];
+    }
+    for (int i = 0; i < m; i++) {
+        float *s = S + i * BK;
+        if (mnew[i] == -INFINITY) {
             for (int j = 0; j < NB; j++)
                 VSTORE(s + j * VW, VZERO);
             continue;
         }
-        V nm = VSET1(-mnew);
+        V x[NB], nm = VSET1(-mnew[i]);
         for (int j = 0; j < NB; j++) {
-            x[j] = vexp2(VFMA(x[j], vc, nm));
+            x[j] = vexp2(VFMA(VLOAD(s + j * VW), vc, nm));
             VSTORE(s + j * VW, x[j]);
         }
         float sum = VREDSUM(tree_sum(x));
-        if (mnew > mrow[i]) {
+        if (mnew[i] > mrow[i]) {
             /* On vectors: no libm call (which would spill every vector register). */
-            V va = vexp2(VSET1(mrow[i] - mnew));
+            V va = vexp2(VSET1(mrow[i] - mnew[i]));
             if (lrow[i] > 0.0f) {
                 float *o = O + i * ldo;
                 for (int j = 0; j < d; j += VW)
                     VSTORE(o + j, VMUL(VLOAD(o + j), va));
             }
             lrow[i] *= VFIRST(va);
-            mrow[i] = mnew;
+            mrow[i] = mnew[i];
         }
         lrow[i] += sum;
-        if (!(c > 0.0f))
-            vc = VSET1(c);
     }
 }
 
