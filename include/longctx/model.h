@@ -52,6 +52,22 @@ typedef struct {
     int sp;            /* sequence parallelism inside the TP team (needs tp_team) */
 } lc_model_run;
 
+/* Tensor parallelism (Megatron style) over run.tp_team of T PEs: query heads split over TP;
+ * KV heads split too, or, when T > n_kv_heads (T a multiple of n_kv_heads), replicated so each
+ * PE holds the one KV head its query heads use (the replicas' gradients are summed inside the
+ * step, so replicas stay equal). q/k/v and gate/up are column-parallel, o and down
+ * row-parallel followed by an all-reduce over TP (with run.sp: a reduce-scatter, and an
+ * all-gather before the next column-parallel matmul, so the residual stream and the norms
+ * stay sharded along the sequence inside the TP team; rows are padded to a multiple of T).
+ * The embedding and the LM head are split by vocabulary, with a TP-parallel cross-entropy
+ * (max, sum-exp and target-logit all-reduces): no PE holds full-vocabulary logits. Norm
+ * weights are replicated. A PE's CP plan is made on run.cp_team (same DP and TP rank) with
+ * its local head counts.
+ * Checks that a config splits over tp PEs: n_heads, ffn_dim and vocab divisible by tp, and
+ * n_kv_heads divisible by tp or tp by n_kv_heads (a vocabulary that does not divide is an
+ * error, not padded). Returns LC_ERR_ARG with a message naming the field. */
+int lc_model_tp_check(const lc_model_config *cfg, int tp, char *err, size_t errlen);
+
 typedef struct {
     const char *name; /* HF Llama name, e.g. model.layers.0.self_attn.q_proj.weight */
     int ndim;         /* 1 or 2 */
@@ -97,6 +113,13 @@ size_t lc_model_tensor_full_shape(const lc_model *m, int i, int64_t shape[2]);
 int lc_model_gather_tensor(lc_model *m, int i, const float *src_flat, float *full);
 /* dst_flat's slice of tensor i <- this PE's part of the full tensor. Local, no communication. */
 int lc_model_scatter_tensor(const lc_model *m, int i, const float *full, float *dst_flat);
+/* The L2 norm over the FULL model of a params-shaped flat buffer (gradients after their
+ * DP x CP all-reduce): every slice once, tensors replicated over TP (norm weights, replicated
+ * KV heads) once, summed in double in a fixed order. Collective over the TP team. */
+int lc_model_global_norm(lc_model *m, const float *flat, double *norm);
+/* 1 when this PE's copy of tensor i is the one that counts (not a replica of another TP
+ * member's copy): sum such tensors over the TP team to cover the model once. */
+int lc_model_tensor_counts(const lc_model *m, int i);
 
 /* This PE's share of the sequence under the layout (real rows, and their global positions). */
 int lc_model_local_rows(const lc_model *m);
@@ -127,11 +150,14 @@ size_t lc_model_memory_bytes(const lc_model_config *cfg, const lc_model_run *run
 
 /* Wall time split of this PE since the last reset. attn_s is time inside the attention
  * kernels, comm_s the time inside the CP communication (both from lc_cp stats), matmul_s
- * inside BLAS calls, other_s the rest of the step calls (norms, RoPE, SwiGLU, softmax,
- * loss all-reduce). */
+ * inside BLAS calls, tp_comm_s inside the TP collectives (all-reduces, or reduce-scatters and
+ * all-gathers with sp, the vocab-parallel loss's all-reduces and the KV-replica gradient
+ * sums; waiting for a slower member included), other_s the rest of the step calls (norms,
+ * RoPE, SwiGLU, softmax, loss all-reduce). */
 typedef struct {
     double matmul_s, attn_s, comm_s, other_s, total_s;
     long steps;
+    double tp_comm_s;
 } lc_model_times;
 void lc_model_get_times(const lc_model *m, lc_model_times *t);
 void lc_model_reset_times(lc_model *m);

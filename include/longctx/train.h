@@ -101,6 +101,9 @@ int lc_adamw_set_decay(lc_adamw *o, size_t offset, size_t count, int decay);
 /* One update: g = grads * grad_mul (grad_mul carries the clipping factor). */
 void lc_adamw_step(lc_adamw *o, float *params, const float *grads, float lr, float grad_mul);
 int64_t lc_adamw_steps(const lc_adamw *o);
+/* Restores the step count t (bias correction) of a resumed run. */
+void lc_adamw_set_steps(lc_adamw *o, int64_t t);
+size_t lc_adamw_n_params(const lc_adamw *o);
 float *lc_adamw_m(lc_adamw *o);
 float *lc_adamw_v(lc_adamw *o);
 
@@ -112,21 +115,33 @@ float lc_clip_factor(double norm, float max_norm);
  * step counts from 0. */
 float lc_lr_at(int64_t step, int64_t warmup, int64_t total_steps, float lr_max, float lr_min);
 
-/* ---- the mesh: PEs as DP x CP (x TP later) ----
- * World rank = (dp_rank * cp + cp_rank) * tp + tp_rank: the innermost axis talks most, so its
- * members are consecutive (neighbouring cores). Only tp = 1 is built today. */
+/* ---- the mesh: PEs as DP x CP x TP ----
+ * The axis order, innermost first, decides which PEs are neighbours (consecutive world ranks,
+ * neighbouring cores); the default tp,cp,dp (Megatron's) gives world rank
+ * (dp_rank * cp + cp_rank) * tp + tp_rank: the TP team, which talks most, is consecutive. */
 typedef struct {
     int dp, cp, tp;
     int dp_rank, cp_rank, tp_rank;
-    lc_team *world;   /* every PE: gradients are all-reduced here (CP x DP) */
-    lc_team *cp_team; /* my row: the PEs sharing one sequence */
-    lc_team *dp_team; /* my column: the PEs at the same CP rank of other replicas */
+    lc_team *world;   /* every PE */
+    lc_team *cp_team; /* the PEs sharing one sequence (same DP and TP rank) */
+    lc_team *dp_team; /* the PEs at my CP and TP rank of the other replicas */
+    lc_team *tp_team; /* the PEs sharing my layers' slices (one PE when tp = 1) */
+    lc_team *grad_team; /* the PEs holding my slices (CP x DP at my TP rank): gradients are
+                           summed here; NULL when that set is not strided (TP in the middle
+                           of the order): then over CP, then DP (lc_mesh_allreduce_grads) */
+    lc_team *pair_team; /* the two-axis team the axis teams were split from (owned) */
+    int order[3];     /* axes innermost first: 0 tp, 1 cp, 2 dp */
 } lc_mesh;
 
 /* Checks that dp x cp x tp PEs are n_pes; writes a message into err when not. */
 int lc_mesh_check(int n_pes, int dp, int cp, int tp, char *err, size_t errlen);
-/* Collective over world. */
+/* "tp,cp,dp" (NULL: that default) -> order[3] (0 tp, 1 cp, 2 dp), innermost first. */
+int lc_mesh_parse_order(const char *s, int order[3], char *err, size_t errlen);
+/* Collective over world. lc_mesh_create uses the default order. */
 int lc_mesh_create(lc_team *world, int dp, int cp, int tp, lc_mesh *out);
+int lc_mesh_create_ordered(lc_team *world, int dp, int cp, int tp, const char *order, lc_mesh *out);
+/* Sums grads (in place) over the PEs holding the same slices (CP x DP at my TP rank). */
+int lc_mesh_allreduce_grads(const lc_mesh *m, float *grads, size_t n);
 void lc_mesh_destroy(lc_mesh *m);
 
 /* ---- metrics ---- */

@@ -1,9 +1,9 @@
-/* longctx trainer: the training loop over a DP x CP mesh (src/train/trainer.c).
+/* longctx trainer: the training loop over a DP x CP x TP mesh (src/train/trainer.c).
  *
  * Every PE runs lc_trainer_run with the same options. Data, mesh and model are validated
  * before the first step; each step runs accum micro-batches (one sequence each) per DP rank,
- * all-reduces the gradients (sum) over the world with grad_scale = 1 / (accum * dp), clips
- * them by global norm and applies AdamW with a warmup + cosine learning rate. PE 0 prints a
+ * all-reduces the gradients (sum) over the PEs holding the same slices (CP x DP at one TP
+ * rank) with grad_scale = 1 / (accum * dp), clips them by the global norm of the full model and applies AdamW with a warmup + cosine learning rate. PE 0 prints a
  * progress line per step and writes out_dir/metrics.jsonl and out_dir/loss.png. */
 #ifndef LONGCTX_TRAINER_H
 #define LONGCTX_TRAINER_H
@@ -20,7 +20,9 @@ typedef struct {
     const char *model_name;   /* for the log */
     int64_t seq_len;
     int dp, cp;
-    int tp;                   /* 1: tensor parallelism is the next issue */
+    int tp;                   /* tensor parallelism (Megatron style) inside each (DP, CP) */
+    int sp;                   /* sequence parallelism inside the TP team (needs tp > 1) */
+    const char *mesh_order;   /* axes innermost first, e.g. "tp,cp,dp" (NULL: that default) */
     lc_cp_layout layout;
     lc_cp_algo cp_algo;
     lc_cp_lowering lowering;
@@ -48,13 +50,22 @@ typedef struct {
                                  this many seconds (the schedule follows the new total); the
                                  step count then depends on the machine, so runs are not
                                  reproducible: for demos, not comparisons */
+    /* checkpoints (src/ckpt, include/longctx/ckpt.h) */
+    const char *save_dir;     /* NULL: no checkpoints */
+    int64_t save_every;       /* > 0: save after every N steps (and after the last) */
+    int keep;                 /* keep the newest K checkpoints; 0: all */
+    const char *resume;       /* a checkpoint or a folder of them (the newest complete one);
+                                 "" means save_dir; NULL: start fresh */
+    const char *init_from;    /* Hugging Face folder: weights only, step 0 */
+    int rope_theta_set;       /* --rope-theta was given: it overrides the stored value */
 } lc_trainer_opts;
 
 /* Fills defaults (AdamW 0.9/0.95/1e-8, wd 0.1, clip 1, lr 3e-3 -> 3e-4, warmup 10%,
  * eval every steps/5, 8 validation sequences, seed 1337, zigzag ring, auto lowering, f32). */
 void lc_trainer_defaults(lc_trainer_opts *o);
-/* Checks what can be checked without a world: the model config, heads, the layout against
- * seq_len and cp, dp x cp against n_pes, the data files. Returns 0 or writes err. */
+/* Checks what can be checked without a world: the model config, heads (and KV heads, ffn,
+ * vocab) against tp, the layout against seq_len and cp, dp x cp x tp against n_pes, the
+ * mesh order, the data files. Returns 0 or writes err. */
 int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errlen);
 /* Collective over the world. Returns 0 when training completed; else an lc_status with the
  * message in lc_train_last_error(). */

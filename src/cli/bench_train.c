@@ -1,8 +1,9 @@
 /* longctx bench train: full training steps (forward + backward + gradient all-reduce + AdamW)
- * on synthetic tokens, per model / sequence / CP / dtype: median step time, tokens/s, MFU
- * against the FMA peak measured in the same run, and where the step goes (matmuls, attention,
- * exposed communication = CP waits + gradient all-reduce, the rest), from the model's own
- * counters. CP > 1 re-runs the binary as CP PEs (one world per CP value). */
+ * on synthetic tokens, per model / sequence / CP x TP layout / dtype: median step time,
+ * tokens/s, MFU against the FMA peak measured in the same run, peak memory per PE, and where
+ * the step goes (matmuls, attention, CP permute waits, TP collectives, the gradient
+ * all-reduce, the rest), from the model's own counters. Each layout re-runs the binary as
+ * its CP x TP PEs (one world per layout; TP innermost, the trainer's default mesh). */
 #include <math.h>
 #include <sched.h>
 #include <stdio.h>
@@ -20,20 +21,41 @@ static const char *const LAYOUTS[] = {"zigzag", "contiguous", "striped", NULL};
 
 typedef struct {
     const char *model;
-    lc_ilist seq, cp;
+    lc_ilist seq, cp, tp; /* layout k: cp.v[k] x tp.v[k] */
     lc_slist dtype;
     lc_cp_layout layout;
     lc_cp_algo algo;
     lc_cp_lowering lowering;
-    int steps, warm, json, threads, recompute;
+    int steps, warm, json, threads, recompute, sp;
 } opts_t;
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: longctx bench train [--model small] [--seq 4K,16K,64K] [--cp 1,2] [--dtype f32,bf16]\n"
-               "                           [--steps 3] [--warm 1] [--layout zigzag] [--cp-algo ring|allgather]\n"
-               "                           [--permute auto] [--threads T] [--recompute] [--json]\n"
+    fprintf(f, "usage: longctx bench train [--model small] [--seq 4K,16K,64K] [--cp 1,2 | --layouts 1x4,2x2,4x1]\n"
+               "                           [--tp 1] [--sp] [--dtype f32,bf16] [--steps 3] [--warm 1] [--layout zigzag]\n"
+               "                           [--cp-algo ring|allgather] [--permute auto] [--threads T] [--recompute] [--json]\n"
+               "--layouts: CP x TP per world (PEs = CP x TP); --cp C with --tp T is the layout C x T;\n"
+               "--sp: sequence parallelism in the layouts with TP >= 2 (an 's' after tp).\n"
                "Medians over --steps timed steps after --warm untimed ones. Defaults: small, 4K, CP 1, f32.\n");
+}
+
+/* "1x4,2x2,4x1": CP x TP pairs. */
+static int parse_layouts(const char *v, opts_t *o)
+{
+    o->cp.n = o->tp.n = 0;
+    const char *p = v;
+    while (*p) {
+        char *e;
+        long c = strtol(p, &e, 10), t = 0;
+        if (e == p || *e != 'x' || c < 1 || c > LC_CLI_MAX_PES) return 1;
+        p = e + 1;
+        t = strtol(p, &e, 10);
+        if (e == p || (*e && *e != ',') || t < 1 || c * t > LC_CLI_MAX_PES || o->cp.n == LC_LIST_MAX) return 1;
+        o->cp.v[o->cp.n++] = c;
+        o->tp.v[o->tp.n++] = t;
+        p = *e ? e + 1 : e;
+    }
+    return o->cp.n == 0;
 }
 
 static int parse(int argc, char **argv, opts_t *o, int *worker)
@@ -42,6 +64,7 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
     o->model = "small";
     o->seq = (lc_ilist){1, {4096}};
     o->cp = (lc_ilist){1, {1}};
+    int tp = 1, have_layouts = 0;
     o->dtype.n = 1;
     strcpy(o->dtype.v[0], "f32");
     o->layout = LC_CP_ZIGZAG;
@@ -54,6 +77,7 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
         if (!strcmp(a, "--json")) o->json = 1;
         else if (!strcmp(a, "--worker")) *worker = 1;
         else if (!strcmp(a, "--recompute")) o->recompute = 1;
+        else if (!strcmp(a, "--sp")) o->sp = 1;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             exit(0);
@@ -65,6 +89,8 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
             if (!strcmp(a, "--model")) o->model = v;
             else if (!strcmp(a, "--seq")) bad = lc_parse_size_list(a, v, &o->seq);
             else if (!strcmp(a, "--cp")) bad = lc_parse_int_list(a, v, &o->cp);
+            else if (!strcmp(a, "--tp")) bad = lc_parse_int_opt(a, v, 1, LC_CLI_MAX_PES, &tp);
+            else if (!strcmp(a, "--layouts")) bad = parse_layouts(v, o), have_layouts = 1;
             else if (!strcmp(a, "--dtype")) bad = lc_parse_word_list(a, v, DTYPES, &o->dtype);
             else if (!strcmp(a, "--steps")) bad = lc_parse_int_list(a, v, &one) || one.n != 1, o->steps = (int)one.v[0];
             else if (!strcmp(a, "--warm")) o->warm = atoi(v), bad = o->warm < 0;
@@ -88,6 +114,17 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
         fprintf(stderr, "longctx bench train: unknown --model %s\n", o->model);
         return -1;
     }
+    if (!have_layouts) {
+        o->tp.n = o->cp.n;
+        for (int k = 0; k < o->cp.n; k++) o->tp.v[k] = tp;
+    }
+    for (int k = 0; k < o->cp.n; k++) {
+        char err[256];
+        if (lc_model_tp_check(&c, (int)o->tp.v[k], err, sizeof err)) {
+            fprintf(stderr, "longctx bench train: layout %lldx%lld: %s\n", o->cp.v[k], o->tp.v[k], err);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -95,12 +132,13 @@ static double vmed(double *v, int n) { return lc_median(v, n); }
 
 static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double peak)
 {
-    int me = lc_my_pe(w), P = lc_n_pes(w);
+    int me = lc_my_pe(w), P = lc_n_pes(w), tp = (int)o->tp.v[0], cp = P / tp;
+    int sp = o->sp && tp > 1; /* --sp applies to the layouts with TP */
     lc_model_config cfg;
     lc_model_preset(o->model, &cfg);
     if (S > cfg.max_seq) cfg.max_seq = S;
     lc_mesh mesh;
-    if (lc_mesh_create(lc_team_world(w), 1, P, 1, &mesh)) {
+    if (lc_mesh_create(lc_team_world(w), 1, cp, tp, &mesh)) {
         fprintf(stderr, "bench train: %s\n", lc_train_last_error());
         return 1;
     }
@@ -113,7 +151,8 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         if (P > 1 && (threads < P || (b && !strcmp(b, "none")))) threads /= P;
         if (threads < 1) threads = 1;
     }
-    lc_model_run run = {mesh.cp_team, S, o->layout, o->algo, o->lowering, dt, 0, threads, o->recompute, NULL, 0};
+    lc_model_run run = {mesh.cp_team, S, o->layout, o->algo, o->lowering, dt, 0, threads, o->recompute,
+                        tp > 1 ? mesh.tp_team : NULL, sp};
     lc_model *m;
     if (lc_model_create(&cfg, &run, &m)) {
         fprintf(stderr, "bench train: PE %d: %s\n", me, lc_model_last_error(NULL));
@@ -125,7 +164,8 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     lc_adamw *opt;
     int32_t *tok = malloc((size_t)S * 4), *tgt = malloc((size_t)S * 4);
     int n = o->steps;
-    double *st = calloc((size_t)n * 6, sizeof *st);
+    enum { C_STEP, C_MM, C_ATT, C_EXP, C_REST, C_GAR, C_CP, C_TP, NC };
+    double *st = calloc((size_t)n * NC, sizeof *st);
     if (!tok || !tgt || !st || lc_adamw_create(np, &ac, &opt)) {
         fprintf(stderr, "bench train: out of memory\n");
         return 1;
@@ -141,14 +181,15 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     for (int it = 0; it < o->warm + n && !rc; it++) {
         lc_barrier(lc_team_world(w));
         lc_model_reset_times(m);
-        double t0 = lc_wall();
+        double t0 = lc_wall(), norm = 0;
         float loss;
         lc_model_zero_grads(m);
         rc = lc_model_forward_backward(m, tok, tgt, NULL, 1.0f, &loss);
         double t1 = lc_wall();
-        if (!rc) rc = lc_allreduce_sum_f32(lc_team_world(w), grads, grads, np);
+        if (!rc) rc = lc_mesh_allreduce_grads(&mesh, grads, np);
         double t2 = lc_wall();
-        lc_adamw_step(opt, params, grads, 1e-4f, lc_clip_factor(lc_global_norm(grads, np), 1.0f));
+        if (!rc) rc = tp > 1 ? lc_model_global_norm(m, grads, &norm) : (norm = lc_global_norm(grads, np), 0);
+        if (!rc) lc_adamw_step(opt, params, grads, 1e-4f, lc_clip_factor(norm, 1.0f));
         double t3 = lc_wall();
         if (rc) {
             fprintf(stderr, "bench train: PE %d: %s\n", me, lc_model_last_error(m));
@@ -157,23 +198,23 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         if (it < o->warm) continue;
         lc_model_times tm;
         lc_model_get_times(m, &tm);
-        double step = t3 - t0, *r = st + (size_t)(it - o->warm) * 6;
-        r[0] = step;
-        r[1] = tm.matmul_s;
-        r[2] = tm.attn_s;
-        r[3] = tm.comm_s + (t2 - t1); /* CP waits + the gradient all-reduce */
-        r[4] = step - tm.matmul_s - tm.attn_s - r[3];
-        r[5] = t2 - t1;
-        (void)t1;
+        double step = t3 - t0, *r = st + (size_t)(it - o->warm) * NC;
+        r[C_STEP] = step;
+        r[C_MM] = tm.matmul_s;
+        r[C_ATT] = tm.attn_s;
+        r[C_CP] = tm.comm_s;
+        r[C_TP] = tm.tp_comm_s;
+        r[C_GAR] = t2 - t1;
+        r[C_EXP] = tm.comm_s + tm.tp_comm_s + (t2 - t1); /* CP waits + TP collectives + grad all-reduce */
+        r[C_REST] = step - tm.matmul_s - tm.attn_s - r[C_EXP];
     }
-    double col[6][64];
-    for (int k = 0; k < 6; k++) {
-        for (int i = 0; i < n && i < 64; i++) col[k][i] = st[i * 6 + k];
+    double col[64], med[NC];
+    for (int k = 0; k < NC; k++) {
+        for (int i = 0; i < n && i < 64; i++) col[i] = st[i * NC + k];
+        med[k] = vmed(col, n < 64 ? n : 64);
     }
-    double med[6];
-    for (int k = 0; k < 6; k++) med[k] = vmed(col[k], n < 64 ? n : 64);
     /* PE 0 reports; the step time is the max over PEs (the slowest sets the pace). */
-    double mx = med[0], step;
+    double mx = med[C_STEP], step;
     lc_allreduce_max_f64(lc_team_world(w), &step, &mx, 1);
     double mem = (double)lc_peak_rss_bytes(), memx;
     lc_allreduce_max_f64(lc_team_world(w), &memx, &mem, 1);
@@ -185,17 +226,21 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         double mfu = peak > 0 ? flops * tps / (peak * 1e9 * cores) : NAN;
         if (o->json)
             printf("{\"bench\":\"train\",\"model\":\"%s\",\"seq\":%lld,\"cp\":%d,\"dtype\":\"%s\",\"layout\":\"%s\","
-                   "\"cp_algo\":\"%s\",\"lowering\":\"%s\",\"threads\":%d,\"steps\":%d,\"step_s\":%.6g,"
-                   "\"tokens_per_s\":%.6g,\"mfu\":%.4f,\"matmul_s\":%.6g,\"attn_s\":%.6g,\"comm_exposed_s\":%.6g,"
-                   "\"grad_allreduce_s\":%.6g,\"other_s\":%.6g,\"peak_gflops_core\":%.4g,\"cores\":%.0f,"
-                   "\"peak_mem_bytes\":%.0f}\n",
-                   o->model, (long long)S, P, lc_dtype_name(dt), lc_cp_layout_name(o->layout),
-                   o->algo == LC_CP_RING ? "ring" : "allgather", lc_cp_lowering_name(o->lowering), threads, n, step,
-                   tps, mfu, med[1], med[2], med[3], med[5], med[4], peak, cores, memx);
+                   "\"cp_algo\":\"%s\",\"lowering\":\"%s\",\"tp\":%d,\"sp\":%d,\"mesh\":\"%dx%d\",\"threads\":%d,\"steps\":%d,"
+                   "\"step_s\":%.6g,\"tokens_per_s\":%.6g,\"mfu\":%.4f,\"matmul_s\":%.6g,\"attn_s\":%.6g,"
+                   "\"comm_exposed_s\":%.6g,\"cp_comm_s\":%.6g,\"tp_comm_s\":%.6g,\"grad_allreduce_s\":%.6g,"
+                   "\"other_s\":%.6g,\"peak_gflops_core\":%.4g,\"cores\":%.0f,\"peak_mem_bytes\":%.0f}\n",
+                   o->model, (long long)S, cp, lc_dtype_name(dt), lc_cp_layout_name(o->layout),
+                   o->algo == LC_CP_RING ? "ring" : "allgather", lc_cp_lowering_name(o->lowering), tp, sp, cp, tp,
+                   threads, n, step,
+                   tps, mfu, med[C_MM], med[C_ATT], med[C_EXP], med[C_CP], med[C_TP], med[C_GAR], med[C_REST], peak,
+                   cores, memx);
         else
-            printf("%-6s %7lld %3d %-5s %9.3f %10.0f %6.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %9.1f\n", o->model,
-                   (long long)S, P, lc_dtype_name(dt), step, tps, 100 * mfu, 100 * med[1] / med[0],
-                   100 * med[2] / med[0], 100 * med[3] / med[0], 100 * med[4] / med[0], memx / 1048576.0);
+            printf("%-6s %7lld %3d %3d%s %-5s %9.3f %10.0f %6.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %9.1f\n",
+                   o->model, (long long)S, cp, tp, sp ? "s" : " ", lc_dtype_name(dt), step, tps, 100 * mfu,
+                   100 * med[C_MM] / med[C_STEP], 100 * med[C_ATT] / med[C_STEP], 100 * med[C_CP] / med[C_STEP],
+                   100 * med[C_TP] / med[C_STEP], 100 * med[C_GAR] / med[C_STEP], 100 * med[C_REST] / med[C_STEP],
+                   memx / 1048576.0);
         fflush(stdout);
     }
     free(tok);
@@ -229,27 +274,31 @@ int lc_cmd_bench_train(int argc, char **argv)
     if (is_worker) return worker(&o);
     if (!o.json)
         printf("# longctx bench train: full steps (fwd+bwd+grad all-reduce+AdamW), medians of %d after %d warm-up;\n"
-               "# MFU against one core's FMA peak measured now x cores used; comm = exposed CP waits + grad all-reduce\n"
-               "%-6s %7s %3s %-5s %9s %10s %7s %8s %8s %8s %8s %9s\n",
-               o.steps, o.warm, "model", "seq", "cp", "dtype", "step_s", "tok/s", "MFU", "matmul", "attn", "comm",
-               "rest", "peakMiB");
+               "# MFU against one core's FMA peak measured now x cores used; shares of the step on PE 0: matmul,\n"
+               "# attention kernels, CP permute waits, TP collectives, gradient all-reduce, the rest; peak memory\n"
+               "# is the max over PEs (VmHWM)\n"
+               "%-6s %7s %3s %4s %-5s %9s %10s %7s %8s %8s %8s %8s %8s %8s %9s\n",
+               o.steps, o.warm, "model", "seq", "cp", "tp", "dtype", "step_s", "tok/s", "MFU", "matmul", "attn", "cp_comm",
+               "tp_comm", "grad_ar", "rest", "peakMiB");
     int rc = 0;
     for (int c = 0; c < o.cp.n; c++) {
-        /* each CP value is its own world: the binary re-runs itself as cp PEs */
-        char cps[32];
+        /* each layout is its own world: the binary re-runs itself as cp x tp PEs */
+        char cps[32], tps[32];
         snprintf(cps, sizeof cps, "%lld", o.cp.v[c]);
-        char **args = calloc((size_t)argc + 3, sizeof *args);
+        snprintf(tps, sizeof tps, "%lld", o.tp.v[c]);
+        char **args = calloc((size_t)argc + 5, sizeof *args);
         int k = 0;
         for (int i = 0; i < argc; i++) {
-            if (!strcmp(argv[i], "--cp") && i + 1 < argc) {
-                args[k++] = "--cp";
-                args[k++] = cps;
+            if ((!strcmp(argv[i], "--cp") || !strcmp(argv[i], "--tp") || !strcmp(argv[i], "--layouts")) && i + 1 < argc)
                 i++;
-            } else {
+            else
                 args[k++] = argv[i];
-            }
         }
-        int r = lc_bench_launch_workers("train", k, args, (int)o.cp.v[c], 0);
+        args[k++] = "--cp";
+        args[k++] = cps;
+        args[k++] = "--tp";
+        args[k++] = tps;
+        int r = lc_bench_launch_workers("train", k, args, (int)(o.cp.v[c] * o.tp.v[c]), 0);
         free(args);
         if (r) rc = r;
     }

@@ -9,5 +9,6 @@ int lc_cmd_bench_ring(int argc, char **argv);
 int lc_cmd_prepare_data(int argc, char **argv);
 int lc_cmd_train(int argc, char **argv);
 int lc_cmd_bench_train(int argc, char **argv);
+int lc_cmd_ckpt(int argc, char **argv);
 
 #endif

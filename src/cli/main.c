@@ -13,6 +13,7 @@ static void usage(FILE *f)
 #ifdef LONGCTX_HAVE_TRAIN
             "  train --model small --seq 16K --cp 2 ...     train a Llama-3-style model (--help)\n"
             "  bench train [--seq ...] [--cp ...] [--json]  trainer step time, MFU, time split\n"
+            "  ckpt info|verify|loss DIR                    inspect and check a checkpoint\n"
 #endif
             "  bench permute [--pes 2] [--bytes ...] [--lowering ...] [--json]\n"
 #ifdef LONGCTX_HAVE_BENCH_ATTN
@@ -36,6 +37,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "prepare-data")) return lc_cmd_prepare_data(argc - 1, argv + 1);
 #ifdef LONGCTX_HAVE_TRAIN
     if (!strcmp(argv[1], "train")) return lc_cmd_train(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "ckpt")) return lc_cmd_ckpt(argc - 1, argv + 1);
 #endif
     if (!strcmp(argv[1], "bench")) {
         if (argc < 3) {

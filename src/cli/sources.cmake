@@ -20,6 +20,6 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/src/cli/bench_ring.c)
 endif()
 # The trainer needs the model layer (src/model).
 if(EXISTS ${CMAKE_SOURCE_DIR}/src/model/sources.cmake)
-  list(APPEND LONGCTX_CLI_SOURCES src/cli/train_cmd.c src/cli/bench_train.c)
+  list(APPEND LONGCTX_CLI_SOURCES src/cli/train_cmd.c src/cli/bench_train.c src/cli/ckpt_cmd.c)
   set_property(SOURCE src/cli/main.c APPEND PROPERTY COMPILE_DEFINITIONS LONGCTX_HAVE_TRAIN)
 endif()

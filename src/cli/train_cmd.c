@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "cli/peak.h"
+#include "longctx/ckpt.h"
 #include "longctx/trainer.h"
 
 static void usage(FILE *f)
@@ -17,8 +18,10 @@ static void usage(FILE *f)
             "usage: longctx train [--model tiny|small|llama3-8b] [--seq 16K] [--cp 2] [--dp 1] [--steps N]\n"
             "                     [--data DIR | --train FILE [--val FILE]] [--out DIR] [options]\n"
             "Data: DIR/train.bin and DIR/val.bin (llm.c token files; `longctx prepare-data DIR`).\n"
-            "Mesh:      --cp C --dp D [--tp 1] (PEs = D x C; spawned here on the shm backend unless run under\n"
-            "           `longctx launch -n P`), --pes P (must equal D x C), --heap SIZE\n"
+            "Mesh:      --cp C --dp D --tp T (PEs = D x C x T; spawned here on the shm backend unless run under\n"
+            "           `longctx launch -n P`), --pes P (must equal D x C x T), --heap SIZE\n"
+            "           --sp (sequence parallelism in the TP team), --mesh-order tp,cp,dp (innermost first:\n"
+            "           which PEs are neighbours; the default puts TP on neighbouring cores)\n"
             "CP:        --cp-algo ring|allgather  --layout zigzag|contiguous|striped\n"
             "           --permute one_sided|two_sided|zero_copy|auto\n"
             "Compute:   --dtype f32|bf16  --recompute  --threads T (default: the PE's CPUs)\n"
@@ -30,6 +33,10 @@ static void usage(FILE *f)
             "           --dump-params FILE (raw fp32 weights after the last step)\n"
             "           --dump-grads FILE (raw fp32 all-reduced gradients of the first step)\n"
             "Shape:     --layers --dim --heads --kv-heads --ffn --vocab --rope-theta (override the preset)\n"
+            "Checkpoints: --save-dir DIR --save-every N (and after the last step) --keep K (newest K; 0 all)\n"
+            "           --resume [CKPT|DIR] (newest complete one; default --save-dir) --init-from HF_DIR\n"
+            "           (weights of a save_pretrained folder); without --model or shape flags the model\n"
+            "           comes from the checkpoint's config.json; --rope-theta overrides its value\n"
             "Writes OUT/metrics.jsonl (one object per step) and OUT/loss.png.\n");
 }
 
@@ -98,8 +105,13 @@ int lc_cmd_train(int argc, char **argv)
         }
         if (!strcmp(a, "--worker")) { worker = 1; continue; }
         if (!strcmp(a, "--recompute")) { o.recompute = 1; continue; }
+        if (!strcmp(a, "--sp")) { o.sp = 1; continue; }
         if (!strcmp(a, "--doc-mask")) { o.doc_mask = 1; continue; }
         if (!strcmp(a, "--quiet")) { o.quiet = 1; continue; }
+        if (!strcmp(a, "--resume")) { /* the folder is optional */
+            o.resume = v && strncmp(v, "--", 2) ? argv[++i] : "";
+            continue;
+        }
         if (!v || strncmp(a, "--", 2)) {
             fprintf(stderr, "longctx train: %s %s\n", a, v ? "is not an option (see --help)" : "needs a value");
             return 2;
@@ -111,6 +123,7 @@ int lc_cmd_train(int argc, char **argv)
             if (k == 6) {
                 bad = parse_f(a, v, &f);
                 o.model.rope_theta = f;
+                o.rope_theta_set = 1;
             } else {
                 bad = parse_i64(a, v, 1, &shape[k]);
                 have_shape[k] = 1;
@@ -139,8 +152,13 @@ int lc_cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--train")) snprintf(train_path, sizeof train_path, "%s", v);
         else if (!strcmp(a, "--val")) snprintf(val_path, sizeof val_path, "%s", v);
         else if (!strcmp(a, "--out")) o.out_dir = v;
+        else if (!strcmp(a, "--mesh-order")) o.mesh_order = v;
         else if (!strcmp(a, "--dump-params")) o.dump_params = v;
         else if (!strcmp(a, "--dump-grads")) o.dump_grads = v;
+        else if (!strcmp(a, "--save-dir")) o.save_dir = v;
+        else if (!strcmp(a, "--save-every")) bad = parse_i64(a, v, 1, &o.save_every);
+        else if (!strcmp(a, "--keep")) bad = parse_i64(a, v, 0, &x), o.keep = (int)x;
+        else if (!strcmp(a, "--init-from")) o.init_from = v;
         else if (!strcmp(a, "--heap")) {
             if (lc_parse_size(v, &heap) || !heap) bad = 1, fprintf(stderr, "longctx train: --heap '%s' is not a size\n", v);
         } else if (!strcmp(a, "--layout")) {
@@ -172,6 +190,30 @@ int lc_cmd_train(int argc, char **argv)
             *dst[k] = (int)shape[k];
             o.model_name = "custom";
         }
+    int any_shape = 0;
+    for (int k = 0; k < 6; k++) any_shape |= have_shape[k];
+    int have_model = 0;
+    for (int i = 1; i < argc; i++) have_model |= !strcmp(argv[i], "--model");
+    if ((o.resume || o.init_from) && !any_shape && !have_model) {
+        /* The model is the checkpoint's: read its config.json (every PE reads the same). */
+        char ck[4096], cfgp[4200];
+        const char *src = o.init_from ? o.init_from : o.resume[0] ? o.resume : o.save_dir;
+        int bad = !src;
+        if (!bad && o.init_from) snprintf(ck, sizeof ck, "%s", src);
+        else if (!bad) bad = lc_ckpt_find_latest(src, ck, sizeof ck) != 0;
+        if (!bad) {
+            snprintf(cfgp, sizeof cfgp, "%s/config.json", ck);
+            float theta = o.model.rope_theta;
+            bad = lc_ckpt_read_config(cfgp, &o.model, NULL) != 0;
+            if (o.rope_theta_set) o.model.rope_theta = theta;
+            o.model_name = "checkpoint";
+        }
+        if (bad) {
+            fprintf(stderr, "longctx train: %s%s\n", o.init_from ? "--init-from: " : "--resume: ",
+                    src ? lc_ckpt_last_error() : "give a folder or --save-dir");
+            return 2;
+        }
+    }
     if (o.seq_len > o.model.max_seq) o.model.max_seq = o.seq_len; /* max_seq is checkpoint metadata */
     if (data && !train_path[0]) { /* an explicit --train wins over --data */
         snprintf(train_path, sizeof train_path, "%s/train.bin", data);
@@ -189,7 +231,7 @@ int lc_cmd_train(int argc, char **argv)
     if (!o.out_dir) o.out_dir = "train_out";
 
     const char *env_npes = getenv("LONGCTX_NPES");
-    int n_pes = env_npes ? atoi(env_npes) : (pes ? pes : o.dp * o.cp);
+    int n_pes = env_npes ? atoi(env_npes) : (pes ? pes : o.dp * o.cp * o.tp);
     if (pes && pes != n_pes) {
         fprintf(stderr, "longctx train: --pes %d but the launcher started %d PEs\n", pes, n_pes);
         return 2;

@@ -103,3 +103,25 @@ size_t lc_model_memory_bytes(const lc_model_config *c, const lc_model_run *r, in
                    + rows * (saved + scratch + 16.0 + 4.0 * hd) + chunk * c->vocab * 4.0;
     return (size_t)bytes;
 }
+
+int lc_model_tp_check(const lc_model_config *c, int tp, char *err, size_t n)
+{
+    char tmp[8];
+    if (!err) { err = tmp; n = sizeof tmp; }
+#define BAD(...) do { snprintf(err, n, __VA_ARGS__); return LC_ERR_ARG; } while (0)
+    if (!c) BAD("config is NULL");
+    if (tp < 1) BAD("tp = %d must be >= 1", tp);
+    if (tp == 1) return LC_OK;
+    if (c->n_heads % tp)
+        BAD("n_heads = %d is not divisible by tp = %d (query heads are split over TP)", c->n_heads, tp);
+    if (c->n_kv_heads % tp && (tp % c->n_kv_heads || c->n_heads % tp))
+        BAD("n_kv_heads = %d and tp = %d: one must divide the other (KV heads are split over TP, "
+            "or replicated when tp is a multiple of them)", c->n_kv_heads, tp);
+    if (c->ffn_dim % tp)
+        BAD("ffn_dim = %d is not divisible by tp = %d (gate/up/down are split over TP)", c->ffn_dim, tp);
+    if (c->vocab % tp)
+        BAD("vocab = %d is not divisible by tp = %d (the embedding and LM head are split by "
+            "vocabulary; pad the vocabulary to a multiple of tp)", c->vocab, tp);
+#undef BAD
+    return LC_OK;
+}

@@ -69,6 +69,15 @@ typedef struct {
     size_t ln1, wqkv, wo, ln2, wgu, wdown;
 } lc_model__layer_off;
 
+/* How a tensor is split over the TP team (shard.c). */
+enum { LC_MODEL__REPL = 0, LC_MODEL__ROWS = 1, LC_MODEL__COLS = 2 };
+typedef struct {
+    int kind;         /* REPL: whole on every member; ROWS/COLS: a block of rows/columns */
+    int kv;           /* k/v projection: with KV replication member r holds head r / kvrep */
+    int64_t full[2];  /* the full HF shape ([dim, 0] for 1-D) */
+    int64_t unit;     /* rows (ROWS) or columns (COLS) one member holds */
+} lc_model__part;
+
 /* Saved activations of one layer (pointers into the arena; with recompute every layer's
  * pointers except x point at one shared set). */
 typedef struct {
@@ -87,8 +96,17 @@ typedef struct {
 struct lc_model {
     lc_model_config cfg;
     lc_model_run run;
+    /* qdim, kvdim, hl, hkvl, ffl, vl: this PE's share under TP (the full sizes without) */
     int hd, qdim, kvdim, me, P;
+    int hl, hkvl, ffl, vl, v0; /* local query/KV heads, ffn columns, vocab rows from v0 */
+    int T, tr;                 /* TP size and my TP rank (1, 0 without TP) */
+    int kvrep;                 /* members holding one KV head (1: no replication) */
+    lc_team *tp, *kvteam;      /* TP team (NULL: T = 1); my KV head's replicas (NULL: kvrep 1) */
+    lc_model__part *parts;     /* [n_tensors] */
     int rows; /* my real rows */
+    /* residual-stream rows: rows, or with sp my shard of rs = ceil(rows / T) rows of the
+     * rows padded to rp = rs * T; without sp rs = rp = rows */
+    int rr, rs, rp;
     int32_t *pos;     /* [rows] global positions */
     lc_cp *cp;
     lc_world *w;
@@ -115,8 +133,13 @@ struct lc_model {
     float *qkv;    /* [rows, qdim + 2*kvdim] pre-RoPE projection (also dqkv in backward) */
     float *f_att;  /* [rows, qdim] fp32 copy of att (bf16) / dout of attention */
     float *act;    /* [rows, ffn] */
-    float *dres;   /* [rows, dim] gradient of the residual stream */
-    float *dtmp;   /* [rows, dim] */
+    float *dres;   /* [rr, dim] gradient of the residual stream */
+    float *dtmp;   /* [rp, dim] (also the row-parallel partial sums under TP; pad rows stay 0) */
+    float *dfull;  /* sp: [rp, dim] all-gathered dres */
+    float *dsh;    /* sp: [rs, dim] one shard (norm output before its all-gather, a
+                      reduce-scatter's result) */
+    float *gnorm;  /* sp: [(2 * n_layers + 1) * dim] this step's norm-weight grads */
+    double *ce;    /* TP: [3 * chunk] the vocab-parallel loss's per-row max, sum-exp, target */
     float *dh;     /* [rows, 2*ffn] */
     float *dq, *dk, *dv; /* fp32 attention grads */
     void *datt;    /* [rows, qdim] dout for attention in compute dtype */

@@ -46,16 +46,24 @@ void lc_model_zero_grads(lc_model *m) { memset(m->grads, 0, sizeof(float) * m->n
 #define NAME_LEN 64
 
 static size_t add_tensor(lc_model *m, size_t *off, const char *name, int64_t d0, int64_t d1,
-                         int decay)
+                         int decay, int kind, int kv)
 {
     lc_model_tensor *t = &m->tensors[m->n_tensors];
+    lc_model__part *pt = &m->parts[m->n_tensors];
     char *nm = m->names + (size_t)m->n_tensors * NAME_LEN;
     snprintf(nm, NAME_LEN, "%s", name);
     t->name = nm;
     t->ndim = d1 ? 2 : 1;
+    pt->kind = m->T > 1 ? kind : LC_MODEL__REPL;
+    pt->kv = kv;
+    pt->full[0] = d0;
+    pt->full[1] = d1;
     t->shape[0] = d0;
     t->shape[1] = d1;
-    t->numel = (size_t)d0 * (size_t)(d1 ? d1 : 1);
+    /* my slice: kv rows are one KV head's under replication, else 1/T of the full */
+    if (pt->kind == LC_MODEL__ROWS) t->shape[0] = pt->unit = kv ? m->kvdim : d0 / m->T;
+    if (pt->kind == LC_MODEL__COLS) t->shape[1] = pt->unit = d1 / m->T;
+    t->numel = (size_t)t->shape[0] * (size_t)(d1 ? t->shape[1] : 1);
     t->offset = *off;
     t->decay = decay;
     *off += t->numel;
@@ -64,29 +72,32 @@ static size_t add_tensor(lc_model *m, size_t *off, const char *name, int64_t d0,
 }
 
 /* Order in the flat buffer: q, k, v adjacent (one QKV matmul), gate and up adjacent (one
- * gate|up matmul); transformers' names and shapes for each view. */
+ * gate|up matmul); transformers' names and full shapes for each view. Under TP each view is
+ * this PE's slice, so the local q|k|v and gate|up blocks stay adjacent. */
 static void build_tensors(lc_model *m)
 {
     const lc_model_config *c = &m->cfg;
     size_t off = 0;
     char nm[NAME_LEN];
-    m->emb_off = add_tensor(m, &off, "model.embed_tokens.weight", c->vocab, c->dim, 1);
+    int64_t hd = m->hd, qf = (int64_t)c->n_heads * hd, kvf = (int64_t)c->n_kv_heads * hd;
+    enum { R = LC_MODEL__REPL, ROW = LC_MODEL__ROWS, COL = LC_MODEL__COLS };
+    m->emb_off = add_tensor(m, &off, "model.embed_tokens.weight", c->vocab, c->dim, 1, ROW, 0);
     for (int l = 0; l < c->n_layers; l++) {
         lc_model__layer_off *o = &m->lo[l];
 #define NM(s) (snprintf(nm, sizeof nm, "model.layers.%d.%s", l, s), nm)
-        o->ln1 = add_tensor(m, &off, NM("input_layernorm.weight"), c->dim, 0, 0);
-        o->wqkv = add_tensor(m, &off, NM("self_attn.q_proj.weight"), m->qdim, c->dim, 1);
-        add_tensor(m, &off, NM("self_attn.k_proj.weight"), m->kvdim, c->dim, 1);
-        add_tensor(m, &off, NM("self_attn.v_proj.weight"), m->kvdim, c->dim, 1);
-        o->wo = add_tensor(m, &off, NM("self_attn.o_proj.weight"), c->dim, m->qdim, 1);
-        o->ln2 = add_tensor(m, &off, NM("post_attention_layernorm.weight"), c->dim, 0, 0);
-        o->wgu = add_tensor(m, &off, NM("mlp.gate_proj.weight"), c->ffn_dim, c->dim, 1);
-        add_tensor(m, &off, NM("mlp.up_proj.weight"), c->ffn_dim, c->dim, 1);
-        o->wdown = add_tensor(m, &off, NM("mlp.down_proj.weight"), c->dim, c->ffn_dim, 1);
+        o->ln1 = add_tensor(m, &off, NM("input_layernorm.weight"), c->dim, 0, 0, R, 0);
+        o->wqkv = add_tensor(m, &off, NM("self_attn.q_proj.weight"), qf, c->dim, 1, ROW, 0);
+        add_tensor(m, &off, NM("self_attn.k_proj.weight"), kvf, c->dim, 1, ROW, 1);
+        add_tensor(m, &off, NM("self_attn.v_proj.weight"), kvf, c->dim, 1, ROW, 1);
+        o->wo = add_tensor(m, &off, NM("self_attn.o_proj.weight"), c->dim, qf, 1, COL, 0);
+        o->ln2 = add_tensor(m, &off, NM("post_attention_layernorm.weight"), c->dim, 0, 0, R, 0);
+        o->wgu = add_tensor(m, &off, NM("mlp.gate_proj.weight"), c->ffn_dim, c->dim, 1, ROW, 0);
+        add_tensor(m, &off, NM("mlp.up_proj.weight"), c->ffn_dim, c->dim, 1, ROW, 0);
+        o->wdown = add_tensor(m, &off, NM("mlp.down_proj.weight"), c->dim, c->ffn_dim, 1, COL, 0);
 #undef NM
     }
-    m->norm_off = add_tensor(m, &off, "model.norm.weight", c->dim, 0, 0);
-    m->lm_off = add_tensor(m, &off, "lm_head.weight", c->vocab, c->dim, 1);
+    m->norm_off = add_tensor(m, &off, "model.norm.weight", c->dim, 0, 0, R, 0);
+    m->lm_off = add_tensor(m, &off, "lm_head.weight", c->vocab, c->dim, 1, ROW, 0);
     m->n_params = off;
 }
 
@@ -102,25 +113,51 @@ static uint64_t splitmix(uint64_t *s)
 
 static double unif(uint64_t *s) { return ((splitmix(s) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
 
+/* Tensor i's full values from the seed: 1-D tensors are ones, matrices N(0, std). */
+static void init_full(const lc_model *m, int i, uint64_t seed, float *p)
+{
+    const lc_model__part *pt = &m->parts[i];
+    size_t n = (size_t)pt->full[0] * (size_t)(pt->full[1] ? pt->full[1] : 1);
+    if (!pt->full[1]) {
+        for (size_t j = 0; j < n; j++) p[j] = 1.0f;
+        return;
+    }
+    /* one stream per tensor: a tensor's values do not depend on the others' sizes */
+    uint64_t s = seed ^ (0xA0761D6478BD642Full * (uint64_t)(i + 1));
+    const char *name = m->tensors[i].name;
+    double std = (strstr(name, "o_proj") || strstr(name, "down_proj"))
+                     ? 0.02 / sqrt(2.0 * m->cfg.n_layers) : 0.02;
+    for (size_t j = 0; j < n; j += 2) {
+        double u1 = unif(&s), u2 = unif(&s), r = sqrt(-2.0 * log(u1));
+        p[j] = (float)(std * r * cos(6.283185307179586 * u2));
+        if (j + 1 < n) p[j + 1] = (float)(std * r * sin(6.283185307179586 * u2));
+    }
+}
+
+/* Under TP every tensor is drawn whole and sliced, so any layout starts from the same
+ * weights as one PE. */
 int lc_model_init_params(lc_model *m, uint64_t seed)
 {
-    double resid = 0.02 / sqrt(2.0 * m->cfg.n_layers);
+    size_t big = 0;
     for (int i = 0; i < m->n_tensors; i++) {
-        const lc_model_tensor *t = &m->tensors[i];
-        float *p = m->params + t->offset;
-        if (t->ndim == 1) {
-            for (size_t j = 0; j < t->numel; j++) p[j] = 1.0f;
-            continue;
-        }
-        /* one stream per tensor: a tensor's values do not depend on the others' sizes */
-        uint64_t s = seed ^ (0xA0761D6478BD642Full * (uint64_t)(i + 1));
-        double std = (strstr(t->name, "o_proj") || strstr(t->name, "down_proj")) ? resid : 0.02;
-        for (size_t j = 0; j < t->numel; j += 2) {
-            double u1 = unif(&s), u2 = unif(&s), r = sqrt(-2.0 * log(u1));
-            p[j] = (float)(std * r * cos(6.283185307179586 * u2));
-            if (j + 1 < t->numel) p[j + 1] = (float)(std * r * sin(6.283185307179586 * u2));
+        const lc_model__part *pt = &m->parts[i];
+        size_t n = (size_t)pt->full[0] * (size_t)(pt->full[1] ? pt->full[1] : 1);
+        if (pt->kind != LC_MODEL__REPL && n > big) big = n;
+    }
+    float *full = big ? malloc(big * sizeof *full) : NULL;
+    if (big && !full) {
+        snprintf(m->err, sizeof m->err, "lc_model_init_params: out of memory for a %zu-float tensor", big);
+        return LC_ERR_SYS;
+    }
+    for (int i = 0; i < m->n_tensors; i++) {
+        if (m->parts[i].kind == LC_MODEL__REPL) {
+            init_full(m, i, seed, m->params + m->tensors[i].offset);
+        } else {
+            init_full(m, i, seed, full);
+            lc_model_scatter_tensor(m, i, full, m->params);
         }
     }
+    free(full);
     return LC_OK;
 }
 
@@ -138,27 +175,30 @@ static void *carve(carver *c, size_t bytes)
     return c->base ? c->base + at : NULL;
 }
 
-/* Lays out every activation and scratch buffer; with base NULL it only measures. */
+/* Lays out every activation and scratch buffer; with base NULL it only measures. Under TP
+ * the widths are this PE's (heads, ffn, vocab); with sp the residual stream and the norms'
+ * statistics hold the rr = rs rows of my sequence shard, the norm outputs the rp gathered rows. */
 static void layout_arena(lc_model *m, carver *cv)
 {
     const lc_model_config *c = &m->cfg;
-    size_t R = (size_t)m->rows, es = m->run.compute == LC_DT_BF16 ? 2 : 4, F = sizeof(float);
+    size_t R = (size_t)m->rows, Rr = (size_t)m->rr, Rp = (size_t)m->rp, F = sizeof(float);
+    size_t es = m->run.compute == LC_DT_BF16 ? 2 : 4, D = (size_t)c->dim, FF = (size_t)m->ffl;
     int nsets = m->run.recompute ? 1 : c->n_layers;
-    for (int l = 0; l < c->n_layers; l++) m->acts[l].x = carve(cv, R * c->dim * F);
-    m->xlast = carve(cv, R * c->dim * F); /* output of the last layer */
+    for (int l = 0; l < c->n_layers; l++) m->acts[l].x = carve(cv, Rr * D * F);
+    m->xlast = carve(cv, Rr * D * F); /* output of the last layer */
     for (int l = 0; l < nsets; l++) {
         lc_model__acts *a = &m->acts[l];
-        a->ln1 = carve(cv, R * c->dim * F);
-        a->rstd1 = carve(cv, R * F);
+        a->ln1 = carve(cv, Rp * D * F);
+        a->rstd1 = carve(cv, Rr * F);
         a->q = carve(cv, R * m->qdim * es);
         a->k = carve(cv, R * m->kvdim * es);
         a->v = carve(cv, R * m->kvdim * es);
         a->att = carve(cv, R * m->qdim * es);
-        a->lse = carve(cv, R * c->n_heads * F);
-        a->xmid = carve(cv, R * c->dim * F);
-        a->ln2 = carve(cv, R * c->dim * F);
-        a->rstd2 = carve(cv, R * F);
-        a->h = carve(cv, R * 2 * (size_t)c->ffn_dim * F);
+        a->lse = carve(cv, R * m->hl * F);
+        a->xmid = carve(cv, Rr * D * F);
+        a->ln2 = carve(cv, Rp * D * F);
+        a->rstd2 = carve(cv, Rr * F);
+        a->h = carve(cv, R * 2 * FF * F);
     }
     if (m->run.recompute)
         for (int l = 1; l < c->n_layers; l++) {
@@ -166,22 +206,28 @@ static void layout_arena(lc_model *m, carver *cv)
             m->acts[l] = m->acts[0];
             m->acts[l].x = x;
         }
-    m->xf = carve(cv, R * c->dim * F);
-    m->rstdf = carve(cv, R * F);
+    m->xf = carve(cv, Rp * D * F);
+    m->rstdf = carve(cv, Rr * F);
     m->cos_t = carve(cv, R * (m->hd / 2) * F);
     m->sin_t = carve(cv, R * (m->hd / 2) * F);
     m->tok = carve(cv, R * 4);
     m->tgt = carve(cv, R * 4);
     m->doc = carve(cv, R * 4);
-    m->dres = carve(cv, R * c->dim * F);
-    m->dtmp = carve(cv, R * c->dim * F);
+    m->dres = carve(cv, Rr * D * F);
+    m->dtmp = carve(cv, Rp * D * F);
+    if (m->run.sp) {
+        m->dfull = carve(cv, Rp * D * F);
+        m->dsh = carve(cv, Rr * D * F);
+        m->gnorm = carve(cv, (2 * (size_t)c->n_layers + 1) * D * F);
+    }
+    if (m->T > 1) m->ce = carve(cv, 3 * (size_t)m->chunk * sizeof(double));
     /* Two scratch sets that are never live at once share one region: the MLP's (dh, act:
      * act is written after the attention temporaries die in forward, and the MLP backward
      * ends before the attention backward starts) and the attention's (qkv split, fp32 att /
      * dout, dq, dk, dv, bf16 dout). */
     carver mlp = {NULL, 0}, att = {NULL, 0};
-    carve(&mlp, R * 2 * (size_t)c->ffn_dim * F);
-    carve(&mlp, R * c->ffn_dim * F);
+    carve(&mlp, R * 2 * FF * F);
+    carve(&mlp, R * FF * F);
     carve(&att, R * (m->qdim + 2 * (size_t)m->kvdim) * F);
     carve(&att, R * m->qdim * F);
     carve(&att, R * m->qdim * F);
@@ -192,8 +238,8 @@ static void layout_arena(lc_model *m, carver *cv)
     mlp.base = att.base = u;
     mlp.off = att.off = 0;
     if (u) {
-        m->dh = carve(&mlp, R * 2 * (size_t)c->ffn_dim * F);
-        m->act = carve(&mlp, R * c->ffn_dim * F);
+        m->dh = carve(&mlp, R * 2 * FF * F);
+        m->act = carve(&mlp, R * FF * F);
         m->qkv = carve(&att, R * (m->qdim + 2 * (size_t)m->kvdim) * F);
         m->f_att = carve(&att, R * m->qdim * F);
         m->dq = carve(&att, R * m->qdim * F);
@@ -201,7 +247,7 @@ static void layout_arena(lc_model *m, carver *cv)
         m->dv = carve(&att, R * m->kvdim * F);
         m->datt = carve(&att, R * m->qdim * es);
     }
-    m->logits = carve(cv, (size_t)m->chunk * c->vocab * F);
+    m->logits = carve(cv, (size_t)m->chunk * m->vl * F);
 }
 
 static void free_model(lc_model *m)
@@ -209,6 +255,7 @@ static void free_model(lc_model *m)
     if (m) {
         free(m->pos);
         free(m->tensors);
+        free(m->parts);
         free(m->names);
         free(m->lo);
         free(m->acts);
@@ -229,7 +276,7 @@ static int fail_create(lc_model *m, int rc, const char *fmt, ...)
     if (m && m->cp) {
         /* the plan exists on every member; a failure after it is this PE's alone (memory),
          * so peers must not wait in a collective destroy: take the world down instead */
-        if (m->P > 1) lc_world_abort(m->w, g_create_err);
+        if (m->P > 1 || m->T > 1) lc_world_abort(m->w, g_create_err);
         else lc_cp_destroy(m->cp);
     }
     free_model(m);
@@ -253,11 +300,12 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
     if (lc_model_config_check(cfg, err, sizeof err))
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: config: %s", err);
     if (!run->cp_team) return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.cp_team is NULL");
-    if (run->tp_team && lc_team_n_pes(run->tp_team) > 1)
-        return fail_create(NULL, LC_ERR_UNSUPPORTED,
-                           "lc_model_create: tensor parallelism (run.tp_team of %d PEs) is not built yet",
-                           lc_team_n_pes(run->tp_team));
-    if (run->sp && !(run->tp_team && lc_team_n_pes(run->tp_team) > 1))
+    int T = run->tp_team ? lc_team_n_pes(run->tp_team) : 1;
+    if (run->tp_team && (T < 1 || lc_team_get_world(run->tp_team) != lc_team_get_world(run->cp_team)))
+        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.tp_team is not a team of run.cp_team's world");
+    if (lc_model_tp_check(cfg, T, err, sizeof err))
+        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: %s", err);
+    if (run->sp && T < 2)
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.sp needs a tensor-parallel team of 2+ PEs");
     if (run->seq_len < 1)
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.seq_len = %lld must be >= 1",
@@ -302,13 +350,24 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
     m->run = *run;
     if (m->run.threads < 1) m->run.threads = 1;
     m->hd = cfg->dim / cfg->n_heads;
-    m->qdim = cfg->dim;
-    m->kvdim = m->hd * cfg->n_kv_heads;
+    m->T = T;
+    m->tr = T > 1 ? lc_team_my_pe(run->tp_team) : 0;
+    m->tp = T > 1 ? run->tp_team : NULL;
+    if (T == 1) m->run.tp_team = NULL;
+    /* heads split over TP; KV heads too, or replicated when TP exceeds them (Megatron) */
+    m->hl = cfg->n_heads / T;
+    m->kvrep = cfg->n_kv_heads % T == 0 ? 1 : T / cfg->n_kv_heads;
+    m->hkvl = m->kvrep > 1 ? 1 : cfg->n_kv_heads / T;
+    m->ffl = cfg->ffn_dim / T;
+    m->vl = cfg->vocab / T;
+    m->v0 = m->tr * m->vl;
+    m->qdim = m->hd * m->hl;
+    m->kvdim = m->hd * m->hkvl;
     m->P = P;
     m->me = me;
     m->w = lc_team_get_world(run->cp_team);
 
-    lc_cp_config cc = {.seq_len = run->seq_len, .hq = cfg->n_heads, .hkv = cfg->n_kv_heads,
+    lc_cp_config cc = {.seq_len = run->seq_len, .hq = m->hl, .hkv = m->hkvl,
                        .d = m->hd, .dtype = run->compute, .layout = run->layout,
                        .mask = LC_MASK_CAUSAL | (run->doc_mask ? LC_MASK_DOC : 0),
                        .algo = run->cp_algo, .lowering = run->lowering,
@@ -319,13 +378,27 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
         return fail_create(m, rc, "lc_model_create: lc_cp_create: %s", lc_cp_last_error(NULL));
     }
     m->rows = lc_cp_local_rows(m->cp, me);
+    m->rs = m->run.sp ? (m->rows + T - 1) / T : m->rows;
+    m->rp = m->rs * (m->run.sp ? T : 1);
+    m->rr = m->rs;
+    if (m->kvrep > 1) {
+        /* the members sharing my KV head: consecutive TP ranks (member r holds head r / kvrep) */
+        for (int h = 0; h < cfg->n_kv_heads; h++) {
+            lc_team *t = NULL;
+            if ((rc = lc_team_split_strided(m->tp, h * m->kvrep, 1, m->kvrep, &t)))
+                return fail_create(m, rc, "lc_model_create: the KV-replica team split failed: %s",
+                                   lc_last_error(m->w));
+            if (t) m->kvteam = t;
+        }
+    }
     m->pos = malloc(sizeof(int32_t) * (size_t)m->rows);
     int ntens = 3 + 9 * cfg->n_layers;
+    m->parts = calloc((size_t)ntens, sizeof *m->parts);
     m->tensors = calloc((size_t)ntens, sizeof *m->tensors);
     m->names = calloc((size_t)ntens, NAME_LEN);
     m->lo = calloc((size_t)cfg->n_layers, sizeof *m->lo);
     m->acts = calloc((size_t)cfg->n_layers, sizeof *m->acts);
-    if (!m->pos || !m->tensors || !m->names || !m->lo || !m->acts)
+    if (!m->pos || !m->parts || !m->tensors || !m->names || !m->lo || !m->acts)
         return fail_create(m, LC_ERR_SYS, "lc_model_create: out of memory");
     for (int i = 0; i < m->rows; i++) m->pos[i] = lc_cp_global_pos(m->cp, me, i);
     build_tensors(m);
@@ -339,7 +412,7 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
 
     /* LM head rows per chunk: logits of one chunk stay <= 8 Mi floats (32 MiB), so at
      * Llama 3 vocab (128256) a chunk is 65 rows: big enough for an efficient GEMM */
-    int chunk = (int)(LC_MODEL__LOGITS_MAX / (unsigned)cfg->vocab);
+    int chunk = (int)(LC_MODEL__LOGITS_MAX / (unsigned)m->vl);
     if (chunk < 16) chunk = 16;
     m->chunk = m->chunk_alloc = chunk < m->rows ? chunk : m->rows;
 
@@ -363,6 +436,7 @@ int lc_model_destroy(lc_model *m)
 {
     if (!m) return LC_OK;
     int rc = m->cp ? lc_cp_destroy(m->cp) : LC_OK;
+    lc_team_destroy(m->kvteam);
     free_model(m);
     return rc;
 }

@@ -38,17 +38,114 @@ static void maybe_round(const lc_model *m, float *x, size_t n)
     if (is_bf16(m)) lc_model__round_bf16(x, n);
 }
 
+/* ---- TP collectives (timed as tp_comm_s; an error aborts the world: peers are inside) ---- */
+
+static int tp_fail(lc_model *m, int rc, const char *what)
+{
+    return step_err(m, rc, 1, "%s over the TP team: %s", what, lc_last_error(m->w));
+}
+
+static int tp_allreduce(lc_model *m, float *buf, size_t n, const char *what)
+{
+    double t0 = lc_model__now();
+    int rc = lc_allreduce_sum_f32(m->tp, buf, buf, n);
+    m->t.tp_comm_s += lc_model__now() - t0;
+    return rc ? tp_fail(m, rc, what) : LC_OK;
+}
+
+/* sp: full [rp, dim] <- every member's shard [rs, dim] */
+static int sp_gather(lc_model *m, float *full, const float *shard, const char *what)
+{
+    double t0 = lc_model__now();
+    int rc = lc_allgather(m->tp, full, shard, sizeof(float) * (size_t)m->rs * m->cfg.dim);
+    m->t.tp_comm_s += lc_model__now() - t0;
+    return rc ? tp_fail(m, rc, what) : LC_OK;
+}
+
+/* sp: shard [rs, dim] <- my rows of the sum of every member's full [rp, dim] */
+static int sp_reduce_scatter(lc_model *m, float *shard, const float *full, const char *what)
+{
+    double t0 = lc_model__now();
+    int rc = lc_reduce_scatter_sum_f32(m->tp, shard, full, (size_t)m->rs * m->cfg.dim);
+    m->t.tp_comm_s += lc_model__now() - t0;
+    return rc ? tp_fail(m, rc, what) : LC_OK;
+}
+
+/* Row-parallel output: out = base + (sum over TP of the partial [rows, dim] in dtmp), on the
+ * residual rows (all rows, or my shard with sp). */
+static int row_parallel_out(lc_model *m, const float *base, float *out, const char *what)
+{
+    size_t n = (size_t)m->rr * m->cfg.dim;
+    const float *sum = m->dtmp;
+    int rc;
+    if (m->run.sp) {
+        if ((rc = sp_reduce_scatter(m, m->dsh, m->dtmp, what))) return rc;
+        sum = m->dsh;
+    } else if ((rc = tp_allreduce(m, m->dtmp, n, what))) {
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) out[i] = base[i] + sum[i];
+    return LC_OK;
+}
+
+/* RMSNorm of the residual rows x into out [rows, dim] (with sp my shard is normed, then
+ * all-gathered), rounded for bf16. */
+static int norm_fwd(lc_model *m, const float *x, size_t w_off, float *out, float *rstd,
+                    const char *what)
+{
+    const lc_model_config *c = &m->cfg;
+    float *dst = m->run.sp ? m->dsh : out;
+    lc_model__rmsnorm_fwd(x, m->params + w_off, m->rr, c->dim, c->norm_eps, dst, rstd);
+    maybe_round(m, dst, (size_t)m->rr * c->dim);
+    return m->run.sp ? sp_gather(m, out, m->dsh, what) : LC_OK;
+}
+
+/* d(residual) for every row, the input gradient of a column-parallel matmul: dres itself,
+ * or with sp its all-gather. */
+static int dres_full(lc_model *m, const float **out, const char *what)
+{
+    *out = m->dres;
+    if (!m->run.sp) return LC_OK;
+    *out = m->dfull;
+    return sp_gather(m, m->dfull, m->dres, what);
+}
+
+/* RMSNorm backward from the partial d(norm output) [rows, dim] in dtmp (summed over TP
+ * first): dres (+)= dx; dw += into the weight's grad (with sp into this step's norm scratch,
+ * summed over TP at the end: each member saw only its shard's rows). */
+static int norm_bwd(lc_model *m, const float *x, size_t w_off, const float *rstd, int accumulate,
+                    const char *what)
+{
+    const lc_model_config *c = &m->cfg;
+    const float *d = m->dtmp;
+    float *dw = m->grads + w_off;
+    int rc;
+    if (m->T > 1) {
+        if (m->run.sp) {
+            if ((rc = sp_reduce_scatter(m, m->dsh, m->dtmp, what))) return rc;
+            d = m->dsh;
+            size_t k = 2 * (size_t)c->n_layers;
+            for (int l = 0; l < c->n_layers; l++)
+                if (m->lo[l].ln1 == w_off || m->lo[l].ln2 == w_off) k = 2 * (size_t)l + (m->lo[l].ln2 == w_off);
+            dw = m->gnorm + k * c->dim;
+        } else if ((rc = tp_allreduce(m, m->dtmp, (size_t)m->rows * c->dim, what))) {
+            return rc;
+        }
+    }
+    lc_model__rmsnorm_bwd(x, m->params + w_off, rstd, d, m->rr, c->dim, accumulate, m->dres, dw);
+    return LC_OK;
+}
+
 /* Layer l forward from acts[l].x; writes out (the next layer's input) when out != NULL. */
 static int layer_fwd(lc_model *m, int l, float *out)
 {
     const lc_model_config *c = &m->cfg;
     const lc_model__layer_off *o = &m->lo[l];
     lc_model__acts *a = &m->acts[l];
-    int R = m->rows, D = c->dim, qkvd = m->qdim + 2 * m->kvdim, F = c->ffn_dim;
+    int R = m->rows, D = c->dim, qkvd = m->qdim + 2 * m->kvdim, F = m->ffl, tp = m->T > 1, rc;
     size_t nq = (size_t)R * m->qdim, nkv = (size_t)R * m->kvdim;
 
-    lc_model__rmsnorm_fwd(a->x, m->params + o->ln1, R, D, c->norm_eps, a->ln1, a->rstd1);
-    maybe_round(m, a->ln1, (size_t)R * D);
+    if ((rc = norm_fwd(m, a->x, o->ln1, a->ln1, a->rstd1, "input norm all-gather"))) return rc;
     MM(m, lc_model__linear_fwd(a->ln1, W(m, o->wqkv), R, D, qkvd, m->qkv, 0));
     /* split [q|k|v] rows into the attention layout; RoPE on q and k */
     float *q = is_bf16(m) ? m->f_att : a->q, *k = is_bf16(m) ? m->dk : a->k,
@@ -59,31 +156,39 @@ static int layer_fwd(lc_model *m, int l, float *out)
         memcpy(k + (size_t)i * m->kvdim, src + m->qdim, sizeof(float) * m->kvdim);
         memcpy(v + (size_t)i * m->kvdim, src + m->qdim + m->kvdim, sizeof(float) * m->kvdim);
     }
-    lc_model__rope_apply(q, R, c->n_heads, m->hd, m->cos_t, m->sin_t, 0);
-    lc_model__rope_apply(k, R, c->n_kv_heads, m->hd, m->cos_t, m->sin_t, 0);
+    lc_model__rope_apply(q, R, m->hl, m->hd, m->cos_t, m->sin_t, 0);
+    lc_model__rope_apply(k, R, m->hkvl, m->hd, m->cos_t, m->sin_t, 0);
     if (is_bf16(m)) {
         lc_model__to_bf16(q, nq, a->q);
         lc_model__to_bf16(k, nkv, a->k);
         lc_model__to_bf16(v, nkv, a->v);
     }
-    int rc = lc_cp_forward(m->cp, a->q, a->k, a->v, m->run.doc_mask ? m->doc : NULL, a->att,
-                           a->lse);
+    rc = lc_cp_forward(m->cp, a->q, a->k, a->v, m->run.doc_mask ? m->doc : NULL, a->att, a->lse);
     if (rc) return step_err(m, rc, 1, "layer %d attention forward: %s", l, lc_cp_last_error(m->cp));
     const float *att = a->att;
     if (is_bf16(m)) {
         lc_model__from_bf16(a->att, nq, m->f_att);
         att = m->f_att;
     }
-    memcpy(a->xmid, a->x, sizeof(float) * R * D);
-    MM(m, lc_model__linear_fwd(att, W(m, o->wo), R, m->qdim, D, a->xmid, 1));
-    lc_model__rmsnorm_fwd(a->xmid, m->params + o->ln2, R, D, c->norm_eps, a->ln2, a->rstd2);
-    maybe_round(m, a->ln2, (size_t)R * D);
+    if (tp) {
+        MM(m, lc_model__linear_fwd(att, W(m, o->wo), R, m->qdim, D, m->dtmp, 0));
+        if ((rc = row_parallel_out(m, a->x, a->xmid, "o_proj all-reduce"))) return rc;
+    } else {
+        memcpy(a->xmid, a->x, sizeof(float) * R * D);
+        MM(m, lc_model__linear_fwd(att, W(m, o->wo), R, m->qdim, D, a->xmid, 1));
+    }
+    if ((rc = norm_fwd(m, a->xmid, o->ln2, a->ln2, a->rstd2, "post-attention norm all-gather"))) return rc;
     MM(m, lc_model__linear_fwd(a->ln2, W(m, o->wgu), R, D, 2 * F, a->h, 0));
     if (out) {
         lc_model__swiglu_fwd(a->h, R, F, m->act);
         maybe_round(m, m->act, (size_t)R * F);
-        memcpy(out, a->xmid, sizeof(float) * R * D);
-        MM(m, lc_model__linear_fwd(m->act, W(m, o->wdown), R, F, D, out, 1));
+        if (tp) {
+            MM(m, lc_model__linear_fwd(m->act, W(m, o->wdown), R, F, D, m->dtmp, 0));
+            if ((rc = row_parallel_out(m, a->xmid, out, "down_proj all-reduce"))) return rc;
+        } else {
+            memcpy(out, a->xmid, sizeof(float) * R * D);
+            MM(m, lc_model__linear_fwd(m->act, W(m, o->wdown), R, F, D, out, 1));
+        }
     }
     return LC_OK;
 }
@@ -94,20 +199,21 @@ static int layer_bwd(lc_model *m, int l)
     const lc_model_config *c = &m->cfg;
     const lc_model__layer_off *o = &m->lo[l];
     lc_model__acts *a = &m->acts[l];
-    int R = m->rows, D = c->dim, qkvd = m->qdim + 2 * m->kvdim, F = c->ffn_dim;
+    int R = m->rows, D = c->dim, qkvd = m->qdim + 2 * m->kvdim, F = m->ffl, rc;
     size_t nq = (size_t)R * m->qdim;
     float *g = m->grads;
+    const float *dout;
 
     /* MLP: out = xmid + act Wdown^T; dact lands in dh's up half, the SwiGLU backward
      * also rebuilds act for dWdown */
-    MM(m, lc_model__linear_bwd_dx_ld(m->dres, W(m, o->wdown), R, F, D, m->dh + F, 2 * F));
+    if ((rc = dres_full(m, &dout, "MLP gradient all-gather"))) return rc;
+    MM(m, lc_model__linear_bwd_dx_ld(dout, W(m, o->wdown), R, F, D, m->dh + F, 2 * F));
     lc_model__swiglu_bwd(a->h, m->dh, m->act, R, F);
     maybe_round(m, m->act, (size_t)R * F);
-    MM(m, lc_model__linear_bwd_dw(m->dres, m->act, R, F, D, g + o->wdown));
+    MM(m, lc_model__linear_bwd_dw(dout, m->act, R, F, D, g + o->wdown));
     MM(m, lc_model__linear_bwd_dw(m->dh, a->ln2, R, D, 2 * F, g + o->wgu));
     MM(m, lc_model__linear_bwd_dx(m->dh, W(m, o->wgu), R, D, 2 * F, m->dtmp, 0));
-    lc_model__rmsnorm_bwd(a->xmid, m->params + o->ln2, a->rstd2, m->dtmp, R, D, 1, m->dres,
-                          g + o->ln2);
+    if ((rc = norm_bwd(m, a->xmid, o->ln2, a->rstd2, 1, "gate/up input-gradient all-reduce"))) return rc;
 
     /* attention: xmid = x + att Wo^T */
     const float *att = a->att;
@@ -115,19 +221,31 @@ static int layer_bwd(lc_model *m, int l)
         lc_model__from_bf16(a->att, nq, m->f_att);
         att = m->f_att;
     }
-    MM(m, lc_model__linear_bwd_dw(m->dres, att, R, m->qdim, D, g + o->wo));
-    MM(m, lc_model__linear_bwd_dx(m->dres, W(m, o->wo), R, m->qdim, D, m->f_att, 0));
+    if ((rc = dres_full(m, &dout, "attention gradient all-gather"))) return rc;
+    MM(m, lc_model__linear_bwd_dw(dout, att, R, m->qdim, D, g + o->wo));
+    MM(m, lc_model__linear_bwd_dx(dout, W(m, o->wo), R, m->qdim, D, m->f_att, 0));
     void *datt = m->f_att;
     if (is_bf16(m)) {
         lc_model__to_bf16(m->f_att, nq, m->datt);
         datt = m->datt;
     }
-    int rc = lc_cp_backward(m->cp, a->q, a->k, a->v, m->run.doc_mask ? m->doc : NULL, a->att,
-                            a->lse, datt, m->dq, m->dk, m->dv);
+    rc = lc_cp_backward(m->cp, a->q, a->k, a->v, m->run.doc_mask ? m->doc : NULL, a->att,
+                        a->lse, datt, m->dq, m->dk, m->dv);
     if (rc)
         return step_err(m, rc, 1, "layer %d attention backward: %s", l, lc_cp_last_error(m->cp));
-    lc_model__rope_apply(m->dq, R, c->n_heads, m->hd, m->cos_t, m->sin_t, 1);
-    lc_model__rope_apply(m->dk, R, c->n_kv_heads, m->hd, m->cos_t, m->sin_t, 1);
+    if (m->kvteam) {
+        /* a replicated KV head's gradient is the sum of what every replica's query heads
+         * send it: summed here, every replica gets the whole dWk/dWv (replicas stay equal),
+         * and only the first counts it in the input gradient below */
+        size_t nkv = (size_t)R * m->kvdim;
+        double t0 = lc_model__now();
+        rc = lc_allreduce_sum_f32(m->kvteam, m->dk, m->dk, nkv);
+        if (!rc) rc = lc_allreduce_sum_f32(m->kvteam, m->dv, m->dv, nkv);
+        m->t.tp_comm_s += lc_model__now() - t0;
+        if (rc) return tp_fail(m, rc, "KV-replica gradient all-reduce");
+    }
+    lc_model__rope_apply(m->dq, R, m->hl, m->hd, m->cos_t, m->sin_t, 1);
+    lc_model__rope_apply(m->dk, R, m->hkvl, m->hd, m->cos_t, m->sin_t, 1);
     for (int i = 0; i < R; i++) {
         float *dst = m->qkv + (size_t)i * qkvd;
         memcpy(dst, m->dq + (size_t)i * m->qdim, sizeof(float) * m->qdim);
@@ -135,36 +253,147 @@ static int layer_bwd(lc_model *m, int l)
         memcpy(dst + m->qdim + m->kvdim, m->dv + (size_t)i * m->kvdim, sizeof(float) * m->kvdim);
     }
     MM(m, lc_model__linear_bwd_dw(m->qkv, a->ln1, R, D, qkvd, g + o->wqkv));
+    if (m->kvteam && lc_team_my_pe(m->kvteam) != 0)
+        for (int i = 0; i < R; i++)
+            memset(m->qkv + (size_t)i * qkvd + m->qdim, 0, sizeof(float) * 2 * m->kvdim);
     MM(m, lc_model__linear_bwd_dx(m->qkv, W(m, o->wqkv), R, D, qkvd, m->dtmp, 0));
-    lc_model__rmsnorm_bwd(a->x, m->params + o->ln1, a->rstd1, m->dtmp, R, D, 1, m->dres,
-                          g + o->ln1);
+    return norm_bwd(m, a->x, o->ln1, a->rstd1, 1, "qkv input-gradient all-reduce");
+}
+
+/* The vocab-parallel cross-entropy of n rows of my logits [n, vl] (vocab v0..v0+vl), in
+ * place like lc_model__ce_fwd_bwd: the row max, the sum of exp and the target's logit are
+ * all-reduced over TP; no PE holds a full row. *sum_out: the CE sum (the same on every
+ * member). */
+static int ce_tp(lc_model *m, float *logits, const int32_t *tgt, int n, int grad, float dscale,
+                 double *sum_out)
+{
+    int V = m->vl, rc;
+    double *mx = m->ce, *st = m->ce + n; /* st: [n][2] sum-exp, target logit */
+    for (int i = 0; i < n; i++) {
+        const float *l = logits + (size_t)i * V;
+        float x = l[0];
+        for (int j = 1; j < V; j++) x = l[j] > x ? l[j] : x;
+        mx[i] = x;
+    }
+    double t0 = lc_model__now();
+    rc = lc_allreduce_max_f64(m->tp, mx, mx, (size_t)n);
+    m->t.tp_comm_s += lc_model__now() - t0;
+    if (rc) return tp_fail(m, rc, "loss max all-reduce");
+    for (int i = 0; i < n; i++) {
+        const float *l = logits + (size_t)i * V;
+        float M = (float)mx[i];
+        double s = 0.0;
+        for (int j = 0; j < V; j++) s += exp((double)(l[j] - M));
+        int t = tgt[i] - m->v0;
+        st[2 * i] = s;
+        st[2 * i + 1] = tgt[i] >= 0 && t >= 0 && t < V ? (double)l[t] : 0.0;
+    }
+    t0 = lc_model__now();
+    rc = lc_allreduce_sum_f64(m->tp, st, st, 2 * (size_t)n);
+    m->t.tp_comm_s += lc_model__now() - t0;
+    if (rc) return tp_fail(m, rc, "loss sum-exp all-reduce");
+    double loss = 0.0;
+    for (int i = 0; i < n; i++) {
+        float *l = logits + (size_t)i * V;
+        if (tgt[i] < 0) {
+            if (grad) memset(l, 0, sizeof(float) * V);
+            continue;
+        }
+        double lse = (double)(float)mx[i] + log(st[2 * i]);
+        loss += lse - st[2 * i + 1];
+        if (grad) {
+            for (int j = 0; j < V; j++) l[j] = dscale * (float)exp((double)l[j] - lse);
+            int t = tgt[i] - m->v0;
+            if (t >= 0 && t < V) l[t] -= dscale;
+        }
+    }
+    *sum_out = loss;
     return LC_OK;
 }
 
 /* Final norm, LM head and CE in row chunks (the [rows, vocab] logits never exist whole).
- * With backward, dres gets d(last layer output). Returns this PE's CE sum. */
-static double head(lc_model *m, float dscale, int backward)
+ * With backward, dres gets d(last layer output). *sum: this PE's CE sum. */
+static int head(lc_model *m, float dscale, int backward, double *sum)
 {
     const lc_model_config *c = &m->cfg;
-    int R = m->rows, D = c->dim, V = c->vocab;
-    lc_model__rmsnorm_fwd(m->xlast, m->params + m->norm_off, R, D, c->norm_eps, m->xf, m->rstdf);
-    maybe_round(m, m->xf, (size_t)R * D);
-    double sum = 0.0;
+    int R = m->rows, D = c->dim, V = m->vl, rc;
+    if ((rc = norm_fwd(m, m->xlast, m->norm_off, m->xf, m->rstdf, "final norm all-gather"))) return rc;
+    *sum = 0.0;
     for (int r0 = 0; r0 < R; r0 += m->chunk) {
         int n = R - r0 < m->chunk ? R - r0 : m->chunk;
         const float *x = m->xf + (size_t)r0 * D;
         MM(m, lc_model__linear_fwd(x, W(m, m->lm_off), n, D, V, m->logits, 0));
-        sum += lc_model__ce_fwd_bwd(m->logits, m->tgt + r0, n, V, backward, dscale);
+        if (m->T > 1) {
+            double s = 0.0;
+            if ((rc = ce_tp(m, m->logits, m->tgt + r0, n, backward, dscale, &s))) return rc;
+            *sum += s;
+        } else {
+            *sum += lc_model__ce_fwd_bwd(m->logits, m->tgt + r0, n, V, backward, dscale);
+        }
         if (backward) {
             MM(m, lc_model__linear_bwd_dw(m->logits, x, n, D, V, m->grads + m->lm_off));
             MM(m, lc_model__linear_bwd_dx(m->logits, W(m, m->lm_off), n, D, V,
                                           m->dtmp + (size_t)r0 * D, 0));
         }
     }
-    if (backward)
-        lc_model__rmsnorm_bwd(m->xlast, m->params + m->norm_off, m->rstdf, m->dtmp, R, D, 0,
-                              m->dres, m->grads + m->norm_off);
-    return sum;
+    if (backward) return norm_bwd(m, m->xlast, m->norm_off, m->rstdf, 0, "LM-head input-gradient all-reduce");
+    return LC_OK;
+}
+
+/* Vocab-parallel embedding: my rows of the table, zeros for tokens outside my vocabulary
+ * slice, summed over TP (reduce-scattered onto my shard with sp). */
+static int embed_fwd(lc_model *m)
+{
+    const lc_model_config *c = &m->cfg;
+    if (m->T == 1) {
+        lc_model__embed_fwd(m->params + m->emb_off, m->tok, m->rows, c->dim, m->acts[0].x);
+        return LC_OK;
+    }
+    float *dst = m->run.sp ? m->dtmp : m->acts[0].x;
+    for (int i = 0; i < m->rows; i++) {
+        int t = m->tok[i] - m->v0;
+        float *d = dst + (size_t)i * c->dim;
+        if (t >= 0 && t < m->vl) memcpy(d, m->params + m->emb_off + (size_t)t * c->dim, sizeof(float) * c->dim);
+        else memset(d, 0, sizeof(float) * c->dim);
+    }
+    if (m->run.sp) return sp_reduce_scatter(m, m->acts[0].x, m->dtmp, "embedding reduce-scatter");
+    return tp_allreduce(m, m->acts[0].x, (size_t)m->rows * c->dim, "embedding all-reduce");
+}
+
+static int embed_bwd(lc_model *m)
+{
+    const lc_model_config *c = &m->cfg;
+    const float *d;
+    int rc;
+    if (m->T == 1) {
+        lc_model__embed_bwd(m->grads + m->emb_off, m->tok, m->rows, c->dim, m->dres);
+        return LC_OK;
+    }
+    if ((rc = dres_full(m, &d, "embedding gradient all-gather"))) return rc;
+    for (int i = 0; i < m->rows; i++) {
+        int t = m->tok[i] - m->v0;
+        if (t < 0 || t >= m->vl) continue;
+        float *g = m->grads + m->emb_off + (size_t)t * c->dim;
+        const float *di = d + (size_t)i * c->dim;
+        for (int j = 0; j < c->dim; j++) g[j] += di[j];
+    }
+    return LC_OK;
+}
+
+/* sp: the norm weights' gradients of this step, summed over the TP team's shards. */
+static int sp_norm_grads(lc_model *m)
+{
+    const lc_model_config *c = &m->cfg;
+    size_t D = (size_t)c->dim, n = (2 * (size_t)c->n_layers + 1) * D;
+    int rc = tp_allreduce(m, m->gnorm, n, "norm-weight gradient all-reduce");
+    if (rc) return rc;
+    for (int l = 0; l <= c->n_layers; l++)
+        for (int k = 0; k < (l < c->n_layers ? 2 : 1); k++) {
+            size_t off = l < c->n_layers ? (k ? m->lo[l].ln2 : m->lo[l].ln1) : m->norm_off;
+            const float *s = m->gnorm + (2 * (size_t)l + k) * D;
+            for (size_t j = 0; j < D; j++) m->grads[off + j] += s[j];
+        }
+    return LC_OK;
 }
 
 static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
@@ -203,11 +432,13 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
     }
 
     int L = c->n_layers, rc;
-    lc_model__embed_fwd(m->params + m->emb_off, m->tok, m->rows, c->dim, m->acts[0].x);
+    if ((rc = embed_fwd(m))) return rc;
     for (int l = 0; l < L; l++)
         if ((rc = layer_fwd(m, l, l + 1 < L ? m->acts[l + 1].x : m->xlast))) return rc;
     float dscale = n_real ? grad_scale / (float)n_real : 0.0f;
-    double part = head(m, dscale, backward), tot = 0.0;
+    double part = 0.0, tot = 0.0;
+    if (backward && m->run.sp) memset(m->gnorm, 0, sizeof(float) * (2 * (size_t)L + 1) * c->dim);
+    if ((rc = head(m, dscale, backward, &part))) return rc;
     rc = lc_allreduce_sum_f64(m->run.cp_team, &tot, &part, 1);
     if (rc) return step_err(m, rc, 1, "model step: loss all-reduce: %s", lc_last_error(m->w));
     *loss = n_real ? (float)(tot / (double)n_real) : 0.0f;
@@ -216,7 +447,8 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
             if (m->run.recompute && (rc = layer_fwd(m, l, NULL))) return rc;
             if ((rc = layer_bwd(m, l))) return rc;
         }
-        lc_model__embed_bwd(m->grads + m->emb_off, m->tok, m->rows, c->dim, m->dres);
+        if ((rc = embed_bwd(m))) return rc;
+        if (m->run.sp && (rc = sp_norm_grads(m))) return rc;
     }
     lc_cp_stats st1;
     lc_cp_get_stats(m->cp, &st1);
@@ -242,7 +474,7 @@ int lc_model_forward(lc_model *m, const int32_t *tokens, const int32_t *targets,
 void lc_model_get_times(const lc_model *m, lc_model_times *t)
 {
     *t = m->t;
-    t->other_s = t->total_s - t->matmul_s - t->attn_s - t->comm_s;
+    t->other_s = t->total_s - t->matmul_s - t->attn_s - t->comm_s - t->tp_comm_s;
     if (t->other_s < 0) t->other_s = 0;
 }
 

@@ -101,6 +101,8 @@ void lc_adamw_step(lc_adamw *o, float *params, const float *grads, float lr, flo
 }
 
 int64_t lc_adamw_steps(const lc_adamw *o) { return o->t; }
+void lc_adamw_set_steps(lc_adamw *o, int64_t t) { o->t = t < 0 ? 0 : t; }
+size_t lc_adamw_n_params(const lc_adamw *o) { return o->n; }
 float *lc_adamw_m(lc_adamw *o) { return o->m; }
 float *lc_adamw_v(lc_adamw *o) { return o->v; }
 

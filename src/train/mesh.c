@@ -1,10 +1,36 @@
-/* The PE mesh: DP x CP today, with TP as the innermost axis reserved. World rank
- * r = (dp_rank * cp + cp_rank) * tp + tp_rank, so a CP team is a run of consecutive PEs
- * (the launcher binds PE i to the i-th core: ring neighbours are core neighbours). */
+/* The PE mesh: DP x CP x TP. The axis order (innermost first; Megatron's default tp,cp,dp)
+ * sets the strides: with tp,cp,dp world rank r = (dp_rank * cp + cp_rank) * tp + tp_rank, so
+ * a TP team is a run of consecutive PEs (the launcher binds PE i to the i-th core: the axis
+ * that talks most gets neighbouring cores). */
 #include <stdio.h>
 #include <string.h>
 
 #include "train/internal.h"
+
+enum { AX_TP = 0, AX_CP = 1, AX_DP = 2 };
+static const char *const AXIS[3] = {"tp", "cp", "dp"};
+
+int lc_mesh_parse_order(const char *s, int order[3], char *err, size_t errlen)
+{
+    if (!s) s = "tp,cp,dp";
+    int seen = 0, n = 0;
+    const char *p = s;
+    while (*p && n < 4) {
+        int k;
+        for (k = 0; k < 3 && strncmp(p, AXIS[k], 2); k++) {}
+        if (k == 3 || (p[2] && p[2] != ',') || (seen >> k & 1)) break;
+        seen |= 1 << k;
+        if (n < 3) order[n] = k;
+        n++;
+        p += p[2] ? 3 : 2;
+    }
+    if (*p || n != 3 || seen != 7) {
+        snprintf(err, errlen, "mesh: --mesh-order '%s' must name tp, cp and dp once each, innermost first "
+                 "(e.g. tp,cp,dp)", s);
+        return LC_ERR_ARG;
+    }
+    return LC_OK;
+}
 
 int lc_mesh_check(int n_pes, int dp, int cp, int tp, char *err, size_t errlen)
 {
@@ -12,46 +38,87 @@ int lc_mesh_check(int n_pes, int dp, int cp, int tp, char *err, size_t errlen)
         snprintf(err, errlen, "mesh: --dp %d, --cp %d and --tp %d must all be >= 1", dp, cp, tp);
         return LC_ERR_ARG;
     }
-    if (tp != 1) {
-        snprintf(err, errlen, "mesh: tensor parallelism (--tp %d) is not built yet; use --tp 1", tp);
-        return LC_ERR_UNSUPPORTED;
-    }
     if ((long long)dp * cp * tp != n_pes) {
-        snprintf(err, errlen, "mesh: %d PEs cannot form DP %d x CP %d%s (needs %lld PEs)", n_pes, dp, cp,
-                 tp > 1 ? " x TP" : "", (long long)dp * cp * tp);
+        snprintf(err, errlen, "mesh: %d PEs cannot form DP %d x CP %d%s%.0d (needs %lld PEs)", n_pes, dp, cp,
+                 tp > 1 ? " x TP " : "", tp > 1 ? tp : 0, (long long)dp * cp * tp);
         return LC_ERR_ARG;
     }
     return LC_OK;
 }
 
-int lc_mesh_create(lc_team *world, int dp, int cp, int tp, lc_mesh *out)
+int lc_mesh_create_ordered(lc_team *world, int dp, int cp, int tp, const char *order, lc_mesh *out)
 {
     memset(out, 0, sizeof *out);
     char err[256];
-    int n = lc_team_n_pes(world), rc = lc_mesh_check(n, dp, cp, tp, err, sizeof err);
+    int n = lc_team_n_pes(world), ord[3], rc = lc_mesh_check(n, dp, cp, tp, err, sizeof err);
+    if (!rc) rc = lc_mesh_parse_order(order, ord, err, sizeof err);
     if (rc) return lc_train__fail(rc, "%s", err);
-    lc_team *row = NULL, *col = NULL;
-    rc = lc_team_split_2d(world, cp, &row, &col);
-    if (rc)
-        return lc_train__fail(rc, "mesh: splitting %d PEs into DP %d x CP %d failed: %s", n, dp, cp,
-                              lc_last_error(lc_team_get_world(world)));
-    int me = lc_team_my_pe(world);
+    int size[3] = {tp, cp, dp}, stride[3], s = 1, me = lc_team_my_pe(world);
+    for (int k = 0; k < 3; k++) {
+        stride[ord[k]] = s;
+        s *= size[ord[k]];
+    }
     out->dp = dp;
     out->cp = cp;
     out->tp = tp;
-    out->dp_rank = me / cp;
-    out->cp_rank = me % cp;
-    out->tp_rank = 0;
+    out->tp_rank = (me / stride[AX_TP]) % tp;
+    out->cp_rank = (me / stride[AX_CP]) % cp;
+    out->dp_rank = (me / stride[AX_DP]) % dp;
+    for (int k = 0; k < 3; k++) out->order[k] = ord[k];
     out->world = world;
-    out->cp_team = row;
-    out->dp_team = col;
+    /* Two 2-D splits give the three axis teams and one two-axis team in four team slots
+     * (a split per group would take a slot per group): with TP innermost the two outer axes
+     * together (the PEs at my TP rank: the gradient team), else the two inner ones. */
+    lc_team *ax[3] = {NULL, NULL, NULL}, *pair = NULL, *x = NULL, *y = NULL;
+    int s0 = size[ord[0]], s1 = size[ord[1]];
+    if (ord[0] == AX_TP) {
+        rc = lc_team_split_2d(world, s0, &x, &pair);
+        if (!rc) {
+            ax[ord[0]] = x;
+            rc = lc_team_split_2d(pair, s1, &ax[ord[1]], &ax[ord[2]]);
+        }
+    } else {
+        rc = lc_team_split_2d(world, s0 * s1, &pair, &y);
+        if (!rc) {
+            ax[ord[2]] = y;
+            rc = lc_team_split_2d(pair, s0, &ax[ord[0]], &ax[ord[1]]);
+        }
+    }
+    if (rc)
+        return lc_train__fail(rc, "mesh: splitting %d PEs into DP %d x CP %d x TP %d failed: %s", n, dp, cp, tp,
+                              lc_last_error(lc_team_get_world(world)));
+    out->tp_team = ax[AX_TP];
+    out->cp_team = ax[AX_CP];
+    out->dp_team = ax[AX_DP];
+    out->pair_team = pair;
+    /* The gradient team: the PEs holding my slices (my TP rank); NULL when they are not one
+     * strided team (TP in the middle of the order, CP and DP both > 1): CP, then DP. */
+    if (tp == 1) out->grad_team = world;
+    else if (dp == 1) out->grad_team = out->cp_team;
+    else if (cp == 1) out->grad_team = out->dp_team;
+    else if (ord[0] == AX_TP || ord[2] == AX_TP) out->grad_team = pair;
     return LC_OK;
+}
+
+int lc_mesh_create(lc_team *world, int dp, int cp, int tp, lc_mesh *out)
+{
+    return lc_mesh_create_ordered(world, dp, cp, tp, NULL, out);
+}
+
+int lc_mesh_allreduce_grads(const lc_mesh *m, float *grads, size_t n)
+{
+    if (m->grad_team) return lc_allreduce_sum_f32(m->grad_team, grads, grads, n);
+    int rc = lc_allreduce_sum_f32(m->cp_team, grads, grads, n);
+    return rc ? rc : lc_allreduce_sum_f32(m->dp_team, grads, grads, n);
 }
 
 void lc_mesh_destroy(lc_mesh *m)
 {
-    /* Columns first, then rows: every PE destroys in the same order (the destroys barrier). */
+    /* Every PE destroys in the same order (the destroys barrier): the axis teams, then the
+     * two-axis team they were split from. */
+    lc_team_destroy(m->tp_team);
     lc_team_destroy(m->dp_team);
     lc_team_destroy(m->cp_team);
+    lc_team_destroy(m->pair_team);
     memset(m, 0, sizeof *m);
 }

@@ -11,5 +11,5 @@ list(APPEND LONGCTX_SOURCES
   src/train/plot.c)
 # The training loop drives the model layer.
 if(EXISTS ${CMAKE_SOURCE_DIR}/src/model/sources.cmake)
-  list(APPEND LONGCTX_SOURCES src/train/trainer.c)
+  list(APPEND LONGCTX_SOURCES src/train/trainer.c src/train/ckpt_hooks.c)
 endif()

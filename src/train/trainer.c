@@ -1,5 +1,5 @@
-/* The training loop: data -> model forward/backward over the CP team -> gradient all-reduce
- * over the world -> clip -> AdamW, with validation, metrics and the loss plot on PE 0.
+/* The training loop: data -> model forward/backward over the CP x TP teams -> gradient
+ * all-reduce over the PEs holding the same slices -> clip by the full model's norm -> AdamW, with validation, metrics and the loss plot on PE 0.
  * Everything a step needs (token buffers, optimizer state, metric history) is allocated
  * before the first step. */
 #include <errno.h>
@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "longctx/trainer.h"
+#include "train/ckpt_hooks.h"
 #include "train/internal.h"
 
 void lc_trainer_defaults(lc_trainer_opts *o)
@@ -56,8 +57,17 @@ int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errl
         snprintf(err, errlen, "model: %s", e);
         return LC_ERR_ARG;
     }
-    if (lc_mesh_check(n_pes, o->dp, o->cp, o->tp, e, sizeof e)) {
+    int ord[3];
+    if (lc_mesh_check(n_pes, o->dp, o->cp, o->tp, e, sizeof e) || lc_mesh_parse_order(o->mesh_order, ord, e, sizeof e)) {
         snprintf(err, errlen, "%s", e);
+        return LC_ERR_ARG;
+    }
+    if (lc_model_tp_check(&o->model, o->tp, e, sizeof e)) {
+        snprintf(err, errlen, "model: --tp %d: %s", o->tp, e);
+        return LC_ERR_ARG;
+    }
+    if (o->sp && o->tp < 2) {
+        snprintf(err, errlen, "--sp (sequence parallelism) needs --tp 2 or more (now --tp %d)", o->tp);
         return LC_ERR_ARG;
     }
     if (o->seq_len < 1 || o->seq_len > o->model.max_seq) {
@@ -85,6 +95,7 @@ int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errl
         snprintf(err, errlen, "--doc-sep %d is not a token of vocab %d", o->doc_sep, o->model.vocab);
         return LC_ERR_ARG;
     }
+    if (lc_train__ckpt_check(o, err, errlen)) return LC_ERR_ARG;
     const char *paths[2] = {o->train_path, o->val_path};
     for (int i = 0; i < 2; i++) {
         if (!paths[i]) continue;
@@ -155,6 +166,41 @@ static void json_num(FILE *f, const char *key, double v, int last)
     else fprintf(f, "\"%s\":null%s", key, last ? "" : ",");
 }
 
+/* The full model of a params-shaped flat buffer, HF tensors in table order (the one-PE layout
+ * whatever the mesh), to path: gathered over PE 0's TP team, written by PE 0. */
+static int dump_full(lc_model *m, const lc_mesh *mesh, const float *flat, const char *path)
+{
+    if (mesh->dp_rank != 0 || mesh->cp_rank != 0) return LC_OK;
+    FILE *f = mesh->tp_rank == 0 ? fopen(path, "wb") : NULL;
+    int ok = mesh->tp_rank != 0 || f != NULL;
+    float *full = NULL;
+    size_t cap = 0;
+    for (int i = 0; i < lc_model_n_tensors(m); i++) {
+        int64_t sh[2];
+        size_t n = lc_model_tensor_full_shape(m, i, sh);
+        if (n > cap) {
+            float *p = realloc(full, n * sizeof *full);
+            if (!p) {
+                free(full);
+                if (f) fclose(f);
+                return lc_train__fail(LC_ERR_SYS, "out of memory dumping %s", path);
+            }
+            full = p, cap = n;
+        }
+        int rc = lc_model_gather_tensor(m, i, flat, full);
+        if (rc) {
+            free(full);
+            if (f) fclose(f);
+            return lc_train__fail(rc, "dumping %s: %s", path, lc_model_last_error(m));
+        }
+        if (f && fwrite(full, sizeof *full, n, f) != n) ok = 0;
+    }
+    free(full);
+    if (f && fclose(f)) ok = 0;
+    if (!ok) fprintf(stderr, "train: cannot write %s\n", path);
+    return LC_OK;
+}
+
 int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
 {
     lc_team *world = lc_team_world(w);
@@ -165,7 +211,7 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
     if ((rc = lc_trainer_check(o, n_pes, err, sizeof err))) return lc_train__fail(rc, "%s", err);
 
     lc_mesh mesh;
-    if ((rc = lc_mesh_create(world, o->dp, o->cp, 1, &mesh))) return rc;
+    if ((rc = lc_mesh_create_ordered(world, o->dp, o->cp, o->tp, o->mesh_order, &mesh))) return rc;
     lc_model *m = NULL;
     lc_tokfile *ftrain = NULL, *fval = NULL;
     lc_loader *ltrain = NULL, *lval = NULL;
@@ -178,7 +224,7 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
     const int threads = o->threads > 0 ? o->threads : lc_cores_per_pe(lc_team_get_world(world));
     (void)n_pes;
     lc_model_run run = {mesh.cp_team, o->seq_len, o->layout, o->cp_algo, o->lowering, o->compute,
-                        o->doc_mask, threads, o->recompute, NULL, 0};
+                        o->doc_mask, threads, o->recompute, o->tp > 1 ? mesh.tp_team : NULL, o->sp};
     if ((rc = lc_model_create(&o->model, &run, &m))) {
         lc_train__fail(rc, "%s", lc_model_last_error(NULL));
         goto out;
@@ -249,9 +295,11 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
                    "batch %d x %d seqs (%.0f tokens/step)\n",
                    o->model_name ? o->model_name : "custom", c->n_layers, c->dim, c->n_heads, c->n_kv_heads,
                    c->ffn_dim, c->vocab, (double)np / 1e6, (long long)o->seq_len, o->dp, o->accum, tokens_step);
-            printf("train: mesh DP %d x CP %d on %d PEs (shm), %d thread%s per PE; CP %s, %s layout, %s "
-                   "lowering; %s compute%s%s\n",
-                   o->dp, o->cp, n_pes, threads, threads == 1 ? "" : "s", o->cp_algo == LC_CP_RING ? "ring" : "all-gather",
+            static const char *const ax[3] = {"tp", "cp", "dp"};
+            printf("train: mesh DP %d x CP %d x TP %d%s on %d PEs (shm; order %s,%s,%s innermost first), %d thread%s "
+                   "per PE; CP %s, %s layout, %s lowering; %s compute%s%s\n",
+                   o->dp, o->cp, o->tp, o->sp ? " +SP" : "", n_pes, ax[mesh.order[0]], ax[mesh.order[1]],
+                   ax[mesh.order[2]], threads, threads == 1 ? "" : "s", o->cp_algo == LC_CP_RING ? "ring" : "all-gather",
                    lc_cp_layout_name(o->layout), lc_cp_lowering_name(o->lowering), lc_dtype_name(o->compute),
                    o->recompute ? ", recompute" : "", o->doc_mask ? ", packed-document masking" : "");
             printf("train: data %s (%lld tokens, %lld sequences)%s%s; AdamW lr %.3g -> %.3g (warmup %lld), wd %g, "
@@ -276,13 +324,17 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
         }
     }
 
+    /* Resume or init-from: after every buffer exists, before the first step. */
+    int64_t start_step = 0;
+    if ((rc = lc_train__ckpt_begin(o, m, opt, ltrain, &mesh, &start_step))) goto out;
+
     /* 3. The loop. */
     float *params = lc_model_params(m), *grads = lc_model_grads(m);
     const float grad_scale = 1.0f / (float)(o->accum * o->dp);
     double t_start = now(), t_steps = 0;
     int n_val = 0;
     lc_model_reset_times(m);
-    for (int64_t step = 0; step < steps; step++) {
+    for (int64_t step = start_step; step < steps; step++) {
         double t0 = now();
         lc_model_zero_grads(m);
         double loss_sum = 0;
@@ -295,13 +347,14 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
             }
             loss_sum += loss;
         }
-        if ((rc = lc_allreduce_sum_f32(world, grads, grads, np))) goto coll_fail;
-        if (step == 0 && me == 0 && o->dump_grads) {
-            FILE *f = fopen(o->dump_grads, "wb");
-            if (!f || fwrite(grads, sizeof *grads, np, f) != np) fprintf(stderr, "train: cannot write %s\n", o->dump_grads);
-            if (f) fclose(f);
+        if ((rc = lc_mesh_allreduce_grads(&mesh, grads, np))) goto coll_fail;
+        if (step == 0 && o->dump_grads && (rc = dump_full(m, &mesh, grads, o->dump_grads))) goto out;
+        double norm;
+        if (o->tp == 1) norm = lc_global_norm(grads, np);
+        else if ((rc = lc_model_global_norm(m, grads, &norm))) {
+            lc_train__fail(rc, "gradient norm: %s", lc_model_last_error(m));
+            goto out;
         }
-        double norm = lc_global_norm(grads, np);
         float lr = lc_lr_at(step, warmup, steps, o->lr, lr_min);
         lc_adamw_step(opt, params, grads, lr, lc_clip_factor(norm, o->clip));
         double stats[2] = {loss_sum, (double)lc_peak_rss_bytes()}, red[2];
@@ -368,6 +421,9 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
                 if (o->eval_every < 0) eval_every = (int)(steps / 5 > 0 ? steps / 5 : 1);
             }
         }
+        if (o->save_dir && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || step + 1 == steps) &&
+            (rc = lc_train__ckpt_save(o, m, opt, ltrain, &mesh, step + 1, steps, warmup, lr_min)))
+            goto out;
     }
     /* 4. The end: time split, the plot, the parameters for comparisons. */
     if (me == 0) {
@@ -377,22 +433,24 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
         if (!o->quiet) {
             double tt = tm.total_s > 0 ? tm.total_s : 1;
             printf("train: %lld steps in %.1f s (%.0f tokens/s); PE 0 step time: matmul %.0f%%, attention %.0f%%, "
-                   "CP communication %.0f%%, other %.0f%%; peak memory %.1f MiB per PE (max)\n",
+                   "CP communication %.0f%%, TP communication %.0f%%, other %.0f%%; peak memory %.1f MiB per PE (max)\n",
                    (long long)steps, total, tokens_step * (double)steps / t_steps, 100 * tm.matmul_s / tt,
-                   100 * tm.attn_s / tt, 100 * tm.comm_s / tt, 100 * tm.other_s / tt,
+                   100 * tm.attn_s / tt, 100 * tm.comm_s / tt, 100 * tm.tp_comm_s / tt, 100 * tm.other_s / tt,
                    (double)lc_peak_rss_bytes() / 1048576.0);
         }
         if (o->out_dir) {
             char p[4096], title[160];
             snprintf(p, sizeof p, "%s/loss.png", o->out_dir);
-            snprintf(title, sizeof title, "%s  seq %lld  dp %d x cp %d  %s", o->model_name ? o->model_name : "custom",
-                     (long long)o->seq_len, o->dp, o->cp, lc_dtype_name(o->compute));
+            snprintf(title, sizeof title, "%s  seq %lld  dp %d x cp %d x tp %d%s  %s", o->model_name ? o->model_name : "custom",
+                     (long long)o->seq_len, o->dp, o->cp, o->tp, o->sp ? " +sp" : "", lc_dtype_name(o->compute));
             double *xs = malloc((size_t)(steps + n_val) * 2 * sizeof *xs);
             if (xs) {
                 double *ys = xs + steps, *vx = ys + steps, *vy = vx + n_val;
-                for (int64_t i = 0; i < steps; i++) xs[i] = hist[2 * i], ys[i] = hist[2 * i + 1];
+                /* a resumed run has the steps from start_step on */
+                for (int64_t i = start_step; i < steps; i++)
+                    xs[i - start_step] = hist[2 * i], ys[i - start_step] = hist[2 * i + 1];
                 for (int i = 0; i < n_val; i++) vx[i] = hist[2 * o->steps + 2 * i], vy[i] = hist[2 * o->steps + 2 * i + 1];
-                lc_plot_series se[2] = {{xs, ys, (int)steps, {31, 119, 180}, "train"},
+                lc_plot_series se[2] = {{xs, ys, (int)(steps - start_step), {31, 119, 180}, "train"},
                                         {vx, vy, n_val, {214, 39, 40}, "val"}};
                 if (lc_plot_png(p, 800, 480, title, "step", "loss (nats/token)", se, n_val ? 2 : 1))
                     fprintf(stderr, "train: %s\n", lc_train_last_error());
@@ -401,12 +459,8 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
                 free(xs);
             }
         }
-        if (o->dump_params) {
-            FILE *f = fopen(o->dump_params, "wb");
-            if (!f || fwrite(params, sizeof *params, np, f) != np) fprintf(stderr, "train: cannot write %s\n", o->dump_params);
-            if (f) fclose(f);
-        }
     }
+    if (o->dump_params && (rc = dump_full(m, &mesh, params, o->dump_params))) goto out;
     rc = LC_OK;
     goto out;
 coll_fail:

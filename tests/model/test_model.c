@@ -9,6 +9,9 @@
  *                           bf16 + recompute under CP vs bf16 on one PE
  *   test_model bf16         1 PE: bf16 compute vs fp32
  *   test_model errors       config/run/input errors are LC_ERR_ARG naming the field
+ *   test_model tp C T [S [sp|- [wide]]]  under `longctx launch -n C*T`: CP x TP (TP innermost)
+ *                           vs one PE: loss, full gathered grads, replicas, init, global norm
+ *   test_model tp_errors    under launch: TP shapes that do not split are refused
  *   test_model mem S        prints this world's max VmHWM after one step at S tokens
  *
  * Inputs are fresh random each run (seed printed; LONGCTX_SEED overrides). */
@@ -336,6 +339,188 @@ static void cmd_cp(int S, const char *shape)
                shape ? " (wide: head_dim 128, MQA, vocab 1000)" : "");
 }
 
+/* ---------------- tp ---------------- */
+
+/* The world as CP x TP (TP innermost, like the trainer's default mesh): my CP team (same TP
+ * rank) and my TP team (consecutive PEs). */
+static void split_cp_tp(int cp, int tp, lc_team **cpt, lc_team **tpt)
+{
+    *cpt = *tpt = NULL;
+    for (int r = 0; r < tp; r++) {
+        lc_team *t = NULL;
+        if (lc_team_split_strided(g_t, r, tp, cp, &t)) { FAIL("cp split: %s", lc_last_error(g_w)); exit(1); }
+        if (t) *cpt = t;
+    }
+    for (int c = 0; c < cp; c++) {
+        lc_team *t = NULL;
+        if (lc_team_split_strided(g_t, c * tp, 1, tp, &t)) { FAIL("tp split: %s", lc_last_error(g_w)); exit(1); }
+        if (t) *tpt = t;
+    }
+}
+
+/* Full tensors of a (possibly sharded) flat buffer, in table order: the one-PE layout. */
+static float *gather_all(lc_model *m, const float *flat, size_t n_full)
+{
+    float *full = malloc(4 * n_full);
+    size_t off = 0;
+    for (int i = 0; i < lc_model_n_tensors(m); i++) {
+        int64_t sh[2];
+        size_t n = lc_model_tensor_full_shape(m, i, sh);
+        MUST(m, lc_model_gather_tensor(m, i, flat, full + off));
+        off += n;
+    }
+    if (off != n_full) { FAIL("gathered %zu values, the one-PE model has %zu", off, n_full); exit(1); }
+    return full;
+}
+
+/* Every tensor's ||a - b|| / ||b|| over full buffers in table order (one-PE model m1). */
+static double full_err(const lc_model *m1, const float *a, const float *b, const char **worst)
+{
+    return grad_err(m1, a, b, worst);
+}
+
+/* test_model tp CP TP [S] [sp] [bf16]: the model over CP x TP against one PE: loss, full
+ * gathered gradients (all-reduced over CP), replicas equal, gather/scatter round trip,
+ * layout-independent init; doc masking on and off; with sp the sequence-parallel path. */
+static void cmd_tp(int cp, int tp, int S, int sp, const char *shape)
+{
+    if (cp * tp != g_P) {
+        FAIL("tp: CP %d x TP %d needs %d PEs, have %d", cp, tp, cp * tp, g_P);
+        return;
+    }
+    lc_model_config c = shape_config(shape);
+    lc_team *cpt, *tpt, *self = NULL;
+    split_cp_tp(cp, tp, &cpt, &tpt);
+    for (int r = 0; r < g_P; r++) {
+        lc_team *t = NULL;
+        if (lc_team_split_strided(g_t, r, 1, 1, &t)) { FAIL("self split"); exit(1); }
+        if (t) self = t;
+    }
+    int tr = lc_team_my_pe(tpt);
+    double worst_l = 0, worst_g = 0;
+    for (int doc = 0; doc <= 1; doc++) {
+        inputs in = make_inputs(S, c.vocab, g_seed + 3000 + doc);
+        lc_model *one = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, doc, 0);
+        size_t n1 = lc_model_n_params(one);
+        lc_model_run r = {.cp_team = cpt, .seq_len = S, .layout = doc ? LC_CP_ZIGZAG : LC_CP_STRIPED,
+                          .cp_algo = LC_CP_RING, .lowering = LC_CP_LOWER_AUTO, .compute = LC_DT_F32,
+                          .doc_mask = doc, .threads = 1, .recompute = doc, .tp_team = tpt, .sp = sp};
+        lc_model *m;
+        MUST(NULL, lc_model_create(&c, &r, &m));
+        size_t n = lc_model_n_params(m);
+        if (tp > 1 && n >= n1) FAIL("TP %d: %zu local params, not fewer than one PE's %zu", tp, n, n1);
+        /* init is layout-independent: the gathered init equals one PE's */
+        lc_model *o2 = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, 0, 0);
+        lc_model_init_params(o2, g_seed);
+        lc_model_init_params(m, g_seed);
+        float *gi = gather_all(m, lc_model_params(m), n1);
+        if (memcmp(gi, lc_model_params(o2), 4 * n1)) FAIL("TP %d: init differs from one PE's", tp);
+        free(gi);
+        lc_model_destroy(o2);
+        /* the one-PE model's (perturbed) weights, scattered into the TP slices */
+        float *p = lc_model_params(m);
+        for (size_t j = 0; j < n; j++) p[j] = NAN;
+        for (int i = 0, off = 0; i < lc_model_n_tensors(one); i++) {
+            MUST(m, lc_model_scatter_tensor(m, i, lc_model_params(one) + off, p));
+            off += (int)lc_model_tensor_at(one, i)->numel;
+        }
+        float *rt = gather_all(m, p, n1);
+        if (memcmp(rt, lc_model_params(one), 4 * n1)) FAIL("scatter then gather is not the identity");
+        free(rt);
+        float l1, lt;
+        lc_model_zero_grads(one);
+        MUST(one, lc_model_forward_backward(one, in.tok, in.tgt, in.doc, 1.0f, &l1));
+        float *g = lc_model_grads(m);
+        for (size_t j = 0; j < n; j++) g[j] = NAN; /* poison: zero_grads must clear it */
+        lc_model_zero_grads(m);
+        MUST(m, lc_model_forward_backward(m, in.tok, in.tgt, in.doc, 1.0f, &lt));
+        float *sum = malloc(4 * n);
+        if (lc_allreduce_sum_f32(cpt, sum, g, n)) { FAIL("cp all-reduce"); exit(1); }
+        float *full = gather_all(m, sum, n1);
+        const char *wn;
+        double le = fabs(lt - l1) / fabs(l1), ge = full_err(one, full, lc_model_grads(one), &wn);
+        worst_l = fmax(worst_l, le);
+        worst_g = fmax(worst_g, ge);
+        if (!(le < 1e-5 && ge < 1e-5))
+            FAIL("CP %d x TP %d%s doc=%d: loss %.8g vs 1 PE %.8g (rel %.2g), grads rel err %.2g (%s); tol 1e-5",
+                 cp, tp, sp ? " sp" : "", doc, lt, l1, le, ge, wn);
+        /* replicas (norm weights, replicated KV heads) are bit-identical over TP: every member
+         * compares its copy with TP rank 0's, via the gathered full tensor */
+        for (int i = 0, off = 0; i < lc_model_n_tensors(m); i++) {
+            const lc_model_tensor *t = lc_model_tensor_at(m, i);
+            int64_t sh[2];
+            size_t nf = lc_model_tensor_full_shape(m, i, sh);
+            if (t->numel != nf || lc_model_tensor_counts(m, i) == 0) {
+                /* mine must equal the gathered copy at my slice */
+                float *mine = malloc(4 * t->numel), *want = calloc(n, 4);
+                memcpy(mine, sum + t->offset, 4 * t->numel);
+                lc_model_scatter_tensor(m, i, full + off, want);
+                if (memcmp(mine, want + t->offset, 4 * t->numel))
+                    FAIL("TP rank %d: my copy of %s's gradient differs from the counted one", tr, t->name);
+                free(mine), free(want);
+            }
+            off += (int)nf;
+        }
+        /* the global norm over the full model, counted once */
+        double nt, n1v = 0;
+        MUST(m, lc_model_global_norm(m, sum, &nt));
+        for (size_t j = 0; j < n1; j++) n1v += (double)lc_model_grads(one)[j] * lc_model_grads(one)[j];
+        n1v = sqrt(n1v);
+        if (!(fabs(nt - n1v) / n1v < 1e-5)) FAIL("global grad norm %.9g vs one PE %.9g", nt, n1v);
+        free(full), free(sum);
+        lc_model_times tm;
+        lc_model_get_times(m, &tm);
+        if (tp > 1 && !(tm.tp_comm_s > 0)) FAIL("TP %d: no TP communication time recorded", tp);
+        lc_model_destroy(m);
+        lc_model_destroy(one);
+        free_inputs(&in);
+    }
+    if (g_me == 0)
+        printf("%s tp CP %d x TP %d%s S=%d%s: loss rel err %.2g, full gathered grads rel err %.2g (tol 1e-5); "
+               "init, scatter/gather, replicas, global norm checked\n",
+               g_fail ? "FAIL" : "ok  ", cp, tp, sp ? " +sp" : "", S, shape ? " (wide)" : "", worst_l, worst_g);
+    lc_team_destroy(self);
+    lc_team_destroy(tpt);
+    lc_team_destroy(cpt);
+}
+
+/* TP shapes that do not split are refused on every PE, naming the field. */
+static void cmd_tp_errors(void)
+{
+    lc_team *cpt, *tpt;
+    split_cp_tp(1, g_P, &cpt, &tpt);
+    struct { int heads, kv, ffn, vocab; const char *want; } bad[] = {
+        {3, 1, 128, 256, "n_heads = 3 is not divisible by tp"},
+        {4, 4, 129, 256, "ffn_dim = 129 is not divisible by tp"},
+        {4, 4, 128, 255, "vocab = 255 is not divisible by tp"},
+    };
+    for (int k = 0; k < 3; k++) {
+        lc_model_config c = tiny();
+        c.n_heads = bad[k].heads, c.n_kv_heads = bad[k].kv, c.ffn_dim = bad[k].ffn, c.vocab = bad[k].vocab;
+        c.dim = 16 * c.n_heads;
+        lc_model_run r = {.cp_team = cpt, .seq_len = 64, .threads = 1, .tp_team = tpt};
+        lc_model *m = (lc_model *)1;
+        int rc = lc_model_create(&c, &r, &m);
+        if (rc != LC_ERR_ARG || m || !strstr(lc_model_last_error(NULL), bad[k].want))
+        {
+            FAIL("TP %d: expected \"%s\", got rc %d \"%s\"", g_P, bad[k].want, rc, lc_model_last_error(NULL));
+            if (rc == 0) lc_model_destroy(m);
+        }
+        else if (g_me == 0) printf("ok   tp errors: %s\n", lc_model_last_error(NULL));
+    }
+    char err[256];
+    lc_model_config c = tiny();
+    c.n_heads = 6, c.n_kv_heads = 3, c.dim = 96;
+    if (lc_model_tp_check(&c, 2, err, sizeof err) == 0 || !strstr(err, "n_kv_heads = 3"))
+        FAIL("kv 3 over tp 2: \"%s\"", err);
+    lc_model_run r = {.cp_team = g_t, .seq_len = 64, .threads = 1, .sp = 1};
+    lc_model *m;
+    if (lc_model_create(&c, &r, &m) != LC_ERR_ARG || !strstr(lc_model_last_error(NULL), "sp"))
+        FAIL("sp without TP: \"%s\"", lc_model_last_error(NULL));
+    lc_team_destroy(tpt);
+    lc_team_destroy(cpt);
+}
+
 /* ---------------- bf16 ---------------- */
 
 static void cmd_bf16(void)
@@ -525,6 +710,10 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "ref") && g_P == 1) cmd_ref(argc > 2 ? argv[2] : NULL);
     else if (!strcmp(argv[1], "cp")) cmd_cp(argc > 2 ? atoi(argv[2]) : 45, argc > 3 ? argv[3] : NULL);
     else if (!strcmp(argv[1], "bf16") && g_P == 1) cmd_bf16();
+    else if (!strcmp(argv[1], "tp") && argc > 3)
+        cmd_tp(atoi(argv[2]), atoi(argv[3]), argc > 4 ? atoi(argv[4]) : 45, argc > 5 && !strcmp(argv[5], "sp"),
+               argc > 6 && strcmp(argv[6], "-") ? argv[6] : NULL);
+    else if (!strcmp(argv[1], "tp_errors") && g_P > 1) cmd_tp_errors();
     else if (!strcmp(argv[1], "errors")) cmd_errors();
     else if (!strcmp(argv[1], "mem") && argc > 2) cmd_mem(atoi(argv[2]));
     else {

@@ -31,7 +31,14 @@ expect "sequence too short for the layout: --seq 3 over CP 4 with striped needs 
     "$longctx" train "${base[@]}" --seq 3 --cp 4 --layout striped
 expect "--layout 'diagonal'" "$longctx" train "${base[@]}" --layout diagonal
 expect "--permute 'carrier_pigeon'" "$longctx" train "${base[@]}" --permute carrier_pigeon
-expect "tensor parallelism (--tp 2) is not built yet" "$longctx" train "${base[@]}" --tp 2
+# tensor parallelism: shapes that do not split over TP, named, before any step, on every PE
+expect "n_heads = 4 is not divisible by tp = 3" "$longctx" train "${base[@]}" --tp 3
+expect "vocab = 255 is not divisible by tp = 2" "$longctx" train "${base[@]}" --tp 2 --vocab 255
+expect "ffn_dim = 130 is not divisible by tp = 4" "$longctx" launch -n 4 -- "$longctx" train "${base[@]}" --tp 4 --ffn 130
+expect "n_kv_heads = 3 and tp = 2" "$longctx" train "${base[@]}" --tp 2 --heads 6 --kv-heads 3 --dim 96
+expect "3 PEs cannot form DP 1 x CP 1 x TP 2" "$longctx" launch -n 3 -- "$longctx" train "${base[@]}" --tp 2
+expect "--sp (sequence parallelism) needs --tp 2 or more" "$longctx" train "${base[@]}" --sp
+expect "--mesh-order 'tp,cp'" "$longctx" train "${base[@]}" --tp 2 --mesh-order tp,cp
 # data: each corruption names the file
 printf 'not a token file at all, just some text that is long enough' > "$work/text.bin"
 head -c 1100 "$data/train.bin" > "$work/trunc.bin"

@@ -402,7 +402,38 @@ static void test_mesh(void)
     char err[256];
     CHECK(lc_mesh_check(n, n, 1, 1, err, sizeof err) == 0, "%s", err);
     CHECK(lc_mesh_check(n, n + 1, 1, 1, err, sizeof err) != 0 && strstr(err, "cannot form"), "%s", err);
-    CHECK(lc_mesh_check(n, 1, n, 2, err, sizeof err) != 0 && strstr(err, "--tp"), "%s", err);
+    CHECK(lc_mesh_check(n, 1, n, 2, err, sizeof err) != 0 && strstr(err, "x TP 2"), "%s", err);
+    int ord[3];
+    CHECK(lc_mesh_parse_order("cp,dp,tp", ord, err, sizeof err) == 0 && ord[0] == 1 && ord[1] == 2 && ord[2] == 0, "%s", err);
+    CHECK(lc_mesh_parse_order("cp,tp", ord, err, sizeof err) != 0 && strstr(err, "--mesh-order 'cp,tp'"), "%s", err);
+    CHECK(lc_mesh_parse_order("tp,tp,dp", ord, err, sizeof err) != 0, "tp twice accepted");
+    /* DP x CP x TP in every axis order: ranks from the strides, team sums, gradient sums */
+    static const char *const orders[] = {"tp,cp,dp", "cp,tp,dp", "dp,cp,tp", "cp,dp,tp"};
+    for (int tp = 2; tp <= n; tp++) {
+        if (n % tp) continue;
+        int rest = n / tp, cp = rest % 2 == 0 && rest > 1 ? 2 : 1, dp = rest / cp;
+        for (int k = 0; k < 4; k++) {
+            lc_mesh m;
+            CHECK(lc_mesh_create_ordered(lc_team_world(w), dp, cp, tp, orders[k], &m) == 0, "%s", lc_train_last_error());
+            int me = lc_my_pe(w), size[3] = {tp, cp, dp}, stride[3], s = 1, rank[3] = {m.tp_rank, m.cp_rank, m.dp_rank};
+            lc_mesh_parse_order(orders[k], ord, err, sizeof err);
+            for (int a = 0; a < 3; a++) stride[ord[a]] = s, s *= size[ord[a]];
+            CHECK(me == rank[0] * stride[0] + rank[1] * stride[1] + rank[2] * stride[2], "%s: rank %d from coords", orders[k], me);
+            CHECK(lc_team_n_pes(m.tp_team) == tp && lc_team_my_pe(m.tp_team) == m.tp_rank, "tp team");
+            CHECK(lc_team_n_pes(m.cp_team) == cp && lc_team_my_pe(m.cp_team) == m.cp_rank, "cp team");
+            CHECK(lc_team_n_pes(m.dp_team) == dp && lc_team_my_pe(m.dp_team) == m.dp_rank, "dp team");
+            /* the TP team sums my TP neighbours; the gradient sum covers my TP rank's PEs */
+            float v = (float)me, sum, g[2] = {(float)me, 1}, want = 0;
+            CHECK(lc_allreduce_sum_f32(m.tp_team, &sum, &v, 1) == 0, "allreduce");
+            for (int t = 0; t < tp; t++) want += (float)(me + (t - m.tp_rank) * stride[0]);
+            CHECK(sum == want, "%s: tp sum %g want %g", orders[k], sum, want);
+            CHECK(lc_mesh_allreduce_grads(&m, g, 2) == 0, "grad allreduce");
+            want = 0;
+            for (int r = 0; r < n; r++) want += (r / stride[0]) % tp == m.tp_rank ? (float)r : 0.0f;
+            CHECK(g[0] == want && g[1] == (float)(cp * dp), "%s: grad sum %g want %g over %g PEs", orders[k], g[0], want, g[1]);
+            lc_mesh_destroy(&m);
+        }
+    }
     for (int dp = 1; dp <= n; dp++) {
         if (n % dp) continue;
         int cp = n / dp;

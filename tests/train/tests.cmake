@@ -7,7 +7,7 @@ foreach(_t tokfile loader adamw png html corpus)
   add_test(NAME train_${_t} COMMAND test_train_units ${_t} ${CMAKE_CURRENT_BINARY_DIR}/train_${_t})
   set_tests_properties(train_${_t} PROPERTIES LABELS train TIMEOUT 60 SKIP_RETURN_CODE 77)
 endforeach()
-foreach(_p 1 2 4)
+foreach(_p 1 2 4 8)
   add_test(NAME train_mesh_p${_p} COMMAND $<TARGET_FILE:longctx> launch -n ${_p} -- $<TARGET_FILE:test_train_units> mesh ${CMAKE_CURRENT_BINARY_DIR}/train_mesh)
   set_tests_properties(train_mesh_p${_p} PROPERTIES LABELS train TIMEOUT 120)
 endforeach()
@@ -50,6 +50,28 @@ if(TARGET longctx AND EXISTS ${CMAKE_SOURCE_DIR}/src/model/sources.cmake)
                    -- --cp 2 --accum 2 --permute auto -- --cp 2 --accum 2 --cp-algo allgather
                    -- --cp 2 --accum 2 --recompute)
   set_tests_properties(train_equiv_lowerings PROPERTIES LABELS train TIMEOUT 300 FIXTURES_REQUIRED train_data)
+  # tensor parallelism: CP x TP in {1x2, 2x2, 4x1, 1x4 (KV heads replicated)} and DP 2 x CP 2 x
+  # TP 2 against one PE (full gathered gradients and weights), without and with --sp; the
+  # other mesh orders (TP in the middle: gradients summed over CP, then DP)
+  add_test(NAME train_equiv_tp
+           COMMAND ${_eq} ${CMAKE_CURRENT_BINARY_DIR}/equiv_tp 1e-4 1e-5 --accum 2
+                   -- --tp 2 --accum 2 -- --cp 2 --tp 2 --accum 2 -- --cp 4 --accum 2
+                   -- --tp 4 --accum 2 -- --dp 2 --cp 2 --tp 2)
+  add_test(NAME train_equiv_tp_sp
+           COMMAND ${_eq} ${CMAKE_CURRENT_BINARY_DIR}/equiv_tp_sp 1e-4 1e-5 --accum 2
+                   -- --tp 2 --accum 2 --sp -- --cp 2 --tp 2 --accum 2 --sp --layout contiguous
+                   -- --tp 4 --accum 2 --sp -- --dp 2 --cp 2 --tp 2 --sp
+                   -- --dp 2 --cp 2 --tp 2 --sp --mesh-order cp,tp,dp
+                   -- --dp 2 --cp 2 --tp 2 --mesh-order dp,cp,tp)
+  add_test(NAME train_equiv_tp_docmask
+           COMMAND ${_eq} ${CMAKE_CURRENT_BINARY_DIR}/equiv_tp_docmask 1e-4 1e-5 --accum 2 --doc-mask
+                   -- --tp 4 --accum 2 --sp --doc-mask -- --cp 2 --tp 2 --accum 2 --doc-mask --recompute)
+  # bf16 compute under TP (+ CP, sp, recompute) against bf16 on one PE (bf16 tolerance)
+  add_test(NAME train_equiv_tp_bf16
+           COMMAND ${_eq} ${CMAKE_CURRENT_BINARY_DIR}/equiv_tp_bf16 1e-2 1e-2 --accum 2 --dtype bf16
+                   -- --tp 2 --accum 2 --dtype bf16 -- --cp 2 --tp 4 --accum 2 --dtype bf16 --sp --recompute)
+  set_tests_properties(train_equiv_tp train_equiv_tp_sp train_equiv_tp_docmask train_equiv_tp_bf16 PROPERTIES LABELS train
+                       TIMEOUT 300 FIXTURES_REQUIRED train_data)
 endif()
 
 if(TARGET train_cmp)
@@ -64,6 +86,11 @@ if(TARGET train_cmp)
            --dtype f32,bf16 --steps 1 --warm 0 --threads 1 --json)
   set_tests_properties(train_bench_smoke PROPERTIES LABELS "train;bench" TIMEOUT 300
     PASS_REGULAR_EXPRESSION "\"bench\":\"train\",\"model\":\"tiny\",\"seq\":256,\"cp\":2,\"dtype\":\"bf16\"")
+  # CP x TP layouts, sequence parallel: one JSON line per layout
+  add_test(NAME train_bench_tp_smoke COMMAND $<TARGET_FILE:longctx> bench train --model tiny --seq 256
+           --layouts 2x1,1x2 --sp --steps 1 --warm 0 --threads 1 --json)
+  set_tests_properties(train_bench_tp_smoke PROPERTIES LABELS "train;bench" TIMEOUT 300
+    PASS_REGULAR_EXPRESSION "\"tp\":2,\"sp\":1,\"mesh\":\"1x2\".*\"tp_comm_s\":[0-9]")
 endif()
 
 if(TARGET train_cmp)

@@ -2,7 +2,7 @@
  *   train_cmp params A B TOL     raw fp32 parameter dumps: max |a-b| / max|b| over the tensor
  *                                and the max element-wise relative difference; fails above TOL
  *                                (norm-wise) or on any NaN; TOL 0 demands bit-identity
- *   train_cmp loss A.jsonl B.jsonl TOL   the per-step "loss" values, relative
+ *   train_cmp loss A.jsonl B.jsonl TOL   the per-step "loss" and "grad_norm" values, relative
  *   train_cmp falls A.jsonl DROP  mean loss of the last 3 steps < mean of the first 3 - DROP */
 #include <math.h>
 #include <stdio.h>
@@ -20,6 +20,22 @@ static float *read_f32(const char *p, long *n)
     if (fread(v, 4, (size_t)*n, f) != (size_t)*n) *n = -1;
     fclose(f);
     return v;
+}
+
+static int read_key(const char *p, const char *key, double *v, int cap)
+{
+    FILE *f = fopen(p, "r");
+    if (!f) return fprintf(stderr, "cannot open %s\n", p), -1;
+    char line[2048];
+    int n = 0;
+    size_t kl = strlen(key);
+    while (fgets(line, sizeof line, f) && n < cap) {
+        char *k = strstr(line, key);
+        if (!k) continue;
+        v[n++] = strtod(k + kl, NULL);
+    }
+    fclose(f);
+    return n;
 }
 
 static int read_losses(const char *p, double *v, int cap)
@@ -79,6 +95,17 @@ int main(int argc, char **argv)
         }
         printf("loss: %d steps, max rel diff %.3g\n", na, worst);
         if (worst > tol) return fprintf(stderr, "FAIL: losses differ beyond %g\n", tol), 1;
+        /* the clipping norm of the full model, whatever the mesh */
+        na = read_key(argv[2], "\"grad_norm\":", a, 4096), nb = read_key(argv[3], "\"grad_norm\":", b, 4096);
+        if (na != nb) return fprintf(stderr, "grad_norm: %d and %d steps\n", na, nb), 1;
+        worst = 0;
+        for (int i = 0; i < na; i++) {
+            if (!isfinite(a[i]) || !isfinite(b[i])) return fprintf(stderr, "non-finite grad_norm at step %d\n", i + 1), 1;
+            double r = fabs(a[i] - b[i]) / fabs(b[i]);
+            if (r > worst) worst = r;
+        }
+        printf("grad_norm: %d steps, max rel diff %.3g\n", na, worst);
+        if (worst > tol) return fprintf(stderr, "FAIL: grad_norm differs beyond %g\n", tol), 1;
         return 0;
     }
     if (!strcmp(argv[1], "falls") && argc == 4) {

@@ -1,0 +1,165 @@
+/* lc_ckpt_save: every PE joins the per-tensor gathers its TP team needs; one PE writes the
+ * folder under a temporary name, fsyncs, renames; everybody learns the outcome. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckpt/dir.h"
+#include "ckpt/internal.h"
+
+#define N_META 19
+
+static int begin_file(const char *path, lc_model *m, const char *const *prefixes, int n_prefix,
+                      const char *const *keys, const char *const *vals, int n_meta, lc_st_writer **w)
+{
+    int nt = lc_model_n_tensors(m), n = nt * n_prefix;
+    lc_st_desc *d = calloc((size_t)n, sizeof *d);
+    char **names = calloc((size_t)n, sizeof *names);
+    int rc = LC_OK;
+    if (!d || !names) rc = lc_ckpt__fail(LC_ERR_SYS, "out of memory");
+    for (int p = 0; p < n_prefix && !rc; p++)
+        for (int i = 0; i < nt && !rc; i++) {
+            lc_st_desc *x = &d[p * nt + i];
+            const char *nm = lc_model_tensor_at(m, i)->name;
+            size_t l = strlen(prefixes[p]) + strlen(nm) + 1;
+            if (!(names[p * nt + i] = malloc(l))) {
+                rc = lc_ckpt__fail(LC_ERR_SYS, "out of memory");
+                break;
+            }
+            snprintf(names[p * nt + i], l, "%s%s", prefixes[p], nm);
+            x->name = names[p * nt + i];
+            x->dtype = LC_ST_F32;
+            int64_t sh[2];
+            lc_model_tensor_full_shape(m, i, sh);
+            x->ndim = sh[1] ? 2 : 1;
+            x->shape[0] = sh[0];
+            x->shape[1] = sh[1];
+        }
+    if (!rc) rc = lc_st_write_begin(path, d, n, keys, vals, n_meta, w);
+    for (int i = 0; names && i < n; i++) free(names[i]);
+    free(names);
+    free(d);
+    return rc;
+}
+
+int lc_ckpt_save(lc_model *m, lc_adamw *opt, const lc_ckpt_state *st, const char *dir, const lc_ckpt_save_opts *so)
+{
+    const int nt = lc_model_n_tensors(m);
+    size_t maxn = 1;
+    for (int i = 0; i < nt; i++) {
+        int64_t sh[2];
+        size_t k = lc_model_tensor_full_shape(m, i, sh);
+        if (k > maxn) maxn = k;
+    }
+    float *full = (so->writer || so->gather) ? malloc(maxn * sizeof *full) : NULL;
+    char tmp[4096], final[4096], p[4200];
+    snprintf(tmp, sizeof tmp, "%s/step-%08lld.tmp-%ld", dir, (long long)st->step, (long)getpid());
+    snprintf(final, sizeof final, "%s/step-%08lld", dir, (long long)st->step);
+    lc_st_writer *wm = NULL, *wo = NULL;
+    int bad = 0, rc = LC_OK;
+    char why[1024] = "";
+#define WFAIL() do { if (!bad) { bad = 1; snprintf(why, sizeof why, "%s", lc_ckpt_last_error()); } } while (0)
+    if ((so->writer || so->gather) && !full) {
+        lc_ckpt__fail(LC_ERR_SYS, "out of memory for a %zu-float tensor", maxn);
+        WFAIL();
+    }
+    if (so->writer && !bad) {
+        if (lc_ckpt__mkdirs(dir)) { lc_ckpt__fail(LC_ERR_SYS, "cannot create %s: %m", dir); WFAIL(); }
+        else {
+            lc_ckpt_clean_tmp(dir);
+            lc_ckpt__rm_dir(tmp);
+            if (lc_ckpt__mkdirs(tmp)) { lc_ckpt__fail(LC_ERR_SYS, "cannot create %s: %m", tmp); WFAIL(); }
+        }
+        if (!bad) {
+            snprintf(p, sizeof p, "%s/config.json", tmp);
+            if (lc_ckpt_write_config(p, lc_model_get_config(m))) WFAIL();
+        }
+        lc_ckpt__pause();
+        if (!bad) {
+            static const char *const k1[1] = {"format"}, *const v1[1] = {"pt"};
+            static const char *const pre[1] = {""};
+            snprintf(p, sizeof p, "%s/model.safetensors", tmp);
+            if (begin_file(p, m, pre, 1, k1, v1, 1, &wm)) WFAIL();
+        }
+        if (!bad) {
+            char vals[N_META][64];
+            static const char *const keys[N_META] = {
+                "format", "longctx_version", "step", "data_position", "optimizer_steps", "seed", "total_steps",
+                "warmup", "lr", "lr_min", "beta1", "beta2", "eps", "weight_decay", "seq_len", "layout",
+                "model", "optimizer", "rng"};
+            snprintf(vals[0], 64, "longctx-train-state");
+            snprintf(vals[1], 64, "1");
+            snprintf(vals[2], 64, "%lld", (long long)st->step);
+            snprintf(vals[3], 64, "%lld", (long long)st->data_position);
+            snprintf(vals[4], 64, "%lld", (long long)st->optimizer_steps);
+            snprintf(vals[5], 64, "%llu", (unsigned long long)st->seed);
+            snprintf(vals[6], 64, "%lld", (long long)st->total_steps);
+            snprintf(vals[7], 64, "%lld", (long long)st->warmup);
+            /* %.9g: every float reads back exactly */
+            snprintf(vals[8], 64, "%.9g", (double)st->lr);
+            snprintf(vals[9], 64, "%.9g", (double)st->lr_min);
+            snprintf(vals[10], 64, "%.9g", (double)st->beta1);
+            snprintf(vals[11], 64, "%.9g", (double)st->beta2);
+            snprintf(vals[12], 64, "%.9g", (double)st->eps);
+            snprintf(vals[13], 64, "%.9g", (double)st->weight_decay);
+            snprintf(vals[14], 64, "%lld", (long long)st->seq_len);
+            snprintf(vals[15], 64, "dp=%d cp=%d tp=%d %s", st->dp, st->cp, st->tp, st->layout);
+            snprintf(vals[16], 64, "%s", st->model_name);
+            snprintf(vals[17], 64, "adamw");
+            /* the data order is (seed, position); the model has no dropout or other RNG */
+            snprintf(vals[18], 64, "loader seed %llu position %lld", (unsigned long long)st->seed,
+                     (long long)st->data_position);
+            const char *vp[N_META];
+            for (int i = 0; i < N_META; i++) vp[i] = vals[i];
+            static const char *const pre[2] = {"exp_avg.", "exp_avg_sq."};
+            snprintf(p, sizeof p, "%s/training_state.safetensors", tmp);
+            if (begin_file(p, m, pre, 2, keys, vp, N_META, &wo)) WFAIL();
+        }
+    }
+    /* The tensors: params to model.safetensors, then m and v to the training state. */
+    float *srcs[3] = {lc_model_params(m), lc_adamw_m(opt), lc_adamw_v(opt)};
+    for (int s = 0; s < 3; s++)
+        for (int i = 0; i < nt; i++) {
+            if (so->gather || so->writer) {
+                if ((rc = lc_model_gather_tensor(m, i, srcs[s], full))) {
+                    lc_ckpt__fail(rc, "gathering %s for the checkpoint: %s", lc_model_tensor_at(m, i)->name,
+                                  lc_model_last_error(m));
+                    goto out;
+                }
+            }
+            if (so->writer && !bad) {
+                int64_t sh[2];
+                size_t k = lc_model_tensor_full_shape(m, i, sh);
+                if (lc_st_write_data(s == 0 ? wm : wo, full, k * sizeof *full)) WFAIL();
+            }
+        }
+    if (so->writer) {
+        int r1 = lc_st_write_end(wm, bad), r2 = lc_st_write_end(wo, bad || r1);
+        wm = wo = NULL;
+        if (!bad && (r1 || r2)) WFAIL();
+        lc_ckpt__pause();
+        if (!bad && lc_ckpt__fsync_path(tmp)) { lc_ckpt__fail(LC_ERR_SYS, "cannot fsync %s: %m", tmp); WFAIL(); }
+        if (!bad && lc_ckpt__publish(tmp, final, dir)) WFAIL();
+        if (bad) lc_ckpt__rm_dir(tmp);
+        else lc_ckpt__prune(dir, so->keep);
+    }
+    /* Everybody learns whether the writer succeeded. */
+    {
+        double mine = bad, any = 0;
+        if ((rc = lc_allreduce_max_f64(so->world, &any, &mine, 1))) {
+            lc_ckpt__fail(rc, "checkpoint status all-reduce failed");
+            goto out;
+        }
+        if (any > 0)
+            rc = bad ? lc_ckpt__fail(LC_ERR_SYS, "checkpoint %s not saved: %s", final, why)
+                     : lc_ckpt__fail(LC_ERR_SYS, "checkpoint %s not saved: the writing PE failed (see its message)", final);
+    }
+out:
+    if (wm) lc_st_write_end(wm, 1);
+    if (wo) lc_st_write_end(wo, 1);
+    free(full);
+    return rc;
+#undef WFAIL
+}

@@ -1,0 +1,11 @@
+# Checkpoints (src/ckpt): safetensors, config.json, checkpoint folders; uses the model's
+# layout-independent tensor access and the trainer's AdamW.
+list(APPEND LONGCTX_SOURCES
+  src/ckpt/json.c
+  src/ckpt/safetensors.c
+  src/ckpt/config.c
+  src/ckpt/dir.c
+  src/ckpt/save.c
+  src/ckpt/load.c
+  src/ckpt/info.c
+  src/ckpt/util.c)

@@ -1,0 +1,121 @@
+/* The trainer's checkpoint hooks: resume / init-from before the first step, saves after
+ * steps. Kept out of trainer.c so that the loop stays readable; the work is in src/ckpt. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "longctx/ckpt.h"
+#include "train/ckpt_hooks.h"
+#include "train/internal.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int lc_train__ckpt_check(const lc_trainer_opts *o, char *err, size_t errlen)
+{
+    if (o->resume && o->init_from) {
+        snprintf(err, errlen, "--resume and --init-from exclude each other (resume continues a run; init-from starts one)");
+        return LC_ERR_ARG;
+    }
+    if (o->resume && !o->resume[0] && !o->save_dir) {
+        snprintf(err, errlen, "--resume without a folder needs --save-dir");
+        return LC_ERR_ARG;
+    }
+    if (o->save_every < 0 || o->keep < 0) {
+        snprintf(err, errlen, "--save-every %lld and --keep %d must be >= 0", (long long)o->save_every, o->keep);
+        return LC_ERR_ARG;
+    }
+    if (o->save_every > 0 && !o->save_dir) {
+        snprintf(err, errlen, "--save-every needs --save-dir");
+        return LC_ERR_ARG;
+    }
+    return LC_OK;
+}
+
+int lc_train__ckpt_begin(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, lc_loader *l, const lc_mesh *mesh,
+                         int64_t *start_step)
+{
+    *start_step = 0;
+    if (!o->resume && !o->init_from) return LC_OK;
+    char path[4096];
+    int rc = LC_OK;
+    lc_ckpt_state st;
+    double t0 = now();
+    if (o->init_from) {
+        snprintf(path, sizeof path, "%s", o->init_from);
+        if (lc_ckpt_load_hf(m, path, o->rope_theta_set)) rc = lc_train__fail(LC_ERR_ARG, "--init-from: %s", lc_ckpt_last_error());
+    } else {
+        const char *dir = o->resume[0] ? o->resume : o->save_dir;
+        if (lc_ckpt_find_latest(dir, path, sizeof path))
+            rc = lc_train__fail(LC_ERR_ARG, "--resume: %s", lc_ckpt_last_error());
+        else if (lc_ckpt_load(m, opt, path, o->rope_theta_set, &st))
+            rc = lc_train__fail(LC_ERR_ARG, "--resume: %s", lc_ckpt_last_error());
+        else if (st.seed != o->seed)
+            rc = lc_train__fail(LC_ERR_ARG, "--resume: %s was written with --seed %llu, this run has %llu (the data "
+                                "order follows the seed)", path, (unsigned long long)st.seed, (unsigned long long)o->seed);
+        else if (st.seq_len != o->seq_len)
+            rc = lc_train__fail(LC_ERR_ARG, "--resume: %s was written with --seq %lld, this run has %lld (the data "
+                                "position counts sequences of that length)", path, (long long)st.seq_len,
+                                (long long)o->seq_len);
+        /* The loader commits only after the model and optimizer did (lc_ckpt_load staged). */
+        if (!rc) {
+            lc_loader_set_position(l, st.data_position);
+            *start_step = st.step;
+        }
+    }
+    /* Every PE read the files itself; nobody steps unless everybody loaded. */
+    double bad = rc != 0, any;
+    int crc = lc_allreduce_max_f64(mesh->world, &any, &bad, 1);
+    if (crc) return lc_train__fail(crc, "checkpoint load status all-reduce failed");
+    if (rc) return rc;
+    if (any > 0) return lc_train__fail(LC_ERR_ABORT, "another PE could not load %s (see its message)", path);
+    if (lc_team_my_pe(mesh->world) == 0 && !o->quiet) {
+        if (o->init_from)
+            printf("train: initialised from %s (%.2f s)\n", path, now() - t0);
+        else
+            printf("train: resumed from %s at step %lld, data position %lld (%s written under DP %d x CP %d x TP %d, "
+                   "%s; %.2f s)\n", path, (long long)st.step, (long long)st.data_position, st.model_name, st.dp, st.cp,
+                   st.tp, st.layout, now() - t0);
+        fflush(stdout);
+    }
+    return LC_OK;
+}
+
+int lc_train__ckpt_save(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, lc_loader *l, const lc_mesh *mesh,
+                        int64_t steps_done, int64_t total_steps, int64_t warmup, float lr_min)
+{
+    lc_ckpt_state st;
+    memset(&st, 0, sizeof st);
+    st.step = steps_done;
+    st.data_position = lc_loader_position(l);
+    st.optimizer_steps = lc_adamw_steps(opt);
+    st.seed = o->seed;
+    st.total_steps = total_steps;
+    st.warmup = warmup;
+    st.lr = o->lr;
+    st.lr_min = lr_min;
+    st.beta1 = o->beta1;
+    st.beta2 = o->beta2;
+    st.eps = o->eps;
+    st.weight_decay = o->weight_decay;
+    st.seq_len = o->seq_len;
+    st.dp = mesh->dp;
+    st.cp = mesh->cp;
+    st.tp = mesh->tp;
+    snprintf(st.layout, sizeof st.layout, "%s", lc_cp_layout_name(o->layout));
+    snprintf(st.model_name, sizeof st.model_name, "%s", o->model_name ? o->model_name : "custom");
+    const int me = lc_team_my_pe(mesh->world);
+    lc_ckpt_save_opts so = {mesh->world, me == 0, mesh->dp_rank == 0 && mesh->cp_rank == 0, o->keep};
+    double t0 = now();
+    int rc = lc_ckpt_save(m, opt, &st, o->save_dir, &so);
+    if (rc) return lc_train__fail(rc, "%s", lc_ckpt_last_error());
+    if (me == 0 && !o->quiet) {
+        printf("train: saved %s/step-%08lld (%.2f s)\n", o->save_dir, (long long)steps_done, now() - t0);
+        fflush(stdout);
+    }
+    return LC_OK;
+}
