@@ -44,6 +44,7 @@ static inline float hsum8(__m256 v)
 
 const lc_attn_ops lc_attn_ops_avx2 = {
     .name = "avx2",
+    .vblock = NV * VW,
     .gemm = gemm,
     .softmax_fwd = softmax_fwd,
     .softmax_bwd = softmax_bwd,

@@ -75,6 +75,7 @@ BF16_TARGET static void qk_bf16(int m, int d, const uint16_t *Q, ptrdiff_t ldq,
 
 const lc_attn_ops lc_attn_ops_avx512 = {
     .name = "avx512",
+    .vblock = NV * VW,
     .gemm = gemm,
     .softmax_fwd = softmax_fwd,
     .softmax_bwd = softmax_bwd,
@@ -84,6 +85,7 @@ const lc_attn_ops lc_attn_ops_avx512 = {
 
 const lc_attn_ops lc_attn_ops_avx512bf16 = {
     .name = "avx512bf16",
+    .vblock = NV * VW,
     .gemm = gemm,
     .softmax_fwd = softmax_fwd,
     .softmax_bwd = softmax_bwd,

@@ -52,20 +52,25 @@ static void widen(float *f, const void *x, size_t n)
     }
 }
 
-/* [s, heads, d] (qkv dtype) -> fp32 [heads, s, d] into f. The P.V matmul then streams V rows
- * contiguously: in the caller's layout consecutive rows are heads*d*4 bytes apart, a
- * multiple of 4 KiB at common head counts, so a tile's rows collide in a few L1 sets. */
-static void head_major(float *f, const void *x, lc_dtype dt, int s, int heads, int d)
+/* [s, heads, d] (qkv dtype) -> fp32 V tiles for the P.V matmul: per (head, KV tile),
+ * column blocks of w = vblock(d) columns, each [BK][w] contiguous. In the caller's layout
+ * consecutive rows are heads*d*4 bytes apart (a multiple of 4 KiB at common head counts),
+ * and even head-major rows of d floats put a w-column slice into a fraction of the L1
+ * sets; a contiguous [BK][w] block stays in L1 while every row block of the tile uses it. */
+static void pack_v(float *f, const void *x, lc_dtype dt, int s, int heads, int d, int w)
 {
     size_t ld = (size_t)heads * d;
+    int nkt = (s + BK - 1) / BK;
     for (int h = 0; h < heads; h++)
         for (int r = 0; r < s; r++) {
-            float *dst = f + ((size_t)h * s + r) * d;
-            if (dt == LC_DT_F32)
-                memcpy(dst, (const float *)x + r * ld + (size_t)h * d, (size_t)d * 4);
-            else
-                for (int p = 0; p < d; p++)
-                    dst[p] = lc_bf16_to_f32(((const lc_bf16 *)x)[r * ld + (size_t)h * d + p]);
+            float *dst = f + ((size_t)h * nkt + r / BK) * (size_t)d * BK + (size_t)(r % BK) * w;
+            size_t src = r * ld + (size_t)h * d;
+            for (int jb = 0; jb < d; jb += w, dst += (size_t)BK * w)
+                if (dt == LC_DT_F32)
+                    memcpy(dst, (const float *)x + src + jb, (size_t)w * sizeof(float));
+                else
+                    for (int p = 0; p < w; p++)
+                        dst[p] = lc_bf16_to_f32(((const lc_bf16 *)x)[src + jb + p]);
         }
 }
 
@@ -81,7 +86,8 @@ typedef struct {
     const float *qf, *kf, *dof;
     const lc_bf16 *qb, *dob; /* bf16 inputs when the bf16 dot product is used */
     const float *kt, *vt;          /* packed transposed tiles [hkv][nkt][d][BK] fp32 */
-    const float *vh;               /* forward: V as [hkv][sk][d] fp32 */
+    const float *vh;               /* forward: V tiles [hkv][nkt][d/vw][BK][vw] fp32 */
+    int vw;                        /* their column block */
     const lc_bf16 *ktb, *vtb;      /* or [hkv][nkt][d/2][BK][2] bf16 pairs */
     lc_tile_sum *qs, *ks;
     float *scratch;
@@ -225,7 +231,7 @@ static void fwd_task(void *ctx, int t, int worker)
         lrow[i] = 0.0f;
     }
     /* The Q tiles are read once per KV tile by the score matmul; contiguous copies keep
-     * their rows from colliding in L1 (see head_major). Head hh's rows start at hh * BQ. */
+     * their rows from colliding in L1 (see pack_v). Head hh's rows start at hh * BQ. */
     for (int hh = 0; hh < g; hh++) {
         size_t src = (size_t)q0 * ldq + (size_t)(h0 + hh) * d;
         for (int i = 0; i < nq; i++) {
@@ -242,16 +248,30 @@ static void fwd_task(void *ctx, int t, int worker)
             continue;
         int k0 = kt * BK, nk = a->sk - k0 < BK ? a->sk - k0 : BK;
         size_t off = tile_off(c, kvh, kt);
-        const float *vt = c->vh + ((size_t)kvh * a->sk + k0) * d;
+        const float *vt = c->vh + off;
         for (int hh = 0; hh < g; hh++) {
             size_t r0 = (size_t)hh * BQ;
+            /* The next KV tile into L2 while this one computes, a share per head: the
+             * first head's demand misses on every fresh K and V tile otherwise stall it. */
+            if (kt + 1 < c->nkt) {
+                size_t nx = tile_off(c, kvh, kt + 1), vl = (size_t)d * BK * 4 / 64 / g;
+                size_t kl = c->kt ? vl : vl / 2; /* lines per head: bf16 K tiles are half */
+                const char *kn = c->kt ? (const char *)(c->kt + nx) : (const char *)(c->ktb + nx);
+                const char *vn = (const char *)(c->vh + nx);
+                for (size_t l = hh * kl; l < (hh + 1) * kl; l++)
+                    __builtin_prefetch(kn + l * 64, 0, 2);
+                for (size_t l = hh * vl; l < (hh + 1) * vl; l++)
+                    __builtin_prefetch(vn + l * 64, 0, 2);
+            }
             if (c->ktb)
                 c->ops->qk_bf16(nq, d, (const lc_bf16 *)Qc + r0 * d, d, c->ktb + off, S);
             else
                 c->ops->gemm(nq, BK, d, Qc + r0 * d, d, 1, c->kt + off, BK, S, BK, 0);
             mask_tile(c, cls, q0, nq, k0, nk, S);
             c->ops->softmax_fwd(nq, S, c->c, mrow + r0, lrow + r0, O + r0 * d, d, d);
-            c->ops->gemm(nq, d, nk, S, BK, 1, vt, d, O + r0 * d, d, 1);
+            for (int jb = 0; jb < d; jb += c->vw)
+                c->ops->gemm(nq, c->vw, nk, S, BK, 1, vt + (size_t)jb * BK, c->vw,
+                             O + r0 * d + jb, d, 1);
         }
     }
     for (int hh = 0; hh < g; hh++)
@@ -307,6 +327,7 @@ static int setup(call *c, const lc_attn_desc *a)
     c->c = c->scale * (float)M_LOG2E;
     c->nth = workers_of(a);
     c->bdot = a->qkv_dtype == LC_DT_BF16 && c->ops->qk_bf16;
+    c->vw = c->d % c->ops->vblock == 0 ? c->ops->vblock : c->d;
     /* The whole group per forward task, unless that leaves threads without work: then
      * smaller divisors of g, down to one head per task. */
     c->fg = c->g;
@@ -340,7 +361,7 @@ static void carve_fwd(call *c, carve *w, void **ktp)
     c->ks = c->qs ? c->qs + c->nqt : NULL;
     if (!c->bdot && a->qkv_dtype == LC_DT_BF16)
         c->qf = take(w, (size_t)a->sq * a->hq * a->d * sizeof(float));
-    c->vh = take(w, (size_t)a->sk * a->hkv * a->d * sizeof(float));
+    c->vh = take(w, (size_t)a->hkv * c->nkt * BK * a->d * sizeof(float));
     /* S; then per query head of a group: O, row max, row sum, Q tile copy. */
     c->scratch_floats = (size_t)BQ * BK + (size_t)c->fg * (2 * (size_t)BQ * a->d + 2 * BQ);
     c->scratch = take(w, c->scratch_floats * sizeof(float) * (size_t)c->nth);
@@ -458,7 +479,7 @@ int lc_attn_fwd_block(const lc_attn_desc *a, const void *q, const void *k, const
         c.qb = q;
     else if (a->qkv_dtype == LC_DT_BF16)
         widen((float *)c.qf, q, (size_t)a->sq * a->hq * a->d);
-    head_major((float *)c.vh, v, a->qkv_dtype, a->sk, a->hkv, a->d);
+    pack_v((float *)c.vh, v, a->qkv_dtype, a->sk, a->hkv, a->d, c.vw);
     pack(&c, k, ktp);
     if (c.bdot)
         c.ktb = ktp;

@@ -20,6 +20,9 @@
  * threading) is portable code in driver.c shared by all implementations. */
 typedef struct {
     const char *name;
+    /* Columns per block of the packed V tiles (the micro-kernel's width): the P.V matmul
+     * runs per block, each [BK][vblock] contiguous. */
+    int vblock;
     /* C[m x n] (+)= A * B with A(i,p) = A[i*ars + p*aks], B row p at B + p*ldb,
      * C row i at C + i*ldc. n is a multiple of 16. acc = 0 overwrites C. */
     void (*gemm)(int m, int n, int k, const float *A, ptrdiff_t ars, ptrdiff_t aks,
