@@ -50,6 +50,8 @@ int lc_train__ckpt_begin(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, l
         if (lc_ckpt_load_hf(m, path, o->rope_theta_set)) rc = lc_train__fail(LC_ERR_ARG, "--init-from: %s", lc_ckpt_last_error());
     } else {
         const char *dir = o->resume[0] ? o->resume : o->save_dir;
+        /* leftovers of a writer that died mid-save are never candidates; PE 0 removes them */
+        if (lc_team_my_pe(mesh->world) == 0) lc_ckpt_clean_tmp(dir);
         if (lc_ckpt_find_latest(dir, path, sizeof path))
             rc = lc_train__fail(LC_ERR_ARG, "--resume: %s", lc_ckpt_last_error());
         else if (lc_ckpt_load(m, opt, path, o->rope_theta_set, &st))

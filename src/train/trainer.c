@@ -383,7 +383,7 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
         if (me == 0) {
             if (!o->quiet) {
                 char eta[32];
-                fmt_eta((now() - t_start) / (double)(step + 1) * (double)(steps - step - 1), eta, sizeof eta);
+                fmt_eta((now() - t_start) / (double)(step + 1 - start_step) * (double)(steps - step - 1), eta, sizeof eta);
                 printf("step %5lld/%lld | loss %.4f | lr %.2e | norm %6.3f | %8.0f tok/s | MFU %5.1f%% | %6.2f s/step | ETA %s",
                        (long long)step + 1, (long long)steps, loss, lr, norm, tps, 100 * mfu, dt, eta);
                 if (do_eval) printf(" | val %.4f", val);
@@ -404,10 +404,10 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
                 fflush(jf);
             }
         }
-        if (o->time_budget_s > 0 && step >= 1 && step + 1 < steps) {
+        if (o->time_budget_s > 0 && step >= start_step + 1 && step + 1 < steps) {
             /* Fit the rest into the budget from the pace so far (evaluations included); only
              * ever shorten. PE 0's clock decides so that every PE agrees on the total. */
-            double el = now() - t_start, per = el / (double)(step + 1);
+            double el = now() - t_start, per = el / (double)(step + 1 - start_step); /* this run's pace */
             double want = (double)(step + 1) + floor(fmax(0, o->time_budget_s - el) / per), fit;
             if ((rc = lc_allreduce_max_f64(world, &fit, me == 0 ? &want : (double[]){0}, 1))) goto coll_fail;
             if (fit < 3) fit = 3;

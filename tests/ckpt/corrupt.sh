@@ -48,6 +48,10 @@ expect_fail flags_rope_theta "rope_theta = 20000 but this run's model has 10000"
 # ... which --rope-theta overrides
 "$longctx" train "${common[@]}" --out r --resume theta/ck --rope-theta 20000
 expect_fail no_checkpoint "no complete checkpoint" "$longctx" train "${common[@]}" --out r --resume bad
+# checkpoint flags that cannot work together, before any PE starts
+expect_fail save_every_alone "--save-every needs --save-dir" "$longctx" train "${common[@]}" --out r --save-every 2
+expect_fail resume_no_dir "--resume without a folder needs --save-dir" "$longctx" train "${common[@]}" --out r --resume
+expect_fail keep_negative "--keep '-1' must be an integer >= 0" "$longctx" train "${common[@]}" --out r --keep -1
 # every PE of a CP 2 run says what is wrong (not just that a peer died)
 expect_fail cp2_truncated "tensor \"lm_head.weight\": data_offsets" \
     "$longctx" train "${common[@]}" --cp 2 --out r --resume bad/truncated_data

@@ -23,12 +23,13 @@ orig=$("$longctx" ckpt loss src_ck/step-00000003 --tokens "$toks" | sed -n 's/^l
 echo "the unrounded F32 original: $orig (bf16 rounding moves it a little)"
 python3 -c "import sys; a, b = float(sys.argv[1]), float(sys.argv[2]); sys.exit(0 if a != b and abs(a - b) < 1e-2 * abs(b) else 1)" "$orig" "$(loss hf/sharded)" \
     || { echo "FAIL: the bf16 model's loss is not near (but different from) the original's"; exit 1; }
-"$longctx" ckpt info hf/sharded | grep -E "BF16|F16" | head -3
+"$longctx" ckpt info hf/sharded >info.txt
+grep -E "BF16|F16" info.txt | head -3
 # train from it: no --model, the shapes come from config.json; the first loss equals the F32 folder's
 "$longctx" train "${common[@]}" --steps 2 --init-from hf/sharded --out t1 --save-dir t1_ck
 "$longctx" train "${common[@]}" --steps 2 --init-from hf/sharded_f32 --out t2
 "$cmp" loss t1/metrics.jsonl t2/metrics.jsonl 0
-"$longctx" ckpt info t1_ck | grep -q "^step 2, data position 2"
+"$longctx" ckpt info t1_ck >info1.txt && grep -q "^step 2, data position 2" info1.txt
 # context extension: --rope-theta overrides the stored value and is what the new checkpoint holds
 "$longctx" train "${common[@]}" --steps 1 --init-from hf/sharded --rope-theta 40000 --out t3 --save-dir t3_ck
 grep -q '"rope_theta": 40000.0' t3_ck/step-00000001/config.json

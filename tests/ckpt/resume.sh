@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Resume from a checkpoint equals never stopping.
 #  1. bit-for-bit, same layout: 10 steps == 5 steps + save + resume + 5 steps (every loss and
-#     the final weights identical), on one PE and on CP 2;
-#  2. across layouts: a checkpoint written under CP 2 resumes under CP 4 and under CP 2 x DP 2
-#     (accum 1), one written on one PE resumes under CP 2: the losses and final weights match
-#     the uninterrupted run within fp32 tolerance;
+#     the final weights identical), on one PE, on CP 2 and on CP 2 x TP 2;
+#  2. across layouts: a checkpoint written under CP 2 resumes under CP 4, CP 2 x DP 2 (accum 1)
+#     and CP 2 x TP 2, one written on one PE under CP 2, one written under CP 2 x TP 2 under
+#     CP 4 and TP 4: the losses and final weights match the uninterrupted one-PE run within
+#     fp32 tolerance;
 #  3. --keep K leaves the newest K; --resume DIR picks the newest; a stale .tmp is ignored
 #     and cleaned; the model comes from the checkpoint's config.json when no --model is given.
 # usage: resume.sh LONGCTX CMP DATA WORK
@@ -16,7 +17,7 @@ common=(--model tiny --seq 100 --lr 1e-2 --warmup 2 --eval-every 0 --eval-seqs 1
 run() { "$longctx" train "${common[@]}" "$@"; }
 tail_losses() { tail -n 5 "$1" >"$2"; }
 
-for lay in "--cp 1" "--cp 2"; do
+for lay in "--cp 1" "--cp 2" "--cp 2 --tp 2"; do
     tag=${lay// /}
     echo "== bit-for-bit, $lay"
     run $lay --out "ref$tag" --dump-params "ref$tag.f32" --save-dir "s$tag" --save-every 5
@@ -41,6 +42,9 @@ x() { # name, resume-from, layout of the resumed run
 x cp2_to_cp4 "s--cp2/step-00000005" --cp 4
 x cp2_to_cp2dp2 "s--cp2/step-00000005" --cp 2 --dp 2 --accum 1
 x cp1_to_cp2 "s--cp1/step-00000005" --cp 2 --layout striped
+x cp2_to_cp2tp2 "s--cp2/step-00000005" --cp 2 --tp 2
+x cp2tp2_to_cp4 "s--cp2--tp2/step-00000005" --cp 4
+x cp2tp2_to_tp4 "s--cp2--tp2/step-00000005" --tp 4
 
 echo "== keep, newest, stale tmp, config from the checkpoint"
 mkdir -p keep && cp -r "s--cp1/step-00000005" keep/step-00000003.tmp-999999
@@ -50,8 +54,9 @@ ls keep
 # no --model: the shapes come from config.json (the default preset would not match)
 "$longctx" train --seq 100 --lr 1e-2 --warmup 2 --eval-every 0 --eval-seqs 1 --peak 1 --threads 1 --quiet --seed 7 \
     --data "$data" --steps 12 --accum 2 --out k2 --resume keep --save-dir keep
-ls keep | grep -qx step-00000012 || { echo "FAIL: no step 12 after resuming from keep"; exit 1; }
-"$longctx" ckpt info keep | tee info.txt | head -5
+[ -d keep/step-00000012 ] || { echo "FAIL: no step 12 after resuming from keep"; exit 1; }
+"$longctx" ckpt info keep >info.txt
+head -5 info.txt
 grep -q "^step 12, data position 24" info.txt
 grep -q "lm_head.weight  *F32   \[256, 64\]  *65536 bytes" info.txt
 grep -q "exp_avg_sq.model.norm.weight" info.txt
