@@ -42,6 +42,21 @@ if [ ! -d /usr/share/doc/python3-doc/html ] && ! ls -d /usr/share/doc/python3.*/
     apt-get install -y -qq python3-doc >/dev/null
 fi
 
+# The MPI backend (src/symm/mpi.c) and its tests: OpenMPI, and iproute2 + util-linux for the
+# network namespaces that stand in for hosts.
+mpi_need=()
+[ -e /usr/include/x86_64-linux-gnu/openmpi/mpi.h ] || [ -e /usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h ] ||
+    command -v mpicc >/dev/null 2>&1 || mpi_need+=(libopenmpi-dev)
+command -v mpirun >/dev/null 2>&1 || mpi_need+=(openmpi-bin)
+command -v ip >/dev/null 2>&1 || mpi_need+=(iproute2)
+command -v unshare >/dev/null 2>&1 || mpi_need+=(util-linux)
+if [ ${#mpi_need[@]} -gt 0 ]; then
+    echo "setup: installing ${mpi_need[*]} (the MPI backend)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${mpi_need[@]}" >/dev/null
+fi
+
 if [ -x scripts/setup-gpu-deps.sh ]; then
     scripts/setup-gpu-deps.sh || echo "setup: GPU dependencies unavailable; the GPU parts will be skipped"
 fi

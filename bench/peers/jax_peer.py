@@ -40,7 +40,7 @@ def child(a, threads):
             def run():
                 jax.block_until_ready(f(q, k, v, dout))
         try:
-            emit("jax", c, time_median(run, a.reps), jax=jax.__version__)
+            emit("jax", c, *time_median(run, a.reps), jax=jax.__version__)
         except Exception as e:  # noqa: BLE001
             emit("jax", c, error=str(e).splitlines()[0][:200])
 

@@ -60,16 +60,19 @@ def flops(c):
 
 
 def time_median(fn, reps):
+    """(median wall seconds, median process CPU seconds). The CPU time is what a loaded
+    machine does not inflate; with one thread it is comparable to longctx's cpuGF/s."""
     fn()  # warm-up: compilation, allocation
-    ts = []
+    ts, cs = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+        cs.append(time.process_time() - c0)
+    return statistics.median(ts), statistics.median(cs)
 
 
-def emit(impl, c, median_s=None, error=None, **extra):
+def emit(impl, c, median_s=None, median_cpu_s=None, error=None, **extra):
     o = {"bench": "attn", "impl": impl, "pass": c["pass_"], "dtype": c["dtype"], "s": c["s"],
          "d": c["d"], "hq": c["hq"], "hkv": c["hkv"], "mask": c["mask"],
          "threads": c["threads"]}
@@ -78,5 +81,8 @@ def emit(impl, c, median_s=None, error=None, **extra):
     else:
         o["median_s"] = median_s
         o["gflops"] = flops(c) / median_s * 1e-9
+        if median_cpu_s:
+            o["median_cpu_s"] = median_cpu_s
+            o["gflops_cpu"] = flops(c) / median_cpu_s * 1e-9
     o.update(extra)
     print(json.dumps(o, separators=(",", ":")), flush=True)

@@ -45,7 +45,7 @@ def main():
                 qg.grad = kg.grad = vg.grad = None
                 attn(qg, kg, vg).backward(dout)
         try:
-            emit("torch_sdpa", c, time_median(run, a.reps), torch=torch.__version__)
+            emit("torch_sdpa", c, *time_median(run, a.reps), torch=torch.__version__)
         except Exception as e:  # noqa: BLE001
             emit("torch_sdpa", c, error=str(e).splitlines()[0][:200])
     return 0

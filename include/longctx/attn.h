@@ -57,6 +57,10 @@ int lc_attn_impl_parse(const char *s, lc_attn_impl *out);
 /* The implementation AUTO resolves to on this CPU. */
 lc_attn_impl lc_attn_impl_best(void);
 int lc_attn_impl_supported(lc_attn_impl i);
+/* 1 when the CPU has AMX tiles and the OS lets this process use them (cpuid, XCR0 and
+ * Linux's arch_prctl permission, which this requests); 0 otherwise. why gets a one-line
+ * account either way. There is no AMX kernel yet (none was testable); this reports. */
+int lc_attn_amx_status(char *why, size_t len);
 
 /* A persistent set of kernel worker threads (like ggml's compute plan threads): created
  * once, its threads sleep on a condition variable between calls, so a steady-state call

@@ -150,7 +150,8 @@ int lc_model_forward_logits(lc_model *m, const int32_t *tokens, const int32_t *t
  * i.e. 6N + 12*L*dim*S/2. */
 double lc_model_flops_per_token(const lc_model_config *cfg, int64_t seq_len);
 /* Bytes the model holds on one PE for a run (params, grads, activation arena), an estimate
- * for planning; the measured peak comes from the OS. */
+ * for planning; the measured peak comes from the OS. Under TP (run->tp_team of T PEs) the
+ * split weights and activations are this PE's share, and with run->sp the residual stream's. */
 size_t lc_model_memory_bytes(const lc_model_config *cfg, const lc_model_run *run, int cp_pes);
 
 /* Wall time split of this PE since the last reset. attn_s is time inside the attention

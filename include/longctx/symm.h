@@ -43,7 +43,9 @@ typedef struct {
     size_t heap_bytes;   /* 0: $LONGCTX_HEAP_SIZE, else 1 GiB (the segment is sparse) */
     double timeout_s;    /* 0: $LONGCTX_TIMEOUT, else unbounded (INFINITY); peers are
                           * watched by heartbeat either way */
-    const char *backend; /* NULL or "shm": the built-in shared-memory backend */
+    /* "shm" (built in), "mpi" (when built with MPI; PEs started by mpirun), or NULL/"auto":
+     * $LONGCTX_BACKEND, else mpi when an MPI launcher started this process, else shm. */
+    const char *backend;
     /* Where the runtime's messages go (errors, the LONGCTX_DEBUG log), one line per call
      * without the newline; NULL: stderr. */
     void (*log)(void *ctx, const char *line);
@@ -58,6 +60,12 @@ int lc_world_finalize(lc_world *w);
 int lc_my_pe(const lc_world *w);
 int lc_n_pes(const lc_world *w);
 double lc_timeout_s(const lc_world *w); /* the explicit wait bound; INFINITY when none */
+/* Whether a launcher started this process as one PE of many: `longctx launch` (shm) or an
+ * MPI launcher (mpirun: OMPI_COMM_WORLD_*, PMI_*). Returns 1 and sets *pe and *n_pes (either
+ * may be NULL) before any world exists, so a program can tell it runs as a PE; else 0. */
+int lc_launched_as(int *pe, int *n_pes);
+/* The backend this world runs on: "shm" or "mpi". */
+const char *lc_world_backend(const lc_world *w);
 /* The last error of this PE's world, with the PE, the operation and the values seen. */
 const char *lc_last_error(const lc_world *w);
 /* Marks the world failed so that every PE's waits end with LC_ERR_ABORT, the reason in

@@ -33,6 +33,7 @@ static inline float hsum8(__m256 v)
 #define VMAX(a, b) _mm256_max_ps(a, b)
 #define VMIN(a, b) _mm256_min_ps(a, b)
 #define VREDMAX(v) hmax8(v)
+#define VFIRST(v) _mm256_cvtss_f32(v)
 #define VREDSUM(v) hsum8(v)
 #define VROUND(v) _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define VPOW2I(n)                                                                          \
@@ -43,6 +44,7 @@ static inline float hsum8(__m256 v)
 
 const lc_attn_ops lc_attn_ops_avx2 = {
     .name = "avx2",
+    .vblock = NV * VW,
     .gemm = gemm,
     .softmax_fwd = softmax_fwd,
     .softmax_bwd = softmax_bwd,

@@ -19,6 +19,7 @@
 #define VMAX(a, b) _mm512_max_ps(a, b)
 #define VMIN(a, b) _mm512_min_ps(a, b)
 #define VREDMAX(v) _mm512_reduce_max_ps(v)
+#define VFIRST(v) _mm512_cvtss_f32(v)
 #define VREDSUM(v) _mm512_reduce_add_ps(v)
 #define VROUND(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define VPOW2I(n)                                                                          \
@@ -74,6 +75,7 @@ BF16_TARGET static void qk_bf16(int m, int d, const uint16_t *Q, ptrdiff_t ldq,
 
 const lc_attn_ops lc_attn_ops_avx512 = {
     .name = "avx512",
+    .vblock = NV * VW,
     .gemm = gemm,
     .softmax_fwd = softmax_fwd,
     .softmax_bwd = softmax_bwd,
@@ -83,6 +85,7 @@ const lc_attn_ops lc_attn_ops_avx512 = {
 
 const lc_attn_ops lc_attn_ops_avx512bf16 = {
     .name = "avx512bf16",
+    .vblock = NV * VW,
     .gemm = gemm,
     .softmax_fwd = softmax_fwd,
     .softmax_bwd = softmax_bwd,

@@ -101,6 +101,12 @@ int lc_attn_cpu_has_bf16(void)
 #endif
 }
 
+int lc_attn_bf16_dot_wanted(void)
+{
+    const char *e = getenv("LONGCTX_ATTN_BF16_DOT");
+    return e && !strcmp(e, "1");
+}
+
 lc_attn_impl lc_attn_impl_best(void)
 {
     if (lc_attn_impl_supported(LC_ATTN_AVX512))
@@ -133,9 +139,14 @@ int lc_attn_resolve_impl(lc_attn_impl want, lc_attn_impl *out)
 const lc_attn_ops *lc_attn_ops_for(lc_attn_impl impl, lc_dtype dt)
 {
 #ifdef LC_ATTN_HAVE_X86
+    /* bf16 inputs are widened to fp32 once per call (K and V as packed tiles, Q as a copy)
+     * and take the fp32 FMA kernels: on the Xeon this was tuned on, vdpbf16ps ran the
+     * 64x64x128 score tile at half the rate of fp32 FMAs (85 against 168 GFLOP/s), so
+     * the bf16 dot product is opt-in ($LONGCTX_ATTN_BF16_DOT=1) for CPUs where it pays. */
     if (impl == LC_ATTN_AVX512)
-        return dt == LC_DT_BF16 && lc_attn_cpu_has_bf16() ? &lc_attn_ops_avx512bf16
-                                                         : &lc_attn_ops_avx512;
+        return dt == LC_DT_BF16 && lc_attn_cpu_has_bf16() && lc_attn_bf16_dot_wanted()
+                   ? &lc_attn_ops_avx512bf16
+                   : &lc_attn_ops_avx512;
     if (impl == LC_ATTN_AVX2)
         return &lc_attn_ops_avx2;
 #endif

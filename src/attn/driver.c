@@ -52,20 +52,25 @@ static void widen(float *f, const void *x, size_t n)
     }
 }
 
-/* [s, heads, d] (qkv dtype) -> fp32 [heads, s, d] into f. The P.V matmul then streams V rows
- * contiguously: in the caller's layout consecutive rows are heads*d*4 bytes apart, a
- * multiple of 4 KiB at common head counts, so a tile's rows collide in a few L1 sets. */
-static void head_major(float *f, const void *x, lc_dtype dt, int s, int heads, int d)
+/* [s, heads, d] (qkv dtype) -> fp32 V tiles for the P.V matmul: per (head, KV tile),
+ * column blocks of w = vblock(d) columns, each [BK][w] contiguous. In the caller's layout
+ * consecutive rows are heads*d*4 bytes apart (a multiple of 4 KiB at common head counts),
+ * and even head-major rows of d floats put a w-column slice into a fraction of the L1
+ * sets; a contiguous [BK][w] block stays in L1 while every row block of the tile uses it. */
+static void pack_v(float *f, const void *x, lc_dtype dt, int s, int heads, int d, int w)
 {
     size_t ld = (size_t)heads * d;
+    int nkt = (s + BK - 1) / BK;
     for (int h = 0; h < heads; h++)
         for (int r = 0; r < s; r++) {
-            float *dst = f + ((size_t)h * s + r) * d;
-            if (dt == LC_DT_F32)
-                memcpy(dst, (const float *)x + r * ld + (size_t)h * d, (size_t)d * 4);
-            else
-                for (int p = 0; p < d; p++)
-                    dst[p] = lc_bf16_to_f32(((const lc_bf16 *)x)[r * ld + (size_t)h * d + p]);
+            float *dst = f + ((size_t)h * nkt + r / BK) * (size_t)d * BK + (size_t)(r % BK) * w;
+            size_t src = r * ld + (size_t)h * d;
+            for (int jb = 0; jb < d; jb += w, dst += (size_t)BK * w)
+                if (dt == LC_DT_F32)
+                    memcpy(dst, (const float *)x + src + jb, (size_t)w * sizeof(float));
+                else
+                    for (int p = 0; p < w; p++)
+                        dst[p] = lc_bf16_to_f32(((const lc_bf16 *)x)[src + jb + p]);
         }
 }
 
@@ -75,12 +80,14 @@ typedef struct {
     const lc_attn_ops *ops;
     int nqt, nkt, g, d;
     int nth;  /* workers this call may use (scratch is sized for them) */
+    int fg;   /* query heads per forward task (a divisor of g) */
     int bdot; /* bf16 inputs take the CPU's bf16 dot product */
     float c, scale; /* c = scale * log2(e) */
     const float *qf, *kf, *dof;
     const lc_bf16 *qb, *dob; /* bf16 inputs when the bf16 dot product is used */
     const float *kt, *vt;          /* packed transposed tiles [hkv][nkt][d][BK] fp32 */
-    const float *vh;               /* forward: V as [hkv][sk][d] fp32 */
+    const float *vh;               /* forward: V tiles [hkv][nkt][d/vw][BK][vw] fp32 */
+    int vw;                        /* their column block */
     const lc_bf16 *ktb, *vtb;      /* or [hkv][nkt][d/2][BK][2] bf16 pairs */
     lc_tile_sum *qs, *ks;
     float *scratch;
@@ -158,18 +165,6 @@ static void pack(call *c, const void *src, void *dst)
     run(c, c->a->hkv * c->nkt, pack_task, &j);
 }
 
-/* S[nq x BK] = Q tile . K tile^T for query head h. */
-static void scores(const call *c, int h, int q0, int nq, const float *kt, const lc_bf16 *ktb,
-                   const float *xf, const lc_bf16 *xb, float *S)
-{
-    size_t ldq = (size_t)c->a->hq * c->d;
-    if (ktb)
-        c->ops->qk_bf16(nq, c->d, xb + (size_t)q0 * ldq + (size_t)h * c->d, ldq, ktb, S);
-    else
-        c->ops->gemm(nq, BK, c->d, xf + (size_t)q0 * ldq + (size_t)h * c->d, ldq, 1, kt, BK,
-                     S, BK, 0);
-}
-
 /* Puts -inf on the score entries the mask removes (and the tail columns). */
 static void mask_tile(const call *c, lc_block_class cls, int q0, int nq, int k0, int nk,
                       float *S)
@@ -182,6 +177,23 @@ static void mask_tile(const call *c, lc_block_class cls, int q0, int nq, int k0,
     if (cls != LC_BLOCK_PARTIAL)
         return;
     const lc_mask *m = &a->mask;
+    if (m->kind == LC_MASK_CAUSAL) {
+        /* The common case, inline and branch-free (lc_attn_allowed's rule: positions
+         * >= 0, key not after the query), instead of a call per score. */
+        for (int i = 0; i < nq; i++) {
+            int32_t qp = posv(a->q_pos, q0 + i);
+            float *s = S + i * BK;
+            if (a->k_pos)
+                for (int j = 0; j < nk; j++) {
+                    int32_t kp = a->k_pos[k0 + j];
+                    s[j] = (kp > qp) | (kp < 0) | (qp < 0) ? -INFINITY : s[j];
+                }
+            else
+                for (int j = 0; j < nk; j++)
+                    s[j] = (k0 + j > qp) | (qp < 0) ? -INFINITY : s[j];
+        }
+        return;
+    }
     int doc = (m->kind & LC_MASK_DOC) != 0;
     for (int i = 0; i < nq; i++) {
         int32_t qp = posv(a->q_pos, q0 + i), qd = doc ? m->q_doc[q0 + i] : 0;
@@ -197,65 +209,95 @@ static size_t tile_off(const call *c, int kvh, int kt)
     return ((size_t)kvh * c->nkt + kt) * (size_t)c->d * BK;
 }
 
+/* One task per (Q tile, fg query heads of one GQA group): the heads walk the KV tiles
+ * together, so each packed K tile and V tile is fetched from memory once and then served
+ * from L2 to all of them, instead of once per query head. Each row's arithmetic is that of a
+ * one-head walk, so the result does not depend on the grouping or the thread count. */
 static void fwd_task(void *ctx, int t, int worker)
 {
     const call *c = ctx;
     const lc_attn_desc *a = c->a;
-    int hq = a->hq, d = c->d;
+    int hq = a->hq, d = c->d, g = c->fg, ntg = hq / g;
     /* Largest causal tiles first, so the tail of the schedule is short. */
-    int qt = c->nqt - 1 - t / hq, h = t % hq, kvh = h / c->g;
+    int qt = c->nqt - 1 - t / ntg, h0 = (t % ntg) * g, kvh = h0 / c->g;
     int q0 = qt * BQ, nq = a->sq - q0 < BQ ? a->sq - q0 : BQ;
     float *S = c->scratch + (size_t)worker * c->scratch_floats;
-    float *O = S + BQ * BK, *mrow = O + (size_t)BQ * d, *lrow = mrow + BQ;
-    memset(O, 0, (size_t)nq * d * sizeof(float));
-    for (int i = 0; i < nq; i++) {
+    float *O = S + BQ * BK, *mrow = O + (size_t)g * BQ * d, *lrow = mrow + (size_t)g * BQ;
+    float *Qc = lrow + (size_t)g * BQ;
+    size_t ldq = (size_t)hq * d;
+    memset(O, 0, (size_t)g * BQ * d * sizeof(float));
+    for (int i = 0; i < g * BQ; i++) {
         mrow[i] = -INFINITY;
         lrow[i] = 0.0f;
     }
-    /* The fp32 Q tile is read once per KV tile by the score matmul; a contiguous copy
-     * keeps its rows from colliding in L1 (see head_major). */
-    float *Qc = lrow + BQ;
-    size_t ldq = (size_t)hq * d;
-    if (c->qf)
-        for (int i = 0; i < nq; i++)
-            memcpy(Qc + (size_t)i * d, c->qf + (size_t)(q0 + i) * ldq + (size_t)h * d,
-                   (size_t)d * sizeof(float));
+    /* The Q tiles are read once per KV tile by the score matmul; contiguous copies keep
+     * their rows from colliding in L1 (see pack_v). Head hh's rows start at hh * BQ. */
+    for (int hh = 0; hh < g; hh++) {
+        size_t src = (size_t)q0 * ldq + (size_t)(h0 + hh) * d;
+        for (int i = 0; i < nq; i++) {
+            size_t dst = ((size_t)hh * BQ + i) * d;
+            if (c->qb)
+                memcpy((lc_bf16 *)Qc + dst, c->qb + src + i * ldq, (size_t)d * 2);
+            else
+                memcpy(Qc + dst, c->qf + src + i * ldq, (size_t)d * 4);
+        }
+    }
     for (int kt = 0; kt < c->nkt; kt++) {
         lc_block_class cls = lc_attn_classify_sum(&a->mask, &c->qs[qt], &c->ks[kt]);
         if (cls == LC_BLOCK_SKIP)
             continue;
         int k0 = kt * BK, nk = a->sk - k0 < BK ? a->sk - k0 : BK;
         size_t off = tile_off(c, kvh, kt);
-        if (c->ktb)
-            scores(c, h, q0, nq, NULL, c->ktb + off, NULL, c->qb, S);
-        else
-            c->ops->gemm(nq, BK, d, Qc, d, 1, c->kt + off, BK, S, BK, 0);
-        mask_tile(c, cls, q0, nq, k0, nk, S);
-        c->ops->softmax_fwd(nq, S, c->c, mrow, lrow, O, d, d);
-        c->ops->gemm(nq, d, nk, S, BK, 1, c->vh + ((size_t)kvh * a->sk + k0) * d, d, O, d, 1);
-    }
-    for (int i = 0; i < nq; i++) {
-        if (!(lrow[i] > 0.0f))
-            continue; /* this block gave the row no key: the state is unchanged */
-        size_t r = (size_t)(q0 + i) * hq + h;
-        float *o = c->o + r * d;
-        const float *acc = O + (size_t)i * d;
-        double lb = ((double)mrow[i] + log2((double)lrow[i])) * M_LN2;
-        double lo = c->lse[r];
-        if (lo == -INFINITY) {
-            float inv = (float)(1.0 / lrow[i]);
-            for (int x = 0; x < d; x++)
-                o[x] = acc[x] * inv;
-            c->lse[r] = (float)lb;
-            continue;
+        const float *vt = c->vh + off;
+        for (int hh = 0; hh < g; hh++) {
+            size_t r0 = (size_t)hh * BQ;
+            /* The next KV tile into L2 while this one computes, a share per head: the
+             * first head's demand misses on every fresh K and V tile otherwise stall it. */
+            if (kt + 1 < c->nkt) {
+                size_t nx = tile_off(c, kvh, kt + 1), vl = (size_t)d * BK * 4 / 64 / g;
+                size_t kl = c->kt ? vl : vl / 2; /* lines per head: bf16 K tiles are half */
+                const char *kn = c->kt ? (const char *)(c->kt + nx) : (const char *)(c->ktb + nx);
+                const char *vn = (const char *)(c->vh + nx);
+                for (size_t l = hh * kl; l < (hh + 1) * kl; l++)
+                    __builtin_prefetch(kn + l * 64, 0, 2);
+                for (size_t l = hh * vl; l < (hh + 1) * vl; l++)
+                    __builtin_prefetch(vn + l * 64, 0, 2);
+            }
+            if (c->ktb)
+                c->ops->qk_bf16(nq, d, (const lc_bf16 *)Qc + r0 * d, d, c->ktb + off, S);
+            else
+                c->ops->gemm(nq, BK, d, Qc + r0 * d, d, 1, c->kt + off, BK, S, BK, 0);
+            mask_tile(c, cls, q0, nq, k0, nk, S);
+            c->ops->softmax_fwd(nq, S, c->c, mrow + r0, lrow + r0, O + r0 * d, d, d);
+            for (int jb = 0; jb < d; jb += c->vw)
+                c->ops->gemm(nq, c->vw, nk, S, BK, 1, vt + (size_t)jb * BK, c->vw,
+                             O + r0 * d + jb, d, 1);
         }
-        double mx = lo > lb ? lo : lb;
-        double ln = mx + log(exp(lo - mx) + exp(lb - mx));
-        float wo = (float)exp(lo - ln), wb = (float)(exp(lb - ln) / lrow[i]);
-        for (int x = 0; x < d; x++)
-            o[x] = o[x] * wo + acc[x] * wb;
-        c->lse[r] = (float)ln;
     }
+    for (int hh = 0; hh < g; hh++)
+        for (int i = 0; i < nq; i++) {
+            size_t ri = (size_t)hh * BQ + i;
+            if (!(lrow[ri] > 0.0f))
+                continue; /* this block gave the row no key: the state is unchanged */
+            size_t r = (size_t)(q0 + i) * hq + h0 + hh;
+            float *o = c->o + r * d;
+            const float *acc = O + ri * d;
+            double lb = ((double)mrow[ri] + log2((double)lrow[ri])) * M_LN2;
+            double lo = c->lse[r];
+            if (lo == -INFINITY) {
+                float inv = (float)(1.0 / lrow[ri]);
+                for (int x = 0; x < d; x++)
+                    o[x] = acc[x] * inv;
+                c->lse[r] = (float)lb;
+                continue;
+            }
+            double mx = lo > lb ? lo : lb;
+            double ln = mx + log(exp(lo - mx) + exp(lb - mx));
+            float wo = (float)exp(lo - ln), wb = (float)(exp(lb - ln) / lrow[ri]);
+            for (int x = 0; x < d; x++)
+                o[x] = o[x] * wo + acc[x] * wb;
+            c->lse[r] = (float)ln;
+        }
 }
 
 /* Workers a call uses: the descriptor's threads, capped by the pool when there is one. */
@@ -285,6 +327,16 @@ static int setup(call *c, const lc_attn_desc *a)
     c->c = c->scale * (float)M_LOG2E;
     c->nth = workers_of(a);
     c->bdot = a->qkv_dtype == LC_DT_BF16 && c->ops->qk_bf16;
+    c->vw = c->d % c->ops->vblock == 0 ? c->ops->vblock : c->d;
+    /* The whole group per forward task, unless that leaves threads without work: then
+     * smaller divisors of g, down to one head per task. */
+    c->fg = c->g;
+    while (c->fg > 1 && (long long)(a->hq / c->fg) * c->nqt < 2LL * c->nth) {
+        int f = c->fg - 1;
+        while (c->g % f)
+            f--;
+        c->fg = f;
+    }
     return 0;
 }
 
@@ -309,8 +361,9 @@ static void carve_fwd(call *c, carve *w, void **ktp)
     c->ks = c->qs ? c->qs + c->nqt : NULL;
     if (!c->bdot && a->qkv_dtype == LC_DT_BF16)
         c->qf = take(w, (size_t)a->sq * a->hq * a->d * sizeof(float));
-    c->vh = take(w, (size_t)a->sk * a->hkv * a->d * sizeof(float));
-    c->scratch_floats = (size_t)BQ * BK + 2 * (size_t)BQ * a->d + 2 * BQ;
+    c->vh = take(w, (size_t)a->hkv * c->nkt * BK * a->d * sizeof(float));
+    /* S; then per query head of a group: O, row max, row sum, Q tile copy. */
+    c->scratch_floats = (size_t)BQ * BK + (size_t)c->fg * (2 * (size_t)BQ * a->d + 2 * BQ);
     c->scratch = take(w, c->scratch_floats * sizeof(float) * (size_t)c->nth);
     *ktp = take(w, packed_bytes(c));
 }
@@ -426,13 +479,13 @@ int lc_attn_fwd_block(const lc_attn_desc *a, const void *q, const void *k, const
         c.qb = q;
     else if (a->qkv_dtype == LC_DT_BF16)
         widen((float *)c.qf, q, (size_t)a->sq * a->hq * a->d);
-    head_major((float *)c.vh, v, a->qkv_dtype, a->sk, a->hkv, a->d);
+    pack_v((float *)c.vh, v, a->qkv_dtype, a->sk, a->hkv, a->d, c.vw);
     pack(&c, k, ktp);
     if (c.bdot)
         c.ktb = ktp;
     else
         c.kt = ktp;
-    run(&c, a->hq * c.nqt, fwd_task, &c);
+    run(&c, a->hq / c.fg * c.nqt, fwd_task, &c);
     free(owned);
     return 0;
 }

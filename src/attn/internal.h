@@ -20,6 +20,9 @@
  * threading) is portable code in driver.c shared by all implementations. */
 typedef struct {
     const char *name;
+    /* Columns per block of the packed V tiles (the micro-kernel's width): the P.V matmul
+     * runs per block, each [BK][vblock] contiguous. */
+    int vblock;
     /* C[m x n] (+)= A * B with A(i,p) = A[i*ars + p*aks], B row p at B + p*ldb,
      * C row i at C + i*ldc. n is a multiple of 16. acc = 0 overwrites C. */
     void (*gemm)(int m, int n, int k, const float *A, ptrdiff_t ars, ptrdiff_t aks,
@@ -55,6 +58,8 @@ int lc_attn_validate(const lc_attn_desc *a);
 int lc_attn_resolve_impl(lc_attn_impl want, lc_attn_impl *out);
 const lc_attn_ops *lc_attn_ops_for(lc_attn_impl impl, lc_dtype dt);
 int lc_attn_cpu_has_bf16(void);
+/* $LONGCTX_ATTN_BF16_DOT=1: use the CPU's bf16 dot product where it has one. */
+int lc_attn_bf16_dot_wanted(void);
 float lc_attn_scale(const lc_attn_desc *a);
 
 /* Runs fn(ctx, task, worker) for task in [0, ntasks) on nthreads threads (the caller's

@@ -74,6 +74,7 @@ static void dsoftmax(int m, const float *P, float *dP, const float *delta, float
 
 const lc_attn_ops lc_attn_ops_scalar = {
     .name = "scalar",
+    .vblock = 16,
     .gemm = gemm,
     .softmax_fwd = softmax_fwd,
     .softmax_bwd = softmax_bwd,

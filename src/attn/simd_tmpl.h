@@ -2,7 +2,7 @@
  * avx2.c and avx512.c (each compiled with its own -m flags, so only they use the ISA).
  *
  * The includer defines: V, VW, MR (rows per micro-kernel), NV (vectors per row), and
- * VLOAD VSTORE VZERO VSET1 VFMA VADD VSUB VMUL VMAX VMIN VREDMAX VREDSUM VROUND VPOW2I
+ * VLOAD VSTORE VZERO VSET1 VFMA VADD VSUB VMUL VMAX VMIN VREDMAX VREDSUM VROUND VPOW2I VFIRST
  * (2^n for an integral-valued vector n in [-127, 127]; -127 gives exactly 0).
  */
 #include <math.h>
@@ -67,62 +67,95 @@ static void gemm(int m, int n, int k, const float *A, ptrdiff_t ars, ptrdiff_t a
     }
 }
 
-/* 2^x for x <= 0 (and slightly above), relative error ~1e-7: 2^round(x) times a degree-7
- * polynomial for 2^f, f in [-1/2, 1/2]. Arguments below -127 (masked: -inf) give 0. */
+/* 2^x for x <= 0 (and slightly above; callers bound x by 127), relative error ~2.5e-7,
+ * far inside the fp32 tolerance: 2^round(x) times a degree-5 polynomial for 2^f,
+ * f in [-1/2, 1/2] (fitted on the relative error). Arguments below -127 (masked: -inf)
+ * give exactly 0. */
 AI V vexp2(V x)
 {
     x = VMAX(VSET1(-127.0f), x); /* operand order keeps a NaN input NaN */
-    x = VMIN(VSET1(127.0f), x);
     V n = VROUND(x);
     V f = VSUB(x, n);
-    V p = VSET1(1.525273380405984e-05f);
-    p = VFMA(p, f, VSET1(1.5403530393381608e-04f));
-    p = VFMA(p, f, VSET1(1.3333558146428443e-03f));
-    p = VFMA(p, f, VSET1(9.618129107628477e-03f));
-    p = VFMA(p, f, VSET1(5.550410866482158e-02f));
-    p = VFMA(p, f, VSET1(2.402265069591007e-01f));
-    p = VFMA(p, f, VSET1(6.931471805599453e-01f));
-    p = VFMA(p, f, VSET1(1.0f));
+    V p = VSET1(1.3266975144070924e-03f);
+    p = VFMA(p, f, VSET1(9.675464576337044e-03f));
+    p = VFMA(p, f, VSET1(5.550742645786558e-02f));
+    p = VFMA(p, f, VSET1(2.4022121664786705e-01f));
+    p = VFMA(p, f, VSET1(6.931469491150598e-01f));
+    p = VFMA(p, f, VSET1(1.0000000710474546f));
     return VMUL(p, VPOW2I(n));
 }
 
+#define NB (BK / VW) /* vectors per score row */
+
+/* Max and sum over a row's NB vectors as trees (depth log2 NB, not NB). */
+AI V tree_max(V *x)
+{
+    V t[NB];
+    for (int j = 0; j < NB; j++)
+        t[j] = x[j];
+    for (int w = NB / 2; w >= 1; w /= 2)
+        for (int j = 0; j < w; j++)
+            t[j] = VMAX(t[j], t[j + w]);
+    return t[0];
+}
+
+AI V tree_sum(V *x)
+{
+    for (int w = NB / 2; w >= 1; w /= 2)
+        for (int j = 0; j < w; j++)
+            x[j] = VADD(x[j], x[j + w]);
+    return x[0];
+}
+
+/* Two passes over the tile: the row maxima first (rows independent, so their reduction
+ * latencies overlap), then the exponentials and sums; one pass per row chained a row's
+ * max reduction, exponentials and sum reduction into one long dependency.
+ * The scale c > 0 (always, unless a caller asks for a negative softmax scale) commutes
+ * with the max, so the max is taken on the raw scores and c folds into the exponent's FMA:
+ * x = s * c - m. */
 static void softmax_fwd(int m, float *S, float c, float *mrow, float *lrow, float *O,
                         ptrdiff_t ldo, int d)
 {
+    float mnew[LC_ATTN_BQ];
     V vc = VSET1(c);
+    if (!(c > 0.0f)) { /* scale first, then the same as c = 1 */
+        for (int i = 0; i < m * BK; i += VW)
+            VSTORE(S + i, VMUL(VLOAD(S + i), vc));
+        c = 1.0f;
+        vc = VSET1(1.0f);
+    }
+    for (int i = 0; i < m; i++) {
+        V x[NB];
+        for (int j = 0; j < NB; j++)
+            x[j] = VLOAD(S + i * BK + j * VW);
+        float r = VREDMAX(tree_max(x)) * c;
+        mnew[i] = r > mrow[i] ? r : mrow[i];
+    }
     for (int i = 0; i < m; i++) {
         float *s = S + i * BK;
-        V x[BK / VW];
-        V mx = VSET1(-INFINITY);
-        for (int j = 0; j < BK / VW; j++) {
-            x[j] = VMUL(VLOAD(s + j * VW), vc);
-            mx = VMAX(mx, x[j]);
-        }
-        float rmax = VREDMAX(mx);
-        float mnew = rmax > mrow[i] ? rmax : mrow[i];
-        if (mnew == -INFINITY) {
-            for (int j = 0; j < BK / VW; j++)
+        if (mnew[i] == -INFINITY) {
+            for (int j = 0; j < NB; j++)
                 VSTORE(s + j * VW, VZERO);
             continue;
         }
-        V vm = VSET1(mnew), sum = VZERO;
-        for (int j = 0; j < BK / VW; j++) {
-            V p = vexp2(VSUB(x[j], vm));
-            VSTORE(s + j * VW, p);
-            sum = VADD(sum, p);
+        V x[NB], nm = VSET1(-mnew[i]);
+        for (int j = 0; j < NB; j++) {
+            x[j] = vexp2(VFMA(VLOAD(s + j * VW), vc, nm));
+            VSTORE(s + j * VW, x[j]);
         }
-        if (mnew > mrow[i]) {
-            float alpha = exp2f(mrow[i] - mnew);
+        float sum = VREDSUM(tree_sum(x));
+        if (mnew[i] > mrow[i]) {
+            /* On vectors: no libm call (which would spill every vector register). */
+            V va = vexp2(VSET1(mrow[i] - mnew[i]));
             if (lrow[i] > 0.0f) {
-                V va = VSET1(alpha);
                 float *o = O + i * ldo;
                 for (int j = 0; j < d; j += VW)
                     VSTORE(o + j, VMUL(VLOAD(o + j), va));
             }
-            lrow[i] *= alpha;
-            mrow[i] = mnew;
+            lrow[i] *= VFIRST(va);
+            mrow[i] = mnew[i];
         }
-        lrow[i] += VREDSUM(sum);
+        lrow[i] += sum;
     }
 }
 
@@ -137,8 +170,8 @@ static void softmax_bwd(int m, float *S, float c, const float *lse2)
             continue;
         }
         V nl = VSET1(-lse2[i]);
-        for (int j = 0; j < BK; j += VW)
-            VSTORE(s + j, vexp2(VFMA(VLOAD(s + j), vc, nl)));
+        for (int j = 0; j < BK; j += VW) /* x <= 0 up to rounding unless lse2 is wrong */
+            VSTORE(s + j, vexp2(VMIN(VSET1(127.0f), VFMA(VLOAD(s + j), vc, nl))));
     }
 }
 

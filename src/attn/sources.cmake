@@ -1,5 +1,6 @@
 list(APPEND LONGCTX_SOURCES
   src/attn/common.c
+  src/attn/cpu_amx.c
   src/attn/threads.c
   src/attn/ref.c
   src/attn/driver.c

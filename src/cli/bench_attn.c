@@ -1,6 +1,10 @@
 /* longctx bench attn: the attention block kernels as a fraction of this core's fp32 FMA peak
- * (measured in the same run), beside PyTorch's scaled_dot_product_attention and JAX's
- * dot_product_attention on the CPU when bench/peers/.venv exists.
+ * for the vector width the kernel uses (measured in the same run), beside PyTorch's
+ * scaled_dot_product_attention and JAX's dot_product_attention on the CPU when
+ * bench/peers/.venv exists. On a shared machine the three are interleaved row by row
+ * (ours, then each peer on the same shape, then the peak again), so every ratio compares
+ * measurements taken under the same load; with one thread the CPU-time rates are the ones
+ * a busy machine does not inflate.
  *
  * FLOPs follow the FlashAttention convention and count only unmasked work: forward
  * 4 * sq * sk * d * hq * (fraction of allowed pairs); backward 2.5x forward. */
@@ -23,9 +27,10 @@ static const char *const PASSES[] = {"fwd", "fwd_bwd", NULL};
 static const char *const DTYPES[] = {"f32", "bf16", NULL};
 static const char *const MASKS[] = {"none", "causal", NULL};
 static const char *const IMPLS[] = {"auto", "scalar", "avx2", "avx512", NULL};
+static const char *const PEERS[] = {"sdpa", "jax", NULL};
 
 typedef struct {
-    lc_slist pass, dtype, mask, impl;
+    lc_slist pass, dtype, mask, impl, peer;
     lc_ilist s, d, hq, hkv, threads;
     int json, reps, peers;
 } opts_t;
@@ -36,12 +41,16 @@ static void usage(FILE *f)
             "usage: longctx bench attn [--pass fwd,fwd_bwd] [--dtype f32,bf16] [--s 1K,8K]\n"
             "                          [--d 64,128] [--hq 32,8 --hkv 8,2] [--mask none,causal]\n"
             "                          [--threads 1] [--impl auto|scalar|avx2|avx512]\n"
-            "                          [--reps N] [--no-peers] [--json]\n"
+            "                          [--reps N] [--peers sdpa,jax|none] [--no-peers] [--json]\n"
             "Each list flag takes a comma list; all combinations run (--hq and --hkv pair up\n"
             "item by item). Defaults are a quick subset: --s 1K,2K --d 128 --hq 8 --hkv 2\n"
             "--mask causal --dtype f32,bf16 --pass fwd,fwd_bwd --threads 1 --impl auto.\n"
             "Peers: bench/peers/{sdpa,jax}_peer.py run with $LONGCTX_PEER_PYTHON or\n"
-            "bench/peers/.venv (create it with bench/peers/install.sh).\n");
+            "bench/peers/.venv (create it with bench/peers/install.sh), each right after\n"
+            "our row of the same shape; 'x sdpa' is our rate over torch's (wall, CPU).\n"
+            "With --impl avx2 on an AVX-512 CPU, torch is held to AVX2 as well\n"
+            "(ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2,\n"
+            "unless already set) so that both sides emulate an AVX2-only machine.\n");
 }
 
 static void set_words(lc_slist *l, const char *a, const char *b)
@@ -66,6 +75,7 @@ static int parse(int argc, char **argv, opts_t *o)
     set_words(&o->dtype, "f32", "bf16");
     set_words(&o->mask, "causal", NULL);
     set_words(&o->impl, "auto", NULL);
+    set_words(&o->peer, "sdpa", "jax");
     set_ints(&o->s, 1024, 2048);
     set_ints(&o->d, 128, 0);
     set_ints(&o->hq, 8, 0);
@@ -91,7 +101,7 @@ static int parse(int argc, char **argv, opts_t *o)
         int known = !strcmp(a, "--pass") || !strcmp(a, "--dtype") || !strcmp(a, "--mask") ||
                     !strcmp(a, "--impl") || !strcmp(a, "--s") || !strcmp(a, "--d") ||
                     !strcmp(a, "--hq") || !strcmp(a, "--hkv") || !strcmp(a, "--threads") ||
-                    !strcmp(a, "--reps");
+                    !strcmp(a, "--reps") || !strcmp(a, "--peers");
         if (!known) {
             fprintf(stderr, "longctx bench attn: unknown option '%s'\n", a);
             usage(stderr);
@@ -112,6 +122,12 @@ static int parse(int argc, char **argv, opts_t *o)
         else if (!strcmp(a, "--hkv")) bad = lc_parse_int_list(a, v, &o->hkv);
         else if (!strcmp(a, "--threads")) bad = lc_parse_int_list(a, v, &o->threads);
         else if (!strcmp(a, "--reps")) bad = lc_parse_int_opt(a, v, 1, 100, &o->reps);
+        else if (!strcmp(a, "--peers")) {
+            if (!strcmp(v, "none"))
+                o->peers = 0;
+            else
+                bad = lc_parse_word_list(a, v, PEERS, &o->peer);
+        }
         if (bad)
             return -1;
     }
@@ -167,6 +183,12 @@ static int parse(int argc, char **argv, opts_t *o)
 static double measure_peak(lc_attn_impl im)
 {
     return lc_fma_peak_gflops(im);
+}
+
+static const char *peak_width(lc_attn_impl im)
+{
+    return im == LC_ATTN_AVX512 ? "zmm (512-bit)" : im == LC_ATTN_AVX2 ? "ymm (256-bit)"
+                                                                       : "scalar";
 }
 
 /* ------------------------------------------------------------------ runs */
@@ -298,20 +320,6 @@ static int peer_dir(char *buf, size_t len)
     return -1;
 }
 
-static void join_s(const lc_slist *l, char *out, size_t len)
-{
-    out[0] = 0;
-    for (int i = 0; i < l->n; i++)
-        snprintf(out + strlen(out), len - strlen(out), "%s%s", i ? "," : "", l->v[i]);
-}
-
-static void join_i(const lc_ilist *l, char *out, size_t len)
-{
-    out[0] = 0;
-    for (int i = 0; i < l->n; i++)
-        snprintf(out + strlen(out), len - strlen(out), "%s%lld", i ? "," : "", l->v[i]);
-}
-
 static double json_num(const char *line, const char *key)
 {
     char pat[64];
@@ -337,10 +345,11 @@ static void json_str(const char *line, const char *key, char *out, size_t len)
     out[i] = 0;
 }
 
-/* gf_cpu < 0: not measured (peers, or several threads). */
+/* gf_cpu < 0: not measured (several threads). vs/vs_cpu > 0: ratio to the torch peer. */
 static void print_row(const opts_t *o, const char *impl, const char *pass, const char *dt,
                       long long s, long long d, long long hq, long long hkv, const char *mask,
-                      long long thr, double med, double gf, double gf_cpu, double peak)
+                      long long thr, double med, double gf, double gf_cpu, double peak,
+                      double vs, double vs_cpu)
 {
     double frac = peak > 0 ? gf / (peak * (double)thr) : 0.0;
     if (o->json) {
@@ -350,91 +359,166 @@ static void print_row(const opts_t *o, const char *impl, const char *pass, const
                impl, pass, dt, s, d, hq, hkv, mask, thr, med, gf, peak, frac);
         if (gf_cpu >= 0)
             printf(",\"gflops_cpu\":%.4g", gf_cpu);
+        if (vs > 0)
+            printf(",\"vs_sdpa\":%.4g", vs);
+        if (vs_cpu > 0)
+            printf(",\"vs_sdpa_cpu\":%.4g", vs_cpu);
         printf("}\n");
     } else {
         printf("%-10s %-7s %-4s %6lld %4lld %3lld/%-3lld %-6s %3lld %10.4f %9.1f %6.1f%%", impl,
                pass, dt, s, d, hq, hkv, mask, thr, med, gf, 100.0 * frac);
         if (gf_cpu >= 0)
             printf(" %9.1f %6.1f%%", gf_cpu, peak > 0 ? 100.0 * gf_cpu / peak : 0.0);
+        else
+            printf(" %9s %7s", "-", "-");
+        if (vs > 0)
+            printf(" %6.2fx", vs);
+        if (vs_cpu > 0)
+            printf(" %6.2fx", vs_cpu);
         printf("\n");
     }
     fflush(stdout);
 }
 
-static void run_peers(const opts_t *o, double peak)
+typedef struct {
+    char py[4400], dir[4096];
+    int ok;
+} peer_env;
+
+static void peer_find(const opts_t *o, peer_env *pe)
 {
-    char dir[4096], py[4400];
     const char *envpy = getenv("LONGCTX_PEER_PYTHON");
-    int have_dir = peer_dir(dir, sizeof dir) == 0;
+    int have_dir = peer_dir(pe->dir, sizeof pe->dir) == 0;
     if (envpy && *envpy)
-        snprintf(py, sizeof py, "%s", envpy);
+        snprintf(pe->py, sizeof pe->py, "%s", envpy);
     else if (have_dir) {
-        snprintf(py, sizeof py, "%s/.venv/bin/python", dir);
-        if (access(py, X_OK) != 0)
-            py[0] = 0;
+        snprintf(pe->py, sizeof pe->py, "%s/.venv/bin/python", pe->dir);
+        if (access(pe->py, X_OK) != 0)
+            pe->py[0] = 0;
     } else
-        py[0] = 0;
-    if (!have_dir || !py[0]) {
-        if (o->json)
-            printf("{\"bench\":\"attn\",\"peers\":\"absent\",\"why\":\"%s\"}\n",
-                   have_dir ? "no bench/peers/.venv and no LONGCTX_PEER_PYTHON"
-                            : "bench/peers not found (set LONGCTX_PEER_DIR)");
-        else
-            printf("peers absent: %s (run bench/peers/install.sh)\n",
-                   have_dir ? "no bench/peers/.venv and no LONGCTX_PEER_PYTHON"
-                            : "bench/peers not found (set LONGCTX_PEER_DIR)");
+        pe->py[0] = 0;
+    pe->ok = have_dir && pe->py[0];
+    if (pe->ok)
+        return;
+    const char *why = have_dir ? "no bench/peers/.venv and no LONGCTX_PEER_PYTHON"
+                               : "bench/peers not found (set LONGCTX_PEER_DIR)";
+    if (o->json)
+        printf("{\"bench\":\"attn\",\"peers\":\"absent\",\"why\":\"%s\"}\n", why);
+    else
+        printf("peers absent: %s (run bench/peers/install.sh)\n", why);
+}
+
+/* Runs one peer on one shape and prints its row; returns its torch-comparable rates in
+ * gf[0] (wall) and gf[1] (CPU, 0 when absent), or 0s when it gave none. */
+static void run_peer(const opts_t *o, const peer_env *pe, const char *name, const char *pass,
+                     const char *dt, long long s, long long d, long long hq, long long hkv,
+                     const char *mask, long long thr, double peak, double gf[2])
+{
+    gf[0] = gf[1] = 0;
+    const char *script = !strcmp(name, "sdpa") ? "sdpa_peer.py" : "jax_peer.py";
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd,
+             "'%s' '%s/%s' --pass %s --dtype %s --s %lld --d %lld --hq %lld --hkv %lld "
+             "--mask %s --threads %lld --reps %d",
+             pe->py, pe->dir, script, pass, dt, s, d, hq, hkv, mask, thr, o->reps);
+    FILE *f = popen(cmd, "r");
+    if (!f) {
+        printf("peer %s: could not start\n", script);
         return;
     }
-    char pass[512], dt[512], s[1024], d[512], hq[512], hkv[512], mask[512], thr[512];
-    join_s(&o->pass, pass, sizeof pass);
-    join_s(&o->dtype, dt, sizeof dt);
-    join_s(&o->mask, mask, sizeof mask);
-    join_i(&o->s, s, sizeof s);
-    join_i(&o->d, d, sizeof d);
-    join_i(&o->hq, hq, sizeof hq);
-    join_i(&o->hkv, hkv, sizeof hkv);
-    join_i(&o->threads, thr, sizeof thr);
-    const char *scripts[] = {"sdpa_peer.py", "jax_peer.py"};
-    for (int i = 0; i < 2; i++) {
-        char cmd[16384];
-        snprintf(cmd, sizeof cmd,
-                 "'%s' '%s/%s' --pass %s --dtype %s --s %s --d %s --hq %s --hkv %s --mask %s "
-                 "--threads %s --reps %d",
-                 py, dir, scripts[i], pass, dt, s, d, hq, hkv, mask, thr, o->reps);
-        FILE *f = popen(cmd, "r");
-        if (!f) {
-            printf("peer %s: could not start\n", scripts[i]);
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        if (!strstr(line, "\"bench\"")) {
+            if (!o->json)
+                fputs(line, stdout);
             continue;
         }
-        char line[4096];
-        while (fgets(line, sizeof line, f)) {
-            if (!strstr(line, "\"bench\"")) {
-                if (!o->json)
-                    fputs(line, stdout);
-                continue;
-            }
-            char impl[64], ps[32], dts[32], ms[32];
-            json_str(line, "impl", impl, sizeof impl);
-            json_str(line, "pass", ps, sizeof ps);
-            json_str(line, "dtype", dts, sizeof dts);
-            json_str(line, "mask", ms, sizeof ms);
-            double err = json_num(line, "skipped");
-            if (!isnan(err) || strstr(line, "\"error\"")) {
-                if (o->json)
-                    fputs(line, stdout);
-                else
-                    printf("%-10s %s", impl, line);
-                continue;
-            }
-            print_row(o, impl, ps, dts, (long long)json_num(line, "s"),
-                      (long long)json_num(line, "d"), (long long)json_num(line, "hq"),
-                      (long long)json_num(line, "hkv"), ms, (long long)json_num(line, "threads"),
-                      json_num(line, "median_s"), json_num(line, "gflops"), -1.0, peak);
+        char impl[64], ps[32], dts[32], ms[32];
+        json_str(line, "impl", impl, sizeof impl);
+        json_str(line, "pass", ps, sizeof ps);
+        json_str(line, "dtype", dts, sizeof dts);
+        json_str(line, "mask", ms, sizeof ms);
+        double err = json_num(line, "skipped");
+        if (!isnan(err) || strstr(line, "\"error\"")) {
+            if (o->json)
+                fputs(line, stdout);
+            else
+                printf("%-10s %s", impl, line);
+            continue;
         }
-        int rc = pclose(f);
-        if (rc != 0 && !o->json)
-            printf("peer %s exited with status %d\n", scripts[i], rc);
+        double g = json_num(line, "gflops"), gc = json_num(line, "gflops_cpu");
+        gf[0] = g;
+        gf[1] = isnan(gc) || thr != 1 ? 0 : gc;
+        print_row(o, impl, ps, dts, (long long)json_num(line, "s"),
+                  (long long)json_num(line, "d"), (long long)json_num(line, "hq"),
+                  (long long)json_num(line, "hkv"), ms, (long long)json_num(line, "threads"),
+                  json_num(line, "median_s"), g, gf[1] > 0 ? gf[1] : -1.0, peak, 0, 0);
     }
+    int rc = pclose(f);
+    if (rc != 0 && !o->json)
+        printf("peer %s exited with status %d\n", script, rc);
+}
+
+/* Holds torch to the ISA our kernel runs at when that is below what the CPU has (AVX2
+ * kernels on an AVX-512 CPU): ATen's own kernels, MKL and oneDNN each pick their ISA. The
+ * caller's settings win. Returns whether anything is emulated. */
+static const char *const ISA_VARS[][2] = {{"ATEN_CPU_CAPABILITY", "avx2"},
+                                          {"MKL_ENABLE_INSTRUCTIONS", "AVX2"},
+                                          {"ONEDNN_MAX_CPU_ISA", "AVX2"}};
+static int peer_isa_set(lc_attn_impl im, int set[3])
+{
+    int emu = im == LC_ATTN_AVX2 && lc_attn_impl_supported(LC_ATTN_AVX512);
+    for (int i = 0; i < 3; i++) {
+        set[i] = emu && !getenv(ISA_VARS[i][0]);
+        if (set[i])
+            setenv(ISA_VARS[i][0], ISA_VARS[i][1], 1);
+    }
+    return emu;
+}
+
+static void peer_isa_unset(const int set[3])
+{
+    for (int i = 0; i < 3; i++)
+        if (set[i])
+            unsetenv(ISA_VARS[i][0]);
+}
+
+/* One of our rows: runs the kernel (warm-up, then reps) in the steady state a plan keeps.
+ * Returns 0 and the median wall and CPU seconds, or -1. */
+static int time_ours(const opts_t *o, lc_attn_impl im, int bwd, lc_dtype dt, long long s,
+                     long long d, long long hq, long long hkv, const char *mask,
+                     long long thr, double *med, double *medc)
+{
+    bufs b;
+    if (bufs_make(&b, (int)s, (int)d, (int)hq, (int)hkv, dt, bwd) != 0) {
+        fprintf(stderr, "bench attn: out of memory at S=%lld\n", s);
+        bufs_free(&b);
+        return -1;
+    }
+    b.a = (lc_attn_desc){.sq = (int)s, .sk = (int)s, .hq = (int)hq, .hkv = (int)hkv,
+                         .d = (int)d, .qkv_dtype = dt, .threads = (int)thr, .impl = im};
+    if (!strcmp(mask, "causal"))
+        b.a.mask.kind = LC_MASK_CAUSAL;
+    /* Workers started and the workspace allocated once, outside the timing. */
+    int err = steady_make(&b.a);
+    double t[100], tc[100];
+    if (!err)
+        err = run_once(&b, bwd); /* warm-up */
+    for (int r = 0; r < o->reps && !err; r++) {
+        double t0 = lc_wall(), c0 = lc_cpu_time();
+        err = run_once(&b, bwd);
+        t[r] = lc_wall() - t0;
+        tc[r] = lc_cpu_time() - c0;
+    }
+    if (err)
+        fprintf(stderr, "bench attn: %s\n", lc_attn_last_error());
+    steady_free(&b.a);
+    bufs_free(&b);
+    if (err)
+        return -1;
+    *med = lc_median(t, o->reps);
+    *medc = lc_median(tc, o->reps);
+    return 0;
 }
 
 int lc_cmd_bench_attn(int argc, char **argv)
@@ -443,11 +527,21 @@ int lc_cmd_bench_attn(int argc, char **argv)
     if (parse(argc, argv, &o) != 0)
         return 2;
     int npairs = o.hq.n > o.hkv.n ? o.hq.n : o.hkv.n;
-    double peak_ref = 0;
+    peer_env pe = {.ok = 0};
+    if (o.peers)
+        peer_find(&o, &pe);
+    char amx[256];
+    int amx_ok = lc_attn_amx_status(amx, sizeof amx);
+    if (o.json)
+        printf("{\"bench\":\"attn\",\"amx\":%s,\"amx_kernel\":false,\"amx_why\":\"%s\"}\n",
+               amx_ok ? "true" : "false", amx);
+    else
+        printf("# amx: %s; no AMX kernel is built: no AMX machine was available to test one\n",
+               amx);
     if (!o.json)
-        printf("%-10s %-7s %-4s %6s %4s %7s %-6s %3s %10s %9s %7s %9s %7s\n", "impl", "pass",
-               "dtype", "S", "D", "Hq/Hkv", "mask", "thr", "median_s", "GFLOP/s", "%peak",
-               "cpuGF/s", "%peak");
+        printf("%-10s %-7s %-4s %6s %4s %7s %-6s %3s %10s %9s %7s %9s %7s %7s %7s\n", "impl",
+               "pass", "dtype", "S", "D", "Hq/Hkv", "mask", "thr", "median_s", "GFLOP/s",
+               "%peak", "cpuGF/s", "%peak", "x sdpa", "cpu x");
     for (int ii = 0; ii < o.impl.n; ii++) {
         lc_attn_impl want, im;
         lc_attn_impl_parse(o.impl.v[ii], &want);
@@ -457,16 +551,26 @@ int lc_cmd_bench_attn(int argc, char **argv)
             im = lc_attn_impl_best();
         if (im == LC_ATTN_AUTO)
             im = lc_attn_impl_best();
+        int isa_set[3];
+        int emu = peer_isa_set(im, isa_set);
         double peak = measure_peak(im);
-        if (ii == 0 || im == lc_attn_impl_best())
-            peak_ref = peak;
         if (o.json)
-            printf("{\"bench\":\"attn\",\"impl\":\"%s\",\"peak_gflops\":%.4g,\"peak\":\"one "
-                   "thread, register-only FMA loop, %s width\"}\n",
-                   lc_attn_impl_name(im), peak, lc_attn_impl_name(im));
-        else
-            printf("# %s: single-core fp32 FMA peak %.1f GFLOP/s (measured now)\n",
-                   lc_attn_impl_name(im), peak);
+            printf("{\"bench\":\"attn\",\"impl\":\"%s\",\"best_impl\":\"%s\",\"peak_gflops\":%.4g,"
+                   "\"peak\":\"one thread, register-only FMA loop, %s\",\"peer_isa\":\"%s\"}\n",
+                   lc_attn_impl_name(im), lc_attn_impl_name(lc_attn_impl_best()), peak,
+                   peak_width(im), emu ? "avx2 (emulated)" : "default");
+        else {
+            printf("# kernel %s (cpuid best: %s); single-core fp32 FMA peak %.1f GFLOP/s, %s "
+                   "FMAs (measured now, re-measured after every row, max kept)\n",
+                   lc_attn_impl_name(im), lc_attn_impl_name(lc_attn_impl_best()), peak,
+                   peak_width(im));
+            if (emu)
+                printf("# emulating an AVX2-only CPU: our avx2 kernel, ymm peak, and torch with "
+                       "ATEN_CPU_CAPABILITY=%s MKL_ENABLE_INSTRUCTIONS=%s ONEDNN_MAX_CPU_ISA=%s"
+                       " (jax is not limited)\n",
+                       getenv("ATEN_CPU_CAPABILITY"), getenv("MKL_ENABLE_INSTRUCTIONS"),
+                       getenv("ONEDNN_MAX_CPU_ISA"));
+        }
         for (int pi = 0; pi < o.pass.n; pi++)
             for (int di = 0; di < o.dtype.n; di++)
                 for (int si = 0; si < o.s.n; si++)
@@ -474,65 +578,43 @@ int lc_cmd_bench_attn(int argc, char **argv)
                         for (int hi = 0; hi < npairs; hi++)
                             for (int mi = 0; mi < o.mask.n; mi++)
                                 for (int ti = 0; ti < o.threads.n; ti++) {
-                                    int bwd = !strcmp(o.pass.v[pi], "fwd_bwd");
-                                    lc_dtype dt = !strcmp(o.dtype.v[di], "bf16") ? LC_DT_BF16
-                                                                                 : LC_DT_F32;
+                                    const char *ps = o.pass.v[pi], *ds = o.dtype.v[di];
+                                    const char *ms = o.mask.v[mi];
+                                    int bwd = !strcmp(ps, "fwd_bwd");
+                                    lc_dtype dt = !strcmp(ds, "bf16") ? LC_DT_BF16 : LC_DT_F32;
                                     long long s = o.s.v[si], d = o.d.v[dd];
                                     long long hq = o.hq.v[o.hq.n == 1 ? 0 : hi];
                                     long long hkv = o.hkv.v[o.hkv.n == 1 ? 0 : hi];
                                     long long thr = o.threads.v[ti];
-                                    bufs b;
-                                    if (bufs_make(&b, (int)s, (int)d, (int)hq, (int)hkv, dt,
-                                                  bwd) != 0) {
-                                        fprintf(stderr, "bench attn: out of memory at S=%lld\n",
-                                                s);
-                                        bufs_free(&b);
+                                    double med, medc;
+                                    if (time_ours(&o, im, bwd, dt, s, d, hq, hkv, ms, thr, &med,
+                                                  &medc) != 0) {
+                                        peer_isa_unset(isa_set);
                                         return 1;
                                     }
-                                    b.a = (lc_attn_desc){.sq = (int)s, .sk = (int)s,
-                                                         .hq = (int)hq, .hkv = (int)hkv,
-                                                         .d = (int)d, .qkv_dtype = dt,
-                                                         .threads = (int)thr, .impl = im};
-                                    if (!strcmp(o.mask.v[mi], "causal"))
-                                        b.a.mask.kind = LC_MASK_CAUSAL;
-                                    /* The steady state a plan runs in: workers started and
-                                     * the workspace allocated once, outside the timing. */
-                                    int err = steady_make(&b.a);
-                                    double t[100], tc[100];
-                                    if (!err)
-                                        err = run_once(&b, bwd); /* warm-up */
-                                    for (int r = 0; r < o.reps && !err; r++) {
-                                        double t0 = lc_wall(), c0 = lc_cpu_time();
-                                        err = run_once(&b, bwd);
-                                        t[r] = lc_wall() - t0;
-                                        tc[r] = lc_cpu_time() - c0;
-                                    }
-                                    if (err) {
-                                        fprintf(stderr, "bench attn: %s\n",
-                                                lc_attn_last_error());
-                                        steady_free(&b.a);
-                                        bufs_free(&b);
-                                        return 1;
-                                    }
-                                    steady_free(&b.a);
-                                    double med = lc_median(t, o.reps);
-                                    double medc = lc_median(tc, o.reps);
+                                    double fl = 4.0 * s * s * d * hq * frac_unmasked(ms, s) *
+                                                (bwd ? 3.5 : 1.0);
+                                    double gf = fl / med * 1e-9;
+                                    double gfc = thr == 1 ? fl / medc * 1e-9 : -1.0;
+                                    /* Peers right after ours, then the peak again. */
+                                    double vs = 0, vsc = 0;
+                                    double peer_gf[2][2] = {{0, 0}, {0, 0}};
+                                    for (int k = 0; pe.ok && k < o.peer.n; k++)
+                                        run_peer(&o, &pe, o.peer.v[k], ps, ds, s, d, hq, hkv, ms,
+                                                 thr, peak, peer_gf[k]);
+                                    for (int k = 0; pe.ok && k < o.peer.n; k++)
+                                        if (!strcmp(o.peer.v[k], "sdpa")) {
+                                            vs = peer_gf[k][0] > 0 ? gf / peer_gf[k][0] : 0;
+                                            vsc = peer_gf[k][1] > 0 && gfc > 0
+                                                      ? gfc / peer_gf[k][1] : 0;
+                                        }
                                     double p2 = measure_peak(im);
                                     if (p2 > peak)
                                         peak = p2;
-                                    if (ii == 0 || im == lc_attn_impl_best())
-                                        peak_ref = peak;
-                                    double fl = 4.0 * s * s * d * hq *
-                                                frac_unmasked(o.mask.v[mi], s) *
-                                                (bwd ? 3.5 : 1.0);
-                                    print_row(&o, lc_attn_impl_name(im), o.pass.v[pi],
-                                              o.dtype.v[di], s, d, hq, hkv, o.mask.v[mi], thr,
-                                              med, fl / med * 1e-9,
-                                              thr == 1 ? fl / medc * 1e-9 : -1.0, peak);
-                                    bufs_free(&b);
+                                    print_row(&o, lc_attn_impl_name(im), ps, ds, s, d, hq, hkv,
+                                              ms, thr, med, gf, gfc, peak, vs, vsc);
                                 }
+        peer_isa_unset(isa_set);
     }
-    if (o.peers)
-        run_peers(&o, peak_ref);
     return 0;
 }

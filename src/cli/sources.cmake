@@ -24,3 +24,8 @@ if(EXISTS ${CMAKE_SOURCE_DIR}/src/model/sources.cmake)
        src/cli/bench_train_peers.c)
   set_property(SOURCE src/cli/main.c APPEND PROPERTY COMPILE_DEFINITIONS LONGCTX_HAVE_TRAIN)
 endif()
+# MPI measured directly beside the permute on the mpi backend (bench permute --backend mpi).
+if(LONGCTX_HAVE_MPI)
+  list(APPEND LONGCTX_CLI_SOURCES src/cli/bench_mpi.c)
+  set_property(SOURCE src/cli/bench_permute.c src/cli/bench_mpi.c APPEND PROPERTY COMPILE_DEFINITIONS LONGCTX_HAVE_MPI)
+endif()

@@ -22,6 +22,8 @@ static void usage(FILE *f)
             "           `longctx launch -n P`), --pes P (must equal D x C x T), --heap SIZE\n"
             "           --sp (sequence parallelism in the TP team), --mesh-order tp,cp,dp (innermost first:\n"
             "           which PEs are neighbours; the default puts TP on neighbouring cores)\n"
+            "           --backend shm|mpi (mpi: started as `mpirun -n P longctx train ...`, picked there\n"
+            "           by default)\n"
             "CP:        --cp-algo ring|allgather  --layout zigzag|contiguous|striped\n"
             "           --permute one_sided|two_sided|zero_copy|auto\n"
             "Compute:   --dtype f32|bf16  --recompute  --threads T (default: the PE's CPUs)\n"
@@ -83,6 +85,7 @@ int lc_cmd_train(int argc, char **argv)
     static char train_path[4096], val_path[4096];
     const char *data = NULL, *model = "small";
     int worker = 0, pes = 0;
+    const char *backend = NULL;
     size_t heap = 0;
     int64_t shape[7];
     int have_shape[7] = {0};
@@ -134,6 +137,7 @@ int lc_cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--dp")) bad = parse_i64(a, v, 1, &x), o.dp = (int)x;
         else if (!strcmp(a, "--tp")) bad = parse_i64(a, v, 1, &x), o.tp = (int)x;
         else if (!strcmp(a, "--pes")) bad = parse_i64(a, v, 1, &x), pes = (int)x;
+        else if (!strcmp(a, "--backend")) backend = v;
         else if (!strcmp(a, "--steps")) bad = parse_i64(a, v, 1, &o.steps);
         else if (!strcmp(a, "--accum")) bad = parse_i64(a, v, 1, &x), o.accum = (int)x;
         else if (!strcmp(a, "--warmup")) bad = parse_i64(a, v, 0, &o.warmup);
@@ -230,8 +234,8 @@ int lc_cmd_train(int argc, char **argv)
     o.val_path = val_path[0] ? val_path : NULL;
     if (!o.out_dir) o.out_dir = "train_out";
 
-    const char *env_npes = getenv("LONGCTX_NPES");
-    int n_pes = env_npes ? atoi(env_npes) : (pes ? pes : o.dp * o.cp * o.tp);
+    int launched_pe = 0, launched_n = 0, launched = lc_launched_as(&launched_pe, &launched_n);
+    int n_pes = launched ? launched_n : (pes ? pes : o.dp * o.cp * o.tp);
     if (pes && pes != n_pes) {
         fprintf(stderr, "longctx train: --pes %d but the launcher started %d PEs\n", pes, n_pes);
         return 2;
@@ -239,13 +243,23 @@ int lc_cmd_train(int argc, char **argv)
     /* Everything checkable before a PE starts is checked here; under a launcher every PE
      * checks, PE 0 speaks. */
     char err[1024];
-    const char *env_pe = getenv("LONGCTX_PE");
-    int my_pe = env_pe ? atoi(env_pe) : 0;
+    int my_pe = launched_pe;
+    if (backend) {
+        if (strcmp(backend, "shm") && strcmp(backend, "mpi") && strcmp(backend, "auto")) {
+            fprintf(stderr, "longctx train: --backend %s: expected shm, mpi or auto\n", backend);
+            return 2;
+        }
+        if (!strcmp(backend, "mpi") && !launched && n_pes > 1) {
+            fprintf(stderr, "longctx train: --backend mpi: start the PEs with mpirun -n %d longctx train ...\n", n_pes);
+            return 2;
+        }
+        setenv("LONGCTX_BACKEND", backend, 1);
+    }
     if (!worker && lc_trainer_check(&o, n_pes, err, sizeof err)) {
         if (my_pe == 0) fprintf(stderr, "longctx train: %s\n", err);
         return 2;
     }
-    if (!env_npes && n_pes > 1) {
+    if (!launched && n_pes > 1) {
         /* Re-run as the PEs of the mesh. */
         char self[4096];
         ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);

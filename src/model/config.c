@@ -84,23 +84,33 @@ double lc_model_flops_per_token(const lc_model_config *c, int64_t seq_len)
 size_t lc_model_memory_bytes(const lc_model_config *c, const lc_model_run *r, int cp_pes)
 {
     if (!c || !r || cp_pes < 1) return 0;
-    double hd = (double)c->dim / c->n_heads, kvdim = hd * c->n_kv_heads;
-    double params = matmul_params(c) + (double)c->vocab * c->dim + (2.0 * c->n_layers + 1) * c->dim;
+    /* under TP (run.tp_team of T PEs) heads, ffn and vocab are 1/T per PE (replicated KV
+     * heads: one); with sp the residual stream and the saved norm outputs hold 1/T of the rows */
+    int T = r->tp_team ? lc_team_n_pes(r->tp_team) : 1;
+    if (T < 1) T = 1;
+    double hd = (double)c->dim / c->n_heads, heads = (double)c->n_heads / T;
+    double kvh = c->n_kv_heads % T == 0 ? (double)c->n_kv_heads / T : 1.0;
+    double qdim = hd * heads, kvdim = hd * kvh, ffn = (double)c->ffn_dim / T, vocab = (double)c->vocab / T;
+    double sh = r->sp && T > 1 ? 1.0 / T : 1.0; /* residual rows per row */
+    double layer_w = (double)c->dim * (qdim + 2 * kvdim) + (double)c->dim * qdim + 3.0 * c->dim * ffn;
+    double params = layer_w * c->n_layers + 2.0 * vocab * c->dim + (2.0 * c->n_layers + 1) * c->dim;
     double rows = (double)(r->seq_len + 2 * cp_pes - 1) / cp_pes;
     double es = r->compute == LC_DT_BF16 ? 2.0 : 4.0;
-    double per_layer = 4.0 * (3 * c->dim + 2 + c->n_heads + 2.0 * c->ffn_dim)
-                       + es * (2.0 * c->dim + 2 * kvdim);
+    double per_layer = 4.0 * (sh * (3.0 * c->dim + 2) + heads + 2.0 * ffn)
+                       + es * (2.0 * qdim + 2 * kvdim);
     /* every layer's input x, plus the rest of one layer (recompute) or of every layer */
-    double saved = 4.0 * c->dim * c->n_layers + per_layer * (r->recompute ? 1 : c->n_layers);
-    /* dres, dtmp, xlast, xf + the shared region (model.c): max(MLP dh|act, attention set) */
-    double att_set = 4.0 * (c->dim + 2 * kvdim + 2.0 * c->dim + 2 * kvdim) + es * c->dim;
-    double mlp_set = 4.0 * 3.0 * c->ffn_dim;
-    double scratch = 4.0 * 4 * c->dim + (att_set > mlp_set ? att_set : mlp_set);
-    double chunk = (double)(LC_MODEL__LOGITS_MAX / (unsigned)c->vocab);
+    double saved = 4.0 * sh * c->dim * c->n_layers + per_layer * (r->recompute ? 1 : c->n_layers);
+    /* dres, dtmp, xlast, xf (+ sp's gathered dres, gathered norm output and shard) + the
+     * shared region (model.c): max(MLP dh|act, attention set) */
+    double att_set = 4.0 * (qdim + 2 * kvdim + 2.0 * qdim + 2 * kvdim) + es * qdim;
+    double mlp_set = 4.0 * 3.0 * ffn;
+    double scratch = 4.0 * (1 + 3 * sh) * c->dim + (sh < 1 ? 4.0 * (2 + sh) * c->dim : 0)
+                     + (att_set > mlp_set ? att_set : mlp_set);
+    double chunk = (double)(LC_MODEL__LOGITS_MAX / (unsigned)vocab);
     if (chunk < 16) chunk = 16;
     if (chunk > rows) chunk = rows;
     double bytes = params * 4.0 * (r->compute == LC_DT_BF16 ? 3.0 : 2.0)
-                   + rows * (saved + scratch + 16.0 + 4.0 * hd) + chunk * c->vocab * 4.0;
+                   + rows * (saved + scratch + 16.0 + 4.0 * hd) + chunk * vocab * 4.0;
     return (size_t)bytes;
 }
 

@@ -81,15 +81,15 @@ typedef struct {
 /* Saved activations of one layer (pointers into the arena; with recompute every layer's
  * pointers except x point at one shared set). */
 typedef struct {
-    float *x;      /* [rows, dim] layer input (residual stream) */
-    float *ln1;    /* [rows, dim] */
-    float *rstd1;  /* [rows] */
+    float *x;      /* [rr, dim] layer input (residual stream) */
+    float *ln1;    /* [rr, dim] (sp: my shard; its all-gather is remade when needed) */
+    float *rstd1;  /* [rr] */
     void *q, *k, *v;   /* [rows, qdim], [rows, kvdim] x2 after RoPE, in the compute dtype */
     void *att;     /* [rows, qdim] attention out, compute dtype */
     float *lse;    /* [rows, n_heads] */
-    float *xmid;   /* [rows, dim] x + o_proj(att) */
-    float *ln2;    /* [rows, dim] */
-    float *rstd2;  /* [rows] */
+    float *xmid;   /* [rr, dim] x + o_proj(att) */
+    float *ln2;    /* [rr, dim] */
+    float *rstd2;  /* [rr] */
     float *h;      /* [rows, 2*ffn] gate|up */
 } lc_model__acts;
 
@@ -125,8 +125,8 @@ struct lc_model {
     float *arena;
     size_t arena_floats;
     lc_model__acts *acts; /* [n_layers] */
-    float *xlast;         /* [rows, dim] output of the last layer */
-    float *xf, *rstdf;    /* final norm output [rows, dim], rstd [rows] */
+    float *xlast;         /* [rr, dim] output of the last layer */
+    float *xf, *rstdf;    /* final norm output [rr, dim], rstd [rr] */
     float *cos_t, *sin_t; /* [rows, hd/2] */
     int32_t *tok, *tgt, *doc; /* local shards [rows] */
     /* scratch */
@@ -136,8 +136,8 @@ struct lc_model {
     float *dres;   /* [rr, dim] gradient of the residual stream */
     float *dtmp;   /* [rp, dim] (also the row-parallel partial sums under TP; pad rows stay 0) */
     float *dfull;  /* sp: [rp, dim] all-gathered dres */
-    float *dsh;    /* sp: [rs, dim] one shard (norm output before its all-gather, a
-                      reduce-scatter's result) */
+    float *dsh;    /* sp: [rs, dim] one shard (a reduce-scatter's result) */
+    float *lnfull; /* sp: [rp, dim] an all-gathered norm output, the input of a GEMM */
     float *gnorm;  /* sp: [(2 * n_layers + 1) * dim] this step's norm-weight grads */
     double *ce;    /* TP: [3 * chunk] the vocab-parallel loss's per-row max, sum-exp, target */
     float *dh;     /* [rows, 2*ffn] */

@@ -176,8 +176,9 @@ static void *carve(carver *c, size_t bytes)
 }
 
 /* Lays out every activation and scratch buffer; with base NULL it only measures. Under TP
- * the widths are this PE's (heads, ffn, vocab); with sp the residual stream and the norms'
- * statistics hold the rr = rs rows of my sequence shard, the norm outputs the rp gathered rows. */
+ * the widths are this PE's (heads, ffn, vocab); with sp the residual stream and the saved
+ * norm outputs hold the rr = rs rows of my sequence shard, and one lnfull buffer the rp
+ * gathered rows of whichever norm output a GEMM needs now. */
 static void layout_arena(lc_model *m, carver *cv)
 {
     const lc_model_config *c = &m->cfg;
@@ -188,7 +189,7 @@ static void layout_arena(lc_model *m, carver *cv)
     m->xlast = carve(cv, Rr * D * F); /* output of the last layer */
     for (int l = 0; l < nsets; l++) {
         lc_model__acts *a = &m->acts[l];
-        a->ln1 = carve(cv, Rp * D * F);
+        a->ln1 = carve(cv, Rr * D * F);
         a->rstd1 = carve(cv, Rr * F);
         a->q = carve(cv, R * m->qdim * es);
         a->k = carve(cv, R * m->kvdim * es);
@@ -196,7 +197,7 @@ static void layout_arena(lc_model *m, carver *cv)
         a->att = carve(cv, R * m->qdim * es);
         a->lse = carve(cv, R * m->hl * F);
         a->xmid = carve(cv, Rr * D * F);
-        a->ln2 = carve(cv, Rp * D * F);
+        a->ln2 = carve(cv, Rr * D * F);
         a->rstd2 = carve(cv, Rr * F);
         a->h = carve(cv, R * 2 * FF * F);
     }
@@ -206,7 +207,7 @@ static void layout_arena(lc_model *m, carver *cv)
             m->acts[l] = m->acts[0];
             m->acts[l].x = x;
         }
-    m->xf = carve(cv, Rp * D * F);
+    m->xf = carve(cv, Rr * D * F);
     m->rstdf = carve(cv, Rr * F);
     m->cos_t = carve(cv, R * (m->hd / 2) * F);
     m->sin_t = carve(cv, R * (m->hd / 2) * F);
@@ -218,6 +219,7 @@ static void layout_arena(lc_model *m, carver *cv)
     if (m->run.sp) {
         m->dfull = carve(cv, Rp * D * F);
         m->dsh = carve(cv, Rr * D * F);
+        m->lnfull = carve(cv, Rp * D * F);
         m->gnorm = carve(cv, (2 * (size_t)c->n_layers + 1) * D * F);
     }
     if (m->T > 1) m->ce = carve(cv, 3 * (size_t)m->chunk * sizeof(double));

@@ -88,16 +88,29 @@ static int row_parallel_out(lc_model *m, const float *base, float *out, const ch
     return LC_OK;
 }
 
-/* RMSNorm of the residual rows x into out [rows, dim] (with sp my shard is normed, then
- * all-gathered), rounded for bf16. */
+/* RMSNorm of the residual rows x into out (saved for backward; with sp my shard only) and
+ * *full, the input of the next column-parallel GEMM: out itself, or with sp every member's
+ * shard all-gathered into lnfull. Rounded for bf16. */
 static int norm_fwd(lc_model *m, const float *x, size_t w_off, float *out, float *rstd,
-                    const char *what)
+                    const float **full, const char *what)
 {
     const lc_model_config *c = &m->cfg;
-    float *dst = m->run.sp ? m->dsh : out;
-    lc_model__rmsnorm_fwd(x, m->params + w_off, m->rr, c->dim, c->norm_eps, dst, rstd);
-    maybe_round(m, dst, (size_t)m->rr * c->dim);
-    return m->run.sp ? sp_gather(m, out, m->dsh, what) : LC_OK;
+    lc_model__rmsnorm_fwd(x, m->params + w_off, m->rr, c->dim, c->norm_eps, out, rstd);
+    maybe_round(m, out, (size_t)m->rr * c->dim);
+    *full = out;
+    if (!m->run.sp) return LC_OK;
+    *full = m->lnfull;
+    return sp_gather(m, m->lnfull, out, what);
+}
+
+/* The saved norm output of every row for a weight gradient: with sp re-gathered from the
+ * saved shards (Megatron's sequence parallelism: the gathered copy is not kept). */
+static int norm_full(lc_model *m, const float *saved, const float **full, const char *what)
+{
+    *full = saved;
+    if (!m->run.sp) return LC_OK;
+    *full = m->lnfull;
+    return sp_gather(m, m->lnfull, saved, what);
 }
 
 /* d(residual) for every row, the input gradient of a column-parallel matmul: dres itself,
@@ -145,8 +158,9 @@ static int layer_fwd(lc_model *m, int l, float *out)
     int R = m->rows, D = c->dim, qkvd = m->qdim + 2 * m->kvdim, F = m->ffl, tp = m->T > 1, rc;
     size_t nq = (size_t)R * m->qdim, nkv = (size_t)R * m->kvdim;
 
-    if ((rc = norm_fwd(m, a->x, o->ln1, a->ln1, a->rstd1, "input norm all-gather"))) return rc;
-    MM(m, lc_model__linear_fwd(a->ln1, W(m, o->wqkv), R, D, qkvd, m->qkv, 0));
+    const float *ln;
+    if ((rc = norm_fwd(m, a->x, o->ln1, a->ln1, a->rstd1, &ln, "input norm all-gather"))) return rc;
+    MM(m, lc_model__linear_fwd(ln, W(m, o->wqkv), R, D, qkvd, m->qkv, 0));
     /* split [q|k|v] rows into the attention layout; RoPE on q and k */
     float *q = is_bf16(m) ? m->f_att : a->q, *k = is_bf16(m) ? m->dk : a->k,
           *v = is_bf16(m) ? m->dv : a->v;
@@ -177,8 +191,8 @@ static int layer_fwd(lc_model *m, int l, float *out)
         memcpy(a->xmid, a->x, sizeof(float) * R * D);
         MM(m, lc_model__linear_fwd(att, W(m, o->wo), R, m->qdim, D, a->xmid, 1));
     }
-    if ((rc = norm_fwd(m, a->xmid, o->ln2, a->ln2, a->rstd2, "post-attention norm all-gather"))) return rc;
-    MM(m, lc_model__linear_fwd(a->ln2, W(m, o->wgu), R, D, 2 * F, a->h, 0));
+    if ((rc = norm_fwd(m, a->xmid, o->ln2, a->ln2, a->rstd2, &ln, "post-attention norm all-gather"))) return rc;
+    MM(m, lc_model__linear_fwd(ln, W(m, o->wgu), R, D, 2 * F, a->h, 0));
     if (out) {
         lc_model__swiglu_fwd(a->h, R, F, m->act);
         maybe_round(m, m->act, (size_t)R * F);
@@ -211,7 +225,9 @@ static int layer_bwd(lc_model *m, int l)
     lc_model__swiglu_bwd(a->h, m->dh, m->act, R, F);
     maybe_round(m, m->act, (size_t)R * F);
     MM(m, lc_model__linear_bwd_dw(dout, m->act, R, F, D, g + o->wdown));
-    MM(m, lc_model__linear_bwd_dw(m->dh, a->ln2, R, D, 2 * F, g + o->wgu));
+    const float *ln;
+    if ((rc = norm_full(m, a->ln2, &ln, "post-attention norm re-gather"))) return rc;
+    MM(m, lc_model__linear_bwd_dw(m->dh, ln, R, D, 2 * F, g + o->wgu));
     MM(m, lc_model__linear_bwd_dx(m->dh, W(m, o->wgu), R, D, 2 * F, m->dtmp, 0));
     if ((rc = norm_bwd(m, a->xmid, o->ln2, a->rstd2, 1, "gate/up input-gradient all-reduce"))) return rc;
 
@@ -252,7 +268,8 @@ static int layer_bwd(lc_model *m, int l)
         memcpy(dst + m->qdim, m->dk + (size_t)i * m->kvdim, sizeof(float) * m->kvdim);
         memcpy(dst + m->qdim + m->kvdim, m->dv + (size_t)i * m->kvdim, sizeof(float) * m->kvdim);
     }
-    MM(m, lc_model__linear_bwd_dw(m->qkv, a->ln1, R, D, qkvd, g + o->wqkv));
+    if ((rc = norm_full(m, a->ln1, &ln, "input norm re-gather"))) return rc;
+    MM(m, lc_model__linear_bwd_dw(m->qkv, ln, R, D, qkvd, g + o->wqkv));
     if (m->kvteam && lc_team_my_pe(m->kvteam) != 0)
         for (int i = 0; i < R; i++)
             memset(m->qkv + (size_t)i * qkvd + m->qdim, 0, sizeof(float) * 2 * m->kvdim);
@@ -317,11 +334,12 @@ static int head(lc_model *m, float dscale, int backward, double *sum)
 {
     const lc_model_config *c = &m->cfg;
     int R = m->rows, D = c->dim, V = m->vl, rc;
-    if ((rc = norm_fwd(m, m->xlast, m->norm_off, m->xf, m->rstdf, "final norm all-gather"))) return rc;
+    const float *xf;
+    if ((rc = norm_fwd(m, m->xlast, m->norm_off, m->xf, m->rstdf, &xf, "final norm all-gather"))) return rc;
     *sum = 0.0;
     for (int r0 = 0; r0 < R; r0 += m->chunk) {
         int n = R - r0 < m->chunk ? R - r0 : m->chunk;
-        const float *x = m->xf + (size_t)r0 * D;
+        const float *x = xf + (size_t)r0 * D;
         MM(m, lc_model__linear_fwd(x, W(m, m->lm_off), n, D, V, m->logits, 0));
         if (m->logits_out) memcpy(m->logits_out + (size_t)r0 * V, m->logits, sizeof(float) * (size_t)n * V);
         if (m->T > 1) {

@@ -55,6 +55,7 @@ int lc__barrier(lc_team *t, const char *op)
     if (lc__aborted(w)) return lc__abort_error(w, op);
     int n = t->size, rc;
     w->be->quiet(w);
+    if (w->be->coll) return w->be->coll->barrier(t, op);
     for (int k = 0, dist = 1; dist < n; k++, dist <<= 1) {
         int peer = (t->me + dist) % n;
         if ((rc = w->be->signal_op(w, &my_sync(t)->bar[k].v, 1, LC_SIGNAL_ADD, lc__team_pe(t, peer))))
@@ -67,6 +68,16 @@ int lc__barrier(lc_team *t, const char *op)
 }
 
 int lc_barrier(lc_team *t) { return t ? lc__barrier(t, "lc_barrier") : LC_ERR_ARG; }
+
+/* Before a collective the backend lowers itself: my puts are complete (as after the barrier
+ * that starts coll.c's own). Returns 0, or the abort's error. */
+static int lowered(lc_team *t)
+{
+    if (!t->w->be->coll) return LC_OK;
+    if (lc__aborted(t->w)) return lc__abort_error(t->w, "collective");
+    t->w->be->quiet(t->w);
+    return LC_OK;
+}
 
 static int check(lc_team *t, const char *op, const void *dst, const void *src, size_t bytes)
 {
@@ -89,6 +100,10 @@ int lc_broadcast(lc_team *t, void *dst, const void *src, size_t bytes, int root)
     if (rc) return rc;
     if (root < 0 || root >= t->size)
         return lc__coll_err(t->w, LC_ERR_ARG, "lc_broadcast: root %d not in team of %d", root, t->size);
+    if (t->w->be->coll) {
+        t->w->be->quiet(t->w);
+        return t->w->be->coll->broadcast(t, dst, src, bytes, root);
+    }
     if ((rc = lc__barrier(t, "lc_broadcast"))) return rc;
     lc_world *w = t->w;
     int n = t->size;
@@ -151,7 +166,8 @@ static int exchange(lc_team *t, const char *op, const uint8_t *src, size_t src_s
 int lc_allgather(lc_team *t, void *dst, const void *src, size_t bpp)
 {
     int rc = check(t, "lc_allgather", dst, src, bpp);
-    if (rc) return rc;
+    if (rc || (rc = lowered(t)) || (t->w->be->coll && (rc = t->w->be->coll->allgather(t, dst, src, bpp)) <= 0))
+        return rc;
     /* src_stride 0 sends the same block to all; my block lands at dst + me*bpp. The local copy
      * in exchange() reads src + me*0 = src. */
     return exchange(t, "lc_allgather", src, 0, dst, bpp, bpp);
@@ -163,6 +179,7 @@ int lc_alltoall(lc_team *t, void *dst, const void *src, size_t bpp)
     if (rc) return rc;
     if (dst == src && bpp && t->size > 1)
         return lc__coll_err(t->w, LC_ERR_ARG, "lc_alltoall: dst and src must not be the same buffer");
+    if ((rc = lowered(t)) || (t->w->be->coll && (rc = t->w->be->coll->alltoall(t, dst, src, bpp)) <= 0)) return rc;
     return exchange(t, "lc_alltoall", src, bpp, dst, bpp, bpp);
 }
 
@@ -197,13 +214,15 @@ static void reduce_piece(lc_team *t, red_op op, int area, const uint8_t *mine, u
 static int allreduce(lc_team *t, red_op op, void *dstv, const void *srcv, size_t count, const char *name)
 {
     int rc = check(t, name, dstv, srcv, count);
-    if (rc) return rc;
+    if (rc || (rc = lowered(t)) ||
+        (t->w->be->coll && (rc = t->w->be->coll->reduce(t, (int)op, 0, dstv, srcv, count, name)) <= 0))
+        return rc;
     if ((rc = lc__barrier(t, name))) return rc;
     int n = t->size;
     size_t es = esize(op), piece_max = slot_bytes(t) / es; /* elements per piece */
     const uint8_t *src = srcv;
     uint8_t *dst = dstv;
-    uint8_t *tmp = malloc(piece_max * es);
+    uint8_t *tmp = lc__team_scratch(t, piece_max * es);
     if (!tmp) return lc__err(t->w, LC_ERR_SYS, "out of host memory");
     size_t round = piece_max * (size_t)n;
     for (size_t base = 0; base < count; base += round) {
@@ -229,7 +248,6 @@ static int allreduce(lc_team *t, red_op op, void *dstv, const void *srcv, size_t
 #undef PIECE_LO
 #undef PIECE_N
     }
-    free(tmp);
     return rc;
 }
 
@@ -249,11 +267,14 @@ int lc_allreduce_max_f64(lc_team *t, double *dst, const double *src, size_t coun
 int lc_reduce_scatter_sum_f32(lc_team *t, float *dst, const float *src, size_t cpp)
 {
     int rc = check(t, "lc_reduce_scatter_sum_f32", dst, src, cpp);
-    if (rc) return rc;
+    if (rc || (rc = lowered(t)) ||
+        (t->w->be->coll &&
+         (rc = t->w->be->coll->reduce(t, RED_SUM_F32, 1, dst, src, cpp, "lc_reduce_scatter_sum_f32")) <= 0))
+        return rc;
     if ((rc = lc__barrier(t, "lc_reduce_scatter_sum_f32"))) return rc;
     int n = t->size;
     size_t chunk = slot_bytes(t) / 4, i = 0;
-    float *tmp = malloc(chunk * sizeof(float)); /* dst may overlap src */
+    float *tmp = lc__team_scratch(t, chunk * sizeof(float)); /* dst may overlap src */
     if (!tmp) return lc__err(t->w, LC_ERR_SYS, "out of host memory");
     for (size_t off = 0; off < cpp; off += chunk, i++) {
         size_t c = cpp - off < chunk ? cpp - off : chunk;
@@ -267,6 +288,5 @@ int lc_reduce_scatter_sum_f32(lc_team *t, float *dst, const float *src, size_t c
                      (uint8_t *)tmp, c);
         memcpy(dst + off, tmp, c * sizeof(float));
     }
-    free(tmp);
     return rc;
 }

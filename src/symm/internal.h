@@ -65,6 +65,8 @@ typedef struct {
     lc_pe_info pe[]; /* n_pes */
 } lc_shm_header;
 
+struct lc__perm;
+struct lc_coll_ops;
 /* Waits take a predicate over my own memory (see wait.c) and a describer for the timeout. */
 typedef int (*lc_pred_fn)(void *ctx);
 typedef void (*lc_describe_fn)(void *ctx, char *buf, size_t len);
@@ -99,7 +101,39 @@ typedef struct {
     void (*fence)(lc_world *w);
     void (*quiet)(lc_world *w);
     void *(*ptr)(lc_world *w, const void *sym, int pe);
+    /* Optional; NULL in shm, where one header is shared by all PEs and waits sleep on futexes.
+     *   detach      release the backend's memory (world init failure and finalize)
+     *   pe_info     where PE pe's liveness record can be read, or NULL when it cannot (a peer
+     *               on another host: the MPI launcher reports its death)
+     *   abort_peers tell every other PE about the abort recorded in my header
+     *   progress    drive the transport; returns the longest a wait may sleep on its doorbell
+     *               (remote updates do not ring it)
+     *   team_init/team_free  the backend's part of a team (an MPI communicator)
+     *   perm_start/perm_done a two-sided permute lowered on the transport's own messages
+     *   coll        collectives lowered on the transport's own */
+    void (*detach)(lc_world *w);
+    lc_pe_info *(*pe_info)(lc_world *w, int pe);
+    void (*abort_peers)(lc_world *w);
+    double (*progress)(lc_world *w);
+    int (*team_init)(lc_team *t);
+    void (*team_free)(lc_team *t);
+    int (*perm_start)(struct lc__perm *r);
+    int (*perm_done)(struct lc__perm *r, const char *op);
+    const struct lc_coll_ops *coll;
 } lc_backend;
+
+/* Collectives a backend lowers itself (same contracts as the public calls; arguments are
+ * checked before). Reductions must add in team-rank order so that every member and every
+ * backend gets the same bits. */
+typedef struct lc_coll_ops {
+    int (*barrier)(lc_team *t, const char *op);
+    int (*broadcast)(lc_team *t, void *dst, const void *src, size_t bytes, int root);
+    int (*allgather)(lc_team *t, void *dst, const void *src, size_t bytes_per_pe);
+    int (*alltoall)(lc_team *t, void *dst, const void *src, size_t bytes_per_pe);
+    /* kind: 0 sum f32, 1 sum f64, 2 max f64; scatter: reduce-scatter (count per PE) */
+    int (*reduce)(lc_team *t, int kind, int scatter, void *dst, const void *src, size_t count,
+                  const char *op);
+} lc_coll_ops;
 
 /* The runtime's view of an lc_permute_req (the caller's opaque storage). may_alias: the
  * caller's object has the public type. */
@@ -116,6 +150,7 @@ typedef struct __attribute__((may_alias)) lc__perm {
     int sent;        /* one-sided: the put has been issued; two-sided: every chunk is */
     int have_credit;
     int error;       /* a transport error seen while driving the team's requests */
+    int native;      /* two-sided on the backend's own messages (perm_start/perm_done) */
     uint64_t epoch;
     size_t tx_chunks, rx_chunks, n_chunks; /* two-sided progress */
     uint64_t tx_base, rx_base;             /* two-sided FIFO positions at the start */
@@ -142,6 +177,7 @@ struct lc_team {
     uint64_t bc_ack_expect[2]; /* per area: broadcast acks consumed while I was the root */
     size_t logged_bytes;     /* last permute decision written to the debug log */
     int logged_lowering;
+    void *be_team;           /* the backend's part (an MPI communicator), or NULL */
     uint64_t perm_seq;       /* permutes started (all members agree) */
     uint64_t alloc_seq;      /* symmetric allocations on this team (all members agree) */
     uint64_t data_expect[LC_PERM_CH];
@@ -151,7 +187,13 @@ struct lc_team {
     int ch_busy[LC_PERM_CH];
     lc__perm *in_flight[LC_PERM_CH]; /* outstanding requests, for two-sided progress */
     int is_world;
+    void *scratch;           /* collectives' host scratch, grown once to the largest need */
+    size_t scratch_bytes;
 };
+
+/* Host scratch of at least `bytes` owned by the team: allocated on first use and grown only
+ * when a larger call comes, so a steady state of same-sized collectives allocates nothing. */
+void *lc__team_scratch(lc_team *t, size_t bytes);
 
 struct lc_world {
     int me, n;
@@ -164,6 +206,9 @@ struct lc_world {
     void (*log)(void *ctx, const char *line);
     void *log_ctx;
     const lc_backend *be;
+    void *be_state;     /* the backend's own (MPI windows, communicators) */
+    /* ctrl0/heap0 + pe * stride is PE pe's region in shm's single mapping; other backends
+     * only ever form my own (pe = me) address from them, and set them so that it holds. */
     uint8_t *map;
     size_t map_bytes;
     lc_shm_header *hdr;
@@ -217,8 +262,15 @@ static inline uint8_t *lc__scratch(lc_world *w, int pe)
 uint8_t *lc__fifo(lc_world *w, int pe, int slot, int ch);
 /* Wakes PE pe if it sleeps on its doorbell. */
 void lc__ring(lc_world *w, int pe);
+/* The same for a control region I reach by load/store. */
+void lc__doorbell(lc_pe_ctrl *c);
+
+/* ---- mpi.c (built when LONGCTX_HAVE_MPI) ---- */
+int lc__mpi_attach(lc_world *w, size_t heap_req);
 
 /* ---- wait.c ---- */
+/* PE pe's liveness record, or NULL when the backend cannot read it (another host). */
+lc_pe_info *lc__pe_info(lc_world *w, int pe);
 /* Waits until pred(ctx) is true. Spins, then sleeps on my doorbell; ends with
  * LC_ERR_ABORT when the world is aborted and LC_ERR_TIMEOUT at the deadline (which also
  * aborts the world so that no peer hangs on me). describe() writes what was awaited. */

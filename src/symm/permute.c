@@ -147,7 +147,7 @@ static int two_sided_pred(void *p)
     lc_team *t = r->team;
     for (int c = 0; c < LC_PERM_CH; c++) {
         lc__perm *o = t->in_flight[c];
-        if (o && o->lowering == LC_LOWER_TWO_SIDED && !two_sided_finished(o)) {
+        if (o && o->lowering == LC_LOWER_TWO_SIDED && !o->native && !two_sided_finished(o)) {
             int rc = two_sided_step(o);
             if (rc < 0 && !r->error) r->error = rc;
         }
@@ -212,6 +212,12 @@ static int start(lc_team *t, int send_to, int recv_from, const void *src, void *
         return LC_OK;
     }
     int rc = LC_OK;
+    /* The backend's own two-sided messages (MPI_Isend/Irecv) need no credits: the receive
+     * names dst, and MPI's matching keeps the order per channel. */
+    if (l == LC_LOWER_TWO_SIDED && w->be->perm_start && bytes <= (1u << 30)) {
+        req->native = 1;
+        return w->be->perm_start(req);
+    }
     if (recv_from >= 0) {
         /* Credit: my dst (and my FIFO, drained by my last done on this channel) is free from
          * now on. My earlier reads of dst come before it (release ordering). */
@@ -281,6 +287,8 @@ int lc_permute_done(lc_permute_req *opaque)
             rc = w->be->wait(w, &my_sync(t)->ch[req->channel].data.v, LC_CMP_GE, t->data_expect[req->channel],
                              "lc_permute_done (one_sided receive)", what, NULL);
         }
+    } else if (req->native) {
+        rc = w->be->perm_done(req, "lc_permute_done (two_sided)");
     } else {
         rc = w->be->wait_pred(w, two_sided_pred, req, "lc_permute_done (two_sided)", two_sided_describe);
         if (!rc) rc = req->error;

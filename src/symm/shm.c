@@ -75,9 +75,10 @@ static long futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct tim
     return syscall(SYS_futex, (uint32_t *)addr, op, val, ts, NULL, 0);
 }
 
-void lc__ring(lc_world *w, int pe)
+void lc__ring(lc_world *w, int pe) { lc__doorbell(lc__ctrl(w, pe)); }
+
+void lc__doorbell(lc_pe_ctrl *c)
 {
-    lc_pe_ctrl *c = lc__ctrl(w, pe);
     atomic_fetch_add(&c->doorbell, 1);
     if (atomic_load(&c->sleepers) > 0) futex(&c->doorbell, FUTEX_WAKE, INT_MAX, NULL);
 }
@@ -242,4 +243,5 @@ const lc_backend lc__shm_backend = {
     .fence = shm_fence,
     .quiet = shm_fence,
     .ptr = shm_ptr,
+    .detach = lc__shm_detach,
 };

@@ -44,6 +44,10 @@ static lc_team *team_new(lc_world *w, int start, int stride, int size, int slot,
     t->logged_lowering = -1;
     lc_slot_sync *s = &lc__ctrl(w, w->me)->slot[slot];
     w->slots_used |= 1u << slot;
+    if (w->be->team_init && w->be->team_init(t) != LC_OK) {
+        lc__team_free(t);
+        return NULL;
+    }
     if (fresh) return t;
     for (int k = 0; k < LC_BAR_ROUNDS; k++) t->bar_expect[k] = atomic_load(&s->bar[k].v);
     t->rs_expect = atomic_load(&s->rs.v);
@@ -171,9 +175,22 @@ void lc__team_free(lc_team *t)
 {
     if (!t) return;
     if (!t->is_world) t->w->slots_used &= ~(1u << t->slot);
+    if (t->be_team && t->w->be->team_free) t->w->be->team_free(t);
     free(t->credit_expect);
     free(t->fifo_sent);
+    free(t->scratch);
     free(t);
+}
+
+void *lc__team_scratch(lc_team *t, size_t bytes)
+{
+    if (bytes > t->scratch_bytes) {
+        void *p = realloc(t->scratch, bytes);
+        if (!p) return NULL;
+        t->scratch = p;
+        t->scratch_bytes = bytes;
+    }
+    return t->scratch;
 }
 
 void lc_team_destroy(lc_team *t)

@@ -35,7 +35,15 @@ void lc__abort(lc_world *w, int pe, const char *fmt, ...)
         h->abort_pe = pe;
         atomic_store(&h->abort_state, 2);
     }
-    for (int p = 0; p < w->n; p++) lc__ring(w, p);
+    /* shm: the header is everyone's; other backends copy the abort into each peer's. */
+    if (w->be && w->be->abort_peers) w->be->abort_peers(w);
+    else
+        for (int p = 0; p < w->n; p++) lc__ring(w, p);
+}
+
+lc_pe_info *lc__pe_info(lc_world *w, int pe)
+{
+    return w->be && w->be->pe_info ? w->be->pe_info(w, pe) : &w->hdr->pe[pe];
 }
 
 void lc_world_abort(lc_world *w, const char *reason)
@@ -99,7 +107,7 @@ static void *beat_main(void *arg)
 
 int lc__heartbeat_start(lc_world *w)
 {
-    _Atomic uint64_t *beat = &w->hdr->pe[w->me].beat_ns;
+    _Atomic uint64_t *beat = &lc__pe_info(w, w->me)->beat_ns;
     atomic_store(beat, lc__now_ns());
     if (w->n < 2 || !isfinite(w->heartbeat_s)) return LC_OK; /* nobody to watch us */
     struct lc_heartbeat *h = calloc(1, sizeof *h);
@@ -172,17 +180,18 @@ int lc__watch_peers(lc_world *w, const char *op)
     uint64_t now_ns = lc__now_ns(), bound = w->hb->bound_ns;
     /* My own beat is late too: this process was stopped or starved with the others (a
      * stopped job resumes all its PEs at once), so their silence says nothing yet. */
-    uint64_t mine = atomic_load_explicit(&w->hdr->pe[w->me].beat_ns, memory_order_relaxed);
+    uint64_t mine = atomic_load_explicit(&lc__pe_info(w, w->me)->beat_ns, memory_order_relaxed);
     if (now_ns - mine > bound / 2) return 0;
     uint64_t from = atomic_load(&w->hb->resumed_ns);
     for (int p = 0; p < w->n; p++) {
-        if (p == w->me || atomic_load(&w->hdr->pe[p].state) != LC_PE_RUNNING) continue;
-        uint64_t beat = atomic_load_explicit(&w->hdr->pe[p].beat_ns, memory_order_relaxed);
+        lc_pe_info *info = lc__pe_info(w, p); /* NULL: another host, watched by its launcher */
+        if (p == w->me || !info || atomic_load(&info->state) != LC_PE_RUNNING) continue;
+        uint64_t beat = atomic_load_explicit(&info->beat_ns, memory_order_relaxed);
         if (!beat) continue; /* still joining */
         uint64_t since = beat < from ? from : beat;
         if (since > now_ns || now_ns - since <= bound) continue;
         char how[96];
-        process_state(atomic_load(&w->hdr->pe[p].pid), how, sizeof how);
+        process_state(atomic_load(&info->pid), how, sizeof how);
         lc__abort(w, p, "PE %d stopped responding (no heartbeat for %.1f s, LONGCTX_HEARTBEAT_S=%g; %s) "
                   "while PE %d waited in %s", p, 1e-9 * (double)(now_ns - beat), w->heartbeat_s, how, w->me, op);
         return 1;
@@ -208,6 +217,7 @@ int lc__wait(lc_world *w, lc_pred_fn pred, void *ctx, const char *op, lc_describ
             cpu_relax();
             if (pred(ctx)) return LC_OK;
             if ((i & 63) == 0) {
+                if (w->be->progress) w->be->progress(w);
                 if (lc__watch_peers(w, op)) return lc__abort_error(w, op);
                 double now = lc__now();
                 if (now > until) break;
@@ -216,16 +226,26 @@ int lc__wait(lc_world *w, lc_pred_fn pred, void *ctx, const char *op, lc_describ
         }
     }
     lc_pe_ctrl *me = lc__ctrl(w, w->me);
+    /* A backend whose remote updates ring no doorbell caps the sleep (progress's answer);
+     * the slice starts short and doubles while nothing arrives. */
+    double slice = 20e-6;
     for (;;) {
+        double cap = 0.1;
+        if (w->be->progress) {
+            cap = w->be->progress(w);
+            if (pred(ctx)) return LC_OK;
+        }
         if (lc__watch_peers(w, op)) return lc__abort_error(w, op);
         double left = deadline - lc__now();
         if (left <= 0) break;
+        slice = !w->be->progress ? cap : slice * 2 < cap ? slice * 2 : cap;
+        if (left > slice) left = slice;
         /* Announce the sleep before re-checking, so a signaller either sees a sleeper
          * (and wakes us) or we see its update: no lost wake-up. */
         atomic_fetch_add(&me->sleepers, 1);
         uint32_t bell = atomic_load(&me->doorbell);
         int ready = pred(ctx) || lc__aborted(w);
-        if (!ready) futex_wait(&me->doorbell, bell, left < 0.1 ? left : 0.1);
+        if (!ready) futex_wait(&me->doorbell, bell, left);
         atomic_fetch_sub(&me->sleepers, 1);
         if (pred(ctx)) return LC_OK;
     }

@@ -14,8 +14,75 @@
 int lc_my_pe(const lc_world *w) { return w->me; }
 int lc_n_pes(const lc_world *w) { return w->n; }
 double lc_timeout_s(const lc_world *w) { return w->timeout_s; }
+const char *lc_world_backend(const lc_world *w) { return w && w->be ? w->be->name : "none"; }
 
 int lc_cores_per_pe(const lc_world *w) { return w ? w->cores : 1; }
+
+static void detach(lc_world *w)
+{
+    if (w->be && w->be->detach) w->be->detach(w);
+    else lc__shm_detach(w);
+}
+
+static int env_pair(const char *pe_var, const char *n_var, int *pe, int *n)
+{
+    const char *a = getenv(pe_var), *b = getenv(n_var);
+    if (!a || !b) return 0;
+    char *e1, *e2;
+    long x = strtol(a, &e1, 10), y = strtol(b, &e2, 10);
+    if (*e1 || *e2 || e1 == a || e2 == b || y < 1 || x < 0 || x >= y || y > LC_MAX_PES) return 0;
+    if (pe) *pe = (int)x;
+    if (n) *n = (int)y;
+    return 1;
+}
+
+int lc_launched_as(int *pe, int *n_pes)
+{
+    if (getenv("LONGCTX_SHM_FD")) return env_pair("LONGCTX_PE", "LONGCTX_NPES", pe, n_pes);
+    return env_pair("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", pe, n_pes) ||
+           env_pair("PMI_RANK", "PMI_SIZE", pe, n_pes) || env_pair("PMIX_RANK", "PMI_SIZE", pe, n_pes);
+}
+
+/* Whether an MPI launcher started this process (mpirun's or a PMI's environment). */
+static int mpi_launched(void)
+{
+    static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
+        if (getenv(vars[i])) return 1;
+    return 0;
+}
+
+/* The backend: lc_world_opts.backend, else $LONGCTX_BACKEND, else mpi when an MPI launcher
+ * (and not longctx launch) started the process, else shm. */
+static int pick_backend(lc_world *w, const lc_world_opts *o, int *mpi)
+{
+    const char *b = o->backend && *o->backend ? o->backend : getenv("LONGCTX_BACKEND");
+    const char *from = o->backend && *o->backend ? "lc_world_opts.backend" : "LONGCTX_BACKEND";
+    *mpi = 0;
+    if (!b || !*b || !strcmp(b, "auto")) {
+        *mpi = !getenv("LONGCTX_SHM_FD") && mpi_launched();
+#ifndef LONGCTX_HAVE_MPI
+        if (*mpi)
+            return lc__err(w, LC_ERR_UNSUPPORTED, "started by an MPI launcher, but this longctx was built without "
+                           "MPI (install libopenmpi-dev and configure with -DLONGCTX_MPI=ON); "
+                           "set LONGCTX_BACKEND=shm to run each rank as a world of one");
+#endif
+        return LC_OK;
+    }
+    if (!strcmp(b, "shm")) return LC_OK;
+    if (strcmp(b, "mpi"))
+        return lc__err(w, LC_ERR_ARG, "%s=%s: unknown backend (expected shm, mpi or auto)", from, b);
+#ifdef LONGCTX_HAVE_MPI
+    if (getenv("LONGCTX_SHM_FD"))
+        return lc__err(w, LC_ERR_ARG, "%s=mpi, but this PE was started by `longctx launch` (the shm backend's "
+                       "launcher): start it with mpirun instead", from);
+    *mpi = 1;
+    return LC_OK;
+#else
+    return lc__err(w, LC_ERR_UNSUPPORTED, "backend 'mpi' is not built in (available: shm); install "
+                   "libopenmpi-dev and configure with -DLONGCTX_MPI=ON");
+#endif
+}
 
 static void fail_init(lc_world *w)
 {
@@ -27,7 +94,7 @@ static void fail_init(lc_world *w)
         /* Nobody else can finish a collective with us now: say so instead of letting them wait. */
         lc__abort(w, w->me, "PE %d failed to join the world: %s", w->me, w->err);
     }
-    lc__shm_detach(w);
+    detach(w);
     free(w);
 }
 
@@ -99,15 +166,20 @@ int lc_world_init(const lc_world_opts *opts, lc_world **out)
     w->log = o.log;
     w->log_ctx = o.log_ctx;
     size_t heap;
+    int use_mpi = 0;
     int rc = read_env(w, &o, &heap);
-    if (rc == LC_OK && o.backend && strcmp(o.backend, "shm"))
-        rc = lc__err(w, LC_ERR_UNSUPPORTED, "backend '%s' is not built in (available: shm)", o.backend);
+    if (rc == LC_OK) rc = pick_backend(w, &o, &use_mpi);
     if (rc != LC_OK) {
         lc__log(w, "%s", w->err);
         free(w);
         return rc;
     }
-    if ((rc = lc__shm_attach(w, heap)) != LC_OK) {
+#ifdef LONGCTX_HAVE_MPI
+    rc = use_mpi ? lc__mpi_attach(w, heap) : lc__shm_attach(w, heap);
+#else
+    rc = lc__shm_attach(w, heap);
+#endif
+    if (rc != LC_OK) {
         fail_init(w);
         return rc;
     }
@@ -121,7 +193,8 @@ int lc_world_init(const lc_world_opts *opts, lc_world **out)
         return rc;
     }
     for (int p = 0; p < w->n; p++) {
-        uint64_t hp = atomic_load(&w->hdr->pe[p].heap_req);
+        lc_pe_info *info = lc__pe_info(w, p); /* NULL on another host: mpi.c checked it */
+        uint64_t hp = info ? atomic_load(&info->heap_req) : w->heap_bytes;
         if (hp != w->heap_bytes) {
             rc = lc__err(w, LC_ERR_MISMATCH,
                          "symmetric heap sizes differ: PE %d asked for %zu bytes, PE %d for %llu "
@@ -143,13 +216,13 @@ int lc_world_finalize(lc_world *w)
 {
     if (!w) return LC_ERR_ARG;
     int rc = lc__aborted(w) ? LC_ERR_ABORT : lc__barrier(w->world_team, "lc_world_finalize");
-    if (rc == LC_OK) atomic_store(&w->hdr->pe[w->me].state, LC_PE_FINALIZED);
+    if (rc == LC_OK) atomic_store(&lc__pe_info(w, w->me)->state, LC_PE_FINALIZED);
     else if (rc == LC_ERR_ABORT && !w->err[0]) lc__abort_error(w, "lc_world_finalize");
     if (rc) lc__log(w, "%s", w->err);
     lc__heartbeat_stop(w);
     lc__team_free(w->world_team);
     lc__heap_release(w);
-    lc__shm_detach(w);
+    detach(w);
     free(w);
     return rc;
 }

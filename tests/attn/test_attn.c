@@ -16,6 +16,7 @@
 #include "common/fail.h"
 #include "common/rng.h"
 #include "longctx/attn.h"
+#include "attn/internal.h"
 
 static uint64_t g_rng;
 static int g_fail, g_checks, g_quick;
@@ -926,6 +927,11 @@ int main(int argc, char **argv)
                    lc_attn_impl_name(k_impls[k]), g_impls);
             return 77;
         }
+    if (getenv("LONGCTX_ATTN_BF16_DOT") && !lc_attn_cpu_has_bf16()) {
+        printf("SKIP: LONGCTX_ATTN_BF16_DOT asks for the bf16 dot-product kernels, but this "
+               "CPU has no avx512bf16\n");
+        return 77;
+    }
     int all = strcmp(sec, "all") == 0, known = all;
     if (all || strcmp(sec, "basic") == 0) {
         known = 1;

@@ -20,6 +20,13 @@ foreach(_sec basic fwd bwd big threads)
   endforeach()
 endforeach()
 
+# The opt-in bf16 dot-product kernels (vdpbf16ps), through the same oracle sweeps.
+foreach(_sec fwd bwd)
+  add_test(NAME attn_${_sec}_avx512bf16dot COMMAND test_attn ${_sec} avx512)
+  set_tests_properties(attn_${_sec}_avx512bf16dot PROPERTIES LABELS attn TIMEOUT 600
+    SKIP_RETURN_CODE 77 ENVIRONMENT "LONGCTX_ATTN_BF16_DOT=1;${_attn_env}")
+endforeach()
+
 # The bench runs and prints JSON rows; bad flags exit 2 with a message.
 add_test(NAME cli_bench_attn_json COMMAND $<TARGET_FILE:longctx> bench attn --s 200 --d 64
   --hq 4 --hkv 2 --pass fwd,fwd_bwd --dtype f32,bf16 --reps 1 --no-peers --json)

@@ -49,3 +49,11 @@ lc_model_test(model_tp_c1t4_sp 4 tp 1 4 45 sp)
 lc_model_test(model_tp_c1t2_wide 2 tp 1 2 150 - wide)
 lc_model_test(model_tp_errors_p2 2 tp_errors)
 lc_model_test(model_tp_errors_p4 4 tp_errors)
+
+# Steady state under TP and SP: no allocation, no thread start per step (counted).
+add_executable(test_model_steady ${CMAKE_CURRENT_LIST_DIR}/test_model_steady.c
+               ${CMAKE_CURRENT_LIST_DIR}/../common/alloc_count.c)
+target_link_libraries(test_model_steady PRIVATE longctx_lib ${CMAKE_DL_LIBS})
+target_include_directories(test_model_steady PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/tests)
+add_test(NAME model_steady_c2t2 COMMAND $<TARGET_FILE:longctx> launch -n 4 -- $<TARGET_FILE:test_model_steady>)
+set_tests_properties(model_steady_c2t2 PROPERTIES LABELS model TIMEOUT 120)
