@@ -85,6 +85,8 @@ int main(void)
     }
     free(tok);
     free(tgt);
+    lc_team_destroy(cpt);
+    lc_team_destroy(tpt);
     double f = g_fail, tot = 0;
     if (lc_allreduce_sum_f64(world, &tot, &f, 1)) tot = 1;
     lc_world_finalize(w);
