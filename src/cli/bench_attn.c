@@ -287,63 +287,8 @@ static double frac_unmasked(const char *mask, long long s)
 
 /* ------------------------------------------------------------------ peers */
 
-static int peer_dir(char *buf, size_t len)
-{
-    const char *env = getenv("LONGCTX_PEER_DIR");
-    if (env && *env) {
-        snprintf(buf, len, "%s", env);
-        return 0;
-    }
-    /* The repository's bench/peers, seen from the working directory or from the binary
-     * (usually build/longctx). */
-    char base[2048] = ".";
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1) {
-            ssize_t n = readlink("/proc/self/exe", base, sizeof base - 1);
-            if (n <= 0)
-                break;
-            base[n] = 0;
-            char *slash = strrchr(base, '/');
-            if (!slash)
-                break;
-            *slash = 0;
-        }
-        for (int up = 0; up < 3; up++) {
-            char probe[4200];
-            snprintf(buf, len, "%s%s%s/bench/peers", base, up >= 1 ? "/.." : "",
-                     up >= 2 ? "/.." : "");
-            snprintf(probe, sizeof probe, "%s/sdpa_peer.py", buf);
-            if (access(probe, R_OK) == 0)
-                return 0;
-        }
-    }
-    return -1;
-}
 
-static double json_num(const char *line, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(line, pat);
-    return p ? strtod(p + strlen(pat), NULL) : NAN;
-}
 
-static void json_str(const char *line, const char *key, char *out, size_t len)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(line, pat);
-    out[0] = 0;
-    if (!p)
-        return;
-    p += strlen(pat);
-    while (*p == ' ' || *p == '"')
-        p++;
-    size_t i = 0;
-    while (*p && *p != '"' && *p != ',' && *p != '}' && i + 1 < len)
-        out[i++] = *p++;
-    out[i] = 0;
-}
 
 /* gf_cpu < 0: not measured (several threads). vs/vs_cpu > 0: ratio to the torch peer. */
 static void print_row(const opts_t *o, const char *impl, const char *pass, const char *dt,
@@ -388,7 +333,7 @@ typedef struct {
 static void peer_find(const opts_t *o, peer_env *pe)
 {
     const char *envpy = getenv("LONGCTX_PEER_PYTHON");
-    int have_dir = peer_dir(pe->dir, sizeof pe->dir) == 0;
+    int have_dir = lc_bench_peer_dir("sdpa_peer.py", pe->dir, sizeof pe->dir) == 0;
     if (envpy && *envpy)
         snprintf(pe->py, sizeof pe->py, "%s", envpy);
     else if (have_dir) {
@@ -434,11 +379,11 @@ static void run_peer(const opts_t *o, const peer_env *pe, const char *name, cons
             continue;
         }
         char impl[64], ps[32], dts[32], ms[32];
-        json_str(line, "impl", impl, sizeof impl);
-        json_str(line, "pass", ps, sizeof ps);
-        json_str(line, "dtype", dts, sizeof dts);
-        json_str(line, "mask", ms, sizeof ms);
-        double err = json_num(line, "skipped");
+        lc_json_str(line, "impl", impl, sizeof impl);
+        lc_json_str(line, "pass", ps, sizeof ps);
+        lc_json_str(line, "dtype", dts, sizeof dts);
+        lc_json_str(line, "mask", ms, sizeof ms);
+        double err = lc_json_num(line, "skipped");
         if (!isnan(err) || strstr(line, "\"error\"")) {
             if (o->json)
                 fputs(line, stdout);
@@ -446,13 +391,13 @@ static void run_peer(const opts_t *o, const peer_env *pe, const char *name, cons
                 printf("%-10s %s", impl, line);
             continue;
         }
-        double g = json_num(line, "gflops"), gc = json_num(line, "gflops_cpu");
+        double g = lc_json_num(line, "gflops"), gc = lc_json_num(line, "gflops_cpu");
         gf[0] = g;
         gf[1] = isnan(gc) || thr != 1 ? 0 : gc;
-        print_row(o, impl, ps, dts, (long long)json_num(line, "s"),
-                  (long long)json_num(line, "d"), (long long)json_num(line, "hq"),
-                  (long long)json_num(line, "hkv"), ms, (long long)json_num(line, "threads"),
-                  json_num(line, "median_s"), g, gf[1] > 0 ? gf[1] : -1.0, peak, 0, 0);
+        print_row(o, impl, ps, dts, (long long)lc_json_num(line, "s"),
+                  (long long)lc_json_num(line, "d"), (long long)lc_json_num(line, "hq"),
+                  (long long)lc_json_num(line, "hkv"), ms, (long long)lc_json_num(line, "threads"),
+                  lc_json_num(line, "median_s"), g, gf[1] > 0 ? gf[1] : -1.0, peak, 0, 0);
     }
     int rc = pclose(f);
     if (rc != 0 && !o->json)

@@ -111,54 +111,8 @@ double lc_bench_proc_cpu_s(void)
 
 /* ------------------------------------------------------------------ parent side */
 
-/* bench/peers of the repository, seen from the working directory or from the binary. */
-static int peer_dir(char *buf, size_t len)
-{
-    const char *env = getenv("LONGCTX_PEER_DIR");
-    if (env && *env) {
-        snprintf(buf, len, "%s", env);
-        return 0;
-    }
-    char base[2048] = ".";
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1) {
-            ssize_t n = readlink("/proc/self/exe", base, sizeof base - 1);
-            if (n <= 0) break;
-            base[n] = 0;
-            char *slash = strrchr(base, '/');
-            if (!slash) break;
-            *slash = 0;
-        }
-        for (int up = 0; up < 3; up++) {
-            char probe[4200];
-            snprintf(buf, len, "%s%s%s/bench/peers", base, up >= 1 ? "/.." : "", up >= 2 ? "/.." : "");
-            snprintf(probe, sizeof probe, "%s/train_peer.py", buf);
-            if (access(probe, R_OK) == 0) return 0;
-        }
-    }
-    return -1;
-}
 
-static double jnum(const char *line, const char *key)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(line, pat);
-    return p ? strtod(p + strlen(pat), NULL) : NAN;
-}
 
-static void jstr(const char *line, const char *key, char *out, size_t len)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":\"", key);
-    const char *p = strstr(line, pat);
-    out[0] = 0;
-    if (!p) return;
-    p += strlen(pat);
-    size_t i = 0;
-    while (*p && *p != '"' && i + 1 < len) out[i++] = *p++;
-    out[i] = 0;
-}
 
 typedef struct {
     char impl[32], lowering[32], why[400];
@@ -261,16 +215,16 @@ static void run_peer(const lc_bench_peer_opts *o, const char *py, const char *pd
             continue;
         }
         got = 1;
-        jstr(line, "error", r->why, sizeof r->why);
+        lc_json_str(line, "error", r->why, sizeof r->why);
         if (r->why[0]) continue;
-        r->step_s = jnum(line, "step_s");
-        r->tps = jnum(line, "tokens_per_s");
-        r->mem = jnum(line, "peak_mem_bytes");
-        r->proc_mem = jnum(line, "process_peak_bytes");
-        r->fw_mem = jnum(line, "framework_rss_bytes");
-        r->cpu_s = jnum(line, "cpu_s");
-        r->loss0 = jnum(line, "loss0");
-        jstr(line, "lowering", r->lowering, sizeof r->lowering);
+        r->step_s = lc_json_num(line, "step_s");
+        r->tps = lc_json_num(line, "tokens_per_s");
+        r->mem = lc_json_num(line, "peak_mem_bytes");
+        r->proc_mem = lc_json_num(line, "process_peak_bytes");
+        r->fw_mem = lc_json_num(line, "framework_rss_bytes");
+        r->cpu_s = lc_json_num(line, "cpu_s");
+        r->loss0 = lc_json_num(line, "loss0");
+        lc_json_str(line, "lowering", r->lowering, sizeof r->lowering);
     }
     int st = pclose(f);
     if (!got && !r->why[0])
@@ -292,14 +246,14 @@ static int read_ours(const char *rundir, row_t *r)
     fclose(f);
     if (!ok) return -1;
     snprintf(r->impl, sizeof r->impl, "longctx");
-    jstr(line, "lowering", r->lowering, sizeof r->lowering);
-    r->cp = (int)jnum(line, "cp");
-    r->threads = (int)jnum(line, "threads");
-    r->step_s = jnum(line, "step_s");
-    r->tps = jnum(line, "tokens_per_s");
-    r->mem = jnum(line, "peak_mem_bytes");
-    r->loss0 = jnum(line, "loss0");
-    r->cpu_s = jnum(line, "cpu_s");
+    lc_json_str(line, "lowering", r->lowering, sizeof r->lowering);
+    r->cp = (int)lc_json_num(line, "cp");
+    r->threads = (int)lc_json_num(line, "threads");
+    r->step_s = lc_json_num(line, "step_s");
+    r->tps = lc_json_num(line, "tokens_per_s");
+    r->mem = lc_json_num(line, "peak_mem_bytes");
+    r->loss0 = lc_json_num(line, "loss0");
+    r->cpu_s = lc_json_num(line, "cpu_s");
     r->valid = 1;
     return 0;
 }
@@ -308,7 +262,7 @@ int lc_bench_train_with_peers(const lc_bench_peer_opts *o, int argc, char **argv
 {
     char pdir[4096], py[4400] = "";
     const char *envpy = getenv("LONGCTX_PEER_PYTHON");
-    int have_dir = peer_dir(pdir, sizeof pdir) == 0;
+    int have_dir = lc_bench_peer_dir("train_peer.py", pdir, sizeof pdir) == 0;
     if (envpy && *envpy) snprintf(py, sizeof py, "%s", envpy);
     else if (have_dir) {
         snprintf(py, sizeof py, "%s/.venv/bin/python", pdir);

@@ -1,6 +1,7 @@
 #include "cli/bench_util.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,4 +198,55 @@ int lc_bench_launch_workers(const char *bench, int argc, char **argv, int pes, s
     int rc = lc_launch(&lo, args);
     free(args);
     return rc < 0 ? 1 : rc;
+}
+
+int lc_bench_peer_dir(const char *script, char *buf, size_t len)
+{
+    const char *env = getenv("LONGCTX_PEER_DIR");
+    if (env && *env) {
+        snprintf(buf, len, "%s", env);
+        return 0;
+    }
+    char base[2048] = ".";
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            ssize_t n = readlink("/proc/self/exe", base, sizeof base - 1);
+            if (n <= 0) break;
+            base[n] = 0;
+            char *slash = strrchr(base, '/');
+            if (!slash) break;
+            *slash = 0;
+        }
+        for (int up = 0; up < 3; up++) {
+            char probe[4200];
+            snprintf(buf, len, "%s%s%s/bench/peers", base, up >= 1 ? "/.." : "", up >= 2 ? "/.." : "");
+            snprintf(probe, sizeof probe, "%s/%s", buf, script);
+            if (access(probe, R_OK) == 0) return 0;
+        }
+    }
+    return -1;
+}
+
+double lc_json_num(const char *line, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    return p ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+void lc_json_str(const char *line, const char *key, char *out, size_t len)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    out[0] = 0;
+    if (!p) return;
+    p += strlen(pat);
+    while (*p == ' ') p++;
+    int quoted = *p == '"'; /* a string runs to its closing quote, commas and all */
+    p += quoted;
+    size_t i = 0;
+    while (*p && *p != '"' && (quoted || (*p != ',' && *p != '}')) && i + 1 < len) out[i++] = *p++;
+    out[i] = 0;
 }

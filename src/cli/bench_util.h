@@ -32,4 +32,12 @@ const char *lc_fmt_bytes(double b, char *buf, size_t len);
  * with a heap of heap_bytes each; returns the launcher's status (1 when it cannot start). */
 int lc_bench_launch_workers(const char *bench, int argc, char **argv, int pes, size_t heap_bytes);
 
+/* The repository's bench/peers holding `script` (LONGCTX_PEER_DIR, else looked for from the
+ * working directory and from the binary, usually build/longctx, up to two levels up). */
+int lc_bench_peer_dir(const char *script, char *buf, size_t len);
+/* A peer's one-line JSON result: the number or string value of "key" (NAN / "" if absent;
+ * a quoted string is read to its closing quote, escapes not decoded). */
+double lc_json_num(const char *line, const char *key);
+void lc_json_str(const char *line, const char *key, char *out, size_t len);
+
 #endif

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ckpt/dir.h"
 #include "longctx/trainer.h"
 #include "train/ckpt_hooks.h"
 #include "train/internal.h"
@@ -133,23 +134,6 @@ static int evaluate(lc_model *m, lc_loader *val, const lc_mesh *mesh, const lc_t
     if (rc) return lc_train__fail(rc, "validation all-reduce: %s", lc_last_error(lc_team_get_world(mesh->world)));
     *out = sum[1] > 0 ? sum[0] / sum[1] : NAN;
     return LC_OK;
-}
-
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char p[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof p) return -1;
-    memcpy(p, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (p[i] != '/' && p[i] != 0) continue;
-        char c = p[i];
-        p[i] = 0;
-        if (mkdir(p, 0755) && errno != EEXIST) return -1;
-        p[i] = c;
-    }
-    return 0;
 }
 
 static void fmt_eta(double s, char *buf, size_t n)
@@ -277,7 +261,7 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
 
     if (me == 0) {
         if (o->out_dir) {
-            if (make_dirs(o->out_dir)) {
+            if (lc_ckpt__mkdirs(o->out_dir)) {
                 local_bad = 1;
                 lc_train__fail(LC_ERR_SYS, "cannot create --out %s: %s", o->out_dir, strerror(errno));
             } else {
