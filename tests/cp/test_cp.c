@@ -807,8 +807,7 @@ int main(int argc, char **argv)
     g_t = lc_team_world(g_w);
     g_me = lc_my_pe(g_w);
     g_P = lc_n_pes(g_w);
-    const char *s = getenv("LONGCTX_SEED");
-    g_seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) * 1000003u + (uint64_t)getpid();
+    g_seed = lc_test_seed();
     lc_broadcast(g_t, &g_seed, &g_seed, sizeof g_seed, 0);
     if (g_me == 0) printf("test_cp %s: P=%d seed %llu (LONGCTX_SEED overrides)\n", argv[1], g_P,
                           (unsigned long long)g_seed);

@@ -52,8 +52,7 @@ int main(void)
     lc_team *t = lc_team_world(w);
     g_me = lc_my_pe(w);
     int P = lc_n_pes(w);
-    const char *s = getenv("LONGCTX_SEED");
-    uint64_t seed = s && *s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) * 1000003u + (uint64_t)getpid();
+    uint64_t seed = lc_test_seed();
     lc_broadcast(t, &seed, &seed, sizeof seed, 0);
     if (g_me == 0) printf("test_cp_steady: P=%d seed %llu (LONGCTX_SEED reproduces)\n", P, (unsigned long long)seed);
     if (lc_count_selftest()) FAIL("the allocation/thread counter does not see a malloc and a pthread_create");

@@ -404,8 +404,7 @@ static void t_attn(int doc_mask)
 int main(int argc, char **argv)
 {
     const char *which = argc > 1 ? argv[1] : "all";
-    const char *s = getenv("LONGCTX_SEED");
-    uint64_t seed = s ? strtoull(s, NULL, 0) : (uint64_t)time(NULL) * 1000003u + (uint64_t)getpid();
+    uint64_t seed = lc_test_seed();
     g_rng = seed;
     printf("test_layers %s: seed %llu (LONGCTX_SEED overrides)\n", which, (unsigned long long)seed);
     int all = !strcmp(which, "all"), known = 0;
