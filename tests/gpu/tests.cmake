@@ -6,7 +6,11 @@ add_test(NAME gpu_attn_fwd16_bwd4 COMMAND test_gpu_attn quick)
 add_test(NAME gpu_attn_fwd32_bwd8 COMMAND test_gpu_attn quick)
 add_test(NAME gpu_permute COMMAND test_gpu_permute)
 add_test(NAME gpu_ring COMMAND test_gpu_ring 4)
-foreach(t gpu_attn gpu_attn_fwd16_bwd4 gpu_attn_fwd32_bwd8 gpu_permute gpu_ring)
+# the cuDNN engine against the oracle; skips (77) without a GPU or without the engine
+add_test(NAME gpu_cudnn COMMAND test_gpu_cudnn)
+# the ring with its block calls on the cuDNN engine, equal to one PE on our kernels
+add_test(NAME gpu_ring_cudnn COMMAND test_gpu_ring 4 cudnn)
+foreach(t gpu_attn gpu_attn_fwd16_bwd4 gpu_attn_fwd32_bwd8 gpu_permute gpu_ring gpu_cudnn gpu_ring_cudnn)
   set_tests_properties(${t} PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 600)
   if(LONGCTX_GPU_ENV)
     set_tests_properties(${t} PROPERTIES ENVIRONMENT "${LONGCTX_GPU_ENV}")

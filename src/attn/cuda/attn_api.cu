@@ -9,6 +9,7 @@
 #include "attn_check.h"
 #include "attn_cuda.cuh"
 #include "attn_small.cuh"
+#include "cudnn_engine.h"
 #include "gpu_internal.h"
 #include "longctx/gpu.h"
 
@@ -126,6 +127,7 @@ extern "C" int lc_gpu_attn_fwd_block(const lc_gpu_attn_desc *a, const void *q, c
     if (!aligned16(q) || !aligned16(k) || !aligned16(v) || !aligned16(o))
         return lcg_fail(LC_ERR_ARG, "lc_gpu_attn_fwd_block: q, k, v and o must be 16-byte aligned");
     cudaStream_t st = (cudaStream_t)s;
+    if (a->engine && (rc = lcg_engine_fwd_block(a, q, k, v, o, lse, st)) != LCG_USE_OWN) return rc;
     Scratch sc;
     rc = make_sums(a, lcg_fwd_bm(a->d), kBN, st, &sc);
     if (rc) return rc;
@@ -167,6 +169,7 @@ extern "C" int lc_gpu_attn_bwd_prep(const lc_gpu_attn_desc *a, const float *o, c
     cudaStream_t st = (cudaStream_t)s;
     const int rows = a->sq * a->hq;
     if (rows == 0) return LC_OK;
+    if (a->engine && (rc = lcg_engine_bwd_prep(a, o, st))) return rc;
     const int blocks = (rows * 32 + 255) / 256;
     if (a->dtype == LC_GPU_BF16)
         delta_kernel<<<blocks, 256, 0, st>>>(o, (const __nv_bfloat16 *)dout, delta, rows, a->d);
@@ -186,6 +189,7 @@ extern "C" int lc_gpu_attn_bwd_block(const lc_gpu_attn_desc *a, const void *q, c
         !aligned16(dv))
         return lcg_fail(LC_ERR_ARG, "lc_gpu_attn_bwd_block: tensors must be 16-byte aligned");
     cudaStream_t st = (cudaStream_t)s;
+    if (a->engine && (rc = lcg_engine_bwd_block(a, q, k, v, dout, lse, dq, dk, dv, st)) != LCG_USE_OWN) return rc;
     Scratch sc;
     rc = make_sums(a, lcg_bwd_bm(a->d), lcg_bwd_bn(a->d), st, &sc);
     if (rc) return rc;
