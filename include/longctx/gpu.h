@@ -60,7 +60,9 @@ int lc_gpu_attn_fwd_block(const lc_gpu_attn_desc *a, const void *q, const void *
 /* out [sq,hq,d] in out_dtype (F32, BF16 or F16) from the fp32 state. */
 int lc_gpu_attn_fwd_finish(const lc_gpu_attn_desc *a, const float *o, void *out,
                            lc_gpu_dtype out_dtype, lc_gpu_stream s);
-/* delta[i,h] = sum_d dout[i,h,:] * o[i,h,:] (o fp32, dout in a->dtype). */
+/* delta[i,h] = sum_d dout[i,h,:] * o[i,h,:] (o fp32, dout in a->dtype). With a cuDNN engine in
+ * a->engine it keeps a 16-bit copy of o for cuDNN's backward instead, and delta is written
+ * only when (and just before) a block call falls back to our kernels. */
 int lc_gpu_attn_bwd_prep(const lc_gpu_attn_desc *a, const float *o, const void *dout,
                          float *delta, lc_gpu_stream s);
 int lc_gpu_attn_bwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k,
@@ -97,6 +99,7 @@ typedef struct {
     long long pieces;               /* cuDNN executions (forward + backward) */
     int graphs;                     /* graphs built and cached (forward + backward) */
     int graphs_refused;             /* shapes cuDNN refused (their blocks run on our kernels) */
+    double graph_build_s;           /* wall time spent building graphs (first use of a shape) */
     char last_own_why[200];         /* why the last block ran on our kernels */
 } lc_gpu_engine_stats;
 int lc_gpu_attn_engine_stats(const lc_gpu_attn_engine *e, lc_gpu_engine_stats *out);

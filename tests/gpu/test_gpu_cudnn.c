@@ -298,7 +298,7 @@ int main(void) {
     uint64_t seed = 7;
     const lc_gpu_dtype dts[] = {LC_GPU_BF16, LC_GPU_F16};
     const int ds[] = {64, 128};
-    const int heads[][2] = {{4, 4}, {4, 2}, {8, 2}};
+    const int heads[][2] = {{4, 4}, {8, 2}, {4, 2}};
     for (int di = 0; di < 2; di++)
         for (int dd = 0; dd < 2; dd++) {
             const int hi = (di + dd) % 3;
@@ -324,7 +324,12 @@ int main(void) {
                 /* padding scattered through Q: more pieces than the rule allows -> our kernels */
                 {dt, d, hq, hkv, 128, 128, LC_MASK_CAUSAL, 0, 0, 0, 0, 0, 1, 0, 0},
             };
+            /* every shape on one configuration (bf16, D 128, GQA 4); the ring's own shapes (full,
+             * diagonal, zigzag, documents, the rule) on the others: each new piece shape costs a
+             * cuDNN graph build */
+            const int full_list = di == 0 && dd == 1;
             for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+                if (!full_list && (cs[i].may_refuse || cs[i].split)) continue;
                 total++;
                 passed += run_case(&cs[i], e, seed++);
             }
@@ -339,8 +344,8 @@ int main(void) {
     lc_gpu_engine_stats st;
     GT_CHECK(lc_gpu_attn_engine_stats(e, &st));
     printf("engine: %lld/%lld forward/backward blocks on cuDNN, %lld/%lld on ours, %lld cuDNN calls, %d graphs "
-           "(%d refused)\n", st.fwd_cudnn, st.bwd_cudnn, st.fwd_own, st.bwd_own, st.pieces, st.graphs,
-           st.graphs_refused);
+           "(%d refused) built in %.1f s\n", st.fwd_cudnn, st.bwd_cudnn, st.fwd_own, st.bwd_own, st.pieces, st.graphs,
+           st.graphs_refused, st.graph_build_s);
     lc_gpu_attn_engine_destroy(e);
     printf("test_gpu_cudnn: %d/%d cases passed\n", passed, total);
     return passed == total ? 0 : 1;

@@ -194,6 +194,9 @@ static int pe_main(int pe, int n, const lc_gpu_uid *uid, void *arg) {
     };
     int all = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* engine cudnn: the cases whose blocks it takes (contiguous and zigzag, no documents);
+         * the striped and document ones would only run our kernels again, after graph builds */
+        if (g_engine == LC_GPU_ENGINE_CUDNN && (cases[i].layout == 2 || (cases[i].kind & LC_MASK_DOC))) continue;
         all &= one_case(w, &cases[i], pe, n, 1000 + i);
     }
     lc_gpu_world_finalize(w);
@@ -217,7 +220,8 @@ int main(int argc, char **argv) {
         printf("SKIP: test_gpu_ring (engine cudnn): %s\n", why);
         return LC_SKIP;
     }
-    int rc = gt_spawn(n, pe_main, NULL, 170);
+    /* the cuDNN engine builds its graphs in every PE on first use of each shape */
+    int rc = gt_spawn(n, pe_main, NULL, g_engine == LC_GPU_ENGINE_CUDNN ? 400 : 170);
     printf("test_gpu_ring (%d PEs, engine %s): %s\n", n, lc_gpu_engine_name(g_engine), rc == 0 ? "ok" : rc == LC_SKIP ? "skipped" : "FAILED");
     return rc;
 }

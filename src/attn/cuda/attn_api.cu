@@ -162,6 +162,16 @@ extern "C" int lc_gpu_attn_fwd_finish(const lc_gpu_attn_desc *a, const float *o,
     return lcg_cuda(cudaGetLastError(), "finish kernel");
 }
 
+static int launch_delta(const lc_gpu_attn_desc *a, const float *o, const void *dout, float *delta, cudaStream_t st) {
+    const int rows = a->sq * a->hq;
+    const int blocks = (rows * 32 + 255) / 256;
+    if (a->dtype == LC_GPU_BF16)
+        delta_kernel<<<blocks, 256, 0, st>>>(o, (const __nv_bfloat16 *)dout, delta, rows, a->d);
+    else
+        delta_kernel<<<blocks, 256, 0, st>>>(o, (const __half *)dout, delta, rows, a->d);
+    return lcg_cuda(cudaGetLastError(), "delta kernel");
+}
+
 extern "C" int lc_gpu_attn_bwd_prep(const lc_gpu_attn_desc *a, const float *o, const void *dout,
                                     float *delta, lc_gpu_stream s) {
     int rc = check_for(a, LCG_USES_STATE, "lc_gpu_attn_bwd_prep");
@@ -169,13 +179,9 @@ extern "C" int lc_gpu_attn_bwd_prep(const lc_gpu_attn_desc *a, const float *o, c
     cudaStream_t st = (cudaStream_t)s;
     const int rows = a->sq * a->hq;
     if (rows == 0) return LC_OK;
-    if (a->engine && (rc = lcg_engine_bwd_prep(a, o, st))) return rc;
-    const int blocks = (rows * 32 + 255) / 256;
-    if (a->dtype == LC_GPU_BF16)
-        delta_kernel<<<blocks, 256, 0, st>>>(o, (const __nv_bfloat16 *)dout, delta, rows, a->d);
-    else
-        delta_kernel<<<blocks, 256, 0, st>>>(o, (const __half *)dout, delta, rows, a->d);
-    return lcg_cuda(cudaGetLastError(), "delta kernel");
+    /* the cuDNN engine defers our delta until a block falls back to our kernels */
+    if (a->engine && (rc = lcg_engine_bwd_prep(a, o, dout, st)) != LCG_USE_OWN) return rc;
+    return launch_delta(a, o, dout, delta, st);
 }
 
 extern "C" int lc_gpu_attn_bwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k,
@@ -189,7 +195,13 @@ extern "C" int lc_gpu_attn_bwd_block(const lc_gpu_attn_desc *a, const void *q, c
         !aligned16(dv))
         return lcg_fail(LC_ERR_ARG, "lc_gpu_attn_bwd_block: tensors must be 16-byte aligned");
     cudaStream_t st = (cudaStream_t)s;
-    if (a->engine && (rc = lcg_engine_bwd_block(a, q, k, v, dout, lse, dq, dk, dv, st)) != LCG_USE_OWN) return rc;
+    if (a->engine) {
+        if ((rc = lcg_engine_bwd_block(a, q, k, v, dout, lse, dq, dk, dv, st)) != LCG_USE_OWN) return rc;
+        const float *po;
+        const void *pdout;
+        if (lcg_engine_take_delta(a->engine, &po, &pdout) && (rc = launch_delta(a, po, pdout, (float *)delta, st)))
+            return rc;
+    }
     Scratch sc;
     rc = make_sums(a, lcg_bwd_bm(a->d), lcg_bwd_bn(a->d), st, &sc);
     if (rc) return rc;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <array>
 #include <map>
@@ -99,6 +100,9 @@ struct lc_gpu_attn_engine {
     Buf ws, part, stats, o16, dq16, dk16, dv16;
     size_t o16_rows = 0; /* rows of the 16-bit o copy made by the last bwd_prep */
 #endif
+    /* the delta of the last bwd_prep, deferred until a block falls back to our kernels */
+    const float *delta_o = nullptr;
+    const void *delta_dout = nullptr;
 };
 
 extern "C" int lc_gpu_have_cudnn(char *why, size_t whylen) {
@@ -188,6 +192,15 @@ int lcg_engine_reserve(lc_gpu_attn_engine *e, int sq, int sk, int hq, int hkv, i
     (void)sq; (void)sk; (void)hq; (void)hkv; (void)d;
     return LC_OK;
 #endif
+}
+
+int lcg_engine_take_delta(lc_gpu_attn_engine *e, const float **o, const void **dout) {
+    if (!e->delta_o) return 0;
+    *o = e->delta_o;
+    *dout = e->delta_dout;
+    e->delta_o = nullptr;
+    e->delta_dout = nullptr;
+    return 1;
 }
 
 #ifdef LONGCTX_HAVE_CUDNN
@@ -282,12 +295,16 @@ Graph *graph_for(lc_gpu_attn_engine *e, const lc_gpu_attn_desc *a, const lcg_pie
         dK->set_output(true).set_uid(8).set_dim({1, hk, nk, d}).set_stride({nk * hk * d, d, hk * d, 1});
         dV->set_output(true).set_uid(9).set_dim({1, hk, nk, d}).set_stride({nk * hk * d, d, hk * d, 1});
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     fe::error_t err = g->validate();
     if (err.is_good()) err = g->build_operation_graph(e->h);
     if (err.is_good()) err = g->create_execution_plans({fe::HeurMode_t::A});
     if (err.is_good()) err = g->check_support(e->h);
     if (err.is_good()) err = g->build_plans(e->h);
     if (err.is_good()) err = g->get_workspace_size(gr->ws);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    e->st.graph_build_s += (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     if (err.is_good()) {
         gr->ok = 1;
         gr->g = g;
@@ -359,13 +376,15 @@ int lcg_engine_fwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k
     return rc;
 }
 
-int lcg_engine_bwd_prep(const lc_gpu_attn_desc *a, const float *o, cudaStream_t s) {
+int lcg_engine_bwd_prep(const lc_gpu_attn_desc *a, const float *o, const void *dout, cudaStream_t s) {
     lc_gpu_attn_engine *e = a->engine;
-    if (e->resolved != LCG_ENGINE_CUDNN) return LC_OK;
+    if (e->resolved != LCG_ENGINE_CUDNN) return LCG_USE_OWN;
     const size_t n = (size_t)a->sq * a->hq * a->d;
     int rc = e->o16.ensure(2 * n, "cudaMalloc cuDNN 16-bit o");
     if (!rc) rc = lcg_cudnn_to16(o, e->o16.p, n, a->dtype, s);
     e->o16_rows = rc ? 0 : (size_t)a->sq;
+    e->delta_o = rc ? nullptr : o;
+    e->delta_dout = rc ? nullptr : dout;
     return rc;
 }
 
@@ -422,7 +441,7 @@ int lcg_engine_fwd_block(const lc_gpu_attn_desc *a, const void *, const void *, 
     a->engine->st.fwd_own++;
     return LCG_USE_OWN;
 }
-int lcg_engine_bwd_prep(const lc_gpu_attn_desc *, const float *, cudaStream_t) { return LC_OK; }
+int lcg_engine_bwd_prep(const lc_gpu_attn_desc *, const float *, const void *, cudaStream_t) { return LCG_USE_OWN; }
 int lcg_engine_bwd_block(const lc_gpu_attn_desc *a, const void *, const void *, const void *, const void *,
                          const float *, float *, float *, float *, cudaStream_t) {
     a->engine->st.bwd_own++;

@@ -17,9 +17,13 @@
  * LCG_USE_OWN when our kernels must, or a negative lc_status. */
 int lcg_engine_fwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k, const void *v, float *o,
                          float *lse, cudaStream_t s);
-/* bwd_prep also keeps a 16-bit copy of the final o: cuDNN's backward reads O (it computes
- * rowsum(dO * O) itself). Our delta is always computed too (for blocks that fall back). */
-int lcg_engine_bwd_prep(const lc_gpu_attn_desc *a, const float *o, cudaStream_t s);
+/* bwd_prep keeps a 16-bit copy of the final o: cuDNN's backward reads O (it computes
+ * rowsum(dO * O) itself). Our delta is then deferred: LC_OK means the engine took the prep
+ * over, LCG_USE_OWN that our delta must run now (engine on our kernels). */
+int lcg_engine_bwd_prep(const lc_gpu_attn_desc *a, const float *o, const void *dout, cudaStream_t s);
+/* Before a block falls back to our backward kernel: 1 (once per prep) with the o and dout of
+ * the deferred delta, which the caller must compute first; 0 when it is done already. */
+int lcg_engine_take_delta(lc_gpu_attn_engine *e, const float **o, const void **dout);
 int lcg_engine_bwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k, const void *v, const void *dout,
                          const float *lse, float *dq, float *dk, float *dv, cudaStream_t s);
 /* Sizes the engine's scratch for blocks up to sq x sk once (the ring calls it at create), so

@@ -25,7 +25,10 @@ __global__ void merge_kernel(float *o, float *lse, const T *op, const float *st,
     if (!lcg_merge_coef(*lrow, st[(size_t)h * nq + i], &a, &b, &nl)) return;
     float *orow = o + ((size_t)(q0 + i) * hq + h) * d;
     const T *prow = op + ((size_t)i * hq + h) * d;
-    for (int t = lane; t < d; t += 32) orow[t] = a * orow[t] + b * ld(prow, t);
+    if (a == 0.f) /* the state's first visible block: nothing to read back */
+        for (int t = lane; t < d; t += 32) orow[t] = b * ld(prow, t);
+    else
+        for (int t = lane; t < d; t += 32) orow[t] = a * orow[t] + b * ld(prow, t);
     __syncwarp();
     if (lane == 0) *lrow = nl;
 }
