@@ -245,6 +245,10 @@ if(LONGCTX_HAVE_CUDNN)
   target_link_libraries(longctx_gpu PUBLIC ${LONGCTX_CUDNN_LIB} CUDA::nvrtc CUDA::cuda_driver)
   # libcudnn loads its sub-libraries (graph, engines) from the same folder at run time
   set_property(TARGET longctx_gpu APPEND PROPERTY INTERFACE_LINK_OPTIONS "-Wl,-rpath,${LONGCTX_CUDNN_LIBDIR}")
+else()
+  # the reason, for the LC_ERR_UNSUPPORTED message of engine=cudnn
+  set_source_files_properties(${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_engine.cpp PROPERTIES
+    COMPILE_DEFINITIONS "LONGCTX_CUDNN_WHY=\"${LONGCTX_CUDNN_WHY}\"")
 endif()
 if(LONGCTX_HAVE_NCCL)
   target_compile_definitions(longctx_gpu PRIVATE LONGCTX_HAVE_NCCL=1)

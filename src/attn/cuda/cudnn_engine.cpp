@@ -116,9 +116,10 @@ extern "C" int lc_gpu_have_cudnn(char *why, size_t whylen) {
                                 CUDNN_FRONTEND_VERSION);
     return 1;
 #else
-    if (why && whylen)
-        snprintf(why, whylen, "this build has no cuDNN engine (gpu.cmake found no cuDNN frontend or no cuDNN; "
-                              "scripts/fetch-cudnn-frontend.sh, then reconfigure)");
+#ifndef LONGCTX_CUDNN_WHY
+#define LONGCTX_CUDNN_WHY "no cuDNN frontend or no cuDNN at configure time"
+#endif
+    if (why && whylen) snprintf(why, whylen, "this build has no cuDNN engine: %s", LONGCTX_CUDNN_WHY);
     return 0;
 #endif
 }
