@@ -10,7 +10,8 @@
  *   fp32 path vs the oracle, printed as a table and bounded by the bf16 tolerance
  *   ($LONGCTX_CUDNN_ERR_OUT: also as JSON lines, for scripts/gpu-check's report).
  * Exits 77 without a GPU, or when this build or machine has no cuDNN engine (after checking
- * that asking for it then says so with LC_ERR_UNSUPPORTED). */
+ * that asking for it then says so with LC_ERR_UNSUPPORTED).
+ * "test_gpu_cudnn host" checks the engine API's host logic only, on any machine. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,7 +277,62 @@ static int rounding_row(lc_gpu_attn_engine *e, int P, FILE *js) {
     return ok;
 }
 
-int main(void) {
+/* The engine API's host logic, with or without a device or cuDNN (ctest gpu_cudnn_host, labels
+ * gpu;cpu): names, bad input named, own/auto handles that run our kernels, cudnn either made
+ * or refused with LC_ERR_UNSUPPORTED and the reason, never a silent fallback. */
+static int host_checks(void) {
+    int bad = 0;
+    lc_gpu_engine_kind k = LC_GPU_ENGINE_AUTO;
+    if (lc_gpu_engine_parse("cudnn", &k) || k != LC_GPU_ENGINE_CUDNN || lc_gpu_engine_parse(NULL, &k) ||
+        k != LC_GPU_ENGINE_OWN || strcmp(lc_gpu_engine_name(LC_GPU_ENGINE_AUTO), "auto")) {
+        printf("FAIL: engine names\n");
+        bad++;
+    }
+    if (lc_gpu_engine_parse("cuDNN9", &k) != LC_ERR_ARG || !strstr(lc_gpu_last_error(), "cuDNN9")) {
+        printf("FAIL: a bad engine name is not named: %s\n", lc_gpu_last_error());
+        bad++;
+    }
+    lc_gpu_attn_engine *e = NULL;
+    if (lc_gpu_attn_engine_create((lc_gpu_engine_kind)7, &e) != LC_ERR_ARG || e) {
+        printf("FAIL: engine 7 accepted\n");
+        bad++;
+    }
+    for (int kind = LC_GPU_ENGINE_OWN; kind <= LC_GPU_ENGINE_AUTO; kind += 2) { /* own, auto */
+        lc_gpu_engine_stats st;
+        if (lc_gpu_attn_engine_create((lc_gpu_engine_kind)kind, &e) || lc_gpu_attn_engine_stats(e, &st) ||
+            st.resolved != LC_GPU_ENGINE_OWN || (int)st.kind != kind) {
+            printf("FAIL: engine %s: %s\n", lc_gpu_engine_name((lc_gpu_engine_kind)kind), lc_gpu_last_error());
+            bad++;
+        }
+        if (kind == LC_GPU_ENGINE_AUTO && !strstr(st.last_own_why, "auto")) {
+            printf("FAIL: auto does not say why it runs our kernels: '%s'\n", st.last_own_why);
+            bad++;
+        }
+        lc_gpu_attn_engine_destroy(e);
+        e = NULL;
+    }
+    char why[256], dev[256];
+    const int have = lc_gpu_have_cudnn(why, sizeof why), ndev = lc_gpu_device_count(dev, sizeof dev);
+    const int rc = lc_gpu_attn_engine_create(LC_GPU_ENGINE_CUDNN, &e);
+    if (have && ndev > 0 ? rc != LC_OK || !e
+                         : rc != LC_ERR_UNSUPPORTED || e || !strstr(lc_gpu_last_error(), "cudnn")) {
+        printf("FAIL: engine cudnn (cuDNN %s, %d devices) returned %d: %s\n", have ? "built" : "absent", ndev, rc,
+               lc_gpu_last_error());
+        bad++;
+    }
+    printf("%s engine cudnn with cuDNN %s and %d devices: %s\n", bad ? "FAIL" : "ok  ", have ? "built" : "absent",
+           ndev, rc ? lc_gpu_last_error() : "made");
+    lc_gpu_attn_engine_destroy(e);
+    if (lc_gpu_attn_engine_stats(NULL, NULL) != LC_ERR_ARG) {
+        printf("FAIL: stats of a NULL engine\n");
+        bad++;
+    }
+    printf("test_gpu_cudnn host: %s\n", bad ? "FAIL" : "ok");
+    return bad ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "host")) return host_checks();
     char why[256];
     /* without the engine, asking for it must say so (LC_ERR_UNSUPPORTED), never fall back */
     if (!lc_gpu_have_cudnn(why, sizeof why)) {

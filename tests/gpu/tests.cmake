@@ -8,6 +8,12 @@ add_test(NAME gpu_permute COMMAND test_gpu_permute)
 add_test(NAME gpu_ring COMMAND test_gpu_ring 4)
 # the cuDNN engine against the oracle; skips (77) without a GPU or without the engine
 add_test(NAME gpu_cudnn COMMAND test_gpu_cudnn)
+# the engine API's host logic (names, refusals), with or without a device
+add_test(NAME gpu_cudnn_host COMMAND test_gpu_cudnn host)
+set_tests_properties(gpu_cudnn_host PROPERTIES LABELS "gpu;cpu" TIMEOUT 60)
+if(LONGCTX_GPU_ENV)
+  set_tests_properties(gpu_cudnn_host PROPERTIES ENVIRONMENT "${LONGCTX_GPU_ENV}")
+endif()
 # the ring with its block calls on the cuDNN engine, equal to one PE on our kernels
 add_test(NAME gpu_ring_cudnn COMMAND test_gpu_ring 4 cudnn)
 foreach(t gpu_attn gpu_attn_fwd16_bwd4 gpu_attn_fwd32_bwd8 gpu_permute gpu_ring gpu_cudnn gpu_ring_cudnn)
