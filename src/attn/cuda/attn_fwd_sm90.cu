@@ -347,20 +347,19 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 namespace {
 
+PFN_cuTensorMapEncodeTiled_v12000 lookup_encode() {
+    void *f = nullptr;
+    cudaDriverEntryPointQueryResult q;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) == cudaSuccess &&
+        q == cudaDriverEntryPointSuccess)
+        return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+    (void)cudaGetLastError();
+    return nullptr;
+}
+
+/* the driver's tensor-map encoder, looked up once (thread-safe static initialisation) */
 PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
-    static PFN_cuTensorMapEncodeTiled_v12000 fn = nullptr;
-    static bool tried = false;
-    if (!tried) {
-        tried = true;
-        void *f = nullptr;
-        cudaDriverEntryPointQueryResult q;
-        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) ==
-                cudaSuccess &&
-            q == cudaDriverEntryPointSuccess)
-            fn = reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
-        else
-            (void)cudaGetLastError();
-    }
+    static const PFN_cuTensorMapEncodeTiled_v12000 fn = lookup_encode();
     return fn;
 }
 
