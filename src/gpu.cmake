@@ -171,6 +171,13 @@ if(LONGCTX_HAVE_NVSHMEM)
                         CUDA::cuda_driver dl rt)
 endif()
 
+# The Hopper forward kernel: wgmma, TMA and setmaxnreg exist on sm_90a alone, so this one
+# file is built for that target only (attn_select.cu runs it on compute capability 9.0).
+add_library(longctx_gpu_sm90 OBJECT ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_fwd_sm90.cu)
+set_target_properties(longctx_gpu_sm90 PROPERTIES CUDA_ARCHITECTURES 90a-real POSITION_INDEPENDENT_CODE ON)
+target_include_directories(longctx_gpu_sm90 PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src/attn/cuda)
+target_compile_options(longctx_gpu_sm90 PRIVATE -O3 -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter)
+
 # ---- the cuDNN attention engine: the header-only cuDNN frontend ($CUDNN_FRONTEND_HOME, then
 # .cudnn-frontend/ made by scripts/fetch-cudnn-frontend.sh, then the installed Python package
 # nvidia-cudnn-frontend) and cuDNN 9 itself (beside the CUDA toolkit, then the pip wheel
@@ -224,6 +231,8 @@ add_library(longctx_gpu STATIC
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_engine.cpp
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_kernels.cu
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_api.cu
+  ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_select.cu
+  $<TARGET_OBJECTS:longctx_gpu_sm90>
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_fwd.cu
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_bwd.cu
   ${CMAKE_SOURCE_DIR}/src/symm/nccl_permute.cu

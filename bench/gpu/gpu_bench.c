@@ -45,13 +45,21 @@ static int bench_attn(const int *seqs, int nseq, int iters) {
     cudaEventCreate(&e0);
     cudaEventCreate(&e1);
     const char *dev = "?";
-    char variant[64];
-    if (ek == LC_GPU_ENGINE_CUDNN)
+    char variant[128];
+    if (ek == LC_GPU_ENGINE_CUDNN) {
         snprintf(variant, sizeof variant, "cudnn");
-    else
-        snprintf(variant, sizeof variant, "fwd_mt=%s,bwd_warps=%s",
+    } else {
+        /* the forward kernel family actually chosen ($LONGCTX_GPU_KERNEL, else auto) */
+        const char *fk = lc_gpu_attn_fwd_kernel(LC_GPU_BF16, 128);
+        if (!fk) {
+            fprintf(stderr, "attn: %s\n", lc_gpu_last_error());
+            return 1;
+        }
+        snprintf(variant, sizeof variant, "fwd=%s,fwd_mt=%s,bwd_warps=%s,sm90_bn=%s", fk,
                  getenv("LONGCTX_GPU_FWD_MT") ? getenv("LONGCTX_GPU_FWD_MT") : "default",
-                 getenv("LONGCTX_GPU_BWD_WARPS") ? getenv("LONGCTX_GPU_BWD_WARPS") : "default");
+                 getenv("LONGCTX_GPU_BWD_WARPS") ? getenv("LONGCTX_GPU_BWD_WARPS") : "default",
+                 getenv("LONGCTX_GPU_SM90_BN") ? getenv("LONGCTX_GPU_SM90_BN") : "default");
+    }
     struct cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) dev = prop.name;
     for (int si = 0; si < nseq; si++) {

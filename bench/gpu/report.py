@@ -89,6 +89,32 @@ def permute_table(perm):
     return out, t
 
 
+def family_lines(ours):
+    """Forward kernel families side by side (sm80 mma.sync vs sm90 wgmma/TMA): the best
+    variant of each per (S, mask), from the same run; and what the sm90 test decided."""
+    fam = {}
+    for r in ours:
+        v = r.get("variant") or ""
+        f = "sm90" if "fwd=sm90" in v else ("sm80" if "fwd=sm80" in v else None)
+        if not f:
+            continue
+        b = fam.setdefault((r["S"], r["mask"], f), {"fwd": 0.0, "fb": 0.0})
+        if r["fwd_tflops"] > b["fwd"]:
+            b["fwd"], b["fwd_v"] = r["fwd_tflops"], v
+        if r["fwdbwd_tflops"] > b["fb"]:
+            b["fb"] = r["fwdbwd_tflops"]
+    out = ["", "forward kernel families (best variant of each; sm90 test: %s)" % os.environ.get("SM90_STATE", "?"),
+           "%7s %-6s %9s %9s %9s %9s %7s  %s" % ("S", "mask", "sm80 fwd", "sm90 fwd", "sm80 f+b", "sm90 f+b",
+                                                "90/80", "best sm90 variant")]
+    for S, mask in sorted({(k[0], k[1]) for k in fam}):
+        a, h = fam.get((S, mask, "sm80"), {}), fam.get((S, mask, "sm90"), {})
+        f1 = lambda x: "%.1f" % x if x else "-"  # noqa: E731
+        out.append("%7d %-6s %9s %9s %9s %9s %7s  %s" % (
+            S, mask, f1(a.get("fwd")), f1(h.get("fwd")), f1(a.get("fb")), f1(h.get("fb")),
+            "%.2f" % (h["fwd"] / a["fwd"]) if h.get("fwd") and a.get("fwd") else "-", h.get("fwd_v", "-")))
+    return out
+
+
 def cudnn_report(cud_all, peer_ok, best, rounding):
     """The cuDNN engine beside torch's cuDNN backend on the same shapes, the target at 16K causal,
     and what engine=auto would decide per shape from this run."""
@@ -227,6 +253,7 @@ def main():
             fr(targets["fwdbwd_ratio"]), FWDBWD_GOAL, "met" if targets["fwdbwd_met"] else "NOT met"))
     else:
         lines.append("targets: %s" % targets["status"])
+    lines += family_lines(ours)
     if cudnn_table:
         lines += ["", "cuDNN engine (engine=cudnn: cuDNN SDPA per piece + fp32 merge) vs torch SDPA's cuDNN backend, "
                   "TFLOP/s", "%7s %-6s %9s %9s %9s %9s %7s %7s %9s" % (
