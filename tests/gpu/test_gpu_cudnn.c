@@ -25,7 +25,8 @@ typedef struct {
     unsigned kind;
     int window;
     int qpos0, kpos0; /* first positions */
-    int zig;          /* Q is two runs: qpos0.. and qpos0 + zig.. (a zigzag shard) */
+    int zig;          /* Q is two runs: qpos0.. and qpos0 + zig.. (a zigzag shard); with
+                         sk == sq, K holds the same positions (the PE's own block) */
     int docs;         /* document ids = pos / docs (0: one document) */
     int scatter_pad;  /* every 5th Q row is padding: too many pieces, runs on our kernels */
     int split;        /* K/V in two block calls */
@@ -99,7 +100,7 @@ static void make_inputs(const ccase *c, uint64_t seed, inputs *in) {
         in->qdoc[i] = c->docs ? in->qpos[i] / c->docs : 0;
     }
     for (int j = 0; j < c->sk; j++) {
-        in->kpos[j] = c->kpos0 + j;
+        in->kpos[j] = c->zig && c->sk == c->sq ? in->qpos[j] : c->kpos0 + j;
         in->kdoc[j] = c->docs ? in->kpos[j] / c->docs : 0;
     }
 }
@@ -374,8 +375,11 @@ int main(int argc, char **argv) {
                 {dt, d, hq, hkv, 256, 256, LC_MASK_WINDOW, 70, 64, 0, 0, 0, 0, 1, 1},
                 /* causal + window */
                 {dt, d, hq, hkv, 256, 320, LC_MASK_CAUSAL | LC_MASK_WINDOW, 90, 64, 0, 0, 0, 0, 0, 1},
-                /* zigzag shard: Q holds chunks 1 and 6 of 8 (64 rows each), K the chunks 0..7 */
-                {dt, d, hq, hkv, 128, 512, LC_MASK_CAUSAL, 0, 64, 0, 320, 0, 0, 0, 0},
+                /* a zigzag PE's own block: Q and K hold chunks 1 and 6 of 8 (64 rows each):
+                 * two diagonals and one full piece */
+                {dt, d, hq, hkv, 128, 128, LC_MASK_CAUSAL, 0, 64, 0, 320, 0, 0, 0, 0},
+                /* a zigzag shard against contiguous keys 0..511: diagonals shifted by 64 and 384 */
+                {dt, d, hq, hkv, 128, 512, LC_MASK_CAUSAL, 0, 64, 0, 320, 0, 0, 0, 1},
                 /* packed documents of 96 tokens, causal */
                 {dt, d, hq, hkv, 192, 384, LC_MASK_CAUSAL | LC_MASK_DOC, 0, 192, 0, 0, 96, 0, 0, 0},
                 /* padding scattered through Q: more pieces than the rule allows -> our kernels */
