@@ -53,20 +53,26 @@ namespace {
 
 enum { FWD = 0, BWD = 1 };
 
-/* device buffer that only grows (sized once by reserve in steady use) */
+/* Device buffer that only grows (sized once by reserve in steady use). A smaller one it
+ * replaces is kept until release: queued work may still read it, and cudaFree is not allowed
+ * while a stream is being captured (the ring's use_graph), cudaMalloc is. */
 struct Buf {
     void *p = nullptr;
     size_t cap = 0;
+    std::vector<void *> retired;
     int ensure(size_t bytes, const char *what) {
         if (bytes <= cap) return LC_OK;
-        if (p) cudaFree(p); /* synchronises: nothing in flight still reads it */
-        p = nullptr;
-        cap = 0;
-        int rc = lcg_cuda(cudaMalloc(&p, bytes), what);
-        if (!rc) cap = bytes;
-        return rc;
+        void *q = nullptr;
+        int rc = lcg_cuda(cudaMalloc(&q, bytes), what);
+        if (rc) return rc;
+        if (p) retired.push_back(p);
+        p = q;
+        cap = bytes;
+        return LC_OK;
     }
     void release() {
+        for (void *r : retired) cudaFree(r);
+        retired.clear();
         if (p) cudaFree(p);
         p = nullptr;
         cap = 0;
