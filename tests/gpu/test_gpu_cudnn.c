@@ -189,7 +189,7 @@ static void run_oracle(const ccase *c, const inputs *in, oracle *or_) {
     ra.q_pos = in->qpos; ra.k_pos = in->kpos;
     ra.mask.kind = c->kind; ra.mask.window = c->window;
     ra.mask.q_doc = in->qdoc; ra.mask.k_doc = in->kdoc;
-    ra.threads = 2;
+    ra.threads = 1;
     if (lc_attn_ref_fwd(&ra, in->q, in->k, in->v, or_->out, or_->lse) ||
         lc_attn_ref_bwd(&ra, in->q, in->k, in->v, in->dout, or_->dq, or_->dk, or_->dv)) {
         fprintf(stderr, "reference failed: %s\n", lc_attn_last_error());
