@@ -278,6 +278,54 @@ static int rounding_row(lc_gpu_attn_engine *e, int P, FILE *js) {
     return ok;
 }
 
+/* src/attn/cuda/cudnn_engine.h: the frontend's validation of one piece graph, deviceless */
+int lcg_cudnn_validate_piece(int dir, int hq, int hkv, int d, int dtype, float scale, int nq, int nk, int right,
+                             int left, int sm_version, char *why, size_t whylen);
+
+/* The frontend's own rules for the piece graphs the engine makes, for Hopper (sm 90) and
+ * Ampere (sm 80), with no device: every dtype, head dim, GQA, the ring's pieces (full,
+ * diagonal at offset 0) and the bands (shifted diagonal, window, causal + window). A shape
+ * the frontend rejects here would be refused on the GPU too. */
+static int validate_graphs(void) {
+    char why[512];
+    if (!lc_gpu_have_cudnn(why, sizeof why)) {
+        printf("skip graph validation: %s\n", why);
+        return 0;
+    }
+    const struct { int nq, nk, right, left; const char *what; } sh[] = {
+        {256, 256, -1, 0, "full"}, {256, 256, 0, 0, "causal diagonal"}, {160, 256, 100, 0, "shifted diagonal"},
+        {133, 256, -1, 70, "window band"}, {256, 320, 64, 26, "causal + window"}, {77, 77, 0, 0, "odd diagonal"}};
+    const int heads[][2] = {{8, 2}, {4, 4}, {32, 8}};
+    int bad = 0, n = 0;
+    for (int sm = 80; sm <= 90; sm += 10)
+        for (int dt = LC_GPU_BF16; dt <= LC_GPU_F16; dt++)
+            for (int d = 64; d <= 128; d += 64)
+                for (size_t hi = 0; hi < 3; hi++)
+                    for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++)
+                        for (int dir = 0; dir < 2; dir++) {
+                            n++;
+                            if (lcg_cudnn_validate_piece(dir, heads[hi][0], heads[hi][1], d, dt, 0.08838835f, sh[i].nq,
+                                                         sh[i].nk, sh[i].right, sh[i].left, sm, why, sizeof why)) {
+                                /* the bands may be refused by a cuDNN too old for them: reported, and the
+                                 * engine then runs those blocks on our kernels; the ring's own pieces must pass */
+                                const int band = sh[i].left > 0 || sh[i].right > 0;
+                                printf("%s sm %d %s D=%d %d/%d heads %s %s: %s\n", band ? "note" : "FAIL", sm,
+                                       lc_gpu_dtype_name((lc_gpu_dtype)dt), d, heads[hi][0], heads[hi][1], sh[i].what,
+                                       dir ? "backward" : "forward", why);
+                                bad += !band;
+                            }
+                        }
+    /* the control: a window band with more rows than keys is what the frontend refuses (and
+     * what the planner cuts into row chunks), so this validation does look at the pieces */
+    if (!lcg_cudnn_validate_piece(0, 8, 2, 128, LC_GPU_BF16, 0.08838835f, 300, 256, -1, 70, 90, why, sizeof why)) {
+        printf("FAIL: the frontend accepted a window band with 300 rows > 256 keys\n");
+        bad++;
+    } else
+        printf("ok   control: window band 300 rows x 256 keys refused: %.120s\n", why);
+    printf("%s cuDNN frontend validation of %d piece graphs (sm 80 and 90, no device)\n", bad ? "FAIL" : "ok  ", n);
+    return bad;
+}
+
 /* The engine API's host logic, with or without a device or cuDNN (ctest gpu_cudnn_host, labels
  * gpu;cpu): names, bad input named, own/auto handles that run our kernels, cudnn either made
  * or refused with LC_ERR_UNSUPPORTED and the reason, never a silent fallback. */
@@ -328,6 +376,7 @@ static int host_checks(void) {
         printf("FAIL: stats of a NULL engine\n");
         bad++;
     }
+    bad += validate_graphs();
     printf("test_gpu_cudnn host: %s\n", bad ? "FAIL" : "ok");
     return bad ? 1 : 0;
 }

@@ -250,32 +250,15 @@ std::shared_ptr<fe::graph::Tensor_attributes> rows_tensor(fe::graph::Graph &g, c
         {n * h * d, d, h * d, 1}));
 }
 
-/* The graph of one piece shape, built on first use. NULL when cuDNN refuses it or the cache
- * is full, with the reason in why. */
-Graph *graph_for(lc_gpu_attn_engine *e, const lc_gpu_attn_desc *a, const lcg_piece &p, int dir, char *why,
-                 size_t whylen) {
-    float scale = eff_scale(a);
-    int32_t sbits;
-    memcpy(&sbits, &scale, 4);
-    const Key key = {dir, p.nq, p.nk, a->hq, a->hkv, a->d, (int64_t)a->dtype, p.right, p.left, sbits, 0};
-    auto it = e->graphs.find(key);
-    if (it == e->graphs.end() && (int)e->graphs.size() >= kMaxGraphs) {
-        snprintf(why, whylen, "the graph cache is full (%d shapes)", kMaxGraphs);
-        return nullptr;
-    }
-    if (it != e->graphs.end()) {
-        Graph *g = it->second.get();
-        if (!g->ok)
-            snprintf(why, whylen, "cuDNN refused %s %dx%d right %d left %d: %.100s", dir == FWD ? "forward" : "backward",
-                     p.nq, p.nk, p.right, p.left, g->why.c_str());
-        return g->ok ? g : nullptr;
-    }
-    auto gr = std::make_unique<Graph>();
+/* The SDPA graph of one piece shape (tensors and attributes only; nothing built yet). */
+std::shared_ptr<fe::graph::Graph> make_graph(int64_t hq, int64_t hk, int64_t d, int dtype, float scale,
+                                             const lcg_piece &p, int dir, int sm_version = 0) {
     auto g = std::make_shared<fe::graph::Graph>();
-    const auto io = a->dtype == LC_GPU_BF16 ? fe::DataType_t::BFLOAT16 : fe::DataType_t::HALF;
+    if (sm_version) g->set_sm_version(sm_version); /* before the nodes, which copy the context */
+    const auto io = dtype == LC_GPU_BF16 ? fe::DataType_t::BFLOAT16 : fe::DataType_t::HALF;
     g->set_io_data_type(io).set_intermediate_data_type(fe::DataType_t::FLOAT).set_compute_data_type(
         fe::DataType_t::FLOAT);
-    const int64_t hq = a->hq, hk = a->hkv, d = a->d, nq = p.nq, nk = p.nk;
+    const int64_t nq = p.nq, nk = p.nk;
     auto Q = rows_tensor(*g, "Q", 1, nq, hq, d);
     auto K = rows_tensor(*g, "K", 2, nk, hk, d);
     auto V = rows_tensor(*g, "V", 3, nk, hk, d);
@@ -302,6 +285,31 @@ Graph *graph_for(lc_gpu_attn_engine *e, const lc_gpu_attn_desc *a, const lcg_pie
         dK->set_output(true).set_uid(8).set_dim({1, hk, nk, d}).set_stride({nk * hk * d, d, hk * d, 1});
         dV->set_output(true).set_uid(9).set_dim({1, hk, nk, d}).set_stride({nk * hk * d, d, hk * d, 1});
     }
+    return g;
+}
+
+/* The graph of one piece shape, built on first use. NULL when cuDNN refuses it or the cache
+ * is full, with the reason in why. */
+Graph *graph_for(lc_gpu_attn_engine *e, const lc_gpu_attn_desc *a, const lcg_piece &p, int dir, char *why,
+                 size_t whylen) {
+    float scale = eff_scale(a);
+    int32_t sbits;
+    memcpy(&sbits, &scale, 4);
+    const Key key = {dir, p.nq, p.nk, a->hq, a->hkv, a->d, (int64_t)a->dtype, p.right, p.left, sbits, 0};
+    auto it = e->graphs.find(key);
+    if (it == e->graphs.end() && (int)e->graphs.size() >= kMaxGraphs) {
+        snprintf(why, whylen, "the graph cache is full (%d shapes)", kMaxGraphs);
+        return nullptr;
+    }
+    if (it != e->graphs.end()) {
+        Graph *g = it->second.get();
+        if (!g->ok)
+            snprintf(why, whylen, "cuDNN refused %s %dx%d right %d left %d: %.100s", dir == FWD ? "forward" : "backward",
+                     p.nq, p.nk, p.right, p.left, g->why.c_str());
+        return g->ok ? g : nullptr;
+    }
+    auto gr = std::make_unique<Graph>();
+    auto g = make_graph(a->hq, a->hkv, a->d, (int)a->dtype, scale, p, dir);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     fe::error_t err = g->validate();
@@ -352,6 +360,16 @@ int exec(lc_gpu_attn_engine *e, Graph *g, const char *what) {
 char *rows(const void *base, int row, int h, int d) { return (char *)base + (size_t)row * h * d * 2; }
 
 } // namespace
+
+extern "C" int lcg_cudnn_validate_piece(int dir, int hq, int hkv, int d, int dtype, float scale, int nq, int nk, int right,
+                             int left, int sm_version, char *why, size_t whylen) {
+    lcg_piece p = {0, nq, 0, nk, right, left};
+    auto g = make_graph(hq, hkv, d, dtype, scale, p, dir ? BWD : FWD, sm_version);
+    fe::error_t err = g->validate();
+    if (err.is_good()) return LC_OK;
+    snprintf(why, whylen, "%s", err.get_message().c_str());
+    return LC_ERR_UNSUPPORTED;
+}
 
 int lcg_engine_fwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k, const void *v, float *o,
                          float *lse, cudaStream_t s) {
@@ -453,6 +471,11 @@ int lcg_engine_bwd_block(const lc_gpu_attn_desc *a, const void *, const void *, 
                          const float *, float *, float *, float *, cudaStream_t) {
     a->engine->st.bwd_own++;
     return LCG_USE_OWN;
+}
+
+extern "C" int lcg_cudnn_validate_piece(int, int, int, int, int, float, int, int, int, int, int, char *why, size_t whylen) {
+    snprintf(why, whylen, "this build has no cuDNN engine: %s", LONGCTX_CUDNN_WHY);
+    return LC_ERR_UNSUPPORTED;
 }
 
 #endif

@@ -30,6 +30,12 @@ int lcg_engine_bwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k
  * that no call allocates afterwards. */
 int lcg_engine_reserve(lc_gpu_attn_engine *e, int sq, int sk, int hq, int hkv, int d);
 
+/* The cuDNN frontend's own validation of one piece's graph (dir 0 forward, 1 backward) for a
+ * given SM version, without a device: the host test (C, test_gpu_cudnn.c declares it) checks
+ * the engine's graphs for Hopper on any machine. LC_ERR_UNSUPPORTED with the frontend's message (or: no engine in this build). */
+extern "C" int lcg_cudnn_validate_piece(int dir, int hq, int hkv, int d, int dtype, float scale, int nq, int nk,
+                                        int right, int left, int sm_version, char *why, size_t whylen);
+
 /* cudnn_kernels.cu. dtype is LC_GPU_BF16 or LC_GPU_F16 for the 16-bit operands. */
 /* state rows q0..q0+nq (o [.,hq,d] fp32, lse [.,hq]) <- piece partial op [nq,hq,d] 16-bit
  * and its stats st [hq,nq] (cuDNN's layout) */
