@@ -361,8 +361,8 @@ char *rows(const void *base, int row, int h, int d) { return (char *)base + (siz
 
 } // namespace
 
-extern "C" int lcg_cudnn_validate_piece(int dir, int hq, int hkv, int d, int dtype, float scale, int nq, int nk, int right,
-                             int left, int sm_version, char *why, size_t whylen) {
+extern "C" int lcg_cudnn_validate_piece(int dir, int hq, int hkv, int d, int dtype, float scale, int nq, int nk,
+                                        int right, int left, int sm_version, char *why, size_t whylen) {
     lcg_piece p = {0, nq, 0, nk, right, left};
     auto g = make_graph(hq, hkv, d, dtype, scale, p, dir ? BWD : FWD, sm_version);
     fe::error_t err = g->validate();
