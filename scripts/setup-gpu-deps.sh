@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # GPU build dependencies, run by scripts/setup.sh when present: NVSHMEM from PyPI
-# (nvidia-nvshmem-cu13) for the python3 on PATH, only where the CUDA compiler is installed.
-# NCCL comes with the CUDA toolkit. Idempotent; a failure here only skips the GPU parts.
+# (nvidia-nvshmem-cu13) for the python3 on PATH, and the cuDNN frontend's headers (PyPI's
+# nvidia-cudnn-frontend, into .cudnn-frontend/) so the cuDNN engine is compiled and its graphs
+# validated wherever cuDNN is, only where the CUDA compiler is installed. NCCL and cuDNN come
+# with the CUDA toolkit. Idempotent; a failure here only skips the GPU parts.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 if ! command -v nvcc >/dev/null 2>&1 && [ ! -x /usr/local/cuda/bin/nvcc ]; then
     echo "setup-gpu-deps: no nvcc; the GPU parts will be skipped, nothing to install"
     exit 0
+fi
+if [ -f .cudnn-frontend/include/cudnn_frontend.h ]; then
+    echo "setup-gpu-deps: cuDNN frontend already in .cudnn-frontend"
+else
+    scripts/fetch-cudnn-frontend.sh ||
+        echo "setup-gpu-deps: cuDNN frontend unavailable; the cuDNN engine will be compiled out"
 fi
 if python3 -c 'import nvidia.nvshmem' 2>/dev/null; then
     echo "setup-gpu-deps: nvidia-nvshmem-cu13 already installed"
