@@ -405,7 +405,7 @@ static void carve_bwd(call *c, carve *w, void **ktp, void **vtp)
      * KV tile range. */
     int fused = use_fused(a->hkv, c->nth);
     c->scratch_floats =
-        2 * (size_t)BQ * BK + 2 * BQ +
+        2 * (size_t)(fused ? c->bg : 1) * BQ * BK + 2 * BQ +
         (fused ? 3 * ((size_t)c->bg * BQ + (size_t)BWD_KV_TILES(a->d) * BK) * a->d : 0);
     c->scratch = take(w, c->scratch_floats * sizeof(float) * (size_t)c->nth);
     *ktp = take(w, packed_bytes(c));
@@ -598,15 +598,19 @@ static void rows_out(float *dst, ptrdiff_t ldd, const float *src, int rows, int 
  * on as contiguous copies: the row strides of the [s, heads, d] arrays are multiples of
  * 4 KiB at common head counts, so strided tile rows fall into the same few L1 sets. The
  * query side is copied bg heads at a time: a row's heads are adjacent, and the copies,
- * bound by memory bandwidth, ran 1.6x faster on rows of 4 heads than of one. */
+ * bound by memory bandwidth, ran 1.6x faster on rows of 4 heads than of one. The batch's
+ * P and dS tiles of one KV tile are kept, so dV and dK take one matmul over all of its
+ * heads (k = bg * BQ): the same products in the same order as one call per head, with
+ * the accumulators loaded and stored once instead of bg times. */
 static void bwd_fused_task(void *ctx, int kvh, int worker)
 {
     const call *c = ctx;
     const lc_attn_desc *a = c->a;
     int hq = a->hq, hkv = a->hkv, d = c->d, nkc = BWD_KV_TILES(d), bg = c->bg;
     size_t qtile = (size_t)BQ * d;
+    size_t stile = (size_t)BQ * BK;
     float *S = c->scratch + (size_t)worker * c->scratch_floats;
-    float *dP = S + BQ * BK, *rowv = dP + BQ * BK;
+    float *dP = S + bg * stile, *rowv = dP + bg * stile;
     float *Qc = rowv + 2 * BQ, *dOc = Qc + bg * qtile, *dQc = dOc + bg * qtile;
     float *Kc = dQc + bg * qtile, *dKc = Kc + (size_t)nkc * BK * d;
     float *dVc = dKc + (size_t)nkc * BK * d;
@@ -631,21 +635,28 @@ static void bwd_fused_task(void *ctx, int kvh, int worker)
                 rows_in(dOc, c->dof + qr, ldq, nq, bg, d, qtile);
                 rows_in(Qc, c->qf + qr, ldq, nq, bg, d, qtile);
                 rows_in(dQc, c->dq + qr, ldq, nq, bg, d, qtile);
-                for (int hh = 0; hh < bg; hh++) {
-                    float *q = Qc + hh * qtile, *dout = dOc + hh * qtile;
-                    float *dq = dQc + hh * qtile;
-                    for (int kt = kc0; kt < kc1; kt++) {
-                        lc_block_class cls =
-                            lc_attn_classify_sum(&a->mask, &c->qs[qt], &c->ks[kt]);
-                        if (cls == LC_BLOCK_SKIP)
-                            continue;
-                        int nk = a->sk - kt * BK < BK ? a->sk - kt * BK : BK;
-                        size_t ko = (size_t)(kt - kc0) * BK * d;
+                for (int kt = kc0; kt < kc1; kt++) {
+                    lc_block_class cls =
+                        lc_attn_classify_sum(&a->mask, &c->qs[qt], &c->ks[kt]);
+                    if (cls == LC_BLOCK_SKIP)
+                        continue;
+                    int nk = a->sk - kt * BK < BK ? a->sk - kt * BK : BK;
+                    size_t ko = (size_t)(kt - kc0) * BK * d;
+                    for (int hh = 0; hh < bg; hh++) {
+                        float *q = Qc + hh * qtile, *dout = dOc + hh * qtile;
+                        float *s = S + hh * stile, *dp = dP + hh * stile;
                         bwd_tile(c, cls, h0 + hh, qt, kt, f32dot ? q : NULL,
-                                 f32dot ? dout : NULL, d, S, dP, rowv);
-                        c->ops->gemm(nk, d, nq, S, 1, BK, dout, d, dVc + ko, d, 1);
-                        c->ops->gemm(nk, d, nq, dP, 1, BK, q, d, dKc + ko, d, 1);
-                        c->ops->gemm(nq, d, nk, dP, BK, 1, Kc + ko, d, dq, d, 1);
+                                 f32dot ? dout : NULL, d, s, dp, rowv);
+                        c->ops->gemm(nq, d, nk, dp, BK, 1, Kc + ko, d, dQc + hh * qtile, d,
+                                     1);
+                    }
+                    /* A partial Q tile's rows past nq hold stale values: per head. */
+                    int nst = nq == BQ ? 1 : bg, kq = nq == BQ ? bg * BQ : nq;
+                    for (int hh = 0; hh < nst; hh++) {
+                        c->ops->gemm(nk, d, kq, S + hh * stile, 1, BK, dOc + hh * qtile, d,
+                                     dVc + ko, d, 1);
+                        c->ops->gemm(nk, d, kq, dP + hh * stile, 1, BK, Qc + hh * qtile, d,
+                                     dKc + ko, d, 1);
                     }
                 }
                 rows_out(c->dq + qr, ldq, dQc, nq, bg, d, qtile);
