@@ -86,6 +86,10 @@ typedef struct {
     float c, scale; /* c = scale * log2(e) */
     const float *qf, *kf, *dof;
     const lc_bf16 *qb, *dob; /* bf16 inputs when the bf16 dot product is used */
+    /* bf16 inputs that the tile copies widen as they copy (then qf, kf, dof are NULL): a
+     * whole widened array would cost a pass writing twice its bytes, and every copy would
+     * then read twice the bytes. */
+    const lc_bf16 *q16, *k16, *do16;
     const float *kt, *vt;          /* packed transposed tiles [hkv][nkt][d][BK] fp32 */
     const float *vh;               /* forward: V tiles [hkv][nkt][d/vw][BK][vw] fp32 */
     int vw;                        /* their column block */
@@ -239,6 +243,8 @@ static void fwd_task(void *ctx, int t, int worker)
             size_t dst = ((size_t)hh * BQ + i) * d;
             if (c->qb)
                 memcpy((lc_bf16 *)Qc + dst, c->qb + src + i * ldq, (size_t)d * 2);
+            else if (c->q16)
+                widen(Qc + dst, c->q16 + src + i * ldq, (size_t)d);
             else
                 memcpy(Qc + dst, c->qf + src + i * ldq, (size_t)d * 4);
         }
@@ -359,15 +365,13 @@ static void summarise(call *c)
                           (t + 1) * BK < a->sk ? (t + 1) * BK : a->sk, &c->ks[t]);
 }
 
-/* The forward's buffers: tile summaries, widened Q (bf16 without the bf16 dot product),
- * head-major V, per-worker scratch, packed K tiles. */
+/* The forward's buffers: tile summaries, head-major V, per-worker scratch, packed K
+ * tiles. */
 static void carve_fwd(call *c, carve *w, void **ktp)
 {
     const lc_attn_desc *a = c->a;
     c->qs = take(w, sizeof(lc_tile_sum) * (size_t)(c->nqt + c->nkt));
     c->ks = c->qs ? c->qs + c->nqt : NULL;
-    if (!c->bdot && a->qkv_dtype == LC_DT_BF16)
-        c->qf = take(w, (size_t)a->sq * a->hq * a->d * sizeof(float));
     c->vh = take(w, (size_t)a->hkv * c->nkt * BK * a->d * sizeof(float));
     /* S; then per query head of a group: O, row max, row sum, Q tile copy. */
     c->scratch_floats = (size_t)BQ * BK + (size_t)c->fg * (2 * (size_t)BQ * a->d + 2 * BQ);
@@ -384,26 +388,26 @@ static int use_fused(int hkv, int nth)
 }
 
 /* KV tiles the fused task works on per pass over the query tiles: each Q, dO and dQ tile
- * copy then serves this many KV tiles, while K, dK, dV of the range (3 x 128 KiB at
+ * copy then serves this many KV tiles, while K, dK, dV of the range (3 x 256 KiB at
  * d = 128) stay in L2. */
 #define BWD_KV_TILES(d) ((d) <= 128 ? 8 : 4)
 
-/* The backward's buffers: tile summaries, widened Q, K, dO (bf16), per-worker scratch,
- * packed K and V tiles. */
+/* The backward's buffers: tile summaries, widened Q, K, dO (bf16 on the split path; the
+ * fused path widens its tile copies), per-worker scratch, packed K and V tiles. */
 static void carve_bwd(call *c, carve *w, void **ktp, void **vtp)
 {
     const lc_attn_desc *a = c->a;
     size_t nq = (size_t)a->sq * a->hq * a->d, nkv = (size_t)a->sk * a->hkv * a->d;
     c->qs = take(w, sizeof(lc_tile_sum) * (size_t)(c->nqt + c->nkt));
     c->ks = c->qs ? c->qs + c->nqt : NULL;
-    if (a->qkv_dtype == LC_DT_BF16) {
+    int fused = use_fused(a->hkv, c->nth);
+    if (a->qkv_dtype == LC_DT_BF16 && !fused) {
         c->qf = take(w, nq * sizeof(float));
         c->kf = take(w, nkv * sizeof(float));
         c->dof = take(w, nq * sizeof(float));
     }
     /* S, dP, row values; the fused path adds contiguous Q, dO, dQ tiles and K, dK, dV of a
      * KV tile range. */
-    int fused = use_fused(a->hkv, c->nth);
     c->scratch_floats =
         2 * (size_t)(fused ? c->bg : 1) * BQ * BK + 2 * BQ +
         (fused ? 3 * ((size_t)c->bg * BQ + (size_t)BWD_KV_TILES(a->d) * BK) * a->d : 0);
@@ -486,7 +490,7 @@ int lc_attn_fwd_block(const lc_attn_desc *a, const void *q, const void *k, const
     if (c.bdot)
         c.qb = q;
     else if (a->qkv_dtype == LC_DT_BF16)
-        widen((float *)c.qf, q, (size_t)a->sq * a->hq * a->d);
+        c.q16 = q;
     pack_v((float *)c.vh, v, a->qkv_dtype, a->sk, a->hkv, a->d, c.vw);
     pack(&c, k, ktp);
     if (c.bdot)
@@ -571,16 +575,21 @@ static void bwd_task(void *ctx, int t, int worker)
     }
 }
 
-/* Copies the rows x (heads * d) block at src (row stride lds) into heads contiguous
- * [rows][d] tiles (exact, so the tile arithmetic is the same bits as on the strided
- * array); rows_out is the way back. */
-static void rows_in(float *dst, const float *src, ptrdiff_t lds, int rows, int heads, int d,
-                    size_t tile)
+/* Copies the rows x (heads * d) block at element off of f, or of b widened (whichever is
+ * not NULL; row stride lds), into heads contiguous [rows][d] tiles (exact, so the tile
+ * arithmetic is the same bits as on the strided array); rows_out is the way back. */
+static void rows_in(float *dst, const float *f, const lc_bf16 *b, size_t off, ptrdiff_t lds,
+                    int rows, int heads, int d, size_t tile)
 {
     for (int i = 0; i < rows; i++)
-        for (int hh = 0; hh < heads; hh++)
-            memcpy(dst + hh * tile + (size_t)i * d, src + i * lds + (size_t)hh * d,
-                   (size_t)d * sizeof(float));
+        for (int hh = 0; hh < heads; hh++) {
+            float *t = dst + hh * tile + (size_t)i * d;
+            size_t e = off + i * lds + (size_t)hh * d;
+            if (b)
+                widen(t, b + e, (size_t)d);
+            else
+                memcpy(t, f + e, (size_t)d * sizeof(float));
+        }
 }
 
 static void rows_out(float *dst, ptrdiff_t ldd, const float *src, int rows, int heads, int d,
@@ -620,9 +629,9 @@ static void bwd_fused_task(void *ctx, int kvh, int worker)
         int kc1 = kc0 + nkc < c->nkt ? kc0 + nkc : c->nkt;
         int r0 = kc0 * BK, nr = (kc1 * BK < a->sk ? kc1 * BK : a->sk) - r0;
         size_t kr = (size_t)r0 * ldkv + (size_t)kvh * d;
-        rows_in(Kc, c->kf + kr, ldkv, nr, 1, d, 0);
-        rows_in(dKc, c->dk + kr, ldkv, nr, 1, d, 0);
-        rows_in(dVc, c->dv + kr, ldkv, nr, 1, d, 0);
+        rows_in(Kc, c->kf, c->k16, kr, ldkv, nr, 1, d, 0);
+        rows_in(dKc, c->dk, NULL, kr, ldkv, nr, 1, d, 0);
+        rows_in(dVc, c->dv, NULL, kr, ldkv, nr, 1, d, 0);
         for (int qt = 0; qt < c->nqt; qt++) {
             int q0 = qt * BQ, nq = a->sq - q0 < BQ ? a->sq - q0 : BQ, active = 0;
             for (int kt = kc0; kt < kc1 && !active; kt++)
@@ -632,9 +641,9 @@ static void bwd_fused_task(void *ctx, int kvh, int worker)
                 continue;
             for (int h0 = kvh * c->g; h0 < (kvh + 1) * c->g; h0 += bg) {
                 size_t qr = (size_t)q0 * ldq + (size_t)h0 * d;
-                rows_in(dOc, c->dof + qr, ldq, nq, bg, d, qtile);
-                rows_in(Qc, c->qf + qr, ldq, nq, bg, d, qtile);
-                rows_in(dQc, c->dq + qr, ldq, nq, bg, d, qtile);
+                rows_in(dOc, c->dof, c->do16, qr, ldq, nq, bg, d, qtile);
+                rows_in(Qc, c->qf, c->q16, qr, ldq, nq, bg, d, qtile);
+                rows_in(dQc, c->dq, NULL, qr, ldq, nq, bg, d, qtile);
                 for (int kt = kc0; kt < kc1; kt++) {
                     lc_block_class cls =
                         lc_attn_classify_sum(&a->mask, &c->qs[qt], &c->ks[kt]);
@@ -705,7 +714,12 @@ int lc_attn_bwd_block(const lc_attn_desc *a, const void *q, const void *k, const
     c.dk = dk;
     c.dv = dv;
     summarise(&c);
-    if (a->qkv_dtype == LC_DT_BF16) {
+    int fused = use_fused(a->hkv, c.nth);
+    if (a->qkv_dtype == LC_DT_BF16 && fused) {
+        c.q16 = q;
+        c.k16 = k;
+        c.do16 = dout;
+    } else if (a->qkv_dtype == LC_DT_BF16) {
         widen((float *)c.qf, q, nq);
         widen((float *)c.kf, k, nkv);
         widen((float *)c.dof, dout, nq);
@@ -723,7 +737,7 @@ int lc_attn_bwd_block(const lc_attn_desc *a, const void *q, const void *k, const
         c.kt = ktp;
         c.vt = vtp;
     }
-    if (use_fused(a->hkv, c.nth))
+    if (fused)
         run(&c, a->hkv, bwd_fused_task, &c);
     else
         run(&c, a->hkv * c.nkt + a->hq * c.nqt, bwd_task, &c);
