@@ -16,6 +16,13 @@ target_link_libraries(test_gpu_logic PRIVATE longctx_lib m)
 add_test(NAME gpu_logic COMMAND test_gpu_logic)
 set_tests_properties(gpu_logic PROPERTIES LABELS "gpu;cpu" TIMEOUT 120)
 
+# the cuDNN engine's host logic (block -> pieces rule, engine names, the partial merge)
+add_executable(test_gpu_cudnn_plan ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_cudnn_plan.c)
+target_include_directories(test_gpu_cudnn_plan PRIVATE ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/include)
+target_link_libraries(test_gpu_cudnn_plan PRIVATE longctx_lib m)
+add_test(NAME gpu_cudnn_plan COMMAND test_gpu_cudnn_plan)
+set_tests_properties(gpu_cudnn_plan PROPERTIES LABELS "gpu;cpu" TIMEOUT 120)
+
 # test_gpu_attn's own call sequence over a CPU stand-in of the device with the device build's
 # argument rules (attn_check.h): catches a sequence the GPU would refuse, on every machine.
 add_executable(test_gpu_attn_cpu ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_attn.c
@@ -164,8 +171,68 @@ if(LONGCTX_HAVE_NVSHMEM)
                         CUDA::cuda_driver dl rt)
 endif()
 
+# The Hopper forward kernel: wgmma, TMA and setmaxnreg exist on sm_90a alone, so this one
+# file is built for that target only (attn_select.cu runs it on compute capability 9.0).
+add_library(longctx_gpu_sm90 OBJECT ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_fwd_sm90.cu)
+set_target_properties(longctx_gpu_sm90 PROPERTIES CUDA_ARCHITECTURES 90a-real POSITION_INDEPENDENT_CODE ON)
+target_include_directories(longctx_gpu_sm90 PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src/attn/cuda)
+target_compile_options(longctx_gpu_sm90 PRIVATE -O3 -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter)
+
+# ---- the cuDNN attention engine: the header-only cuDNN frontend ($CUDNN_FRONTEND_HOME, then
+# .cudnn-frontend/ made by scripts/fetch-cudnn-frontend.sh, then the installed Python package
+# nvidia-cudnn-frontend) and cuDNN 9 itself (beside the CUDA toolkit, then the pip wheel
+# nvidia-cudnn-cu13). Absent either, the engine is compiled out and asking for it gives
+# LC_ERR_UNSUPPORTED with the reason; -DLONGCTX_CUDNN=OFF compiles it out on purpose (the
+# frontend costs about a minute of compile time).
+option(LONGCTX_CUDNN "build the cuDNN attention engine when cuDNN and its frontend are found" ON)
+set(CUDNN_FRONTEND_HOME "$ENV{CUDNN_FRONTEND_HOME}" CACHE PATH "folder holding include/cudnn_frontend.h")
+set(LONGCTX_HAVE_CUDNN OFF)
+set(LONGCTX_CUDNN_WHY "")
+if(LONGCTX_CUDNN)
+  set(_fe_hints "")
+  if(CUDNN_FRONTEND_HOME)
+    list(APPEND _fe_hints ${CUDNN_FRONTEND_HOME})
+  endif()
+  list(APPEND _fe_hints ${CMAKE_SOURCE_DIR}/.cudnn-frontend)
+  foreach(py ${_longctx_pythons})
+    # the wheel installs include/ beside the cudnn package (site-packages/include)
+    execute_process(COMMAND ${py} -c "import cudnn, os; print(os.path.dirname(os.path.dirname(cudnn.__file__)))"
+                    OUTPUT_VARIABLE d OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET RESULT_VARIABLE rc)
+    if(rc EQUAL 0 AND d)
+      list(APPEND _fe_hints ${d} ${d}/cudnn)
+    endif()
+  endforeach()
+  find_path(LONGCTX_CUDNN_FRONTEND_INCLUDE cudnn_frontend.h HINTS ${_fe_hints} PATH_SUFFIXES include NO_DEFAULT_PATH)
+  longctx_wheel_dir(nvidia.cudnn _cudnn_py)
+  find_path(LONGCTX_CUDNN_INCLUDE cudnn.h
+    HINTS ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_LIBRARY_ROOT}/include /usr/include /usr/local/include ${_cudnn_py}
+    PATH_SUFFIXES include)
+  find_library(LONGCTX_CUDNN_LIB cudnn
+    HINTS ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_ROOT}/lib ${CUDAToolkit_LIBRARY_ROOT}/lib64
+          /usr/lib/x86_64-linux-gnu)
+  if(NOT LONGCTX_CUDNN_LIB AND _cudnn_py)
+    find_file(LONGCTX_CUDNN_LIB libcudnn.so.9 HINTS ${_cudnn_py} PATH_SUFFIXES lib NO_DEFAULT_PATH)
+  endif()
+  if(NOT LONGCTX_CUDNN_FRONTEND_INCLUDE)
+    set(LONGCTX_CUDNN_WHY "no cuDNN frontend (scripts/fetch-cudnn-frontend.sh, or CUDNN_FRONTEND_HOME)")
+  elseif(NOT LONGCTX_CUDNN_INCLUDE OR NOT LONGCTX_CUDNN_LIB)
+    set(LONGCTX_CUDNN_WHY "no cuDNN 9 (cudnn.h and libcudnn beside CUDA, or pip install nvidia-cudnn-cu13)")
+  elseif(NOT CMAKE_CXX_COMPILER)
+    set(LONGCTX_CUDNN_WHY "no C++ compiler")
+  else()
+    set(LONGCTX_HAVE_CUDNN ON)
+    get_filename_component(LONGCTX_CUDNN_LIBDIR ${LONGCTX_CUDNN_LIB} DIRECTORY)
+  endif()
+else()
+  set(LONGCTX_CUDNN_WHY "LONGCTX_CUDNN=OFF")
+endif()
+
 add_library(longctx_gpu STATIC
+  ${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_engine.cpp
+  ${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_kernels.cu
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_api.cu
+  ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_select.cu
+  $<TARGET_OBJECTS:longctx_gpu_sm90>
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_fwd.cu
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_bwd.cu
   ${CMAKE_SOURCE_DIR}/src/symm/nccl_permute.cu
@@ -174,6 +241,24 @@ target_include_directories(longctx_gpu PUBLIC ${CMAKE_SOURCE_DIR}/include
                            PRIVATE ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/src/cp)
 target_compile_options(longctx_gpu PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-O3 -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter>)
 target_link_libraries(longctx_gpu PUBLIC longctx_gpu_shmem CUDA::cudart)
+target_compile_options(longctx_gpu PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-O2 -Wall -Wextra>)
+set_source_files_properties(${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_engine.cpp PROPERTIES
+                            INCLUDE_DIRECTORIES "${CUDAToolkit_INCLUDE_DIRS}")
+if(LONGCTX_HAVE_CUDNN)
+  # the frontend's headers are not ours to warn about
+  set_source_files_properties(${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_engine.cpp PROPERTIES
+    COMPILE_DEFINITIONS LONGCTX_HAVE_CUDNN=1
+    COMPILE_OPTIONS "-isystem;${LONGCTX_CUDNN_FRONTEND_INCLUDE};-isystem;${LONGCTX_CUDNN_INCLUDE};-std=c++17"
+    INCLUDE_DIRECTORIES "${CUDAToolkit_INCLUDE_DIRS}")
+  # the frontend also carries its own NVRTC-compiled engines (it calls nvrtc* and cu*)
+  target_link_libraries(longctx_gpu PUBLIC ${LONGCTX_CUDNN_LIB} CUDA::nvrtc CUDA::cuda_driver)
+  # libcudnn loads its sub-libraries (graph, engines) from the same folder at run time
+  set_property(TARGET longctx_gpu APPEND PROPERTY INTERFACE_LINK_OPTIONS "-Wl,-rpath,${LONGCTX_CUDNN_LIBDIR}")
+else()
+  # the reason, for the LC_ERR_UNSUPPORTED message of engine=cudnn
+  set_source_files_properties(${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_engine.cpp PROPERTIES
+    COMPILE_DEFINITIONS "LONGCTX_CUDNN_WHY=\"${LONGCTX_CUDNN_WHY}\"")
+endif()
 if(LONGCTX_HAVE_NCCL)
   target_compile_definitions(longctx_gpu PRIVATE LONGCTX_HAVE_NCCL=1)
   target_include_directories(longctx_gpu SYSTEM PRIVATE ${LONGCTX_NCCL_INCLUDE})
@@ -182,12 +267,19 @@ endif()
 
 # NVSHMEM loads its bootstrap and transport plugins by soname: they must be on the path.
 set(LONGCTX_GPU_ENV "")
+set(_gpu_ld "")
 if(LONGCTX_HAVE_NVSHMEM)
-  set(LONGCTX_GPU_ENV "LD_LIBRARY_PATH=${LONGCTX_NVSHMEM_LIBDIR}:$ENV{LD_LIBRARY_PATH}")
+  set(_gpu_ld "${LONGCTX_NVSHMEM_LIBDIR}:")
+endif()
+if(LONGCTX_HAVE_CUDNN)
+  set(_gpu_ld "${_gpu_ld}${LONGCTX_CUDNN_LIBDIR}:")
+endif()
+if(_gpu_ld)
+  set(LONGCTX_GPU_ENV "LD_LIBRARY_PATH=${_gpu_ld}$ENV{LD_LIBRARY_PATH}")
 endif()
 
 # ---- tests (LABELS gpu; exit 77 = skipped when no device answers) ----
-set(_gpu_tests test_gpu_attn test_gpu_ring test_gpu_permute)
+set(_gpu_tests test_gpu_attn test_gpu_ring test_gpu_permute test_gpu_cudnn)
 foreach(t ${_gpu_tests})
   add_executable(${t} ${CMAKE_SOURCE_DIR}/tests/gpu/${t}.c ${CMAKE_SOURCE_DIR}/tests/gpu/gpu_test_util.c)
   target_include_directories(${t} PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu ${CMAKE_SOURCE_DIR}/src/cp)
@@ -205,6 +297,11 @@ set(LONGCTX_GPU_BUILT ON)
 message(STATUS "longctx GPU: building CUDA kernels for ${CMAKE_CUDA_ARCHITECTURES} "
                "(nvcc ${CMAKE_CUDA_COMPILER_VERSION}); NCCL: ${LONGCTX_HAVE_NCCL} ${LONGCTX_NCCL_LIB}; "
                "NVSHMEM: ${LONGCTX_HAVE_NVSHMEM} ${LONGCTX_NVSHMEM_LIBDIR}")
+if(LONGCTX_HAVE_CUDNN)
+  message(STATUS "longctx GPU: cuDNN engine: ON (frontend ${LONGCTX_CUDNN_FRONTEND_INCLUDE}; cuDNN ${LONGCTX_CUDNN_LIB})")
+else()
+  message(STATUS "longctx GPU: cuDNN engine: OFF (${LONGCTX_CUDNN_WHY}); engine=cudnn reports unsupported")
+endif()
 if(NOT LONGCTX_HAVE_NVSHMEM)
   message(STATUS "longctx GPU: NVSHMEM not found (pip install nvidia-nvshmem-cu13, or NVSHMEM_HOME=<unpacked wheel>/nvidia/nvshmem); the ring tests will skip")
 endif()

@@ -24,16 +24,42 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* LONGCTX_GPU_ATTN_ENGINE (own | cudnn | auto; default own) picks the engine of the block
+ * calls; rows carry "engine" and, for an engine handle, how many block calls ran where. */
 static int bench_attn(const int *seqs, int nseq, int iters) {
     const int hq = 32, hkv = 8, d = 128;
+    lc_gpu_engine_kind ek = LC_GPU_ENGINE_OWN;
+    lc_gpu_attn_engine *eng = NULL;
+    const char *es = getenv("LONGCTX_GPU_ATTN_ENGINE");
+    if (lc_gpu_engine_parse(es, &ek)) {
+        fprintf(stderr, "%s\n", lc_gpu_last_error());
+        return 2;
+    }
+    if (ek != LC_GPU_ENGINE_OWN && lc_gpu_attn_engine_create(ek, &eng)) {
+        printf("{\"kind\":\"attn\",\"impl\":\"longctx\",\"engine\":\"%s\",\"status\":\"unsupported\","
+               "\"why\":\"%s\"}\n", lc_gpu_engine_name(ek), lc_gpu_last_error());
+        fprintf(stderr, "attn engine %s: %s\n", lc_gpu_engine_name(ek), lc_gpu_last_error());
+        return 0;
+    }
     cudaEvent_t e0, e1;
     cudaEventCreate(&e0);
     cudaEventCreate(&e1);
     const char *dev = "?";
-    char variant[64];
-    snprintf(variant, sizeof variant, "fwd_mt=%s,bwd_warps=%s",
-             getenv("LONGCTX_GPU_FWD_MT") ? getenv("LONGCTX_GPU_FWD_MT") : "default",
-             getenv("LONGCTX_GPU_BWD_WARPS") ? getenv("LONGCTX_GPU_BWD_WARPS") : "default");
+    char variant[128];
+    if (ek == LC_GPU_ENGINE_CUDNN) {
+        snprintf(variant, sizeof variant, "cudnn");
+    } else {
+        /* the forward kernel family actually chosen ($LONGCTX_GPU_KERNEL, else auto) */
+        const char *fk = lc_gpu_attn_fwd_kernel(LC_GPU_BF16, 128);
+        if (!fk) {
+            fprintf(stderr, "attn: %s\n", lc_gpu_last_error());
+            return 1;
+        }
+        snprintf(variant, sizeof variant, "fwd=%s,fwd_mt=%s,bwd_warps=%s,sm90_bn=%s", fk,
+                 getenv("LONGCTX_GPU_FWD_MT") ? getenv("LONGCTX_GPU_FWD_MT") : "default",
+                 getenv("LONGCTX_GPU_BWD_WARPS") ? getenv("LONGCTX_GPU_BWD_WARPS") : "default",
+                 getenv("LONGCTX_GPU_SM90_BN") ? getenv("LONGCTX_GPU_SM90_BN") : "default");
+    }
     struct cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) dev = prop.name;
     for (int si = 0; si < nseq; si++) {
@@ -56,6 +82,11 @@ static int bench_attn(const int *seqs, int nseq, int iters) {
             memset(&a, 0, sizeof a);
             a.sq = a.sk = S; a.hq = hq; a.hkv = hkv; a.d = d; a.dtype = LC_GPU_BF16;
             a.mask.kind = causal ? LC_MASK_CAUSAL : 0;
+            a.engine = eng; /* positions are NULL (0..S-1): no host copies needed */
+            lc_gpu_engine_stats st0, st1;
+            memset(&st0, 0, sizeof st0);
+            memset(&st1, 0, sizeof st1);
+            if (eng) lc_gpu_attn_engine_stats(eng, &st0);
             const double fwd_flop = 4.0 * S * (double)S * hq * d * (causal ? 0.5 : 1.0);
             /* warm-up, then the median of iters calls, each between its own events */
             double t[16];
@@ -91,11 +122,18 @@ static int bench_attn(const int *seqs, int nseq, int iters) {
             }
             qsort(t, (size_t)it, sizeof t[0], cmp_double);
             const double fb_ms = t[it / 2];
+            if (eng) lc_gpu_attn_engine_stats(eng, &st1);
             const double ftf = fwd_flop / (fwd_ms * 1e-3) / 1e12, fbtf = 3.5 * fwd_flop / (fb_ms * 1e-3) / 1e12;
-            printf("{\"kind\":\"attn\",\"impl\":\"longctx\",\"variant\":\"%s\",\"device\":\"%s\",\"dtype\":\"bf16\",\"S\":%d,\"hq\":%d,"
+            printf("{\"kind\":\"attn\",\"impl\":\"longctx\",\"engine\":\"%s\",\"variant\":\"%s\",\"device\":\"%s\","
+                   "\"dtype\":\"bf16\",\"S\":%d,\"hq\":%d,"
                    "\"hkv\":%d,\"d\":%d,\"mask\":\"%s\",\"fwd_ms\":%.4f,\"fwd_tflops\":%.2f,"
-                   "\"fwdbwd_ms\":%.4f,\"fwdbwd_tflops\":%.2f}\n",
-                   variant, dev, S, hq, hkv, d, causal ? "causal" : "none", fwd_ms, ftf, fb_ms, fbtf);
+                   "\"fwdbwd_ms\":%.4f,\"fwdbwd_tflops\":%.2f,\"blocks_engine\":%lld,\"blocks_own\":%lld}\n",
+                   lc_gpu_engine_name(ek), variant, dev, S, hq, hkv, d, causal ? "causal" : "none", fwd_ms, ftf, fb_ms,
+                   fbtf, (st1.fwd_cudnn + st1.bwd_cudnn) - (st0.fwd_cudnn + st0.bwd_cudnn),
+                   (st1.fwd_own + st1.bwd_own) - (st0.fwd_own + st0.bwd_own));
+            if (eng && st1.fwd_own + st1.bwd_own > st0.fwd_own + st0.bwd_own)
+                fprintf(stderr, "attn engine %s: blocks ran on our kernels: %s\n", lc_gpu_engine_name(ek),
+                        st1.last_own_why);
             fflush(stdout);
             fprintf(stderr, "attn %s S=%-6d %-6s fwd %8.3f ms %7.1f TFLOP/s   fwd+bwd %8.3f ms %7.1f TFLOP/s\n", variant, S,
                     causal ? "causal" : "none", fwd_ms, ftf, fb_ms, fbtf);
@@ -103,6 +141,7 @@ static int bench_attn(const int *seqs, int nseq, int iters) {
         void *dev_[] = {q, k, v, dout, o, lse, delta, dq, dk, dv};
         for (size_t i = 0; i < sizeof dev_ / sizeof dev_[0]; i++) gt_dev_free(dev_[i]);
     }
+    lc_gpu_attn_engine_destroy(eng);
     return 0;
 }
 

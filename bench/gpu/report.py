@@ -89,11 +89,85 @@ def permute_table(perm):
     return out, t
 
 
+def family_lines(ours):
+    """Forward kernel families side by side (sm80 mma.sync vs sm90 wgmma/TMA): the best
+    variant of each per (S, mask), from the same run; and what the sm90 test decided."""
+    fam = {}
+    for r in ours:
+        v = r.get("variant") or ""
+        f = "sm90" if "fwd=sm90" in v else ("sm80" if "fwd=sm80" in v else None)
+        if not f:
+            continue
+        b = fam.setdefault((r["S"], r["mask"], f), {"fwd": 0.0, "fb": 0.0})
+        if r["fwd_tflops"] > b["fwd"]:
+            b["fwd"], b["fwd_v"] = r["fwd_tflops"], v
+        if r["fwdbwd_tflops"] > b["fb"]:
+            b["fb"] = r["fwdbwd_tflops"]
+    out = ["", "forward kernel families (best variant of each; sm90 test: %s)" % os.environ.get("SM90_STATE", "?"),
+           "%7s %-6s %9s %9s %9s %9s %7s  %s" % ("S", "mask", "sm80 fwd", "sm90 fwd", "sm80 f+b", "sm90 f+b",
+                                                "90/80", "best sm90 variant")]
+    for S, mask in sorted({(k[0], k[1]) for k in fam}):
+        a, h = fam.get((S, mask, "sm80"), {}), fam.get((S, mask, "sm90"), {})
+        f1 = lambda x: "%.1f" % x if x else "-"  # noqa: E731
+        out.append("%7d %-6s %9s %9s %9s %9s %7s  %s" % (
+            S, mask, f1(a.get("fwd")), f1(h.get("fwd")), f1(a.get("fb")), f1(h.get("fb")),
+            "%.2f" % (h["fwd"] / a["fwd"]) if h.get("fwd") and a.get("fwd") else "-", h.get("fwd_v", "-")))
+    return out
+
+
+def cudnn_report(cud_all, peer_ok, best, rounding):
+    """The cuDNN engine beside torch's cuDNN backend on the same shapes, the target at 16K causal,
+    and what engine=auto would decide per shape from this run."""
+    cud = [r for r in cud_all if "fwd_tflops" in r]
+    unsup = next((r for r in cud_all if r.get("status") == "unsupported"), None)
+    torch_c = {(r["S"], r["mask"]): r for r in peer_ok if r["impl"] == "torch-sdpa-cudnn"}
+    table = []
+    for r in sorted(cud, key=lambda r: (r["S"], r["mask"])):
+        t = torch_c.get((r["S"], r["mask"]))
+        table.append({"S": r["S"], "mask": r["mask"], "engine_fwd": r["fwd_tflops"], "engine_fwdbwd": r["fwdbwd_tflops"],
+                      "torch_fwd": t["fwd_tflops"] if t else None, "torch_fwdbwd": t["fwdbwd_tflops"] if t else None,
+                      "ratio_fwd": round(r["fwd_tflops"] / t["fwd_tflops"], 3) if t else None,
+                      "ratio_fwdbwd": round(r["fwdbwd_tflops"] / t["fwdbwd_tflops"], 3) if t else None,
+                      "blocks_own": r.get("blocks_own")})
+    target = next((t for t in table if t["S"] == 16384 and t["mask"] == "causal"), None)
+    if target and target["ratio_fwd"] is not None:
+        res = {"goal": CUDNN_GOAL, "fwd_ratio": target["ratio_fwd"], "fwdbwd_ratio": target["ratio_fwdbwd"]}
+        # a run where blocks fell back to our kernels does not measure cuDNN
+        res["met"] = (res["fwd_ratio"] >= CUDNN_GOAL and res["fwdbwd_ratio"] >= CUDNN_GOAL
+                      and not target.get("blocks_own"))
+    elif unsup:
+        res = {"goal": CUDNN_GOAL, "status": "the cuDNN engine is not built or not usable here: %s" % unsup.get("why")}
+    elif not cud:
+        res = {"goal": CUDNN_GOAL, "status": "the cuDNN engine is not built"}
+    elif target:
+        res = {"goal": CUDNN_GOAL, "status": "torch has no cuDNN backend here"}
+    else:
+        res = {"goal": CUDNN_GOAL, "status": "S=16K causal not measured"}
+    # engine=auto's rule, decided by this measurement: cuDNN only where every rounding row is
+    # within the bf16 tolerance and the engine beats our fastest variant
+    rounding_ok = bool(rounding) and all(r.get("ok") for r in rounding)
+    decisions = []
+    for r in cud:
+        b = best.get((r["S"], r["mask"]))
+        if not b:
+            continue
+        pick = lambda mine, theirs: "cudnn" if rounding_ok and mine > theirs else "own"  # noqa: E731
+        decisions.append({"S": r["S"], "mask": r["mask"], "fwd": pick(r["fwd_tflops"], b["fwd_tflops"]),
+                          "fwdbwd": pick(r["fwdbwd_tflops"], b["fwdbwd_tflops"])})
+    auto = {"rule": "cudnn where all rounding rows are within the bf16 tolerance and the engine is faster than "
+                    "our best variant; else own", "rounding_ok": rounding_ok, "decisions": decisions}
+    return res, table, auto
+
+
 def main():
     outdir, card, date, tests_rc = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     commit = sys.argv[5] if len(sys.argv) > 5 else ""
     dev = rows(os.path.join(outdir, "device.json"))
-    ours = [r for r in rows(os.path.join(outdir, "attn.jsonl")) if r.get("kind") == "attn"]
+    attn_rows = [r for r in rows(os.path.join(outdir, "attn.jsonl")) if r.get("kind") == "attn"]
+    # our own kernels; the cuDNN engine's rows (engine "cudnn") are reported on their own
+    ours = [r for r in attn_rows if r.get("engine", "own") != "cudnn" and "fwd_tflops" in r]
+    cud_all = [r for r in attn_rows if r.get("engine") == "cudnn"]
+    rounding = [r for r in rows(os.path.join(outdir, "cudnn_rounding.jsonl")) if r.get("kind") == "cudnn_rounding"]
     peer = rows(os.path.join(outdir, "sdpa.jsonl"))
     perm = [r for r in rows(os.path.join(outdir, "permute.jsonl")) if r.get("kind") == "permute"]
     peer_absent = next((r for r in peer if r.get("status") == "peer absent"), None)
@@ -150,21 +224,12 @@ def main():
             skipped = sorted({l.split("-", 1)[1].split("(")[0].strip() for l in f
                               if "(Skipped)" in l and " - " in l})
     ptable, ptargets = permute_table(perm)
-    # the cuDNN engine (issue 12 item 2): rows of impl "longctx-cudnn" once it is built
-    cud = [r for r in ours if r.get("engine") == "cudnn"]
-    tcud = [r for r in peer_ok if r["impl"] == "torch-sdpa-cudnn" and r["S"] == 16384 and r["mask"] == "causal"]
-    ccud = [r for r in cud if r["S"] == 16384 and r["mask"] == "causal"]
-    if ccud and tcud:
-        cudnn_t = {"goal": CUDNN_GOAL, "fwd_ratio": round(ccud[0]["fwd_tflops"] / tcud[0]["fwd_tflops"], 3),
-                   "fwdbwd_ratio": round(ccud[0]["fwdbwd_tflops"] / tcud[0]["fwdbwd_tflops"], 3)}
-        cudnn_t["met"] = cudnn_t["fwd_ratio"] >= CUDNN_GOAL and cudnn_t["fwdbwd_ratio"] >= CUDNN_GOAL
-    else:
-        cudnn_t = {"goal": CUDNN_GOAL, "status": "not measured: %s" % (
-            "the cuDNN engine is not built" if not cud else "torch has no cuDNN backend here")}
+    cudnn_t, cudnn_table, auto_rule = cudnn_report(cud_all, peer_ok, best, rounding)
     result = {"card": card, "date": date, "commit": commit, "device": dev[0] if dev else None,
               "tests": {"ctest_label": "gpu", "rc": tests_rc, "passed": tests_rc == 0, "skipped": skipped},
               "attention": {"ours": ours, "peer": peer, "table": table, "targets": targets},
-              "cudnn_engine": cudnn_t,
+              "cudnn_engine": dict(cudnn_t, table=cudnn_table, rounding=rounding, auto=auto_rule,
+                                   rows=cud_all),
               "permute": perm, "permute_table": ptable, "permute_targets": ptargets}
     path = os.path.join(outdir, "%s-%s.json" % (card, date))
     with open(path, "w") as f:
@@ -188,11 +253,34 @@ def main():
             fr(targets["fwdbwd_ratio"]), FWDBWD_GOAL, "met" if targets["fwdbwd_met"] else "NOT met"))
     else:
         lines.append("targets: %s" % targets["status"])
+    lines += family_lines(ours)
+    if cudnn_table:
+        lines += ["", "cuDNN engine (engine=cudnn: cuDNN SDPA per piece + fp32 merge) vs torch SDPA's cuDNN backend, "
+                  "TFLOP/s", "%7s %-6s %9s %9s %9s %9s %7s %7s %9s" % (
+                      "S", "mask", "eng fwd", "torch fwd", "eng f+b", "torch f+b", "r fwd", "r f+b", "own blks")]
+        for t in cudnn_table:
+            lines.append("%7d %-6s %9s %9s %9s %9s %7s %7s %9s" % (
+                t["S"], t["mask"], fmt(t["engine_fwd"]), fmt(t["torch_fwd"]), fmt(t["engine_fwdbwd"]),
+                fmt(t["torch_fwdbwd"]), fr(t["ratio_fwd"]), fr(t["ratio_fwdbwd"]), t.get("blocks_own", "-")))
+    if rounding:
+        lines += ["", "cuDNN engine: 16-bit partials merged in fp32, one Q shard against P ring steps (bf16, D=128, "
+                  "8/2 heads, causal); max relative error",
+                  "%5s %10s %10s %12s %10s %10s %10s %10s  %s" % ("steps", "o cudnn", "o ours", "o cud-ours",
+                                                                  "dq cudnn", "dq ours", "dkv cudnn", "dkv ours", "")]
+        for r in rounding:
+            lines.append("%5d %10.2e %10.2e %12.2e %10.2e %10.2e %10.2e %10.2e  %s" % (
+                r["steps"], r["o_cudnn"], r["o_ours"], r["o_cudnn_vs_ours"], r["dq_cudnn"], r["dq_ours"],
+                r["dkv_cudnn"], r["dkv_ours"], "within bf16 tolerance" if r["ok"] else "OUT OF TOLERANCE"))
     if "status" in cudnn_t:
-        lines.append("target cuDNN engine vs torch cuDNN (goal %.2f): %s" % (CUDNN_GOAL, cudnn_t["status"]))
+        lines.append("cuDNN engine vs torch cuDNN: not measured (goal %.2f): %s" % (CUDNN_GOAL, cudnn_t["status"]))
     else:
-        lines.append("target cuDNN engine vs torch cuDNN: fwd %.2fx, fwd+bwd %.2fx (goal %.2f) %s" % (
-            cudnn_t["fwd_ratio"], cudnn_t["fwdbwd_ratio"], CUDNN_GOAL, "met" if cudnn_t["met"] else "NOT met"))
+        lines.append("cuDNN engine vs torch cuDNN: %.2fx (goal %.2f) %s (at S=16K causal: fwd %.2fx, fwd+bwd %.2fx)" % (
+            min(cudnn_t["fwd_ratio"], cudnn_t["fwdbwd_ratio"]), CUDNN_GOAL, "met" if cudnn_t["met"] else "NOT met",
+            cudnn_t["fwd_ratio"], cudnn_t["fwdbwd_ratio"]))
+    if auto_rule["decisions"]:
+        lines.append("engine=auto rule (cuDNN only where its error is within the bf16 tolerance and it is faster "
+                     "than our best variant): " + ", ".join("%d %s: fwd %s, fwd+bwd %s" % (
+                         d["S"], d["mask"], d["fwd"], d["fwdbwd"]) for d in auto_rule["decisions"]))
     if ptable:
         f2 = lambda x: "-" if x is None else "%.2f" % x  # noqa: E731
         lines += ["", "permute on one GPU (one PE, to itself): us per op (put, signal, wait); graph = n ops in one "

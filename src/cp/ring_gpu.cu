@@ -37,6 +37,9 @@
 #include "gpu_internal.h"
 #include "longctx/gpu.h"
 #include "ring_gpu_layout.h"
+#ifndef LCG_EMU
+#include "cudnn_engine.h" /* lcg_engine_reserve */
+#endif
 
 static_assert((int)LC_GPU_LAYOUT_CONTIG == LC_LAYOUT_MAP_CONTIG && (int)LC_GPU_LAYOUT_ZIGZAG == LC_LAYOUT_MAP_ZIGZAG &&
                   (int)LC_GPU_LAYOUT_STRIPED == LC_LAYOUT_MAP_STRIPED,
@@ -95,6 +98,8 @@ struct lc_gpu_ring {
     graph_slot graphs[2][2]; /* [fwd/bwd][parity] */
     int graph_used;
     char graph_why[200];
+    lc_gpu_attn_engine *eng; /* NULL: our kernels */
+    int32_t *pos_host;       /* engine: every PE's positions, [n][s_local], host */
 };
 
 static size_t up256(size_t x) { return (x + 255) & ~(size_t)255; }
@@ -141,6 +146,48 @@ int bump(unsigned long long *c, cudaStream_t s) {
         if (rc_) return rc_;   \
     } while (0)
 
+/* The attention engine of the block calls: the cuDNN engine plans blocks on the host, so the
+ * ring keeps every PE's positions (from the layout) to hand it those of each step's block. */
+static int engine_setup(lc_gpu_ring *r) {
+    const lc_gpu_ring_opts *o = &r->o;
+#ifdef LCG_EMU
+    return lcg_fail(LC_ERR_UNSUPPORTED, "lc_gpu_ring_create: engine %d: the emulated ring has only our kernels",
+                    (int)o->engine);
+#else
+    if (o->engine != LC_GPU_ENGINE_CUDNN) /* auto (runs our kernels until measured) needs no positions */
+        return lc_gpu_attn_engine_create(o->engine, &r->eng);
+    if (o->s_global < 1 || lc_gpu_layout_rows(o->layout, o->s_global, r->n) != o->s_local)
+        return lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: engine %s needs the layout and s_global the shards came "
+                        "from (layout %d, s_global %lld give %d rows per PE, s_local is %d)",
+                        lc_gpu_engine_name(o->engine), (int)o->layout, (long long)o->s_global,
+                        o->s_global >= 1 ? lc_gpu_layout_rows(o->layout, o->s_global, r->n) : -1, o->s_local);
+    r->pos_host = (int32_t *)malloc(sizeof(int32_t) * (size_t)r->n * o->s_local);
+    if (!r->pos_host) return lcg_fail(LC_ERR_NOMEM, "out of memory");
+    for (int pe = 0; pe < r->n; pe++)
+        TRY(lc_gpu_layout_positions(o->layout, o->s_global, r->n, pe, r->pos_host + (size_t)pe * o->s_local));
+    TRY(lc_gpu_attn_engine_create(o->engine, &r->eng));
+    int rc = lcg_engine_reserve(r->eng, o->s_local, o->s_local, o->hq, o->hkv, o->d);
+    if (rc) {
+        lc_gpu_attn_engine_destroy(r->eng);
+        r->eng = NULL;
+    }
+    return rc;
+#endif
+}
+
+extern "C" int lc_gpu_ring_engine_stats(const lc_gpu_ring *r, lc_gpu_engine_stats *out) {
+    if (!r || !out) return lcg_fail(LC_ERR_ARG, "lc_gpu_ring_engine_stats: ring or out is NULL");
+    if (!r->eng) {
+        memset(out, 0, sizeof *out);
+        return LC_OK;
+    }
+#ifdef LCG_EMU
+    return LC_OK;
+#else
+    return lc_gpu_attn_engine_stats(r->eng, out);
+#endif
+}
+
 extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) {
     if (!o || !out) return lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: opts or out is NULL");
     const int two = o->lowering == LC_LOWER_TWO_SIDED;
@@ -174,6 +221,14 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
     r->slot = r->offdoc + up256((size_t)o->s_local * 4);
     r->dkv_elems = (size_t)o->s_local * o->hkv * o->d;
     snprintf(r->graph_why, sizeof r->graph_why, "%s", o->use_graph ? "not called yet" : "use_graph is off");
+    if (o->engine != LC_GPU_ENGINE_OWN) {
+        int erc = engine_setup(r);
+        if (erc) {
+            free(r->pos_host);
+            free(r);
+            return erc;
+        }
+    }
 
     int rc = LC_OK;
     if (two) {
@@ -228,6 +283,10 @@ extern "C" int lc_gpu_ring_destroy(lc_gpu_ring *r) {
     for (int i = 0; i < 7; i++)
         if (evs[i]) cudaEventDestroy(evs[i]);
     if (r->cs) cudaStreamDestroy(r->cs);
+#ifndef LCG_EMU
+    if (r->eng) lc_gpu_attn_engine_destroy(r->eng);
+#endif
+    free(r->pos_host);
     free(r);
     return LC_OK;
 }
@@ -246,8 +305,9 @@ static int check_inputs(lc_gpu_ring *r, const int32_t *q_pos, const int32_t *k_p
     return LC_OK;
 }
 
+/* src: the PE whose KV block the slot holds (the engine reads its host positions) */
 static lc_gpu_attn_desc desc_for(lc_gpu_ring *r, const int32_t *q_pos, const int32_t *q_doc,
-                                 const unsigned char *slot) {
+                                 const unsigned char *slot, int src) {
     lc_gpu_attn_desc a;
     memset(&a, 0, sizeof a);
     a.sq = a.sk = r->o.s_local;
@@ -258,6 +318,11 @@ static lc_gpu_attn_desc desc_for(lc_gpu_ring *r, const int32_t *q_pos, const int
     a.mask.window = r->o.window;
     a.mask.q_doc = q_doc;
     a.mask.k_doc = (const int32_t *)(slot + r->offdoc);
+    if (r->eng) {
+        a.engine = r->eng;
+        a.q_pos_host = r->pos_host + (size_t)r->me * r->o.s_local;
+        a.k_pos_host = r->pos_host + (size_t)src * r->o.s_local;
+    }
     return a;
 }
 
@@ -302,13 +367,13 @@ static int kv_step_end(lc_gpu_ring *r, int st, int b, cudaStream_t xs) {
 static int fwd_body(lc_gpu_ring *r, unsigned parity, const void *q, const void *k, const void *v,
                     const int32_t *q_pos, const int32_t *k_pos, const int32_t *q_doc,
                     const int32_t *k_doc, float *o, float *lse, cudaStream_t xs) {
-    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv);
+    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me);
     TRY(lc_gpu_attn_fwd_init(&a0, o, lse, xs));
     for (int st = 0; st < r->n; st++) {
         const int b = (int)((parity + st) & 1);
         const unsigned char *slot = r->kv + b * r->slot;
         TRY(kv_step_begin(r, st, b, k, v, k_pos, k_doc, xs));
-        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot);
+        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot, (r->me - st % r->n + r->n) % r->n);
         TRY(lc_gpu_attn_fwd_block(&a, q, slot, slot + r->offv, o, lse, xs));
         TRY(kv_step_end(r, st, b, xs));
     }
@@ -320,7 +385,7 @@ static int bwd_body(lc_gpu_ring *r, unsigned parity, const void *q, const void *
                     const int32_t *k_doc, const float *o, const float *lse, const void *dout,
                     float *dq, float *dk, float *dv, cudaStream_t xs) {
     const size_t E = r->dkv_elems;
-    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv);
+    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me);
     TRY(lc_gpu_attn_bwd_prep(&a0, o, dout, r->delta, xs));
     float *final_slot = r->dkv + 2 * 2 * E;
     for (int st = 0; st < r->n; st++) {
@@ -331,7 +396,7 @@ static int bwd_body(lc_gpu_ring *r, unsigned parity, const void *q, const void *
         /* the put of step st-2 read loc; it must be done before loc is cleared */
         if (st >= 2) TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->dsent[st & 1], 0), "event wait"));
         TRY(lcg_cuda(cudaMemsetAsync(loc, 0, 2 * E * sizeof(float), xs), "memset dK/dV"));
-        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot);
+        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot, (r->me - st % r->n + r->n) % r->n);
         TRY(lc_gpu_attn_bwd_block(&a, q, slot, slot + r->offv, dout, lse, r->delta, dq, loc,
                                   loc + E, xs));
         TRY(kv_step_end(r, st, b, xs));
@@ -404,13 +469,13 @@ static int kv_step_2s(lc_gpu_ring *r, int st, int b, const void *k, const void *
 static int fwd_body_2s(lc_gpu_ring *r, const void *q, const void *k, const void *v,
                        const int32_t *q_pos, const int32_t *k_pos, const int32_t *q_doc,
                        const int32_t *k_doc, float *o, float *lse, cudaStream_t xs) {
-    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv);
+    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me);
     TRY(lc_gpu_attn_fwd_init(&a0, o, lse, xs));
     for (int st = 0; st < r->n; st++) {
         const int b = st & 1;
         const unsigned char *slot = r->kv + b * r->slot;
         TRY(kv_step_2s(r, st, b, k, v, k_pos, k_doc, xs));
-        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot);
+        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot, (r->me - st % r->n + r->n) % r->n);
         TRY(lc_gpu_attn_fwd_block(&a, q, slot, slot + r->offv, o, lse, xs));
     }
     return LC_OK;
@@ -421,7 +486,7 @@ static int bwd_body_2s(lc_gpu_ring *r, const void *q, const void *k, const void 
                        const int32_t *k_doc, const float *o, const float *lse, const void *dout,
                        float *dq, float *dk, float *dv, cudaStream_t xs) {
     const size_t E = r->dkv_elems;
-    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv);
+    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me);
     TRY(lc_gpu_attn_bwd_prep(&a0, o, dout, r->delta, xs));
     float *final_slot = r->dkv + 2 * 2 * E;
     for (int st = 0; st < r->n; st++) {
@@ -431,7 +496,7 @@ static int bwd_body_2s(lc_gpu_ring *r, const void *q, const void *k, const void 
         TRY(kv_step_2s(r, st, b, k, v, k_pos, k_doc, xs));
         if (st >= 2) TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->dsent[b], 0), "event wait"));
         TRY(lcg_cuda(cudaMemsetAsync(loc, 0, 2 * E * sizeof(float), xs), "memset dK/dV"));
-        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot);
+        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot, (r->me - st % r->n + r->n) % r->n);
         TRY(lc_gpu_attn_bwd_block(&a, q, slot, slot + r->offv, dout, lse, r->delta, dq, loc, loc + E, xs));
         if (st > 0) {
             TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->drecvd, 0), "event wait"));
@@ -508,7 +573,7 @@ extern "C" int lc_gpu_ring_fwd(lc_gpu_ring *r, const void *q, const void *k, con
     TRY(check_inputs(r, q_pos, k_pos, q_doc, k_doc));
     cudaStream_t xs = (cudaStream_t)s;
     if (r->n == 1) {
-        lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv);
+        lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me);
         a0.k_pos = k_pos;
         a0.mask.k_doc = k_doc;
         TRY(lc_gpu_attn_fwd_init(&a0, o, lse, s));
@@ -529,7 +594,7 @@ extern "C" int lc_gpu_ring_bwd(lc_gpu_ring *r, const void *q, const void *k, con
     TRY(check_inputs(r, q_pos, k_pos, q_doc, k_doc));
     cudaStream_t xs = (cudaStream_t)s;
     if (r->n == 1) {
-        lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv);
+        lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me);
         a0.k_pos = k_pos;
         a0.mask.k_doc = k_doc;
         TRY(lc_gpu_attn_bwd_prep(&a0, o, dout, r->delta, s));

@@ -203,6 +203,19 @@ int main(int argc, char **argv) {
     int quick = argc > 1 && !strcmp(argv[1], "quick");
     const lc_gpu_dtype dts[] = {LC_GPU_BF16, LC_GPU_F16};
     const int ds[] = {64, 128};
+    /* $LONGCTX_GPU_KERNEL picks the forward kernel family under test (gpu-check runs this
+     * once per family); a family this device cannot run is a skip, never a pass */
+    const char *want = getenv("LONGCTX_GPU_KERNEL");
+    for (int di = 0; di < 2; di++)
+        for (int dd = 0; dd < 2; dd++) {
+            const char *kn = lc_gpu_attn_fwd_kernel(dts[di], ds[dd]);
+            if (!kn) {
+                printf("%s: test_gpu_attn: %s\n", want && !strcmp(want, "sm90") ? "SKIP" : "FAIL", lc_gpu_last_error());
+                return want && !strcmp(want, "sm90") ? LC_SKIP : 1;
+            }
+            printf("forward kernel %s d=%d: %s (LONGCTX_GPU_KERNEL=%s)\n", lc_gpu_dtype_name(dts[di]), ds[dd], kn,
+                   want ? want : "unset");
+        }
     const unsigned kinds[] = {0, LC_MASK_CAUSAL, LC_MASK_WINDOW, LC_MASK_CAUSAL | LC_MASK_WINDOW,
                               LC_MASK_DOC, LC_MASK_CAUSAL | LC_MASK_DOC};
     const int heads[][2] = {{2, 2}, {4, 1}, {6, 2}};

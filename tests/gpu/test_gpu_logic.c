@@ -10,6 +10,7 @@
 #include "longctx/attn.h"
 #include "longctx/cp.h"
 #include "ring_gpu_layout.h"
+#include "sm90_layout.h"
 #include "tile_logic.h"
 
 static int fails = 0;
@@ -143,7 +144,56 @@ static void test_lse_merge(void) {
     EXPECT(fabsf(lc_tl_lse_merge(1000.f, 1000.f) - (1000.f + logf(2.f))) < 1e-3f, "lse merge large");
 }
 
+/* The Hopper kernel's shared-memory tiles and wgmma descriptors (sm90_layout.h) against a
+ * brute-force model: TMA's 128-byte swizzle as address-bit arithmetic, and every element
+ * each descriptor the kernel builds makes wgmma read must be the element the product needs. */
+static void test_sm90_layout(void) {
+    EXPECT(lc_sm90_desc(0x12340u, 0x4000u, 1024u) == (0x1234ull | (0x400ull << 16) | (64ull << 32) | (1ull << 62)),
+           "descriptor fields");
+    const uint32_t base = 0x2400u; /* 1024-aligned and not zero, so a dropped term shows */
+    for (int rows = 64; rows <= 128; rows += 64)
+        for (int d = 64; d <= 128; d += 64) {
+            const int bytes = rows * d * 2;
+            unsigned char *seen = calloc((size_t)bytes, 1);
+            for (int r = 0; r < rows; r++)
+                for (int c = 0; c < d; c++) {
+                    const uint32_t off = lc_sm90_tile_off(rows, r, c);
+                    const uint32_t lin = (uint32_t)r * 128u + (uint32_t)(c & 63) * 2u;
+                    const uint32_t model = (uint32_t)(c >> 6) * (uint32_t)rows * 128u + (lin ^ (((lin >> 7) & 7u) << 4));
+                    EXPECT(off == model, "tile offset rows %d d %d (%d,%d): %u, model %u", rows, d, r, c, off, model);
+                    EXPECT(off + 1 < (uint32_t)bytes && !seen[off], "tile offset not a bijection at (%d,%d)", r, c);
+                    if (off + 1 < (uint32_t)bytes) seen[off] = 1;
+                }
+            free(seen);
+            /* S = Q K^T: Q rows r0 + [0, 64) of the 128-row Q tile and all `rows` keys of K,
+             * both K-major, k-step kk covering columns 16 kk .. 16 kk + 15 */
+            for (int kk = 0; kk < d / 16; kk++) {
+                for (int r0 = 0; r0 < 128; r0 += 64) {
+                    const uint64_t dq = lc_sm90_desc_kmajor(base, 128, r0, kk);
+                    for (int mn = 0; mn < 64; mn++)
+                        for (int k = 0; k < 16; k++)
+                            EXPECT(lc_sm90_desc_read(dq, 1, mn, k) == base + lc_sm90_tile_off(128, r0 + mn, 16 * kk + k),
+                                   "Q descriptor d %d r0 %d kk %d (%d,%d)", d, r0, kk, mn, k);
+                }
+                const uint64_t dk = lc_sm90_desc_kmajor(base, rows, 0, kk);
+                for (int mn = 0; mn < rows; mn++)
+                    for (int k = 0; k < 16; k++)
+                        EXPECT(lc_sm90_desc_read(dk, 1, mn, k) == base + lc_sm90_tile_off(rows, mn, 16 * kk + k),
+                               "K descriptor rows %d d %d kk %d (%d,%d)", rows, d, kk, mn, k);
+            }
+            /* O += P V: V read N-major, n = column of D, k = key 16 kk + k */
+            for (int kk = 0; kk < rows / 16; kk++) {
+                const uint64_t dv = lc_sm90_desc_nmajor(base, rows, kk);
+                for (int mn = 0; mn < d; mn++)
+                    for (int k = 0; k < 16; k++)
+                        EXPECT(lc_sm90_desc_read(dv, 0, mn, k) == base + lc_sm90_tile_off(rows, 16 * kk + k, mn),
+                               "V descriptor rows %d d %d kk %d (%d,%d)", rows, d, kk, mn, k);
+            }
+        }
+}
+
 int main(void) {
+    test_sm90_layout();
     test_allowed();
     test_classify();
     test_layout();

@@ -2,7 +2,10 @@
  * mode: forward (o, lse) and backward (dq, dk, dv) of the ring must equal one PE running
  * the same kernels over the whole sequence, for the contiguous, zigzag and striped layouts (S with padding rows too) and every
  * mask. Correctness only: PEs sharing a GPU time-slice without MPS.
- * Usage: test_gpu_ring [n_pes]   (default 4). Exits 77 without a device or NVSHMEM. */
+ * Usage: test_gpu_ring [n_pes [engine]]   (default 4, own). engine cudnn runs the ring's block
+ * calls on the cuDNN engine (blocks outside its rule, e.g. striped or document ones, on our
+ * kernels, counted); the reference stays our kernels on one PE. Exits 77 without a device or
+ * NVSHMEM, or (engine cudnn) without the cuDNN engine. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,8 @@ typedef struct {
     int layout; /* lc_gpu_layout: 0 contiguous, 1 zigzag, 2 striped */
     int graph; /* run the ring calls as captured CUDA graphs on a stream of our own */
 } rcase;
+
+static lc_gpu_engine_kind g_engine = LC_GPU_ENGINE_OWN;
 
 static double rel(const float *a, const float *b, size_t n) {
     double m = 0, s = 1e-3;
@@ -97,7 +102,7 @@ static int one_case(lc_gpu_world *w, const rcase *c, int pe, int n, uint64_t see
     float *gq_ = zeros(4 * sl * rq), *gk_ = zeros(4 * sl * rk), *gv_ = zeros(4 * sl * rk);
 
     lc_gpu_ring_opts ro_ = {w, sl, c->hq, c->hkv, d, c->dt, 0.f, c->kind, c->window, LC_LOWER_ONE_SIDED, NULL,
-                            c->graph};
+                            c->graph, g_engine, (lc_gpu_layout)c->layout, S};
     lc_gpu_ring *ring = NULL;
     GT_CHECK(lc_gpu_ring_create(&ro_, &ring));
     cudaStream_t st = NULL;
@@ -148,6 +153,20 @@ static int one_case(lc_gpu_world *w, const rcase *c, int pe, int n, uint64_t see
                    c->graph ? gwhy : "", e1, lerr, e2, e3, e4);
         free(mo); free(ml); free(mdq); free(mdk); free(mdv); free(eo); free(el); free(edq); free(edk); free(edv);
     }
+    if (g_engine == LC_GPU_ENGINE_CUDNN) {
+        /* the engine must have run the blocks: every one of them where the mask is causal or
+         * none (whole pieces, diagonals at offset 0), at least some under a window (an older
+         * cuDNN may refuse a band; those blocks run on ours, counted) */
+        lc_gpu_engine_stats es;
+        GT_CHECK(lc_gpu_ring_engine_stats(ring, &es));
+        const int eng_ok = es.fwd_cudnn > 0 && es.bwd_cudnn > 0 &&
+                           ((c->kind & LC_MASK_WINDOW) || (es.fwd_own == 0 && es.bwd_own == 0));
+        if (!eng_ok) ok = 0;
+        if (pe == 0 || !eng_ok)
+            printf("%s PE %d engine %s: blocks fwd/bwd on cuDNN %lld/%lld, on ours %lld/%lld%s%s\n",
+                   eng_ok ? "ok  " : "FAIL", pe, lc_gpu_engine_name(g_engine), es.fwd_cudnn, es.bwd_cudnn, es.fwd_own,
+                   es.bwd_own, es.fwd_own + es.bwd_own ? "; why: " : "", es.fwd_own + es.bwd_own ? es.last_own_why : "");
+    }
     GT_CHECK(lc_gpu_ring_destroy(ring));
     if (st) cudaStreamDestroy(st);
     void *dev[] = {gdoc, gq, gk, gv, gdo, go, gl, gdl, gdq, gdk, gdv, dq_, dk_, dv_, ddo, dpos, ddoc, o, lse, gq_, gk_, gv_};
@@ -182,6 +201,9 @@ static int pe_main(int pe, int n, const lc_gpu_uid *uid, void *arg) {
     };
     int all = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* engine cudnn: the cases whose blocks it takes (contiguous and zigzag, no documents);
+         * the striped and document ones would only run our kernels again, after graph builds */
+        if (g_engine == LC_GPU_ENGINE_CUDNN && (cases[i].layout == 2 || (cases[i].kind & LC_MASK_DOC))) continue;
         all &= one_case(w, &cases[i], pe, n, 1000 + i);
     }
     lc_gpu_world_finalize(w);
@@ -196,7 +218,17 @@ int main(int argc, char **argv) {
     }
     int n = argc > 1 ? atoi(argv[1]) : 4;
     if (n < 1) n = 4;
-    int rc = gt_spawn(n, pe_main, NULL, 170);
-    printf("test_gpu_ring (%d PEs): %s\n", n, rc == 0 ? "ok" : rc == LC_SKIP ? "skipped" : "FAILED");
+    if (argc > 2 && lc_gpu_engine_parse(argv[2], &g_engine)) {
+        fprintf(stderr, "test_gpu_ring: %s\n", lc_gpu_last_error());
+        return 2;
+    }
+    char why[256];
+    if (g_engine == LC_GPU_ENGINE_CUDNN && !lc_gpu_have_cudnn(why, sizeof why)) {
+        printf("SKIP: test_gpu_ring (engine cudnn): %s\n", why);
+        return LC_SKIP;
+    }
+    /* the cuDNN engine builds its graphs in every PE on first use of each shape */
+    int rc = gt_spawn(n, pe_main, NULL, g_engine == LC_GPU_ENGINE_CUDNN ? 400 : 170);
+    printf("test_gpu_ring (%d PEs, engine %s): %s\n", n, lc_gpu_engine_name(g_engine), rc == 0 ? "ok" : rc == LC_SKIP ? "skipped" : "FAILED");
     return rc;
 }

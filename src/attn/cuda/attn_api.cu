@@ -8,7 +8,9 @@
 #include "../../common/err.h"
 #include "attn_check.h"
 #include "attn_cuda.cuh"
+#include "attn_select.h"
 #include "attn_small.cuh"
+#include "cudnn_engine.h"
 #include "gpu_internal.h"
 #include "longctx/gpu.h"
 
@@ -125,9 +127,20 @@ extern "C" int lc_gpu_attn_fwd_block(const lc_gpu_attn_desc *a, const void *q, c
     if (a->sq == 0 || a->sk == 0) return LC_OK;
     if (!aligned16(q) || !aligned16(k) || !aligned16(v) || !aligned16(o))
         return lcg_fail(LC_ERR_ARG, "lc_gpu_attn_fwd_block: q, k, v and o must be 16-byte aligned");
-    cudaStream_t st = (cudaStream_t)s;
+    if (a->engine && (rc = lcg_engine_fwd_block(a, q, k, v, o, lse, (cudaStream_t)s)) != LCG_USE_OWN) return rc;
+    int kern = LCG_KERNEL_SM80;
+    rc = lcg_pick_fwd_kernel((int)a->dtype, a->d, (cudaStream_t)s, &kern);
+    if (rc) return rc;
+    return lcg_fwd_block_with(a, q, k, v, o, lse, (cudaStream_t)s, kern);
+}
+
+/* The forward block through one kernel family (attn_select.cu picks it; its start-up check
+ * calls this with each). Arguments are already checked. */
+int lcg_fwd_block_with(const lc_gpu_attn_desc *a, const void *q, const void *k, const void *v, float *o,
+                       float *lse, cudaStream_t st, int kern) {
+    const bool h = kern == LCG_KERNEL_SM90;
     Scratch sc;
-    rc = make_sums(a, lcg_fwd_bm(a->d), kBN, st, &sc);
+    int rc = make_sums(a, h ? lcg_fwd_sm90_bm(a->d) : lcg_fwd_bm(a->d), h ? lcg_fwd_sm90_bn(a->d) : kBN, st, &sc);
     if (rc) return rc;
     FwdParams p;
     p.q = q; p.k = k; p.v = v; p.o = o; p.lse = lse;
@@ -137,9 +150,9 @@ extern "C" int lc_gpu_attn_fwd_block(const lc_gpu_attn_desc *a, const void *q, c
     p.sq = a->sq; p.sk = a->sk; p.hq = a->hq; p.hkv = a->hkv; p.group = a->hq / a->hkv;
     p.kind = a->mask.kind; p.window = a->mask.window;
     p.scale = eff_scale(a); p.scale_log2 = p.scale * kLog2e;
-    int e = lcg_launch_fwd((int)a->dtype, a->d, p, st);
+    int e = h ? lcg_launch_fwd_sm90((int)a->dtype, a->d, p, st) : lcg_launch_fwd((int)a->dtype, a->d, p, st);
     cudaFreeAsync(sc.base, st);
-    return lcg_cuda((cudaError_t)e, "attention forward kernel");
+    return lcg_cuda((cudaError_t)e, h ? "attention forward kernel (sm90)" : "attention forward kernel");
 }
 
 extern "C" int lc_gpu_attn_fwd_finish(const lc_gpu_attn_desc *a, const float *o, void *out,
@@ -160,6 +173,16 @@ extern "C" int lc_gpu_attn_fwd_finish(const lc_gpu_attn_desc *a, const float *o,
     return lcg_cuda(cudaGetLastError(), "finish kernel");
 }
 
+static int launch_delta(const lc_gpu_attn_desc *a, const float *o, const void *dout, float *delta, cudaStream_t st) {
+    const int rows = a->sq * a->hq;
+    const int blocks = (rows * 32 + 255) / 256;
+    if (a->dtype == LC_GPU_BF16)
+        delta_kernel<<<blocks, 256, 0, st>>>(o, (const __nv_bfloat16 *)dout, delta, rows, a->d);
+    else
+        delta_kernel<<<blocks, 256, 0, st>>>(o, (const __half *)dout, delta, rows, a->d);
+    return lcg_cuda(cudaGetLastError(), "delta kernel");
+}
+
 extern "C" int lc_gpu_attn_bwd_prep(const lc_gpu_attn_desc *a, const float *o, const void *dout,
                                     float *delta, lc_gpu_stream s) {
     int rc = check_for(a, LCG_USES_STATE, "lc_gpu_attn_bwd_prep");
@@ -167,12 +190,9 @@ extern "C" int lc_gpu_attn_bwd_prep(const lc_gpu_attn_desc *a, const float *o, c
     cudaStream_t st = (cudaStream_t)s;
     const int rows = a->sq * a->hq;
     if (rows == 0) return LC_OK;
-    const int blocks = (rows * 32 + 255) / 256;
-    if (a->dtype == LC_GPU_BF16)
-        delta_kernel<<<blocks, 256, 0, st>>>(o, (const __nv_bfloat16 *)dout, delta, rows, a->d);
-    else
-        delta_kernel<<<blocks, 256, 0, st>>>(o, (const __half *)dout, delta, rows, a->d);
-    return lcg_cuda(cudaGetLastError(), "delta kernel");
+    /* the cuDNN engine defers our delta until a block falls back to our kernels */
+    if (a->engine && (rc = lcg_engine_bwd_prep(a, o, dout, st)) != LCG_USE_OWN) return rc;
+    return launch_delta(a, o, dout, delta, st);
 }
 
 extern "C" int lc_gpu_attn_bwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k,
@@ -186,6 +206,13 @@ extern "C" int lc_gpu_attn_bwd_block(const lc_gpu_attn_desc *a, const void *q, c
         !aligned16(dv))
         return lcg_fail(LC_ERR_ARG, "lc_gpu_attn_bwd_block: tensors must be 16-byte aligned");
     cudaStream_t st = (cudaStream_t)s;
+    if (a->engine) {
+        if ((rc = lcg_engine_bwd_block(a, q, k, v, dout, lse, dq, dk, dv, st)) != LCG_USE_OWN) return rc;
+        const float *po;
+        const void *pdout;
+        if (lcg_engine_take_delta(a->engine, &po, &pdout) && (rc = launch_delta(a, po, pdout, (float *)delta, st)))
+            return rc;
+    }
     Scratch sc;
     rc = make_sums(a, lcg_bwd_bm(a->d), lcg_bwd_bn(a->d), st, &sc);
     if (rc) return rc;

@@ -31,7 +31,8 @@ __global__ void __launch_bounds__(NW * 32) bwd_kernel(const BwdParams p) {
     float *sDelta = sLse + 2 * BMB;
     int32_t *sQp = reinterpret_cast<int32_t *>(sDelta + 2 * BMB);
     int32_t *sQd = sQp + 2 * BMB;
-    int *sList = sQd + 2 * BMB;
+    int32_t *sKp = sQd + 2 * BMB; /* [BN] positions, then [BN] document ids of my keys */
+    int *sList = sKp + 2 * BN;
     __shared__ int sWarpCnt[NW];
 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -50,10 +51,10 @@ __global__ void __launch_bounds__(NW * 32) bwd_kernel(const BwdParams p) {
     load_tile<T, D, BN, NT>(sV, V, kstride, k0, p.sk);
     cp_commit();
 
-    const int kr0 = k0 + warp * 16 + g, kr1 = kr0 + 8;
-    const int32_t kp0 = row_pos(p.k_pos, kr0, p.sk), kp1 = row_pos(p.k_pos, kr1, p.sk);
-    const int32_t kd0 = use_doc ? row_doc(p.k_doc, kr0, p.sk) : 0;
-    const int32_t kd1 = use_doc ? row_doc(p.k_doc, kr1, p.sk) : 0;
+    /* the keys' positions and documents wait in shared memory: only masked tiles read them,
+     * and four registers fewer across the whole loop is what keeps dK/dV from spilling */
+    load_pos(sKp, p.k_pos, k0, BN, p.sk, 1);
+    if (use_doc) load_pos(sKp + BN, p.k_doc, k0, BN, p.sk, 0);
 
     float dK[D / 8][4], dV[D / 8][4];
 #pragma unroll
@@ -136,36 +137,9 @@ __global__ void __launch_bounds__(NW * 32) bwd_kernel(const BwdParams p) {
                     Mma<T>::mma(st[2 * np + 1], a, r[2], r[3]);
                 }
             }
-            const int32_t *qp = sQp + b * BMB, *qd = sQd + b * BMB;
-#pragma unroll
-            for (int j = 0; j < BMB / 8; j++)
-#pragma unroll
-                for (int e2 = 0; e2 < 4; e2++) {
-                    const int col = j * 8 + 2 * t + (e2 & 1);
-                    const float L = lse[col];
-                    bool ok = L != -INFINITY;
-                    if (!full && ok)
-                        ok = lc_tl_allowed(p.kind, p.window, qp[col], (e2 >> 1) ? kp1 : kp0,
-                                           use_doc ? qd[col] : 0, (e2 >> 1) ? kd1 : kd0);
-                    st[j][e2] = ok ? exp2f(fmaf(st[j][e2], p.scale_log2, -L * kLog2e)) : 0.f;
-                }
-            /* dV += P^T dO */
-#pragma unroll
-            for (int kk = 0; kk < BMB / 16; kk++) {
-                uint32_t a[4] = {Mma<T>::pack(st[2 * kk][0], st[2 * kk][1]),
-                                 Mma<T>::pack(st[2 * kk][2], st[2 * kk][3]),
-                                 Mma<T>::pack(st[2 * kk + 1][0], st[2 * kk + 1][1]),
-                                 Mma<T>::pack(st[2 * kk + 1][2], st[2 * kk + 1][3])};
-#pragma unroll
-                for (int dp = 0; dp < D / 16; dp++) {
-                    uint32_t r[4];
-                    ldsm_x4_t(r, ob + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * SD +
-                                     dp * 16 + (lane >> 4) * 8);
-                    Mma<T>::mma(dV[2 * dp], a, r[0], r[1]);
-                    Mma<T>::mma(dV[2 * dp + 1], a, r[2], r[3]);
-                }
-            }
-            /* dP^T = V dO^T, then dS^T in place */
+            /* dP^T = V dO^T while S^T is still raw: both fp32 tiles end here, and only their
+             * packed 16-bit forms (P^T and dS^T, the MMA operands) live through the two
+             * accumulating products below, which is what keeps dK/dV out of local memory */
             float dpt[BMB / 8][4];
 #pragma unroll
             for (int j = 0; j < BMB / 8; j++) dpt[j][0] = dpt[j][1] = dpt[j][2] = dpt[j][3] = 0.f;
@@ -182,21 +156,46 @@ __global__ void __launch_bounds__(NW * 32) bwd_kernel(const BwdParams p) {
                     Mma<T>::mma(dpt[2 * np + 1], a, r[2], r[3]);
                 }
             }
+            const int32_t *qp = sQp + b * BMB, *qd = sQd + b * BMB;
+            uint32_t pk[BMB / 8][2], dsk[BMB / 8][2]; /* P^T and dS^T, two 16-bit values each */
 #pragma unroll
             for (int j = 0; j < BMB / 8; j++)
 #pragma unroll
-                for (int e2 = 0; e2 < 4; e2++) {
-                    const int col = j * 8 + 2 * t + (e2 & 1);
-                    dpt[j][e2] = st[j][e2] * (dpt[j][e2] - dlt[col]);
-                    sDS[col * SS + warp * 16 + g + 8 * (e2 >> 1)] = Mma<T>::from_f(dpt[j][e2]);
+                for (int h2 = 0; h2 < 2; h2++) {
+                    float pv[2], dv[2];
+#pragma unroll
+                    for (int e1 = 0; e1 < 2; e1++) {
+                        const int e2 = 2 * h2 + e1, col = j * 8 + 2 * t + e1;
+                        const float L = lse[col];
+                        bool ok = L != -INFINITY;
+                        if (!full && ok)
+                            ok = lc_tl_allowed(p.kind, p.window, qp[col], sKp[warp * 16 + g + 8 * h2],
+                                               use_doc ? qd[col] : 0,
+                                               use_doc ? sKp[BN + warp * 16 + g + 8 * h2] : 0);
+                        pv[e1] = ok ? exp2f(fmaf(st[j][e2], p.scale_log2, -L * kLog2e)) : 0.f;
+                        dv[e1] = pv[e1] * (dpt[j][e2] - dlt[col]);
+                        sDS[col * SS + warp * 16 + g + 8 * h2] = Mma<T>::from_f(dv[e1]);
+                    }
+                    pk[j][h2] = Mma<T>::pack(pv[0], pv[1]);
+                    dsk[j][h2] = Mma<T>::pack(dv[0], dv[1]);
                 }
+            /* dV += P^T dO */
+#pragma unroll
+            for (int kk = 0; kk < BMB / 16; kk++) {
+                const uint32_t a[4] = {pk[2 * kk][0], pk[2 * kk][1], pk[2 * kk + 1][0], pk[2 * kk + 1][1]};
+#pragma unroll
+                for (int dp = 0; dp < D / 16; dp++) {
+                    uint32_t r[4];
+                    ldsm_x4_t(r, ob + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * SD +
+                                     dp * 16 + (lane >> 4) * 8);
+                    Mma<T>::mma(dV[2 * dp], a, r[0], r[1]);
+                    Mma<T>::mma(dV[2 * dp + 1], a, r[2], r[3]);
+                }
+            }
             /* dK += dS^T Q */
 #pragma unroll
             for (int kk = 0; kk < BMB / 16; kk++) {
-                uint32_t a[4] = {Mma<T>::pack(dpt[2 * kk][0], dpt[2 * kk][1]),
-                                 Mma<T>::pack(dpt[2 * kk][2], dpt[2 * kk][3]),
-                                 Mma<T>::pack(dpt[2 * kk + 1][0], dpt[2 * kk + 1][1]),
-                                 Mma<T>::pack(dpt[2 * kk + 1][2], dpt[2 * kk + 1][3])};
+                const uint32_t a[4] = {dsk[2 * kk][0], dsk[2 * kk][1], dsk[2 * kk + 1][0], dsk[2 * kk + 1][1]};
 #pragma unroll
                 for (int dp = 0; dp < D / 16; dp++) {
                     uint32_t r[4];
@@ -246,7 +245,7 @@ __global__ void __launch_bounds__(NW * 32) bwd_kernel(const BwdParams p) {
 
 #pragma unroll
     for (int rr = 0; rr < 2; rr++) {
-        const int row = rr ? kr1 : kr0;
+        const int row = k0 + warp * 16 + g + 8 * rr;
         if (row >= p.sk) continue;
         float *dkr = p.dk + ((size_t)row * p.hkv + hk) * D;
         float *dvr = p.dv + ((size_t)row * p.hkv + hk) * D;
@@ -267,7 +266,7 @@ __global__ void __launch_bounds__(NW * 32) bwd_kernel(const BwdParams p) {
 
 template <typename T, int D, int BMB, int NW> constexpr size_t bwd_smem() {
     return (size_t)(2 * 16 * NW + 4 * BMB) * (D + 8) * sizeof(T) + (size_t)BMB * (16 * NW + 8) * sizeof(T) +
-           8 * BMB * sizeof(float) + kChunk * sizeof(int);
+           8 * BMB * sizeof(float) + 2 * 16 * NW * sizeof(int32_t) + kChunk * sizeof(int);
 }
 
 #ifndef LCG_EMU

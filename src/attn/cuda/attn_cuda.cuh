@@ -202,5 +202,9 @@ int lcg_bwd_bm(int d);
 int lcg_bwd_bn(int d); /* keys per backward block (its K summaries use this tile) */
 int lcg_launch_fwd(int dtype, int d, const lcg::FwdParams &p, cudaStream_t s);
 int lcg_launch_bwd(int dtype, int d, const lcg::BwdParams &p, cudaStream_t s);
+/* The Hopper forward (attn_fwd_sm90.cu, sm_90a only): rows per block, keys per tile. */
+int lcg_fwd_sm90_bm(int d);
+int lcg_fwd_sm90_bn(int d);
+int lcg_launch_fwd_sm90(int dtype, int d, const lcg::FwdParams &p, cudaStream_t s);
 
 #endif

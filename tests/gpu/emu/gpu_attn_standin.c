@@ -30,6 +30,12 @@ const char *lc_gpu_dtype_name(lc_gpu_dtype t) {
 }
 size_t lc_gpu_dtype_size(lc_gpu_dtype t) { return t == LC_GPU_F32 ? 4 : 2; }
 
+const char *lc_gpu_attn_fwd_kernel(lc_gpu_dtype dtype, int d) {
+    (void)dtype;
+    (void)d;
+    return "cpu-standin";
+}
+
 void gt_require_gpu(const char *test) {
     printf("%s: CPU stand-in of the device (argument rules and call sequence; no kernels)\n", test);
 }

@@ -347,7 +347,8 @@ static bool run_case(const Case &c) {
             }
             lc_gpu_nccl comm = {pe, n};
             lc_gpu_ring_opts o = {c.two_sided ? NULL : &w, sl, c.hq, c.hkv, d, LC_GPU_BF16, 0.f, c.kind, c.window,
-                                  c.two_sided ? LC_LOWER_TWO_SIDED : LC_LOWER_ONE_SIDED, &comm, 1};
+                                  c.two_sided ? LC_LOWER_TWO_SIDED : LC_LOWER_ONE_SIDED, &comm, 1,
+                                  LC_GPU_ENGINE_OWN, LC_GPU_LAYOUT_CONTIG, 0};
             lc_gpu_ring *r = NULL;
             if (lc_gpu_ring_create(&o, &r)) {
                 fprintf(stderr, "PE %d: ring create: %s\n", pe, lc_gpu_last_error());
