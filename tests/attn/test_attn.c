@@ -536,12 +536,14 @@ static int same(const float *x, const float *y, size_t n)
  * run the split dK/dV + dQ tasks. All must give the same bits as 1 thread. */
 static void section_threads(void)
 {
-    static const int gqa[][2] = {{8, 2}, {3, 1}};
+    /* 16/1 at d = 64: the fused path copies its group in two batches of 8 heads
+     * (512 / d), so dK/dV meet both batches and the stacked per-batch matmuls. */
+    static const int gqa[][2] = {{8, 2}, {3, 1}, {16, 1}};
     static const int nthr[] = {2, 3};
     for (int ii = 0; ii < 3; ii++) {
         if (!impl_ok(k_impls[ii]))
             continue;
-        for (int gi = 0; gi < 2; gi++)
+        for (int gi = 0; gi < 3; gi++)
             for (int dti = 0; dti < 2; dti++) {
                 cfg c = {.impl = k_impls[ii], .sq = 150, .sk = 200, .hq = gqa[gi][0],
                          .hkv = gqa[gi][1], .d = 64, .posmode = 2, .nsplit = 1,
