@@ -6,6 +6,18 @@
 #include <string.h>
 #include <time.h>
 
+double gt_relerr(const float *g, const double *ref, size_t n) {
+    double big = 0, m = 0;
+    for (size_t i = 0; i < n; i++) big = fmax(big, fabs(ref[i]));
+    const double s = fmax(1e-3, big);
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)g[i] - ref[i]);
+        if (isnan(g[i])) e = INFINITY;
+        m = fmax(m, e);
+    }
+    return m / s;
+}
+
 /* GT_CPU_STANDIN: the CPU stand-in of the GPU tests (tests/gpu/emu/gpu_attn_standin.c)
  * provides the device-memory helpers and gt_require_gpu; the rest is shared. */
 #ifndef GT_CPU_STANDIN

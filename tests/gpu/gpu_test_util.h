@@ -41,6 +41,10 @@ double gt_now(void);
         }                                                                                  \
     } while (0)
 
+/* max |g - ref| / max(1e-3, max |ref|): the error every GPU test bounds; NaN counts as
+ * infinite, so it never passes */
+double gt_relerr(const float *g, const double *ref, size_t n);
+
 #endif
 
 /* Sets NVSHMEM's environment for one machine without network (loopback bootstrap, no

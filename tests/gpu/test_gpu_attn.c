@@ -25,23 +25,6 @@ typedef struct {
     int split;   /* K/V in two block calls */
 } tcase;
 
-static double maxabs(const double *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-    return m;
-}
-
-/* max |gpu - ref| relative to max(1e-3, max |ref|) */
-static double relerr(const float *g, const double *r, size_t n) {
-    double m = 0, s = fmax(1e-3, maxabs(r, n));
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)g[i] - r[i]);
-        if (isnan(g[i])) e = INFINITY;
-        m = fmax(m, e);
-    }
-    return m / s;
-}
-
 static int run(const tcase *c, uint64_t seed) {
     const size_t nq = (size_t)c->sq * c->hq * c->d, nk = (size_t)c->sk * c->hkv * c->d;
     uint16_t *hq16 = malloc(2 * nq), *hk16 = malloc(2 * nk), *hv16 = malloc(2 * nk), *hdo16 = malloc(2 * nq);
@@ -140,7 +123,7 @@ static int run(const tcase *c, uint64_t seed) {
     }
     const int bf = c->dt == LC_GPU_BF16;
     const double tf = bf ? 1.5e-2 : 4e-3, tb = bf ? 4e-2 : 1.2e-2;
-    double eo = relerr(go, out, nq), eq = relerr(gdq, dq, nq), ek = relerr(gdk, dk, nk), ev = relerr(gdv, dv, nk);
+    double eo = gt_relerr(go, out, nq), eq = gt_relerr(gdq, dq, nq), ek = gt_relerr(gdk, dk, nk), ev = gt_relerr(gdv, dv, nk);
     int ok = !lbad && lerr < 2e-3 && eo < tf && eq < tb && ek < tb && ev < tb;
     printf("%s %-4s d=%-3d hq=%d hkv=%d sq=%-4d sk=%-4d mask=%u w=%-3d pad=%d shift=%-4d split=%d: "
            "o %.2e lse %.2e (%d inf mismatches) dq %.2e dk %.2e dv %.2e\n",

@@ -34,27 +34,10 @@ typedef struct {
                          blocks run on our kernels, counted, with cuDNN's reason printed */
 } ccase;
 
-static double maxabs(const double *x, size_t n) {
-    double m = 0;
-    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(x[i]));
-    return m;
-}
-
-/* max |x - ref| / max(1e-3, max |ref|); NaN counts as infinite */
-static double relerr(const float *g, const double *r, size_t n) {
-    double m = 0, s = fmax(1e-3, maxabs(r, n));
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)g[i] - r[i]);
-        if (isnan(g[i])) e = INFINITY;
-        m = fmax(m, e);
-    }
-    return m / s;
-}
-
 static double relerr_ff(const float *g, const float *r, size_t n) {
     double *rd = malloc(8 * n);
     for (size_t i = 0; i < n; i++) rd[i] = r[i];
-    double e = relerr(g, rd, n);
+    double e = gt_relerr(g, rd, n);
     free(rd);
     return e;
 }
@@ -214,8 +197,8 @@ static int run_case(const ccase *c, lc_gpu_attn_engine *e, uint64_t seed) {
     GT_CHECK(lc_gpu_attn_engine_stats(e, &s1));
     int lbad;
     const double lerr = lse_err(r.lse, ref.lse, (size_t)c->sq * c->hq, &lbad);
-    const double eo = relerr(r.o, ref.out, in.nq), eq = relerr(r.dq, ref.dq, in.nq), ek = relerr(r.dk, ref.dk, in.nk),
-                 ev = relerr(r.dv, ref.dv, in.nk);
+    const double eo = gt_relerr(r.o, ref.out, in.nq), eq = gt_relerr(r.dq, ref.dq, in.nq), ek = gt_relerr(r.dk, ref.dk, in.nk),
+                 ev = gt_relerr(r.dv, ref.dv, in.nk);
     const int bf = c->dt == LC_GPU_BF16;
     /* the tolerances of test_gpu_attn (our kernels): the cuDNN backward's 16-bit dq/dk/dv
      * per piece stay inside them */
@@ -255,11 +238,11 @@ static int rounding_row(lc_gpu_attn_engine *e, int P, FILE *js) {
     run_device(&c, &in, NULL, P, &ro);
     int b1, b2;
     const size_t rows = (size_t)c.sq * c.hq;
-    const double co = relerr(rc.o, ref.out, in.nq), oo = relerr(ro.o, ref.out, in.nq), xo = relerr_ff(rc.o, ro.o, in.nq);
+    const double co = gt_relerr(rc.o, ref.out, in.nq), oo = gt_relerr(ro.o, ref.out, in.nq), xo = relerr_ff(rc.o, ro.o, in.nq);
     const double cl = lse_err(rc.lse, ref.lse, rows, &b1), ol = lse_err(ro.lse, ref.lse, rows, &b2);
-    const double cq = relerr(rc.dq, ref.dq, in.nq), oq = relerr(ro.dq, ref.dq, in.nq);
-    const double ck = fmax(relerr(rc.dk, ref.dk, in.nk), relerr(rc.dv, ref.dv, in.nk));
-    const double ok_ = fmax(relerr(ro.dk, ref.dk, in.nk), relerr(ro.dv, ref.dv, in.nk));
+    const double cq = gt_relerr(rc.dq, ref.dq, in.nq), oq = gt_relerr(ro.dq, ref.dq, in.nq);
+    const double ck = fmax(gt_relerr(rc.dk, ref.dk, in.nk), gt_relerr(rc.dv, ref.dv, in.nk));
+    const double ok_ = fmax(gt_relerr(ro.dk, ref.dk, in.nk), gt_relerr(ro.dv, ref.dv, in.nk));
     /* bounded by the bf16 tolerance: 1e-2 on o, the backward's 4e-2 on the gradients */
     const int ok = !b1 && !b2 && co < 1e-2 && cl < 2e-3 && cq < 4e-2 && ck < 4e-2;
     printf("%s rounding P=%-2d (sq=%d, %d keys, bf16, D=128, 8/2 heads, causal): o cudnn %.2e ours %.2e "
