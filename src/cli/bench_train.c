@@ -232,14 +232,15 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     lc_allreduce_max_f64(lc_team_world(w), &memx, &mem, 1);
     double cpu_me = n > 0 ? vmed(cpu, n < 64 ? n : 64) : 0, cpu_all;
     lc_allreduce_sum_f64(lc_team_world(w), &cpu_all, &cpu_me, 1);
+    double flops = lc_model_flops_per_token(&cfg, S);
+    long onln = sysconf(_SC_NPROCESSORS_ONLN);
+    double cores = (double)threads * P;
+    if (onln > 0 && cores > onln) cores = (double)onln;
     if (me == 0 && !rc && o->peer_out)
         rc = lc_bench_peer_ours(o->peer_out, o->model, S, P, threads, lc_cp_lowering_name(o->lowering), step,
-                                (double)S / step, memx, loss0, cpu_all);
+                                (double)S / step, memx, loss0, cpu_all, flops, peak, cores);
     else if (me == 0 && !rc) {
-        double tps = (double)S / step, flops = lc_model_flops_per_token(&cfg, S);
-        long onln = sysconf(_SC_NPROCESSORS_ONLN);
-        double cores = (double)threads * P;
-        if (onln > 0 && cores > onln) cores = (double)onln;
+        double tps = (double)S / step;
         double mfu = peak > 0 ? flops * tps / (peak * 1e9 * cores) : NAN;
         if (o->json)
             printf("{\"bench\":\"train\",\"model\":\"%s\",\"seq\":%lld,\"cp\":%d,\"dtype\":\"%s\",\"layout\":\"%s\","

@@ -84,7 +84,8 @@ int lc_bench_peer_inputs(const char *dir, lc_world *w, lc_model *m, lc_adamw *op
 }
 
 int lc_bench_peer_ours(const char *dir, const char *model, int64_t S, int cp, int threads,
-                       const char *lowering, double step_s, double tps, double mem, double loss0, double cpu_s)
+                       const char *lowering, double step_s, double tps, double mem, double loss0, double cpu_s,
+                       double flops_tok, double peak_gflops, double cores)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/ours.json", dir);
@@ -96,8 +97,9 @@ int lc_bench_peer_ours(const char *dir, const char *model, int64_t S, int cp, in
     fprintf(f,
             "{\"bench\":\"train\",\"impl\":\"longctx\",\"model\":\"%s\",\"s\":%lld,\"cp\":%d,\"tp\":1,"
             "\"threads\":%d,\"lowering\":\"%s\",\"step_s\":%.6g,\"tokens_per_s\":%.6g,"
-            "\"peak_mem_bytes\":%.0f,\"loss0\":%.9g,\"cpu_s\":%.6g}\n",
-            model, (long long)S, cp, threads, lowering, step_s, tps, mem, loss0, cpu_s);
+            "\"peak_mem_bytes\":%.0f,\"loss0\":%.9g,\"cpu_s\":%.6g,\"flops_per_token\":%.9g,"
+            "\"peak_gflops_core\":%.6g,\"cores\":%.0f}\n",
+            model, (long long)S, cp, threads, lowering, step_s, tps, mem, loss0, cpu_s, flops_tok, peak_gflops, cores);
     return fclose(f) ? -1 : 0;
 }
 
@@ -118,7 +120,18 @@ typedef struct {
     char impl[32], lowering[32], why[400];
     int cp, threads, valid; /* valid: ran, and the loss matched ours */
     double step_s, tps, mem, proc_mem, fw_mem, loss0, cpu_s; /* cpu_s: all PEs' CPU per step */
+    /* ours only: the model's FLOPs per token (the MFU count), one core's FMA peak measured by
+     * our workers, cores used; every row's MFU is judged by ours */
+    double flops_tok, peak, cores;
 } row_t;
+
+/* A row's MFU: the model FLOPs per token (lc_model_flops_per_token: causal attention counted
+ * without the backward's recomputation) at its tokens/s, over the FMA peak of the cores. */
+static double row_mfu(const row_t *r, const row_t *ours)
+{
+    if (!ours || !(ours->peak > 0) || !(ours->cores > 0) || !(ours->flops_tok > 0)) return NAN;
+    return ours->flops_tok * r->tps / (ours->peak * 1e9 * ours->cores);
+}
 
 static void print_header(const lc_bench_peer_opts *o)
 {
@@ -127,9 +140,12 @@ static void print_header(const lc_bench_peer_opts *o)
            "# after %d warm-up; same weights (our checkpoint), tokens, sequence and cores; a peer's\n"
            "# first-step loss must match ours within %g relative or its row is invalid.\n"
            "# cpu_s: CPU seconds of a step summed over all threads and PEs (robust to a shared machine)\n"
-           "%-8s %-6s %7s %3s %4s %-10s %9s %10s %8s %10s %12s %6s %s\n",
+           "# MFU: the model's FLOPs at that rate over the FMA peak of the cores, measured by our workers.\n"
+           "# ceiling: the most any implementation could beat the peer by, running at 100%% MFU\n"
+           "# (1 / the peer's MFU; an upper bound: the backward's recomputation is not counted)\n"
+           "%-8s %-6s %7s %3s %4s %-10s %9s %10s %6s %8s %10s %12s %6s %s\n",
            o->steps, o->warm, LC_PEER_LOSS_RTOL, "impl", "model", "seq", "cp", "thr", "lowering", "step_s",
-           "tok/s", "cpu_s", "peakMiB/PE", "loss0", "loss", "vs ours (wall tok/s, cpu, memory/PE)");
+           "tok/s", "MFU", "cpu_s", "peakMiB/PE", "loss0", "loss", "vs ours (wall tok/s, cpu, memory/PE)");
 }
 
 static void print_row(const lc_bench_peer_opts *o, long long S, const row_t *r, const row_t *ours)
@@ -144,15 +160,17 @@ static void print_row(const lc_bench_peer_opts *o, long long S, const row_t *r, 
             return;
         }
         printf(",\"step_s\":%.6g,\"tokens_per_s\":%.6g,\"peak_mem_bytes\":%.0f,\"loss0\":%.9g,\"cpu_s\":%.6g,"
-               "\"tokens_per_cpu_s\":%.6g",
-               r->step_s, r->tps, r->mem, r->loss0, r->cpu_s, (double)S / r->cpu_s);
+               "\"tokens_per_cpu_s\":%.6g,\"mfu\":%.6g,\"peak_gflops_core\":%.4g,\"cores\":%.0f",
+               r->step_s, r->tps, r->mem, r->loss0, r->cpu_s, (double)S / r->cpu_s, row_mfu(r, ours),
+               ours ? ours->peak : NAN, ours ? ours->cores : NAN);
         if (r != ours) {
             printf(",\"process_peak_bytes\":%.0f,\"framework_rss_bytes\":%.0f,\"ours_cp\":%d,\"ours_loss0\":%.9g,\"loss_rel_err\":%.3g,\"loss_rtol\":%g,"
                    "\"valid\":%s",
                    r->proc_mem, r->fw_mem, ours ? ours->cp : 0, ours ? ours->loss0 : NAN, rel, LC_PEER_LOSS_RTOL, r->valid ? "true" : "false");
             if (r->valid && ours)
-                printf(",\"ours_speedup\":%.4g,\"ours_cpu_speedup\":%.4g,\"ours_mem_ratio\":%.4g", ours->tps / r->tps,
-                       r->cpu_s / ours->cpu_s, ours->mem / r->mem);
+                printf(",\"ours_speedup\":%.4g,\"ours_cpu_speedup\":%.4g,\"ours_mem_ratio\":%.4g,"
+                       "\"speedup_ceiling\":%.4g",
+                       ours->tps / r->tps, r->cpu_s / ours->cpu_s, ours->mem / r->mem, 1.0 / row_mfu(r, ours));
         }
         printf("}\n");
     } else {
@@ -161,14 +179,15 @@ static void print_row(const lc_bench_peer_opts *o, long long S, const row_t *r, 
             printf("-- %s\n", r->why);
             return;
         }
-        printf("%9.3f %10.1f %8.2f %10.1f %12.7f ", r->step_s, r->tps, r->cpu_s, r->mem / 1048576.0, r->loss0);
+        printf("%9.3f %10.1f %5.1f%% %8.2f %10.1f %12.7f ", r->step_s, r->tps, 100 * row_mfu(r, ours), r->cpu_s,
+               r->mem / 1048576.0, r->loss0);
         if (r == ours) printf("%6s %s\n", "-", "-");
         else if (!r->valid)
             printf("%6s INVALID: loss %.9g vs ours %.9g (rel %.3g > %g)\n", "BAD", r->loss0, ours ? ours->loss0 : NAN,
                    rel, LC_PEER_LOSS_RTOL);
         else
-            printf("%6s ours (cp %d) %.2fx tok/s, %.2fx cpu, %.2fx memory/PE\n", "ok", ours->cp, ours->tps / r->tps,
-                   r->cpu_s / ours->cpu_s, ours->mem / r->mem);
+            printf("%6s ours (cp %d) %.2fx tok/s (ceiling %.2fx), %.2fx cpu, %.2fx memory/PE\n", "ok", ours->cp,
+                   ours->tps / r->tps, 1.0 / row_mfu(r, ours), r->cpu_s / ours->cpu_s, ours->mem / r->mem);
     }
     fflush(stdout);
 }
@@ -254,6 +273,9 @@ static int read_ours(const char *rundir, row_t *r)
     r->mem = lc_json_num(line, "peak_mem_bytes");
     r->loss0 = lc_json_num(line, "loss0");
     r->cpu_s = lc_json_num(line, "cpu_s");
+    r->flops_tok = lc_json_num(line, "flops_per_token");
+    r->peak = lc_json_num(line, "peak_gflops_core");
+    r->cores = lc_json_num(line, "cores");
     r->valid = 1;
     return 0;
 }

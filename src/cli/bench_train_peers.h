@@ -20,10 +20,12 @@ int lc_bench_peers_parse(const char *s, unsigned *mask);
  * the sequence, int32). Returns 0 or -1 with a message on stderr. */
 int lc_bench_peer_inputs(const char *dir, lc_world *w, lc_model *m, lc_adamw *opt, const int32_t *tok,
                          int64_t S);
-/* Worker side, PE 0: our result row for the parent (dir/ours.json). */
+/* Worker side, PE 0: our result row for the parent (dir/ours.json), with what every row's MFU
+ * is judged by: the model's FLOPs per token, one core's FMA peak and the cores used. */
 int lc_bench_peer_ours(const char *dir, const char *model, int64_t S, int cp, int threads,
                        const char *lowering, double step_s, double tokens_per_s,
-                       double peak_mem_bytes, double loss0, double cpu_s);
+                       double peak_mem_bytes, double loss0, double cpu_s, double flops_per_token,
+                       double peak_gflops_core, double cores);
 /* CPU seconds of this process so far, all threads (getrusage). */
 double lc_bench_proc_cpu_s(void);
 

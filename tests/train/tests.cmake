@@ -86,6 +86,10 @@ if(TARGET train_cmp)
            --dtype f32,bf16 --steps 1 --warm 0 --threads 1 --json)
   set_tests_properties(train_bench_smoke PROPERTIES LABELS "train;bench" TIMEOUT 300
     PASS_REGULAR_EXPRESSION "\"bench\":\"train\",\"model\":\"tiny\",\"seq\":256,\"cp\":2,\"dtype\":\"bf16\"")
+  # --peers plumbing with a stand-in peer: ratio, MFU, ceiling, and a mismatched loss refused
+  add_test(NAME train_bench_peers_fake COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/peers_fake.sh $<TARGET_FILE:longctx>
+           ${CMAKE_CURRENT_BINARY_DIR}/peers_fake)
+  set_tests_properties(train_bench_peers_fake PROPERTIES LABELS "train;bench" TIMEOUT 300)
   # CP x TP layouts, sequence parallel: one JSON line per layout
   add_test(NAME train_bench_tp_smoke COMMAND $<TARGET_FILE:longctx> bench train --model tiny --seq 256
            --layouts 2x1,1x2 --sp --steps 1 --warm 0 --threads 1 --json)

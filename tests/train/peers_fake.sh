@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# `bench train --peers` plumbing without the real peers (never installed in CI): a stand-in
+# peer, run as $LONGCTX_PEER_PYTHON, reads our row (ours.json beside the tokens it is given)
+# and answers with our first-step loss (valid row: ratio, MFU and ceiling printed) or with a
+# shifted loss (the row must be INVALID and carry no speed-up).
+# usage: peers_fake.sh LONGCTX WORK
+set -uo pipefail
+longctx=$1 work=$2
+rm -rf "$work" && mkdir -p "$work"
+fake=$work/fake-python
+cat >"$fake" <<'PEER'
+#!/usr/bin/env bash
+# argv: train_peer.py --impl X --ckpt DIR --tokens FILE ...
+impl= tokens=
+while [ $# -gt 0 ]; do
+    case $1 in --impl) impl=$2; shift ;; --tokens) tokens=$2; shift ;; esac
+    shift
+done
+ours=$(dirname "$tokens")/ours.json
+loss=$(sed -n 's/.*"loss0":\([^,}]*\).*/\1/p' "$ours")
+step=$(sed -n 's/.*"step_s":\([^,}]*\).*/\1/p' "$ours")
+[ -n "$loss" ] && [ -n "$step" ] || { echo "fake peer: cannot read $ours" >&2; exit 1; }
+if [ -n "${FAKE_PEER_SHIFT:-}" ]; then loss=$(awk -v l="$loss" 'BEGIN{printf "%.9g", l * 1.01}'); fi
+# half our speed, twice our memory
+awk -v i="$impl" -v l="$loss" -v s="$step" 'BEGIN{printf "{\"bench\":\"train\",\"impl\":\"%s\",\"lowering\":\"none\",\"step_s\":%.6g,\"tokens_per_s\":%.6g,\"peak_mem_bytes\":%.0f,\"loss0\":%s,\"cpu_s\":%.6g}\n", i, 2*s, 64/(2*s), 1e9, l, 2*s}'
+PEER
+chmod +x "$fake"
+fails=0
+run() { LONGCTX_PEER_PYTHON=$fake timeout 120 "$longctx" bench train --model tiny --seq 64 --cp 1 --steps 1 \
+    --warm 0 --threads 1 --peers torch "$@" 2>&1; }
+check() { # check NAME PATTERN OUTPUT
+    if grep -qE -- "$2" <<<"$3"; then echo "ok: $1"; else echo "FAIL: $1: no /$2/ in:"; echo "$3"; fails=$((fails + 1)); fi
+}
+out=$(run)
+check "valid row: 2x ours, with its ceiling" \
+    'torch .* ok ours \(cp 1\) 2\.00x tok/s \(ceiling [0-9.]+x\), [0-9.]+x cpu, [0-9.]+x memory/PE' "$out"
+check "MFU column on both rows" '^longctx .* [0-9.]+% ' "$out"
+out=$(run --json)
+check "json: ceiling and MFU" '"impl":"torch".*"mfu":[0-9.]+.*"valid":true,"ours_speedup":2,.*"speedup_ceiling":[0-9.]+' "$out"
+# the ceiling is 1 / the peer's MFU, so ours at our MFU is ceiling x our MFU = our speed-up (2)
+num() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" <<<"$2"; }
+mfu_ours=$(num mfu "$(grep '"impl":"longctx"' <<<"$out")")
+ceil=$(num speedup_ceiling "$(grep '"impl":"torch"' <<<"$out")")
+if awk -v m="$mfu_ours" -v c="$ceil" 'BEGIN{x = m * c; exit !(x > 1.98 && x < 2.02)}'; then
+    echo "ok: ceiling $ceil x our MFU $mfu_ours = our speed-up"
+else
+    echo "FAIL: ceiling $ceil x our MFU $mfu_ours is not our speed-up 2"; fails=$((fails + 1))
+fi
+out=$(FAKE_PEER_SHIFT=1 run)
+check "shifted loss is INVALID" 'torch .* BAD INVALID: loss .*\(rel 0\.01' "$out"
+if grep -q "ours (cp 1)" <<<"$out"; then echo "FAIL: an invalid row printed a speed-up"; fails=$((fails + 1)); fi
+exit $((fails > 0))
