@@ -46,7 +46,7 @@ if(CMAKE_CXX_COMPILER)
   enable_language(CXX)
   add_executable(test_ring_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_ring_emu.cc)
   set_target_properties(test_ring_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
-  target_include_directories(test_ring_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu
+  target_include_directories(test_ring_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/src
                              ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/src/cp ${CMAKE_SOURCE_DIR}/include)
   target_compile_options(test_ring_emu PRIVATE -O1 -Wno-unused-parameter)
   target_link_libraries(test_ring_emu PRIVATE longctx_lib Threads::Threads m)

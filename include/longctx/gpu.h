@@ -183,6 +183,18 @@ int lc_gpu_barrier_all_on_stream(lc_gpu_world *w, lc_gpu_stream s);
 /* Synchronises s and reports a device-side wait timeout. */
 int lc_gpu_world_check(lc_gpu_world *w, lc_gpu_stream s);
 
+/* What every PE said in an agreement: the lowest PE whose status was not LC_OK (-1: none)
+ * and that status; the lowest PE whose key differs from PE 0's (-1: none) and both keys. */
+typedef struct {
+    int n_pes, bad_pe, bad_status, key_pe;
+    uint32_t key0, key_bad;
+} lc_gpu_agreement;
+/* Host collective: each PE gives its own status and a fingerprint of what must be the same on
+ * every PE (shapes, options), and all learn everyone's. Every PE calls it, also after a local
+ * failure, so that none waits in a later collective for a PE that has already left. Returns
+ * LC_OK when the exchange itself worked (then out says what the PEs said). */
+int lc_gpu_agree(lc_gpu_world *w, int status, uint32_t key, lc_gpu_agreement *out);
+
 lc_gpu_team *lc_gpu_team_world(lc_gpu_world *w);
 int lc_gpu_team_split_strided(lc_gpu_team *parent, int start, int stride, int size,
                               lc_gpu_team **out);
@@ -204,6 +216,8 @@ int lc_gpu_nccl_permute(lc_gpu_nccl *c, int shift, const void *src, void *dst, s
 int lc_gpu_nccl_finalize(lc_gpu_nccl *c);
 int lc_gpu_nccl_rank(const lc_gpu_nccl *c);
 int lc_gpu_nccl_size(const lc_gpu_nccl *c);
+/* lc_gpu_agree over the NCCL communicator (an all-gather). */
+int lc_gpu_nccl_agree(lc_gpu_nccl *c, int status, uint32_t key, lc_gpu_agreement *out);
 
 /* ---- ring attention over the NVSHMEM world ---- */
 /* The layouts of lc_cp (same numbers, same map): contiguous, zigzag (2P chunks, PE r holds

@@ -188,11 +188,52 @@ extern "C" int lc_gpu_ring_engine_stats(const lc_gpu_ring *r, lc_gpu_engine_stat
 #endif
 }
 
+/* What must be the same on every PE of the ring: the slot sizes and the call sequence follow
+ * from these, so PEs that differ would allocate different symmetric sizes or wait on blocks
+ * that never come. FNV-1a over the fields. */
+static uint32_t opts_key(const lc_gpu_ring_opts *o) {
+    uint32_t scale_bits;
+    memcpy(&scale_bits, &o->scale, 4);
+    const int64_t f[] = {o->s_local, o->hq, o->hkv, o->d, (int64_t)o->dtype, (int64_t)scale_bits,
+                         (int64_t)o->mask_kind, o->window, (int64_t)o->lowering, (int64_t)o->engine,
+                         (int64_t)o->layout, o->s_global, o->use_graph != 0};
+    uint32_t h = 2166136261u;
+    const unsigned char *b = (const unsigned char *)f;
+    for (size_t i = 0; i < sizeof f; i++) h = (h ^ b[i]) * 16777619u;
+    return h;
+}
+
+/* Every PE learns whether every PE's part of the setup worked. A PE that failed keeps its
+ * own error; the others get one naming it. Returns the status all PEs now share. */
+static int ring_agree(const lc_gpu_ring_opts *o, int two, int me, int n, int rc, const char *stage) {
+    lc_gpu_agreement ag;
+    int arc = two ? lc_gpu_nccl_agree(o->nccl, rc, opts_key(o), &ag) : lc_gpu_agree(o->world, rc, opts_key(o), &ag);
+    if (arc) return rc ? rc : arc; /* the exchange broke: the world is gone, nothing to wait for */
+    if (rc) return rc;
+    if (ag.bad_pe >= 0)
+        return lcg_fail(ag.bad_status, "lc_gpu_ring_create: PE %d of %d failed its part of the %s (status %d; its "
+                        "own error says why), so no PE keeps a ring", ag.bad_pe, n, stage, ag.bad_status);
+    if (ag.key_pe >= 0)
+        return lcg_fail(LC_ERR_MISMATCH, "lc_gpu_ring_create: the PEs disagree on the ring's options (PE 0's "
+                        "fingerprint %08x, PE %d's %08x; mine on PE %d: s_local %d, hq %d, hkv %d, d %d, dtype %d, "
+                        "scale %g, mask %u, window %lld, lowering %d, engine %d, layout %d, s_global %lld, graph %d): "
+                        "they must be the same on every PE", ag.key0, ag.key_pe, ag.key_bad, me, o->s_local, o->hq,
+                        o->hkv, o->d, (int)o->dtype, (double)o->scale, o->mask_kind, (long long)o->window,
+                        (int)o->lowering, (int)o->engine, (int)o->layout, (long long)o->s_global, o->use_graph);
+    return LC_OK;
+}
+
 extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) {
     if (!o || !out) return lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: opts or out is NULL");
+    *out = NULL;
     const int two = o->lowering == LC_LOWER_TWO_SIDED;
     if (two && !o->nccl) return lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: TWO_SIDED needs an NCCL communicator");
     if (!two && !o->world) return lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: ONE_SIDED needs an NVSHMEM world");
+    const int me = two ? lc_gpu_nccl_rank(o->nccl) : lc_gpu_my_pe(o->world);
+    const int n = two ? lc_gpu_nccl_size(o->nccl) : lc_gpu_n_pes(o->world);
+    /* From here on every failure is local to one PE: each PE goes on to the agreements below,
+     * so that none is left waiting in a collective (an allocation, a barrier, a permute) for
+     * a PE that returned early. */
     lc_gpu_attn_desc a;
     memset(&a, 0, sizeof a);
     a.sq = a.sk = o->s_local;
@@ -201,36 +242,46 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
     static const int32_t dummy = 0; /* the check wants doc pointers; the ring passes real ones */
     a.mask.q_doc = a.mask.k_doc = &dummy;
     char err[160];
-    if (lc_gpu_attn_check(&a, err, sizeof err)) return lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: %s", err);
+    int rc = LC_OK;
+    if (lc_gpu_attn_check(&a, err, sizeof err)) rc = lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: %s", err);
 
-    lc_gpu_ring *r = (lc_gpu_ring *)calloc(1, sizeof *r);
-    if (!r) return lcg_fail(LC_ERR_NOMEM, "out of memory");
-    r->o = *o;
-    r->w = o->world;
-    r->two_sided = two;
-    r->nc = o->nccl;
-    r->me = two ? lc_gpu_nccl_rank(r->nc) : lc_gpu_my_pe(r->w);
-    r->n = two ? lc_gpu_nccl_size(r->nc) : lc_gpu_n_pes(r->w);
-    r->next = lc_ring_next(r->me, r->n);
-    r->prev = lc_ring_prev(r->me, r->n);
-    const size_t es = lc_gpu_dtype_size(o->dtype);
-    r->kbytes = (size_t)o->s_local * o->hkv * o->d * es;
-    r->offv = up256(r->kbytes);
-    r->offpos = r->offv + up256(r->kbytes);
-    r->offdoc = r->offpos + up256((size_t)o->s_local * 4);
-    r->slot = r->offdoc + up256((size_t)o->s_local * 4);
-    r->dkv_elems = (size_t)o->s_local * o->hkv * o->d;
-    snprintf(r->graph_why, sizeof r->graph_why, "%s", o->use_graph ? "not called yet" : "use_graph is off");
-    if (o->engine != LC_GPU_ENGINE_OWN) {
-        int erc = engine_setup(r);
-        if (erc) {
+    lc_gpu_ring *r = NULL;
+    if (!rc) {
+        r = (lc_gpu_ring *)calloc(1, sizeof *r);
+        if (!r) rc = lcg_fail(LC_ERR_NOMEM, "out of memory");
+    }
+    if (r) {
+        r->o = *o;
+        r->w = o->world;
+        r->two_sided = two;
+        r->nc = o->nccl;
+        r->me = me;
+        r->n = n;
+        r->next = lc_ring_next(r->me, r->n);
+        r->prev = lc_ring_prev(r->me, r->n);
+        const size_t es = lc_gpu_dtype_size(o->dtype);
+        r->kbytes = (size_t)o->s_local * o->hkv * o->d * es;
+        r->offv = up256(r->kbytes);
+        r->offpos = r->offv + up256(r->kbytes);
+        r->offdoc = r->offpos + up256((size_t)o->s_local * 4);
+        r->slot = r->offdoc + up256((size_t)o->s_local * 4);
+        r->dkv_elems = (size_t)o->s_local * o->hkv * o->d;
+        snprintf(r->graph_why, sizeof r->graph_why, "%s", o->use_graph ? "not called yet" : "use_graph is off");
+        if (o->engine != LC_GPU_ENGINE_OWN) rc = engine_setup(r);
+    }
+    /* first agreement: arguments, options and engines, before any collective allocation */
+    rc = ring_agree(o, two, me, n, rc, "argument and engine setup");
+    if (rc) {
+        if (r) {
+#ifndef LCG_EMU
+            if (r->eng) lc_gpu_attn_engine_destroy(r->eng);
+#endif
             free(r->pos_host);
             free(r);
-            return erc;
         }
+        return rc;
     }
 
-    int rc = LC_OK;
     if (two) {
         rc = lcg_cuda(cudaMalloc(&r->kv, 2 * r->slot), "cudaMalloc KV slots");
         if (!rc) rc = lcg_cuda(cudaMalloc(&r->dkv, 3 * 2 * r->dkv_elems * sizeof(float)), "cudaMalloc dK/dV slots");
@@ -239,7 +290,9 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
         r->kv = (unsigned char *)lc_gpu_symm_alloc(r->w, 2 * r->slot);
         r->dkv = (float *)lc_gpu_symm_alloc(r->w, 3 * 2 * r->dkv_elems * sizeof(float));
         r->sig = (uint64_t *)lc_gpu_symm_alloc(r->w, SIG_COUNT * sizeof(uint64_t));
-        if (!r->kv || !r->dkv || !r->sig) rc = LC_ERR_NOMEM;
+        if (!r->kv || !r->dkv || !r->sig)
+            rc = lcg_fail(LC_ERR_NOMEM, "lc_gpu_ring_create: the symmetric heap has no room for the KV, dK/dV "
+                          "and signal slots (%zu bytes)", 2 * r->slot + 6 * r->dkv_elems * sizeof(float));
         if (!rc) rc = lcg_cuda(cudaMemset(r->sig, 0, SIG_COUNT * sizeof(uint64_t)), "memset signals");
     }
     if (!rc) rc = lcg_cuda(cudaMalloc(&r->cnt, C_COUNT * sizeof(unsigned long long)), "cudaMalloc counters");
@@ -251,10 +304,11 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
     for (int i = 0; i < 7 && !rc; i++)
         rc = lcg_cuda(cudaEventCreateWithFlags(evs[i], cudaEventDisableTiming), "event");
     if (!rc) rc = lcg_cuda(cudaDeviceSynchronize(), "ring setup");
-    /* nobody may signal a peer before the peer's signal words are zeroed */
-    if (!rc && !two) rc = lc_gpu_barrier_all(r->w);
+    /* Second agreement, also the barrier the first signals need: a PE leaves it only after
+     * every PE entered it, that is after every PE's signal words were zeroed. */
+    rc = ring_agree(o, two, me, n, rc, "allocations");
     if (rc) {
-        lc_gpu_ring_destroy(r);
+        lc_gpu_ring_destroy(r); /* collective frees: every PE is here */
         return rc;
     }
     *out = r;
@@ -272,9 +326,10 @@ extern "C" int lc_gpu_ring_destroy(lc_gpu_ring *r) {
         cudaFree(r->kv);
         cudaFree(r->dkv);
     } else {
-        if (r->sig) lc_gpu_symm_free(r->w, r->sig);
-        if (r->dkv) lc_gpu_symm_free(r->w, r->dkv);
-        if (r->kv) lc_gpu_symm_free(r->w, r->kv);
+        /* collective: every PE frees all three, also a NULL one its full heap refused */
+        lc_gpu_symm_free(r->w, r->sig);
+        lc_gpu_symm_free(r->w, r->dkv);
+        lc_gpu_symm_free(r->w, r->kv);
     }
     cudaFree(r->cnt);
     cudaFree(r->dloc);

@@ -9,6 +9,7 @@
 
 #include <cuda_runtime.h>
 
+#include "gpu_agree.h"
 #include "gpu_internal.h"
 #include "longctx/gpu.h"
 
@@ -18,6 +19,7 @@
 struct lc_gpu_nccl {
     ncclComm_t comm;
     int pe, n;
+    int64_t *agree; /* lc_gpu_nccl_agree: [2] mine, then [2 * n] gathered (device) */
 };
 
 static int nccl_rc(ncclResult_t r, const char *what) {
@@ -44,8 +46,12 @@ extern "C" int lc_gpu_nccl_init(const lc_gpu_uid *uid, int pe, int n_pes, lc_gpu
     if (!c) return lcg_fail(LC_ERR_NOMEM, "out of memory");
     ncclUniqueId id;
     memcpy(&id, uid->bytes, sizeof id);
-    int rc = nccl_rc(ncclCommInitRank(&c->comm, n_pes, id, pe), "ncclCommInitRank");
+    /* before the collective init: a rank that cannot get it fails before the others wait */
+    int rc = lcg_cuda(cudaMalloc((void **)&c->agree, sizeof(int64_t) * 2 * (1 + (size_t)n_pes)),
+                      "lc_gpu_nccl_init: agreement buffer");
+    if (!rc) rc = nccl_rc(ncclCommInitRank(&c->comm, n_pes, id, pe), "ncclCommInitRank");
     if (rc) {
+        cudaFree(c->agree);
         free(c);
         return rc;
     }
@@ -73,9 +79,27 @@ extern "C" int lc_gpu_nccl_permute(lc_gpu_nccl *c, int shift, const void *src, v
 extern "C" int lc_gpu_nccl_rank(const lc_gpu_nccl *c) { return c->pe; }
 extern "C" int lc_gpu_nccl_size(const lc_gpu_nccl *c) { return c->n; }
 
+extern "C" int lc_gpu_nccl_agree(lc_gpu_nccl *c, int status, uint32_t key, lc_gpu_agreement *out) {
+    if (!c || !out) return lcg_fail(LC_ERR_ARG, "lc_gpu_nccl_agree: communicator or out is NULL");
+    const int n = c->n;
+    int64_t mine[2] = {status, (int64_t)key}, *all = (int64_t *)malloc(sizeof(int64_t) * 2 * (size_t)n);
+    int rc = all ? LC_OK : lcg_fail(LC_ERR_NOMEM, "lc_gpu_nccl_agree: out of memory");
+    if (!rc) rc = lcg_cuda(cudaMemcpy(c->agree, mine, sizeof mine, cudaMemcpyHostToDevice), "lc_gpu_nccl_agree: status in");
+    /* every rank reaches the all-gather, also after a local failure here */
+    ncclResult_t g = ncclAllGather(c->agree, c->agree + 2, 2, ncclInt64, c->comm, 0);
+    if (!rc) rc = nccl_rc(g, "lc_gpu_nccl_agree: ncclAllGather");
+    if (!rc) rc = lcg_cuda(cudaStreamSynchronize(0), "lc_gpu_nccl_agree: all-gather");
+    if (!rc) rc = lcg_cuda(cudaMemcpy(all, c->agree + 2, sizeof(int64_t) * 2 * (size_t)n, cudaMemcpyDeviceToHost),
+                           "lc_gpu_nccl_agree: statuses out");
+    if (!rc) lcg_agree_read(all, n, out);
+    free(all);
+    return rc;
+}
+
 extern "C" int lc_gpu_nccl_finalize(lc_gpu_nccl *c) {
     if (!c) return LC_OK;
     int rc = nccl_rc(ncclCommDestroy(c->comm), "ncclCommDestroy");
+    cudaFree(c->agree);
     free(c);
     return rc;
 }
@@ -97,5 +121,6 @@ extern "C" int lc_gpu_nccl_permute(lc_gpu_nccl *, int, const void *, void *, siz
 extern "C" int lc_gpu_nccl_finalize(lc_gpu_nccl *) { return LC_OK; }
 extern "C" int lc_gpu_nccl_rank(const lc_gpu_nccl *) { return 0; }
 extern "C" int lc_gpu_nccl_size(const lc_gpu_nccl *) { return 1; }
+extern "C" int lc_gpu_nccl_agree(lc_gpu_nccl *, int, uint32_t, lc_gpu_agreement *) { return nosup("lc_gpu_nccl_agree"); }
 
 #endif

@@ -19,6 +19,7 @@
 #include <cuda.h> /* types of the stream memory operations only; no libcuda link */
 #include <cuda_runtime.h>
 
+#include "gpu_agree.h"
 #include "gpu_internal.h"
 #include "longctx/gpu.h"
 
@@ -45,6 +46,8 @@ struct lc_gpu_world {
     /* the fused put-signal-wait kernel: a ticket counting its blocks (device), and its
      * shape ($LONGCTX_GPU_FUSED_BLOCKS blocks at most, $LONGCTX_GPU_FUSED_CHUNK bytes each) */
     unsigned *ticket;
+    /* lc_gpu_agree: symmetric [2] (my status, key) then [2 * n_pes] gathered */
+    int64_t *agree;
     int fused_blocks;
     size_t fused_chunk;
     lc_gpu_team world;
@@ -278,7 +281,9 @@ extern "C" int lc_gpu_world_init(const lc_gpu_world_opts *o, lc_gpu_world **out)
         return lcg_fail(LC_ERR_NOMEM, "lc_gpu_world_init: scratch allocation failed");
     }
     cudaMemset(w->scratch_src, 0, 64);
-    if (cudaMalloc((void **)&w->ticket, sizeof(unsigned)) != cudaSuccess) {
+    w->agree = (int64_t *)nvshmem_malloc(sizeof(int64_t) * (2 + 2 * (size_t)w->n_pes)); /* collective */
+    if (!w->agree || cudaMalloc((void **)&w->ticket, sizeof(unsigned)) != cudaSuccess) {
+        if (w->agree) nvshmem_free(w->agree);
         nvshmem_free(w->scratch);
         cudaFree(w->scratch_src);
         nvshmem_finalize();
@@ -306,6 +311,7 @@ extern "C" int lc_gpu_world_finalize(lc_gpu_world *w) {
     if (!w) return LC_OK;
     cudaDeviceSynchronize();
     nvshmem_barrier_all();
+    nvshmem_free(w->agree);
     nvshmem_free(w->scratch);
     cudaFree(w->scratch_src);
     cudaFree(w->ticket);
@@ -492,6 +498,23 @@ extern "C" int lc_gpu_barrier_all(lc_gpu_world *w) {
     return LC_OK;
 }
 
+extern "C" int lc_gpu_agree(lc_gpu_world *w, int status, uint32_t key, lc_gpu_agreement *out) {
+    if (!w || !out) return lcg_fail(LC_ERR_ARG, "lc_gpu_agree: world or out is NULL");
+    const int n = w->n_pes;
+    int64_t mine[2] = {status, (int64_t)key}, *all = (int64_t *)malloc(sizeof(int64_t) * 2 * (size_t)n);
+    int rc = all ? LC_OK : lcg_fail(LC_ERR_NOMEM, "lc_gpu_agree: out of memory");
+    if (!rc) rc = lcg_cuda(cudaMemcpy(w->agree, mine, sizeof mine, cudaMemcpyHostToDevice), "lc_gpu_agree: status in");
+    /* every PE reaches the all-gather, also after a local failure here */
+    int g = nvshmemx_int64_fcollect_on_stream(NVSHMEM_TEAM_WORLD, w->agree + 2, w->agree, 2, 0);
+    if (!rc && g) rc = lcg_fail(LC_ERR_SYS, "lc_gpu_agree: nvshmem fcollect failed (%d)", g);
+    if (!rc) rc = lcg_cuda(cudaStreamSynchronize(0), "lc_gpu_agree: all-gather");
+    if (!rc) rc = lcg_cuda(cudaMemcpy(all, w->agree + 2, sizeof(int64_t) * 2 * (size_t)n, cudaMemcpyDeviceToHost),
+                           "lc_gpu_agree: statuses out");
+    if (!rc) lcg_agree_read(all, n, out);
+    free(all);
+    return rc;
+}
+
 extern "C" int lc_gpu_barrier_all_on_stream(lc_gpu_world *w, lc_gpu_stream s) {
     (void)w;
     nvshmemx_barrier_all_on_stream((cudaStream_t)s);
@@ -586,6 +609,7 @@ int lcg_wait_count_on_stream(lc_gpu_world *, uint64_t *, unsigned long long *, i
 }
 extern "C" int lc_gpu_quiet(lc_gpu_world *) { return nosup("lc_gpu_quiet"); }
 extern "C" int lc_gpu_barrier_all(lc_gpu_world *) { return nosup("lc_gpu_barrier_all"); }
+extern "C" int lc_gpu_agree(lc_gpu_world *, int, uint32_t, lc_gpu_agreement *) { return nosup("lc_gpu_agree"); }
 extern "C" int lc_gpu_barrier_all_on_stream(lc_gpu_world *, lc_gpu_stream) { return nosup("lc_gpu_barrier_all_on_stream"); }
 extern "C" int lc_gpu_world_check(lc_gpu_world *, lc_gpu_stream) { return nosup("lc_gpu_world_check"); }
 extern "C" lc_gpu_team *lc_gpu_team_world(lc_gpu_world *) { return NULL; }

@@ -19,6 +19,7 @@
 
 #include "attn_check.h"
 #include "longctx/attn.h"
+#include "symm/gpu_agree.h"
 
 /* ---------- error plumbing and attention entry points over the CPU library ---------- */
 static thread_local char g_err[512];
@@ -123,6 +124,7 @@ struct Shared {
     std::mutex rm;
     std::vector<std::vector<std::pair<uintptr_t, uintptr_t>>> reads; /* per PE, own addresses */
     std::atomic<int> races{0}, timeouts{0};
+    std::vector<int64_t> agree; /* [2 * n]: each PE's (status, key) */
 };
 
 struct lc_gpu_world {
@@ -162,11 +164,24 @@ extern "C" int lc_gpu_barrier_all(lc_gpu_world *) {
     g_sh->bar->arrive_and_wait();
     return LC_OK;
 }
+/* lc_gpu_agree's all-gather: write mine, meet, read all, meet again before anyone reuses it */
+static int emu_agree(int me, int n, int status, uint32_t key, lc_gpu_agreement *out) {
+    g_sh->agree[2 * (size_t)me] = status;
+    g_sh->agree[2 * (size_t)me + 1] = key;
+    g_sh->bar->arrive_and_wait();
+    std::vector<int64_t> all(g_sh->agree);
+    g_sh->bar->arrive_and_wait();
+    lcg_agree_read(all.data(), n, out);
+    return LC_OK;
+}
+extern "C" int lc_gpu_agree(lc_gpu_world *w, int status, uint32_t key, lc_gpu_agreement *out) {
+    return emu_agree(w->pe, w->n, status, key, out);
+}
 extern "C" void *lc_gpu_symm_alloc(lc_gpu_world *w, size_t bytes) {
     size_t o = g_sh->off[w->pe];
     g_sh->off[w->pe] += (bytes + 255) & ~(size_t)255;
+    g_sh->bar->arrive_and_wait(); /* collective even when this PE's heap is full */
     if (g_sh->off[w->pe] > g_sh->heap_bytes) return NULL;
-    g_sh->bar->arrive_and_wait();
     return g_sh->heap[w->pe].data() + o;
 }
 extern "C" int lc_gpu_symm_free(lc_gpu_world *, void *) {
@@ -238,6 +253,9 @@ struct Mailboxes {
 static Mailboxes *g_mb;
 extern "C" int lc_gpu_nccl_rank(const lc_gpu_nccl *c) { return c->pe; }
 extern "C" int lc_gpu_nccl_size(const lc_gpu_nccl *c) { return c->n; }
+extern "C" int lc_gpu_nccl_agree(lc_gpu_nccl *c, int status, uint32_t key, lc_gpu_agreement *out) {
+    return emu_agree(c->pe, c->n, status, key, out);
+}
 extern "C" int lc_gpu_nccl_permute(lc_gpu_nccl *c, int shift, const void *src, void *dst, size_t bytes,
                                    lc_gpu_stream s) {
     const int n = c->n, me = c->pe, to = ((me + shift) % n + n) % n, from = ((me - shift) % n + n) % n;
@@ -322,6 +340,7 @@ static bool run_case(const Case &c) {
     sh.off.assign(n, 0);
     sh.bar = std::make_unique<std::barrier<>>(n);
     sh.reads.assign(n, {});
+    sh.agree.assign(2 * (size_t)n, 0);
     g_sh = &sh;
     std::atomic<int> bad{0};
     std::vector<std::thread> pes;
@@ -410,6 +429,71 @@ static bool run_case(const Case &c) {
     return ok;
 }
 
+/* A PE whose options or setup differ: every PE's lc_gpu_ring_create must return an error
+ * (none may wait in a collective for the PE that failed), the odd PE with its own reason and
+ * the others with one naming it. A watchdog turns a hang into a failure. */
+struct FailCase {
+    const char *what;
+    int n, odd, two_sided;
+    void (*mutate)(lc_gpu_ring_opts *o);
+    const char *odd_says, *others_say;
+};
+
+static bool run_fail_case(const FailCase &c) {
+    const int n = c.n, sl = 64;
+    Mailboxes mb;
+    mb.q.resize((size_t)n * n);
+    g_mb = &mb;
+    Shared sh;
+    sh.n = n;
+    sh.heap_bytes = 16u << 20;
+    sh.heap.assign(n, std::vector<unsigned char>(sh.heap_bytes));
+    sh.off.assign(n, 0);
+    sh.bar = std::make_unique<std::barrier<>>(n);
+    sh.reads.assign(n, {});
+    sh.agree.assign(2 * (size_t)n, 0);
+    g_sh = &sh;
+    std::atomic<int> bad{0}, done{0};
+    std::vector<std::thread> pes;
+    for (int pe = 0; pe < n; pe++)
+        pes.emplace_back([&, pe] {
+            g_me = pe;
+            emu_pe_begin();
+            g_emu_pe->id = pe;
+            lc_gpu_world w;
+            w.pe = pe;
+            w.n = n;
+            w.err[0] = 0;
+            lc_gpu_nccl comm = {pe, n};
+            lc_gpu_ring_opts o = {c.two_sided ? NULL : &w, sl, 2, 1, 64, LC_GPU_BF16, 0.f, LC_MASK_CAUSAL, 0,
+                                  c.two_sided ? LC_LOWER_TWO_SIDED : LC_LOWER_ONE_SIDED, &comm, 0,
+                                  LC_GPU_ENGINE_OWN, LC_GPU_LAYOUT_CONTIG, 0};
+            if (pe == c.odd) c.mutate(&o);
+            lc_gpu_ring *r = NULL;
+            int rc = lc_gpu_ring_create(&o, &r);
+            const char *want = pe == c.odd ? c.odd_says : c.others_say;
+            if (!rc || r || !strstr(lc_gpu_last_error(), want)) {
+                fprintf(stderr, "PE %d: rc %d, ring %p, error '%s', wanted an error with '%s'\n", pe, rc, (void *)r,
+                        rc ? lc_gpu_last_error() : "", want);
+                bad++;
+            }
+            if (r) lc_gpu_ring_destroy(r);
+            emu_pe_end();
+            done++;
+        });
+    for (int t = 0; t < 200 && done < n; t++) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (done < n) {
+        printf("FAIL setup %s: %d of %d PEs still inside lc_gpu_ring_create after 20 s (a hang)\n", c.what, n - done.load(), n);
+        fflush(stdout);
+        _exit(1);
+    }
+    for (auto &t : pes) t.join();
+    printf("%s setup %s (%s, %d PEs): %d PEs answered wrongly\n", bad ? "FAIL" : "ok  ", c.what,
+           c.two_sided ? "nccl" : "nvshmem", n, bad.load());
+    fflush(stdout);
+    return !bad;
+}
+
 int main() {
     g_emu_jitter_us = 300;
     g_emu_read_begin = read_begin;
@@ -434,6 +518,20 @@ int main() {
     for (const Case &c : cases) {
         total++;
         ok += run_case(c);
+    }
+    const FailCase fails[] = {
+        {"one PE asks for the cuDNN engine", 3, 1, 0, [](lc_gpu_ring_opts *o) { o->engine = LC_GPU_ENGINE_CUDNN; },
+         "the emulated ring has only our kernels", "PE 1 of 3 failed its part of the argument and engine setup"},
+        {"one PE has other heads", 4, 2, 0, [](lc_gpu_ring_opts *o) { o->hq = 4; },
+         "the PEs disagree on the ring's options", "the PEs disagree on the ring's options (PE 0's fingerprint"},
+        {"one PE's head_dim is refused", 2, 0, 1, [](lc_gpu_ring_opts *o) { o->d = 40; },
+         "lc_gpu_ring_create: head dim must be 64 or 128", "PE 0 of 2 failed its part of the argument and engine setup"},
+        {"one PE's symmetric heap is full", 3, 2, 0, [](lc_gpu_ring_opts *o) { g_sh->off[2] = g_sh->heap_bytes; },
+         "the symmetric heap has no room", "PE 2 of 3 failed its part of the allocations"},
+    };
+    for (const FailCase &c : fails) {
+        total++;
+        ok += run_fail_case(c);
     }
     printf("test_ring_emu: %d/%d cases passed\n", ok, total);
     return ok == total ? 0 : 1;
