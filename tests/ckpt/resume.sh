@@ -35,7 +35,9 @@ x() { # name, resume-from, layout of the resumed run
     local name=$1 from=$2
     shift 2
     run "$@" --out "$name" --dump-params "$name.f32" --resume "$from"
-    "$cmp" loss "$name/metrics.jsonl" "ref--cp1.tail" 1e-5
+    # losses to 1e-5; gradient norms to 1e-4, like the weights: the uninterrupted CP 2 x TP 2
+    # run alone is 1.2e-5 from one PE's norm by step 5 on an AVX2 CPU (rounding drift at lr 1e-2)
+    "$cmp" loss "$name/metrics.jsonl" "ref--cp1.tail" 1e-5 1e-4
     echo -n "weights ($name): "
     "$cmp" params "$name.f32" "ref--cp1.f32" 1e-4
 }

@@ -8,7 +8,10 @@
  *                                sum (1e-8 of the largest, differing in its second digit between
  *                                summation orders) moves by a different fraction of lr on every
  *                                layout, and one such element would decide a max-norm test.
- *   train_cmp loss A.jsonl B.jsonl TOL   the per-step "loss" and "grad_norm" values, relative
+ *   train_cmp loss A.jsonl B.jsonl TOL [GTOL]   the per-step "loss" (TOL) and "grad_norm" (GTOL,
+ *                                default TOL) values, relative. The gradient norm is the more
+ *                                sensitive of the two: after 10 steps at lr 1e-2 two layouts'
+ *                                norms part by ~1e-5 while their losses agree to ~1e-7.
  *   train_cmp falls A.jsonl DROP  mean loss of the last 3 steps < mean of the first 3 - DROP */
 #include <math.h>
 #include <stdio.h>
@@ -92,8 +95,8 @@ int main(int argc, char **argv)
         }
         return 0;
     }
-    if (!strcmp(argv[1], "loss") && argc == 5) {
-        double a[4096], b[4096], tol = atof(argv[4]), worst = 0;
+    if (!strcmp(argv[1], "loss") && (argc == 5 || argc == 6)) {
+        double a[4096], b[4096], tol = atof(argv[4]), gtol = argc == 6 ? atof(argv[5]) : tol, worst = 0;
         int na = read_losses(argv[2], a, 4096), nb = read_losses(argv[3], b, 4096);
         if (na <= 0 || na != nb) return fprintf(stderr, "loss files have %d and %d steps\n", na, nb), 1;
         for (int i = 0; i < na; i++) {
@@ -113,7 +116,7 @@ int main(int argc, char **argv)
             if (r > worst) worst = r;
         }
         printf("grad_norm: %d steps, max rel diff %.3g\n", na, worst);
-        if (worst > tol) return fprintf(stderr, "FAIL: grad_norm differs beyond %g\n", tol), 1;
+        if (worst > gtol) return fprintf(stderr, "FAIL: grad_norm differs beyond %g\n", gtol), 1;
         return 0;
     }
     if (!strcmp(argv[1], "falls") && argc == 4) {
