@@ -107,10 +107,10 @@ if(TARGET train_cmp)
 endif()
 
 if(TARGET train_cmp)
-  add_test(NAME train_mem_falls COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mem_falls.sh $<TARGET_FILE:longctx>
+  add_test(NAME train_mem_falls COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mem_falls.sh cp $<TARGET_FILE:longctx>
            ${_data} ${CMAKE_CURRENT_BINARY_DIR}/mem_falls)
   set_tests_properties(train_mem_falls PROPERTIES LABELS train TIMEOUT 300 FIXTURES_REQUIRED train_data)
-  add_test(NAME train_mem_falls_tp COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mem_falls_tp.sh $<TARGET_FILE:longctx>
+  add_test(NAME train_mem_falls_tp COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mem_falls.sh tp $<TARGET_FILE:longctx>
            ${_data} ${CMAKE_CURRENT_BINARY_DIR}/mem_falls_tp)
   set_tests_properties(train_mem_falls_tp PROPERTIES LABELS train TIMEOUT 600 FIXTURES_REQUIRED train_data)
 endif()
