@@ -287,6 +287,35 @@ extern "C" int lc_gpu_world_check(lc_gpu_world *w, lc_gpu_stream s) {
 }
 
 /* ---------- the test ---------- */
+/* The emulated machine of one case (n PEs' heaps, their barrier, the NCCL mailboxes),
+ * installed as g_sh and g_mb while it lives. */
+struct EmuMachine {
+    Mailboxes mb;
+    Shared sh;
+    EmuMachine(int n, size_t heap_bytes) {
+        mb.q.resize((size_t)n * n);
+        sh.n = n;
+        sh.heap_bytes = heap_bytes;
+        sh.heap.assign(n, std::vector<unsigned char>(heap_bytes));
+        sh.off.assign(n, 0);
+        sh.bar = std::make_unique<std::barrier<>>(n);
+        sh.reads.assign(n, {});
+        sh.agree.assign(2 * (size_t)n, 0);
+        g_mb = &mb;
+        g_sh = &sh;
+    }
+};
+
+/* A PE thread's start: its stream emulation and its world handle. */
+static void pe_begin(int pe, int n, lc_gpu_world *w) {
+    g_me = pe;
+    emu_pe_begin();
+    g_emu_pe->id = pe;
+    w->pe = pe;
+    w->n = n;
+    w->err[0] = 0;
+}
+
 struct Case {
     int n, S, hq, hkv, d;
     unsigned kind;
@@ -330,29 +359,14 @@ static bool run_case(const Case &c) {
     must(lc_attn_bwd_block(&a, q.data(), k.data(), v.data(), dout.data(), rl.data(), rdl.data(), rdq.data(),
                            rdk.data(), rdv.data()), "reference bwd");
 
-    Mailboxes mb;
-    mb.q.resize((size_t)n * n);
-    g_mb = &mb;
-    Shared sh;
-    sh.n = n;
-    sh.heap_bytes = 64u << 20;
-    sh.heap.assign(n, std::vector<unsigned char>(sh.heap_bytes));
-    sh.off.assign(n, 0);
-    sh.bar = std::make_unique<std::barrier<>>(n);
-    sh.reads.assign(n, {});
-    sh.agree.assign(2 * (size_t)n, 0);
-    g_sh = &sh;
+    EmuMachine m(n, 64u << 20);
+    Shared &sh = m.sh;
     std::atomic<int> bad{0};
     std::vector<std::thread> pes;
     for (int pe = 0; pe < n; pe++)
         pes.emplace_back([&, pe] {
-            g_me = pe;
-            emu_pe_begin();
-            g_emu_pe->id = pe;
             lc_gpu_world w;
-            w.pe = pe;
-            w.n = n;
-            w.err[0] = 0;
+            pe_begin(pe, n, &w);
             std::vector<int32_t> pos(sl), ldoc(sl);
             lc_ring_layout_positions(c.layout, S, n, pe, pos.data());
             std::vector<uint16_t> lq(sl * rq), lk(sl * rk), lv(sl * rk), ldo(sl * rq);
@@ -441,29 +455,13 @@ struct FailCase {
 
 static bool run_fail_case(const FailCase &c) {
     const int n = c.n, sl = 64;
-    Mailboxes mb;
-    mb.q.resize((size_t)n * n);
-    g_mb = &mb;
-    Shared sh;
-    sh.n = n;
-    sh.heap_bytes = 16u << 20;
-    sh.heap.assign(n, std::vector<unsigned char>(sh.heap_bytes));
-    sh.off.assign(n, 0);
-    sh.bar = std::make_unique<std::barrier<>>(n);
-    sh.reads.assign(n, {});
-    sh.agree.assign(2 * (size_t)n, 0);
-    g_sh = &sh;
+    EmuMachine m(n, 16u << 20);
     std::atomic<int> bad{0}, done{0};
     std::vector<std::thread> pes;
     for (int pe = 0; pe < n; pe++)
         pes.emplace_back([&, pe] {
-            g_me = pe;
-            emu_pe_begin();
-            g_emu_pe->id = pe;
             lc_gpu_world w;
-            w.pe = pe;
-            w.n = n;
-            w.err[0] = 0;
+            pe_begin(pe, n, &w);
             lc_gpu_nccl comm = {pe, n};
             lc_gpu_ring_opts o = {c.two_sided ? NULL : &w, sl, 2, 1, 64, LC_GPU_BF16, 0.f, LC_MASK_CAUSAL, 0,
                                   c.two_sided ? LC_LOWER_TWO_SIDED : LC_LOWER_ONE_SIDED, &comm, 0,
