@@ -177,6 +177,10 @@ add_library(longctx_gpu_sm90 OBJECT ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_fwd_s
 set_target_properties(longctx_gpu_sm90 PROPERTIES CUDA_ARCHITECTURES 90a-real POSITION_INDEPENDENT_CODE ON)
 target_include_directories(longctx_gpu_sm90 PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src/attn/cuda)
 target_compile_options(longctx_gpu_sm90 PRIVATE -O3 -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter)
+# ptxas's view of it, no device needed: no spills, no serialised wgmma (C7515)
+add_test(NAME gpu_sm90_ptxas COMMAND bash ${CMAKE_SOURCE_DIR}/tests/gpu/sm90_ptxas.sh ${CMAKE_CUDA_COMPILER}
+         ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}/tests/gpu_sm90_ptxas)
+set_tests_properties(gpu_sm90_ptxas PROPERTIES LABELS "gpu;cpu" TIMEOUT 300 SKIP_RETURN_CODE 77)
 
 # ---- the cuDNN attention engine: the header-only cuDNN frontend ($CUDNN_FRONTEND_HOME, then
 # .cudnn-frontend/ made by scripts/fetch-cudnn-frontend.sh, then the installed Python package

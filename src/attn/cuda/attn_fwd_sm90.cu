@@ -211,8 +211,13 @@ __global__ void __launch_bounds__(kThreads, 1)
             const bool full = (tsc.full >> bit) & 1u;
             const int s = i % ST;
             mbar_wait(&fullK[s], (i / ST) & 1);
-            /* S_i = Q K_i^T */
+            /* S_i = Q K_i^T; the registers of both products below are pinned before the
+             * fence, so that nothing the compiler moves lands inside the pipeline stage. */
             pin(sc);
+            if (prev_s >= 0) {
+                pin(o);
+                pin(pk);
+            }
             wg_fence();
 #pragma unroll
             for (int kk = 0; kk < D / 16; kk++)
@@ -221,16 +226,16 @@ __global__ void __launch_bounds__(kThreads, 1)
             wg_commit();
             /* O += P_{i-1} V_{i-1}, running while the softmax of S_i is computed */
             if (prev_s >= 0) {
-                pin(o);
-                pin(pk);
 #pragma unroll
                 for (int kk = 0; kk < BN / 16; kk++)
                     sm90::wgmma_rs_tb<T, D>(o, pk[kk], lc_sm90_desc_nmajor(v_s + prev_s * S::kv_bytes, BN, kk));
-                wg_commit();
-                wg_wait<1>();
-            } else {
-                wg_wait<0>();
             }
+            /* The second group is empty when there is no previous tile: the same two groups
+             * and the same waits on every path. With a wait<0> on the first tile's path instead,
+             * ptxas could not tell that S_i is complete after wait<1> and serialised every
+             * wgmma of the kernel (C7515; tests/gpu/sm90_ptxas.sh keeps it out). */
+            wg_commit();
+            wg_wait<1>();
             pin(sc);
 
             if (!full) {
@@ -267,8 +272,8 @@ __global__ void __launch_bounds__(kThreads, 1)
                 }
                 lrow[rr] = lrow[rr] * alpha[rr] + ls;
             }
+            wg_wait<0>();
             if (prev_s >= 0) {
-                wg_wait<0>();
                 pin(o);
                 pin(pk);
                 __syncwarp();

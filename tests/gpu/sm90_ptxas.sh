@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The Hopper forward kernel as ptxas sees it (no device needed): every variant without spills
+# and without C7515, the note that wgmma.mma_async instructions are serialised because registers
+# of an in-flight wgmma are defined by other instructions inside the pipeline stage; that turns
+# the overlap of the softmax with the P.V product into a serial chain.
+# usage: sm90_ptxas.sh NVCC SRC_ROOT WORK
+set -uo pipefail
+nvcc=$1 root=$2 work=$3
+command -v "$nvcc" >/dev/null 2>&1 || { echo "no nvcc: skipped"; exit 77; }
+mkdir -p "$work"
+out=$("$nvcc" -O3 -arch=sm_90a -std=c++17 -I"$root/include" -I"$root/src/attn/cuda" -cubin -Xptxas -v \
+    "$root/src/attn/cuda/attn_fwd_sm90.cu" -o "$work/attn_fwd_sm90.cubin" 2>&1) || { echo "$out"; echo "FAIL: nvcc"; exit 1; }
+kernels=$(grep -c "Compiling entry function" <<<"$out")
+serial=$(grep -c "C7515" <<<"$out")
+spills=$(grep -Eo "[0-9]+ bytes spill stores" <<<"$out" | awk '{s += $1} END {print s + 0}')
+echo "$kernels kernels: $serial serialised by C7515, $spills bytes of spill stores"
+grep -E "Used [0-9]+ registers" <<<"$out" | sort | uniq -c
+[ "$kernels" -ge 8 ] && [ "$serial" -eq 0 ] && [ "$spills" -eq 0 ] || { grep C7515 <<<"$out" | head -3; echo FAIL; exit 1; }
+echo PASS
