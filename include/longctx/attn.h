@@ -62,6 +62,19 @@ int lc_attn_impl_supported(lc_attn_impl i);
  * account either way. There is no AMX kernel yet (none was testable); this reports. */
 int lc_attn_amx_status(char *why, size_t len);
 
+/* The tile operations the kernels are made of, timed alone on the calling thread with their
+ * data in cache (for `longctx bench tiles`): the forward's score matmul (64 x 64, k = d) and
+ * P.V matmul (64 x d in column blocks, k = 64), the backward's dQ (64 x d, k = 64) and
+ * dV/dK (64 x d, k = 256) matmuls, and the forward softmax of a 64 x 64 tile. Each entry
+ * gets the best of `rounds` timings of `reps` calls: FLOPs per call (0 for the softmax,
+ * which has no matmul FLOPs) and seconds per call. Returns the number of entries (<= max)
+ * or -1. */
+typedef struct {
+    const char *name;
+    double flops, seconds;
+} lc_attn_tile_rate;
+int lc_attn_tile_rates(lc_attn_impl impl, int d, int reps, int rounds, lc_attn_tile_rate *out, int max);
+
 /* A persistent set of kernel worker threads (like ggml's compute plan threads): created
  * once, its threads sleep on a condition variable between calls, so a steady-state call
  * starts no thread. One call runs on a pool at a time (concurrent calls take turns); the

@@ -4,9 +4,10 @@ list(APPEND LONGCTX_SOURCES
   src/attn/threads.c
   src/attn/ref.c
   src/attn/driver.c
+  src/attn/tiles.c
   src/attn/scalar.c)
 # The hot loops want -O3 (full unrolling of the register-blocked micro-kernels).
-set_source_files_properties(src/attn/driver.c src/attn/scalar.c
+set_source_files_properties(src/attn/driver.c src/attn/scalar.c src/attn/tiles.c
   PROPERTIES COMPILE_OPTIONS "-O3")
 # Only these two files get ISA flags, so the rest of the library stays portable; their
 # code runs only after cpuid says the CPU has the features.

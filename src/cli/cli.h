@@ -5,6 +5,7 @@
 int lc_cmd_launch(int argc, char **argv);
 int lc_cmd_bench_permute(int argc, char **argv);
 int lc_cmd_bench_attn(int argc, char **argv);
+int lc_cmd_bench_tiles(int argc, char **argv);
 int lc_cmd_bench_ring(int argc, char **argv);
 int lc_cmd_prepare_data(int argc, char **argv);
 int lc_cmd_train(int argc, char **argv);

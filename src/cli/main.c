@@ -18,6 +18,7 @@ static void usage(FILE *f)
             "  bench permute [--pes 2] [--bytes ...] [--lowering ...] [--json]\n"
 #ifdef LONGCTX_HAVE_BENCH_ATTN
             "  bench attn [--pass ...] [--s ...] [--json]   attention kernels vs FMA peak\n"
+            "  bench tiles [--d ...] [--json]               their tile matmuls and softmax alone\n"
 #endif
 #ifdef LONGCTX_HAVE_BENCH_RING
             "  bench ring [--pes ...] [--s ...] [--json]    context-parallel ring attention\n"
@@ -47,6 +48,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[2], "permute")) return lc_cmd_bench_permute(argc - 2, argv + 2);
 #ifdef LONGCTX_HAVE_BENCH_ATTN
         if (!strcmp(argv[2], "attn")) return lc_cmd_bench_attn(argc - 2, argv + 2);
+        if (!strcmp(argv[2], "tiles")) return lc_cmd_bench_tiles(argc - 2, argv + 2);
 #endif
 #ifdef LONGCTX_HAVE_TRAIN
         if (!strcmp(argv[2], "train")) return lc_cmd_bench_train(argc - 2, argv + 2);

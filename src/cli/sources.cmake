@@ -7,7 +7,7 @@ set(LONGCTX_CLI_SOURCES
   src/cli/peak.c)
 # Layers that have landed add their bench commands here.
 if(EXISTS ${CMAKE_SOURCE_DIR}/src/cli/bench_attn.c)
-  list(APPEND LONGCTX_CLI_SOURCES src/cli/bench_attn.c)
+  list(APPEND LONGCTX_CLI_SOURCES src/cli/bench_attn.c src/cli/bench_tiles.c)
 endif()
 if(EXISTS ${CMAKE_SOURCE_DIR}/src/cli/bench_ring.c)
   list(APPEND LONGCTX_CLI_SOURCES src/cli/bench_ring.c)

@@ -34,6 +34,12 @@ set_tests_properties(cli_bench_attn_json PROPERTIES LABELS "attn;bench"
   PASS_REGULAR_EXPRESSION "\"bench\":\"attn\",\"impl\":\"[a-z0-9]+\",\"pass\":\"fwd_bwd\",\"dtype\":\"bf16\",\"s\":200")
 add_test(NAME cli_bench_attn_bad_flag COMMAND $<TARGET_FILE:longctx> bench attn --mask sideways)
 set_tests_properties(cli_bench_attn_bad_flag PROPERTIES LABELS "attn;bench" WILL_FAIL TRUE)
+add_test(NAME cli_bench_tiles_json COMMAND $<TARGET_FILE:longctx> bench tiles --d 64 --reps 20 --rounds 2 --json)
+set_tests_properties(cli_bench_tiles_json PROPERTIES LABELS "attn;bench"
+  PASS_REGULAR_EXPRESSION "\"op\":\"bwd dV/dK\",\"seconds\":[0-9.e-]+,\"gflops\":[0-9.e+]+.*\"op\":\"fwd tile step\".*\"softmax_share\":0\\.[0-9]+")
+add_test(NAME cli_bench_tiles_bad_d COMMAND $<TARGET_FILE:longctx> bench tiles --d 40)
+set_tests_properties(cli_bench_tiles_bad_d PROPERTIES LABELS "attn;bench"
+  PASS_REGULAR_EXPRESSION "lc_attn_tile_rates: need .*d a multiple of 16 .*\\(d = 40\\)")
 
 # Steady state: with a pool and a workspace, forward + backward allocate nothing and start
 # no thread (counted by interposing malloc & co. and pthread_create in this binary).
