@@ -28,6 +28,7 @@ typedef struct {
     lc_cp_algo algo;
     lc_cp_lowering lowering;
     int steps, warm, json, threads, recompute, sp;
+    int rounds;           /* --peers: ours and the peers alternate this many times */
     unsigned peers;       /* --peers: bench_train_peers.c runs them beside ours */
     const char *peer_out; /* worker: write the peers' inputs and our row here */
 } opts_t;
@@ -39,7 +40,10 @@ static void usage(FILE *f)
                "                           [--cp-algo ring|allgather] [--permute auto] [--threads T] [--recompute] [--json]\n"
                "--layouts: CP x TP per world (PEs = CP x TP); --cp C with --tp T is the layout C x T;\n"
                "--sp: sequence parallelism in the layouts with TP >= 2 (an 's' after tp).\n"
-               "Medians over --steps timed steps after --warm untimed ones. Defaults: small, 4K, CP 1, f32.\n");
+               "Medians over --steps timed steps after --warm untimed ones. Defaults: small, 4K, CP 1, f32.\n"
+               "--peers torch,jax [--rounds R]: the peers beside ours on the same weights, tokens and cores;\n"
+               "ours and each peer alternate R times (default 1) and the median round of each is reported,\n"
+               "so a machine whose speed drifts (a shared host) does not favour whichever ran first.\n");
 }
 
 /* "1x4,2x2,4x1": CP x TP pairs. */
@@ -73,6 +77,7 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
     o->layout = LC_CP_ZIGZAG;
     o->steps = 3;
     o->warm = 1;
+    o->rounds = 1;
     *worker = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -99,6 +104,7 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
             else if (!strcmp(a, "--dtype")) bad = lc_parse_word_list(a, v, DTYPES, &o->dtype);
             else if (!strcmp(a, "--steps")) bad = lc_parse_int_list(a, v, &one) || one.n != 1, o->steps = (int)one.v[0];
             else if (!strcmp(a, "--warm")) o->warm = atoi(v), bad = o->warm < 0;
+            else if (!strcmp(a, "--rounds")) bad = lc_parse_int_opt(a, v, 1, 15, &o->rounds);
             else if (!strcmp(a, "--threads")) bad = lc_parse_int_list(a, v, &one) || one.n != 1, o->threads = (int)one.v[0];
             else if (!strcmp(a, "--layout")) bad = lc_parse_word_list(a, v, LAYOUTS, &w) || w.n != 1 || lc_cp_layout_parse(w.v[0], &o->layout);
             else if (!strcmp(a, "--cp-algo")) {
@@ -300,7 +306,7 @@ int lc_cmd_bench_train(int argc, char **argv)
                 fprintf(stderr, "longctx bench train: --peers compares CP layouts without TP (the peers have no TP): drop --tp/--sp\n");
                 return 2;
             }
-        lc_bench_peer_opts po = {o.model, o.seq, o.cp, o.steps, o.warm, o.json, o.peers};
+        lc_bench_peer_opts po = {o.model, o.seq, o.cp, o.steps, o.warm, o.json, o.peers, o.rounds};
         return lc_bench_train_with_peers(&po, argc, argv);
     }
     if (!o.json)

@@ -280,6 +280,83 @@ static int read_ours(const char *rundir, row_t *r)
     return 0;
 }
 
+/* The row of the median tokens/s among rows[0..n) (the lower middle for even n); a row
+ * that failed or was invalid in any round is reported instead, since a median would hide it. */
+static const row_t *median_row(const row_t *rows, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (rows[i].why[0] || !rows[i].valid) return &rows[i];
+    int idx[16];
+    for (int i = 0; i < n; i++) idx[i] = i;
+    for (int i = 1; i < n; i++) /* insertion sort by tokens/s: n <= 15 */
+        for (int j = i; j > 0 && rows[idx[j]].tps < rows[idx[j - 1]].tps; j--) {
+            int t = idx[j];
+            idx[j] = idx[j - 1];
+            idx[j - 1] = t;
+        }
+    return &rows[idx[(n - 1) / 2]];
+}
+
+/* One round at one CP: our workers (argv re-run with --seq/--cp replaced and --peer-out
+ * added), then torch (when torch_row is given: once per round, on the cores ours used) and
+ * JAX at this CP, on the checkpoint and tokens our run left. */
+static int run_round(const lc_bench_peer_opts *o, const char *py, const char *pdir, const char *base,
+                     long long S, int ci, int argc, char **argv, row_t *ours, row_t *torch_row, row_t *jax_row)
+{
+    int cp = (int)o->cp.v[ci];
+    char rundir[4300], sv[32], cv[32];
+    snprintf(rundir, sizeof rundir, "%s/s%lld_cp%d", base, S, cp);
+    snprintf(sv, sizeof sv, "%lld", S);
+    snprintf(cv, sizeof cv, "%d", cp);
+    if (mkdir(rundir, 0755)) {
+        fprintf(stderr, "longctx bench train: cannot create %s: %s\n", rundir, strerror(errno));
+        return 1;
+    }
+    char **args = calloc((size_t)argc + 8, sizeof *args);
+    if (!args) {
+        rm_run_dir(rundir);
+        return 1;
+    }
+    int k = 0;
+    for (int i = 0; i < argc; i++) {
+        int skip = !strcmp(argv[i], "--seq") || !strcmp(argv[i], "--cp") || !strcmp(argv[i], "--peers") ||
+                   !strcmp(argv[i], "--layouts") || !strcmp(argv[i], "--tp") || !strcmp(argv[i], "--json") ||
+                   !strcmp(argv[i], "--rounds");
+        if (skip) {
+            i += strcmp(argv[i], "--json") ? 1 : 0;
+            continue;
+        }
+        args[k++] = argv[i];
+    }
+    args[k++] = "--seq";
+    args[k++] = sv;
+    args[k++] = "--cp";
+    args[k++] = cv;
+    args[k++] = "--peer-out";
+    args[k++] = rundir;
+    int r = lc_bench_launch_workers("train", k, args, cp, 0);
+    free(args);
+    if (r || read_ours(rundir, ours)) {
+        fprintf(stderr, "longctx bench train: our run at seq %lld, CP %d failed (status %d)\n", S, cp, r);
+        rm_run_dir(rundir);
+        return r ? r : 1;
+    }
+    char ck[4400], cd[4400];
+    snprintf(cd, sizeof cd, "%s/ckpt", rundir);
+    if (lc_ckpt_find_latest(cd, ck, sizeof ck)) {
+        fprintf(stderr, "longctx bench train: our checkpoint for the peers: %s\n", lc_ckpt_last_error());
+        rm_run_dir(rundir);
+        return 1;
+    }
+    int cores = ours->threads * cp;
+    /* torch has no CP: it runs once per round on all the cores ours used; its row is
+     * compared with each CP of ours */
+    if ((o->peers & LC_PEER_TORCH) && torch_row) run_peer(o, py, pdir, "torch", ck, rundir, S, 1, cores, ours, torch_row);
+    if (o->peers & LC_PEER_JAX) run_peer(o, py, pdir, "jax", ck, rundir, S, cp, cores, ours, jax_row);
+    rm_run_dir(rundir);
+    return 0;
+}
+
 int lc_bench_train_with_peers(const lc_bench_peer_opts *o, int argc, char **argv)
 {
     char pdir[4096], py[4400] = "";
@@ -299,84 +376,53 @@ int lc_bench_train_with_peers(const lc_bench_peer_opts *o, int argc, char **argv
         return 1;
     }
     print_header(o);
-    int rc = 0;
-    /* sequence outer, CP inner: each size's rows (ours, then each peer) run back to back */
+    int rc = 0, R = o->rounds < 1 ? 1 : o->rounds, ncp = o->cp.n;
+    /* [ci * R + r]: every round's rows, kept until the medians are printed */
+    row_t *ours_r = calloc((size_t)ncp * R, sizeof *ours_r), *jax_r = calloc((size_t)ncp * R, sizeof *jax_r);
+    row_t *torch_r = calloc((size_t)R, sizeof *torch_r);
+    if (!ours_r || !jax_r || !torch_r) {
+        fprintf(stderr, "longctx bench train: out of memory\n");
+        rc = 1;
+    }
+    /* sequence outer; per round, every CP of ours with its peers back to back, so a drifting
+     * machine speed reaches ours and the peers alike */
     for (int si = 0; si < o->seq.n && !rc; si++) {
         long long S = o->seq.v[si];
-        row_t torch_row;
-        int torch_done = 0;
-        for (int ci = 0; ci < o->cp.n && !rc; ci++) {
-            int cp = (int)o->cp.v[ci];
-            char rundir[4300], sv[32], cv[32];
-            snprintf(rundir, sizeof rundir, "%s/s%lld_cp%d", base, S, cp);
-            snprintf(sv, sizeof sv, "%lld", S);
-            snprintf(cv, sizeof cv, "%d", cp);
-            if (mkdir(rundir, 0755)) {
-                fprintf(stderr, "longctx bench train: cannot create %s: %s\n", rundir, strerror(errno));
-                rc = 1;
-                break;
-            }
-            char **args = calloc((size_t)argc + 8, sizeof *args);
-            if (!args) {
-                rc = 1;
-                break;
-            }
-            int k = 0;
-            for (int i = 0; i < argc; i++) {
-                int skip = !strcmp(argv[i], "--seq") || !strcmp(argv[i], "--cp") || !strcmp(argv[i], "--peers") ||
-                           !strcmp(argv[i], "--layouts") || !strcmp(argv[i], "--tp") || !strcmp(argv[i], "--json");
-                if (skip) {
-                    i += strcmp(argv[i], "--json") ? 1 : 0;
-                    continue;
+        for (int r = 0; r < R && !rc; r++) {
+            for (int ci = 0; ci < ncp && !rc; ci++)
+                rc = run_round(o, py, pdir, base, S, ci, argc, argv, &ours_r[ci * R + r],
+                               ci == 0 ? &torch_r[r] : NULL, &jax_r[ci * R + r]);
+            if (!rc && R > 1 && !o->json) {
+                printf("# round %d/%d, seq %lld:", r + 1, R, S);
+                for (int ci = 0; ci < ncp; ci++) {
+                    printf(" ours cp %d %.1f tok/s", ours_r[ci * R + r].cp, ours_r[ci * R + r].tps);
+                    if (o->peers & LC_PEER_JAX) printf(", jax cp %d %.1f", ours_r[ci * R + r].cp, jax_r[ci * R + r].tps);
+                    printf(";");
                 }
-                args[k++] = argv[i];
+                if (o->peers & LC_PEER_TORCH) printf(" torch %.1f tok/s", torch_r[r].tps);
+                printf("\n");
+                fflush(stdout);
             }
-            args[k++] = "--seq";
-            args[k++] = sv;
-            args[k++] = "--cp";
-            args[k++] = cv;
-            args[k++] = "--peer-out";
-            args[k++] = rundir;
-            int r = lc_bench_launch_workers("train", k, args, cp, 0);
-            free(args);
-            row_t ours;
-            if (r || read_ours(rundir, &ours)) {
-                fprintf(stderr, "longctx bench train: our run at seq %lld, CP %d failed (status %d)\n", S, cp, r);
-                rm_run_dir(rundir);
-                rc = r ? r : 1;
-                break;
-            }
-            print_row(o, S, &ours, &ours);
-            char ck[4400], cd[4400];
-            snprintf(cd, sizeof cd, "%s/ckpt", rundir);
-            if (lc_ckpt_find_latest(cd, ck, sizeof ck)) {
-                fprintf(stderr, "longctx bench train: our checkpoint for the peers: %s\n", lc_ckpt_last_error());
-                rm_run_dir(rundir);
-                rc = 1;
-                break;
-            }
-            int cores = ours.threads * cp;
-            /* torch has no CP: it runs once per sequence on all the cores ours used; its row
-             * is compared with each CP of ours */
-            if ((o->peers & LC_PEER_TORCH) && !torch_done) {
-                run_peer(o, py, pdir, "torch", ck, rundir, S, 1, cores, &ours, &torch_row);
-                torch_done = 1;
-                print_row(o, S, &torch_row, &ours);
-            } else if (o->peers & LC_PEER_TORCH) {
-                if (!torch_row.why[0]) {
-                    double rel = fabs(torch_row.loss0 - ours.loss0) / fabs(ours.loss0);
-                    torch_row.valid = isfinite(torch_row.tps) && rel <= LC_PEER_LOSS_RTOL;
+        }
+        if (rc) break;
+        const row_t *tm = (o->peers & LC_PEER_TORCH) ? median_row(torch_r, R) : NULL;
+        for (int ci = 0; ci < ncp; ci++) {
+            const row_t *om = median_row(ours_r + ci * R, R);
+            print_row(o, S, om, om);
+            if (tm) {
+                row_t t = *tm; /* its loss is checked against each CP of ours */
+                if (!t.why[0]) {
+                    double rel = fabs(t.loss0 - om->loss0) / fabs(om->loss0);
+                    t.valid = isfinite(t.tps) && t.tps > 0 && rel <= LC_PEER_LOSS_RTOL;
                 }
-                print_row(o, S, &torch_row, &ours);
+                print_row(o, S, &t, om);
             }
-            if (o->peers & LC_PEER_JAX) {
-                row_t jr;
-                run_peer(o, py, pdir, "jax", ck, rundir, S, cp, cores, &ours, &jr);
-                print_row(o, S, &jr, &ours);
-            }
-            rm_run_dir(rundir);
+            if (o->peers & LC_PEER_JAX) print_row(o, S, median_row(jax_r + ci * R, R), om);
         }
     }
+    free(ours_r);
+    free(jax_r);
+    free(torch_r);
     if (rmdir(base)) fprintf(stderr, "longctx bench train: cannot remove %s: %s\n", base, strerror(errno));
     return rc;
 }

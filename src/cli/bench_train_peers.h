@@ -34,6 +34,7 @@ typedef struct {
     lc_ilist seq, cp;
     int steps, warm, json;
     unsigned peers;
+    int rounds; /* ours and the peers alternate this many times; the median round is reported */
 } lc_bench_peer_opts;
 
 /* Parent side: for each sequence, for each CP: our workers (argv re-run with --seq/--cp

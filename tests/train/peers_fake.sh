@@ -21,7 +21,15 @@ loss=$(sed -n 's/.*"loss0":\([^,}]*\).*/\1/p' "$ours")
 step=$(sed -n 's/.*"step_s":\([^,}]*\).*/\1/p' "$ours")
 [ -n "$loss" ] && [ -n "$step" ] || { echo "fake peer: cannot read $ours" >&2; exit 1; }
 if [ -n "${FAKE_PEER_SHIFT:-}" ]; then loss=$(awk -v l="$loss" 'BEGIN{printf "%.9g", l * 1.01}'); fi
-# half our speed, twice our memory
+# half our speed, twice our memory; or, with FAKE_PEER_TPS="a b c", a, b, c tokens/s on
+# successive calls (the count kept in FAKE_PEER_COUNT)
+if [ -n "${FAKE_PEER_TPS:-}" ]; then
+    n=$(cat "$FAKE_PEER_COUNT" 2>/dev/null || echo 0)
+    echo $((n + 1)) >"$FAKE_PEER_COUNT"
+    set -- $FAKE_PEER_TPS
+    shift "$n"
+    step=$(awk -v t="$1" 'BEGIN{printf "%.6g", 64 / t / 2}')
+fi
 awk -v i="$impl" -v l="$loss" -v s="$step" 'BEGIN{printf "{\"bench\":\"train\",\"impl\":\"%s\",\"lowering\":\"none\",\"step_s\":%.6g,\"tokens_per_s\":%.6g,\"peak_mem_bytes\":%.0f,\"loss0\":%s,\"cpu_s\":%.6g}\n", i, 2*s, 64/(2*s), 1e9, l, 2*s}'
 PEER
 chmod +x "$fake"
@@ -46,6 +54,14 @@ if awk -v m="$mfu_ours" -v c="$ceil" 'BEGIN{x = m * c; exit !(x > 1.98 && x < 2.
 else
     echo "FAIL: ceiling $ceil x our MFU $mfu_ours is not our speed-up 2"; fails=$((fails + 1))
 fi
+out=$(run --rounds 3)
+check "three rounds, then the median rows" \
+    '# round 3/3, seq 64: ours cp 1 [0-9.]+ tok/s; torch [0-9.]+ tok/s' "$out"
+[ "$(grep -c '^# round' <<<"$out")" -eq 3 ] || { echo "FAIL: not 3 round lines"; fails=$((fails + 1)); }
+# the peer at 300, 200, 100 tok/s in its three rounds: its reported row is the median, 200
+# (neither the first nor the last round)
+out=$(FAKE_PEER_TPS="300 200 100" FAKE_PEER_COUNT=$work/count run --rounds 3)
+check "the peer's median round is reported" '^torch +tiny +64 +1 +1 none +0\.320 +200\.0 ' "$out"
 out=$(FAKE_PEER_SHIFT=1 run)
 check "shifted loss is INVALID" 'torch .* BAD INVALID: loss .*\(rel 0\.01' "$out"
 if grep -q "ours (cp 1)" <<<"$out"; then echo "FAIL: an invalid row printed a speed-up"; fails=$((fails + 1)); fi
