@@ -140,7 +140,7 @@ static void print_header(const lc_bench_peer_opts *o)
            "# after %d warm-up; same weights (our checkpoint), tokens, sequence and cores; a peer's\n"
            "# first-step loss must match ours within %g relative or its row is invalid.\n"
            "# cpu_s: CPU seconds of a step summed over all threads and PEs (robust to a shared machine)\n"
-           "# MFU: the model's FLOPs at that rate over the FMA peak of the cores, measured by our workers.\n"
+           "# MFU: the model's FLOPs at that rate over the FMA peak of the cores (the best our workers measured).\n"
            "# ceiling: the most any implementation could beat the peer by, running at 100%% MFU\n"
            "# (1 / the peer's MFU; an upper bound: the backward's recomputation is not counted)\n"
            "%-8s %-6s %7s %3s %4s %-10s %9s %10s %6s %8s %10s %12s %6s %s\n",
@@ -405,9 +405,17 @@ int lc_bench_train_with_peers(const lc_bench_peer_opts *o, int argc, char **argv
             }
         }
         if (rc) break;
+        /* One peak for every row: the best any of our workers measured in this run. A peak
+         * measured while the host was slow (a co-tenant on the core) would inflate that
+         * run's MFU and understate the peers' ceiling. */
+        double peak = 0;
+        for (int i = 0; i < ncp * R; i++)
+            if (ours_r[i].peak > peak) peak = ours_r[i].peak;
         const row_t *tm = (o->peers & LC_PEER_TORCH) ? median_row(torch_r, R) : NULL;
         for (int ci = 0; ci < ncp; ci++) {
-            const row_t *om = median_row(ours_r + ci * R, R);
+            row_t omr = *median_row(ours_r + ci * R, R);
+            omr.peak = peak;
+            const row_t *om = &omr;
             print_row(o, S, om, om);
             if (tm) {
                 row_t t = *tm; /* its loss is checked against each CP of ours */
