@@ -42,7 +42,7 @@ static void usage(FILE *f)
                "--sp: sequence parallelism in the layouts with TP >= 2 (an 's' after tp).\n"
                "Medians over --steps timed steps after --warm untimed ones. Defaults: small, 4K, CP 1, f32.\n"
                "--peers torch,jax [--rounds R]: the peers beside ours on the same weights, tokens and cores;\n"
-               "ours and each peer alternate R times (default 1) and the median round of each is reported,\n"
+               "ours and each peer alternate R times (default 3) and the median round of each is reported,\n"
                "so a machine whose speed drifts (a shared host) does not favour whichever ran first.\n");
 }
 
@@ -77,7 +77,7 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
     o->layout = LC_CP_ZIGZAG;
     o->steps = 3;
     o->warm = 1;
-    o->rounds = 1;
+    o->rounds = 3;
     *worker = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

@@ -39,7 +39,8 @@ run() { LONGCTX_PEER_PYTHON=$fake timeout 120 "$longctx" bench train --model tin
 check() { # check NAME PATTERN OUTPUT
     if grep -qE -- "$2" <<<"$3"; then echo "ok: $1"; else echo "FAIL: $1: no /$2/ in:"; echo "$3"; fails=$((fails + 1)); fi
 }
-out=$(run)
+out=$(run --rounds 1)
+[ "$(grep -c '^# round' <<<"$out")" -eq 0 ] || { echo "FAIL: round lines with --rounds 1"; fails=$((fails + 1)); }
 check "valid row: 2x ours, with its ceiling" \
     'torch .* ok ours \(cp 1\) 2\.00x tok/s \(ceiling [0-9.]+x\), [0-9.]+x cpu, [0-9.]+x memory/PE' "$out"
 check "MFU column on both rows" '^longctx .* [0-9.]+% ' "$out"
@@ -54,8 +55,8 @@ if awk -v m="$mfu_ours" -v c="$ceil" 'BEGIN{x = m * c; exit !(x > 1.98 && x < 2.
 else
     echo "FAIL: ceiling $ceil x our MFU $mfu_ours is not our speed-up 2"; fails=$((fails + 1))
 fi
-out=$(run --rounds 3)
-check "three rounds, then the median rows" \
+out=$(run)
+check "three rounds by default, then the median rows" \
     '# round 3/3, seq 64: ours cp 1 [0-9.]+ tok/s; torch [0-9.]+ tok/s' "$out"
 [ "$(grep -c '^# round' <<<"$out")" -eq 3 ] || { echo "FAIL: not 3 round lines"; fails=$((fails + 1)); }
 # the peer at 300, 200, 100 tok/s in its three rounds: its reported row is the median, 200
