@@ -2,7 +2,6 @@
  * kernels' own tile sizes and calls (driver.c), so a change to a micro-kernel shows here
  * without the masks, copies and scheduling around it. */
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include "attn/internal.h"
