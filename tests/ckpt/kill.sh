@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # SIGKILL at random moments of checkpoint saves never leaves an unloadable newest checkpoint.
 # A 6-step run saves after every step with LONGCTX_CKPT_TEST_SLOW_US (a pause after every
-# 4 KiB written and between the fsync/rename steps), so that most kills land inside a save.
+# 4 KiB written and between the fsync/rename steps), so that saves take a good share of the run.
+# Odd trials kill at a moment drawn over the whole run (start-up, steps, between saves and inside
+# them); even trials wait for a save to begin (its .tmp folder appears) and kill at a moment drawn
+# over one save's length, so that kills inside saves do not depend on how the host's speed splits
+# the run (under ASan on a slow host, compute and start-up dwarf the saves).
 # After each kill: the newest complete checkpoint must load (`longctx ckpt verify`), and
 # resuming from it to step 6 must give the uninterrupted run's weights bit for bit.
 # usage: kill.sh LONGCTX CMP DATA WORK   (LONGCTX_KILL_TRIALS, default 30)
@@ -11,19 +15,32 @@ trials=${LONGCTX_KILL_TRIALS:-30}
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 common=(--model tiny --seq 100 --lr 1e-2 --warmup 2 --eval-every 0 --eval-seqs 1 --peak 1 --threads 1 --quiet
         --seed 7 --data "$data" --steps 6)
+t0=$(date +%s%N)
 "$longctx" train "${common[@]}" --out ref --dump-params ref.f32
+ref_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 export LONGCTX_CKPT_TEST_SLOW_US=${LONGCTX_CKPT_TEST_SLOW_US:-150}
 t0=$(date +%s%N)
 "$longctx" train "${common[@]}" --out slow --save-dir slow_ck --save-every 1
 total_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-echo "a slow run takes ${total_ms} ms; $trials kills at random moments of it"
+# 6 saves; the slow run's extra time over the run without saves is theirs
+save_ms=$(( (total_ms - ref_ms) / 6 )); [ "$save_ms" -ge 1 ] || save_ms=1
+echo "a slow run takes ${total_ms} ms (${ref_ms} ms without saves, ~${save_ms} ms a save); $trials kills"
+sleep_ms() { sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"; }
 mid=0 none=0
 for i in $(seq 1 "$trials"); do
     d=s$i
     "$longctx" train "${common[@]}" --out "o$i" --save-dir "$d" --save-every 1 >/dev/null 2>&1 &
     pid=$!
     ms=$(( (RANDOM * 32768 + RANDOM) % (total_ms + 1) ))
-    sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
+    if [ $((i % 2)) -eq 1 ]; then
+        sleep_ms "$ms"
+    else
+        # a random point of the run, then the next save to begin, then a random point of that save
+        sleep_ms $((ms / 2))
+        while kill -0 "$pid" 2>/dev/null && ! compgen -G "$d/step-*.tmp-*" >/dev/null; do sleep 0.002; done
+        ms=$(( (RANDOM * 32768 + RANDOM) % (save_ms + 1) ))
+        sleep_ms "$ms"
+    fi
     kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     ls -d "$d"/step-*.tmp-* >/dev/null 2>&1 && mid=$((mid + 1)) || true
