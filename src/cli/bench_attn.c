@@ -32,8 +32,10 @@ static const char *const PEERS[] = {"sdpa", "jax", NULL};
 typedef struct {
     lc_slist pass, dtype, mask, impl, peer;
     lc_ilist s, d, hq, hkv, threads;
-    int json, reps, peers;
+    int json, reps, peers, rounds;
 } opts_t;
+
+#define MAX_ROUNDS 15
 
 static void usage(FILE *f)
 {
@@ -41,13 +43,17 @@ static void usage(FILE *f)
             "usage: longctx bench attn [--pass fwd,fwd_bwd] [--dtype f32,bf16] [--s 1K,8K]\n"
             "                          [--d 64,128] [--hq 32,8 --hkv 8,2] [--mask none,causal]\n"
             "                          [--threads 1] [--impl auto|scalar|avx2|avx512]\n"
-            "                          [--reps N] [--peers sdpa,jax|none] [--no-peers] [--json]\n"
+            "                          [--reps N] [--rounds R] [--peers sdpa,jax|none] [--no-peers]\n"
+            "                          [--json]\n"
             "Each list flag takes a comma list; all combinations run (--hq and --hkv pair up\n"
             "item by item). Defaults are a quick subset: --s 1K,2K --d 128 --hq 8 --hkv 2\n"
             "--mask causal --dtype f32,bf16 --pass fwd,fwd_bwd --threads 1 --impl auto.\n"
             "Peers: bench/peers/{sdpa,jax}_peer.py run with $LONGCTX_PEER_PYTHON or\n"
             "bench/peers/.venv (create it with bench/peers/install.sh), each right after\n"
             "our row of the same shape; 'x sdpa' is our rate over torch's (wall, CPU).\n"
+            "--rounds R (1..15, default 1): ours and the peers alternate R times per shape,\n"
+            "each timing --reps runs, and the median round of each is reported, so that a\n"
+            "shared host's slow spell does not tip a ratio (try --rounds 3 --reps 1).\n"
             "With --impl avx2 on an AVX-512 CPU, torch is held to AVX2 as well\n"
             "(ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 ONEDNN_MAX_CPU_ISA=AVX2,\n"
             "unless already set) so that both sides emulate an AVX2-only machine.\n");
@@ -82,6 +88,7 @@ static int parse(int argc, char **argv, opts_t *o)
     set_ints(&o->hkv, 2, 0);
     set_ints(&o->threads, 1, 0);
     o->reps = 3;
+    o->rounds = 1;
     o->peers = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -101,7 +108,7 @@ static int parse(int argc, char **argv, opts_t *o)
         int known = !strcmp(a, "--pass") || !strcmp(a, "--dtype") || !strcmp(a, "--mask") ||
                     !strcmp(a, "--impl") || !strcmp(a, "--s") || !strcmp(a, "--d") ||
                     !strcmp(a, "--hq") || !strcmp(a, "--hkv") || !strcmp(a, "--threads") ||
-                    !strcmp(a, "--reps") || !strcmp(a, "--peers");
+                    !strcmp(a, "--reps") || !strcmp(a, "--rounds") || !strcmp(a, "--peers");
         if (!known) {
             fprintf(stderr, "longctx bench attn: unknown option '%s'\n", a);
             usage(stderr);
@@ -122,6 +129,7 @@ static int parse(int argc, char **argv, opts_t *o)
         else if (!strcmp(a, "--hkv")) bad = lc_parse_int_list(a, v, &o->hkv);
         else if (!strcmp(a, "--threads")) bad = lc_parse_int_list(a, v, &o->threads);
         else if (!strcmp(a, "--reps")) bad = lc_parse_int_opt(a, v, 1, 100, &o->reps);
+        else if (!strcmp(a, "--rounds")) bad = lc_parse_int_opt(a, v, 1, MAX_ROUNDS, &o->rounds);
         else if (!strcmp(a, "--peers")) {
             if (!strcmp(v, "none"))
                 o->peers = 0;
@@ -300,8 +308,9 @@ static void print_row(const opts_t *o, const char *impl, const char *pass, const
     if (o->json) {
         printf("{\"bench\":\"attn\",\"impl\":\"%s\",\"pass\":\"%s\",\"dtype\":\"%s\",\"s\":%lld,"
                "\"d\":%lld,\"hq\":%lld,\"hkv\":%lld,\"mask\":\"%s\",\"threads\":%lld,"
-               "\"median_s\":%.6g,\"gflops\":%.4g,\"peak_gflops\":%.4g,\"frac_peak\":%.4f",
-               impl, pass, dt, s, d, hq, hkv, mask, thr, med, gf, peak, frac);
+               "\"median_s\":%.6g,\"gflops\":%.4g,\"peak_gflops\":%.4g,\"frac_peak\":%.4f,"
+               "\"rounds\":%d",
+               impl, pass, dt, s, d, hq, hkv, mask, thr, med, gf, peak, frac, o->rounds);
         if (gf_cpu >= 0)
             printf(",\"gflops_cpu\":%.4g", gf_cpu);
         if (vs > 0)
@@ -353,13 +362,20 @@ static void peer_find(const opts_t *o, peer_env *pe)
         printf("peers absent: %s (run bench/peers/install.sh)\n", why);
 }
 
-/* Runs one peer on one shape and prints its row; returns its torch-comparable rates in
- * gf[0] (wall) and gf[1] (CPU, 0 when absent), or 0s when it gave none. */
+/* One peer's result on one shape: ok = 0 when it gave no rate (its error row is printed). */
+typedef struct {
+    char impl[64];
+    double med, gf, gfc; /* gfc 0: no CPU-time rate (several threads) */
+    int ok;
+} peer_res;
+
+/* Runs one peer on one shape; with show, prints its row at once (the peak is the one
+ * measured so far). */
 static void run_peer(const opts_t *o, const peer_env *pe, const char *name, const char *pass,
                      const char *dt, long long s, long long d, long long hq, long long hkv,
-                     const char *mask, long long thr, double peak, double gf[2])
+                     const char *mask, long long thr, double peak, int show, peer_res *res)
 {
-    gf[0] = gf[1] = 0;
+    memset(res, 0, sizeof *res);
     const char *script = !strcmp(name, "sdpa") ? "sdpa_peer.py" : "jax_peer.py";
     char cmd[16384];
     snprintf(cmd, sizeof cmd,
@@ -392,12 +408,18 @@ static void run_peer(const opts_t *o, const peer_env *pe, const char *name, cons
             continue;
         }
         double g = lc_json_num(line, "gflops"), gc = lc_json_num(line, "gflops_cpu");
-        gf[0] = g;
-        gf[1] = isnan(gc) || thr != 1 ? 0 : gc;
-        print_row(o, impl, ps, dts, (long long)lc_json_num(line, "s"),
-                  (long long)lc_json_num(line, "d"), (long long)lc_json_num(line, "hq"),
-                  (long long)lc_json_num(line, "hkv"), ms, (long long)lc_json_num(line, "threads"),
-                  lc_json_num(line, "median_s"), g, gf[1] > 0 ? gf[1] : -1.0, peak, 0, 0);
+        if (!(g > 0)) {
+            printf("peer %s: no rate in: %s", script, line);
+            continue;
+        }
+        snprintf(res->impl, sizeof res->impl, "%s", impl);
+        res->med = lc_json_num(line, "median_s");
+        res->gf = g;
+        res->gfc = isnan(gc) || thr != 1 ? 0 : gc;
+        res->ok = 1;
+        if (show)
+            print_row(o, impl, ps, dts, s, d, hq, hkv, ms, thr, res->med, g,
+                      res->gfc > 0 ? res->gfc : -1.0, peak, 0, 0);
     }
     int rc = pclose(f);
     if (rc != 0 && !o->json)
@@ -466,6 +488,80 @@ static int time_ours(const opts_t *o, lc_attn_impl im, int bwd, lc_dtype dt, lon
     return 0;
 }
 
+/* Peers' median round: the median of each rate over the rounds that gave one. */
+static int peer_median(const peer_res *r, int n, peer_res *out)
+{
+    double m[MAX_ROUNDS], g[MAX_ROUNDS], gc[MAX_ROUNDS];
+    int k = 0, kc = 0;
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < n; i++) {
+        if (!r[i].ok)
+            continue;
+        memcpy(out->impl, r[i].impl, sizeof out->impl);
+        m[k] = r[i].med;
+        g[k++] = r[i].gf;
+        if (r[i].gfc > 0)
+            gc[kc++] = r[i].gfc;
+    }
+    if (!k)
+        return 0;
+    out->med = lc_median(m, k);
+    out->gf = lc_median(g, k);
+    out->gfc = kc ? lc_median(gc, kc) : 0;
+    out->ok = 1;
+    return k;
+}
+
+/* One shape: R rounds of ours then each peer (then the peak again, max kept); the rows
+ * report each side's median round, and the ratios compare those medians. */
+static int shape_rounds(const opts_t *o, const peer_env *pe, lc_attn_impl im, double *peak,
+                        const char *ps, const char *ds, long long s, long long d, long long hq,
+                        long long hkv, const char *ms, long long thr)
+{
+    int bwd = !strcmp(ps, "fwd_bwd"), R = o->rounds, np = pe->ok ? o->peer.n : 0;
+    lc_dtype dt = !strcmp(ds, "bf16") ? LC_DT_BF16 : LC_DT_F32;
+    double fl = 4.0 * s * s * d * hq * frac_unmasked(ms, s) * (bwd ? 3.5 : 1.0);
+    double med[MAX_ROUNDS], medc[MAX_ROUNDS];
+    peer_res pr[2][MAX_ROUNDS];
+    for (int r = 0; r < R; r++) {
+        if (time_ours(o, im, bwd, dt, s, d, hq, hkv, ms, thr, &med[r], &medc[r]) != 0)
+            return -1;
+        for (int k = 0; k < np; k++)
+            run_peer(o, pe, o->peer.v[k], ps, ds, s, d, hq, hkv, ms, thr, *peak, R == 1,
+                     &pr[k][r]);
+        double p2 = measure_peak(im);
+        if (p2 > *peak)
+            *peak = p2;
+        if (R > 1 && !o->json) {
+            printf("# round %d/%d, %s %s S=%lld d=%lld: ours %.1f GFLOP/s", r + 1, R, ps, ds,
+                   s, d, fl / med[r] * 1e-9);
+            for (int k = 0; k < np; k++)
+                if (pr[k][r].ok)
+                    printf("; %s %.1f GFLOP/s (%.2fx)", pr[k][r].impl, pr[k][r].gf,
+                           fl / med[r] * 1e-9 / pr[k][r].gf);
+            printf("\n");
+        }
+    }
+    double m = lc_median(med, R), mc = lc_median(medc, R);
+    double gf = fl / m * 1e-9, gfc = thr == 1 ? fl / mc * 1e-9 : -1.0;
+    double vs = 0, vsc = 0;
+    for (int k = 0; k < np; k++) {
+        peer_res pm;
+        if (!peer_median(pr[k], R, &pm))
+            continue;
+        if (R > 1)
+            print_row(o, pm.impl, ps, ds, s, d, hq, hkv, ms, thr, pm.med, pm.gf,
+                      pm.gfc > 0 ? pm.gfc : -1.0, *peak, 0, 0);
+        if (!strcmp(o->peer.v[k], "sdpa")) {
+            vs = gf / pm.gf;
+            vsc = pm.gfc > 0 && gfc > 0 ? gfc / pm.gfc : 0;
+        }
+    }
+    print_row(o, lc_attn_impl_name(im), ps, ds, s, d, hq, hkv, ms, thr, m, gf, gfc, *peak, vs,
+              vsc);
+    return 0;
+}
+
 int lc_cmd_bench_attn(int argc, char **argv)
 {
     opts_t o;
@@ -525,39 +621,15 @@ int lc_cmd_bench_attn(int argc, char **argv)
                                 for (int ti = 0; ti < o.threads.n; ti++) {
                                     const char *ps = o.pass.v[pi], *ds = o.dtype.v[di];
                                     const char *ms = o.mask.v[mi];
-                                    int bwd = !strcmp(ps, "fwd_bwd");
-                                    lc_dtype dt = !strcmp(ds, "bf16") ? LC_DT_BF16 : LC_DT_F32;
                                     long long s = o.s.v[si], d = o.d.v[dd];
                                     long long hq = o.hq.v[o.hq.n == 1 ? 0 : hi];
                                     long long hkv = o.hkv.v[o.hkv.n == 1 ? 0 : hi];
                                     long long thr = o.threads.v[ti];
-                                    double med, medc;
-                                    if (time_ours(&o, im, bwd, dt, s, d, hq, hkv, ms, thr, &med,
-                                                  &medc) != 0) {
+                                    if (shape_rounds(&o, &pe, im, &peak, ps, ds, s, d, hq,
+                                                     hkv, ms, thr) != 0) {
                                         peer_isa_unset(isa_set);
                                         return 1;
                                     }
-                                    double fl = 4.0 * s * s * d * hq * frac_unmasked(ms, s) *
-                                                (bwd ? 3.5 : 1.0);
-                                    double gf = fl / med * 1e-9;
-                                    double gfc = thr == 1 ? fl / medc * 1e-9 : -1.0;
-                                    /* Peers right after ours, then the peak again. */
-                                    double vs = 0, vsc = 0;
-                                    double peer_gf[2][2] = {{0, 0}, {0, 0}};
-                                    for (int k = 0; pe.ok && k < o.peer.n; k++)
-                                        run_peer(&o, &pe, o.peer.v[k], ps, ds, s, d, hq, hkv, ms,
-                                                 thr, peak, peer_gf[k]);
-                                    for (int k = 0; pe.ok && k < o.peer.n; k++)
-                                        if (!strcmp(o.peer.v[k], "sdpa")) {
-                                            vs = peer_gf[k][0] > 0 ? gf / peer_gf[k][0] : 0;
-                                            vsc = peer_gf[k][1] > 0 && gfc > 0
-                                                      ? gfc / peer_gf[k][1] : 0;
-                                        }
-                                    double p2 = measure_peak(im);
-                                    if (p2 > peak)
-                                        peak = p2;
-                                    print_row(&o, lc_attn_impl_name(im), ps, ds, s, d, hq, hkv,
-                                              ms, thr, med, gf, gfc, peak, vs, vsc);
                                 }
         peer_isa_unset(isa_set);
     }

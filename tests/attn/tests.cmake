@@ -32,6 +32,9 @@ add_test(NAME cli_bench_attn_json COMMAND $<TARGET_FILE:longctx> bench attn --s 
   --hq 4 --hkv 2 --pass fwd,fwd_bwd --dtype f32,bf16 --reps 1 --no-peers --json)
 set_tests_properties(cli_bench_attn_json PROPERTIES LABELS "attn;bench"
   PASS_REGULAR_EXPRESSION "\"bench\":\"attn\",\"impl\":\"[a-z0-9]+\",\"pass\":\"fwd_bwd\",\"dtype\":\"bf16\",\"s\":200")
+add_test(NAME cli_bench_attn_peers_fake COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/peers_fake.sh
+  $<TARGET_FILE:longctx> ${CMAKE_CURRENT_BINARY_DIR}/attn_peers_fake)
+set_tests_properties(cli_bench_attn_peers_fake PROPERTIES LABELS "attn;bench" TIMEOUT 120)
 add_test(NAME cli_bench_attn_bad_flag COMMAND $<TARGET_FILE:longctx> bench attn --mask sideways)
 set_tests_properties(cli_bench_attn_bad_flag PROPERTIES LABELS "attn;bench" WILL_FAIL TRUE)
 add_test(NAME cli_bench_tiles_json COMMAND $<TARGET_FILE:longctx> bench tiles --d 64 --reps 20 --rounds 2 --json)
