@@ -28,8 +28,10 @@ static void run_op(const tiles *t, int op)
     const lc_attn_ops *o = t->ops;
     int d = t->d;
     switch (op) {
-    case 0: /* S = Q K^T: K packed [d][BK] */
-        o->gemm(BQ, BK, d, t->Q, d, 1, t->K, BK, t->S, BK, 0);
+    case 0: /* S = Q K^T: K packed in column blocks [BK/kw][d][kw] */
+        for (int jb = 0; jb < BK; jb += o->vblock)
+            o->gemm(BQ, o->vblock, d, t->Q, d, 1, t->K + (size_t)jb * d, o->vblock, t->S + jb,
+                    BK, 0);
         break;
     case 1: /* O += P V: V in [BK][vw] blocks */
         for (int jb = 0; jb < d; jb += t->vw)

@@ -540,6 +540,7 @@ static int shape_rounds(const opts_t *o, const peer_env *pe, lc_attn_impl im, do
                     printf("; %s %.1f GFLOP/s (%.2fx)", pr[k][r].impl, pr[k][r].gf,
                            fl / med[r] * 1e-9 / pr[k][r].gf);
             printf("\n");
+            fflush(stdout);
         }
     }
     double m = lc_median(med, R), mc = lc_median(medc, R);
