@@ -139,6 +139,12 @@ static int parse(int argc, char **argv, opts_t *o)
         if (bad)
             return -1;
     }
+    for (int i = 0; i < o->peer.n; i++) /* each peer once: its rounds are kept per peer */
+        for (int j = 0; j < i; j++)
+            if (!strcmp(o->peer.v[i], o->peer.v[j])) {
+                fprintf(stderr, "longctx bench attn: --peers names '%s' twice\n", o->peer.v[i]);
+                return -1;
+            }
     if (o->hq.n != o->hkv.n && o->hq.n != 1 && o->hkv.n != 1) {
         fprintf(stderr, "longctx bench attn: --hq and --hkv lists must have the same length "
                         "(or one item)\n");
@@ -408,8 +414,11 @@ static void run_peer(const opts_t *o, const peer_env *pe, const char *name, cons
             continue;
         }
         double g = lc_json_num(line, "gflops"), gc = lc_json_num(line, "gflops_cpu");
-        if (!(g > 0)) {
-            printf("peer %s: no rate in: %s", script, line);
+        if (!(g > 0)) { /* a row with no rate counts as none: passed on as it came */
+            if (o->json)
+                fputs(line, stdout);
+            else
+                printf("peer %s: no rate in: %s", script, line);
             continue;
         }
         snprintf(res->impl, sizeof res->impl, "%s", impl);
@@ -522,7 +531,7 @@ static int shape_rounds(const opts_t *o, const peer_env *pe, lc_attn_impl im, do
     lc_dtype dt = !strcmp(ds, "bf16") ? LC_DT_BF16 : LC_DT_F32;
     double fl = 4.0 * s * s * d * hq * frac_unmasked(ms, s) * (bwd ? 3.5 : 1.0);
     double med[MAX_ROUNDS], medc[MAX_ROUNDS];
-    peer_res pr[2][MAX_ROUNDS];
+    peer_res pr[sizeof PEERS / sizeof *PEERS - 1][MAX_ROUNDS]; /* parse() refuses repeats */
     for (int r = 0; r < R; r++) {
         if (time_ours(o, im, bwd, dt, s, d, hq, hkv, ms, thr, &med[r], &medc[r]) != 0)
             return -1;

@@ -64,4 +64,6 @@ out=$(run "err" --rounds 1 --json)
 if grep -q '"vs_sdpa"' <<<"$out"; then echo "FAIL: a ratio without a peer rate"; fails=$((fails + 1)); else echo "ok: no peer rate, no ratio"; fi
 out=$("$longctx" bench attn --rounds 16 2>&1)
 check "--rounds out of range" 'rounds' "$out"
+out=$("$longctx" bench attn --peers sdpa,jax,sdpa 2>&1)
+check "a peer named twice" "--peers names 'sdpa' twice" "$out"
 [ "$fails" -eq 0 ] && echo PASS || exit 1
