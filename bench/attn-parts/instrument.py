@@ -1,0 +1,49 @@
+"""Copies src/attn/driver.c with rdtsc timers around the parts of the fused backward's inner
+loop (bwd_fused_task), for bench/attn-parts/run.sh. The timers live only in the copy: the
+library is never built with them. Parts: the Q K^T and dO V^T recomputation with the softmax
+and its gradient (bwd_tile), the dQ matmul, the dV and dK matmuls, the Q-side copies.
+
+usage: python3 instrument.py IN.c OUT.c"""
+import sys
+
+src = open(sys.argv[1]).read()
+HDR = '''#include "attn/internal.h"
+#include <stdio.h>
+#include <x86intrin.h>
+static unsigned long long parts_[4];
+__attribute__((destructor)) static void parts_print(void)
+{
+    fprintf(stderr, "parts recompute %.0f dq %.0f dvdk %.0f copies %.0f\\n", (double)parts_[0],
+            (double)parts_[1], (double)parts_[2], (double)parts_[3]);
+}
+#define PART_START unsigned long long part_t0_ = __rdtsc();
+#define PART(i) { unsigned long long t1_ = __rdtsc(); parts_[i] += t1_ - part_t0_; part_t0_ = t1_; }
+'''
+
+
+def after_statement(s, anchor, text):
+    i = s.index(anchor, s.index('static void bwd_fused_task('))
+    j = s.index(';', i) + 1
+    return s[:j] + text + s[j:]
+
+
+def before(s, anchor, text):
+    i = s.index(anchor, s.index('static void bwd_fused_task('))
+    return s[:i] + text + s[i:]
+
+
+s = src.replace('#include "attn/internal.h"\n', HDR, 1)
+head = '            for (int h0 = kvh * c->g; h0 < (kvh + 1) * c->g; h0 += bg) {\n'
+i = s.index(head, s.index('static void bwd_fused_task('))
+s = s[:i + len(head)] + '                PART_START\n' + s[i + len(head):]
+s = after_statement(s, 'rows_in(dQc', ' PART(3)')
+s = after_statement(s, 'bwd_tile(c, cls, h0 + hh', ' PART(0)')
+# the end of the per-head loop (dQ) and of the dV/dK loop, found by the comments and code
+# that follow them
+s = before(s, '                    }\n                    /* A partial Q tile', '                    PART(1)\n')
+s = before(s, '                }\n                rows_out(c->dq', '                    PART(2)\n')
+s = after_statement(s, 'rows_out(c->dq', ' PART(3)')
+for k in ('PART(0)', 'PART(1)', 'PART(2)', 'PART(3)'):
+    if k not in s:
+        sys.exit('instrument.py: could not place ' + k)
+open(sys.argv[2], 'w').write(s)
