@@ -1,7 +1,10 @@
 #!/bin/bash
-# Where the fused backward's time goes, as shares that a noisy host cannot tip: each build's
+# Where the fused backward's time goes, as shares that a noisy host moves less than rates
+# (still by a few per cent between runs: compare builds in one run, several rounds): each build's
 # parts (rdtsc, summed over the run) are divided by its own recomputation part (Q K^T, dO V^T,
-# the softmax and its gradient), which both builds share. Builds: driver.c at each git rev
+# the softmax and its gradient; a change to that part's code moves every share), and the
+# backward's time by the forward's, run just before it each time (a change to the forward's
+# code moves that one). Builds: driver.c at each git rev
 # given (default: HEAD~1 and the work tree), timers added to a copy only (instrument.py),
 # linked against build/liblongctx.a; the builds alternate, ROUNDS times.
 #
@@ -32,7 +35,7 @@ for i in "${!revs[@]}"; do
     gcc -O2 -I"$root/include" "$here/time_bwd.c" "$tmp/i$i.o" "$lib" -lm -lpthread -o "$tmp/t$i"
 done
 echo "# fused backward parts, fp32 causal, S D Hq Hkv = $shape, 1 thread; shares of each build's recompute part"
-printf '%-12s %6s %8s %8s %8s %8s %10s\n' rev round dq dvdk copies total "GFLOP/s"
+printf '%-12s %6s %8s %8s %8s %8s %10s %8s\n' rev round dq dvdk copies total "GFLOP/s" "bwd/fwd"
 for ((k = 1; k <= rounds; k++)); do
     order=("${!revs[@]}")
     ((k % 2)) || order=($(printf '%s\n' "${order[@]}" | tac))
@@ -41,7 +44,7 @@ for ((k = 1; k <= rounds; k++)); do
         out=$("$tmp/t$i" $shape 2 2>&1)
         echo "$out" | awk -v rev="${revs[$i]}" -v k="$k" '
             /^parts/ { r = $3; dq = $5 / r; dv = $7 / r; cp = $9 / r }
-            /^bwd/ { g = $2 }
-            END { printf "%-12s %6d %8.3f %8.3f %8.3f %8.3f %10.1f\n", rev, k, dq, dv, cp, 1 + dq + dv + cp, g }'
+            /^bwd/ { g = $2; bf = $7 }
+            END { printf "%-12s %6d %8.3f %8.3f %8.3f %8.3f %10.1f %8.3f\n", rev, k, dq, dv, cp, 1 + dq + dv + cp, g, bf }'
     done
 done

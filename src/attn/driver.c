@@ -413,13 +413,6 @@ static int use_fused(int hkv, int nth)
  * d = 128) stay in L2. */
 #define BWD_KV_TILES(d) ((d) <= 128 ? 8 : 4)
 
-/* Row stride (floats) of the fused backward's row-major tile copies: d, padded by 16 when
- * d/16 is even, so that a row is an odd number of cache lines. At d = 128 unpadded rows are
- * 512 bytes apart, and the 16-column slice a micro-kernel reads from a 256-row operand
- * (dV's dO, dK's Q) falls into 8 of L1's 64 sets, 32 lines per 8-way set: it cannot stay
- * in L1 between the row blocks that reuse it. */
-static size_t tile_ld(int d) { return (size_t)d + ((d / 16) % 2 == 0 ? 16 : 0); }
-
 /* The backward's buffers: tile summaries, widened Q, K, dO (bf16 on the split path; the
  * fused path widens its tile copies), per-worker scratch, packed K and V tiles. */
 static void carve_bwd(call *c, carve *w, void **ktp, void **vtp)
@@ -438,7 +431,7 @@ static void carve_bwd(call *c, carve *w, void **ktp, void **vtp)
      * KV tile range. */
     c->scratch_floats =
         2 * (size_t)(fused ? c->bg : 1) * BQ * BK + 2 * BQ +
-        (fused ? 3 * ((size_t)c->bg * BQ + (size_t)BWD_KV_TILES(a->d) * BK) * tile_ld(a->d) : 0);
+        (fused ? 3 * ((size_t)c->bg * BQ + (size_t)BWD_KV_TILES(a->d) * BK) * a->d : 0);
     c->scratch = take(w, c->scratch_floats * sizeof(float) * (size_t)c->nth);
     *ktp = take(w, packed_bytes(c));
     *vtp = take(w, packed_bytes(c));
@@ -607,11 +600,11 @@ static void bwd_task(void *ctx, int t, int worker)
  * not NULL; row stride lds), into heads contiguous [rows][d] tiles (exact, so the tile
  * arithmetic is the same bits as on the strided array); rows_out is the way back. */
 static void rows_in(float *dst, const float *f, const lc_bf16 *b, size_t off, ptrdiff_t lds,
-                    int rows, int heads, int d, size_t ldt, size_t tile)
+                    int rows, int heads, int d, size_t tile)
 {
     for (int i = 0; i < rows; i++)
         for (int hh = 0; hh < heads; hh++) {
-            float *t = dst + hh * tile + (size_t)i * ldt;
+            float *t = dst + hh * tile + (size_t)i * d;
             size_t e = off + i * lds + (size_t)hh * d;
             if (b)
                 widen(t, b + e, (size_t)d);
@@ -638,11 +631,11 @@ static void rows_in_panels(float *dst, const float *f, const lc_bf16 *b, size_t 
 }
 
 static void rows_out(float *dst, ptrdiff_t ldd, const float *src, int rows, int heads, int d,
-                     size_t ldt, size_t tile)
+                     size_t tile)
 {
     for (int i = 0; i < rows; i++)
         for (int hh = 0; hh < heads; hh++)
-            memcpy(dst + i * ldd + (size_t)hh * d, src + hh * tile + (size_t)i * ldt,
+            memcpy(dst + i * ldd + (size_t)hh * d, src + hh * tile + (size_t)i * d,
                    (size_t)d * sizeof(float));
 }
 
@@ -655,22 +648,25 @@ static void rows_out(float *dst, ptrdiff_t ldd, const float *src, int rows, int 
  * bound by memory bandwidth, ran 1.6x faster on rows of 4 heads than of one. The batch's
  * P and dS tiles of one KV tile are kept, so dV and dK take one matmul over all of its
  * heads (k = bg * BQ): the same products in the same order as one call per head, with
- * the accumulators loaded and stored once instead of bg times. K's column panels and the
- * copies' padded rows (tile_ld) change no sum; timed by part (bench/attn-parts/run.sh, Zen 3,
- * d = 128, S = 8K, one thread), dQ fell from 0.51-0.52 to 0.48 of the time of the Q K^T and
- * dO V^T recomputation, and the task's total from 2.64-2.65 to 2.59-2.61 of it. */
+ * the accumulators loaded and stored once instead of bg times. The range's K rows, dQ's B
+ * operand, are copied as column panels (rows_in_panels): as rows 512 bytes apart (d = 128)
+ * each micro-kernel's 16-column slice fell into 8 of L1's 64 sets. Timed by part
+ * (bench/attn-parts/run.sh, Zen 3, d = 128, S = 8K, one thread), dQ took 0.47-0.48 of the
+ * time of the Q K^T and dO V^T recomputation instead of 0.51-0.52, with no sum changed.
+ * Padding the other copies' rows to an odd number of lines moved dV + dK by +-5% in
+ * opposite directions in two such runs, so they stay unpadded. */
 static void bwd_fused_task(void *ctx, int kvh, int worker)
 {
     const call *c = ctx;
     const lc_attn_desc *a = c->a;
     int hq = a->hq, hkv = a->hkv, d = c->d, nkc = BWD_KV_TILES(d), bg = c->bg;
-    size_t ldt = tile_ld(d), qtile = (size_t)BQ * ldt, ktile = (size_t)BK * ldt;
+    size_t qtile = (size_t)BQ * d;
     size_t stile = (size_t)BQ * BK;
     float *S = c->scratch + (size_t)worker * c->scratch_floats;
     float *dP = S + bg * stile, *rowv = dP + bg * stile;
     float *Qc = rowv + 2 * BQ, *dOc = Qc + bg * qtile, *dQc = dOc + bg * qtile;
     float *Kc = dQc + bg * qtile, *dKc = Kc + (size_t)nkc * BK * d;
-    float *dVc = dKc + (size_t)nkc * ktile;
+    float *dVc = dKc + (size_t)nkc * BK * d;
     size_t ldq = (size_t)hq * d, ldkv = (size_t)hkv * d;
     int f32dot = c->ktb == NULL;
     for (int kc0 = 0; kc0 < c->nkt; kc0 += nkc) {
@@ -678,8 +674,8 @@ static void bwd_fused_task(void *ctx, int kvh, int worker)
         int r0 = kc0 * BK, nr = (kc1 * BK < a->sk ? kc1 * BK : a->sk) - r0;
         size_t kr = (size_t)r0 * ldkv + (size_t)kvh * d;
         rows_in_panels(Kc, c->kf, c->k16, kr, ldkv, nr, d, c->vw, (size_t)nkc * BK);
-        rows_in(dKc, c->dk, NULL, kr, ldkv, nr, 1, d, ldt, 0);
-        rows_in(dVc, c->dv, NULL, kr, ldkv, nr, 1, d, ldt, 0);
+        rows_in(dKc, c->dk, NULL, kr, ldkv, nr, 1, d, 0);
+        rows_in(dVc, c->dv, NULL, kr, ldkv, nr, 1, d, 0);
         for (int qt = 0; qt < c->nqt; qt++) {
             int q0 = qt * BQ, nq = a->sq - q0 < BQ ? a->sq - q0 : BQ, active = 0;
             for (int kt = kc0; kt < kc1 && !active; kt++)
@@ -689,43 +685,43 @@ static void bwd_fused_task(void *ctx, int kvh, int worker)
                 continue;
             for (int h0 = kvh * c->g; h0 < (kvh + 1) * c->g; h0 += bg) {
                 size_t qr = (size_t)q0 * ldq + (size_t)h0 * d;
-                rows_in(dOc, c->dof, c->do16, qr, ldq, nq, bg, d, ldt, qtile);
-                rows_in(Qc, c->qf, c->q16, qr, ldq, nq, bg, d, ldt, qtile);
-                rows_in(dQc, c->dq, NULL, qr, ldq, nq, bg, d, ldt, qtile);
+                rows_in(dOc, c->dof, c->do16, qr, ldq, nq, bg, d, qtile);
+                rows_in(Qc, c->qf, c->q16, qr, ldq, nq, bg, d, qtile);
+                rows_in(dQc, c->dq, NULL, qr, ldq, nq, bg, d, qtile);
                 for (int kt = kc0; kt < kc1; kt++) {
                     lc_block_class cls =
                         lc_attn_classify_sum(&a->mask, &c->qs[qt], &c->ks[kt]);
                     if (cls == LC_BLOCK_SKIP)
                         continue;
                     int nk = a->sk - kt * BK < BK ? a->sk - kt * BK : BK;
-                    size_t ko = (size_t)(kt - kc0) * ktile;
+                    size_t ko = (size_t)(kt - kc0) * BK * d;
                     for (int hh = 0; hh < bg; hh++) {
                         float *q = Qc + hh * qtile, *dout = dOc + hh * qtile;
                         float *s = S + hh * stile, *dp = dP + hh * stile;
                         bwd_tile(c, cls, h0 + hh, qt, kt, f32dot ? q : NULL,
-                                 f32dot ? dout : NULL, (ptrdiff_t)ldt, s, dp, rowv);
+                                 f32dot ? dout : NULL, d, s, dp, rowv);
                         /* per column panel: the same micro-kernel calls as one gemm */
                         for (int jb = 0; jb < d; jb += c->vw) {
                             const float *kp = Kc + (size_t)jb * nkc * BK +
                                               (size_t)(kt - kc0) * BK * c->vw;
                             c->ops->gemm(nq, c->vw, nk, dp, BK, 1, kp, c->vw,
-                                         dQc + hh * qtile + jb, ldt, 1);
+                                         dQc + hh * qtile + jb, d, 1);
                         }
                     }
                     /* A partial Q tile's rows past nq hold stale values: per head. */
                     int nst = nq == BQ ? 1 : bg, kq = nq == BQ ? bg * BQ : nq;
                     for (int hh = 0; hh < nst; hh++) {
-                        c->ops->gemm(nk, d, kq, S + hh * stile, 1, BK, dOc + hh * qtile, ldt,
-                                     dVc + ko, ldt, 1);
-                        c->ops->gemm(nk, d, kq, dP + hh * stile, 1, BK, Qc + hh * qtile, ldt,
-                                     dKc + ko, ldt, 1);
+                        c->ops->gemm(nk, d, kq, S + hh * stile, 1, BK, dOc + hh * qtile, d,
+                                     dVc + ko, d, 1);
+                        c->ops->gemm(nk, d, kq, dP + hh * stile, 1, BK, Qc + hh * qtile, d,
+                                     dKc + ko, d, 1);
                     }
                 }
-                rows_out(c->dq + qr, ldq, dQc, nq, bg, d, ldt, qtile);
+                rows_out(c->dq + qr, ldq, dQc, nq, bg, d, qtile);
             }
         }
-        rows_out(c->dk + kr, ldkv, dKc, nr, 1, d, ldt, 0);
-        rows_out(c->dv + kr, ldkv, dVc, nr, 1, d, ldt, 0);
+        rows_out(c->dk + kr, ldkv, dKc, nr, 1, d, 0);
+        rows_out(c->dv + kr, ldkv, dVc, nr, 1, d, 0);
     }
 }
 
