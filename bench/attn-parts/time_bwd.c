@@ -73,5 +73,8 @@ int main(int argc, char **argv)
         best = g > best ? g : best;
     }
     printf("bwd %.2f GFLOP/s mean, %.2f best, %.4f of the forward's time\n", sum / n, best, tb / tf);
+    void *bufs[] = {q, k, v, dout, o, lse, delta, dq, dk, dv, a.work};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
     return 0;
 }

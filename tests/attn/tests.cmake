@@ -52,3 +52,13 @@ target_link_libraries(test_attn_steady PRIVATE longctx_lib ${CMAKE_DL_LIBS})
 target_include_directories(test_attn_steady PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/tests)
 add_test(NAME attn_steady COMMAND test_attn_steady)
 set_tests_properties(attn_steady PROPERTIES LABELS attn TIMEOUT 120)
+# The backward-by-part timing tool (bench/attn-parts) still fits driver.c and runs.
+set(_parts_cflags "")
+if(LONGCTX_SANITIZE)
+  set(_parts_cflags "-fsanitize=address,undefined -fno-sanitize-recover=undefined")
+elseif(LONGCTX_TSAN)
+  set(_parts_cflags "-fsanitize=thread")
+endif()
+add_test(NAME bench_attn_parts_tool COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/parts_tool.sh
+  $<TARGET_FILE:longctx_lib> "${_parts_cflags}")
+set_tests_properties(bench_attn_parts_tool PROPERTIES LABELS "attn;bench" TIMEOUT 120)
