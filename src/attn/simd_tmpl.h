@@ -134,6 +134,9 @@ static void softmax_fwd(int m, float *S, float c, float *mrow, float *lrow, floa
         float r = VREDMAX(tree_max(x)) * c;
         mnew[i] = r > mrow[i] ? r : mrow[i];
     }
+    /* The exponentials of the whole tile first, then each row's sum from the stored values:
+     * a row's sum reduction no longer waits on its own exponentials, so the exponentials of
+     * consecutive rows overlap instead of one row's chain (about 45 cycles) at a time. */
     for (int i = 0; i < m; i++) {
         float *s = S + i * BK;
         if (mnew[i] == -INFINITY) {
@@ -141,11 +144,17 @@ static void softmax_fwd(int m, float *S, float c, float *mrow, float *lrow, floa
                 VSTORE(s + j * VW, VZERO);
             continue;
         }
-        V x[NB], nm = VSET1(-mnew[i]);
-        for (int j = 0; j < NB; j++) {
-            x[j] = vexp2(VFMA(VLOAD(s + j * VW), vc, nm));
-            VSTORE(s + j * VW, x[j]);
-        }
+        V nm = VSET1(-mnew[i]);
+        for (int j = 0; j < NB; j++)
+            VSTORE(s + j * VW, vexp2(VFMA(VLOAD(s + j * VW), vc, nm)));
+    }
+    for (int i = 0; i < m; i++) {
+        float *s = S + i * BK;
+        if (mnew[i] == -INFINITY)
+            continue;
+        V x[NB];
+        for (int j = 0; j < NB; j++)
+            x[j] = VLOAD(s + j * VW);
         float sum = VREDSUM(tree_sum(x));
         if (mnew[i] > mrow[i]) {
             /* On vectors: no libm call (which would spill every vector register). */
