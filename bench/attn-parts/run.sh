@@ -28,6 +28,8 @@ while (($#)); do
     *) revs+=("$1"); shift ;;
     esac
 done
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --rounds takes a positive integer, not '$rounds'" >&2; exit 2; }
+[[ $shape =~ ^[0-9]+\ [0-9]+\ [0-9]+\ [0-9]+$ ]] || { echo "run.sh: --shape takes \"S D HQ HKV\", not '$shape'" >&2; exit 2; }
 ((${#revs[@]})) || revs=(HEAD~1 .)
 [[ -f $lib ]] || { echo "run.sh: build the library first (scripts/setup.sh)" >&2; exit 1; }
 tmp=$(mktemp -d)

@@ -33,6 +33,10 @@ int main(int argc, char **argv)
     }
     int s = atoi(argv[1]), d = atoi(argv[2]), hq = atoi(argv[3]), hkv = atoi(argv[4]);
     int n = atoi(argv[5]), th = argc > 6 ? atoi(argv[6]) : 1;
+    if (s < 1 || d < 1 || hq < 1 || hkv < 1 || n < 1 || th < 1) {
+        fprintf(stderr, "time_bwd: S, D, HQ, HKV, N and THREADS must be positive integers\n");
+        return 2;
+    }
     size_t nq = (size_t)s * hq * d, nk = (size_t)s * hkv * d;
     srand((unsigned)time(NULL));
     float *q = randn(nq), *k = randn(nk), *v = randn(nk), *dout = randn(nq);
