@@ -52,7 +52,11 @@ s = before(s, '    for (int kt = 0; kt < c->nkt; kt++) {', '    PART_START\n', F
 s = before(s, 'if (c->ktb)\n                c->ops->qk_bf16(nq, d', 'PART(4) ', F)
 s = before(s, 'mask_tile(c, cls, q0, nq, k0, nk, S);', 'PART(5) ', F)
 s = after_statement(s, 'c->ops->softmax_fwd(', ' PART(6)', F)
-s = after_statement(s, 'c->ops->gemm(nq, c->vw, nk, S, BK', ' PART(7)', F)
+# the P.V matmul: one helper call now, a loop of gemm calls before 2026-12-01's cleanup
+pv = 'gemm_panels(c, nq, d, nk, S, BK'
+if pv not in s[s.index(F):]:
+    pv = 'c->ops->gemm(nq, c->vw, nk, S, BK'
+s = after_statement(s, pv, ' PART(7)', F)
 for k in ('PART(0)', 'PART(1)', 'PART(2)', 'PART(3)', 'PART(4)', 'PART(5)', 'PART(6)', 'PART(7)'):
     if k not in s:
         sys.exit('instrument.py: could not place ' + k)

@@ -161,14 +161,21 @@ static void pack_task(void *ctx, int t, int worker)
     }
 }
 
-/* S[nq x BK] (row stride BK) = X (nq rows of d, stride ldx) . a packed K^T tile, one
- * gemm per column block: the same micro-kernel calls, so the same sums, as one gemm over a
- * [d][BK] tile. */
+/* C[m x n] (+)= A * B with B stored as column panels of w columns, panel j at
+ * Bp + j * pstride with row stride w (packed K^T, V and K tiles): one gemm per panel, the
+ * same micro-kernel calls, so the same sums, as one gemm over a row-major B. */
+static void gemm_panels(const call *c, int m, int n, int k, const float *A, ptrdiff_t ars,
+                        const float *Bp, size_t pstride, int w, float *C, ptrdiff_t ldc, int acc)
+{
+    for (int jb = 0; jb < n; jb += w)
+        c->ops->gemm(m, w, k, A, ars, 1, Bp + (size_t)(jb / w) * pstride, w, C + jb, ldc, acc);
+}
+
+/* S[nq x BK] (row stride BK) = X (nq rows of d, stride ldx) . a packed K^T tile. */
 static void qk_packed(const call *c, int nq, int d, const float *X, ptrdiff_t ldx,
                       const float *kt, float *S)
 {
-    for (int jb = 0; jb < BK; jb += c->kw)
-        c->ops->gemm(nq, c->kw, d, X, ldx, 1, kt + (size_t)jb * d, c->kw, S + jb, BK, 0);
+    gemm_panels(c, nq, BK, d, X, ldx, kt, (size_t)d * c->kw, c->kw, S, BK, 0);
 }
 
 static void run(const call *c, int ntasks, void (*fn)(void *, int, int), void *ctx)
@@ -296,9 +303,7 @@ static void fwd_task(void *ctx, int t, int worker)
                 qk_packed(c, nq, d, Qc + r0 * d, d, c->kt + off, S);
             mask_tile(c, cls, q0, nq, k0, nk, S);
             c->ops->softmax_fwd(nq, S, c->c, mrow + r0, lrow + r0, O + r0 * d, d, d);
-            for (int jb = 0; jb < d; jb += c->vw)
-                c->ops->gemm(nq, c->vw, nk, S, BK, 1, vt + (size_t)jb * BK, c->vw,
-                             O + r0 * d + jb, d, 1);
+            gemm_panels(c, nq, d, nk, S, BK, vt, (size_t)BK * c->vw, c->vw, O + r0 * d, d, 1);
         }
     }
     for (int hh = 0; hh < g; hh++)
@@ -598,7 +603,9 @@ static void bwd_task(void *ctx, int t, int worker)
 
 /* Copies the rows x (heads * d) block at element off of f, or of b widened (whichever is
  * not NULL; row stride lds), into heads contiguous [rows][d] tiles (exact, so the tile
- * arithmetic is the same bits as on the strided array); rows_out is the way back. */
+ * arithmetic is the same bits as on the strided array); rows_out is the way back. With
+ * heads = D/w segments of d = w columns and tile = cap * w it copies rows x D into column
+ * panels [D/w][cap][w], a micro-kernel's w-column slice being one contiguous run. */
 static void rows_in(float *dst, const float *f, const lc_bf16 *b, size_t off, ptrdiff_t lds,
                     int rows, int heads, int d, size_t tile)
 {
@@ -610,23 +617,6 @@ static void rows_in(float *dst, const float *f, const lc_bf16 *b, size_t off, pt
                 widen(t, b + e, (size_t)d);
             else
                 memcpy(t, f + e, (size_t)d * sizeof(float));
-        }
-}
-
-/* The same copy of rows x d into column panels [d/w][cap][w] (row i, column p at
- * (p/w)*cap*w + i*w + p%w): a micro-kernel's w-column slice of the tile is then one
- * contiguous run instead of one line per row at the row stride. */
-static void rows_in_panels(float *dst, const float *f, const lc_bf16 *b, size_t off,
-                           ptrdiff_t lds, int rows, int d, int w, size_t cap)
-{
-    for (int i = 0; i < rows; i++)
-        for (int p = 0; p < d; p += w) {
-            float *t = dst + (size_t)p * cap + (size_t)i * w;
-            size_t e = off + i * lds + (size_t)p;
-            if (b)
-                widen(t, b + e, (size_t)w);
-            else
-                memcpy(t, f + e, (size_t)w * sizeof(float));
         }
 }
 
@@ -649,7 +639,7 @@ static void rows_out(float *dst, ptrdiff_t ldd, const float *src, int rows, int 
  * P and dS tiles of one KV tile are kept, so dV and dK take one matmul over all of its
  * heads (k = bg * BQ): the same products in the same order as one call per head, with
  * the accumulators loaded and stored once instead of bg times. The range's K rows, dQ's B
- * operand, are copied as column panels (rows_in_panels): as rows 512 bytes apart (d = 128)
+ * operand, are copied as column panels (rows_in): as rows 512 bytes apart (d = 128)
  * each micro-kernel's 16-column slice fell into 8 of L1's 64 sets. Timed by part
  * (bench/attn-parts/run.sh, Zen 3, d = 128, S = 8K, one thread), dQ took 0.47-0.48 of the
  * time of the Q K^T and dO V^T recomputation instead of 0.51-0.52, with no sum changed.
@@ -673,7 +663,7 @@ static void bwd_fused_task(void *ctx, int kvh, int worker)
         int kc1 = kc0 + nkc < c->nkt ? kc0 + nkc : c->nkt;
         int r0 = kc0 * BK, nr = (kc1 * BK < a->sk ? kc1 * BK : a->sk) - r0;
         size_t kr = (size_t)r0 * ldkv + (size_t)kvh * d;
-        rows_in_panels(Kc, c->kf, c->k16, kr, ldkv, nr, d, c->vw, (size_t)nkc * BK);
+        rows_in(Kc, c->kf, c->k16, kr, ldkv, nr, d / c->vw, c->vw, (size_t)nkc * BK * c->vw);
         rows_in(dKc, c->dk, NULL, kr, ldkv, nr, 1, d, 0);
         rows_in(dVc, c->dv, NULL, kr, ldkv, nr, 1, d, 0);
         for (int qt = 0; qt < c->nqt; qt++) {
@@ -700,13 +690,8 @@ static void bwd_fused_task(void *ctx, int kvh, int worker)
                         float *s = S + hh * stile, *dp = dP + hh * stile;
                         bwd_tile(c, cls, h0 + hh, qt, kt, f32dot ? q : NULL,
                                  f32dot ? dout : NULL, d, s, dp, rowv);
-                        /* per column panel: the same micro-kernel calls as one gemm */
-                        for (int jb = 0; jb < d; jb += c->vw) {
-                            const float *kp = Kc + (size_t)jb * nkc * BK +
-                                              (size_t)(kt - kc0) * BK * c->vw;
-                            c->ops->gemm(nq, c->vw, nk, dp, BK, 1, kp, c->vw,
-                                         dQc + hh * qtile + jb, d, 1);
-                        }
+                        gemm_panels(c, nq, d, nk, dp, BK, Kc + (size_t)(kt - kc0) * BK * c->vw,
+                                    (size_t)nkc * BK * c->vw, c->vw, dQc + hh * qtile, d, 1);
                     }
                     /* A partial Q tile's rows past nq hold stale values: per head. */
                     int nst = nq == BQ ? 1 : bg, kq = nq == BQ ? bg * BQ : nq;
