@@ -67,7 +67,7 @@ find_package(CUDAToolkit QUIET)
 if(CMAKE_CXX_COMPILER AND CUDAToolkit_FOUND)
   add_executable(test_gpu_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_gpu_emu.cc)
   set_target_properties(test_gpu_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
-  target_include_directories(test_gpu_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu
+  target_include_directories(test_gpu_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/src
                              ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/include)
   target_include_directories(test_gpu_emu SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
   target_compile_options(test_gpu_emu PRIVATE -O2 -Wno-unknown-pragmas)
@@ -160,7 +160,7 @@ endif()
 # (whose host half holds nvshmemi_init_thread). Kept apart so the attention kernels are
 # compiled whole-program, without -rdc.
 add_library(longctx_gpu_shmem STATIC ${CMAKE_SOURCE_DIR}/src/symm/nvshmem.cu)
-target_include_directories(longctx_gpu_shmem PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src/attn/cuda)
+target_include_directories(longctx_gpu_shmem PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/src/attn/cuda)
 target_link_libraries(longctx_gpu_shmem PUBLIC CUDA::cudart)
 if(LONGCTX_HAVE_NVSHMEM)
   target_compile_definitions(longctx_gpu_shmem PRIVATE LONGCTX_HAVE_NVSHMEM=1)
@@ -175,7 +175,7 @@ endif()
 # file is built for that target only (attn_select.cu runs it on compute capability 9.0).
 add_library(longctx_gpu_sm90 OBJECT ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_fwd_sm90.cu)
 set_target_properties(longctx_gpu_sm90 PROPERTIES CUDA_ARCHITECTURES 90a-real POSITION_INDEPENDENT_CODE ON)
-target_include_directories(longctx_gpu_sm90 PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src/attn/cuda)
+target_include_directories(longctx_gpu_sm90 PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/src/attn/cuda)
 target_compile_options(longctx_gpu_sm90 PRIVATE -O3 -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter)
 # ptxas's view of it, no device needed: no spills, no serialised wgmma (C7515)
 add_test(NAME gpu_sm90_ptxas COMMAND bash ${CMAKE_SOURCE_DIR}/tests/gpu/sm90_ptxas.sh ${CMAKE_CUDA_COMPILER}
@@ -242,7 +242,7 @@ add_library(longctx_gpu STATIC
   ${CMAKE_SOURCE_DIR}/src/symm/nccl_permute.cu
   ${CMAKE_SOURCE_DIR}/src/cp/ring_gpu.cu)
 target_include_directories(longctx_gpu PUBLIC ${CMAKE_SOURCE_DIR}/include
-                           PRIVATE ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/src/cp)
+                           PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/src/cp)
 target_compile_options(longctx_gpu PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-O3 -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter>)
 target_link_libraries(longctx_gpu PUBLIC longctx_gpu_shmem CUDA::cudart)
 target_compile_options(longctx_gpu PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-O2 -Wall -Wextra>)

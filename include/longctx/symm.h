@@ -19,22 +19,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "longctx/settings.h"
+#include "longctx/status.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef enum {
-    LC_OK = 0,
-    LC_ERR_ARG = -1,         /* bad argument (message says which) */
-    LC_ERR_NOMEM = -2,       /* symmetric heap exhausted */
-    LC_ERR_TIMEOUT = -3,     /* a wait passed its deadline */
-    LC_ERR_ABORT = -4,       /* another PE died or failed; the world is unusable */
-    LC_ERR_MISMATCH = -5,    /* PEs disagree on a collective call (sizes, order) */
-    LC_ERR_SYS = -6,         /* an OS call failed */
-    LC_ERR_UNSUPPORTED = -7  /* backend or build lacks the feature */
-} lc_status;
-
-const char *lc_status_str(int status);
 
 typedef struct lc_world lc_world;
 typedef struct lc_team lc_team;
@@ -194,25 +185,6 @@ typedef struct {
 /* Forks n_pes copies of argv (execvp), waits for all, returns the first non-zero exit
  * status (128+signal for a signalled PE), 0 when all succeed, or -1 when it could not start. */
 int lc_launch(const lc_launch_opts *opts, char *const argv[]);
-
-/* Parses sizes like 4096, 64K, 16MiB, 1G. Returns 0 on success. */
-int lc_parse_size(const char *s, size_t *out);
-
-/* ---- checked parsing, shared by the CLI options and the LONGCTX_* environment ----
- * Each returns LC_OK, or LC_ERR_ARG with a message in err (errlen bytes; err may be NULL)
- * that names `what` (an option like "--s" or a variable like "LONGCTX_HEAP_SIZE") and the
- * value. Empty strings, signs, garbage, trailing junk and overflow are all rejected. */
-/* Bytes: 4096, 64K, 16MiB, 2G, 1T (binary multiples). */
-int lc_parse_bytes(const char *what, const char *s, size_t *out, char *err, size_t errlen);
-/* A count with an optional binary K/M/G/T suffix (64K = 65536), checked against [min, max]. */
-int lc_parse_count(const char *what, const char *s, long long min, long long max, long long *out,
-                   char *err, size_t errlen);
-/* A duration > 0 in seconds: 30, 2.5, 30s, 500ms, 100us, 2m; "inf" (or "none") gives
- * INFINITY when allow_inf. */
-int lc_parse_seconds(const char *what, const char *s, int allow_inf, double *out, char *err,
-                     size_t errlen);
-/* 0/1, off/on, no/yes, false/true; the empty string is 0. */
-int lc_parse_flag(const char *what, const char *s, int *out, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

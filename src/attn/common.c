@@ -7,6 +7,7 @@
 
 #include "attn/internal.h"
 #include "common/err.h"
+#include "common/settings.h"
 
 /* The kernels have no handle: their messages go to the thread's buffer (src/common/err.h). */
 int lc_attn_fail(const char *fmt, ...)
@@ -103,7 +104,7 @@ int lc_attn_cpu_has_bf16(void)
 
 int lc_attn_bf16_dot_wanted(void)
 {
-    const char *e = getenv("LONGCTX_ATTN_BF16_DOT");
+    const char *e = lc__env_str("LONGCTX_ATTN_BF16_DOT");
     return e && !strcmp(e, "1");
 }
 
@@ -119,7 +120,7 @@ lc_attn_impl lc_attn_impl_best(void)
 int lc_attn_resolve_impl(lc_attn_impl want, lc_attn_impl *out)
 {
     if (want == LC_ATTN_AUTO) {
-        const char *env = getenv("LONGCTX_ATTN_IMPL");
+        const char *env = lc__env_str("LONGCTX_ATTN_IMPL");
         if (env && *env) {
             if (lc_attn_impl_parse(env, &want) != 0)
                 return lc_attn_fail("LONGCTX_ATTN_IMPL='%s' is not one of auto, scalar, "

@@ -7,7 +7,7 @@
 
 #include "longctx/attn.h"
 
-#define LC_ERR_ARG (-1)
+#include "longctx/status.h"
 
 /* Tile sizes. BK is also the padded width of every score tile, so SIMD ops never see a
  * ragged row: tail columns are filled with -inf (forward) or masked to zero. */

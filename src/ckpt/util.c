@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ckpt/internal.h"
+#include "common/settings.h"
 
 static _Thread_local char g_err[1024];
 
@@ -28,7 +29,7 @@ int lc_ckpt__fail(int status, const char *fmt, ...)
 
 unsigned lc_ckpt__slow_us(void)
 {
-    const char *e = getenv("LONGCTX_CKPT_TEST_SLOW_US");
+    const char *e = lc__env_str("LONGCTX_CKPT_TEST_SLOW_US");
     return e ? (unsigned)strtoul(e, NULL, 10) : 0;
 }
 

@@ -21,6 +21,7 @@
 #include "cli/bench_util.h"
 #include "cli/peak.h"
 #include "cli/cli.h"
+#include "common/settings.h"
 #include "longctx/attn.h"
 
 static const char *const PASSES[] = {"fwd", "fwd_bwd", NULL};
@@ -347,7 +348,7 @@ typedef struct {
 
 static void peer_find(const opts_t *o, peer_env *pe)
 {
-    const char *envpy = getenv("LONGCTX_PEER_PYTHON");
+    const char *envpy = lc__env_str("LONGCTX_PEER_PYTHON");
     int have_dir = lc_bench_peer_dir("sdpa_peer.py", pe->dir, sizeof pe->dir) == 0;
     if (envpy && *envpy)
         snprintf(pe->py, sizeof pe->py, "%s", envpy);
@@ -445,7 +446,7 @@ static int peer_isa_set(lc_attn_impl im, int set[3])
 {
     int emu = im == LC_ATTN_AVX2 && lc_attn_impl_supported(LC_ATTN_AVX512);
     for (int i = 0; i < 3; i++) {
-        set[i] = emu && !getenv(ISA_VARS[i][0]);
+        set[i] = emu && !lc__env_str(ISA_VARS[i][0]);
         if (set[i])
             setenv(ISA_VARS[i][0], ISA_VARS[i][1], 1);
     }
@@ -597,8 +598,8 @@ int lc_cmd_bench_attn(int argc, char **argv)
         lc_attn_impl want, im;
         lc_attn_impl_parse(o.impl.v[ii], &want);
         im = want == LC_ATTN_AUTO ? lc_attn_impl_best() : want;
-        if (want == LC_ATTN_AUTO && getenv("LONGCTX_ATTN_IMPL") &&
-            lc_attn_impl_parse(getenv("LONGCTX_ATTN_IMPL"), &im) != 0)
+        if (want == LC_ATTN_AUTO && lc__env_str("LONGCTX_ATTN_IMPL") &&
+            lc_attn_impl_parse(lc__env_str("LONGCTX_ATTN_IMPL"), &im) != 0)
             im = lc_attn_impl_best();
         if (im == LC_ATTN_AUTO)
             im = lc_attn_impl_best();
@@ -619,8 +620,8 @@ int lc_cmd_bench_attn(int argc, char **argv)
                 printf("# emulating an AVX2-only CPU: our avx2 kernel, ymm peak, and torch with "
                        "ATEN_CPU_CAPABILITY=%s MKL_ENABLE_INSTRUCTIONS=%s ONEDNN_MAX_CPU_ISA=%s"
                        " (jax is not limited)\n",
-                       getenv("ATEN_CPU_CAPABILITY"), getenv("MKL_ENABLE_INSTRUCTIONS"),
-                       getenv("ONEDNN_MAX_CPU_ISA"));
+                       lc__env_str("ATEN_CPU_CAPABILITY"), lc__env_str("MKL_ENABLE_INSTRUCTIONS"),
+                       lc__env_str("ONEDNN_MAX_CPU_ISA"));
         }
         for (int pi = 0; pi < o.pass.n; pi++)
             for (int di = 0; di < o.dtype.n; di++)

@@ -15,6 +15,7 @@
 #include "cli/bench_util.h"
 #include "cli/cli.h"
 #include "cli/peak.h"
+#include "common/settings.h"
 #include "longctx/trainer.h"
 
 static const char *const DTYPES[] = {"f32", "bf16", NULL};
@@ -158,7 +159,7 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         cpu_set_t s;
         if (!sched_getaffinity(0, sizeof s, &s)) threads = CPU_COUNT(&s);
         /* unbound PEs (more PEs than CPUs, or LONGCTX_BIND=none) split the CPUs they share */
-        const char *b = getenv("LONGCTX_BIND");
+        const char *b = lc__env_str("LONGCTX_BIND");
         if (P > 1 && (threads < P || (b && !strcmp(b, "none")))) threads /= P;
         if (threads < 1) threads = 1;
     }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli/bench_train_peers.h"
+#include "common/settings.h"
 #include "longctx/ckpt.h"
 
 /* fp32 tolerance on the mean CE: the per-token terms agree to a few ulps and both sides sum
@@ -360,7 +361,7 @@ static int run_round(const lc_bench_peer_opts *o, const char *py, const char *pd
 int lc_bench_train_with_peers(const lc_bench_peer_opts *o, int argc, char **argv)
 {
     char pdir[4096], py[4400] = "";
-    const char *envpy = getenv("LONGCTX_PEER_PYTHON");
+    const char *envpy = lc__env_str("LONGCTX_PEER_PYTHON");
     int have_dir = lc_bench_peer_dir("train_peer.py", pdir, sizeof pdir) == 0;
     if (envpy && *envpy) snprintf(py, sizeof py, "%s", envpy);
     else if (have_dir) {
@@ -368,7 +369,7 @@ int lc_bench_train_with_peers(const lc_bench_peer_opts *o, int argc, char **argv
         if (access(py, X_OK) != 0) py[0] = 0;
     }
     if (!have_dir) py[0] = 0;
-    const char *tmp = getenv("TMPDIR");
+    const char *tmp = lc__env_str("TMPDIR");
     char base[4096];
     snprintf(base, sizeof base, "%s/longctx-bench-peers-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(base)) {

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/settings.h"
 #include "longctx/symm.h"
 
 static int split(const char *flag, const char *s, char items[LC_LIST_MAX][32], int *n)
@@ -85,8 +86,8 @@ int lc_bench_heap(const char *bench, size_t need, size_t *heap)
 {
     char err[256];
     size_t env = 0;
-    if (lc_parse_bytes("LONGCTX_HEAP_SIZE", getenv("LONGCTX_HEAP_SIZE"), &env, err, sizeof err) &&
-        getenv("LONGCTX_HEAP_SIZE") && *getenv("LONGCTX_HEAP_SIZE")) {
+    if (lc_parse_bytes("LONGCTX_HEAP_SIZE", lc__env_str("LONGCTX_HEAP_SIZE"), &env, err, sizeof err) &&
+        lc__env_str("LONGCTX_HEAP_SIZE") && *lc__env_str("LONGCTX_HEAP_SIZE")) {
         fprintf(stderr, "longctx bench %s: %s\n", bench, err);
         return -1;
     }
@@ -99,7 +100,7 @@ int lc_bench_heap(const char *bench, size_t need, size_t *heap)
         fprintf(stderr,
                 "longctx bench %s: LONGCTX_HEAP_SIZE=%s (%s) is less than the %s per PE these options "
                 "need: raise it or unset it (the bench sizes the heap itself)\n",
-                bench, getenv("LONGCTX_HEAP_SIZE"), lc_fmt_bytes((double)env, a, sizeof a),
+                bench, lc__env_str("LONGCTX_HEAP_SIZE"), lc_fmt_bytes((double)env, a, sizeof a),
                 lc_fmt_bytes((double)need, b, sizeof b));
         return -1;
     }
@@ -202,7 +203,7 @@ int lc_bench_launch_workers(const char *bench, int argc, char **argv, int pes, s
 
 int lc_bench_peer_dir(const char *script, char *buf, size_t len)
 {
-    const char *env = getenv("LONGCTX_PEER_DIR");
+    const char *env = lc__env_str("LONGCTX_PEER_DIR");
     if (env && *env) {
         snprintf(buf, len, "%s", env);
         return 0;

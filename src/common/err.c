@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "longctx/status.h"
 
 static _Thread_local char g_thread_err[LC_ERR_LEN];
 
@@ -25,3 +26,18 @@ int lc__fail_in(char *buf, size_t len, int status, const char *fmt, ...)
 }
 
 const char *lc__thread_error(void) { return g_thread_err; }
+
+const char *lc_status_str(int s)
+{
+    switch (s) {
+    case LC_OK: return "ok";
+    case LC_ERR_ARG: return "bad argument";
+    case LC_ERR_NOMEM: return "symmetric heap exhausted";
+    case LC_ERR_TIMEOUT: return "timeout";
+    case LC_ERR_ABORT: return "aborted";
+    case LC_ERR_MISMATCH: return "PEs disagree";
+    case LC_ERR_SYS: return "system error";
+    case LC_ERR_UNSUPPORTED: return "unsupported";
+    default: return "unknown error";
+    }
+}

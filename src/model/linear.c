@@ -19,6 +19,7 @@
 
 #include LONGCTX_CBLAS_HEADER
 
+#include "common/settings.h"
 #include "longctx/attn.h"
 #include "model/internal.h"
 
@@ -56,7 +57,7 @@ static const char *pick_coretype(void)
 
 static void blas_load(void)
 {
-    const char *forced = getenv("OPENBLAS_CORETYPE");
+    const char *forced = lc__env_str("OPENBLAS_CORETYPE");
     const char *pick = forced ? NULL : pick_coretype();
     if (pick) setenv("OPENBLAS_CORETYPE", pick, 0);
     /* idle BLAS workers spin ~2^28 cycles before sleeping, taking the core from the attention

@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stdarg.h>
+#include "common/settings.h"
 #include "longctx/symm.h"
 
 #define LC_MAX_PES 1024
@@ -233,12 +234,6 @@ void lc__vlog(lc_world *w, const char *prefix, const char *fmt, va_list ap);
 /* An error on this PE inside a collective call: records it like lc__err and aborts the
  * world with it, so that the peers waiting for this PE fail at once with the reason. */
 int lc__coll_err(lc_world *w, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* ---- parse.c: LONGCTX_* variables; unset or empty gives dflt, garbage LC_ERR_ARG ---- */
-int lc__env_bytes(const char *name, size_t dflt, size_t *out, char *err, size_t len);
-int lc__env_seconds(const char *name, double dflt, int allow_inf, double *out, char *err, size_t len);
-int lc__env_count(const char *name, long long dflt, long long min, long long max, long long *out,
-                  char *err, size_t len);
-int lc__env_flag(const char *name, int *out, char *err, size_t len);
 const char *lc__cmp_str(lc_cmp c);
 int lc__cmp_holds(uint64_t v, lc_cmp c, uint64_t value);
 

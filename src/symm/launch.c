@@ -47,7 +47,7 @@ typedef struct {
 
 static int plan_cpus(cpu_plan *c, int n, char *err, size_t len)
 {
-    const char *b = getenv("LONGCTX_BIND");
+    const char *b = lc__env_str("LONGCTX_BIND");
     c->bind = !(b && !strcmp(b, "none"));
     if (b && *b && strcmp(b, "none") && strcmp(b, "core")) {
         snprintf(err, len, "LONGCTX_BIND=%s: expected core (a block of CPUs per PE, the default) or none", b);

@@ -336,7 +336,7 @@ static int attach(lc_world *w, lc_mpi_state *s, size_t heap_req)
     int share = 1;
     char msg[256];
     if (lc__env_flag("LONGCTX_MPI_SHARE", &share, msg, sizeof msg) != LC_OK) return lc__err(w, LC_ERR_ARG, "%s", msg);
-    if (!getenv("LONGCTX_MPI_SHARE")) share = 1;
+    if (!lc__env_str("LONGCTX_MPI_SHARE")) share = 1;
     if (share) MPI_Comm_split_type(s->world, MPI_COMM_TYPE_SHARED, me, MPI_INFO_NULL, &s->node);
     else MPI_Comm_split(s->world, me, 0, &s->node);
     int node_n;

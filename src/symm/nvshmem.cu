@@ -19,6 +19,7 @@
 #include <cuda.h> /* types of the stream memory operations only; no libcuda link */
 #include <cuda_runtime.h>
 
+#include "common/settings.h"
 #include "gpu_agree.h"
 #include "gpu_internal.h"
 #include "longctx/gpu.h"
@@ -224,13 +225,13 @@ extern "C" int lc_gpu_world_init(const lc_gpu_world_opts *o, lc_gpu_world **out)
     w->device = o->device >= 0 ? o->device : o->pe % ndev;
     w->timeout_s = o->timeout_s > 0 ? o->timeout_s : 0;
     if (w->timeout_s == 0) {
-        const char *t = getenv("LONGCTX_TIMEOUT");
+        const char *t = lc__env_str("LONGCTX_TIMEOUT");
         w->timeout_s = t && atof(t) > 0 ? atof(t) : 120.0;
     }
     /* LONGCTX_TIMEOUT=inf (unbounded on the CPU side): device waits count nanoseconds in
      * 64 bits, so cap the bound where that cannot overflow. */
     if (!(w->timeout_s < 1e9)) w->timeout_s = 1e9;
-    const char *wm = getenv("LONGCTX_GPU_WAIT");
+    const char *wm = lc__env_str("LONGCTX_GPU_WAIT");
     w->use_nvshmem_wait = wm && !strcmp(wm, "nvshmem");
     int rc = lcg_cuda(cudaSetDevice(w->device), "cudaSetDevice");
     if (rc) { free(w); return rc; }
@@ -270,7 +271,7 @@ extern "C" int lc_gpu_world_init(const lc_gpu_world_opts *o, lc_gpu_world **out)
     }
     const int node = nvshmem_team_n_pes(NVSHMEMX_TEAM_NODE);
     w->per_device = node > ndev ? (node + ndev - 1) / ndev : 1;
-    const char *sv = getenv("LONGCTX_GPU_SIGNAL_VIA_PUT");
+    const char *sv = lc__env_str("LONGCTX_GPU_SIGNAL_VIA_PUT");
     w->signal_via_put = sv ? atoi(sv) != 0 : w->per_device > 1;
     w->scratch = nvshmem_malloc(64); /* collective: every PE allocates it, used or not */
     if (!w->scratch || cudaMalloc(&w->scratch_src, 64) != cudaSuccess) {
@@ -296,7 +297,7 @@ extern "C" int lc_gpu_world_init(const lc_gpu_world_opts *o, lc_gpu_world **out)
     {
         int sms = 0;
         cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, w->device);
-        const char *fb = getenv("LONGCTX_GPU_FUSED_BLOCKS"), *fc = getenv("LONGCTX_GPU_FUSED_CHUNK");
+        const char *fb = lc__env_str("LONGCTX_GPU_FUSED_BLOCKS"), *fc = lc__env_str("LONGCTX_GPU_FUSED_CHUNK");
         w->fused_blocks = fb && atoi(fb) > 0 ? atoi(fb) : (sms > 0 ? sms : 32);
         w->fused_chunk = fc && atol(fc) >= 256 ? (size_t)atol(fc) : (size_t)64 << 10;
     }

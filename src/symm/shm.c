@@ -85,7 +85,7 @@ void lc__doorbell(lc_pe_ctrl *c)
 
 static int env_int(const char *name, int *out)
 {
-    const char *s = getenv(name);
+    const char *s = lc__env_str(name);
     if (!s) return 0;
     char *end;
     long v = strtol(s, &end, 10);
@@ -98,15 +98,15 @@ int lc__shm_attach(lc_world *w, size_t heap_req)
 {
     int fd = -1, pe = 0, n = 1;
     int have_fd = env_int("LONGCTX_SHM_FD", &fd);
-    if (have_fd < 0) return lc__err(w, LC_ERR_ARG, "LONGCTX_SHM_FD=%s is not a descriptor", getenv("LONGCTX_SHM_FD"));
+    if (have_fd < 0) return lc__err(w, LC_ERR_ARG, "LONGCTX_SHM_FD=%s is not a descriptor", lc__env_str("LONGCTX_SHM_FD"));
     if (have_fd) {
         if (env_int("LONGCTX_PE", &pe) != 1 || env_int("LONGCTX_NPES", &n) != 1 || n < 1 ||
             n > LC_MAX_PES || pe >= n)
             return lc__err(w, LC_ERR_ARG,
                            "launcher environment is inconsistent (LONGCTX_PE=%s LONGCTX_NPES=%s; "
                            "at most %d PEs)",
-                           getenv("LONGCTX_PE") ? getenv("LONGCTX_PE") : "unset",
-                           getenv("LONGCTX_NPES") ? getenv("LONGCTX_NPES") : "unset", LC_MAX_PES);
+                           lc__env_str("LONGCTX_PE") ? lc__env_str("LONGCTX_PE") : "unset",
+                           lc__env_str("LONGCTX_NPES") ? lc__env_str("LONGCTX_NPES") : "unset", LC_MAX_PES);
     } else {
         /* No launcher: a world of one PE with a private segment. */
         if (heap_req > lc__max_heap(1))

@@ -1,6 +1,5 @@
 list(APPEND LONGCTX_SOURCES
   src/symm/util.c
-  src/symm/parse.c
   src/symm/world.c
   src/symm/shm.c
   src/symm/wait.c

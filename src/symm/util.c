@@ -10,21 +10,6 @@
 #include "common/err.h"
 #include "symm/internal.h"
 
-const char *lc_status_str(int s)
-{
-    switch (s) {
-    case LC_OK: return "ok";
-    case LC_ERR_ARG: return "bad argument";
-    case LC_ERR_NOMEM: return "symmetric heap exhausted";
-    case LC_ERR_TIMEOUT: return "timeout";
-    case LC_ERR_ABORT: return "aborted";
-    case LC_ERR_MISMATCH: return "PEs disagree";
-    case LC_ERR_SYS: return "system error";
-    case LC_ERR_UNSUPPORTED: return "unsupported";
-    default: return "unknown error";
-    }
-}
-
 /* The runtime's side of the one error convention (src/common/err.h): the world's message,
  * prefixed with my PE, also lands in the thread's buffer. */
 static void vset_err(lc_world *w, int status, const char *fmt, va_list ap)

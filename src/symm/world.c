@@ -26,7 +26,7 @@ static void detach(lc_world *w)
 
 static int env_pair(const char *pe_var, const char *n_var, int *pe, int *n)
 {
-    const char *a = getenv(pe_var), *b = getenv(n_var);
+    const char *a = lc__env_str(pe_var), *b = lc__env_str(n_var);
     if (!a || !b) return 0;
     char *e1, *e2;
     long x = strtol(a, &e1, 10), y = strtol(b, &e2, 10);
@@ -38,7 +38,7 @@ static int env_pair(const char *pe_var, const char *n_var, int *pe, int *n)
 
 int lc_launched_as(int *pe, int *n_pes)
 {
-    if (getenv("LONGCTX_SHM_FD")) return env_pair("LONGCTX_PE", "LONGCTX_NPES", pe, n_pes);
+    if (lc__env_str("LONGCTX_SHM_FD")) return env_pair("LONGCTX_PE", "LONGCTX_NPES", pe, n_pes);
     return env_pair("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", pe, n_pes) ||
            env_pair("PMI_RANK", "PMI_SIZE", pe, n_pes) || env_pair("PMIX_RANK", "PMI_SIZE", pe, n_pes);
 }
@@ -48,7 +48,7 @@ static int mpi_launched(void)
 {
     static const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++)
-        if (getenv(vars[i])) return 1;
+        if (lc__env_str(vars[i])) return 1;
     return 0;
 }
 
@@ -56,11 +56,11 @@ static int mpi_launched(void)
  * (and not longctx launch) started the process, else shm. */
 static int pick_backend(lc_world *w, const lc_world_opts *o, int *mpi)
 {
-    const char *b = o->backend && *o->backend ? o->backend : getenv("LONGCTX_BACKEND");
+    const char *b = o->backend && *o->backend ? o->backend : lc__env_str("LONGCTX_BACKEND");
     const char *from = o->backend && *o->backend ? "lc_world_opts.backend" : "LONGCTX_BACKEND";
     *mpi = 0;
     if (!b || !*b || !strcmp(b, "auto")) {
-        *mpi = !getenv("LONGCTX_SHM_FD") && mpi_launched();
+        *mpi = !lc__env_str("LONGCTX_SHM_FD") && mpi_launched();
 #ifndef LONGCTX_HAVE_MPI
         if (*mpi)
             return lc__err(w, LC_ERR_UNSUPPORTED, "started by an MPI launcher, but this longctx was built without "
@@ -73,7 +73,7 @@ static int pick_backend(lc_world *w, const lc_world_opts *o, int *mpi)
     if (strcmp(b, "mpi"))
         return lc__err(w, LC_ERR_ARG, "%s=%s: unknown backend (expected shm, mpi or auto)", from, b);
 #ifdef LONGCTX_HAVE_MPI
-    if (getenv("LONGCTX_SHM_FD"))
+    if (lc__env_str("LONGCTX_SHM_FD"))
         return lc__err(w, LC_ERR_ARG, "%s=mpi, but this PE was started by `longctx launch` (the shm backend's "
                        "launcher): start it with mpirun instead", from);
     *mpi = 1;
@@ -145,7 +145,7 @@ static int read_env(lc_world *w, const lc_world_opts *o, size_t *heap)
     if (!(w->timeout_s > 0)) return lc__err(w, LC_ERR_ARG, "lc_world_opts.timeout_s = %g must be > 0", o->timeout_s);
     w->heartbeat_s = hb;
     w->spin_us = (double)spin; /* -1: decided once the PE count is known */
-    const char *b = getenv("LONGCTX_BIND");
+    const char *b = lc__env_str("LONGCTX_BIND");
     if (b && *b && strcmp(b, "none") && strcmp(b, "core"))
         return lc__err(w, LC_ERR_ARG, "LONGCTX_BIND=%s: expected core (a block of CPUs per PE, the default) or none", b);
     const char *pl = getenv("LONGCTX_PERMUTE");

@@ -7,6 +7,7 @@
  * through fp32 atomics (other key tiles add to the same rows). dK/dV are added to the
  * caller's accumulators at the end: the block is their only writer. */
 #include "attn_cuda.cuh"
+#include "common/settings.h"
 
 using namespace lcg;
 
@@ -296,7 +297,7 @@ template <int D> constexpr int bmb() { return D == 64 ? 64 : 32; }
 static int bwd_warps() {
     static int w = 0;
     if (!w) {
-        const char *e = getenv("LONGCTX_GPU_BWD_WARPS");
+        const char *e = lc__env_str("LONGCTX_GPU_BWD_WARPS");
         w = (e && atoi(e) == 4) ? 4 : 8;
     }
     return w;

@@ -7,6 +7,7 @@
  * At the end the block's (o, lse) is merged into the caller's normalised fp32 state, so
  * a ring step is just another call. */
 #include "attn_cuda.cuh"
+#include "common/settings.h"
 
 using namespace lcg;
 
@@ -264,7 +265,7 @@ constexpr int kFwdWarps = 4;
 static int fwd_mt(int d) {
     static int env = -1;
     if (env < 0) {
-        const char *e = getenv("LONGCTX_GPU_FWD_MT");
+        const char *e = lc__env_str("LONGCTX_GPU_FWD_MT");
         env = e ? atoi(e) : 0;
     }
     if (env == 1 || env == 2) return env;

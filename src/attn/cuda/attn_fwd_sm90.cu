@@ -16,6 +16,7 @@
  * The end is the same merge into the caller's normalised fp32 (o, lse) state as the sm_80
  * kernel, so a ring step is just another call. Compiled for sm_90a only (gpu.cmake). */
 #include "attn_cuda.cuh"
+#include "common/settings.h"
 #include "sm90_layout.h"
 
 #include <cuda.h> /* CUtensorMap */
@@ -404,7 +405,7 @@ template <typename T, int D, int BN, int ST> int launch(const FwdParams &p, cuda
 int sm90_bn() {
     static int bn = 0;
     if (!bn) {
-        const char *e = getenv("LONGCTX_GPU_SM90_BN");
+        const char *e = lc__env_str("LONGCTX_GPU_SM90_BN");
         bn = (e && atoi(e) == 64) ? 64 : 128;
     }
     return bn;

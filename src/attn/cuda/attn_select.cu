@@ -16,6 +16,7 @@
 
 #include "../../common/err.h"
 #include "attn_select.h"
+#include "common/settings.h"
 #include "gpu_internal.h"
 
 namespace {
@@ -27,7 +28,7 @@ std::mutex g_mu;
 
 /* 0 auto, 1 sm80, 2 sm90, -1 unknown text (read once: the choice is per process) */
 int env_choice(const char **text) {
-    static const char *e = getenv("LONGCTX_GPU_KERNEL");
+    static const char *e = lc__env_str("LONGCTX_GPU_KERNEL");
     *text = e;
     if (!e || !*e || !strcmp(e, "auto")) return 0;
     if (!strcmp(e, "sm80")) return 1;
@@ -204,7 +205,7 @@ int lcg_pick_fwd_kernel(int dtype, int d, cudaStream_t s, int *kern) {
         }
         char why[256];
         v = self_check(dtype, d, why, sizeof why);
-        if (v == kBad || getenv("LONGCTX_GPU_KERNEL_VERBOSE"))
+        if (v == kBad || lc__env_str("LONGCTX_GPU_KERNEL_VERBOSE"))
             fprintf(stderr, "longctx: sm_90 forward kernel start-up check (%s, d=%d) %s: %s%s\n",
                     dtype == LC_GPU_BF16 ? "bf16" : "f16", d, v == kGood ? "passed" : "FAILED", why,
                     v == kGood ? "" : "; using the sm_80 kernel");

@@ -6,12 +6,13 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "symm/internal.h"
+#include "common/settings.h"
 
 static int fail(char *err, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t len, const char *fmt, ...)
@@ -144,7 +145,12 @@ int lc_parse_flag(const char *what, const char *s, int *out, char *err, size_t e
 
 int lc_parse_size(const char *s, size_t *out) { return lc_parse_bytes("size", s, out, NULL, 0) ? -1 : 0; }
 
-/* ---- the environment: unset or empty means the default ---- */
+/* ---- the environment: the only getenv calls of the library; unset or empty means the
+ * default ---- */
+
+const char *lc__env_str(const char *name) { return getenv(name); }
+
+int lc__env_set(const char *name) { return getenv(name) != NULL; }
 
 int lc__env_bytes(const char *name, size_t dflt, size_t *out, char *err, size_t len)
 {
