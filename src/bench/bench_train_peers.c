@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/bench_train_peers.h"
+#include "bench/bench_train_peers.h"
 #include "longctx/ckpt.h"
 
 /* fp32 tolerance on the mean CE: the per-token terms agree to a few ulps and both sides sum
