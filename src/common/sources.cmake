@@ -1,3 +1,4 @@
 # Pieces every layer shares: the error convention (err.h).
-list(APPEND LONGCTX_SOURCES
+longctx_layer(common
   src/common/err.c)
+target_link_libraries(lc_common PUBLIC Threads::Threads m)
