@@ -1,57 +1,20 @@
 # GPU path of longctx: CUDA attention kernels, NVSHMEM backend, NCCL twin, GPU ring.
 #
-# Included by the top-level CMakeLists.txt after longctx_lib exists. Everything is optional:
-# without nvcc (or with -DLONGCTX_CUDA=OFF) this file builds only the CPU test of the logic
-# the kernels share with the host, and says what it skipped. GPU tests are registered with
-# LABELS gpu; without a device they exit 77, which ctest reports as skipped, never passed.
+# Included by the top-level CMakeLists.txt after the CPU layers exist. Everything is
+# optional: without nvcc (or with -DLONGCTX_CUDA=OFF) nothing here is built and this file says
+# what it skipped. Each layer's GPU sources make their own library beside the CPU one:
+# lc_attn_gpu (src/attn/cuda), lc_symm_gpu + lc_symm_nvshmem (src/symm/*.cu), lc_cp_gpu
+# (src/cp/ring_gpu.cu); longctx_gpu is all of them. The tests, the emulated ones included,
+# are registered in tests/gpu/tests.cmake (LONGCTX_GPU_BUILT says whether these exist).
 
 set(LONGCTX_GPU_SUMMARY "")
+set(LONGCTX_GPU_BUILT OFF)
 
-# The mask / tile-classification / layout logic is plain C shared with the kernels: test it
-# on every machine.
-add_executable(test_gpu_logic ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_logic.c)
-target_include_directories(test_gpu_logic PRIVATE ${CMAKE_SOURCE_DIR}/src/attn/cuda
-                           ${CMAKE_SOURCE_DIR}/src/cp ${CMAKE_SOURCE_DIR}/include)
-target_link_libraries(test_gpu_logic PRIVATE longctx_lib m)
-add_test(NAME gpu_logic COMMAND test_gpu_logic)
-set_tests_properties(gpu_logic PROPERTIES LABELS "gpu;cpu" TIMEOUT 120)
-
-# the cuDNN engine's host logic (block -> pieces rule, engine names, the partial merge)
-add_executable(test_gpu_cudnn_plan ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_cudnn_plan.c)
-target_include_directories(test_gpu_cudnn_plan PRIVATE ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/include)
-target_link_libraries(test_gpu_cudnn_plan PRIVATE longctx_lib m)
-add_test(NAME gpu_cudnn_plan COMMAND test_gpu_cudnn_plan)
-set_tests_properties(gpu_cudnn_plan PROPERTIES LABELS "gpu;cpu" TIMEOUT 120)
-
-# test_gpu_attn's own call sequence over a CPU stand-in of the device with the device build's
-# argument rules (attn_check.h): catches a sequence the GPU would refuse, on every machine.
-add_executable(test_gpu_attn_cpu ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_attn.c
-               ${CMAKE_SOURCE_DIR}/tests/gpu/gpu_test_util.c ${CMAKE_SOURCE_DIR}/tests/gpu/emu/gpu_attn_standin.c)
-target_compile_definitions(test_gpu_attn_cpu PRIVATE GT_CPU_STANDIN)
-target_include_directories(test_gpu_attn_cpu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu
-                           ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/include)
-target_link_libraries(test_gpu_attn_cpu PRIVATE longctx_lib m)
-set(_gpu_attn_cpu_args "")
-if(LONGCTX_SANITIZE OR LONGCTX_TSAN)
-  set(_gpu_attn_cpu_args quick) # the sampled sweep under the sanitizers (the full one takes 75 s there)
-endif()
-add_test(NAME gpu_attn_cpu COMMAND test_gpu_attn_cpu ${_gpu_attn_cpu_args})
-set_tests_properties(gpu_attn_cpu PROPERTIES LABELS "gpu;cpu" TIMEOUT 300)
-
-# The GPU ring's host code over a CPU stand-in of CUDA streams and NVSHMEM (tests/gpu/emu):
-# its signal/credit protocol, dK/dV travel and race checks, with no CUDA at all.
+# The emulated GPU tests need a C++ compiler (C++20), with or without CUDA.
 include(CheckLanguage)
 check_language(CXX)
 if(CMAKE_CXX_COMPILER)
   enable_language(CXX)
-  add_executable(test_ring_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_ring_emu.cc)
-  set_target_properties(test_ring_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
-  target_include_directories(test_ring_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/src
-                             ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/src/cp ${CMAKE_SOURCE_DIR}/include)
-  target_compile_options(test_ring_emu PRIVATE -O1 -Wno-unused-parameter)
-  target_link_libraries(test_ring_emu PRIVATE longctx_lib Threads::Threads m)
-  add_test(NAME gpu_ring_emu COMMAND test_ring_emu)
-  set_tests_properties(gpu_ring_emu PROPERTIES LABELS "gpu;cpu" TIMEOUT 300)
 else()
   message(STATUS "longctx GPU: no C++ compiler, the emulated GPU tests are skipped")
 endif()
@@ -60,28 +23,13 @@ if(NOT LONGCTX_CUDA)
   message(STATUS "longctx GPU: skipped (LONGCTX_CUDA=OFF)")
   return()
 endif()
-# The kernels' own source run on CPU threads (tests/gpu/emu): checks fragment layouts, tile
-# lists, masks and accumulation where there is no GPU. Needs a C++20 host compiler and the
-# CUDA headers only.
+# The emulated GPU tests (tests/gpu/tests.cmake) run the kernels' source on CPU threads:
+# they need a C++20 host compiler and the CUDA headers only.
 find_package(CUDAToolkit QUIET)
-if(CMAKE_CXX_COMPILER AND CUDAToolkit_FOUND)
-  add_executable(test_gpu_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_gpu_emu.cc)
-  set_target_properties(test_gpu_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
-  target_include_directories(test_gpu_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/src
-                             ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/include)
-  target_include_directories(test_gpu_emu SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
-  target_compile_options(test_gpu_emu PRIVATE -O2 -Wno-unknown-pragmas)
-  target_link_libraries(test_gpu_emu PRIVATE longctx_lib Threads::Threads m)
-  add_test(NAME gpu_emu COMMAND test_gpu_emu)
-  set_tests_properties(gpu_emu PROPERTIES LABELS "gpu;cpu" TIMEOUT 300)
-  if(LONGCTX_SANITIZE OR LONGCTX_TSAN)
-    set_tests_properties(gpu_emu PROPERTIES ENVIRONMENT "LONGCTX_TEST_QUICK=1")
-  endif()
-endif()
 
 if(LONGCTX_SANITIZE OR LONGCTX_TSAN)
   # sanitizers do not reach device code, and their link flags break nvcc's device link;
-  # the emulated GPU tests above still run under them
+  # the emulated GPU tests still run under them
   message(STATUS "longctx GPU: CUDA parts skipped in sanitizer builds (emulated GPU tests still built)")
   return()
 endif()
@@ -156,31 +104,29 @@ else()
   set(LONGCTX_HAVE_NVSHMEM OFF)
 endif()
 
-# ---- the NVSHMEM backend: relocatable device code, device-linked against libnvshmem_device
-# (whose host half holds nvshmemi_init_thread). Kept apart so the attention kernels are
-# compiled whole-program, without -rdc.
-add_library(longctx_gpu_shmem STATIC ${CMAKE_SOURCE_DIR}/src/symm/nvshmem.cu)
-target_include_directories(longctx_gpu_shmem PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/src/attn/cuda)
-target_link_libraries(longctx_gpu_shmem PUBLIC CUDA::cudart)
+# ---- the NVSHMEM backend (symm): relocatable device code, device-linked against
+# libnvshmem_device (whose host half holds nvshmemi_init_thread). Kept apart so the attention
+# kernels are compiled whole-program, without -rdc.
+add_library(lc_symm_nvshmem STATIC ${CMAKE_SOURCE_DIR}/src/symm/nvshmem.cu)
+target_include_directories(lc_symm_nvshmem PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/src/attn/cuda)
+target_link_libraries(lc_symm_nvshmem PUBLIC CUDA::cudart)
+add_dependencies(lc_symm_nvshmem lc_layer_check)
 if(LONGCTX_HAVE_NVSHMEM)
-  target_compile_definitions(longctx_gpu_shmem PRIVATE LONGCTX_HAVE_NVSHMEM=1)
-  target_include_directories(longctx_gpu_shmem SYSTEM PRIVATE ${LONGCTX_NVSHMEM_INCLUDE})
-  set_target_properties(longctx_gpu_shmem PROPERTIES CUDA_SEPARABLE_COMPILATION ON
+  target_compile_definitions(lc_symm_nvshmem PRIVATE LONGCTX_HAVE_NVSHMEM=1)
+  target_include_directories(lc_symm_nvshmem SYSTEM PRIVATE ${LONGCTX_NVSHMEM_INCLUDE})
+  set_target_properties(lc_symm_nvshmem PROPERTIES CUDA_SEPARABLE_COMPILATION ON
                         CUDA_RESOLVE_DEVICE_SYMBOLS ON POSITION_INDEPENDENT_CODE ON)
-  target_link_libraries(longctx_gpu_shmem PUBLIC ${LONGCTX_NVSHMEM_DEVICE_LIB} ${LONGCTX_NVSHMEM_HOST_LIB}
+  target_link_libraries(lc_symm_nvshmem PUBLIC ${LONGCTX_NVSHMEM_DEVICE_LIB} ${LONGCTX_NVSHMEM_HOST_LIB}
                         CUDA::cuda_driver dl rt)
 endif()
 
 # The Hopper forward kernel: wgmma, TMA and setmaxnreg exist on sm_90a alone, so this one
 # file is built for that target only (attn_select.cu runs it on compute capability 9.0).
-add_library(longctx_gpu_sm90 OBJECT ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_fwd_sm90.cu)
-set_target_properties(longctx_gpu_sm90 PROPERTIES CUDA_ARCHITECTURES 90a-real POSITION_INDEPENDENT_CODE ON)
-target_include_directories(longctx_gpu_sm90 PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/src/attn/cuda)
-target_compile_options(longctx_gpu_sm90 PRIVATE -O3 -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter)
-# ptxas's view of it, no device needed: no spills, no serialised wgmma (C7515)
-add_test(NAME gpu_sm90_ptxas COMMAND bash ${CMAKE_SOURCE_DIR}/tests/gpu/sm90_ptxas.sh ${CMAKE_CUDA_COMPILER}
-         ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}/tests/gpu_sm90_ptxas)
-set_tests_properties(gpu_sm90_ptxas PROPERTIES LABELS "gpu;cpu" TIMEOUT 300 SKIP_RETURN_CODE 77)
+add_library(lc_attn_sm90 OBJECT ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_fwd_sm90.cu)
+set_target_properties(lc_attn_sm90 PROPERTIES CUDA_ARCHITECTURES 90a-real POSITION_INDEPENDENT_CODE ON)
+target_include_directories(lc_attn_sm90 PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/src/attn/cuda)
+target_compile_options(lc_attn_sm90 PRIVATE -O3 -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter)
+add_dependencies(lc_attn_sm90 lc_layer_check)
 
 # ---- the cuDNN attention engine: the header-only cuDNN frontend ($CUDNN_FRONTEND_HOME, then
 # .cudnn-frontend/ made by scripts/fetch-cudnn-frontend.sh, then the installed Python package
@@ -231,21 +177,25 @@ else()
   set(LONGCTX_CUDNN_WHY "LONGCTX_CUDNN=OFF")
 endif()
 
-add_library(longctx_gpu STATIC
+# The flags every GPU library of ours compiles with.
+function(longctx_gpu_flags t)
+  target_compile_options(${t} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-O3 -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter>)
+  target_compile_options(${t} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-O2 -Wall -Wextra>)
+  target_include_directories(${t} PUBLIC ${CMAKE_SOURCE_DIR}/include PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/src/attn/cuda)
+  add_dependencies(${t} lc_layer_check)
+endfunction()
+
+# attn: the kernels, their selection and the cuDNN engine.
+add_library(lc_attn_gpu STATIC
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_engine.cpp
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_kernels.cu
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_api.cu
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_select.cu
-  $<TARGET_OBJECTS:longctx_gpu_sm90>
+  $<TARGET_OBJECTS:lc_attn_sm90>
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_fwd.cu
-  ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_bwd.cu
-  ${CMAKE_SOURCE_DIR}/src/symm/nccl_permute.cu
-  ${CMAKE_SOURCE_DIR}/src/cp/ring_gpu.cu)
-target_include_directories(longctx_gpu PUBLIC ${CMAKE_SOURCE_DIR}/include
-                           PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/src/cp)
-target_compile_options(longctx_gpu PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-O3 -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter>)
-target_link_libraries(longctx_gpu PUBLIC longctx_gpu_shmem CUDA::cudart)
-target_compile_options(longctx_gpu PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-O2 -Wall -Wextra>)
+  ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_bwd.cu)
+longctx_gpu_flags(lc_attn_gpu)
+target_link_libraries(lc_attn_gpu PUBLIC lc_attn CUDA::cudart)
 set_source_files_properties(${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_engine.cpp PROPERTIES
                             INCLUDE_DIRECTORIES "${CUDAToolkit_INCLUDE_DIRS}")
 if(LONGCTX_HAVE_CUDNN)
@@ -255,19 +205,39 @@ if(LONGCTX_HAVE_CUDNN)
     COMPILE_OPTIONS "-isystem;${LONGCTX_CUDNN_FRONTEND_INCLUDE};-isystem;${LONGCTX_CUDNN_INCLUDE};-std=c++17"
     INCLUDE_DIRECTORIES "${CUDAToolkit_INCLUDE_DIRS}")
   # the frontend also carries its own NVRTC-compiled engines (it calls nvrtc* and cu*)
-  target_link_libraries(longctx_gpu PUBLIC ${LONGCTX_CUDNN_LIB} CUDA::nvrtc CUDA::cuda_driver)
+  target_link_libraries(lc_attn_gpu PUBLIC ${LONGCTX_CUDNN_LIB} CUDA::nvrtc CUDA::cuda_driver)
   # libcudnn loads its sub-libraries (graph, engines) from the same folder at run time
-  set_property(TARGET longctx_gpu APPEND PROPERTY INTERFACE_LINK_OPTIONS "-Wl,-rpath,${LONGCTX_CUDNN_LIBDIR}")
+  set_property(TARGET lc_attn_gpu APPEND PROPERTY INTERFACE_LINK_OPTIONS "-Wl,-rpath,${LONGCTX_CUDNN_LIBDIR}")
 else()
   # the reason, for the LC_ERR_UNSUPPORTED message of engine=cudnn
   set_source_files_properties(${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_engine.cpp PROPERTIES
     COMPILE_DEFINITIONS "LONGCTX_CUDNN_WHY=\"${LONGCTX_CUDNN_WHY}\"")
 endif()
+
+# symm: the NCCL twin of the NVSHMEM backend. TEMPORARY: symm's GPU code reports CUDA errors
+# through the kernels' helpers (lcg_fail, lcg_cuda in src/attn/cuda/attn_api.cu), so it links
+# lc_attn_gpu, above it; the GPU restructuring moves those helpers down and drops this link
+# (and the matching entries of the allow-list in cmake/layers.cmake).
+add_library(lc_symm_gpu STATIC ${CMAKE_SOURCE_DIR}/src/symm/nccl_permute.cu)
+longctx_gpu_flags(lc_symm_gpu)
+target_link_libraries(lc_symm_gpu PUBLIC lc_symm lc_symm_nvshmem CUDA::cudart lc_attn_gpu)
+# INTERFACE: for its users' link only, so the NVSHMEM device link sees its own objects alone
+target_link_libraries(lc_symm_nvshmem INTERFACE lc_symm lc_attn_gpu)
 if(LONGCTX_HAVE_NCCL)
-  target_compile_definitions(longctx_gpu PRIVATE LONGCTX_HAVE_NCCL=1)
-  target_include_directories(longctx_gpu SYSTEM PRIVATE ${LONGCTX_NCCL_INCLUDE})
-  target_link_libraries(longctx_gpu PUBLIC ${LONGCTX_NCCL_LIB})
+  target_compile_definitions(lc_symm_gpu PRIVATE LONGCTX_HAVE_NCCL=1)
+  target_include_directories(lc_symm_gpu SYSTEM PRIVATE ${LONGCTX_NCCL_INCLUDE})
+  target_link_libraries(lc_symm_gpu PUBLIC ${LONGCTX_NCCL_LIB})
 endif()
+
+# cp: ring attention on the GPU, over the kernels and the NVSHMEM/NCCL backends.
+add_library(lc_cp_gpu STATIC ${CMAKE_SOURCE_DIR}/src/cp/ring_gpu.cu)
+longctx_gpu_flags(lc_cp_gpu)
+target_include_directories(lc_cp_gpu PRIVATE ${CMAKE_SOURCE_DIR}/src/cp)
+target_link_libraries(lc_cp_gpu PUBLIC lc_cp lc_attn_gpu lc_symm_gpu CUDA::cudart)
+
+# What the GPU tests and benchmarks link: every GPU library.
+add_library(longctx_gpu INTERFACE)
+target_link_libraries(longctx_gpu INTERFACE lc_cp_gpu)
 
 # NVSHMEM loads its bootstrap and transport plugins by soname: they must be on the path.
 set(LONGCTX_GPU_ENV "")
@@ -282,15 +252,7 @@ if(_gpu_ld)
   set(LONGCTX_GPU_ENV "LD_LIBRARY_PATH=${_gpu_ld}$ENV{LD_LIBRARY_PATH}")
 endif()
 
-# ---- tests (LABELS gpu; exit 77 = skipped when no device answers) ----
-set(_gpu_tests test_gpu_attn test_gpu_ring test_gpu_permute test_gpu_cudnn)
-foreach(t ${_gpu_tests})
-  add_executable(${t} ${CMAKE_SOURCE_DIR}/tests/gpu/${t}.c ${CMAKE_SOURCE_DIR}/tests/gpu/gpu_test_util.c)
-  target_include_directories(${t} PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu ${CMAKE_SOURCE_DIR}/src/cp)
-  target_link_libraries(${t} PRIVATE longctx_gpu longctx_lib m)
-  set_target_properties(${t} PROPERTIES LINKER_LANGUAGE CUDA)
-endforeach()
-
+# The GPU benchmark (bench/gpu; scripts/gpu-check runs it).
 add_executable(longctx-gpu-bench ${CMAKE_SOURCE_DIR}/bench/gpu/gpu_bench.c
                ${CMAKE_SOURCE_DIR}/tests/gpu/gpu_test_util.c)
 target_include_directories(longctx-gpu-bench PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu)
@@ -309,6 +271,3 @@ endif()
 if(NOT LONGCTX_HAVE_NVSHMEM)
   message(STATUS "longctx GPU: NVSHMEM not found (pip install nvidia-nvshmem-cu13, or NVSHMEM_HOME=<unpacked wheel>/nvidia/nvshmem); the ring tests will skip")
 endif()
-
-# ctest registration lives with the tests
-include(${CMAKE_SOURCE_DIR}/tests/gpu/tests.cmake)

@@ -4,9 +4,10 @@
 # parts (rdtsc, summed over the run) are divided by its own recomputation part (Q K^T, dO V^T,
 # the softmax and its gradient; a change to that part's code moves every share), and the
 # backward's time by the forward's, run just before it each time (a change to the forward's
-# code moves that one). Builds: driver.c at each git rev
-# given (default: HEAD~1 and the work tree), timers added to a copy only (instrument.py),
-# linked against build/liblongctx.a; the builds alternate, ROUNDS times.
+# code moves that one). Builds: driver.c at each git rev given (default: HEAD~1 and the work
+# tree), compiled with its named timing points on (-DLONGCTX_ATTN_PARTS: src/attn/parts.h;
+# the library itself is built without them) and linked against build/liblongctx.a; the
+# builds alternate, ROUNDS times. A rev older than the timing points is refused.
 #
 # usage: bench/attn-parts/run.sh [--rounds 3] [--shape "4096 128 8 2"] [--lib LIB.a]
 #                                [--cflags "EXTRA"] [REV ...]   (REV . = work tree)
@@ -36,10 +37,21 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for i in "${!revs[@]}"; do
     r=${revs[$i]}
-    if [[ $r == . ]]; then cp "$root/src/attn/driver.c" "$tmp/d$i.c"; else git -C "$root" show "$r:src/attn/driver.c" > "$tmp/d$i.c"; fi
-    python3 "$here/instrument.py" "$tmp/d$i.c" "$tmp/i$i.c"
+    # the rev's driver.c and parts.h side by side: "attn/parts.h" resolves beside driver.c
+    mkdir -p "$tmp/r$i/attn"
+    for f in driver.c parts.h; do
+        if [[ $r == . ]]; then
+            cp "$root/src/attn/$f" "$tmp/r$i/attn/$f"
+        elif ! git -C "$root" show "$r:src/attn/$f" >"$tmp/r$i/attn/$f" 2>/dev/null; then
+            echo "run.sh: $r has no src/attn/$f: it predates the timing points (LC_ATTN_TIME_POINT)" >&2
+            exit 1
+        fi
+    done
+    grep -q 'LC_ATTN_TIME_POINT(bwd_dvdk)' "$tmp/r$i/attn/driver.c" ||
+        { echo "run.sh: $r's driver.c has no timing points (LC_ATTN_TIME_POINT)" >&2; exit 1; }
     # shellcheck disable=SC2086
-    gcc -O2 $cflags -D_GNU_SOURCE -std=gnu11 -I"$root/include" -I"$root/src" -c "$tmp/i$i.c" -o "$tmp/i$i.o"
+    gcc -O2 $cflags -D_GNU_SOURCE -DLONGCTX_ATTN_PARTS -std=gnu11 -I"$tmp/r$i" -I"$root/include" -I"$root/src" \
+        -c "$tmp/r$i/attn/driver.c" -o "$tmp/i$i.o"
     # shellcheck disable=SC2086
     gcc -O2 $cflags -I"$root/include" "$here/time_bwd.c" "$tmp/i$i.o" "$lib" -lm -lpthread -o "$tmp/t$i"
 done

@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "longctx/model.h"
-#include "longctx/train.h"
+#include "longctx/optim.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -132,6 +132,9 @@ int lc_ckpt_save(lc_model *m, lc_adamw *opt, const lc_ckpt_state *st, const char
 int lc_ckpt_find_latest(const char *dir, char *path, size_t cap);
 /* Removes step-*.tmp-PID folders under dir whose writer process is gone. */
 void lc_ckpt_clean_tmp(const char *dir);
+/* mkdir -p path: 0 when it is a folder afterwards, else -1 (errno says why when a mkdir
+ * failed). The trainer makes its --out folder with it. */
+int lc_ckpt_mkdirs(const char *path);
 
 /* Loads checkpoint folder path into m (params) and, when opt is given, the AdamW moments
  * and step count from training_state.safetensors, and *st. Local (no communication):

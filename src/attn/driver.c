@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "attn/internal.h"
+#include "attn/parts.h"
 
 #define BQ LC_ATTN_BQ
 #define BK LC_ATTN_BK
@@ -276,6 +277,7 @@ static void fwd_task(void *ctx, int t, int worker)
                 memcpy(Qc + dst, c->qf + src + i * ldq, (size_t)d * 4);
         }
     }
+    LC_ATTN_TIME_START();
     for (int kt = 0; kt < c->nkt; kt++) {
         lc_block_class cls = lc_attn_classify_sum(&a->mask, &c->qs[qt], &c->ks[kt]);
         if (cls == LC_BLOCK_SKIP)
@@ -297,13 +299,17 @@ static void fwd_task(void *ctx, int t, int worker)
                 for (size_t l = hh * vl; l < (hh + 1) * vl; l++)
                     __builtin_prefetch(vn + l * 64, 0, 2);
             }
+            LC_ATTN_TIME_POINT(fwd_other);
             if (c->ktb)
                 c->ops->qk_bf16(nq, d, (const lc_bf16 *)Qc + r0 * d, d, c->ktb + off, S);
             else
                 qk_packed(c, nq, d, Qc + r0 * d, d, c->kt + off, S);
+            LC_ATTN_TIME_POINT(fwd_qk);
             mask_tile(c, cls, q0, nq, k0, nk, S);
             c->ops->softmax_fwd(nq, S, c->c, mrow + r0, lrow + r0, O + r0 * d, d, d);
+            LC_ATTN_TIME_POINT(fwd_softmax);
             gemm_panels(c, nq, d, nk, S, BK, vt, (size_t)BK * c->vw, c->vw, O + r0 * d, d, 1);
+            LC_ATTN_TIME_POINT(fwd_pv);
         }
     }
     for (int hh = 0; hh < g; hh++)
@@ -674,10 +680,12 @@ static void bwd_fused_task(void *ctx, int kvh, int worker)
             if (!active)
                 continue;
             for (int h0 = kvh * c->g; h0 < (kvh + 1) * c->g; h0 += bg) {
+                LC_ATTN_TIME_START();
                 size_t qr = (size_t)q0 * ldq + (size_t)h0 * d;
                 rows_in(dOc, c->dof, c->do16, qr, ldq, nq, bg, d, qtile);
                 rows_in(Qc, c->qf, c->q16, qr, ldq, nq, bg, d, qtile);
                 rows_in(dQc, c->dq, NULL, qr, ldq, nq, bg, d, qtile);
+                LC_ATTN_TIME_POINT(bwd_copies);
                 for (int kt = kc0; kt < kc1; kt++) {
                     lc_block_class cls =
                         lc_attn_classify_sum(&a->mask, &c->qs[qt], &c->ks[kt]);
@@ -690,8 +698,10 @@ static void bwd_fused_task(void *ctx, int kvh, int worker)
                         float *s = S + hh * stile, *dp = dP + hh * stile;
                         bwd_tile(c, cls, h0 + hh, qt, kt, f32dot ? q : NULL,
                                  f32dot ? dout : NULL, d, s, dp, rowv);
+                        LC_ATTN_TIME_POINT(bwd_recompute);
                         gemm_panels(c, nq, d, nk, dp, BK, Kc + (size_t)(kt - kc0) * BK * c->vw,
                                     (size_t)nkc * BK * c->vw, c->vw, dQc + hh * qtile, d, 1);
+                        LC_ATTN_TIME_POINT(bwd_dq);
                     }
                     /* A partial Q tile's rows past nq hold stale values: per head. */
                     int nst = nq == BQ ? 1 : bg, kq = nq == BQ ? bg * BQ : nq;
@@ -701,8 +711,10 @@ static void bwd_fused_task(void *ctx, int kvh, int worker)
                         c->ops->gemm(nk, d, kq, dP + hh * stile, 1, BK, Qc + hh * qtile, d,
                                      dKc + ko, d, 1);
                     }
+                    LC_ATTN_TIME_POINT(bwd_dvdk);
                 }
                 rows_out(c->dq + qr, ldq, dQc, nq, bg, d, qtile);
+                LC_ATTN_TIME_POINT(bwd_copies);
             }
         }
         rows_out(c->dk + kr, ldkv, dKc, nr, 1, d, 0);

@@ -165,7 +165,7 @@ void lc_ckpt__prune(const char *dir, int keep)
     if (n > keep) lc_ckpt__fsync_path(dir);
 }
 
-int lc_ckpt__mkdirs(const char *path)
+int lc_ckpt_mkdirs(const char *path)
 {
     char p[4096];
     size_t n = strlen(path);

@@ -10,6 +10,5 @@ int lc_ckpt__rm_dir(const char *path);
 int lc_ckpt__publish(const char *tmp, const char *final, const char *dir);
 /* Keeps the newest `keep` complete checkpoints. */
 void lc_ckpt__prune(const char *dir, int keep);
-int lc_ckpt__mkdirs(const char *path); /* mkdir -p */
 
 #endif

@@ -66,11 +66,11 @@ int lc_ckpt_save(lc_model *m, lc_adamw *opt, const lc_ckpt_state *st, const char
         WFAIL();
     }
     if (so->writer && !bad) {
-        if (lc_ckpt__mkdirs(dir)) { lc_ckpt__fail(LC_ERR_SYS, "cannot create %s: %m", dir); WFAIL(); }
+        if (lc_ckpt_mkdirs(dir)) { lc_ckpt__fail(LC_ERR_SYS, "cannot create %s: %m", dir); WFAIL(); }
         else {
             lc_ckpt_clean_tmp(dir);
             lc_ckpt__rm_dir(tmp);
-            if (lc_ckpt__mkdirs(tmp)) { lc_ckpt__fail(LC_ERR_SYS, "cannot create %s: %m", tmp); WFAIL(); }
+            if (lc_ckpt_mkdirs(tmp)) { lc_ckpt__fail(LC_ERR_SYS, "cannot create %s: %m", tmp); WFAIL(); }
         }
         if (!bad) {
             snprintf(p, sizeof p, "%s/config.json", tmp);

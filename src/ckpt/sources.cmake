@@ -1,6 +1,6 @@
 # Checkpoints (src/ckpt): safetensors, config.json, checkpoint folders; uses the model's
-# layout-independent tensor access and the trainer's AdamW.
-list(APPEND LONGCTX_SOURCES
+# layout-independent tensor access and the optimizer's moments.
+longctx_layer(ckpt
   src/ckpt/json.c
   src/ckpt/safetensors.c
   src/ckpt/config.c

@@ -68,7 +68,7 @@ static int with_model(const char *path, int64_t seq, int hf, const int32_t *tok,
         goto out;
     }
     if (!hf && lc_adamw_create(lc_model_n_params(m), &ac, &opt)) {
-        fprintf(stderr, "longctx ckpt: %s\n", lc_train_last_error());
+        fprintf(stderr, "longctx ckpt: %s\n", lc_optim_last_error());
         goto out;
     }
     lc_ckpt_state st;

@@ -1,7 +1,8 @@
-/* longctx: launch PEs, run benchmarks (later: train, plan). */
+/* longctx: launch PEs, prepare data, train, inspect checkpoints, run benchmarks. */
 #include <stdio.h>
 #include <string.h>
 
+#include "bench/bench.h"
 #include "cli/cli.h"
 
 static void usage(FILE *f)
@@ -10,19 +11,13 @@ static void usage(FILE *f)
             "usage: longctx <command> [options]\n"
             "  launch -n P [--heap SIZE] [--] CMD ARGS...   run CMD as P PEs on the shm backend\n"
             "  prepare-data OUTDIR [--source DIR]           train/val token files from python3-doc\n"
-#ifdef LONGCTX_HAVE_TRAIN
             "  train --model small --seq 16K --cp 2 ...     train a Llama-3-style model (--help)\n"
             "  bench train [--seq ...] [--cp ...] [--json]  trainer step time, MFU, time split\n"
             "  ckpt info|verify|loss DIR                    inspect and check a checkpoint\n"
-#endif
             "  bench permute [--pes 2] [--bytes ...] [--lowering ...] [--json]\n"
-#ifdef LONGCTX_HAVE_BENCH_ATTN
             "  bench attn [--pass ...] [--s ...] [--json]   attention kernels vs FMA peak\n"
             "  bench tiles [--d ...] [--json]               their tile matmuls and softmax alone\n"
-#endif
-#ifdef LONGCTX_HAVE_BENCH_RING
             "  bench ring [--pes ...] [--s ...] [--json]    context-parallel ring attention\n"
-#endif
             "Each bench takes --help. Environment: LONGCTX_TIMEOUT (s; default unbounded),\n"
             "LONGCTX_HEARTBEAT_S (default 30), LONGCTX_HEAP_SIZE, LONGCTX_BIND=core|none,\n"
             "LONGCTX_PERMUTE=one_sided|two_sided|auto, LONGCTX_DEBUG=1 (see README.md).\n");
@@ -36,26 +31,18 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "launch")) return lc_cmd_launch(argc - 1, argv + 1);
     if (!strcmp(argv[1], "prepare-data")) return lc_cmd_prepare_data(argc - 1, argv + 1);
-#ifdef LONGCTX_HAVE_TRAIN
     if (!strcmp(argv[1], "train")) return lc_cmd_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "ckpt")) return lc_cmd_ckpt(argc - 1, argv + 1);
-#endif
     if (!strcmp(argv[1], "bench")) {
         if (argc < 3) {
             usage(stderr);
             return 2;
         }
         if (!strcmp(argv[2], "permute")) return lc_cmd_bench_permute(argc - 2, argv + 2);
-#ifdef LONGCTX_HAVE_BENCH_ATTN
         if (!strcmp(argv[2], "attn")) return lc_cmd_bench_attn(argc - 2, argv + 2);
         if (!strcmp(argv[2], "tiles")) return lc_cmd_bench_tiles(argc - 2, argv + 2);
-#endif
-#ifdef LONGCTX_HAVE_TRAIN
         if (!strcmp(argv[2], "train")) return lc_cmd_bench_train(argc - 2, argv + 2);
-#endif
-#ifdef LONGCTX_HAVE_BENCH_RING
         if (!strcmp(argv[2], "ring")) return lc_cmd_bench_ring(argc - 2, argv + 2);
-#endif
         fprintf(stderr, "longctx bench: unknown benchmark '%s'\n", argv[2]);
         usage(stderr);
         return 2;

@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bench/peak.h"
 #include "cli/cli.h"
-#include "cli/peak.h"
 #include "longctx/ckpt.h"
 #include "longctx/trainer.h"
 

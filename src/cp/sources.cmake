@@ -1,4 +1,4 @@
-list(APPEND LONGCTX_SOURCES
+longctx_layer(cp
   src/cp/layout.c
   src/cp/cp.c
   src/cp/ring.c

@@ -1,7 +1,7 @@
 # The Llama-3-architecture model (src/model). Linear layers need a CBLAS: OpenBLAS from
 # Debian (libopenblas-dev). Debian keeps OpenBLAS's cblas.h under an alternatives folder
 # (/usr/include/x86_64-linux-gnu/openblas-pthread); other distributions use include/openblas.
-list(APPEND LONGCTX_SOURCES
+longctx_layer(model
   src/model/config.c
   src/model/layers.c
   src/model/linear.c
@@ -26,4 +26,5 @@ message(STATUS "OpenBLAS: ${LONGCTX_OPENBLAS_LIB} (cblas.h in ${LONGCTX_OPENBLAS
 set_source_files_properties(src/model/linear.c PROPERTIES
   COMPILE_DEFINITIONS "LONGCTX_CBLAS_HEADER=<cblas.h>;LONGCTX_OPENBLAS_SO=\"${LONGCTX_OPENBLAS_LIB}\""
   INCLUDE_DIRECTORIES "${LONGCTX_OPENBLAS_INCLUDE}")
-list(APPEND LONGCTX_LINK_LIBS ${CMAKE_DL_LIBS})
+target_link_libraries(lc_model PUBLIC ${CMAKE_DL_LIBS})
+list(APPEND LONGCTX_LINK_LIBS ${CMAKE_DL_LIBS}) # for the installed archive

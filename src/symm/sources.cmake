@@ -1,4 +1,4 @@
-list(APPEND LONGCTX_SOURCES
+longctx_layer(symm
   src/symm/util.c
   src/symm/world.c
   src/symm/shm.c
@@ -19,8 +19,9 @@ if(NOT LONGCTX_MPI STREQUAL "OFF")
   find_package(MPI COMPONENTS C QUIET)
   if(MPI_C_FOUND)
     set(LONGCTX_HAVE_MPI ON)
-    list(APPEND LONGCTX_SOURCES src/symm/mpi.c src/symm/mpi_coll.c)
-    list(APPEND LONGCTX_LINK_LIBS MPI::MPI_C)
+    target_sources(lc_symm PRIVATE src/symm/mpi.c src/symm/mpi_coll.c)
+    target_link_libraries(lc_symm PUBLIC MPI::MPI_C)
+    list(APPEND LONGCTX_LINK_LIBS MPI::MPI_C) # for the installed archive
     set_source_files_properties(src/symm/world.c PROPERTIES COMPILE_DEFINITIONS LONGCTX_HAVE_MPI=1)
     # For an installed longctx: find_package(longctx) finds MPI too, pkg-config links it.
     set(LONGCTX_CONFIG_DEPS "find_dependency(MPI COMPONENTS C)")

@@ -1,15 +1,14 @@
-list(APPEND LONGCTX_SOURCES
+# The training layer (src/train): token files, the loader, the mesh, metrics, the loss plot
+# and the training loop, which drives the model, the optimizer and the checkpoints.
+longctx_layer(train
   src/train/error.c
   src/train/tokfile.c
   src/train/byte_tok.c
   src/train/corpus.c
   src/train/loader.c
-  src/train/adamw.c
   src/train/mesh.c
   src/train/metrics.c
   src/train/png.c
-  src/train/plot.c)
-# The training loop drives the model layer.
-if(EXISTS ${CMAKE_SOURCE_DIR}/src/model/sources.cmake)
-  list(APPEND LONGCTX_SOURCES src/train/trainer.c src/train/ckpt_hooks.c)
-endif()
+  src/train/plot.c
+  src/train/trainer.c
+  src/train/ckpt_hooks.c)

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ckpt/dir.h"
+#include "longctx/ckpt.h"
 #include "longctx/trainer.h"
 #include "train/ckpt_hooks.h"
 #include "train/internal.h"
@@ -219,10 +219,16 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
     }
     const size_t np = lc_model_n_params(m);
     lc_adamw_config ac = {o->beta1, o->beta2, o->eps, o->weight_decay};
-    if ((rc = lc_adamw_create(np, &ac, &opt))) goto out;
+    if ((rc = lc_adamw_create(np, &ac, &opt))) {
+        lc_train__fail(rc, "%s", lc_optim_last_error());
+        goto out;
+    }
     for (int i = 0; i < lc_model_n_tensors(m); i++) {
         const lc_model_tensor *t = lc_model_tensor_at(m, i);
-        if ((rc = lc_adamw_set_decay(opt, t->offset, t->numel, t->decay))) goto out;
+        if ((rc = lc_adamw_set_decay(opt, t->offset, t->numel, t->decay))) {
+            lc_train__fail(rc, "%s", lc_optim_last_error());
+            goto out;
+        }
     }
     lc_loader_config lct = {o->seq_len, o->seed, mesh.dp_rank, mesh.dp, 1, o->doc_mask ? o->doc_sep : -1};
     lc_loader_config lcv = {o->seq_len, 0, 0, 1, 0, o->doc_mask ? o->doc_sep : -1};
@@ -261,7 +267,7 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
 
     if (me == 0) {
         if (o->out_dir) {
-            if (lc_ckpt__mkdirs(o->out_dir)) {
+            if (lc_ckpt_mkdirs(o->out_dir)) {
                 local_bad = 1;
                 lc_train__fail(LC_ERR_SYS, "cannot create --out %s: %s", o->out_dir, strerror(errno));
             } else {

@@ -1,8 +1,8 @@
 #!/bin/bash
-# bench/attn-parts/run.sh still fits driver.c: its instrument.py finds every place it times in
-# the fused backward, the copy builds and links against this build's library (with its
-# sanitizer flags), and one round prints a row of positive forward and backward parts, a rate
-# and a bwd/fwd ratio.
+# bench/attn-parts/run.sh still works: the work tree's driver.c builds with its timing points
+# on (LONGCTX_ATTN_PARTS) and links against this build's library (with its sanitizer flags),
+# and one round prints a row of positive forward and backward parts (every point was
+# reached), a rate and a bwd/fwd ratio.
 # usage: parts_tool.sh LIB.a "EXTRA_CFLAGS"
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

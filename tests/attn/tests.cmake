@@ -2,7 +2,7 @@
 # scripts/test.sh for the sanitizer pass) halves the sweep: ~35 s under ASan+UBSan Debug.
 # ThreadSanitizer is ~10x slower, so it always runs a 1/8 sample.
 add_executable(test_attn ${CMAKE_CURRENT_LIST_DIR}/test_attn.c)
-target_link_libraries(test_attn PRIVATE longctx_lib)
+target_link_libraries(test_attn PRIVATE lc_attn)
 target_include_directories(test_attn PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/tests ${CMAKE_SOURCE_DIR}/src)
 set(_attn_env "")
 if(LONGCTX_TSAN)
@@ -48,11 +48,12 @@ set_tests_properties(cli_bench_tiles_bad_d PROPERTIES LABELS "attn;bench"
 # no thread (counted by interposing malloc & co. and pthread_create in this binary).
 add_executable(test_attn_steady ${CMAKE_CURRENT_LIST_DIR}/test_attn_steady.c
                ${CMAKE_CURRENT_LIST_DIR}/../common/alloc_count.c)
-target_link_libraries(test_attn_steady PRIVATE longctx_lib ${CMAKE_DL_LIBS})
+target_link_libraries(test_attn_steady PRIVATE lc_attn ${CMAKE_DL_LIBS})
 target_include_directories(test_attn_steady PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/tests)
 add_test(NAME attn_steady COMMAND test_attn_steady)
 set_tests_properties(attn_steady PROPERTIES LABELS attn TIMEOUT 120)
-# The backward-by-part timing tool (bench/attn-parts) still fits driver.c and runs.
+# The backward-by-part timing tool (bench/attn-parts) builds driver.c with its timing points
+# and runs, against this build's library archive.
 set(_parts_cflags "")
 if(LONGCTX_SANITIZE)
   set(_parts_cflags "-fsanitize=address,undefined -fno-sanitize-recover=undefined")
@@ -60,5 +61,5 @@ elseif(LONGCTX_TSAN)
   set(_parts_cflags "-fsanitize=thread")
 endif()
 add_test(NAME bench_attn_parts_tool COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/parts_tool.sh
-  $<TARGET_FILE:longctx_lib> "${_parts_cflags}")
+  $<TARGET_FILE:longctx_archive> "${_parts_cflags}")
 set_tests_properties(bench_attn_parts_tool PROPERTIES LABELS "attn;bench" TIMEOUT 120)

@@ -1,6 +1,6 @@
 # Context-parallel attention tests (label cp). Multi-PE tests run under the launcher.
 add_executable(test_cp ${CMAKE_CURRENT_LIST_DIR}/test_cp.c)
-target_link_libraries(test_cp PRIVATE longctx_lib)
+target_link_libraries(test_cp PRIVATE lc_cp)
 target_include_directories(test_cp PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/tests)
 
 function(lc_cp_test name pes)
@@ -56,7 +56,7 @@ lc_cp_test(cp_p1_f32out 1 f32out)
 # Steady state of a plan: no allocation, no thread start per forward/backward (counted).
 add_executable(test_cp_steady ${CMAKE_CURRENT_LIST_DIR}/test_cp_steady.c
                ${CMAKE_CURRENT_LIST_DIR}/../common/alloc_count.c)
-target_link_libraries(test_cp_steady PRIVATE longctx_lib ${CMAKE_DL_LIBS})
+target_link_libraries(test_cp_steady PRIVATE lc_cp ${CMAKE_DL_LIBS})
 target_include_directories(test_cp_steady PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/tests)
 add_test(NAME cp_p2_steady COMMAND $<TARGET_FILE:longctx> launch -n 2 -- $<TARGET_FILE:test_cp_steady>)
 set_tests_properties(cp_p2_steady PROPERTIES LABELS cp TIMEOUT 120)

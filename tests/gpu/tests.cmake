@@ -1,5 +1,88 @@
-# GPU tests: LABELS gpu. Without a device they print "SKIP: ... no CUDA device" and exit 77,
-# which SKIP_RETURN_CODE turns into a skip (never a pass).
+# The GPU tests (label gpu), next to the code they test in src/gpu.cmake.
+#
+# On every machine: the logic the kernels share with the host, and the kernels' and the GPU
+# ring's own source over CPU stand-ins (label "gpu;cpu").
+# The mask / tile-classification / layout logic is plain C shared with the kernels: test it
+# on every machine.
+add_executable(test_gpu_logic ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_logic.c)
+target_include_directories(test_gpu_logic PRIVATE ${CMAKE_SOURCE_DIR}/src/attn/cuda
+                           ${CMAKE_SOURCE_DIR}/src/cp ${CMAKE_SOURCE_DIR}/include)
+target_link_libraries(test_gpu_logic PRIVATE longctx_lib m)
+add_test(NAME gpu_logic COMMAND test_gpu_logic)
+set_tests_properties(gpu_logic PROPERTIES LABELS "gpu;cpu" TIMEOUT 120)
+
+# the cuDNN engine's host logic (block -> pieces rule, engine names, the partial merge)
+add_executable(test_gpu_cudnn_plan ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_cudnn_plan.c)
+target_include_directories(test_gpu_cudnn_plan PRIVATE ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/include)
+target_link_libraries(test_gpu_cudnn_plan PRIVATE longctx_lib m)
+add_test(NAME gpu_cudnn_plan COMMAND test_gpu_cudnn_plan)
+set_tests_properties(gpu_cudnn_plan PROPERTIES LABELS "gpu;cpu" TIMEOUT 120)
+
+# test_gpu_attn's own call sequence over a CPU stand-in of the device with the device build's
+# argument rules (attn_check.h): catches a sequence the GPU would refuse, on every machine.
+add_executable(test_gpu_attn_cpu ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_attn.c
+               ${CMAKE_SOURCE_DIR}/tests/gpu/gpu_test_util.c ${CMAKE_SOURCE_DIR}/tests/gpu/emu/gpu_attn_standin.c)
+target_compile_definitions(test_gpu_attn_cpu PRIVATE GT_CPU_STANDIN)
+target_include_directories(test_gpu_attn_cpu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu
+                           ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/include)
+target_link_libraries(test_gpu_attn_cpu PRIVATE longctx_lib m)
+set(_gpu_attn_cpu_args "")
+if(LONGCTX_SANITIZE OR LONGCTX_TSAN)
+  set(_gpu_attn_cpu_args quick) # the sampled sweep under the sanitizers (the full one takes 75 s there)
+endif()
+add_test(NAME gpu_attn_cpu COMMAND test_gpu_attn_cpu ${_gpu_attn_cpu_args})
+set_tests_properties(gpu_attn_cpu PROPERTIES LABELS "gpu;cpu" TIMEOUT 300)
+
+# The GPU ring's host code over a CPU stand-in of CUDA streams and NVSHMEM (tests/gpu/emu):
+# its signal/credit protocol, dK/dV travel and race checks, with no CUDA at all.
+if(CMAKE_CXX_COMPILER)
+  add_executable(test_ring_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_ring_emu.cc)
+  set_target_properties(test_ring_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
+  target_include_directories(test_ring_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/src
+                             ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/src/cp ${CMAKE_SOURCE_DIR}/include)
+  target_compile_options(test_ring_emu PRIVATE -O1 -Wno-unused-parameter)
+  target_link_libraries(test_ring_emu PRIVATE longctx_lib Threads::Threads m)
+  add_test(NAME gpu_ring_emu COMMAND test_ring_emu)
+  set_tests_properties(gpu_ring_emu PROPERTIES LABELS "gpu;cpu" TIMEOUT 300)
+endif()
+
+# The kernels' own source run on CPU threads (tests/gpu/emu): checks fragment layouts, tile
+# lists, masks and accumulation where there is no GPU. Needs a C++20 host compiler and the
+# CUDA headers only (src/gpu.cmake looks for them when LONGCTX_CUDA is on).
+if(LONGCTX_CUDA AND CMAKE_CXX_COMPILER AND CUDAToolkit_FOUND)
+  add_executable(test_gpu_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_gpu_emu.cc)
+  set_target_properties(test_gpu_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
+  target_include_directories(test_gpu_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/src
+                             ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/include)
+  target_include_directories(test_gpu_emu SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
+  target_compile_options(test_gpu_emu PRIVATE -O2 -Wno-unknown-pragmas)
+  target_link_libraries(test_gpu_emu PRIVATE longctx_lib Threads::Threads m)
+  add_test(NAME gpu_emu COMMAND test_gpu_emu)
+  set_tests_properties(gpu_emu PROPERTIES LABELS "gpu;cpu" TIMEOUT 300)
+  if(LONGCTX_SANITIZE OR LONGCTX_TSAN)
+    set_tests_properties(gpu_emu PROPERTIES ENVIRONMENT "LONGCTX_TEST_QUICK=1")
+  endif()
+endif()
+
+# On a device (the CUDA libraries of src/gpu.cmake were built): the kernels against the CPU
+# oracle, the permute, the ring. Without a device they print "SKIP: ... no CUDA device" and
+# exit 77, which SKIP_RETURN_CODE turns into a skip (never a pass).
+if(NOT LONGCTX_GPU_BUILT)
+  return()
+endif()
+# ptxas's view of the Hopper kernel, no device needed: no spills, no serialised wgmma (C7515)
+add_test(NAME gpu_sm90_ptxas COMMAND bash ${CMAKE_SOURCE_DIR}/tests/gpu/sm90_ptxas.sh ${CMAKE_CUDA_COMPILER}
+         ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}/tests/gpu_sm90_ptxas)
+set_tests_properties(gpu_sm90_ptxas PROPERTIES LABELS "gpu;cpu" TIMEOUT 300 SKIP_RETURN_CODE 77)
+
+set(_gpu_tests test_gpu_attn test_gpu_ring test_gpu_permute test_gpu_cudnn)
+foreach(t ${_gpu_tests})
+  add_executable(${t} ${CMAKE_SOURCE_DIR}/tests/gpu/${t}.c ${CMAKE_SOURCE_DIR}/tests/gpu/gpu_test_util.c)
+  target_include_directories(${t} PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu ${CMAKE_SOURCE_DIR}/src/cp)
+  target_link_libraries(${t} PRIVATE longctx_gpu longctx_lib m)
+  set_target_properties(${t} PROPERTIES LINKER_LANGUAGE CUDA)
+endforeach()
+
 add_test(NAME gpu_attn COMMAND test_gpu_attn)
 # the other compiled kernel variants, on a sampled sweep
 add_test(NAME gpu_attn_fwd16_bwd4 COMMAND test_gpu_attn quick)

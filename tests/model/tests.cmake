@@ -1,7 +1,7 @@
 # Model tests (label model): per-layer gradient checks, the whole model against a float64
 # reference, CP equivalence over layouts and lowerings, bf16, errors, peak memory vs CP.
 add_executable(test_model_layers ${CMAKE_CURRENT_LIST_DIR}/test_layers.c)
-target_link_libraries(test_model_layers PRIVATE longctx_lib)
+target_link_libraries(test_model_layers PRIVATE lc_model)
 target_include_directories(test_model_layers PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/tests ${CMAKE_SOURCE_DIR}/src)
 
 foreach(_sec embed rmsnorm rope swiglu linear ce attn)
@@ -10,7 +10,7 @@ foreach(_sec embed rmsnorm rope swiglu linear ce attn)
 endforeach()
 
 add_executable(test_model ${CMAKE_CURRENT_LIST_DIR}/test_model.c)
-target_link_libraries(test_model PRIVATE longctx_lib)
+target_link_libraries(test_model PRIVATE lc_model)
 target_include_directories(test_model PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/tests ${CMAKE_SOURCE_DIR}/src ${CMAKE_CURRENT_LIST_DIR}/..)
 
 function(lc_model_test name pes)
@@ -31,9 +31,6 @@ lc_model_test(model_cp_p3_s300 3 cp 300)
 add_test(NAME model_mem_cp COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/mem.sh $<TARGET_FILE:longctx> $<TARGET_FILE:test_model> 4096)
 set_tests_properties(model_mem_cp PROPERTIES LABELS model TIMEOUT 300)
 
-# The step benchmark (not a test): bench/model/bench_model.c
-add_executable(bench_model ${CMAKE_SOURCE_DIR}/bench/model/bench_model.c)
-target_link_libraries(bench_model PRIVATE longctx_lib)
 # head_dim 128, one KV head, odd vocab and ffn
 lc_model_test(model_cp_p3_wide 3 cp 150 wide)
 add_test(NAME model_ref_wide COMMAND test_model ref wide)
@@ -53,7 +50,7 @@ lc_model_test(model_tp_errors_p4 4 tp_errors)
 # Steady state under TP and SP: no allocation, no thread start per step (counted).
 add_executable(test_model_steady ${CMAKE_CURRENT_LIST_DIR}/test_model_steady.c
                ${CMAKE_CURRENT_LIST_DIR}/../common/alloc_count.c)
-target_link_libraries(test_model_steady PRIVATE longctx_lib ${CMAKE_DL_LIBS})
+target_link_libraries(test_model_steady PRIVATE lc_model ${CMAKE_DL_LIBS})
 target_include_directories(test_model_steady PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/tests)
 add_test(NAME model_steady_c2t2 COMMAND $<TARGET_FILE:longctx> launch -n 4 -- $<TARGET_FILE:test_model_steady>)
 set_tests_properties(model_steady_c2t2 PROPERTIES LABELS model TIMEOUT 120)

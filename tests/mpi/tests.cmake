@@ -63,22 +63,18 @@ set_tests_properties(mpi_timeout_remote PROPERTIES ENVIRONMENT "LONGCTX_MPI_SHAR
 lc_mpi_test(mpi_netns_cp_p3 ${_ns} hA:2,hB:1 $<TARGET_FILE:test_cp> sweep 0 12)
 lc_mpi_test(mpi_netns_dead_rank ${CMAKE_CURRENT_LIST_DIR}/dead.sh 2 $<TARGET_FILE:test_cp> ${_ns} hA:2,hB:1)
 lc_mpi_test(mpi_netns_coll_error ${CMAKE_CURRENT_LIST_DIR}/collerr.sh 3 $<TARGET_FILE:test_fault> ${_ns} hA:2,hB:1)
-if(TARGET train_cmp)
-  set(_tr bash ${CMAKE_CURRENT_LIST_DIR}/train.sh $<TARGET_FILE:longctx> $<TARGET_FILE:train_cmp>
-      ${CMAKE_CURRENT_BINARY_DIR}/train_data)
-  lc_mpi_test(mpi_train_cp2 ${_tr} ${CMAKE_CURRENT_BINARY_DIR}/mpi_train_local ${_run} 2)
-  lc_mpi_test(mpi_netns_train_cp2 ${_tr} ${CMAKE_CURRENT_BINARY_DIR}/mpi_train_netns ${_ns} hA:1,hB:1)
-  # CP 2 x DP 2 over two hosts: CP teams are consecutive ranks, so each host holds one CP
-  # team and the gradient all-reduce crosses the link.
-  lc_mpi_test(mpi_netns_train_cp2_dp2 ${_tr} ${CMAKE_CURRENT_BINARY_DIR}/mpi_train_netns_dp ${_ns} hA:2,hB:2)
-  set_tests_properties(mpi_netns_train_cp2_dp2 PROPERTIES ENVIRONMENT "MESH=--cp 2 --dp 2 --accum 1" RESOURCE_LOCK netns)
-  set_tests_properties(mpi_train_cp2 mpi_netns_train_cp2 mpi_netns_train_cp2_dp2 PROPERTIES FIXTURES_REQUIRED train_data)
-endif()
+set(_tr bash ${CMAKE_CURRENT_LIST_DIR}/train.sh $<TARGET_FILE:longctx> $<TARGET_FILE:train_cmp>
+    ${CMAKE_CURRENT_BINARY_DIR}/train_data)
+lc_mpi_test(mpi_train_cp2 ${_tr} ${CMAKE_CURRENT_BINARY_DIR}/mpi_train_local ${_run} 2)
+lc_mpi_test(mpi_netns_train_cp2 ${_tr} ${CMAKE_CURRENT_BINARY_DIR}/mpi_train_netns ${_ns} hA:1,hB:1)
+# CP 2 x DP 2 over two hosts: CP teams are consecutive ranks, so each host holds one CP
+# team and the gradient all-reduce crosses the link.
+lc_mpi_test(mpi_netns_train_cp2_dp2 ${_tr} ${CMAKE_CURRENT_BINARY_DIR}/mpi_train_netns_dp ${_ns} hA:2,hB:2)
+set_tests_properties(mpi_netns_train_cp2_dp2 PROPERTIES ENVIRONMENT "MESH=--cp 2 --dp 2 --accum 1" RESOURCE_LOCK netns)
+set_tests_properties(mpi_train_cp2 mpi_netns_train_cp2 mpi_netns_train_cp2_dp2 PROPERTIES FIXTURES_REQUIRED train_data)
 # The network-namespace tests create and delete namespaces: never two at once.
 set_tests_properties(mpi_netns_cp_p3 mpi_netns_dead_rank mpi_netns_coll_error PROPERTIES RESOURCE_LOCK netns)
-if(TARGET train_cmp)
-  set_tests_properties(mpi_netns_train_cp2 PROPERTIES RESOURCE_LOCK netns)
-endif()
+set_tests_properties(mpi_netns_train_cp2 PROPERTIES RESOURCE_LOCK netns)
 # bench permute on the mpi backend (it starts mpirun itself): our permute and MPI's own rows.
 add_test(NAME mpi_cli_bench_permute_json COMMAND $<TARGET_FILE:longctx> bench permute --backend mpi --pes 2
          --bytes 8,200000 --reps 2 --json)

@@ -1,9 +1,9 @@
 # Runtime tests: every primitive at P = 1, 2, 3, 4 and 8 (oversubscribed on 2 cores is fine).
 add_executable(test_symm ${CMAKE_CURRENT_LIST_DIR}/test_symm.c)
 target_include_directories(test_symm PRIVATE ${CMAKE_SOURCE_DIR}/tests)
-target_link_libraries(test_symm PRIVATE longctx_lib)
+target_link_libraries(test_symm PRIVATE lc_symm)
 add_executable(test_fault ${CMAKE_CURRENT_LIST_DIR}/test_fault.c)
-target_link_libraries(test_fault PRIVATE longctx_lib)
+target_link_libraries(test_fault PRIVATE lc_symm)
 
 foreach(p 1 2 3 4 8)
   foreach(what rma heap permute coll)

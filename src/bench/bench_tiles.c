@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/bench_util.h"
-#include "cli/cli.h"
-#include "cli/peak.h"
+#include "bench/bench.h"
+#include "bench/bench_util.h"
+#include "bench/peak.h"
 #include "longctx/attn.h"
 
 static void usage(FILE *f)

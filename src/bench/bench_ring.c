@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/bench_util.h"
-#include "cli/cli.h"
+#include "bench/bench.h"
+#include "bench/bench_util.h"
 #include "longctx/cp.h"
 
 static const char *const LAYOUTS[] = {"contiguous", "zigzag", "striped", NULL};

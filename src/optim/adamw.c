@@ -4,7 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "train/internal.h"
+#include "common/err.h"
+#include "longctx/optim.h"
+#include "longctx/status.h"
+
+/* The optimizer has no handle to hold a message: the thread's buffer holds it. */
+#define optim_fail(...) lc__fail_in(NULL, 0, __VA_ARGS__)
+
+const char *lc_optim_last_error(void) { return lc__thread_error(); }
 
 typedef struct { size_t off, n; } range_t;
 
@@ -22,17 +29,17 @@ int lc_adamw_create(size_t n_params, const lc_adamw_config *cfg, lc_adamw **out)
     *out = NULL;
     if (!(cfg->beta1 >= 0 && cfg->beta1 < 1) || !(cfg->beta2 >= 0 && cfg->beta2 < 1) ||
         !(cfg->eps > 0) || !(cfg->weight_decay >= 0))
-        return lc_train__fail(LC_ERR_ARG, "adamw: bad betas (%g, %g), eps %g or weight decay %g",
+        return optim_fail(LC_ERR_ARG, "adamw: bad betas (%g, %g), eps %g or weight decay %g",
                               cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay);
     lc_adamw *o = calloc(1, sizeof *o);
-    if (!o) return lc_train__fail(LC_ERR_SYS, "adamw: out of memory");
+    if (!o) return optim_fail(LC_ERR_SYS, "adamw: out of memory");
     o->cfg = *cfg;
     o->n = n_params;
     o->m = calloc(n_params ? n_params : 1, sizeof *o->m);
     o->v = calloc(n_params ? n_params : 1, sizeof *o->v);
     if (!o->m || !o->v) {
         lc_adamw_destroy(o);
-        return lc_train__fail(LC_ERR_SYS, "adamw: out of memory for %zu parameters", n_params);
+        return optim_fail(LC_ERR_SYS, "adamw: out of memory for %zu parameters", n_params);
     }
     *out = o;
     return LC_OK;
@@ -50,19 +57,19 @@ void lc_adamw_destroy(lc_adamw *o)
 int lc_adamw_set_decay(lc_adamw *o, size_t offset, size_t count, int decay)
 {
     if (offset > o->n || count > o->n - offset)
-        return lc_train__fail(LC_ERR_ARG, "adamw: range [%zu, %zu) outside %zu parameters", offset,
+        return optim_fail(LC_ERR_ARG, "adamw: range [%zu, %zu) outside %zu parameters", offset,
                               offset + count, o->n);
     if (decay || !count) return LC_OK; /* decaying is the default */
     int at = 0;
     while (at < o->n_nodecay && o->nodecay[at].off < offset) at++;
     if ((at > 0 && o->nodecay[at - 1].off + o->nodecay[at - 1].n > offset) ||
         (at < o->n_nodecay && offset + count > o->nodecay[at].off))
-        return lc_train__fail(LC_ERR_ARG, "adamw: no-decay range [%zu, %zu) overlaps another", offset,
+        return optim_fail(LC_ERR_ARG, "adamw: no-decay range [%zu, %zu) overlaps another", offset,
                               offset + count);
     if (o->n_nodecay == o->cap_nodecay) {
         int cap = o->cap_nodecay ? 2 * o->cap_nodecay : 16;
         range_t *r = realloc(o->nodecay, (size_t)cap * sizeof *r);
-        if (!r) return lc_train__fail(LC_ERR_SYS, "adamw: out of memory");
+        if (!r) return optim_fail(LC_ERR_SYS, "adamw: out of memory");
         o->nodecay = r;
         o->cap_nodecay = cap;
     }

@@ -18,9 +18,9 @@
 #include <immintrin.h>
 #endif
 
-#include "cli/bench_util.h"
-#include "cli/peak.h"
-#include "cli/cli.h"
+#include "bench/bench.h"
+#include "bench/bench_util.h"
+#include "bench/peak.h"
 #include "common/settings.h"
 #include "longctx/attn.h"
 

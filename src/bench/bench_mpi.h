@@ -1,6 +1,6 @@
 /* MPI measured directly beside the permute (bench_mpi.c; built with the MPI backend). */
-#ifndef LONGCTX_CLI_BENCH_MPI_H
-#define LONGCTX_CLI_BENCH_MPI_H
+#ifndef LONGCTX_BENCH_MPI_H
+#define LONGCTX_BENCH_MPI_H
 
 #include <stddef.h>
 

@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/bench_train_peers.h"
+#include "bench/bench_train_peers.h"
 #include "common/settings.h"
 #include "longctx/ckpt.h"
 

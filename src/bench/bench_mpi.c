@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/bench_mpi.h"
+#include "bench/bench_mpi.h"
 
 struct lc_bench_mpi {
     MPI_Win win;

@@ -1,11 +1,11 @@
 /* One core's fp32 FMA peak, measured (the limit MFU and kernel efficiencies are judged by). */
-#include "cli/peak.h"
+#include "bench/peak.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
 
-#include "cli/bench_util.h"
+#include "bench/bench_util.h"
 
 #define PEAK_ITERS 10000000L
 

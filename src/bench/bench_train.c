@@ -11,10 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/bench_train_peers.h"
-#include "cli/bench_util.h"
-#include "cli/cli.h"
-#include "cli/peak.h"
+#include "bench/bench.h"
+#include "bench/bench_train_peers.h"
+#include "bench/bench_util.h"
+#include "bench/peak.h"
 #include "common/settings.h"
 #include "longctx/trainer.h"
 

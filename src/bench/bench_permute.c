@@ -11,9 +11,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli/bench_mpi.h"
-#include "cli/bench_util.h"
-#include "cli/cli.h"
+#include "bench/bench.h"
+#include "bench/bench_mpi.h"
+#include "bench/bench_util.h"
 #include "longctx/symm.h"
 
 static const char *const LOWERINGS[] = {"one_sided", "two_sided", NULL};

@@ -2,11 +2,11 @@
  * (bench/peers) side by side with ours, on the same weights (our checkpoint of the initial
  * parameters), the same tokens, sequence and cores, each peer's first-step loss checked
  * against ours before its speed counts. */
-#ifndef LONGCTX_CLI_BENCH_TRAIN_PEERS_H
-#define LONGCTX_CLI_BENCH_TRAIN_PEERS_H
+#ifndef LONGCTX_BENCH_TRAIN_PEERS_H
+#define LONGCTX_BENCH_TRAIN_PEERS_H
 #include <stdint.h>
 
-#include "cli/bench_util.h"
+#include "bench/bench_util.h"
 #include "longctx/trainer.h"
 
 #define LC_PEER_TORCH 1u
