@@ -38,16 +38,6 @@ typedef enum {
     LC_CP_ALLGATHER = 1  /* the Llama 3 choice: all-gather KV, reduce-scatter dK/dV */
 } lc_cp_algo;
 
-typedef enum {
-    LC_CP_LOWER_AUTO = 0,  /* zero-copy when every peer is load/store reachable, else the
-                              runtime's permute policy; $LONGCTX_PERMUTE pins the latter */
-    LC_CP_ONE_SIDED = 1,   /* put-with-signal into the neighbour's ring slot */
-    LC_CP_TWO_SIDED = 2,   /* NCCL-style staged FIFO */
-    LC_CP_ZERO_COPY = 3,   /* read the owner's block in place (lc_symm_ptr); signals only */
-    LC_CP_COMPUTE_ONLY = 4 /* benchmark aid: the same kernel calls, no communication;
-                              outputs are meaningless */
-} lc_cp_lowering;
-
 typedef struct {
     int64_t seq_len;    /* global tokens S >= 1, any value */
     int hq, hkv, d;     /* hq a multiple of hkv */
@@ -57,7 +47,7 @@ typedef struct {
     int64_t window;     /* for LC_MASK_WINDOW, >= 1 */
     float scale;        /* 0: 1/sqrt(d) */
     lc_cp_algo algo;
-    lc_cp_lowering lowering;
+    lc_lowering lowering; /* symm.h; AUTO: the runtime's policy (lc_lowering_resolve) */
     int threads;        /* kernel threads per PE (<= 0: 1) */
     lc_attn_impl impl;  /* kernel implementation (0: best) */
 } lc_cp_config;
@@ -71,7 +61,7 @@ int lc_cp_destroy(lc_cp *cp); /* collective */
 const char *lc_cp_last_error(const lc_cp *cp); /* NULL: the last lc_cp_create failure */
 const lc_cp_config *lc_cp_get_config(const lc_cp *cp);
 /* Switches algorithm and lowering for later calls (call on every member with the same values). */
-int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_cp_lowering lowering);
+int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_lowering lowering);
 
 /* ---- layouts (pure functions of the plan; usable on any PE's behalf) ---- */
 int lc_cp_local_rows(const lc_cp *cp, int pe);   /* real rows PE pe holds */
@@ -89,8 +79,6 @@ int lc_cp_layout_positions(lc_cp_layout layout, int64_t seq_len, int n_pes, int 
                            int *n_pad);
 const char *lc_cp_layout_name(lc_cp_layout l);
 int lc_cp_layout_parse(const char *s, lc_cp_layout *out);
-const char *lc_cp_lowering_name(lc_cp_lowering l);
-int lc_cp_lowering_parse(const char *s, lc_cp_lowering *out);
 
 /* ---- attention ---- */
 /* out (dtype) and lse (fp32) for my rows over all keys of the sequence. doc may be NULL

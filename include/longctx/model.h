@@ -43,7 +43,7 @@ typedef struct {
     int64_t seq_len;   /* global tokens per sequence (a micro-batch is one sequence) */
     lc_cp_layout layout;
     lc_cp_algo cp_algo;
-    lc_cp_lowering lowering;
+    lc_lowering lowering;
     lc_dtype compute;  /* LC_DT_F32, or LC_DT_BF16: matmul/attention inputs rounded to bf16 */
     int doc_mask;      /* packed-document masking: doc ids passed to every step */
     int threads;       /* BLAS + attention threads of this PE (its cores); <= 0: 1 */

@@ -25,7 +25,7 @@ typedef struct {
     const char *mesh_order;   /* axes innermost first, e.g. "tp,cp,dp" (NULL: that default) */
     lc_cp_layout layout;
     lc_cp_algo cp_algo;
-    lc_cp_lowering lowering;
+    lc_lowering lowering;
     lc_dtype compute;
     int recompute;
     int doc_mask;             /* packed documents: doc ids from doc_sep, no attention across */

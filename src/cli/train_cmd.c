@@ -172,7 +172,7 @@ int lc_cmd_train(int argc, char **argv)
             else if (!strcmp(v, "allgather")) o.cp_algo = LC_CP_ALLGATHER;
             else bad = 1, fprintf(stderr, "longctx train: --cp-algo '%s': ring or allgather\n", v);
         } else if (!strcmp(a, "--permute")) {
-            if (lc_cp_lowering_parse(v, &o.lowering) || o.lowering == LC_CP_COMPUTE_ONLY)
+            if (lc_lowering_parse(v, &o.lowering) || o.lowering == LC_LOWER_COMPUTE_ONLY)
                 bad = 1, fprintf(stderr, "longctx train: --permute '%s': one_sided, two_sided, zero_copy or auto\n", v);
         } else if (!strcmp(a, "--dtype")) {
             if (!strcmp(v, "f32")) o.compute = LC_DT_F32;

@@ -328,7 +328,7 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
     if ((unsigned)run->cp_algo > LC_CP_ALLGATHER)
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.cp_algo = %d is unknown",
                            (int)run->cp_algo);
-    if ((unsigned)run->lowering > LC_CP_COMPUTE_ONLY)
+    if ((unsigned)run->lowering > LC_LOWER_COMPUTE_ONLY)
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.lowering = %d is unknown",
                            (int)run->lowering);
 

@@ -8,6 +8,7 @@ list(APPEND LONGCTX_SOURCES
   src/symm/rma.c
   src/symm/team.c
   src/symm/coll.c
+  src/symm/lowering.c
   src/symm/permute.c
   src/symm/launch.c)
 

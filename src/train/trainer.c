@@ -26,7 +26,7 @@ void lc_trainer_defaults(lc_trainer_opts *o)
     o->dp = o->cp = o->tp = 1;
     o->layout = LC_CP_ZIGZAG;
     o->cp_algo = LC_CP_RING;
-    o->lowering = LC_CP_LOWER_AUTO;
+    o->lowering = LC_LOWER_AUTO;
     o->compute = LC_DT_F32;
     o->doc_sep = LC_BYTE_DOC_SEP;
     o->steps = 50;
@@ -284,7 +284,7 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
                    "per PE; CP %s, %s layout, %s lowering; %s compute%s%s\n",
                    o->dp, o->cp, o->tp, o->sp ? " +SP" : "", n_pes, ax[mesh.order[0]], ax[mesh.order[1]],
                    ax[mesh.order[2]], threads, threads == 1 ? "" : "s", o->cp_algo == LC_CP_RING ? "ring" : "all-gather",
-                   lc_cp_layout_name(o->layout), lc_cp_lowering_name(o->lowering), lc_dtype_name(o->compute),
+                   lc_cp_layout_name(o->layout), lc_lowering_name(o->lowering), lc_dtype_name(o->compute),
                    o->recompute ? ", recompute" : "", o->doc_mask ? ", packed-document masking" : "");
             printf("train: data %s (%lld tokens, %lld sequences)%s%s; AdamW lr %.3g -> %.3g (warmup %lld), wd %g, "
                    "clip %g, seed %llu\n",

@@ -241,15 +241,15 @@ static int run_pass(lc_cp *cp, local *l, int inplace)
 typedef struct {
     const char *name;
     lc_cp_algo algo;
-    lc_cp_lowering low;
+    lc_lowering low;
     int inplace;
 } variant;
 
 static const variant k_variants[] = {
-    {"one_sided", LC_CP_RING, LC_CP_ONE_SIDED, 0},  {"two_sided", LC_CP_RING, LC_CP_TWO_SIDED, 0},
-    {"zero_copy", LC_CP_RING, LC_CP_ZERO_COPY, 0},  {"auto", LC_CP_RING, LC_CP_LOWER_AUTO, 0},
-    {"allgather", LC_CP_ALLGATHER, LC_CP_LOWER_AUTO, 0}, {"one_sided_inplace", LC_CP_RING, LC_CP_ONE_SIDED, 1},
-    {"zero_copy_inplace", LC_CP_RING, LC_CP_ZERO_COPY, 1}};
+    {"one_sided", LC_CP_RING, LC_LOWER_ONE_SIDED, 0},  {"two_sided", LC_CP_RING, LC_LOWER_TWO_SIDED, 0},
+    {"zero_copy", LC_CP_RING, LC_LOWER_ZERO_COPY, 0},  {"auto", LC_CP_RING, LC_LOWER_AUTO, 0},
+    {"allgather", LC_CP_ALLGATHER, LC_LOWER_AUTO, 0}, {"one_sided_inplace", LC_CP_RING, LC_LOWER_ONE_SIDED, 1},
+    {"zero_copy_inplace", LC_CP_RING, LC_LOWER_ZERO_COPY, 1}};
 #define NVAR ((int)(sizeof k_variants / sizeof *k_variants))
 
 static int same(const local *a, const local *b, const tcase *c)
@@ -486,7 +486,7 @@ static int cmd_stress(int n)
     make_local(&rb, cp, &pa);
     for (int s = 0; s < 2; s++) {
         local *src = s ? &lb : &la, *dst = s ? &rb : &ra;
-        lc_cp_set_algo(cp, LC_CP_RING, LC_CP_ONE_SIDED);
+        lc_cp_set_algo(cp, LC_CP_RING, LC_LOWER_ONE_SIDED);
         if (run_pass(cp, src, 0)) return 1;
         copy_local(dst, src, &c);
     }
@@ -589,7 +589,7 @@ static int cmd_badarg(int victim, const char *what, const char *lowering)
                         .layout = LC_CP_ZIGZAG, .mask = LC_MASK_CAUSAL, .threads = 1};
     if (!strcmp(what, "doc")) cfg.mask |= LC_MASK_DOC;
     if (!strcmp(lowering, "allgather")) cfg.algo = LC_CP_ALLGATHER;
-    else lc_cp_lowering_parse(lowering, &cfg.lowering);
+    else lc_lowering_parse(lowering, &cfg.lowering);
     lc_cp *cp;
     if (lc_cp_create(g_t, &cfg, &cp)) {
         fprintf(stderr, "test_cp: create: %s\n", lc_cp_last_error(NULL));
@@ -658,7 +658,7 @@ static int cmd_die(int victim, const char *how, const char *lowering)
                .mask = LC_MASK_CAUSAL};
     lc_cp_config cfg = {.seq_len = c.S, .hq = c.hq, .hkv = c.hkv, .d = c.d, .dtype = c.dt,
                         .layout = c.layout, .mask = c.mask, .threads = 1};
-    lc_cp_lowering_parse(lowering, &cfg.lowering);
+    lc_lowering_parse(lowering, &cfg.lowering);
     lc_cp *cp;
     if (lc_cp_create(g_t, &cfg, &cp)) return 1;
     int n = lc_cp_local_rows(cp, g_me);
@@ -725,7 +725,7 @@ static int cmd_errors(void)
             case 5: cfg.window = 8; break;
             case 6: cfg.scale = 0.5f; break;
             case 7: cfg.algo = LC_CP_ALLGATHER; break;
-            case 8: cfg.lowering = LC_CP_TWO_SIDED; break;
+            case 8: cfg.lowering = LC_LOWER_TWO_SIDED; break;
             }
         char what[64];
         snprintf(what, sizeof what, "PEs disagree on %s", fields[f]);
@@ -759,7 +759,7 @@ static int cmd_errors(void)
         FAIL("lc_cp_local_rows(NULL): '%s'", lc_cp_last_error(NULL));
     if (lc_cp_padded_rows(NULL) != -1 || lc_cp_global_pos(NULL, 0, 0) != -1 || lc_cp_local_index(NULL, 0, NULL) != -1)
         FAIL("layout maps of a NULL plan");
-    if (lc_cp_set_algo(NULL, LC_CP_RING, LC_CP_ONE_SIDED) != LC_ERR_ARG ||
+    if (lc_cp_set_algo(NULL, LC_CP_RING, LC_LOWER_ONE_SIDED) != LC_ERR_ARG ||
         !strstr(lc_cp_last_error(NULL), "lc_cp_set_algo"))
         FAIL("lc_cp_set_algo(NULL): '%s'", lc_cp_last_error(NULL));
     if (lc_cp_kv_buffers(NULL, &pk, &pk) != LC_ERR_ARG || !strstr(lc_cp_last_error(NULL), "lc_cp_kv_buffers"))
@@ -783,7 +783,7 @@ static int cmd_errors(void)
     lc_cp *cp;
     cfg = good;
     if (lc_cp_create(g_t, &cfg, &cp)) { FAIL("create after the errors: %s", lc_cp_last_error(NULL)); return 1; }
-    if (lc_cp_set_algo(cp, LC_CP_RING, (lc_cp_lowering)9) != LC_ERR_ARG || !strstr(lc_cp_last_error(cp), "lowering"))
+    if (lc_cp_set_algo(cp, LC_CP_RING, (lc_lowering)9) != LC_ERR_ARG || !strstr(lc_cp_last_error(cp), "lowering"))
         FAIL("bad lowering accepted");
     if (lc_cp_destroy(cp)) FAIL("destroy: %s", lc_last_error(g_w));
     if (g_me == 0) printf("%s argument errors, disagreeing members, NULL plans (P=%d)\n", g_fail ? "FAIL" : "ok  ", g_P);

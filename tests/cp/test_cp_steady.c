@@ -71,9 +71,9 @@ int main(void)
         b[i] = (bufs){q, k, v, dout, malloc(rq * 2 + 4), malloc(n * cfg.hq * 4 + 4), malloc(rq * 4 + 4),
                       malloc(rk * 4 + 4), malloc(rk * 4 + 4)};
     }
-    static const struct { const char *name; lc_cp_algo algo; lc_cp_lowering low; } var[] = {
-        {"one_sided", LC_CP_RING, LC_CP_ONE_SIDED}, {"two_sided", LC_CP_RING, LC_CP_TWO_SIDED},
-        {"zero_copy", LC_CP_RING, LC_CP_ZERO_COPY}, {"allgather", LC_CP_ALLGATHER, LC_CP_LOWER_AUTO}};
+    static const struct { const char *name; lc_cp_algo algo; lc_lowering low; } var[] = {
+        {"one_sided", LC_CP_RING, LC_LOWER_ONE_SIDED}, {"two_sided", LC_CP_RING, LC_LOWER_TWO_SIDED},
+        {"zero_copy", LC_CP_RING, LC_LOWER_ZERO_COPY}, {"allgather", LC_CP_ALLGATHER, LC_LOWER_AUTO}};
     for (int vi = 0; vi < 4; vi++) {
         /* Switching algorithm may allocate (all-gather buffers); the calls after it may not. */
         lc_cp_set_algo(one, var[vi].algo, var[vi].low);

@@ -107,7 +107,7 @@ static lc_model_config shape_config(const char *shape)
 }
 
 static lc_model *make(lc_team *t, lc_model_config c, int S, lc_cp_layout lay, lc_cp_algo algo,
-                      lc_cp_lowering low, lc_dtype dt, int doc, int recompute)
+                      lc_lowering low, lc_dtype dt, int doc, int recompute)
 {
     lc_model_run r = {.cp_team = t, .seq_len = S, .layout = lay, .cp_algo = algo, .lowering = low,
                       .compute = dt, .doc_mask = doc, .threads = 1, .recompute = recompute};
@@ -144,7 +144,7 @@ static void cmd_ref(const char *shape)
     int S = 41;
     for (int doc = 0; doc <= 1; doc++) {
         inputs in = make_inputs(S, c.vocab, g_seed + 17 + doc);
-        lc_model *m = make(g_t, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, doc, 0);
+        lc_model *m = make(g_t, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_LOWER_AUTO, LC_DT_F32, doc, 0);
         /* the LM head in chunks of 7 rows with doc masking (41 = 5 x 7 + 6), whole otherwise */
         if (doc) lc_model__set_loss_chunk(m, 7);
         size_t n = lc_model_n_params(m);
@@ -208,7 +208,7 @@ static void cmd_ref(const char *shape)
         else printf("ok   ref doc=%d: grads accumulate: 2 x scale 0.5 vs 1 x 1.0 rel err %.2g (tol 1e-6)\n", doc, ae);
 
         /* recompute gives the same bits */
-        lc_model *mr = make(g_t, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, doc, 1);
+        lc_model *mr = make(g_t, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_LOWER_AUTO, LC_DT_F32, doc, 1);
         float lr;
         if (doc) lc_model__set_loss_chunk(mr, 7);
         lc_model_zero_grads(mr);
@@ -252,15 +252,15 @@ static void cmd_cp(int S, const char *shape)
         }
         if (t) self = t;
     }
-    struct { lc_cp_algo a; lc_cp_lowering l; const char *name; } low[] = {
-        {LC_CP_RING, LC_CP_ONE_SIDED, "ring/one_sided"},
-        {LC_CP_RING, LC_CP_TWO_SIDED, "ring/two_sided"},
-        {LC_CP_RING, LC_CP_ZERO_COPY, "ring/zero_copy"},
-        {LC_CP_ALLGATHER, LC_CP_LOWER_AUTO, "allgather"}};
+    struct { lc_cp_algo a; lc_lowering l; const char *name; } low[] = {
+        {LC_CP_RING, LC_LOWER_ONE_SIDED, "ring/one_sided"},
+        {LC_CP_RING, LC_LOWER_TWO_SIDED, "ring/two_sided"},
+        {LC_CP_RING, LC_LOWER_ZERO_COPY, "ring/zero_copy"},
+        {LC_CP_ALLGATHER, LC_LOWER_AUTO, "allgather"}};
     double worst_loss = 0, worst_grad = 0;
     for (int doc = 0; doc <= 1; doc++) {
         inputs in = make_inputs(S, c.vocab, g_seed + 1000 + doc);
-        lc_model *one = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, doc, 0);
+        lc_model *one = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_LOWER_AUTO, LC_DT_F32, doc, 0);
         size_t n = lc_model_n_params(one);
         float l1;
         lc_model_zero_grads(one);
@@ -306,8 +306,8 @@ static void cmd_cp(int S, const char *shape)
      * bf16 rounding of out may flip an ulp) */
     {
         inputs in = make_inputs(S, c.vocab, g_seed + 2000);
-        lc_model *one = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_BF16, 1, 0);
-        lc_model *m = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_BF16, 1, 1);
+        lc_model *one = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_LOWER_AUTO, LC_DT_BF16, 1, 0);
+        lc_model *m = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_LOWER_AUTO, LC_DT_BF16, 1, 1);
         size_t n = lc_model_n_params(m);
         float l1, lp, *sum = malloc(4 * n);
         lc_model_zero_grads(one);
@@ -400,17 +400,17 @@ static void cmd_tp(int cp, int tp, int S, int sp, const char *shape)
     double worst_l = 0, worst_g = 0;
     for (int doc = 0; doc <= 1; doc++) {
         inputs in = make_inputs(S, c.vocab, g_seed + 3000 + doc);
-        lc_model *one = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, doc, 0);
+        lc_model *one = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_LOWER_AUTO, LC_DT_F32, doc, 0);
         size_t n1 = lc_model_n_params(one);
         lc_model_run r = {.cp_team = cpt, .seq_len = S, .layout = doc ? LC_CP_ZIGZAG : LC_CP_STRIPED,
-                          .cp_algo = LC_CP_RING, .lowering = LC_CP_LOWER_AUTO, .compute = LC_DT_F32,
+                          .cp_algo = LC_CP_RING, .lowering = LC_LOWER_AUTO, .compute = LC_DT_F32,
                           .doc_mask = doc, .threads = 1, .recompute = doc, .tp_team = tpt, .sp = sp};
         lc_model *m;
         MUST(NULL, lc_model_create(&c, &r, &m));
         size_t n = lc_model_n_params(m);
         if (tp > 1 && n >= n1) FAIL("TP %d: %zu local params, not fewer than one PE's %zu", tp, n, n1);
         /* init is layout-independent: the gathered init equals one PE's */
-        lc_model *o2 = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, 0, 0);
+        lc_model *o2 = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_LOWER_AUTO, LC_DT_F32, 0, 0);
         lc_model_init_params(o2, g_seed);
         lc_model_init_params(m, g_seed);
         float *gi = gather_all(m, lc_model_params(m), n1);
@@ -528,8 +528,8 @@ static void cmd_bf16(void)
     lc_model_config c = tiny();
     int S = 64;
     inputs in = make_inputs(S, c.vocab, g_seed + 7);
-    lc_model *a = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, 1, 0);
-    lc_model *b = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_BF16, 1, 0);
+    lc_model *a = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_LOWER_AUTO, LC_DT_F32, 1, 0);
+    lc_model *b = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_LOWER_AUTO, LC_DT_BF16, 1, 0);
     float la, lb;
     lc_model_zero_grads(a);
     lc_model_zero_grads(b);
@@ -672,7 +672,7 @@ static void cmd_mem(int S)
     inputs in = make_inputs(S, c.vocab, g_seed);
     lc_model_blas_info(); /* the BLAS library is part of the baseline, not of the model */
     double base = (double)status_kib("VmRSS:");
-    lc_model *m = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, 0, 0);
+    lc_model *m = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_LOWER_AUTO, LC_DT_F32, 0, 0);
     float loss;
     MUST(m, lc_model_forward_backward(m, in.tok, in.tgt, in.doc, 1.0f, &loss));
     double mine[2] = {(double)status_kib("VmHWM:"), 0}, mx[2] = {0, 0};

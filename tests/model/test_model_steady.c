@@ -51,7 +51,7 @@ int main(void)
     }
     for (int sp = 0; sp <= 1 && cpt && tpt; sp++) {
         lc_model_run run = {.cp_team = cpt, .seq_len = S, .layout = LC_CP_ZIGZAG, .cp_algo = LC_CP_RING,
-                            .lowering = LC_CP_LOWER_AUTO, .compute = LC_DT_F32, .threads = 1,
+                            .lowering = LC_LOWER_AUTO, .compute = LC_DT_F32, .threads = 1,
                             .tp_team = tpt, .sp = sp};
         lc_model *m;
         if (lc_model_create(&cfg, &run, &m)) {
