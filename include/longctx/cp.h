@@ -38,6 +38,37 @@ typedef enum {
     LC_CP_ALLGATHER = 1  /* the Llama 3 choice: all-gather KV, reduce-scatter dK/dV */
 } lc_cp_algo;
 
+/* ---- the parallel plan: how a training step is split over the PEs ----
+ * Built once (lc_plan_init, then the fields, then lc_plan_validate) and held by reference
+ * (const lc_plan *) by the trainer and the model; the model's CP attention is made from it.
+ * Its messages name the train command's flags (--seq, --cp, ...), which set the same fields. */
+typedef struct {
+    int dp, cp, tp;        /* the mesh: dp x cp x tp PEs */
+    int order[3];          /* mesh axes innermost first: 0 tp, 1 cp, 2 dp (default tp,cp,dp) */
+    int sp;                /* sequence parallelism inside the TP team (needs tp >= 2) */
+    int64_t seq_len;       /* global tokens per sequence */
+    lc_cp_layout layout;
+    lc_cp_algo algo;
+    lc_lowering lowering;  /* symm.h; AUTO: the runtime's policy (lc_lowering_resolve) */
+} lc_plan;
+
+/* Defaults: one PE (1 x 1 x 1, order tp,cp,dp), zigzag ring, AUTO lowering, seq_len 0 (unset). */
+void lc_plan_init(lc_plan *p);
+/* The one rule for a sequence shape: 0 when seq_len tokens under layout over cp PEs give every
+ * PE at least one real token (and zigzag its 2 x cp chunks); 1 when the shape is valid but
+ * some PE would hold no token (lc_cp accepts that, the model does not); LC_ERR_ARG when it is
+ * not a shape at all (seq_len < 1, an unknown layout, positions past int32). why (may be
+ * NULL) gets the reason whenever the result is not 0. */
+int lc_plan_fits(lc_cp_layout layout, int64_t seq_len, int cp, char *why, size_t len);
+/* Checks the whole plan: the mesh against n_pes (<= 0: not checked), its order, sp, the
+ * algorithm, layout and lowering (a training plan moves data: not COMPUTE_ONLY is the
+ * caller's rule), and lc_plan_fits == 0. Returns 0, or LC_ERR_ARG with the reason in err. */
+int lc_plan_validate(const lc_plan *p, int n_pes, char *err, size_t len);
+/* The mesh part of it: dp, cp, tp >= 1 and dp x cp x tp = n_pes (<= 0: not checked). */
+int lc_plan_check_mesh(int n_pes, int dp, int cp, int tp, char *err, size_t len);
+/* "tp,cp,dp" (NULL: that default) -> order[3] (0 tp, 1 cp, 2 dp), innermost first. */
+int lc_plan_parse_order(const char *s, int order[3], char *err, size_t len);
+
 typedef struct {
     int64_t seq_len;    /* global tokens S >= 1, any value */
     int hq, hkv, d;     /* hq a multiple of hkv */

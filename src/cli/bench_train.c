@@ -162,8 +162,10 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         if (P > 1 && (threads < P || (b && !strcmp(b, "none")))) threads /= P;
         if (threads < 1) threads = 1;
     }
-    lc_model_run run = {mesh.cp_team, S, o->layout, o->algo, o->lowering, dt, 0, threads, o->recompute,
-                        tp > 1 ? mesh.tp_team : NULL, sp};
+    lc_plan plan = {.dp = 1, .cp = cp, .tp = tp, .sp = sp, .order = {0, 1, 2}, .seq_len = S,
+                    .layout = o->layout, .algo = o->algo, .lowering = o->lowering};
+    lc_model_run run = {.cp_team = mesh.cp_team, .plan = &plan, .compute = dt, .threads = threads,
+                        .recompute = o->recompute, .tp_team = tp > 1 ? mesh.tp_team : NULL};
     lc_model *m;
     if (lc_model_create(&cfg, &run, &m)) {
         fprintf(stderr, "bench train: PE %d: %s\n", me, lc_model_last_error(NULL));

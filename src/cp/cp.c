@@ -39,20 +39,12 @@ int lc_cp__no_plan(const char *fn)
 
 static int check_config(const lc_cp_config *c, int P, char *err, size_t len)
 {
-    if (c->seq_len < 1) return snprintf(err, len, "seq_len = %lld must be >= 1", (long long)c->seq_len), -1;
-    /* Positions are int32 (attn.h); the layout pads S up to its chunking. */
-    int n_pad = 0;
-    if (c->seq_len > INT32_MAX || ((unsigned)c->layout <= LC_CP_STRIPED &&
-                                   lc_cp_layout_positions(c->layout, c->seq_len, P, 0, NULL, &n_pad) < 0))
-        return snprintf(err, len,
-                        "seq_len = %lld is too long: the %s layout over %d PEs pads it to positions "
-                        "that must fit in int32 (at most %d tokens)",
-                        (long long)c->seq_len, lc_cp_layout_name(c->layout), P, INT32_MAX), -1;
+    /* The plan's shape rule; a PE without tokens is fine here (it only serves keys). */
+    if (lc_plan_fits(c->layout, c->seq_len, P, err, len) < 0) return -1;
     if (c->hq < 1 || c->hkv < 1 || c->hq % c->hkv)
         return snprintf(err, len, "hq = %d must be a positive multiple of hkv = %d", c->hq, c->hkv), -1;
     if (c->dtype != LC_DT_F32 && c->dtype != LC_DT_BF16)
         return snprintf(err, len, "dtype %d is not f32 or bf16", (int)c->dtype), -1;
-    if ((unsigned)c->layout > LC_CP_STRIPED) return snprintf(err, len, "unknown layout %d", (int)c->layout), -1;
     if (c->threads > 256) return snprintf(err, len, "threads = %d must be <= 256", c->threads), -1;
     if (c->mask & ~7u) return snprintf(err, len, "unknown mask bits 0x%x", c->mask), -1;
     if ((c->mask & LC_MASK_WINDOW) && c->window < 1)

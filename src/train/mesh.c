@@ -5,45 +5,20 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "longctx/cp.h"
 #include "train/internal.h"
 
 enum { AX_TP = 0, AX_CP = 1, AX_DP = 2 };
-static const char *const AXIS[3] = {"tp", "cp", "dp"};
 
+/* The plan (cp.h) owns the mesh rules; these names stay for the mesh's own callers. */
 int lc_mesh_parse_order(const char *s, int order[3], char *err, size_t errlen)
 {
-    if (!s) s = "tp,cp,dp";
-    int seen = 0, n = 0;
-    const char *p = s;
-    while (*p && n < 4) {
-        int k;
-        for (k = 0; k < 3 && strncmp(p, AXIS[k], 2); k++) {}
-        if (k == 3 || (p[2] && p[2] != ',') || (seen >> k & 1)) break;
-        seen |= 1 << k;
-        if (n < 3) order[n] = k;
-        n++;
-        p += p[2] ? 3 : 2;
-    }
-    if (*p || n != 3 || seen != 7) {
-        snprintf(err, errlen, "mesh: --mesh-order '%s' must name tp, cp and dp once each, innermost first "
-                 "(e.g. tp,cp,dp)", s);
-        return LC_ERR_ARG;
-    }
-    return LC_OK;
+    return lc_plan_parse_order(s, order, err, errlen);
 }
 
 int lc_mesh_check(int n_pes, int dp, int cp, int tp, char *err, size_t errlen)
 {
-    if (dp < 1 || cp < 1 || tp < 1) {
-        snprintf(err, errlen, "mesh: --dp %d, --cp %d and --tp %d must all be >= 1", dp, cp, tp);
-        return LC_ERR_ARG;
-    }
-    if ((long long)dp * cp * tp != n_pes) {
-        snprintf(err, errlen, "mesh: %d PEs cannot form DP %d x CP %d%s%.0d (needs %lld PEs)", n_pes, dp, cp,
-                 tp > 1 ? " x TP " : "", tp > 1 ? tp : 0, (long long)dp * cp * tp);
-        return LC_ERR_ARG;
-    }
-    return LC_OK;
+    return lc_plan_check_mesh(n_pes, dp, cp, tp, err, errlen);
 }
 
 int lc_mesh_create_ordered(lc_team *world, int dp, int cp, int tp, const char *order, lc_mesh *out)
