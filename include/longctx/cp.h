@@ -70,15 +70,14 @@ int lc_plan_check_mesh(int n_pes, int dp, int cp, int tp, char *err, size_t len)
 int lc_plan_parse_order(const char *s, int order[3], char *err, size_t len);
 
 typedef struct {
-    int64_t seq_len;    /* global tokens S >= 1, any value */
+    lc_plan plan;       /* read here: seq_len (>= 1, any value: a PE may hold no token),
+                           layout, algo, lowering; cp is 0 or the team's size; dp, tp, sp and
+                           order are the mesh's, not read. A model's config embeds its plan */
     int hq, hkv, d;     /* hq a multiple of hkv */
     lc_dtype dtype;     /* q, k, v, out, dout */
-    lc_cp_layout layout;
     unsigned mask;      /* LC_MASK_* flags */
     int64_t window;     /* for LC_MASK_WINDOW, >= 1 */
     float scale;        /* 0: 1/sqrt(d) */
-    lc_cp_algo algo;
-    lc_lowering lowering; /* symm.h; AUTO: the runtime's policy (lc_lowering_resolve) */
     int threads;        /* kernel threads per PE (<= 0: 1) */
     lc_attn_impl impl;  /* kernel implementation (0: best) */
 } lc_cp_config;

@@ -177,12 +177,12 @@ static int worker(const opts_t *o)
         for (int hi = 0; hi < o->hq.n && !err; hi++)
             for (int li = 0; li < o->layout.n && !err; li++)
                 for (int mi = 0; mi < o->mask.n && !err; mi++) {
-                    lc_cp_config cfg = {.seq_len = o->s.v[si], .hq = (int)o->hq.v[hi],
+                    lc_cp_config cfg = {.plan.seq_len = o->s.v[si], .hq = (int)o->hq.v[hi],
                                         .hkv = (int)o->hkv.v[hi < o->hkv.n ? hi : 0],
                                         .d = (int)o->d.v[hi < o->d.n ? hi : 0], .dtype = LC_DT_F32,
                                         .mask = strcmp(o->mask.v[mi], "causal") ? 0 : LC_MASK_CAUSAL,
                                         .threads = o->threads};
-                    lc_cp_layout_parse(o->layout.v[li], &cfg.layout);
+                    lc_cp_layout_parse(o->layout.v[li], &cfg.plan.layout);
                     lc_cp *cp;
                     if (lc_cp_create(t, &cfg, &cp)) {
                         fprintf(stderr, "bench ring: PE %d: creating the plan for --s %lld: %s\n", me,

@@ -40,7 +40,9 @@ int lc_cp__no_plan(const char *fn)
 static int check_config(const lc_cp_config *c, int P, char *err, size_t len)
 {
     /* The plan's shape rule; a PE without tokens is fine here (it only serves keys). */
-    if (lc_plan_fits(c->layout, c->seq_len, P, err, len) < 0) return -1;
+    if (lc_plan_fits(c->plan.layout, c->plan.seq_len, P, err, len) < 0) return -1;
+    if (c->plan.cp && c->plan.cp != P)
+        return snprintf(err, len, "plan.cp = %d but the team has %d PEs", c->plan.cp, P), -1;
     if (c->hq < 1 || c->hkv < 1 || c->hq % c->hkv)
         return snprintf(err, len, "hq = %d must be a positive multiple of hkv = %d", c->hq, c->hkv), -1;
     if (c->dtype != LC_DT_F32 && c->dtype != LC_DT_BF16)
@@ -49,9 +51,9 @@ static int check_config(const lc_cp_config *c, int P, char *err, size_t len)
     if (c->mask & ~7u) return snprintf(err, len, "unknown mask bits 0x%x", c->mask), -1;
     if ((c->mask & LC_MASK_WINDOW) && c->window < 1)
         return snprintf(err, len, "window = %lld must be >= 1", (long long)c->window), -1;
-    if ((unsigned)c->algo > LC_CP_ALLGATHER) return snprintf(err, len, "unknown algorithm %d", (int)c->algo), -1;
-    if ((unsigned)c->lowering > LC_LOWER_COMPUTE_ONLY)
-        return snprintf(err, len, "unknown lowering %d", (int)c->lowering), -1;
+    if ((unsigned)c->plan.algo > LC_CP_ALLGATHER) return snprintf(err, len, "unknown algorithm %d", (int)c->plan.algo), -1;
+    if ((unsigned)c->plan.lowering > LC_LOWER_COMPUTE_ONLY)
+        return snprintf(err, len, "unknown lowering %d", (int)c->plan.lowering), -1;
     lc_attn_desc a = {.sq = 1, .sk = 1, .hq = c->hq, .hkv = c->hkv, .d = c->d, .qkv_dtype = c->dtype,
                       .scale = c->scale, .mask = {c->mask, c->window, NULL, NULL},
                       .threads = c->threads, .impl = c->impl};
@@ -126,7 +128,7 @@ static int steady_resources(lc_cp *cp)
         return lc_cp__fail(cp, LC_ERR_ARG, "kernel workspace: %s", lc_attn_last_error());
     if (cp->work_bytes && !(cp->work = malloc(cp->work_bytes)))
         return lc_cp__fail(cp, LC_ERR_NOMEM, "no memory for the %zu-byte kernel workspace", cp->work_bytes);
-    return cp->cfg.algo == LC_CP_ALLGATHER ? allgather_buffers(cp) : LC_OK;
+    return cp->cfg.plan.algo == LC_CP_ALLGATHER ? allgather_buffers(cp) : LC_OK;
 }
 
 /* ---- agreement at create: every member compares the whole config with everyone's ---- */
@@ -147,8 +149,8 @@ static void canon(const lc_cp_config *c, agree_rec *r)
 {
     int64_t sc;
     memcpy(&sc, &(double){c->scale}, sizeof sc);
-    int64_t f[NF] = {c->seq_len, c->hq, c->hkv, c->d, c->dtype, c->layout, c->mask,
-                     (c->mask & LC_MASK_WINDOW) ? c->window : 0, sc, c->algo, c->lowering};
+    int64_t f[NF] = {c->plan.seq_len, c->hq, c->hkv, c->d, c->dtype, c->plan.layout, c->mask,
+                     (c->mask & LC_MASK_WINDOW) ? c->window : 0, sc, c->plan.algo, c->plan.lowering};
     memcpy(r->f, f, sizeof f);
 }
 
@@ -259,13 +261,13 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     int P = cp->P;
     cp->world_pe = malloc(sizeof(int) * P);
     cp->n_real_of = malloc(sizeof(int) * P);
-    lc_cp_layout_positions(cfg->layout, cfg->seq_len, P, 0, NULL, &cp->n_pad);
+    lc_cp_layout_positions(cfg->plan.layout, cfg->plan.seq_len, P, 0, NULL, &cp->n_pad);
     cp->pos_of = malloc(sizeof(int32_t) * (size_t)P * cp->n_pad);
     if (!cp->world_pe || !cp->n_real_of || !cp->pos_of)
         return create_abort(cp, LC_ERR_SYS, "no memory for the layout maps");
     for (int r = 0; r < P; r++) {
         cp->world_pe[r] = lc_team_translate_pe(team, r, lc_team_world(cp->w));
-        cp->n_real_of[r] = lc_cp_layout_positions(cfg->layout, cfg->seq_len, P, r,
+        cp->n_real_of[r] = lc_cp_layout_positions(cfg->plan.layout, cfg->plan.seq_len, P, r,
                                                   cp->pos_of + (size_t)r * cp->n_pad, NULL);
     }
     cp->es = lc_dtype_size(cfg->dtype);
@@ -351,8 +353,8 @@ int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_lowering lowering)
         int rc = allgather_buffers(cp);
         if (rc) return rc;
     }
-    cp->cfg.algo = algo;
-    cp->cfg.lowering = lowering;
+    cp->cfg.plan.algo = algo;
+    cp->cfg.plan.lowering = lowering;
     return LC_OK;
 }
 
@@ -416,7 +418,7 @@ typedef struct {
 
 static int segments(const lc_cp *cp, seg out[4])
 {
-    int nseg = cp->cfg.layout == LC_CP_ZIGZAG ? 2 : 1, c = cp->n_pad / nseg, n = 0;
+    int nseg = cp->cfg.plan.layout == LC_CP_ZIGZAG ? 2 : 1, c = cp->n_pad / nseg, n = 0;
     int real = cp->n_real_of[cp->me];
     for (int qs = 0; qs < nseg; qs++) {
         int q0 = qs * c, q1 = q0 + c < real ? q0 + c : real;
@@ -529,22 +531,22 @@ static void stage(lc_cp *cp, const void *k, const void *v, const int32_t *doc)
 static lc_lowering lowering_of(const lc_cp *cp, const char **why)
 {
     *why = cp->P == 1 ? "one PE: nothing travels" : "the all-gather's collectives";
-    if (cp->P == 1 || cp->cfg.algo == LC_CP_ALLGATHER) return LC_LOWER_AUTO;
-    return lc_lowering_resolve(cp->team, cp->cfg.lowering, 1, NULL, 0, why);
+    if (cp->P == 1 || cp->cfg.plan.algo == LC_CP_ALLGATHER) return LC_LOWER_AUTO;
+    return lc_lowering_resolve(cp->team, cp->cfg.plan.lowering, 1, NULL, 0, why);
 }
 
 /* With LONGCTX_DEBUG set (and not 0), PE 0 logs each change of the lowering its plan
  * resolves to; what was logged last belongs to the plan, so plans do not mute each other. */
 static void log_choice(lc_cp *cp, lc_lowering l, const char *why)
 {
-    int used = cp->cfg.algo == LC_CP_ALLGATHER ? -1 : (int)l;
+    int used = cp->cfg.plan.algo == LC_CP_ALLGATHER ? -1 : (int)l;
     if (cp->me == 0 && lc_world_debug(cp->w) &&
-        (used != cp->logged_used || cp->logged_req != (int)cp->cfg.lowering + 1))
+        (used != cp->logged_used || cp->logged_req != (int)cp->cfg.plan.lowering + 1))
         fprintf(stderr, "longctx cp: %s, lowering %s -> %s (%s)\n",
-                cp->cfg.algo == LC_CP_ALLGATHER ? "allgather" : "ring", lc_lowering_name(cp->cfg.lowering),
+                cp->cfg.plan.algo == LC_CP_ALLGATHER ? "allgather" : "ring", lc_lowering_name(cp->cfg.plan.lowering),
                 used < 0 ? "allgather" : lc_lowering_name(l), why);
     cp->logged_used = used;
-    cp->logged_req = (int)cp->cfg.lowering + 1;
+    cp->logged_req = (int)cp->cfg.plan.lowering + 1;
 }
 
 static int check_args(lc_cp *cp, const char *fn, const void *const *p, const char *const *names, int n,
@@ -588,7 +590,7 @@ int lc_cp_forward_ex(lc_cp *cp, const void *q, const void *k, const void *v, con
     /* The caller's fp32 output doubles as the forward state: no copy. */
     float *o = out_f32 ? out_f32 : cp->o32;
     lc_attn_fwd_init(&base, o, lse);
-    if (cp->P > 1 && cp->cfg.algo == LC_CP_ALLGATHER) rc = lc_cp__ag_fwd(cp, &base, q, o, lse);
+    if (cp->P > 1 && cp->cfg.plan.algo == LC_CP_ALLGATHER) rc = lc_cp__ag_fwd(cp, &base, q, o, lse);
     else if (l == LC_LOWER_ZERO_COPY) rc = lc_cp__zc_fwd(cp, &base, q, o, lse);
     else rc = lc_cp__ring_fwd(cp, &base, q, o, lse, l, l == LC_LOWER_COMPUTE_ONLY);
     if (rc) return rc;
@@ -625,7 +627,7 @@ int lc_cp_backward_ex(lc_cp *cp, const void *q, const void *k, const void *v, co
     if (nq && lc_attn_bwd_prep(&base, o32, dout, cp->delta))
         return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_backward: %s", lc_attn_last_error());
     if (nq) memset(dq, 0, nq * sizeof(float));
-    if (cp->P > 1 && cp->cfg.algo == LC_CP_ALLGATHER) return lc_cp__ag_bwd(cp, &base, q, dout, lse, dq, dk, dv);
+    if (cp->P > 1 && cp->cfg.plan.algo == LC_CP_ALLGATHER) return lc_cp__ag_bwd(cp, &base, q, dout, lse, dq, dk, dv);
     if (l == LC_LOWER_ZERO_COPY) return lc_cp__zc_bwd(cp, &base, q, dout, lse, dq, dk, dv);
     return lc_cp__ring_bwd(cp, &base, q, dout, lse, dq, dk, dv, l, l == LC_LOWER_COMPUTE_ONLY);
 }

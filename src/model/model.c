@@ -357,10 +357,9 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
     m->me = me;
     m->w = lc_team_get_world(run->cp_team);
 
-    lc_cp_config cc = {.seq_len = pl->seq_len, .hq = m->hl, .hkv = m->hkvl,
-                       .d = m->hd, .dtype = run->compute, .layout = pl->layout,
+    /* The CP attention runs on the model's plan, with this PE's heads. */
+    lc_cp_config cc = {.plan = *pl, .hq = m->hl, .hkv = m->hkvl, .d = m->hd, .dtype = run->compute,
                        .mask = LC_MASK_CAUSAL | (run->doc_mask ? LC_MASK_DOC : 0),
-                       .algo = pl->algo, .lowering = pl->lowering,
                        .threads = m->run.threads};
     int rc = lc_cp_create(run->cp_team, &cc, &m->cp);
     if (rc) {

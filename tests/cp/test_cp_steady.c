@@ -57,8 +57,8 @@ int main(void)
     if (g_me == 0) printf("test_cp_steady: P=%d seed %llu (LONGCTX_SEED reproduces)\n", P, (unsigned long long)seed);
     if (lc_count_selftest()) FAIL("the allocation/thread counter does not see a malloc and a pthread_create");
     g_rng = seed + 17 * (uint64_t)g_me;
-    lc_cp_config cfg = {.seq_len = 2 * P * 70 + 3, .hq = 4, .hkv = 2, .d = 64, .dtype = LC_DT_BF16,
-                        .layout = LC_CP_ZIGZAG, .mask = LC_MASK_CAUSAL, .threads = 1};
+    lc_cp_config cfg = {.plan.seq_len = 2 * P * 70 + 3, .hq = 4, .hkv = 2, .d = 64, .dtype = LC_DT_BF16,
+                        .plan.layout = LC_CP_ZIGZAG, .mask = LC_MASK_CAUSAL, .threads = 1};
     lc_cp *one, *two;
     if (lc_cp_create(t, &cfg, &one)) { FAIL("create: %s", lc_cp_last_error(NULL)); return 1; }
     cfg.threads = 2;
