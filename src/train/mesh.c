@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "longctx/cp.h"
 #include "train/internal.h"
 
 enum { AX_TP = 0, AX_CP = 1, AX_DP = 2 };
@@ -21,12 +20,12 @@ int lc_mesh_check(int n_pes, int dp, int cp, int tp, char *err, size_t errlen)
     return lc_plan_check_mesh(n_pes, dp, cp, tp, err, errlen);
 }
 
-int lc_mesh_create_ordered(lc_team *world, int dp, int cp, int tp, const char *order, lc_mesh *out)
+/* The teams of a dp x cp x tp mesh whose axes, innermost first, are ord. */
+static int create(lc_team *world, int dp, int cp, int tp, const int ord[3], lc_mesh *out)
 {
     memset(out, 0, sizeof *out);
     char err[256];
-    int n = lc_team_n_pes(world), ord[3], rc = lc_mesh_check(n, dp, cp, tp, err, sizeof err);
-    if (!rc) rc = lc_mesh_parse_order(order, ord, err, sizeof err);
+    int n = lc_team_n_pes(world), rc = lc_mesh_check(n, dp, cp, tp, err, sizeof err);
     if (rc) return lc_train__fail(rc, "%s", err);
     int size[3] = {tp, cp, dp}, stride[3], s = 1, me = lc_team_my_pe(world);
     for (int k = 0; k < 3; k++) {
@@ -73,6 +72,20 @@ int lc_mesh_create_ordered(lc_team *world, int dp, int cp, int tp, const char *o
     else if (cp == 1) out->grad_team = out->dp_team;
     else if (ord[0] == AX_TP || ord[2] == AX_TP) out->grad_team = pair;
     return LC_OK;
+}
+
+int lc_mesh_create_ordered(lc_team *world, int dp, int cp, int tp, const char *order, lc_mesh *out)
+{
+    char err[256];
+    int ord[3];
+    memset(out, 0, sizeof *out);
+    if (lc_mesh_parse_order(order, ord, err, sizeof err)) return lc_train__fail(LC_ERR_ARG, "%s", err);
+    return create(world, dp, cp, tp, ord, out);
+}
+
+int lc_mesh_create_plan(lc_team *world, const lc_plan *p, lc_mesh *out)
+{
+    return create(world, p->dp, p->cp, p->tp, p->order, out);
 }
 
 int lc_mesh_create(lc_team *world, int dp, int cp, int tp, lc_mesh *out)

@@ -22,11 +22,8 @@ void lc_trainer_defaults(lc_trainer_opts *o)
     memset(o, 0, sizeof *o);
     lc_model_preset("small", &o->model);
     o->model_name = "small";
-    o->seq_len = 16384;
-    o->dp = o->cp = o->tp = 1;
-    o->layout = LC_CP_ZIGZAG;
-    o->cp_algo = LC_CP_RING;
-    o->lowering = LC_LOWER_AUTO;
+    lc_plan_init(&o->plan); /* one PE, zigzag ring, auto lowering */
+    o->plan.seq_len = 16384;
     o->compute = LC_DT_F32;
     o->doc_sep = LC_BYTE_DOC_SEP;
     o->steps = 50;
@@ -51,36 +48,21 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* The options' parallel plan: the mesh, the CP algorithm, layout and lowering, the sequence.
- * lc_trainer_check validates it; lc_trainer_run builds it once more from the same options and
- * hands the model a reference. */
-static int make_plan(const lc_trainer_opts *o, int n_pes, lc_plan *p, char *err, size_t errlen)
-{
-    lc_plan_init(p);
-    p->dp = o->dp, p->cp = o->cp, p->tp = o->tp, p->sp = o->sp;
-    p->seq_len = o->seq_len;
-    p->layout = o->layout;
-    p->algo = o->cp_algo;
-    p->lowering = o->lowering;
-    int rc = lc_plan_parse_order(o->mesh_order, p->order, err, errlen);
-    return rc ? rc : lc_plan_validate(p, n_pes, err, errlen);
-}
-
-/* lc_trainer_check, leaving the validated plan in *plan. */
-static int check(const lc_trainer_opts *o, int n_pes, lc_plan *plan, char *err, size_t errlen)
+int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errlen)
 {
     char e[256];
     if (lc_model_config_check(&o->model, e, sizeof e)) {
         snprintf(err, errlen, "model: %s", e);
         return LC_ERR_ARG;
     }
-    if (make_plan(o, n_pes, plan, err, errlen)) return LC_ERR_ARG;
-    if (lc_model_tp_check(&o->model, o->tp, e, sizeof e)) {
-        snprintf(err, errlen, "model: --tp %d: %s", o->tp, e);
+    /* The plan, validated once per run: the layers below ask lc_plan_fits, not a copy. */
+    if (lc_plan_validate(&o->plan, n_pes, err, errlen)) return LC_ERR_ARG;
+    if (lc_model_tp_check(&o->model, o->plan.tp, e, sizeof e)) {
+        snprintf(err, errlen, "model: --tp %d: %s", o->plan.tp, e);
         return LC_ERR_ARG;
     }
-    if (o->seq_len > o->model.max_seq) {
-        snprintf(err, errlen, "--seq %lld must be in [1, %lld] (the model's max_seq)", (long long)o->seq_len,
+    if (o->plan.seq_len > o->model.max_seq) {
+        snprintf(err, errlen, "--seq %lld must be in [1, %lld] (the model's max_seq)", (long long)o->plan.seq_len,
                  (long long)o->model.max_seq);
         return LC_ERR_ARG;
     }
@@ -102,19 +84,13 @@ static int check(const lc_trainer_opts *o, int n_pes, lc_plan *plan, char *err, 
     for (int i = 0; i < 2; i++) {
         if (!paths[i]) continue;
         lc_tokfile *f;
-        if (lc_tokfile_open(paths[i], o->model.vocab, o->seq_len + 1, &f)) {
+        if (lc_tokfile_open(paths[i], o->model.vocab, o->plan.seq_len + 1, &f)) {
             snprintf(err, errlen, "%s", lc_train_last_error());
             return LC_ERR_ARG;
         }
         lc_tokfile_close(f);
     }
     return LC_OK;
-}
-
-int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errlen)
-{
-    lc_plan plan;
-    return check(o, n_pes, &plan, err, errlen);
 }
 
 typedef struct {
@@ -195,7 +171,7 @@ static int dump_full(lc_model *m, const lc_mesh *mesh, const float *flat, const 
 /* Everything one run holds, from set-up to the report. */
 typedef struct {
     const lc_trainer_opts *o;
-    lc_plan plan; /* built and validated once; the model holds a reference */
+    const lc_plan *plan; /* the options' plan, validated once; the model holds it too */
     lc_world *w;
     int me, n_pes, threads;
     lc_mesh mesh;
@@ -231,7 +207,7 @@ static int coll_fail(trainer *t, int rc)
 static void print_banner(const trainer *t)
 {
     const lc_trainer_opts *o = t->o;
-    const lc_plan *p = &t->plan;
+    const lc_plan *p = t->plan;
     const lc_model_config *c = &o->model;
     printf("train: %s (%d layers, dim %d, heads %d/%d, ffn %d, vocab %d; %.2fM params), seq %lld, "
            "batch %d x %d seqs (%.0f tokens/step)\n",
@@ -284,9 +260,9 @@ static int setup(trainer *t)
     char err[512];
     int rc;
     /* Checks every PE makes identically (the same files, the same flags). */
-    if ((rc = check(o, t->n_pes, &t->plan, err, sizeof err))) return lc_train__fail(rc, "%s", err);
-    const lc_plan *p = &t->plan;
-    if ((rc = lc_mesh_create_ordered(world, p->dp, p->cp, p->tp, o->mesh_order, &t->mesh))) return rc;
+    if ((rc = lc_trainer_check(o, t->n_pes, err, sizeof err))) return lc_train__fail(rc, "%s", err);
+    const lc_plan *p = t->plan = &o->plan;
+    if ((rc = lc_mesh_create_plan(world, p, &t->mesh))) return rc;
     t->have_mesh = 1;
     t->threads = o->threads > 0 ? o->threads : lc_cores_per_pe(t->w);
     lc_model_run run = {.cp_team = t->mesh.cp_team, .plan = p, .compute = o->compute, .doc_mask = o->doc_mask,
@@ -369,7 +345,7 @@ static int train_step(trainer *t, int64_t step, step_result *r)
     }
     if ((rc = lc_mesh_allreduce_grads(&t->mesh, t->grads, t->np))) return coll_fail(t, rc);
     if (step == 0 && o->dump_grads && (rc = dump_full(t->m, &t->mesh, t->grads, o->dump_grads))) return rc;
-    if (t->plan.tp == 1) r->norm = lc_global_norm(t->grads, t->np);
+    if (t->plan->tp == 1) r->norm = lc_global_norm(t->grads, t->np);
     else if ((rc = lc_model_global_norm(t->m, t->grads, &r->norm)))
         return lc_train__fail(rc, "gradient norm: %s", lc_model_last_error(t->m));
     r->lr = lc_lr_at(step, t->warmup, t->steps, o->lr, t->lr_min);
@@ -378,7 +354,7 @@ static int train_step(trainer *t, int64_t step, step_result *r)
     double stats[2] = {loss_sum, (double)lc_peak_rss_bytes()}, red[2];
     if ((rc = lc_allreduce_sum_f64(t->mesh.dp_team, red, stats, 1))) return coll_fail(t, rc);
     if ((rc = lc_allreduce_max_f64(lc_team_world(t->w), red + 1, stats + 1, 1))) return coll_fail(t, rc);
-    r->loss = red[0] / (o->accum * t->plan.dp);
+    r->loss = red[0] / (o->accum * t->plan->dp);
     r->peak_mem = red[1];
     r->dt = now() - t0;
     t->t_steps += r->dt;
@@ -459,7 +435,7 @@ static int fit_budget(trainer *t, int64_t step)
 static void report_end(trainer *t)
 {
     const lc_trainer_opts *o = t->o;
-    const lc_plan *p = &t->plan;
+    const lc_plan *p = t->plan;
     int64_t steps = t->steps, start_step = t->start_step;
     int n_val = t->n_val;
     lc_model_times tm;
