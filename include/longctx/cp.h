@@ -60,9 +60,9 @@ void lc_plan_init(lc_plan *p);
  * not a shape at all (seq_len < 1, an unknown layout, positions past int32). why (may be
  * NULL) gets the reason whenever the result is not 0. */
 int lc_plan_fits(lc_cp_layout layout, int64_t seq_len, int cp, char *why, size_t len);
-/* Checks the whole plan: the mesh against n_pes (<= 0: not checked), its order, sp, the
- * algorithm, layout and lowering (a training plan moves data: not COMPUTE_ONLY is the
- * caller's rule), and lc_plan_fits == 0. Returns 0, or LC_ERR_ARG with the reason in err. */
+/* Checks the whole plan: the mesh against n_pes (<= 0: not checked), its order, sp, that
+ * the algorithm and lowering are known, and lc_plan_fits == 0 over p->cp PEs. Returns 0, or
+ * LC_ERR_ARG with the reason in err. */
 int lc_plan_validate(const lc_plan *p, int n_pes, char *err, size_t len);
 /* The mesh part of it: dp, cp, tp >= 1 and dp x cp x tp = n_pes (<= 0: not checked). */
 int lc_plan_check_mesh(int n_pes, int dp, int cp, int tp, char *err, size_t len);

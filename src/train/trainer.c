@@ -55,7 +55,8 @@ int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errl
         snprintf(err, errlen, "model: %s", e);
         return LC_ERR_ARG;
     }
-    /* The plan, validated once per run: the layers below ask lc_plan_fits, not a copy. */
+    /* The plan is validated here, once; the model and lc_cp ask lc_plan_fits over their own
+     * team rather than repeating the rule. */
     if (lc_plan_validate(&o->plan, n_pes, err, errlen)) return LC_ERR_ARG;
     if (lc_model_tp_check(&o->model, o->plan.tp, e, sizeof e)) {
         snprintf(err, errlen, "model: --tp %d: %s", o->plan.tp, e);
