@@ -33,8 +33,8 @@ int main(int argc, char **argv)
         lc_world_finalize(w);
         return 2;
     }
-    lc_cp_config cfg = {.seq_len = S, .hq = HQ, .hkv = HKV, .d = D, .dtype = LC_DT_F32,
-                        .layout = LC_CP_ZIGZAG, .mask = LC_MASK_CAUSAL,
+    lc_cp_config cfg = {.plan.seq_len = S, .hq = HQ, .hkv = HKV, .d = D, .dtype = LC_DT_F32,
+                        .plan.layout = LC_CP_ZIGZAG, .mask = LC_MASK_CAUSAL,
                         .threads = lc_cores_per_pe(w)}; /* the cores the launcher gave this PE */
     lc_cp *cp;
     if (lc_cp_create(lc_team_world(w), &cfg, &cp) != LC_OK) {

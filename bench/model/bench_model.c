@@ -110,9 +110,9 @@ int main(int argc, char **argv)
         double p = peak_avx512();
         if (p > peak) peak = p;
     }
-    lc_model_run run = {.cp_team = t, .seq_len = seq, .layout = lay, .cp_algo = LC_CP_RING,
-                        .compute = bf16 ? LC_DT_BF16 : LC_DT_F32, .threads = threads,
-                        .recompute = recompute};
+    lc_plan plan = {.seq_len = seq, .layout = lay, .algo = LC_CP_RING};
+    lc_model_run run = {.cp_team = t, .plan = &plan, .compute = bf16 ? LC_DT_BF16 : LC_DT_F32,
+                        .threads = threads, .recompute = recompute};
     lc_model *m;
     if (lc_model_create(&c, &run, &m)) {
         fprintf(stderr, "bench_model: %s\n", lc_model_last_error(NULL));

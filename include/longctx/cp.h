@@ -38,26 +38,46 @@ typedef enum {
     LC_CP_ALLGATHER = 1  /* the Llama 3 choice: all-gather KV, reduce-scatter dK/dV */
 } lc_cp_algo;
 
-typedef enum {
-    LC_CP_LOWER_AUTO = 0,  /* zero-copy when every peer is load/store reachable, else the
-                              runtime's permute policy; $LONGCTX_PERMUTE pins the latter */
-    LC_CP_ONE_SIDED = 1,   /* put-with-signal into the neighbour's ring slot */
-    LC_CP_TWO_SIDED = 2,   /* NCCL-style staged FIFO */
-    LC_CP_ZERO_COPY = 3,   /* read the owner's block in place (lc_symm_ptr); signals only */
-    LC_CP_COMPUTE_ONLY = 4 /* benchmark aid: the same kernel calls, no communication;
-                              outputs are meaningless */
-} lc_cp_lowering;
+/* ---- the parallel plan: how a training step is split over the PEs ----
+ * Built once (lc_plan_init, then the fields, then lc_plan_validate) and held by reference
+ * (const lc_plan *) by the trainer and the model; the model's CP attention is made from it.
+ * Its messages name the train command's flags (--seq, --cp, ...), which set the same fields. */
+typedef struct {
+    int dp, cp, tp;        /* the mesh: dp x cp x tp PEs */
+    int order[3];          /* mesh axes innermost first: 0 tp, 1 cp, 2 dp (default tp,cp,dp) */
+    int sp;                /* sequence parallelism inside the TP team (needs tp >= 2) */
+    int64_t seq_len;       /* global tokens per sequence */
+    lc_cp_layout layout;
+    lc_cp_algo algo;
+    lc_lowering lowering;  /* symm.h; AUTO: the runtime's policy (lc_lowering_resolve) */
+} lc_plan;
+
+/* Defaults: one PE (1 x 1 x 1, order tp,cp,dp), zigzag ring, AUTO lowering, seq_len 0 (unset). */
+void lc_plan_init(lc_plan *p);
+/* The one rule for a sequence shape: 0 when seq_len tokens under layout over cp PEs give every
+ * PE at least one real token (and zigzag its 2 x cp chunks); 1 when the shape is valid but
+ * some PE would hold no token (lc_cp accepts that, the model does not); LC_ERR_ARG when it is
+ * not a shape at all (seq_len < 1, an unknown layout, positions past int32). why (may be
+ * NULL) gets the reason whenever the result is not 0. */
+int lc_plan_fits(lc_cp_layout layout, int64_t seq_len, int cp, char *why, size_t len);
+/* Checks the whole plan: the mesh against n_pes (<= 0: not checked), its order, sp, that
+ * the algorithm and lowering are known, and lc_plan_fits == 0 over p->cp PEs. Returns 0, or
+ * LC_ERR_ARG with the reason in err. */
+int lc_plan_validate(const lc_plan *p, int n_pes, char *err, size_t len);
+/* The mesh part of it: dp, cp, tp >= 1 and dp x cp x tp = n_pes (<= 0: not checked). */
+int lc_plan_check_mesh(int n_pes, int dp, int cp, int tp, char *err, size_t len);
+/* "tp,cp,dp" (NULL: that default) -> order[3] (0 tp, 1 cp, 2 dp), innermost first. */
+int lc_plan_parse_order(const char *s, int order[3], char *err, size_t len);
 
 typedef struct {
-    int64_t seq_len;    /* global tokens S >= 1, any value */
+    lc_plan plan;       /* read here: seq_len (>= 1, any value: a PE may hold no token),
+                           layout, algo, lowering; cp is 0 or the team's size; dp, tp, sp and
+                           order are the mesh's, not read. A model's config embeds its plan */
     int hq, hkv, d;     /* hq a multiple of hkv */
     lc_dtype dtype;     /* q, k, v, out, dout */
-    lc_cp_layout layout;
     unsigned mask;      /* LC_MASK_* flags */
     int64_t window;     /* for LC_MASK_WINDOW, >= 1 */
     float scale;        /* 0: 1/sqrt(d) */
-    lc_cp_algo algo;
-    lc_cp_lowering lowering;
     int threads;        /* kernel threads per PE (<= 0: 1) */
     lc_attn_impl impl;  /* kernel implementation (0: best) */
 } lc_cp_config;
@@ -71,7 +91,7 @@ int lc_cp_destroy(lc_cp *cp); /* collective */
 const char *lc_cp_last_error(const lc_cp *cp); /* NULL: the last lc_cp_create failure */
 const lc_cp_config *lc_cp_get_config(const lc_cp *cp);
 /* Switches algorithm and lowering for later calls (call on every member with the same values). */
-int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_cp_lowering lowering);
+int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_lowering lowering);
 
 /* ---- layouts (pure functions of the plan; usable on any PE's behalf) ---- */
 int lc_cp_local_rows(const lc_cp *cp, int pe);   /* real rows PE pe holds */
@@ -89,8 +109,6 @@ int lc_cp_layout_positions(lc_cp_layout layout, int64_t seq_len, int n_pes, int 
                            int *n_pad);
 const char *lc_cp_layout_name(lc_cp_layout l);
 int lc_cp_layout_parse(const char *s, lc_cp_layout *out);
-const char *lc_cp_lowering_name(lc_cp_lowering l);
-int lc_cp_lowering_parse(const char *s, lc_cp_lowering *out);
 
 /* ---- attention ---- */
 /* out (dtype) and lse (fp32) for my rows over all keys of the sequence. doc may be NULL

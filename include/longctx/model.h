@@ -40,23 +40,22 @@ int lc_model_config_check(const lc_model_config *cfg, char *err, size_t errlen);
 
 typedef struct {
     lc_team *cp_team;  /* the CP team this PE computes with (a world team of one for CP=1) */
-    int64_t seq_len;   /* global tokens per sequence (a micro-batch is one sequence) */
-    lc_cp_layout layout;
-    lc_cp_algo cp_algo;
-    lc_cp_lowering lowering;
+    const lc_plan *plan; /* cp.h: seq_len (global tokens per sequence; a micro-batch is one
+                          sequence), layout, CP algorithm and lowering, sp. Held by reference:
+                          it must outlive the model. Its dp/cp/tp are not read here: the
+                          teams given are the mesh */
     lc_dtype compute;  /* LC_DT_F32, or LC_DT_BF16: matmul/attention inputs rounded to bf16 */
     int doc_mask;      /* packed-document masking: doc ids passed to every step */
     int threads;       /* BLAS + attention threads of this PE (its cores); <= 0: 1 */
     int recompute;     /* keep only layer inputs; recompute each layer in backward */
     lc_team *tp_team;  /* tensor-parallel team (Megatron style); NULL: no TP */
-    int sp;            /* sequence parallelism inside the TP team (needs tp_team) */
 } lc_model_run;
 
 /* Tensor parallelism (Megatron style) over run.tp_team of T PEs: query heads split over TP;
  * KV heads split too, or, when T > n_kv_heads (T a multiple of n_kv_heads), replicated so each
  * PE holds the one KV head its query heads use (the replicas' gradients are summed inside the
  * step, so replicas stay equal). q/k/v and gate/up are column-parallel, o and down
- * row-parallel followed by an all-reduce over TP (with run.sp: a reduce-scatter, and an
+ * row-parallel followed by an all-reduce over TP (with plan.sp: a reduce-scatter, and an
  * all-gather before the next column-parallel matmul, so the residual stream and the norms
  * stay sharded along the sequence inside the TP team; rows are padded to a multiple of T).
  * The embedding and the LM head are split by vocabulary, with a TP-parallel cross-entropy
@@ -80,7 +79,8 @@ typedef struct {
 typedef struct lc_model lc_model;
 
 /* Collective over run->cp_team. Validates everything first (config fields, heads
- * divisibility, seq_len vs the layout: every PE must own at least one token), then allocates
+ * divisibility, the plan's sequence vs its layout over this CP team by lc_plan_fits: every PE
+ * must own at least one token), then allocates
  * parameters, gradients and the activation arena once. Sets the BLAS threads of this process
  * to run->threads. On failure *out is NULL and the message is in lc_model_last_error(NULL). */
 int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_model **out);

@@ -146,16 +146,37 @@ int lc_allgather(lc_team *t, void *dst, const void *src, size_t bytes_per_pe);
 int lc_reduce_scatter_sum_f32(lc_team *t, float *dst, const float *src, size_t count_per_pe);
 int lc_alltoall(lc_team *t, void *dst, const void *src, size_t bytes_per_pe);
 
-/* ---- collective permute: an async start/done pair, the shape XLA schedules ---- */
+/* ---- lowerings: how data crosses PEs (one vocabulary for the permute and for CP) ---- */
 typedef enum {
-    LC_LOWER_AUTO = 0,      /* the policy decides; $LONGCTX_PERMUTE overrides */
-    LC_LOWER_ONE_SIDED = 1, /* put-with-signal straight into the receiver's dst */
-    LC_LOWER_TWO_SIDED = 2  /* NCCL-style: chunks through a bounded staging FIFO */
+    LC_LOWER_AUTO = 0,        /* the policy decides (lc_lowering_resolve) */
+    LC_LOWER_ONE_SIDED = 1,   /* put-with-signal straight into the receiver's dst */
+    LC_LOWER_TWO_SIDED = 2,   /* NCCL-style: chunks through a bounded staging FIFO */
+    LC_LOWER_ZERO_COPY = 3,   /* the consumer reads the owner's block in place (lc_symm_ptr);
+                                 only signals travel. For consumers that can (CP), not a permute */
+    LC_LOWER_COMPUTE_ONLY = 4 /* benchmark aid: the consumer's compute without communication;
+                                 outputs are meaningless. Not a permute */
 } lc_lowering;
 
+/* The words the CLI and $LONGCTX_PERMUTE use: auto, one_sided, two_sided, zero_copy,
+ * compute_only. parse returns 0, or -1 for another word. */
 const char *lc_lowering_name(lc_lowering l);
 int lc_lowering_parse(const char *s, lc_lowering *out);
 
+/* The one policy, the analogue of XLA's collective backend assigner: turns a requested
+ * lowering into the one used for bytes sent to dst on team t, and says why (*why, static
+ * text). in_place: the caller can read the owner's block in place, so ZERO_COPY is an
+ * answer (the CP ring); 0 for a permute, which copies by definition.
+ *   AUTO: $LONGCTX_PERMUTE when set (read once, at lc_world_init); else ZERO_COPY where
+ *     in_place and every member is load/store reachable; else ONE_SIDED where every member
+ *     is reachable and dst (bytes long; not looked at when bytes is 0) is symmetric; else
+ *     TWO_SIDED.
+ *   ZERO_COPY: itself where in_place and every member is reachable, else ONE_SIDED.
+ *   ONE_SIDED, TWO_SIDED, COMPUTE_ONLY: themselves.
+ * The same on every member of t when they pass the same arguments. */
+lc_lowering lc_lowering_resolve(lc_team *t, lc_lowering req, int in_place, const void *dst,
+                                size_t bytes, const char **why);
+
+/* ---- collective permute: an async start/done pair, the shape XLA schedules ---- */
 /* Caller-owned storage for one outstanding permute: declare it where it lives (the stack, a
  * plan), pass its address to start and done; nothing is allocated per permute. The contents
  * are private to the runtime. */
@@ -167,7 +188,8 @@ typedef struct {
  * dst (a symmetric address). src may be reused and dst read only after lc_permute_done.
  * Up to 4 permutes may be outstanding on a team at once; they may be completed in any order
  * (a done drives every outstanding two-sided transfer of the team, as an NCCL group does).
- * The req must stay alive until its done. */
+ * The req must stay alive until its done. lowering is AUTO, ONE_SIDED or TWO_SIDED (ZERO_COPY
+ * and COMPUTE_ONLY move no bytes: LC_ERR_ARG). */
 int lc_permute_start(lc_team *t, int shift, const void *src, void *dst, size_t bytes,
                      lc_lowering lowering, lc_permute_req *req);
 /* dest_of[r] is the team rank that member r sends to, or -1; each member receives from at

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "longctx/cp.h" /* lc_plan: the mesh of a plan */
 #include "longctx/optim.h"
 #include "longctx/symm.h"
 
@@ -112,6 +113,8 @@ int lc_mesh_parse_order(const char *s, int order[3], char *err, size_t errlen);
 /* Collective over world. lc_mesh_create uses the default order. */
 int lc_mesh_create(lc_team *world, int dp, int cp, int tp, lc_mesh *out);
 int lc_mesh_create_ordered(lc_team *world, int dp, int cp, int tp, const char *order, lc_mesh *out);
+/* The mesh of a plan (cp.h): its dp x cp x tp and order. Collective over world. */
+int lc_mesh_create_plan(lc_team *world, const lc_plan *p, lc_mesh *out);
 /* Sums grads (in place) over the PEs holding the same slices (CP x DP at my TP rank). */
 int lc_mesh_allreduce_grads(const lc_mesh *m, float *grads, size_t n);
 void lc_mesh_destroy(lc_mesh *m);

@@ -18,14 +18,9 @@ extern "C" {
 typedef struct {
     lc_model_config model;
     const char *model_name;   /* for the log */
-    int64_t seq_len;
-    int dp, cp;
-    int tp;                   /* tensor parallelism (Megatron style) inside each (DP, CP) */
-    int sp;                   /* sequence parallelism inside the TP team (needs tp > 1) */
-    const char *mesh_order;   /* axes innermost first, e.g. "tp,cp,dp" (NULL: that default) */
-    lc_cp_layout layout;
-    lc_cp_algo cp_algo;
-    lc_cp_lowering lowering;
+    lc_plan plan;             /* cp.h: the mesh DP x CP x TP (TP Megatron style inside each
+                                 (DP, CP)) and its order, sp, seq_len, the CP algorithm, layout
+                                 and lowering; the trainer and its model hold it by reference */
     lc_dtype compute;
     int recompute;
     int doc_mask;             /* packed documents: doc ids from doc_sep, no attention across */
@@ -63,9 +58,9 @@ typedef struct {
 /* Fills defaults (AdamW 0.9/0.95/1e-8, wd 0.1, clip 1, lr 3e-3 -> 3e-4, warmup 10%,
  * eval every steps/5, 8 validation sequences, seed 1337, zigzag ring, auto lowering, f32). */
 void lc_trainer_defaults(lc_trainer_opts *o);
-/* Checks what can be checked without a world: the model config, heads (and KV heads, ffn,
- * vocab) against tp, the layout against seq_len and cp, dp x cp x tp against n_pes, the
- * mesh order, the data files. Returns 0 or writes err. */
+/* Checks what can be checked without a world: the plan (lc_plan_validate: dp x cp x tp
+ * against n_pes, the mesh order, sp, the layout against seq_len and cp), the model config,
+ * heads (and KV heads, ffn, vocab) against tp, the data files. Returns 0 or writes err. */
 int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errlen);
 /* Collective over the world. Returns 0 when training completed; else an lc_status with the
  * message in lc_train_last_error(). */

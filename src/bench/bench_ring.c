@@ -134,13 +134,13 @@ static int run_once(lc_cp *cp, lc_team *t, int bwd, float *b[10], double *dt)
  * Step and compute times are the best of reps (other processes only ever slow a run down);
  * the CPU counters are per call of the real runs. */
 static int measure(lc_cp *cp, lc_team *t, int bwd, int reps, float *b[10], lc_cp_algo algo,
-                   lc_cp_lowering low, meas *m, meas *comp)
+                   lc_lowering low, meas *m, meas *comp)
 {
     lc_cp_stats st, sum = {0};
     m->step = comp->step = 1e300;
     for (int r = 0; r < reps; r++) {
         double dt;
-        lc_cp_set_algo(cp, LC_CP_RING, LC_CP_COMPUTE_ONLY);
+        lc_cp_set_algo(cp, LC_CP_RING, LC_LOWER_COMPUTE_ONLY);
         if (run_once(cp, t, bwd, b, &dt)) return -1;
         comp->step = dt < comp->step ? dt : comp->step;
         lc_cp_set_algo(cp, algo, low);
@@ -177,12 +177,12 @@ static int worker(const opts_t *o)
         for (int hi = 0; hi < o->hq.n && !err; hi++)
             for (int li = 0; li < o->layout.n && !err; li++)
                 for (int mi = 0; mi < o->mask.n && !err; mi++) {
-                    lc_cp_config cfg = {.seq_len = o->s.v[si], .hq = (int)o->hq.v[hi],
+                    lc_cp_config cfg = {.plan.seq_len = o->s.v[si], .hq = (int)o->hq.v[hi],
                                         .hkv = (int)o->hkv.v[hi < o->hkv.n ? hi : 0],
                                         .d = (int)o->d.v[hi < o->d.n ? hi : 0], .dtype = LC_DT_F32,
                                         .mask = strcmp(o->mask.v[mi], "causal") ? 0 : LC_MASK_CAUSAL,
                                         .threads = o->threads};
-                    lc_cp_layout_parse(o->layout.v[li], &cfg.layout);
+                    lc_cp_layout_parse(o->layout.v[li], &cfg.plan.layout);
                     lc_cp *cp;
                     if (lc_cp_create(t, &cfg, &cp)) {
                         fprintf(stderr, "bench ring: PE %d: creating the plan for --s %lld: %s\n", me,
@@ -212,18 +212,18 @@ static int worker(const opts_t *o)
                         for (int ai = 0; ai < o->algo.n && !err; ai++) {
                             int ag = !strcmp(o->algo.v[ai], "allgather");
                             for (int wi = 0; wi < (ag ? 1 : o->lowering.n) && !err; wi++) {
-                                lc_cp_lowering low = LC_CP_LOWER_AUTO;
-                                if (!ag) lc_cp_lowering_parse(o->lowering.v[wi], &low);
+                                lc_lowering low = LC_LOWER_AUTO;
+                                if (!ag) lc_lowering_parse(o->lowering.v[wi], &low);
                                 if (measure(cp, t, bwd, o->reps, b, ag ? LC_CP_ALLGATHER : LC_CP_RING, low, &m, &comp)) {
                                     err = 1;
                                     break;
                                 }
-                                if (low == LC_CP_ONE_SIDED && !ag) one = m;
+                                if (low == LC_LOWER_ONE_SIDED && !ag) one = m;
                                 const char *lname = ag ? "collective" : o->lowering.v[wi];
                                 double exposed = (m.step - comp.step) / m.step;
                                 double bal = m.busy_min > 0 ? m.busy_max / m.busy_min : 0;
                                 char ratio[16] = "";
-                                if (low == LC_CP_TWO_SIDED && !ag && one.step > 0 && m.comm_cpu > 0)
+                                if (low == LC_LOWER_TWO_SIDED && !ag && one.step > 0 && m.comm_cpu > 0)
                                     snprintf(ratio, sizeof ratio, "%.2fx", one.comm_cpu / m.comm_cpu);
                                 if (me != 0) continue;
                                 if (o->json)

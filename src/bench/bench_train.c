@@ -27,7 +27,7 @@ typedef struct {
     lc_slist dtype;
     lc_cp_layout layout;
     lc_cp_algo algo;
-    lc_cp_lowering lowering;
+    lc_lowering lowering;
     int steps, warm, json, threads, recompute, sp;
     int rounds;           /* --peers: ours and the peers alternate this many times */
     unsigned peers;       /* --peers: bench_train_peers.c runs them beside ours */
@@ -112,7 +112,7 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
                 if (!strcmp(v, "ring")) o->algo = LC_CP_RING;
                 else if (!strcmp(v, "allgather")) o->algo = LC_CP_ALLGATHER;
                 else bad = 1;
-            } else if (!strcmp(a, "--permute")) bad = lc_cp_lowering_parse(v, &o->lowering);
+            } else if (!strcmp(a, "--permute")) bad = lc_lowering_parse(v, &o->lowering);
             else bad = 1;
         }
         if (bad) {
@@ -163,8 +163,10 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         if (P > 1 && (threads < P || (b && !strcmp(b, "none")))) threads /= P;
         if (threads < 1) threads = 1;
     }
-    lc_model_run run = {mesh.cp_team, S, o->layout, o->algo, o->lowering, dt, 0, threads, o->recompute,
-                        tp > 1 ? mesh.tp_team : NULL, sp};
+    lc_plan plan = {.dp = 1, .cp = cp, .tp = tp, .sp = sp, .order = {0, 1, 2}, .seq_len = S,
+                    .layout = o->layout, .algo = o->algo, .lowering = o->lowering};
+    lc_model_run run = {.cp_team = mesh.cp_team, .plan = &plan, .compute = dt, .threads = threads,
+                        .recompute = o->recompute, .tp_team = tp > 1 ? mesh.tp_team : NULL};
     lc_model *m;
     if (lc_model_create(&cfg, &run, &m)) {
         fprintf(stderr, "bench train: PE %d: %s\n", me, lc_model_last_error(NULL));
@@ -244,7 +246,7 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     double cores = (double)threads * P;
     if (onln > 0 && cores > onln) cores = (double)onln;
     if (me == 0 && !rc && o->peer_out)
-        rc = lc_bench_peer_ours(o->peer_out, o->model, S, P, threads, lc_cp_lowering_name(o->lowering), step,
+        rc = lc_bench_peer_ours(o->peer_out, o->model, S, P, threads, lc_lowering_name(o->lowering), step,
                                 (double)S / step, memx, loss0, cpu_all, flops, peak, cores);
     else if (me == 0 && !rc) {
         double tps = (double)S / step;
@@ -256,7 +258,7 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
                    "\"comm_exposed_s\":%.6g,\"cp_comm_s\":%.6g,\"tp_comm_s\":%.6g,\"grad_allreduce_s\":%.6g,"
                    "\"other_s\":%.6g,\"peak_gflops_core\":%.4g,\"cores\":%.0f,\"peak_mem_bytes\":%.0f}\n",
                    o->model, (long long)S, cp, lc_dtype_name(dt), lc_cp_layout_name(o->layout),
-                   o->algo == LC_CP_RING ? "ring" : "allgather", lc_cp_lowering_name(o->lowering), tp, sp, cp, tp,
+                   o->algo == LC_CP_RING ? "ring" : "allgather", lc_lowering_name(o->lowering), tp, sp, cp, tp,
                    threads, n, step,
                    tps, mfu, med[C_MM], med[C_ATT], med[C_EXP], med[C_CP], med[C_TP], med[C_GAR], med[C_REST], peak,
                    cores, memx);

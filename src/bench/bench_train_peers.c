@@ -66,7 +66,7 @@ int lc_bench_peer_inputs(const char *dir, lc_world *w, lc_model *m, lc_adamw *op
     st.beta2 = 0.95f;
     st.eps = 1e-8f;
     st.weight_decay = 0.1f;
-    snprintf(st.layout, sizeof st.layout, "%s", lc_cp_layout_name(run->layout));
+    snprintf(st.layout, sizeof st.layout, "%s", lc_cp_layout_name(run->plan->layout));
     snprintf(st.model_name, sizeof st.model_name, "bench");
     lc_ckpt_save_opts so = {lc_team_world(w), me == 0, 1, 0};
     snprintf(path, sizeof path, "%s/ckpt", dir);

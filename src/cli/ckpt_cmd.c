@@ -58,7 +58,8 @@ static int with_model(const char *path, int64_t seq, int hf, const int32_t *tok,
         fprintf(stderr, "longctx ckpt: cannot start a world of one PE\n");
         return 1;
     }
-    lc_model_run run = {lc_team_world(w), seq, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, 0, 1, 0, NULL, 0};
+    lc_plan plan = {.dp = 1, .cp = 1, .tp = 1, .seq_len = seq, .layout = LC_CP_CONTIGUOUS, .algo = LC_CP_RING};
+    lc_model_run run = {.cp_team = lc_team_world(w), .plan = &plan, .compute = LC_DT_F32, .threads = 1};
     lc_model *m = NULL;
     lc_adamw *opt = NULL;
     lc_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f};

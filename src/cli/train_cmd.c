@@ -108,7 +108,7 @@ int lc_cmd_train(int argc, char **argv)
         }
         if (!strcmp(a, "--worker")) { worker = 1; continue; }
         if (!strcmp(a, "--recompute")) { o.recompute = 1; continue; }
-        if (!strcmp(a, "--sp")) { o.sp = 1; continue; }
+        if (!strcmp(a, "--sp")) { o.plan.sp = 1; continue; }
         if (!strcmp(a, "--doc-mask")) { o.doc_mask = 1; continue; }
         if (!strcmp(a, "--quiet")) { o.quiet = 1; continue; }
         if (!strcmp(a, "--resume")) { /* the folder is optional */
@@ -132,10 +132,10 @@ int lc_cmd_train(int argc, char **argv)
                 have_shape[k] = 1;
             }
         } else if (!strcmp(a, "--model")) {
-        } else if (!strcmp(a, "--seq")) bad = parse_i64(a, v, 1, &o.seq_len);
-        else if (!strcmp(a, "--cp")) bad = parse_i64(a, v, 1, &x), o.cp = (int)x;
-        else if (!strcmp(a, "--dp")) bad = parse_i64(a, v, 1, &x), o.dp = (int)x;
-        else if (!strcmp(a, "--tp")) bad = parse_i64(a, v, 1, &x), o.tp = (int)x;
+        } else if (!strcmp(a, "--seq")) bad = parse_i64(a, v, 1, &o.plan.seq_len);
+        else if (!strcmp(a, "--cp")) bad = parse_i64(a, v, 1, &x), o.plan.cp = (int)x;
+        else if (!strcmp(a, "--dp")) bad = parse_i64(a, v, 1, &x), o.plan.dp = (int)x;
+        else if (!strcmp(a, "--tp")) bad = parse_i64(a, v, 1, &x), o.plan.tp = (int)x;
         else if (!strcmp(a, "--pes")) bad = parse_i64(a, v, 1, &x), pes = (int)x;
         else if (!strcmp(a, "--backend")) backend = v;
         else if (!strcmp(a, "--steps")) bad = parse_i64(a, v, 1, &o.steps);
@@ -156,7 +156,10 @@ int lc_cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--train")) snprintf(train_path, sizeof train_path, "%s", v);
         else if (!strcmp(a, "--val")) snprintf(val_path, sizeof val_path, "%s", v);
         else if (!strcmp(a, "--out")) o.out_dir = v;
-        else if (!strcmp(a, "--mesh-order")) o.mesh_order = v;
+        else if (!strcmp(a, "--mesh-order")) {
+            char e[256];
+            if ((bad = lc_plan_parse_order(v, o.plan.order, e, sizeof e) != 0)) fprintf(stderr, "longctx train: %s\n", e);
+        }
         else if (!strcmp(a, "--dump-params")) o.dump_params = v;
         else if (!strcmp(a, "--dump-grads")) o.dump_grads = v;
         else if (!strcmp(a, "--save-dir")) o.save_dir = v;
@@ -166,13 +169,13 @@ int lc_cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--heap")) {
             if (lc_parse_size(v, &heap) || !heap) bad = 1, fprintf(stderr, "longctx train: --heap '%s' is not a size\n", v);
         } else if (!strcmp(a, "--layout")) {
-            if (lc_cp_layout_parse(v, &o.layout)) bad = 1, fprintf(stderr, "longctx train: --layout '%s': zigzag, contiguous or striped\n", v);
+            if (lc_cp_layout_parse(v, &o.plan.layout)) bad = 1, fprintf(stderr, "longctx train: --layout '%s': zigzag, contiguous or striped\n", v);
         } else if (!strcmp(a, "--cp-algo")) {
-            if (!strcmp(v, "ring")) o.cp_algo = LC_CP_RING;
-            else if (!strcmp(v, "allgather")) o.cp_algo = LC_CP_ALLGATHER;
+            if (!strcmp(v, "ring")) o.plan.algo = LC_CP_RING;
+            else if (!strcmp(v, "allgather")) o.plan.algo = LC_CP_ALLGATHER;
             else bad = 1, fprintf(stderr, "longctx train: --cp-algo '%s': ring or allgather\n", v);
         } else if (!strcmp(a, "--permute")) {
-            if (lc_cp_lowering_parse(v, &o.lowering) || o.lowering == LC_CP_COMPUTE_ONLY)
+            if (lc_lowering_parse(v, &o.plan.lowering) || o.plan.lowering == LC_LOWER_COMPUTE_ONLY)
                 bad = 1, fprintf(stderr, "longctx train: --permute '%s': one_sided, two_sided, zero_copy or auto\n", v);
         } else if (!strcmp(a, "--dtype")) {
             if (!strcmp(v, "f32")) o.compute = LC_DT_F32;
@@ -218,7 +221,7 @@ int lc_cmd_train(int argc, char **argv)
             return 2;
         }
     }
-    if (o.seq_len > o.model.max_seq) o.model.max_seq = o.seq_len; /* max_seq is checkpoint metadata */
+    if (o.plan.seq_len > o.model.max_seq) o.model.max_seq = o.plan.seq_len; /* max_seq is checkpoint metadata */
     if (data && !train_path[0]) { /* an explicit --train wins over --data */
         snprintf(train_path, sizeof train_path, "%s/train.bin", data);
         if (!val_path[0]) {
@@ -235,7 +238,7 @@ int lc_cmd_train(int argc, char **argv)
     if (!o.out_dir) o.out_dir = "train_out";
 
     int launched_pe = 0, launched_n = 0, launched = lc_launched_as(&launched_pe, &launched_n);
-    int n_pes = launched ? launched_n : (pes ? pes : o.dp * o.cp * o.tp);
+    int n_pes = launched ? launched_n : (pes ? pes : o.plan.dp * o.plan.cp * o.plan.tp);
     if (pes && pes != n_pes) {
         fprintf(stderr, "longctx train: --pes %d but the launcher started %d PEs\n", pes, n_pes);
         return 2;

@@ -39,27 +39,21 @@ int lc_cp__no_plan(const char *fn)
 
 static int check_config(const lc_cp_config *c, int P, char *err, size_t len)
 {
-    if (c->seq_len < 1) return snprintf(err, len, "seq_len = %lld must be >= 1", (long long)c->seq_len), -1;
-    /* Positions are int32 (attn.h); the layout pads S up to its chunking. */
-    int n_pad = 0;
-    if (c->seq_len > INT32_MAX || ((unsigned)c->layout <= LC_CP_STRIPED &&
-                                   lc_cp_layout_positions(c->layout, c->seq_len, P, 0, NULL, &n_pad) < 0))
-        return snprintf(err, len,
-                        "seq_len = %lld is too long: the %s layout over %d PEs pads it to positions "
-                        "that must fit in int32 (at most %d tokens)",
-                        (long long)c->seq_len, lc_cp_layout_name(c->layout), P, INT32_MAX), -1;
+    /* The plan's shape rule; a PE without tokens is fine here (it only serves keys). */
+    if (lc_plan_fits(c->plan.layout, c->plan.seq_len, P, err, len) < 0) return -1;
+    if (c->plan.cp && c->plan.cp != P)
+        return snprintf(err, len, "plan.cp = %d but the team has %d PEs", c->plan.cp, P), -1;
     if (c->hq < 1 || c->hkv < 1 || c->hq % c->hkv)
         return snprintf(err, len, "hq = %d must be a positive multiple of hkv = %d", c->hq, c->hkv), -1;
     if (c->dtype != LC_DT_F32 && c->dtype != LC_DT_BF16)
         return snprintf(err, len, "dtype %d is not f32 or bf16", (int)c->dtype), -1;
-    if ((unsigned)c->layout > LC_CP_STRIPED) return snprintf(err, len, "unknown layout %d", (int)c->layout), -1;
     if (c->threads > 256) return snprintf(err, len, "threads = %d must be <= 256", c->threads), -1;
     if (c->mask & ~7u) return snprintf(err, len, "unknown mask bits 0x%x", c->mask), -1;
     if ((c->mask & LC_MASK_WINDOW) && c->window < 1)
         return snprintf(err, len, "window = %lld must be >= 1", (long long)c->window), -1;
-    if ((unsigned)c->algo > LC_CP_ALLGATHER) return snprintf(err, len, "unknown algorithm %d", (int)c->algo), -1;
-    if ((unsigned)c->lowering > LC_CP_COMPUTE_ONLY)
-        return snprintf(err, len, "unknown lowering %d", (int)c->lowering), -1;
+    if ((unsigned)c->plan.algo > LC_CP_ALLGATHER) return snprintf(err, len, "unknown algorithm %d", (int)c->plan.algo), -1;
+    if ((unsigned)c->plan.lowering > LC_LOWER_COMPUTE_ONLY)
+        return snprintf(err, len, "unknown lowering %d", (int)c->plan.lowering), -1;
     lc_attn_desc a = {.sq = 1, .sk = 1, .hq = c->hq, .hkv = c->hkv, .d = c->d, .qkv_dtype = c->dtype,
                       .scale = c->scale, .mask = {c->mask, c->window, NULL, NULL},
                       .threads = c->threads, .impl = c->impl};
@@ -134,7 +128,7 @@ static int steady_resources(lc_cp *cp)
         return lc_cp__fail(cp, LC_ERR_ARG, "kernel workspace: %s", lc_attn_last_error());
     if (cp->work_bytes && !(cp->work = malloc(cp->work_bytes)))
         return lc_cp__fail(cp, LC_ERR_NOMEM, "no memory for the %zu-byte kernel workspace", cp->work_bytes);
-    return cp->cfg.algo == LC_CP_ALLGATHER ? allgather_buffers(cp) : LC_OK;
+    return cp->cfg.plan.algo == LC_CP_ALLGATHER ? allgather_buffers(cp) : LC_OK;
 }
 
 /* ---- agreement at create: every member compares the whole config with everyone's ---- */
@@ -155,8 +149,8 @@ static void canon(const lc_cp_config *c, agree_rec *r)
 {
     int64_t sc;
     memcpy(&sc, &(double){c->scale}, sizeof sc);
-    int64_t f[NF] = {c->seq_len, c->hq, c->hkv, c->d, c->dtype, c->layout, c->mask,
-                     (c->mask & LC_MASK_WINDOW) ? c->window : 0, sc, c->algo, c->lowering};
+    int64_t f[NF] = {c->plan.seq_len, c->hq, c->hkv, c->d, c->dtype, c->plan.layout, c->mask,
+                     (c->mask & LC_MASK_WINDOW) ? c->window : 0, sc, c->plan.algo, c->plan.lowering};
     memcpy(r->f, f, sizeof f);
 }
 
@@ -168,7 +162,7 @@ static void field_str(int f, int64_t v, char *buf, size_t len)
     case F_LAYOUT: snprintf(buf, len, "%s", lc_cp_layout_name((lc_cp_layout)v)); break;
     case F_MASK: snprintf(buf, len, "0x%llx", (long long)v); break;
     case F_SCALE: memcpy(&sc, &v, sizeof sc); snprintf(buf, len, "%g", sc); break;
-    case F_LOWERING: snprintf(buf, len, "%s", lc_cp_lowering_name((lc_cp_lowering)v)); break;
+    case F_LOWERING: snprintf(buf, len, "%s", lc_lowering_name((lc_lowering)v)); break;
     default: snprintf(buf, len, "%lld", (long long)v);
     }
 }
@@ -267,13 +261,13 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     int P = cp->P;
     cp->world_pe = malloc(sizeof(int) * P);
     cp->n_real_of = malloc(sizeof(int) * P);
-    lc_cp_layout_positions(cfg->layout, cfg->seq_len, P, 0, NULL, &cp->n_pad);
+    lc_cp_layout_positions(cfg->plan.layout, cfg->plan.seq_len, P, 0, NULL, &cp->n_pad);
     cp->pos_of = malloc(sizeof(int32_t) * (size_t)P * cp->n_pad);
     if (!cp->world_pe || !cp->n_real_of || !cp->pos_of)
         return create_abort(cp, LC_ERR_SYS, "no memory for the layout maps");
     for (int r = 0; r < P; r++) {
         cp->world_pe[r] = lc_team_translate_pe(team, r, lc_team_world(cp->w));
-        cp->n_real_of[r] = lc_cp_layout_positions(cfg->layout, cfg->seq_len, P, r,
+        cp->n_real_of[r] = lc_cp_layout_positions(cfg->plan.layout, cfg->plan.seq_len, P, r,
                                                   cp->pos_of + (size_t)r * cp->n_pad, NULL);
     }
     cp->es = lc_dtype_size(cfg->dtype);
@@ -319,9 +313,6 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     memset(cp->ring[0], 0, f->bytes);
     memset(cp->ring[1], 0, f->bytes);
     memset(cp->acc_in, 0, acc);
-    cp->zc_ok = 1;
-    for (int r = 0; r < P; r++)
-        if (!lc_symm_ptr(cp->w, cp->home, cp->world_pe[r])) cp->zc_ok = 0;
     /* Nobody may signal my words before they are zeroed. */
     rc = lc_barrier(team);
     if (!rc) {
@@ -351,19 +342,19 @@ int lc_cp_destroy(lc_cp *cp)
     return rc;
 }
 
-int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_cp_lowering lowering)
+int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_lowering lowering)
 {
     if (!cp) return lc_cp__no_plan("lc_cp_set_algo");
     cp->comm_started = 0; /* local: nobody waits for this call */
-    if ((unsigned)algo > LC_CP_ALLGATHER || (unsigned)lowering > LC_CP_COMPUTE_ONLY)
+    if ((unsigned)algo > LC_CP_ALLGATHER || (unsigned)lowering > LC_LOWER_COMPUTE_ONLY)
         return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_set_algo: unknown algorithm %d or lowering %d",
                            (int)algo, (int)lowering);
     if (algo == LC_CP_ALLGATHER) {
         int rc = allgather_buffers(cp);
         if (rc) return rc;
     }
-    cp->cfg.algo = algo;
-    cp->cfg.lowering = lowering;
+    cp->cfg.plan.algo = algo;
+    cp->cfg.plan.lowering = lowering;
     return LC_OK;
 }
 
@@ -427,7 +418,7 @@ typedef struct {
 
 static int segments(const lc_cp *cp, seg out[4])
 {
-    int nseg = cp->cfg.layout == LC_CP_ZIGZAG ? 2 : 1, c = cp->n_pad / nseg, n = 0;
+    int nseg = cp->cfg.plan.layout == LC_CP_ZIGZAG ? 2 : 1, c = cp->n_pad / nseg, n = 0;
     int real = cp->n_real_of[cp->me];
     for (int qs = 0; qs < nseg; qs++) {
         int q0 = qs * c, q1 = q0 + c < real ? q0 + c : real;
@@ -534,44 +525,28 @@ static void stage(lc_cp *cp, const void *k, const void *v, const int32_t *doc)
     cp->st.stage_cpu_s += lc_cp__cpu() - c.cpu;
 }
 
-typedef enum { PATH_RING, PATH_COMPUTE_ONLY, PATH_ZERO_COPY, PATH_ALLGATHER } path_t;
-
-static path_t path_of(const lc_cp *cp, lc_lowering *l)
+/* The lowering this call uses, from the runtime's one policy: the ring may read its
+ * neighbours' blocks in place. One PE moves nothing and the all-gather has its own
+ * collectives: both keep AUTO. */
+static lc_lowering lowering_of(const lc_cp *cp, const char **why)
 {
-    *l = LC_LOWER_AUTO;
-    if (cp->P == 1) return PATH_RING; /* nothing travels */
-    if (cp->cfg.algo == LC_CP_ALLGATHER) return PATH_ALLGATHER;
-    switch (cp->cfg.lowering) {
-    case LC_CP_ONE_SIDED: *l = LC_LOWER_ONE_SIDED; return PATH_RING;
-    case LC_CP_TWO_SIDED: *l = LC_LOWER_TWO_SIDED; return PATH_RING;
-    case LC_CP_COMPUTE_ONLY: return PATH_COMPUTE_ONLY;
-    /* Without load/store reach the nearest thing is a one-sided put into the peer. */
-    case LC_CP_ZERO_COPY: *l = LC_LOWER_ONE_SIDED; return cp->zc_ok ? PATH_ZERO_COPY : PATH_RING;
-    /* The policy: zero-copy where every peer is load/store reachable (it moves no KV bytes
-     * and never waits for a neighbour's compute in the forward); otherwise the runtime's
-     * permute policy. $LONGCTX_PERMUTE pins the runtime's lowering, so it wins here too. */
-    default: return cp->zc_ok && !getenv("LONGCTX_PERMUTE") ? PATH_ZERO_COPY : PATH_RING;
-    }
-}
-
-static const char *path_name(path_t p, lc_lowering l)
-{
-    static const char *n[] = {"ring", "compute_only", "zero_copy", "allgather"};
-    if (p == PATH_RING && l == LC_LOWER_AUTO) return "ring over the runtime's permute policy";
-    return p == PATH_RING ? lc_lowering_name(l) : n[p];
+    *why = cp->P == 1 ? "one PE: nothing travels" : "the all-gather's collectives";
+    if (cp->P == 1 || cp->cfg.plan.algo == LC_CP_ALLGATHER) return LC_LOWER_AUTO;
+    return lc_lowering_resolve(cp->team, cp->cfg.plan.lowering, 1, NULL, 0, why);
 }
 
 /* With LONGCTX_DEBUG set (and not 0), PE 0 logs each change of the lowering its plan
  * resolves to; what was logged last belongs to the plan, so plans do not mute each other. */
-static void log_choice(lc_cp *cp, path_t p, lc_lowering l)
+static void log_choice(lc_cp *cp, lc_lowering l, const char *why)
 {
-    const char *name = path_name(p, l);
+    int used = cp->cfg.plan.algo == LC_CP_ALLGATHER ? -1 : (int)l;
     if (cp->me == 0 && lc_world_debug(cp->w) &&
-        (name != cp->logged_path || cp->logged_req != (int)cp->cfg.lowering + 1))
-        fprintf(stderr, "longctx cp: %s, lowering %s -> %s\n", cp->cfg.algo == LC_CP_ALLGATHER ? "allgather" : "ring",
-                lc_cp_lowering_name(cp->cfg.lowering), name);
-    cp->logged_path = name;
-    cp->logged_req = (int)cp->cfg.lowering + 1;
+        (used != cp->logged_used || cp->logged_req != (int)cp->cfg.plan.lowering + 1))
+        fprintf(stderr, "longctx cp: %s, lowering %s -> %s (%s)\n",
+                cp->cfg.plan.algo == LC_CP_ALLGATHER ? "allgather" : "ring", lc_lowering_name(cp->cfg.plan.lowering),
+                used < 0 ? "allgather" : lc_lowering_name(l), why);
+    cp->logged_used = used;
+    cp->logged_req = (int)cp->cfg.plan.lowering + 1;
 }
 
 static int check_args(lc_cp *cp, const char *fn, const void *const *p, const char *const *names, int n,
@@ -589,14 +564,15 @@ static int check_args(lc_cp *cp, const char *fn, const void *const *p, const cha
     return LC_OK;
 }
 
-static int prologue(lc_cp *cp, path_t path, lc_lowering l, const void *k, const void *v, const int32_t *doc)
+static int prologue(lc_cp *cp, lc_lowering l, const char *why, const void *k, const void *v,
+                    const int32_t *doc)
 {
     cp->st.calls++;
-    log_choice(cp, path, l);
+    log_choice(cp, l, why);
     int rc = lc_cp__zc_wait_free(cp);
     if (rc) return rc;
     stage(cp, k, v, doc);
-    return path == PATH_ZERO_COPY ? lc_cp__zc_publish(cp) : LC_OK;
+    return l == LC_LOWER_ZERO_COPY ? lc_cp__zc_publish(cp) : LC_OK;
 }
 
 int lc_cp_forward_ex(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
@@ -607,18 +583,16 @@ int lc_cp_forward_ex(lc_cp *cp, const void *q, const void *k, const void *v, con
     const char *names[] = {"q", "k", "v", "out", "lse"};
     int rc = check_args(cp, "lc_cp_forward", p, names, 5, doc);
     if (rc) return rc;
-    lc_lowering l;
-    path_t path = path_of(cp, &l);
-    if ((rc = prologue(cp, path, l, k, v, doc))) return rc;
+    const char *why;
+    lc_lowering l = lowering_of(cp, &why);
+    if ((rc = prologue(cp, l, why, k, v, doc))) return rc;
     lc_attn_desc base = lc_cp__desc(cp, doc, NULL, NULL);
     /* The caller's fp32 output doubles as the forward state: no copy. */
     float *o = out_f32 ? out_f32 : cp->o32;
     lc_attn_fwd_init(&base, o, lse);
-    switch (path) {
-    case PATH_ZERO_COPY: rc = lc_cp__zc_fwd(cp, &base, q, o, lse); break;
-    case PATH_ALLGATHER: rc = lc_cp__ag_fwd(cp, &base, q, o, lse); break;
-    default: rc = lc_cp__ring_fwd(cp, &base, q, o, lse, l, path == PATH_COMPUTE_ONLY);
-    }
+    if (cp->P > 1 && cp->cfg.plan.algo == LC_CP_ALLGATHER) rc = lc_cp__ag_fwd(cp, &base, q, o, lse);
+    else if (l == LC_LOWER_ZERO_COPY) rc = lc_cp__zc_fwd(cp, &base, q, o, lse);
+    else rc = lc_cp__ring_fwd(cp, &base, q, o, lse, l, l == LC_LOWER_COMPUTE_ONLY);
     if (rc) return rc;
     if (out && lc_attn_fwd_finish(&base, o, out, cp->cfg.dtype))
         return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_forward: %s", lc_attn_last_error());
@@ -640,9 +614,9 @@ int lc_cp_backward_ex(lc_cp *cp, const void *q, const void *k, const void *v, co
     const char *names[] = {"q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv"};
     int rc = check_args(cp, "lc_cp_backward", p, names, 9, doc);
     if (rc) return rc;
-    lc_lowering l;
-    path_t path = path_of(cp, &l);
-    if ((rc = prologue(cp, path, l, k, v, doc))) return rc;
+    const char *why;
+    lc_lowering l = lowering_of(cp, &why);
+    if ((rc = prologue(cp, l, why, k, v, doc))) return rc;
     lc_attn_desc base = lc_cp__desc(cp, doc, NULL, NULL);
     size_t nq = (size_t)base.sq * base.hq * base.d;
     const float *o32 = out_f32 ? out_f32 : out;
@@ -653,12 +627,9 @@ int lc_cp_backward_ex(lc_cp *cp, const void *q, const void *k, const void *v, co
     if (nq && lc_attn_bwd_prep(&base, o32, dout, cp->delta))
         return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_backward: %s", lc_attn_last_error());
     if (nq) memset(dq, 0, nq * sizeof(float));
-    switch (path) {
-    case PATH_ZERO_COPY: return lc_cp__zc_bwd(cp, &base, q, dout, lse, dq, dk, dv);
-    case PATH_ALLGATHER: return lc_cp__ag_bwd(cp, &base, q, dout, lse, dq, dk, dv);
-    default:
-        return lc_cp__ring_bwd(cp, &base, q, dout, lse, dq, dk, dv, l, path == PATH_COMPUTE_ONLY);
-    }
+    if (cp->P > 1 && cp->cfg.plan.algo == LC_CP_ALLGATHER) return lc_cp__ag_bwd(cp, &base, q, dout, lse, dq, dk, dv);
+    if (l == LC_LOWER_ZERO_COPY) return lc_cp__zc_bwd(cp, &base, q, dout, lse, dq, dk, dv);
+    return lc_cp__ring_bwd(cp, &base, q, dout, lse, dq, dk, dv, l, l == LC_LOWER_COMPUTE_ONLY);
 }
 
 int lc_cp_backward(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,

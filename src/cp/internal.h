@@ -37,7 +37,6 @@ struct lc_cp {
     float *tmp[2];     /* local dK|dV of one step, double-buffered for the async send */
     lc_permute_req req[2]; /* ring permutes in flight: KV, dK/dV (the team points at them) */
     uint64_t *sig;     /* symmetric: CP_SIG_* words */
-    int zc_ok;         /* every peer's heap is load/store reachable */
     uint64_t zc_epoch; /* zero-copy publications of my home block so far */
     uint64_t zc_tok;   /* zero-copy hand-offs expected so far */
     float *o32;        /* [n_real, hq, d] fp32 forward state / out in fp32 */
@@ -47,7 +46,7 @@ struct lc_cp {
     lc_attn_pool *pool; /* kernel workers (threads > 1), started once */
     void *work;         /* kernel workspace, sized at create for my largest block call */
     size_t work_bytes;
-    const char *logged_path; /* LONGCTX_DEBUG log: the lowering last reported (0: none yet) */
+    int logged_used; /* LONGCTX_DEBUG log: the lowering last reported (with logged_req 0: none yet) */
     int logged_req;
     int comm_started;  /* errors after this point abort the world (peers are mid-call) */
     char err[1024];    /* this plan's last message (src/common/err.h) */

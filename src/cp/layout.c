@@ -35,8 +35,8 @@ int lc_cp_local_index(const lc_cp *cp, int64_t g, int *pe)
 {
     if (!cp) return lc_cp__no_plan("lc_cp_local_index"), -1;
     int64_t np = cp->n_pad, p = cp->P, r, i;
-    if (g < 0 || g >= cp->cfg.seq_len) return -1;
-    switch (cp->cfg.layout) {
+    if (g < 0 || g >= cp->cfg.plan.seq_len) return -1;
+    switch (cp->cfg.plan.layout) {
     case LC_CP_STRIPED:
         r = g % p, i = g / p;
         break;
@@ -78,7 +78,6 @@ void lc_cp_unshard(const lc_cp *cp, int pe, const void *local, size_t row_bytes,
 }
 
 static const char *const LAYOUTS[] = {"contiguous", "zigzag", "striped"};
-static const char *const LOWERINGS[] = {"auto", "one_sided", "two_sided", "zero_copy", "compute_only"};
 
 const char *lc_cp_layout_name(lc_cp_layout l)
 {
@@ -90,21 +89,6 @@ int lc_cp_layout_parse(const char *s, lc_cp_layout *out)
     for (int i = 0; i < 3; i++)
         if (s && !strcmp(s, LAYOUTS[i])) {
             *out = (lc_cp_layout)i;
-            return 0;
-        }
-    return LC_ERR_ARG;
-}
-
-const char *lc_cp_lowering_name(lc_cp_lowering l)
-{
-    return (unsigned)l <= LC_CP_COMPUTE_ONLY ? LOWERINGS[l] : "?";
-}
-
-int lc_cp_lowering_parse(const char *s, lc_cp_lowering *out)
-{
-    for (int i = 0; i < 5; i++)
-        if (s && !strcmp(s, LOWERINGS[i])) {
-            *out = (lc_cp_lowering)i;
             return 0;
         }
     return LC_ERR_ARG;

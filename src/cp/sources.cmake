@@ -1,5 +1,6 @@
 longctx_layer(cp
   src/cp/layout.c
+  src/cp/plan.c
   src/cp/cp.c
   src/cp/ring.c
   src/cp/zcopy.c

@@ -83,7 +83,7 @@ double lc_model_flops_per_token(const lc_model_config *c, int64_t seq_len)
 
 size_t lc_model_memory_bytes(const lc_model_config *c, const lc_model_run *r, int cp_pes)
 {
-    if (!c || !r || cp_pes < 1) return 0;
+    if (!c || !r || !r->plan || cp_pes < 1) return 0;
     /* under TP (run.tp_team of T PEs) heads, ffn and vocab are 1/T per PE (replicated KV
      * heads: one); with sp the residual stream and the saved norm outputs hold 1/T of the rows */
     int T = r->tp_team ? lc_team_n_pes(r->tp_team) : 1;
@@ -91,10 +91,10 @@ size_t lc_model_memory_bytes(const lc_model_config *c, const lc_model_run *r, in
     double hd = (double)c->dim / c->n_heads, heads = (double)c->n_heads / T;
     double kvh = c->n_kv_heads % T == 0 ? (double)c->n_kv_heads / T : 1.0;
     double qdim = hd * heads, kvdim = hd * kvh, ffn = (double)c->ffn_dim / T, vocab = (double)c->vocab / T;
-    double sh = r->sp && T > 1 ? 1.0 / T : 1.0; /* residual rows per row */
+    double sh = r->plan->sp && T > 1 ? 1.0 / T : 1.0; /* residual rows per row */
     double layer_w = (double)c->dim * (qdim + 2 * kvdim) + (double)c->dim * qdim + 3.0 * c->dim * ffn;
     double params = layer_w * c->n_layers + 2.0 * vocab * c->dim + (2.0 * c->n_layers + 1) * c->dim;
-    double rows = (double)(r->seq_len + 2 * cp_pes - 1) / cp_pes;
+    double rows = (double)(r->plan->seq_len + 2 * cp_pes - 1) / cp_pes;
     double es = r->compute == LC_DT_BF16 ? 2.0 : 4.0;
     double per_layer = 4.0 * (sh * (3.0 * c->dim + 2) + heads + 2.0 * ffn)
                        + es * (2.0 * qdim + 2 * kvdim);

@@ -216,7 +216,7 @@ static void layout_arena(lc_model *m, carver *cv)
     m->doc = carve(cv, R * 4);
     m->dres = carve(cv, Rr * D * F);
     m->dtmp = carve(cv, Rp * D * F);
-    if (m->run.sp) {
+    if (m->run.plan->sp) {
         m->dfull = carve(cv, Rp * D * F);
         m->dsh = carve(cv, Rr * D * F);
         m->lnfull = carve(cv, Rp * D * F);
@@ -307,44 +307,32 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.tp_team is not a team of run.cp_team's world");
     if (lc_model_tp_check(cfg, T, err, sizeof err))
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: %s", err);
-    if (run->sp && T < 2)
-        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.sp needs a tensor-parallel team of 2+ PEs");
-    if (run->seq_len < 1)
-        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.seq_len = %lld must be >= 1",
-                           (long long)run->seq_len);
-    if (run->seq_len > cfg->max_seq)
+    if (!run->plan) return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.plan is NULL");
+    const lc_plan *pl = run->plan;
+    if (pl->sp && T < 2)
+        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: plan.sp needs a tensor-parallel team of 2+ PEs");
+    if (pl->seq_len > cfg->max_seq)
         return fail_create(NULL, LC_ERR_ARG,
-                           "lc_model_create: run.seq_len = %lld exceeds config max_seq = %lld",
-                           (long long)run->seq_len, (long long)cfg->max_seq);
-    if (run->seq_len > INT32_MAX / 2)
-        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.seq_len = %lld is too large",
-                           (long long)run->seq_len);
+                           "lc_model_create: plan.seq_len = %lld exceeds config max_seq = %lld",
+                           (long long)pl->seq_len, (long long)cfg->max_seq);
+    if (pl->seq_len > INT32_MAX / 2)
+        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: plan.seq_len = %lld is too large",
+                           (long long)pl->seq_len);
     if (run->compute != LC_DT_F32 && run->compute != LC_DT_BF16)
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.compute = %d is not f32 or bf16",
                            (int)run->compute);
-    if ((unsigned)run->layout > LC_CP_STRIPED)
-        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.layout = %d is unknown",
-                           (int)run->layout);
-    if ((unsigned)run->cp_algo > LC_CP_ALLGATHER)
-        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.cp_algo = %d is unknown",
-                           (int)run->cp_algo);
-    if ((unsigned)run->lowering > LC_CP_COMPUTE_ONLY)
-        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.lowering = %d is unknown",
-                           (int)run->lowering);
+    if ((unsigned)pl->algo > LC_CP_ALLGATHER)
+        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: plan.algo = %d is unknown", (int)pl->algo);
+    if ((unsigned)pl->lowering > LC_LOWER_COMPUTE_ONLY)
+        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: plan.lowering = %d is unknown",
+                           (int)pl->lowering);
 
     if (lc_model__blas_init())
         return fail_create(NULL, LC_ERR_UNSUPPORTED, "lc_model_create: %s", lc_model_blas_info());
     int P = lc_team_n_pes(run->cp_team), me = lc_team_my_pe(run->cp_team);
-    /* every PE must own a real token: the layout needs seq_len >= its chunk count */
-    for (int pe = 0; pe < P; pe++) {
-        int n_pad = 0;
-        int real = lc_cp_layout_positions(run->layout, run->seq_len, P, pe, NULL, &n_pad);
-        if (real < 1)
-            return fail_create(NULL, LC_ERR_ARG,
-                               "lc_model_create: run.seq_len = %lld is too short for the %s "
-                               "layout over %d PEs (PE %d would hold no token)",
-                               (long long)run->seq_len, lc_cp_layout_name(run->layout), P, pe);
-    }
+    /* every PE must own a real token: the plan's one shape rule, over this CP team */
+    if (lc_plan_fits(pl->layout, pl->seq_len, P, err, sizeof err))
+        return fail_create(NULL, LC_ERR_ARG, "lc_model_create: %s", err);
 
     lc_model *m = calloc(1, sizeof *m);
     if (!m) return fail_create(NULL, LC_ERR_SYS, "lc_model_create: out of memory");
@@ -369,10 +357,9 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
     m->me = me;
     m->w = lc_team_get_world(run->cp_team);
 
-    lc_cp_config cc = {.seq_len = run->seq_len, .hq = m->hl, .hkv = m->hkvl,
-                       .d = m->hd, .dtype = run->compute, .layout = run->layout,
+    /* The CP attention runs on the model's plan, with this PE's heads. */
+    lc_cp_config cc = {.plan = *pl, .hq = m->hl, .hkv = m->hkvl, .d = m->hd, .dtype = run->compute,
                        .mask = LC_MASK_CAUSAL | (run->doc_mask ? LC_MASK_DOC : 0),
-                       .algo = run->cp_algo, .lowering = run->lowering,
                        .threads = m->run.threads};
     int rc = lc_cp_create(run->cp_team, &cc, &m->cp);
     if (rc) {
@@ -380,8 +367,8 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
         return fail_create(m, rc, "lc_model_create: lc_cp_create: %s", lc_cp_last_error(NULL));
     }
     m->rows = lc_cp_local_rows(m->cp, me);
-    m->rs = m->run.sp ? (m->rows + T - 1) / T : m->rows;
-    m->rp = m->rs * (m->run.sp ? T : 1);
+    m->rs = m->run.plan->sp ? (m->rows + T - 1) / T : m->rows;
+    m->rp = m->rs * (m->run.plan->sp ? T : 1);
     m->rr = m->rs;
     if (m->kvrep > 1) {
         /* the members sharing my KV head: consecutive TP ranks (member r holds head r / kvrep) */

@@ -78,7 +78,7 @@ static int row_parallel_out(lc_model *m, const float *base, float *out, const ch
     size_t n = (size_t)m->rr * m->cfg.dim;
     const float *sum = m->dtmp;
     int rc;
-    if (m->run.sp) {
+    if (m->run.plan->sp) {
         if ((rc = sp_reduce_scatter(m, m->dsh, m->dtmp, what))) return rc;
         sum = m->dsh;
     } else if ((rc = tp_allreduce(m, m->dtmp, n, what))) {
@@ -98,7 +98,7 @@ static int norm_fwd(lc_model *m, const float *x, size_t w_off, float *out, float
     lc_model__rmsnorm_fwd(x, m->params + w_off, m->rr, c->dim, c->norm_eps, out, rstd);
     maybe_round(m, out, (size_t)m->rr * c->dim);
     *full = out;
-    if (!m->run.sp) return LC_OK;
+    if (!m->run.plan->sp) return LC_OK;
     *full = m->lnfull;
     return sp_gather(m, m->lnfull, out, what);
 }
@@ -108,7 +108,7 @@ static int norm_fwd(lc_model *m, const float *x, size_t w_off, float *out, float
 static int norm_full(lc_model *m, const float *saved, const float **full, const char *what)
 {
     *full = saved;
-    if (!m->run.sp) return LC_OK;
+    if (!m->run.plan->sp) return LC_OK;
     *full = m->lnfull;
     return sp_gather(m, m->lnfull, saved, what);
 }
@@ -118,7 +118,7 @@ static int norm_full(lc_model *m, const float *saved, const float **full, const 
 static int dres_full(lc_model *m, const float **out, const char *what)
 {
     *out = m->dres;
-    if (!m->run.sp) return LC_OK;
+    if (!m->run.plan->sp) return LC_OK;
     *out = m->dfull;
     return sp_gather(m, m->dfull, m->dres, what);
 }
@@ -134,7 +134,7 @@ static int norm_bwd(lc_model *m, const float *x, size_t w_off, const float *rstd
     float *dw = m->grads + w_off;
     int rc;
     if (m->T > 1) {
-        if (m->run.sp) {
+        if (m->run.plan->sp) {
             if ((rc = sp_reduce_scatter(m, m->dsh, m->dtmp, what))) return rc;
             d = m->dsh;
             size_t k = 2 * (size_t)c->n_layers;
@@ -368,14 +368,14 @@ static int embed_fwd(lc_model *m)
         lc_model__embed_fwd(m->params + m->emb_off, m->tok, m->rows, c->dim, m->acts[0].x);
         return LC_OK;
     }
-    float *dst = m->run.sp ? m->dtmp : m->acts[0].x;
+    float *dst = m->run.plan->sp ? m->dtmp : m->acts[0].x;
     for (int i = 0; i < m->rows; i++) {
         int t = m->tok[i] - m->v0;
         float *d = dst + (size_t)i * c->dim;
         if (t >= 0 && t < m->vl) memcpy(d, m->params + m->emb_off + (size_t)t * c->dim, sizeof(float) * c->dim);
         else memset(d, 0, sizeof(float) * c->dim);
     }
-    if (m->run.sp) return sp_reduce_scatter(m, m->acts[0].x, m->dtmp, "embedding reduce-scatter");
+    if (m->run.plan->sp) return sp_reduce_scatter(m, m->acts[0].x, m->dtmp, "embedding reduce-scatter");
     return tp_allreduce(m, m->acts[0].x, (size_t)m->rows * c->dim, "embedding all-reduce");
 }
 
@@ -429,7 +429,7 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
         return step_err(m, LC_ERR_ARG, 1, "model step: grad_scale = %g is not finite",
                         (double)grad_scale);
     const lc_model_config *c = &m->cfg;
-    int64_t S = m->run.seq_len, n_real = 0;
+    int64_t S = m->run.plan->seq_len, n_real = 0;
     for (int64_t i = 0; i < S; i++) {
         if (tokens[i] < 0 || tokens[i] >= c->vocab)
             return step_err(m, LC_ERR_ARG, 1, "model step: tokens[%lld] = %d is outside [0, vocab = %d)",
@@ -456,7 +456,7 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
         if ((rc = layer_fwd(m, l, l + 1 < L ? m->acts[l + 1].x : m->xlast))) return rc;
     float dscale = n_real ? grad_scale / (float)n_real : 0.0f;
     double part = 0.0, tot = 0.0;
-    if (backward && m->run.sp) memset(m->gnorm, 0, sizeof(float) * (2 * (size_t)L + 1) * c->dim);
+    if (backward && m->run.plan->sp) memset(m->gnorm, 0, sizeof(float) * (2 * (size_t)L + 1) * c->dim);
     if ((rc = head(m, dscale, backward, &part))) return rc;
     rc = lc_allreduce_sum_f64(m->run.cp_team, &tot, &part, 1);
     if (rc) return step_err(m, rc, 1, "model step: loss all-reduce: %s", lc_last_error(m->w));
@@ -467,7 +467,7 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
             if ((rc = layer_bwd(m, l))) return rc;
         }
         if ((rc = embed_bwd(m))) return rc;
-        if (m->run.sp && (rc = sp_norm_grads(m))) return rc;
+        if (m->run.plan->sp && (rc = sp_norm_grads(m))) return rc;
     }
     lc_cp_stats st1;
     lc_cp_get_stats(m->cp, &st1);

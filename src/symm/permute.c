@@ -38,34 +38,6 @@ static void take_credit(lc__perm *r)
     r->team->credit_expect[r->channel * r->team->size + r->send_to]++;
 }
 
-static lc_lowering resolve(lc_team *t, lc_lowering req, void *dst, size_t bytes, const char **why)
-{
-    lc_world *w = t->w;
-    if (req != LC_LOWER_AUTO) {
-        *why = "requested by the caller";
-        return req;
-    }
-    if (w->permute_override != LC_LOWER_AUTO) {
-        *why = "LONGCTX_PERMUTE";
-        return w->permute_override;
-    }
-    /* The policy, like XLA's backend assigner: one-sided where the receiver's buffer is
-     * load/store reachable (same host here; an NVLink domain on GPUs) and is symmetric. */
-    int reachable = 1;
-    for (int r = 0; r < t->size && reachable; r++)
-        reachable = w->be->ptr(w, w->heap0 + (size_t)w->me * w->heap_stride, lc__team_pe(t, r)) != NULL;
-    if (!reachable) {
-        *why = "auto: a peer is not load/store reachable";
-        return LC_LOWER_TWO_SIDED;
-    }
-    if (bytes && !lc_symm_contains(w, dst, bytes)) {
-        *why = "auto: dst is not symmetric";
-        return LC_LOWER_TWO_SIDED;
-    }
-    *why = "auto: peers reachable by load/store";
-    return LC_LOWER_ONE_SIDED;
-}
-
 static int one_sided_put(lc__perm *r)
 {
     lc_team *t = r->team;
@@ -172,6 +144,9 @@ static int start(lc_team *t, int send_to, int recv_from, const void *src, void *
     if (lc__aborted(w)) return lc__abort_error(w, "lc_permute_start");
     if (bytes && ((send_to >= 0 && !src) || (recv_from >= 0 && !dst)))
         return lc__coll_err(w, LC_ERR_ARG, "lc_permute_start: NULL buffer for %zu bytes", bytes);
+    if (lowering == LC_LOWER_ZERO_COPY || lowering == LC_LOWER_COMPUTE_ONLY)
+        return lc__coll_err(w, LC_ERR_ARG, "lc_permute_start: lowering %s moves no bytes; a permute copies "
+                            "(auto, one_sided or two_sided)", lc_lowering_name(lowering));
     if ((unsigned)lowering > LC_LOWER_TWO_SIDED)
         return lc__coll_err(w, LC_ERR_ARG, "lc_permute_start: unknown lowering %d", (int)lowering);
     int c = (int)(t->perm_seq % LC_PERM_CH);
@@ -180,7 +155,7 @@ static int start(lc_team *t, int send_to, int recv_from, const void *src, void *
                        "lc_permute_start: more than %d permutes outstanding on this team (call "
                        "lc_permute_done first)", LC_PERM_CH);
     const char *why;
-    lc_lowering l = resolve(t, lowering, dst, bytes, &why);
+    lc_lowering l = lc_lowering_resolve(t, lowering, 0, dst, bytes, &why);
     if (l == LC_LOWER_ONE_SIDED && recv_from >= 0 && recv_from != t->me && bytes &&
         !lc_symm_contains(w, dst, bytes))
         return lc__coll_err(w, LC_ERR_ARG,

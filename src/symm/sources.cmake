@@ -7,6 +7,7 @@ longctx_layer(symm
   src/symm/rma.c
   src/symm/team.c
   src/symm/coll.c
+  src/symm/lowering.c
   src/symm/permute.c
   src/symm/launch.c)
 

@@ -129,23 +129,3 @@ int lc__cmp_holds(uint64_t v, lc_cmp c, uint64_t value)
     }
     return 0;
 }
-
-const char *lc_lowering_name(lc_lowering l)
-{
-    switch (l) {
-    case LC_LOWER_AUTO: return "auto";
-    case LC_LOWER_ONE_SIDED: return "one_sided";
-    case LC_LOWER_TWO_SIDED: return "two_sided";
-    }
-    return "?";
-}
-
-int lc_lowering_parse(const char *s, lc_lowering *out)
-{
-    if (!s) return -1;
-    if (!strcmp(s, "auto")) *out = LC_LOWER_AUTO;
-    else if (!strcmp(s, "one_sided")) *out = LC_LOWER_ONE_SIDED;
-    else if (!strcmp(s, "two_sided")) *out = LC_LOWER_TWO_SIDED;
-    else return -1;
-    return 0;
-}

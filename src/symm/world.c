@@ -148,8 +148,11 @@ static int read_env(lc_world *w, const lc_world_opts *o, size_t *heap)
     const char *b = lc__env_str("LONGCTX_BIND");
     if (b && *b && strcmp(b, "none") && strcmp(b, "core"))
         return lc__err(w, LC_ERR_ARG, "LONGCTX_BIND=%s: expected core (a block of CPUs per PE, the default) or none", b);
-    const char *pl = getenv("LONGCTX_PERMUTE");
-    if (pl && *pl && lc_lowering_parse(pl, &w->permute_override) != 0)
+    const char *pl = lc__env_str("LONGCTX_PERMUTE");
+    /* The one reading of $LONGCTX_PERMUTE: lc_lowering_resolve applies it everywhere. Only
+     * the lowerings a permute has may be pinned. */
+    if (pl && *pl && (lc_lowering_parse(pl, &w->permute_override) != 0 ||
+                      w->permute_override > LC_LOWER_TWO_SIDED))
         return lc__err(w, LC_ERR_ARG, "LONGCTX_PERMUTE=%s: expected one_sided, two_sided or auto", pl);
     return LC_OK;
 }

@@ -59,10 +59,10 @@ int lc_train__ckpt_begin(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, l
         else if (st.seed != o->seed)
             rc = lc_train__fail(LC_ERR_ARG, "--resume: %s was written with --seed %llu, this run has %llu (the data "
                                 "order follows the seed)", path, (unsigned long long)st.seed, (unsigned long long)o->seed);
-        else if (st.seq_len != o->seq_len)
+        else if (st.seq_len != o->plan.seq_len)
             rc = lc_train__fail(LC_ERR_ARG, "--resume: %s was written with --seq %lld, this run has %lld (the data "
                                 "position counts sequences of that length)", path, (long long)st.seq_len,
-                                (long long)o->seq_len);
+                                (long long)o->plan.seq_len);
         /* The loader commits only after the model and optimizer did (lc_ckpt_load staged). */
         if (!rc) {
             lc_loader_set_position(l, st.data_position);
@@ -104,11 +104,11 @@ int lc_train__ckpt_save(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, lc
     st.beta2 = o->beta2;
     st.eps = o->eps;
     st.weight_decay = o->weight_decay;
-    st.seq_len = o->seq_len;
+    st.seq_len = o->plan.seq_len;
     st.dp = mesh->dp;
     st.cp = mesh->cp;
     st.tp = mesh->tp;
-    snprintf(st.layout, sizeof st.layout, "%s", lc_cp_layout_name(o->layout));
+    snprintf(st.layout, sizeof st.layout, "%s", lc_cp_layout_name(o->plan.layout));
     snprintf(st.model_name, sizeof st.model_name, "%s", o->model_name ? o->model_name : "custom");
     const int me = lc_team_my_pe(mesh->world);
     lc_ckpt_save_opts so = {mesh->world, me == 0, mesh->dp_rank == 0 && mesh->cp_rank == 0, o->keep};

@@ -8,50 +8,24 @@
 #include "train/internal.h"
 
 enum { AX_TP = 0, AX_CP = 1, AX_DP = 2 };
-static const char *const AXIS[3] = {"tp", "cp", "dp"};
 
+/* The plan (cp.h) owns the mesh rules; these names stay for the mesh's own callers. */
 int lc_mesh_parse_order(const char *s, int order[3], char *err, size_t errlen)
 {
-    if (!s) s = "tp,cp,dp";
-    int seen = 0, n = 0;
-    const char *p = s;
-    while (*p && n < 4) {
-        int k;
-        for (k = 0; k < 3 && strncmp(p, AXIS[k], 2); k++) {}
-        if (k == 3 || (p[2] && p[2] != ',') || (seen >> k & 1)) break;
-        seen |= 1 << k;
-        if (n < 3) order[n] = k;
-        n++;
-        p += p[2] ? 3 : 2;
-    }
-    if (*p || n != 3 || seen != 7) {
-        snprintf(err, errlen, "mesh: --mesh-order '%s' must name tp, cp and dp once each, innermost first "
-                 "(e.g. tp,cp,dp)", s);
-        return LC_ERR_ARG;
-    }
-    return LC_OK;
+    return lc_plan_parse_order(s, order, err, errlen);
 }
 
 int lc_mesh_check(int n_pes, int dp, int cp, int tp, char *err, size_t errlen)
 {
-    if (dp < 1 || cp < 1 || tp < 1) {
-        snprintf(err, errlen, "mesh: --dp %d, --cp %d and --tp %d must all be >= 1", dp, cp, tp);
-        return LC_ERR_ARG;
-    }
-    if ((long long)dp * cp * tp != n_pes) {
-        snprintf(err, errlen, "mesh: %d PEs cannot form DP %d x CP %d%s%.0d (needs %lld PEs)", n_pes, dp, cp,
-                 tp > 1 ? " x TP " : "", tp > 1 ? tp : 0, (long long)dp * cp * tp);
-        return LC_ERR_ARG;
-    }
-    return LC_OK;
+    return lc_plan_check_mesh(n_pes, dp, cp, tp, err, errlen);
 }
 
-int lc_mesh_create_ordered(lc_team *world, int dp, int cp, int tp, const char *order, lc_mesh *out)
+/* The teams of a dp x cp x tp mesh whose axes, innermost first, are ord. */
+static int create(lc_team *world, int dp, int cp, int tp, const int ord[3], lc_mesh *out)
 {
     memset(out, 0, sizeof *out);
     char err[256];
-    int n = lc_team_n_pes(world), ord[3], rc = lc_mesh_check(n, dp, cp, tp, err, sizeof err);
-    if (!rc) rc = lc_mesh_parse_order(order, ord, err, sizeof err);
+    int n = lc_team_n_pes(world), rc = lc_mesh_check(n, dp, cp, tp, err, sizeof err);
     if (rc) return lc_train__fail(rc, "%s", err);
     int size[3] = {tp, cp, dp}, stride[3], s = 1, me = lc_team_my_pe(world);
     for (int k = 0; k < 3; k++) {
@@ -98,6 +72,20 @@ int lc_mesh_create_ordered(lc_team *world, int dp, int cp, int tp, const char *o
     else if (cp == 1) out->grad_team = out->dp_team;
     else if (ord[0] == AX_TP || ord[2] == AX_TP) out->grad_team = pair;
     return LC_OK;
+}
+
+int lc_mesh_create_ordered(lc_team *world, int dp, int cp, int tp, const char *order, lc_mesh *out)
+{
+    char err[256];
+    int ord[3];
+    memset(out, 0, sizeof *out);
+    if (lc_mesh_parse_order(order, ord, err, sizeof err)) return lc_train__fail(LC_ERR_ARG, "%s", err);
+    return create(world, dp, cp, tp, ord, out);
+}
+
+int lc_mesh_create_plan(lc_team *world, const lc_plan *p, lc_mesh *out)
+{
+    return create(world, p->dp, p->cp, p->tp, p->order, out);
 }
 
 int lc_mesh_create(lc_team *world, int dp, int cp, int tp, lc_mesh *out)

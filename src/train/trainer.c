@@ -22,11 +22,8 @@ void lc_trainer_defaults(lc_trainer_opts *o)
     memset(o, 0, sizeof *o);
     lc_model_preset("small", &o->model);
     o->model_name = "small";
-    o->seq_len = 16384;
-    o->dp = o->cp = o->tp = 1;
-    o->layout = LC_CP_ZIGZAG;
-    o->cp_algo = LC_CP_RING;
-    o->lowering = LC_CP_LOWER_AUTO;
+    lc_plan_init(&o->plan); /* one PE, zigzag ring, auto lowering */
+    o->plan.seq_len = 16384;
     o->compute = LC_DT_F32;
     o->doc_sep = LC_BYTE_DOC_SEP;
     o->steps = 50;
@@ -58,29 +55,16 @@ int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errl
         snprintf(err, errlen, "model: %s", e);
         return LC_ERR_ARG;
     }
-    int ord[3];
-    if (lc_mesh_check(n_pes, o->dp, o->cp, o->tp, e, sizeof e) || lc_mesh_parse_order(o->mesh_order, ord, e, sizeof e)) {
-        snprintf(err, errlen, "%s", e);
+    /* The plan is validated here, once; the model and lc_cp ask lc_plan_fits over their own
+     * team rather than repeating the rule. */
+    if (lc_plan_validate(&o->plan, n_pes, err, errlen)) return LC_ERR_ARG;
+    if (lc_model_tp_check(&o->model, o->plan.tp, e, sizeof e)) {
+        snprintf(err, errlen, "model: --tp %d: %s", o->plan.tp, e);
         return LC_ERR_ARG;
     }
-    if (lc_model_tp_check(&o->model, o->tp, e, sizeof e)) {
-        snprintf(err, errlen, "model: --tp %d: %s", o->tp, e);
-        return LC_ERR_ARG;
-    }
-    if (o->sp && o->tp < 2) {
-        snprintf(err, errlen, "--sp (sequence parallelism) needs --tp 2 or more (now --tp %d)", o->tp);
-        return LC_ERR_ARG;
-    }
-    if (o->seq_len < 1 || o->seq_len > o->model.max_seq) {
-        snprintf(err, errlen, "--seq %lld must be in [1, %lld] (the model's max_seq)", (long long)o->seq_len,
+    if (o->plan.seq_len > o->model.max_seq) {
+        snprintf(err, errlen, "--seq %lld must be in [1, %lld] (the model's max_seq)", (long long)o->plan.seq_len,
                  (long long)o->model.max_seq);
-        return LC_ERR_ARG;
-    }
-    /* Every CP rank must own at least one real token under the layout. */
-    int need = o->layout == LC_CP_ZIGZAG ? 2 * o->cp : o->cp;
-    if (o->seq_len < need) {
-        snprintf(err, errlen, "sequence too short for the layout: --seq %lld over CP %d with %s needs at least %d tokens",
-                 (long long)o->seq_len, o->cp, lc_cp_layout_name(o->layout), need);
         return LC_ERR_ARG;
     }
     if (o->steps < 1 || o->accum < 1 || o->eval_seqs < 1) {
@@ -101,7 +85,7 @@ int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errl
     for (int i = 0; i < 2; i++) {
         if (!paths[i]) continue;
         lc_tokfile *f;
-        if (lc_tokfile_open(paths[i], o->model.vocab, o->seq_len + 1, &f)) {
+        if (lc_tokfile_open(paths[i], o->model.vocab, o->plan.seq_len + 1, &f)) {
             snprintf(err, errlen, "%s", lc_train_last_error());
             return LC_ERR_ARG;
         }
@@ -185,295 +169,350 @@ static int dump_full(lc_model *m, const lc_mesh *mesh, const float *flat, const 
     return LC_OK;
 }
 
-int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
+/* Everything one run holds, from set-up to the report. */
+typedef struct {
+    const lc_trainer_opts *o;
+    const lc_plan *plan; /* the options' plan, validated once; the model holds it too */
+    lc_world *w;
+    int me, n_pes, threads;
+    lc_mesh mesh;
+    int have_mesh;
+    lc_model *m;
+    lc_tokfile *ftrain, *fval;
+    lc_loader *ltrain, *lval;
+    lc_adamw *opt;
+    seqbuf b;
+    double *hist; /* train step, loss, val step, val loss */
+    FILE *jf;
+    size_t np;
+    float *params, *grads, grad_scale;
+    int64_t steps, warmup, start_step;
+    float lr_min;
+    int eval_every, n_val;
+    double peak, cores, flops_tok, tokens_step; /* for MFU and tokens/s */
+    double t_start, t_steps;
+} trainer;
+
+/* What one step measured, for the progress line and metrics.jsonl. */
+typedef struct {
+    double loss, norm, peak_mem, dt;
+    float lr;
+} step_result;
+
+static int coll_fail(trainer *t, int rc)
 {
-    lc_team *world = lc_team_world(w);
-    const int me = lc_my_pe(w), n_pes = lc_n_pes(w);
+    return lc_train__fail(rc, "collective failed: %s", lc_last_error(t->w));
+}
+
+/* PE 0's banner: model, mesh and plan, data and optimizer, the machine's peak. */
+static void print_banner(const trainer *t)
+{
+    const lc_trainer_opts *o = t->o;
+    const lc_plan *p = t->plan;
+    const lc_model_config *c = &o->model;
+    printf("train: %s (%d layers, dim %d, heads %d/%d, ffn %d, vocab %d; %.2fM params), seq %lld, "
+           "batch %d x %d seqs (%.0f tokens/step)\n",
+           o->model_name ? o->model_name : "custom", c->n_layers, c->dim, c->n_heads, c->n_kv_heads,
+           c->ffn_dim, c->vocab, (double)t->np / 1e6, (long long)p->seq_len, p->dp, o->accum, t->tokens_step);
+    static const char *const ax[3] = {"tp", "cp", "dp"};
+    printf("train: mesh DP %d x CP %d x TP %d%s on %d PEs (shm; order %s,%s,%s innermost first), %d thread%s "
+           "per PE; CP %s, %s layout, %s lowering; %s compute%s%s\n",
+           p->dp, p->cp, p->tp, p->sp ? " +SP" : "", t->n_pes, ax[t->mesh.order[0]], ax[t->mesh.order[1]],
+           ax[t->mesh.order[2]], t->threads, t->threads == 1 ? "" : "s", p->algo == LC_CP_RING ? "ring" : "all-gather",
+           lc_cp_layout_name(p->layout), lc_lowering_name(p->lowering), lc_dtype_name(o->compute),
+           o->recompute ? ", recompute" : "", o->doc_mask ? ", packed-document masking" : "");
+    printf("train: data %s (%lld tokens, %lld sequences)%s%s; AdamW lr %.3g -> %.3g (warmup %lld), wd %g, "
+           "clip %g, seed %llu\n",
+           o->train_path, (long long)lc_tokfile_n_tokens(t->ftrain), (long long)lc_loader_n_windows(t->ltrain),
+           t->fval ? ", val " : "", t->fval ? o->val_path : "", o->lr, t->lr_min, (long long)t->warmup,
+           o->weight_decay, o->clip, (unsigned long long)o->seed);
+    if (t->peak > 0)
+        printf("train: FMA peak %.1f GFLOP/s per core (%s), %.0f core%s -> MFU against %.1f "
+               "GFLOP/s; %.3g model FLOPs per token\n",
+               t->peak, o->peak_gflops_core > 0 ? "given by --peak" : "measured now", t->cores,
+               t->cores == 1 ? "" : "s", t->peak * t->cores, t->flops_tok);
+    fflush(stdout);
+}
+
+/* PE 0's output files; returns 1 when it could not create them (the message is set). */
+static int open_outputs(trainer *t)
+{
+    const char *dir = t->o->out_dir;
+    if (!dir) return 0;
+    if (lc_ckpt_mkdirs(dir)) {
+        lc_train__fail(LC_ERR_SYS, "cannot create --out %s: %s", dir, strerror(errno));
+        return 1;
+    }
+    char p[4096];
+    snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
+    if (!(t->jf = fopen(p, "w"))) {
+        lc_train__fail(LC_ERR_SYS, "cannot create %s: %s", p, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+/* The plan, the mesh, the model and its optimizer, the data, the step buffers and the
+ * machine's peak; then a resume or init-from. Nothing is allocated after this. */
+static int setup(trainer *t)
+{
+    const lc_trainer_opts *o = t->o;
+    lc_team *world = lc_team_world(t->w);
     char err[512];
     int rc;
-    /* 1. Checks every PE makes identically (the same files, the same flags). */
-    if ((rc = lc_trainer_check(o, n_pes, err, sizeof err))) return lc_train__fail(rc, "%s", err);
-
-    lc_mesh mesh;
-    if ((rc = lc_mesh_create_ordered(world, o->dp, o->cp, o->tp, o->mesh_order, &mesh))) return rc;
-    lc_model *m = NULL;
-    lc_tokfile *ftrain = NULL, *fval = NULL;
-    lc_loader *ltrain = NULL, *lval = NULL;
-    lc_adamw *opt = NULL;
-    seqbuf b = {0};
-    double *hist = NULL;
-    FILE *jf = NULL;
-    int local_bad = 0;
-
-    const int threads = o->threads > 0 ? o->threads : lc_cores_per_pe(lc_team_get_world(world));
-    (void)n_pes;
-    lc_model_run run = {mesh.cp_team, o->seq_len, o->layout, o->cp_algo, o->lowering, o->compute,
-                        o->doc_mask, threads, o->recompute, o->tp > 1 ? mesh.tp_team : NULL, o->sp};
-    if ((rc = lc_model_create(&o->model, &run, &m))) {
-        lc_train__fail(rc, "%s", lc_model_last_error(NULL));
-        goto out;
-    }
-    if ((rc = lc_model_init_params(m, o->seed))) {
-        lc_train__fail(rc, "init: %s", lc_model_last_error(m));
-        goto out;
-    }
-    const size_t np = lc_model_n_params(m);
+    /* Checks every PE makes identically (the same files, the same flags). */
+    if ((rc = lc_trainer_check(o, t->n_pes, err, sizeof err))) return lc_train__fail(rc, "%s", err);
+    const lc_plan *p = t->plan = &o->plan;
+    if ((rc = lc_mesh_create_plan(world, p, &t->mesh))) return rc;
+    t->have_mesh = 1;
+    t->threads = o->threads > 0 ? o->threads : lc_cores_per_pe(t->w);
+    lc_model_run run = {.cp_team = t->mesh.cp_team, .plan = p, .compute = o->compute, .doc_mask = o->doc_mask,
+                        .threads = t->threads, .recompute = o->recompute,
+                        .tp_team = p->tp > 1 ? t->mesh.tp_team : NULL};
+    if ((rc = lc_model_create(&o->model, &run, &t->m))) return lc_train__fail(rc, "%s", lc_model_last_error(NULL));
+    if ((rc = lc_model_init_params(t->m, o->seed))) return lc_train__fail(rc, "init: %s", lc_model_last_error(t->m));
+    t->np = lc_model_n_params(t->m);
     lc_adamw_config ac = {o->beta1, o->beta2, o->eps, o->weight_decay};
-    if ((rc = lc_adamw_create(np, &ac, &opt))) {
-        lc_train__fail(rc, "%s", lc_optim_last_error());
-        goto out;
+    if ((rc = lc_adamw_create(t->np, &ac, &t->opt))) return lc_train__fail(rc, "%s", lc_optim_last_error());
+    for (int i = 0; i < lc_model_n_tensors(t->m); i++) {
+        const lc_model_tensor *mt = lc_model_tensor_at(t->m, i);
+        if ((rc = lc_adamw_set_decay(t->opt, mt->offset, mt->numel, mt->decay)))
+            return lc_train__fail(rc, "%s", lc_optim_last_error());
     }
-    for (int i = 0; i < lc_model_n_tensors(m); i++) {
-        const lc_model_tensor *t = lc_model_tensor_at(m, i);
-        if ((rc = lc_adamw_set_decay(opt, t->offset, t->numel, t->decay))) {
-            lc_train__fail(rc, "%s", lc_optim_last_error());
-            goto out;
-        }
-    }
-    lc_loader_config lct = {o->seq_len, o->seed, mesh.dp_rank, mesh.dp, 1, o->doc_mask ? o->doc_sep : -1};
-    lc_loader_config lcv = {o->seq_len, 0, 0, 1, 0, o->doc_mask ? o->doc_sep : -1};
-    if ((rc = lc_tokfile_open(o->train_path, o->model.vocab, o->seq_len + 1, &ftrain)) ||
-        (rc = lc_loader_create(ftrain, &lct, &ltrain)))
-        goto out;
-    if (o->val_path && ((rc = lc_tokfile_open(o->val_path, o->model.vocab, o->seq_len + 1, &fval)) ||
-                        (rc = lc_loader_create(fval, &lcv, &lval))))
-        goto out;
-    size_t S = (size_t)o->seq_len;
-    b.tok = malloc(S * sizeof *b.tok);
-    b.tgt = malloc(S * sizeof *b.tgt);
-    b.doc = malloc(S * sizeof *b.doc);
-    hist = calloc((size_t)o->steps * 4, sizeof *hist); /* train step, loss, val step, val loss */
-    if (!b.tok || !b.tgt || !b.doc || !hist) {
-        rc = lc_train__fail(LC_ERR_SYS, "out of memory for the step buffers");
-        goto out;
-    }
-    int64_t steps = o->steps;
+    lc_loader_config lct = {p->seq_len, o->seed, t->mesh.dp_rank, p->dp, 1, o->doc_mask ? o->doc_sep : -1};
+    lc_loader_config lcv = {p->seq_len, 0, 0, 1, 0, o->doc_mask ? o->doc_sep : -1};
+    if ((rc = lc_tokfile_open(o->train_path, o->model.vocab, p->seq_len + 1, &t->ftrain)) ||
+        (rc = lc_loader_create(t->ftrain, &lct, &t->ltrain)))
+        return rc;
+    if (o->val_path && ((rc = lc_tokfile_open(o->val_path, o->model.vocab, p->seq_len + 1, &t->fval)) ||
+                        (rc = lc_loader_create(t->fval, &lcv, &t->lval))))
+        return rc;
+    size_t S = (size_t)p->seq_len;
+    t->b.tok = malloc(S * sizeof *t->b.tok);
+    t->b.tgt = malloc(S * sizeof *t->b.tgt);
+    t->b.doc = malloc(S * sizeof *t->b.doc);
+    t->hist = calloc((size_t)o->steps * 4, sizeof *t->hist);
+    if (!t->b.tok || !t->b.tgt || !t->b.doc || !t->hist)
+        return lc_train__fail(LC_ERR_SYS, "out of memory for the step buffers");
+    t->steps = o->steps;
     /* With a time budget the total is known only after two steps: warm up over those two. */
-    const int64_t warmup = o->warmup >= 0 ? o->warmup : o->time_budget_s > 0 ? 2 : o->steps / 10;
-    const float lr_min = o->lr_min >= 0 ? o->lr_min : o->lr / 10;
-    int eval_every = o->eval_every >= 0 ? o->eval_every : (int)(o->steps / 5 > 0 ? o->steps / 5 : 1);
+    t->warmup = o->warmup >= 0 ? o->warmup : o->time_budget_s > 0 ? 2 : o->steps / 10;
+    t->lr_min = o->lr_min >= 0 ? o->lr_min : o->lr / 10;
+    t->eval_every = o->eval_every >= 0 ? o->eval_every : (int)(o->steps / 5 > 0 ? o->steps / 5 : 1);
 
-    /* 2. The machine's limit, measured now: one core's FMA peak (max over PEs, each on its core). */
-    double peak = o->peak_gflops_core;
-    if (!(peak > 0) && o->peak_fn) {
+    /* The machine's limit, measured now: one core's FMA peak (max over PEs, each on its core). */
+    t->peak = o->peak_gflops_core;
+    if (!(t->peak > 0) && o->peak_fn) {
         double mine = o->peak_fn();
-        if ((rc = lc_allreduce_max_f64(world, &peak, &mine, 1))) goto coll_fail;
+        if ((rc = lc_allreduce_max_f64(world, &t->peak, &mine, 1))) return coll_fail(t, rc);
     }
     long onln = sysconf(_SC_NPROCESSORS_ONLN);
-    double cores = (double)threads * n_pes;
-    if (onln > 0 && cores > (double)onln) cores = (double)onln;
-    const double flops_tok = lc_model_flops_per_token(&o->model, o->seq_len);
-    const double tokens_step = (double)o->seq_len * o->accum * o->dp;
+    t->cores = (double)t->threads * t->n_pes;
+    if (onln > 0 && t->cores > (double)onln) t->cores = (double)onln;
+    t->flops_tok = lc_model_flops_per_token(&o->model, p->seq_len);
+    t->tokens_step = (double)p->seq_len * o->accum * p->dp;
 
-    if (me == 0) {
-        if (o->out_dir) {
-            if (lc_ckpt_mkdirs(o->out_dir)) {
-                local_bad = 1;
-                lc_train__fail(LC_ERR_SYS, "cannot create --out %s: %s", o->out_dir, strerror(errno));
-            } else {
-                char p[4096];
-                snprintf(p, sizeof p, "%s/metrics.jsonl", o->out_dir);
-                if (!(jf = fopen(p, "w"))) {
-                    local_bad = 1;
-                    lc_train__fail(LC_ERR_SYS, "cannot create %s: %s", p, strerror(errno));
-                }
-            }
-        }
-        if (!o->quiet) {
-            const lc_model_config *c = &o->model;
-            printf("train: %s (%d layers, dim %d, heads %d/%d, ffn %d, vocab %d; %.2fM params), seq %lld, "
-                   "batch %d x %d seqs (%.0f tokens/step)\n",
-                   o->model_name ? o->model_name : "custom", c->n_layers, c->dim, c->n_heads, c->n_kv_heads,
-                   c->ffn_dim, c->vocab, (double)np / 1e6, (long long)o->seq_len, o->dp, o->accum, tokens_step);
-            static const char *const ax[3] = {"tp", "cp", "dp"};
-            printf("train: mesh DP %d x CP %d x TP %d%s on %d PEs (shm; order %s,%s,%s innermost first), %d thread%s "
-                   "per PE; CP %s, %s layout, %s lowering; %s compute%s%s\n",
-                   o->dp, o->cp, o->tp, o->sp ? " +SP" : "", n_pes, ax[mesh.order[0]], ax[mesh.order[1]],
-                   ax[mesh.order[2]], threads, threads == 1 ? "" : "s", o->cp_algo == LC_CP_RING ? "ring" : "all-gather",
-                   lc_cp_layout_name(o->layout), lc_cp_lowering_name(o->lowering), lc_dtype_name(o->compute),
-                   o->recompute ? ", recompute" : "", o->doc_mask ? ", packed-document masking" : "");
-            printf("train: data %s (%lld tokens, %lld sequences)%s%s; AdamW lr %.3g -> %.3g (warmup %lld), wd %g, "
-                   "clip %g, seed %llu\n",
-                   o->train_path, (long long)lc_tokfile_n_tokens(ftrain), (long long)lc_loader_n_windows(ltrain),
-                   fval ? ", val " : "", fval ? o->val_path : "", o->lr, lr_min, (long long)warmup,
-                   o->weight_decay, o->clip, (unsigned long long)o->seed);
-            if (peak > 0)
-                printf("train: FMA peak %.1f GFLOP/s per core (%s), %.0f core%s -> MFU against %.1f "
-                       "GFLOP/s; %.3g model FLOPs per token\n",
-                       peak, o->peak_gflops_core > 0 ? "given by --peak" : "measured now", cores, cores == 1 ? "" : "s", peak * cores, flops_tok);
-            fflush(stdout);
-        }
-    }
+    int local_bad = t->me == 0 && open_outputs(t);
+    if (t->me == 0 && !o->quiet) print_banner(t);
     /* Nobody steps unless everybody could set up. */
-    {
-        double bad = local_bad, any;
-        if ((rc = lc_allreduce_max_f64(world, &any, &bad, 1))) goto coll_fail;
-        if (any > 0) {
-            rc = local_bad ? LC_ERR_SYS : lc_train__fail(LC_ERR_ABORT, "PE 0 could not set up its output");
-            goto out;
-        }
-    }
+    double bad = local_bad, any;
+    if ((rc = lc_allreduce_max_f64(world, &any, &bad, 1))) return coll_fail(t, rc);
+    if (any > 0) return local_bad ? LC_ERR_SYS : lc_train__fail(LC_ERR_ABORT, "PE 0 could not set up its output");
 
     /* Resume or init-from: after every buffer exists, before the first step. */
-    int64_t start_step = 0;
-    if ((rc = lc_train__ckpt_begin(o, m, opt, ltrain, &mesh, &start_step))) goto out;
+    if ((rc = lc_train__ckpt_begin(o, t->m, t->opt, t->ltrain, &t->mesh, &t->start_step))) return rc;
+    t->params = lc_model_params(t->m);
+    t->grads = lc_model_grads(t->m);
+    t->grad_scale = 1.0f / (float)(o->accum * p->dp);
+    return LC_OK;
+}
 
-    /* 3. The loop. */
-    float *params = lc_model_params(m), *grads = lc_model_grads(m);
-    const float grad_scale = 1.0f / (float)(o->accum * o->dp);
-    double t_start = now(), t_steps = 0;
-    int n_val = 0;
-    lc_model_reset_times(m);
-    for (int64_t step = start_step; step < steps; step++) {
-        double t0 = now();
-        lc_model_zero_grads(m);
-        double loss_sum = 0;
-        for (int a = 0; a < o->accum; a++) {
-            float loss;
-            lc_loader_next(ltrain, b.tok, b.tgt, o->doc_mask ? b.doc : NULL);
-            if ((rc = lc_model_forward_backward(m, b.tok, b.tgt, o->doc_mask ? b.doc : NULL, grad_scale, &loss))) {
-                lc_train__fail(rc, "step %lld: forward/backward: %s", (long long)step, lc_model_last_error(m));
-                goto out;
-            }
-            loss_sum += loss;
-        }
-        if ((rc = lc_mesh_allreduce_grads(&mesh, grads, np))) goto coll_fail;
-        if (step == 0 && o->dump_grads && (rc = dump_full(m, &mesh, grads, o->dump_grads))) goto out;
-        double norm;
-        if (o->tp == 1) norm = lc_global_norm(grads, np);
-        else if ((rc = lc_model_global_norm(m, grads, &norm))) {
-            lc_train__fail(rc, "gradient norm: %s", lc_model_last_error(m));
-            goto out;
-        }
-        float lr = lc_lr_at(step, warmup, steps, o->lr, lr_min);
-        lc_adamw_step(opt, params, grads, lr, lc_clip_factor(norm, o->clip));
-        double stats[2] = {loss_sum, (double)lc_peak_rss_bytes()}, red[2];
-        if ((rc = lc_allreduce_sum_f64(mesh.dp_team, red, stats, 1))) goto coll_fail;
-        if ((rc = lc_allreduce_max_f64(world, red + 1, stats + 1, 1))) goto coll_fail;
-        double loss = red[0] / (o->accum * o->dp);
-        double dt = now() - t0;
-        t_steps += dt;
-        if (!isfinite(loss) || !isfinite(norm)) {
-            rc = lc_train__fail(LC_ERR_ARG, "step %lld: the loss (%g) or gradient norm (%g) is not finite; "
-                                "lower --lr (now %g) or raise --warmup",
-                                (long long)step, loss, norm, o->lr);
-            goto out;
-        }
-        double val = NAN;
-        int do_eval = lval && ((eval_every > 0 && (step + 1) % eval_every == 0) || step + 1 == steps);
-        if (do_eval && (rc = evaluate(m, lval, &mesh, o, &b, &val))) goto out;
-        double tps = tokens_step / dt, mfu = peak > 0 ? flops_tok * tps / (peak * 1e9 * cores) : NAN;
-        hist[step * 2] = (double)(step + 1);
-        hist[step * 2 + 1] = loss;
-        if (do_eval) {
-            hist[2 * o->steps + n_val * 2] = (double)(step + 1);
-            hist[2 * o->steps + n_val * 2 + 1] = val;
-            n_val++;
-        }
-        if (me == 0) {
-            if (!o->quiet) {
-                char eta[32];
-                fmt_eta((now() - t_start) / (double)(step + 1 - start_step) * (double)(steps - step - 1), eta, sizeof eta);
-                printf("step %5lld/%lld | loss %.4f | lr %.2e | norm %6.3f | %8.0f tok/s | MFU %5.1f%% | %6.2f s/step | ETA %s",
-                       (long long)step + 1, (long long)steps, loss, lr, norm, tps, 100 * mfu, dt, eta);
-                if (do_eval) printf(" | val %.4f", val);
-                printf("\n");
-                fflush(stdout);
-            }
-            if (jf) {
-                fprintf(jf, "{\"step\":%lld,", (long long)step + 1);
-                json_num(jf, "loss", loss, 0);
-                json_num(jf, "val_loss", val, 0);
-                json_num(jf, "lr", lr, 0);
-                json_num(jf, "grad_norm", norm, 0);
-                json_num(jf, "tokens_per_s", tps, 0);
-                json_num(jf, "mfu", mfu, 0);
-                json_num(jf, "step_s", dt, 0);
-                json_num(jf, "peak_mem_bytes", red[1], 1);
-                fprintf(jf, "}\n");
-                fflush(jf);
-            }
-        }
-        if (o->time_budget_s > 0 && step >= start_step + 1 && step + 1 < steps) {
-            /* Fit the rest into the budget from the pace so far (evaluations included); only
-             * ever shorten. PE 0's clock decides so that every PE agrees on the total. */
-            double el = now() - t_start, per = el / (double)(step + 1 - start_step); /* this run's pace */
-            double want = (double)(step + 1) + floor(fmax(0, o->time_budget_s - el) / per), fit;
-            if ((rc = lc_allreduce_max_f64(world, &fit, me == 0 ? &want : (double[]){0}, 1))) goto coll_fail;
-            if (fit < 3) fit = 3;
-            if (fit < (double)steps) {
-                if (me == 0 && !o->quiet && (step == 1 || fit < (double)steps - 1)) {
-                    printf("train: --time-budget %.0f s at %.1f s/step: %lld steps instead of %lld\n",
-                           o->time_budget_s, per, (long long)fit, (long long)steps);
-                    fflush(stdout);
-                }
-                steps = (int64_t)fit;
-                if (o->eval_every < 0) eval_every = (int)(steps / 5 > 0 ? steps / 5 : 1);
-            }
-        }
-        if (o->save_dir && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || step + 1 == steps) &&
-            (rc = lc_train__ckpt_save(o, m, opt, ltrain, &mesh, step + 1, steps, warmup, lr_min)))
-            goto out;
+/* One training step: accum micro-batches of forward + backward, the gradients summed over
+ * the PEs holding the same slices, clipped by the full model's norm, AdamW. */
+static int train_step(trainer *t, int64_t step, step_result *r)
+{
+    const lc_trainer_opts *o = t->o;
+    seqbuf *b = &t->b;
+    int32_t *doc = o->doc_mask ? b->doc : NULL;
+    int rc;
+    double t0 = now();
+    lc_model_zero_grads(t->m);
+    double loss_sum = 0;
+    for (int a = 0; a < o->accum; a++) {
+        float loss;
+        lc_loader_next(t->ltrain, b->tok, b->tgt, doc);
+        if ((rc = lc_model_forward_backward(t->m, b->tok, b->tgt, doc, t->grad_scale, &loss)))
+            return lc_train__fail(rc, "step %lld: forward/backward: %s", (long long)step, lc_model_last_error(t->m));
+        loss_sum += loss;
     }
-    /* 4. The end: time split, the plot, the parameters for comparisons. */
-    if (me == 0) {
-        lc_model_times tm;
-        lc_model_get_times(m, &tm);
-        double total = now() - t_start;
-        if (!o->quiet) {
-            double tt = tm.total_s > 0 ? tm.total_s : 1;
-            printf("train: %lld steps in %.1f s (%.0f tokens/s); PE 0 step time: matmul %.0f%%, attention %.0f%%, "
-                   "CP communication %.0f%%, TP communication %.0f%%, other %.0f%%; peak memory %.1f MiB per PE (max)\n",
-                   (long long)steps, total, tokens_step * (double)steps / t_steps, 100 * tm.matmul_s / tt,
-                   100 * tm.attn_s / tt, 100 * tm.comm_s / tt, 100 * tm.tp_comm_s / tt, 100 * tm.other_s / tt,
-                   (double)lc_peak_rss_bytes() / 1048576.0);
-        }
-        if (o->out_dir) {
-            char p[4096], title[160];
-            snprintf(p, sizeof p, "%s/loss.png", o->out_dir);
-            snprintf(title, sizeof title, "%s  seq %lld  dp %d x cp %d x tp %d%s  %s", o->model_name ? o->model_name : "custom",
-                     (long long)o->seq_len, o->dp, o->cp, o->tp, o->sp ? " +sp" : "", lc_dtype_name(o->compute));
-            double *xs = malloc((size_t)(steps + n_val) * 2 * sizeof *xs);
-            if (xs) {
-                double *ys = xs + steps, *vx = ys + steps, *vy = vx + n_val;
-                /* a resumed run has the steps from start_step on */
-                for (int64_t i = start_step; i < steps; i++)
-                    xs[i - start_step] = hist[2 * i], ys[i - start_step] = hist[2 * i + 1];
-                for (int i = 0; i < n_val; i++) vx[i] = hist[2 * o->steps + 2 * i], vy[i] = hist[2 * o->steps + 2 * i + 1];
-                lc_plot_series se[2] = {{xs, ys, (int)(steps - start_step), {31, 119, 180}, "train"},
-                                        {vx, vy, n_val, {214, 39, 40}, "val"}};
-                if (lc_plot_png(p, 800, 480, title, "step", "loss (nats/token)", se, n_val ? 2 : 1))
-                    fprintf(stderr, "train: %s\n", lc_train_last_error());
-                else if (!o->quiet)
-                    printf("train: wrote %s/metrics.jsonl and %s\n", o->out_dir, p);
-                free(xs);
-            }
-        }
+    if ((rc = lc_mesh_allreduce_grads(&t->mesh, t->grads, t->np))) return coll_fail(t, rc);
+    if (step == 0 && o->dump_grads && (rc = dump_full(t->m, &t->mesh, t->grads, o->dump_grads))) return rc;
+    if (t->plan->tp == 1) r->norm = lc_global_norm(t->grads, t->np);
+    else if ((rc = lc_model_global_norm(t->m, t->grads, &r->norm)))
+        return lc_train__fail(rc, "gradient norm: %s", lc_model_last_error(t->m));
+    r->lr = lc_lr_at(step, t->warmup, t->steps, o->lr, t->lr_min);
+    lc_adamw_step(t->opt, t->params, t->grads, r->lr, lc_clip_factor(r->norm, o->clip));
+    /* The mean loss over every token of the step, and the largest peak memory. */
+    double stats[2] = {loss_sum, (double)lc_peak_rss_bytes()}, red[2];
+    if ((rc = lc_allreduce_sum_f64(t->mesh.dp_team, red, stats, 1))) return coll_fail(t, rc);
+    if ((rc = lc_allreduce_max_f64(lc_team_world(t->w), red + 1, stats + 1, 1))) return coll_fail(t, rc);
+    r->loss = red[0] / (o->accum * t->plan->dp);
+    r->peak_mem = red[1];
+    r->dt = now() - t0;
+    t->t_steps += r->dt;
+    if (!isfinite(r->loss) || !isfinite(r->norm))
+        return lc_train__fail(LC_ERR_ARG, "step %lld: the loss (%g) or gradient norm (%g) is not finite; "
+                              "lower --lr (now %g) or raise --warmup",
+                              (long long)step, r->loss, r->norm, o->lr);
+    return LC_OK;
+}
+
+/* After a step: validation when due, the history, PE 0's progress line and metrics. */
+static int report_step(trainer *t, int64_t step, const step_result *r)
+{
+    const lc_trainer_opts *o = t->o;
+    int rc;
+    double val = NAN;
+    int do_eval = t->lval && ((t->eval_every > 0 && (step + 1) % t->eval_every == 0) || step + 1 == t->steps);
+    if (do_eval && (rc = evaluate(t->m, t->lval, &t->mesh, o, &t->b, &val))) return rc;
+    double tps = t->tokens_step / r->dt, mfu = t->peak > 0 ? t->flops_tok * tps / (t->peak * 1e9 * t->cores) : NAN;
+    t->hist[step * 2] = (double)(step + 1);
+    t->hist[step * 2 + 1] = r->loss;
+    if (do_eval) {
+        t->hist[2 * o->steps + t->n_val * 2] = (double)(step + 1);
+        t->hist[2 * o->steps + t->n_val * 2 + 1] = val;
+        t->n_val++;
     }
-    if (o->dump_params && (rc = dump_full(m, &mesh, params, o->dump_params))) goto out;
-    rc = LC_OK;
-    goto out;
-coll_fail:
-    lc_train__fail(rc, "collective failed: %s", lc_last_error(w));
-out:
-    if (rc && rc != LC_ERR_ABORT && n_pes > 1 && m) {
+    if (t->me != 0) return LC_OK;
+    if (!o->quiet) {
+        char eta[32];
+        fmt_eta((now() - t->t_start) / (double)(step + 1 - t->start_step) * (double)(t->steps - step - 1), eta, sizeof eta);
+        printf("step %5lld/%lld | loss %.4f | lr %.2e | norm %6.3f | %8.0f tok/s | MFU %5.1f%% | %6.2f s/step | ETA %s",
+               (long long)step + 1, (long long)t->steps, r->loss, r->lr, r->norm, tps, 100 * mfu, r->dt, eta);
+        if (do_eval) printf(" | val %.4f", val);
+        printf("\n");
+        fflush(stdout);
+    }
+    if (t->jf) {
+        FILE *jf = t->jf;
+        fprintf(jf, "{\"step\":%lld,", (long long)step + 1);
+        json_num(jf, "loss", r->loss, 0);
+        json_num(jf, "val_loss", val, 0);
+        json_num(jf, "lr", r->lr, 0);
+        json_num(jf, "grad_norm", r->norm, 0);
+        json_num(jf, "tokens_per_s", tps, 0);
+        json_num(jf, "mfu", mfu, 0);
+        json_num(jf, "step_s", r->dt, 0);
+        json_num(jf, "peak_mem_bytes", r->peak_mem, 1);
+        fprintf(jf, "}\n");
+        fflush(jf);
+    }
+    return LC_OK;
+}
+
+/* With --time-budget: fit the rest into the budget from the pace so far (evaluations
+ * included); only ever shorten. PE 0's clock decides so that every PE agrees on the total. */
+static int fit_budget(trainer *t, int64_t step)
+{
+    const lc_trainer_opts *o = t->o;
+    if (!(o->time_budget_s > 0 && step >= t->start_step + 1 && step + 1 < t->steps)) return LC_OK;
+    double el = now() - t->t_start, per = el / (double)(step + 1 - t->start_step); /* this run's pace */
+    double want = (double)(step + 1) + floor(fmax(0, o->time_budget_s - el) / per), fit;
+    int rc = lc_allreduce_max_f64(lc_team_world(t->w), &fit, t->me == 0 ? &want : (double[]){0}, 1);
+    if (rc) return coll_fail(t, rc);
+    if (fit < 3) fit = 3;
+    if (fit < (double)t->steps) {
+        if (t->me == 0 && !o->quiet && (step == 1 || fit < (double)t->steps - 1)) {
+            printf("train: --time-budget %.0f s at %.1f s/step: %lld steps instead of %lld\n",
+                   o->time_budget_s, per, (long long)fit, (long long)t->steps);
+            fflush(stdout);
+        }
+        t->steps = (int64_t)fit;
+        if (o->eval_every < 0) t->eval_every = (int)(t->steps / 5 > 0 ? t->steps / 5 : 1);
+    }
+    return LC_OK;
+}
+
+/* The end, on PE 0: the time split and the loss plot. */
+static void report_end(trainer *t)
+{
+    const lc_trainer_opts *o = t->o;
+    const lc_plan *p = t->plan;
+    int64_t steps = t->steps, start_step = t->start_step;
+    int n_val = t->n_val;
+    lc_model_times tm;
+    lc_model_get_times(t->m, &tm);
+    double total = now() - t->t_start;
+    if (!o->quiet) {
+        double tt = tm.total_s > 0 ? tm.total_s : 1;
+        printf("train: %lld steps in %.1f s (%.0f tokens/s); PE 0 step time: matmul %.0f%%, attention %.0f%%, "
+               "CP communication %.0f%%, TP communication %.0f%%, other %.0f%%; peak memory %.1f MiB per PE (max)\n",
+               (long long)steps, total, t->tokens_step * (double)steps / t->t_steps, 100 * tm.matmul_s / tt,
+               100 * tm.attn_s / tt, 100 * tm.comm_s / tt, 100 * tm.tp_comm_s / tt, 100 * tm.other_s / tt,
+               (double)lc_peak_rss_bytes() / 1048576.0);
+    }
+    if (!o->out_dir) return;
+    char path[4096], title[160];
+    snprintf(path, sizeof path, "%s/loss.png", o->out_dir);
+    snprintf(title, sizeof title, "%s  seq %lld  dp %d x cp %d x tp %d%s  %s", o->model_name ? o->model_name : "custom",
+             (long long)p->seq_len, p->dp, p->cp, p->tp, p->sp ? " +sp" : "", lc_dtype_name(o->compute));
+    double *xs = malloc((size_t)(steps + n_val) * 2 * sizeof *xs);
+    if (!xs) return;
+    const double *hist = t->hist;
+    double *ys = xs + steps, *vx = ys + steps, *vy = vx + n_val;
+    /* a resumed run has the steps from start_step on */
+    for (int64_t i = start_step; i < steps; i++) xs[i - start_step] = hist[2 * i], ys[i - start_step] = hist[2 * i + 1];
+    for (int i = 0; i < n_val; i++) vx[i] = hist[2 * o->steps + 2 * i], vy[i] = hist[2 * o->steps + 2 * i + 1];
+    lc_plot_series se[2] = {{xs, ys, (int)(steps - start_step), {31, 119, 180}, "train"},
+                            {vx, vy, n_val, {214, 39, 40}, "val"}};
+    if (lc_plot_png(path, 800, 480, title, "step", "loss (nats/token)", se, n_val ? 2 : 1))
+        fprintf(stderr, "train: %s\n", lc_train_last_error());
+    else if (!o->quiet)
+        printf("train: wrote %s/metrics.jsonl and %s\n", o->out_dir, path);
+    free(xs);
+}
+
+static int teardown(trainer *t, int rc)
+{
+    if (rc && rc != LC_ERR_ABORT && t->n_pes > 1 && t->m) {
         /* A failure after setup may be mine alone: make sure nobody waits for me. */
-        snprintf(err, sizeof err, "PE %d: %s", me, lc_train_last_error());
-        lc_world_abort(w, err);
+        char err[512];
+        snprintf(err, sizeof err, "PE %d: %s", t->me, lc_train_last_error());
+        lc_world_abort(t->w, err);
     }
-    if (jf) fclose(jf);
-    free(hist);
-    free(b.tok);
-    free(b.tgt);
-    free(b.doc);
-    lc_adamw_destroy(opt);
-    lc_loader_destroy(ltrain);
-    lc_loader_destroy(lval);
-    lc_tokfile_close(ftrain);
-    lc_tokfile_close(fval);
+    if (t->jf) fclose(t->jf);
+    free(t->hist);
+    free(t->b.tok);
+    free(t->b.tgt);
+    free(t->b.doc);
+    lc_adamw_destroy(t->opt);
+    lc_loader_destroy(t->ltrain);
+    lc_loader_destroy(t->lval);
+    lc_tokfile_close(t->ftrain);
+    lc_tokfile_close(t->fval);
     /* Both are collective: after a failure only a world of one can still release them (the
      * others end their process). */
-    if (m && (rc == LC_OK || n_pes == 1)) lc_model_destroy(m);
-    if (rc == LC_OK || n_pes == 1) lc_mesh_destroy(&mesh);
+    if (t->m && (rc == LC_OK || t->n_pes == 1)) lc_model_destroy(t->m);
+    if (t->have_mesh && (rc == LC_OK || t->n_pes == 1)) lc_mesh_destroy(&t->mesh);
     return rc;
+}
+
+int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
+{
+    trainer t = {.o = o, .w = w, .me = lc_my_pe(w), .n_pes = lc_n_pes(w)};
+    int rc = setup(&t);
+    if (rc) return t.have_mesh ? teardown(&t, rc) : rc;
+    t.t_start = now();
+    lc_model_reset_times(t.m);
+    for (int64_t step = t.start_step; step < t.steps; step++) {
+        step_result r;
+        if ((rc = train_step(&t, step, &r)) || (rc = report_step(&t, step, &r)) || (rc = fit_budget(&t, step)))
+            return teardown(&t, rc);
+        if (o->save_dir && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || step + 1 == t.steps) &&
+            (rc = lc_train__ckpt_save(o, t.m, t.opt, t.ltrain, &t.mesh, step + 1, t.steps, t.warmup, t.lr_min)))
+            return teardown(&t, rc);
+    }
+    if (t.me == 0) report_end(&t);
+    if (o->dump_params && (rc = dump_full(t.m, &t.mesh, t.params, o->dump_params))) return teardown(&t, rc);
+    return teardown(&t, LC_OK);
 }

@@ -243,7 +243,8 @@ static int test_roundtrip(const char *work)
     if (lc_world_init(&wo, &w)) return printf("cannot start a world of one\n"), 1;
     lc_model_config cfg;
     lc_model_preset("tiny", &cfg);
-    lc_model_run run = {lc_team_world(w), 8, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, 0, 1, 0, NULL, 0};
+    lc_plan plan = {.seq_len = 8, .layout = LC_CP_CONTIGUOUS, .algo = LC_CP_RING, .lowering = LC_LOWER_AUTO};
+    lc_model_run run = {.cp_team = lc_team_world(w), .plan = &plan, .compute = LC_DT_F32, .threads = 1};
     lc_model *a, *b;
     lc_adamw *oa, *ob;
     lc_adamw_config ac = {0.9f, 0.95f, 1e-8f, 0.1f};

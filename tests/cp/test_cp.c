@@ -241,15 +241,15 @@ static int run_pass(lc_cp *cp, local *l, int inplace)
 typedef struct {
     const char *name;
     lc_cp_algo algo;
-    lc_cp_lowering low;
+    lc_lowering low;
     int inplace;
 } variant;
 
 static const variant k_variants[] = {
-    {"one_sided", LC_CP_RING, LC_CP_ONE_SIDED, 0},  {"two_sided", LC_CP_RING, LC_CP_TWO_SIDED, 0},
-    {"zero_copy", LC_CP_RING, LC_CP_ZERO_COPY, 0},  {"auto", LC_CP_RING, LC_CP_LOWER_AUTO, 0},
-    {"allgather", LC_CP_ALLGATHER, LC_CP_LOWER_AUTO, 0}, {"one_sided_inplace", LC_CP_RING, LC_CP_ONE_SIDED, 1},
-    {"zero_copy_inplace", LC_CP_RING, LC_CP_ZERO_COPY, 1}};
+    {"one_sided", LC_CP_RING, LC_LOWER_ONE_SIDED, 0},  {"two_sided", LC_CP_RING, LC_LOWER_TWO_SIDED, 0},
+    {"zero_copy", LC_CP_RING, LC_LOWER_ZERO_COPY, 0},  {"auto", LC_CP_RING, LC_LOWER_AUTO, 0},
+    {"allgather", LC_CP_ALLGATHER, LC_LOWER_AUTO, 0}, {"one_sided_inplace", LC_CP_RING, LC_LOWER_ONE_SIDED, 1},
+    {"zero_copy_inplace", LC_CP_RING, LC_LOWER_ZERO_COPY, 1}};
 #define NVAR ((int)(sizeof k_variants / sizeof *k_variants))
 
 static int same(const local *a, const local *b, const tcase *c)
@@ -274,8 +274,8 @@ static int run_case(const tcase *c, uint64_t seed)
 {
     prob p;
     make_prob(&p, c, seed);
-    lc_cp_config cfg = {.seq_len = c->S, .hq = c->hq, .hkv = c->hkv, .d = c->d, .dtype = c->dt,
-                        .layout = c->layout, .mask = c->mask, .window = c->window, .threads = 1};
+    lc_cp_config cfg = {.plan.seq_len = c->S, .hq = c->hq, .hkv = c->hkv, .d = c->d, .dtype = c->dt,
+                        .plan.layout = c->layout, .mask = c->mask, .window = c->window, .threads = 1};
     lc_cp *cp;
     if (lc_cp_create(g_t, &cfg, &cp)) {
         FAIL("lc_cp_create failed");
@@ -475,8 +475,8 @@ static int cmd_stress(int n)
     prob pa, pb;
     make_prob(&pa, &c, g_seed);
     make_prob(&pb, &c, g_seed + 99);
-    lc_cp_config cfg = {.seq_len = c.S, .hq = c.hq, .hkv = c.hkv, .d = c.d, .dtype = c.dt,
-                        .layout = c.layout, .mask = c.mask, .threads = 1};
+    lc_cp_config cfg = {.plan.seq_len = c.S, .hq = c.hq, .hkv = c.hkv, .d = c.d, .dtype = c.dt,
+                        .plan.layout = c.layout, .mask = c.mask, .threads = 1};
     lc_cp *cp;
     if (lc_cp_create(g_t, &cfg, &cp)) { FAIL("create"); return 1; }
     local la, lb, l, ra, rb;
@@ -486,7 +486,7 @@ static int cmd_stress(int n)
     make_local(&rb, cp, &pa);
     for (int s = 0; s < 2; s++) {
         local *src = s ? &lb : &la, *dst = s ? &rb : &ra;
-        lc_cp_set_algo(cp, LC_CP_RING, LC_CP_ONE_SIDED);
+        lc_cp_set_algo(cp, LC_CP_RING, LC_LOWER_ONE_SIDED);
         if (run_pass(cp, src, 0)) return 1;
         copy_local(dst, src, &c);
     }
@@ -528,7 +528,7 @@ static int cmd_f32out(void)
                    .mask = cases[ci].m};
         prob p;
         make_prob(&p, &c, g_seed + 31 * (uint64_t)ci);
-        lc_cp_config cfg = {.seq_len = c.S, .hq = c.hq, .hkv = c.hkv, .d = c.d, .dtype = c.dt, .layout = c.layout,
+        lc_cp_config cfg = {.plan.seq_len = c.S, .hq = c.hq, .hkv = c.hkv, .d = c.d, .dtype = c.dt, .plan.layout = c.layout,
                             .mask = c.mask, .threads = 1};
         lc_cp *cp;
         if (lc_cp_create(g_t, &cfg, &cp)) { FAIL("create: %s", lc_cp_last_error(NULL)); return 1; }
@@ -585,11 +585,11 @@ static int cmd_f32out(void)
  * with the reason in its error (the world is aborted: no finalize). */
 static int cmd_badarg(int victim, const char *what, const char *lowering)
 {
-    lc_cp_config cfg = {.seq_len = 512 * g_P + 7, .hq = 4, .hkv = 2, .d = 64, .dtype = LC_DT_F32,
-                        .layout = LC_CP_ZIGZAG, .mask = LC_MASK_CAUSAL, .threads = 1};
+    lc_cp_config cfg = {.plan.seq_len = 512 * g_P + 7, .hq = 4, .hkv = 2, .d = 64, .dtype = LC_DT_F32,
+                        .plan.layout = LC_CP_ZIGZAG, .mask = LC_MASK_CAUSAL, .threads = 1};
     if (!strcmp(what, "doc")) cfg.mask |= LC_MASK_DOC;
-    if (!strcmp(lowering, "allgather")) cfg.algo = LC_CP_ALLGATHER;
-    else lc_cp_lowering_parse(lowering, &cfg.lowering);
+    if (!strcmp(lowering, "allgather")) cfg.plan.algo = LC_CP_ALLGATHER;
+    else lc_lowering_parse(lowering, &cfg.plan.lowering);
     lc_cp *cp;
     if (lc_cp_create(g_t, &cfg, &cp)) {
         fprintf(stderr, "test_cp: create: %s\n", lc_cp_last_error(NULL));
@@ -656,9 +656,9 @@ static int cmd_die(int victim, const char *how, const char *lowering)
 {
     tcase c = {.S = 2048 * g_P, .hq = 4, .hkv = 2, .d = 64, .dt = LC_DT_F32, .layout = LC_CP_ZIGZAG,
                .mask = LC_MASK_CAUSAL};
-    lc_cp_config cfg = {.seq_len = c.S, .hq = c.hq, .hkv = c.hkv, .d = c.d, .dtype = c.dt,
-                        .layout = c.layout, .mask = c.mask, .threads = 1};
-    lc_cp_lowering_parse(lowering, &cfg.lowering);
+    lc_cp_config cfg = {.plan.seq_len = c.S, .hq = c.hq, .hkv = c.hkv, .d = c.d, .dtype = c.dt,
+                        .plan.layout = c.layout, .mask = c.mask, .threads = 1};
+    lc_lowering_parse(lowering, &cfg.plan.lowering);
     lc_cp *cp;
     if (lc_cp_create(g_t, &cfg, &cp)) return 1;
     int n = lc_cp_local_rows(cp, g_me);
@@ -698,8 +698,8 @@ static int cmd_errors(void)
     char pe[16];
     int victim = g_P - 1;
     snprintf(pe, sizeof pe, "PE %d", victim);
-    lc_cp_config good = {.seq_len = 100, .hq = 4, .hkv = 2, .d = 64, .dtype = LC_DT_F32,
-                         .layout = LC_CP_ZIGZAG, .mask = LC_MASK_CAUSAL};
+    lc_cp_config good = {.plan.seq_len = 100, .hq = 4, .hkv = 2, .d = 64, .dtype = LC_DT_F32,
+                         .plan.layout = LC_CP_ZIGZAG, .mask = LC_MASK_CAUSAL};
     lc_cp_config cfg = good;
     cfg.hq = 3;
     expect_create(&cfg, LC_ERR_ARG, "hkv", NULL, "hq % hkv != 0 everywhere");
@@ -717,15 +717,15 @@ static int cmd_errors(void)
         cfg = good;
         if (f == 5) cfg.mask = LC_MASK_WINDOW, cfg.window = 7;
         if (g_me == victim) switch (f) {
-            case 0: cfg.seq_len = 101; break;
+            case 0: cfg.plan.seq_len = 101; break;
             case 1: cfg.hq = 8; break;
             case 2: cfg.dtype = LC_DT_BF16; break;
-            case 3: cfg.layout = LC_CP_STRIPED; break;
+            case 3: cfg.plan.layout = LC_CP_STRIPED; break;
             case 4: cfg.mask = LC_MASK_CAUSAL | LC_MASK_DOC; break;
             case 5: cfg.window = 8; break;
             case 6: cfg.scale = 0.5f; break;
-            case 7: cfg.algo = LC_CP_ALLGATHER; break;
-            case 8: cfg.lowering = LC_CP_TWO_SIDED; break;
+            case 7: cfg.plan.algo = LC_CP_ALLGATHER; break;
+            case 8: cfg.plan.lowering = LC_LOWER_TWO_SIDED; break;
             }
         char what[64];
         snprintf(what, sizeof what, "PEs disagree on %s", fields[f]);
@@ -738,9 +738,9 @@ static int cmd_errors(void)
     /* A length the layout cannot index is a bad argument with the current reason, not a
      * stale message or "out of memory". */
     cfg = good;
-    cfg.seq_len = (int64_t)1 << 40;
+    cfg.plan.seq_len = (int64_t)1 << 40;
     expect_create(&cfg, LC_ERR_ARG, "seq_len = 1099511627776", "too long", "seq_len 2^40");
-    cfg.seq_len = INT32_MAX; /* fits int32 but zigzag pads past it */
+    cfg.plan.seq_len = INT32_MAX; /* fits int32 but zigzag pads past it */
     expect_create(&cfg, LC_ERR_ARG, "too long", NULL, "seq_len INT32_MAX, zigzag");
     if (lc_cp_create(NULL, &good, NULL) != LC_ERR_ARG || !strstr(lc_cp_last_error(NULL), "team"))
         FAIL("NULL team: '%s'", lc_cp_last_error(NULL));
@@ -759,7 +759,7 @@ static int cmd_errors(void)
         FAIL("lc_cp_local_rows(NULL): '%s'", lc_cp_last_error(NULL));
     if (lc_cp_padded_rows(NULL) != -1 || lc_cp_global_pos(NULL, 0, 0) != -1 || lc_cp_local_index(NULL, 0, NULL) != -1)
         FAIL("layout maps of a NULL plan");
-    if (lc_cp_set_algo(NULL, LC_CP_RING, LC_CP_ONE_SIDED) != LC_ERR_ARG ||
+    if (lc_cp_set_algo(NULL, LC_CP_RING, LC_LOWER_ONE_SIDED) != LC_ERR_ARG ||
         !strstr(lc_cp_last_error(NULL), "lc_cp_set_algo"))
         FAIL("lc_cp_set_algo(NULL): '%s'", lc_cp_last_error(NULL));
     if (lc_cp_kv_buffers(NULL, &pk, &pk) != LC_ERR_ARG || !strstr(lc_cp_last_error(NULL), "lc_cp_kv_buffers"))
@@ -783,7 +783,7 @@ static int cmd_errors(void)
     lc_cp *cp;
     cfg = good;
     if (lc_cp_create(g_t, &cfg, &cp)) { FAIL("create after the errors: %s", lc_cp_last_error(NULL)); return 1; }
-    if (lc_cp_set_algo(cp, LC_CP_RING, (lc_cp_lowering)9) != LC_ERR_ARG || !strstr(lc_cp_last_error(cp), "lowering"))
+    if (lc_cp_set_algo(cp, LC_CP_RING, (lc_lowering)9) != LC_ERR_ARG || !strstr(lc_cp_last_error(cp), "lowering"))
         FAIL("bad lowering accepted");
     if (lc_cp_destroy(cp)) FAIL("destroy: %s", lc_last_error(g_w));
     if (g_me == 0) printf("%s argument errors, disagreeing members, NULL plans (P=%d)\n", g_fail ? "FAIL" : "ok  ", g_P);

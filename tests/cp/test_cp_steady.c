@@ -57,8 +57,8 @@ int main(void)
     if (g_me == 0) printf("test_cp_steady: P=%d seed %llu (LONGCTX_SEED reproduces)\n", P, (unsigned long long)seed);
     if (lc_count_selftest()) FAIL("the allocation/thread counter does not see a malloc and a pthread_create");
     g_rng = seed + 17 * (uint64_t)g_me;
-    lc_cp_config cfg = {.seq_len = 2 * P * 70 + 3, .hq = 4, .hkv = 2, .d = 64, .dtype = LC_DT_BF16,
-                        .layout = LC_CP_ZIGZAG, .mask = LC_MASK_CAUSAL, .threads = 1};
+    lc_cp_config cfg = {.plan.seq_len = 2 * P * 70 + 3, .hq = 4, .hkv = 2, .d = 64, .dtype = LC_DT_BF16,
+                        .plan.layout = LC_CP_ZIGZAG, .mask = LC_MASK_CAUSAL, .threads = 1};
     lc_cp *one, *two;
     if (lc_cp_create(t, &cfg, &one)) { FAIL("create: %s", lc_cp_last_error(NULL)); return 1; }
     cfg.threads = 2;
@@ -71,9 +71,9 @@ int main(void)
         b[i] = (bufs){q, k, v, dout, malloc(rq * 2 + 4), malloc(n * cfg.hq * 4 + 4), malloc(rq * 4 + 4),
                       malloc(rk * 4 + 4), malloc(rk * 4 + 4)};
     }
-    static const struct { const char *name; lc_cp_algo algo; lc_cp_lowering low; } var[] = {
-        {"one_sided", LC_CP_RING, LC_CP_ONE_SIDED}, {"two_sided", LC_CP_RING, LC_CP_TWO_SIDED},
-        {"zero_copy", LC_CP_RING, LC_CP_ZERO_COPY}, {"allgather", LC_CP_ALLGATHER, LC_CP_LOWER_AUTO}};
+    static const struct { const char *name; lc_cp_algo algo; lc_lowering low; } var[] = {
+        {"one_sided", LC_CP_RING, LC_LOWER_ONE_SIDED}, {"two_sided", LC_CP_RING, LC_LOWER_TWO_SIDED},
+        {"zero_copy", LC_CP_RING, LC_LOWER_ZERO_COPY}, {"allgather", LC_CP_ALLGATHER, LC_LOWER_AUTO}};
     for (int vi = 0; vi < 4; vi++) {
         /* Switching algorithm may allocate (all-gather buffers); the calls after it may not. */
         lc_cp_set_algo(one, var[vi].algo, var[vi].low);

@@ -354,8 +354,8 @@ static void t_attn(int doc_mask)
     int S = 23, hq = 4, hkv = 2, d = 16;
     int32_t doc[23];
     for (int i = 0; i < S; i++) doc[i] = i < 9 ? 0 : (i < 15 ? 1 : 2);
-    lc_cp_config cc = {.seq_len = S, .hq = hq, .hkv = hkv, .d = d, .dtype = LC_DT_F32,
-                       .layout = LC_CP_CONTIGUOUS,
+    lc_cp_config cc = {.plan.seq_len = S, .hq = hq, .hkv = hkv, .d = d, .dtype = LC_DT_F32,
+                       .plan.layout = LC_CP_CONTIGUOUS,
                        .mask = LC_MASK_CAUSAL | (doc_mask ? LC_MASK_DOC : 0), .threads = 1};
     lc_cp *cp;
     if (lc_cp_create(lc_team_world(w), &cc, &cp)) {

@@ -106,11 +106,22 @@ static lc_model_config shape_config(const char *shape)
     return tiny();
 }
 
-static lc_model *make(lc_team *t, lc_model_config c, int S, lc_cp_layout lay, lc_cp_algo algo,
-                      lc_cp_lowering low, lc_dtype dt, int doc, int recompute)
+/* A model holds its plan by reference: the plans of make()'s models live here. */
+static lc_plan *keep_plan(lc_plan p)
 {
-    lc_model_run r = {.cp_team = t, .seq_len = S, .layout = lay, .cp_algo = algo, .lowering = low,
-                      .compute = dt, .doc_mask = doc, .threads = 1, .recompute = recompute};
+    static lc_plan plans[64];
+    static int n;
+    lc_plan *slot = &plans[n++ % 64];
+    *slot = p;
+    return slot;
+}
+
+static lc_model *make(lc_team *t, lc_model_config c, int S, lc_cp_layout lay, lc_cp_algo algo,
+                      lc_lowering low, lc_dtype dt, int doc, int recompute)
+{
+    lc_plan *pl = keep_plan((lc_plan){.seq_len = S, .layout = lay, .algo = algo, .lowering = low});
+    lc_model_run r = {.cp_team = t, .plan = pl, .compute = dt, .doc_mask = doc, .threads = 1,
+                      .recompute = recompute};
     lc_model *m;
     MUST(NULL, lc_model_create(&c, &r, &m));
     set_params(m, g_seed);
@@ -144,7 +155,7 @@ static void cmd_ref(const char *shape)
     int S = 41;
     for (int doc = 0; doc <= 1; doc++) {
         inputs in = make_inputs(S, c.vocab, g_seed + 17 + doc);
-        lc_model *m = make(g_t, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, doc, 0);
+        lc_model *m = make(g_t, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_LOWER_AUTO, LC_DT_F32, doc, 0);
         /* the LM head in chunks of 7 rows with doc masking (41 = 5 x 7 + 6), whole otherwise */
         if (doc) lc_model__set_loss_chunk(m, 7);
         size_t n = lc_model_n_params(m);
@@ -208,7 +219,7 @@ static void cmd_ref(const char *shape)
         else printf("ok   ref doc=%d: grads accumulate: 2 x scale 0.5 vs 1 x 1.0 rel err %.2g (tol 1e-6)\n", doc, ae);
 
         /* recompute gives the same bits */
-        lc_model *mr = make(g_t, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, doc, 1);
+        lc_model *mr = make(g_t, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_LOWER_AUTO, LC_DT_F32, doc, 1);
         float lr;
         if (doc) lc_model__set_loss_chunk(mr, 7);
         lc_model_zero_grads(mr);
@@ -252,15 +263,15 @@ static void cmd_cp(int S, const char *shape)
         }
         if (t) self = t;
     }
-    struct { lc_cp_algo a; lc_cp_lowering l; const char *name; } low[] = {
-        {LC_CP_RING, LC_CP_ONE_SIDED, "ring/one_sided"},
-        {LC_CP_RING, LC_CP_TWO_SIDED, "ring/two_sided"},
-        {LC_CP_RING, LC_CP_ZERO_COPY, "ring/zero_copy"},
-        {LC_CP_ALLGATHER, LC_CP_LOWER_AUTO, "allgather"}};
+    struct { lc_cp_algo a; lc_lowering l; const char *name; } low[] = {
+        {LC_CP_RING, LC_LOWER_ONE_SIDED, "ring/one_sided"},
+        {LC_CP_RING, LC_LOWER_TWO_SIDED, "ring/two_sided"},
+        {LC_CP_RING, LC_LOWER_ZERO_COPY, "ring/zero_copy"},
+        {LC_CP_ALLGATHER, LC_LOWER_AUTO, "allgather"}};
     double worst_loss = 0, worst_grad = 0;
     for (int doc = 0; doc <= 1; doc++) {
         inputs in = make_inputs(S, c.vocab, g_seed + 1000 + doc);
-        lc_model *one = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, doc, 0);
+        lc_model *one = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_LOWER_AUTO, LC_DT_F32, doc, 0);
         size_t n = lc_model_n_params(one);
         float l1;
         lc_model_zero_grads(one);
@@ -306,8 +317,8 @@ static void cmd_cp(int S, const char *shape)
      * bf16 rounding of out may flip an ulp) */
     {
         inputs in = make_inputs(S, c.vocab, g_seed + 2000);
-        lc_model *one = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_BF16, 1, 0);
-        lc_model *m = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_BF16, 1, 1);
+        lc_model *one = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_LOWER_AUTO, LC_DT_BF16, 1, 0);
+        lc_model *m = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_LOWER_AUTO, LC_DT_BF16, 1, 1);
         size_t n = lc_model_n_params(m);
         float l1, lp, *sum = malloc(4 * n);
         lc_model_zero_grads(one);
@@ -400,17 +411,18 @@ static void cmd_tp(int cp, int tp, int S, int sp, const char *shape)
     double worst_l = 0, worst_g = 0;
     for (int doc = 0; doc <= 1; doc++) {
         inputs in = make_inputs(S, c.vocab, g_seed + 3000 + doc);
-        lc_model *one = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, doc, 0);
+        lc_model *one = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_LOWER_AUTO, LC_DT_F32, doc, 0);
         size_t n1 = lc_model_n_params(one);
-        lc_model_run r = {.cp_team = cpt, .seq_len = S, .layout = doc ? LC_CP_ZIGZAG : LC_CP_STRIPED,
-                          .cp_algo = LC_CP_RING, .lowering = LC_CP_LOWER_AUTO, .compute = LC_DT_F32,
-                          .doc_mask = doc, .threads = 1, .recompute = doc, .tp_team = tpt, .sp = sp};
+        lc_plan pl = {.seq_len = S, .layout = doc ? LC_CP_ZIGZAG : LC_CP_STRIPED, .algo = LC_CP_RING,
+                      .lowering = LC_LOWER_AUTO, .sp = sp};
+        lc_model_run r = {.cp_team = cpt, .plan = &pl, .compute = LC_DT_F32, .doc_mask = doc, .threads = 1,
+                          .recompute = doc, .tp_team = tpt};
         lc_model *m;
         MUST(NULL, lc_model_create(&c, &r, &m));
         size_t n = lc_model_n_params(m);
         if (tp > 1 && n >= n1) FAIL("TP %d: %zu local params, not fewer than one PE's %zu", tp, n, n1);
         /* init is layout-independent: the gathered init equals one PE's */
-        lc_model *o2 = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, 0, 0);
+        lc_model *o2 = make(self, c, S, LC_CP_CONTIGUOUS, LC_CP_RING, LC_LOWER_AUTO, LC_DT_F32, 0, 0);
         lc_model_init_params(o2, g_seed);
         lc_model_init_params(m, g_seed);
         float *gi = gather_all(m, lc_model_params(m), n1);
@@ -498,7 +510,7 @@ static void cmd_tp_errors(void)
         lc_model_config c = tiny();
         c.n_heads = bad[k].heads, c.n_kv_heads = bad[k].kv, c.ffn_dim = bad[k].ffn, c.vocab = bad[k].vocab;
         c.dim = 16 * c.n_heads;
-        lc_model_run r = {.cp_team = cpt, .seq_len = 64, .threads = 1, .tp_team = tpt};
+        lc_model_run r = {.cp_team = cpt, .plan = &(lc_plan){.seq_len = 64}, .threads = 1, .tp_team = tpt};
         lc_model *m = (lc_model *)1;
         int rc = lc_model_create(&c, &r, &m);
         if (rc != LC_ERR_ARG || m || !strstr(lc_model_last_error(NULL), bad[k].want))
@@ -513,7 +525,7 @@ static void cmd_tp_errors(void)
     c.n_heads = 6, c.n_kv_heads = 3, c.dim = 96;
     if (lc_model_tp_check(&c, 2, err, sizeof err) == 0 || !strstr(err, "n_kv_heads = 3"))
         FAIL("kv 3 over tp 2: \"%s\"", err);
-    lc_model_run r = {.cp_team = g_t, .seq_len = 64, .threads = 1, .sp = 1};
+    lc_model_run r = {.cp_team = g_t, .plan = &(lc_plan){.seq_len = 64, .sp = 1}, .threads = 1};
     lc_model *m;
     if (lc_model_create(&c, &r, &m) != LC_ERR_ARG || !strstr(lc_model_last_error(NULL), "sp"))
         FAIL("sp without TP: \"%s\"", lc_model_last_error(NULL));
@@ -528,8 +540,8 @@ static void cmd_bf16(void)
     lc_model_config c = tiny();
     int S = 64;
     inputs in = make_inputs(S, c.vocab, g_seed + 7);
-    lc_model *a = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, 1, 0);
-    lc_model *b = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_BF16, 1, 0);
+    lc_model *a = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_LOWER_AUTO, LC_DT_F32, 1, 0);
+    lc_model *b = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_LOWER_AUTO, LC_DT_BF16, 1, 0);
     float la, lb;
     lc_model_zero_grads(a);
     lc_model_zero_grads(b);
@@ -561,7 +573,7 @@ static void cmd_bf16(void)
 
 static void expect_cfg_err(lc_model_config c, const char *field)
 {
-    lc_model_run r = {.cp_team = g_t, .seq_len = 64, .threads = 1};
+    lc_model_run r = {.cp_team = g_t, .plan = &(lc_plan){.seq_len = 64}, .threads = 1};
     lc_model *m = (lc_model *)1;
     int rc = lc_model_create(&c, &r, &m);
     const char *e = lc_model_last_error(NULL);
@@ -588,32 +600,33 @@ static void cmd_errors(void)
         FAIL("llama3-8b preset has the wrong shape");
     else {
         /* 8.03e9 parameters: the shape checks against the published model size */
-        lc_model_run r = {.seq_len = 8192};
+        lc_model_run r = {.plan = &(lc_plan){.seq_len = 8192}};
         double fl = lc_model_flops_per_token(&x, 8192);
         printf("ok   llama3-8b: %.4g FLOPs/token fwd+bwd at 8K, memory estimate %.1f GiB/PE "
                "(fp32, 1 PE)\n", fl, lc_model_memory_bytes(&x, &r, 1) / 1073741824.0);
     }
 
     /* run errors */
-    lc_model_run r = {.cp_team = g_t, .seq_len = 0, .threads = 1};
+    lc_plan pl = {.seq_len = 0};
+    lc_model_run r = {.cp_team = g_t, .plan = &pl, .threads = 1};
     lc_model *m = NULL;
     int rc = lc_model_create(&c, &r, &m);
     if (rc != LC_ERR_ARG || !strstr(lc_model_last_error(NULL), "seq_len"))
         FAIL("seq_len 0: rc %d \"%s\"", rc, lc_model_last_error(NULL));
     /* contiguous chunks of ceil(S/P): at S = P + 1 (P >= 3) or S = 1 the last PE holds nothing */
-    r.seq_len = g_P == 2 ? 1 : g_P + 1;
-    r.layout = LC_CP_CONTIGUOUS;
+    pl.seq_len = g_P == 2 ? 1 : g_P + 1;
+    pl.layout = LC_CP_CONTIGUOUS;
     int npad = 0;
-    if (g_P > 1 && lc_cp_layout_positions(r.layout, r.seq_len, g_P, g_P - 1, NULL, &npad) != 0)
-        FAIL("test premise: PE %d holds tokens at S=%lld", g_P - 1, (long long)r.seq_len);
+    if (g_P > 1 && lc_cp_layout_positions(pl.layout, pl.seq_len, g_P, g_P - 1, NULL, &npad) != 0)
+        FAIL("test premise: PE %d holds tokens at S=%lld", g_P - 1, (long long)pl.seq_len);
     if (g_P > 1) {
         rc = lc_model_create(&c, &r, &m);
         if (rc != LC_ERR_ARG || !strstr(lc_model_last_error(NULL), "too short"))
-            FAIL("contiguous over %d PEs at S=%lld: rc %d \"%s\"", g_P, (long long)r.seq_len, rc,
+            FAIL("contiguous over %d PEs at S=%lld: rc %d \"%s\"", g_P, (long long)pl.seq_len, rc,
                  lc_model_last_error(NULL));
         else if (g_me == 0) printf("ok   errors: %s\n", lc_model_last_error(NULL));
     }
-    r.seq_len = 64;
+    pl.seq_len = 64;
     r.compute = (lc_dtype)7;
     rc = lc_model_create(&c, &r, &m);
     if (rc != LC_ERR_ARG || !strstr(lc_model_last_error(NULL), "compute"))
@@ -672,13 +685,13 @@ static void cmd_mem(int S)
     inputs in = make_inputs(S, c.vocab, g_seed);
     lc_model_blas_info(); /* the BLAS library is part of the baseline, not of the model */
     double base = (double)status_kib("VmRSS:");
-    lc_model *m = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, 0, 0);
+    lc_model *m = make(g_t, c, S, LC_CP_ZIGZAG, LC_CP_RING, LC_LOWER_AUTO, LC_DT_F32, 0, 0);
     float loss;
     MUST(m, lc_model_forward_backward(m, in.tok, in.tgt, in.doc, 1.0f, &loss));
     double mine[2] = {(double)status_kib("VmHWM:"), 0}, mx[2] = {0, 0};
     mine[1] = mine[0] - base;
     lc_allreduce_max_f64(g_t, mx, mine, 2);
-    lc_model_run r = {.seq_len = S};
+    lc_model_run r = {.plan = &(lc_plan){.seq_len = S}};
     if (g_me == 0)
         printf("mem P=%d S=%d: max VmHWM %.0f KiB per PE, model share %.0f KiB (VmHWM - VmRSS "
                "before create; estimate %.0f KiB), loss %.4f\n",

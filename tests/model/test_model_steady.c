@@ -50,9 +50,9 @@ int main(void)
         tgt[i] = i % 13 == 5 ? -1 : (i * 53 + 7) % cfg.vocab;
     }
     for (int sp = 0; sp <= 1 && cpt && tpt; sp++) {
-        lc_model_run run = {.cp_team = cpt, .seq_len = S, .layout = LC_CP_ZIGZAG, .cp_algo = LC_CP_RING,
-                            .lowering = LC_CP_LOWER_AUTO, .compute = LC_DT_F32, .threads = 1,
-                            .tp_team = tpt, .sp = sp};
+        lc_plan plan = {.seq_len = S, .layout = LC_CP_ZIGZAG, .algo = LC_CP_RING, .lowering = LC_LOWER_AUTO,
+                        .sp = sp};
+        lc_model_run run = {.cp_team = cpt, .plan = &plan, .compute = LC_DT_F32, .threads = 1, .tp_team = tpt};
         lc_model *m;
         if (lc_model_create(&cfg, &run, &m)) {
             FAIL("sp %d: create: %s", sp, lc_model_last_error(NULL));

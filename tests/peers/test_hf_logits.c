@@ -48,7 +48,8 @@ int main(int argc, char **argv)
     lc_model_preset("tiny", &cfg);
     /* not the default theta: a checkpoint that lost it would fail the comparison */
     cfg.rope_theta = 5000.0f;
-    lc_model_run run = {lc_team_world(w), S, LC_CP_ZIGZAG, LC_CP_RING, LC_CP_LOWER_AUTO, LC_DT_F32, 0, 1, 0, NULL, 0};
+    lc_plan plan = {.seq_len = S, .layout = LC_CP_ZIGZAG, .algo = LC_CP_RING, .lowering = LC_LOWER_AUTO};
+    lc_model_run run = {.cp_team = lc_team_world(w), .plan = &plan, .compute = LC_DT_F32, .threads = 1};
     lc_model *m;
     if (lc_model_create(&cfg, &run, &m)) {
         fprintf(stderr, "test_hf_logits: PE %d: %s\n", me, lc_model_last_error(NULL));

@@ -61,6 +61,7 @@ check timeout 1 8 "timed out after 2.0 s in lc_signal_wait_until" LONGCTX_TIMEOU
 check bad-root 1 5 "lc_broadcast: root 99 not in team of 3"
 check bad-map 1 5 "lc_permute_start_map: dest_of\[0\] = 3 is not a team rank or -1"
 check private-dst 1 5 "lc_permute_start: one_sided needs dst in the symmetric heap"
+check zero-copy-permute 1 5 "lc_permute_start: lowering zero_copy moves no bytes"
 # A stopped PE is named by its missing heartbeat (bound scaled down to 1 s).
 check stop 1 12 "PE 1 stopped responding (no heartbeat for .* s, LONGCTX_HEARTBEAT_S=1; process [0-9]* is stopped) while PE [02] waited in lc_barrier" LONGCTX_HEARTBEAT_S=1 LONGCTX_ABORT_GRACE=1
 

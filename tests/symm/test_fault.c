@@ -110,6 +110,9 @@ int main(int argc, char **argv)
             uint64_t local[1] = {0};
             lc_permute_req r;
             rc = lc_permute_start(lc_team_world(w), 1, sig, local, 8, LC_LOWER_ONE_SIDED, &r);
+        } else if (!strcmp(mode, "zero-copy-permute")) {
+            lc_permute_req r; /* a permute copies: zero_copy is the consumer's lowering, not its */
+            rc = lc_permute_start(lc_team_world(w), 1, sig, sig, 8, LC_LOWER_ZERO_COPY, &r);
         } else if (!strcmp(mode, "busy")) {
             rc = lc_barrier(lc_team_world(w));
         } else {
@@ -120,7 +123,7 @@ int main(int argc, char **argv)
         if (!strcmp(mode, "bad-root")) {
             uint64_t v = 7;
             rc = lc_broadcast(lc_team_world(w), &v, &v, sizeof v, 1);
-        } else if (!strcmp(mode, "bad-map") || !strcmp(mode, "private-dst")) {
+        } else if (!strcmp(mode, "bad-map") || !strcmp(mode, "private-dst") || !strcmp(mode, "zero-copy-permute")) {
             uint64_t v = 5;
             lc_permute_req r;
             rc = lc_permute_start(lc_team_world(w), 1, &v, sig, 8, LC_LOWER_ONE_SIDED, &r);

@@ -1,0 +1,94 @@
+/* The parallel plan: defaults, the one shape rule (lc_plan_fits) and the one validation.
+ * The trainer, the model and lc_cp all ask lc_plan_fits, so "does this sequence fit this
+ * layout" has one answer everywhere. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cp/internal.h"
+
+void lc_plan_init(lc_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    p->dp = p->cp = p->tp = 1;
+    p->order[0] = 0, p->order[1] = 1, p->order[2] = 2;
+    p->layout = LC_CP_ZIGZAG;
+    p->algo = LC_CP_RING;
+    p->lowering = LC_LOWER_AUTO;
+}
+
+int lc_plan_fits(lc_cp_layout layout, int64_t seq_len, int cp, char *why, size_t len)
+{
+    char dummy[8];
+    if (!why) why = dummy, len = sizeof dummy;
+    if (seq_len < 1) return snprintf(why, len, "seq_len = %lld must be >= 1", (long long)seq_len), LC_ERR_ARG;
+    if ((unsigned)layout > LC_CP_STRIPED) return snprintf(why, len, "unknown layout %d", (int)layout), LC_ERR_ARG;
+    if (cp < 1) return snprintf(why, len, "a CP team of %d PEs", cp), LC_ERR_ARG;
+    /* Positions are int32 (attn.h); the layout pads S up to its chunking. */
+    int n_pad = 0;
+    if (seq_len > INT32_MAX || lc_cp_layout_positions(layout, seq_len, cp, 0, NULL, &n_pad) < 0)
+        return snprintf(why, len,
+                        "seq_len = %lld is too long: the %s layout over %d PEs pads it to positions "
+                        "that must fit in int32 (at most %d tokens)",
+                        (long long)seq_len, lc_cp_layout_name(layout), cp, INT32_MAX), LC_ERR_ARG;
+    /* Every PE owns a token: zigzag's 2 x cp chunks each get one, the others cp. */
+    int need = layout == LC_CP_ZIGZAG ? 2 * cp : cp;
+    if (seq_len < need)
+        return snprintf(why, len, "sequence too short for the layout: --seq %lld over CP %d with %s needs at least %d tokens",
+                        (long long)seq_len, cp, lc_cp_layout_name(layout), need), 1;
+    /* Contiguous rounds its blocks up: the last PEs may still get only padding. */
+    for (int pe = 0; pe < cp; pe++)
+        if (lc_cp_layout_positions(layout, seq_len, cp, pe, NULL, &n_pad) < 1)
+            return snprintf(why, len, "seq_len = %lld is too short for the %s layout over %d PEs (PE %d would hold no token)",
+                            (long long)seq_len, lc_cp_layout_name(layout), cp, pe), 1;
+    return 0;
+}
+
+int lc_plan_check_mesh(int n_pes, int dp, int cp, int tp, char *err, size_t len)
+{
+    if (dp < 1 || cp < 1 || tp < 1)
+        return snprintf(err, len, "mesh: --dp %d, --cp %d and --tp %d must all be >= 1", dp, cp, tp), LC_ERR_ARG;
+    if (n_pes > 0 && (long long)dp * cp * tp != n_pes)
+        return snprintf(err, len, "mesh: %d PEs cannot form DP %d x CP %d%s%.0d (needs %lld PEs)", n_pes, dp, cp,
+                        tp > 1 ? " x TP " : "", tp > 1 ? tp : 0, (long long)dp * cp * tp), LC_ERR_ARG;
+    return LC_OK;
+}
+
+static const char *const AXIS[3] = {"tp", "cp", "dp"};
+
+int lc_plan_parse_order(const char *s, int order[3], char *err, size_t len)
+{
+    if (!s) s = "tp,cp,dp";
+    int seen = 0, n = 0;
+    const char *p = s;
+    while (*p && n < 4) {
+        int k;
+        for (k = 0; k < 3 && strncmp(p, AXIS[k], 2); k++) {}
+        if (k == 3 || (p[2] && p[2] != ',') || (seen >> k & 1)) break;
+        seen |= 1 << k;
+        if (n < 3) order[n] = k;
+        n++;
+        p += p[2] ? 3 : 2;
+    }
+    if (*p || n != 3 || seen != 7)
+        return snprintf(err, len, "mesh: --mesh-order '%s' must name tp, cp and dp once each, innermost first "
+                        "(e.g. tp,cp,dp)", s), LC_ERR_ARG;
+    return LC_OK;
+}
+
+int lc_plan_validate(const lc_plan *p, int n_pes, char *err, size_t len)
+{
+    if (!p) return snprintf(err, len, "the plan is NULL"), LC_ERR_ARG;
+    int rc = lc_plan_check_mesh(n_pes, p->dp, p->cp, p->tp, err, len);
+    if (rc) return rc;
+    int seen = 0;
+    for (int k = 0; k < 3; k++) seen |= (unsigned)p->order[k] < 3 ? 1 << p->order[k] : 8;
+    if (seen != 7)
+        return snprintf(err, len, "mesh: order {%d, %d, %d} must name tp (0), cp (1) and dp (2) once each",
+                        p->order[0], p->order[1], p->order[2]), LC_ERR_ARG;
+    if (p->sp && p->tp < 2)
+        return snprintf(err, len, "--sp (sequence parallelism) needs --tp 2 or more (now --tp %d)", p->tp), LC_ERR_ARG;
+    if ((unsigned)p->algo > LC_CP_ALLGATHER) return snprintf(err, len, "unknown algorithm %d", (int)p->algo), LC_ERR_ARG;
+    if ((unsigned)p->lowering > LC_LOWER_COMPUTE_ONLY)
+        return snprintf(err, len, "unknown lowering %d", (int)p->lowering), LC_ERR_ARG;
+    return lc_plan_fits(p->layout, p->seq_len, p->cp, err, len) ? LC_ERR_ARG : LC_OK;
+}
