@@ -215,9 +215,9 @@ static void print_banner(const trainer *t)
            o->model_name ? o->model_name : "custom", c->n_layers, c->dim, c->n_heads, c->n_kv_heads,
            c->ffn_dim, c->vocab, (double)t->np / 1e6, (long long)p->seq_len, p->dp, o->accum, t->tokens_step);
     static const char *const ax[3] = {"tp", "cp", "dp"};
-    printf("train: mesh DP %d x CP %d x TP %d%s on %d PEs (shm; order %s,%s,%s innermost first), %d thread%s "
+    printf("train: mesh DP %d x CP %d x TP %d%s on %d PEs (%s; order %s,%s,%s innermost first), %d thread%s "
            "per PE; CP %s, %s layout, %s lowering; %s compute%s%s\n",
-           p->dp, p->cp, p->tp, p->sp ? " +SP" : "", t->n_pes, ax[t->mesh.order[0]], ax[t->mesh.order[1]],
+           p->dp, p->cp, p->tp, p->sp ? " +SP" : "", t->n_pes, lc_world_backend(t->w), ax[t->mesh.order[0]], ax[t->mesh.order[1]],
            ax[t->mesh.order[2]], t->threads, t->threads == 1 ? "" : "s", p->algo == LC_CP_RING ? "ring" : "all-gather",
            lc_cp_layout_name(p->layout), lc_lowering_name(p->lowering), lc_dtype_name(o->compute),
            o->recompute ? ", recompute" : "", o->doc_mask ? ", packed-document masking" : "");
