@@ -10,8 +10,7 @@ set(LONGCTX_GPU_SUMMARY "")
 # The mask / tile-classification / layout logic is plain C shared with the kernels: test it
 # on every machine.
 add_executable(test_gpu_logic ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_logic.c)
-target_include_directories(test_gpu_logic PRIVATE ${CMAKE_SOURCE_DIR}/src/attn/cuda
-                           ${CMAKE_SOURCE_DIR}/src/cp ${CMAKE_SOURCE_DIR}/include)
+target_include_directories(test_gpu_logic PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
 target_link_libraries(test_gpu_logic PRIVATE longctx_lib m)
 add_test(NAME gpu_logic COMMAND test_gpu_logic)
 set_tests_properties(gpu_logic PROPERTIES LABELS "gpu;cpu" TIMEOUT 120)
@@ -46,7 +45,9 @@ if(CMAKE_CXX_COMPILER)
   enable_language(CXX)
   add_executable(test_ring_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_ring_emu.cc)
   set_target_properties(test_ring_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
-  target_include_directories(test_ring_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/src
+  # the architecture (gpu_arch.h) and CUDA runtime of this build are the stand-ins in
+  # tests/gpu/emu/ring: first on the path, so the ring's real source takes them
+  target_include_directories(test_ring_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu/ring ${CMAKE_SOURCE_DIR}/src
                              ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/src/cp ${CMAKE_SOURCE_DIR}/include)
   target_compile_options(test_ring_emu PRIVATE -O1 -Wno-unused-parameter)
   target_link_libraries(test_ring_emu PRIVATE longctx_lib Threads::Threads m)
@@ -67,7 +68,8 @@ find_package(CUDAToolkit QUIET)
 if(CMAKE_CXX_COMPILER AND CUDAToolkit_FOUND)
   add_executable(test_gpu_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_gpu_emu.cc)
   set_target_properties(test_gpu_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
-  target_include_directories(test_gpu_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu
+  # the architecture header of this build is the emulator's (tests/gpu/emu/gpu_arch.h)
+  target_include_directories(test_gpu_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/src
                              ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/include)
   target_include_directories(test_gpu_emu SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
   target_compile_options(test_gpu_emu PRIVATE -O2 -Wno-unknown-pragmas)
@@ -160,8 +162,9 @@ endif()
 # (whose host half holds nvshmemi_init_thread). Kept apart so the attention kernels are
 # compiled whole-program, without -rdc.
 add_library(longctx_gpu_shmem STATIC ${CMAKE_SOURCE_DIR}/src/symm/nvshmem.cu)
-target_include_directories(longctx_gpu_shmem PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src/attn/cuda)
-target_link_libraries(longctx_gpu_shmem PUBLIC CUDA::cudart)
+target_include_directories(longctx_gpu_shmem PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src)
+# the GPU error helpers (symm/gpu_err.h, defined in nvshmem.cu) record into src/common's buffer
+target_link_libraries(longctx_gpu_shmem PUBLIC CUDA::cudart longctx_lib)
 if(LONGCTX_HAVE_NVSHMEM)
   target_compile_definitions(longctx_gpu_shmem PRIVATE LONGCTX_HAVE_NVSHMEM=1)
   target_include_directories(longctx_gpu_shmem SYSTEM PRIVATE ${LONGCTX_NVSHMEM_INCLUDE})
@@ -175,7 +178,8 @@ endif()
 # file is built for that target only (attn_select.cu runs it on compute capability 9.0).
 add_library(longctx_gpu_sm90 OBJECT ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_fwd_sm90.cu)
 set_target_properties(longctx_gpu_sm90 PROPERTIES CUDA_ARCHITECTURES 90a-real POSITION_INDEPENDENT_CODE ON)
-target_include_directories(longctx_gpu_sm90 PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src/attn/cuda)
+target_include_directories(longctx_gpu_sm90 PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src
+                           ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/src/attn/cuda/arch)
 target_compile_options(longctx_gpu_sm90 PRIVATE -O3 -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter)
 # ptxas's view of it, no device needed: no spills, no serialised wgmma (C7515)
 add_test(NAME gpu_sm90_ptxas COMMAND bash ${CMAKE_SOURCE_DIR}/tests/gpu/sm90_ptxas.sh ${CMAKE_CUDA_COMPILER}
@@ -235,14 +239,18 @@ add_library(longctx_gpu STATIC
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_engine.cpp
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_kernels.cu
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_api.cu
+  ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_iface.cu
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_select.cu
   $<TARGET_OBJECTS:longctx_gpu_sm90>
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_fwd.cu
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_bwd.cu
   ${CMAKE_SOURCE_DIR}/src/symm/nccl_permute.cu
   ${CMAKE_SOURCE_DIR}/src/cp/ring_gpu.cu)
+# the real architecture header (src/attn/cuda/arch/gpu_arch.h): the emulated builds above name
+# their own folder instead
 target_include_directories(longctx_gpu PUBLIC ${CMAKE_SOURCE_DIR}/include
-                           PRIVATE ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/src/cp)
+                           PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/src/attn/cuda
+                                   ${CMAKE_SOURCE_DIR}/src/attn/cuda/arch ${CMAKE_SOURCE_DIR}/src/cp)
 target_compile_options(longctx_gpu PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-O3 -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter>)
 target_link_libraries(longctx_gpu PUBLIC longctx_gpu_shmem CUDA::cudart)
 target_compile_options(longctx_gpu PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-O2 -Wall -Wextra>)

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "longctx/attn.h"
+#include "longctx/cp.h"
 #include "longctx/symm.h"
 
 #ifdef __cplusplus
@@ -29,17 +30,12 @@ typedef void *lc_gpu_stream; /* cudaStream_t; NULL = the legacy default stream *
 int lc_gpu_device_count(char *why, size_t whylen);
 const char *lc_gpu_last_error(void); /* thread-local */
 
-/* Storage dtypes on the GPU. Accumulation is always fp32. */
-typedef enum { LC_GPU_F32 = 0, LC_GPU_BF16 = 1, LC_GPU_F16 = 2 } lc_gpu_dtype;
-const char *lc_gpu_dtype_name(lc_gpu_dtype t);
-size_t lc_gpu_dtype_size(lc_gpu_dtype t);
-
 /* ---- attention block kernels ---- */
 typedef struct lc_gpu_attn_engine lc_gpu_attn_engine; /* see "attention engines" below */
 typedef struct {
     int sq, sk;          /* rows of Q, rows of K/V */
     int hq, hkv, d;      /* d in {64, 128}; hq a multiple of hkv */
-    lc_gpu_dtype dtype;  /* BF16 or F16 for q, k, v, dout */
+    lc_dtype dtype;      /* LC_DT_BF16 or LC_DT_F16 for q, k, v, dout */
     float scale;         /* 0: 1/sqrt(d) */
     const int32_t *q_pos; /* device [sq] global positions; NULL: 0..sq-1 */
     const int32_t *k_pos; /* device [sk]; NULL: 0..sk-1 */
@@ -59,7 +55,7 @@ int lc_gpu_attn_fwd_block(const lc_gpu_attn_desc *a, const void *q, const void *
                           const void *v, float *o, float *lse, lc_gpu_stream s);
 /* out [sq,hq,d] in out_dtype (F32, BF16 or F16) from the fp32 state. */
 int lc_gpu_attn_fwd_finish(const lc_gpu_attn_desc *a, const float *o, void *out,
-                           lc_gpu_dtype out_dtype, lc_gpu_stream s);
+                           lc_dtype out_dtype, lc_gpu_stream s);
 /* delta[i,h] = sum_d dout[i,h,:] * o[i,h,:] (o fp32, dout in a->dtype). With a cuDNN engine in
  * a->engine it keeps a 16-bit copy of o for cuDNN's backward instead, and delta is written
  * only when (and just before) a block call falls back to our kernels. */
@@ -70,11 +66,23 @@ int lc_gpu_attn_bwd_prep(const lc_gpu_attn_desc *a, const float *o, const void *
  * $LONGCTX_GPU_KERNEL = sm80 | sm90 | auto (default) chooses; auto takes sm90 only after it
  * matched the sm80 kernel in a one-time start-up check. NULL (lc_gpu_last_error says why)
  * when the choice cannot be met, e.g. sm90 forced on another card. */
-const char *lc_gpu_attn_fwd_kernel(lc_gpu_dtype dtype, int d);
+const char *lc_gpu_attn_fwd_kernel(lc_dtype dtype, int d);
 int lc_gpu_attn_bwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k,
                           const void *v, const void *dout, const float *lse,
                           const float *delta, float *dq, float *dk, float *dv,
                           lc_gpu_stream s);
+
+/* ---- the CUDA kernels behind lc_attn_iface (attn.h) ----
+ * lc_attn_cuda runs the calls above on the descriptor's fields: sq, sk, hq, hkv, d,
+ * qkv_dtype (LC_DT_BF16 or LC_DT_F16), scale, q_pos, k_pos and mask (device pointers); CPU
+ * resources (threads, impl, pool, work) are ignored, workspace_size gives 0 (the kernels keep
+ * their own), the stream is a cudaStream_t. a->dev may point at an lc_gpu_attn_ext. */
+typedef struct {
+    lc_gpu_attn_engine *engine;               /* NULL: our kernels */
+    const int32_t *q_pos_host, *k_pos_host;   /* as in lc_gpu_attn_desc */
+    const int32_t *q_doc_host, *k_doc_host;
+} lc_gpu_attn_ext;
+extern const lc_attn_iface lc_attn_cuda;
 
 /* ---- attention engines: our kernels or cuDNN's SDPA graphs (issue 12) ----
  * LC_GPU_ENGINE_CUDNN cuts each block into at most 16 pieces whose mask is a cuDNN diagonal
@@ -220,22 +228,17 @@ int lc_gpu_nccl_size(const lc_gpu_nccl *c);
 int lc_gpu_nccl_agree(lc_gpu_nccl *c, int status, uint32_t key, lc_gpu_agreement *out);
 
 /* ---- ring attention over the NVSHMEM world ---- */
-/* The layouts of lc_cp (same numbers, same map): contiguous, zigzag (2P chunks, PE r holds
- * r and 2P-1-r), striped (token t on PE t mod P). Any S: each layout pads S up to its
- * chunking and every PE holds lc_gpu_layout_rows() rows, padding at the end with position -1
- * (the kernels skip it). */
-typedef enum { LC_GPU_LAYOUT_CONTIG = 0, LC_GPU_LAYOUT_ZIGZAG = 1, LC_GPU_LAYOUT_STRIPED = 2 } lc_gpu_layout;
-/* Padded local rows per PE (the ring's s_local), or LC_ERR_ARG. */
-int lc_gpu_layout_rows(lc_gpu_layout l, int64_t s_global, int n_pes);
-/* Global positions of PE pe's lc_gpu_layout_rows() local rows (host memory), -1 = padding. */
-int lc_gpu_layout_positions(lc_gpu_layout l, int64_t s_global, int n_pes, int pe, int32_t *pos);
+/* The GPU ring shards like lc_cp, with the same map (lc_cp_layout, src/cp/core.h): any S,
+ * each layout pads S up to its chunking and every PE holds the same number of rows (n_pad of
+ * lc_cp_layout_positions, the ring's s_local), padding at the end with position -1 (the
+ * kernels skip it); lc_cp_layout_positions gives a PE's positions. */
 
 typedef struct lc_gpu_ring lc_gpu_ring;
 typedef struct {
     lc_gpu_world *world;  /* ONE_SIDED: the ring is the world's PEs in order */
     int s_local;          /* rows of the local Q and KV shard */
     int hq, hkv, d;
-    lc_gpu_dtype dtype;
+    lc_dtype dtype;
     float scale;          /* 0: 1/sqrt(d) */
     unsigned mask_kind;   /* LC_MASK_* */
     int64_t window;
@@ -249,10 +252,10 @@ typedef struct {
                              refuses capture */
     /* The attention engine of the block calls (0 = OWN). CUDNN plans blocks on the host, so
      * the ring must know every PE's positions: give the layout and the global S the shards
-     * came from (lc_gpu_layout_positions); the document mask's blocks then run on our
+     * came from (lc_cp_layout_positions); the document mask's blocks then run on our
      * kernels (the ids are not known on the host). */
     lc_gpu_engine_kind engine;
-    lc_gpu_layout layout;
+    lc_cp_layout layout;
     int64_t s_global;
 } lc_gpu_ring_opts;
 

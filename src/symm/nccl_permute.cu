@@ -10,7 +10,7 @@
 #include <cuda_runtime.h>
 
 #include "gpu_agree.h"
-#include "gpu_internal.h"
+#include "gpu_err.h"
 #include "longctx/gpu.h"
 
 #if defined(LONGCTX_HAVE_NCCL)

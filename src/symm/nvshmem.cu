@@ -12,6 +12,7 @@
  * dead peer turns into an error instead of a hung GPU.
  *
  * Built without NVSHMEM, every entry point returns LC_ERR_UNSUPPORTED. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +20,27 @@
 #include <cuda.h> /* types of the stream memory operations only; no libcuda link */
 #include <cuda_runtime.h>
 
+#include "../common/err.h"
 #include "gpu_agree.h"
-#include "gpu_internal.h"
+#include "gpu_err.h"
 #include "longctx/gpu.h"
+
+// The one error convention (src/common/err.h): the GPU entry points have no handle, so
+// their messages go to the calling thread's buffer, which lc_attn_last_error reads too.
+extern "C" const char *lc_gpu_last_error(void) { return lc__thread_error(); }
+
+int lcg_fail(int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    lc__vfail_in(NULL, 0, status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+int lcg_cuda(cudaError_t e, const char *what) {
+    if (e == cudaSuccess) return LC_OK;
+    return lcg_fail(LC_ERR_SYS, "%s: %s", what, cudaGetErrorString(e));
+}
 
 #if defined(LONGCTX_HAVE_NVSHMEM)
 #include <nvshmem.h>
