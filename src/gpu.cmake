@@ -108,7 +108,7 @@ endif()
 # libnvshmem_device (whose host half holds nvshmemi_init_thread). Kept apart so the attention
 # kernels are compiled whole-program, without -rdc.
 add_library(lc_symm_nvshmem STATIC ${CMAKE_SOURCE_DIR}/src/symm/nvshmem.cu)
-target_include_directories(lc_symm_nvshmem PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/src/attn/cuda)
+target_include_directories(lc_symm_nvshmem PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(lc_symm_nvshmem PUBLIC CUDA::cudart)
 add_dependencies(lc_symm_nvshmem lc_layer_check)
 if(LONGCTX_HAVE_NVSHMEM)
@@ -124,7 +124,8 @@ endif()
 # file is built for that target only (attn_select.cu runs it on compute capability 9.0).
 add_library(lc_attn_sm90 OBJECT ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_fwd_sm90.cu)
 set_target_properties(lc_attn_sm90 PROPERTIES CUDA_ARCHITECTURES 90a-real POSITION_INDEPENDENT_CODE ON)
-target_include_directories(lc_attn_sm90 PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/src/attn/cuda)
+target_include_directories(lc_attn_sm90 PRIVATE ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/src/attn/cuda
+                           ${CMAKE_SOURCE_DIR}/src/attn/cuda/arch)
 target_compile_options(lc_attn_sm90 PRIVATE -O3 -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter)
 add_dependencies(lc_attn_sm90 lc_layer_check)
 
@@ -181,7 +182,10 @@ endif()
 function(longctx_gpu_flags t)
   target_compile_options(${t} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-O3 -Xcompiler=-Wall,-Wextra,-Wno-unused-parameter>)
   target_compile_options(${t} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-O2 -Wall -Wextra>)
-  target_include_directories(${t} PUBLIC ${CMAKE_SOURCE_DIR}/include PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/src/attn/cuda)
+  # src/attn/cuda/arch: the real architecture header (gpu_arch.h); the emulated builds name
+  # their own folder instead
+  target_include_directories(${t} PUBLIC ${CMAKE_SOURCE_DIR}/include PRIVATE ${CMAKE_SOURCE_DIR}/src
+                             ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/src/attn/cuda/arch)
   add_dependencies(${t} lc_layer_check)
 endfunction()
 
@@ -190,6 +194,7 @@ add_library(lc_attn_gpu STATIC
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_engine.cpp
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_kernels.cu
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_api.cu
+  ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_iface.cu
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_select.cu
   $<TARGET_OBJECTS:lc_attn_sm90>
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_fwd.cu
@@ -214,15 +219,13 @@ else()
     COMPILE_DEFINITIONS "LONGCTX_CUDNN_WHY=\"${LONGCTX_CUDNN_WHY}\"")
 endif()
 
-# symm: the NCCL twin of the NVSHMEM backend. TEMPORARY: symm's GPU code reports CUDA errors
-# through the kernels' helpers (lcg_fail, lcg_cuda in src/attn/cuda/attn_api.cu), so it links
-# lc_attn_gpu, above it; the GPU restructuring moves those helpers down and drops this link
-# (and the matching entries of the allow-list in cmake/layers.cmake).
+# symm: the NCCL twin of the NVSHMEM backend. Both report CUDA errors through common's
+# helpers (common/gpu_err.h), so they link nothing above symm.
 add_library(lc_symm_gpu STATIC ${CMAKE_SOURCE_DIR}/src/symm/nccl_permute.cu)
 longctx_gpu_flags(lc_symm_gpu)
-target_link_libraries(lc_symm_gpu PUBLIC lc_symm lc_symm_nvshmem CUDA::cudart lc_attn_gpu)
+target_link_libraries(lc_symm_gpu PUBLIC lc_symm lc_symm_nvshmem CUDA::cudart)
 # INTERFACE: for its users' link only, so the NVSHMEM device link sees its own objects alone
-target_link_libraries(lc_symm_nvshmem INTERFACE lc_symm lc_attn_gpu)
+target_link_libraries(lc_symm_nvshmem INTERFACE lc_symm)
 if(LONGCTX_HAVE_NCCL)
   target_compile_definitions(lc_symm_gpu PRIVATE LONGCTX_HAVE_NCCL=1)
   target_include_directories(lc_symm_gpu SYSTEM PRIVATE ${LONGCTX_NCCL_INCLUDE})

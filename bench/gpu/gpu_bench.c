@@ -50,7 +50,7 @@ static int bench_attn(const int *seqs, int nseq, int iters) {
         snprintf(variant, sizeof variant, "cudnn");
     } else {
         /* the forward kernel family actually chosen ($LONGCTX_GPU_KERNEL, else auto) */
-        const char *fk = lc_gpu_attn_fwd_kernel(LC_GPU_BF16, 128);
+        const char *fk = lc_gpu_attn_fwd_kernel(LC_DT_BF16, 128);
         if (!fk) {
             fprintf(stderr, "attn: %s\n", lc_gpu_last_error());
             return 1;
@@ -68,10 +68,10 @@ static int bench_attn(const int *seqs, int nseq, int iters) {
         uint16_t *h = malloc(2 * (nq > nk ? nq : nk));
         uint64_t s = 7;
         void *q = gt_dev_alloc(2 * nq), *k = gt_dev_alloc(2 * nk), *v = gt_dev_alloc(2 * nk), *dout = gt_dev_alloc(2 * nq);
-        for (size_t i = 0; i < nq; i++) gt_round(LC_GPU_BF16, gt_uniform(&s), &h[i]);
+        for (size_t i = 0; i < nq; i++) gt_round(LC_DT_BF16, gt_uniform(&s), &h[i]);
         gt_h2d(q, h, 2 * nq);
         gt_h2d(dout, h, 2 * nq);
-        for (size_t i = 0; i < nk; i++) gt_round(LC_GPU_BF16, gt_uniform(&s), &h[i]);
+        for (size_t i = 0; i < nk; i++) gt_round(LC_DT_BF16, gt_uniform(&s), &h[i]);
         gt_h2d(k, h, 2 * nk);
         gt_h2d(v, h, 2 * nk);
         free(h);
@@ -80,7 +80,7 @@ static int bench_attn(const int *seqs, int nseq, int iters) {
         for (int causal = 0; causal < 2; causal++) {
             lc_gpu_attn_desc a;
             memset(&a, 0, sizeof a);
-            a.sq = a.sk = S; a.hq = hq; a.hkv = hkv; a.d = d; a.dtype = LC_GPU_BF16;
+            a.sq = a.sk = S; a.hq = hq; a.hkv = hkv; a.d = d; a.dtype = LC_DT_BF16;
             a.mask.kind = causal ? LC_MASK_CAUSAL : 0;
             a.engine = eng; /* positions are NULL (0..S-1): no host copies needed */
             lc_gpu_engine_stats st0, st1;

@@ -18,11 +18,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "longctx/status.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef enum { LC_DT_F32 = 0, LC_DT_BF16 = 1 } lc_dtype;
+/* Storage dtypes of both devices; accumulation is always fp32. The CPU kernels take F32 and
+ * BF16, the CUDA kernels (longctx/gpu.h) BF16 and F16. */
+typedef enum { LC_DT_F32 = 0, LC_DT_BF16 = 1, LC_DT_F16 = 2 } lc_dtype;
 typedef uint16_t lc_bf16;
 
 float lc_bf16_to_f32(lc_bf16 x);
@@ -99,6 +103,9 @@ typedef struct {
     lc_attn_pool *pool;   /* workers to run on (at most its size are used) */
     void *work;           /* caller-owned workspace of work_bytes, any alignment */
     size_t work_bytes;    /* >= lc_attn_workspace_size() for this descriptor */
+    /* What only a device backend reads (lc_attn_iface): NULL on the CPU; on the GPU an
+     * optional lc_gpu_attn_ext (longctx/gpu.h). */
+    const void *dev;
 } lc_attn_desc;
 
 /* Validates a descriptor; on error returns LC_ERR_ARG (-1) and writes a message naming
@@ -133,6 +140,34 @@ int lc_attn_bwd_prep(const lc_attn_desc *a, const float *out, const void *dout, 
 int lc_attn_bwd_block(const lc_attn_desc *a, const void *q, const void *k, const void *v,
                       const void *dout, const float *lse, const float *delta, float *dq,
                       float *dk, float *dv);
+
+/* ---- one attention block interface for every device ----
+ * The CP algorithms (src/cp) run their blocks through this table, the way ggml's CPU and CUDA
+ * backends fill ggml_backend_i: lc_attn_cpu (below, the driver of this header) and
+ * lc_attn_cuda (longctx/gpu.h, the CUDA kernels) implement it with the contract above. The
+ * descriptor is lc_attn_desc on both; pointers are the device's memory, `stream` is the
+ * device's queue (a cudaStream_t on the GPU, ignored on the CPU), and a->dev carries what
+ * only one device needs (the CUDA engine and host copies of positions: lc_gpu_attn_ext).
+ * Every entry returns 0 or a negative status; last_error says why. */
+typedef struct {
+    const char *name;
+    /* workspace bytes a block call needs for passes (LC_ATTN_PASS_*); 0 when the device
+     * keeps its own */
+    int (*workspace_size)(const lc_attn_desc *a, unsigned passes, size_t *bytes);
+    int (*init)(const lc_attn_desc *a, float *o, float *lse, void *stream);
+    int (*block)(const lc_attn_desc *a, const void *q, const void *k, const void *v, float *o,
+                 float *lse, void *stream);
+    int (*finish)(const lc_attn_desc *a, const float *o, void *out, lc_dtype out_dtype, void *stream);
+    int (*bwd_prep)(const lc_attn_desc *a, const float *out, const void *dout, float *delta,
+                    void *stream);
+    int (*bwd_block)(const lc_attn_desc *a, const void *q, const void *k, const void *v,
+                     const void *dout, const float *lse, const float *delta, float *dq, float *dk,
+                     float *dv, void *stream);
+    const char *(*last_error)(void);
+} lc_attn_iface;
+
+/* The CPU driver behind the interface (the lc_attn_* calls above, stream ignored). */
+extern const lc_attn_iface lc_attn_cpu;
 
 /* Float64 oracle: materialises the score matrix. Inputs are the float64 values of the
  * (possibly bf16-rounded) inputs. out [sq,hq,d], lse [sq,hq] (-inf for empty rows). */

@@ -39,13 +39,14 @@ lc_bf16 lc_f32_to_bf16(float x)
     return (lc_bf16)(u >> 16);
 }
 
-size_t lc_dtype_size(lc_dtype t) { return t == LC_DT_BF16 ? 2 : 4; }
+size_t lc_dtype_size(lc_dtype t) { return t == LC_DT_F32 ? 4 : 2; }
 
 const char *lc_dtype_name(lc_dtype t)
 {
     switch (t) {
     case LC_DT_F32: return "f32";
     case LC_DT_BF16: return "bf16";
+    case LC_DT_F16: return "f16";
     }
     return "?";
 }
@@ -214,67 +215,20 @@ int lc_attn_validate(const lc_attn_desc *a) { return lc_attn_check(a, NULL, 0); 
 
 int lc_attn_allowed(const lc_mask *m, int32_t qp, int32_t kp, int32_t qd, int32_t kd)
 {
-    if (qp < 0 || kp < 0)
-        return 0;
-    if (!m)
-        return 1;
-    if ((m->kind & LC_MASK_CAUSAL) && kp > qp)
-        return 0;
-    if ((m->kind & LC_MASK_WINDOW) && (int64_t)qp - (int64_t)kp >= m->window)
-        return 0;
-    if ((m->kind & LC_MASK_DOC) && qd != kd)
-        return 0;
-    return 1;
+    return m ? lc_mask_allowed(m->kind, m->window, qp, kp, qd, kd) : qp >= 0 && kp >= 0;
 }
 
+/* Without doc ids the document range is a dummy 0; it is read only under LC_MASK_DOC, which
+ * always comes with them. */
 void lc_attn_summarise(const int32_t *pos, const int32_t *doc, int r0, int r1, lc_tile_sum *s)
 {
-    s->pmin = INT32_MAX;
-    s->pmax = INT32_MIN;
-    s->dmin = INT32_MAX;
-    s->dmax = INT32_MIN;
-    s->npad = 0;
-    s->n = r1 - r0;
-    for (int r = r0; r < r1; r++) {
-        int32_t p = pos ? pos[r] : r;
-        if (p < 0) {
-            s->npad++;
-            continue;
-        }
-        if (p < s->pmin) s->pmin = p;
-        if (p > s->pmax) s->pmax = p;
-        if (doc) {
-            if (doc[r] < s->dmin) s->dmin = doc[r];
-            if (doc[r] > s->dmax) s->dmax = doc[r];
-        }
-    }
+    lc_tile_sum_init(s, r1 - r0);
+    for (int r = r0; r < r1; r++) lc_tile_sum_add(s, pos ? pos[r] : r, doc ? doc[r] : 0);
 }
 
 lc_block_class lc_attn_classify_sum(const lc_mask *m, const lc_tile_sum *q, const lc_tile_sum *k)
 {
-    if (q->n <= 0 || k->n <= 0 || q->npad == q->n || k->npad == k->n)
-        return LC_BLOCK_SKIP;
-    int full = q->npad == 0 && k->npad == 0;
-    unsigned kind = m ? m->kind : 0;
-    if (kind & LC_MASK_CAUSAL) {
-        if (k->pmin > q->pmax)
-            return LC_BLOCK_SKIP;
-        if (k->pmax > q->pmin)
-            full = 0;
-    }
-    if (kind & LC_MASK_WINDOW) {
-        if ((int64_t)q->pmin - (int64_t)k->pmax >= m->window)
-            return LC_BLOCK_SKIP;
-        if ((int64_t)q->pmax - (int64_t)k->pmin >= m->window)
-            full = 0;
-    }
-    if (kind & LC_MASK_DOC) {
-        if (q->dmax < k->dmin || k->dmax < q->dmin)
-            return LC_BLOCK_SKIP;
-        if (!(q->dmin == q->dmax && k->dmin == k->dmax && q->dmin == k->dmin))
-            full = 0;
-    }
-    return full ? LC_BLOCK_FULL : LC_BLOCK_PARTIAL;
+    return (lc_block_class)(m ? lc_tile_classify(m->kind, m->window, q, k) : lc_tile_classify(0, 0, q, k));
 }
 
 lc_block_class lc_attn_classify(const lc_mask *m, const int32_t *q_pos, int q0, int q1,
@@ -384,3 +338,50 @@ int lc_attn_bwd_prep(const lc_attn_desc *a, const float *out, const void *dout, 
     }
     return 0;
 }
+
+/* ---- the CPU driver behind lc_attn_iface: the calls above, the stream ignored ---- */
+static int cpu_init(const lc_attn_desc *a, float *o, float *lse, void *stream)
+{
+    (void)stream;
+    lc_attn_fwd_init(a, o, lse);
+    return 0;
+}
+
+static int cpu_block(const lc_attn_desc *a, const void *q, const void *k, const void *v, float *o,
+                     float *lse, void *stream)
+{
+    (void)stream;
+    return lc_attn_fwd_block(a, q, k, v, o, lse);
+}
+
+static int cpu_finish(const lc_attn_desc *a, const float *o, void *out, lc_dtype out_dtype, void *stream)
+{
+    (void)stream;
+    return lc_attn_fwd_finish(a, o, out, out_dtype);
+}
+
+static int cpu_bwd_prep(const lc_attn_desc *a, const float *out, const void *dout, float *delta,
+                        void *stream)
+{
+    (void)stream;
+    return lc_attn_bwd_prep(a, out, dout, delta);
+}
+
+static int cpu_bwd_block(const lc_attn_desc *a, const void *q, const void *k, const void *v,
+                         const void *dout, const float *lse, const float *delta, float *dq, float *dk,
+                         float *dv, void *stream)
+{
+    (void)stream;
+    return lc_attn_bwd_block(a, q, k, v, dout, lse, delta, dq, dk, dv);
+}
+
+const lc_attn_iface lc_attn_cpu = {
+    .name = "cpu",
+    .workspace_size = lc_attn_workspace_size,
+    .init = cpu_init,
+    .block = cpu_block,
+    .finish = cpu_finish,
+    .bwd_prep = cpu_bwd_prep,
+    .bwd_block = cpu_bwd_block,
+    .last_error = lc_attn_last_error,
+};

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "attn/core.h"
 #include "longctx/attn.h"
 
 #include "longctx/status.h"
@@ -72,12 +73,8 @@ int lc_attn_parallel(int nthreads, int ntasks, void (*fn)(void *ctx, int task, i
 int lc_attn_pool_run(lc_attn_pool *p, int nthreads, int ntasks,
                      void (*fn)(void *ctx, int task, int worker), void *ctx);
 
-/* Min/max summary of a tile's positions and docs, for classification. */
-typedef struct {
-    int32_t pmin, pmax; /* over non-padded rows */
-    int32_t dmin, dmax; /* docs of non-padded rows */
-    int npad, n;        /* padded rows, rows */
-} lc_tile_sum;
+/* Tile summaries for classification: the core's lc_tile_sum (attn/core.h), which the CUDA
+ * kernels share; cap is the rows summarised. */
 void lc_attn_summarise(const int32_t *pos, const int32_t *doc, int r0, int r1,
                        lc_tile_sum *s);
 lc_block_class lc_attn_classify_sum(const lc_mask *m, const lc_tile_sum *q,

@@ -27,6 +27,16 @@ int lc__fail_in(char *buf, size_t len, int status, const char *fmt, ...)
 
 const char *lc__thread_error(void) { return g_thread_err; }
 
+/* The GPU sources' lcg_fail (common/gpu_err.h): the thread's buffer, no handle. */
+int lcg_fail(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    lc__vfail_in(NULL, 0, status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
 const char *lc_status_str(int s)
 {
     switch (s) {

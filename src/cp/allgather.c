@@ -19,7 +19,7 @@ static int gather(lc_cp *cp)
 
 static const uint8_t *block(const lc_cp *cp, int j)
 {
-    return cp->gather + cp->fmt.bytes * (size_t)((cp->me - j + cp->P) % cp->P);
+    return cp->gather + cp->fmt.bytes * (size_t)lc_ring_owner(cp->me, j, cp->P);
 }
 
 int lc_cp__ag_fwd(lc_cp *cp, const lc_attn_desc *base, const void *q, float *o, float *lse)
@@ -36,7 +36,7 @@ int lc_cp__ag_bwd(lc_cp *cp, const lc_attn_desc *base, const void *q, const void
     size_t n2 = 2 * cp->kv_elems;
     float *send = cp->a2a, *recv = cp->a2a + P * n2;
     for (int j = 0; j < P && !rc; j++) {
-        int owner = (cp->me - j + P) % P;
+        int owner = lc_ring_owner(cp->me, j, P);
         rc = lc_cp__bwd_block(cp, base, q, block(cp, j), NULL, dout, lse, dq, send + owner * n2);
     }
     if (rc) return rc;
@@ -46,7 +46,7 @@ int lc_cp__ag_bwd(lc_cp *cp, const lc_attn_desc *base, const void *q, const void
     if (rc) return lc_cp__rt_fail(cp, rc, "all-to-all of dK/dV", P - 1);
     c = lc_cp__tic();
     float *acc = recv + cp->me * n2;
-    for (int j = 1; j < P; j++) lc_cp__acc_add(acc, recv + ((cp->me + j) % P) * n2, n2);
+    for (int j = 1; j < P; j++) lc_cp__acc_add(acc, recv + lc_ring_visitor(cp->me, j, P) * n2, n2);
     lc_cp__toc_compute(cp, c);
     lc_cp__acc_out(cp, acc, dk, dv);
     return LC_OK;

@@ -124,8 +124,8 @@ static int steady_resources(lc_cp *cp)
         return lc_cp__fail(cp, LC_ERR_SYS, "kernel worker pool: %s", lc_attn_last_error());
     lc_attn_desc a = lc_cp__desc(cp, NULL, NULL, NULL);
     a.work = NULL;
-    if (lc_attn_workspace_size(&a, LC_ATTN_PASS_FWD | LC_ATTN_PASS_BWD, &cp->work_bytes))
-        return lc_cp__fail(cp, LC_ERR_ARG, "kernel workspace: %s", lc_attn_last_error());
+    if (cp->attn->workspace_size(&a, LC_ATTN_PASS_FWD | LC_ATTN_PASS_BWD, &cp->work_bytes))
+        return lc_cp__fail(cp, LC_ERR_ARG, "kernel workspace: %s", cp->attn->last_error());
     if (cp->work_bytes && !(cp->work = malloc(cp->work_bytes)))
         return lc_cp__fail(cp, LC_ERR_NOMEM, "no memory for the %zu-byte kernel workspace", cp->work_bytes);
     return cp->cfg.plan.algo == LC_CP_ALLGATHER ? allgather_buffers(cp) : LC_OK;
@@ -254,6 +254,7 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
         return LC_ERR_SYS;
     }
     cp->team = team;
+    cp->attn = &lc_attn_cpu;
     cp->w = lc_team_get_world(team);
     cp->me = lc_team_my_pe(team);
     cp->P = lc_team_n_pes(team);
@@ -272,12 +273,8 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     }
     cp->es = lc_dtype_size(cfg->dtype);
     cp->kv_elems = (size_t)cp->n_pad * cfg->hkv * cfg->d;
+    cp->fmt = lc_cp_slot_format(cp->kv_elems * cp->es, (size_t)cp->n_pad);
     lc_cp_slot_fmt *f = &cp->fmt;
-    f->k = 0;
-    f->v = align64(cp->kv_elems * cp->es);
-    f->pos = f->v + align64(cp->kv_elems * cp->es);
-    f->doc = f->pos + align64(sizeof(int32_t) * cp->n_pad);
-    f->bytes = f->doc + align64(sizeof(int32_t) * cp->n_pad);
     size_t nreal = (size_t)cp->n_real_of[cp->me], acc = 2 * cp->kv_elems * sizeof(float);
     cp->tmp[0] = malloc(acc);
     cp->tmp[1] = malloc(acc);
@@ -461,13 +458,13 @@ int lc_cp__fwd_block(lc_cp *cp, const lc_attn_desc *base, const void *q, const u
         lc_attn_desc a;
         if (!pair_desc(cp, base, blk, k_pos, &g[i], &a)) continue;
         lc_cp_clock t = lc_cp__tic();
-        rc = lc_attn_fwd_block(&a, (const uint8_t *)q + g[i].q0 * rq * cp->es,
-                               blk + cp->fmt.k + g[i].k0 * rk * cp->es,
-                               blk + cp->fmt.v + g[i].k0 * rk * cp->es, o + g[i].q0 * rq,
-                               lse + (size_t)g[i].q0 * c->hq);
+        rc = cp->attn->block(&a, (const uint8_t *)q + g[i].q0 * rq * cp->es,
+                             blk + cp->fmt.k + g[i].k0 * rk * cp->es,
+                             blk + cp->fmt.v + g[i].k0 * rk * cp->es, o + g[i].q0 * rq,
+                             lse + (size_t)g[i].q0 * c->hq, NULL);
         lc_cp__toc_compute(cp, t);
     }
-    return rc ? lc_cp__fail(cp, rc, "forward block kernel: %s", lc_attn_last_error()) : LC_OK;
+    return rc ? lc_cp__fail(cp, rc, "forward block kernel: %s", cp->attn->last_error()) : LC_OK;
 }
 
 int lc_cp__bwd_block(lc_cp *cp, const lc_attn_desc *base, const void *q, const uint8_t *blk,
@@ -484,18 +481,18 @@ int lc_cp__bwd_block(lc_cp *cp, const lc_attn_desc *base, const void *q, const u
         lc_attn_desc a;
         if (!pair_desc(cp, base, blk, k_pos, &g[i], &a)) continue;
         size_t qo = g[i].q0 * rq, ko = g[i].k0 * rk;
-        rc = lc_attn_bwd_block(&a, (const uint8_t *)q + qo * cp->es, blk + cp->fmt.k + ko * cp->es,
-                               blk + cp->fmt.v + ko * cp->es, (const uint8_t *)dout + qo * cp->es,
-                               lse + (size_t)g[i].q0 * c->hq, cp->delta + (size_t)g[i].q0 * c->hq,
-                               dq + qo, dkv + ko, dkv + cp->kv_elems + ko);
+        rc = cp->attn->bwd_block(&a, (const uint8_t *)q + qo * cp->es, blk + cp->fmt.k + ko * cp->es,
+                                 blk + cp->fmt.v + ko * cp->es, (const uint8_t *)dout + qo * cp->es,
+                                 lse + (size_t)g[i].q0 * c->hq, cp->delta + (size_t)g[i].q0 * c->hq,
+                                 dq + qo, dkv + ko, dkv + cp->kv_elems + ko, NULL);
     }
     lc_cp__toc_compute(cp, t);
-    return rc ? lc_cp__fail(cp, rc, "backward block kernel: %s", lc_attn_last_error()) : LC_OK;
+    return rc ? lc_cp__fail(cp, rc, "backward block kernel: %s", cp->attn->last_error()) : LC_OK;
 }
 
 void lc_cp__acc_add(float *acc, const float *in, size_t n)
 {
-    for (size_t i = 0; i < n; i++) acc[i] = in[i] + acc[i];
+    for (size_t i = 0; i < n; i++) acc[i] = lc_dkv_add(in[i], acc[i]);
 }
 
 void lc_cp__acc_out(const lc_cp *cp, const float *acc, float *dk, float *dv)
@@ -589,13 +586,13 @@ int lc_cp_forward_ex(lc_cp *cp, const void *q, const void *k, const void *v, con
     lc_attn_desc base = lc_cp__desc(cp, doc, NULL, NULL);
     /* The caller's fp32 output doubles as the forward state: no copy. */
     float *o = out_f32 ? out_f32 : cp->o32;
-    lc_attn_fwd_init(&base, o, lse);
+    (void)cp->attn->init(&base, o, lse, NULL);
     if (cp->P > 1 && cp->cfg.plan.algo == LC_CP_ALLGATHER) rc = lc_cp__ag_fwd(cp, &base, q, o, lse);
     else if (l == LC_LOWER_ZERO_COPY) rc = lc_cp__zc_fwd(cp, &base, q, o, lse);
     else rc = lc_cp__ring_fwd(cp, &base, q, o, lse, l, l == LC_LOWER_COMPUTE_ONLY);
     if (rc) return rc;
-    if (out && lc_attn_fwd_finish(&base, o, out, cp->cfg.dtype))
-        return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_forward: %s", lc_attn_last_error());
+    if (out && cp->attn->finish(&base, o, out, cp->cfg.dtype, NULL))
+        return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_forward: %s", cp->attn->last_error());
     return LC_OK;
 }
 
@@ -624,8 +621,8 @@ int lc_cp_backward_ex(lc_cp *cp, const void *q, const void *k, const void *v, co
         for (size_t i = 0; i < nq; i++) cp->o32[i] = lc_bf16_to_f32(((const lc_bf16 *)out)[i]);
         o32 = cp->o32;
     }
-    if (nq && lc_attn_bwd_prep(&base, o32, dout, cp->delta))
-        return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_backward: %s", lc_attn_last_error());
+    if (nq && cp->attn->bwd_prep(&base, o32, dout, cp->delta, NULL))
+        return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_backward: %s", cp->attn->last_error());
     if (nq) memset(dq, 0, nq * sizeof(float));
     if (cp->P > 1 && cp->cfg.plan.algo == LC_CP_ALLGATHER) return lc_cp__ag_bwd(cp, &base, q, dout, lse, dq, dk, dv);
     if (l == LC_LOWER_ZERO_COPY) return lc_cp__zc_bwd(cp, &base, q, dout, lse, dq, dk, dv);

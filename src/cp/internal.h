@@ -5,13 +5,11 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "cp/core.h"
 #include "longctx/cp.h"
 
-/* A travelling KV block is one contiguous symmetric buffer, so one permute moves all the
- * kernel needs: [K n_pad*hkv*d][V same][pos n_pad int32][doc n_pad int32], 64-byte aligned. */
-typedef struct {
-    size_t k, v, pos, doc, bytes;
-} lc_cp_slot_fmt;
+/* A travelling KV block is one contiguous symmetric buffer in the core's slot format
+ * (lc_cp_slot_fmt, cp/core.h), so one permute moves all the kernel needs. */
 
 /* Signal words of the zero-copy lowering (one symmetric array per PE). */
 enum {
@@ -51,6 +49,7 @@ struct lc_cp {
     int comm_started;  /* errors after this point abort the world (peers are mid-call) */
     char err[1024];    /* this plan's last message (src/common/err.h) */
     lc_cp_stats st;
+    const lc_attn_iface *attn; /* the block kernels (lc_attn_cpu) */
 };
 
 typedef struct {

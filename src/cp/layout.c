@@ -4,16 +4,12 @@
 #include <string.h>
 
 #include "cp/internal.h"
-#include "cp/layout_map.h"
 
-/* the map itself is cp/layout_map.h, shared with the GPU ring */
-_Static_assert((int)LC_CP_CONTIGUOUS == LC_LAYOUT_MAP_CONTIG && (int)LC_CP_ZIGZAG == LC_LAYOUT_MAP_ZIGZAG &&
-                   (int)LC_CP_STRIPED == LC_LAYOUT_MAP_STRIPED,
-               "lc_cp_layout numbers are the shared map's");
+/* the map itself is cp/core.h, shared with the GPU ring */
 int lc_cp_layout_positions(lc_cp_layout layout, int64_t seq_len, int n_pes, int pe, int32_t *pos,
                            int *n_pad)
 {
-    return lc_layout_positions((int)layout, seq_len, n_pes, pe, pos, n_pad);
+    return lc_layout_positions(layout, seq_len, n_pes, pe, pos, n_pad);
 }
 
 int lc_cp_local_rows(const lc_cp *cp, int pe)

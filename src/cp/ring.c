@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "cp/internal.h"
-#include "cp/layout_map.h"
 
 static int start(lc_cp *cp, const void *src, void *dst, size_t bytes, lc_lowering l,
                  lc_permute_req *req, const char *what, int step)

@@ -28,40 +28,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef LCG_EMU
-#include "cuda_emu_rt.h" /* tests/gpu/emu: this file's host logic over a CPU stand-in */
-#else
+/* The runtime and the ring's two stream operations (stream_add, stream_bump) come from the
+ * build's architecture header: the real one, or the CPU stand-in of the emulated ring test
+ * (tests/gpu/emu/ring), chosen by the include path; this source is the same in both. */
 #include <cuda_runtime.h>
-#endif
 
+#include "cp/core.h" /* layout map, ring schedule, slot format, set-up fingerprint */
+#include "cudnn_engine.h" /* lcg_engine_reserve */
+#include "gpu_arch.h"
 #include "gpu_internal.h"
 #include "longctx/gpu.h"
-#include "ring_gpu_layout.h"
-#ifndef LCG_EMU
-#include "cudnn_engine.h" /* lcg_engine_reserve */
-#endif
+#include "symm/gpu_err.h" /* lcg_wait_count_on_stream */
 
-static_assert((int)LC_GPU_LAYOUT_CONTIG == LC_LAYOUT_MAP_CONTIG && (int)LC_GPU_LAYOUT_ZIGZAG == LC_LAYOUT_MAP_ZIGZAG &&
-                  (int)LC_GPU_LAYOUT_STRIPED == LC_LAYOUT_MAP_STRIPED,
-              "lc_gpu_layout numbers are the shared map's");
-
-extern "C" int lc_gpu_layout_rows(lc_gpu_layout l, int64_t s_global, int n_pes) {
-    const int np = lc_ring_layout_rows((int)l, s_global, n_pes);
-    if (np < 0)
-        return lcg_fail(LC_ERR_ARG,
-                        "lc_gpu_layout_rows: bad layout %d, S %lld or PE count %d (need S >= 1, P >= 1, "
-                        "padded S within int32)", (int)l, (long long)s_global, n_pes);
-    return np;
-}
-
-extern "C" int lc_gpu_layout_positions(lc_gpu_layout l, int64_t s_global, int n_pes, int pe,
-                                       int32_t *pos) {
-    if (!pos) return lcg_fail(LC_ERR_ARG, "lc_gpu_layout_positions: pos is NULL");
-    if (lc_ring_layout_positions((int)l, s_global, n_pes, pe, pos) < 0)
-        return lcg_fail(LC_ERR_ARG,
-                        "lc_gpu_layout_positions: bad layout %d, S %lld, PE %d of %d (need S >= 1, "
-                        "0 <= pe < P, padded S within int32)", (int)l, (long long)s_global, pe, n_pes);
-    return LC_OK;
+/* Padded rows per PE of a layout (the ring's s_local), or -1 for a bad argument. */
+static int layout_rows(lc_cp_layout l, int64_t s_global, int n_pes) {
+    int np = -1;
+    return lc_layout_positions(l, s_global, n_pes, 0, NULL, &np) < 0 ? -1 : np;
 }
 
 enum { SIG_KV = 0, SIG_KV_CREDIT = 2, SIG_DKV = 4, SIG_DKV_CREDIT = 6, SIG_FIN = 8,
@@ -84,7 +66,8 @@ struct lc_gpu_ring {
     lc_gpu_nccl *nc;
     cudaEvent_t recvd, drecvd;
     int me, n, next, prev;
-    size_t kbytes, offv, offpos, offdoc, slot; /* KV slot layout */
+    size_t kbytes;                             /* K (= V) bytes of a slot */
+    lc_cp_slot_fmt fmt;                        /* KV slot layout (cp/core.h) */
     size_t dkv_elems;                          /* floats of dK (= of dV) */
     unsigned char *kv;                         /* symmetric: 2 slots */
     float *dkv;                                /* symmetric: 3 slots of dK|dV (2 + final) */
@@ -98,47 +81,17 @@ struct lc_gpu_ring {
     graph_slot graphs[2][2]; /* [fwd/bwd][parity] */
     int graph_used;
     char graph_why[200];
+    const lc_attn_iface *attn; /* the block kernels: lc_attn_cuda */
     lc_gpu_attn_engine *eng; /* NULL: our kernels */
     int32_t *pos_host;       /* engine: every PE's positions, [n][s_local], host */
 };
 
-static size_t up256(size_t x) { return (x + 255) & ~(size_t)255; }
-
-namespace {
-#ifdef LCG_EMU
-int add(float *dst, const float *src, size_t n, cudaStream_t s) {
-    const int pe = g_emu_pe->id;
-    emu_stream_op(s, [=] {
-        if (g_emu_read_begin) g_emu_read_begin(pe, src, n * sizeof(float));
-        for (size_t i = 0; i < n; i++) dst[i] += src[i];
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
-        if (g_emu_read_end) g_emu_read_end(pe, src, n * sizeof(float));
-    });
-    return LC_OK;
+static int add(float *dst, const float *src, size_t n, cudaStream_t s) {
+    return lcg_cuda((cudaError_t)lcg::stream_add(dst, src, n, s), "ring add kernel");
 }
-int bump(unsigned long long *c, cudaStream_t s) {
-    emu_stream_op(s, [=] { *c += 1; });
-    return LC_OK;
+static int bump(unsigned long long *c, cudaStream_t s) {
+    return lcg_cuda((cudaError_t)lcg::stream_bump(c, s), "ring counter kernel");
 }
-#else
-__global__ void add_kernel(float *dst, const float *src, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x)
-        dst[i] += src[i];
-}
-__global__ void bump_kernel(unsigned long long *c) { *c += 1; }
-
-int add(float *dst, const float *src, size_t n, cudaStream_t s) {
-    size_t b = (n + 255) / 256;
-    add_kernel<<<(int)(b > 2048 ? 2048 : (b ? b : 1)), 256, 0, s>>>(dst, src, n);
-    return lcg_cuda(cudaGetLastError(), "ring add kernel");
-}
-int bump(unsigned long long *c, cudaStream_t s) {
-    bump_kernel<<<1, 1, 0, s>>>(c);
-    return lcg_cuda(cudaGetLastError(), "ring counter kernel");
-}
-#endif
-} // namespace
 
 #define TRY(x)                 \
     do {                       \
@@ -150,21 +103,17 @@ int bump(unsigned long long *c, cudaStream_t s) {
  * ring keeps every PE's positions (from the layout) to hand it those of each step's block. */
 static int engine_setup(lc_gpu_ring *r) {
     const lc_gpu_ring_opts *o = &r->o;
-#ifdef LCG_EMU
-    return lcg_fail(LC_ERR_UNSUPPORTED, "lc_gpu_ring_create: engine %d: the emulated ring has only our kernels",
-                    (int)o->engine);
-#else
     if (o->engine != LC_GPU_ENGINE_CUDNN) /* auto (runs our kernels until measured) needs no positions */
         return lc_gpu_attn_engine_create(o->engine, &r->eng);
-    if (o->s_global < 1 || lc_gpu_layout_rows(o->layout, o->s_global, r->n) != o->s_local)
+    if (o->s_global < 1 || layout_rows(o->layout, o->s_global, r->n) != o->s_local)
         return lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: engine %s needs the layout and s_global the shards came "
                         "from (layout %d, s_global %lld give %d rows per PE, s_local is %d)",
                         lc_gpu_engine_name(o->engine), (int)o->layout, (long long)o->s_global,
-                        o->s_global >= 1 ? lc_gpu_layout_rows(o->layout, o->s_global, r->n) : -1, o->s_local);
+                        o->s_global >= 1 ? layout_rows(o->layout, o->s_global, r->n) : -1, o->s_local);
     r->pos_host = (int32_t *)malloc(sizeof(int32_t) * (size_t)r->n * o->s_local);
     if (!r->pos_host) return lcg_fail(LC_ERR_NOMEM, "out of memory");
     for (int pe = 0; pe < r->n; pe++)
-        TRY(lc_gpu_layout_positions(o->layout, o->s_global, r->n, pe, r->pos_host + (size_t)pe * o->s_local));
+        lc_layout_positions(o->layout, o->s_global, r->n, pe, r->pos_host + (size_t)pe * o->s_local, NULL);
     TRY(lc_gpu_attn_engine_create(o->engine, &r->eng));
     int rc = lcg_engine_reserve(r->eng, o->s_local, o->s_local, o->hq, o->hkv, o->d);
     if (rc) {
@@ -172,7 +121,6 @@ static int engine_setup(lc_gpu_ring *r) {
         r->eng = NULL;
     }
     return rc;
-#endif
 }
 
 extern "C" int lc_gpu_ring_engine_stats(const lc_gpu_ring *r, lc_gpu_engine_stats *out) {
@@ -181,26 +129,19 @@ extern "C" int lc_gpu_ring_engine_stats(const lc_gpu_ring *r, lc_gpu_engine_stat
         memset(out, 0, sizeof *out);
         return LC_OK;
     }
-#ifdef LCG_EMU
-    return LC_OK;
-#else
     return lc_gpu_attn_engine_stats(r->eng, out);
-#endif
 }
 
 /* What must be the same on every PE of the ring: the slot sizes and the call sequence follow
  * from these, so PEs that differ would allocate different symmetric sizes or wait on blocks
- * that never come. FNV-1a over the fields. */
+ * that never come. */
 static uint32_t opts_key(const lc_gpu_ring_opts *o) {
     uint32_t scale_bits;
     memcpy(&scale_bits, &o->scale, 4);
     const int64_t f[] = {o->s_local, o->hq, o->hkv, o->d, (int64_t)o->dtype, (int64_t)scale_bits,
                          (int64_t)o->mask_kind, o->window, (int64_t)o->lowering, (int64_t)o->engine,
                          (int64_t)o->layout, o->s_global, o->use_graph != 0};
-    uint32_t h = 2166136261u;
-    const unsigned char *b = (const unsigned char *)f;
-    for (size_t i = 0; i < sizeof f; i++) h = (h ^ b[i]) * 16777619u;
-    return h;
+    return lc_cp_fingerprint(f, sizeof f / sizeof f[0]);
 }
 
 /* Every PE learns whether every PE's part of the setup worked. A PE that failed keeps its
@@ -259,12 +200,9 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
         r->n = n;
         r->next = lc_ring_next(r->me, r->n);
         r->prev = lc_ring_prev(r->me, r->n);
-        const size_t es = lc_gpu_dtype_size(o->dtype);
-        r->kbytes = (size_t)o->s_local * o->hkv * o->d * es;
-        r->offv = up256(r->kbytes);
-        r->offpos = r->offv + up256(r->kbytes);
-        r->offdoc = r->offpos + up256((size_t)o->s_local * 4);
-        r->slot = r->offdoc + up256((size_t)o->s_local * 4);
+        r->attn = &lc_attn_cuda;
+        r->kbytes = (size_t)o->s_local * o->hkv * o->d * lc_dtype_size(o->dtype);
+        r->fmt = lc_cp_slot_format(r->kbytes, (size_t)o->s_local);
         r->dkv_elems = (size_t)o->s_local * o->hkv * o->d;
         snprintf(r->graph_why, sizeof r->graph_why, "%s", o->use_graph ? "not called yet" : "use_graph is off");
         if (o->engine != LC_GPU_ENGINE_OWN) rc = engine_setup(r);
@@ -273,9 +211,7 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
     rc = ring_agree(o, two, me, n, rc, "argument and engine setup");
     if (rc) {
         if (r) {
-#ifndef LCG_EMU
             if (r->eng) lc_gpu_attn_engine_destroy(r->eng);
-#endif
             free(r->pos_host);
             free(r);
         }
@@ -283,16 +219,16 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
     }
 
     if (two) {
-        rc = lcg_cuda(cudaMalloc(&r->kv, 2 * r->slot), "cudaMalloc KV slots");
+        rc = lcg_cuda(cudaMalloc(&r->kv, 2 * r->fmt.bytes), "cudaMalloc KV slots");
         if (!rc) rc = lcg_cuda(cudaMalloc(&r->dkv, 3 * 2 * r->dkv_elems * sizeof(float)), "cudaMalloc dK/dV slots");
     } else {
         /* collective allocations, in the same order on every PE */
-        r->kv = (unsigned char *)lc_gpu_symm_alloc(r->w, 2 * r->slot);
+        r->kv = (unsigned char *)lc_gpu_symm_alloc(r->w, 2 * r->fmt.bytes);
         r->dkv = (float *)lc_gpu_symm_alloc(r->w, 3 * 2 * r->dkv_elems * sizeof(float));
         r->sig = (uint64_t *)lc_gpu_symm_alloc(r->w, SIG_COUNT * sizeof(uint64_t));
         if (!r->kv || !r->dkv || !r->sig)
             rc = lcg_fail(LC_ERR_NOMEM, "lc_gpu_ring_create: the symmetric heap has no room for the KV, dK/dV "
-                          "and signal slots (%zu bytes)", 2 * r->slot + 6 * r->dkv_elems * sizeof(float));
+                          "and signal slots (%zu bytes)", 2 * r->fmt.bytes + 6 * r->dkv_elems * sizeof(float));
         if (!rc) rc = lcg_cuda(cudaMemset(r->sig, 0, SIG_COUNT * sizeof(uint64_t)), "memset signals");
     }
     if (!rc) rc = lcg_cuda(cudaMalloc(&r->cnt, C_COUNT * sizeof(unsigned long long)), "cudaMalloc counters");
@@ -338,9 +274,7 @@ extern "C" int lc_gpu_ring_destroy(lc_gpu_ring *r) {
     for (int i = 0; i < 7; i++)
         if (evs[i]) cudaEventDestroy(evs[i]);
     if (r->cs) cudaStreamDestroy(r->cs);
-#ifndef LCG_EMU
     if (r->eng) lc_gpu_attn_engine_destroy(r->eng);
-#endif
     free(r->pos_host);
     free(r);
     return LC_OK;
@@ -360,23 +294,26 @@ static int check_inputs(lc_gpu_ring *r, const int32_t *q_pos, const int32_t *k_p
     return LC_OK;
 }
 
-/* src: the PE whose KV block the slot holds (the engine reads its host positions) */
-static lc_gpu_attn_desc desc_for(lc_gpu_ring *r, const int32_t *q_pos, const int32_t *q_doc,
-                                 const unsigned char *slot, int src) {
-    lc_gpu_attn_desc a;
+/* The block call's descriptor for the interface (lc_attn_iface); src: the PE whose KV block
+ * the slot holds (the engine reads its host positions through ext). */
+static lc_attn_desc desc_for(lc_gpu_ring *r, const int32_t *q_pos, const int32_t *q_doc,
+                             const unsigned char *slot, int src, lc_gpu_attn_ext *ext) {
+    lc_attn_desc a;
     memset(&a, 0, sizeof a);
     a.sq = a.sk = r->o.s_local;
-    a.hq = r->o.hq; a.hkv = r->o.hkv; a.d = r->o.d; a.dtype = r->o.dtype; a.scale = r->o.scale;
+    a.hq = r->o.hq; a.hkv = r->o.hkv; a.d = r->o.d; a.qkv_dtype = r->o.dtype; a.scale = r->o.scale;
     a.q_pos = q_pos;
-    a.k_pos = (const int32_t *)(slot + r->offpos);
+    a.k_pos = (const int32_t *)(slot + r->fmt.pos);
     a.mask.kind = r->o.mask_kind;
     a.mask.window = r->o.window;
     a.mask.q_doc = q_doc;
-    a.mask.k_doc = (const int32_t *)(slot + r->offdoc);
+    a.mask.k_doc = (const int32_t *)(slot + r->fmt.doc);
+    memset(ext, 0, sizeof *ext);
     if (r->eng) {
-        a.engine = r->eng;
-        a.q_pos_host = r->pos_host + (size_t)r->me * r->o.s_local;
-        a.k_pos_host = r->pos_host + (size_t)src * r->o.s_local;
+        ext->engine = r->eng;
+        ext->q_pos_host = r->pos_host + (size_t)r->me * r->o.s_local;
+        ext->k_pos_host = r->pos_host + (size_t)src * r->o.s_local;
+        a.dev = ext;
     }
     return a;
 }
@@ -387,14 +324,14 @@ static lc_gpu_attn_desc desc_for(lc_gpu_ring *r, const int32_t *q_pos, const int
  * every earlier use of that slot. */
 static int kv_step_begin(lc_gpu_ring *r, int st, int b, const void *k, const void *v,
                          const int32_t *k_pos, const int32_t *k_doc, cudaStream_t xs) {
-    unsigned char *slot = r->kv + b * r->slot;
+    unsigned char *slot = r->kv + b * r->fmt.bytes;
     if (st == 0) {
         TRY(lcg_cuda(cudaMemcpyAsync(slot, k, r->kbytes, cudaMemcpyDeviceToDevice, xs), "copy K"));
-        TRY(lcg_cuda(cudaMemcpyAsync(slot + r->offv, v, r->kbytes, cudaMemcpyDeviceToDevice, xs), "copy V"));
-        TRY(lcg_cuda(cudaMemcpyAsync(slot + r->offpos, k_pos, (size_t)r->o.s_local * 4,
+        TRY(lcg_cuda(cudaMemcpyAsync(slot + r->fmt.v, v, r->kbytes, cudaMemcpyDeviceToDevice, xs), "copy V"));
+        TRY(lcg_cuda(cudaMemcpyAsync(slot + r->fmt.pos, k_pos, (size_t)r->o.s_local * 4,
                                      cudaMemcpyDeviceToDevice, xs), "copy k_pos"));
         if (k_doc)
-            TRY(lcg_cuda(cudaMemcpyAsync(slot + r->offdoc, k_doc, (size_t)r->o.s_local * 4,
+            TRY(lcg_cuda(cudaMemcpyAsync(slot + r->fmt.doc, k_doc, (size_t)r->o.s_local * 4,
                                          cudaMemcpyDeviceToDevice, xs), "copy k_doc"));
     } else {
         TRY(lcg_wait_count_on_stream(r->w, r->sig + SIG_KV + b, r->cnt + C_KV_FILL + b, 1, xs));
@@ -404,7 +341,7 @@ static int kv_step_begin(lc_gpu_ring *r, int st, int b, const void *k, const voi
         TRY(lcg_cuda(cudaEventRecord(r->ready, xs), "event"));
         TRY(lcg_cuda(cudaStreamWaitEvent(r->cs, r->ready, 0), "event wait"));
         TRY(lcg_wait_count_on_stream(r->w, r->sig + SIG_KV_CREDIT + nb, r->cnt + C_KV_USE + nb, 0, r->cs));
-        TRY(lc_gpu_put_signal_on_stream(r->w, r->kv + nb * r->slot, slot, r->slot,
+        TRY(lc_gpu_put_signal_on_stream(r->w, r->kv + nb * r->fmt.bytes, slot, r->fmt.bytes,
                                         r->sig + SIG_KV + nb, 1, LC_SIGNAL_ADD, r->next, r->cs));
         TRY(lcg_cuda(cudaEventRecord(r->sent, r->cs), "event"));
     }
@@ -422,14 +359,15 @@ static int kv_step_end(lc_gpu_ring *r, int st, int b, cudaStream_t xs) {
 static int fwd_body(lc_gpu_ring *r, unsigned parity, const void *q, const void *k, const void *v,
                     const int32_t *q_pos, const int32_t *k_pos, const int32_t *q_doc,
                     const int32_t *k_doc, float *o, float *lse, cudaStream_t xs) {
-    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me);
-    TRY(lc_gpu_attn_fwd_init(&a0, o, lse, xs));
+    lc_gpu_attn_ext x0, x;
+    lc_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me, &x0);
+    TRY(r->attn->init(&a0, o, lse, xs));
     for (int st = 0; st < r->n; st++) {
         const int b = (int)((parity + st) & 1);
-        const unsigned char *slot = r->kv + b * r->slot;
+        const unsigned char *slot = r->kv + b * r->fmt.bytes;
         TRY(kv_step_begin(r, st, b, k, v, k_pos, k_doc, xs));
-        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot, (r->me - st % r->n + r->n) % r->n);
-        TRY(lc_gpu_attn_fwd_block(&a, q, slot, slot + r->offv, o, lse, xs));
+        lc_attn_desc a = desc_for(r, q_pos, q_doc, slot, lc_ring_owner(r->me, st, r->n), &x);
+        TRY(r->attn->block(&a, q, slot, slot + r->fmt.v, o, lse, xs));
         TRY(kv_step_end(r, st, b, xs));
     }
     return lc_gpu_quiet_on_stream(r->w, xs);
@@ -440,20 +378,20 @@ static int bwd_body(lc_gpu_ring *r, unsigned parity, const void *q, const void *
                     const int32_t *k_doc, const float *o, const float *lse, const void *dout,
                     float *dq, float *dk, float *dv, cudaStream_t xs) {
     const size_t E = r->dkv_elems;
-    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me);
-    TRY(lc_gpu_attn_bwd_prep(&a0, o, dout, r->delta, xs));
+    lc_gpu_attn_ext x0, x;
+    lc_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me, &x0);
+    TRY(r->attn->bwd_prep(&a0, o, dout, r->delta, xs));
     float *final_slot = r->dkv + 2 * 2 * E;
     for (int st = 0; st < r->n; st++) {
         const int b = (int)((parity + st) & 1);
-        const unsigned char *slot = r->kv + b * r->slot;
+        const unsigned char *slot = r->kv + b * r->fmt.bytes;
         float *loc = r->dloc + (st & 1) * 2 * E;
         TRY(kv_step_begin(r, st, b, k, v, k_pos, k_doc, xs));
         /* the put of step st-2 read loc; it must be done before loc is cleared */
         if (st >= 2) TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->dsent[st & 1], 0), "event wait"));
         TRY(lcg_cuda(cudaMemsetAsync(loc, 0, 2 * E * sizeof(float), xs), "memset dK/dV"));
-        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot, (r->me - st % r->n + r->n) % r->n);
-        TRY(lc_gpu_attn_bwd_block(&a, q, slot, slot + r->offv, dout, lse, r->delta, dq, loc,
-                                  loc + E, xs));
+        lc_attn_desc a = desc_for(r, q_pos, q_doc, slot, lc_ring_owner(r->me, st, r->n), &x);
+        TRY(r->attn->bwd_block(&a, q, slot, slot + r->fmt.v, dout, lse, r->delta, dq, loc, loc + E, xs));
         TRY(kv_step_end(r, st, b, xs));
         /* fold in the accumulator of this block that travelled from the predecessor */
         if (st > 0) {
@@ -493,11 +431,11 @@ static int bwd_body(lc_gpu_ring *r, unsigned parity, const void *q, const void *
 static int copy_own_block(lc_gpu_ring *r, unsigned char *slot, const void *k, const void *v,
                           const int32_t *k_pos, const int32_t *k_doc, cudaStream_t xs) {
     TRY(lcg_cuda(cudaMemcpyAsync(slot, k, r->kbytes, cudaMemcpyDeviceToDevice, xs), "copy K"));
-    TRY(lcg_cuda(cudaMemcpyAsync(slot + r->offv, v, r->kbytes, cudaMemcpyDeviceToDevice, xs), "copy V"));
-    TRY(lcg_cuda(cudaMemcpyAsync(slot + r->offpos, k_pos, (size_t)r->o.s_local * 4, cudaMemcpyDeviceToDevice,
+    TRY(lcg_cuda(cudaMemcpyAsync(slot + r->fmt.v, v, r->kbytes, cudaMemcpyDeviceToDevice, xs), "copy V"));
+    TRY(lcg_cuda(cudaMemcpyAsync(slot + r->fmt.pos, k_pos, (size_t)r->o.s_local * 4, cudaMemcpyDeviceToDevice,
                                  xs), "copy k_pos"));
     if (k_doc)
-        TRY(lcg_cuda(cudaMemcpyAsync(slot + r->offdoc, k_doc, (size_t)r->o.s_local * 4,
+        TRY(lcg_cuda(cudaMemcpyAsync(slot + r->fmt.doc, k_doc, (size_t)r->o.s_local * 4,
                                      cudaMemcpyDeviceToDevice, xs), "copy k_doc"));
     return LC_OK;
 }
@@ -507,7 +445,7 @@ static int copy_own_block(lc_gpu_ring *r, unsigned char *slot, const void *k, co
  * done so far, the previous kernel on that slot included. */
 static int kv_step_2s(lc_gpu_ring *r, int st, int b, const void *k, const void *v,
                       const int32_t *k_pos, const int32_t *k_doc, cudaStream_t xs) {
-    unsigned char *slot = r->kv + b * r->slot;
+    unsigned char *slot = r->kv + b * r->fmt.bytes;
     if (st == 0)
         TRY(copy_own_block(r, slot, k, v, k_pos, k_doc, xs));
     else
@@ -515,7 +453,7 @@ static int kv_step_2s(lc_gpu_ring *r, int st, int b, const void *k, const void *
     if (st < r->n - 1) {
         TRY(lcg_cuda(cudaEventRecord(r->ready, xs), "event"));
         TRY(lcg_cuda(cudaStreamWaitEvent(r->cs, r->ready, 0), "event wait"));
-        TRY(lc_gpu_nccl_permute(r->nc, 1, slot, r->kv + (b ^ 1) * r->slot, r->slot, r->cs));
+        TRY(lc_gpu_nccl_permute(r->nc, 1, slot, r->kv + (b ^ 1) * r->fmt.bytes, r->fmt.bytes, r->cs));
         TRY(lcg_cuda(cudaEventRecord(r->recvd, r->cs), "event"));
     }
     return LC_OK;
@@ -524,14 +462,15 @@ static int kv_step_2s(lc_gpu_ring *r, int st, int b, const void *k, const void *
 static int fwd_body_2s(lc_gpu_ring *r, const void *q, const void *k, const void *v,
                        const int32_t *q_pos, const int32_t *k_pos, const int32_t *q_doc,
                        const int32_t *k_doc, float *o, float *lse, cudaStream_t xs) {
-    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me);
-    TRY(lc_gpu_attn_fwd_init(&a0, o, lse, xs));
+    lc_gpu_attn_ext x0, x;
+    lc_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me, &x0);
+    TRY(r->attn->init(&a0, o, lse, xs));
     for (int st = 0; st < r->n; st++) {
         const int b = st & 1;
-        const unsigned char *slot = r->kv + b * r->slot;
+        const unsigned char *slot = r->kv + b * r->fmt.bytes;
         TRY(kv_step_2s(r, st, b, k, v, k_pos, k_doc, xs));
-        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot, (r->me - st % r->n + r->n) % r->n);
-        TRY(lc_gpu_attn_fwd_block(&a, q, slot, slot + r->offv, o, lse, xs));
+        lc_attn_desc a = desc_for(r, q_pos, q_doc, slot, lc_ring_owner(r->me, st, r->n), &x);
+        TRY(r->attn->block(&a, q, slot, slot + r->fmt.v, o, lse, xs));
     }
     return LC_OK;
 }
@@ -541,18 +480,19 @@ static int bwd_body_2s(lc_gpu_ring *r, const void *q, const void *k, const void 
                        const int32_t *k_doc, const float *o, const float *lse, const void *dout,
                        float *dq, float *dk, float *dv, cudaStream_t xs) {
     const size_t E = r->dkv_elems;
-    lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me);
-    TRY(lc_gpu_attn_bwd_prep(&a0, o, dout, r->delta, xs));
+    lc_gpu_attn_ext x0, x;
+    lc_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me, &x0);
+    TRY(r->attn->bwd_prep(&a0, o, dout, r->delta, xs));
     float *final_slot = r->dkv + 2 * 2 * E;
     for (int st = 0; st < r->n; st++) {
         const int b = st & 1;
-        const unsigned char *slot = r->kv + b * r->slot;
+        const unsigned char *slot = r->kv + b * r->fmt.bytes;
         float *loc = r->dloc + b * 2 * E;
         TRY(kv_step_2s(r, st, b, k, v, k_pos, k_doc, xs));
         if (st >= 2) TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->dsent[b], 0), "event wait"));
         TRY(lcg_cuda(cudaMemsetAsync(loc, 0, 2 * E * sizeof(float), xs), "memset dK/dV"));
-        lc_gpu_attn_desc a = desc_for(r, q_pos, q_doc, slot, (r->me - st % r->n + r->n) % r->n);
-        TRY(lc_gpu_attn_bwd_block(&a, q, slot, slot + r->offv, dout, lse, r->delta, dq, loc, loc + E, xs));
+        lc_attn_desc a = desc_for(r, q_pos, q_doc, slot, lc_ring_owner(r->me, st, r->n), &x);
+        TRY(r->attn->bwd_block(&a, q, slot, slot + r->fmt.v, dout, lse, r->delta, dq, loc, loc + E, xs));
         if (st > 0) {
             TRY(lcg_cuda(cudaStreamWaitEvent(xs, r->drecvd, 0), "event wait"));
             TRY(add(loc, r->dkv + b * 2 * E, 2 * E, xs));
@@ -628,11 +568,12 @@ extern "C" int lc_gpu_ring_fwd(lc_gpu_ring *r, const void *q, const void *k, con
     TRY(check_inputs(r, q_pos, k_pos, q_doc, k_doc));
     cudaStream_t xs = (cudaStream_t)s;
     if (r->n == 1) {
-        lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me);
+        lc_gpu_attn_ext x0;
+        lc_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me, &x0);
         a0.k_pos = k_pos;
         a0.mask.k_doc = k_doc;
-        TRY(lc_gpu_attn_fwd_init(&a0, o, lse, s));
-        return lc_gpu_attn_fwd_block(&a0, q, k, v, o, lse, s);
+        TRY(r->attn->init(&a0, o, lse, s));
+        return r->attn->block(&a0, q, k, v, o, lse, s);
     }
     const void *key[N_KEY] = {q, k, v, q_pos, k_pos, q_doc, k_doc, o, lse, NULL, NULL, NULL, NULL};
     return run_call(r, 0, key, xs, [&](unsigned parity) {
@@ -649,11 +590,12 @@ extern "C" int lc_gpu_ring_bwd(lc_gpu_ring *r, const void *q, const void *k, con
     TRY(check_inputs(r, q_pos, k_pos, q_doc, k_doc));
     cudaStream_t xs = (cudaStream_t)s;
     if (r->n == 1) {
-        lc_gpu_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me);
+        lc_gpu_attn_ext x0;
+        lc_attn_desc a0 = desc_for(r, q_pos, q_doc, r->kv, r->me, &x0);
         a0.k_pos = k_pos;
         a0.mask.k_doc = k_doc;
-        TRY(lc_gpu_attn_bwd_prep(&a0, o, dout, r->delta, s));
-        return lc_gpu_attn_bwd_block(&a0, q, k, v, dout, lse, r->delta, dq, dk, dv, s);
+        TRY(r->attn->bwd_prep(&a0, o, dout, r->delta, s));
+        return r->attn->bwd_block(&a0, q, k, v, dout, lse, r->delta, dq, dk, dv, s);
     }
     const void *key[N_KEY] = {q, k, v, q_pos, k_pos, q_doc, k_doc, o, lse, dout, dq, dk, dv};
     return run_call(r, 1, key, xs, [&](unsigned parity) {

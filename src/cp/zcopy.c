@@ -44,7 +44,7 @@ int lc_cp__zc_publish(lc_cp *cp)
 /* The owner's home block once it is published for this call. */
 static int block_of(lc_cp *cp, int j, const uint8_t **blk)
 {
-    int owner = (cp->me - j + cp->P) % cp->P;
+    int owner = lc_ring_owner(cp->me, j, cp->P);
     if (j == 0) {
         *blk = cp->home;
         return LC_OK;
@@ -57,7 +57,7 @@ static int block_of(lc_cp *cp, int j, const uint8_t **blk)
 static int release_block(lc_cp *cp, int j)
 {
     if (j == 0) return LC_OK;
-    int owner = (cp->me - j + cp->P) % cp->P;
+    int owner = lc_ring_owner(cp->me, j, cp->P);
     return zc_signal(cp, CP_SIG_RD_DONE, 1, LC_SIGNAL_ADD, owner, "zero-copy: releasing a KV block", j);
 }
 
@@ -76,13 +76,13 @@ int lc_cp__zc_fwd(lc_cp *cp, const lc_attn_desc *base, const void *q, float *o, 
 int lc_cp__zc_bwd(lc_cp *cp, const lc_attn_desc *base, const void *q, const void *dout,
                   const float *lse, float *dq, float *dk, float *dv)
 {
-    int P = cp->P, right = (cp->me + 1) % P;
+    int P = cp->P, right = lc_ring_next(cp->me, P);
     size_t n2 = 2 * cp->kv_elems;
     uint64_t tok0 = cp->zc_tok;
     float *t = cp->tmp[0];
     for (int j = 0; j < P; j++) {
         const uint8_t *blk;
-        int owner = (cp->me - j + P) % P;
+        int owner = lc_ring_owner(cp->me, j, P);
         int rc = block_of(cp, j, &blk);
         if (!rc) rc = lc_cp__bwd_block(cp, base, q, blk, NULL, dout, lse, dq, t);
         if (!rc) rc = release_block(cp, j);

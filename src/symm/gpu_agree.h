@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "longctx/gpu.h"
+#include "longctx/gpu_symm.h"
 
 static inline void lcg_agree_read(const int64_t *pairs, int n, lc_gpu_agreement *out)
 {

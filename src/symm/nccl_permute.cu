@@ -10,8 +10,8 @@
 #include <cuda_runtime.h>
 
 #include "gpu_agree.h"
-#include "gpu_internal.h"
-#include "longctx/gpu.h"
+#include "gpu_err.h"
+#include "longctx/gpu_symm.h"
 
 #if defined(LONGCTX_HAVE_NCCL)
 #include <nccl.h>

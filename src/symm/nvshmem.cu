@@ -12,6 +12,7 @@
  * dead peer turns into an error instead of a hung GPU.
  *
  * Built without NVSHMEM, every entry point returns LC_ERR_UNSUPPORTED. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +20,11 @@
 #include <cuda.h> /* types of the stream memory operations only; no libcuda link */
 #include <cuda_runtime.h>
 
+#include "common/err.h"
 #include "common/settings.h"
 #include "gpu_agree.h"
-#include "gpu_internal.h"
-#include "longctx/gpu.h"
+#include "gpu_err.h"
+#include "longctx/gpu_symm.h"
 
 #if defined(LONGCTX_HAVE_NVSHMEM)
 #include <nvshmem.h>
@@ -216,7 +218,11 @@ extern "C" int lc_gpu_world_init(const lc_gpu_world_opts *o, lc_gpu_world **out)
     if (!o || !out || !o->uid || o->n_pes < 1 || o->pe < 0 || o->pe >= o->n_pes)
         return lcg_fail(LC_ERR_ARG, "lc_gpu_world_init: need uid, 0 <= pe < n_pes");
     if (g_live) return lcg_fail(LC_ERR_ARG, "lc_gpu_world_init: NVSHMEM allows one world per process");
-    int ndev = lc_gpu_device_count(NULL, 0);
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess) {
+        (void)cudaGetLastError(); /* the runtime keeps the error sticky otherwise */
+        ndev = 0;
+    }
     if (ndev < 1) return lcg_fail(LC_ERR_UNSUPPORTED, "lc_gpu_world_init: no CUDA device");
     lc_gpu_world *w = (lc_gpu_world *)calloc(1, sizeof *w);
     if (!w) return lcg_fail(LC_ERR_NOMEM, "lc_gpu_world_init: out of memory");

@@ -87,8 +87,8 @@ float gt_f16_to_f32(uint16_t h) {
     return float_of(sign | ((exp - 15 + 127) << 23) | (mant << 13));
 }
 
-float gt_round(lc_gpu_dtype t, float x, uint16_t *bits) {
-    if (t == LC_GPU_F16) {
+float gt_round(lc_dtype t, float x, uint16_t *bits) {
+    if (t == LC_DT_F16) {
         *bits = gt_f32_to_f16(x);
         return gt_f16_to_f32(*bits);
     }

@@ -19,7 +19,7 @@ float gt_bf16_to_f32(uint16_t x);
 uint16_t gt_f32_to_f16(float x);
 float gt_f16_to_f32(uint16_t x);
 /* Rounds x to dtype storage; writes the 16-bit pattern to *bits. */
-float gt_round(lc_gpu_dtype t, float x, uint16_t *bits);
+float gt_round(lc_dtype t, float x, uint16_t *bits);
 
 uint64_t gt_rng(uint64_t *s);
 float gt_uniform(uint64_t *s); /* [-1, 1) */

@@ -8,7 +8,7 @@ set -uo pipefail
 nvcc=$1 root=$2 work=$3
 command -v "$nvcc" >/dev/null 2>&1 || { echo "no nvcc: skipped"; exit 77; }
 mkdir -p "$work"
-out=$("$nvcc" -O3 -arch=sm_90a -std=c++17 -I"$root/include" -I"$root/src" -I"$root/src/attn/cuda" -cubin -Xptxas -v \
+out=$("$nvcc" -O3 -arch=sm_90a -std=c++17 -I"$root/include" -I"$root/src" -I"$root/src/attn/cuda" -I"$root/src/attn/cuda/arch" -cubin -Xptxas -v \
     "$root/src/attn/cuda/attn_fwd_sm90.cu" -o "$work/attn_fwd_sm90.cubin" 2>&1) || { echo "$out"; echo "FAIL: nvcc"; exit 1; }
 kernels=$(grep -c "Compiling entry function" <<<"$out")
 serial=$(grep -c "C7515" <<<"$out")

@@ -16,7 +16,7 @@
 #include "gpu_test_util.h"
 
 typedef struct {
-    lc_gpu_dtype dt;
+    lc_dtype dt;
     int d, hq, hkv, sq, sk;
     unsigned kind;
     int window;
@@ -121,13 +121,13 @@ static int run(const tcase *c, uint64_t seed) {
         } else
             lerr = fmax(lerr, fabs(gl[i] - lse[i]));
     }
-    const int bf = c->dt == LC_GPU_BF16;
+    const int bf = c->dt == LC_DT_BF16;
     const double tf = bf ? 1.5e-2 : 4e-3, tb = bf ? 4e-2 : 1.2e-2;
     double eo = gt_relerr(go, out, nq), eq = gt_relerr(gdq, dq, nq), ek = gt_relerr(gdk, dk, nk), ev = gt_relerr(gdv, dv, nk);
     int ok = !lbad && lerr < 2e-3 && eo < tf && eq < tb && ek < tb && ev < tb;
     printf("%s %-4s d=%-3d hq=%d hkv=%d sq=%-4d sk=%-4d mask=%u w=%-3d pad=%d shift=%-4d split=%d: "
            "o %.2e lse %.2e (%d inf mismatches) dq %.2e dk %.2e dv %.2e\n",
-           ok ? "ok  " : "FAIL", lc_gpu_dtype_name(c->dt), c->d, c->hq, c->hkv, c->sq, c->sk, c->kind,
+           ok ? "ok  " : "FAIL", lc_dtype_name(c->dt), c->d, c->hq, c->hkv, c->sq, c->sk, c->kind,
            c->window, c->pad, c->shift, c->split, eo, lerr, lbad, eq, ek, ev);
     free(hq16); free(hk16); free(hv16); free(hdo16); free(q); free(k); free(v); free(dout);
     free(out); free(lse); free(dq); free(dk); free(dv); free(qpos); free(kpos); free(qdoc); free(kdoc);
@@ -143,7 +143,7 @@ static int check_rules(void) {
     int bad = 0;
     lc_gpu_attn_desc a;
     memset(&a, 0, sizeof a);
-    a.sq = 16; a.sk = 16; a.hq = 2; a.hkv = 1; a.d = 64; a.dtype = LC_GPU_BF16;
+    a.sq = 16; a.sk = 16; a.hq = 2; a.hkv = 1; a.d = 64; a.dtype = LC_DT_BF16;
     a.mask.kind = LC_MASK_CAUSAL | LC_MASK_DOC;
     float *o = gt_dev_alloc(4 * 16 * 2 * 64), *l = gt_dev_alloc(4 * 16 * 2);
     void *x = gt_dev_alloc(2 * 16 * 2 * 64);
@@ -184,7 +184,7 @@ static int check_rules(void) {
 int main(int argc, char **argv) {
     gt_require_gpu("test_gpu_attn");
     int quick = argc > 1 && !strcmp(argv[1], "quick");
-    const lc_gpu_dtype dts[] = {LC_GPU_BF16, LC_GPU_F16};
+    const lc_dtype dts[] = {LC_DT_BF16, LC_DT_F16};
     const int ds[] = {64, 128};
     /* $LONGCTX_GPU_KERNEL picks the forward kernel family under test (gpu-check runs this
      * once per family); a family this device cannot run is a skip, never a pass */
@@ -196,7 +196,7 @@ int main(int argc, char **argv) {
                 printf("%s: test_gpu_attn: %s\n", want && !strcmp(want, "sm90") ? "SKIP" : "FAIL", lc_gpu_last_error());
                 return want && !strcmp(want, "sm90") ? LC_SKIP : 1;
             }
-            printf("forward kernel %s d=%d: %s (LONGCTX_GPU_KERNEL=%s)\n", lc_gpu_dtype_name(dts[di]), ds[dd], kn,
+            printf("forward kernel %s d=%d: %s (LONGCTX_GPU_KERNEL=%s)\n", lc_dtype_name(dts[di]), ds[dd], kn,
                    want ? want : "unset");
         }
     const unsigned kinds[] = {0, LC_MASK_CAUSAL, LC_MASK_WINDOW, LC_MASK_CAUSAL | LC_MASK_WINDOW,
@@ -221,10 +221,10 @@ int main(int argc, char **argv) {
                     passed += run(&c, seed++);
                 }
     /* a longer causal case so that the skip list and the FULL path carry real weight */
-    tcase big = {LC_GPU_BF16, 128, 4, 2, 515, 515, LC_MASK_CAUSAL, 0, 0, -257, 0};
+    tcase big = {LC_DT_BF16, 128, 4, 2, 515, 515, LC_MASK_CAUSAL, 0, 0, -257, 0};
     total++;
     passed += run(&big, 99);
-    tcase big2 = {LC_GPU_F16, 64, 8, 8, 300, 700, 0, 0, 0, 0, 1};
+    tcase big2 = {LC_DT_F16, 64, 8, 8, 300, 700, 0, 0, 0, 0, 1};
     total++;
     passed += run(&big2, 100);
     printf("test_gpu_attn: %d/%d cases passed\n", passed, total);

@@ -20,7 +20,7 @@
 #include "gpu_test_util.h"
 
 typedef struct {
-    lc_gpu_dtype dt;
+    lc_dtype dt;
     int d, hq, hkv, sq, sk;
     unsigned kind;
     int window;
@@ -199,7 +199,7 @@ static int run_case(const ccase *c, lc_gpu_attn_engine *e, uint64_t seed) {
     const double lerr = lse_err(r.lse, ref.lse, (size_t)c->sq * c->hq, &lbad);
     const double eo = gt_relerr(r.o, ref.out, in.nq), eq = gt_relerr(r.dq, ref.dq, in.nq), ek = gt_relerr(r.dk, ref.dk, in.nk),
                  ev = gt_relerr(r.dv, ref.dv, in.nk);
-    const int bf = c->dt == LC_GPU_BF16;
+    const int bf = c->dt == LC_DT_BF16;
     /* the tolerances of test_gpu_attn (our kernels): the cuDNN backward's 16-bit dq/dk/dv
      * per piece stay inside them */
     const double tf = bf ? 1.5e-2 : 4e-3, tb = bf ? 4e-2 : 1.2e-2;
@@ -214,7 +214,7 @@ static int run_case(const ccase *c, lc_gpu_attn_engine *e, uint64_t seed) {
     printf("%s%s %-4s d=%-3d hq=%d hkv=%d sq=%-4d sk=%-4d mask=%u w=%-3d qpos0=%-4d kpos0=%-4d zig=%-3d docs=%-3d "
            "pad=%d split=%d: o %.2e lse %.2e (%d inf mismatches) dq %.2e dk %.2e dv %.2e; cuDNN blocks %lld/%lld, "
            "ours %lld/%lld%s%s\n",
-           ok ? "ok  " : "FAIL", refused ? " (cuDNN refused this band: ran on ours)" : "", lc_gpu_dtype_name(c->dt), c->d, c->hq, c->hkv, c->sq, c->sk, c->kind, c->window,
+           ok ? "ok  " : "FAIL", refused ? " (cuDNN refused this band: ran on ours)" : "", lc_dtype_name(c->dt), c->d, c->hq, c->hkv, c->sq, c->sk, c->kind, c->window,
            c->qpos0, c->kpos0, c->zig, c->docs, c->scatter_pad, c->split, eo, lerr, lbad, eq, ek, ev, fc, bc, fo, bo,
            (fo || bo) ? "; why: " : "", (fo || bo) ? s1.last_own_why : "");
     free_results(&r);
@@ -228,7 +228,7 @@ static int run_case(const ccase *c, lc_gpu_attn_engine *e, uint64_t seed) {
  * fp32 path vs the oracle. */
 static int rounding_row(lc_gpu_attn_engine *e, int P, FILE *js) {
     const int chunk = 256;
-    ccase c = {LC_GPU_BF16, 128, 8, 2, chunk, P * chunk, LC_MASK_CAUSAL, 0, (P - 1) * chunk, 0, 0, 0, 0, 0, 0};
+    ccase c = {LC_DT_BF16, 128, 8, 2, chunk, P * chunk, LC_MASK_CAUSAL, 0, (P - 1) * chunk, 0, 0, 0, 0, 0, 0};
     inputs in;
     oracle ref;
     results rc, ro;
@@ -281,7 +281,7 @@ static int validate_graphs(void) {
     const int heads[][2] = {{8, 2}, {4, 4}, {32, 8}};
     int bad = 0, n = 0;
     for (int sm = 80; sm <= 90; sm += 10)
-        for (int dt = LC_GPU_BF16; dt <= LC_GPU_F16; dt++)
+        for (int dt = LC_DT_BF16; dt <= LC_DT_F16; dt++)
             for (int d = 64; d <= 128; d += 64)
                 for (size_t hi = 0; hi < 3; hi++)
                     for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++)
@@ -293,14 +293,14 @@ static int validate_graphs(void) {
                                  * engine then runs those blocks on our kernels; the ring's own pieces must pass */
                                 const int band = sh[i].left > 0 || sh[i].right > 0;
                                 printf("%s sm %d %s D=%d %d/%d heads %s %s: %s\n", band ? "note" : "FAIL", sm,
-                                       lc_gpu_dtype_name((lc_gpu_dtype)dt), d, heads[hi][0], heads[hi][1], sh[i].what,
+                                       lc_dtype_name((lc_dtype)dt), d, heads[hi][0], heads[hi][1], sh[i].what,
                                        dir ? "backward" : "forward", why);
                                 bad += !band;
                             }
                         }
     /* the control: a window band with more rows than keys is what the frontend refuses (and
      * what the planner cuts into row chunks), so this validation does look at the pieces */
-    if (!lcg_cudnn_validate_piece(0, 8, 2, 128, LC_GPU_BF16, 0.08838835f, 300, 256, -1, 70, 90, why, sizeof why)) {
+    if (!lcg_cudnn_validate_piece(0, 8, 2, 128, LC_DT_BF16, 0.08838835f, 300, 256, -1, 70, 90, why, sizeof why)) {
         printf("FAIL: the frontend accepted a window band with 300 rows > 256 keys\n");
         bad++;
     } else
@@ -386,14 +386,14 @@ int main(int argc, char **argv) {
     GT_CHECK(lc_gpu_attn_engine_create(LC_GPU_ENGINE_CUDNN, &e));
     int total = 0, passed = 0;
     uint64_t seed = 7;
-    const lc_gpu_dtype dts[] = {LC_GPU_BF16, LC_GPU_F16};
+    const lc_dtype dts[] = {LC_DT_BF16, LC_DT_F16};
     const int ds[] = {64, 128};
     const int heads[][2] = {{4, 4}, {8, 2}, {4, 2}};
     for (int di = 0; di < 2; di++)
         for (int dd = 0; dd < 2; dd++) {
             const int hi = (di + dd) % 3;
             const int hq = heads[hi][0], hkv = heads[hi][1], d = ds[dd];
-            const lc_gpu_dtype dt = dts[di];
+            const lc_dtype dt = dts[di];
             const ccase cs[] = {
                 /* full: every key before every query (an earlier ring block) */
                 {dt, d, hq, hkv, 192, 256, LC_MASK_CAUSAL, 0, 512, 0, 0, 0, 0, 0, 0},

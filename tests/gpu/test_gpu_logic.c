@@ -1,17 +1,21 @@
-/* CPU test of the logic the CUDA kernels share with the host (tile_logic.h,
- * ring_gpu_layout.h): runs on every machine, GPU or not. The element rule is checked
- * against the CPU library's lc_attn_allowed, and the tile classification must be
- * conservative (SKIP: no pair allowed; FULL: every slot pair real and allowed). */
+/* CPU test of the core the CUDA kernels and the GPU ring share with the CPU library
+ * (src/attn/core.h, src/cp/core.h): runs on every machine, GPU or not. The element rule is
+ * checked against the CPU library's lc_attn_allowed, the tile classification must be
+ * conservative (SKIP: no pair allowed; FULL: every slot pair real and allowed), and the CPU
+ * driver's summaries and verdicts (lc_attn_summarise, lc_attn_classify) must be the ones the
+ * kernels compute (init + add per row, merged per warp) for the same rows. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attn/core.h"
+#include "attn/cuda/sm90_layout.h"
+#include "cp/core.h"
 #include "longctx/attn.h"
 #include "longctx/cp.h"
-#include "ring_gpu_layout.h"
-#include "sm90_layout.h"
-#include "tile_logic.h"
+/* last: it defines LC_ERR_ARG as a macro, which the status enum of longctx/cp.h must not see */
+#include "attn/internal.h" /* lc_attn_summarise, lc_attn_classify_sum: the CPU driver's side */
 
 static int fails = 0;
 #define EXPECT(c, ...)                                 \
@@ -42,7 +46,7 @@ static void test_allowed(void) {
         if (it % 1000 == 0) { qp = INT32_MAX; kp = (int32_t)(rnd() % 3); }
         int32_t qd = rnd() % 3, kd = rnd() % 3;
         lc_mask m = {kind, window, NULL, NULL};
-        int a = lc_tl_allowed(kind, window, qp, kp, qd, kd);
+        int a = lc_mask_allowed(kind, window, qp, kp, qd, kd);
         int b = lc_attn_allowed(&m, qp, kp, qd, kd);
         EXPECT(a == b, "allowed(kind %u, w %lld, q %d, k %d, qd %d, kd %d): gpu %d cpu %d", kind,
                (long long)window, qp, kp, qd, kd, a, b);
@@ -67,31 +71,37 @@ static void test_classify(void) {
             kd[i] = rnd() % 3 == 0 ? 1 : 0;
         }
         lc_tile_sum qs, ks;
-        lc_tl_sum_init(&qs, T);
-        lc_tl_sum_init(&ks, T);
-        for (int i = 0; i < nq; i++) lc_tl_sum_add(&qs, qp[i], qd[i]);
-        for (int i = 0; i < nk; i++) lc_tl_sum_add(&ks, kp[i], kd[i]);
+        lc_tile_sum_init(&qs, T);
+        lc_tile_sum_init(&ks, T);
+        for (int i = 0; i < nq; i++) lc_tile_sum_add(&qs, qp[i], qd[i]);
+        for (int i = 0; i < nk; i++) lc_tile_sum_add(&ks, kp[i], kd[i]);
         int any = 0, all = 1;
         for (int i = 0; i < T; i++)
             for (int j = 0; j < T; j++) {
-                int ok = i < nq && j < nk && lc_tl_allowed(kind, window, qp[i], kp[j], qd[i], kd[j]);
+                int ok = i < nq && j < nk && lc_mask_allowed(kind, window, qp[i], kp[j], qd[i], kd[j]);
                 any |= ok;
                 all &= ok;
             }
-        int c = lc_tl_classify(kind, window, &qs, &ks);
-        if (c == LC_TL_SKIP) EXPECT(!any, "SKIP with an allowed pair (kind %u)", kind);
-        if (c == LC_TL_FULL) EXPECT(all, "FULL with a masked pair (kind %u)", kind);
+        int c = lc_tile_classify(kind, window, &qs, &ks);
+        if (c == LC_BLOCK_SKIP) EXPECT(!any, "SKIP with an allowed pair (kind %u)", kind);
+        if (c == LC_BLOCK_FULL) EXPECT(all, "FULL with a masked pair (kind %u)", kind);
         /* precision: the plain causal diagonal-free case must not be PARTIAL */
-        if (kind == LC_TL_CAUSAL && contiguous && nq == T && nk == T) {
+        if (kind == LC_MASK_CAUSAL && contiguous && nq == T && nk == T) {
             int pad = 0;
             for (int i = 0; i < T; i++) pad |= qp[i] < 0 || kp[i] < 0;
-            if (!pad && k0 + T - 1 <= q0) EXPECT(c == LC_TL_FULL, "causal tile below diagonal not FULL");
-            if (!pad && k0 > q0 + T - 1) EXPECT(c == LC_TL_SKIP, "causal tile above diagonal not SKIP");
+            if (!pad && k0 + T - 1 <= q0) EXPECT(c == LC_BLOCK_FULL, "causal tile below diagonal not FULL");
+            if (!pad && k0 > q0 + T - 1) EXPECT(c == LC_BLOCK_SKIP, "causal tile above diagonal not SKIP");
         }
     }
 }
 
-/* The GPU ring's layouts are the CPU plan's (one map, cp/layout_map.h): every layout, any S
+/* Padded rows per PE (the GPU ring's s_local) through the core's map, -1 when refused. */
+static int rows_of(int l, int64_t S, int p) {
+    int np = -1;
+    return lc_layout_positions((lc_cp_layout)l, S, p, 0, NULL, &np) < 0 ? -1 : np;
+}
+
+/* The GPU ring's layouts are the CPU plan's (one map, cp/core.h): every layout, any S
  * (padding at the end of each PE's rows, position -1), every real token exactly once, and
  * the same positions as lc_cp_layout_positions. */
 static void test_layout(void) {
@@ -99,13 +109,13 @@ static void test_layout(void) {
         for (int l = 0; l < 3; l++)
             for (int extra = 0; extra < 4; extra++) {
                 const int S = 2 * p * 24 - (extra ? 2 * extra + 1 : 0); /* divisible, then odd */
-                const int sl = lc_ring_layout_rows(l, S, p);
+                const int sl = rows_of(l, S, p);
                 EXPECT(sl >= (S + p - 1) / p, "layout %d S=%d p=%d: %d rows", l, S, p, sl);
                 if (sl < 1) continue;
                 char *seen = calloc((size_t)S, 1);
                 int32_t *pos = malloc(sizeof(int32_t) * (size_t)sl), *cpu = malloc(sizeof(int32_t) * (size_t)sl);
                 for (int r = 0; r < p; r++) {
-                    const int real = lc_ring_layout_positions(l, S, p, r, pos);
+                    const int real = lc_layout_positions((lc_cp_layout)l, S, p, r, pos, NULL);
                     int cpu_pad = -1;
                     EXPECT(real >= 0, "layout %d rejected S=%d p=%d", l, S, p);
                     EXPECT(lc_cp_layout_positions((lc_cp_layout)l, S, p, r, cpu, &cpu_pad) == real && cpu_pad == sl &&
@@ -128,20 +138,86 @@ static void test_layout(void) {
                 free(cpu);
             }
     int32_t pos[8];
-    EXPECT(lc_ring_layout_positions(3, 6, 2, 0, pos) < 0, "unknown layout must be refused");
-    EXPECT(lc_ring_layout_positions(1, 0, 2, 0, pos) < 0, "S = 0 must be refused");
-    EXPECT(lc_ring_layout_positions(0, 6, 2, 2, pos) < 0, "PE out of range must be refused");
-    EXPECT(lc_ring_layout_rows(1, (int64_t)1 << 40, 2) < 0, "S beyond int32 positions must be refused");
+    EXPECT(lc_layout_positions((lc_cp_layout)3, 6, 2, 0, pos, NULL) < 0, "unknown layout must be refused");
+    EXPECT(lc_layout_positions(LC_CP_ZIGZAG, 0, 2, 0, pos, NULL) < 0, "S = 0 must be refused");
+    EXPECT(lc_layout_positions(LC_CP_CONTIGUOUS, 6, 2, 2, pos, NULL) < 0, "PE out of range must be refused");
+    EXPECT(rows_of(1, (int64_t)1 << 40, 2) < 0, "S beyond int32 positions must be refused");
     EXPECT(lc_ring_owner(0, 1, 4) == 3 && lc_ring_owner(2, 3, 4) == 3 && lc_ring_next(3, 4) == 0 &&
                lc_ring_prev(0, 4) == 3, "ring schedule");
+    /* the visitor of a block at step j is the PE whose owner at step j it is */
+    for (int p = 1; p <= 9; p++)
+        for (int me = 0; me < p; me++)
+            for (int j = 0; j < p; j++) {
+                const int o = lc_ring_owner(me, j, p);
+                EXPECT(o >= 0 && o < p && lc_ring_visitor(o, j, p) == me, "owner/visitor p %d me %d j %d", p, me, j);
+                EXPECT(lc_ring_owner(lc_ring_next(me, p), j + 1, p) == o, "a block moves one hop per step");
+            }
+}
+
+/* One slot format for both rings: every part starts on the alignment both devices need (the
+ * GPU's 16-byte loads, the CPU's 64-byte lines) and holds its bytes. */
+static void test_slot_format(void) {
+    EXPECT(LC_CP_SLOT_ALIGN % 64 == 0 && LC_CP_SLOT_ALIGN % 16 == 0, "slot alignment");
+    for (int it = 0; it < 1000; it++) {
+        const size_t rows = 1 + rnd() % 700, kv = rows * (1 + rnd() % 8) * 16 * (1 + rnd() % 2);
+        const lc_cp_slot_fmt f = lc_cp_slot_format(kv, rows);
+        EXPECT(f.k == 0 && f.v % LC_CP_SLOT_ALIGN == 0 && f.pos % LC_CP_SLOT_ALIGN == 0 &&
+                   f.doc % LC_CP_SLOT_ALIGN == 0 && f.bytes % LC_CP_SLOT_ALIGN == 0,
+               "slot parts aligned");
+        EXPECT(f.v >= kv && f.pos - f.v >= kv && f.doc - f.pos >= 4 * rows && f.bytes - f.doc >= 4 * rows &&
+                   f.bytes - f.doc < 4 * rows + LC_CP_SLOT_ALIGN,
+               "slot parts hold their rows");
+    }
+    EXPECT(lc_dkv_add(1.5f, 2.25f) == 3.75f, "dK/dV add");
+}
+
+/* The CPU driver and the kernels summarise and classify a tile through the one core: the
+ * CPU's lc_attn_summarise of a whole tile equals the kernels' summary (init at the tile size,
+ * one add per row, warp pieces merged as attn_small.cuh does), and the CPU's verdict
+ * (lc_attn_classify_sum, lc_attn_classify) is the kernels' lc_tile_classify on it. */
+static void test_cpu_gpu_same_class(void) {
+    enum { T = 64 };
+    int32_t qp[T], kp[T], qd[T], kd[T];
+    for (int it = 0; it < 20000; it++) {
+        unsigned kind = kinds[rnd() % 8];
+        int64_t window = 1 + rnd() % 100;
+        int q0 = rnd() % 200, k0 = rnd() % 200, contiguous = rnd() % 2;
+        for (int i = 0; i < T; i++) {
+            qp[i] = contiguous ? q0 + i : (int32_t)(rnd() % 300);
+            kp[i] = contiguous ? k0 + i : (int32_t)(rnd() % 300);
+            if (rnd() % 24 == 0) qp[i] = -1;
+            if (rnd() % 24 == 0) kp[i] = -1;
+            qd[i] = (i + (int)(rnd() % 8)) / 40;
+            kd[i] = (i + (int)(rnd() % 8)) / 40;
+        }
+        lc_tile_sum cq, ck, gq, gk, half;
+        lc_attn_summarise(qp, qd, 0, T, &cq);
+        lc_attn_summarise(kp, kd, 0, T, &ck);
+        /* the kernels: two 32-row pieces, each init + add, merged into the first */
+        lc_tile_sum_init(&gq, T);
+        lc_tile_sum_init(&half, T);
+        lc_tile_sum_init(&gk, T);
+        for (int i = 0; i < T; i++) lc_tile_sum_add(i < T / 2 ? &gq : &half, qp[i], qd[i]);
+        lc_tile_sum_merge(&gq, &half);
+        lc_tile_sum_init(&half, T);
+        for (int i = 0; i < T; i++) lc_tile_sum_add(i < T / 2 ? &gk : &half, kp[i], kd[i]);
+        lc_tile_sum_merge(&gk, &half);
+        EXPECT(!memcmp(&cq, &gq, sizeof cq) && !memcmp(&ck, &gk, sizeof ck), "CPU and GPU tile summaries differ");
+        lc_mask m = {kind, window, qd, kd};
+        const int cpu = lc_attn_classify_sum(&m, &cq, &ck);
+        const int cpu_rows = lc_attn_classify(&m, qp, 0, T, kp, 0, T);
+        const int gpu = lc_tile_classify(kind, window, &gq, &gk);
+        EXPECT(cpu == gpu && cpu_rows == gpu, "kind %u window %lld: CPU says %d (%d from rows), GPU %d", kind,
+               (long long)window, cpu, cpu_rows, gpu);
+    }
 }
 
 static void test_lse_merge(void) {
     float a = logf(3.0f), b = logf(5.0f);
-    EXPECT(fabsf(lc_tl_lse_merge(a, b) - logf(8.0f)) < 1e-6f, "lse merge");
-    EXPECT(lc_tl_lse_merge(-INFINITY, b) == b, "lse merge with empty");
-    EXPECT(lc_tl_lse_merge(-INFINITY, -INFINITY) == -INFINITY, "lse merge of two empties");
-    EXPECT(fabsf(lc_tl_lse_merge(1000.f, 1000.f) - (1000.f + logf(2.f))) < 1e-3f, "lse merge large");
+    EXPECT(fabsf(lc_lse_merge(a, b) - logf(8.0f)) < 1e-6f, "lse merge");
+    EXPECT(lc_lse_merge(-INFINITY, b) == b, "lse merge with empty");
+    EXPECT(lc_lse_merge(-INFINITY, -INFINITY) == -INFINITY, "lse merge of two empties");
+    EXPECT(fabsf(lc_lse_merge(1000.f, 1000.f) - (1000.f + logf(2.f))) < 1e-3f, "lse merge large");
 }
 
 /* The Hopper kernel's shared-memory tiles and wgmma descriptors (sm90_layout.h) against a
@@ -197,6 +273,8 @@ int main(void) {
     test_allowed();
     test_classify();
     test_layout();
+    test_slot_format();
+    test_cpu_gpu_same_class();
     test_lse_merge();
     if (fails) {
         fprintf(stderr, "test_gpu_logic: %d failures\n", fails);

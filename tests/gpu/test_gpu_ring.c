@@ -14,14 +14,13 @@
 #include <cuda_runtime_api.h>
 
 #include "gpu_test_util.h"
-#include "ring_gpu_layout.h"
 
 typedef struct {
-    lc_gpu_dtype dt;
+    lc_dtype dt;
     int d, hq, hkv, S;
     unsigned kind;
     int window;
-    int layout; /* lc_gpu_layout: 0 contiguous, 1 zigzag, 2 striped */
+    int layout; /* lc_cp_layout: 0 contiguous, 1 zigzag, 2 striped */
     int graph; /* run the ring calls as captured CUDA graphs on a stream of our own */
 } rcase;
 
@@ -51,7 +50,9 @@ static void *zeros(size_t bytes) {
 
 static int one_case(lc_gpu_world *w, const rcase *c, int pe, int n, uint64_t seed) {
     /* any S: every PE holds sl padded rows; padding rows have position -1 */
-    const int S = c->S, sl = lc_ring_layout_rows(c->layout, S, n), d = c->d;
+    const int S = c->S, d = c->d;
+    int sl = -1;
+    lc_cp_layout_positions((lc_cp_layout)c->layout, S, n, 0, NULL, &sl);
     const size_t rq = (size_t)c->hq * d, rk = (size_t)c->hkv * d;
     uint16_t *q = malloc(2 * S * rq), *k = malloc(2 * S * rk), *v = malloc(2 * S * rk), *dout = malloc(2 * S * rq);
     uint64_t s = seed;
@@ -61,7 +62,7 @@ static int one_case(lc_gpu_world *w, const rcase *c, int pe, int n, uint64_t see
     for (size_t i = 0; i < S * rq; i++) gt_round(c->dt, gt_uniform(&s), &dout[i]);
     int32_t *doc = malloc(4 * (size_t)S), *pos = malloc(4 * (size_t)sl);
     for (int i = 0; i < S; i++) doc[i] = (i / 45) % 3 + i / 200;
-    if (sl < 1 || lc_ring_layout_positions(c->layout, S, n, pe, pos) < 0) {
+    if (sl < 1 || lc_cp_layout_positions((lc_cp_layout)c->layout, S, n, pe, pos, NULL) < 0) {
         fprintf(stderr, "layout rejected\n");
         return 0;
     }
@@ -102,7 +103,7 @@ static int one_case(lc_gpu_world *w, const rcase *c, int pe, int n, uint64_t see
     float *gq_ = zeros(4 * sl * rq), *gk_ = zeros(4 * sl * rk), *gv_ = zeros(4 * sl * rk);
 
     lc_gpu_ring_opts ro_ = {w, sl, c->hq, c->hkv, d, c->dt, 0.f, c->kind, c->window, LC_LOWER_ONE_SIDED, NULL,
-                            c->graph, g_engine, (lc_gpu_layout)c->layout, S};
+                            c->graph, g_engine, (lc_cp_layout)c->layout, S};
     lc_gpu_ring *ring = NULL;
     GT_CHECK(lc_gpu_ring_create(&ro_, &ring));
     cudaStream_t st = NULL;
@@ -143,12 +144,12 @@ static int one_case(lc_gpu_world *w, const rcase *c, int pe, int n, uint64_t see
         double lerr = 0;
         for (size_t i = 0; i < (size_t)sl * c->hq; i++)
             if (!(isinf(el[i]) && isinf(ml[i]))) lerr = fmax(lerr, fabs(el[i] - ml[i]));
-        const double tf = c->dt == LC_GPU_BF16 ? 1.5e-2 : 5e-3, tb = c->dt == LC_GPU_BF16 ? 3e-2 : 1e-2;
+        const double tf = c->dt == LC_DT_BF16 ? 1.5e-2 : 5e-3, tb = c->dt == LC_DT_BF16 ? 3e-2 : 1e-2;
         double e1 = rel(mo, eo, sl * rq), e2 = rel(mdq, edq, sl * rq), e3 = rel(mdk, edk, sl * rk), e4 = rel(mdv, edv, sl * rk);
         ok = e1 < tf && lerr < 2e-3 && e2 < tb && e3 < tb && e4 < tb;
         if (pe == 0 || !ok)
             printf("%s PE %d/%d %s d=%d hq=%d hkv=%d S=%d mask=%u %s call %d%s%s: o %.2e lse %.2e dq %.2e dk %.2e dv %.2e\n",
-                   ok ? "ok  " : "FAIL", pe, n, lc_gpu_dtype_name(c->dt), d, c->hq, c->hkv, S, c->kind,
+                   ok ? "ok  " : "FAIL", pe, n, lc_dtype_name(c->dt), d, c->hq, c->hkv, S, c->kind,
                    c->layout == 1 ? "zigzag" : c->layout == 2 ? "striped" : "contig", rep, c->graph ? (greplayed ? " graph: " : " graph off: ") : "",
                    c->graph ? gwhy : "", e1, lerr, e2, e3, e4);
         free(mo); free(ml); free(mdq); free(mdk); free(mdv); free(eo); free(el); free(edq); free(edk); free(edv);
@@ -186,18 +187,18 @@ static int pe_main(int pe, int n, const lc_gpu_uid *uid, void *arg) {
     }
     if (pe == 0) printf("ring test: %d PEs, %d per GPU\n", n, lc_gpu_pes_per_device(w));
     const rcase cases[] = {
-        {LC_GPU_BF16, 128, 4, 2, 512, LC_MASK_CAUSAL, 0, 1, 0},
-        {LC_GPU_BF16, 128, 4, 2, 512, LC_MASK_CAUSAL, 0, 0, 0},
-        {LC_GPU_BF16, 64, 2, 2, 384, 0, 0, 0, 0},
-        {LC_GPU_F16, 64, 4, 1, 384, LC_MASK_CAUSAL | LC_MASK_WINDOW, 100, 1, 0},
-        {LC_GPU_F16, 128, 4, 4, 448, LC_MASK_DOC | LC_MASK_CAUSAL, 0, 1, 0},
-        {LC_GPU_BF16, 64, 4, 2, 320, LC_MASK_DOC, 0, 0, 0},
-        {LC_GPU_BF16, 128, 4, 2, 512, LC_MASK_CAUSAL, 0, 1, 1},
+        {LC_DT_BF16, 128, 4, 2, 512, LC_MASK_CAUSAL, 0, 1, 0},
+        {LC_DT_BF16, 128, 4, 2, 512, LC_MASK_CAUSAL, 0, 0, 0},
+        {LC_DT_BF16, 64, 2, 2, 384, 0, 0, 0, 0},
+        {LC_DT_F16, 64, 4, 1, 384, LC_MASK_CAUSAL | LC_MASK_WINDOW, 100, 1, 0},
+        {LC_DT_F16, 128, 4, 4, 448, LC_MASK_DOC | LC_MASK_CAUSAL, 0, 1, 0},
+        {LC_DT_BF16, 64, 4, 2, 320, LC_MASK_DOC, 0, 0, 0},
+        {LC_DT_BF16, 128, 4, 2, 512, LC_MASK_CAUSAL, 0, 1, 1},
         /* S that no layout divides (padding rows), and the striped layout */
-        {LC_GPU_BF16, 128, 4, 2, 509, LC_MASK_CAUSAL, 0, 1, 0},
-        {LC_GPU_F16, 64, 4, 2, 389, LC_MASK_CAUSAL | LC_MASK_DOC, 0, 2, 0},
-        {LC_GPU_BF16, 64, 2, 1, 331, 0, 0, 0, 0},
-        {LC_GPU_BF16, 128, 4, 2, 512, LC_MASK_CAUSAL | LC_MASK_WINDOW, 90, 2, 1},
+        {LC_DT_BF16, 128, 4, 2, 509, LC_MASK_CAUSAL, 0, 1, 0},
+        {LC_DT_F16, 64, 4, 2, 389, LC_MASK_CAUSAL | LC_MASK_DOC, 0, 2, 0},
+        {LC_DT_BF16, 64, 2, 1, 331, 0, 0, 0, 0},
+        {LC_DT_BF16, 128, 4, 2, 512, LC_MASK_CAUSAL | LC_MASK_WINDOW, 90, 2, 1},
     };
     int all = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

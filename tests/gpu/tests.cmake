@@ -5,8 +5,7 @@
 # The mask / tile-classification / layout logic is plain C shared with the kernels: test it
 # on every machine.
 add_executable(test_gpu_logic ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_logic.c)
-target_include_directories(test_gpu_logic PRIVATE ${CMAKE_SOURCE_DIR}/src/attn/cuda
-                           ${CMAKE_SOURCE_DIR}/src/cp ${CMAKE_SOURCE_DIR}/include)
+target_include_directories(test_gpu_logic PRIVATE ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
 target_link_libraries(test_gpu_logic PRIVATE longctx_lib m)
 add_test(NAME gpu_logic COMMAND test_gpu_logic)
 set_tests_properties(gpu_logic PROPERTIES LABELS "gpu;cpu" TIMEOUT 120)
@@ -38,7 +37,9 @@ set_tests_properties(gpu_attn_cpu PROPERTIES LABELS "gpu;cpu" TIMEOUT 300)
 if(CMAKE_CXX_COMPILER)
   add_executable(test_ring_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_ring_emu.cc)
   set_target_properties(test_ring_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
-  target_include_directories(test_ring_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/src
+  # the architecture (gpu_arch.h) and CUDA runtime of this build are the stand-ins in
+  # tests/gpu/emu/ring: first on the path, so the ring's real source takes them
+  target_include_directories(test_ring_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu/ring ${CMAKE_SOURCE_DIR}/src
                              ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/src/cp ${CMAKE_SOURCE_DIR}/include)
   target_compile_options(test_ring_emu PRIVATE -O1 -Wno-unused-parameter)
   target_link_libraries(test_ring_emu PRIVATE longctx_lib Threads::Threads m)
@@ -52,6 +53,7 @@ endif()
 if(LONGCTX_CUDA AND CMAKE_CXX_COMPILER AND CUDAToolkit_FOUND)
   add_executable(test_gpu_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_gpu_emu.cc)
   set_target_properties(test_gpu_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
+  # the architecture header of this build is the emulator's (tests/gpu/emu/gpu_arch.h)
   target_include_directories(test_gpu_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/src
                              ${CMAKE_SOURCE_DIR}/src/attn/cuda ${CMAKE_SOURCE_DIR}/include)
   target_include_directories(test_gpu_emu SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})

@@ -5,33 +5,20 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../common/err.h"
+#include "common/err.h"
 #include "attn_check.h"
 #include "attn_cuda.cuh"
 #include "attn_select.h"
 #include "attn_small.cuh"
 #include "cudnn_engine.h"
 #include "gpu_internal.h"
-#include "longctx/gpu.h"
+#include "longctx/gpu_attn.h"
 
-using namespace lcg;
-
-// The one error convention (src/common/err.h): the GPU entry points have no handle, so
-// their messages go to the calling thread's buffer, which lc_attn_last_error reads too.
+// The one error convention (src/common/err.h): the GPU entry points have no handle, so their
+// messages go to the calling thread's buffer, which lc_attn_last_error reads too.
 extern "C" const char *lc_gpu_last_error(void) { return lc__thread_error(); }
 
-int lcg_fail(int status, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    lc__vfail_in(NULL, 0, status, fmt, ap);
-    va_end(ap);
-    return status;
-}
-
-int lcg_cuda(cudaError_t e, const char *what) {
-    if (e == cudaSuccess) return LC_OK;
-    return lcg_fail(LC_ERR_SYS, "%s: %s", what, cudaGetErrorString(e));
-}
+using namespace lcg;
 
 extern "C" int lc_gpu_device_count(char *why, size_t whylen) {
     int n = 0;
@@ -44,17 +31,6 @@ extern "C" int lc_gpu_device_count(char *why, size_t whylen) {
     if (n == 0 && why && whylen) snprintf(why, whylen, "no CUDA device (count is 0)");
     return n;
 }
-
-extern "C" const char *lc_gpu_dtype_name(lc_gpu_dtype t) {
-    switch (t) {
-    case LC_GPU_F32: return "f32";
-    case LC_GPU_BF16: return "bf16";
-    case LC_GPU_F16: return "f16";
-    }
-    return "?";
-}
-
-extern "C" size_t lc_gpu_dtype_size(lc_gpu_dtype t) { return t == LC_GPU_F32 ? 4 : 2; }
 
 extern "C" int lc_gpu_attn_check(const lc_gpu_attn_desc *a, char *err, size_t errlen) {
     const char *why = lcg_attn_invalid(a, LCG_USES_BLOCK);
@@ -156,18 +132,18 @@ int lcg_fwd_block_with(const lc_gpu_attn_desc *a, const void *q, const void *k, 
 }
 
 extern "C" int lc_gpu_attn_fwd_finish(const lc_gpu_attn_desc *a, const float *o, void *out,
-                                      lc_gpu_dtype out_dtype, lc_gpu_stream s) {
+                                      lc_dtype out_dtype, lc_gpu_stream s) {
     int rc = check_for(a, LCG_USES_STATE, "lc_gpu_attn_fwd_finish");
     if (rc) return rc;
     cudaStream_t st = (cudaStream_t)s;
     const size_t n = (size_t)a->sq * a->hq * a->d;
     if (n == 0) return LC_OK;
     switch (out_dtype) {
-    case LC_GPU_F32:
+    case LC_DT_F32:
         if (out == o) return LC_OK;
         return lcg_cuda(cudaMemcpyAsync(out, o, n * 4, cudaMemcpyDeviceToDevice, st), "copy out");
-    case LC_GPU_BF16: finish_kernel<<<grid_for(n), 256, 0, st>>>(o, (__nv_bfloat16 *)out, n); break;
-    case LC_GPU_F16: finish_kernel<<<grid_for(n), 256, 0, st>>>(o, (__half *)out, n); break;
+    case LC_DT_BF16: finish_kernel<<<grid_for(n), 256, 0, st>>>(o, (__nv_bfloat16 *)out, n); break;
+    case LC_DT_F16: finish_kernel<<<grid_for(n), 256, 0, st>>>(o, (__half *)out, n); break;
     default: return lcg_fail(LC_ERR_ARG, "lc_gpu_attn_fwd_finish: bad out dtype");
     }
     return lcg_cuda(cudaGetLastError(), "finish kernel");
@@ -176,7 +152,7 @@ extern "C" int lc_gpu_attn_fwd_finish(const lc_gpu_attn_desc *a, const float *o,
 static int launch_delta(const lc_gpu_attn_desc *a, const float *o, const void *dout, float *delta, cudaStream_t st) {
     const int rows = a->sq * a->hq;
     const int blocks = (rows * 32 + 255) / 256;
-    if (a->dtype == LC_GPU_BF16)
+    if (a->dtype == LC_DT_BF16)
         delta_kernel<<<blocks, 256, 0, st>>>(o, (const __nv_bfloat16 *)dout, delta, rows, a->d);
     else
         delta_kernel<<<blocks, 256, 0, st>>>(o, (const __half *)dout, delta, rows, a->d);

@@ -46,7 +46,7 @@ __global__ void __launch_bounds__(NW * 32) bwd_kernel(const BwdParams p) {
     const size_t qstride = (size_t)p.hq * D, kstride = (size_t)p.hkv * D;
     const T *K = reinterpret_cast<const T *>(p.k) + (size_t)hk * D;
     const T *V = reinterpret_cast<const T *>(p.v) + (size_t)hk * D;
-    const bool use_doc = (p.kind & LC_TL_DOC) != 0;
+    const bool use_doc = (p.kind & LC_MASK_DOC) != 0;
 
     load_tile<T, D, BN, NT>(sK, K, kstride, k0, p.sk);
     load_tile<T, D, BN, NT>(sV, V, kstride, k0, p.sk);
@@ -90,13 +90,13 @@ __global__ void __launch_bounds__(NW * 32) bwd_kernel(const BwdParams p) {
     for (int c0 = 0; c0 < nitems; c0 += kChunk) {
         /* The list holds items; their class depends only on the Q tile, so the summary
          * array is indexed through item % nqt in a local copy of build_list's logic. */
-        int cls = LC_TL_SKIP;
+        int cls = LC_BLOCK_SKIP;
         const int it = c0 + tid;
         if (tid < kChunk && it < nitems) {
             lc_tile_sum qs = p.qsum[it % nqt];
-            cls = lc_tl_classify(p.kind, p.window, &qs, &ksum);
+            cls = lc_tile_classify(p.kind, p.window, &qs, &ksum);
         }
-        const unsigned bal = __ballot_sync(0xffffffffu, cls != LC_TL_SKIP);
+        const unsigned bal = __ballot_sync(0xffffffffu, cls != LC_BLOCK_SKIP);
         if (lane == 0) sWarpCnt[warp] = __popc(bal);
         __syncthreads();
         int off = 0, n = 0;
@@ -104,8 +104,8 @@ __global__ void __launch_bounds__(NW * 32) bwd_kernel(const BwdParams p) {
             if (w < warp) off += sWarpCnt[w];
             n += sWarpCnt[w];
         }
-        if (cls != LC_TL_SKIP)
-            sList[off + __popc(bal & ((1u << lane) - 1u))] = it | (cls == LC_TL_FULL ? (1 << 30) : 0);
+        if (cls != LC_BLOCK_SKIP)
+            sList[off + __popc(bal & ((1u << lane) - 1u))] = it | (cls == LC_BLOCK_FULL ? (1 << 30) : 0);
         __syncthreads();
         if (n == 0) continue;
         issue(sList[0] & ((1 << 30) - 1), 0);
@@ -170,7 +170,7 @@ __global__ void __launch_bounds__(NW * 32) bwd_kernel(const BwdParams p) {
                         const float L = lse[col];
                         bool ok = L != -INFINITY;
                         if (!full && ok)
-                            ok = lc_tl_allowed(p.kind, p.window, qp[col], sKp[warp * 16 + g + 8 * h2],
+                            ok = lc_mask_allowed(p.kind, p.window, qp[col], sKp[warp * 16 + g + 8 * h2],
                                                use_doc ? qd[col] : 0,
                                                use_doc ? sKp[BN + warp * 16 + g + 8 * h2] : 0);
                         pv[e1] = ok ? exp2f(fmaf(st[j][e2], p.scale_log2, -L * kLog2e)) : 0.f;
@@ -270,19 +270,14 @@ template <typename T, int D, int BMB, int NW> constexpr size_t bwd_smem() {
            8 * BMB * sizeof(float) + 2 * 16 * NW * sizeof(int32_t) + kChunk * sizeof(int);
 }
 
-#ifndef LCG_EMU
-template <typename T, int D, int BMB, int NW> int launch(const BwdParams &p, cudaStream_t s) {
+template <typename T, int D, int BMB, int NW> int launch_bwd(const BwdParams &p, cudaStream_t s) {
     const size_t smem = bwd_smem<T, D, BMB, NW>();
     /* A100 allows 163 KiB of dynamic shared memory per block, H100/H200 227 KiB */
     static_assert(bwd_smem<T, D, BMB, NW>() <= 163 * 1024, "shared memory over the sm_80 limit");
-    cudaError_t e = cudaFuncSetAttribute(bwd_kernel<T, D, BMB, NW>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    if (e != cudaSuccess) return (int)e;
-    dim3 grid((p.sk + 16 * NW - 1) / (16 * NW), p.hkv);
-    bwd_kernel<T, D, BMB, NW><<<grid, NW * 32, smem, s>>>(p);
-    return (int)cudaGetLastError();
+    int e = set_dyn_smem(bwd_kernel<T, D, BMB, NW>, smem);
+    if (e) return e;
+    return lcg::launch(bwd_kernel<T, D, BMB, NW>, dim3((p.sk + 16 * NW - 1) / (16 * NW), p.hkv), NW * 32, smem, s, p);
 }
-#endif
 
 /* Query rows per step: 64 at D=64; 32 at D=128, where dK and dV alone hold 128 floats per
  * thread and a 64-row score tile would push the warp into spills. */
@@ -290,7 +285,6 @@ template <int D> constexpr int bmb() { return D == 64 ? 64 : 32; }
 
 } // namespace
 
-#ifndef LCG_EMU
 #include <stdlib.h>
 
 /* $LONGCTX_GPU_BWD_WARPS = 4 or 8 overrides the default (8) so the GPU check can time both. */
@@ -308,16 +302,15 @@ int lcg_bwd_bn(int) { return 16 * bwd_warps(); }
 
 int lcg_launch_bwd(int dtype, int d, const BwdParams &p, cudaStream_t s) {
     if (bwd_warps() == 4) {
-        if (dtype == 1 && d == 64) return launch<__nv_bfloat16, 64, bmb<64>(), 4>(p, s);
-        if (dtype == 1 && d == 128) return launch<__nv_bfloat16, 128, bmb<128>(), 4>(p, s);
-        if (dtype == 2 && d == 64) return launch<__half, 64, bmb<64>(), 4>(p, s);
-        if (dtype == 2 && d == 128) return launch<__half, 128, bmb<128>(), 4>(p, s);
+        if (dtype == 1 && d == 64) return launch_bwd<__nv_bfloat16, 64, bmb<64>(), 4>(p, s);
+        if (dtype == 1 && d == 128) return launch_bwd<__nv_bfloat16, 128, bmb<128>(), 4>(p, s);
+        if (dtype == 2 && d == 64) return launch_bwd<__half, 64, bmb<64>(), 4>(p, s);
+        if (dtype == 2 && d == 128) return launch_bwd<__half, 128, bmb<128>(), 4>(p, s);
     } else {
-        if (dtype == 1 && d == 64) return launch<__nv_bfloat16, 64, bmb<64>(), 8>(p, s);
-        if (dtype == 1 && d == 128) return launch<__nv_bfloat16, 128, bmb<128>(), 8>(p, s);
-        if (dtype == 2 && d == 64) return launch<__half, 64, bmb<64>(), 8>(p, s);
-        if (dtype == 2 && d == 128) return launch<__half, 128, bmb<128>(), 8>(p, s);
+        if (dtype == 1 && d == 64) return launch_bwd<__nv_bfloat16, 64, bmb<64>(), 8>(p, s);
+        if (dtype == 1 && d == 128) return launch_bwd<__nv_bfloat16, 128, bmb<128>(), 8>(p, s);
+        if (dtype == 2 && d == 64) return launch_bwd<__half, 64, bmb<64>(), 8>(p, s);
+        if (dtype == 2 && d == 128) return launch_bwd<__half, 128, bmb<128>(), 8>(p, s);
     }
     return (int)cudaErrorInvalidValue;
 }
-#endif

@@ -6,17 +6,12 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifdef LCG_EMU
-/* tests/gpu/emu: the same kernel source run by CPU threads, one per CUDA thread */
-#include "cuda_emu.h"
-#else
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-#define LCG_DYNAMIC_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
-#endif
+/* The hardware primitives (mma, ldmatrix, cp.async, launch): the real gpu_arch.h
+ * (src/attn/cuda/arch) or the emulator's (tests/gpu/emu), whichever the build's include path
+ * names; this source is the same in both. */
+#include "gpu_arch.h"
 
-#include "tile_logic.h"
+#include "attn/core.h"
 
 namespace lcg {
 
@@ -66,15 +61,7 @@ template <> struct Mma<__nv_bfloat16> {
     static __device__ __forceinline__ float to_f(__nv_bfloat16 x) { return __bfloat162float(x); }
     static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0,
                                                uint32_t b1) {
-#ifdef LCG_EMU
-        emu_mma(c, a, b0, b1, 1);
-#else
-        asm volatile(
-            "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, "
-            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-#endif
+        mma_bf16(c, a, b0, b1);
     }
 };
 
@@ -89,48 +76,10 @@ template <> struct Mma<__half> {
     static __device__ __forceinline__ float to_f(__half x) { return __half2float(x); }
     static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0,
                                                uint32_t b1) {
-#ifdef LCG_EMU
-        emu_mma(c, a, b0, b1, 2);
-#else
-        asm volatile(
-            "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, "
-            "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-            : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-            : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-#endif
+        mma_f16(c, a, b0, b1);
     }
 };
 
-#ifndef LCG_EMU
-__device__ __forceinline__ uint32_t smem_u32(const void *p) {
-    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t r[4], const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(p)));
-}
-
-__device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const void *p) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_u32(p)));
-}
-
-/* 16 bytes, zero-filled when !valid (src must still be a mapped address). */
-__device__ __forceinline__ void cp16(void *s, const void *g, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(s)), "l"(g),
-                 "r"(valid ? 16 : 0));
-}
-
-__device__ __forceinline__ void cp4(void *s, const void *g) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_u32(s)), "l"(g));
-}
-
-__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
-#endif
 
 /* Rows [row0, row0+R) of a [n, heads*D] tensor (head already applied to g) into a padded
  * [R][D+8] tile: the 16-byte pad staggers rows across banks for ldmatrix. */
@@ -173,13 +122,13 @@ __device__ __forceinline__ int build_list(int *list, int *warp_cnt, int c0, int 
                                           const lc_tile_sum &mine, const lc_tile_sum *sums,
                                           unsigned kind, long long window) {
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nw = blockDim.x >> 5;
-    int cls = LC_TL_SKIP;
+    int cls = LC_BLOCK_SKIP;
     int j = c0 + tid;
     if (tid < kChunk && j < n) {
         lc_tile_sum o = sums[j];
-        cls = lc_tl_classify(kind, window, &mine, &o);
+        cls = lc_tile_classify(kind, window, &mine, &o);
     }
-    unsigned bal = __ballot_sync(0xffffffffu, cls != LC_TL_SKIP);
+    unsigned bal = __ballot_sync(0xffffffffu, cls != LC_BLOCK_SKIP);
     if (lane == 0) warp_cnt[warp] = __popc(bal);
     __syncthreads();
     int off = 0, total = 0;
@@ -187,8 +136,8 @@ __device__ __forceinline__ int build_list(int *list, int *warp_cnt, int c0, int 
         if (w < warp) off += warp_cnt[w];
         total += warp_cnt[w];
     }
-    if (cls != LC_TL_SKIP)
-        list[off + __popc(bal & ((1u << lane) - 1u))] = j | (cls == LC_TL_FULL ? (1 << 30) : 0);
+    if (cls != LC_BLOCK_SKIP)
+        list[off + __popc(bal & ((1u << lane) - 1u))] = j | (cls == LC_BLOCK_FULL ? (1 << 30) : 0);
     __syncthreads();
     return total;
 }

@@ -43,7 +43,7 @@ __global__ void __launch_bounds__(NW * 32) fwd_kernel(const FwdParams p) {
     const T *Q = reinterpret_cast<const T *>(p.q) + (size_t)h * D;
     const T *K = reinterpret_cast<const T *>(p.k) + (size_t)hk * D;
     const T *V = reinterpret_cast<const T *>(p.v) + (size_t)hk * D;
-    const bool use_doc = (p.kind & LC_TL_DOC) != 0;
+    const bool use_doc = (p.kind & LC_MASK_DOC) != 0;
 
     load_tile<T, D, BM, NT>(sQ, Q, qstride, m0, p.sq);
     cp_commit();
@@ -139,7 +139,7 @@ __global__ void __launch_bounds__(NW * 32) fwd_kernel(const FwdParams p) {
 #pragma unroll
                         for (int e2 = 0; e2 < 4; e2++) {
                             const int col = j * 8 + 2 * t + (e2 & 1);
-                            if (!lc_tl_allowed(p.kind, p.window, qp[mt][e2 >> 1], kp[col], qd[mt][e2 >> 1],
+                            if (!lc_mask_allowed(p.kind, p.window, qp[mt][e2 >> 1], kp[col], qd[mt][e2 >> 1],
                                                use_doc ? kd[col] : 0))
                                 s[mt][j][e2] = -INFINITY;
                         }
@@ -213,7 +213,7 @@ __global__ void __launch_bounds__(NW * 32) fwd_kernel(const FwdParams p) {
             __syncwarp();
             if (!live) continue;
             const float blk_lse = mrow[mt][rr] * p.scale + logf(l);
-            const float new_lse = lc_tl_lse_merge(old_lse, blk_lse);
+            const float new_lse = lc_lse_merge(old_lse, blk_lse);
             const float wo = old_lse == -INFINITY ? 0.f : expf(old_lse - new_lse);
             const float wb = expf(blk_lse - new_lse) / l;
             float *orow = p.o + ((size_t)row * p.hq + h) * D;
@@ -234,21 +234,15 @@ template <typename T, int D, int NW, int MT> constexpr size_t fwd_smem() {
            kChunk * sizeof(int);
 }
 
-#ifndef LCG_EMU
-template <typename T, int D, int NW, int MT> int launch(const FwdParams &p, cudaStream_t s) {
+template <typename T, int D, int NW, int MT> int launch_fwd(const FwdParams &p, cudaStream_t s) {
     constexpr int BM = NW * 16 * MT;
     const size_t smem = fwd_smem<T, D, NW, MT>();
     /* A100 allows 163 KiB of dynamic shared memory per block, H100/H200 227 KiB */
     static_assert(fwd_smem<T, D, NW, MT>() <= 163 * 1024, "shared memory over the sm_80 limit");
-    /* set on every call: the limit belongs to the current device's context */
-    cudaError_t e = cudaFuncSetAttribute(fwd_kernel<T, D, NW, MT>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    if (e != cudaSuccess) return (int)e;
-    dim3 grid((p.sq + BM - 1) / BM, p.hq);
-    fwd_kernel<T, D, NW, MT><<<grid, NW * 32, smem, s>>>(p);
-    return (int)cudaGetLastError();
+    int e = set_dyn_smem(fwd_kernel<T, D, NW, MT>, smem);
+    if (e) return e;
+    return lcg::launch(fwd_kernel<T, D, NW, MT>, dim3((p.sq + BM - 1) / BM, p.hq), NW * 32, smem, s, p);
 }
-#endif
 
 /* Four warps per block. Rows per warp (16 * MT) are a run-time choice between the two
  * compiled variants ($LONGCTX_GPU_FWD_MT = 1 or 2 overrides), so the GPU check can time
@@ -257,7 +251,6 @@ constexpr int kFwdWarps = 4;
 
 } // namespace
 
-#ifndef LCG_EMU
 #include <stdlib.h>
 
 /* Default: two m-tiles at D=64; one at D=128, where two spill (ptxas: 255 registers and
@@ -276,16 +269,15 @@ int lcg_fwd_bm(int d) { return kFwdWarps * 16 * fwd_mt(d); }
 
 int lcg_launch_fwd(int dtype, int d, const FwdParams &p, cudaStream_t s) {
     if (fwd_mt(d) == 1) {
-        if (dtype == 1 && d == 64) return launch<__nv_bfloat16, 64, kFwdWarps, 1>(p, s);
-        if (dtype == 1 && d == 128) return launch<__nv_bfloat16, 128, kFwdWarps, 1>(p, s);
-        if (dtype == 2 && d == 64) return launch<__half, 64, kFwdWarps, 1>(p, s);
-        if (dtype == 2 && d == 128) return launch<__half, 128, kFwdWarps, 1>(p, s);
+        if (dtype == 1 && d == 64) return launch_fwd<__nv_bfloat16, 64, kFwdWarps, 1>(p, s);
+        if (dtype == 1 && d == 128) return launch_fwd<__nv_bfloat16, 128, kFwdWarps, 1>(p, s);
+        if (dtype == 2 && d == 64) return launch_fwd<__half, 64, kFwdWarps, 1>(p, s);
+        if (dtype == 2 && d == 128) return launch_fwd<__half, 128, kFwdWarps, 1>(p, s);
     } else {
-        if (dtype == 1 && d == 64) return launch<__nv_bfloat16, 64, kFwdWarps, 2>(p, s);
-        if (dtype == 1 && d == 128) return launch<__nv_bfloat16, 128, kFwdWarps, 2>(p, s);
-        if (dtype == 2 && d == 64) return launch<__half, 64, kFwdWarps, 2>(p, s);
-        if (dtype == 2 && d == 128) return launch<__half, 128, kFwdWarps, 2>(p, s);
+        if (dtype == 1 && d == 64) return launch_fwd<__nv_bfloat16, 64, kFwdWarps, 2>(p, s);
+        if (dtype == 1 && d == 128) return launch_fwd<__nv_bfloat16, 128, kFwdWarps, 2>(p, s);
+        if (dtype == 2 && d == 64) return launch_fwd<__half, 64, kFwdWarps, 2>(p, s);
+        if (dtype == 2 && d == 128) return launch_fwd<__half, 128, kFwdWarps, 2>(p, s);
     }
     return (int)cudaErrorInvalidValue;
 }
-#endif

@@ -102,14 +102,14 @@ struct TileScan {
 __device__ __forceinline__ TileScan scan32(int c0, int ntiles, const lc_tile_sum &qs, const lc_tile_sum *ks,
                                            unsigned kind, long long window) {
     const int j = c0 + (threadIdx.x & 31);
-    int cls = LC_TL_SKIP;
+    int cls = LC_BLOCK_SKIP;
     if (j < ntiles) {
         const lc_tile_sum o = ks[j];
-        cls = lc_tl_classify(kind, window, &qs, &o);
+        cls = lc_tile_classify(kind, window, &qs, &o);
     }
     TileScan r;
-    r.live = __ballot_sync(0xffffffffu, cls != LC_TL_SKIP);
-    r.full = __ballot_sync(0xffffffffu, cls == LC_TL_FULL);
+    r.live = __ballot_sync(0xffffffffu, cls != LC_BLOCK_SKIP);
+    r.full = __ballot_sync(0xffffffffu, cls == LC_BLOCK_FULL);
     return r;
 }
 #endif
@@ -183,7 +183,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
     const int wg = tid >> 7, wq = (tid >> 5) & 3; /* consumer warpgroup, warp inside it */
     const int g = lane >> 2, t = lane & 3;
-    const bool use_doc = (p.kind & LC_TL_DOC) != 0;
+    const bool use_doc = (p.kind & LC_MASK_DOC) != 0;
     int32_t qp[2], qd[2];
 #pragma unroll
     for (int rr = 0; rr < 2; rr++) {
@@ -249,7 +249,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                         const int32_t kd = use_doc ? row_doc(p.k_doc, col, p.sk) : 0;
 #pragma unroll
                         for (int rr = 0; rr < 2; rr++)
-                            if (!lc_tl_allowed(p.kind, p.window, qp[rr], kp, qd[rr], kd)) sc[nb * 4 + 2 * rr + e] = -INFINITY;
+                            if (!lc_mask_allowed(p.kind, p.window, qp[rr], kp, qd[rr], kd)) sc[nb * 4 + 2 * rr + e] = -INFINITY;
                     }
             }
             float alpha[2];
@@ -326,7 +326,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         __syncwarp(); /* the row's four lanes read the old lse before its first lane writes */
         if (!live) continue;
         const float blk_lse = mrow[rr] * p.scale + logf(l);
-        const float new_lse = lc_tl_lse_merge(old_lse, blk_lse);
+        const float new_lse = lc_lse_merge(old_lse, blk_lse);
         const float wo = old_lse == -INFINITY ? 0.f : expf(old_lse - new_lse);
         const float wb = expf(blk_lse - new_lse) / l;
         float *orow = p.o + ((size_t)row * p.hq + h) * D;

@@ -14,7 +14,7 @@
 #include <mutex>
 #include <vector>
 
-#include "../../common/err.h"
+#include "common/err.h"
 #include "attn_select.h"
 #include "common/settings.h"
 #include "gpu_internal.h"
@@ -39,7 +39,7 @@ int env_choice(const char **text) {
 uint16_t to16(float x, int dtype) {
     uint32_t u;
     memcpy(&u, &x, 4);
-    if (dtype == LC_GPU_BF16) return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+    if (dtype == LC_DT_BF16) return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
     /* f16: inputs are in [-1, 1), normal or zero after scaling; round to nearest */
     const float a = fabsf(x);
     uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
@@ -128,7 +128,7 @@ int self_check(int dtype, int d, char *why, size_t whylen) {
         lc_gpu_attn_desc a;
         memset(&a, 0, sizeof a);
         a.sq = sq; a.sk = sk; a.hq = hq; a.hkv = hkv; a.d = d;
-        a.dtype = (lc_gpu_dtype)dtype;
+        a.dtype = (lc_dtype)dtype;
         a.q_pos = dqp; a.k_pos = dkp;
         a.mask.kind = LC_MASK_CAUSAL;
         if (!rc) rc = run_family(LCG_KERNEL_SM80, &a, dq, dk, dv, dkp, o, lse, s, o0, l0);
@@ -155,7 +155,7 @@ int self_check(int dtype, int d, char *why, size_t whylen) {
         const double e = fabs((double)l1[i] - l0[i]);
         lerr = (e == e) ? fmax(lerr, e) : INFINITY;
     }
-    const double otol = dtype == LC_GPU_BF16 ? 2e-2 : 5e-3;
+    const double otol = dtype == LC_DT_BF16 ? 2e-2 : 5e-3;
     snprintf(why, whylen, "o max error %.3g of max |o| %.3g (tolerance %.0e relative), lse max error %.3g (1e-3)",
              oerr, omax, otol, lerr);
     return (oerr <= otol * omax && lerr <= 1e-3) ? kGood : kBad;
@@ -193,7 +193,7 @@ int lcg_pick_fwd_kernel(int dtype, int d, cudaStream_t s, int *kern) {
         *kern = LCG_KERNEL_SM90;
         return LC_OK;
     }
-    if (!h || dev >= kMaxDev || (dtype != LC_GPU_BF16 && dtype != LC_GPU_F16) || (d != 64 && d != 128))
+    if (!h || dev >= kMaxDev || (dtype != LC_DT_BF16 && dtype != LC_DT_F16) || (d != 64 && d != 128))
         return LC_OK;
     std::lock_guard<std::mutex> lock(g_mu);
     int &v = g_verdict[dev][dtype - 1][d == 128];
@@ -207,14 +207,14 @@ int lcg_pick_fwd_kernel(int dtype, int d, cudaStream_t s, int *kern) {
         v = self_check(dtype, d, why, sizeof why);
         if (v == kBad || lc__env_str("LONGCTX_GPU_KERNEL_VERBOSE"))
             fprintf(stderr, "longctx: sm_90 forward kernel start-up check (%s, d=%d) %s: %s%s\n",
-                    dtype == LC_GPU_BF16 ? "bf16" : "f16", d, v == kGood ? "passed" : "FAILED", why,
+                    dtype == LC_DT_BF16 ? "bf16" : "f16", d, v == kGood ? "passed" : "FAILED", why,
                     v == kGood ? "" : "; using the sm_80 kernel");
     }
     if (v == kGood) *kern = LCG_KERNEL_SM90;
     return LC_OK;
 }
 
-extern "C" const char *lc_gpu_attn_fwd_kernel(lc_gpu_dtype dtype, int d) {
+extern "C" const char *lc_gpu_attn_fwd_kernel(lc_dtype dtype, int d) {
     int kern = LCG_KERNEL_SM80;
     if (lcg_pick_fwd_kernel((int)dtype, d, nullptr, &kern)) return nullptr;
     return kern == LCG_KERNEL_SM90 ? "sm90" : "sm80";

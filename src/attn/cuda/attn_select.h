@@ -5,7 +5,7 @@
 
 #include <cuda_runtime.h>
 
-#include "longctx/gpu.h"
+#include "longctx/gpu_attn.h"
 
 enum { LCG_KERNEL_SM80 = 0, LCG_KERNEL_SM90 = 1 };
 

@@ -41,10 +41,10 @@ __global__ void tile_sum_kernel(const int32_t *pos, const int32_t *doc, int n, i
     const int w = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (w >= ntiles) return;
     lc_tile_sum s;
-    lc_tl_sum_init(&s, tile);
+    lc_tile_sum_init(&s, tile);
     for (int i = lane; i < tile; i += 32) {
         const int r = w * tile + i;
-        if (r < n) lc_tl_sum_add(&s, pos ? pos[r] : r, doc ? doc[r] : 0);
+        if (r < n) lc_tile_sum_add(&s, pos ? pos[r] : r, doc ? doc[r] : 0);
     }
 #pragma unroll
     for (int m = 16; m; m >>= 1) {
@@ -54,7 +54,7 @@ __global__ void tile_sum_kernel(const int32_t *pos, const int32_t *doc, int n, i
         o.dmin = __shfl_xor_sync(0xffffffffu, s.dmin, m);
         o.dmax = __shfl_xor_sync(0xffffffffu, s.dmax, m);
         o.nvalid = __shfl_xor_sync(0xffffffffu, s.nvalid, m);
-        lc_tl_sum_merge(&s, &o);
+        lc_tile_sum_merge(&s, &o);
     }
     if (lane == 0) out[w] = s;
 }

@@ -255,7 +255,7 @@ std::shared_ptr<fe::graph::Graph> make_graph(int64_t hq, int64_t hk, int64_t d, 
                                              const lcg_piece &p, int dir, int sm_version = 0) {
     auto g = std::make_shared<fe::graph::Graph>();
     if (sm_version) g->set_sm_version(sm_version); /* before the nodes, which copy the context */
-    const auto io = dtype == LC_GPU_BF16 ? fe::DataType_t::BFLOAT16 : fe::DataType_t::HALF;
+    const auto io = dtype == LC_DT_BF16 ? fe::DataType_t::BFLOAT16 : fe::DataType_t::HALF;
     g->set_io_data_type(io).set_intermediate_data_type(fe::DataType_t::FLOAT).set_compute_data_type(
         fe::DataType_t::FLOAT);
     const int64_t nq = p.nq, nk = p.nk;

@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "gpu_internal.h"
-#include "longctx/gpu.h"
+#include "longctx/gpu_attn.h"
 
 /* What an engine hook returns when the block is not the engine's (engine OWN, AUTO resolved
  * to own, or the per-block rule of cudnn_plan.h): the caller runs our kernels. */
@@ -36,7 +36,7 @@ int lcg_engine_reserve(lc_gpu_attn_engine *e, int sq, int sk, int hq, int hkv, i
 extern "C" int lcg_cudnn_validate_piece(int dir, int hq, int hkv, int d, int dtype, float scale, int nq, int nk,
                                         int right, int left, int sm_version, char *why, size_t whylen);
 
-/* cudnn_kernels.cu. dtype is LC_GPU_BF16 or LC_GPU_F16 for the 16-bit operands. */
+/* cudnn_kernels.cu. dtype is LC_DT_BF16 or LC_DT_F16 for the 16-bit operands. */
 /* state rows q0..q0+nq (o [.,hq,d] fp32, lse [.,hq]) <- piece partial op [nq,hq,d] 16-bit
  * and its stats st [hq,nq] (cuDNN's layout) */
 int lcg_cudnn_merge(float *o, float *lse, const void *op, const float *st, int q0, int nq, int hq, int d,

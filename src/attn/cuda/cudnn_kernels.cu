@@ -65,7 +65,7 @@ int lcg_cudnn_merge(float *o, float *lse, const void *op, const float *st, int q
     const size_t rows = (size_t)nq * hq;
     if (!rows) return LC_OK;
     const int blocks = (int)((rows * 32 + 255) / 256);
-    if (dtype == LC_GPU_BF16)
+    if (dtype == LC_DT_BF16)
         merge_kernel<<<blocks, 256, 0, s>>>(o, lse, (const __nv_bfloat16 *)op, st, q0, nq, hq, d);
     else
         merge_kernel<<<blocks, 256, 0, s>>>(o, lse, (const __half *)op, st, q0, nq, hq, d);
@@ -74,7 +74,7 @@ int lcg_cudnn_merge(float *o, float *lse, const void *op, const float *st, int q
 
 int lcg_cudnn_to16(const float *src, void *dst, size_t n, int dtype, cudaStream_t s) {
     if (!n) return LC_OK;
-    if (dtype == LC_GPU_BF16) to16_kernel<<<grid(n), 256, 0, s>>>(src, (__nv_bfloat16 *)dst, n);
+    if (dtype == LC_DT_BF16) to16_kernel<<<grid(n), 256, 0, s>>>(src, (__nv_bfloat16 *)dst, n);
     else to16_kernel<<<grid(n), 256, 0, s>>>(src, (__half *)dst, n);
     return lcg_cuda(cudaGetLastError(), "cuDNN engine o rounding kernel");
 }
@@ -88,7 +88,7 @@ int lcg_cudnn_lse_t(const float *lse, float *dst, int q0, int nq, int hq, cudaSt
 
 int lcg_cudnn_add16(float *dst, const void *src, size_t n, int dtype, cudaStream_t s) {
     if (!n) return LC_OK;
-    if (dtype == LC_GPU_BF16) add16_kernel<<<grid(n), 256, 0, s>>>(dst, (const __nv_bfloat16 *)src, n);
+    if (dtype == LC_DT_BF16) add16_kernel<<<grid(n), 256, 0, s>>>(dst, (const __nv_bfloat16 *)src, n);
     else add16_kernel<<<grid(n), 256, 0, s>>>(dst, (const __half *)src, n);
     return lcg_cuda(cudaGetLastError(), "cuDNN engine gradient add kernel");
 }

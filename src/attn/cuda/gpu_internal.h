@@ -1,24 +1,12 @@
-/* Private helpers shared by every CUDA translation unit of longctx_gpu. */
+/* Private helpers shared by every CUDA translation unit of the kernels: the GPU error helpers
+ * live in common (common/gpu_err.h). */
 #ifndef LONGCTX_GPU_INTERNAL_H
 #define LONGCTX_GPU_INTERNAL_H
 
 #include <stdint.h>
 
-#ifdef LCG_EMU
-#include "cuda_emu_rt.h"
-#else
 #include <cuda_runtime.h>
-#endif
 
-/* Records a thread-local message for lc_gpu_last_error and returns status. */
-int lcg_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* LC_OK, or LC_ERR_SYS with "what: cuda error string". */
-int lcg_cuda(cudaError_t e, const char *what);
-
-struct lc_gpu_world;
-/* Stream waits until *sig >= *count, where count is device memory; with consume, the target
- * is *count + 1 and is stored back once met (one arrival consumed). */
-int lcg_wait_count_on_stream(struct lc_gpu_world *w, uint64_t *sig, unsigned long long *count,
-                             int consume, cudaStream_t s);
+#include "common/gpu_err.h"
 
 #endif

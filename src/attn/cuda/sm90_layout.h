@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-#include "tile_logic.h" /* LC_HD */
+#include "attn/core.h" /* LC_HD */
 
 /* Byte offset of element (r, col) in a swizzled tile of `rows` rows. */
 LC_HD uint32_t lc_sm90_tile_off(int rows, int r, int col) {

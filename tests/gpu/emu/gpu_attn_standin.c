@@ -25,12 +25,7 @@ static int fail(int status, const char *fmt, ...) {
     return status;
 }
 
-const char *lc_gpu_dtype_name(lc_gpu_dtype t) {
-    return t == LC_GPU_F32 ? "f32" : t == LC_GPU_BF16 ? "bf16" : t == LC_GPU_F16 ? "f16" : "?";
-}
-size_t lc_gpu_dtype_size(lc_gpu_dtype t) { return t == LC_GPU_F32 ? 4 : 2; }
-
-const char *lc_gpu_attn_fwd_kernel(lc_gpu_dtype dtype, int d) {
+const char *lc_gpu_attn_fwd_kernel(lc_dtype dtype, int d) {
     (void)dtype;
     (void)d;
     return "cpu-standin";
@@ -66,11 +61,11 @@ int lc_gpu_attn_check(const lc_gpu_attn_desc *a, char *err, size_t errlen) {
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
-static float *widen(lc_gpu_dtype t, const void *x, size_t n) {
+static float *widen(lc_dtype t, const void *x, size_t n) {
     const uint16_t *h = x;
     float *f = malloc(4 * (n ? n : 1));
     if (!f) exit(1);
-    for (size_t i = 0; i < n; i++) f[i] = t == LC_GPU_F16 ? gt_f16_to_f32(h[i]) : gt_bf16_to_f32(h[i]);
+    for (size_t i = 0; i < n; i++) f[i] = t == LC_DT_F16 ? gt_f16_to_f32(h[i]) : gt_bf16_to_f32(h[i]);
     return f;
 }
 
@@ -113,7 +108,7 @@ int lc_gpu_attn_fwd_block(const lc_gpu_attn_desc *a, const void *q, const void *
     return rc;
 }
 
-int lc_gpu_attn_fwd_finish(const lc_gpu_attn_desc *a, const float *o, void *out, lc_gpu_dtype out_dtype,
+int lc_gpu_attn_fwd_finish(const lc_gpu_attn_desc *a, const float *o, void *out, lc_dtype out_dtype,
                            lc_gpu_stream s) {
     (void)s;
     int rc = check_for(a, LCG_USES_STATE, "lc_gpu_attn_fwd_finish");
@@ -121,8 +116,8 @@ int lc_gpu_attn_fwd_finish(const lc_gpu_attn_desc *a, const float *o, void *out,
     const size_t n = (size_t)a->sq * a->hq * a->d;
     uint16_t bits;
     for (size_t i = 0; i < n; i++) {
-        if (out_dtype == LC_GPU_F32) ((float *)out)[i] = o[i];
-        else if (out_dtype == LC_GPU_BF16 || out_dtype == LC_GPU_F16) {
+        if (out_dtype == LC_DT_F32) ((float *)out)[i] = o[i];
+        else if (out_dtype == LC_DT_BF16 || out_dtype == LC_DT_F16) {
             gt_round(out_dtype, o[i], &bits);
             ((uint16_t *)out)[i] = bits;
         } else

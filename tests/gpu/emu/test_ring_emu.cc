@@ -1,5 +1,7 @@
-// The GPU ring's host code (src/cp/ring_gpu.cu, compiled with -DLCG_EMU) run on the CPU:
-// PEs are threads, streams are worker threads (cuda_emu_rt.h), the symmetric heap is one
+// The GPU ring's host code (src/cp/ring_gpu.cu, the real source: this target's include path
+// puts tests/gpu/emu/ring first, whose cuda_runtime.h and gpu_arch.h are the CPU stand-ins)
+// run on the CPU, with the real lc_attn_cuda table (src/attn/cuda/attn_iface.cu) over the
+// stand-in entry points below: PEs are threads, streams are worker threads (cuda_emu_rt.h), the symmetric heap is one
 // buffer per PE, NVSHMEM's put-with-signal / signal-op / waits are done by the stream
 // workers, and the block kernels are the CPU library's (same contract). Random pauses shake
 // the interleavings; a put into a range a PE is still reading (a kernel on a KV slot, or an
@@ -7,8 +9,8 @@
 // one PE over the whole sequence, for 2-4 PEs, contiguous, zigzag and striped (S with padding
 // rows too), several masks, three
 // calls in a row (signals and credits carry over).
-#define LCG_EMU 1
 #include "ring_gpu.cu"
+#include "attn_iface.cu"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,22 +21,14 @@
 
 #include "attn_check.h"
 #include "longctx/attn.h"
+#include "common/err.h"
+#include "common/gpu_err.h"
 #include "symm/gpu_agree.h"
 
 /* ---------- error plumbing and attention entry points over the CPU library ---------- */
-static thread_local char g_err[512];
-extern "C" const char *lc_gpu_last_error(void) { return g_err; }
-int lcg_fail(int status, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g_err, sizeof g_err, fmt, ap);
-    va_end(ap);
-    return status;
-}
-int lcg_cuda(cudaError_t e, const char *what) {
-    return e == cudaSuccess ? LC_OK : lcg_fail(LC_ERR_SYS, "%s: %s", what, cudaGetErrorString(e));
-}
-extern "C" size_t lc_gpu_dtype_size(lc_gpu_dtype t) { return t == LC_GPU_F32 ? 4 : 2; }
+/* lcg_fail and lcg_cuda are the library's own (src/common); lc_gpu_last_error lives in the
+ * CUDA kernels' library, which this build does not link. */
+extern "C" const char *lc_gpu_last_error(void) { return lc__thread_error(); }
 /* The device build's argument rules (attn_check.h), so the ring's call sequence is held to
  * what the GPU entry points accept. */
 extern "C" int lc_gpu_attn_check(const lc_gpu_attn_desc *a, char *err, size_t errlen) {
@@ -42,6 +36,20 @@ extern "C" int lc_gpu_attn_check(const lc_gpu_attn_desc *a, char *err, size_t er
     if (why && err && errlen) snprintf(err, errlen, "%s", why);
     return why ? lcg_fail(LC_ERR_ARG, "lc_gpu_attn: %s", why) : LC_OK;
 }
+/* The engines: the emulated ring has only our kernels, so asking for another fails set-up on
+ * that PE (the agreement test below relies on it). */
+extern "C" int lc_gpu_attn_engine_create(lc_gpu_engine_kind kind, lc_gpu_attn_engine **out) {
+    *out = NULL;
+    return lcg_fail(LC_ERR_UNSUPPORTED, "lc_gpu_ring_create: engine %d: the emulated ring has only our kernels",
+                    (int)kind);
+}
+extern "C" int lc_gpu_attn_engine_destroy(lc_gpu_attn_engine *) { return LC_OK; }
+extern "C" int lc_gpu_attn_engine_stats(const lc_gpu_attn_engine *, lc_gpu_engine_stats *out) {
+    memset(out, 0, sizeof *out);
+    return LC_OK;
+}
+extern "C" const char *lc_gpu_engine_name(lc_gpu_engine_kind k) { return k == LC_GPU_ENGINE_CUDNN ? "cudnn" : "?"; }
+int lcg_engine_reserve(lc_gpu_attn_engine *, int, int, int, int, int) { return LC_OK; }
 static int rules(const lc_gpu_attn_desc *a, int uses, const char *fn) {
     const char *why = lcg_attn_invalid(a, uses);
     return why ? lcg_fail(LC_ERR_ARG, "%s: %s", fn, why) : LC_OK;
@@ -87,6 +95,13 @@ extern "C" int lc_gpu_attn_fwd_block(const lc_gpu_attn_desc *a, const void *q, c
         read_end(me, k, kb);
         read_end(me, v, kb);
     });
+    return LC_OK;
+}
+extern "C" int lc_gpu_attn_fwd_finish(const lc_gpu_attn_desc *a, const float *o, void *out, lc_dtype out_dtype,
+                                      lc_gpu_stream s) {
+    if (int rc = rules(a, LCG_USES_STATE, "lc_gpu_attn_fwd_finish")) return rc;
+    lc_attn_desc d = cpu_desc(a);
+    emu_stream_op((cudaStream_t)s, [=] { must(lc_attn_fwd_finish(&d, o, out, out_dtype), "lc_attn_fwd_finish"); });
     return LC_OK;
 }
 extern "C" int lc_gpu_attn_bwd_prep(const lc_gpu_attn_desc *a, const float *o, const void *dout, float *delta,
@@ -319,7 +334,7 @@ static void pe_begin(int pe, int n, lc_gpu_world *w) {
 struct Case {
     int n, S, hq, hkv, d;
     unsigned kind;
-    int window, layout; /* lc_gpu_layout: 0 contiguous, 1 zigzag, 2 striped */
+    int window, layout; /* lc_cp_layout: 0 contiguous, 1 zigzag, 2 striped */
     int two_sided;
 };
 
@@ -337,7 +352,9 @@ static double rel(const float *a, const float *b, size_t n) {
 
 static bool run_case(const Case &c) {
     /* any S: sl padded rows per PE, padding rows at position -1 */
-    const int S = c.S, n = c.n, sl = lc_ring_layout_rows(c.layout, S, n), d = c.d;
+    const int S = c.S, n = c.n, d = c.d;
+    int sl = -1;
+    lc_cp_layout_positions((lc_cp_layout)c.layout, S, n, 0, NULL, &sl);
     const size_t rq = (size_t)c.hq * d, rk = (size_t)c.hkv * d;
     std::vector<uint16_t> q(S * rq), k(S * rk), v(S * rk), dout(S * rq);
     uint64_t s = 12345 + S + c.kind;
@@ -368,7 +385,7 @@ static bool run_case(const Case &c) {
             lc_gpu_world w;
             pe_begin(pe, n, &w);
             std::vector<int32_t> pos(sl), ldoc(sl);
-            lc_ring_layout_positions(c.layout, S, n, pe, pos.data());
+            lc_cp_layout_positions((lc_cp_layout)c.layout, S, n, pe, pos.data(), NULL);
             std::vector<uint16_t> lq(sl * rq), lk(sl * rk), lv(sl * rk), ldo(sl * rq);
             for (int i = 0; i < sl; i++) {
                 const size_t g = pos[i] >= 0 ? (size_t)pos[i] : 0; /* padding rows carry real-looking data */
@@ -379,9 +396,9 @@ static bool run_case(const Case &c) {
                 ldoc[i] = doc[g];
             }
             lc_gpu_nccl comm = {pe, n};
-            lc_gpu_ring_opts o = {c.two_sided ? NULL : &w, sl, c.hq, c.hkv, d, LC_GPU_BF16, 0.f, c.kind, c.window,
+            lc_gpu_ring_opts o = {c.two_sided ? NULL : &w, sl, c.hq, c.hkv, d, LC_DT_BF16, 0.f, c.kind, c.window,
                                   c.two_sided ? LC_LOWER_TWO_SIDED : LC_LOWER_ONE_SIDED, &comm, 1,
-                                  LC_GPU_ENGINE_OWN, LC_GPU_LAYOUT_CONTIG, 0};
+                                  LC_GPU_ENGINE_OWN, LC_CP_CONTIGUOUS, 0};
             lc_gpu_ring *r = NULL;
             if (lc_gpu_ring_create(&o, &r)) {
                 fprintf(stderr, "PE %d: ring create: %s\n", pe, lc_gpu_last_error());
@@ -463,9 +480,9 @@ static bool run_fail_case(const FailCase &c) {
             lc_gpu_world w;
             pe_begin(pe, n, &w);
             lc_gpu_nccl comm = {pe, n};
-            lc_gpu_ring_opts o = {c.two_sided ? NULL : &w, sl, 2, 1, 64, LC_GPU_BF16, 0.f, LC_MASK_CAUSAL, 0,
+            lc_gpu_ring_opts o = {c.two_sided ? NULL : &w, sl, 2, 1, 64, LC_DT_BF16, 0.f, LC_MASK_CAUSAL, 0,
                                   c.two_sided ? LC_LOWER_TWO_SIDED : LC_LOWER_ONE_SIDED, &comm, 0,
-                                  LC_GPU_ENGINE_OWN, LC_GPU_LAYOUT_CONTIG, 0};
+                                  LC_GPU_ENGINE_OWN, LC_CP_CONTIGUOUS, 0};
             if (pe == c.odd) c.mutate(&o);
             lc_gpu_ring *r = NULL;
             int rc = lc_gpu_ring_create(&o, &r);
@@ -518,7 +535,11 @@ int main() {
         ok += run_case(c);
     }
     const FailCase fails[] = {
-        {"one PE asks for the cuDNN engine", 3, 1, 0, [](lc_gpu_ring_opts *o) { o->engine = LC_GPU_ENGINE_CUDNN; },
+        {"one PE asks for the cuDNN engine", 3, 1, 0, [](lc_gpu_ring_opts *o) {
+             /* a layout and S that match s_local, so set-up reaches the engine itself */
+             o->engine = LC_GPU_ENGINE_CUDNN;
+             o->s_global = (int64_t)o->s_local * lc_gpu_n_pes(o->world);
+         },
          "the emulated ring has only our kernels", "PE 1 of 3 failed its part of the argument and engine setup"},
         {"one PE has other heads", 4, 2, 0, [](lc_gpu_ring_opts *o) { o->hq = 4; },
          "the PEs disagree on the ring's options", "the PEs disagree on the ring's options (PE 0's fingerprint"},
