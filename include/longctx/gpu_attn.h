@@ -111,6 +111,9 @@ typedef struct {
     char last_own_why[200];         /* why the last block ran on our kernels */
 } lc_gpu_engine_stats;
 int lc_gpu_attn_engine_stats(const lc_gpu_attn_engine *e, lc_gpu_engine_stats *out);
+/* Sizes the engine's scratch for blocks up to sq x sk once (a ring calls it at create), so that
+ * no later call allocates; LC_OK and nothing to do for our own kernels. */
+int lc_gpu_attn_engine_reserve(lc_gpu_attn_engine *e, int sq, int sk, int hq, int hkv, int d);
 
 #ifdef __cplusplus
 }

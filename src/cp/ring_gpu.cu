@@ -34,9 +34,8 @@
 #include <cuda_runtime.h>
 
 #include "cp/core.h" /* layout map, ring schedule, slot format, set-up fingerprint */
-#include "cudnn_engine.h" /* lcg_engine_reserve */
 #include "gpu_arch.h"
-#include "gpu_internal.h"
+#include "common/gpu_err.h"
 #include "longctx/gpu.h"
 #include "symm/gpu_err.h" /* lcg_wait_count_on_stream */
 
@@ -115,7 +114,7 @@ static int engine_setup(lc_gpu_ring *r) {
     for (int pe = 0; pe < r->n; pe++)
         lc_layout_positions(o->layout, o->s_global, r->n, pe, r->pos_host + (size_t)pe * o->s_local, NULL);
     TRY(lc_gpu_attn_engine_create(o->engine, &r->eng));
-    int rc = lcg_engine_reserve(r->eng, o->s_local, o->s_local, o->hq, o->hkv, o->d);
+    int rc = lc_gpu_attn_engine_reserve(r->eng, o->s_local, o->s_local, o->hq, o->hkv, o->d);
     if (rc) {
         lc_gpu_attn_engine_destroy(r->eng);
         r->eng = NULL;

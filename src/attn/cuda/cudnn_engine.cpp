@@ -183,7 +183,7 @@ extern "C" int lc_gpu_attn_engine_stats(const lc_gpu_attn_engine *e, lc_gpu_engi
     return LC_OK;
 }
 
-int lcg_engine_reserve(lc_gpu_attn_engine *e, int sq, int sk, int hq, int hkv, int d) {
+extern "C" int lc_gpu_attn_engine_reserve(lc_gpu_attn_engine *e, int sq, int sk, int hq, int hkv, int d) {
     if (!e || e->resolved != LCG_ENGINE_CUDNN) return LC_OK;
 #ifdef LONGCTX_HAVE_CUDNN
     const size_t rq = (size_t)sq * hq * d, rk = (size_t)sk * hkv * d;

@@ -26,9 +26,6 @@ int lcg_engine_bwd_prep(const lc_gpu_attn_desc *a, const float *o, const void *d
 int lcg_engine_take_delta(lc_gpu_attn_engine *e, const float **o, const void **dout);
 int lcg_engine_bwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k, const void *v, const void *dout,
                          const float *lse, float *dq, float *dk, float *dv, cudaStream_t s);
-/* Sizes the engine's scratch for blocks up to sq x sk once (the ring calls it at create), so
- * that no call allocates afterwards. */
-int lcg_engine_reserve(lc_gpu_attn_engine *e, int sq, int sk, int hq, int hkv, int d);
 
 /* The cuDNN frontend's own validation of one piece's graph (dir 0 forward, 1 backward) for a
  * given SM version, without a device: the host test (C, test_gpu_cudnn.c declares it) checks

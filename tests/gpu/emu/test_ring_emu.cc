@@ -49,7 +49,7 @@ extern "C" int lc_gpu_attn_engine_stats(const lc_gpu_attn_engine *, lc_gpu_engin
     return LC_OK;
 }
 extern "C" const char *lc_gpu_engine_name(lc_gpu_engine_kind k) { return k == LC_GPU_ENGINE_CUDNN ? "cudnn" : "?"; }
-int lcg_engine_reserve(lc_gpu_attn_engine *, int, int, int, int, int) { return LC_OK; }
+extern "C" int lc_gpu_attn_engine_reserve(lc_gpu_attn_engine *, int, int, int, int, int) { return LC_OK; }
 static int rules(const lc_gpu_attn_desc *a, int uses, const char *fn) {
     const char *why = lcg_attn_invalid(a, uses);
     return why ? lcg_fail(LC_ERR_ARG, "%s: %s", fn, why) : LC_OK;
