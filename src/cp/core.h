@@ -1,5 +1,5 @@
 /* The context-parallel core both rings compile: the layout map, the ring schedule, the
- * format of a travelling KV slot, the dK/dV accumulation order and the set-up fingerprint.
+ * format of a travelling KV slot, the dK/dV accumulation order and the set-up agreement.
  * Plain C, static inline, no runtime: the CPU plan (cp.c, layout.c, ring.c, zcopy.c,
  * allgather.c), the GPU ring (ring_gpu.cu, nvcc) and the emulated GPU ring (tests/gpu/emu)
  * include this one header, so both rings shard, schedule and lay out a block the same way.
@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "attn/core.h"
 #include "longctx/cp.h"
@@ -102,17 +103,73 @@ static inline lc_cp_slot_fmt lc_cp_slot_format(size_t kv_bytes, size_t rows)
  * this chain in this order, which is what makes them bit-identical to each other. */
 
 /* ---- set-up agreement ----
- * Both rings make every PE learn every PE's set-up status and what must be the same
- * everywhere before any collective allocation: the lowest failing PE is named first, then the
- * lowest PE that differs from PE 0. The GPU ring gathers (status, fingerprint) pairs
- * (lc_gpu_agree; read by symm/gpu_agree.h, below this layer); this is its fingerprint:
- * FNV-1a over the fields. */
-static inline uint32_t lc_cp_fingerprint(const int64_t *f, size_t n)
+ * What must be the same on every PE of a ring before any collective allocation: one record
+ * for both rings. Each side fills the fields it has (0 for the rest: the CPU plan has no
+ * engine, graph or separate row count; the GPU ring no algorithm choice), and every PE learns
+ * every PE's set-up status and record: the lowest failing PE is named first, then the first
+ * field, in this order, where a PE differs from PE 0. The CPU plan gathers whole records
+ * (lc_allgather) and names the field and both values; the GPU ring gathers (status,
+ * fingerprint) pairs (lc_gpu_agree, read by symm/gpu_agree.h, below this layer) and prints
+ * its own record. */
+enum {
+    LC_CP_SETUP_SEQ, LC_CP_SETUP_HQ, LC_CP_SETUP_HKV, LC_CP_SETUP_D, LC_CP_SETUP_DTYPE,
+    LC_CP_SETUP_LAYOUT, LC_CP_SETUP_MASK, LC_CP_SETUP_WINDOW, LC_CP_SETUP_SCALE, LC_CP_SETUP_ALGO,
+    LC_CP_SETUP_LOWERING, LC_CP_SETUP_ROWS, LC_CP_SETUP_ENGINE, LC_CP_SETUP_GRAPH, LC_CP_SETUP_N
+};
+typedef struct {
+    int64_t f[LC_CP_SETUP_N];
+} lc_cp_setup;
+
+static inline const char *lc_cp_setup_name(int i)
+{
+    static const char *const n[LC_CP_SETUP_N] = {"seq_len", "hq", "hkv", "d", "dtype", "layout", "mask",
+                                                 "window", "scale", "algo", "lowering", "s_local", "engine",
+                                                 "graph"};
+    return i >= 0 && i < LC_CP_SETUP_N ? n[i] : "?";
+}
+
+/* The fields both rings share; the window counts only under a window mask, the scale as the
+ * bits of its double. */
+static inline void lc_cp_setup_init(lc_cp_setup *s, int64_t seq_len, int hq, int hkv, int d, int dtype,
+                                    int layout, unsigned mask, int64_t window, float scale, int algo,
+                                    int lowering)
+{
+    const double sc = scale;
+    int64_t sc_bits;
+    memcpy(&sc_bits, &sc, sizeof sc_bits);
+    memset(s, 0, sizeof *s);
+    s->f[LC_CP_SETUP_SEQ] = seq_len;
+    s->f[LC_CP_SETUP_HQ] = hq;
+    s->f[LC_CP_SETUP_HKV] = hkv;
+    s->f[LC_CP_SETUP_D] = d;
+    s->f[LC_CP_SETUP_DTYPE] = dtype;
+    s->f[LC_CP_SETUP_LAYOUT] = layout;
+    s->f[LC_CP_SETUP_MASK] = mask;
+    s->f[LC_CP_SETUP_WINDOW] = (mask & LC_MASK_WINDOW) ? window : 0;
+    s->f[LC_CP_SETUP_SCALE] = sc_bits;
+    s->f[LC_CP_SETUP_ALGO] = algo;
+    s->f[LC_CP_SETUP_LOWERING] = lowering;
+}
+
+/* FNV-1a over the record: the GPU ring's fingerprint. */
+static inline uint32_t lc_cp_setup_fingerprint(const lc_cp_setup *s)
 {
     uint32_t h = 2166136261u;
-    const unsigned char *b = (const unsigned char *)f;
-    for (size_t i = 0; i < n * sizeof *f; i++) h = (h ^ b[i]) * 16777619u;
+    const unsigned char *b = (const unsigned char *)s->f;
+    for (size_t i = 0; i < sizeof s->f; i++) h = (h ^ b[i]) * 16777619u;
     return h;
 }
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+/* Field i's value as text: dtype, layout and lowering by name, the mask in hex, the scale as
+ * a number (src/cp/plan.c). */
+void lc_cp_setup_value(const lc_cp_setup *s, int i, char *buf, size_t len);
+/* "seq_len 4096, hq 8, ..." over the whole record. */
+void lc_cp_setup_str(const lc_cp_setup *s, char *buf, size_t len);
+#ifdef __cplusplus
+}
+#endif
 
 #endif

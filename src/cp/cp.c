@@ -133,38 +133,19 @@ static int steady_resources(lc_cp *cp)
 
 /* ---- agreement at create: every member compares the whole config with everyone's ---- */
 
-/* The fields that must be equal on every member (threads and impl are each PE's own). */
-enum { F_SEQ, F_HQ, F_HKV, F_D, F_DTYPE, F_LAYOUT, F_MASK, F_WINDOW, F_SCALE, F_ALGO, F_LOWERING, NF };
-static const char *const FIELD[NF] = {"seq_len", "hq", "hkv", "d", "dtype", "layout", "mask",
-                                      "window", "scale", "algo", "lowering"};
-
+/* The set-up record of cp/core.h, the same one the GPU ring agrees on (threads and impl are
+ * each PE's own and stay out of it). */
 typedef struct {
     int32_t ok; /* my config passed validation */
     int32_t pad;
-    int64_t f[NF];
+    lc_cp_setup setup;
     char why[240]; /* why it did not */
 } agree_rec;
 
 static void canon(const lc_cp_config *c, agree_rec *r)
 {
-    int64_t sc;
-    memcpy(&sc, &(double){c->scale}, sizeof sc);
-    int64_t f[NF] = {c->plan.seq_len, c->hq, c->hkv, c->d, c->dtype, c->plan.layout, c->mask,
-                     (c->mask & LC_MASK_WINDOW) ? c->window : 0, sc, c->plan.algo, c->plan.lowering};
-    memcpy(r->f, f, sizeof f);
-}
-
-static void field_str(int f, int64_t v, char *buf, size_t len)
-{
-    double sc;
-    switch (f) {
-    case F_DTYPE: snprintf(buf, len, "%s", lc_dtype_name((lc_dtype)v)); break;
-    case F_LAYOUT: snprintf(buf, len, "%s", lc_cp_layout_name((lc_cp_layout)v)); break;
-    case F_MASK: snprintf(buf, len, "0x%llx", (long long)v); break;
-    case F_SCALE: memcpy(&sc, &v, sizeof sc); snprintf(buf, len, "%g", sc); break;
-    case F_LOWERING: snprintf(buf, len, "%s", lc_lowering_name((lc_lowering)v)); break;
-    default: snprintf(buf, len, "%lld", (long long)v);
-    }
+    lc_cp_setup_init(&r->setup, c->plan.seq_len, c->hq, c->hkv, c->d, c->dtype, c->plan.layout, c->mask,
+                     c->window, c->scale, c->plan.algo, c->plan.lowering);
 }
 
 /* One all-gather of every member's validation result and config. All members reach the
@@ -200,21 +181,21 @@ static int agree(lc_team *team, const lc_cp_config *cfg, const char *why, char *
         free(all);
         return LC_ERR_ARG;
     }
-    for (int f = 0; f < NF; f++) {
+    for (int f = 0; f < LC_CP_SETUP_N; f++) {
         int first = -1, n = 0;
         char ranks[128] = "";
         for (int r = 1; r < P; r++)
-            if (all[r].f[f] != all[0].f[f]) {
+            if (all[r].setup.f[f] != all[0].setup.f[f]) {
                 if (first < 0) first = r;
                 size_t l = strlen(ranks);
                 if (n++ < 8) snprintf(ranks + l, sizeof ranks - l, "%s%d", l ? ", " : "", lc_team_translate_pe(team, r, lc_team_world(w)));
             }
         if (first < 0) continue;
         char v0[48], v1[48];
-        field_str(f, all[0].f[f], v0, sizeof v0);
-        field_str(f, all[first].f[f], v1, sizeof v1);
+        lc_cp_setup_value(&all[0].setup, f, v0, sizeof v0);
+        lc_cp_setup_value(&all[first].setup, f, v1, sizeof v1);
         snprintf(err, len, "PEs disagree on %s: PE %d has %s, PE %d has %s (PEs that differ from PE %d: %s%s)",
-                 FIELD[f], lc_team_translate_pe(team, 0, lc_team_world(w)), v0,
+                 lc_cp_setup_name(f), lc_team_translate_pe(team, 0, lc_team_world(w)), v0,
                  lc_team_translate_pe(team, first, lc_team_world(w)), v1,
                  lc_team_translate_pe(team, 0, lc_team_world(w)), ranks, n > 8 ? ", ..." : "");
         free(all);

@@ -92,3 +92,32 @@ int lc_plan_validate(const lc_plan *p, int n_pes, char *err, size_t len)
         return snprintf(err, len, "unknown lowering %d", (int)p->lowering), LC_ERR_ARG;
     return lc_plan_fits(p->layout, p->seq_len, p->cp, err, len) ? LC_ERR_ARG : LC_OK;
 }
+
+/* ---- the set-up record's text (cp/core.h), for both rings' disagreement messages ---- */
+
+void lc_cp_setup_value(const lc_cp_setup *s, int i, char *buf, size_t len)
+{
+    const int64_t v = i >= 0 && i < LC_CP_SETUP_N ? s->f[i] : 0;
+    double sc;
+    switch (i) {
+    case LC_CP_SETUP_DTYPE: snprintf(buf, len, "%s", lc_dtype_name((lc_dtype)v)); break;
+    case LC_CP_SETUP_LAYOUT: snprintf(buf, len, "%s", lc_cp_layout_name((lc_cp_layout)v)); break;
+    case LC_CP_SETUP_MASK: snprintf(buf, len, "0x%llx", (long long)v); break;
+    case LC_CP_SETUP_SCALE: memcpy(&sc, &v, sizeof sc); snprintf(buf, len, "%g", sc); break;
+    case LC_CP_SETUP_LOWERING: snprintf(buf, len, "%s", lc_lowering_name((lc_lowering)v)); break;
+    default: snprintf(buf, len, "%lld", (long long)v);
+    }
+}
+
+void lc_cp_setup_str(const lc_cp_setup *s, char *buf, size_t len)
+{
+    size_t at = 0;
+    if (len) buf[0] = 0;
+    for (int i = 0; i < LC_CP_SETUP_N && at < len; i++) {
+        char v[48];
+        lc_cp_setup_value(s, i, v, sizeof v);
+        int n = snprintf(buf + at, len - at, "%s%s %s", i ? ", " : "", lc_cp_setup_name(i), v);
+        if (n < 0) break;
+        at += (size_t)n;
+    }
+}

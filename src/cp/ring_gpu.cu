@@ -131,35 +131,38 @@ extern "C" int lc_gpu_ring_engine_stats(const lc_gpu_ring *r, lc_gpu_engine_stat
     return lc_gpu_attn_engine_stats(r->eng, out);
 }
 
-/* What must be the same on every PE of the ring: the slot sizes and the call sequence follow
- * from these, so PEs that differ would allocate different symmetric sizes or wait on blocks
- * that never come. */
-static uint32_t opts_key(const lc_gpu_ring_opts *o) {
-    uint32_t scale_bits;
-    memcpy(&scale_bits, &o->scale, 4);
-    const int64_t f[] = {o->s_local, o->hq, o->hkv, o->d, (int64_t)o->dtype, (int64_t)scale_bits,
-                         (int64_t)o->mask_kind, o->window, (int64_t)o->lowering, (int64_t)o->engine,
-                         (int64_t)o->layout, o->s_global, o->use_graph != 0};
-    return lc_cp_fingerprint(f, sizeof f / sizeof f[0]);
+/* What must be the same on every PE of the ring (the set-up record of cp/core.h, the one the
+ * CPU plan agrees on): the slot sizes and the call sequence follow from it, so PEs that differ
+ * would allocate different symmetric sizes or wait on blocks that never come. */
+static lc_cp_setup ring_setup(const lc_gpu_ring_opts *o) {
+    lc_cp_setup s;
+    lc_cp_setup_init(&s, o->s_global, o->hq, o->hkv, o->d, (int)o->dtype, (int)o->layout, o->mask_kind, o->window,
+                     o->scale, LC_CP_RING, (int)o->lowering);
+    s.f[LC_CP_SETUP_ROWS] = o->s_local;
+    s.f[LC_CP_SETUP_ENGINE] = (int64_t)o->engine;
+    s.f[LC_CP_SETUP_GRAPH] = o->use_graph != 0;
+    return s;
 }
 
 /* Every PE learns whether every PE's part of the setup worked. A PE that failed keeps its
  * own error; the others get one naming it. Returns the status all PEs now share. */
 static int ring_agree(const lc_gpu_ring_opts *o, int two, int me, int n, int rc, const char *stage) {
     lc_gpu_agreement ag;
-    int arc = two ? lc_gpu_nccl_agree(o->nccl, rc, opts_key(o), &ag) : lc_gpu_agree(o->world, rc, opts_key(o), &ag);
+    const lc_cp_setup setup = ring_setup(o);
+    const uint32_t key = lc_cp_setup_fingerprint(&setup);
+    int arc = two ? lc_gpu_nccl_agree(o->nccl, rc, key, &ag) : lc_gpu_agree(o->world, rc, key, &ag);
     if (arc) return rc ? rc : arc; /* the exchange broke: the world is gone, nothing to wait for */
     if (rc) return rc;
     if (ag.bad_pe >= 0)
         return lcg_fail(ag.bad_status, "lc_gpu_ring_create: PE %d of %d failed its part of the %s (status %d; its "
                         "own error says why), so no PE keeps a ring", ag.bad_pe, n, stage, ag.bad_status);
-    if (ag.key_pe >= 0)
+    if (ag.key_pe >= 0) {
+        char mine[512];
+        lc_cp_setup_str(&setup, mine, sizeof mine);
         return lcg_fail(LC_ERR_MISMATCH, "lc_gpu_ring_create: the PEs disagree on the ring's options (PE 0's "
-                        "fingerprint %08x, PE %d's %08x; mine on PE %d: s_local %d, hq %d, hkv %d, d %d, dtype %d, "
-                        "scale %g, mask %u, window %lld, lowering %d, engine %d, layout %d, s_global %lld, graph %d): "
-                        "they must be the same on every PE", ag.key0, ag.key_pe, ag.key_bad, me, o->s_local, o->hq,
-                        o->hkv, o->d, (int)o->dtype, (double)o->scale, o->mask_kind, (long long)o->window,
-                        (int)o->lowering, (int)o->engine, (int)o->layout, (long long)o->s_global, o->use_graph);
+                        "fingerprint %08x, PE %d's %08x; mine on PE %d: %s): they must be the same on every PE",
+                        ag.key0, ag.key_pe, ag.key_bad, me, mine);
+    }
     return LC_OK;
 }
 

@@ -14,7 +14,6 @@
 #include "cp/core.h"
 #include "longctx/attn.h"
 #include "longctx/cp.h"
-/* last: it defines LC_ERR_ARG as a macro, which the status enum of longctx/cp.h must not see */
 #include "attn/internal.h" /* lc_attn_summarise, lc_attn_classify_sum: the CPU driver's side */
 
 static int fails = 0;
@@ -268,7 +267,31 @@ static void test_sm90_layout(void) {
         }
 }
 
+/* The set-up record both rings agree on: equal records give equal fingerprints, a change in
+ * any one field changes the fingerprint and is named by the text, and the window counts only
+ * under a window mask. */
+static void test_setup_record(void) {
+    lc_cp_setup a, b;
+    lc_cp_setup_init(&a, 4096, 8, 2, 128, LC_DT_BF16, LC_CP_ZIGZAG, LC_MASK_CAUSAL, 77, 0.125f, LC_CP_RING,
+                     LC_LOWER_ONE_SIDED);
+    lc_cp_setup_init(&b, 4096, 8, 2, 128, LC_DT_BF16, LC_CP_ZIGZAG, LC_MASK_CAUSAL, 99, 0.125f, LC_CP_RING,
+                     LC_LOWER_ONE_SIDED);
+    EXPECT(lc_cp_setup_fingerprint(&a) == lc_cp_setup_fingerprint(&b), "window counted without a window mask\n");
+    for (int i = 0; i < LC_CP_SETUP_N; i++) {
+        b = a;
+        b.f[i] += 1;
+        EXPECT(lc_cp_setup_fingerprint(&a) != lc_cp_setup_fingerprint(&b), "field %s not in the fingerprint\n",
+               lc_cp_setup_name(i));
+    }
+    char text[512];
+    lc_cp_setup_str(&a, text, sizeof text);
+    EXPECT(strstr(text, "seq_len 4096, hq 8, hkv 2, d 128, dtype bf16, layout zigzag") != NULL &&
+               strstr(text, "scale 0.125") && strstr(text, "lowering one_sided") && strstr(text, "graph 0"),
+           "record text: %s\n", text);
+}
+
 int main(void) {
+    test_setup_record();
     test_sm90_layout();
     test_allowed();
     test_classify();
