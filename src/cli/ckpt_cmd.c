@@ -96,9 +96,14 @@ out:
 
 int lc_cmd_ckpt(int argc, char **argv)
 {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
     if (argc < 3) {
-        usage(argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
-        return argc >= 2 && !strcmp(argv[1], "--help") ? 0 : 2;
+        usage(stderr);
+        return 2;
     }
     const char *cmd = argv[1], *dir = argv[2];
     if (!strcmp(cmd, "info")) {

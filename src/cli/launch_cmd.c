@@ -6,11 +6,20 @@
 #include "cli/cli.h"
 #include "longctx/symm.h"
 
+static const char USAGE[] =
+    "usage: longctx launch -n P [--heap SIZE] [--] CMD ARGS...\n"
+    "Starts CMD as P PEs of one world on the built-in shm backend (each bound to its block of\n"
+    "this job's CPUs), waits for all and exits with the first failing PE's status.\n";
+
 int lc_cmd_launch(int argc, char **argv)
 {
     lc_launch_opts o = {0};
     int i = 1;
     for (; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
         if (!strcmp(argv[i], "--")) {
             i++;
             break;
@@ -37,7 +46,7 @@ int lc_cmd_launch(int argc, char **argv)
         }
     }
     if (!o.n_pes || i >= argc) {
-        fprintf(stderr, "usage: longctx launch -n P [--heap SIZE] [--] CMD ARGS...\n");
+        fputs(USAGE, stderr);
         return 2;
     }
     int rc = lc_launch(&o, argv + i);

@@ -18,25 +18,32 @@ static void usage(FILE *f)
             "  bench attn [--pass ...] [--s ...] [--json]   attention kernels vs FMA peak\n"
             "  bench tiles [--d ...] [--json]               their tile matmuls and softmax alone\n"
             "  bench ring [--pes ...] [--s ...] [--json]    context-parallel ring attention\n"
-            "Each bench takes --help. Environment: LONGCTX_TIMEOUT (s; default unbounded),\n"
+            "  --version                                    the version of this build\n"
+            "Every command takes --help (-h). Environment: LONGCTX_TIMEOUT (s; default unbounded),\n"
             "LONGCTX_HEARTBEAT_S (default 30), LONGCTX_HEAP_SIZE, LONGCTX_BIND=core|none,\n"
             "LONGCTX_PERMUTE=one_sided|two_sided|auto, LONGCTX_DEBUG=1 (see README.md).\n");
 }
 
+static int is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
+
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+    if (argc < 2 || is_help(argv[1])) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+        printf("longctx %s\n", LONGCTX_VERSION);
+        return 0;
     }
     if (!strcmp(argv[1], "launch")) return lc_cmd_launch(argc - 1, argv + 1);
     if (!strcmp(argv[1], "prepare-data")) return lc_cmd_prepare_data(argc - 1, argv + 1);
     if (!strcmp(argv[1], "train")) return lc_cmd_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "ckpt")) return lc_cmd_ckpt(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench")) {
-        if (argc < 3) {
-            usage(stderr);
-            return 2;
+        if (argc < 3 || is_help(argv[2])) {
+            usage(argc < 3 ? stderr : stdout);
+            return argc < 3 ? 2 : 0;
         }
         if (!strcmp(argv[2], "permute")) return lc_cmd_bench_permute(argc - 2, argv + 2);
         if (!strcmp(argv[2], "attn")) return lc_cmd_bench_attn(argc - 2, argv + 2);

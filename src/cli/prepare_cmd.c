@@ -61,6 +61,11 @@ int lc_cmd_prepare_data(int argc, char **argv)
         fprintf(stderr, "usage: longctx prepare-data OUTDIR [--source HTMLDIR] [--val-every N]\n");
         return 2;
     }
+    /* "data/" names the folder as "data" does: the paths below must not read "data//train.bin" */
+    char outdir[4096];
+    snprintf(outdir, sizeof outdir, "%s", out);
+    for (size_t n = strlen(outdir); n > 1 && outdir[n - 1] == '/'; n--) outdir[n - 1] = 0;
+    out = outdir;
     char buf[4096];
     if (!src) {
         if (find_source(buf, sizeof buf)) {

@@ -16,7 +16,9 @@ static void vset_err(lc_world *w, int status, const char *fmt, va_list ap)
 {
     char msg[LC_ERR_LEN];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    lc__fail_in(w->err, sizeof w->err, status, "PE %d: %s", w->me, msg);
+    /* Before the world has its PEs (a bad setting at lc_world_init) there is no PE to name. */
+    if (w->me < 0) lc__fail_in(w->err, sizeof w->err, status, "%s", msg);
+    else lc__fail_in(w->err, sizeof w->err, status, "PE %d: %s", w->me, msg);
 }
 
 int lc__err(lc_world *w, int status, const char *fmt, ...)
