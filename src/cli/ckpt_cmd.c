@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "longctx/ckpt.h"
@@ -94,6 +95,21 @@ out:
     return rc;
 }
 
+static int has(const char *dir, const char *name)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+/* A save_pretrained folder: a config and weights (one file or shards), but none of the
+ * training state every checkpoint of ours carries. */
+static int is_hf_folder(const char *dir)
+{
+    return has(dir, "config.json") && !has(dir, "training_state.safetensors") &&
+           (has(dir, "model.safetensors") || has(dir, "model.safetensors.index.json"));
+}
+
 int lc_cmd_ckpt(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
@@ -124,6 +140,12 @@ int lc_cmd_ckpt(int argc, char **argv)
         }
     }
     char path[4096];
+    if (!hf && is_hf_folder(dir)) {
+        /* its weights would load, then fail on a dtype or the missing optimizer state: say so first */
+        fprintf(stderr, "longctx ckpt %s: %s is a Hugging Face folder (config.json and weights, no "
+                        "training_state.safetensors): pass --hf to read it as one\n", cmd, dir);
+        return 2;
+    }
     if (hf) snprintf(path, sizeof path, "%s", dir);
     else if (lc_ckpt_find_latest(dir, path, sizeof path)) {
         fprintf(stderr, "longctx ckpt %s: %s\n", cmd, lc_ckpt_last_error());

@@ -15,8 +15,8 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: longctx train [--model tiny|small|llama3-8b] [--seq 16K] [--cp 2] [--dp 1] [--steps N]\n"
-            "                     [--data DIR | --train FILE [--val FILE]] [--out DIR] [options]\n"
+            "usage: longctx train [--model tiny|small|llama3-8b] [--seq 16K] [--cp 1] [--dp 1] [--steps 50]\n"
+            "                     [--data DIR | --train FILE [--val FILE]] [--out train_out] [options]\n"
             "Data: DIR/train.bin and DIR/val.bin (llm.c token files; `longctx prepare-data DIR`).\n"
             "Mesh:      --cp C --dp D --tp T (PEs = D x C x T; spawned here on the shm backend unless run under\n"
             "           `longctx launch -n P`), --pes P (must equal D x C x T), --heap SIZE\n"

@@ -33,6 +33,10 @@ int lc_train__ckpt_check(const lc_trainer_opts *o, char *err, size_t errlen)
         snprintf(err, errlen, "--save-every needs --save-dir");
         return LC_ERR_ARG;
     }
+    if (o->keep > 0 && !o->save_dir) {
+        snprintf(err, errlen, "--keep needs --save-dir");
+        return LC_ERR_ARG;
+    }
     return LC_OK;
 }
 

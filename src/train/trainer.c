@@ -266,6 +266,10 @@ static int setup(trainer *t)
     if ((rc = lc_mesh_create_plan(world, p, &t->mesh))) return rc;
     t->have_mesh = 1;
     t->threads = o->threads > 0 ? o->threads : lc_cores_per_pe(t->w);
+    if (t->me == 0 && t->threads > lc_cores_per_pe(t->w))
+        fprintf(stderr, "train: --threads %d is more than the %d core%s each PE has: its threads will share "
+                        "cores (slower, not wrong)\n", t->threads, lc_cores_per_pe(t->w),
+                lc_cores_per_pe(t->w) == 1 ? "" : "s");
     lc_model_run run = {.cp_team = t->mesh.cp_team, .plan = p, .compute = o->compute, .doc_mask = o->doc_mask,
                         .threads = t->threads, .recompute = o->recompute,
                         .tp_team = p->tp > 1 ? t->mesh.tp_team : NULL};
@@ -321,6 +325,9 @@ static int setup(trainer *t)
 
     /* Resume or init-from: after every buffer exists, before the first step. */
     if ((rc = lc_train__ckpt_begin(o, t->m, t->opt, t->ltrain, &t->mesh, &t->start_step))) return rc;
+    if (t->start_step >= t->steps)
+        return lc_train__fail(LC_ERR_ARG, "the checkpoint resumed is at step %lld, already past --steps %lld: "
+                              "nothing to train (give a larger --steps)", (long long)t->start_step, (long long)t->steps);
     t->params = lc_model_params(t->m);
     t->grads = lc_model_grads(t->m);
     t->grad_scale = 1.0f / (float)(o->accum * p->dp);
@@ -445,9 +452,11 @@ static void report_end(trainer *t)
     double total = now() - t->t_start;
     if (!o->quiet) {
         double tt = tm.total_s > 0 ? tm.total_s : 1;
-        printf("train: %lld steps in %.1f s (%.0f tokens/s); PE 0 step time: matmul %.0f%%, attention %.0f%%, "
+        /* this run's steps against this run's time: a resumed run did not run the first start_step */
+        const int64_t ran = steps - start_step;
+        printf("train: %lld steps%s in %.1f s (%.0f tokens/s); PE 0 step time: matmul %.0f%%, attention %.0f%%, "
                "CP communication %.0f%%, TP communication %.0f%%, other %.0f%%; peak memory %.1f MiB per PE (max)\n",
-               (long long)steps, total, t->tokens_step * (double)steps / t->t_steps, 100 * tm.matmul_s / tt,
+               (long long)ran, start_step ? " (resumed)" : "", total, t->tokens_step * (double)ran / t->t_steps, 100 * tm.matmul_s / tt,
                100 * tm.attn_s / tt, 100 * tm.comm_s / tt, 100 * tm.tp_comm_s / tt, 100 * tm.other_s / tt,
                (double)lc_peak_rss_bytes() / 1048576.0);
     }

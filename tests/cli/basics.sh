@@ -8,13 +8,13 @@ set -u
 LC=$1 VERSION=$2 work=$3
 rm -rf "$work" && mkdir -p "$work"
 fail=0
-check() { # description, then: want_rc regex -- command...
+check() { # description, then: want_rc regex ("" for any output) -- command...
     local what=$1 want=$2 pat=$3
     shift 4
     "$@" >"$work/out" 2>"$work/err"
     local rc=$?
     if { [ "$want" = 0 ] && [ $rc -ne 0 ]; } || { [ "$want" != 0 ] && [ $rc -eq 0 ]; } ||
-        ! grep -Eq -- "$pat" "$work/out" "$work/err"; then
+        { [ -n "$pat" ] && ! grep -Eq -- "$pat" "$work/out" "$work/err"; }; then
         echo "FAIL $what: status $rc, wanted $want and /$pat/"; sed 's/^/  out: /' "$work/out" | head -5
         sed 's/^/  err: /' "$work/err" | head -5
         fail=1
@@ -57,4 +57,33 @@ grep -q '//' "$work/out" && { echo "FAIL a doubled slash in: $(cat "$work/out")"
 check "LONGCTX_TIMEOUT=abc is named" nonzero "LONGCTX_TIMEOUT=abc: expected seconds" -- \
     env LONGCTX_TIMEOUT=abc "$LC" launch -n 1 -- "$LC" train --model tiny --seq 64 --steps 1 --data "$work/data"
 if grep -q "PE -1" "$work/out" "$work/err"; then echo "FAIL 'PE -1' in: $(cat "$work/err")"; fail=1; else echo "ok   no 'PE -1'"; fi
+
+# train: usage shows the defaults it has, --keep needs --save-dir as --save-every does, and
+# more threads than the PE's cores is said (it runs, slower)
+run=(--model tiny --seq 64 --steps 1 --peak 1 --quiet --data "$work/data" --out "$work/run")
+check "train usage shows the default CP 1 and output folder" 0 "\[--cp 1\].*|\[--out train_out\]" -- "$LC" train --help
+grep -q "\[--cp 2\]" "$work/out" && { echo "FAIL train usage still shows --cp 2"; fail=1; }
+check "--keep without --save-dir is refused" nonzero "--keep needs --save-dir" -- "$LC" train "${run[@]}" --keep 2
+check "--save-every without --save-dir is refused" nonzero "--save-every needs --save-dir" -- "$LC" train "${run[@]}" --save-every 2
+cores=$(nproc)
+check "--threads above the cores is said" 0 "--threads $((cores * 32)) is more than the [0-9]+ core" -- \
+    "$LC" train "${run[@]}" --threads $((cores * 32))
+
+# ckpt verify on a Hugging Face folder without --hf says to pass --hf (a checkpoint of ours
+# without its training state is exactly such a folder)
+check "a tiny run saves a checkpoint" 0 "" -- "$LC" train "${run[@]}" --save-dir "$work/ck"
+step=$(ls -d "$work"/ck/step-* | tail -1)
+mkdir -p "$work/hf" && cp "$step/config.json" "$step/model.safetensors" "$work/hf/"
+check "ckpt verify HF_DIR says pass --hf" 2 "is a Hugging Face folder .*pass --hf" -- "$LC" ckpt verify "$work/hf"
+check "ckpt loss HF_DIR says pass --hf" 2 "is a Hugging Face folder .*pass --hf" -- "$LC" ckpt loss "$work/hf" --tokens 1,2,3
+check "ckpt verify HF_DIR --hf loads it" 0 "." -- "$LC" ckpt verify "$work/hf" --hf
+check "ckpt verify on our checkpoint still loads it" 0 "." -- "$LC" ckpt verify "$work/ck"
+
+# resume: the closing line counts the steps this run made, and a checkpoint already past
+# --steps is an error that says so (it used to "train" 0 steps at inf tokens/s and exit 0)
+res=(--model tiny --seq 64 --peak 1 --data "$work/data" --out "$work/res" --save-dir "$work/rck")
+check "a 2-step run" 0 "train: 2 steps in" -- "$LC" train "${res[@]}" --steps 2
+check "resumed to 5 steps, 3 were run" 0 "train: 3 steps \(resumed\) in" -- "$LC" train "${res[@]}" --steps 5 --resume
+check "resume past --steps is refused" nonzero "at step 5, already past --steps 3: nothing to train" -- \
+    "$LC" train "${res[@]}" --steps 3 --resume
 exit $fail
