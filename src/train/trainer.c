@@ -245,11 +245,68 @@ static int open_outputs(trainer *t)
     }
     char p[4096];
     snprintf(p, sizeof p, "%s/metrics.jsonl", dir);
-    if (!(t->jf = fopen(p, "w"))) {
+    /* A resume keeps the history: continue_metrics trims it to the checkpoint's step once that
+     * is known. */
+    if (!(t->jf = fopen(p, t->o->resume ? "a" : "w"))) {
         lc_train__fail(LC_ERR_SYS, "cannot create %s: %s", p, strerror(errno));
         return 1;
     }
     return 0;
+}
+
+/* "key":number in a metrics line, or NAN (absent or null). */
+static double json_field(const char *line, const char *key)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *at = strstr(line, k);
+    if (!at) return NAN;
+    char *end;
+    double v = strtod(at + strlen(k), &end);
+    return end == at + strlen(k) ? NAN : v;
+}
+
+/* PE 0, on resume: the history of the run so far stays in OUT/metrics.jsonl up to the
+ * checkpoint's step (records past it belong to steps about to run again) and is loaded into
+ * the loss history, so the file and loss.png cover the whole run. A history that cannot be
+ * read or rewritten is not worth stopping the run for: it is said, and the file starts over. */
+static void continue_metrics(trainer *t)
+{
+    char p[4096], tmp[4160];
+    snprintf(p, sizeof p, "%s/metrics.jsonl", t->o->out_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", p);
+    fclose(t->jf);
+    t->jf = NULL;
+    FILE *in = fopen(p, "r"), *out = in ? fopen(tmp, "w") : NULL;
+    int ok = in && out;
+    if (ok) {
+        char line[4096];
+        while (fgets(line, sizeof line, in)) {
+            long long n;
+            if (sscanf(line, "{\"step\":%lld", &n) != 1 || n < 1 || n > t->start_step) continue;
+            t->hist[2 * (n - 1)] = (double)n;
+            t->hist[2 * (n - 1) + 1] = json_field(line, "loss");
+            double val = json_field(line, "val_loss");
+            if (isfinite(val)) {
+                t->hist[2 * t->o->steps + 2 * t->n_val] = (double)n;
+                t->hist[2 * t->o->steps + 2 * t->n_val + 1] = val;
+                t->n_val++;
+            }
+            ok &= fputs(line, out) >= 0;
+        }
+    }
+    if (in) fclose(in);
+    if (out) ok &= fclose(out) == 0;
+    if (ok) ok = rename(tmp, p) == 0;
+    if (!ok) {
+        fprintf(stderr, "train: could not carry over the history in %s (%s): it starts again at step %lld\n", p,
+                strerror(errno), (long long)t->start_step + 1);
+        unlink(tmp);
+        memset(t->hist, 0, sizeof *t->hist * 4 * (size_t)t->o->steps);
+        t->n_val = 0;
+    }
+    if (!(t->jf = fopen(p, ok ? "a" : "w")))
+        fprintf(stderr, "train: cannot write %s: %s (no metrics from here on)\n", p, strerror(errno));
 }
 
 /* The plan, the mesh, the model and its optimizer, the data, the step buffers and the
@@ -325,9 +382,12 @@ static int setup(trainer *t)
 
     /* Resume or init-from: after every buffer exists, before the first step. */
     if ((rc = lc_train__ckpt_begin(o, t->m, t->opt, t->ltrain, &t->mesh, &t->start_step))) return rc;
-    if (t->start_step >= t->steps)
+    /* At --steps exactly, the run is complete and nothing runs (a finished job started again
+     * ends well, with its outputs); past it, the user asked for a shorter run than they have. */
+    if (t->start_step > t->steps)
         return lc_train__fail(LC_ERR_ARG, "the checkpoint resumed is at step %lld, already past --steps %lld: "
                               "nothing to train (give a larger --steps)", (long long)t->start_step, (long long)t->steps);
+    if (t->me == 0 && t->jf && t->start_step > 0) continue_metrics(t);
     t->params = lc_model_params(t->m);
     t->grads = lc_model_grads(t->m);
     t->grad_scale = 1.0f / (float)(o->accum * p->dp);
@@ -454,11 +514,16 @@ static void report_end(trainer *t)
         double tt = tm.total_s > 0 ? tm.total_s : 1;
         /* this run's steps against this run's time: a resumed run did not run the first start_step */
         const int64_t ran = steps - start_step;
-        printf("train: %lld steps%s in %.1f s (%.0f tokens/s); PE 0 step time: matmul %.0f%%, attention %.0f%%, "
-               "CP communication %.0f%%, TP communication %.0f%%, other %.0f%%; peak memory %.1f MiB per PE (max)\n",
-               (long long)ran, start_step ? " (resumed)" : "", total, t->tokens_step * (double)ran / t->t_steps, 100 * tm.matmul_s / tt,
-               100 * tm.attn_s / tt, 100 * tm.comm_s / tt, 100 * tm.tp_comm_s / tt, 100 * tm.other_s / tt,
-               (double)lc_peak_rss_bytes() / 1048576.0);
+        if (ran == 0)
+            printf("train: the checkpoint resumed is at step %lld = --steps: the run is complete, no step ran\n",
+                   (long long)start_step);
+        else
+            printf("train: %lld steps%s in %.1f s (%.0f tokens/s); PE 0 step time: matmul %.0f%%, attention "
+                   "%.0f%%, CP communication %.0f%%, TP communication %.0f%%, other %.0f%%; peak memory %.1f MiB "
+                   "per PE (max)\n",
+                   (long long)ran, start_step ? " (resumed)" : "", total, t->tokens_step * (double)ran / t->t_steps,
+                   100 * tm.matmul_s / tt, 100 * tm.attn_s / tt, 100 * tm.comm_s / tt, 100 * tm.tp_comm_s / tt,
+                   100 * tm.other_s / tt, (double)lc_peak_rss_bytes() / 1048576.0);
     }
     if (!o->out_dir) return;
     char path[4096], title[160];
@@ -469,10 +534,12 @@ static void report_end(trainer *t)
     if (!xs) return;
     const double *hist = t->hist;
     double *ys = xs + steps, *vx = ys + steps, *vy = vx + n_val;
-    /* a resumed run has the steps from start_step on */
-    for (int64_t i = start_step; i < steps; i++) xs[i - start_step] = hist[2 * i], ys[i - start_step] = hist[2 * i + 1];
+    /* the whole run: a resumed one has its earlier steps from metrics.jsonl (continue_metrics) */
+    int n_train = 0;
+    for (int64_t i = 0; i < steps; i++)
+        if (hist[2 * i] > 0) xs[n_train] = hist[2 * i], ys[n_train++] = hist[2 * i + 1];
     for (int i = 0; i < n_val; i++) vx[i] = hist[2 * o->steps + 2 * i], vy[i] = hist[2 * o->steps + 2 * i + 1];
-    lc_plot_series se[2] = {{xs, ys, (int)(steps - start_step), {31, 119, 180}, "train"},
+    lc_plot_series se[2] = {{xs, ys, n_train, {31, 119, 180}, "train"},
                             {vx, vy, n_val, {214, 39, 40}, "val"}};
     if (lc_plot_png(path, 800, 480, title, "step", "loss (nats/token)", se, n_val ? 2 : 1))
         fprintf(stderr, "train: %s\n", lc_train_last_error());

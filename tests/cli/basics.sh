@@ -86,4 +86,19 @@ check "a 2-step run" 0 "train: 2 steps in" -- "$LC" train "${res[@]}" --steps 2
 check "resumed to 5 steps, 3 were run" 0 "train: 3 steps \(resumed\) in" -- "$LC" train "${res[@]}" --steps 5 --resume
 check "resume past --steps is refused" nonzero "at step 5, already past --steps 3: nothing to train" -- \
     "$LC" train "${res[@]}" --steps 3 --resume
+check "resume at exactly --steps: the run is complete" 0 "at step 5 = --steps: the run is complete" -- \
+    "$LC" train "${res[@]}" --steps 5 --resume
+
+# resume keeps the history: metrics.jsonl holds every step once, in order, the records past
+# the checkpoint's step dropped (they ran again); loss.png is drawn from all of them
+steps_in() { sed -n 's/^{"step":\([0-9]*\),.*/\1/p' "$1" | tr '\n' ' '; }
+[ "$(steps_in "$work/res/metrics.jsonl")" = "1 2 3 4 5 " ] ||
+    { echo "FAIL resumed metrics.jsonl has steps: $(steps_in "$work/res/metrics.jsonl")"; fail=1; }
+his=(--model tiny --seq 64 --peak 1 --data "$work/data" --out "$work/his" --save-dir "$work/hck" --save-every 2)
+check "3 steps, saving at 2 and 3" 0 "" -- "$LC" train "${his[@]}" --steps 3
+rm -rf "$work"/hck/step-00000003 # as if the run died after step 3's record, before its save
+check "resume from step 2 to step 4" 0 "train: 2 steps \(resumed\)" -- "$LC" train "${his[@]}" --steps 4 --resume
+[ "$(steps_in "$work/his/metrics.jsonl")" = "1 2 3 4 " ] ||
+    { echo "FAIL metrics.jsonl after a resume from step 2: steps $(steps_in "$work/his/metrics.jsonl")"; fail=1; }
+[ -s "$work/his/loss.png" ] || { echo "FAIL no loss.png after the resume"; fail=1; }
 exit $fail
