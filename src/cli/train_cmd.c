@@ -36,7 +36,8 @@ static void usage(FILE *f)
             "           --dump-grads FILE (raw fp32 all-reduced gradients of the first step)\n"
             "Shape:     --layers --dim --heads --kv-heads --ffn --vocab --rope-theta (override the preset)\n"
             "Checkpoints: --save-dir DIR --save-every N (and after the last step) --keep K (newest K; 0 all)\n"
-            "           --resume [CKPT|DIR] (newest complete one; default --save-dir) --init-from HF_DIR\n"
+            "           --resume [CKPT|DIR|auto] (newest complete one; default --save-dir; auto: resume when\n"
+            "           --save-dir has a checkpoint, else start a new run) --init-from HF_DIR\n"
             "           (weights of a save_pretrained folder); without --model or shape flags the model\n"
             "           comes from the checkpoint's config.json; --rope-theta overrides its value\n"
             "Writes OUT/metrics.jsonl (one object per step) and OUT/loss.png.\n");
@@ -197,6 +198,24 @@ int lc_cmd_train(int argc, char **argv)
             *dst[k] = (int)shape[k];
             o.model_name = "custom";
         }
+    /* --resume auto: one command that starts a run and restarts it (a job script's): resume
+     * from --save-dir's newest complete checkpoint when there is one, else start fresh. Every
+     * PE decides before any of them saves, so all decide alike. */
+    const char *auto_fresh = NULL;
+    if (o.resume && !strcmp(o.resume, "auto")) {
+        char latest[4096];
+        if (!o.save_dir) {
+            fprintf(stderr, "longctx train: --resume auto needs --save-dir (the folder the run saves to and "
+                            "resumes from)\n");
+            return 2;
+        }
+        if (lc_ckpt_find_latest(o.save_dir, latest, sizeof latest) == 0) {
+            o.resume = "";
+        } else {
+            o.resume = NULL;
+            auto_fresh = o.save_dir;
+        }
+    }
     int any_shape = 0;
     for (int k = 0; k < 6; k++) any_shape |= have_shape[k];
     int have_model = 0;
@@ -262,6 +281,8 @@ int lc_cmd_train(int argc, char **argv)
         if (my_pe == 0) fprintf(stderr, "longctx train: %s\n", err);
         return 2;
     }
+    if (auto_fresh && !o.quiet && ((launched && my_pe == 0) || (!launched && n_pes == 1)))
+        printf("train: --resume auto: no checkpoint in %s yet, starting a new run\n", auto_fresh);
     if (!launched && n_pes > 1) {
         /* Re-run as the PEs of the mesh. */
         char self[4096];

@@ -101,4 +101,15 @@ check "resume from step 2 to step 4" 0 "train: 2 steps \(resumed\)" -- "$LC" tra
 [ "$(steps_in "$work/his/metrics.jsonl")" = "1 2 3 4 " ] ||
     { echo "FAIL metrics.jsonl after a resume from step 2: steps $(steps_in "$work/his/metrics.jsonl")"; fail=1; }
 [ -s "$work/his/loss.png" ] || { echo "FAIL no loss.png after the resume"; fail=1; }
+
+# --resume auto: the one command a job script runs to start a run and to restart it
+aut=(--model tiny --seq 64 --peak 1 --data "$work/data" --out "$work/aut" --save-dir "$work/ack" --save-every 1)
+check "--resume auto needs --save-dir" nonzero "--resume auto needs --save-dir" -- \
+    "$LC" train --model tiny --seq 64 --data "$work/data" --resume auto
+check "--resume auto with nothing saved starts a new run (2 PEs, said once)" 0 \
+    "no checkpoint in $work/ack yet, starting a new run" -- "$LC" train "${aut[@]}" --cp 2 --steps 2 --resume auto
+[ "$(grep -c 'starting a new run' "$work/out")" = 1 ] || { echo "FAIL the new-run line is not printed once"; fail=1; }
+check "the same command with more steps resumes" 0 "train: 2 steps \(resumed\)" -- \
+    "$LC" train "${aut[@]}" --cp 2 --steps 4 --resume auto
+check "and once done, ends at once" 0 "the run is complete" -- "$LC" train "${aut[@]}" --cp 2 --steps 4 --resume auto
 exit $fail
