@@ -27,6 +27,8 @@ typedef struct {
     int doc_sep;
     int threads;              /* per PE; <= 0: the CPUs this PE may run on */
     int64_t steps;
+    int extend_schedule;      /* on resume: re-fit the lr schedule's cosine to this run's steps
+                                 (0: it continues as saved and holds at lr_min past its end) */
     int accum;
     float lr, lr_min;         /* lr_min: the end of the cosine */
     int64_t warmup;

@@ -37,7 +37,8 @@ static void usage(FILE *f)
             "Shape:     --layers --dim --heads --kv-heads --ffn --vocab --rope-theta (override the preset)\n"
             "Checkpoints: --save-dir DIR --save-every N (and after the last step) --keep K (newest K; 0 all)\n"
             "           --resume [CKPT|DIR|auto] (newest complete one; default --save-dir; auto: resume when\n"
-            "           --save-dir has a checkpoint, else start a new run) --init-from HF_DIR\n"
+            "           --save-dir has a checkpoint, else start a new run; the lr schedule goes on as saved,\n"
+            "           holding at --lr-min past its end, unless --extend-schedule) --init-from HF_DIR\n"
             "           (weights of a save_pretrained folder); without --model or shape flags the model\n"
             "           comes from the checkpoint's config.json; --rope-theta overrides its value\n"
             "Writes OUT/metrics.jsonl (one object per step) and OUT/loss.png.\n");
@@ -109,6 +110,7 @@ int lc_cmd_train(int argc, char **argv)
         }
         if (!strcmp(a, "--worker")) { worker = 1; continue; }
         if (!strcmp(a, "--recompute")) { o.recompute = 1; continue; }
+        if (!strcmp(a, "--extend-schedule")) { o.extend_schedule = 1; continue; }
         if (!strcmp(a, "--sp")) { o.plan.sp = 1; continue; }
         if (!strcmp(a, "--doc-mask")) { o.doc_mask = 1; continue; }
         if (!strcmp(a, "--quiet")) { o.quiet = 1; continue; }

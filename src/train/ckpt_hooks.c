@@ -41,7 +41,7 @@ int lc_train__ckpt_check(const lc_trainer_opts *o, char *err, size_t errlen)
 }
 
 int lc_train__ckpt_begin(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, lc_loader *l, const lc_mesh *mesh,
-                         int64_t *start_step)
+                         int64_t *start_step, int64_t *sched_steps, int64_t *sched_warmup)
 {
     *start_step = 0;
     if (!o->resume && !o->init_from) return LC_OK;
@@ -71,6 +71,11 @@ int lc_train__ckpt_begin(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, l
         if (!rc) {
             lc_loader_set_position(l, st.data_position);
             *start_step = st.step;
+            /* the schedule the run was on (a checkpoint without one keeps the caller's) */
+            if (st.total_steps > 0) {
+                *sched_steps = st.total_steps;
+                *sched_warmup = st.warmup;
+            }
         }
     }
     /* Every PE read the files itself; nobody steps unless everybody loaded. */

@@ -187,6 +187,8 @@ typedef struct {
     size_t np;
     float *params, *grads, grad_scale;
     int64_t steps, warmup, start_step;
+    int64_t sched_steps; /* the lr schedule's end: steps, or a resumed run's saved one */
+    int sched_saved;     /* the schedule came from the checkpoint: the time budget leaves it */
     float lr_min;
     int eval_every, n_val;
     double peak, cores, flops_tok, tokens_step; /* for MFU and tokens/s */
@@ -309,6 +311,29 @@ static void continue_metrics(trainer *t)
         fprintf(stderr, "train: cannot write %s: %s (no metrics from here on)\n", p, strerror(errno));
 }
 
+/* A resumed run goes on with the schedule it was on (its warmup, its cosine's end); past that
+ * end lc_lr_at holds the rate at lr_min. --extend-schedule re-fits the cosine to this run's
+ * steps instead, from the same warmup. Either way the console says which. */
+static void continue_schedule(trainer *t, int64_t saved_steps, int64_t saved_warmup)
+{
+    t->warmup = saved_warmup;
+    t->sched_steps = t->o->extend_schedule ? t->steps : saved_steps;
+    t->sched_saved = !t->o->extend_schedule;
+    if (t->me != 0 || t->o->quiet || saved_steps == t->steps) return;
+    if (t->o->extend_schedule)
+        printf("train: --extend-schedule: the lr schedule's cosine now ends at step %lld (it was %lld), warmup %lld\n",
+               (long long)t->steps, (long long)saved_steps, (long long)saved_warmup);
+    else if (saved_steps < t->steps)
+        printf("train: the lr schedule goes on as saved (warmup %lld, cosine to step %lld); from step %lld to %lld the "
+               "rate holds at lr_min %.3g (--extend-schedule re-fits it to %lld steps)\n",
+               (long long)saved_warmup, (long long)saved_steps, (long long)saved_steps + 1, (long long)t->steps,
+               t->lr_min, (long long)t->steps);
+    else
+        printf("train: the lr schedule goes on as saved (warmup %lld, cosine to step %lld); this run stops at step "
+               "%lld\n", (long long)saved_warmup, (long long)saved_steps, (long long)t->steps);
+    fflush(stdout);
+}
+
 /* The plan, the mesh, the model and its optimizer, the data, the step buffers and the
  * machine's peak; then a resume or init-from. Nothing is allocated after this. */
 static int setup(trainer *t)
@@ -359,6 +384,7 @@ static int setup(trainer *t)
     /* With a time budget the total is known only after two steps: warm up over those two. */
     t->warmup = o->warmup >= 0 ? o->warmup : o->time_budget_s > 0 ? 2 : o->steps / 10;
     t->lr_min = o->lr_min >= 0 ? o->lr_min : o->lr / 10;
+    t->sched_steps = t->steps;
     t->eval_every = o->eval_every >= 0 ? o->eval_every : (int)(o->steps / 5 > 0 ? o->steps / 5 : 1);
 
     /* The machine's limit, measured now: one core's FMA peak (max over PEs, each on its core). */
@@ -381,7 +407,11 @@ static int setup(trainer *t)
     if (any > 0) return local_bad ? LC_ERR_SYS : lc_train__fail(LC_ERR_ABORT, "PE 0 could not set up its output");
 
     /* Resume or init-from: after every buffer exists, before the first step. */
-    if ((rc = lc_train__ckpt_begin(o, t->m, t->opt, t->ltrain, &t->mesh, &t->start_step))) return rc;
+    int64_t saved_steps = 0, saved_warmup = t->warmup;
+    if ((rc = lc_train__ckpt_begin(o, t->m, t->opt, t->ltrain, &t->mesh, &t->start_step, &saved_steps,
+                                   &saved_warmup)))
+        return rc;
+    if (o->resume && saved_steps > 0) continue_schedule(t, saved_steps, saved_warmup);
     /* At --steps exactly, the run is complete and nothing runs (a finished job started again
      * ends well, with its outputs); past it, the user asked for a shorter run than they have. */
     if (t->start_step > t->steps)
@@ -417,7 +447,7 @@ static int train_step(trainer *t, int64_t step, step_result *r)
     if (t->plan->tp == 1) r->norm = lc_global_norm(t->grads, t->np);
     else if ((rc = lc_model_global_norm(t->m, t->grads, &r->norm)))
         return lc_train__fail(rc, "gradient norm: %s", lc_model_last_error(t->m));
-    r->lr = lc_lr_at(step, t->warmup, t->steps, o->lr, t->lr_min);
+    r->lr = lc_lr_at(step, t->warmup, t->sched_steps, o->lr, t->lr_min);
     lc_adamw_step(t->opt, t->params, t->grads, r->lr, lc_clip_factor(r->norm, o->clip));
     /* The mean loss over every token of the step, and the largest peak memory. */
     double stats[2] = {loss_sum, (double)lc_peak_rss_bytes()}, red[2];
@@ -495,6 +525,7 @@ static int fit_budget(trainer *t, int64_t step)
             fflush(stdout);
         }
         t->steps = (int64_t)fit;
+        if (!t->sched_saved) t->sched_steps = t->steps;
         if (o->eval_every < 0) t->eval_every = (int)(t->steps / 5 > 0 ? t->steps / 5 : 1);
     }
     return LC_OK;
@@ -585,7 +616,7 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
         if ((rc = train_step(&t, step, &r)) || (rc = report_step(&t, step, &r)) || (rc = fit_budget(&t, step)))
             return teardown(&t, rc);
         if (o->save_dir && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || step + 1 == t.steps) &&
-            (rc = lc_train__ckpt_save(o, t.m, t.opt, t.ltrain, &t.mesh, step + 1, t.steps, t.warmup, t.lr_min)))
+            (rc = lc_train__ckpt_save(o, t.m, t.opt, t.ltrain, &t.mesh, step + 1, t.sched_steps, t.warmup, t.lr_min)))
             return teardown(&t, rc);
     }
     if (t.me == 0) report_end(&t);

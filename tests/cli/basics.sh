@@ -112,4 +112,23 @@ check "--resume auto with nothing saved starts a new run (2 PEs, said once)" 0 \
 check "the same command with more steps resumes" 0 "train: 2 steps \(resumed\)" -- \
     "$LC" train "${aut[@]}" --cp 2 --steps 4 --resume auto
 check "and once done, ends at once" 0 "the run is complete" -- "$LC" train "${aut[@]}" --cp 2 --steps 4 --resume auto
+
+# the lr schedule: a resume with more --steps goes on with the saved one (held at lr_min past
+# its end) and says so; --extend-schedule re-fits its cosine to the new end instead
+lr_of() { sed -n "s/^{\"step\":$2,.*\"lr\":\([^,]*\),.*/\1/p" "$1"; }
+for mode in hold extend; do
+    sch=(--model tiny --seq 64 --peak 1 --data "$work/data" --out "$work/s$mode" --save-dir "$work/sck$mode" --warmup 1)
+    check "$mode: 3 steps" 0 "" -- "$LC" train "${sch[@]}" --steps 3
+    if [ $mode = hold ]; then
+        check "hold: resumed to 6 steps, the schedule goes on as saved" 0 "goes on as saved .*cosine to step 3.*holds at lr_min" \
+            -- "$LC" train "${sch[@]}" --steps 6 --resume
+        a=$(lr_of "$work/shold/metrics.jsonl" 4) b=$(lr_of "$work/shold/metrics.jsonl" 6)
+        [ -n "$a" ] && [ "$a" = "$b" ] || { echo "FAIL hold: lr at steps 4 and 6: '$a' '$b' (want equal, lr_min)"; fail=1; }
+    else
+        check "extend: --extend-schedule re-fits the cosine" 0 "extend-schedule: the lr schedule's cosine now ends at step 6 \(it was 3\)" \
+            -- "$LC" train "${sch[@]}" --steps 6 --resume --extend-schedule
+        a=$(lr_of "$work/sextend/metrics.jsonl" 4) b=$(lr_of "$work/sextend/metrics.jsonl" 6)
+        [ -n "$a" ] && [ "$a" != "$b" ] || { echo "FAIL extend: lr at steps 4 and 6: '$a' '$b' (want a falling cosine)"; fail=1; }
+    fi
+done
 exit $fail
