@@ -20,6 +20,10 @@ extern "C" {
 #endif
 
 const char *lc_train_last_error(void);
+/* The PE that speaks for the last error when every PE failed with the same message (the PEs
+ * agreed on it, as on a checkpoint none of them can resume from), so that it is printed once;
+ * -1 when each PE's message is its own. */
+int lc_train_error_reporter(void);
 
 /* ---- token files (llm.c format) ----
  * A 256 x int32 little-endian header: [0] magic 20240520, [1] version, [2] token count, the

@@ -318,7 +318,10 @@ int lc_cmd_train(int argc, char **argv)
     if (!(o.peak_gflops_core > 0)) o.peak_fn = measure_peak;
     int rc = lc_trainer_run(w, &o);
     if (rc) {
-        fprintf(stderr, "longctx train: PE %d: %s\n", lc_my_pe(w), lc_train_last_error());
+        /* an error all PEs agreed on is printed by the one that speaks for them */
+        int who = lc_train_error_reporter();
+        if (who < 0) fprintf(stderr, "longctx train: PE %d: %s\n", lc_my_pe(w), lc_train_last_error());
+        else if (who == lc_my_pe(w)) fprintf(stderr, "longctx train: %s\n", lc_train_last_error());
         if (rc == LC_ERR_ABORT || lc_n_pes(w) > 1) _exit(1); /* the world may be unusable */
         lc_world_finalize(w);
         return 1;

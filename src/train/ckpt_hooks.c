@@ -78,12 +78,23 @@ int lc_train__ckpt_begin(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, l
             }
         }
     }
-    /* Every PE read the files itself; nobody steps unless everybody loaded. */
-    double bad = rc != 0, any;
-    int crc = lc_allreduce_max_f64(mesh->world, &any, &bad, 1);
+    /* Every PE read the files itself; nobody steps unless everybody loaded. The lowest PE that
+     * could not speaks for all (they usually fail alike, and one line says it): every PE takes
+     * its message, so each returns the same error and the CLI prints it once. */
+    lc_team *world = mesh->world;
+    const int me = lc_team_my_pe(world), n = lc_team_n_pes(world);
+    double mine = rc ? (double)me : (double)n, first;
+    int crc = lc_allreduce_max_f64(world, &first, &(double){-mine}, 1);
     if (crc) return lc_train__fail(crc, "checkpoint load status all-reduce failed");
-    if (rc) return rc;
-    if (any > 0) return lc_train__fail(LC_ERR_ABORT, "another PE could not load %s (see its message)", path);
+    int who = (int)-first;
+    if (who < n) {
+        char mine_msg[512] = "", msg[512];
+        snprintf(mine_msg, sizeof mine_msg, "%s", lc_train_last_error());
+        if ((crc = lc_broadcast(world, msg, mine_msg, sizeof msg, who)))
+            return lc_train__fail(crc, "sharing PE %d's checkpoint error failed", who);
+        msg[sizeof msg - 1] = 0;
+        return lc_train__fail_agreed(who, rc ? rc : LC_ERR_ARG, "PE %d: %s", who, msg);
+    }
     if (lc_team_my_pe(mesh->world) == 0 && !o->quiet) {
         if (o->init_from)
             printf("train: initialised from %s (%.2f s)\n", path, now() - t0);

@@ -415,8 +415,9 @@ static int setup(trainer *t)
     /* At --steps exactly, the run is complete and nothing runs (a finished job started again
      * ends well, with its outputs); past it, the user asked for a shorter run than they have. */
     if (t->start_step > t->steps)
-        return lc_train__fail(LC_ERR_ARG, "the checkpoint resumed is at step %lld, already past --steps %lld: "
-                              "nothing to train (give a larger --steps)", (long long)t->start_step, (long long)t->steps);
+        return lc_train__fail_agreed(0, LC_ERR_ARG, "the checkpoint resumed is at step %lld, already past --steps "
+                                     "%lld: nothing to train (give a larger --steps)",
+                                     (long long)t->start_step, (long long)t->steps);
     if (t->me == 0 && t->jf && t->start_step > 0) continue_metrics(t);
     t->params = lc_model_params(t->m);
     t->grads = lc_model_grads(t->m);

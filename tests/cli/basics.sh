@@ -113,6 +113,14 @@ check "the same command with more steps resumes" 0 "train: 2 steps \(resumed\)" 
     "$LC" train "${aut[@]}" --cp 2 --steps 4 --resume auto
 check "and once done, ends at once" 0 "the run is complete" -- "$LC" train "${aut[@]}" --cp 2 --steps 4 --resume auto
 
+# an error every PE meets alike on resume is printed once, by the PE that speaks for them
+check "2 PEs, a resume with another --seed" nonzero "was written with --seed 1337, this run has 5" -- \
+    "$LC" train "${aut[@]}" --cp 2 --steps 6 --resume --seed 5
+[ "$(grep -c 'was written with --seed' "$work/err")" = 1 ] ||
+    { echo "FAIL the --seed error is printed $(grep -c 'was written with --seed' "$work/err") times:"; cat "$work/err"; fail=1; }
+check "2 PEs, a resume past --steps" nonzero "already past --steps 2" -- "$LC" train "${aut[@]}" --cp 2 --steps 2 --resume
+[ "$(grep -c 'already past' "$work/err")" = 1 ] || { echo "FAIL the past-steps error is not printed once:"; cat "$work/err"; fail=1; }
+
 # the lr schedule: a resume with more --steps goes on with the saved one (held at lr_min past
 # its end) and says so; --extend-schedule re-fits its cosine to the new end instead
 lr_of() { sed -n "s/^{\"step\":$2,.*\"lr\":\([^,]*\),.*/\1/p" "$1"; }
