@@ -25,7 +25,7 @@ if(NOT LONGCTX_MPI STREQUAL "OFF")
     list(APPEND LONGCTX_LINK_LIBS MPI::MPI_C) # for the installed archive
     set_source_files_properties(src/symm/world.c PROPERTIES COMPILE_DEFINITIONS LONGCTX_HAVE_MPI=1)
     # For an installed longctx: find_package(longctx) finds MPI too, pkg-config links it.
-    set(LONGCTX_CONFIG_DEPS "find_dependency(MPI COMPONENTS C)")
+    set(LONGCTX_CONFIG_MPI ON) # cmake/longctxConfig.cmake.in finds MPI for the user
     string(REPLACE ";" " " LONGCTX_PC_LIBS "${MPI_C_LIBRARIES}")
     message(STATUS "MPI backend: on (${MPI_C_LIBRARIES})")
   elseif(LONGCTX_MPI STREQUAL "ON")
