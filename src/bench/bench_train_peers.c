@@ -10,11 +10,13 @@
 #include <errno.h>
 #include <ftw.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench/bench_train_peers.h"
@@ -200,6 +202,18 @@ static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ft
     return 0;
 }
 
+/* Nothing this command starts outlives it: a SIGTERM, SIGINT or SIGHUP (a scheduler ending
+ * the job, ^C) stops the peer running now, its whole process group (the shell, python and
+ * whatever it started), and the command then removes its folders and ends with the signal.
+ * Our own workers are lc_launch's, which forwards the signal to them itself. */
+static volatile sig_atomic_t g_stop_sig, g_peer_pgid;
+
+static void on_stop(int sig)
+{
+    g_stop_sig = sig;
+    if (g_peer_pgid > 0) kill(-(pid_t)g_peer_pgid, SIGTERM);
+}
+
 /* rm -r of a run folder this process created (no symlinks followed) */
 static void rm_run_dir(const char *d) { nftw(d, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
 
@@ -222,9 +236,31 @@ static void run_peer(const lc_bench_peer_opts *o, const char *py, const char *pd
              "--threads %d --steps %d --warm %d %s",
              py, pdir, impl, ckpt, rundir, S, cp, threads, o->steps, o->warm, PEER_OPT_ARGS);
     fflush(stdout);
-    FILE *f = popen(cmd, "r");
+    /* popen, but in a process group of its own, so that a stop reaches everything it started */
+    int fd[2];
+    pid_t pid = -1;
+    if (pipe(fd) == 0 && (pid = fork()) == 0) {
+        setpgid(0, 0);
+        close(fd[0]);
+        dup2(fd[1], STDOUT_FILENO);
+        close(fd[1]);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    FILE *f = pid > 0 ? fdopen(fd[0], "r") : NULL;
+    if (pid > 0) {
+        setpgid(pid, pid); /* both sides set it: whichever runs first, no kill misses the group */
+        g_peer_pgid = pid;
+        close(fd[1]);
+        if (g_stop_sig) kill(-pid, SIGTERM); /* the stop came while it was starting */
+    }
     if (!f) {
         snprintf(r->why, sizeof r->why, "could not start %s: %s", py, strerror(errno));
+        if (pid > 0) {
+            kill(-pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            g_peer_pgid = 0;
+        }
         return;
     }
     char line[8192];
@@ -246,7 +282,15 @@ static void run_peer(const lc_bench_peer_opts *o, const char *py, const char *pd
         r->loss0 = lc_json_num(line, "loss0");
         lc_json_str(line, "lowering", r->lowering, sizeof r->lowering);
     }
-    int st = pclose(f);
+    fclose(f);
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    g_peer_pgid = 0;
+    if (g_stop_sig) {
+        snprintf(r->why, sizeof r->why, "stopped by signal %d", (int)g_stop_sig);
+        return;
+    }
     if (!got && !r->why[0])
         snprintf(r->why, sizeof r->why, "peer %s exited (status %d) without a result", impl, st);
     if (r->why[0]) return;
@@ -376,6 +420,11 @@ int lc_bench_train_with_peers(const lc_bench_peer_opts *o, int argc, char **argv
         fprintf(stderr, "longctx bench train: cannot create %s: %s\n", base, strerror(errno));
         return 1;
     }
+    struct sigaction sa = {0}, old[3];
+    static const int stop_sigs[3] = {SIGTERM, SIGINT, SIGHUP};
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++) sigaction(stop_sigs[i], &sa, &old[i]);
     print_header(o);
     int rc = 0, R = o->rounds < 1 ? 1 : o->rounds, ncp = o->cp.n;
     /* [ci * R + r]: every round's rows, kept until the medians are printed */
@@ -390,9 +439,11 @@ int lc_bench_train_with_peers(const lc_bench_peer_opts *o, int argc, char **argv
     for (int si = 0; si < o->seq.n && !rc; si++) {
         long long S = o->seq.v[si];
         for (int r = 0; r < R && !rc; r++) {
-            for (int ci = 0; ci < ncp && !rc; ci++)
+            for (int ci = 0; ci < ncp && !rc; ci++) {
                 rc = run_round(o, py, pdir, base, S, ci, argc, argv, &ours_r[ci * R + r],
                                ci == 0 ? &torch_r[r] : NULL, &jax_r[ci * R + r]);
+                if (g_stop_sig && !rc) rc = 128 + g_stop_sig;
+            }
             if (!rc && R > 1 && !o->json) {
                 printf("# round %d/%d, seq %lld:", r + 1, R, S);
                 for (int ci = 0; ci < ncp; ci++) {
@@ -432,6 +483,12 @@ int lc_bench_train_with_peers(const lc_bench_peer_opts *o, int argc, char **argv
     free(ours_r);
     free(jax_r);
     free(torch_r);
-    if (rmdir(base)) fprintf(stderr, "longctx bench train: cannot remove %s: %s\n", base, strerror(errno));
+    rm_run_dir(base); /* a stopped round may have left its run folder */
+    if (access(base, F_OK) == 0) fprintf(stderr, "longctx bench train: cannot remove %s\n", base);
+    for (int i = 0; i < 3; i++) sigaction(stop_sigs[i], &old[i], NULL);
+    if (g_stop_sig) {
+        fprintf(stderr, "longctx bench train: stopped by signal %d; the peer and %s are gone\n", (int)g_stop_sig, base);
+        return 128 + g_stop_sig;
+    }
     return rc;
 }

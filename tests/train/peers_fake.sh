@@ -16,6 +16,8 @@ while [ $# -gt 0 ]; do
     case $1 in --impl) impl=$2; shift ;; --tokens) tokens=$2; shift ;; esac
     shift
 done
+# FAKE_PEER_SLEEP: a peer that hangs (its pid in FAKE_PEER_PIDFILE), to be stopped from outside
+if [ -n "${FAKE_PEER_SLEEP:-}" ]; then echo $$ >"$FAKE_PEER_PIDFILE"; exec sleep "$FAKE_PEER_SLEEP"; fi
 ours=$(dirname "$tokens")/ours.json
 loss=$(sed -n 's/.*"loss0":\([^,}]*\).*/\1/p' "$ours")
 step=$(sed -n 's/.*"step_s":\([^,}]*\).*/\1/p' "$ours")
@@ -66,4 +68,28 @@ check "the peer's median round is reported" '^torch +tiny +64 +1 +1 none +0\.320
 out=$(FAKE_PEER_SHIFT=1 run)
 check "shifted loss is INVALID" 'torch .* BAD INVALID: loss .*\(rel 0\.01' "$out"
 if grep -q "ours (cp 1)" <<<"$out"; then echo "FAIL: an invalid row printed a speed-up"; fails=$((fails + 1)); fi
+
+# SIGTERM while a peer runs (a scheduler ending the job): the command ends with the signal's
+# status, the peer's process group is gone, and so is the temporary folder (issue 27)
+mkdir -p "$work/tmp"
+TMPDIR=$work/tmp FAKE_PEER_SLEEP=60 FAKE_PEER_PIDFILE=$work/peer.pid LONGCTX_PEER_PYTHON=$fake \
+    "$longctx" bench train --model tiny --seq 64 --cp 1 --steps 1 --warm 0 --threads 1 --peers torch \
+    >"$work/term.out" 2>&1 &
+bench=$!
+for _ in $(seq 1 600); do [ -s "$work/peer.pid" ] && break; sleep 0.1; done
+if [ ! -s "$work/peer.pid" ]; then
+    echo "FAIL: the hanging peer never started"; cat "$work/term.out"; fails=$((fails + 1)); kill -KILL $bench
+else
+    peer=$(cat "$work/peer.pid")
+    kill -TERM $bench
+    t0=$(date +%s)
+    wait $bench
+    st=$?
+    sleep 0.3
+    if [ $st -ne 143 ]; then echo "FAIL: SIGTERM gave status $st, not 143"; cat "$work/term.out"; fails=$((fails + 1)); fi
+    if [ $(( $(date +%s) - t0 )) -gt 10 ]; then echo "FAIL: SIGTERM took over 10 s"; fails=$((fails + 1)); fi
+    if kill -0 "$peer" 2>/dev/null; then echo "FAIL: the peer $peer outlived the command"; kill -KILL "$peer"; fails=$((fails + 1)); fi
+    if ls "$work/tmp" | grep -q longctx-bench-peers; then echo "FAIL: left $(ls "$work/tmp")"; fails=$((fails + 1)); fi
+    [ $fails -eq 0 ] && echo "ok: SIGTERM during a peer: status 143, no orphan, no temporary folder"
+fi
 exit $((fails > 0))
