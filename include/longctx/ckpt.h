@@ -149,6 +149,9 @@ int lc_ckpt_load_hf(lc_model *m, const char *path, int allow_rope_theta);
 
 /* `longctx ckpt info DIR`: config, metadata and tensor tables to f. */
 int lc_ckpt_print_info(const char *path, void *file /* FILE* */);
+/* The run state of checkpoint folder path (its training_state.safetensors metadata) without
+ * loading any tensor: what a resume is resolved against before any PE starts. */
+int lc_ckpt_read_state(const char *path, lc_ckpt_state *st);
 
 #ifdef __cplusplus
 }

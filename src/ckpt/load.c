@@ -268,6 +268,18 @@ static int read_state(const lc_st_file *f, const char *what, lc_ckpt_state *st)
     return LC_OK;
 }
 
+int lc_ckpt_read_state(const char *path, lc_ckpt_state *st)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/training_state.safetensors", path);
+    lc_st_file *f;
+    int rc = lc_st_open(p, &f);
+    if (rc) return rc;
+    rc = read_state(f, p, st);
+    lc_st_close(f);
+    return rc;
+}
+
 static int load_common(lc_model *m, lc_adamw *opt, const char *path, int allow_theta, int hf, lc_ckpt_state *st)
 {
     char p[4096], idx[4096];

@@ -44,6 +44,49 @@ static void usage(FILE *f)
             "Writes OUT/metrics.jsonl (one object per step) and OUT/loss.png.\n");
 }
 
+static int given(int argc, char **argv, const char *flag)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], flag)) return 1;
+    return 0;
+}
+
+/* A run resumes with the settings it was written with, resolved here before any PE starts: a
+ * setting the checkpoint records and the command line does not give comes from the checkpoint;
+ * one given that changes the math or the data and may not change is an error naming both
+ * values. The lr (and lr_min with it) may change; the schedule's length goes on as saved
+ * (continue_schedule in the trainer). Returns 0, or 2 after saying what conflicts. */
+static int resolve_from_checkpoint(lc_trainer_opts *o, const char *ck, const lc_ckpt_state *st, int argc,
+                                   char **argv, int speak)
+{
+    char why[512] = "";
+    if (!given(argc, argv, "--seq")) o->plan.seq_len = st->seq_len;
+    else if (o->plan.seq_len != st->seq_len)
+        snprintf(why, sizeof why, "%.300s was written with --seq %lld, this run has %lld (the data position "
+                 "counts sequences of that length)", ck, (long long)st->seq_len, (long long)o->plan.seq_len);
+    if (!given(argc, argv, "--seed")) o->seed = st->seed;
+    else if (!why[0] && o->seed != st->seed)
+        snprintf(why, sizeof why, "%.300s was written with --seed %llu, this run has %llu (the data order follows "
+                 "the seed)", ck, (unsigned long long)st->seed, (unsigned long long)o->seed);
+    if (!given(argc, argv, "--wd")) o->weight_decay = st->weight_decay;
+    else if (!why[0] && o->weight_decay != st->weight_decay)
+        snprintf(why, sizeof why, "%.300s was written with --wd %g, this run has %g (AdamW's decay)", ck,
+                 (double)st->weight_decay, (double)o->weight_decay);
+    if (why[0]) {
+        if (speak) fprintf(stderr, "longctx train: --resume: %s\n", why);
+        return 2;
+    }
+    /* no flags of their own: always the checkpoint's */
+    o->beta1 = st->beta1;
+    o->beta2 = st->beta2;
+    o->eps = st->eps;
+    if (!given(argc, argv, "--lr")) {
+        o->lr = st->lr;
+        if (!given(argc, argv, "--lr-min")) o->lr_min = st->lr_min;
+    }
+    return 0;
+}
+
 static int parse_i64(const char *flag, const char *v, int64_t lo, int64_t *out)
 {
     char *e;
@@ -217,6 +260,16 @@ int lc_cmd_train(int argc, char **argv)
             o.resume = NULL;
             auto_fresh = o.save_dir;
         }
+    }
+    if (o.resume && !o.init_from) {
+        const char *src = o.resume[0] ? o.resume : o.save_dir;
+        char ck[4096];
+        lc_ckpt_state st;
+        int lpe = 0, lnp = 0, speak = !lc_launched_as(&lpe, &lnp) || lpe == 0;
+        /* a folder without a checkpoint is reported where the model or the load is */
+        if (src && lc_ckpt_find_latest(src, ck, sizeof ck) == 0 && lc_ckpt_read_state(ck, &st) == 0 &&
+            resolve_from_checkpoint(&o, ck, &st, argc, argv, speak))
+            return 2;
     }
     int any_shape = 0;
     for (int k = 0; k < 6; k++) any_shape |= have_shape[k];

@@ -121,6 +121,20 @@ check "2 PEs, a resume with another --seed" nonzero "was written with --seed 133
 check "2 PEs, a resume past --steps" nonzero "already past --steps 2" -- "$LC" train "${aut[@]}" --cp 2 --steps 2 --resume
 [ "$(grep -c 'already past' "$work/err")" = 1 ] || { echo "FAIL the past-steps error is not printed once:"; cat "$work/err"; fail=1; }
 
+# resume takes the run's settings from the checkpoint: no --model, --seq, --seed, --wd or --lr
+# needed; a conflicting one is refused naming both values, before any PE starts
+rs=(--peak 1 --data "$work/data" --out "$work/rs" --save-dir "$work/rsck")
+check "a run with its own seq, seed, wd and lr" 0 "" -- \
+    "$LC" train --model tiny --seq 32 --seed 9 --wd 0.05 --lr 5e-3 "${rs[@]}" --steps 2
+check "--resume with none of them given takes them from the checkpoint" 0 \
+    "AdamW lr 0.005 -> 0.0005 \(warmup 0\), wd 0.05, clip 1, seed 9" -- "$LC" train "${rs[@]}" --steps 3 --resume
+grep -q "params), seq 32, " "$work/out" || { echo "FAIL the resumed run's seq is not the checkpoint's 32"; fail=1; }
+check "a conflicting --seq is refused naming both" 2 "rsck/step-00000003 was written with --seq 32, this run has 64" -- \
+    "$LC" train "${rs[@]}" --steps 4 --resume --seq 64
+check "a conflicting --wd is refused naming both" 2 "was written with --wd 0.05, this run has 0.1" -- \
+    "$LC" train "${rs[@]}" --steps 4 --resume --wd 0.1
+check "--lr may change on resume" 0 "AdamW lr 0.001 " -- "$LC" train "${rs[@]}" --steps 4 --resume --lr 1e-3
+
 # the lr schedule: a resume with more --steps goes on with the saved one (held at lr_min past
 # its end) and says so; --extend-schedule re-fits its cosine to the new end instead
 lr_of() { sed -n "s/^{\"step\":$2,.*\"lr\":\([^,]*\),.*/\1/p" "$1"; }
