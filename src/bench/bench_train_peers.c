@@ -237,7 +237,7 @@ static void run_peer(const lc_bench_peer_opts *o, const char *py, const char *pd
              py, pdir, impl, ckpt, rundir, S, cp, threads, o->steps, o->warm, PEER_OPT_ARGS);
     fflush(stdout);
     /* popen, but in a process group of its own, so that a stop reaches everything it started */
-    int fd[2];
+    int fd[2] = {-1, -1};
     pid_t pid = -1;
     if (pipe(fd) == 0 && (pid = fork()) == 0) {
         setpgid(0, 0);
@@ -247,20 +247,22 @@ static void run_peer(const lc_bench_peer_opts *o, const char *py, const char *pd
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
-    FILE *f = pid > 0 ? fdopen(fd[0], "r") : NULL;
-    if (pid > 0) {
-        setpgid(pid, pid); /* both sides set it: whichever runs first, no kill misses the group */
-        g_peer_pgid = pid;
-        close(fd[1]);
-        if (g_stop_sig) kill(-pid, SIGTERM); /* the stop came while it was starting */
-    }
-    if (!f) {
+    if (pid < 0) { /* no pipe, or no fork: nothing started */
         snprintf(r->why, sizeof r->why, "could not start %s: %s", py, strerror(errno));
-        if (pid > 0) {
-            kill(-pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-            g_peer_pgid = 0;
-        }
+        if (fd[0] >= 0) close(fd[0]), close(fd[1]);
+        return;
+    }
+    setpgid(pid, pid); /* both sides set it: whichever runs first, no kill misses the group */
+    g_peer_pgid = pid;
+    close(fd[1]);
+    if (g_stop_sig) kill(-pid, SIGTERM); /* the stop came while it was starting */
+    FILE *f = fdopen(fd[0], "r");
+    if (!f) {
+        snprintf(r->why, sizeof r->why, "could not read %s: %s", py, strerror(errno));
+        close(fd[0]);
+        kill(-pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        g_peer_pgid = 0;
         return;
     }
     char line[8192];

@@ -273,9 +273,7 @@ int lc_cmd_train(int argc, char **argv)
     }
     int any_shape = 0;
     for (int k = 0; k < 6; k++) any_shape |= have_shape[k];
-    int have_model = 0;
-    for (int i = 1; i < argc; i++) have_model |= !strcmp(argv[i], "--model");
-    if ((o.resume || o.init_from) && !any_shape && !have_model) {
+    if ((o.resume || o.init_from) && !any_shape && !given(argc, argv, "--model")) {
         /* The model is the checkpoint's: read its config.json (every PE reads the same). */
         char ck[4096], cfgp[4200];
         const char *src = o.init_from ? o.init_from : o.resume[0] ? o.resume : o.save_dir;

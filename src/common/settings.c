@@ -150,8 +150,6 @@ int lc_parse_size(const char *s, size_t *out) { return lc_parse_bytes("size", s,
 
 const char *lc__env_str(const char *name) { return getenv(name); }
 
-int lc__env_set(const char *name) { return getenv(name) != NULL; }
-
 int lc__env_bytes(const char *name, size_t dflt, size_t *out, char *err, size_t len)
 {
     const char *s = getenv(name);

@@ -18,8 +18,6 @@ extern "C" {
 /* The raw value of a variable whose value is a word or a path (a backend name, a file), or
  * NULL when unset. Numbers and flags go through the typed readers below instead. */
 const char *lc__env_str(const char *name);
-/* 1 when the variable is set (even to ""), else 0. */
-int lc__env_set(const char *name);
 /* Unset or empty gives dflt; garbage gives LC_ERR_ARG with a message naming the variable. */
 int lc__env_bytes(const char *name, size_t dflt, size_t *out, char *err, size_t len);
 int lc__env_seconds(const char *name, double dflt, int allow_inf, double *out, char *err, size_t len);
