@@ -109,6 +109,19 @@ typedef struct {
     int dp, cp, tp;          /* the layout that wrote it */
     char layout[32];         /* the CP layout's name */
     char model_name[64];     /* the preset, or "custom" */
+    /* The run's other settings that change the math or the data (format 2; a resume takes
+     * them). has_run 0: a format-1 checkpoint that did not record them. */
+    int has_run;
+    char dtype[8];           /* compute dtype: f32, bf16 */
+    int doc_mask, doc_sep;   /* packed-document masking and its separator token */
+    char cp_algo[16];        /* ring, allgather */
+    char lowering[16];       /* as asked (auto, one_sided, ...), not as resolved */
+    int accum;               /* micro-batches per DP rank and step */
+    int64_t global_batch;    /* sequences per optimizer step: dp x accum */
+    float clip;
+    char train_path[1024], val_path[1024]; /* val_path "": none */
+    int64_t train_tokens;
+    uint64_t train_fingerprint; /* lc_tokfile_fingerprint: the data, wherever it lives now */
 } lc_ckpt_state;
 
 /* Who does what in a collective save (all PEs of the world call lc_ckpt_save):

@@ -109,6 +109,9 @@ int lc_cp_layout_positions(lc_cp_layout layout, int64_t seq_len, int n_pes, int 
                            int *n_pad);
 const char *lc_cp_layout_name(lc_cp_layout l);
 int lc_cp_layout_parse(const char *s, lc_cp_layout *out);
+/* "ring", "allgather": the --cp-algo words */
+const char *lc_cp_algo_name(lc_cp_algo a);
+int lc_cp_algo_parse(const char *s, lc_cp_algo *out);
 
 /* ---- attention ---- */
 /* out (dtype) and lse (fp32) for my rows over all keys of the sequence. doc may be NULL

@@ -42,6 +42,10 @@ void lc_tokfile_close(lc_tokfile *f);
 int64_t lc_tokfile_n_tokens(const lc_tokfile *f);
 int lc_tokfile_version(const lc_tokfile *f);
 const char *lc_tokfile_path(const lc_tokfile *f);
+/* What identifies the tokens wherever the file now lives: a 64-bit FNV-1a hash of the
+ * header, the size and 64 evenly spaced 4 KiB pieces (cheap on a 20 GB file; a checkpoint
+ * records it so that a resume on other data is refused, a moved file is not). */
+uint64_t lc_tokfile_fingerprint(const lc_tokfile *f);
 /* Copies tokens [start, start+n) as int32 (the range must lie inside the file). */
 void lc_tokfile_read(const lc_tokfile *f, int64_t start, int64_t n, int32_t *dst);
 /* Writes tokens; version 1 when vocab <= 65536, else 2. Tokens must lie in [0, vocab).

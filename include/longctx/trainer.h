@@ -8,6 +8,7 @@
 #ifndef LONGCTX_TRAINER_H
 #define LONGCTX_TRAINER_H
 
+#include "longctx/ckpt.h"
 #include "longctx/model.h"
 #include "longctx/train.h"
 
@@ -64,6 +65,16 @@ void lc_trainer_defaults(lc_trainer_opts *o);
  * against n_pes, the mesh order, sp, the layout against seq_len and cp), the model config,
  * heads (and KV heads, ffn, vocab) against tp, the data files. Returns 0 or writes err. */
 int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errlen);
+/* Whether options o may resume the run that wrote checkpoint ckpt with state st: every
+ * recorded setting that changes the math or the data must agree: --seq, --seed, --wd,
+ * --warmup (when o->warmup >= 0), --dtype, --doc-mask and --doc-sep, --clip, the global batch
+ * (dp x --accum sequences per step) and, when train is given, the training tokens (by
+ * lc_tokfile_fingerprint, not by path). What may change (steps, lr, the mesh and its CP
+ * algorithm, layout and lowering, threads, eval, output, rope-theta) is not looked at.
+ * Returns 0, or LC_ERR_ARG with "CKPT was written with --X A, this run has B" in err. The CLI
+ * asks it before any PE starts; lc_trainer_run asks it again on every PE. */
+int lc_trainer_resume_check(const lc_trainer_opts *o, const lc_ckpt_state *st, const char *ckpt,
+                            const lc_tokfile *train, char *err, size_t errlen);
 /* Collective over the world. Returns 0 when training completed; else an lc_status with the
  * message in lc_train_last_error(). */
 int lc_trainer_run(lc_world *w, const lc_trainer_opts *o);

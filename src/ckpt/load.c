@@ -242,6 +242,51 @@ static int meta_f(const lc_st_file *f, const char *what, const char *key, float 
     return LC_OK;
 }
 
+/* A string field into out[cap]: missing or too long is malformed. */
+static int meta_s(const lc_st_file *f, const char *what, const char *key, int empty_ok, char *out, size_t cap)
+{
+    const char *v = lc_st_meta(f, key);
+    if (!v) return lc_ckpt__fail(LC_ERR_ARG, "%s: metadata field \"%s\" is missing", what, key);
+    if ((!empty_ok && !*v) || strlen(v) >= cap)
+        return lc_ckpt__fail(LC_ERR_ARG, "%s: metadata field \"%s\" = \"%.40s\" is malformed", what, key, v);
+    snprintf(out, cap, "%s", v);
+    return LC_OK;
+}
+
+/* The run settings of format 2 (a format-1 checkpoint has none: has_run stays 0). */
+static int read_run(const lc_st_file *f, const char *what, lc_ckpt_state *st)
+{
+    const char *ver = lc_st_meta(f, "longctx_version");
+    if (ver && !strcmp(ver, "1")) return LC_OK;
+    if (!ver || strcmp(ver, "2"))
+        return lc_ckpt__fail(LC_ERR_ARG, "%s: metadata field \"longctx_version\" is %s (this build reads 1 and 2)", what,
+                             ver ? ver : "missing");
+    int64_t mask, sep, accum;
+    char fp[32], *e;
+    int rc;
+    if ((rc = meta_s(f, what, "dtype", 0, st->dtype, sizeof st->dtype)) ||
+        (rc = meta_i64(f, what, "doc_mask", 0, &mask)) || (rc = meta_i64(f, what, "doc_sep", 0, &sep)) ||
+        (rc = meta_s(f, what, "cp_algo", 0, st->cp_algo, sizeof st->cp_algo)) ||
+        (rc = meta_s(f, what, "lowering", 0, st->lowering, sizeof st->lowering)) ||
+        (rc = meta_i64(f, what, "accum", 1, &accum)) || (rc = meta_i64(f, what, "global_batch", 1, &st->global_batch)) ||
+        (rc = meta_f(f, what, "clip", &st->clip)) ||
+        (rc = meta_s(f, what, "train_data", 0, st->train_path, sizeof st->train_path)) ||
+        (rc = meta_i64(f, what, "train_tokens", 1, &st->train_tokens)) ||
+        (rc = meta_s(f, what, "train_fingerprint", 0, fp, sizeof fp)) ||
+        (rc = meta_s(f, what, "val_data", 1, st->val_path, sizeof st->val_path)))
+        return rc;
+    st->train_fingerprint = strtoull(fp, &e, 16);
+    if (mask > 1 || sep > INT32_MAX || accum > INT32_MAX || *e || strlen(fp) != 16)
+        return lc_ckpt__fail(LC_ERR_ARG, "%s: metadata fields doc_mask %lld, doc_sep %lld, accum %lld, "
+                             "train_fingerprint \"%s\": one is out of range", what, (long long)mask, (long long)sep,
+                             (long long)accum, fp);
+    st->doc_mask = (int)mask;
+    st->doc_sep = (int)sep;
+    st->accum = (int)accum;
+    st->has_run = 1;
+    return LC_OK;
+}
+
 static int read_state(const lc_st_file *f, const char *what, lc_ckpt_state *st)
 {
     memset(st, 0, sizeof *st);
@@ -265,7 +310,7 @@ static int read_state(const lc_st_file *f, const char *what, lc_ckpt_state *st)
     if (lay && sscanf(lay, "dp=%d cp=%d tp=%d %31s", &st->dp, &st->cp, &st->tp, st->layout) != 4)
         return lc_ckpt__fail(LC_ERR_ARG, "%s: metadata field \"layout\" = \"%.60s\" is malformed", what, lay);
     snprintf(st->model_name, sizeof st->model_name, "%s", mod ? mod : "custom");
-    return LC_OK;
+    return read_run(f, what, st);
 }
 
 int lc_ckpt_read_state(const char *path, lc_ckpt_state *st)

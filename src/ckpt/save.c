@@ -9,7 +9,9 @@
 #include "ckpt/dir.h"
 #include "ckpt/internal.h"
 
-#define N_META 19
+#define N_META 31
+#define N_META_V1 19 /* the fields before "dtype" */
+#define META_LEN 1100 /* the longest value: a data path (1024) */
 
 static int begin_file(const char *path, lc_model *m, const char *const *prefixes, int n_prefix,
                       const char *const *keys, const char *const *vals, int n_meta, lc_st_writer **w)
@@ -84,38 +86,53 @@ int lc_ckpt_save(lc_model *m, lc_adamw *opt, const lc_ckpt_state *st, const char
             if (begin_file(p, m, pre, 1, k1, v1, 1, &wm)) WFAIL();
         }
         if (!bad) {
-            char vals[N_META][64];
+            char vals[N_META][META_LEN];
             static const char *const keys[N_META] = {
                 "format", "longctx_version", "step", "data_position", "optimizer_steps", "seed", "total_steps",
                 "warmup", "lr", "lr_min", "beta1", "beta2", "eps", "weight_decay", "seq_len", "layout",
-                "model", "optimizer", "rng"};
-            snprintf(vals[0], 64, "longctx-train-state");
-            snprintf(vals[1], 64, "1");
-            snprintf(vals[2], 64, "%lld", (long long)st->step);
-            snprintf(vals[3], 64, "%lld", (long long)st->data_position);
-            snprintf(vals[4], 64, "%lld", (long long)st->optimizer_steps);
-            snprintf(vals[5], 64, "%llu", (unsigned long long)st->seed);
-            snprintf(vals[6], 64, "%lld", (long long)st->total_steps);
-            snprintf(vals[7], 64, "%lld", (long long)st->warmup);
+                "model", "optimizer", "rng", "dtype", "doc_mask", "doc_sep", "cp_algo", "lowering", "accum",
+                "global_batch", "clip", "train_data", "train_tokens", "train_fingerprint", "val_data"};
+            int k = 0;
+#define V(...) snprintf(vals[k++], META_LEN, __VA_ARGS__)
+            V("longctx-train-state");
+            V("%d", st->has_run ? 2 : 1); /* 1: no run settings follow */
+            V("%lld", (long long)st->step);
+            V("%lld", (long long)st->data_position);
+            V("%lld", (long long)st->optimizer_steps);
+            V("%llu", (unsigned long long)st->seed);
+            V("%lld", (long long)st->total_steps);
+            V("%lld", (long long)st->warmup);
             /* %.9g: every float reads back exactly */
-            snprintf(vals[8], 64, "%.9g", (double)st->lr);
-            snprintf(vals[9], 64, "%.9g", (double)st->lr_min);
-            snprintf(vals[10], 64, "%.9g", (double)st->beta1);
-            snprintf(vals[11], 64, "%.9g", (double)st->beta2);
-            snprintf(vals[12], 64, "%.9g", (double)st->eps);
-            snprintf(vals[13], 64, "%.9g", (double)st->weight_decay);
-            snprintf(vals[14], 64, "%lld", (long long)st->seq_len);
-            snprintf(vals[15], 64, "dp=%d cp=%d tp=%d %s", st->dp, st->cp, st->tp, st->layout);
-            snprintf(vals[16], 64, "%s", st->model_name);
-            snprintf(vals[17], 64, "adamw");
+            V("%.9g", (double)st->lr);
+            V("%.9g", (double)st->lr_min);
+            V("%.9g", (double)st->beta1);
+            V("%.9g", (double)st->beta2);
+            V("%.9g", (double)st->eps);
+            V("%.9g", (double)st->weight_decay);
+            V("%lld", (long long)st->seq_len);
+            V("dp=%d cp=%d tp=%d %s", st->dp, st->cp, st->tp, st->layout);
+            V("%s", st->model_name);
+            V("adamw");
             /* the data order is (seed, position); the model has no dropout or other RNG */
-            snprintf(vals[18], 64, "loader seed %llu position %lld", (unsigned long long)st->seed,
-                     (long long)st->data_position);
+            V("loader seed %llu position %lld", (unsigned long long)st->seed, (long long)st->data_position);
+            V("%s", st->dtype);
+            V("%d", st->doc_mask);
+            V("%d", st->doc_sep);
+            V("%s", st->cp_algo);
+            V("%s", st->lowering);
+            V("%d", st->accum);
+            V("%lld", (long long)st->global_batch);
+            V("%.9g", (double)st->clip);
+            V("%s", st->train_path);
+            V("%lld", (long long)st->train_tokens);
+            V("%016llx", (unsigned long long)st->train_fingerprint);
+            V("%s", st->val_path);
+#undef V
             const char *vp[N_META];
             for (int i = 0; i < N_META; i++) vp[i] = vals[i];
             static const char *const pre[2] = {"exp_avg.", "exp_avg_sq."};
             snprintf(p, sizeof p, "%s/training_state.safetensors", tmp);
-            if (begin_file(p, m, pre, 2, keys, vp, N_META, &wo)) WFAIL();
+            if (begin_file(p, m, pre, 2, keys, vp, st->has_run ? N_META : N_META_V1, &wo)) WFAIL();
         }
     }
     /* The tensors: params to model.safetensors, then m and v to the training state. */

@@ -5,6 +5,7 @@ add_executable(longctx
   src/cli/launch_cmd.c
   src/cli/prepare_cmd.c
   src/cli/train_cmd.c
+  src/cli/train_opts.c
   src/cli/ckpt_cmd.c)
 target_include_directories(longctx PRIVATE ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(longctx PRIVATE lc_bench)

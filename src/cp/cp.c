@@ -521,7 +521,7 @@ static void log_choice(lc_cp *cp, lc_lowering l, const char *why)
     if (cp->me == 0 && lc_world_debug(cp->w) &&
         (used != cp->logged_used || cp->logged_req != (int)cp->cfg.plan.lowering + 1))
         fprintf(stderr, "longctx cp: %s, lowering %s -> %s (%s)\n",
-                cp->cfg.plan.algo == LC_CP_ALLGATHER ? "allgather" : "ring", lc_lowering_name(cp->cfg.plan.lowering),
+                lc_cp_algo_name(cp->cfg.plan.algo), lc_lowering_name(cp->cfg.plan.lowering),
                 used < 0 ? "allgather" : lc_lowering_name(l), why);
     cp->logged_used = used;
     cp->logged_req = (int)cp->cfg.plan.lowering + 1;

@@ -1,5 +1,6 @@
 /* The trainer's checkpoint hooks: resume / init-from before the first step, saves after
  * steps. Kept out of trainer.c so that the loop stays readable; the work is in src/ckpt. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +14,55 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+__attribute__((format(printf, 4, 5))) static int conflict(char *err, size_t len, const char *ck, const char *fmt, ...)
+{
+    int n = snprintf(err, len, "%s was written with ", ck);
+    va_list ap;
+    va_start(ap, fmt);
+    if (n >= 0 && (size_t)n < len) vsnprintf(err + n, len - (size_t)n, fmt, ap);
+    va_end(ap);
+    return LC_ERR_ARG;
+}
+
+int lc_trainer_resume_check(const lc_trainer_opts *o, const lc_ckpt_state *st, const char *ck, const lc_tokfile *train,
+                            char *err, size_t errlen)
+{
+    /* each conflict names the flag, both values and, where it is not plain, why it matters */
+#define CONFLICT(...) return conflict(err, errlen, ck, __VA_ARGS__)
+    if (st->seq_len != o->plan.seq_len)
+        CONFLICT("--seq %lld, this run has %lld (the data position counts sequences of that length)",
+                 (long long)st->seq_len, (long long)o->plan.seq_len);
+    if (st->seed != o->seed)
+        CONFLICT("--seed %llu, this run has %llu (the data order follows the seed)", (unsigned long long)st->seed,
+                 (unsigned long long)o->seed);
+    if (st->weight_decay != o->weight_decay)
+        CONFLICT("--wd %g, this run has %g (AdamW's decay)", (double)st->weight_decay, (double)o->weight_decay);
+    if (o->warmup >= 0 && st->total_steps > 0 && st->warmup != o->warmup)
+        CONFLICT("--warmup %lld, this run has %lld (the schedule goes on as saved)", (long long)st->warmup,
+                 (long long)o->warmup);
+    if (!st->has_run) return LC_OK; /* format 1 recorded no more */
+    const char *dt = lc_dtype_name(o->compute);
+    if (strcmp(st->dtype, dt)) CONFLICT("--dtype %s, this run has %s", st->dtype, dt);
+    if (st->doc_mask != o->doc_mask)
+        CONFLICT("%s, this run %s (which tokens see each other)", st->doc_mask ? "--doc-mask" : "no --doc-mask",
+                 o->doc_mask ? "has --doc-mask" : "has none");
+    if (st->doc_mask && st->doc_sep != o->doc_sep)
+        CONFLICT("--doc-sep %d, this run has %d (where documents end)", st->doc_sep, o->doc_sep);
+    if (st->clip != o->clip) CONFLICT("--clip %g, this run has %g", (double)st->clip, (double)o->clip);
+    const int64_t gb = (int64_t)o->plan.dp * o->accum;
+    if (st->global_batch != gb)
+        CONFLICT("%lld sequences per step (--dp %d x --accum %d), this run has %lld (--dp %d x --accum %d): give an "
+                 "--accum that keeps %lld", (long long)st->global_batch, st->dp, st->accum, (long long)gb, o->plan.dp,
+                 o->accum, (long long)st->global_batch);
+    if (train && (lc_tokfile_n_tokens(train) != st->train_tokens || lc_tokfile_fingerprint(train) != st->train_fingerprint))
+        CONFLICT("--train %s (%lld tokens, fingerprint %016llx), this run's %s holds other tokens (%lld, %016llx)",
+                 st->train_path, (long long)st->train_tokens, (unsigned long long)st->train_fingerprint,
+                 lc_tokfile_path(train), (long long)lc_tokfile_n_tokens(train),
+                 (unsigned long long)lc_tokfile_fingerprint(train));
+#undef CONFLICT
+    return LC_OK;
 }
 
 int lc_train__ckpt_check(const lc_trainer_opts *o, char *err, size_t errlen)
@@ -40,8 +90,8 @@ int lc_train__ckpt_check(const lc_trainer_opts *o, char *err, size_t errlen)
     return LC_OK;
 }
 
-int lc_train__ckpt_begin(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, lc_loader *l, const lc_mesh *mesh,
-                         int64_t *start_step, int64_t *sched_steps, int64_t *sched_warmup)
+int lc_train__ckpt_begin(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, lc_loader *l, const lc_tokfile *train,
+                         const lc_mesh *mesh, int64_t *start_step, int64_t *sched_steps, int64_t *sched_warmup)
 {
     *start_step = 0;
     if (!o->resume && !o->init_from) return LC_OK;
@@ -60,13 +110,11 @@ int lc_train__ckpt_begin(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, l
             rc = lc_train__fail(LC_ERR_ARG, "--resume: %s", lc_ckpt_last_error());
         else if (lc_ckpt_load(m, opt, path, o->rope_theta_set, &st))
             rc = lc_train__fail(LC_ERR_ARG, "--resume: %s", lc_ckpt_last_error());
-        else if (st.seed != o->seed)
-            rc = lc_train__fail(LC_ERR_ARG, "--resume: %s was written with --seed %llu, this run has %llu (the data "
-                                "order follows the seed)", path, (unsigned long long)st.seed, (unsigned long long)o->seed);
-        else if (st.seq_len != o->plan.seq_len)
-            rc = lc_train__fail(LC_ERR_ARG, "--resume: %s was written with --seq %lld, this run has %lld (the data "
-                                "position counts sequences of that length)", path, (long long)st.seq_len,
-                                (long long)o->plan.seq_len);
+        else {
+            char why[1024];
+            if (lc_trainer_resume_check(o, &st, path, train, why, sizeof why))
+                rc = lc_train__fail(LC_ERR_ARG, "--resume: %s", why);
+        }
         /* The loader commits only after the model and optimizer did (lc_ckpt_load staged). */
         if (!rc) {
             lc_loader_set_position(l, st.data_position);
@@ -107,8 +155,8 @@ int lc_train__ckpt_begin(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, l
     return LC_OK;
 }
 
-int lc_train__ckpt_save(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, lc_loader *l, const lc_mesh *mesh,
-                        int64_t steps_done, int64_t total_steps, int64_t warmup, float lr_min)
+int lc_train__ckpt_save(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, lc_loader *l, const lc_tokfile *train,
+                        const lc_mesh *mesh, int64_t steps_done, int64_t total_steps, int64_t warmup, float lr_min)
 {
     lc_ckpt_state st;
     memset(&st, 0, sizeof st);
@@ -130,6 +178,19 @@ int lc_train__ckpt_save(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, lc
     st.tp = mesh->tp;
     snprintf(st.layout, sizeof st.layout, "%s", lc_cp_layout_name(o->plan.layout));
     snprintf(st.model_name, sizeof st.model_name, "%s", o->model_name ? o->model_name : "custom");
+    st.has_run = 1;
+    snprintf(st.dtype, sizeof st.dtype, "%s", lc_dtype_name(o->compute));
+    st.doc_mask = o->doc_mask;
+    st.doc_sep = o->doc_sep;
+    snprintf(st.cp_algo, sizeof st.cp_algo, "%s", lc_cp_algo_name(o->plan.algo));
+    snprintf(st.lowering, sizeof st.lowering, "%s", lc_lowering_name(o->plan.lowering));
+    st.accum = o->accum;
+    st.global_batch = (int64_t)mesh->dp * o->accum;
+    st.clip = o->clip;
+    snprintf(st.train_path, sizeof st.train_path, "%s", o->train_path);
+    snprintf(st.val_path, sizeof st.val_path, "%s", o->val_path ? o->val_path : "");
+    st.train_tokens = lc_tokfile_n_tokens(train);
+    st.train_fingerprint = lc_tokfile_fingerprint(train);
     const int me = lc_team_my_pe(mesh->world);
     lc_ckpt_save_opts so = {mesh->world, me == 0, mesh->dp_rank == 0 && mesh->cp_rank == 0, o->keep};
     double t0 = now();

@@ -132,6 +132,22 @@ int64_t lc_tokfile_n_tokens(const lc_tokfile *f) { return f->n; }
 int lc_tokfile_version(const lc_tokfile *f) { return f->version; }
 const char *lc_tokfile_path(const lc_tokfile *f) { return f->path; }
 
+uint64_t lc_tokfile_fingerprint(const lc_tokfile *f)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    const size_t piece = 4096, n = f->map_bytes;
+#define MIX(p, len) for (size_t i_ = 0; i_ < (len); i_++) h = (h ^ (p)[i_]) * 0x100000001b3ull;
+    const uint64_t size = n;
+    MIX((const uint8_t *)&size, sizeof size)
+    for (int k = 0; k <= 64; k++) {
+        /* piece 0 is the header; piece 64 ends at the last byte */
+        size_t at = n <= piece ? 0 : (size_t)((double)(n - piece) * k / 64);
+        MIX(f->map + at, n < piece ? n : piece)
+    }
+#undef MIX
+    return h;
+}
+
 void lc_tokfile_read(const lc_tokfile *f, int64_t start, int64_t n, int32_t *dst)
 {
     if (f->version == LC_TOKFILE_V_U16) {

@@ -408,7 +408,7 @@ static int setup(trainer *t)
 
     /* Resume or init-from: after every buffer exists, before the first step. */
     int64_t saved_steps = 0, saved_warmup = t->warmup;
-    if ((rc = lc_train__ckpt_begin(o, t->m, t->opt, t->ltrain, &t->mesh, &t->start_step, &saved_steps,
+    if ((rc = lc_train__ckpt_begin(o, t->m, t->opt, t->ltrain, t->ftrain, &t->mesh, &t->start_step, &saved_steps,
                                    &saved_warmup)))
         return rc;
     if (o->resume && saved_steps > 0) continue_schedule(t, saved_steps, saved_warmup);
@@ -617,7 +617,7 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
         if ((rc = train_step(&t, step, &r)) || (rc = report_step(&t, step, &r)) || (rc = fit_budget(&t, step)))
             return teardown(&t, rc);
         if (o->save_dir && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || step + 1 == t.steps) &&
-            (rc = lc_train__ckpt_save(o, t.m, t.opt, t.ltrain, &t.mesh, step + 1, t.sched_steps, t.warmup, t.lr_min)))
+            (rc = lc_train__ckpt_save(o, t.m, t.opt, t.ltrain, t.ftrain, &t.mesh, step + 1, t.sched_steps, t.warmup, t.lr_min)))
             return teardown(&t, rc);
     }
     if (t.me == 0) report_end(&t);

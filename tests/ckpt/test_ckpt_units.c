@@ -312,6 +312,29 @@ static int test_roundtrip(const char *work)
     if (lc_ckpt_save(a, oa, &st, dir, &so) || lc_ckpt_load(b, ob, ck, 0, &got) ||
         memcmp(lc_model_params(a), lc_model_params(b), np * 4))
         LC_TEST_FAIL(fails, "re-saving step 5: %s", lc_ckpt_last_error());
+    /* the run settings (format 2) round-trip; a state saved without them reads back without */
+    if (got.has_run) LC_TEST_FAIL(fails, "a state saved without run settings reads back with them");
+    lc_ckpt_state s2 = st;
+    s2.has_run = 1;
+    snprintf(s2.dtype, sizeof s2.dtype, "bf16");
+    s2.doc_mask = 1;
+    s2.doc_sep = 3;
+    snprintf(s2.cp_algo, sizeof s2.cp_algo, "allgather");
+    snprintf(s2.lowering, sizeof s2.lowering, "two_sided");
+    s2.accum = 3;
+    s2.global_batch = 6;
+    s2.clip = 0.25f;
+    snprintf(s2.train_path, sizeof s2.train_path, "/data/train.bin");
+    s2.train_tokens = 12345;
+    s2.train_fingerprint = 0xfedcba9876543210ull;
+    if (lc_ckpt_save(a, oa, &s2, dir, &so) || lc_ckpt_read_state(ck, &got))
+        LC_TEST_FAIL(fails, "saving run settings: %s", lc_ckpt_last_error());
+    else if (!got.has_run || strcmp(got.dtype, "bf16") || got.doc_mask != 1 || got.doc_sep != 3 ||
+             strcmp(got.cp_algo, "allgather") || strcmp(got.lowering, "two_sided") || got.accum != 3 ||
+             got.global_batch != 6 || got.clip != 0.25f || strcmp(got.train_path, "/data/train.bin") ||
+             got.val_path[0] || got.train_tokens != 12345 || got.train_fingerprint != 0xfedcba9876543210ull ||
+             got.step != 5 || got.seed != 42)
+        LC_TEST_FAIL(fails, "run settings differ after the round trip");
     /* a save into an impossible folder fails cleanly */
     if (!lc_ckpt_save(a, oa, &st, "/proc/no/such/dir", &so)) LC_TEST_FAIL(fails, "a save into /proc succeeded");
     free(before);

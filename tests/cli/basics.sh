@@ -61,8 +61,18 @@ if grep -q "PE -1" "$work/out" "$work/err"; then echo "FAIL 'PE -1' in: $(cat "$
 # train: usage shows the defaults it has, --keep needs --save-dir as --save-every does, and
 # more threads than the PE's cores is said (it runs, slower)
 run=(--model tiny --seq 64 --steps 1 --peak 1 --quiet --data "$work/data" --out "$work/run")
-check "train usage shows the default CP 1 and output folder" 0 "\[--cp 1\].*|\[--out train_out\]" -- "$LC" train --help
+check "train usage shows the default CP 1" 0 "^ +--cp C +context-parallel PEs \[1\]$" -- "$LC" train --help
+grep -Eq -- "^ +--out DIR .*\[train_out\]$" "$work/out" || { echo "FAIL train usage lacks --out's default train_out"; fail=1; }
 grep -q "\[--cp 2\]" "$work/out" && { echo "FAIL train usage still shows --cp 2"; fail=1; }
+# usage and parser are one table: every flag --help lists is one train takes (a bad value is
+# refused for its value, never as an unknown option)
+flags=$(sed -n 's/^  [ *~] \(--[a-z-]*\).*/\1/p' "$work/out")
+[ "$(echo "$flags" | wc -l)" -ge 45 ] || { echo "FAIL train --help lists only $(echo "$flags" | wc -l) options"; fail=1; }
+for f in $flags; do
+    "$LC" train $f 1 --help >/dev/null 2>"$work/ferr"
+    if grep -q "unknown option" "$work/ferr"; then echo "FAIL --help lists $f, which train refuses"; fail=1; fi
+done
+check "a flag --help does not list is refused" 2 "--frobnicate is an unknown option" -- "$LC" train --frobnicate 1
 check "--keep without --save-dir is refused" nonzero "--keep needs --save-dir" -- "$LC" train "${run[@]}" --keep 2
 check "--save-every without --save-dir is refused" nonzero "--save-every needs --save-dir" -- "$LC" train "${run[@]}" --save-every 2
 cores=$(nproc)
@@ -153,4 +163,40 @@ for mode in hold extend; do
         [ -n "$a" ] && [ "$a" != "$b" ] || { echo "FAIL extend: lr at steps 4 and 6: '$a' '$b' (want a falling cosine)"; fail=1; }
     fi
 done
+# resume takes every recorded setting that changes the math or the data: dtype, document
+# masking, clipping, accumulation (the global batch), the CP algorithm and layout, the data
+# files; a given one that conflicts is refused naming both values; the mesh's choices may change
+mkdir -p "$work/html2/b"
+for i in $(seq 1 30); do printf '<html><body><p>other page %d: %s</p></body></html>\n' "$i" \
+    "$(head -c 600 /dev/zero | tr '\0' 'y')" >"$work/html2/b/p$i.html"; done
+"$LC" prepare-data "$work/data2" --source "$work/html2" >/dev/null
+st=(--peak 1 --out "$work/st" --save-dir "$work/stck")
+check "a bf16, doc-masked, clipped, accumulating all-gather run on 2 PEs" 0 "" -- "$LC" train --model tiny --seq 32 \
+    --dtype bf16 --doc-mask --clip 0.5 --accum 2 --cp 2 --cp-algo allgather --layout striped --permute two_sided \
+    --data "$work/data2" "${st[@]}" --steps 2
+check "resumed with no settings, not even the data, on 1 PE" 0 \
+    "as recorded in .*stck/step-00000002: --train $work/data2/train.bin --val $work/data2/val.bin --seq 32 --doc-mask .*--cp-algo allgather --layout striped --permute two_sided --dtype bf16 --accum 2 .*--clip 0.5" \
+    -- "$LC" train "${st[@]}" --steps 3 --resume
+grep -q "batch 1 x 2 seqs" "$work/out" && grep -q "bf16 compute, packed-document masking" "$work/out" &&
+    grep -q "clip 0.5" "$work/out" && grep -q "CP all-gather, striped layout, two_sided lowering" "$work/out" ||
+    { echo "FAIL the resumed run does not run with the recorded settings:"; cat "$work/out"; fail=1; }
+check "a conflicting --dtype is refused naming both" 2 "stck/step-00000003 was written with --dtype bf16, this run has f32" \
+    -- "$LC" train "${st[@]}" --steps 4 --resume --dtype f32
+check "a conflicting --clip is refused naming both" 2 "was written with --clip 0.5, this run has 1" \
+    -- "$LC" train "${st[@]}" --steps 4 --resume --clip 1
+check "a conflicting --doc-sep is refused naming both" 2 "was written with --doc-sep 0, this run has 7" \
+    -- "$LC" train "${st[@]}" --steps 4 --resume --doc-sep 7
+check "an --accum that changes the global batch is refused" 2 \
+    "was written with 2 sequences per step \(--dp 1 x --accum 2\), this run has 1 \(--dp 1 x --accum 1\)" \
+    -- "$LC" train "${st[@]}" --steps 4 --resume --accum 1
+check "--dp 2 keeps the global batch with --accum 1" 0 "batch 2 x 1 seqs" -- "$LC" train "${st[@]}" --steps 4 --resume --dp 2
+check "--dp 3 cannot keep a batch of 2" 2 "--dp 3 cannot keep that batch" -- "$LC" train "${st[@]}" --steps 5 --resume --dp 3
+check "other tokens are refused" 2 "was written with --train $work/data2/train.bin .*, this run's $work/data/train.bin holds other tokens" \
+    -- "$LC" train "${st[@]}" --steps 5 --resume --data "$work/data"
+mv "$work/data2" "$work/data3"
+check "the same tokens moved elsewhere are taken" 0 "train: 1 steps \(resumed\)" \
+    -- "$LC" train "${st[@]}" --steps 5 --resume --data "$work/data3"
+check "the CP layout and lowering may change, and it is said" 0 \
+    "this run changes --layout zigzag \(written with striped\), --permute one_sided \(written with two_sided\)" \
+    -- "$LC" train "${st[@]}" --steps 6 --resume --cp 2 --layout zigzag --permute one_sided
 exit $fail
