@@ -5,7 +5,7 @@
 #
 # A layer may use the layers it names and, through them, everything they may use. src/<layer>/
 # holds its sources (src/attn/cuda is attn); the public headers are assigned below.
-set(LONGCTX_LAYERS common symm attn cp model optim ckpt train bench cli)
+set(LONGCTX_LAYERS common symm attn cp model optim ckpt train jax bench cli)
 
 set(LONGCTX_LAYER_USES_common "")
 set(LONGCTX_LAYER_USES_symm common)
@@ -15,6 +15,7 @@ set(LONGCTX_LAYER_USES_model cp)
 set(LONGCTX_LAYER_USES_optim common) # AdamW works on flat arrays, not on the model
 set(LONGCTX_LAYER_USES_ckpt model optim)
 set(LONGCTX_LAYER_USES_train ckpt)
+set(LONGCTX_LAYER_USES_jax cp) # the JAX binding runs the CP core, not the model
 set(LONGCTX_LAYER_USES_bench train)
 set(LONGCTX_LAYER_USES_cli bench)
 
