@@ -61,7 +61,29 @@ if [ -x scripts/setup-gpu-deps.sh ]; then
     scripts/setup-gpu-deps.sh || echo "setup: GPU dependencies unavailable; the GPU parts will be skipped"
 fi
 
+# The Python side: the project's own virtualenv (.venv) with the JAX it is tested against
+# (pinned: the FFI handlers are built against that jaxlib's headers) and the longctx package
+# (python/, `pip install ./python`), which the JAX binding's tests import. Made before the
+# CMake build so that it finds jax and builds liblongctx_jax.so and those tests.
+py_pins=("jax[cpu]==0.10.2" "optax==0.2.8" "scikit-build-core>=0.10" safetensors)
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    echo "setup: installing python3-venv"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq python3-venv >/dev/null
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+if ! .venv/bin/python -c 'import jax, optax, scikit_build_core, safetensors' >/dev/null 2>&1 ||
+   [ "$(.venv/bin/python -c 'import jax; print(jax.__version__)')" != 0.10.2 ]; then
+    echo "setup: installing ${py_pins[*]} into .venv"
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q "${py_pins[@]}"
+fi
+
 build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release ${CMAKE_ARGS:-} >/dev/null
 cmake --build "$build" -j"$(nproc)"
 echo "setup: built $build/longctx"
+# the package, as a user installs it (its own CMake build of the engine, in build-python/)
+.venv/bin/pip install -q --no-build-isolation ./python
+echo "setup: installed the longctx Python package into .venv ($(.venv/bin/python -c 'import longctx.jax, os; print(os.path.dirname(longctx.jax.__file__))'))"

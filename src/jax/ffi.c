@@ -33,6 +33,7 @@ static struct {
     plan_entry plans[MAX_PLANS];
     int n_plans;
     long long seq;      /* calls made on this PE */
+    int aborted;        /* the world ended early: nothing collective is left to do */
     char err[1024];
 } G = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -69,6 +70,7 @@ LCJ_EXPORT int lcj_launched(void) { return lc_launched_as(NULL, NULL); }
 LCJ_EXPORT void lcj_abort(const char *reason)
 {
     if (G.w) lc_world_abort(G.w, reason);
+    G.aborted = 1;
 }
 
 /* PE root's bytes to every PE (the coordinator address for jax.distributed). */
@@ -87,6 +89,10 @@ LCJ_EXPORT int lcj_finalize(void)
 {
     pthread_mutex_lock(&G.mu);
     int rc = 0;
+    if (G.aborted) { /* the reason was said where it happened; the launcher sees the rest */
+        pthread_mutex_unlock(&G.mu);
+        return -1;
+    }
     for (int i = 0; i < G.n_plans; i++) rc |= lc_cp_destroy(G.plans[i].cp);
     G.n_plans = 0;
     if (G.w) rc |= lc_world_finalize(G.w);
@@ -370,6 +376,7 @@ static XLA_FFI_Error *run(XLA_FFI_CallFrame *cf, int kind)
         char reason[1700];
         snprintf(reason, sizeof reason, "ring_attention: %s", err);
         lc_world_abort(G.w, reason);
+        G.aborted = 1;
         pthread_mutex_unlock(&G.mu);
         return ffi_error(api, XLA_FFI_Error_Code_INVALID_ARGUMENT, "longctx ring_attention on PE %d: %s",
                          lc_my_pe(G.w), err);
@@ -402,6 +409,7 @@ static XLA_FFI_Error *run(XLA_FFI_CallFrame *cf, int kind)
         }
         if (rc) snprintf(err, sizeof err, "%s", lc_cp_last_error(cp));
     }
+    if (rc == LC_ERR_ABORT) G.aborted = 1;
     pthread_mutex_unlock(&G.mu);
     if (rc)
         return ffi_error(api, XLA_FFI_Error_Code_INVALID_ARGUMENT, "longctx ring_attention on PE %d: %s", lc_my_pe(G.w),

@@ -3,6 +3,9 @@
 # them: LONGCTX_PYTHON, else the project's virtualenv (.venv, made by scripts/setup.sh).
 set(LONGCTX_PYTHON "" CACHE FILEPATH "A Python with jax installed (default: .venv/bin/python when present)")
 set(_lc_py "${LONGCTX_PYTHON}")
+if(NOT _lc_py AND SKBUILD AND Python_EXECUTABLE) # pip install ./python: the Python that builds
+  set(_lc_py ${Python_EXECUTABLE})
+endif()
 if(NOT _lc_py AND EXISTS ${CMAKE_SOURCE_DIR}/.venv/bin/python)
   set(_lc_py ${CMAKE_SOURCE_DIR}/.venv/bin/python)
 endif()

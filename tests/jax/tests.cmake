@@ -1,0 +1,26 @@
+# The JAX binding (python/longctx/jax.py over liblongctx_jax.so), when jax was found
+# (src/jax/sources.cmake). Label jax: the Release pass runs them (an ASan library does not
+# load into CPython); `quick` trims the lowering matrix where the full one is not needed.
+if(TARGET longctx_jax)
+  set(_lc_jax_env "LONGCTX_JAX_LIB=$<TARGET_FILE:longctx_jax>"
+      "JAX_PLATFORMS=cpu")
+  set(_lc_jax_run ${CMAKE_CURRENT_LIST_DIR}/run.sh)
+  add_test(NAME jax_ring_p1 COMMAND ${_lc_jax_run} $<TARGET_FILE:longctx> ${LONGCTX_JAX_PYTHON} 0
+           ${CMAKE_CURRENT_LIST_DIR}/test_ring.py)
+  add_test(NAME jax_ring_p2 COMMAND ${_lc_jax_run} $<TARGET_FILE:longctx> ${LONGCTX_JAX_PYTHON} 2
+           ${CMAKE_CURRENT_LIST_DIR}/test_ring.py)
+  add_test(NAME jax_ring_p3 COMMAND ${_lc_jax_run} $<TARGET_FILE:longctx> ${LONGCTX_JAX_PYTHON} 3
+           ${CMAKE_CURRENT_LIST_DIR}/test_ring.py quick)
+  add_test(NAME jax_refusals COMMAND ${_lc_jax_run} --world-ends $<TARGET_FILE:longctx> ${LONGCTX_JAX_PYTHON} 2
+           ${CMAKE_CURRENT_LIST_DIR}/test_refusals.py)
+  add_test(NAME jax_outside_world COMMAND ${_lc_jax_run} $<TARGET_FILE:longctx> ${LONGCTX_JAX_PYTHON} 0
+           ${CMAKE_CURRENT_LIST_DIR}/test_refusals.py outside)
+  set(_lc_jax_tests jax_ring_p1 jax_ring_p2 jax_ring_p3 jax_refusals jax_outside_world)
+  set_tests_properties(${_lc_jax_tests} PROPERTIES LABELS "jax" TIMEOUT 150 ENVIRONMENT "${_lc_jax_env}")
+  # The package as `pip install ./python` put it in the project's virtualenv (scripts/setup.sh):
+  # no build-tree paths, so it imports the installed engine.
+  add_test(NAME jax_installed_package COMMAND ${_lc_jax_run} $<TARGET_FILE:longctx> ${LONGCTX_JAX_PYTHON} 0
+           ${CMAKE_CURRENT_LIST_DIR}/test_ring.py quick)
+  set_tests_properties(jax_installed_package PROPERTIES LABELS "jax" TIMEOUT 150
+                       ENVIRONMENT "JAX_PLATFORMS=cpu")
+endif()
