@@ -15,7 +15,7 @@ set(LONGCTX_LAYER_USES_model cp)
 set(LONGCTX_LAYER_USES_optim common) # AdamW works on flat arrays, not on the model
 set(LONGCTX_LAYER_USES_ckpt model optim)
 set(LONGCTX_LAYER_USES_train ckpt)
-set(LONGCTX_LAYER_USES_jax cp) # the JAX binding runs the CP core, not the model
+set(LONGCTX_LAYER_USES_jax train) # the CP core, and the trainer's loader for JAX programs
 set(LONGCTX_LAYER_USES_bench train)
 set(LONGCTX_LAYER_USES_cli bench)
 

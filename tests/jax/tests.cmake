@@ -2,7 +2,7 @@
 # (src/jax/sources.cmake). Label jax: the Release pass runs them (an ASan library does not
 # load into CPython); `quick` trims the lowering matrix where the full one is not needed.
 if(TARGET longctx_jax)
-  set(_lc_jax_env "LONGCTX_JAX_LIB=$<TARGET_FILE:longctx_jax>"
+  set(_lc_jax_env "LONGCTX_JAX_LIB=$<TARGET_FILE:longctx_jax>" "PYTHONPATH=${CMAKE_SOURCE_DIR}/python"
       "JAX_PLATFORMS=cpu")
   set(_lc_jax_run ${CMAKE_CURRENT_LIST_DIR}/run.sh)
   add_test(NAME jax_ring_p1 COMMAND ${_lc_jax_run} $<TARGET_FILE:longctx> ${LONGCTX_JAX_PYTHON} 0
@@ -15,7 +15,9 @@ if(TARGET longctx_jax)
            ${CMAKE_CURRENT_LIST_DIR}/test_refusals.py)
   add_test(NAME jax_outside_world COMMAND ${_lc_jax_run} $<TARGET_FILE:longctx> ${LONGCTX_JAX_PYTHON} 0
            ${CMAKE_CURRENT_LIST_DIR}/test_refusals.py outside)
-  set(_lc_jax_tests jax_ring_p1 jax_ring_p2 jax_ring_p3 jax_refusals jax_outside_world)
+  add_test(NAME jax_example_equals_train COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_example.sh $<TARGET_FILE:longctx>
+           ${LONGCTX_JAX_PYTHON} ${CMAKE_SOURCE_DIR}/examples/jax_llama.py ${CMAKE_CURRENT_BINARY_DIR}/jax_example)
+  set(_lc_jax_tests jax_ring_p1 jax_ring_p2 jax_ring_p3 jax_refusals jax_outside_world jax_example_equals_train)
   set_tests_properties(${_lc_jax_tests} PROPERTIES LABELS "jax" TIMEOUT 150 ENVIRONMENT "${_lc_jax_env}")
   # The package as `pip install ./python` put it in the project's virtualenv (scripts/setup.sh):
   # no build-tree paths, so it imports the installed engine.
