@@ -4,13 +4,13 @@
 # forward+backward, on the same cores, in interleaved rounds (longctx, jax-gloo, jax-devices,
 # then again), medians per implementation, ratios, and each as a fraction of the machine's FMA
 # peak (measured in this run by `longctx bench attn`). Results: JSON lines in OUT.
-# usage: bench/jax/run.sh [--seq 16384,65536] [--cp 2] [--rounds 3] [--heads 8/2] [--dim 64] [--out FILE]
+# usage: bench/jax/run.sh [--seq 16384,65536] [--cp 2] [--rounds 3] [--heads 8/2] [--dim 64] [--reps 2] [--out FILE]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-seqs=16384 cp=2 rounds=3 heads=8/2 dim=64 out=$root/bench/results/jax-ring-$(date +%F).jsonl
+seqs=16384 cp=2 rounds=3 heads=8/2 dim=64 reps=2 out=$root/bench/results/jax-ring-$(date +%F).jsonl
 while [ $# -gt 0 ]; do
     case $1 in
-        --seq) seqs=$2 ;; --cp) cp=$2 ;; --rounds) rounds=$2 ;; --heads) heads=$2 ;; --dim) dim=$2 ;;
+        --seq) seqs=$2 ;; --cp) cp=$2 ;; --rounds) rounds=$2 ;; --heads) heads=$2 ;; --dim) dim=$2 ;; --reps) reps=$2 ;;
         --out) out=$2 ;; *) echo "usage: $0 [--seq S,S] [--cp P] [--rounds R] [--heads N/K] [--dim H] [--out FILE]"; exit 2 ;;
     esac
     shift 2
@@ -27,7 +27,7 @@ total=$(( $(echo "$seqs" | tr ',' '\n' | wc -l) * rounds * 3 )) done=0
 for S in ${seqs//,/ }; do
     for r in $(seq 1 "$rounds"); do
         for impl in longctx jax-gloo jax-devices; do
-            args=(--impl "$impl" --cp "$cp" --seq "$S" --heads "$heads" --dim "$dim")
+            args=(--impl "$impl" --cp "$cp" --seq "$S" --heads "$heads" --dim "$dim" --reps "$reps")
             if [ "$impl" = jax-devices ]; then
                 JAX_PLATFORMS=cpu "$PY" "$root/bench/jax/bench.py" "${args[@]}" 2>/dev/null | grep '^{' >>"$out"
             else
