@@ -16,7 +16,8 @@ typedef enum {
     LC_ERR_ABORT = -4,       /* another PE died or failed; the world is unusable */
     LC_ERR_MISMATCH = -5,    /* PEs disagree on a collective call (sizes, order) */
     LC_ERR_SYS = -6,         /* an OS call failed */
-    LC_ERR_UNSUPPORTED = -7  /* backend or build lacks the feature */
+    LC_ERR_UNSUPPORTED = -7, /* backend or build lacks the feature */
+    LC_STOPPED = -8          /* stopped early on request (lc_trainer_request_stop): resumable */
 } lc_status;
 
 const char *lc_status_str(int status);

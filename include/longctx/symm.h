@@ -199,11 +199,25 @@ int lc_permute_start_map(lc_team *t, const int *dest_of, const void *src, void *
 int lc_permute_done(lc_permute_req *req);
 
 /* ---- launcher (shm backend) ---- */
+/* What ended a launch that failed: the first PE that did, and how (filled by lc_launch). */
+typedef struct {
+    int pe;            /* -1: no PE failed (a signal to the launcher, or all exited 0) */
+    char how[128];     /* "was killed by signal 9", "exited with status 1", ... */
+    double t_fail;     /* CLOCK_MONOTONIC seconds (lc_now_s) when the launcher saw it */
+    int lost;          /* the PE was lost (killed by a signal, gone without finalizing, or
+                          stopped answering its heartbeat), not ended by an error of its own */
+} lc_launch_report;
+
 typedef struct {
     int n_pes;
     size_t heap_bytes; /* 0: $LONGCTX_HEAP_SIZE or the default */
     int quiet;         /* do not report the failing PE on stderr */
+    double term_grace_s; /* > 0: after forwarding SIGTERM, wait this long for the PEs (a
+                            trainer saves its step) before killing them; 0: the abort grace */
+    lc_launch_report *report; /* optional */
 } lc_launch_opts;
+/* CLOCK_MONOTONIC in seconds: the clock of lc_launch_report.t_fail. */
+double lc_now_s(void);
 /* Forks n_pes copies of argv (execvp), waits for all, returns the first non-zero exit
  * status (128+signal for a signalled PE), 0 when all succeed, or -1 when it could not start. */
 int lc_launch(const lc_launch_opts *opts, char *const argv[]);

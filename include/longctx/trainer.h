@@ -75,6 +75,10 @@ int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errl
  * asks it before any PE starts; lc_trainer_run asks it again on every PE. */
 int lc_trainer_resume_check(const lc_trainer_opts *o, const lc_ckpt_state *st, const char *ckpt,
                             const lc_tokfile *train, char *err, size_t errlen);
+/* Asks the running trainer to stop after the current step (async-signal-safe: a SIGTERM
+ * handler calls it). The PEs agree on the step at its end (the request of any PE counts),
+ * save a checkpoint there when save_dir is set, and lc_trainer_run returns LC_STOPPED. */
+void lc_trainer_request_stop(void);
 /* Collective over the world. Returns 0 when training completed; else an lc_status with the
  * message in lc_train_last_error(). */
 int lc_trainer_run(lc_world *w, const lc_trainer_opts *o);

@@ -195,7 +195,7 @@ int lc_bench_launch_workers(const char *bench, int argc, char **argv, int pes, s
         else i++; /* each worker world is one PE count */
     args[k] = NULL;
     fflush(stdout);
-    lc_launch_opts lo = {pes, heap_bytes, 0};
+    lc_launch_opts lo = {.n_pes = pes, .heap_bytes = heap_bytes};
     int rc = lc_launch(&lo, args);
     free(args);
     return rc < 0 ? 1 : rc;

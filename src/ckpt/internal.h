@@ -14,6 +14,8 @@ int lc_ckpt__fail(int status, const char *fmt, ...) __attribute__((format(printf
  * step. 0 when unset. */
 unsigned lc_ckpt__slow_us(void);
 void lc_ckpt__pause(void);
+/* tests: LONGCTX_CKPT_TEST_FSIZE=BYTES limits the writer's file size from its first save on */
+void lc_ckpt__test_fsize(void);
 
 /* write(2) all of buf (in 4 KiB pieces with the test hook). */
 int lc_ckpt__write_all(int fd, const void *buf, size_t n);

@@ -68,6 +68,7 @@ int lc_ckpt_save(lc_model *m, lc_adamw *opt, const lc_ckpt_state *st, const char
         WFAIL();
     }
     if (so->writer && !bad) {
+        lc_ckpt__test_fsize();
         if (lc_ckpt_mkdirs(dir)) { lc_ckpt__fail(LC_ERR_SYS, "cannot create %s: %m", dir); WFAIL(); }
         else {
             lc_ckpt_clean_tmp(dir);

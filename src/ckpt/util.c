@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -31,6 +33,18 @@ unsigned lc_ckpt__slow_us(void)
 {
     const char *e = lc__env_str("LONGCTX_CKPT_TEST_SLOW_US");
     return e ? (unsigned)strtoul(e, NULL, 10) : 0;
+}
+
+void lc_ckpt__test_fsize(void)
+{
+    /* A real file-size limit imposed on the writer at save time (a disk that fills while the
+     * run goes on), with SIGXFSZ ignored so that the write fails with EFBIG as on a full
+     * disk; set before the world exists it would stop the launcher's segment instead. */
+    const char *e = lc__env_str("LONGCTX_CKPT_TEST_FSIZE");
+    if (!e) return;
+    struct rlimit r = {(rlim_t)strtoull(e, NULL, 10), (rlim_t)strtoull(e, NULL, 10)};
+    signal(SIGXFSZ, SIG_IGN);
+    setrlimit(RLIMIT_FSIZE, &r);
 }
 
 void lc_ckpt__pause(void)

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench/peak.h"
@@ -36,6 +38,96 @@ static int take_from_checkpoint(lc_train_args *a, lc_ckpt_state *st, char *ck, s
     if (!src || lc_ckpt_find_latest(src, ck, cap) || lc_ckpt_read_state(ck, st)) return 0;
     *has = 1;
     return lc_train_args_resume(a, st, ck, took, said_len, said, said_len, err, len);
+}
+
+/* `train` exits with this when it stopped early on request (SIGTERM) with its progress saved:
+ * the same command with --resume goes on (sysexits' EX_TEMPFAIL). */
+#define LC_EXIT_STOPPED 75
+
+static void on_term(int sig)
+{
+    (void)sig;
+    lc_trainer_request_stop();
+}
+
+/* One metrics.jsonl record per restart, beside the steps' (continue_metrics keeps them). */
+static void record_restart(const lc_trainer_opts *o, int n, int64_t from, const lc_launch_report *r, double lost)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/metrics.jsonl", o->out_dir);
+    FILE *f = fopen(p, "a");
+    if (!f) return;
+    fprintf(f, "{\"restart\":%d,\"resumed_from_step\":%lld,\"failed_pe\":%d,\"how\":\"%s\",\"seconds_lost\":%.1f}\n",
+            n, (long long)from, r->pe, r->how, lost);
+    fclose(f);
+}
+
+/* The newest complete checkpoint under dir: its step and age in seconds, or -1 when none. */
+static int64_t newest_step(const char *dir, double *age_s)
+{
+    char ck[4096];
+    lc_ckpt_state st;
+    struct stat sb;
+    if (lc_ckpt_find_latest(dir, ck, sizeof ck) || lc_ckpt_read_state(ck, &st)) return -1;
+    *age_s = stat(ck, &sb) == 0 ? difftime(time(NULL), sb.st_mtime) : 0;
+    return st.step;
+}
+
+/* Starts the PEs of the mesh as copies of this command (shm backend) and, with
+ * --max-restarts, starts them again from the newest checkpoint when one was lost: a PE
+ * killed, gone without finalizing, or silent past its heartbeat. An error the PEs reported
+ * themselves would only repeat, so it ends the run; so does a signal to this process. */
+static int run_pes(const lc_train_args *a, const lc_trainer_opts *o, int argc, char **argv, int n_pes)
+{
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        fprintf(stderr, "longctx train: cannot find my own executable\n");
+        return 1;
+    }
+    self[len] = 0;
+    char **args = calloc((size_t)argc + 8, sizeof *args);
+    if (!args) return 1;
+    lc_launch_report rep;
+    lc_launch_opts lo = {n_pes, a->heap, 0, a->term_grace, &rep};
+    int rc = 0, from_ck = 0; /* from_ck: the next start resumes from the save dir */
+    for (int attempt = 0;; attempt++) {
+        int k = 0;
+        args[k++] = self;
+        args[k++] = "train";
+        args[k++] = "--worker";
+        for (int i = 1; i < argc; i++) {
+            /* a restart resumes from the save dir: the first start's --resume / --init-from go */
+            if (from_ck && (!strcmp(argv[i], "--resume") || !strcmp(argv[i], "--init-from"))) {
+                if (i + 1 < argc && strncmp(argv[i + 1], "--", 2)) i++;
+                continue;
+            }
+            args[k++] = argv[i];
+        }
+        if (from_ck) {
+            args[k++] = "--resume";
+            args[k++] = "auto";
+        }
+        args[k] = NULL;
+        fflush(stdout);
+        double t_start = lc_now_s();
+        rc = lc_launch(&lo, args);
+        if (rc <= 0 || rc == LC_EXIT_STOPPED || !rep.lost || attempt == a->max_restarts) break;
+        double age = 0;
+        int64_t from = newest_step(o->save_dir, &age);
+        /* since the newest checkpoint (or this start) until now: the steps to run again, the
+         * detection and the teardown */
+        double lost = from >= 0 ? age : lc_now_s() - t_start;
+        from_ck = from >= 0; /* else nothing saved yet: start again as the first time */
+        printf("train: restart %d/%d: PE %d %s; resuming from %s (about %.0f s of work lost)\n", attempt + 1,
+               a->max_restarts, rep.pe, rep.how, from < 0 ? "the start" : "the newest checkpoint", lost);
+        if (from >= 0) printf("train: restart %d/%d: the newest checkpoint is step %lld\n", attempt + 1,
+                              a->max_restarts, (long long)from);
+        fflush(stdout);
+        if (o->out_dir) record_restart(o, attempt + 1, from < 0 ? 0 : from, &rep, lost);
+    }
+    free(args);
+    return rc < 0 ? 1 : rc;
 }
 
 int lc_cmd_train(int argc, char **argv)
@@ -164,28 +256,17 @@ int lc_cmd_train(int argc, char **argv)
         if (took[0]) printf("train: --resume: as recorded in %s: %s\n", ck, took);
         if (said[0]) printf("train: --resume: this run changes %s\n", said);
     }
-    if (!launched && n_pes > 1) {
-        /* Re-run as the PEs of the mesh. */
-        char self[4096];
-        ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (len <= 0) {
-            fprintf(stderr, "longctx train: cannot find my own executable\n");
-            return 1;
-        }
-        self[len] = 0;
-        char **args = calloc((size_t)argc + 4, sizeof *args);
-        if (!args) return 1;
-        int k = 0;
-        args[k++] = self;
-        args[k++] = "train";
-        args[k++] = "--worker";
-        for (int i = 1; i < argc; i++) args[k++] = argv[i];
-        fflush(stdout);
-        lc_launch_opts lo = {n_pes, heap, 0};
-        int rc = lc_launch(&lo, args);
-        free(args);
-        return rc < 0 ? 1 : rc;
+    if (a->max_restarts > 0 && launched && !worker) {
+        if (my_pe == 0)
+            fprintf(stderr, "longctx train: --max-restarts needs train to start its own PEs (not `longctx launch` or "
+                            "mpirun, which own the processes: restart the job with --resume auto instead)\n");
+        return 2;
     }
+    if (a->max_restarts > 0 && !o.save_dir) {
+        fprintf(stderr, "longctx train: --max-restarts needs --save-dir (a restart goes on from the newest checkpoint)\n");
+        return 2;
+    }
+    if (!launched && (n_pes > 1 || a->max_restarts > 0)) return run_pes(a, &o, argc, argv, n_pes);
     lc_world *w;
     lc_world_opts wo = {0};
     wo.heap_bytes = heap;
@@ -195,7 +276,13 @@ int lc_cmd_train(int argc, char **argv)
     }
     /* Every PE measures its own core at once (the launcher binds each PE to its core). */
     if (!(o.peak_gflops_core > 0)) o.peak_fn = measure_peak;
+    /* SIGTERM (from the launcher or a scheduler): finish the step, save, exit 75 */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_term;
+    sigaction(SIGTERM, &sa, NULL);
     int rc = lc_trainer_run(w, &o);
+    if (rc == LC_STOPPED) return lc_world_finalize(w) ? 1 : LC_EXIT_STOPPED;
     if (rc) {
         /* an error all PEs agreed on is printed by the one that speaks for them */
         int who = lc_train_error_reporter();

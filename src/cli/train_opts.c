@@ -121,6 +121,11 @@ static const opt CKPT_OPTS[] = {
      "one; default --save-dir's). auto: resume when --save-dir has one, else start a new run. The run's recorded "
      "settings come from it unless given", NULL},
     {"--init-from", "HF_DIR", K_STR, T(init_from), 0, R_FREE, "weights of a save_pretrained folder, step 0", NULL},
+    {"--max-restarts", "N", K_INT, O(max_restarts), 0, R_FREE, "when a PE dies or stops answering, end the world and "
+     "start it again from the newest checkpoint, up to N times (needs --save-dir; PEs this command starts itself)",
+     NULL},
+    {"--term-grace", "SECONDS", K_F64POS, O(term_grace), 0, R_FREE, "SIGTERM: the PEs save a checkpoint after the "
+     "current step if it ends within this time, and exit with status 75 (stopped early, resumable)", NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL}};
 
 static const struct {
@@ -286,6 +291,7 @@ void lc_train_args_defaults(lc_train_args *a)
     lc_trainer_defaults(&a->o);
     a->model = "small";
     a->o.out_dir = "train_out";
+    a->term_grace = 60;
 }
 
 #define USAGE_INDENT "                         " /* 25 columns: "  * " and the flag */

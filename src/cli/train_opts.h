@@ -18,6 +18,8 @@ typedef struct {
     const char *model, *data, *backend;
     int pes, worker;
     size_t heap;
+    int max_restarts;      /* restart a failed world this many times from the newest checkpoint */
+    double term_grace;     /* seconds a SIGTERM gives the PEs to finish and save their step */
     char train[LC_TRAIN_PATH_MAX], val[LC_TRAIN_PATH_MAX];
     const char *given[LC_TRAIN_MAX_GIVEN]; /* the flags on the command line */
     int n_given;

@@ -48,6 +48,7 @@ const char *lc_status_str(int s)
     case LC_ERR_MISMATCH: return "PEs disagree";
     case LC_ERR_SYS: return "system error";
     case LC_ERR_UNSUPPORTED: return "unsupported";
+    case LC_STOPPED: return "stopped early on request";
     default: return "unknown error";
     }
 }

@@ -86,9 +86,15 @@ static void bind_pe(const cpu_plan *c, int pe, char *desc, size_t len)
         snprintf(desc, len, "unbound (sched_setaffinity: %s)", strerror(errno));
 }
 
+double lc_now_s(void) { return lc__now(); }
+
 int lc_launch(const lc_launch_opts *opts, char *const argv[])
 {
     int n = opts ? opts->n_pes : 0;
+    if (opts && opts->report) {
+        memset(opts->report, 0, sizeof *opts->report);
+        opts->report->pe = -1;
+    }
     if (n < 1 || n > LC_MAX_PES) {
         fprintf(stderr, "longctx launch: -n must be in [1, %d], got %d\n", LC_MAX_PES, n);
         return -1;
@@ -222,13 +228,14 @@ int lc_launch(const lc_launch_opts *opts, char *const argv[])
                 forwarded = 1;
                 if (!abort_at) abort_at = lc__now();
             }
-            if (abort_at && lc__now() - abort_at > grace) {
+            double limit = g_forward_sig == SIGTERM && opts->term_grace_s > 0 ? opts->term_grace_s : grace;
+            if (abort_at && lc__now() - abort_at > limit) {
                 /* A PE that ignores the abort (stuck outside the runtime) is ended. */
                 for (int i = 0; i < started; i++)
                     if (!done[i]) {
                         if (!opts->quiet)
-                            fprintf(stderr, "longctx launch: PE %d did not stop %.0f s after the abort; killing it\n",
-                                    i, grace);
+                            fprintf(stderr, "longctx launch: PE %d did not stop %.0f s after the %s; killing it\n",
+                                    i, limit, g_forward_sig == SIGTERM ? "termination request" : "abort");
                         kill(pids[i], SIGKILL);
                     }
                 abort_at = lc__now() + 1e9;
@@ -254,6 +261,13 @@ int lc_launch(const lc_launch_opts *opts, char *const argv[])
         if (code != 0 || stranded) {
             char how[128];
             describe_status(status, how, sizeof how);
+            if (opts->report && opts->report->pe < 0 && !g_forward_sig) {
+                opts->report->pe = i;
+                snprintf(opts->report->how, sizeof opts->report->how, "%.100s%s", how,
+                         stranded && code == 0 ? " before lc_world_finalize" : "");
+                opts->report->t_fail = lc__now();
+                opts->report->lost = WIFSIGNALED(status) || (stranded && code == 0);
+            }
             if (!atomic_load(&view.hdr->abort_state)) {
                 lc__abort(&view, i, "PE %d %s%s", i, how, stranded ? " before lc_world_finalize" : "");
                 if (!opts->quiet) fprintf(stderr, "longctx launch: PE %d %s\n", i, how);
@@ -266,6 +280,15 @@ int lc_launch(const lc_launch_opts *opts, char *const argv[])
             if (!first_bad) first_bad = code ? code : 1;
             if (!abort_at) abort_at = lc__now();
         }
+    }
+    /* A PE the heartbeat declared dead is the one lost, whoever exited first. */
+    if (opts->report && !g_forward_sig && atomic_load(&view.hdr->abort_state) == 2 &&
+        strstr(view.hdr->abort_reason, "stopped responding") && view.hdr->abort_pe >= 0) {
+        lc_launch_report *r = opts->report;
+        r->pe = view.hdr->abort_pe;
+        snprintf(r->how, sizeof r->how, "stopped answering its heartbeat");
+        r->lost = 1;
+        if (!r->t_fail) r->t_fail = lc__now();
     }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,7 +200,12 @@ typedef struct {
 typedef struct {
     double loss, norm, peak_mem, dt;
     float lr;
+    int stop; /* some PE was asked to stop: every PE ends after this step */
 } step_result;
+
+static volatile sig_atomic_t g_stop_requested;
+
+void lc_trainer_request_stop(void) { g_stop_requested = 1; }
 
 static int coll_fail(trainer *t, int rc)
 {
@@ -285,6 +291,10 @@ static void continue_metrics(trainer *t)
         char line[4096];
         while (fgets(line, sizeof line, in)) {
             long long n;
+            if (!strncmp(line, "{\"restart\":", 11)) { /* the run's restarts (longctx train --max-restarts) */
+                ok &= fputs(line, out) >= 0;
+                continue;
+            }
             if (sscanf(line, "{\"step\":%lld", &n) != 1 || n < 1 || n > t->start_step) continue;
             t->hist[2 * (n - 1)] = (double)n;
             t->hist[2 * (n - 1) + 1] = json_field(line, "loss");
@@ -451,11 +461,13 @@ static int train_step(trainer *t, int64_t step, step_result *r)
     r->lr = lc_lr_at(step, t->warmup, t->sched_steps, o->lr, t->lr_min);
     lc_adamw_step(t->opt, t->params, t->grads, r->lr, lc_clip_factor(r->norm, o->clip));
     /* The mean loss over every token of the step, and the largest peak memory. */
-    double stats[2] = {loss_sum, (double)lc_peak_rss_bytes()}, red[2];
+    /* ... and whether any PE was asked to stop, so that all stop after the same step. */
+    double stats[3] = {loss_sum, (double)lc_peak_rss_bytes(), g_stop_requested ? 1.0 : 0.0}, red[3];
     if ((rc = lc_allreduce_sum_f64(t->mesh.dp_team, red, stats, 1))) return coll_fail(t, rc);
-    if ((rc = lc_allreduce_max_f64(lc_team_world(t->w), red + 1, stats + 1, 1))) return coll_fail(t, rc);
+    if ((rc = lc_allreduce_max_f64(lc_team_world(t->w), red + 1, stats + 1, 2))) return coll_fail(t, rc);
     r->loss = red[0] / (o->accum * t->plan->dp);
     r->peak_mem = red[1];
+    r->stop = red[2] > 0;
     r->dt = now() - t0;
     t->t_steps += r->dt;
     if (!isfinite(r->loss) || !isfinite(r->norm))
@@ -580,9 +592,28 @@ static void report_end(trainer *t)
     free(xs);
 }
 
+/* A stop on request after `done` steps: said once, with how to go on. */
+static int stopped(trainer *t, int64_t done)
+{
+    const lc_trainer_opts *o = t->o;
+    const int64_t asked = t->steps;
+    t->steps = done; /* the summary and the plot cover the steps that ran */
+    if (t->me == 0) {
+        report_end(t);
+        if (o->save_dir)
+            printf("train: stopped on request after step %lld of %lld; saved %s/step-%08lld: the same command with "
+                   "--resume goes on from there\n", (long long)done, (long long)asked, o->save_dir, (long long)done);
+        else
+            printf("train: stopped on request after step %lld of %lld, without a checkpoint (no --save-dir)\n",
+                   (long long)done, (long long)asked);
+        fflush(stdout);
+    }
+    return LC_STOPPED;
+}
+
 static int teardown(trainer *t, int rc)
 {
-    if (rc && rc != LC_ERR_ABORT && t->n_pes > 1 && t->m) {
+    if (rc && rc != LC_ERR_ABORT && rc != LC_STOPPED && t->n_pes > 1 && t->m) {
         /* A failure after setup may be mine alone: make sure nobody waits for me. */
         char err[512];
         snprintf(err, sizeof err, "PE %d: %s", t->me, lc_train_last_error());
@@ -600,8 +631,9 @@ static int teardown(trainer *t, int rc)
     lc_tokfile_close(t->fval);
     /* Both are collective: after a failure only a world of one can still release them (the
      * others end their process). */
-    if (t->m && (rc == LC_OK || t->n_pes == 1)) lc_model_destroy(t->m);
-    if (t->have_mesh && (rc == LC_OK || t->n_pes == 1)) lc_mesh_destroy(&t->mesh);
+    const int whole = rc == LC_OK || rc == LC_STOPPED; /* every PE is here: collectives still work */
+    if (t->m && (whole || t->n_pes == 1)) lc_model_destroy(t->m);
+    if (t->have_mesh && (whole || t->n_pes == 1)) lc_mesh_destroy(&t->mesh);
     return rc;
 }
 
@@ -616,9 +648,11 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
         step_result r;
         if ((rc = train_step(&t, step, &r)) || (rc = report_step(&t, step, &r)) || (rc = fit_budget(&t, step)))
             return teardown(&t, rc);
-        if (o->save_dir && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || step + 1 == t.steps) &&
+        int save = (o->save_every > 0 && (step + 1) % o->save_every == 0) || step + 1 == t.steps || r.stop;
+        if (o->save_dir && save &&
             (rc = lc_train__ckpt_save(o, t.m, t.opt, t.ltrain, t.ftrain, &t.mesh, step + 1, t.sched_steps, t.warmup, t.lr_min)))
             return teardown(&t, rc);
+        if (r.stop && step + 1 < t.steps) return teardown(&t, stopped(&t, step + 1));
     }
     if (t.me == 0) report_end(&t);
     if (o->dump_params && (rc = dump_full(t.m, &t.mesh, t.params, o->dump_params))) return teardown(&t, rc);

@@ -40,3 +40,9 @@ endif()
 add_test(NAME ckpt_fuzz COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/fuzz.sh ${_fz} ${CMAKE_CURRENT_BINARY_DIR}/ckpt_fuzz
          "${LONGCTX_CLANG}")
 set_tests_properties(ckpt_fuzz PROPERTIES LABELS "ckpt;fuzz" TIMEOUT 180)
+
+# A run that survives a lost PE (train --max-restarts), stops on SIGTERM with a checkpoint, and
+# keeps its previous checkpoint when a save fails (tests/train/restart.sh).
+add_test(NAME train_restart COMMAND bash ${CMAKE_SOURCE_DIR}/tests/train/restart.sh ${_ck_args}
+         ${CMAKE_CURRENT_BINARY_DIR}/train_restart)
+set_tests_properties(train_restart PROPERTIES LABELS "train;ckpt" TIMEOUT 300 FIXTURES_REQUIRED train_data)
