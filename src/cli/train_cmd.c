@@ -12,6 +12,7 @@
 #include "bench/peak.h"
 #include "cli/cli.h"
 #include "cli/train_opts.h"
+#include "common/settings.h"
 #include "longctx/ckpt.h"
 #include "longctx/trainer.h"
 
@@ -73,6 +74,41 @@ static int64_t newest_step(const char *dir, double *age_s)
     return st.step;
 }
 
+/* A PE lost this soon after its world started, twice in a row, cannot be started again. */
+#define LC_QUICK_FAIL_S 20.0
+
+/* The largest valid mesh of fewer PEs than plan p (at least min_pes) that keeps the global
+ * batch (dp x accum sequences: DP must divide it, the accumulation takes the rest): the most
+ * PEs, then p's TP, then the most CP. 0 with *out set, or -1 when there is none. */
+static int smaller_mesh(const lc_trainer_opts *o, int min_pes, lc_plan *out)
+{
+    const lc_plan *p = &o->plan;
+    const int64_t gb = (int64_t)p->dp * o->accum;
+    const int n = p->dp * p->cp * p->tp;
+    char e[256];
+    for (int pes = n - 1; pes >= min_pes && pes >= 1; pes--) {
+        int best = 0;
+        lc_plan c = *p;
+        for (int tp = 1; tp <= pes; tp++)
+            for (int cp = 1; tp * cp <= pes; cp++) {
+                if (pes % (tp * cp)) continue;
+                int dp = pes / (tp * cp);
+                if (gb % dp) continue;
+                lc_plan q = *p;
+                q.dp = dp, q.cp = cp, q.tp = tp;
+                if (q.tp == 1) q.sp = 0;
+                if (lc_plan_validate(&q, pes, e, sizeof e) || lc_model_tp_check(&o->model, tp, e, sizeof e)) continue;
+                int score = (tp == p->tp) * 1000 + cp; /* the same TP, then the most CP */
+                if (!best || score > best) best = score, c = q;
+            }
+        if (best) {
+            *out = c;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* Starts the PEs of the mesh as copies of this command (shm backend) and, with
  * --max-restarts, starts them again from the newest checkpoint when one was lost: a PE
  * killed, gone without finalizing, or silent past its heartbeat. An error the PEs reported
@@ -86,11 +122,14 @@ static int run_pes(const lc_train_args *a, const lc_trainer_opts *o, int argc, c
         return 1;
     }
     self[len] = 0;
-    char **args = calloc((size_t)argc + 8, sizeof *args);
+    char **args = calloc((size_t)argc + 16, sizeof *args);
     if (!args) return 1;
     lc_launch_report rep;
     lc_launch_opts lo = {n_pes, a->heap, 0, a->term_grace, &rep};
     int rc = 0, from_ck = 0; /* from_ck: the next start resumes from the save dir */
+    lc_plan mesh = o->plan;   /* the mesh now: smaller than asked once a PE could not start */
+    int shrunk = 0, last_quick_pe = -1;
+    char dims[3][16];
     for (int attempt = 0;; attempt++) {
         int k = 0;
         args[k++] = self;
@@ -98,7 +137,11 @@ static int run_pes(const lc_train_args *a, const lc_trainer_opts *o, int argc, c
         args[k++] = "--worker";
         for (int i = 1; i < argc; i++) {
             /* a restart resumes from the save dir: the first start's --resume / --init-from go */
-            if (from_ck && (!strcmp(argv[i], "--resume") || !strcmp(argv[i], "--init-from"))) {
+            int drop = from_ck && (!strcmp(argv[i], "--resume") || !strcmp(argv[i], "--init-from"));
+            /* a smaller mesh: its own --dp --cp --tp, and --accum follows from the batch */
+            static const char *const MESH[5] = {"--dp", "--cp", "--tp", "--pes", "--accum"};
+            for (int m = 0; m < 5 && shrunk && !drop; m++) drop = !strcmp(argv[i], MESH[m]);
+            if (drop) {
                 if (i + 1 < argc && strncmp(argv[i + 1], "--", 2)) i++;
                 continue;
             }
@@ -108,11 +151,46 @@ static int run_pes(const lc_train_args *a, const lc_trainer_opts *o, int argc, c
             args[k++] = "--resume";
             args[k++] = "auto";
         }
+        if (shrunk) {
+            snprintf(dims[0], 16, "%d", mesh.dp);
+            snprintf(dims[1], 16, "%d", mesh.cp);
+            snprintf(dims[2], 16, "%d", mesh.tp);
+            args[k++] = "--dp", args[k++] = dims[0], args[k++] = "--cp", args[k++] = dims[1];
+            args[k++] = "--tp", args[k++] = dims[2];
+        }
         args[k] = NULL;
         fflush(stdout);
         double t_start = lc_now_s();
         rc = lc_launch(&lo, args);
-        if (rc <= 0 || rc == LC_EXIT_STOPPED || !rep.lost || attempt == a->max_restarts) break;
+        if (rc <= 0 || rc == LC_EXIT_STOPPED || !rep.lost) break;
+        /* the same PE lost at once again: it cannot be started, so go on without it */
+        int quick = rep.t_fail - t_start < LC_QUICK_FAIL_S;
+        int cannot_start = quick && rep.pe == last_quick_pe;
+        last_quick_pe = quick ? rep.pe : -1;
+        if (cannot_start && a->min_pes > 0) {
+            lc_trainer_opts now = *o;
+            now.plan = mesh;
+            now.accum = (int)(((int64_t)o->plan.dp * o->accum) / mesh.dp);
+            lc_plan next;
+            if (smaller_mesh(&now, a->min_pes, &next)) {
+                fprintf(stderr, "longctx train: PE %d cannot be started again (%s) and no valid mesh of %d or more PEs "
+                        "below DP %d x CP %d x TP %d keeps the global batch\n", rep.pe, rep.how, a->min_pes, mesh.dp,
+                        mesh.cp, mesh.tp);
+                break;
+            }
+            printf("train: PE %d cannot be started again (%s twice at start): going on with DP %d x CP %d x TP %d "
+                   "(%d PEs) instead of DP %d x CP %d x TP %d\n", rep.pe, rep.how, next.dp, next.cp, next.tp,
+                   next.dp * next.cp * next.tp, mesh.dp, mesh.cp, mesh.tp);
+            mesh = next;
+            shrunk = 1;
+            last_quick_pe = -1;
+            lo.n_pes = mesh.dp * mesh.cp * mesh.tp;
+        }
+        if (attempt == a->max_restarts) {
+            fprintf(stderr, "longctx train: PE %d %s; no restart left after %d (--max-restarts)\n", rep.pe, rep.how,
+                    a->max_restarts);
+            break;
+        }
         double age = 0;
         int64_t from = newest_step(o->save_dir, &age);
         /* since the newest checkpoint (or this start) until now: the steps to run again, the
@@ -262,11 +340,19 @@ int lc_cmd_train(int argc, char **argv)
                             "mpirun, which own the processes: restart the job with --resume auto instead)\n");
         return 2;
     }
+    if (!worker && a->min_pes > 0 && (a->max_restarts < 1 || a->min_pes >= n_pes)) {
+        fprintf(stderr, "longctx train: --min-pes %d needs --max-restarts and must be below the mesh's %d PEs\n",
+                a->min_pes, n_pes);
+        return 2;
+    }
     if (a->max_restarts > 0 && !o.save_dir) {
         fprintf(stderr, "longctx train: --max-restarts needs --save-dir (a restart goes on from the newest checkpoint)\n");
         return 2;
     }
     if (!launched && (n_pes > 1 || a->max_restarts > 0)) return run_pes(a, &o, argc, argv, n_pes);
+    /* tests: a PE that cannot start (it dies at once, every time, while the mesh has it) */
+    const char *fail_pe = lc__env_str("LONGCTX_TEST_FAIL_PE");
+    if (fail_pe && launched && atoi(fail_pe) == launched_pe) raise(SIGKILL);
     lc_world *w;
     lc_world_opts wo = {0};
     wo.heap_bytes = heap;

@@ -124,6 +124,8 @@ static const opt CKPT_OPTS[] = {
     {"--max-restarts", "N", K_INT, O(max_restarts), 0, R_FREE, "when a PE dies or stops answering, end the world and "
      "start it again from the newest checkpoint, up to N times (needs --save-dir; PEs this command starts itself)",
      NULL},
+    {"--min-pes", "M", K_INT, O(min_pes), 1, R_FREE, "when a PE cannot be started again (lost at once twice), go on "
+     "with the largest valid DP x CP x TP mesh of at least M PEs that keeps the global batch", "none"},
     {"--term-grace", "SECONDS", K_F64POS, O(term_grace), 0, R_FREE, "SIGTERM: the PEs save a checkpoint after the "
      "current step if it ends within this time, and exit with status 75 (stopped early, resumable)", NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL}};

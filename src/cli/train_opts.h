@@ -19,6 +19,7 @@ typedef struct {
     int pes, worker;
     size_t heap;
     int max_restarts;      /* restart a failed world this many times from the newest checkpoint */
+    int min_pes;           /* > 0: a PE that cannot start again is left out, down to this many */
     double term_grace;     /* seconds a SIGTERM gives the PEs to finish and save their step */
     char train[LC_TRAIN_PATH_MAX], val[LC_TRAIN_PATH_MAX];
     const char *given[LC_TRAIN_MAX_GIVEN]; /* the flags on the command line */

@@ -10,7 +10,9 @@
 #  5. a save that fails (a file-size limit set on the writer at save time, SIGXFSZ ignored:
 #     LONGCTX_CKPT_TEST_FSIZE) keeps the previous checkpoint
 #     loadable, names the path and leaves no partial folder;
-#  6. nothing is left behind: no process, no .tmp folder.
+#  6. a PE that dies at start every time (LONGCTX_TEST_FAIL_PE): with --min-pes the run goes
+#     on with the largest valid smaller mesh; without, it ends naming the PE after N tries;
+#  7. nothing is left behind: no process, no .tmp folder.
 # The kill moments are drawn from LONGCTX_RESTART_SEED (printed; set it to replay a run).
 # usage: restart.sh LONGCTX CMP DATA WORK
 set -uo pipefail
@@ -101,10 +103,22 @@ grep -q "d_ck/step-00000003" d.log || { bad "5: the error does not name the chec
 ls -d d_ck/step-*.tmp-* >/dev/null 2>&1 && bad "5: a .tmp folder was left"
 "$LC" ckpt verify d_ck >/dev/null 2>&1 || bad "5: the previous checkpoint does not load"
 
-echo "== 6. nothing left behind"
+echo "== 6. a PE that cannot start: --min-pes goes on with fewer PEs; without it the run ends"
+args3=("${common[@]}" --cp 3)
+LONGCTX_TEST_FAIL_PE=2 "$LC" train "${args3[@]}" --out "$work/m" --save-dir m_ck --max-restarts 3 --min-pes 2 \
+    --dump-params m.f32 >m.log 2>&1; rc=$?
+[ $rc -eq 0 ] || { bad "6: with --min-pes 2 the run exited $rc"; tail -5 m.log; }
+grep -q "PE 2 cannot be started again .*going on with DP 1 x CP 2 x TP 1 (2 PEs) instead of DP 1 x CP 3 x TP 1" m.log ||
+    { bad "6: no line saying the mesh shrank to CP 2"; tail -5 m.log; }
+"$cmp" params m.f32 ref.f32 0 >/dev/null || bad "6: the run on CP 2 differs from the CP 2 reference"
+LONGCTX_TEST_FAIL_PE=2 "$LC" train "${args3[@]}" --out "$work/n" --save-dir n_ck --max-restarts 2 >n.log 2>&1; rc=$?
+[ $rc -ne 0 ] || bad "6: without --min-pes a PE that cannot start did not end the run"
+grep -q "PE 2 was killed by signal 9.*no restart left after 2" n.log || { bad "6: the end does not name PE 2"; tail -3 n.log; }
+
+echo "== 7. nothing left behind"
 sleep 0.5
 left=$(pgrep -f -- "--out $work" || true)
-[ -z "$left" ] || bad "6: processes left: $left"
-ls -d ./*_ck/step-*.tmp-* >/dev/null 2>&1 && bad "6: .tmp folders left: $(ls -d ./*_ck/step-*.tmp-*)"
+[ -z "$left" ] || bad "7: processes left: $left"
+ls -d ./*_ck/step-*.tmp-* >/dev/null 2>&1 && bad "7: .tmp folders left: $(ls -d ./*_ck/step-*.tmp-*)"
 [ $fail = 0 ] && echo PASS
 exit $fail
