@@ -61,6 +61,28 @@ int lc_attn_impl_parse(const char *s, lc_attn_impl *out);
 /* The implementation AUTO resolves to on this CPU. */
 lc_attn_impl lc_attn_impl_best(void);
 int lc_attn_impl_supported(lc_attn_impl i);
+/* The bf16 inner product of the CPU kernels: widen bf16 to fp32 and FMA (FMA), or the CPU's
+ * bf16 dot product, vdpbf16ps (DPBF16). Which is faster depends on the CPU (half the FMA rate
+ * on the Xeon the kernels were tuned on, 1.3-1.4x it on Zen 5), and the two are not bit-equal,
+ * so a job picks one before its first bf16 call and keeps it: lc_attn_bf16_dot_measure times
+ * both, lc_attn_set_bf16_dot fixes the process's choice (every PE the same).
+ * $LONGCTX_ATTN_BF16_DOT=0|1 forces FMA or DPBF16 over both. Until a choice is set, FMA. A
+ * CPU without avx512bf16 always takes FMA. */
+typedef enum { LC_BF16_DOT_AUTO = -1, LC_BF16_DOT_FMA = 0, LC_BF16_DOT_DPBF16 = 1 } lc_bf16_dot;
+int lc_attn_cpu_has_bf16(void); /* avx512bf16 (with the AVX-512 kernels) */
+const char *lc_bf16_dot_name(lc_bf16_dot d);          /* "auto", "fma", "dpbf16" */
+int lc_bf16_dot_parse(const char *s, lc_bf16_dot *out); /* 0, or LC_ERR_ARG */
+void lc_attn_set_bf16_dot(lc_bf16_dot d);              /* AUTO: back to the default */
+/* What the kernels run now: the forced value, else the set one, else FMA (and FMA on a CPU
+ * without the instruction). */
+lc_bf16_dot lc_attn_bf16_dot(void);
+/* This core's choice: FMA without the instruction or when $LONGCTX_ATTN_BF16_DOT forces it;
+ * else both timed on a forward over bf16 tiles (about 20 ms, alternated, best of 3 each) and
+ * the faster taken, with 10% hysteresis against the choice cached for this CPU model
+ * ($XDG_CACHE_HOME or ~/.cache: longctx/bf16-dot), so that runs do not flip; the cache is
+ * updated. why (may be NULL) gets one line with the rates and the reason. */
+lc_bf16_dot lc_attn_bf16_dot_measure(char *why, size_t len);
+
 /* 1 when the CPU has AMX tiles and the OS lets this process use them (cpuid, XCR0 and
  * Linux's arch_prctl permission, which this requests); 0 otherwise. why gets a one-line
  * account either way. There is no AMX kernel yet (none was testable); this reports. */

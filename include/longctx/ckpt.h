@@ -113,6 +113,7 @@ typedef struct {
      * them). has_run 0: a format-1 checkpoint that did not record them. */
     int has_run;
     char dtype[8];           /* compute dtype: f32, bf16 */
+    char bf16_dot[8];        /* bf16: the kernels' inner product (fma, dpbf16); "": not recorded */
     int doc_mask, doc_sep;   /* packed-document masking and its separator token */
     char cp_algo[16];        /* ring, allgather */
     char lowering[16];       /* as asked (auto, one_sided, ...), not as resolved */

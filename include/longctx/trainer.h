@@ -23,6 +23,8 @@ typedef struct {
                                  (DP, CP)) and its order, sp, seq_len, the CP algorithm, layout
                                  and lowering; the trainer and its model hold it by reference */
     lc_dtype compute;
+    lc_bf16_dot bf16_dot;     /* bf16 compute: the kernels' inner product (attn.h); AUTO: PE 0
+                                 measures (lc_attn_bf16_dot_measure) and every PE takes its answer */
     int recompute;
     int doc_mask;             /* packed documents: doc ids from doc_sep, no attention across */
     int doc_sep;

@@ -58,9 +58,8 @@ int lc_attn_validate(const lc_attn_desc *a);
 /* Resolves AUTO (cpuid or $LONGCTX_ATTN_IMPL) to a concrete, supported impl, or -1. */
 int lc_attn_resolve_impl(lc_attn_impl want, lc_attn_impl *out);
 const lc_attn_ops *lc_attn_ops_for(lc_attn_impl impl, lc_dtype dt);
-int lc_attn_cpu_has_bf16(void);
-/* $LONGCTX_ATTN_BF16_DOT=1: use the CPU's bf16 dot product where it has one. */
-int lc_attn_bf16_dot_wanted(void);
+/* The choice lc_attn_set_bf16_dot made (AUTO: none), before the environment's and the CPU's say. */
+lc_bf16_dot lc_attn__bf16_dot_set(void);
 float lc_attn_scale(const lc_attn_desc *a);
 
 /* Runs fn(ctx, task, worker) for task in [0, ntasks) on nthreads threads (the caller's

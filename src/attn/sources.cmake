@@ -1,5 +1,6 @@
 longctx_layer(attn
   src/attn/common.c
+  src/attn/bf16_choice.c
   src/attn/cpu_amx.c
   src/attn/threads.c
   src/attn/ref.c

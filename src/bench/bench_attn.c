@@ -606,12 +606,17 @@ int lc_cmd_bench_attn(int argc, char **argv)
         int isa_set[3];
         int emu = peer_isa_set(im, isa_set);
         double peak = measure_peak(im);
+        /* bf16 rows run the inner product a job would choose here (measured, cached) */
+        char dot_why[256];
+        lc_attn_set_bf16_dot(lc_attn_bf16_dot_measure(dot_why, sizeof dot_why));
         if (o.json)
             printf("{\"bench\":\"attn\",\"impl\":\"%s\",\"best_impl\":\"%s\",\"peak_gflops\":%.4g,"
-                   "\"peak\":\"one thread, register-only FMA loop, %s\",\"peer_isa\":\"%s\"}\n",
+                   "\"peak\":\"one thread, register-only FMA loop, %s\",\"peer_isa\":\"%s\",\"bf16_dot\":\"%s\","
+                   "\"bf16_dot_why\":\"%s\"}\n",
                    lc_attn_impl_name(im), lc_attn_impl_name(lc_attn_impl_best()), peak,
-                   peak_width(im), emu ? "avx2 (emulated)" : "default");
+                   peak_width(im), emu ? "avx2 (emulated)" : "default", lc_bf16_dot_name(lc_attn_bf16_dot()), dot_why);
         else {
+            printf("# bf16 inner product: %s\n", dot_why);
             printf("# kernel %s (cpuid best: %s); single-core fp32 FMA peak %.1f GFLOP/s, %s "
                    "FMAs (measured now, re-measured after every row, max kept)\n",
                    lc_attn_impl_name(im), lc_attn_impl_name(lc_attn_impl_best()), peak,

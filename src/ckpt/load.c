@@ -275,6 +275,8 @@ static int read_run(const lc_st_file *f, const char *what, lc_ckpt_state *st)
         (rc = meta_s(f, what, "train_fingerprint", 0, fp, sizeof fp)) ||
         (rc = meta_s(f, what, "val_data", 1, st->val_path, sizeof st->val_path)))
         return rc;
+    const char *dot = lc_st_meta(f, "attn_bf16_dot"); /* optional: the first format-2 files lack it */
+    snprintf(st->bf16_dot, sizeof st->bf16_dot, "%s", dot && strlen(dot) < sizeof st->bf16_dot ? dot : "");
     st->train_fingerprint = strtoull(fp, &e, 16);
     if (mask > 1 || sep > INT32_MAX || accum > INT32_MAX || *e || strlen(fp) != 16)
         return lc_ckpt__fail(LC_ERR_ARG, "%s: metadata fields doc_mask %lld, doc_sep %lld, accum %lld, "

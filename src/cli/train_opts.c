@@ -20,7 +20,7 @@ enum kind {
     K_MODEL,   /* the preset: applied before every other flag (lc_train_args_parse) */
     K_SHAPE,   /* an int of the model config; the model becomes "custom" */
     K_THETA,   /* the model's rope_theta, which a checkpoint's config.json does not fix */
-    K_DTYPE, K_ALGO, K_LAYOUT, K_LOWERING, K_ORDER,
+    K_DTYPE, K_ALGO, K_LAYOUT, K_LOWERING, K_ORDER, K_BF16DOT,
     K_RESUME   /* an optional value */
 };
 
@@ -87,6 +87,8 @@ static const opt CP_OPTS[] = {
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL}};
 static const opt COMPUTE_OPTS[] = {
     {"--dtype", "NAME", K_DTYPE, T(compute), 0, R_KEEP, "f32 or bf16", NULL},
+    {"--bf16-dot", "NAME", K_BF16DOT, T(bf16_dot), 0, R_MESH, "bf16: the kernels' inner product, fma or dpbf16 "
+     "(vdpbf16ps); auto times both on PE 0 (cached per CPU model)", NULL},
     {"--recompute", NULL, K_SWITCH, T(recompute), 0, R_FREE, "recompute activations in backward (less memory)", NULL},
     {"--threads", "N", K_INT, T(threads), 1, R_FREE, "per PE (more than its cores: warned)", "the PE's cores"},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL}};
@@ -247,6 +249,10 @@ static int set(lc_train_args *a, const opt *p, const char *v, char *err, size_t 
         *AT(a, p, lc_lowering) = l;
         return 0;
     }
+    case K_BF16DOT:
+        if (lc_bf16_dot_parse(v, AT(a, p, lc_bf16_dot)))
+            return snprintf(err, len, "%s '%s': auto, fma or dpbf16", p->flag, v), -1;
+        return 0;
     case K_ORDER: {
         char e[256];
         if (lc_plan_parse_order(v, AT(a, p, int), e, sizeof e)) return snprintf(err, len, "%s", e), -1;
@@ -283,6 +289,7 @@ static void show(const lc_train_args *a, const opt *p, char *buf, size_t len)
     case K_ALGO: snprintf(buf, len, "%s", lc_cp_algo_name(*CAT(a, p, lc_cp_algo))); break;
     case K_LAYOUT: snprintf(buf, len, "%s", lc_cp_layout_name(*CAT(a, p, lc_cp_layout))); break;
     case K_LOWERING: snprintf(buf, len, "%s", lc_lowering_name(*CAT(a, p, lc_lowering))); break;
+    case K_BF16DOT: snprintf(buf, len, "%s", lc_bf16_dot_name(*CAT(a, p, lc_bf16_dot))); break;
     case K_ORDER: break;
     }
 }
@@ -397,6 +404,7 @@ static int recorded(const lc_ckpt_state *st, const lc_train_args *a, const opt *
     else if (IS("--layout") && st->layout[0]) snprintf(buf, len, "%s", st->layout);
     else if (!run) return 0;
     else if (IS("--dtype")) snprintf(buf, len, "%s", st->dtype);
+    else if (IS("--bf16-dot") && st->bf16_dot[0]) snprintf(buf, len, "%s", st->bf16_dot);
     else if (IS("--doc-mask")) snprintf(buf, len, "%d", st->doc_mask);
     else if (IS("--doc-sep")) snprintf(buf, len, "%d", st->doc_sep);
     else if (IS("--cp-algo")) snprintf(buf, len, "%s", st->cp_algo);

@@ -180,6 +180,7 @@ int lc_train__ckpt_save(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, lc
     snprintf(st.model_name, sizeof st.model_name, "%s", o->model_name ? o->model_name : "custom");
     st.has_run = 1;
     snprintf(st.dtype, sizeof st.dtype, "%s", lc_dtype_name(o->compute));
+    if (o->compute == LC_DT_BF16) snprintf(st.bf16_dot, sizeof st.bf16_dot, "%s", lc_bf16_dot_name(lc_attn_bf16_dot()));
     st.doc_mask = o->doc_mask;
     st.doc_sep = o->doc_sep;
     snprintf(st.cp_algo, sizeof st.cp_algo, "%s", lc_cp_algo_name(o->plan.algo));

@@ -26,6 +26,7 @@ void lc_trainer_defaults(lc_trainer_opts *o)
     lc_plan_init(&o->plan); /* one PE, zigzag ring, auto lowering */
     o->plan.seq_len = 16384;
     o->compute = LC_DT_F32;
+    o->bf16_dot = LC_BF16_DOT_AUTO;
     o->doc_sep = LC_BYTE_DOC_SEP;
     o->steps = 50;
     o->accum = 1;
@@ -193,6 +194,7 @@ typedef struct {
     float lr_min;
     int eval_every, n_val;
     double peak, cores, flops_tok, tokens_step; /* for MFU and tokens/s */
+    char bf16_why[256];  /* bf16: which inner product the kernels run, and why */
     double t_start, t_steps;
 } trainer;
 
@@ -234,6 +236,7 @@ static void print_banner(const trainer *t)
            o->train_path, (long long)lc_tokfile_n_tokens(t->ftrain), (long long)lc_loader_n_windows(t->ltrain),
            t->fval ? ", val " : "", t->fval ? o->val_path : "", o->lr, t->lr_min, (long long)t->warmup,
            o->weight_decay, o->clip, (unsigned long long)o->seed);
+    if (o->compute == LC_DT_BF16) printf("train: bf16 inner product: %s\n", t->bf16_why);
     if (t->peak > 0)
         printf("train: FMA peak %.1f GFLOP/s per core (%s), %.0f core%s -> MFU against %.1f "
                "GFLOP/s; %.3g model FLOPs per token\n",
@@ -346,6 +349,29 @@ static void continue_schedule(trainer *t, int64_t saved_steps, int64_t saved_war
 
 /* The plan, the mesh, the model and its optimizer, the data, the step buffers and the
  * machine's peak; then a resume or init-from. Nothing is allocated after this. */
+/* bf16: the kernels' inner product, one for the whole job (the two are not bit-equal), before
+ * any workspace is sized: the run's own (a flag, or a resumed checkpoint's), else what PE 0
+ * measures, broadcast. */
+static int choose_bf16_dot(trainer *t)
+{
+    const lc_trainer_opts *o = t->o;
+    int32_t pick = o->bf16_dot;
+    if (pick == LC_BF16_DOT_AUTO) {
+        if (t->me == 0) pick = lc_attn_bf16_dot_measure(t->bf16_why, sizeof t->bf16_why);
+        int rc = lc_broadcast(lc_team_world(t->w), &pick, &pick, sizeof pick, 0);
+        if (rc) return coll_fail(t, rc);
+    } else {
+        snprintf(t->bf16_why, sizeof t->bf16_why, "%s, as given (--bf16-dot, or the checkpoint resumed)",
+                 lc_bf16_dot_name(o->bf16_dot));
+    }
+    lc_attn_set_bf16_dot((lc_bf16_dot)pick);
+    if (lc_attn_bf16_dot() != (lc_bf16_dot)pick) /* the CPU or LONGCTX_ATTN_BF16_DOT says otherwise */
+        snprintf(t->bf16_why + strlen(t->bf16_why), sizeof t->bf16_why - strlen(t->bf16_why),
+                 "; running %s (%s)", lc_bf16_dot_name(lc_attn_bf16_dot()),
+                 lc_attn_cpu_has_bf16() ? "LONGCTX_ATTN_BF16_DOT" : "no avx512bf16 here");
+    return LC_OK;
+}
+
 static int setup(trainer *t)
 {
     const lc_trainer_opts *o = t->o;
@@ -362,6 +388,7 @@ static int setup(trainer *t)
         fprintf(stderr, "train: --threads %d is more than the %d core%s each PE has: its threads will share "
                         "cores (slower, not wrong)\n", t->threads, lc_cores_per_pe(t->w),
                 lc_cores_per_pe(t->w) == 1 ? "" : "s");
+    if (o->compute == LC_DT_BF16 && (rc = choose_bf16_dot(t))) return rc;
     lc_model_run run = {.cp_team = t->mesh.cp_team, .plan = p, .compute = o->compute, .doc_mask = o->doc_mask,
                         .threads = t->threads, .recompute = o->recompute,
                         .tp_team = p->tp > 1 ? t->mesh.tp_team : NULL};
@@ -514,6 +541,7 @@ static int report_step(trainer *t, int64_t step, const step_result *r)
         json_num(jf, "mfu", mfu, 0);
         json_num(jf, "step_s", r->dt, 0);
         json_num(jf, "peak_mem_bytes", r->peak_mem, 1);
+        if (t->o->compute == LC_DT_BF16) fprintf(jf, ",\"bf16_dot\":\"%s\"", lc_bf16_dot_name(lc_attn_bf16_dot()));
         fprintf(jf, "}\n");
         fflush(jf);
     }

@@ -598,6 +598,61 @@ static void section_threads(void)
 
 /* ---------------------------------------------------------------- basic */
 
+/* The bf16 inner product a job picks: the names, the environment's force, the measurement
+ * and its cache (one line per CPU model, rewritten in place). */
+static void check_bf16_dot_choice(void)
+{
+    static const char *const names[3] = {"auto", "fma", "dpbf16"};
+    for (int i = 0; i < 3; i++) {
+        lc_bf16_dot d;
+        g_checks++;
+        if (lc_bf16_dot_parse(names[i], &d) || strcmp(lc_bf16_dot_name(d), names[i])) FAIL("bf16 dot name %s", names[i]);
+    }
+    lc_bf16_dot d;
+    if (!lc_bf16_dot_parse("vnni", &d)) FAIL("'vnni' parsed as a bf16 dot variant");
+    char dir[] = "/tmp/lc_bf16dot_XXXXXX", path[128], why[256], line[640];
+    if (!mkdtemp(dir)) {
+        FAIL("mkdtemp");
+        return;
+    }
+    setenv("XDG_CACHE_HOME", dir, 1);
+    unsetenv("LONGCTX_ATTN_BF16_DOT");
+    snprintf(path, sizeof path, "%s/longctx/bf16-dot", dir);
+    const int has = lc_attn_cpu_has_bf16();
+    for (int call = 0; call < 2; call++) {
+        d = lc_attn_bf16_dot_measure(why, sizeof why);
+        g_checks++;
+        printf("bf16 dot, measured (%d): %s\n", call + 1, why);
+        if (!has && (d != LC_BF16_DOT_FMA || !strstr(why, "no avx512bf16")))
+            FAIL("a CPU without avx512bf16 chose %s (%s)", lc_bf16_dot_name(d), why);
+        if (has) {
+            FILE *f = fopen(path, "r");
+            int n = 0;
+            while (f && fgets(line, sizeof line, f)) n++;
+            if (f) fclose(f);
+            if (n != 1) FAIL("the cache %s has %d lines after %d measurements (want 1)", path, n, call + 1);
+            if (d != LC_BF16_DOT_FMA && d != LC_BF16_DOT_DPBF16) FAIL("measured %d", (int)d);
+            if (call == 1 && !strstr(why, "cached") && !strstr(why, "the faster"))
+                FAIL("the second measurement does not say how the cache weighed in: %s", why);
+        }
+    }
+    setenv("LONGCTX_ATTN_BF16_DOT", "0", 1);
+    lc_attn_set_bf16_dot(LC_BF16_DOT_DPBF16);
+    g_checks++;
+    if (lc_attn_bf16_dot_measure(why, sizeof why) != LC_BF16_DOT_FMA || lc_attn_bf16_dot() != LC_BF16_DOT_FMA)
+        FAIL("LONGCTX_ATTN_BF16_DOT=0 does not force fma (%s)", why);
+    unsetenv("LONGCTX_ATTN_BF16_DOT");
+    g_checks++;
+    if (lc_attn_bf16_dot() != (has ? LC_BF16_DOT_DPBF16 : LC_BF16_DOT_FMA)) FAIL("the set choice is not what runs");
+    lc_attn_set_bf16_dot(LC_BF16_DOT_AUTO);
+    g_checks++;
+    if (lc_attn_bf16_dot() != LC_BF16_DOT_FMA) FAIL("with no choice set the kernels do not take fma");
+    remove(path);
+    snprintf(path, sizeof path, "%s/longctx", dir);
+    rmdir(path);
+    rmdir(dir);
+}
+
 static void check_bf16(void)
 {
     struct { uint32_t in; uint16_t out; } cases[] = {
@@ -943,6 +998,10 @@ int main(int argc, char **argv)
         check_fd(0);
         check_fd(1);
         check_accumulate();
+    }
+    if (all || strcmp(sec, "bf16dot") == 0) {
+        known = 1;
+        check_bf16_dot_choice();
     }
     if (all || strcmp(sec, "fwd") == 0) {
         known = 1;

@@ -27,6 +27,10 @@ foreach(_sec fwd bwd)
     SKIP_RETURN_CODE 77 ENVIRONMENT "LONGCTX_ATTN_BF16_DOT=1;${_attn_env}")
 endforeach()
 
+# The choice between them: names, the environment's force, the measurement and its cache.
+add_test(NAME attn_bf16dot_choice COMMAND test_attn bf16dot)
+set_tests_properties(attn_bf16dot_choice PROPERTIES LABELS attn TIMEOUT 120)
+
 # The bench runs and prints JSON rows; bad flags exit 2 with a message.
 add_test(NAME cli_bench_attn_json COMMAND $<TARGET_FILE:longctx> bench attn --s 200 --d 64
   --hq 4 --hkv 2 --pass fwd,fwd_bwd --dtype f32,bf16 --reps 1 --no-peers --json)

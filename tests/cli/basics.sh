@@ -66,7 +66,7 @@ grep -Eq -- "^ +--out DIR .*\[train_out\]$" "$work/out" || { echo "FAIL train us
 grep -q "\[--cp 2\]" "$work/out" && { echo "FAIL train usage still shows --cp 2"; fail=1; }
 # usage and parser are one table: every flag --help lists is one train takes (a bad value is
 # refused for its value, never as an unknown option)
-flags=$(sed -n 's/^  [ *~] \(--[a-z-]*\).*/\1/p' "$work/out")
+flags=$(sed -n 's/^  [ *~] \(--[a-z0-9-]*\).*/\1/p' "$work/out")
 [ "$(echo "$flags" | wc -l)" -ge 45 ] || { echo "FAIL train --help lists only $(echo "$flags" | wc -l) options"; fail=1; }
 for f in $flags; do
     "$LC" train $f 1 --help >/dev/null 2>"$work/ferr"
@@ -175,8 +175,12 @@ check "a bf16, doc-masked, clipped, accumulating all-gather run on 2 PEs" 0 "" -
     --dtype bf16 --doc-mask --clip 0.5 --accum 2 --cp 2 --cp-algo allgather --layout striped --permute two_sided \
     --data "$work/data2" "${st[@]}" --steps 2
 check "resumed with no settings, not even the data, on 1 PE" 0 \
-    "as recorded in .*stck/step-00000002: --train $work/data2/train.bin --val $work/data2/val.bin --seq 32 --doc-mask .*--cp-algo allgather --layout striped --permute two_sided --dtype bf16 --accum 2 .*--clip 0.5" \
+    "as recorded in .*stck/step-00000002: --train $work/data2/train.bin --val $work/data2/val.bin --seq 32 --doc-mask .*--cp-algo allgather --layout striped --permute two_sided --dtype bf16 --bf16-dot (fma|dpbf16) --accum 2 .*--clip 0.5" \
     -- "$LC" train "${st[@]}" --steps 3 --resume
+# the bf16 inner product the first run chose (measured on PE 0) is the resumed run's, said
+grep -Eq "bf16 inner product: (fma|dpbf16), as given" "$work/out" ||
+    { echo "FAIL the resumed run does not keep the recorded bf16 inner product"; fail=1; }
+grep -q '"bf16_dot":"' "$work/st/metrics.jsonl" || { echo "FAIL metrics.jsonl does not record the bf16 inner product"; fail=1; }
 grep -q "batch 1 x 2 seqs" "$work/out" && grep -q "bf16 compute, packed-document masking" "$work/out" &&
     grep -q "clip 0.5" "$work/out" && grep -q "CP all-gather, striped layout, two_sided lowering" "$work/out" ||
     { echo "FAIL the resumed run does not run with the recorded settings:"; cat "$work/out"; fail=1; }

@@ -800,6 +800,11 @@ int main(int argc, char **argv)
         cmd_layout();
         return g_fail != 0;
     }
+    const char *dot = getenv("LONGCTX_ATTN_BF16_DOT");
+    if (dot && !strcmp(dot, "1") && !lc_attn_cpu_has_bf16()) {
+        printf("SKIP: LONGCTX_ATTN_BF16_DOT=1 asks for the bf16 dot-product kernels, but this CPU has no avx512bf16\n");
+        return 77;
+    }
     if (lc_world_init(NULL, &g_w)) {
         fprintf(stderr, "test_cp: cannot join the world\n");
         return 1;

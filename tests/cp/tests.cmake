@@ -19,6 +19,13 @@ lc_cp_test(cp_p4_sweep_b 4 sweep 11 10)
 # AUTO under a pinned runtime lowering takes the permute ring instead of zero-copy.
 lc_cp_test(cp_p3_sweep_permute_env 3 sweep 0 4)
 set_tests_properties(cp_p3_sweep_permute_env PROPERTIES ENVIRONMENT "LONGCTX_PERMUTE=two_sided")
+# The sweep (its bf16 cases against the float64 oracle, every layout and lowering) with each
+# bf16 inner product pinned: a job may run either (lc_attn_bf16_dot).
+foreach(_dot 0 1)
+  lc_cp_test(cp_p2_sweep_bf16dot${_dot} 2 sweep)
+  set_tests_properties(cp_p2_sweep_bf16dot${_dot} PROPERTIES ENVIRONMENT "LONGCTX_ATTN_BF16_DOT=${_dot}"
+                       SKIP_RETURN_CODE 77)
+endforeach()
 lc_cp_test(cp_p2_stress 2 stress 150)
 lc_cp_test(cp_p4_stress 4 stress 100)
 lc_cp_test(cp_p3_errors 3 errors)
