@@ -81,6 +81,10 @@ int lc_trainer_resume_check(const lc_trainer_opts *o, const lc_ckpt_state *st, c
  * handler calls it). The PEs agree on the step at its end (the request of any PE counts),
  * save a checkpoint there when save_dir is set, and lc_trainer_run returns LC_STOPPED. */
 void lc_trainer_request_stop(void);
+/* A bf16 job's inner product (attn.h): want, or for AUTO what PE 0 of world measures
+ * (lc_attn_bf16_dot_measure), broadcast; set on this PE before any bf16 workspace is sized.
+ * why gets one line for the logs. Collective over world. */
+int lc_train_choose_bf16_dot(lc_team *world, lc_bf16_dot want, char *why, size_t len);
 /* Collective over the world. Returns 0 when training completed; else an lc_status with the
  * message in lc_train_last_error(). */
 int lc_trainer_run(lc_world *w, const lc_trainer_opts *o);

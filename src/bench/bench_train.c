@@ -165,6 +165,12 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     }
     lc_plan plan = {.dp = 1, .cp = cp, .tp = tp, .sp = sp, .order = {0, 1, 2}, .seq_len = S,
                     .layout = o->layout, .algo = o->algo, .lowering = o->lowering};
+    char dot_why[256] = "";
+    if (dt == LC_DT_BF16 && lc_train_choose_bf16_dot(lc_team_world(w), LC_BF16_DOT_AUTO, dot_why, sizeof dot_why)) {
+        fprintf(stderr, "bench train: %s\n", lc_train_last_error());
+        return 1;
+    }
+    if (dt == LC_DT_BF16 && me == 0 && !o->json) printf("# bf16 inner product: %s\n", dot_why);
     lc_model_run run = {.cp_team = mesh.cp_team, .plan = &plan, .compute = dt, .threads = threads,
                         .recompute = o->recompute, .tp_team = tp > 1 ? mesh.tp_team : NULL};
     lc_model *m;
@@ -256,12 +262,13 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
                    "\"cp_algo\":\"%s\",\"lowering\":\"%s\",\"tp\":%d,\"sp\":%d,\"mesh\":\"%dx%d\",\"threads\":%d,\"steps\":%d,"
                    "\"step_s\":%.6g,\"tokens_per_s\":%.6g,\"mfu\":%.4f,\"matmul_s\":%.6g,\"attn_s\":%.6g,"
                    "\"comm_exposed_s\":%.6g,\"cp_comm_s\":%.6g,\"tp_comm_s\":%.6g,\"grad_allreduce_s\":%.6g,"
-                   "\"other_s\":%.6g,\"peak_gflops_core\":%.4g,\"cores\":%.0f,\"peak_mem_bytes\":%.0f}\n",
+                   "\"other_s\":%.6g,\"peak_gflops_core\":%.4g,\"cores\":%.0f,\"peak_mem_bytes\":%.0f,"
+                   "\"bf16_dot\":\"%s\"}\n",
                    o->model, (long long)S, cp, lc_dtype_name(dt), lc_cp_layout_name(o->layout),
-                   o->algo == LC_CP_RING ? "ring" : "allgather", lc_lowering_name(o->lowering), tp, sp, cp, tp,
+                   lc_cp_algo_name(o->algo), lc_lowering_name(o->lowering), tp, sp, cp, tp,
                    threads, n, step,
                    tps, mfu, med[C_MM], med[C_ATT], med[C_EXP], med[C_CP], med[C_TP], med[C_GAR], med[C_REST], peak,
-                   cores, memx);
+                   cores, memx, dt == LC_DT_BF16 ? lc_bf16_dot_name(lc_attn_bf16_dot()) : "");
         else
             printf("%-6s %7lld %3d %3d%s %-5s %9.3f %10.0f %6.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %9.1f\n",
                    o->model, (long long)S, cp, tp, sp ? "s" : " ", lc_dtype_name(dt), step, tps, 100 * mfu,

@@ -349,25 +349,20 @@ static void continue_schedule(trainer *t, int64_t saved_steps, int64_t saved_war
 
 /* The plan, the mesh, the model and its optimizer, the data, the step buffers and the
  * machine's peak; then a resume or init-from. Nothing is allocated after this. */
-/* bf16: the kernels' inner product, one for the whole job (the two are not bit-equal), before
- * any workspace is sized: the run's own (a flag, or a resumed checkpoint's), else what PE 0
- * measures, broadcast. */
-static int choose_bf16_dot(trainer *t)
+int lc_train_choose_bf16_dot(lc_team *world, lc_bf16_dot want, char *why, size_t len)
 {
-    const lc_trainer_opts *o = t->o;
-    int32_t pick = o->bf16_dot;
+    int32_t pick = want;
     if (pick == LC_BF16_DOT_AUTO) {
-        if (t->me == 0) pick = lc_attn_bf16_dot_measure(t->bf16_why, sizeof t->bf16_why);
-        int rc = lc_broadcast(lc_team_world(t->w), &pick, &pick, sizeof pick, 0);
-        if (rc) return coll_fail(t, rc);
+        if (lc_team_my_pe(world) == 0) pick = lc_attn_bf16_dot_measure(why, len);
+        int rc = lc_broadcast(world, &pick, &pick, sizeof pick, 0);
+        if (rc) return lc_train__fail(rc, "sharing PE 0's bf16 inner product: %s", lc_last_error(lc_team_get_world(world)));
     } else {
-        snprintf(t->bf16_why, sizeof t->bf16_why, "%s, as given (--bf16-dot, or the checkpoint resumed)",
-                 lc_bf16_dot_name(o->bf16_dot));
+        snprintf(why, len, "%s, as given (--bf16-dot, or the checkpoint resumed)", lc_bf16_dot_name(want));
     }
     lc_attn_set_bf16_dot((lc_bf16_dot)pick);
-    if (lc_attn_bf16_dot() != (lc_bf16_dot)pick) /* the CPU or LONGCTX_ATTN_BF16_DOT says otherwise */
-        snprintf(t->bf16_why + strlen(t->bf16_why), sizeof t->bf16_why - strlen(t->bf16_why),
-                 "; running %s (%s)", lc_bf16_dot_name(lc_attn_bf16_dot()),
+    size_t n = strlen(why);
+    if (lc_attn_bf16_dot() != (lc_bf16_dot)pick && n < len) /* the CPU or LONGCTX_ATTN_BF16_DOT says otherwise */
+        snprintf(why + n, len - n, "; running %s (%s)", lc_bf16_dot_name(lc_attn_bf16_dot()),
                  lc_attn_cpu_has_bf16() ? "LONGCTX_ATTN_BF16_DOT" : "no avx512bf16 here");
     return LC_OK;
 }
@@ -388,7 +383,11 @@ static int setup(trainer *t)
         fprintf(stderr, "train: --threads %d is more than the %d core%s each PE has: its threads will share "
                         "cores (slower, not wrong)\n", t->threads, lc_cores_per_pe(t->w),
                 lc_cores_per_pe(t->w) == 1 ? "" : "s");
-    if (o->compute == LC_DT_BF16 && (rc = choose_bf16_dot(t))) return rc;
+    /* bf16: one inner product for the whole job (the two are not bit-equal), before any
+     * workspace is sized */
+    if (o->compute == LC_DT_BF16 &&
+        (rc = lc_train_choose_bf16_dot(world, o->bf16_dot, t->bf16_why, sizeof t->bf16_why)))
+        return rc;
     lc_model_run run = {.cp_team = t->mesh.cp_team, .plan = p, .compute = o->compute, .doc_mask = o->doc_mask,
                         .threads = t->threads, .recompute = o->recompute,
                         .tp_team = p->tp > 1 ? t->mesh.tp_team : NULL};
