@@ -16,6 +16,7 @@ import jax.numpy as jnp  # noqa: E402
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as PS  # noqa: E402
 
 mesh = Mesh(np.array(jax.devices()), ("cp",))
+print(f"PE {pe}/{P}: the {lcj._load().lcj_backend().decode()} backend, jax {jax.__version__}", flush=True)
 seq_spec = PS(None, "cp")
 failures = 0
 
