@@ -171,9 +171,10 @@ def _axis_size(axis_name):
 
 
 def _attrs(cfg):
-    causal, window, has_doc, seq_len, scale, layout, lowering, algo = cfg
+    causal, window, has_doc, seq_len, scale, layout, lowering, algo, cp = cfg
     return dict(causal=np.int64(causal), window=np.int64(window), has_doc=np.int64(has_doc),
-                seq_len=np.int64(seq_len), scale=np.float32(scale), layout=layout, lowering=lowering, algo=algo)
+                seq_len=np.int64(seq_len), scale=np.float32(scale), layout=layout, lowering=lowering, algo=algo,
+                cp=np.int64(cp))
 
 
 def _varying_like(xs, like):
@@ -235,7 +236,9 @@ def ring_attention(q, k, v, *, axis_name="cp", causal=True, window=None, doc_ids
     packed documents (no attention across). window: a left sliding window (keys with
     q_pos - k_pos < window). seq_len: the true sequence length when shard_sequence padded
     (default: T x the axis size). lowering: how KV blocks travel (auto, one_sided,
-    two_sided, zero_copy); algo: ring or allgather."""
+    two_sided, zero_copy); algo: ring or allgather. Other mesh axes (DP, ...) are CP groups: the
+    CP axis must be the mesh's innermost over the processes in PE order (mesh devices
+    jax.devices() reshaped to (..., cp)), so that each group is cp consecutive PEs."""
     if layout not in _LAYOUTS:
         raise ValueError(f"ring_attention: layout {layout!r}: one of {', '.join(_LAYOUTS)}")
     if lowering not in _LOWERINGS:
@@ -255,9 +258,9 @@ def ring_attention(q, k, v, *, axis_name="cp", causal=True, window=None, doc_ids
         raise RuntimeError("ring_attention: this process is not in a longctx world: call longctx.jax.initialize() "
                            "first (and start the processes with `longctx launch -n P` or mpirun)")
     P = _axis_size(axis_name)
-    if P != world:
-        raise ValueError(f"ring_attention: the shard_map axis {axis_name!r} has {P} shards but the longctx world has "
-                         f"{world} PEs: the CP axis must span every process (other mesh axes are not supported)")
+    if world % P:
+        raise ValueError(f"ring_attention: the shard_map axis {axis_name!r} has {P} shards, which does not divide the "
+                         f"longctx world's {world} PEs")
     B, T = q.shape[0], q.shape[1]
     seq = T * P if seq_len is None else int(seq_len)
     if doc_ids is None:
@@ -267,6 +270,6 @@ def ring_attention(q, k, v, *, axis_name="cp", causal=True, window=None, doc_ids
             raise ValueError(f"ring_attention: doc_ids is {doc_ids.dtype}{doc_ids.shape}; expected int32{(B, T)}")
         doc = doc_ids
     sc = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
-    cfg = (int(bool(causal)), int(window or 0), int(doc_ids is not None), seq, sc, layout, lowering, algo)
+    cfg = (int(bool(causal)), int(window or 0), int(doc_ids is not None), seq, sc, layout, lowering, algo, P)
     idx = lax.axis_index(axis_name).astype(jnp.int32)
     return _ring(cfg, q, k, v, doc, idx)

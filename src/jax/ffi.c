@@ -34,6 +34,8 @@ static struct {
     int n_plans;
     long long seq;      /* calls made on this PE */
     int aborted;        /* the world ended early: nothing collective is left to do */
+    lc_team *cp_team;   /* my CP group when the CP axis is smaller than the world */
+    int cp_team_size;
     char err[1024];
 } G = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
@@ -95,6 +97,8 @@ LCJ_EXPORT int lcj_finalize(void)
     }
     for (int i = 0; i < G.n_plans; i++) rc |= lc_cp_destroy(G.plans[i].cp);
     G.n_plans = 0;
+    if (G.cp_team) lc_team_destroy(G.cp_team);
+    G.cp_team = NULL;
     if (G.w) rc |= lc_world_finalize(G.w);
     G.w = NULL;
     pthread_mutex_unlock(&G.mu);
@@ -139,7 +143,7 @@ static XLA_FFI_Error *metadata(XLA_FFI_CallFrame *cf)
 }
 
 typedef struct {
-    long long causal, window, has_doc, seq_len;
+    long long causal, window, has_doc, seq_len, cp;
     float scale;
     char layout[32], lowering[32], algo[32];
 } attrs_t;
@@ -154,15 +158,15 @@ static int attr_name(const XLA_FFI_CallFrame *cf, int i, const char *want)
 static const char *read_attrs(const XLA_FFI_CallFrame *cf, attrs_t *a)
 {
     memset(a, 0, sizeof *a);
-    static const char *const I64[4] = {"causal", "window", "has_doc", "seq_len"};
+    static const char *const I64[5] = {"causal", "window", "has_doc", "seq_len", "cp"};
     static const char *const STR[3] = {"layout", "lowering", "algo"};
-    long long *iv[4] = {&a->causal, &a->window, &a->has_doc, &a->seq_len};
+    long long *iv[5] = {&a->causal, &a->window, &a->has_doc, &a->seq_len, &a->cp};
     char *sv[3] = {a->layout, a->lowering, a->algo};
     int seen = 0;
     for (int i = 0; i < cf->attrs.size; i++) {
         void *p = cf->attrs.attrs[i];
         XLA_FFI_AttrType t = cf->attrs.types[i];
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < 5; k++)
             if (attr_name(cf, i, I64[k])) {
                 XLA_FFI_Scalar *s = p;
                 if (t != XLA_FFI_AttrType_SCALAR || s->dtype != XLA_FFI_DataType_S64) return I64[k];
@@ -175,16 +179,16 @@ static const char *read_attrs(const XLA_FFI_CallFrame *cf, attrs_t *a)
                 if (t != XLA_FFI_AttrType_STRING || s->len >= 32) return STR[k];
                 memcpy(sv[k], s->ptr, s->len);
                 sv[k][s->len] = 0;
-                seen |= 1 << (4 + k);
+                seen |= 1 << (5 + k);
             }
         if (attr_name(cf, i, "scale")) {
             XLA_FFI_Scalar *s = p;
             if (t != XLA_FFI_AttrType_SCALAR || s->dtype != XLA_FFI_DataType_F32) return "scale";
             a->scale = *(float *)s->value;
-            seen |= 1 << 7;
+            seen |= 1 << 8;
         }
     }
-    return seen == 0xff ? NULL : "(one is missing)";
+    return seen == 0x1ff ? NULL : "(one is missing)";
 }
 
 static const XLA_FFI_Buffer *arg(const XLA_FFI_CallFrame *cf, int i)
@@ -259,6 +263,27 @@ static int agree(lc_team *t, const call_id *me, long long seq, char *err, size_t
     return LC_ERR_ARG;
 }
 
+/* The team of my CP group: the world, or my row of cp consecutive PEs (one collective split,
+ * redone only when the CP size changes: the plans on the old rows go with it). */
+static lc_team *team_for(int cp, char *err, size_t len)
+{
+    if (cp == lc_n_pes(G.w)) return lc_team_world(G.w);
+    if (G.cp_team && G.cp_team_size == cp) return G.cp_team;
+    for (int i = 0; i < G.n_plans; i++) lc_cp_destroy(G.plans[i].cp);
+    G.n_plans = 0;
+    if (G.cp_team) lc_team_destroy(G.cp_team);
+    G.cp_team = NULL;
+    lc_team *col = NULL;
+    if (lc_team_split_2d(lc_team_world(G.w), cp, &G.cp_team, &col)) {
+        snprintf(err, len, "splitting the world into CP groups of %d: %s", cp, lc_last_error(G.w));
+        G.cp_team = NULL;
+        return NULL;
+    }
+    lc_team_destroy(col);
+    G.cp_team_size = cp;
+    return G.cp_team;
+}
+
 /* The cached plan for cfg (created collectively on first use; every PE reaches this point
  * with the same cfg, as agree() just checked). */
 static lc_cp *plan_for(const lc_cp_config *cfg, char *err, size_t len)
@@ -272,7 +297,9 @@ static lc_cp *plan_for(const lc_cp_config *cfg, char *err, size_t len)
         G.n_plans--;
     }
     lc_cp *cp;
-    if (lc_cp_create(lc_team_world(G.w), cfg, &cp)) {
+    lc_team *team = team_for(cfg->plan.cp, err, len);
+    if (!team) return NULL;
+    if (lc_cp_create(team, cfg, &cp)) {
         snprintf(err, len, "%s", lc_cp_last_error(NULL));
         return NULL;
     }
@@ -311,11 +338,16 @@ static int prepare(const XLA_FFI_CallFrame *cf, int kind, const attrs_t *a, lc_c
     if (doc->dtype != XLA_FFI_DataType_S32 || doc->rank != 2 || doc->dims[0] != q->dims[0] || doc->dims[1] != q->dims[1])
         return snprintf(err, len, "doc_ids must be int32 (batch, tokens) = (%lld, %lld)", (long long)q->dims[0],
                         (long long)q->dims[1]), -1;
-    const int P = lc_n_pes(G.w), me = lc_my_pe(G.w);
+    /* The CP axis is the mesh's innermost over the processes in PE order: CP group g holds
+     * PEs g*cp .. g*cp+cp-1 (the other axes, DP for instance, are the groups). */
+    const int n = lc_n_pes(G.w), P = (int)a->cp, me = lc_my_pe(G.w) % (int)(a->cp > 0 ? a->cp : 1);
+    if (P < 1 || n % P)
+        return snprintf(err, len, "the CP axis has %d shards, which does not divide the world's %d PEs", P, n), -1;
     int axis = *(const int32_t *)idx->data;
     if (axis != me)
-        return snprintf(err, len, "this shard is index %d of the shard_map axis, but runs on longctx PE %d: the "
-                        "mesh's CP axis must list the processes in PE order (jax.devices() order)", axis, me), -1;
+        return snprintf(err, len, "this shard is index %d of the shard_map axis, but runs on longctx PE %d (index %d "
+                        "of its CP group of %d): the CP axis must be the mesh's innermost over the processes in PE "
+                        "order (jax.devices() order)", axis, lc_my_pe(G.w), me, P), -1;
     memset(cfg, 0, sizeof *cfg);
     lc_plan_init(&cfg->plan);
     cfg->plan.seq_len = a->seq_len;
@@ -341,10 +373,10 @@ static int prepare(const XLA_FFI_CallFrame *cf, int kind, const attrs_t *a, lc_c
                         "has %lld tokens (shard with lcj.shard_sequence and pass its seq_len)", (long long)a->seq_len, P,
                         a->layout, n_pad, (long long)*T), -1;
     snprintf(id->what, sizeof id->what, "%s (B %lld, T %lld, heads %d/%d, dim %d, %s, mask %s%s%s, window %lld, "
-             "%s, %s, %s, seq_len %lld, scale %g)", kind == FWD ? "forward" : "backward", (long long)*B, (long long)*T,
+             "%s, %s, %s, seq_len %lld, scale %g, cp %d)", kind == FWD ? "forward" : "backward", (long long)*B, (long long)*T,
              cfg->hq, cfg->hkv, cfg->d, dtype_name(q->dtype), a->causal ? "causal" : "full", a->has_doc ? "+doc" : "",
              a->window > 0 ? "+window" : "", a->window, a->layout, a->algo, a->lowering, (long long)a->seq_len,
-             (double)a->scale);
+             (double)a->scale, P);
     id->hash = fnv(id->what);
     return 0;
 }

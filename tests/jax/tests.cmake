@@ -13,13 +13,15 @@ if(TARGET longctx_jax)
            ${CMAKE_CURRENT_LIST_DIR}/test_ring.py quick)
   add_test(NAME jax_ring_mpi_p2 COMMAND ${_lc_jax_run} $<TARGET_FILE:longctx> ${LONGCTX_JAX_PYTHON} mpi:2
            ${CMAKE_CURRENT_LIST_DIR}/test_ring.py quick)
+  add_test(NAME jax_dp_cp_p4 COMMAND ${_lc_jax_run} --world-ends $<TARGET_FILE:longctx> ${LONGCTX_JAX_PYTHON} 4
+           ${CMAKE_CURRENT_LIST_DIR}/test_dp.py)
   add_test(NAME jax_refusals COMMAND ${_lc_jax_run} --world-ends $<TARGET_FILE:longctx> ${LONGCTX_JAX_PYTHON} 2
            ${CMAKE_CURRENT_LIST_DIR}/test_refusals.py)
   add_test(NAME jax_outside_world COMMAND ${_lc_jax_run} $<TARGET_FILE:longctx> ${LONGCTX_JAX_PYTHON} 0
            ${CMAKE_CURRENT_LIST_DIR}/test_refusals.py outside)
   add_test(NAME jax_example_equals_train COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/test_example.sh $<TARGET_FILE:longctx>
            ${LONGCTX_JAX_PYTHON} ${CMAKE_SOURCE_DIR}/examples/jax_llama.py ${CMAKE_CURRENT_BINARY_DIR}/jax_example)
-  set(_lc_jax_tests jax_ring_p1 jax_ring_p2 jax_ring_p3 jax_ring_mpi_p2 jax_refusals jax_outside_world jax_example_equals_train)
+  set(_lc_jax_tests jax_ring_p1 jax_ring_p2 jax_ring_p3 jax_ring_mpi_p2 jax_dp_cp_p4 jax_refusals jax_outside_world jax_example_equals_train)
   set_tests_properties(${_lc_jax_tests} PROPERTIES LABELS "jax" TIMEOUT 150 ENVIRONMENT "${_lc_jax_env}"
                        SKIP_RETURN_CODE 77)
   # The package as `pip install ./python` put it in the project's virtualenv (scripts/setup.sh):
