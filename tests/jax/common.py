@@ -9,12 +9,12 @@ if os.environ.get("LONGCTX_JAX_LIB"):
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))
 
 
-def reference(q, k, v, causal=True, window=None, doc=None, scale=None, seq_len=None):
-    """float64 attention over global token order: q (B, S, N, H), k v (B, S, K, H)."""
+def _probs(q, k, v, causal, window, doc, scale):
+    """float64 attention probabilities p (B, N, S, S) over global token order, with k and v
+    repeated to the query heads, and the scale."""
     q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
     B, S, N, H = q.shape
-    K = k.shape[2]
-    rep = N // K
+    rep = N // k.shape[2]
     k = np.repeat(k, rep, axis=2)
     v = np.repeat(v, rep, axis=2)
     sc = 1 / np.sqrt(H) if scale is None else scale
@@ -34,7 +34,13 @@ def reference(q, k, v, causal=True, window=None, doc=None, scale=None, seq_len=N
     p = np.exp(s - m)
     den = p.sum(axis=-1, keepdims=True)
     p = np.where(den > 0, p / np.where(den > 0, den, 1), 0)
-    return np.einsum("bnqk,bknh->bqnh", p, v)
+    return p, k, v, sc
+
+
+def reference(q, k, v, causal=True, window=None, doc=None, scale=None, seq_len=None):
+    """float64 attention over global token order: q (B, S, N, H), k v (B, S, K, H)."""
+    p, _, vr, _ = _probs(q, k, v, causal, window, doc, scale)
+    return np.einsum("bnqk,bknh->bqnh", p, vr)
 
 
 def rel_err(got, want):
@@ -69,29 +75,11 @@ def docs(rng, B, S, n_docs):
 
 def reference_grads(q, k, v, dout, causal=True, window=None, doc=None, scale=None):
     """float64 (dq, dk, dv) of sum(out * dout)."""
-    q, k, v, dout = (np.asarray(x, np.float64) for x in (q, k, v, dout))
+    p, kr, vr, sc = _probs(q, k, v, causal, window, doc, scale)
+    q, dout = np.asarray(q, np.float64), np.asarray(dout, np.float64)
     B, S, N, H = q.shape
-    K = k.shape[2]
+    K = np.asarray(k).shape[2]
     rep = N // K
-    kr = np.repeat(k, rep, axis=2)
-    vr = np.repeat(v, rep, axis=2)
-    sc = 1 / np.sqrt(H) if scale is None else scale
-    s = np.einsum("bqnh,bknh->bnqk", q, kr) * sc
-    pos = np.arange(S)
-    allow = np.ones((B, S, S), bool)
-    if causal:
-        allow &= pos[None, :, None] >= pos[None, None, :]
-    if window:
-        allow &= pos[None, :, None] - pos[None, None, :] < window
-    if doc is not None:
-        doc = np.asarray(doc)
-        allow &= doc[:, :, None] == doc[:, None, :]
-    s = np.where(allow[:, None], s, -np.inf)
-    m = s.max(axis=-1, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)
-    p = np.exp(s - m)
-    den = p.sum(axis=-1, keepdims=True)
-    p = np.where(den > 0, p / np.where(den > 0, den, 1), 0)
     do = dout.transpose(0, 2, 1, 3)  # b n q h
     dv = np.einsum("bnqk,bnqh->bknh", p, do)
     dp = np.einsum("bnqh,bknh->bnqk", do, vr)
