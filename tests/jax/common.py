@@ -37,7 +37,7 @@ def _probs(q, k, v, causal, window, doc, scale):
     return p, k, v, sc
 
 
-def reference(q, k, v, causal=True, window=None, doc=None, scale=None, seq_len=None):
+def reference(q, k, v, causal=True, window=None, doc=None, scale=None):
     """float64 attention over global token order: q (B, S, N, H), k v (B, S, K, H)."""
     p, _, vr, _ = _probs(q, k, v, causal, window, doc, scale)
     return np.einsum("bnqk,bknh->bqnh", p, vr)
