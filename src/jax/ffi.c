@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "longctx/cp.h"
 #include "xla/ffi/api/c_api.h"
 
@@ -219,13 +220,6 @@ typedef struct {
     uint64_t hash;
 } call_id;
 
-static uint64_t fnv(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
-    return h;
-}
-
 /* Every PE's call number and fingerprint must match; else each PE learns all of them and
  * names the first that differs from its own. */
 static int agree(lc_team *t, const call_id *me, long long seq, char *err, size_t len)
@@ -377,7 +371,7 @@ static int prepare(const XLA_FFI_CallFrame *cf, int kind, const attrs_t *a, lc_c
              cfg->hq, cfg->hkv, cfg->d, dtype_name(q->dtype), a->causal ? "causal" : "full", a->has_doc ? "+doc" : "",
              a->window > 0 ? "+window" : "", a->window, a->layout, a->algo, a->lowering, (long long)a->seq_len,
              (double)a->scale, P);
-    id->hash = fnv(id->what);
+    id->hash = lc_fnv1a64(LC_FNV1A64_INIT, id->what, strlen(id->what));
     return 0;
 }
 
