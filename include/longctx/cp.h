@@ -1,4 +1,4 @@
-/* longctx context-parallel attention over a team (ring and all-gather).
+/* longctx context-parallel attention over a team (ring, all-gather, Ulysses and hybrid).
  *
  * The global sequence of S tokens is sharded over the P members of a team by a layout.
  * Every layout pads S internally to a multiple of the chunking (P, or 2P for zigzag); the
@@ -35,7 +35,11 @@ typedef enum {
 
 typedef enum {
     LC_CP_RING = 0,      /* KV blocks travel one hop per step */
-    LC_CP_ALLGATHER = 1  /* the Llama 3 choice: all-gather KV, reduce-scatter dK/dV */
+    LC_CP_ALLGATHER = 1, /* the Llama 3 choice: all-gather KV, reduce-scatter dK/dV */
+    LC_CP_ULYSSES = 2,   /* DeepSpeed Ulysses: all-to-all from sequence- to head-sharded Q, K, V,
+                            attention over the whole sequence, all-to-all back */
+    LC_CP_HYBRID = 3     /* USP / LoongTrain: Ulysses over plan.ulysses neighbouring PEs, the ring
+                            over the cp / ulysses groups */
 } lc_cp_algo;
 
 /* ---- the parallel plan: how a training step is split over the PEs ----
@@ -49,7 +53,10 @@ typedef struct {
     int64_t seq_len;       /* global tokens per sequence */
     lc_cp_layout layout;
     lc_cp_algo algo;
-    lc_lowering lowering;  /* symm.h; AUTO: the runtime's policy (lc_lowering_resolve) */
+    int ulysses;           /* hybrid: the Ulysses degree U (divides cp; 0 or 1 with the other
+                              algorithms, cp with ulysses: the whole team is one group) */
+    lc_lowering lowering;  /* symm.h; AUTO: the runtime's policy (lc_lowering_resolve); for
+                              ulysses and hybrid it lowers the all-to-all and the ring alike */
 } lc_plan;
 
 /* Defaults: one PE (1 x 1 x 1, order tp,cp,dp), zigzag ring, AUTO lowering, seq_len 0 (unset). */
@@ -61,13 +68,21 @@ void lc_plan_init(lc_plan *p);
  * NULL) gets the reason whenever the result is not 0. */
 int lc_plan_fits(lc_cp_layout layout, int64_t seq_len, int cp, char *why, size_t len);
 /* Checks the whole plan: the mesh against n_pes (<= 0: not checked), its order, sp, that
- * the algorithm and lowering are known, and lc_plan_fits == 0 over p->cp PEs. Returns 0, or
- * LC_ERR_ARG with the reason in err. */
+ * the algorithm and lowering are known, the Ulysses degree divides cp, and lc_plan_fits == 0
+ * over p->cp PEs. Returns 0, or LC_ERR_ARG with the reason in err. */
 int lc_plan_validate(const lc_plan *p, int n_pes, char *err, size_t len);
 /* The mesh part of it: dp, cp, tp >= 1 and dp x cp x tp = n_pes (<= 0: not checked). */
 int lc_plan_check_mesh(int n_pes, int dp, int cp, int tp, char *err, size_t len);
 /* "tp,cp,dp" (NULL: that default) -> order[3] (0 tp, 1 cp, 2 dp), innermost first. */
 int lc_plan_parse_order(const char *s, int order[3], char *err, size_t len);
+/* The Ulysses degree the plan uses: cp for ulysses, plan.ulysses for hybrid, 1 otherwise. */
+int lc_plan_ulysses_degree(const lc_plan *p);
+/* Whether hq query heads and hkv KV heads (per TP rank) split over a Ulysses group of u PEs:
+ * u must divide hq, and hkv must divide by u (each PE takes hkv / u KV heads) or divide u
+ * (each KV head is replicated on u / hkv PEs, their dK/dV summed). Unequal head counts per
+ * PE would leave PEs with different work and GQA groups cut in two, so anything else is
+ * refused (0 when they split, else LC_ERR_ARG naming the numbers in err). */
+int lc_plan_heads_split(int hq, int hkv, int u, char *err, size_t len);
 
 typedef struct {
     lc_plan plan;       /* read here: seq_len (>= 1, any value: a PE may hold no token),
@@ -90,7 +105,9 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out);
 int lc_cp_destroy(lc_cp *cp); /* collective */
 const char *lc_cp_last_error(const lc_cp *cp); /* NULL: the last lc_cp_create failure */
 const lc_cp_config *lc_cp_get_config(const lc_cp *cp);
-/* Switches algorithm and lowering for later calls (call on every member with the same values). */
+/* Switches algorithm and lowering for later calls (call on every member with the same values).
+ * Ring and all-gather switch freely; a plan created for ulysses or hybrid (whose teams and
+ * buffers are made at create) changes only its lowering. */
 int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_lowering lowering);
 
 /* ---- layouts (pure functions of the plan; usable on any PE's behalf) ---- */
@@ -109,7 +126,7 @@ int lc_cp_layout_positions(lc_cp_layout layout, int64_t seq_len, int n_pes, int 
                            int *n_pad);
 const char *lc_cp_layout_name(lc_cp_layout l);
 int lc_cp_layout_parse(const char *s, lc_cp_layout *out);
-/* "ring", "allgather": the --cp-algo words */
+/* "ring", "allgather", "ulysses", "hybrid": the --cp-algo words */
 const char *lc_cp_algo_name(lc_cp_algo a);
 int lc_cp_algo_parse(const char *s, lc_cp_algo *out);
 
@@ -145,6 +162,7 @@ typedef struct {
     double stage_cpu_s;                   /* copying my K/V into symmetric memory */
     long blocks_run, blocks_skipped;      /* KV blocks the mask classification kept / dropped */
     long calls;
+    double bytes_sent;                    /* bytes this PE sent to other PEs (or they read in place) */
 } lc_cp_stats;
 void lc_cp_get_stats(const lc_cp *cp, lc_cp_stats *st);
 void lc_cp_reset_stats(lc_cp *cp);

@@ -37,6 +37,14 @@ int lc_cp__no_plan(const char *fn)
     return lc__fail_in(NULL, 0, LC_ERR_ARG, "%s: the plan is NULL", fn);
 }
 
+/* The Ulysses group size of a config on a team of P (1: no all-to-all). */
+static int uly_degree(const lc_cp_config *c, int P)
+{
+    return c->plan.algo == LC_CP_ULYSSES ? P : c->plan.algo == LC_CP_HYBRID ? c->plan.ulysses : 1;
+}
+
+static int is_uly(lc_cp_algo a) { return a == LC_CP_ULYSSES || a == LC_CP_HYBRID; }
+
 static int check_config(const lc_cp_config *c, int P, char *err, size_t len)
 {
     /* The plan's shape rule; a PE without tokens is fine here (it only serves keys). */
@@ -51,7 +59,9 @@ static int check_config(const lc_cp_config *c, int P, char *err, size_t len)
     if (c->mask & ~7u) return snprintf(err, len, "unknown mask bits 0x%x", c->mask), -1;
     if ((c->mask & LC_MASK_WINDOW) && c->window < 1)
         return snprintf(err, len, "window = %lld must be >= 1", (long long)c->window), -1;
-    if ((unsigned)c->plan.algo > LC_CP_ALLGATHER) return snprintf(err, len, "unknown algorithm %d", (int)c->plan.algo), -1;
+    if ((unsigned)c->plan.algo > LC_CP_HYBRID) return snprintf(err, len, "unknown algorithm %d", (int)c->plan.algo), -1;
+    if (lc_plan__check_ulysses(c->plan.algo, c->plan.ulysses, P, err, len)) return -1;
+    if (uly_degree(c, P) > 1 && lc_plan_heads_split(c->hq, c->hkv, uly_degree(c, P), err, len)) return -1;
     if ((unsigned)c->plan.lowering > LC_LOWER_COMPUTE_ONLY)
         return snprintf(err, len, "unknown lowering %d", (int)c->plan.lowering), -1;
     lc_attn_desc a = {.sq = 1, .sk = 1, .hq = c->hq, .hkv = c->hkv, .d = c->d, .qkv_dtype = c->dtype,
@@ -146,6 +156,7 @@ static void canon(const lc_cp_config *c, agree_rec *r)
 {
     lc_cp_setup_init(&r->setup, c->plan.seq_len, c->hq, c->hkv, c->d, c->dtype, c->plan.layout, c->mask,
                      c->window, c->scale, c->plan.algo, c->plan.lowering);
+    r->setup.f[LC_CP_SETUP_ULYSSES] = c->plan.algo == LC_CP_HYBRID ? c->plan.ulysses : 0;
 }
 
 /* One all-gather of every member's validation result and config. All members reach the
@@ -228,6 +239,15 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     else if (!out) snprintf(why, sizeof why, "out is NULL");
     if ((rc = agree(team, cfg, bad ? why : NULL, err, sizeof err)))
         return lc__fail_in(NULL, 0, rc, "lc_cp_create: %s", err);
+    int n_pad = 0;
+    lc_cp_layout_positions(cfg->plan.layout, cfg->plan.seq_len, lc_team_n_pes(team), 0, NULL, &n_pad);
+    return lc_cp__create_mapped(team, cfg, n_pad, NULL, out);
+}
+
+int lc_cp__create_mapped(lc_team *team, const lc_cp_config *cfg, int n_pad, const int32_t *pos_all, lc_cp **out)
+{
+    char err[480];
+    int rc;
     lc_cp *cp = calloc(1, sizeof *cp);
     if (!cp) {
         lc__fail_in(NULL, 0, LC_ERR_SYS, "lc_cp_create: no memory for the plan");
@@ -243,27 +263,42 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
     int P = cp->P;
     cp->world_pe = malloc(sizeof(int) * P);
     cp->n_real_of = malloc(sizeof(int) * P);
-    lc_cp_layout_positions(cfg->plan.layout, cfg->plan.seq_len, P, 0, NULL, &cp->n_pad);
+    cp->n_pad = n_pad;
     cp->pos_of = malloc(sizeof(int32_t) * (size_t)P * cp->n_pad);
     if (!cp->world_pe || !cp->n_real_of || !cp->pos_of)
         return create_abort(cp, LC_ERR_SYS, "no memory for the layout maps");
     for (int r = 0; r < P; r++) {
+        int32_t *pos = cp->pos_of + (size_t)r * cp->n_pad;
         cp->world_pe[r] = lc_team_translate_pe(team, r, lc_team_world(cp->w));
-        cp->n_real_of[r] = lc_cp_layout_positions(cfg->plan.layout, cfg->plan.seq_len, P, r,
-                                                  cp->pos_of + (size_t)r * cp->n_pad, NULL);
+        if (pos_all) {
+            memcpy(pos, pos_all + (size_t)r * n_pad, sizeof(int32_t) * n_pad);
+            for (cp->n_real_of[r] = 0; cp->n_real_of[r] < n_pad && pos[cp->n_real_of[r]] >= 0;) cp->n_real_of[r]++;
+        } else {
+            cp->n_real_of[r] = lc_cp_layout_positions(cfg->plan.layout, cfg->plan.seq_len, P, r, pos, NULL);
+        }
     }
     cp->es = lc_dtype_size(cfg->dtype);
     cp->kv_elems = (size_t)cp->n_pad * cfg->hkv * cfg->d;
     cp->fmt = lc_cp_slot_format(cp->kv_elems * cp->es, (size_t)cp->n_pad);
     lc_cp_slot_fmt *f = &cp->fmt;
     size_t nreal = (size_t)cp->n_real_of[cp->me], acc = 2 * cp->kv_elems * sizeof(float);
-    cp->tmp[0] = malloc(acc);
-    cp->tmp[1] = malloc(acc);
     cp->o32 = malloc(nreal * cfg->hq * cfg->d * sizeof(float) + 64);
     cp->delta = malloc(nreal * cfg->hq * sizeof(float) + 64);
-    if (!cp->tmp[0] || !cp->tmp[1] || !cp->o32 || !cp->delta) {
-        snprintf(err, sizeof err, "no memory for the dK/dV and output buffers (2 x %zu + %zu bytes)", acc,
-                 nreal * cfg->hq * (cfg->d + 1) * sizeof(float));
+    if (!cp->o32 || !cp->delta) return create_abort(cp, LC_ERR_SYS, "no memory for the output buffers");
+    if (is_uly(cfg->plan.algo)) {
+        /* No ring of my own: the groups' inner ring holds the blocks (ulysses.c). */
+        if ((rc = lc_cp__uly_create(cp)) != LC_OK) {
+            lc__fail_in(NULL, 0, rc, "lc_cp_create: %s", cp->err);
+            release(cp);
+            return rc;
+        }
+        *out = cp;
+        return LC_OK;
+    }
+    cp->tmp[0] = malloc(acc);
+    cp->tmp[1] = malloc(acc);
+    if (!cp->tmp[0] || !cp->tmp[1]) {
+        snprintf(err, sizeof err, "no memory for the dK/dV buffers (2 x %zu bytes)", acc);
         return create_abort(cp, LC_ERR_SYS, err);
     }
     if ((rc = steady_resources(cp)) != LC_OK) return create_abort(cp, rc, cp->err);
@@ -309,6 +344,12 @@ int lc_cp_create(lc_team *team, const lc_cp_config *cfg, lc_cp **out)
 int lc_cp_destroy(lc_cp *cp)
 {
     if (!cp) return LC_OK;
+    if (cp->uly) {
+        int rc = lc_barrier(cp->team);
+        lc_cp__uly_destroy(cp);
+        release(cp);
+        return rc;
+    }
     /* Zero-copy peers may still read my home block until everyone is here. */
     int rc = lc_barrier(cp->team);
     lc_symm_free_team(cp->team, cp->sig);
@@ -324,9 +365,17 @@ int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_lowering lowering)
 {
     if (!cp) return lc_cp__no_plan("lc_cp_set_algo");
     cp->comm_started = 0; /* local: nobody waits for this call */
-    if ((unsigned)algo > LC_CP_ALLGATHER || (unsigned)lowering > LC_LOWER_COMPUTE_ONLY)
+    if ((unsigned)algo > LC_CP_HYBRID || (unsigned)lowering > LC_LOWER_COMPUTE_ONLY)
         return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_set_algo: unknown algorithm %d or lowering %d",
                            (int)algo, (int)lowering);
+    /* Ulysses' groups, inner ring and all-to-all buffers are made collectively at create. */
+    if ((is_uly(algo) || cp->uly) && algo != cp->cfg.plan.algo)
+        return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_set_algo: a plan created for %s cannot switch to %s (create a "
+                           "plan with that algorithm)", lc_cp_algo_name(cp->cfg.plan.algo), lc_cp_algo_name(algo));
+    if (cp->uly) {
+        cp->cfg.plan.lowering = lowering;
+        return LC_OK;
+    }
     if (algo == LC_CP_ALLGATHER) {
         int rc = allgather_buffers(cp);
         if (rc) return rc;
@@ -341,11 +390,13 @@ void lc_cp_get_stats(const lc_cp *cp, lc_cp_stats *st)
     if (!st) return;
     if (cp) *st = cp->st;
     else memset(st, 0, sizeof *st);
+    if (cp && cp->uly) lc_cp__uly_stats(cp, st);
 }
 
 void lc_cp_reset_stats(lc_cp *cp)
 {
     if (cp) memset(&cp->st, 0, sizeof cp->st);
+    if (cp && cp->uly) lc_cp__uly_reset_stats(cp);
 }
 
 int lc_cp__zc_wait_free(lc_cp *cp)
@@ -361,6 +412,9 @@ int lc_cp__zc_wait_free(lc_cp *cp)
 int lc_cp_kv_buffers(lc_cp *cp, void **k, void **v)
 {
     if (!cp) return lc_cp__no_plan("lc_cp_kv_buffers");
+    if (cp->uly)
+        return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_kv_buffers: a %s plan has no staging buffers (its all-to-all reads "
+                           "k and v where they are)", lc_cp_algo_name(cp->cfg.plan.algo));
     int rc = lc_cp__zc_wait_free(cp);
     if (rc) return rc;
     if (k) *k = cp->home + cp->fmt.k;
@@ -561,6 +615,15 @@ int lc_cp_forward_ex(lc_cp *cp, const void *q, const void *k, const void *v, con
     const char *names[] = {"q", "k", "v", "out", "lse"};
     int rc = check_args(cp, "lc_cp_forward", p, names, 5, doc);
     if (rc) return rc;
+    if (cp->uly) {
+        cp->st.calls++;
+        float *o = out_f32 ? out_f32 : cp->o32;
+        if ((rc = lc_cp__uly_fwd(cp, q, k, v, doc, o, lse))) return rc;
+        lc_attn_desc base = lc_cp__desc(cp, doc, NULL, NULL);
+        if (out && base.sq && cp->attn->finish(&base, o, out, cp->cfg.dtype, NULL))
+            return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_forward: %s", cp->attn->last_error());
+        return LC_OK;
+    }
     const char *why;
     lc_lowering l = lowering_of(cp, &why);
     if ((rc = prologue(cp, l, why, k, v, doc))) return rc;
@@ -592,9 +655,9 @@ int lc_cp_backward_ex(lc_cp *cp, const void *q, const void *k, const void *v, co
     const char *names[] = {"q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv"};
     int rc = check_args(cp, "lc_cp_backward", p, names, 9, doc);
     if (rc) return rc;
-    const char *why;
-    lc_lowering l = lowering_of(cp, &why);
-    if ((rc = prologue(cp, l, why, k, v, doc))) return rc;
+    const char *why = "";
+    lc_lowering l = cp->uly ? LC_LOWER_AUTO : lowering_of(cp, &why);
+    if (!cp->uly && (rc = prologue(cp, l, why, k, v, doc))) return rc;
     lc_attn_desc base = lc_cp__desc(cp, doc, NULL, NULL);
     size_t nq = (size_t)base.sq * base.hq * base.d;
     const float *o32 = out_f32 ? out_f32 : out;
@@ -602,8 +665,14 @@ int lc_cp_backward_ex(lc_cp *cp, const void *q, const void *k, const void *v, co
         for (size_t i = 0; i < nq; i++) cp->o32[i] = lc_bf16_to_f32(((const lc_bf16 *)out)[i]);
         o32 = cp->o32;
     }
-    if (nq && cp->attn->bwd_prep(&base, o32, dout, cp->delta, NULL))
+    /* D = rowsum(dO * O) per row and head; an inner plan gets it from its outer plan. */
+    if (cp->delta_given) cp->delta_given = 0;
+    else if (nq && cp->attn->bwd_prep(&base, o32, dout, cp->delta, NULL))
         return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_backward: %s", cp->attn->last_error());
+    if (cp->uly) {
+        cp->st.calls++;
+        return lc_cp__uly_bwd(cp, q, k, v, doc, lse, dout, dq, dk, dv);
+    }
     if (nq) memset(dq, 0, nq * sizeof(float));
     if (cp->P > 1 && cp->cfg.plan.algo == LC_CP_ALLGATHER) return lc_cp__ag_bwd(cp, &base, q, dout, lse, dq, dk, dv);
     if (l == LC_LOWER_ZERO_COPY) return lc_cp__zc_bwd(cp, &base, q, dout, lse, dq, dk, dv);

@@ -18,6 +18,8 @@ enum {
     CP_SIG_READY = 2    /* + owner: the epoch owner's home block was last published at (SET) */
 };
 
+typedef struct lc_cp_uly lc_cp_uly;
+
 struct lc_cp {
     lc_team *team;
     lc_world *w;
@@ -50,6 +52,8 @@ struct lc_cp {
     char err[1024];    /* this plan's last message (src/common/err.h) */
     lc_cp_stats st;
     const lc_attn_iface *attn; /* the block kernels (lc_attn_cpu) */
+    lc_cp_uly *uly;    /* ulysses / hybrid: the groups, the inner ring and the all-to-all (ulysses.c) */
+    int delta_given;   /* the next backward finds delta filled in (the inner plan of ulysses.c) */
 };
 
 typedef struct {
@@ -123,5 +127,24 @@ int lc_cp__zc_bwd(lc_cp *cp, const lc_attn_desc *base, const void *q, const void
 int lc_cp__ag_fwd(lc_cp *cp, const lc_attn_desc *base, const void *q, float *o, float *lse);
 int lc_cp__ag_bwd(lc_cp *cp, const lc_attn_desc *base, const void *q, const void *dout,
                   const float *lse, float *dq, float *dk, float *dv);
+
+/* plan.c: the Ulysses degree against the algorithm and cp (messages name the flags). */
+int lc_plan__check_ulysses(lc_cp_algo algo, int u, int cp, char *err, size_t len);
+
+/* A plan over team whose members' rows have explicit global positions, pos_all [P][n_pad]
+ * (-1 padding, at the end of each member's rows); cfg's layout only picks the kernel
+ * segmentation. No agreement round: the caller's plan has agreed on everything this is made
+ * from (ulysses.c's inner ring). Collective over team. */
+int lc_cp__create_mapped(lc_team *team, const lc_cp_config *cfg, int n_pad, const int32_t *pos_all, lc_cp **out);
+
+/* ulysses.c: set-up at create (collective over cp->team), release, and the passes. */
+int lc_cp__uly_create(lc_cp *cp);
+void lc_cp__uly_destroy(lc_cp *cp);
+int lc_cp__uly_fwd(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc, float *o,
+                   float *lse);
+int lc_cp__uly_bwd(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc,
+                   const float *lse, const void *dout, float *dq, float *dk, float *dv);
+void lc_cp__uly_stats(const lc_cp *cp, lc_cp_stats *st);
+void lc_cp__uly_reset_stats(lc_cp *cp);
 
 #endif

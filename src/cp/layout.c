@@ -90,16 +90,16 @@ int lc_cp_layout_parse(const char *s, lc_cp_layout *out)
     return LC_ERR_ARG;
 }
 
-static const char *const ALGOS[2] = {"ring", "allgather"};
+static const char *const ALGOS[4] = {"ring", "allgather", "ulysses", "hybrid"};
 
 const char *lc_cp_algo_name(lc_cp_algo a)
 {
-    return (unsigned)a <= LC_CP_ALLGATHER ? ALGOS[a] : "?";
+    return (unsigned)a <= LC_CP_HYBRID ? ALGOS[a] : "?";
 }
 
 int lc_cp_algo_parse(const char *s, lc_cp_algo *out)
 {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 4; i++)
         if (s && !strcmp(s, ALGOS[i])) {
             *out = (lc_cp_algo)i;
             return 0;

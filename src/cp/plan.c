@@ -87,10 +87,45 @@ int lc_plan_validate(const lc_plan *p, int n_pes, char *err, size_t len)
                         p->order[0], p->order[1], p->order[2]), LC_ERR_ARG;
     if (p->sp && p->tp < 2)
         return snprintf(err, len, "--sp (sequence parallelism) needs --tp 2 or more (now --tp %d)", p->tp), LC_ERR_ARG;
-    if ((unsigned)p->algo > LC_CP_ALLGATHER) return snprintf(err, len, "unknown algorithm %d", (int)p->algo), LC_ERR_ARG;
+    if ((unsigned)p->algo > LC_CP_HYBRID) return snprintf(err, len, "unknown algorithm %d", (int)p->algo), LC_ERR_ARG;
     if ((unsigned)p->lowering > LC_LOWER_COMPUTE_ONLY)
         return snprintf(err, len, "unknown lowering %d", (int)p->lowering), LC_ERR_ARG;
+    if ((rc = lc_plan__check_ulysses(p->algo, p->ulysses, p->cp, err, len))) return rc;
     return lc_plan_fits(p->layout, p->seq_len, p->cp, err, len) ? LC_ERR_ARG : LC_OK;
+}
+
+int lc_plan__check_ulysses(lc_cp_algo algo, int u, int cp, char *err, size_t len)
+{
+    if (algo == LC_CP_HYBRID) {
+        if (u < 1 || cp % u)
+            return snprintf(err, len, "--ulysses %d must divide --cp %d (hybrid: Ulysses over --ulysses PEs, the ring "
+                            "over the --cp / --ulysses groups)", u, cp), LC_ERR_ARG;
+    } else if (algo == LC_CP_ULYSSES) {
+        if (u && u != cp)
+            return snprintf(err, len, "--ulysses %d: --cp-algo ulysses spans the whole CP team (--cp %d); use "
+                            "--cp-algo hybrid for a smaller Ulysses degree", u, cp), LC_ERR_ARG;
+    } else if (u > 1) {
+        return snprintf(err, len, "--ulysses %d needs --cp-algo hybrid (now %s)", u, lc_cp_algo_name(algo)), LC_ERR_ARG;
+    }
+    return LC_OK;
+}
+
+int lc_plan_ulysses_degree(const lc_plan *p)
+{
+    if (!p) return 1;
+    return p->algo == LC_CP_ULYSSES ? p->cp : p->algo == LC_CP_HYBRID && p->ulysses > 0 ? p->ulysses : 1;
+}
+
+int lc_plan_heads_split(int hq, int hkv, int u, char *err, size_t len)
+{
+    if (u < 1 || hq < 1 || hkv < 1) return snprintf(err, len, "a Ulysses group of %d PEs for %d/%d heads", u, hq, hkv), LC_ERR_ARG;
+    if (hq % u)
+        return snprintf(err, len, "%d query heads (per TP rank) do not split over a Ulysses group of %d PEs "
+                        "(the Ulysses degree must divide the query heads)", hq, u), LC_ERR_ARG;
+    if (hkv % u && u % hkv)
+        return snprintf(err, len, "%d KV heads (per TP rank) neither split over nor replicate evenly onto a Ulysses "
+                        "group of %d PEs (one of the two must divide the other)", hkv, u), LC_ERR_ARG;
+    return LC_OK;
 }
 
 /* ---- the set-up record's text (cp/core.h), for both rings' disagreement messages ---- */
@@ -105,6 +140,7 @@ void lc_cp_setup_value(const lc_cp_setup *s, int i, char *buf, size_t len)
     case LC_CP_SETUP_MASK: snprintf(buf, len, "0x%llx", (long long)v); break;
     case LC_CP_SETUP_SCALE: memcpy(&sc, &v, sizeof sc); snprintf(buf, len, "%g", sc); break;
     case LC_CP_SETUP_LOWERING: snprintf(buf, len, "%s", lc_lowering_name((lc_lowering)v)); break;
+    case LC_CP_SETUP_ALGO: snprintf(buf, len, "%s", lc_cp_algo_name((lc_cp_algo)v)); break;
     default: snprintf(buf, len, "%lld", (long long)v);
     }
 }

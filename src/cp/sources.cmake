@@ -4,4 +4,5 @@ longctx_layer(cp
   src/cp/cp.c
   src/cp/ring.c
   src/cp/zcopy.c
-  src/cp/allgather.c)
+  src/cp/allgather.c
+  src/cp/ulysses.c)

@@ -321,7 +321,7 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
     if (run->compute != LC_DT_F32 && run->compute != LC_DT_BF16)
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: run.compute = %d is not f32 or bf16",
                            (int)run->compute);
-    if ((unsigned)pl->algo > LC_CP_ALLGATHER)
+    if ((unsigned)pl->algo > LC_CP_HYBRID)
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: plan.algo = %d is unknown", (int)pl->algo);
     if ((unsigned)pl->lowering > LC_LOWER_COMPUTE_ONLY)
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: plan.lowering = %d is unknown",

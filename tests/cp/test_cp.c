@@ -270,6 +270,85 @@ static void copy_local(local *dst, const local *src, const tcase *c)
     memcpy(dst->dv, src->dv, n * rk * 4);
 }
 
+/* Exactly the single-PE kernels' bits on my rows (summed over the team: 1 when all PEs agree). */
+static int same_as_one(const lc_cp *cp, const prob *p, const local *l)
+{
+    const tcase *c = &p->c;
+    size_t rq = (size_t)c->hq * c->d, rk = (size_t)c->hkv * c->d;
+    double diff = 0, tot;
+    for (int i = 0; i < l->rows && !diff; i++) {
+        size_t g = (size_t)lc_cp_global_pos(cp, g_me, i);
+        for (size_t j = 0; j < rq; j++)
+            diff += (float)val(l->out, c->dt, i * rq + j) != p->o_one[g * rq + j] || l->dq[i * rq + j] != p->dq_one[g * rq + j];
+        for (size_t j = 0; j < (size_t)c->hq; j++) diff += l->lse[i * c->hq + j] != p->lse_one[g * c->hq + j];
+        for (size_t j = 0; j < rk; j++)
+            diff += l->dk[i * rk + j] != p->dk_one[g * rk + j] || l->dv[i * rk + j] != p->dv_one[g * rk + j];
+    }
+    diff = diff != 0;
+    lc_allreduce_sum_f64(g_t, &tot, &diff, 1);
+    return tot == 0;
+}
+
+/* Ulysses (U = P) and hybrid (every U dividing P; U = 1 only up to P = 2, where it is the
+ * ring run through a groups' inner plan) on the case's inputs, each U whose heads split,
+ * with every all-to-all lowering: within tolerance of the oracle and the single PE, the
+ * lowerings bit-identical to each other. Returns the plans run; *n_one counts those equal
+ * to the single PE bit for bit. */
+static int run_uly(const tcase *c, const prob *p, double tol, double *worst_or, double *worst_one, int *n_one)
+{
+    static const lc_lowering lows[] = {LC_LOWER_ONE_SIDED, LC_LOWER_TWO_SIDED, LC_LOWER_ZERO_COPY};
+    static const char *what[] = {"out", "lse", "dq", "dk", "dv"};
+    int plans = 0;
+    for (int u = 1; u <= g_P; u++) {
+        char why[200];
+        if (g_P % u || (u == 1 && g_P > 2) || lc_plan_heads_split(c->hq, c->hkv, u, why, sizeof why)) continue;
+        lc_cp_config cfg = {.plan.seq_len = c->S, .hq = c->hq, .hkv = c->hkv, .d = c->d, .dtype = c->dt,
+                            .plan.layout = c->layout, .mask = c->mask, .window = c->window, .threads = 1,
+                            .plan.algo = u == g_P ? LC_CP_ULYSSES : LC_CP_HYBRID, .plan.ulysses = u};
+        lc_cp *cp;
+        if (lc_cp_create(g_t, &cfg, &cp)) {
+            FAIL("%s U=%d: lc_cp_create: %s", lc_cp_algo_name(cfg.plan.algo), u, lc_cp_last_error(NULL));
+            continue;
+        }
+        local l, first;
+        make_local(&l, cp, p);
+        make_local(&first, cp, p);
+        for (int li = 0; li < 3; li++) {
+            if (lc_cp_set_algo(cp, cfg.plan.algo, lows[li])) FAIL("set_algo: %s", lc_cp_last_error(cp));
+            poison(&l, c);
+            if (run_pass(cp, &l, 0)) break;
+            double eo[5], e1[5];
+            rel_errors(cp, p, &l, 1, eo);
+            rel_errors(cp, p, &l, 0, e1);
+            for (int i = 0; i < 5; i++) {
+                if (!(eo[i] < tol))
+                    FAIL("%s U=%d %s %s vs oracle: %.3g (tol %g)", lc_cp_algo_name(cfg.plan.algo), u,
+                         lc_lowering_name(lows[li]), what[i], eo[i], tol);
+                if (!(e1[i] < tol))
+                    FAIL("%s U=%d %s %s vs single PE: %.3g (tol %g)", lc_cp_algo_name(cfg.plan.algo), u,
+                         lc_lowering_name(lows[li]), what[i], e1[i], tol);
+                if (eo[i] > *worst_or) *worst_or = eo[i];
+                if (e1[i] > *worst_one) *worst_one = e1[i];
+            }
+            if (li == 0) {
+                copy_local(&first, &l, c);
+                *n_one += same_as_one(cp, p, &l);
+            } else {
+                double diff = !same(&l, &first, c), tot;
+                lc_allreduce_sum_f64(g_t, &tot, &diff, 1);
+                if (tot != 0)
+                    FAIL("%s U=%d: %s is not bit-identical to one_sided", lc_cp_algo_name(cfg.plan.algo), u,
+                         lc_lowering_name(lows[li]));
+            }
+        }
+        free_local(&l);
+        free_local(&first);
+        if (lc_cp_destroy(cp)) FAIL("lc_cp_destroy: %s", lc_last_error(g_w));
+        plans++;
+    }
+    return plans;
+}
+
 static int run_case(const tcase *c, uint64_t seed)
 {
     prob p;
@@ -319,12 +398,14 @@ static int run_case(const tcase *c, uint64_t seed)
             if (tot != 0) FAIL("%s is not bit-identical to one_sided (%g PEs differ)", v->name, tot);
         }
     }
+    int n_one = 0, n_uly = run_uly(c, &p, tol, &worst_or, &worst_one, &n_one);
     if (g_me == 0)
         printf("%s P=%d S=%lld %-10s %-18s %-4s hq/hkv=%d/%d window=%lld: worst rel err %.2e (oracle) "
-               "%.2e (1 PE); %d variants bit-identical\n",
+               "%.2e (1 PE); %d ring variants bit-identical; %d Ulysses/hybrid plans x 3 lowerings "
+               "bit-identical, %d of them to the single PE\n",
                g_fail == fails0 ? "ok  " : "FAIL", g_P, (long long)c->S, lc_cp_layout_name(c->layout),
                mask_name(c->mask), lc_dtype_name(c->dt), c->hq, c->hkv, (long long)c->window,
-               worst_or, worst_one, NVAR);
+               worst_or, worst_one, NVAR, n_uly, n_one);
     fflush(stdout);
     free_local(&l);
     free_local(&first);
@@ -350,6 +431,11 @@ static tcase sweep_case(int i, int P)
     c.dt = (i / 2) % 2 ? LC_DT_BF16 : LC_DT_F32;
     c.hq = k_gqa[i % 4][0];
     c.hkv = k_gqa[i % 4][1];
+    if (P % 3 == 0) { /* heads that split over a Ulysses group of 3: 6/6, 6/3, 6/1 (and 6/2 that does not) */
+        static const int h3[][2] = {{6, 6}, {6, 3}, {6, 1}, {6, 2}};
+        c.hq = h3[i % 4][0];
+        c.hkv = h3[i % 4][1];
+    }
     c.d = 64;
     /* Even cases divide by 2P; odd ones leave a remainder. */
     c.S = i % 2 ? 2 * P * (96 / P) + 1 + (i % 5) : 2 * P * (120 / P);
@@ -730,6 +816,39 @@ static int cmd_errors(void)
         char what[64];
         snprintf(what, sizeof what, "PEs disagree on %s", fields[f]);
         if (g_P > 1) expect_create(&cfg, LC_ERR_MISMATCH, fields[f], pe, what);
+    }
+    /* Ulysses refusals, before any communication, naming the numbers. */
+    cfg = good;
+    cfg.plan.algo = LC_CP_HYBRID;
+    cfg.plan.ulysses = g_P + 1;
+    expect_create(&cfg, LC_ERR_ARG, "--ulysses", "must divide", "hybrid U not dividing CP");
+    cfg.plan.algo = LC_CP_RING;
+    cfg.plan.ulysses = 2;
+    expect_create(&cfg, LC_ERR_ARG, "--ulysses 2", "hybrid", "U with the ring");
+    if (g_P > 1) {
+        cfg = good;
+        cfg.hq = cfg.hkv = 2 * g_P + 1; /* odd: no U > 1 that divides P splits them */
+        cfg.plan.algo = LC_CP_ULYSSES;
+        char heads[64];
+        snprintf(heads, sizeof heads, "%d query heads", cfg.hq);
+        expect_create(&cfg, LC_ERR_ARG, heads, "Ulysses group", "query heads not splitting");
+        if (g_P % 2 == 0) {
+            cfg = good;
+            cfg.hq = 6, cfg.hkv = 3, cfg.plan.algo = LC_CP_HYBRID, cfg.plan.ulysses = 2;
+            expect_create(&cfg, LC_ERR_ARG, "3 KV heads", "replicate", "KV heads neither splitting nor replicating");
+        }
+        cfg = good;
+        cfg.plan.algo = LC_CP_ULYSSES;
+        cfg.hq = 2 * g_P, cfg.hkv = 1;
+        lc_cp *up;
+        if (lc_cp_create(g_t, &cfg, &up)) FAIL("ulysses create: %s", lc_cp_last_error(NULL));
+        else {
+            if (lc_cp_set_algo(up, LC_CP_RING, LC_LOWER_AUTO) != LC_ERR_ARG || !strstr(lc_cp_last_error(up), "cannot switch"))
+                FAIL("a Ulysses plan switched to the ring: '%s'", lc_cp_last_error(up));
+            void *hk;
+            if (lc_cp_kv_buffers(up, &hk, &hk) != LC_ERR_ARG) FAIL("a Ulysses plan gave staging buffers");
+            lc_cp_destroy(up);
+        }
     }
     /* Per-PE choices may differ. */
     cfg = good;
