@@ -115,6 +115,8 @@ typedef struct {
     char dtype[8];           /* compute dtype: f32, bf16 */
     char bf16_dot[8];        /* bf16: the kernels' inner product (fma, dpbf16); "": not recorded */
     int doc_mask, doc_sep;   /* packed-document masking and its separator token */
+    int64_t window;          /* sliding attention window (0: none; absent in older files) */
+    int ulysses;             /* hybrid CP: the Ulysses degree (0: not hybrid; absent in older files) */
     char cp_algo[16];        /* ring, allgather */
     char lowering[16];       /* as asked (auto, one_sided, ...), not as resolved */
     int accum;               /* micro-batches per DP rank and step */

@@ -165,6 +165,10 @@ typedef struct {
     double bytes_sent;                    /* bytes this PE sent to other PEs (or they read in place) */
 } lc_cp_stats;
 void lc_cp_get_stats(const lc_cp *cp, lc_cp_stats *st);
+/* Bytes of memory the plan holds for its steady state: symmetric slots, all-to-all and
+ * all-gather buffers, output and dK/dV accumulators, the kernel workspace (an inner ring's
+ * included). The caller's tensors are not counted. */
+size_t lc_cp_mem_bytes(const lc_cp *cp);
 void lc_cp_reset_stats(lc_cp *cp);
 
 #ifdef __cplusplus

@@ -46,6 +46,8 @@ typedef struct {
                           teams given are the mesh */
     lc_dtype compute;  /* LC_DT_F32, or LC_DT_BF16: matmul/attention inputs rounded to bf16 */
     int doc_mask;      /* packed-document masking: doc ids passed to every step */
+    int64_t window;    /* > 0: sliding-window attention, each token sees itself and the window - 1
+                          tokens before it (Mistral's sliding_window); 0: the whole causal past */
     int threads;       /* BLAS + attention threads of this PE (its cores); <= 0: 1 */
     int recompute;     /* keep only layer inputs; recompute each layer in backward */
     lc_team *tp_team;  /* tensor-parallel team (Megatron style); NULL: no TP */
@@ -164,6 +166,7 @@ typedef struct {
     double matmul_s, attn_s, comm_s, other_s, total_s;
     long steps;
     double tp_comm_s;
+    double cp_bytes;   /* bytes this PE's CP attention sent (lc_cp_stats.bytes_sent) */
 } lc_model_times;
 void lc_model_get_times(const lc_model *m, lc_model_times *t);
 void lc_model_reset_times(lc_model *m);

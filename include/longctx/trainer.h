@@ -27,6 +27,7 @@ typedef struct {
                                  measures (lc_attn_bf16_dot_measure) and every PE takes its answer */
     int recompute;
     int doc_mask;             /* packed documents: doc ids from doc_sep, no attention across */
+    int64_t window;           /* > 0: sliding-window attention over the last window tokens */
     int doc_sep;
     int threads;              /* per PE; <= 0: the CPUs this PE may run on */
     int64_t steps;

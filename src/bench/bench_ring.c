@@ -14,13 +14,13 @@
 #include "longctx/cp.h"
 
 static const char *const LAYOUTS[] = {"contiguous", "zigzag", "striped", NULL};
-static const char *const ALGOS[] = {"ring", "allgather", NULL};
+static const char *const ALGOS[] = {"ring", "allgather", "ulysses", "hybrid", NULL};
 static const char *const LOWERINGS[] = {"one_sided", "two_sided", "zero_copy", "auto", NULL};
 static const char *const PASSES[] = {"fwd", "fwd_bwd", NULL};
 static const char *const MASKS[] = {"causal", "none", NULL};
 
 typedef struct {
-    lc_ilist pes, s, hq, hkv, d;
+    lc_ilist pes, s, hq, hkv, d, ulysses;
     lc_slist layout, algo, lowering, pass, mask;
     int json, reps, threads;
 } opts_t;
@@ -29,11 +29,14 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: longctx bench ring [--pes 2,4] [--s 8K,32K] [--layout contiguous,zigzag,striped]\n"
-            "                          [--algo ring,allgather] [--lowering one_sided,two_sided,zero_copy,auto]\n"
+            "                          [--algo ring,allgather,ulysses,hybrid] [--ulysses 2] [--lowering one_sided,two_sided,zero_copy,auto]\n"
             "                          [--pass fwd,fwd_bwd] [--mask causal|none] [--hq 8] [--hkv 2] [--d 64]\n"
             "                          [--reps N] [--threads T] [--json]\n"
             "Defaults are a quick subset (S = 8K, forward); the full range is --s 8K,16K,32K,64K,128K,256K\n"
-            "--pass fwd,fwd_bwd. Each row is timed right after a compute-only run of the same kernel calls.\n");
+            "--pass fwd,fwd_bwd. Each row is timed right after a compute-only run of the same kernel calls.\n"
+            "hybrid runs once per --ulysses degree (Ulysses over U neighbours x the ring over P / U groups);\n"
+            "ulysses and hybrid need --hq (and --hkv, or its multiples) to split over U. MiB/PE: bytes each PE\n"
+            "sent per call; planMiB: the memory the plan holds (lc_cp_mem_bytes, max over PEs).\n");
 }
 
 static void set_words(lc_slist *l, const char *const *w, int n)
@@ -50,6 +53,7 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
     o->hq = (lc_ilist){1, {8}};
     o->hkv = (lc_ilist){1, {2}};
     o->d = (lc_ilist){1, {64}};
+    o->ulysses = (lc_ilist){1, {2}};
     set_words(&o->layout, LAYOUTS, 3);
     set_words(&o->algo, ALGOS, 1);
     set_words(&o->lowering, LOWERINGS, 3);
@@ -75,6 +79,7 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
             else if (!strcmp(a, "--hq")) bad = lc_parse_int_list(a, v, &o->hq);
             else if (!strcmp(a, "--hkv")) bad = lc_parse_int_list(a, v, &o->hkv);
             else if (!strcmp(a, "--d")) bad = lc_parse_int_list(a, v, &o->d);
+            else if (!strcmp(a, "--ulysses")) bad = lc_parse_count_list(a, v, 1, LC_CLI_MAX_PES, &o->ulysses);
             else if (!strcmp(a, "--layout")) bad = lc_parse_word_list(a, v, LAYOUTS, &o->layout);
             else if (!strcmp(a, "--algo")) bad = lc_parse_word_list(a, v, ALGOS, &o->algo);
             else if (!strcmp(a, "--lowering")) bad = lc_parse_word_list(a, v, LOWERINGS, &o->lowering);
@@ -111,8 +116,9 @@ static double load1(void)
 }
 
 typedef struct {
-    double step, busy_max, busy_min, comm_cpu, stage_cpu, comm_wall;
+    double step, busy_max, busy_min, comm_cpu, stage_cpu, comm_wall, bytes;
 } meas;
+
 
 /* One call of the pass; *dt gets the slowest PE's wall time. */
 static int run_once(lc_cp *cp, lc_team *t, int bwd, float *b[10], double *dt)
@@ -140,7 +146,8 @@ static int measure(lc_cp *cp, lc_team *t, int bwd, int reps, float *b[10], lc_cp
     m->step = comp->step = 1e300;
     for (int r = 0; r < reps; r++) {
         double dt;
-        lc_cp_set_algo(cp, LC_CP_RING, LC_LOWER_COMPUTE_ONLY);
+        /* a Ulysses plan keeps its algorithm: its compute-only run skips the all-to-all too */
+        lc_cp_set_algo(cp, algo == LC_CP_ULYSSES || algo == LC_CP_HYBRID ? algo : LC_CP_RING, LC_LOWER_COMPUTE_ONLY);
         if (run_once(cp, t, bwd, b, &dt)) return -1;
         comp->step = dt < comp->step ? dt : comp->step;
         lc_cp_set_algo(cp, algo, low);
@@ -152,10 +159,12 @@ static int measure(lc_cp *cp, lc_team *t, int bwd, int reps, float *b[10], lc_cp
         sum.comm_cpu_s += st.comm_cpu_s;
         sum.comm_wall_s += st.comm_wall_s;
         sum.stage_cpu_s += st.stage_cpu_s;
+        sum.bytes_sent += st.bytes_sent;
     }
-    double mine[5] = {sum.compute_cpu_s / reps, -sum.compute_cpu_s / reps, sum.comm_cpu_s / reps,
-                      sum.stage_cpu_s / reps, sum.comm_wall_s / reps}, mx[5], tot[5];
-    if (lc_allreduce_max_f64(t, mx, mine, 5) || lc_allreduce_sum_f64(t, tot, mine, 5)) return -1;
+    double mine[6] = {sum.compute_cpu_s / reps, -sum.compute_cpu_s / reps, sum.comm_cpu_s / reps,
+                      sum.stage_cpu_s / reps, sum.comm_wall_s / reps, sum.bytes_sent / reps}, mx[6], tot[6];
+    if (lc_allreduce_max_f64(t, mx, mine, 6) || lc_allreduce_sum_f64(t, tot, mine, 6)) return -1;
+    m->bytes = mx[5];
     m->comm_wall = mx[4];
     m->busy_max = mx[0];
     m->busy_min = -mx[1];
@@ -171,81 +180,108 @@ static int worker(const opts_t *o)
     lc_team *t = lc_team_world(w);
     int me = lc_my_pe(w), P = lc_n_pes(w), err = 0;
     if (me == 0 && !o->json)
-        printf("%-7s %-10s %-9s %-10s %-7s %9s %9s %8s %9s %10s %8s %7s\n", "S", "layout", "algo", "lowering",
-               "pass", "step_s", "compute_s", "exposed", "comm_wall", "comm_cpu_s", "1s/2s", "balance");
+        printf("%-7s %-10s %-9s %-10s %-7s %9s %9s %8s %9s %10s %8s %7s %8s %8s\n", "S", "layout", "algo", "lowering",
+               "pass", "step_s", "compute_s", "exposed", "comm_wall", "comm_cpu_s", "1s/2s", "balance", "MiB/PE",
+               "planMiB");
     for (int si = 0; si < o->s.n && !err; si++)
         for (int hi = 0; hi < o->hq.n && !err; hi++)
             for (int li = 0; li < o->layout.n && !err; li++)
                 for (int mi = 0; mi < o->mask.n && !err; mi++) {
-                    lc_cp_config cfg = {.plan.seq_len = o->s.v[si], .hq = (int)o->hq.v[hi],
-                                        .hkv = (int)o->hkv.v[hi < o->hkv.n ? hi : 0],
-                                        .d = (int)o->d.v[hi < o->d.n ? hi : 0], .dtype = LC_DT_F32,
-                                        .mask = strcmp(o->mask.v[mi], "causal") ? 0 : LC_MASK_CAUSAL,
-                                        .threads = o->threads};
-                    lc_cp_layout_parse(o->layout.v[li], &cfg.plan.layout);
-                    lc_cp *cp;
-                    if (lc_cp_create(t, &cfg, &cp)) {
-                        fprintf(stderr, "bench ring: PE %d: creating the plan for --s %lld: %s\n", me,
-                                o->s.v[si], lc_last_error(w));
-                        err = 1;
-                        break;
-                    }
-                    size_t n = (size_t)lc_cp_local_rows(cp, me) + 1;
-                    size_t nq = n * cfg.hq * cfg.d, nk = n * cfg.hkv * cfg.d;
-                    size_t sz[10] = {nq, nk, nk, nq, n * cfg.hq, nq, nq, nk, nk, 1};
-                    float *b[10];
-                    for (int i = 0; i < 10; i++) {
-                        b[i] = malloc(sz[i] * sizeof(float));
-                        if (!b[i]) {
-                            char why[160];
-                            snprintf(why, sizeof why, "bench ring: no memory for %zu floats of buffers at --s %lld: "
-                                     "lower --s or raise --pes", sz[i], o->s.v[si]);
-                            lc_world_abort(w, why); /* the peers are about to wait for me */
-                            lc_world_finalize(w);
-                            return 1;
-                        }
-                        for (size_t j = 0; j < sz[i]; j++) b[i][j] = (float)((j * 2654435761u) % 1000) / 1000.0f - 0.5f;
-                    }
-                    for (int pi = 0; pi < o->pass.n && !err; pi++) {
-                        int bwd = !strcmp(o->pass.v[pi], "fwd_bwd");
-                        meas comp, m, one = {0};
-                        for (int ai = 0; ai < o->algo.n && !err; ai++) {
-                            int ag = !strcmp(o->algo.v[ai], "allgather");
-                            for (int wi = 0; wi < (ag ? 1 : o->lowering.n) && !err; wi++) {
-                                lc_lowering low = LC_LOWER_AUTO;
-                                if (!ag) lc_lowering_parse(o->lowering.v[wi], &low);
-                                if (measure(cp, t, bwd, o->reps, b, ag ? LC_CP_ALLGATHER : LC_CP_RING, low, &m, &comp)) {
-                                    err = 1;
-                                    break;
-                                }
-                                if (low == LC_LOWER_ONE_SIDED && !ag) one = m;
-                                const char *lname = ag ? "collective" : o->lowering.v[wi];
-                                double exposed = (m.step - comp.step) / m.step;
-                                double bal = m.busy_min > 0 ? m.busy_max / m.busy_min : 0;
-                                char ratio[16] = "";
-                                if (low == LC_LOWER_TWO_SIDED && !ag && one.step > 0 && m.comm_cpu > 0)
-                                    snprintf(ratio, sizeof ratio, "%.2fx", one.comm_cpu / m.comm_cpu);
-                                if (me != 0) continue;
-                                if (o->json)
-                                    printf("{\"bench\":\"ring\",\"pes\":%d,\"s\":%lld,\"layout\":\"%s\",\"algo\":\"%s\","
-                                           "\"lowering\":\"%s\",\"pass\":\"%s\",\"mask\":\"%s\",\"hq\":%d,\"hkv\":%d,\"d\":%d,"
-                                           "\"step_s\":%.6g,\"compute_s\":%.6g,\"exposed_frac\":%.5f,\"comm_cpu_s\":%.6g,"
-                                           "\"stage_cpu_s\":%.6g,\"balance\":%.4f,\"busy_max_s\":%.6g,\"busy_min_s\":%.6g,"
-                                           "\"comm_wall_frac\":%.5f,\"threads\":%d,\"reps\":%d,\"load1\":%.2f}\n",
-                                           P, o->s.v[si], o->layout.v[li], o->algo.v[ai], lname, o->pass.v[pi],
-                                           o->mask.v[mi], cfg.hq, cfg.hkv, cfg.d, m.step, comp.step, exposed,
-                                           m.comm_cpu, m.stage_cpu, bal, m.busy_max, m.busy_min, m.comm_wall / m.step, o->threads,
-                                           o->reps, load1());
-                                else
-                                    printf("%-7lld %-10s %-9s %-10s %-7s %9.4f %9.4f %7.2f%% %8.2f%% %10.5f %8s %7.3f\n",
-                                           o->s.v[si], o->layout.v[li], o->algo.v[ai], lname, o->pass.v[pi], m.step,
-                                           comp.step, 100 * exposed, 100 * m.comm_wall / m.step, m.comm_cpu, ratio, bal);
-                                fflush(stdout);
+                    lc_cp_config base = {.plan.seq_len = o->s.v[si], .hq = (int)o->hq.v[hi],
+                                         .hkv = (int)o->hkv.v[hi < o->hkv.n ? hi : 0],
+                                         .d = (int)o->d.v[hi < o->d.n ? hi : 0], .dtype = LC_DT_F32,
+                                         .mask = strcmp(o->mask.v[mi], "causal") ? 0 : LC_MASK_CAUSAL,
+                                         .threads = o->threads};
+                    lc_cp_layout_parse(o->layout.v[li], &base.plan.layout);
+                    /* One plan per algorithm (and Ulysses degree): ring and all-gather could share
+                     * one, but a plan of its own gives each its own memory figure. */
+                    for (int ai = 0; ai < o->algo.n && !err; ai++) {
+                        lc_cp_algo algo;
+                        lc_cp_algo_parse(o->algo.v[ai], &algo);
+                        int nu = algo == LC_CP_HYBRID ? o->ulysses.n : 1;
+                        for (int ui = 0; ui < nu && !err; ui++) {
+                            lc_cp_config cfg = base;
+                            cfg.plan.algo = algo;
+                            cfg.plan.ulysses = algo == LC_CP_HYBRID ? (int)o->ulysses.v[ui] : 0;
+                            char why[256], name[24];
+                            int u = algo == LC_CP_ULYSSES ? P : algo == LC_CP_HYBRID ? cfg.plan.ulysses : 1;
+                            snprintf(name, sizeof name, algo == LC_CP_HYBRID ? "%s%d" : "%s", o->algo.v[ai], u);
+                            if ((algo == LC_CP_HYBRID && P % u) ||
+                                ((algo == LC_CP_ULYSSES || algo == LC_CP_HYBRID) &&
+                                 lc_plan_heads_split(cfg.hq, cfg.hkv, u, why, sizeof why))) {
+                                if (me == 0 && !o->json)
+                                    printf("# %s at P = %d: not run (%s)\n", name, P,
+                                           P % u ? "the degree does not divide P" : why);
+                                continue;
                             }
+                            lc_cp *cp;
+                            if (lc_cp_create(t, &cfg, &cp)) {
+                                fprintf(stderr, "bench ring: PE %d: creating the %s plan for --s %lld: %s\n", me, name,
+                                        o->s.v[si], lc_cp_last_error(NULL));
+                                err = 1;
+                                break;
+                            }
+                            size_t n = (size_t)lc_cp_local_rows(cp, me) + 1;
+                            size_t nq = n * cfg.hq * cfg.d, nk = n * cfg.hkv * cfg.d;
+                            size_t sz[10] = {nq, nk, nk, nq, n * cfg.hq, nq, nq, nk, nk, 1};
+                            float *b[10];
+                            for (int i = 0; i < 10; i++) {
+                                b[i] = malloc(sz[i] * sizeof(float));
+                                if (!b[i]) {
+                                    char whym[160];
+                                    snprintf(whym, sizeof whym, "bench ring: no memory for %zu floats of buffers at --s %lld: "
+                                             "lower --s or raise --pes", sz[i], o->s.v[si]);
+                                    lc_world_abort(w, whym); /* the peers are about to wait for me */
+                                    lc_world_finalize(w);
+                                    return 1;
+                                }
+                                for (size_t j = 0; j < sz[i]; j++) b[i][j] = (float)((j * 2654435761u) % 1000) / 1000.0f - 0.5f;
+                            }
+                            for (int pi = 0; pi < o->pass.n && !err; pi++) {
+                                int bwd = !strcmp(o->pass.v[pi], "fwd_bwd");
+                                meas comp, m, one = {0};
+                                int ag = algo == LC_CP_ALLGATHER;
+                                for (int wi = 0; wi < (ag ? 1 : o->lowering.n) && !err; wi++) {
+                                    lc_lowering low = LC_LOWER_AUTO;
+                                    if (!ag) lc_lowering_parse(o->lowering.v[wi], &low);
+                                    if (measure(cp, t, bwd, o->reps, b, algo, low, &m, &comp)) {
+                                        err = 1;
+                                        break;
+                                    }
+                                    double mine = (double)lc_cp_mem_bytes(cp), plan_mem;
+                                    if (lc_allreduce_max_f64(t, &plan_mem, &mine, 1)) err = 1;
+                                    if (low == LC_LOWER_ONE_SIDED && !ag) one = m;
+                                    const char *lname = ag ? "collective" : o->lowering.v[wi];
+                                    double exposed = (m.step - comp.step) / m.step;
+                                    double bal = m.busy_min > 0 ? m.busy_max / m.busy_min : 0;
+                                    char ratio[16] = "";
+                                    if (low == LC_LOWER_TWO_SIDED && !ag && one.step > 0 && m.comm_cpu > 0)
+                                        snprintf(ratio, sizeof ratio, "%.2fx", one.comm_cpu / m.comm_cpu);
+                                    if (me != 0) continue;
+                                    if (o->json)
+                                        printf("{\"bench\":\"ring\",\"pes\":%d,\"s\":%lld,\"layout\":\"%s\",\"algo\":\"%s\","
+                                               "\"ulysses\":%d,\"lowering\":\"%s\",\"pass\":\"%s\",\"mask\":\"%s\",\"hq\":%d,"
+                                               "\"hkv\":%d,\"d\":%d,\"step_s\":%.6g,\"compute_s\":%.6g,\"exposed_frac\":%.5f,"
+                                               "\"comm_cpu_s\":%.6g,\"stage_cpu_s\":%.6g,\"balance\":%.4f,\"busy_max_s\":%.6g,"
+                                               "\"busy_min_s\":%.6g,\"comm_wall_frac\":%.5f,\"bytes_per_pe\":%.0f,"
+                                               "\"plan_mem_bytes\":%.0f,\"threads\":%d,\"reps\":%d,\"load1\":%.2f}\n",
+                                               P, o->s.v[si], o->layout.v[li], o->algo.v[ai], u, lname, o->pass.v[pi],
+                                               o->mask.v[mi], cfg.hq, cfg.hkv, cfg.d, m.step, comp.step, exposed,
+                                               m.comm_cpu, m.stage_cpu, bal, m.busy_max, m.busy_min, m.comm_wall / m.step,
+                                               m.bytes, plan_mem, o->threads, o->reps, load1());
+                                    else
+                                        printf("%-7lld %-10s %-9s %-10s %-7s %9.4f %9.4f %7.2f%% %8.2f%% %10.5f %8s %7.3f "
+                                               "%8.1f %8.1f\n",
+                                               o->s.v[si], o->layout.v[li], name, lname, o->pass.v[pi], m.step,
+                                               comp.step, 100 * exposed, 100 * m.comm_wall / m.step, m.comm_cpu, ratio, bal,
+                                               m.bytes / 1048576.0, plan_mem / 1048576.0);
+                                    fflush(stdout);
+                                }
+                            }
+                            for (int i = 0; i < 10; i++) free(b[i]);
+                            if (lc_cp_destroy(cp)) err = 1;
                         }
                     }
-                    for (int i = 0; i < 10; i++) free(b[i]);
-                    if (lc_cp_destroy(cp)) err = 1;
                 }
     int rc = lc_world_finalize(w);
     return err || rc ? 1 : 0;

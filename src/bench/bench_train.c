@@ -27,6 +27,7 @@ typedef struct {
     lc_slist dtype;
     lc_cp_layout layout;
     lc_cp_algo algo;
+    int ulysses;          /* hybrid: the Ulysses degree */
     lc_lowering lowering;
     int steps, warm, json, threads, recompute, sp;
     int rounds;           /* --peers: ours and the peers alternate this many times */
@@ -38,7 +39,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: longctx bench train [--model small] [--seq 4K,16K,64K] [--cp 1,2 | --layouts 1x4,2x2,4x1]\n"
                "                           [--tp 1] [--sp] [--dtype f32,bf16] [--steps 3] [--warm 1] [--layout zigzag]\n"
-               "                           [--cp-algo ring|allgather] [--permute auto] [--threads T] [--recompute] [--json]\n"
+               "                           [--cp-algo ring|allgather|ulysses|hybrid [--ulysses U]] [--permute auto] [--threads T] [--recompute] [--json]\n"
                "--layouts: CP x TP per world (PEs = CP x TP); --cp C with --tp T is the layout C x T;\n"
                "--sp: sequence parallelism in the layouts with TP >= 2 (an 's' after tp).\n"
                "Medians over --steps timed steps after --warm untimed ones. Defaults: small, 4K, CP 1, f32.\n"
@@ -108,11 +109,9 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
             else if (!strcmp(a, "--rounds")) bad = lc_parse_int_opt(a, v, 1, 15, &o->rounds);
             else if (!strcmp(a, "--threads")) bad = lc_parse_int_list(a, v, &one) || one.n != 1, o->threads = (int)one.v[0];
             else if (!strcmp(a, "--layout")) bad = lc_parse_word_list(a, v, LAYOUTS, &w) || w.n != 1 || lc_cp_layout_parse(w.v[0], &o->layout);
-            else if (!strcmp(a, "--cp-algo")) {
-                if (!strcmp(v, "ring")) o->algo = LC_CP_RING;
-                else if (!strcmp(v, "allgather")) o->algo = LC_CP_ALLGATHER;
-                else bad = 1;
-            } else if (!strcmp(a, "--permute")) bad = lc_lowering_parse(v, &o->lowering);
+            else if (!strcmp(a, "--cp-algo")) bad = lc_cp_algo_parse(v, &o->algo) != 0;
+            else if (!strcmp(a, "--ulysses")) bad = lc_parse_int_opt(a, v, 1, LC_CLI_MAX_PES, &o->ulysses);
+            else if (!strcmp(a, "--permute")) bad = lc_lowering_parse(v, &o->lowering);
             else bad = 1;
         }
         if (bad) {
@@ -164,7 +163,12 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         if (threads < 1) threads = 1;
     }
     lc_plan plan = {.dp = 1, .cp = cp, .tp = tp, .sp = sp, .order = {0, 1, 2}, .seq_len = S,
-                    .layout = o->layout, .algo = o->algo, .lowering = o->lowering};
+                    .layout = o->layout, .algo = o->algo, .ulysses = o->ulysses, .lowering = o->lowering};
+    char perr[256];
+    if (lc_plan_validate(&plan, P, perr, sizeof perr)) {
+        if (me == 0) fprintf(stderr, "bench train: %s\n", perr);
+        return 1;
+    }
     char dot_why[256] = "";
     if (dt == LC_DT_BF16 && lc_train_choose_bf16_dot(lc_team_world(w), LC_BF16_DOT_AUTO, dot_why, sizeof dot_why)) {
         fprintf(stderr, "bench train: %s\n", lc_train_last_error());
@@ -184,7 +188,7 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     lc_adamw *opt;
     int32_t *tok = malloc((size_t)S * 4), *tgt = malloc((size_t)S * 4);
     int n = o->steps;
-    enum { C_STEP, C_MM, C_ATT, C_EXP, C_REST, C_GAR, C_CP, C_TP, NC };
+    enum { C_STEP, C_MM, C_ATT, C_EXP, C_REST, C_GAR, C_CP, C_TP, C_BYTES, NC };
     double *st = calloc((size_t)n * NC, sizeof *st);
     if (!tok || !tgt || !st || lc_adamw_create(np, &ac, &opt)) {
         fprintf(stderr, "bench train: out of memory\n");
@@ -231,6 +235,7 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         r[C_ATT] = tm.attn_s;
         r[C_CP] = tm.comm_s;
         r[C_TP] = tm.tp_comm_s;
+        r[C_BYTES] = tm.cp_bytes;
         r[C_GAR] = t2 - t1;
         r[C_EXP] = tm.comm_s + tm.tp_comm_s + (t2 - t1); /* CP waits + TP collectives + grad all-reduce */
         r[C_REST] = step - tm.matmul_s - tm.attn_s - r[C_EXP];
@@ -256,6 +261,9 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
                                 (double)S / step, memx, loss0, cpu_all, flops, peak, cores);
     else if (me == 0 && !rc) {
         double tps = (double)S / step;
+        char algo_txt[24];
+        snprintf(algo_txt, sizeof algo_txt, o->algo == LC_CP_HYBRID ? "%s%d" : "%s", lc_cp_algo_name(o->algo),
+                 lc_plan_ulysses_degree(&plan));
         double mfu = peak > 0 ? flops * tps / (peak * 1e9 * cores) : NAN;
         if (o->json)
             printf("{\"bench\":\"train\",\"model\":\"%s\",\"seq\":%lld,\"cp\":%d,\"dtype\":\"%s\",\"layout\":\"%s\","
@@ -263,18 +271,19 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
                    "\"step_s\":%.6g,\"tokens_per_s\":%.6g,\"mfu\":%.4f,\"matmul_s\":%.6g,\"attn_s\":%.6g,"
                    "\"comm_exposed_s\":%.6g,\"cp_comm_s\":%.6g,\"tp_comm_s\":%.6g,\"grad_allreduce_s\":%.6g,"
                    "\"other_s\":%.6g,\"peak_gflops_core\":%.4g,\"cores\":%.0f,\"peak_mem_bytes\":%.0f,"
-                   "\"bf16_dot\":\"%s\"}\n",
+                   "\"bf16_dot\":\"%s\",\"ulysses\":%d,\"cp_bytes_per_pe\":%.0f}\n",
                    o->model, (long long)S, cp, lc_dtype_name(dt), lc_cp_layout_name(o->layout),
                    lc_cp_algo_name(o->algo), lc_lowering_name(o->lowering), tp, sp, cp, tp,
                    threads, n, step,
                    tps, mfu, med[C_MM], med[C_ATT], med[C_EXP], med[C_CP], med[C_TP], med[C_GAR], med[C_REST], peak,
-                   cores, memx, dt == LC_DT_BF16 ? lc_bf16_dot_name(lc_attn_bf16_dot()) : "");
+                   cores, memx, dt == LC_DT_BF16 ? lc_bf16_dot_name(lc_attn_bf16_dot()) : "",
+                   lc_plan_ulysses_degree(&plan), med[C_BYTES]);
         else
-            printf("%-6s %7lld %3d %3d%s %-5s %9.3f %10.0f %6.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %9.1f\n",
-                   o->model, (long long)S, cp, tp, sp ? "s" : " ", lc_dtype_name(dt), step, tps, 100 * mfu,
+            printf("%-6s %7lld %3d %3d%s %-5s %-9s %9.3f %10.0f %6.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %9.1f %8.1f\n",
+                   o->model, (long long)S, cp, tp, sp ? "s" : " ", lc_dtype_name(dt), algo_txt, step, tps, 100 * mfu,
                    100 * med[C_MM] / med[C_STEP], 100 * med[C_ATT] / med[C_STEP], 100 * med[C_CP] / med[C_STEP],
                    100 * med[C_TP] / med[C_STEP], 100 * med[C_GAR] / med[C_STEP], 100 * med[C_REST] / med[C_STEP],
-                   memx / 1048576.0);
+                   memx / 1048576.0, med[C_BYTES] / 1048576.0);
         fflush(stdout);
     }
     free(tok);
@@ -323,10 +332,10 @@ int lc_cmd_bench_train(int argc, char **argv)
         printf("# longctx bench train: full steps (fwd+bwd+grad all-reduce+AdamW), medians of %d after %d warm-up;\n"
                "# MFU against one core's FMA peak measured now x cores used; shares of the step on PE 0: matmul,\n"
                "# attention kernels, CP permute waits, TP collectives, gradient all-reduce, the rest; peak memory\n"
-               "# is the max over PEs (VmHWM)\n"
-               "%-6s %7s %3s %4s %-5s %9s %10s %7s %8s %8s %8s %8s %8s %8s %9s\n",
-               o.steps, o.warm, "model", "seq", "cp", "tp", "dtype", "step_s", "tok/s", "MFU", "matmul", "attn", "cp_comm",
-               "tp_comm", "grad_ar", "rest", "peakMiB");
+               "# is the max over PEs (VmHWM); cpMiB: bytes PE 0's CP attention sent per step\n"
+               "%-6s %7s %3s %4s %-5s %-9s %9s %10s %7s %8s %8s %8s %8s %8s %8s %9s %8s\n",
+               o.steps, o.warm, "model", "seq", "cp", "tp", "dtype", "algo", "step_s", "tok/s", "MFU", "matmul", "attn",
+               "cp_comm", "tp_comm", "grad_ar", "rest", "peakMiB", "cpMiB");
     int rc = 0;
     for (int c = 0; c < o.cp.n; c++) {
         /* each layout is its own world: the binary re-runs itself as cp x tp PEs */

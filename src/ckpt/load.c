@@ -277,6 +277,16 @@ static int read_run(const lc_st_file *f, const char *what, lc_ckpt_state *st)
         return rc;
     const char *dot = lc_st_meta(f, "attn_bf16_dot"); /* optional: the first format-2 files lack it */
     snprintf(st->bf16_dot, sizeof st->bf16_dot, "%s", dot && strlen(dot) < sizeof st->bf16_dot ? dot : "");
+    /* optional too (later additions): absent means none */
+    int64_t window = 0, uly = 0;
+    if ((lc_st_meta(f, "attn_window") && (rc = meta_i64(f, what, "attn_window", 0, &window))) ||
+        (lc_st_meta(f, "cp_ulysses") && (rc = meta_i64(f, what, "cp_ulysses", 0, &uly))))
+        return rc;
+    if (window > INT32_MAX || uly > 1 << 20)
+        return lc_ckpt__fail(LC_ERR_ARG, "%s: metadata fields attn_window %lld, cp_ulysses %lld: one is out of range",
+                             what, (long long)window, (long long)uly);
+    st->window = window;
+    st->ulysses = (int)uly;
     st->train_fingerprint = strtoull(fp, &e, 16);
     if (mask > 1 || sep > INT32_MAX || accum > INT32_MAX || *e || strlen(fp) != 16)
         return lc_ckpt__fail(LC_ERR_ARG, "%s: metadata fields doc_mask %lld, doc_sep %lld, accum %lld, "

@@ -9,7 +9,7 @@
 #include "ckpt/dir.h"
 #include "ckpt/internal.h"
 
-#define N_META 32
+#define N_META 34
 #define N_META_V1 19 /* the fields before "dtype" */
 #define META_LEN 1100 /* the longest value: a data path (1024) */
 
@@ -92,7 +92,8 @@ int lc_ckpt_save(lc_model *m, lc_adamw *opt, const lc_ckpt_state *st, const char
                 "format", "longctx_version", "step", "data_position", "optimizer_steps", "seed", "total_steps",
                 "warmup", "lr", "lr_min", "beta1", "beta2", "eps", "weight_decay", "seq_len", "layout",
                 "model", "optimizer", "rng", "dtype", "doc_mask", "doc_sep", "cp_algo", "lowering", "accum",
-                "global_batch", "clip", "train_data", "train_tokens", "train_fingerprint", "val_data", "attn_bf16_dot"};
+                "global_batch", "clip", "train_data", "train_tokens", "train_fingerprint", "val_data", "attn_bf16_dot",
+                "attn_window", "cp_ulysses"};
             int k = 0;
 #define V(...) snprintf(vals[k++], META_LEN, __VA_ARGS__)
             V("longctx-train-state");
@@ -129,6 +130,8 @@ int lc_ckpt_save(lc_model *m, lc_adamw *opt, const lc_ckpt_state *st, const char
             V("%016llx", (unsigned long long)st->train_fingerprint);
             V("%s", st->val_path);
             V("%s", st->bf16_dot);
+            V("%lld", (long long)st->window);
+            V("%d", st->ulysses);
 #undef V
             const char *vp[N_META];
             for (int i = 0; i < N_META; i++) vp[i] = vals[i];

@@ -65,6 +65,8 @@ static const opt DATA_OPTS[] = {
     {"--doc-mask", NULL, K_SWITCH, T(doc_mask), 0, R_KEEP, "packed documents: no attention or prediction across "
      "--doc-sep", NULL},
     {"--doc-sep", "TOKEN", K_INT, T(doc_sep), 0, R_KEEP, "the token that ends a document", NULL},
+    {"--window", "N", K_I64, T(window), 0, R_KEEP, "sliding-window attention: each token sees itself and the N - 1 "
+     "before it (0: the whole causal past)", NULL},
     {"--seed", "N", K_U64, T(seed), 0, R_KEEP, "initialisation and data order", NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL}};
 static const opt MESH_OPTS[] = {
@@ -80,7 +82,10 @@ static const opt MESH_OPTS[] = {
     {"--heap", "SIZE", K_SIZE, O(heap), 0, R_FREE, "symmetric heap per PE", "sized for the model"},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL}};
 static const opt CP_OPTS[] = {
-    {"--cp-algo", "NAME", K_ALGO, P(algo), 0, R_MESH, "ring or allgather", NULL},
+    {"--cp-algo", "NAME", K_ALGO, P(algo), 0, R_MESH, "ring, allgather, ulysses (all-to-all to head shards; the "
+     "heads must split over --cp) or hybrid (Ulysses over --ulysses neighbours x the ring)", NULL},
+    {"--ulysses", "U", K_INT, P(ulysses), 1, R_MESH, "hybrid: the Ulysses degree (divides --cp and the query heads "
+     "per TP rank)", "none"},
     {"--layout", "NAME", K_LAYOUT, P(layout), 0, R_MESH, "zigzag, contiguous or striped", NULL},
     {"--permute", "NAME", K_LOWERING, P(lowering), 0, R_MESH, "how KV blocks travel: one_sided, two_sided, "
      "zero_copy or auto", NULL},
@@ -236,7 +241,7 @@ static int set(lc_train_args *a, const opt *p, const char *v, char *err, size_t 
         else return snprintf(err, len, "%s '%s': f32 or bf16", p->flag, v), -1;
         return 0;
     case K_ALGO:
-        if (lc_cp_algo_parse(v, AT(a, p, lc_cp_algo))) return snprintf(err, len, "%s '%s': ring or allgather", p->flag, v), -1;
+        if (lc_cp_algo_parse(v, AT(a, p, lc_cp_algo))) return snprintf(err, len, "%s '%s': ring, allgather, ulysses or hybrid", p->flag, v), -1;
         return 0;
     case K_LAYOUT:
         if (lc_cp_layout_parse(v, AT(a, p, lc_cp_layout)))
@@ -408,6 +413,9 @@ static int recorded(const lc_ckpt_state *st, const lc_train_args *a, const opt *
     else if (IS("--doc-mask")) snprintf(buf, len, "%d", st->doc_mask);
     else if (IS("--doc-sep")) snprintf(buf, len, "%d", st->doc_sep);
     else if (IS("--cp-algo")) snprintf(buf, len, "%s", st->cp_algo);
+    /* a new --cp-algo brings its own degree */
+    else if (IS("--ulysses") && st->ulysses > 0 && !lc_train_args_given(a, "--cp-algo")) snprintf(buf, len, "%d", st->ulysses);
+    else if (IS("--window")) snprintf(buf, len, "%lld", (long long)st->window);
     else if (IS("--permute")) snprintf(buf, len, "%s", st->lowering);
     else if (IS("--clip")) float_text(st->clip, buf, len);
     /* the data: --data names both files */

@@ -13,6 +13,7 @@ static int gather(lc_cp *cp)
         return lc_cp__fail(cp, LC_ERR_ARG, "all-gather: the plan has no all-gather buffers (internal error)");
     lc_cp_clock c = lc_cp__tic();
     int rc = lc_allgather(cp->team, cp->gather, cp->home, cp->fmt.bytes);
+    cp->st.bytes_sent += (double)cp->fmt.bytes * (cp->P - 1);
     lc_cp__toc_comm(cp, c);
     return rc ? lc_cp__rt_fail(cp, rc, "all-gather of KV", 0) : LC_OK;
 }
@@ -42,6 +43,7 @@ int lc_cp__ag_bwd(lc_cp *cp, const lc_attn_desc *base, const void *q, const void
     if (rc) return rc;
     lc_cp_clock c = lc_cp__tic();
     rc = lc_alltoall(cp->team, recv, send, n2 * sizeof(float));
+    cp->st.bytes_sent += (double)n2 * sizeof(float) * (P - 1);
     lc_cp__toc_comm(cp, c);
     if (rc) return lc_cp__rt_fail(cp, rc, "all-to-all of dK/dV", P - 1);
     c = lc_cp__tic();

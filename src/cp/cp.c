@@ -295,21 +295,24 @@ int lc_cp__create_mapped(lc_team *team, const lc_cp_config *cfg, int n_pad, cons
         *out = cp;
         return LC_OK;
     }
+    /* One PE moves nothing: no receive slots, no incoming accumulator, one dK/dV buffer (the
+     * inner plan of Ulysses is such a plan, sized by the whole sequence). */
+    const int solo = P == 1;
     cp->tmp[0] = malloc(acc);
-    cp->tmp[1] = malloc(acc);
-    if (!cp->tmp[0] || !cp->tmp[1]) {
+    cp->tmp[1] = solo ? NULL : malloc(acc);
+    if (!cp->tmp[0] || (!solo && !cp->tmp[1])) {
         snprintf(err, sizeof err, "no memory for the dK/dV buffers (2 x %zu bytes)", acc);
         return create_abort(cp, LC_ERR_SYS, err);
     }
     if ((rc = steady_resources(cp)) != LC_OK) return create_abort(cp, rc, cp->err);
     /* Symmetric allocation is collective over the plan's team only: other teams of the world
      * may create plans of their own at the same time. */
-    cp->home = lc_symm_alloc_team(team, f->bytes);
-    cp->ring[0] = cp->home ? lc_symm_alloc_team(team, f->bytes) : NULL;
-    cp->ring[1] = cp->ring[0] ? lc_symm_alloc_team(team, f->bytes) : NULL;
-    cp->acc_in = cp->ring[1] ? lc_symm_alloc_team(team, acc) : NULL;
-    cp->sig = cp->acc_in ? lc_symm_alloc_team(team, align64(sizeof(uint64_t) * (CP_SIG_READY + P))) : NULL;
-    if (!cp->sig) {
+    int ok = (cp->home = lc_symm_alloc_team(team, f->bytes)) != NULL;
+    if (ok && !solo) ok = (cp->ring[0] = lc_symm_alloc_team(team, f->bytes)) != NULL;
+    if (ok && !solo) ok = (cp->ring[1] = lc_symm_alloc_team(team, f->bytes)) != NULL;
+    if (ok && !solo) ok = (cp->acc_in = lc_symm_alloc_team(team, acc)) != NULL;
+    if (ok) ok = (cp->sig = lc_symm_alloc_team(team, align64(sizeof(uint64_t) * (CP_SIG_READY + P)))) != NULL;
+    if (!ok) {
         lc__fail_in(NULL, 0, LC_ERR_NOMEM, "lc_cp_create: symmetric buffers (3 x %zu + %zu bytes): %s",
                     f->bytes, acc, lc_last_error(cp->w));
         /* The heap fails the same allocation on every PE, so these frees stay collective. */
@@ -323,9 +326,11 @@ int lc_cp__create_mapped(lc_team *team, const lc_cp_config *cfg, int n_pad, cons
     memset(cp->home, 0, f->bytes); /* padded rows must stay finite: P * V reads them */
     memcpy(cp->home + f->pos, cp->pos_of + (size_t)cp->me * cp->n_pad, sizeof(int32_t) * cp->n_pad);
     for (int i = 0; i < cp->n_pad; i++) ((int32_t *)(cp->home + f->doc))[i] = -1;
-    memset(cp->ring[0], 0, f->bytes);
-    memset(cp->ring[1], 0, f->bytes);
-    memset(cp->acc_in, 0, acc);
+    if (!solo) {
+        memset(cp->ring[0], 0, f->bytes);
+        memset(cp->ring[1], 0, f->bytes);
+        memset(cp->acc_in, 0, acc);
+    }
     /* Nobody may signal my words before they are zeroed. */
     rc = lc_barrier(team);
     if (!rc) {
@@ -352,11 +357,9 @@ int lc_cp_destroy(lc_cp *cp)
     }
     /* Zero-copy peers may still read my home block until everyone is here. */
     int rc = lc_barrier(cp->team);
-    lc_symm_free_team(cp->team, cp->sig);
-    lc_symm_free_team(cp->team, cp->acc_in);
-    lc_symm_free_team(cp->team, cp->ring[1]);
-    lc_symm_free_team(cp->team, cp->ring[0]);
-    lc_symm_free_team(cp->team, cp->home);
+    void *sym[] = {cp->sig, cp->acc_in, cp->ring[1], cp->ring[0], cp->home};
+    for (int i = 0; i < 5; i++)
+        if (sym[i]) lc_symm_free_team(cp->team, sym[i]);
     release(cp);
     return rc;
 }
@@ -372,9 +375,9 @@ int lc_cp_set_algo(lc_cp *cp, lc_cp_algo algo, lc_lowering lowering)
     if ((is_uly(algo) || cp->uly) && algo != cp->cfg.plan.algo)
         return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_set_algo: a plan created for %s cannot switch to %s (create a "
                            "plan with that algorithm)", lc_cp_algo_name(cp->cfg.plan.algo), lc_cp_algo_name(algo));
-    if (cp->uly) {
+    if (cp->uly) { /* the all-to-all and the groups' ring take the same lowering */
         cp->cfg.plan.lowering = lowering;
-        return LC_OK;
+        return lc_cp__uly_set_lowering(cp, lowering);
     }
     if (algo == LC_CP_ALLGATHER) {
         int rc = allgather_buffers(cp);
@@ -391,6 +394,20 @@ void lc_cp_get_stats(const lc_cp *cp, lc_cp_stats *st)
     if (cp) *st = cp->st;
     else memset(st, 0, sizeof *st);
     if (cp && cp->uly) lc_cp__uly_stats(cp, st);
+}
+
+size_t lc_cp_mem_bytes(const lc_cp *cp)
+{
+    if (!cp) return 0;
+    const lc_cp_config *c = &cp->cfg;
+    size_t nreal = (size_t)cp->n_real_of[cp->me], acc = 2 * cp->kv_elems * sizeof(float);
+    size_t mem = nreal * c->hq * (c->d + 1) * sizeof(float); /* o32, delta */
+    if (cp->uly) return mem + lc_cp__uly_mem(cp);
+    int slots = cp->P == 1 ? 1 : 3; /* home (+ ring[2], acc_in and tmp[1] when blocks travel) */
+    mem += acc + cp->work_bytes + slots * cp->fmt.bytes + (cp->P == 1 ? 0 : 2 * acc);
+    if (cp->gather) mem += cp->fmt.bytes * cp->P;
+    if (cp->a2a) mem += 2 * cp->P * acc;
+    return mem;
 }
 
 void lc_cp_reset_stats(lc_cp *cp)

@@ -146,5 +146,7 @@ int lc_cp__uly_bwd(lc_cp *cp, const void *q, const void *k, const void *v, const
                    const float *lse, const void *dout, float *dq, float *dk, float *dv);
 void lc_cp__uly_stats(const lc_cp *cp, lc_cp_stats *st);
 void lc_cp__uly_reset_stats(lc_cp *cp);
+size_t lc_cp__uly_mem(const lc_cp *cp);
+int lc_cp__uly_set_lowering(lc_cp *cp, lc_lowering l);
 
 #endif

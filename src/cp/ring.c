@@ -16,6 +16,7 @@ static int start(lc_cp *cp, const void *src, void *dst, size_t bytes, lc_lowerin
                  lc_permute_req *req, const char *what, int step)
 {
     lc_cp_clock c = lc_cp__tic();
+    cp->st.bytes_sent += (double)bytes;
     int rc = lc_permute_start(cp->team, 1, src, dst, bytes, l, req);
     lc_cp__toc_comm(cp, c);
     return rc ? lc_cp__rt_fail(cp, rc, what, step) : LC_OK;

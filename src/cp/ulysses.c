@@ -500,6 +500,25 @@ void lc_cp__uly_stats(const lc_cp *cp, lc_cp_stats *st)
     st->bytes_sent += in.bytes_sent + cp->uly->st.bytes_sent;
 }
 
+int lc_cp__uly_set_lowering(lc_cp *cp, lc_lowering l)
+{
+    if (lc_cp_set_algo(cp->uly->inner, LC_CP_RING, l))
+        return lc_cp__fail(cp, LC_ERR_ARG, "the groups' ring: %s", lc_cp_last_error(cp->uly->inner));
+    return LC_OK;
+}
+
+size_t lc_cp__uly_mem(const lc_cp *cp)
+{
+    const lc_cp_uly *y = cp->uly;
+    size_t d = (size_t)cp->cfg.d, gr = (size_t)y->gn_real, es = cp->es;
+    size_t mem = 2 * gr * y->hq_l * d * es                  /* qg, dog */
+                 + 2 * gr * y->hq_l * d * 4                 /* og, dqg */
+                 + 2 * gr * y->hkv_l * d * 4                /* dkg, dvg */
+                 + gr * (y->hq_l * 4 + 4)                   /* lseg, docg */
+                 + (size_t)(2 * y->U - 1) * y->piece;       /* send, recv */
+    return mem + lc_cp_mem_bytes(y->inner);
+}
+
 void lc_cp__uly_reset_stats(lc_cp *cp)
 {
     lc_cp_reset_stats(cp->uly->inner);

@@ -51,6 +51,7 @@ static int block_of(lc_cp *cp, int j, const uint8_t **blk)
     }
     int rc = wait_sig(cp, CP_SIG_READY + owner, cp->zc_epoch, "zero-copy: waiting for a KV block", j);
     *blk = rc ? NULL : lc_symm_ptr(cp->w, cp->home, cp->world_pe[owner]);
+    cp->st.bytes_sent += (double)cp->fmt.bytes; /* read in place: the bytes a copy would have moved */
     return rc;
 }
 
@@ -91,6 +92,7 @@ int lc_cp__zc_bwd(lc_cp *cp, const lc_attn_desc *base, const void *q, const void
         lc_cp_clock c = lc_cp__tic();
         if (j == 0) memcpy(cp->acc_in, t, n2 * sizeof(float));
         else lc_cp__acc_add(lc_symm_ptr(cp->w, cp->acc_in, cp->world_pe[owner]), t, n2);
+        if (j > 0) cp->st.bytes_sent += (double)n2 * sizeof(float);
         lc_cp__toc_compute(cp, c);
         rc = zc_signal(cp, CP_SIG_TOK, 1, LC_SIGNAL_ADD, right, "zero-copy: dK/dV hand-off", j);
         if (rc) return rc;

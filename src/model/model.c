@@ -359,7 +359,8 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
 
     /* The CP attention runs on the model's plan, with this PE's heads. */
     lc_cp_config cc = {.plan = *pl, .hq = m->hl, .hkv = m->hkvl, .d = m->hd, .dtype = run->compute,
-                       .mask = LC_MASK_CAUSAL | (run->doc_mask ? LC_MASK_DOC : 0),
+                       .mask = LC_MASK_CAUSAL | (run->doc_mask ? LC_MASK_DOC : 0) | (run->window > 0 ? LC_MASK_WINDOW : 0),
+                       .window = run->window,
                        .threads = m->run.threads};
     int rc = lc_cp_create(run->cp_team, &cc, &m->cp);
     if (rc) {

@@ -473,6 +473,7 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
     lc_cp_get_stats(m->cp, &st1);
     m->t.attn_s += st1.compute_wall_s - st0.compute_wall_s;
     m->t.comm_s += st1.comm_wall_s - st0.comm_wall_s;
+    m->t.cp_bytes += st1.bytes_sent - st0.bytes_sent;
     m->t.total_s += lc_model__now() - t_start;
     m->t.steps++;
     return LC_OK;

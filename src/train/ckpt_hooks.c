@@ -48,6 +48,9 @@ int lc_trainer_resume_check(const lc_trainer_opts *o, const lc_ckpt_state *st, c
     if (st->doc_mask != o->doc_mask)
         CONFLICT("%s, this run %s (which tokens see each other)", st->doc_mask ? "--doc-mask" : "no --doc-mask",
                  o->doc_mask ? "has --doc-mask" : "has none");
+    if (st->window != o->window)
+        CONFLICT("--window %lld, this run has %lld (which tokens see each other)", (long long)st->window,
+                 (long long)o->window);
     if (st->doc_mask && st->doc_sep != o->doc_sep)
         CONFLICT("--doc-sep %d, this run has %d (where documents end)", st->doc_sep, o->doc_sep);
     if (st->clip != o->clip) CONFLICT("--clip %g, this run has %g", (double)st->clip, (double)o->clip);
@@ -183,6 +186,8 @@ int lc_train__ckpt_save(const lc_trainer_opts *o, lc_model *m, lc_adamw *opt, lc
     if (o->compute == LC_DT_BF16) snprintf(st.bf16_dot, sizeof st.bf16_dot, "%s", lc_bf16_dot_name(lc_attn_bf16_dot()));
     st.doc_mask = o->doc_mask;
     st.doc_sep = o->doc_sep;
+    st.window = o->window;
+    st.ulysses = o->plan.algo == LC_CP_HYBRID ? o->plan.ulysses : 0;
     snprintf(st.cp_algo, sizeof st.cp_algo, "%s", lc_cp_algo_name(o->plan.algo));
     snprintf(st.lowering, sizeof st.lowering, "%s", lc_lowering_name(o->plan.lowering));
     st.accum = o->accum;

@@ -64,6 +64,12 @@ int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errl
         snprintf(err, errlen, "model: --tp %d: %s", o->plan.tp, e);
         return LC_ERR_ARG;
     }
+    const int uly = lc_plan_ulysses_degree(&o->plan), tp = o->plan.tp;
+    if (uly > 1 && lc_plan_heads_split(o->model.n_heads / tp, o->model.n_kv_heads % tp ? 1 : o->model.n_kv_heads / tp,
+                                       uly, e, sizeof e)) {
+        snprintf(err, errlen, "model: --cp-algo %s over %d PEs: %s", lc_cp_algo_name(o->plan.algo), uly, e);
+        return LC_ERR_ARG;
+    }
     if (o->plan.seq_len > o->model.max_seq) {
         snprintf(err, errlen, "--seq %lld must be in [1, %lld] (the model's max_seq)", (long long)o->plan.seq_len,
                  (long long)o->model.max_seq);
@@ -389,6 +395,7 @@ static int setup(trainer *t)
         (rc = lc_train_choose_bf16_dot(world, o->bf16_dot, t->bf16_why, sizeof t->bf16_why)))
         return rc;
     lc_model_run run = {.cp_team = t->mesh.cp_team, .plan = p, .compute = o->compute, .doc_mask = o->doc_mask,
+                         .window = o->window,
                         .threads = t->threads, .recompute = o->recompute,
                         .tp_team = p->tp > 1 ? t->mesh.tp_team : NULL};
     if ((rc = lc_model_create(&o->model, &run, &t->m))) return lc_train__fail(rc, "%s", lc_model_last_error(NULL));

@@ -49,6 +49,17 @@ add_test(NAME train_equiv_lowerings
                  -- --cp 2 --accum 2 --permute auto -- --cp 2 --accum 2 --cp-algo allgather
                  -- --cp 2 --accum 2 --recompute)
 set_tests_properties(train_equiv_lowerings PROPERTIES LABELS train TIMEOUT 300 FIXTURES_REQUIRED train_data)
+# every CP algorithm with packed documents and a sliding window against one PE: the ring and
+# all-gather, Ulysses (KV heads split at CP 2, replicated at CP 4 and under TP 2) and hybrid
+# (Ulysses 2 x ring 2, two-sided all-to-all)
+set(_m --accum 2 --doc-mask --window 24)
+add_test(NAME train_equiv_algos
+         COMMAND ${_eq} ${CMAKE_CURRENT_BINARY_DIR}/equiv_algos 1e-4 1e-5 ${_m}
+                 -- --cp 2 ${_m} -- --cp 2 ${_m} --cp-algo allgather -- --cp 2 ${_m} --cp-algo ulysses
+                 -- --cp 4 ${_m} --cp-algo ulysses --layout contiguous
+                 -- --cp 4 ${_m} --cp-algo hybrid --ulysses 2 --permute two_sided
+                 -- --cp 2 --tp 2 ${_m} --cp-algo ulysses --permute one_sided)
+set_tests_properties(train_equiv_algos PROPERTIES LABELS train TIMEOUT 300 FIXTURES_REQUIRED train_data)
 # tensor parallelism: CP x TP in {1x2, 2x2, 4x1, 1x4 (KV heads replicated)} and DP 2 x CP 2 x
 # TP 2 against one PE (full gathered gradients and weights), without and with --sp; the
 # other mesh orders (TP in the middle: gradients summed over CP, then DP)
