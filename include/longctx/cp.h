@@ -33,6 +33,11 @@ typedef enum {
     LC_CP_STRIPED = 2     /* token t lives on PE t mod P */
 } lc_cp_layout;
 
+/* How tokens are dealt to PEs: by the layout, equal token counts (zigzag balances a plain
+ * causal mask), or by the real mask's work per 64-token chunk, dealt again for every sequence
+ * (lc_cp_balance_step; the same S/P tokens per PE). */
+typedef enum { LC_CP_BALANCE_TOKENS = 0, LC_CP_BALANCE_MASK = 1 } lc_cp_balance;
+
 typedef enum {
     LC_CP_RING = 0,      /* KV blocks travel one hop per step */
     LC_CP_ALLGATHER = 1, /* the Llama 3 choice: all-gather KV, reduce-scatter dK/dV */
@@ -57,6 +62,7 @@ typedef struct {
                               algorithms, cp with ulysses: the whole team is one group) */
     lc_lowering lowering;  /* symm.h; AUTO: the runtime's policy (lc_lowering_resolve); for
                               ulysses and hybrid it lowers the all-to-all and the ring alike */
+    lc_cp_balance balance; /* MASK: ring and all-gather, seq_len a multiple of 64 x cp */
 } lc_plan;
 
 /* Defaults: one PE (1 x 1 x 1, order tp,cp,dp), zigzag ring, AUTO lowering, seq_len 0 (unset). */
@@ -154,6 +160,32 @@ int lc_cp_backward_ex(lc_cp *cp, const void *q, const void *k, const void *v, co
 /* Where k and v would be staged for the ring (symmetric memory, [n_pad, hkv, d] each):
  * a caller that writes its K and V there and passes these pointers saves the staging copy. */
 int lc_cp_kv_buffers(lc_cp *cp, void **k, void **v);
+
+/* ---- balance by the real mask ----
+ * The work model: seq_len in 64-token chunks (the kernels' tile edge); work[c] (ceil(S/64)
+ * entries) gets the number of key chunks whose tiles query chunk c cannot skip under mask
+ * (LC_MASK_*), window and doc ids (doc [seq_len], only with LC_MASK_DOC). LC_ERR_ARG on bad
+ * arguments. */
+int lc_cp_chunk_work(int64_t seq_len, unsigned mask, int64_t window, const int32_t *doc, double *work);
+/* max / mean of the PEs' work when PE r holds the positions pos [r][n_pad] (-1 padding; any
+ * layout): its 64-row tiles against every key tile of every PE, a pair counted unless the
+ * kernels' tile classification skips it. load [P] and total (optional) get each PE's work and
+ * the sum; scratch holds lc_cp_work_scratch(P, n_pad) bytes. */
+double lc_cp_work_imbalance(int64_t seq_len, unsigned mask, int64_t window, const int32_t *doc, int P, int n_pad,
+                            const int32_t *pos, void *scratch, double *load, double *total);
+size_t lc_cp_work_scratch(int P, int n_pad);
+/* The mask balance's deal: seq_len a multiple of 64 x P; pos gets [P][seq_len / P] ascending
+ * positions; scratch holds 2 x ceil(S/64) + P ints, load P doubles (each PE's work). */
+int lc_cp_balance_assign(const double *work, int64_t seq_len, int P, int32_t *pos, int *scratch, double *load);
+/* Measures the work per PE of this sequence and, with plan.balance = MASK, deals the chunks
+ * again; call before sharding the sequence (the layout maps follow it). Not collective: every
+ * member passes the same doc ids (NULL without LC_MASK_DOC) and derives the same deal. Allocates
+ * nothing. A Ulysses plan reports its groups' ring. */
+int lc_cp_balance_step(lc_cp *cp, const int32_t *doc);
+/* The last lc_cp_balance_step's max / mean PE work (0 before the first). */
+double lc_cp_imbalance(const lc_cp *cp);
+const char *lc_cp_balance_name(lc_cp_balance b); /* "tokens", "mask" */
+int lc_cp_balance_parse(const char *s, lc_cp_balance *out);
 
 /* Per-PE counters since the last reset, for benchmarks. CPU times are this thread's. */
 typedef struct {

@@ -167,6 +167,7 @@ typedef struct {
     long steps;
     double tp_comm_s;
     double cp_bytes;   /* bytes this PE's CP attention sent (lc_cp_stats.bytes_sent) */
+    double cp_imbalance; /* the last sequence's max / mean PE attention work (lc_cp_imbalance); 0: CP 1 */
 } lc_model_times;
 void lc_model_get_times(const lc_model *m, lc_model_times *t);
 void lc_model_reset_times(lc_model *m);

@@ -9,5 +9,6 @@ int lc_cmd_bench_attn(int argc, char **argv);
 int lc_cmd_bench_tiles(int argc, char **argv);
 int lc_cmd_bench_ring(int argc, char **argv);
 int lc_cmd_bench_train(int argc, char **argv);
+int lc_cmd_bench_balance(int argc, char **argv);
 
 #endif

@@ -22,7 +22,7 @@ static const char *const MASKS[] = {"causal", "none", NULL};
 typedef struct {
     lc_ilist pes, s, hq, hkv, d, ulysses;
     lc_slist layout, algo, lowering, pass, mask;
-    int json, reps, threads;
+    int json, reps, threads, balance_mask;
 } opts_t;
 
 static void usage(void)
@@ -31,12 +31,13 @@ static void usage(void)
             "usage: longctx bench ring [--pes 2,4] [--s 8K,32K] [--layout contiguous,zigzag,striped]\n"
             "                          [--algo ring,allgather,ulysses,hybrid] [--ulysses 2] [--lowering one_sided,two_sided,zero_copy,auto]\n"
             "                          [--pass fwd,fwd_bwd] [--mask causal|none] [--hq 8] [--hkv 2] [--d 64]\n"
-            "                          [--reps N] [--threads T] [--json]\n"
+            "                          [--reps N] [--threads T] [--balance-mask] [--json]\n"
             "Defaults are a quick subset (S = 8K, forward); the full range is --s 8K,16K,32K,64K,128K,256K\n"
             "--pass fwd,fwd_bwd. Each row is timed right after a compute-only run of the same kernel calls.\n"
             "hybrid runs once per --ulysses degree (Ulysses over U neighbours x the ring over P / U groups);\n"
             "ulysses and hybrid need --hq (and --hkv, or its multiples) to split over U. MiB/PE: bytes each PE\n"
-            "sent per call; planMiB: the memory the plan holds (lc_cp_mem_bytes, max over PEs).\n");
+            "sent per call; planMiB: the memory the plan holds (lc_cp_mem_bytes, max over PEs); imb: max / mean PE\n"
+            "work under the mask (lc_cp_balance_step; --balance-mask deals ring and all-gather rows by it).\n");
 }
 
 static void set_words(lc_slist *l, const char *const *w, int n)
@@ -66,6 +67,7 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
         if (!strcmp(a, "--json")) o->json = 1;
+        else if (!strcmp(a, "--balance-mask")) o->balance_mask = 1;
         else if (!strcmp(a, "--worker")) *worker = 1;
         else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage();
@@ -180,9 +182,9 @@ static int worker(const opts_t *o)
     lc_team *t = lc_team_world(w);
     int me = lc_my_pe(w), P = lc_n_pes(w), err = 0;
     if (me == 0 && !o->json)
-        printf("%-7s %-10s %-9s %-10s %-7s %9s %9s %8s %9s %10s %8s %7s %8s %8s\n", "S", "layout", "algo", "lowering",
+        printf("%-7s %-10s %-9s %-10s %-7s %9s %9s %8s %9s %10s %8s %7s %8s %8s %6s\n", "S", "layout", "algo", "lowering",
                "pass", "step_s", "compute_s", "exposed", "comm_wall", "comm_cpu_s", "1s/2s", "balance", "MiB/PE",
-               "planMiB");
+               "planMiB", "imb");
     for (int si = 0; si < o->s.n && !err; si++)
         for (int hi = 0; hi < o->hq.n && !err; hi++)
             for (int li = 0; li < o->layout.n && !err; li++)
@@ -203,6 +205,8 @@ static int worker(const opts_t *o)
                             lc_cp_config cfg = base;
                             cfg.plan.algo = algo;
                             cfg.plan.ulysses = algo == LC_CP_HYBRID ? (int)o->ulysses.v[ui] : 0;
+                            if (o->balance_mask && (algo == LC_CP_RING || algo == LC_CP_ALLGATHER))
+                                cfg.plan.balance = LC_CP_BALANCE_MASK;
                             char why[256], name[24];
                             int u = algo == LC_CP_ULYSSES ? P : algo == LC_CP_HYBRID ? cfg.plan.ulysses : 1;
                             snprintf(name, sizeof name, algo == LC_CP_HYBRID ? "%s%d" : "%s", o->algo.v[ai], u);
@@ -221,6 +225,13 @@ static int worker(const opts_t *o)
                                 err = 1;
                                 break;
                             }
+                            /* the work per PE under this mask (no documents here), and its deal */
+                            if (lc_cp_balance_step(cp, NULL)) {
+                                fprintf(stderr, "bench ring: %s\n", lc_cp_last_error(cp));
+                                err = 1;
+                                break;
+                            }
+                            double imb = lc_cp_imbalance(cp);
                             size_t n = (size_t)lc_cp_local_rows(cp, me) + 1;
                             size_t nq = n * cfg.hq * cfg.d, nk = n * cfg.hkv * cfg.d;
                             size_t sz[10] = {nq, nk, nk, nq, n * cfg.hq, nq, nq, nk, nk, 1};
@@ -264,17 +275,19 @@ static int worker(const opts_t *o)
                                                "\"hkv\":%d,\"d\":%d,\"step_s\":%.6g,\"compute_s\":%.6g,\"exposed_frac\":%.5f,"
                                                "\"comm_cpu_s\":%.6g,\"stage_cpu_s\":%.6g,\"balance\":%.4f,\"busy_max_s\":%.6g,"
                                                "\"busy_min_s\":%.6g,\"comm_wall_frac\":%.5f,\"bytes_per_pe\":%.0f,"
-                                               "\"plan_mem_bytes\":%.0f,\"threads\":%d,\"reps\":%d,\"load1\":%.2f}\n",
+                                               "\"plan_mem_bytes\":%.0f,\"imbalance\":%.4f,\"balance\":\"%s\",\"threads\":%d,\"reps\":%d,"
+                                               "\"load1\":%.2f}\n",
                                                P, o->s.v[si], o->layout.v[li], o->algo.v[ai], u, lname, o->pass.v[pi],
                                                o->mask.v[mi], cfg.hq, cfg.hkv, cfg.d, m.step, comp.step, exposed,
                                                m.comm_cpu, m.stage_cpu, bal, m.busy_max, m.busy_min, m.comm_wall / m.step,
-                                               m.bytes, plan_mem, o->threads, o->reps, load1());
+                                               m.bytes, plan_mem, imb, lc_cp_balance_name(cfg.plan.balance), o->threads,
+                                               o->reps, load1());
                                     else
                                         printf("%-7lld %-10s %-9s %-10s %-7s %9.4f %9.4f %7.2f%% %8.2f%% %10.5f %8s %7.3f "
-                                               "%8.1f %8.1f\n",
+                                               "%8.1f %8.1f %6.3f\n",
                                                o->s.v[si], o->layout.v[li], name, lname, o->pass.v[pi], m.step,
                                                comp.step, 100 * exposed, 100 * m.comm_wall / m.step, m.comm_cpu, ratio, bal,
-                                               m.bytes / 1048576.0, plan_mem / 1048576.0);
+                                               m.bytes / 1048576.0, plan_mem / 1048576.0, imb);
                                     fflush(stdout);
                                 }
                             }

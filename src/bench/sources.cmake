@@ -7,6 +7,7 @@ longctx_layer(bench
   src/bench/bench_attn.c
   src/bench/bench_tiles.c
   src/bench/bench_ring.c
+  src/bench/bench_balance.c
   src/bench/bench_train.c
   src/bench/bench_train_peers.c)
 # MPI measured directly beside the permute on the mpi backend (bench permute --backend mpi).

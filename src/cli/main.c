@@ -17,7 +17,9 @@ static void usage(FILE *f)
             "  bench permute [--pes 2] [--bytes ...] [--lowering ...] [--json]\n"
             "  bench attn [--pass ...] [--s ...] [--json]   attention kernels vs FMA peak\n"
             "  bench tiles [--d ...] [--json]               their tile matmuls and softmax alone\n"
-            "  bench ring [--pes ...] [--s ...] [--json]    context-parallel ring attention\n"
+            "  bench ring [--pes ...] [--s ...] [--algo ...] [--json]  context-parallel attention: ring,\n"
+            "                                               all-gather, Ulysses, hybrid\n"
+            "  bench balance --data DIR [--seq 64K] [--cp ...]  attention work per PE on packed documents\n"
             "  --version                                    the version of this build\n"
             "Every command takes --help (-h). Environment: LONGCTX_TIMEOUT (s; default unbounded),\n"
             "LONGCTX_HEARTBEAT_S (default 30), LONGCTX_HEAP_SIZE, LONGCTX_BIND=core|none,\n"
@@ -50,6 +52,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[2], "tiles")) return lc_cmd_bench_tiles(argc - 2, argv + 2);
         if (!strcmp(argv[2], "train")) return lc_cmd_bench_train(argc - 2, argv + 2);
         if (!strcmp(argv[2], "ring")) return lc_cmd_bench_ring(argc - 2, argv + 2);
+        if (!strcmp(argv[2], "balance")) return lc_cmd_bench_balance(argc - 2, argv + 2);
         fprintf(stderr, "longctx bench: unknown benchmark '%s'\n", argv[2]);
         usage(stderr);
         return 2;

@@ -20,7 +20,7 @@ enum kind {
     K_MODEL,   /* the preset: applied before every other flag (lc_train_args_parse) */
     K_SHAPE,   /* an int of the model config; the model becomes "custom" */
     K_THETA,   /* the model's rope_theta, which a checkpoint's config.json does not fix */
-    K_DTYPE, K_ALGO, K_LAYOUT, K_LOWERING, K_ORDER, K_BF16DOT,
+    K_DTYPE, K_ALGO, K_LAYOUT, K_LOWERING, K_ORDER, K_BF16DOT, K_BALANCE,
     K_RESUME   /* an optional value */
 };
 
@@ -87,6 +87,9 @@ static const opt CP_OPTS[] = {
     {"--ulysses", "U", K_INT, P(ulysses), 1, R_MESH, "hybrid: the Ulysses degree (divides --cp and the query heads "
      "per TP rank)", "none"},
     {"--layout", "NAME", K_LAYOUT, P(layout), 0, R_MESH, "zigzag, contiguous or striped", NULL},
+    {"--balance", "NAME", K_BALANCE, P(balance), 0, R_FREE, "tokens (the layout's) or mask: 64-token chunks dealt to "
+     "the PEs per sequence by the real mask's work (packed documents, window); ring or allgather, --seq a multiple "
+     "of 64 x --cp", NULL},
     {"--permute", "NAME", K_LOWERING, P(lowering), 0, R_MESH, "how KV blocks travel: one_sided, two_sided, "
      "zero_copy or auto", NULL},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL}};
@@ -247,6 +250,10 @@ static int set(lc_train_args *a, const opt *p, const char *v, char *err, size_t 
         if (lc_cp_layout_parse(v, AT(a, p, lc_cp_layout)))
             return snprintf(err, len, "%s '%s': zigzag, contiguous or striped", p->flag, v), -1;
         return 0;
+    case K_BALANCE:
+        if (lc_cp_balance_parse(v, AT(a, p, lc_cp_balance)))
+            return snprintf(err, len, "%s '%s': tokens or mask", p->flag, v), -1;
+        return 0;
     case K_LOWERING: {
         lc_lowering l;
         if (lc_lowering_parse(v, &l) || l == LC_LOWER_COMPUTE_ONLY)
@@ -293,6 +300,7 @@ static void show(const lc_train_args *a, const opt *p, char *buf, size_t len)
     case K_DTYPE: snprintf(buf, len, "%s", lc_dtype_name(*CAT(a, p, lc_dtype))); break;
     case K_ALGO: snprintf(buf, len, "%s", lc_cp_algo_name(*CAT(a, p, lc_cp_algo))); break;
     case K_LAYOUT: snprintf(buf, len, "%s", lc_cp_layout_name(*CAT(a, p, lc_cp_layout))); break;
+    case K_BALANCE: snprintf(buf, len, "%s", lc_cp_balance_name(*CAT(a, p, lc_cp_balance))); break;
     case K_LOWERING: snprintf(buf, len, "%s", lc_lowering_name(*CAT(a, p, lc_lowering))); break;
     case K_BF16DOT: snprintf(buf, len, "%s", lc_bf16_dot_name(*CAT(a, p, lc_bf16_dot))); break;
     case K_ORDER: break;

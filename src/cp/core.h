@@ -115,7 +115,7 @@ enum {
     LC_CP_SETUP_SEQ, LC_CP_SETUP_HQ, LC_CP_SETUP_HKV, LC_CP_SETUP_D, LC_CP_SETUP_DTYPE,
     LC_CP_SETUP_LAYOUT, LC_CP_SETUP_MASK, LC_CP_SETUP_WINDOW, LC_CP_SETUP_SCALE, LC_CP_SETUP_ALGO,
     LC_CP_SETUP_LOWERING, LC_CP_SETUP_ROWS, LC_CP_SETUP_ENGINE, LC_CP_SETUP_GRAPH, LC_CP_SETUP_ULYSSES,
-    LC_CP_SETUP_N
+    LC_CP_SETUP_BALANCE, LC_CP_SETUP_N
 };
 typedef struct {
     int64_t f[LC_CP_SETUP_N];
@@ -125,7 +125,7 @@ static inline const char *lc_cp_setup_name(int i)
 {
     static const char *const n[LC_CP_SETUP_N] = {"seq_len", "hq", "hkv", "d", "dtype", "layout", "mask",
                                                  "window", "scale", "algo", "lowering", "s_local", "engine",
-                                                 "graph", "ulysses"};
+                                                 "graph", "ulysses", "balance"};
     return i >= 0 && i < LC_CP_SETUP_N ? n[i] : "?";
 }
 

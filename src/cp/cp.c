@@ -61,6 +61,7 @@ static int check_config(const lc_cp_config *c, int P, char *err, size_t len)
         return snprintf(err, len, "window = %lld must be >= 1", (long long)c->window), -1;
     if ((unsigned)c->plan.algo > LC_CP_HYBRID) return snprintf(err, len, "unknown algorithm %d", (int)c->plan.algo), -1;
     if (lc_plan__check_ulysses(c->plan.algo, c->plan.ulysses, P, err, len)) return -1;
+    if (lc_plan__check_balance(c->plan.balance, c->plan.algo, c->plan.seq_len, P, err, len)) return -1;
     if (uly_degree(c, P) > 1 && lc_plan_heads_split(c->hq, c->hkv, uly_degree(c, P), err, len)) return -1;
     if ((unsigned)c->plan.lowering > LC_LOWER_COMPUTE_ONLY)
         return snprintf(err, len, "unknown lowering %d", (int)c->plan.lowering), -1;
@@ -86,6 +87,7 @@ static void release(lc_cp *cp)
     free(cp->gather);
     free(cp->a2a);
     free(cp->work);
+    free(cp->bal_work);
     lc_attn_pool_destroy(cp->pool);
     free(cp);
 }
@@ -157,6 +159,7 @@ static void canon(const lc_cp_config *c, agree_rec *r)
     lc_cp_setup_init(&r->setup, c->plan.seq_len, c->hq, c->hkv, c->d, c->dtype, c->plan.layout, c->mask,
                      c->window, c->scale, c->plan.algo, c->plan.lowering);
     r->setup.f[LC_CP_SETUP_ULYSSES] = c->plan.algo == LC_CP_HYBRID ? c->plan.ulysses : 0;
+    r->setup.f[LC_CP_SETUP_BALANCE] = c->plan.balance;
 }
 
 /* One all-gather of every member's validation result and config. All members reach the
@@ -298,6 +301,8 @@ int lc_cp__create_mapped(lc_team *team, const lc_cp_config *cfg, int n_pad, cons
     /* One PE moves nothing: no receive slots, no incoming accumulator, one dK/dV buffer (the
      * inner plan of Ulysses is such a plan, sized by the whole sequence). */
     const int solo = P == 1;
+    if (!solo && !(cp->bal_work = malloc(lc_cp__balance_scratch(cfg->plan.seq_len, P, n_pad))))
+        return create_abort(cp, LC_ERR_SYS, "no memory for the balance buffers");
     cp->tmp[0] = malloc(acc);
     cp->tmp[1] = solo ? NULL : malloc(acc);
     if (!cp->tmp[0] || (!solo && !cp->tmp[1])) {
@@ -467,7 +472,9 @@ typedef struct {
 
 static int segments(const lc_cp *cp, seg out[4])
 {
-    int nseg = cp->cfg.plan.layout == LC_CP_ZIGZAG ? 2 : 1, c = cp->n_pad / nseg, n = 0;
+    /* A mask-balanced PE holds any chunks: one call, the kernels skip tile by tile. */
+    int zz = cp->cfg.plan.layout == LC_CP_ZIGZAG && cp->cfg.plan.balance != LC_CP_BALANCE_MASK;
+    int nseg = zz ? 2 : 1, c = cp->n_pad / nseg, n = 0;
     int real = cp->n_real_of[cp->me];
     for (int qs = 0; qs < nseg; qs++) {
         int q0 = qs * c, q1 = q0 + c < real ? q0 + c : real;
@@ -571,6 +578,8 @@ static void stage(lc_cp *cp, const void *k, const void *v, const int32_t *doc)
         memset(hv + nr * row, 0, pad * row);
     }
     if ((cp->cfg.mask & LC_MASK_DOC) && nr) memcpy(cp->home + cp->fmt.doc, doc, nr * sizeof(int32_t));
+    /* the positions travel with the block: a mask-balanced plan deals them per sequence */
+    memcpy(cp->home + cp->fmt.pos, cp->pos_of + (size_t)cp->me * cp->n_pad, sizeof(int32_t) * cp->n_pad);
     cp->st.stage_cpu_s += lc_cp__cpu() - c.cpu;
 }
 

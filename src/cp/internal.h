@@ -54,6 +54,9 @@ struct lc_cp {
     const lc_attn_iface *attn; /* the block kernels (lc_attn_cpu) */
     lc_cp_uly *uly;    /* ulysses / hybrid: the groups, the inner ring and the all-to-all (ulysses.c) */
     int delta_given;   /* the next backward finds delta filled in (the inner plan of ulysses.c) */
+    double imbalance;  /* max / mean PE work of the last sequence (lc_cp_balance_step); 0: not measured */
+    int balanced_once; /* without doc ids the work is measured (and dealt) once */
+    double *bal_work;  /* balance.c's buffers, lc_cp__balance_scratch bytes (P > 1) */
 };
 
 typedef struct {
@@ -130,6 +133,7 @@ int lc_cp__ag_bwd(lc_cp *cp, const lc_attn_desc *base, const void *q, const void
 
 /* plan.c: the Ulysses degree against the algorithm and cp (messages name the flags). */
 int lc_plan__check_ulysses(lc_cp_algo algo, int u, int cp, char *err, size_t len);
+int lc_plan__check_balance(lc_cp_balance b, lc_cp_algo algo, int64_t seq_len, int cp, char *err, size_t len);
 
 /* A plan over team whose members' rows have explicit global positions, pos_all [P][n_pad]
  * (-1 padding, at the end of each member's rows); cfg's layout only picks the kernel
@@ -147,6 +151,9 @@ int lc_cp__uly_bwd(lc_cp *cp, const void *q, const void *k, const void *v, const
 void lc_cp__uly_stats(const lc_cp *cp, lc_cp_stats *st);
 void lc_cp__uly_reset_stats(lc_cp *cp);
 size_t lc_cp__uly_mem(const lc_cp *cp);
+lc_cp *lc_cp__uly_inner(lc_cp *cp);
+/* balance.c: the bytes of bal_work for a sequence over P PEs. */
+size_t lc_cp__balance_scratch(int64_t seq_len, int P, int n_pad);
 int lc_cp__uly_set_lowering(lc_cp *cp, lc_lowering l);
 
 #endif

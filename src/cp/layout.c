@@ -32,6 +32,15 @@ int lc_cp_local_index(const lc_cp *cp, int64_t g, int *pe)
     if (!cp) return lc_cp__no_plan("lc_cp_local_index"), -1;
     int64_t np = cp->n_pad, p = cp->P, r, i;
     if (g < 0 || g >= cp->cfg.plan.seq_len) return -1;
+    if (cp->cfg.plan.balance == LC_CP_BALANCE_MASK) { /* dealt per sequence: look it up */
+        for (r = 0; r < p; r++)
+            for (i = 0; i < np; i++)
+                if (cp->pos_of[r * np + i] == g) {
+                    if (pe) *pe = (int)r;
+                    return (int)i;
+                }
+        return -1;
+    }
     switch (cp->cfg.plan.layout) {
     case LC_CP_STRIPED:
         r = g % p, i = g / p;

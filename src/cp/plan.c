@@ -91,6 +91,7 @@ int lc_plan_validate(const lc_plan *p, int n_pes, char *err, size_t len)
     if ((unsigned)p->lowering > LC_LOWER_COMPUTE_ONLY)
         return snprintf(err, len, "unknown lowering %d", (int)p->lowering), LC_ERR_ARG;
     if ((rc = lc_plan__check_ulysses(p->algo, p->ulysses, p->cp, err, len))) return rc;
+    if ((rc = lc_plan__check_balance(p->balance, p->algo, p->seq_len, p->cp, err, len))) return rc;
     return lc_plan_fits(p->layout, p->seq_len, p->cp, err, len) ? LC_ERR_ARG : LC_OK;
 }
 
@@ -107,6 +108,19 @@ int lc_plan__check_ulysses(lc_cp_algo algo, int u, int cp, char *err, size_t len
     } else if (u > 1) {
         return snprintf(err, len, "--ulysses %d needs --cp-algo hybrid (now %s)", u, lc_cp_algo_name(algo)), LC_ERR_ARG;
     }
+    return LC_OK;
+}
+
+int lc_plan__check_balance(lc_cp_balance b, lc_cp_algo algo, int64_t seq_len, int cp, char *err, size_t len)
+{
+    if ((unsigned)b > LC_CP_BALANCE_MASK) return snprintf(err, len, "unknown balance %d", (int)b), LC_ERR_ARG;
+    if (b != LC_CP_BALANCE_MASK) return LC_OK;
+    if (algo != LC_CP_RING && algo != LC_CP_ALLGATHER)
+        return snprintf(err, len, "--balance mask deals chunks to the ring's PEs: --cp-algo ring or allgather (with "
+                        "%s every PE of a Ulysses group attends over the same rows)", lc_cp_algo_name(algo)), LC_ERR_ARG;
+    if (seq_len % (64 * (int64_t)cp))
+        return snprintf(err, len, "--balance mask needs --seq %lld to be a multiple of 64 x --cp %d = %lld (whole "
+                        "64-token chunks, the same count on every PE)", (long long)seq_len, cp, 64 * (long long)cp), LC_ERR_ARG;
     return LC_OK;
 }
 

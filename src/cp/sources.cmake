@@ -5,4 +5,5 @@ longctx_layer(cp
   src/cp/ring.c
   src/cp/zcopy.c
   src/cp/allgather.c
-  src/cp/ulysses.c)
+  src/cp/ulysses.c
+  src/cp/balance.c)

@@ -500,6 +500,8 @@ void lc_cp__uly_stats(const lc_cp *cp, lc_cp_stats *st)
     st->bytes_sent += in.bytes_sent + cp->uly->st.bytes_sent;
 }
 
+lc_cp *lc_cp__uly_inner(lc_cp *cp) { return cp->uly->inner; }
+
 int lc_cp__uly_set_lowering(lc_cp *cp, lc_lowering l)
 {
     if (lc_cp_set_algo(cp->uly->inner, LC_CP_RING, l))

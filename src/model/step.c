@@ -430,6 +430,7 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
                         (double)grad_scale);
     const lc_model_config *c = &m->cfg;
     int64_t S = m->run.plan->seq_len, n_real = 0;
+    int rc;
     for (int64_t i = 0; i < S; i++) {
         if (tokens[i] < 0 || tokens[i] >= c->vocab)
             return step_err(m, LC_ERR_ARG, 1, "model step: tokens[%lld] = %d is outside [0, vocab = %d)",
@@ -442,6 +443,21 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
     }
     /* the BLAS thread count is per process: models with different counts may share one */
     lc_model__blas_threads(m->run.threads);
+    /* The work of this sequence per PE under the mask; a mask-balanced plan deals its chunks
+     * again, and the rows' positions (RoPE) follow. */
+    if (m->P > 1) {
+        if ((rc = lc_cp_balance_step(m->cp, m->run.doc_mask ? doc : NULL)))
+            return step_err(m, rc, 1, "model step: %s", lc_cp_last_error(m->cp));
+        if (m->run.plan->balance == LC_CP_BALANCE_MASK) {
+            int moved = 0;
+            for (int i = 0; i < m->rows; i++) {
+                int32_t g = lc_cp_global_pos(m->cp, m->me, i);
+                moved |= g != m->pos[i];
+                m->pos[i] = g;
+            }
+            if (moved) lc_model__rope_table(m->pos, m->rows, m->hd, c->rope_theta, m->cos_t, m->sin_t);
+        }
+    }
     lc_cp_shard(m->cp, m->me, tokens, sizeof(int32_t), m->tok);
     lc_cp_shard(m->cp, m->me, targets, sizeof(int32_t), m->tgt);
     if (m->run.doc_mask) lc_cp_shard(m->cp, m->me, doc, sizeof(int32_t), m->doc);
@@ -450,7 +466,7 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
         lc_model__round_bf16(m->wround, m->n_params);
     }
 
-    int L = c->n_layers, rc;
+    int L = c->n_layers;
     if ((rc = embed_fwd(m))) return rc;
     for (int l = 0; l < L; l++)
         if ((rc = layer_fwd(m, l, l + 1 < L ? m->acts[l + 1].x : m->xlast))) return rc;
@@ -474,6 +490,7 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
     m->t.attn_s += st1.compute_wall_s - st0.compute_wall_s;
     m->t.comm_s += st1.comm_wall_s - st0.comm_wall_s;
     m->t.cp_bytes += st1.bytes_sent - st0.bytes_sent;
+    m->t.cp_imbalance = lc_cp_imbalance(m->cp);
     m->t.total_s += lc_model__now() - t_start;
     m->t.steps++;
     return LC_OK;

@@ -207,6 +207,7 @@ typedef struct {
 /* What one step measured, for the progress line and metrics.jsonl. */
 typedef struct {
     double loss, norm, peak_mem, dt;
+    double imbalance; /* max over CP teams of the mean (over micro-batches) max / mean PE attention work */
     float lr;
     int stop; /* some PE was asked to stop: every PE ends after this step */
 } step_result;
@@ -478,13 +479,16 @@ static int train_step(trainer *t, int64_t step, step_result *r)
     int rc;
     double t0 = now();
     lc_model_zero_grads(t->m);
-    double loss_sum = 0;
+    double loss_sum = 0, imb = 0;
     for (int a = 0; a < o->accum; a++) {
         float loss;
+        lc_model_times tm;
         lc_loader_next(t->ltrain, b->tok, b->tgt, doc);
         if ((rc = lc_model_forward_backward(t->m, b->tok, b->tgt, doc, t->grad_scale, &loss)))
             return lc_train__fail(rc, "step %lld: forward/backward: %s", (long long)step, lc_model_last_error(t->m));
+        lc_model_get_times(t->m, &tm);
         loss_sum += loss;
+        imb += tm.cp_imbalance / o->accum;
     }
     if ((rc = lc_mesh_allreduce_grads(&t->mesh, t->grads, t->np))) return coll_fail(t, rc);
     if (step == 0 && o->dump_grads && (rc = dump_full(t->m, &t->mesh, t->grads, o->dump_grads))) return rc;
@@ -495,12 +499,13 @@ static int train_step(trainer *t, int64_t step, step_result *r)
     lc_adamw_step(t->opt, t->params, t->grads, r->lr, lc_clip_factor(r->norm, o->clip));
     /* The mean loss over every token of the step, and the largest peak memory. */
     /* ... and whether any PE was asked to stop, so that all stop after the same step. */
-    double stats[3] = {loss_sum, (double)lc_peak_rss_bytes(), g_stop_requested ? 1.0 : 0.0}, red[3];
+    double stats[4] = {loss_sum, (double)lc_peak_rss_bytes(), g_stop_requested ? 1.0 : 0.0, imb}, red[4];
     if ((rc = lc_allreduce_sum_f64(t->mesh.dp_team, red, stats, 1))) return coll_fail(t, rc);
-    if ((rc = lc_allreduce_max_f64(lc_team_world(t->w), red + 1, stats + 1, 2))) return coll_fail(t, rc);
+    if ((rc = lc_allreduce_max_f64(lc_team_world(t->w), red + 1, stats + 1, 3))) return coll_fail(t, rc);
     r->loss = red[0] / (o->accum * t->plan->dp);
     r->peak_mem = red[1];
     r->stop = red[2] > 0;
+    r->imbalance = red[3];
     r->dt = now() - t0;
     t->t_steps += r->dt;
     if (!isfinite(r->loss) || !isfinite(r->norm))
@@ -547,6 +552,7 @@ static int report_step(trainer *t, int64_t step, const step_result *r)
         json_num(jf, "mfu", mfu, 0);
         json_num(jf, "step_s", r->dt, 0);
         json_num(jf, "peak_mem_bytes", r->peak_mem, 1);
+        if (t->plan->cp > 1) json_num(jf, "cp_imbalance", r->imbalance, 1);
         if (t->o->compute == LC_DT_BF16) fprintf(jf, ",\"bf16_dot\":\"%s\"", lc_bf16_dot_name(lc_attn_bf16_dot()));
         fprintf(jf, "}\n");
         fflush(jf);

@@ -909,6 +909,145 @@ static int cmd_errors(void)
     return 0;
 }
 
+static void expect_create(const lc_cp_config *cfg, int want, const char *w1, const char *w2, const char *what);
+
+/* Balance by the real mask: (1) the chunk work model equals the kernels' tile classification
+ * (lc_attn_classify on every 64 x 64 chunk pair), (2) on packed documents at 64K tokens the
+ * deal is within 5% of the mean where zigzag is not, (3) a mask-balanced plan, dealt again for
+ * each of several sequences, gives the oracle's outputs and gradients with the ring (every
+ * lowering, bit-identical to each other) and the all-gather, and the layout maps follow. */
+static void random_docs(int32_t *doc, int64_t S, double p_new)
+{
+    int32_t d = 0;
+    for (int64_t i = 0; i < S; i++) {
+        if (i && urand() < p_new) d++;
+        doc[i] = d;
+    }
+}
+
+static int cmd_balance(void)
+{
+    int fails0 = g_fail;
+    /* (1) the work model against the classifier, a partial last chunk included */
+    {
+        int64_t S = 64 * 37 + 13, nc = (S + 63) / 64;
+        int32_t *doc = malloc(S * 4), *pos = malloc(S * 4);
+        double *work = malloc(nc * sizeof(double));
+        for (int64_t i = 0; i < S; i++) pos[i] = (int32_t)i;
+        static const unsigned masks[] = {LC_MASK_CAUSAL, LC_MASK_CAUSAL | LC_MASK_DOC, LC_MASK_CAUSAL | LC_MASK_WINDOW,
+                                         LC_MASK_CAUSAL | LC_MASK_WINDOW | LC_MASK_DOC, LC_MASK_DOC, LC_MASK_NONE};
+        for (int mi = 0; mi < 6; mi++)
+            for (int trial = 0; trial < 3; trial++) {
+                random_docs(doc, S, 1.0 / (50 + 400 * trial));
+                lc_mask m = {masks[mi], 1 + (int64_t)(urand() * 300), doc, doc};
+                if (lc_cp_chunk_work(S, m.kind, m.window, doc, work)) FAIL("lc_cp_chunk_work refused");
+                for (int64_t i = 0; i < nc; i++) {
+                    int q1 = (int)(i * 64 + 64 < S ? i * 64 + 64 : S), n = 0;
+                    for (int64_t j = 0; j < nc; j++)
+                        n += lc_attn_classify(&m, pos, (int)i * 64, q1, pos, (int)j * 64,
+                                              (int)(j * 64 + 64 < S ? j * 64 + 64 : S)) != LC_BLOCK_SKIP;
+                    if (work[i] != n) {
+                        FAIL("mask %s window %lld: chunk %lld has work %g, the classifier keeps %d tiles",
+                             mask_name(m.kind), (long long)m.window, (long long)i, work[i], n);
+                        break;
+                    }
+                }
+            }
+        free(doc), free(pos), free(work);
+    }
+    /* (2) packed documents at 64K over this world's P (at least 2): zigzag against the deal */
+    if (g_me == 0) {
+        int P = g_P < 2 ? 2 : g_P;
+        int64_t S = 65536, nc = S / 64;
+        int32_t *doc = malloc(S * 4), *pos = malloc(S * 4);
+        double *work = malloc(nc * sizeof(double)), load[64];
+        int *scratch = malloc((2 * nc + P) * sizeof(int));
+        int n_pad;
+        random_docs(doc, S, 1.0 / 3000); /* documents of ~3000 tokens, as in the python-doc corpus */
+        lc_cp_chunk_work(S, LC_MASK_CAUSAL | LC_MASK_DOC, 0, doc, work);
+        lc_cp_layout_positions(LC_CP_ZIGZAG, S, P, 0, NULL, &n_pad);
+        for (int r = 0; r < P; r++) lc_cp_layout_positions(LC_CP_ZIGZAG, S, P, r, pos + (size_t)r * n_pad, NULL);
+        void *tiles = malloc(lc_cp_work_scratch(P, n_pad + 64));
+        double zz = lc_cp_work_imbalance(S, LC_MASK_CAUSAL | LC_MASK_DOC, 0, doc, P, n_pad, pos, tiles, NULL, NULL);
+        if (lc_cp_balance_assign(work, S, P, pos, scratch, load)) FAIL("lc_cp_balance_assign refused");
+        double mb = lc_cp_work_imbalance(S, LC_MASK_CAUSAL | LC_MASK_DOC, 0, doc, P, (int)(S / P), pos, tiles, NULL, NULL);
+        free(tiles);
+        int ok = mb <= 1.05;
+        for (int r = 0; r < P && ok; r++)
+            for (int i = 1; i < S / P; i++)
+                if (pos[(size_t)r * (S / P) + i] <= pos[(size_t)r * (S / P) + i - 1]) ok = 0;
+        if (!ok) FAIL("mask balance at 64K over %d PEs: imbalance %.3f (zigzag %.3f), or rows not ascending", P, mb, zz);
+        printf("%s balance: packed documents at 64K over %d PEs, causal+doc: zigzag %.3f, mask %.3f (max / mean work)\n",
+               ok ? "ok  " : "FAIL", P, zz, mb);
+        free(doc), free(pos), free(work), free(scratch);
+    }
+    /* (3) a plan dealt again per sequence */
+    int64_t S = 64 * g_P * 3;
+    for (int dti = 0; dti < 2; dti++) {
+        tcase c = {.S = S, .hq = 4, .hkv = 2, .d = 64, .dt = dti ? LC_DT_BF16 : LC_DT_F32, .layout = LC_CP_ZIGZAG,
+                   .mask = LC_MASK_CAUSAL | LC_MASK_DOC | (dti ? LC_MASK_WINDOW : 0), .window = 100};
+        lc_cp_config cfg = {.plan.seq_len = S, .hq = c.hq, .hkv = c.hkv, .d = c.d, .dtype = c.dt, .plan.layout = c.layout,
+                            .mask = c.mask, .window = c.window, .threads = 1, .plan.balance = LC_CP_BALANCE_MASK};
+        lc_cp *cp;
+        if (lc_cp_create(g_t, &cfg, &cp)) {
+            FAIL("mask-balanced plan: %s", lc_cp_last_error(NULL));
+            continue;
+        }
+        double tol = c.dt == LC_DT_BF16 ? 1e-2 : 1e-5, worst = 0, imb = 0;
+        for (int seqi = 0; seqi < 3; seqi++) {
+            prob p;
+            make_prob(&p, &c, g_seed + 31 * (uint64_t)seqi + 1000 * (uint64_t)dti);
+            if (lc_cp_balance_step(cp, p.doc)) FAIL("lc_cp_balance_step: %s", lc_cp_last_error(cp));
+            imb = lc_cp_imbalance(cp);
+            local l, first;
+            make_local(&l, cp, &p); /* shards by the new deal */
+            make_local(&first, cp, &p);
+            static const variant vs[] = {{"one_sided", LC_CP_RING, LC_LOWER_ONE_SIDED, 0},
+                                         {"two_sided", LC_CP_RING, LC_LOWER_TWO_SIDED, 0},
+                                         {"zero_copy", LC_CP_RING, LC_LOWER_ZERO_COPY, 0},
+                                         {"allgather", LC_CP_ALLGATHER, LC_LOWER_AUTO, 0}};
+            for (int vi = 0; vi < 4; vi++) {
+                lc_cp_set_algo(cp, vs[vi].algo, vs[vi].low);
+                poison(&l, &c);
+                if (run_pass(cp, &l, 0)) break;
+                double eo[5];
+                rel_errors(cp, &p, &l, 1, eo);
+                for (int i = 0; i < 5; i++) {
+                    if (!(eo[i] < tol)) FAIL("mask-balanced %s: error %d vs oracle %.3g", vs[vi].name, i, eo[i]);
+                    worst = eo[i] > worst ? eo[i] : worst;
+                }
+                if (vi == 0) copy_local(&first, &l, &c);
+                else {
+                    double diff = !same(&l, &first, &c), tot;
+                    lc_allreduce_sum_f64(g_t, &tot, &diff, 1);
+                    if (tot != 0) FAIL("mask-balanced %s is not bit-identical to one_sided", vs[vi].name);
+                }
+            }
+            for (int pe = 0; pe < g_P; pe++)
+                for (int i = 0; i < lc_cp_padded_rows(cp); i++) {
+                    int back = -1, g = lc_cp_global_pos(cp, pe, i);
+                    if (g < 0 || lc_cp_local_index(cp, g, &back) != i || back != pe)
+                        FAIL("mask-balanced: token %d does not map back to PE %d row %d", g, pe, i);
+                }
+            free_local(&l);
+            free_local(&first);
+            free_prob(&p);
+        }
+        if (g_me == 0)
+            printf("%s balance: P=%d S=%lld %s %s, dealt per sequence: worst rel err %.2e (oracle), imbalance %.3f\n",
+                   g_fail == fails0 ? "ok  " : "FAIL", g_P, (long long)S, mask_name(c.mask), lc_dtype_name(c.dt), worst, imb);
+        lc_cp_destroy(cp);
+    }
+    /* refusals */
+    lc_cp_config bad = {.plan.seq_len = 64 * g_P + 1, .hq = 4, .hkv = 2, .d = 64, .dtype = LC_DT_F32,
+                        .mask = LC_MASK_CAUSAL, .plan.balance = LC_CP_BALANCE_MASK};
+    expect_create(&bad, LC_ERR_ARG, "multiple of 64", NULL, "balance with a ragged length");
+    bad.plan.seq_len = 64 * g_P;
+    bad.plan.algo = LC_CP_ULYSSES;
+    expect_create(&bad, LC_ERR_ARG, "--balance mask", "ring or allgather", "balance with Ulysses");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -947,6 +1086,7 @@ int main(int argc, char **argv)
         if (argc < 5) return 2;
         return cmd_badarg(atoi(argv[2]), argv[3], argv[4]); /* the world is aborted: no finalize */
     } else if (!strcmp(argv[1], "errors")) rc = cmd_errors();
+    else if (!strcmp(argv[1], "balance")) rc = cmd_balance();
     else if (!strcmp(argv[1], "teams")) rc = cmd_teams();
     else {
         fprintf(stderr, "test_cp: unknown section %s\n", argv[1]);

@@ -29,6 +29,10 @@ endforeach()
 lc_cp_test(cp_p2_stress 2 stress 150)
 lc_cp_test(cp_p4_stress 4 stress 100)
 lc_cp_test(cp_p3_errors 3 errors)
+# balance by the real mask: the work model, the deal at 64K, plans dealt per sequence
+foreach(_p 1 2 4)
+  lc_cp_test(cp_p${_p}_balance ${_p} balance)
+endforeach()
 # Plans on CP teams of 2 inside a world of 4: one team alone, then both at once.
 lc_cp_test(cp_p4_teams 4 teams)
 set_tests_properties(cp_p4_teams PROPERTIES SKIP_RETURN_CODE 77)

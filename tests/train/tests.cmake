@@ -59,7 +59,16 @@ add_test(NAME train_equiv_algos
                  -- --cp 4 ${_m} --cp-algo ulysses --layout contiguous
                  -- --cp 4 ${_m} --cp-algo hybrid --ulysses 2 --permute two_sided
                  -- --cp 2 --tp 2 ${_m} --cp-algo ulysses --permute one_sided)
-set_tests_properties(train_equiv_algos PROPERTIES LABELS train TIMEOUT 300 FIXTURES_REQUIRED train_data)
+# balance by the mask: chunks dealt per sequence (ring at CP 2, all-gather at CP 4, zero-copy
+# and two-sided lowerings) give one PE's losses and weights
+set(_b --seq 256 --accum 2 --doc-mask --window 40)
+add_test(NAME train_equiv_balance
+         COMMAND ${_eq} ${CMAKE_CURRENT_BINARY_DIR}/equiv_balance 1e-4 1e-5 ${_b}
+                 -- --cp 2 ${_b} --balance mask --permute zero_copy
+                 -- --cp 4 ${_b} --balance mask --cp-algo allgather
+                 -- --cp 2 --dp 2 --seq 256 --doc-mask --window 40 --balance mask --permute two_sided)
+set_tests_properties(train_equiv_algos train_equiv_balance PROPERTIES LABELS train TIMEOUT 300
+                     FIXTURES_REQUIRED train_data)
 # tensor parallelism: CP x TP in {1x2, 2x2, 4x1, 1x4 (KV heads replicated)} and DP 2 x CP 2 x
 # TP 2 against one PE (full gathered gradients and weights), without and with --sp; the
 # other mesh orders (TP in the middle: gradients summed over CP, then DP)
