@@ -30,7 +30,7 @@ __all__ = ["initialize", "shard_sequence", "unshard_sequence", "ring_attention",
 
 _LAYOUTS = ("zigzag", "contiguous", "striped")
 _LOWERINGS = ("auto", "one_sided", "two_sided", "zero_copy")
-_ALGOS = ("ring", "allgather")
+_ALGOS = ("ring", "allgather", "ulysses")  # and "hybrid:U"
 _lib = None
 
 
@@ -236,15 +236,18 @@ def ring_attention(q, k, v, *, axis_name="cp", causal=True, window=None, doc_ids
     packed documents (no attention across). window: a left sliding window (keys with
     q_pos - k_pos < window). seq_len: the true sequence length when shard_sequence padded
     (default: T x the axis size). lowering: how KV blocks travel (auto, one_sided,
-    two_sided, zero_copy); algo: ring or allgather. Other mesh axes (DP, ...) are CP groups: the
+    two_sided, zero_copy); algo: ring, allgather, ulysses (all-to-all to head shards: the heads
+    must split over the axis) or "hybrid:U" (Ulysses over U neighbouring shards x the ring over
+    the groups; U divides the axis size and the heads). Other mesh axes (DP, ...) are CP groups: the
     CP axis must be the mesh's innermost over the processes in PE order (mesh devices
     jax.devices() reshaped to (..., cp)), so that each group is cp consecutive PEs."""
     if layout not in _LAYOUTS:
         raise ValueError(f"ring_attention: layout {layout!r}: one of {', '.join(_LAYOUTS)}")
     if lowering not in _LOWERINGS:
         raise ValueError(f"ring_attention: lowering {lowering!r}: one of {', '.join(_LOWERINGS)}")
-    if algo not in _ALGOS:
-        raise ValueError(f"ring_attention: algo {algo!r}: one of {', '.join(_ALGOS)}")
+    hyb = isinstance(algo, str) and algo.startswith("hybrid:") and algo[7:].isdigit() and int(algo[7:]) >= 1
+    if algo not in _ALGOS and not hyb:
+        raise ValueError(f"ring_attention: algo {algo!r}: one of {', '.join(_ALGOS)} or hybrid:U")
     if window is not None and window < 1:
         raise ValueError(f"ring_attention: window {window} must be >= 1 (or None)")
     for name, a, rank in (("q", q, 4), ("k", k, 4), ("v", v, 4)):

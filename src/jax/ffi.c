@@ -348,7 +348,14 @@ static int prepare(const XLA_FFI_CallFrame *cf, int kind, const attrs_t *a, lc_c
     cfg->plan.cp = P;
     if (lc_cp_layout_parse(a->layout, &cfg->plan.layout))
         return snprintf(err, len, "layout '%s': zigzag, contiguous or striped", a->layout), -1;
-    if (lc_cp_algo_parse(a->algo, &cfg->plan.algo)) return snprintf(err, len, "algo '%s': ring or allgather", a->algo), -1;
+    /* "hybrid:U": Ulysses over U neighbouring shards x the ring over the groups */
+    char algo[32];
+    snprintf(algo, sizeof algo, "%s", a->algo);
+    char *colon = strchr(algo, ':');
+    if (colon) *colon = 0, cfg->plan.ulysses = atoi(colon + 1);
+    if (lc_cp_algo_parse(algo, &cfg->plan.algo) || (colon && cfg->plan.algo != LC_CP_HYBRID) ||
+        (cfg->plan.algo == LC_CP_HYBRID && cfg->plan.ulysses < 1))
+        return snprintf(err, len, "algo '%s': ring, allgather, ulysses or hybrid:U (U divides the axis size)", a->algo), -1;
     if (lc_lowering_parse(a->lowering, &cfg->plan.lowering) || cfg->plan.lowering == LC_LOWER_COMPUTE_ONLY)
         return snprintf(err, len, "lowering '%s': auto, one_sided, two_sided or zero_copy", a->lowering), -1;
     cfg->hq = (int)q->dims[2];

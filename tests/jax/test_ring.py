@@ -75,6 +75,10 @@ if P > 1:
         for low in (("one_sided", "two_sided", "zero_copy") if not quick else ("one_sided",)):
             case(f"{lay}, {low}", S=96, layout=lay, lowering=low, n_docs=2)
     case("allgather", S=96, algo="allgather", n_docs=2)
+    # Ulysses: heads 2P / P (KV heads split), and 2P / 1 (one KV head replicated on every PE)
+    case("ulysses, KV heads split", S=96, N=2 * P, K=P, algo="ulysses", n_docs=2, window=40)
+    case("ulysses, KV head replicated, bf16", S=97, N=2 * P, K=1, algo="ulysses", dtype="bfloat16")
+    case("hybrid:1 (the ring through the groups' plan)", S=96, algo="hybrid:1", n_docs=2)
     case("zigzag padded: 101 tokens", S=101)
     case("contiguous padded, window: 103 tokens", S=103, layout="contiguous", window=30)
 if P == 1:
