@@ -15,7 +15,7 @@ set(_path
   "train|lc_loader_next|tokens: the next window of the llm.c token file, this PE's rows"
   "cp|lc_plan_validate|plan: mesh DP x CP x TP, CP algorithm, layout, lowering, checked once"
   "model|lc_model_forward_backward|model: Llama-3 layers forward then backward, TP all-reduces"
-  "cp|lc_cp_forward|cp: attention over the CP team (ring, all-gather), by the plan's layout"
+  "cp|lc_cp_forward|cp: attention over the CP team (ring, all-gather, Ulysses, hybrid), by the plan's layout"
   "attn|lc_attn_fwd_block|attn: one Q block against one KV block, fp32 state"
   "symm|lc_permute_start|symm: the KV block to the next PE, one- or two-sided (zero-copy reads in place)"
   "train|lc_mesh_allreduce_grads|gradients all-reduced over the PEs that hold the same slices"
