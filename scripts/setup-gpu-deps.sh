@@ -10,10 +10,15 @@ if ! command -v nvcc >/dev/null 2>&1 && [ ! -x /usr/local/cuda/bin/nvcc ]; then
     echo "setup-gpu-deps: no nvcc; the GPU parts will be skipped, nothing to install"
     exit 0
 fi
-if [ -f .cudnn-frontend/include/cudnn_frontend.h ]; then
-    echo "setup-gpu-deps: cuDNN frontend already in .cudnn-frontend"
+# the pinned frontend (scripts/fetch-cudnn-frontend.sh says why that one); another version
+# left here by an earlier setup is replaced, since it is what travels to the GPU machine
+fe_pin=$(scripts/fetch-cudnn-frontend.sh --pin)
+fe_have=$(cat .cudnn-frontend/VERSION 2>/dev/null || true)
+if [ -f .cudnn-frontend/include/cudnn_frontend.h ] && [ "$fe_have" = "$fe_pin" ]; then
+    echo "setup-gpu-deps: cuDNN frontend $fe_pin already in .cudnn-frontend"
 else
-    scripts/fetch-cudnn-frontend.sh ||
+    [ -n "$fe_have" ] && echo "setup-gpu-deps: .cudnn-frontend holds $fe_have, the pin is $fe_pin: fetching it"
+    scripts/fetch-cudnn-frontend.sh "$fe_pin" ||
         echo "setup-gpu-deps: cuDNN frontend unavailable; the cuDNN engine will be compiled out"
 fi
 if python3 -c 'import nvidia.nvshmem' 2>/dev/null; then

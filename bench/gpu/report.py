@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Merges what scripts/gpu-check measured into one JSON file and a short table.
 usage: report.py OUTDIR CARD DATE TESTS_RC [COMMIT]
-Reads OUTDIR/{device.json,attn.jsonl,sdpa.jsonl,permute.jsonl}; writes
-OUTDIR/CARD-DATE.json and OUTDIR/summary.txt (also printed)."""
+Reads OUTDIR/{device.json,stages.jsonl,tests.log,tests-list.txt,attn.jsonl,sdpa.jsonl,
+permute.jsonl,cudnn_rounding.jsonl}, any of them absent (a run without a GPU, or cut short);
+writes OUTDIR/CARD-DATE.json and OUTDIR/summary.txt (also printed). The summary opens with
+every target, each "met", "NOT met" or "not measured" (never a pass by omission), and each
+stage's time against its cap."""
 import json
 import os
+import re
 import sys
 
 
@@ -89,7 +93,7 @@ def permute_table(perm):
     return out, t
 
 
-def family_lines(ours):
+def family_lines(ours, sm90_state):
     """Forward kernel families side by side (sm80 mma.sync vs sm90 wgmma/TMA): the best
     variant of each per (S, mask), from the same run; and what the sm90 test decided."""
     fam = {}
@@ -103,7 +107,7 @@ def family_lines(ours):
             b["fwd"], b["fwd_v"] = r["fwd_tflops"], v
         if r["fwdbwd_tflops"] > b["fb"]:
             b["fb"] = r["fwdbwd_tflops"]
-    out = ["", "forward kernel families (best variant of each; sm90 test: %s)" % os.environ.get("SM90_STATE", "?"),
+    out = ["", "forward kernel families (best variant of each; sm90 test: %s)" % sm90_state,
            "%7s %-6s %9s %9s %9s %9s %7s  %s" % ("S", "mask", "sm80 fwd", "sm90 fwd", "sm80 f+b", "sm90 f+b",
                                                 "90/80", "best sm90 variant")]
     for S, mask in sorted({(k[0], k[1]) for k in fam}):
@@ -113,6 +117,29 @@ def family_lines(ours):
             S, mask, f1(a.get("fwd")), f1(h.get("fwd")), f1(a.get("fb")), f1(h.get("fb")),
             "%.2f" % (h["fwd"] / a["fwd"]) if h.get("fwd") and a.get("fwd") else "-", h.get("fwd_v", "-")))
     return out
+
+
+def test_results(outdir):
+    """Per GPU test, the status ctest printed for it (tests.log: the main run, then the sm90
+    forward run appended), and those ctest listed but never ran (the stage's stop time)."""
+    seen = {}
+    tlog = os.path.join(outdir, "tests.log")
+    if os.path.exists(tlog):
+        with open(tlog) as f:
+            for line in f:
+                m = re.search(r"Test\s+#\d+: (\S+) \.+\s*(?:\*\*\*)?([A-Za-z]+(?: Run)?)", line)
+                if m:
+                    seen[m.group(1)] = m.group(2)
+    listed = []
+    lst = os.path.join(outdir, "tests-list.txt")
+    if os.path.exists(lst):
+        with open(lst) as f:
+            listed = [m.group(1) for m in (re.search(r"Test\s+#\d+: (\S+)", l) for l in f) if m]
+    return seen, [t for t in listed if t not in seen]
+
+
+def verdict(ok):
+    return "met" if ok else "NOT met"
 
 
 def cudnn_report(cud_all, peer_ok, best, rounding):
@@ -217,16 +244,19 @@ def main():
                        fwdbwd_met=target["ratio_fwdbwd"] is not None and target["ratio_fwdbwd"] >= FWDBWD_GOAL)
     else:
         targets["status"] = "peer absent" if peer_absent or not peer_ok else "S=16K causal not measured"
-    skipped = []
-    tlog = os.path.join(outdir, "tests.log")
-    if os.path.exists(tlog):
-        with open(tlog) as f:
-            skipped = sorted({l.split("-", 1)[1].split("(")[0].strip() for l in f
-                              if "(Skipped)" in l and " - " in l})
+    stages = rows(os.path.join(outdir, "stages.jsonl"))
+    checks = {r["name"]: r for r in stages if r.get("kind") == "check"}
+    per_test, not_run = test_results(outdir)
+    if checks.get("sm90_fwd", {}).get("status") != "ok":  # left out on purpose then
+        not_run = [t for t in not_run if t != "gpu_attn_sm90_bwd"]
+    skipped = sorted(t for t, st in per_test.items() if st == "Skipped")
+    stage_rows = [r for r in stages if r.get("kind") == "stage"]
     ptable, ptargets = permute_table(perm)
     cudnn_t, cudnn_table, auto_rule = cudnn_report(cud_all, peer_ok, best, rounding)
     result = {"card": card, "date": date, "commit": commit, "device": dev[0] if dev else None,
-              "tests": {"ctest_label": "gpu", "rc": tests_rc, "passed": tests_rc == 0, "skipped": skipped},
+              "stages": stage_rows, "checks": checks,
+              "tests": {"ctest_label": "gpu", "rc": tests_rc, "passed": tests_rc == 0 and bool(dev) and not not_run,
+                        "skipped": skipped, "per_test": per_test, "not_run": not_run},
               "attention": {"ours": ours, "peer": peer, "table": table, "targets": targets},
               "cudnn_engine": dict(cudnn_t, table=cudnn_table, rounding=rounding, auto=auto_rule,
                                    rows=cud_all),
@@ -234,7 +264,78 @@ def main():
     path = os.path.join(outdir, "%s-%s.json" % (card, date))
     with open(path, "w") as f:
         json.dump(result, f, indent=1)
-    lines = ["longctx GPU check: %s, %s, commit %s" % (dev[0]["name"] if dev else card, date, commit or "?"),
+    lines = ["longctx GPU check: %s, %s, commit %s" % (dev[0]["name"] if dev else "no GPU present", date,
+                                                          commit or "?")]
+    if stage_rows:
+        lines.append("stages: " + "; ".join(
+            "%s %s%s" % (r["name"], r["status"], " %d s (cap %d)" % (r["seconds"], r["cap"])
+                         if "seconds" in r and "cap" in r else "")
+            for r in stage_rows))
+        lines += ["  %s: %s" % (r["name"], r["detail"]) for r in stage_rows if r.get("detail")]
+    # every target of the run, one line each: met, NOT met or not measured
+    fr2 = lambda x: "-" if x is None else "%.2f" % x  # noqa: E731
+    tl = ["", "targets:"]
+
+    def target(name, state, detail=""):
+        tl.append("  %-44s %-13s %s" % (name, state, detail))
+
+    def dtarget(name, state, detail=""):  # one only a device can give
+        target(name, state if dev else "not measured", detail if dev else "no GPU present")
+
+    bad = ["%s (%s)" % (t, st) for t, st in sorted(per_test.items()) if st not in ("Passed", "Skipped")]
+    dtarget("GPU tests pass", verdict(tests_rc == 0 and not not_run),
+            "; ".join(x for x in (", ".join(bad), "not run (stop time): " + ", ".join(not_run) if not_run else "",
+                                  "skipped: " + ", ".join(skipped) if skipped else "") if x))
+    for key, name in (("sm90_fwd", "sm90 forward test (forward only)"),
+                      ("sm90_bwd", "sm90 backward test (after the sm90 forward)")):
+        c = checks.get(key) or {"status": "not measured", "detail": ""}
+        # skipped (not a 9.0 card) or not run (its forward failed) is not measured, never met
+        dtarget(name, {"ok": "met", "failed": "NOT met"}.get(c["status"], "not measured"),
+                "%s: %s" % (c["status"], c["detail"]))
+    c = checks.get("sm90_ptxas")
+    target("sm90 ptxas: no spills, no C7515, no C7508", c["status"] if c else "not measured",
+           c["detail"] if c else "")
+    c = checks.get("cudnn_build")
+    target("cuDNN engine built", "met" if c and c["status"] == "built" else ("NOT met" if c else "not measured"),
+           c["detail"] if c else "")
+    c = next((r for r in stage_rows if r["name"] == "training"), None)
+    target("training (longctx train --device cuda)",
+           {"ran": "met", "FAILED": "NOT met"}.get(c["status"], c["status"]) if c else "not measured",
+           c.get("detail", "") if c else "")
+    if "fwd_ratio" in targets:
+        dtarget("fwd >= %.1fx fastest SDPA, 16K causal" % FWD_GOAL, verdict(targets["fwd_met"]),
+                "%.2fx" % targets["fwd_ratio"])
+        dtarget("fwd+bwd >= %.1fx fastest SDPA, 16K causal" % FWDBWD_GOAL, verdict(targets["fwdbwd_met"]),
+                "%sx" % fr2(targets["fwdbwd_ratio"]))
+    else:
+        dtarget("fwd >= %.1fx fastest SDPA, 16K causal" % FWD_GOAL, "not measured", targets["status"])
+        dtarget("fwd+bwd >= %.1fx fastest SDPA, 16K causal" % FWDBWD_GOAL, "not measured", targets["status"])
+    if "status" in cudnn_t:
+        dtarget("cuDNN engine >= %.2fx torch cuDNN" % CUDNN_GOAL, "not measured", cudnn_t["status"])
+    else:
+        dtarget("cuDNN engine >= %.2fx torch cuDNN" % CUDNN_GOAL, verdict(cudnn_t["met"]),
+                "%.2fx" % min(cudnn_t["fwd_ratio"], cudnn_t["fwdbwd_ratio"]))
+    if "per_op_met" in ptargets:
+        dtarget("permute per-op <= NCCL, 8 B - 1 MiB", verdict(ptargets["per_op_met"]),
+                "worst %.2fx" % ptargets["per_op_worst_ratio"])
+    else:
+        dtarget("permute per-op <= NCCL, 8 B - 1 MiB", "not measured",
+                ptargets.get("per_op_status", "") if ptable else "no permute rows (out of time?)")
+    if "bandwidth_met" in ptargets:
+        dtarget("permute bandwidth >= %.2fx NCCL, >= 16 MiB" % PERM_BW_GOAL, verdict(ptargets["bandwidth_met"]),
+                "worst %.2fx" % ptargets["bandwidth_worst_ratio"])
+    else:
+        dtarget("permute bandwidth >= %.2fx NCCL, >= 16 MiB" % PERM_BW_GOAL, "not measured",
+                ptargets.get("bandwidth_status", "") if ptable else "no permute rows (out of time?)")
+    c = checks.get("total_time")
+    dtarget("the check under 300 s, build included", c["status"] if c else "not measured",
+            "%d s" % c["seconds"] if c and "seconds" in c else "")
+    lines += tl
+    if not dev:
+        lines.append("")
+        lines.append("no GPU present: nothing was measured")
+        return finish(outdir, lines, path)
+    lines += ["",
              "GPU tests (ctest -L gpu): %s%s" % ("passed" if tests_rc == 0 else "FAILED rc=%d" % tests_rc,
                                                  ", SKIPPED: " + ", ".join(skipped) if skipped else ""),
              "",
@@ -253,7 +354,7 @@ def main():
             fr(targets["fwdbwd_ratio"]), FWDBWD_GOAL, "met" if targets["fwdbwd_met"] else "NOT met"))
     else:
         lines.append("targets: %s" % targets["status"])
-    lines += family_lines(ours)
+    lines += family_lines(ours, checks.get("sm90_fwd", {}).get("detail", "?"))
     if cudnn_table:
         lines += ["", "cuDNN engine (engine=cudnn: cuDNN SDPA per piece + fp32 merge) vs torch SDPA's cuDNN backend, "
                   "TFLOP/s", "%7s %-6s %9s %9s %9s %9s %7s %7s %9s" % (
@@ -312,6 +413,10 @@ def main():
                                                  pt["bandwidth_unbounded_worst_ratio"]))
         else:
             lines.append("target permute bandwidth: %s" % pt["bandwidth_status"])
+    finish(outdir, lines, path)
+
+
+def finish(outdir, lines, path):
     text = "\n".join(lines) + "\n"
     with open(os.path.join(outdir, "summary.txt"), "w") as f:
         f.write(text)

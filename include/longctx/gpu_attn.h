@@ -57,8 +57,10 @@ int lc_gpu_attn_bwd_prep(const lc_gpu_attn_desc *a, const float *o, const void *
                          float *delta, lc_gpu_stream s);
 /* The forward kernel lc_gpu_attn_fwd_block runs for this dtype and head dim on the current
  * device: "sm80" (mma.sync, every card) or "sm90" (wgmma + TMA, compute capability 9.0).
- * $LONGCTX_GPU_KERNEL = sm80 | sm90 | auto (default) chooses; auto takes sm90 only after it
- * matched the sm80 kernel in a one-time start-up check. NULL (lc_gpu_last_error says why)
+ * $LONGCTX_GPU_KERNEL = sm80 | sm90 | auto (default) chooses; auto takes sm90 only when
+ * $LONGCTX_GPU_SM90_PASSED=1 says its forward test passed on this kind of device (a fault would
+ * end the process's CUDA context, so nothing else may try it) and after it matched the sm80
+ * kernel in a one-time start-up check. NULL (lc_gpu_last_error says why)
  * when the choice cannot be met, e.g. sm90 forced on another card. */
 const char *lc_gpu_attn_fwd_kernel(lc_dtype dtype, int d);
 int lc_gpu_attn_bwd_block(const lc_gpu_attn_desc *a, const void *q, const void *k,

@@ -505,15 +505,23 @@ extern "C" int lc_gpu_barrier_all(lc_gpu_world *w) {
     return LC_OK;
 }
 
+/* The all-gather is built from puts and barriers only: those are what NVSHMEM promises when
+ * several PEs share one GPU (collectives such as fcollect are not). Each PE puts its two words
+ * into its own slot of every PE's gather array; the first barrier keeps a PE from writing into
+ * an array whose owner may still be reading the previous agreement, the second completes every
+ * put (barrier_all implies quiet). Stream 0, as the synchronous copy in before it. */
 extern "C" int lc_gpu_agree(lc_gpu_world *w, int status, uint32_t key, lc_gpu_agreement *out) {
     if (!w || !out) return lcg_fail(LC_ERR_ARG, "lc_gpu_agree: world or out is NULL");
     const int n = w->n_pes;
     int64_t mine[2] = {status, (int64_t)key}, *all = (int64_t *)malloc(sizeof(int64_t) * 2 * (size_t)n);
     int rc = all ? LC_OK : lcg_fail(LC_ERR_NOMEM, "lc_gpu_agree: out of memory");
     if (!rc) rc = lcg_cuda(cudaMemcpy(w->agree, mine, sizeof mine, cudaMemcpyHostToDevice), "lc_gpu_agree: status in");
-    /* every PE reaches the all-gather, also after a local failure here */
-    int g = nvshmemx_int64_fcollect_on_stream(NVSHMEM_TEAM_WORLD, w->agree + 2, w->agree, 2, 0);
-    if (!rc && g) rc = lcg_fail(LC_ERR_SYS, "lc_gpu_agree: nvshmem fcollect failed (%d)", g);
+    /* every PE reaches both barriers and makes its puts, also after a local failure here */
+    nvshmemx_barrier_all_on_stream(0);
+    for (int pe = 0; pe < n; pe++)
+        nvshmemx_putmem_on_stream(w->agree + 2 + 2 * (size_t)w->pe, w->agree, sizeof mine, pe, 0);
+    nvshmemx_barrier_all_on_stream(0);
+    if (!rc) rc = lcg_cuda(cudaGetLastError(), "lc_gpu_agree: puts and barriers");
     if (!rc) rc = lcg_cuda(cudaStreamSynchronize(0), "lc_gpu_agree: all-gather");
     if (!rc) rc = lcg_cuda(cudaMemcpy(all, w->agree + 2, sizeof(int64_t) * 2 * (size_t)n, cudaMemcpyDeviceToHost),
                            "lc_gpu_agree: statuses out");

@@ -1,6 +1,12 @@
 /* The choice of forward kernel family per device, dtype and head dim, and the start-up check
  * that keeps an sm_90 kernel that computes wrongly out of "auto" (attn_select.h).
  *
+ * "auto" launches the Hopper kernel, even for its check, only when told that its forward-only
+ * oracle test passed on such a device ($LONGCTX_GPU_SM90_PASSED=1, which scripts/gpu-check
+ * sets after gpu_attn_sm90_fwd): a kernel that faults kills the process's CUDA context, so a
+ * check in this process could not fall back to sm_80 after one. Running the check in a child
+ * would need a fork before the caller's first CUDA call, which a library cannot order.
+ *
  * The check runs once per (device, dtype, head dim), on a private stream, outside any graph
  * capture: a small GQA causal problem over two key blocks (so the merge and the position
  * masks take part) through both families; the Hopper kernel is taken only when its o and
@@ -195,6 +201,15 @@ int lcg_pick_fwd_kernel(int dtype, int d, cudaStream_t s, int *kern) {
     }
     if (!h || dev >= kMaxDev || (dtype != LC_DT_BF16 && dtype != LC_DT_F16) || (d != 64 && d != 128))
         return LC_OK;
+    static const bool tested = [] {
+        const char *t = lc__env_str("LONGCTX_GPU_SM90_PASSED");
+        const bool yes = t && !strcmp(t, "1");
+        if (!yes && lc__env_str("LONGCTX_GPU_KERNEL_VERBOSE"))
+            fprintf(stderr, "longctx: auto uses the sm_80 forward kernel: the sm_90 one is taken only with "
+                            "LONGCTX_GPU_SM90_PASSED=1 (its forward test passed on this kind of device)\n");
+        return yes;
+    }();
+    if (!tested) return LC_OK;
     std::lock_guard<std::mutex> lock(g_mu);
     int &v = g_verdict[dev][dtype - 1][d == 128];
     if (v == kUnknown) {
