@@ -15,6 +15,8 @@ for f in /usr/include/*/openblas-pthread/cblas.h /usr/include/*/openblas-openmp/
     [ -e "$f" ] && have_blas=1
 done
 [ "$have_blas" -eq 1 ] || need+=(libopenblas-dev)
+# oneDNN for bf16 GEMMs where the CPU has bf16 instructions (src/model/gemm_bf16.c)
+[ -e /usr/include/oneapi/dnnl/dnnl.h ] || need+=(libdnnl-dev)
 # clang with its libFuzzer runtime: the checkpoint reader's fuzz test (tests/ckpt/fuzz.sh)
 command -v clang >/dev/null 2>&1 || need+=(clang)
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a >/dev/null 2>&1 || need+=(libclang-rt-14-dev)

@@ -174,7 +174,8 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         fprintf(stderr, "bench train: %s\n", lc_train_last_error());
         return 1;
     }
-    if (dt == LC_DT_BF16 && me == 0 && !o->json) printf("# bf16 inner product: %s\n", dot_why);
+    if (dt == LC_DT_BF16 && me == 0 && !o->json)
+        printf("# bf16 inner product: %s\n# bf16 GEMMs: %s\n", dot_why, lc_model_bf16_gemm_name());
     lc_model_run run = {.cp_team = mesh.cp_team, .plan = &plan, .compute = dt, .threads = threads,
                         .recompute = o->recompute, .tp_team = tp > 1 ? mesh.tp_team : NULL};
     lc_model *m;
@@ -271,12 +272,13 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
                    "\"step_s\":%.6g,\"tokens_per_s\":%.6g,\"mfu\":%.4f,\"matmul_s\":%.6g,\"attn_s\":%.6g,"
                    "\"comm_exposed_s\":%.6g,\"cp_comm_s\":%.6g,\"tp_comm_s\":%.6g,\"grad_allreduce_s\":%.6g,"
                    "\"other_s\":%.6g,\"peak_gflops_core\":%.4g,\"cores\":%.0f,\"peak_mem_bytes\":%.0f,"
-                   "\"bf16_dot\":\"%s\",\"ulysses\":%d,\"cp_bytes_per_pe\":%.0f}\n",
+                   "\"bf16_dot\":\"%s\",\"bf16_gemm\":\"%s\",\"ulysses\":%d,\"cp_bytes_per_pe\":%.0f}\n",
                    o->model, (long long)S, cp, lc_dtype_name(dt), lc_cp_layout_name(o->layout),
                    lc_cp_algo_name(o->algo), lc_lowering_name(o->lowering), tp, sp, cp, tp,
                    threads, n, step,
                    tps, mfu, med[C_MM], med[C_ATT], med[C_EXP], med[C_CP], med[C_TP], med[C_GAR], med[C_REST], peak,
                    cores, memx, dt == LC_DT_BF16 ? lc_bf16_dot_name(lc_attn_bf16_dot()) : "",
+                   dt == LC_DT_BF16 ? lc_model_bf16_gemm_name() : "",
                    lc_plan_ulysses_degree(&plan), med[C_BYTES]);
         else
             printf("%-6s %7lld %3d %3d%s %-5s %-9s %9.3f %10.0f %6.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %9.1f %8.1f\n",

@@ -57,6 +57,21 @@ void lc_model__linear_bwd_dw(const float *dy, const float *x, int rows, int in, 
 int lc_model__blas_init(void); /* loads OpenBLAS once; -1: lc_model_blas_info says why */
 void lc_model__blas_threads(int n);
 void lc_model__round_bf16(float *x, size_t n); /* in place: values become bf16-representable */
+
+/* gemm_bf16.c: bf16 GEMMs through oneDNN where the CPU has native bf16 kernels. A model's
+ * context holds the packed operand copies (max_operand elements each) and the primitives of
+ * its shapes. lc_model__gemm16 computes C[M,N] (ldc; + C when acc) = op(A) op(B) from fp32
+ * operands holding bf16 values; -1 when it cannot (too large, no primitive): use sgemm. */
+typedef struct lc_gemm16 lc_gemm16;
+int lc_model__gemm16_available(void);
+const char *lc_model__gemm16_info(void);
+lc_gemm16 *lc_model__gemm16_create(size_t max_operand);
+void lc_model__gemm16_destroy(lc_gemm16 *g);
+void lc_model__gemm16_threads(lc_gemm16 *g, int n);
+int lc_model__gemm16(lc_gemm16 *g, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,
+                     int ldb, float *C, int ldc, int acc);
+/* The linear layers below take their GEMMs to g (NULL: sgemm) on this thread until reset. */
+void lc_model__gemm_use(lc_gemm16 *g);
 void lc_model__to_bf16(const float *x, size_t n, uint16_t *out);
 void lc_model__from_bf16(const uint16_t *x, size_t n, float *out);
 
@@ -120,6 +135,7 @@ struct lc_model {
     size_t emb_off, norm_off, lm_off;
     lc_model__layer_off *lo;
     float *wround; /* bf16 compute: the bf16-rounded copy of params (NULL in fp32) */
+    lc_gemm16 *g16; /* bf16 compute with oneDNN's bf16 GEMMs (NULL: sgemm on rounded operands) */
 
     /* activations arena */
     float *arena;

@@ -8,9 +8,10 @@
  * the library loads. A library that knows the CPU picks the same family anyway.
  * (Both settings are only defaults: variables the user set win.)
  *
- * bf16 compute: Debian's OpenBLAS is built without BUILD_BFLOAT16 (no cblas_sbgemm symbol),
- * so the bf16 path rounds the operands to bf16 values and multiplies them with sgemm: the
- * same products as a bf16 GEMM with fp32 accumulation, at fp32 speed. */
+ * bf16 compute: Debian's OpenBLAS is built without BUILD_BFLOAT16 (no cblas_sbgemm symbol).
+ * Where the CPU has bf16 instructions the GEMMs go to oneDNN (gemm_bf16.c, set per call by
+ * lc_model__gemm_use); elsewhere the bf16 path rounds the operands to bf16 values and
+ * multiplies them with sgemm: the same products with fp32 accumulation, at fp32 speed. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -104,7 +105,10 @@ void lc_model__blas_threads(int n)
     if (lc_model__blas_init() == 0) g_blas.set_threads(n < 1 ? 1 : n);
 }
 
-const char *lc_model_bf16_gemm_name(void) { return "sgemm-rounded"; }
+const char *lc_model_bf16_gemm_name(void) { return lc_model__gemm16_info(); }
+
+static _Thread_local lc_gemm16 *t_g16;
+void lc_model__gemm_use(lc_gemm16 *g) { t_g16 = g; }
 
 /* Callers ran lc_model__blas_init successfully (lc_model_create fails otherwise). */
 #define cblas_sgemm g_blas.sgemm
@@ -113,6 +117,7 @@ void lc_model__linear_fwd(const float *x, const float *w, int rows, int in, int 
                           int accumulate)
 {
     if (rows <= 0) return;
+    if (t_g16 && !lc_model__gemm16(t_g16, 0, 1, rows, out, in, x, in, w, in, y, out, accumulate)) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, out, in, 1.0f, x, in, w, in,
                 accumulate ? 1.0f : 0.0f, y, out);
 }
@@ -121,6 +126,7 @@ void lc_model__linear_bwd_dx(const float *dy, const float *w, int rows, int in, 
                              float *dx, int accumulate)
 {
     if (rows <= 0) return;
+    if (t_g16 && !lc_model__gemm16(t_g16, 0, 0, rows, in, out, dy, out, w, in, dx, in, accumulate)) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, out, 1.0f, dy, out, w, in,
                 accumulate ? 1.0f : 0.0f, dx, in);
 }
@@ -129,6 +135,7 @@ void lc_model__linear_bwd_dx_ld(const float *dy, const float *w, int rows, int i
                                 float *dx, int ldx)
 {
     if (rows <= 0) return;
+    if (t_g16 && !lc_model__gemm16(t_g16, 0, 0, rows, in, out, dy, out, w, in, dx, ldx, 0)) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, in, out, 1.0f, dy, out, w, in,
                 0.0f, dx, ldx);
 }
@@ -137,6 +144,7 @@ void lc_model__linear_bwd_dw(const float *dy, const float *x, int rows, int in, 
                              float *dw)
 {
     if (rows <= 0) return;
+    if (t_g16 && !lc_model__gemm16(t_g16, 1, 0, out, in, rows, dy, out, x, in, dw, in, 1)) return;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, rows, 1.0f, dy, out, x, in,
                 1.0f, dw, in);
 }

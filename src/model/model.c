@@ -264,6 +264,7 @@ static void free_model(lc_model *m)
         free(m->params);
         free(m->grads);
         free(m->wround);
+        lc_model__gemm16_destroy(m->g16);
         free(m->arena);
         free(m);
     }
@@ -417,7 +418,19 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
     cv.off = 0;
     layout_arena(m, &cv);
     lc_model__rope_table(m->pos, m->rows, m->hd, cfg->rope_theta, m->cos_t, m->sin_t);
+    if (run->compute == LC_DT_BF16 && lc_model__gemm16_available()) {
+        /* the decoder's operands: rows x the widest activation, and its weights; the LM head's
+         * weight may exceed it (Llama 3's vocabulary), and takes sgemm then */
+        size_t rmax = (size_t)(m->rp > m->chunk ? m->rp : m->chunk), w = (size_t)cfg->dim;
+        size_t widths[] = {(size_t)(m->qdim + 2 * m->kvdim), (size_t)(2 * m->ffl), (size_t)m->qdim, (size_t)m->vl};
+        for (int i = 0; i < 4; i++) w = widths[i] > w ? widths[i] : w;
+        size_t cap = rmax * w, wmax = (size_t)cfg->dim * (size_t)(2 * m->ffl > m->qdim + 2 * m->kvdim ? 2 * m->ffl : m->qdim + 2 * m->kvdim);
+        if (wmax > cap) cap = wmax;
+        if (!(m->g16 = lc_model__gemm16_create(cap)))
+            return fail_create(m, LC_ERR_SYS, "lc_model_create: out of memory for the bf16 GEMM operands (2 x %zu)", cap);
+    }
     lc_model__blas_threads(m->run.threads);
+    lc_model__gemm16_threads(m->g16, m->run.threads);
     *out = m;
     return LC_OK;
 }

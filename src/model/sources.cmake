@@ -5,6 +5,7 @@ longctx_layer(model
   src/model/config.c
   src/model/layers.c
   src/model/linear.c
+  src/model/gemm_bf16.c
   src/model/model.c
   src/model/shard.c
   src/model/step.c)
@@ -28,3 +29,13 @@ set_source_files_properties(src/model/linear.c PROPERTIES
   INCLUDE_DIRECTORIES "${LONGCTX_OPENBLAS_INCLUDE}")
 target_link_libraries(lc_model PUBLIC ${CMAKE_DL_LIBS})
 list(APPEND LONGCTX_LINK_LIBS ${CMAKE_DL_LIBS}) # for the installed archive
+# oneDNN (Debian libdnnl-dev) for bf16 GEMMs: also loaded with dlopen (gemm_bf16.c); without
+# its header the model keeps sgemm on bf16-rounded operands.
+find_path(LONGCTX_DNNL_INCLUDE NAMES oneapi/dnnl/dnnl.h)
+if(LONGCTX_DNNL_INCLUDE)
+  message(STATUS "oneDNN: bf16 GEMMs (oneapi/dnnl/dnnl.h in ${LONGCTX_DNNL_INCLUDE})")
+  set_source_files_properties(src/model/gemm_bf16.c PROPERTIES COMPILE_DEFINITIONS LONGCTX_HAVE_DNNL
+                              INCLUDE_DIRECTORIES "${LONGCTX_DNNL_INCLUDE}")
+else()
+  message(STATUS "oneDNN: not found (bf16 GEMMs take sgemm on rounded operands)")
+endif()

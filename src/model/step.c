@@ -11,7 +11,9 @@
 #define MM(m, call)                                  \
     do {                                             \
         double t0_ = lc_model__now();                \
+        lc_model__gemm_use((m)->g16);                \
         call;                                        \
+        lc_model__gemm_use(NULL);                    \
         (m)->t.matmul_s += lc_model__now() - t0_;    \
     } while (0)
 
@@ -443,6 +445,7 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
     }
     /* the BLAS thread count is per process: models with different counts may share one */
     lc_model__blas_threads(m->run.threads);
+    lc_model__gemm16_threads(m->g16, m->run.threads);
     /* The work of this sequence per PE under the mask; a mask-balanced plan deals its chunks
      * again, and the rows' positions (RoPE) follow. */
     if (m->P > 1) {

@@ -243,7 +243,8 @@ static void print_banner(const trainer *t)
            o->train_path, (long long)lc_tokfile_n_tokens(t->ftrain), (long long)lc_loader_n_windows(t->ltrain),
            t->fval ? ", val " : "", t->fval ? o->val_path : "", o->lr, t->lr_min, (long long)t->warmup,
            o->weight_decay, o->clip, (unsigned long long)o->seed);
-    if (o->compute == LC_DT_BF16) printf("train: bf16 inner product: %s\n", t->bf16_why);
+    if (o->compute == LC_DT_BF16)
+        printf("train: bf16 inner product: %s\ntrain: bf16 GEMMs: %s\n", t->bf16_why, lc_model_bf16_gemm_name());
     if (t->peak > 0)
         printf("train: FMA peak %.1f GFLOP/s per core (%s), %.0f core%s -> MFU against %.1f "
                "GFLOP/s; %.3g model FLOPs per token\n",
@@ -553,7 +554,9 @@ static int report_step(trainer *t, int64_t step, const step_result *r)
         json_num(jf, "step_s", r->dt, 0);
         json_num(jf, "peak_mem_bytes", r->peak_mem, 1);
         if (t->plan->cp > 1) json_num(jf, "cp_imbalance", r->imbalance, 1);
-        if (t->o->compute == LC_DT_BF16) fprintf(jf, ",\"bf16_dot\":\"%s\"", lc_bf16_dot_name(lc_attn_bf16_dot()));
+        if (t->o->compute == LC_DT_BF16)
+            fprintf(jf, ",\"bf16_dot\":\"%s\",\"bf16_gemm\":\"%s\"", lc_bf16_dot_name(lc_attn_bf16_dot()),
+                    strncmp(lc_model_bf16_gemm_name(), "oneDNN", 6) ? "sgemm" : "onednn");
         fprintf(jf, "}\n");
         fflush(jf);
     }

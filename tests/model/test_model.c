@@ -700,6 +700,67 @@ static void cmd_mem(int S)
     free_inputs(&in);
 }
 
+/* ---------------- bf16 GEMMs (gemm_bf16.c) ---------------- */
+
+/* Every linear-layer GEMM form through oneDNN against sgemm on the same bf16-valued operands:
+ * the products are exact in fp32 either way, so only the summation order differs. Odd sizes,
+ * accumulation, a strided output; poisoned outputs first. Exit 77 where oneDNN has no native
+ * bf16 kernel (the model uses sgemm there, which model_bf16_sgemm covers). */
+static int cmd_gemm16(void)
+{
+    if (!lc_model__gemm16_available()) {
+        printf("skip gemm16: %s\n", lc_model__gemm16_info());
+        return 77;
+    }
+    lc_model__blas_init();
+    static const int shapes[][3] = {{200, 72, 130}, {64, 256, 768}, {1, 33, 17}, {513, 96, 40}};
+    lc_gemm16 *g = lc_model__gemm16_create(600 * 800);
+    double worst = 0;
+    uint64_t rs = g_seed;
+    for (int si = 0; si < 4; si++) {
+        int rows = shapes[si][0], in = shapes[si][1], out = shapes[si][2];
+        size_t n = (size_t)(rows > out ? rows : out) * (in > out ? in : out) * 2 + 64;
+        float *x = malloc(n * 4), *w = malloc(n * 4), *dy = malloc(n * 4), *r = malloc(n * 4), *t = malloc(n * 4);
+        for (size_t i = 0; i < n; i++) {
+            x[i] = (float)(urand(&rs) * 2 - 1), w[i] = (float)(urand(&rs) * 2 - 1), dy[i] = (float)(urand(&rs) * 2 - 1);
+            r[i] = t[i] = (float)(urand(&rs) * 2 - 1); /* the accumulated-into outputs start equal */
+        }
+        lc_model__round_bf16(x, n), lc_model__round_bf16(w, n), lc_model__round_bf16(dy, n);
+        for (int form = 0; form < 5; form++) {
+            size_t cnt = form < 2 ? (size_t)rows * out : form == 4 ? (size_t)out * in : (size_t)rows * in * (form == 3 ? 2 : 1);
+            if (form != 1 && form != 4) /* outputs that are overwritten: poison them */
+                for (size_t i = 0; i < cnt; i++) t[i] = NAN;
+            for (int use = 0; use < 2; use++) {
+                float *c = use ? t : r;
+                lc_model__gemm_use(use ? g : NULL);
+                switch (form) {
+                case 0: lc_model__linear_fwd(x, w, rows, in, out, c, 0); break;
+                case 1: lc_model__linear_fwd(x, w, rows, in, out, c, 1); break;
+                case 2: lc_model__linear_bwd_dx(dy, w, rows, in, out, c, 0); break;
+                case 3: lc_model__linear_bwd_dx_ld(dy, w, rows, in, out, c, 2 * in); break;
+                default: lc_model__linear_bwd_dw(dy, x, rows, in, out, c); break;
+                }
+                lc_model__gemm_use(NULL);
+            }
+            double e = 0, s = 0;
+            for (size_t i = 0; i < cnt; i++) {
+                if (form == 3 && (i / in) % 2) continue; /* the stride's gap */
+                e += ((double)t[i] - r[i]) * ((double)t[i] - r[i]);
+                s += (double)r[i] * r[i];
+            }
+            double rel = sqrt(e / (s > 0 ? s : 1));
+            if (!(rel < 1e-6)) FAIL("gemm16 form %d rows %d in %d out %d: rel err %.3g vs sgemm", form, rows, in, out, rel);
+            worst = rel > worst ? rel : worst;
+            memcpy(t, r, n * 4); /* the next form starts from equal outputs again */
+        }
+        free(x), free(w), free(dy), free(r), free(t);
+    }
+    lc_model__gemm16_destroy(g);
+    printf("%s gemm16 (%s): 5 GEMM forms x 4 shapes against sgemm, worst rel err %.2g\n", g_fail ? "FAIL" : "ok  ",
+           lc_model__gemm16_info(), worst);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -722,6 +783,12 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "ref") && g_P == 1) cmd_ref(argc > 2 ? argv[2] : NULL);
     else if (!strcmp(argv[1], "cp")) cmd_cp(argc > 2 ? atoi(argv[2]) : 45, argc > 3 ? argv[3] : NULL);
     else if (!strcmp(argv[1], "bf16") && g_P == 1) cmd_bf16();
+    else if (!strcmp(argv[1], "gemm16") && g_P == 1) {
+        if (cmd_gemm16() == 77) {
+            lc_world_finalize(g_w);
+            return 77;
+        }
+    }
     else if (!strcmp(argv[1], "tp") && argc > 3)
         cmd_tp(atoi(argv[2]), atoi(argv[3]), argc > 4 ? atoi(argv[4]) : 45, argc > 5 && !strcmp(argv[5], "sp"),
                argc > 6 && strcmp(argv[6], "-") ? argv[6] : NULL);
