@@ -1,4 +1,5 @@
-"""The PyTorch training-step peer: transformers' LlamaForCausalLM with sdpa attention, fp32,
+"""The PyTorch training-step peer: transformers' LlamaForCausalLM with sdpa attention, fp32 (or
+bf16 compute under autocast with --dtype bf16),
 loaded with from_pretrained from our checkpoint directory; mean cross-entropy over the S-1
 next-token targets (ours: targets[i] = tokens[i+1], the last ignored); clip_grad_norm_ and
 torch.optim.AdamW over every parameter, as bench train's step."""
@@ -32,9 +33,14 @@ def run(a):
     opt = torch.optim.AdamW(params, lr=a.lr, betas=(a.beta1, a.beta2), eps=a.eps,
                             weight_decay=a.wd)
 
+    # bf16 as a PyTorch user trains in it on a CPU: fp32 master weights, the forward (matmuls
+    # and sdpa) under autocast to bf16, the loss in fp32
+    amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.dtype == "bf16")
+
     def step():
         opt.zero_grad(set_to_none=True)
-        logits = model(input_ids=ids, use_cache=False).logits[0, :-1]
+        with amp:
+            logits = model(input_ids=ids, use_cache=False).logits[0, :-1]
         loss = F.cross_entropy(logits.float(), tgt)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, a.clip)
@@ -42,6 +48,6 @@ def run(a):
         return float(loss.detach())
 
     loss0, step_s, cpu_s = timed_steps(a, step)
-    return {"loss0": loss0, "step_s": step_s, "cpu_s": cpu_s, "lowering": "none",
+    return {"loss0": loss0, "step_s": step_s, "cpu_s": cpu_s, "lowering": "none", "dtype": a.dtype,
             "attn": model.config._attn_implementation,
             "framework_rss_bytes": framework_rss, "torch": torch.__version__}

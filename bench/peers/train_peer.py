@@ -35,6 +35,8 @@ def parse_args(argv=None):
     p.add_argument("--eps", type=float, default=1e-8)
     p.add_argument("--wd", type=float, default=0.1)
     p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--dtype", choices=["f32", "bf16"], default="f32",
+                   help="bf16: fp32 weights, the forward under autocast to bf16 (torch)")
     return p.parse_args(argv)
 
 
@@ -97,6 +99,8 @@ def main():
         if a.impl == "torch":
             import torch_train as impl
         else:
+            if a.dtype != "f32":
+                raise RuntimeError("the JAX peer runs fp32 only")
             import jax_train as impl
         info = impl.run(a)
     except Exception as e:  # noqa: BLE001 - any failure is a row that says why, never a number

@@ -318,8 +318,8 @@ int lc_cmd_bench_train(int argc, char **argv)
     if (parse(argc, argv, &o, &is_worker)) return 2;
     if (is_worker) return worker(&o);
     if (o.peers) {
-        if (o.dtype.n != 1 || strcmp(o.dtype.v[0], "f32")) {
-            fprintf(stderr, "longctx bench train: --peers compares fp32 steps (the loss check is fp32): drop --dtype bf16\n");
+        if (o.dtype.n != 1) {
+            fprintf(stderr, "longctx bench train: --peers compares one dtype per run (--dtype f32 or --dtype bf16)\n");
             return 2;
         }
         for (int c = 0; c < o.tp.n; c++)
@@ -327,7 +327,8 @@ int lc_cmd_bench_train(int argc, char **argv)
                 fprintf(stderr, "longctx bench train: --peers compares CP layouts without TP (the peers have no TP): drop --tp/--sp\n");
                 return 2;
             }
-        lc_bench_peer_opts po = {o.model, o.seq, o.cp, o.steps, o.warm, o.json, o.peers, o.rounds};
+        lc_bench_peer_opts po = {o.model, o.seq, o.cp, o.steps, o.warm, o.json, o.peers, o.rounds,
+                                 !strcmp(o.dtype.v[0], "bf16")};
         return lc_bench_train_with_peers(&po, argc, argv);
     }
     if (!o.json)

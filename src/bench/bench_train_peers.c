@@ -26,6 +26,10 @@
 /* fp32 tolerance on the mean CE: the per-token terms agree to a few ulps and both sides sum
  * them in a wide or pairwise order, so the mean agrees to ~1e-6 relative at 16K tokens. */
 #define LC_PEER_LOSS_RTOL 1e-5
+/* bf16 compute (ours: matmul and attention inputs rounded to bf16, fp32 accumulation; torch:
+ * autocast to bf16): the projects' bf16 tolerance */
+#define LC_PEER_LOSS_RTOL_BF16 1e-2
+#define RTOL(o) ((o)->bf16 ? LC_PEER_LOSS_RTOL_BF16 : LC_PEER_LOSS_RTOL)
 
 /* The optimizer of bench train's step (bench_train.c run_one): AdamW over every parameter,
  * global-norm clipping at 1, constant learning rate. The peers are given the same values. */
@@ -139,6 +143,9 @@ static double row_mfu(const row_t *r, const row_t *ours)
 static void print_header(const lc_bench_peer_opts *o)
 {
     if (o->json) return;
+    printf("# %s compute%s\n", o->bf16 ? "bf16" : "fp32",
+           o->bf16 ? " (ours: bf16 matmul and attention inputs, fp32 accumulation and master weights; torch: "
+                     "autocast to bf16, fp32 weights)" : "");
     printf("# longctx bench train with peers: one step = forward + backward + AdamW, medians of %d steps\n"
            "# after %d warm-up; same weights (our checkpoint), tokens, sequence and cores; a peer's\n"
            "# first-step loss must match ours within %g relative or its row is invalid.\n"
@@ -147,7 +154,7 @@ static void print_header(const lc_bench_peer_opts *o)
            "# ceiling: the most any implementation could beat the peer by, running at 100%% MFU\n"
            "# (1 / the peer's MFU; an upper bound: the backward's recomputation is not counted)\n"
            "%-8s %-6s %7s %3s %4s %-10s %9s %10s %6s %8s %10s %12s %6s %s\n",
-           o->steps, o->warm, LC_PEER_LOSS_RTOL, "impl", "model", "seq", "cp", "thr", "lowering", "step_s",
+           o->steps, o->warm, RTOL(o), "impl", "model", "seq", "cp", "thr", "lowering", "step_s",
            "tok/s", "MFU", "cpu_s", "peakMiB/PE", "loss0", "loss", "vs ours (wall tok/s, cpu, memory/PE)");
 }
 
@@ -169,7 +176,7 @@ static void print_row(const lc_bench_peer_opts *o, long long S, const row_t *r, 
         if (r != ours) {
             printf(",\"process_peak_bytes\":%.0f,\"framework_rss_bytes\":%.0f,\"ours_cp\":%d,\"ours_loss0\":%.9g,\"loss_rel_err\":%.3g,\"loss_rtol\":%g,"
                    "\"valid\":%s",
-                   r->proc_mem, r->fw_mem, ours ? ours->cp : 0, ours ? ours->loss0 : NAN, rel, LC_PEER_LOSS_RTOL, r->valid ? "true" : "false");
+                   r->proc_mem, r->fw_mem, ours ? ours->cp : 0, ours ? ours->loss0 : NAN, rel, RTOL(o), r->valid ? "true" : "false");
             if (r->valid && ours)
                 printf(",\"ours_speedup\":%.4g,\"ours_cpu_speedup\":%.4g,\"ours_mem_ratio\":%.4g,"
                        "\"speedup_ceiling\":%.4g",
@@ -187,7 +194,7 @@ static void print_row(const lc_bench_peer_opts *o, long long S, const row_t *r, 
         if (r == ours) printf("%6s %s\n", "-", "-");
         else if (!r->valid)
             printf("%6s INVALID: loss %.9g vs ours %.9g (rel %.3g > %g)\n", "BAD", r->loss0, ours ? ours->loss0 : NAN,
-                   rel, LC_PEER_LOSS_RTOL);
+                   rel, RTOL(o));
         else
             printf("%6s ours (cp %d) %.2fx tok/s (ceiling %.2fx), %.2fx cpu, %.2fx memory/PE\n", "ok", ours->cp,
                    ours->tps / r->tps, 1.0 / row_mfu(r, ours), r->cpu_s / ours->cpu_s, ours->mem / r->mem);
@@ -233,8 +240,8 @@ static void run_peer(const lc_bench_peer_opts *o, const char *py, const char *pd
     char cmd[12000];
     snprintf(cmd, sizeof cmd,
              "'%s' '%s/train_peer.py' --impl %s --ckpt '%s' --tokens '%s/tokens.i32' --seq %lld --cp %d "
-             "--threads %d --steps %d --warm %d %s",
-             py, pdir, impl, ckpt, rundir, S, cp, threads, o->steps, o->warm, PEER_OPT_ARGS);
+             "--threads %d --steps %d --warm %d --dtype %s %s",
+             py, pdir, impl, ckpt, rundir, S, cp, threads, o->steps, o->warm, o->bf16 ? "bf16" : "f32", PEER_OPT_ARGS);
     fflush(stdout);
     /* popen, but in a process group of its own, so that a stop reaches everything it started */
     int fd[2] = {-1, -1};
@@ -298,7 +305,7 @@ static void run_peer(const lc_bench_peer_opts *o, const char *py, const char *pd
     if (r->why[0]) return;
     /* NaN never passes */
     double rel = fabs(r->loss0 - ours->loss0) / fabs(ours->loss0);
-    r->valid = isfinite(r->tps) && r->tps > 0 && rel <= LC_PEER_LOSS_RTOL;
+    r->valid = isfinite(r->tps) && r->tps > 0 && rel <= RTOL(o);
 }
 
 static int read_ours(const char *rundir, row_t *r)
@@ -475,7 +482,7 @@ int lc_bench_train_with_peers(const lc_bench_peer_opts *o, int argc, char **argv
                 row_t t = *tm; /* its loss is checked against each CP of ours */
                 if (!t.why[0]) {
                     double rel = fabs(t.loss0 - om->loss0) / fabs(om->loss0);
-                    t.valid = isfinite(t.tps) && t.tps > 0 && rel <= LC_PEER_LOSS_RTOL;
+                    t.valid = isfinite(t.tps) && t.tps > 0 && rel <= RTOL(o);
                 }
                 print_row(o, S, &t, om);
             }

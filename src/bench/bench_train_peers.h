@@ -35,6 +35,7 @@ typedef struct {
     int steps, warm, json;
     unsigned peers;
     int rounds; /* ours and the peers alternate this many times; the median round is reported */
+    int bf16;   /* bf16 compute: ours --dtype bf16, torch under autocast to bf16 */
 } lc_bench_peer_opts;
 
 /* Parent side: for each sequence, for each CP: our workers (argv re-run with --seq/--cp
