@@ -12,7 +12,7 @@ data=${2:-build/pydoc}
 day=$(date +%F)
 txt=bench/results/cp-algos-$day.txt
 : >"$txt"
-once() { echo "\$ longctx $*" | tee -a "$txt"; "$b" "$@" 2>&1 | tee -a "$txt"; }
+once() { echo "\$ longctx $*" | tee -a "$txt"; "$b" "$@" 2>&1 | tee -a "$txt" || echo "(exit status $?)" | tee -a "$txt"; }
 echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) x $(nproc) CPUs, $(date -u)" | tee -a "$txt"
 # attention alone, fwd+bwd, 16K: every algorithm and all-to-all lowering
 once bench ring --pes 2,4 --s 16K --layout zigzag --algo ring,allgather,ulysses,hybrid --ulysses 2 \

@@ -319,13 +319,32 @@ int lc_cmd_bench_ring(int argc, char **argv)
          * double, since the options may ask for more than any size_t (checked below). */
         double kv = 2.0 * (double)rows * (double)hmax * (double)dmax * 4;
         double need = 3 * (kv + 8.0 * (double)rows + 256) + kv + (64u << 20);
+        /* A Ulysses or hybrid plan instead (plans live one at a time): U send and U - 1 receive
+         * pieces of the backward's all-to-all (Q, K, V, dO of a rank's heads, lse, D, doc ids),
+         * and its groups' ring on U x rows rows; and the group-ordered copies outside the heap. */
+        double uly_local = 0;
+        for (int ai = 0; ai < o.algo.n; ai++) {
+            int is_u = !strcmp(o.algo.v[ai], "ulysses"), is_h = !strcmp(o.algo.v[ai], "hybrid");
+            for (int ui = 0; ui < (is_h ? o.ulysses.n : is_u ? 1 : 0); ui++) {
+                long long U = is_u ? P : o.ulysses.v[ui];
+                if (U < 1 || P % U || hqmax % U) continue;
+                double hq_l = (double)hqmax / U, hkv_l = hmax % U ? 1 : (double)hmax / U, d = (double)dmax;
+                double piece = (double)rows * (2 * hq_l * d * 4 + 2 * hkv_l * d * 4 + 2 * hq_l * 4 + 4) + 7 * 64;
+                double gp = (double)U * rows, slot = 2 * gp * hkv_l * d * 4 + 8 * gp + 1024;
+                double inner = P / U > 1 ? 3 * slot + 2 * gp * hkv_l * d * 4 : slot;
+                double un = (2.0 * U - 1) * piece + inner + (64u << 20);
+                need = un > need ? un : need;
+                double ul = gp * (4 * hq_l * d * 4 + 2 * hkv_l * d * 4 + hq_l * 4 + 4);
+                uly_local = ul > uly_local ? ul : uly_local;
+            }
+        }
         /* The bench's own buffers per PE: Q, O, dO, dQ ([rows, hq, d]), lse, K, V, dK, dV. */
         double local = (double)rows * (4.0 * (double)hqmax * (double)dmax + (double)hqmax + 4.0 * (double)hmax * (double)dmax) * 4;
         char what[160];
         snprintf(what, sizeof what, "--s %lld with --pes %lld, --hq %lld, --hkv %lld, --d %lld (lower --s or raise --pes)",
                  smax, P, hqmax, hmax, dmax);
         size_t heap;
-        if (lc_bench_fits_memory("ring", need + local, (int)P, what) || lc_bench_heap("ring", (size_t)need, &heap))
+        if (lc_bench_fits_memory("ring", need + local + uly_local, (int)P, what) || lc_bench_heap("ring", (size_t)need, &heap))
             return 2;
         if (!o.json)
             printf("== bench ring, shm backend, P = %lld, hq %lld hkv %lld d %lld, fp32, load %.2f ==\n", P,
