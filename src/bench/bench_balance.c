@@ -85,9 +85,15 @@ int lc_cmd_bench_balance(int argc, char **argv)
         /* [cp][layout 0..2, mask 3][mean, max, total work / the mask deal's] */
         double acc[LC_LIST_MAX][4][3];
         memset(acc, 0, sizeof acc);
+        double t_deal = 0; /* what lc_cp_balance_step costs a step: the work, the deal, its measure */
         for (int n = 0; n < samples; n++) {
             lc_loader_next(ld, tok, tgt, doc);
+            double t0 = lc_wall();
             lc_cp_chunk_work(S, mask, window, doc, work);
+            int P0 = (int)cps.v[cps.n - 1];
+            if (!lc_cp_balance_assign(work, S, P0, pos, scratch, load))
+                lc_cp_work_imbalance(S, mask, window, doc, P0, (int)(S / P0), pos, tiles, load, NULL);
+            t_deal += (lc_wall() - t0) / samples;
             for (int ci = 0; ci < cps.n; ci++) {
                 int P = (int)cps.v[ci];
                 double imb[4] = {NAN, NAN, NAN, NAN}, tot[4] = {NAN, NAN, NAN, NAN};
@@ -123,6 +129,9 @@ int lc_cmd_bench_balance(int argc, char **argv)
                 printf("%-7lld %4lld %24s %24s %24s %24s\n", (long long)S, cps.v[ci], cell[1], cell[0], cell[2], cell[3]);
             }
         }
+        if (!json)
+            printf("# seq %lld: the work, the deal and its measure over CP %lld take %.1f ms per sequence (one core)\n",
+                   (long long)S, cps.v[cps.n - 1], 1e3 * t_deal);
         free(tok), free(tgt), free(doc), free(pos), free(work), free(load), free(scratch), free(tiles);
         lc_loader_destroy(ld);
         lc_tokfile_close(f);

@@ -406,7 +406,7 @@ size_t lc_cp_mem_bytes(const lc_cp *cp)
     if (!cp) return 0;
     const lc_cp_config *c = &cp->cfg;
     size_t nreal = (size_t)cp->n_real_of[cp->me], acc = 2 * cp->kv_elems * sizeof(float);
-    size_t mem = nreal * c->hq * (c->d + 1) * sizeof(float); /* o32, delta */
+    size_t mem = nreal * c->hq * ((cp->o32 ? c->d : 0) + 1) * sizeof(float); /* o32, delta */
     if (cp->uly) return mem + lc_cp__uly_mem(cp);
     int slots = cp->P == 1 ? 1 : 3; /* home (+ ring[2], acc_in and tmp[1] when blocks travel) */
     mem += acc + cp->work_bytes + slots * cp->fmt.bytes + (cp->P == 1 ? 0 : 2 * acc);

@@ -98,7 +98,6 @@ static void uly_free(lc_cp *cp)
     free(y->gidx);
     free(y->qg);
     free(y->dog);
-    free(y->og);
     free(y->lseg);
     free(y->dqg);
     free(y->dkg);
@@ -188,9 +187,10 @@ int lc_cp__uly_create(lc_cp *cp)
     if (!bad) {
         y->qg = malloc(gr * qrow + 64);
         y->dog = malloc(gr * qrow + 64);
-        y->og = malloc(gr * y->hq_l * d * 4 + 64);
-        y->lseg = malloc(gr * lrow + 64);
+        /* the forward's output and the backward's dQ never live at once: one buffer */
         y->dqg = malloc(gr * y->hq_l * d * 4 + 64);
+        y->og = y->dqg;
+        y->lseg = malloc(gr * lrow + 64);
         y->dkg = malloc(gr * y->hkv_l * d * 4 + 64);
         y->dvg = malloc(gr * y->hkv_l * d * 4 + 64);
         y->docg = malloc(gr * 4 + 64);
@@ -218,6 +218,9 @@ int lc_cp__uly_create(lc_cp *cp)
         lc_cp__uly_destroy(cp);
         return rc;
     }
+    /* The inner plan always gets its fp32 output from here (og), so its own copy is never used. */
+    free(y->inner->o32);
+    y->inner->o32 = NULL;
     y->send = lc_symm_alloc_team(y->ut, (size_t)U * y->piece);
     y->recv = y->send && U > 1 ? lc_symm_alloc_team(y->ut, (size_t)(U - 1) * y->piece) : NULL;
     y->sig = y->send && (U == 1 || y->recv) ? lc_symm_alloc_team(y->ut, sizeof(uint64_t) * N_SIG) : NULL;
@@ -455,6 +458,7 @@ int lc_cp__uly_bwd(lc_cp *cp, const void *q, const void *k, const void *v, const
     cp->st.stage_cpu_s += lc_cp__cpu() - c.cpu;
     if ((rc = a2a_end(cp, l))) return rc;
     y->inner->delta_given = 1;
+    /* out_f32 is not read with D given; og is dqg's storage, which the inner plan overwrites */
     rc = lc_cp_backward_ex(y->inner, y->qg, kg, vg, y->docg, NULL, y->og, y->lseg, y->dog, y->dqg, y->dkg, y->dvg);
     if ((rc = run_inner(cp, rc, "the groups' ring backward"))) return rc;
     if ((rc = a2a_begin(cp, l))) return rc;
@@ -514,7 +518,7 @@ size_t lc_cp__uly_mem(const lc_cp *cp)
     const lc_cp_uly *y = cp->uly;
     size_t d = (size_t)cp->cfg.d, gr = (size_t)y->gn_real, es = cp->es;
     size_t mem = 2 * gr * y->hq_l * d * es                  /* qg, dog */
-                 + 2 * gr * y->hq_l * d * 4                 /* og, dqg */
+                 + gr * y->hq_l * d * 4                     /* og = dqg */
                  + 2 * gr * y->hkv_l * d * 4                /* dkg, dvg */
                  + gr * (y->hq_l * 4 + 4)                   /* lseg, docg */
                  + (size_t)(2 * y->U - 1) * y->piece;       /* send, recv */
