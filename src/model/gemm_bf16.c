@@ -79,6 +79,22 @@ struct lc_gemm16 {
     int threads;
 };
 
+/* bf16 instructions in the CPU: AVX512-BF16 (cpuid 7.1 EAX bit 5) or AMX-BF16 (7.0 EDX bit 22).
+ * Without them oneDNN emulates bf16 (slower than sgemm on the rounded operands). */
+static int cpu_has_bf16(void)
+{
+#if defined(__x86_64__)
+    unsigned a = 7, b = 0, c = 1, d = 0;
+    __asm__("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+    int avx512bf16 = (a >> 5) & 1;
+    a = 7, c = 0;
+    __asm__("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+    return avx512bf16 || ((d >> 22) & 1);
+#else
+    return 0;
+#endif
+}
+
 static void load(void)
 {
 #if defined(__SANITIZE_ADDRESS__)
@@ -125,7 +141,7 @@ static void load(void)
         !D.dnnl_memory_desc_init_by_strides(&c, 2, dc, dnnl_f32, s) && !D.dnnl_matmul_desc_init(&md, &a, &b, NULL, &c) &&
         !D.dnnl_primitive_desc_create(&pd, &md, NULL, D.eng, NULL))
         D.dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    int native = strstr(impl, "bf16") || strstr(impl, "amx");
+    int native = cpu_has_bf16() && !strstr(impl, "ref") && (strstr(impl, "bf16") || strstr(impl, "amx"));
     const char *force = lc__env_str("LONGCTX_BF16_GEMM");
     if (native || (force && !strcmp(force, "onednn"))) {
         D.ok = 1;
