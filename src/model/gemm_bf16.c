@@ -262,10 +262,10 @@ static entry *find(lc_gemm16 *g, int ta, int tb, int M, int N, int K, int ldc, i
 
 /* op(X) stored with leading dimension ld (rows of the stored matrix: r, each c wide) into a
  * packed bf16 copy [r][c]. */
-static void pack(const float *x, int r, int c, int ld, uint16_t *out)
+LC_MODEL_VEC_LOOP static void pack(const float *x, int r, int c, int ld, uint16_t *out)
 {
     for (int i = 0; i < r; i++)
-        for (int j = 0; j < c; j++) out[(size_t)i * c + j] = lc_f32_to_bf16(x[(size_t)i * ld + j]);
+        for (int j = 0; j < c; j++) out[(size_t)i * c + j] = lc_model__f2bf(x[(size_t)i * ld + j]);
 }
 
 int lc_model__gemm16(lc_gemm16 *g, int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B,

@@ -149,17 +149,17 @@ void lc_model__linear_bwd_dw(const float *dy, const float *x, int rows, int in, 
                 1.0f, dw, in);
 }
 
-void lc_model__round_bf16(float *x, size_t n)
+LC_MODEL_VEC_LOOP void lc_model__round_bf16(float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) x[i] = lc_bf16_to_f32(lc_f32_to_bf16(x[i]));
+    for (size_t i = 0; i < n; i++) x[i] = lc_model__bf2f(lc_model__f2bf(x[i]));
 }
 
-void lc_model__to_bf16(const float *x, size_t n, uint16_t *out)
+LC_MODEL_VEC_LOOP void lc_model__to_bf16(const float *x, size_t n, uint16_t *out)
 {
-    for (size_t i = 0; i < n; i++) out[i] = lc_f32_to_bf16(x[i]);
+    for (size_t i = 0; i < n; i++) out[i] = lc_model__f2bf(x[i]);
 }
 
-void lc_model__from_bf16(const uint16_t *x, size_t n, float *out)
+LC_MODEL_VEC_LOOP void lc_model__from_bf16(const uint16_t *x, size_t n, float *out)
 {
-    for (size_t i = 0; i < n; i++) out[i] = lc_bf16_to_f32(x[i]);
+    for (size_t i = 0; i < n; i++) out[i] = lc_model__bf2f(x[i]);
 }

@@ -535,8 +535,44 @@ static void cmd_tp_errors(void)
 
 /* ---------------- bf16 ---------------- */
 
+/* The model's inline, vectorized bf16 conversions equal attn.h's bit for bit: every exponent
+ * and mantissa edge (ties, carries into the exponent, infinities, NaN payloads) and 4 M random
+ * patterns, through the array routines the model calls. */
+static void check_bf16_conversions(void)
+{
+    enum { N = 1 << 22 };
+    float *x = malloc(N * sizeof(float)), *r = malloc(N * sizeof(float));
+    uint16_t *b = malloc(N * sizeof(uint16_t));
+    uint64_t rs = g_seed ^ 0x9e3779b97f4a7c15ull;
+    static const uint32_t edge[] = {0, 0x80000000u, 0x00007fffu, 0x00008000u, 0x00018000u, 0x3f808000u, 0x3f818000u,
+                                    0x7f7fffffu, 0x7f7f8000u, 0x7f800000u, 0xff800000u, 0x7f800001u, 0x7fc00000u,
+                                    0xffffffffu, 0x7fbfffffu, 0x0000ffffu};
+    for (int i = 0; i < N; i++) {
+        uint32_t u = i < 16 ? edge[i] : (uint32_t)(lc_test_rng(&rs) >> 32);
+        memcpy(&x[i], &u, 4);
+    }
+    lc_model__to_bf16(x, N, b);
+    memcpy(r, x, N * sizeof(float));
+    lc_model__round_bf16(r, N);
+    long bad = 0;
+    for (int i = 0; i < N; i++) {
+        uint16_t want = lc_f32_to_bf16(x[i]);
+        float wf = lc_bf16_to_f32(want);
+        bad += b[i] != want || memcmp(&r[i], &wf, 4) != 0;
+    }
+    lc_model__from_bf16(b, N, r);
+    for (int i = 0; i < N; i++) {
+        float wf = lc_bf16_to_f32(b[i]);
+        bad += memcmp(&r[i], &wf, 4) != 0;
+    }
+    if (bad) FAIL("bf16 conversions: %ld of %d values differ from lc_f32_to_bf16 / lc_bf16_to_f32", bad, N);
+    else printf("ok   bf16 conversions (vectorized) equal lc_f32_to_bf16 / lc_bf16_to_f32 on %d patterns\n", N);
+    free(x), free(r), free(b);
+}
+
 static void cmd_bf16(void)
 {
+    check_bf16_conversions();
     lc_model_config c = tiny();
     int S = 64;
     inputs in = make_inputs(S, c.vocab, g_seed + 7);
