@@ -403,23 +403,35 @@ static int run_inner(lc_cp *cp, int rc, const char *what)
     return lc_cp__fail(cp, rc, "%s: %s", what, lc_cp_last_error(cp->uly->inner));
 }
 
+/* The first all-to-all of both passes: my rows of Q, K, V (the backward: + dO, lse, D) out to
+ * the ranks' head shards, the group's rows in, in global order, K and V straight into the inner
+ * plan's slots (*kg, *vg). */
+static int to_heads(lc_cp *cp, lc_lowering l, int bwd, const void *q, const void *k, const void *v,
+                    const void *dout, const float *lse, const int32_t *doc, void **kg, void **vg)
+{
+    lc_cp_uly *y = cp->uly;
+    const in_fmt *f = bwd ? &y->bin : &y->fin;
+    int rc = a2a_begin(cp, l);
+    if (rc) return rc;
+    lc_cp_clock c = lc_cp__tic();
+    for (int s = 0; s < y->U; s++) pack_in(cp, f, s, q, k, v, dout, lse, bwd ? cp->delta : NULL, doc);
+    cp->st.stage_cpu_s += lc_cp__cpu() - c.cpu;
+    if ((rc = a2a(cp, l, f->bytes, bwd ? "Q, K, V, dO to head shards" : "Q, K, V to head shards"))) return rc;
+    if ((rc = run_inner(cp, lc_cp_kv_buffers(y->inner, kg, vg), "the groups' ring"))) return rc;
+    c = lc_cp__tic();
+    for (int u = 0; u < y->U; u++) unpack_in(cp, f, u, piece_from(cp, l, u), *kg, *vg, bwd);
+    cp->st.stage_cpu_s += lc_cp__cpu() - c.cpu;
+    return a2a_end(cp, l);
+}
+
 int lc_cp__uly_fwd(lc_cp *cp, const void *q, const void *k, const void *v, const int32_t *doc, float *o,
                    float *lse)
 {
     lc_cp_uly *y = cp->uly;
     lc_lowering l = a2a_lowering(cp);
-    int U = y->U, rc = a2a_begin(cp, l);
-    if (rc) return rc;
-    lc_cp_clock c = lc_cp__tic();
-    for (int s = 0; s < U; s++) pack_in(cp, &y->fin, s, q, k, v, NULL, NULL, NULL, doc);
-    cp->st.stage_cpu_s += lc_cp__cpu() - c.cpu;
-    if ((rc = a2a(cp, l, y->fin.bytes, "Q, K, V to head shards"))) return rc;
+    int U = y->U, rc;
     void *kg, *vg;
-    if ((rc = run_inner(cp, lc_cp_kv_buffers(y->inner, &kg, &vg), "the groups' ring"))) return rc;
-    c = lc_cp__tic();
-    for (int u = 0; u < U; u++) unpack_in(cp, &y->fin, u, piece_from(cp, l, u), kg, vg, 0);
-    cp->st.stage_cpu_s += lc_cp__cpu() - c.cpu;
-    if ((rc = a2a_end(cp, l))) return rc;
+    if ((rc = to_heads(cp, l, 0, q, k, v, NULL, NULL, doc, &kg, &vg))) return rc;
     rc = lc_cp_forward_ex(y->inner, y->qg, kg, vg, y->docg, NULL, y->og, y->lseg);
     if ((rc = run_inner(cp, rc, "the groups' ring forward"))) return rc;
     if ((rc = a2a_begin(cp, l))) return rc;
@@ -427,7 +439,7 @@ int lc_cp__uly_fwd(lc_cp *cp, const void *q, const void *k, const void *v, const
     if ((rc = a2a(cp, l, y->fout.bytes, "outputs back to sequence shards"))) return rc;
     const lc_cp_config *cf = &cp->cfg;
     size_t d = (size_t)cf->d, n = (size_t)cp->n_real_of[cp->me], qrow = (size_t)y->hq_l * d * 4;
-    c = lc_cp__tic();
+    lc_cp_clock c = lc_cp__tic();
     for (int s = 0; s < U; s++) {
         const uint8_t *p = piece_from(cp, l, s);
         for (size_t i = 0; i < n; i++) {
@@ -445,18 +457,9 @@ int lc_cp__uly_bwd(lc_cp *cp, const void *q, const void *k, const void *v, const
     lc_cp_uly *y = cp->uly;
     const lc_cp_config *cf = &cp->cfg;
     lc_lowering l = a2a_lowering(cp);
-    int U = y->U, rc = a2a_begin(cp, l);
-    if (rc) return rc;
-    lc_cp_clock c = lc_cp__tic();
-    for (int s = 0; s < U; s++) pack_in(cp, &y->bin, s, q, k, v, dout, lse, cp->delta, doc);
-    cp->st.stage_cpu_s += lc_cp__cpu() - c.cpu;
-    if ((rc = a2a(cp, l, y->bin.bytes, "Q, K, V, dO to head shards"))) return rc;
+    int U = y->U, rc;
     void *kg, *vg;
-    if ((rc = run_inner(cp, lc_cp_kv_buffers(y->inner, &kg, &vg), "the groups' ring"))) return rc;
-    c = lc_cp__tic();
-    for (int u = 0; u < U; u++) unpack_in(cp, &y->bin, u, piece_from(cp, l, u), kg, vg, 1);
-    cp->st.stage_cpu_s += lc_cp__cpu() - c.cpu;
-    if ((rc = a2a_end(cp, l))) return rc;
+    if ((rc = to_heads(cp, l, 1, q, k, v, dout, lse, doc, &kg, &vg))) return rc;
     y->inner->delta_given = 1;
     /* out_f32 is not read with D given; og is dqg's storage, which the inner plan overwrites */
     rc = lc_cp_backward_ex(y->inner, y->qg, kg, vg, y->docg, NULL, y->og, y->lseg, y->dog, y->dqg, y->dkg, y->dvg);
@@ -466,7 +469,7 @@ int lc_cp__uly_bwd(lc_cp *cp, const void *q, const void *k, const void *v, const
     if ((rc = a2a(cp, l, y->bout.bytes, "dQ, dK, dV back to sequence shards"))) return rc;
     size_t d = (size_t)cf->d, n = (size_t)cp->n_real_of[cp->me];
     size_t qrow = (size_t)y->hq_l * d, kvrow = (size_t)y->hkv_l * d;
-    c = lc_cp__tic();
+    lc_cp_clock c = lc_cp__tic();
     /* Ranks in order: a replicated KV head's first replica sets, the next ones add. */
     for (int s = 0; s < U; s++) {
         const uint8_t *p = piece_from(cp, l, s);
