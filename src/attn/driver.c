@@ -43,14 +43,20 @@ static void *take(carve *w, size_t bytes)
     return p;
 }
 
+/* lc_bf16_to_f32, inline: the tile packers call it per element. */
+static inline float bf2f(lc_bf16 b)
+{
+    uint32_t u = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 /* Widens a [rows, heads*d] bf16 array to fp32 into f. */
 static void widen(float *f, const void *x, size_t n)
 {
     const lc_bf16 *b = x;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u = (uint32_t)b[i] << 16;
-        memcpy(&f[i], &u, 4);
-    }
+    for (size_t i = 0; i < n; i++) f[i] = bf2f(b[i]);
 }
 
 /* [s, heads, d] (qkv dtype) -> fp32 V tiles for the P.V matmul: per (head, KV tile),
@@ -71,7 +77,7 @@ static void pack_v(float *f, const void *x, lc_dtype dt, int s, int heads, int d
                     memcpy(dst, (const float *)x + src + jb, (size_t)w * sizeof(float));
                 else
                     for (int p = 0; p < w; p++)
-                        dst[p] = lc_bf16_to_f32(((const lc_bf16 *)x)[src + jb + p]);
+                        dst[p] = bf2f(((const lc_bf16 *)x)[src + jb + p]);
         }
 }
 
@@ -156,7 +162,7 @@ static void pack_task(void *ctx, int t, int worker)
             const lc_bf16 *src = (const lc_bf16 *)j->src + (size_t)k0 * ld + (size_t)kvh * d;
             for (int r = 0; r < nk; r++)
                 for (int p = 0; p < d; p++)
-                    KT_AT(p, r) = lc_bf16_to_f32(src[r * ld + p]);
+                    KT_AT(p, r) = bf2f(src[r * ld + p]);
         }
 #undef KT_AT
     }
