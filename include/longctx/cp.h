@@ -171,8 +171,8 @@ int lc_cp_chunk_work(int64_t seq_len, unsigned mask, int64_t window, const int32
  * layout): its 64-row tiles against every key tile of every PE, a pair counted unless the
  * kernels' tile classification skips it. load [P] and total (optional) get each PE's work and
  * the sum; scratch holds lc_cp_work_scratch(P, n_pad) bytes. */
-double lc_cp_work_imbalance(int64_t seq_len, unsigned mask, int64_t window, const int32_t *doc, int P, int n_pad,
-                            const int32_t *pos, void *scratch, double *load, double *total);
+double lc_cp_work_imbalance(unsigned mask, int64_t window, const int32_t *doc, int P, int n_pad, const int32_t *pos,
+                            void *scratch, double *load, double *total);
 size_t lc_cp_work_scratch(int P, int n_pad);
 /* The mask balance's deal: seq_len a multiple of 64 x P; pos gets [P][seq_len / P] ascending
  * positions; scratch holds 2 x ceil(S/64) + P ints, load P doubles (each PE's work). */

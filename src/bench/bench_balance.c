@@ -92,7 +92,7 @@ int lc_cmd_bench_balance(int argc, char **argv)
             lc_cp_chunk_work(S, mask, window, doc, work);
             int P0 = (int)cps.v[cps.n - 1];
             if (!lc_cp_balance_assign(work, S, P0, pos, scratch, load))
-                lc_cp_work_imbalance(S, mask, window, doc, P0, (int)(S / P0), pos, tiles, load, NULL);
+                lc_cp_work_imbalance(mask, window, doc, P0, (int)(S / P0), pos, tiles, load, NULL);
             t_deal += (lc_wall() - t0) / samples;
             for (int ci = 0; ci < cps.n; ci++) {
                 int P = (int)cps.v[ci];
@@ -105,7 +105,7 @@ int lc_cmd_bench_balance(int argc, char **argv)
                     } else if (lc_cp_balance_assign(work, S, P, pos, scratch, load)) {
                         continue;
                     }
-                    imb[l] = lc_cp_work_imbalance(S, mask, window, doc, P, n_pad, pos, tiles, load, &tot[l]);
+                    imb[l] = lc_cp_work_imbalance(mask, window, doc, P, n_pad, pos, tiles, load, &tot[l]);
                     acc[ci][l][0] += imb[l] / samples;
                     acc[ci][l][1] = imb[l] > acc[ci][l][1] ? imb[l] : acc[ci][l][1];
                     acc[ci][l][2] += tot[l] / tot[3] / samples;

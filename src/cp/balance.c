@@ -60,12 +60,11 @@ size_t lc_cp_work_scratch(int P, int n_pad)
 /* Each PE's rows as the kernels see them: tiles of 64 local rows, every query tile against
  * every key tile of every PE (the ring and the all-gather visit them all), kept unless the
  * tile classification (attn/core.h, the kernels' own) skips the pair. */
-double lc_cp_work_imbalance(int64_t seq_len, unsigned mask, int64_t window, const int32_t *doc, int P, int n_pad,
-                            const int32_t *pos, void *scratch, double *load, double *total)
+double lc_cp_work_imbalance(unsigned mask, int64_t window, const int32_t *doc, int P, int n_pad, const int32_t *pos,
+                            void *scratch, double *load, double *total)
 {
     int nt = (n_pad + CH - 1) / CH, dm = (mask & LC_MASK_DOC) && doc;
     lc_tile_sum *ts = scratch;
-    (void)seq_len;
     for (int r = 0; r < P; r++)
         for (int t = 0; t < nt; t++) {
             lc_tile_sum *s = &ts[(size_t)r * nt + t];
@@ -180,13 +179,13 @@ int lc_cp_balance_step(lc_cp *cp, const int32_t *doc)
     if (lc_cp_chunk_work(S, c->mask, c->window, doc, work))
         return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_balance_step: bad mask arguments");
     if (c->plan.balance == LC_CP_BALANCE_MASK) {
-        /* the doc ids agree on every member (the caller's contract), so the deal does too */
-        if (cp->zc_epoch && lc_cp__zc_wait_free(cp)) return LC_ERR_ABORT; /* peers may read my home positions */
+        /* the doc ids agree on every member (the caller's contract), so the deal does too; the
+         * positions reach my home block only when the next call stages it */
         if (lc_cp_balance_assign(work, S, cp->P, cp->pos_of, scratch, load))
             return lc_cp__fail(cp, LC_ERR_ARG, "lc_cp_balance_step: --seq %lld is not a multiple of 64 x %d PEs",
                                (long long)S, cp->P);
     }
-    cp->imbalance = lc_cp_work_imbalance(S, c->mask, c->window, doc, cp->P, cp->n_pad, cp->pos_of, tiles, load, NULL);
+    cp->imbalance = lc_cp_work_imbalance(c->mask, c->window, doc, cp->P, cp->n_pad, cp->pos_of, tiles, load, NULL);
     cp->balanced_once = 1;
     return LC_OK;
 }

@@ -257,7 +257,7 @@ static lc_lowering a2a_lowering(lc_cp *cp)
 static const uint8_t *piece_from(lc_cp *cp, lc_lowering l, int s)
 {
     lc_cp_uly *y = cp->uly;
-    if (s == y->u || l == LC_LOWER_COMPUTE_ONLY) return my_piece(y, s == y->u ? s : y->u);
+    if (s == y->u || l == LC_LOWER_COMPUTE_ONLY) return my_piece(y, y->u); /* compute-only: my own stands in */
     if (l == LC_LOWER_ZERO_COPY)
         return lc_symm_ptr(cp->w, my_piece(y, y->u), lc_team_translate_pe(y->ut, s, lc_team_world(cp->w)));
     int k = (y->u - s + y->U) % y->U; /* rank s sent with shift k */

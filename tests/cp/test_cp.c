@@ -968,9 +968,9 @@ static int cmd_balance(void)
         lc_cp_layout_positions(LC_CP_ZIGZAG, S, P, 0, NULL, &n_pad);
         for (int r = 0; r < P; r++) lc_cp_layout_positions(LC_CP_ZIGZAG, S, P, r, pos + (size_t)r * n_pad, NULL);
         void *tiles = malloc(lc_cp_work_scratch(P, n_pad + 64));
-        double zz = lc_cp_work_imbalance(S, LC_MASK_CAUSAL | LC_MASK_DOC, 0, doc, P, n_pad, pos, tiles, NULL, NULL);
+        double zz = lc_cp_work_imbalance(LC_MASK_CAUSAL | LC_MASK_DOC, 0, doc, P, n_pad, pos, tiles, NULL, NULL);
         if (lc_cp_balance_assign(work, S, P, pos, scratch, load)) FAIL("lc_cp_balance_assign refused");
-        double mb = lc_cp_work_imbalance(S, LC_MASK_CAUSAL | LC_MASK_DOC, 0, doc, P, (int)(S / P), pos, tiles, NULL, NULL);
+        double mb = lc_cp_work_imbalance(LC_MASK_CAUSAL | LC_MASK_DOC, 0, doc, P, (int)(S / P), pos, tiles, NULL, NULL);
         free(tiles);
         int ok = mb <= 1.05;
         for (int r = 0; r < P && ok; r++)
