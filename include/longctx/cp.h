@@ -201,6 +201,9 @@ void lc_cp_get_stats(const lc_cp *cp, lc_cp_stats *st);
  * all-gather buffers, output and dK/dV accumulators, the kernel workspace (an inner ring's
  * included). The caller's tensors are not counted. */
 size_t lc_cp_mem_bytes(const lc_cp *cp);
+/* What lc_cp_mem_bytes will report (the largest over the P PEs) for a plan of cfg over P PEs,
+ * before any PE exists: for planning (longctx plan). 0 on bad arguments. */
+size_t lc_cp_mem_estimate(const lc_cp_config *cfg, int P);
 void lc_cp_reset_stats(lc_cp *cp);
 
 #ifdef __cplusplus

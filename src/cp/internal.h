@@ -151,6 +151,9 @@ int lc_cp__uly_bwd(lc_cp *cp, const void *q, const void *k, const void *v, const
 void lc_cp__uly_stats(const lc_cp *cp, lc_cp_stats *st);
 void lc_cp__uly_reset_stats(lc_cp *cp);
 size_t lc_cp__uly_mem(const lc_cp *cp);
+/* mem.c: the memory of plans not made yet (lc_cp_mem_estimate's parts) */
+size_t lc_cp__ring_mem_estimate(const lc_cp_config *c, int P, int n_pad, int nreal, int with_o32);
+size_t lc_cp__uly_mem_estimate(const lc_cp_config *c, int P, int n_pad, const int *nreal);
 lc_cp *lc_cp__uly_inner(lc_cp *cp);
 /* balance.c: the bytes of bal_work for a sequence over P PEs. */
 size_t lc_cp__balance_scratch(int64_t seq_len, int P, int n_pad);

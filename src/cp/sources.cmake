@@ -6,4 +6,5 @@ longctx_layer(cp
   src/cp/zcopy.c
   src/cp/allgather.c
   src/cp/ulysses.c
-  src/cp/balance.c)
+  src/cp/balance.c
+  src/cp/mem.c)

@@ -533,3 +533,39 @@ void lc_cp__uly_reset_stats(lc_cp *cp)
     lc_cp_reset_stats(cp->uly->inner);
     memset(&cp->uly->st, 0, sizeof cp->uly->st);
 }
+
+/* lc_cp__uly_mem before the plan exists (mem.c): the same buffers for group g's rows, the
+ * largest over the groups and their members. */
+size_t lc_cp__uly_mem_estimate(const lc_cp_config *c, int P, int n_pad, const int *nreal)
+{
+    int U = c->plan.algo == LC_CP_ULYSSES ? P : c->plan.ulysses;
+    if (U < 1 || P % U || c->hq % U) return 0;
+    int R = P / U, hq_l = c->hq / U, rep = c->hkv % U == 0 ? 1 : U / c->hkv;
+    int hkv_l = rep > 1 ? 1 : c->hkv / U;
+    size_t es = lc_dtype_size(c->dtype), d = (size_t)c->d, n = (size_t)n_pad;
+    size_t qrow = (size_t)hq_l * d * es, kvrow = (size_t)hkv_l * d * es, lrow = (size_t)hq_l * 4;
+    in_fmt bin;
+    out_fmt fout;
+    layout_in(&bin, n, qrow, kvrow, lrow, 1);
+    layout_out(&fout, n, (size_t)hq_l * d * 4, (size_t)hkv_l * d * 4, lrow);
+    size_t piece = up64(bin.bytes > fout.bytes ? bin.bytes : fout.bytes), most = 0;
+    lc_cp_config ic = *c;
+    ic.hq = hq_l;
+    ic.hkv = hkv_l;
+    ic.plan.algo = LC_CP_RING;
+    ic.plan.ulysses = 0;
+    for (int g = 0; g < R; g++) {
+        size_t gr = 0;
+        int mine = 0;
+        for (int u = 0; u < U; u++) {
+            gr += (size_t)nreal[g * U + u];
+            if (nreal[g * U + u] > mine) mine = nreal[g * U + u];
+        }
+        size_t mem = (size_t)mine * c->hq * (d + 1) * sizeof(float) /* the outer plan's o32, delta */
+                     + 2 * gr * hq_l * d * es + gr * hq_l * d * 4 + 2 * gr * hkv_l * d * 4 + gr * (lrow + 4)
+                     + (size_t)(2 * U - 1) * piece
+                     + lc_cp__ring_mem_estimate(&ic, R, U * n_pad, (int)gr, 0);
+        if (mem > most) most = mem;
+    }
+    return most;
+}

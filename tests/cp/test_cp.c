@@ -294,6 +294,15 @@ static int same_as_one(const lc_cp *cp, const prob *p, const local *l)
  * with every all-to-all lowering: within tolerance of the oracle and the single PE, the
  * lowerings bit-identical to each other. Returns the plans run; *n_one counts those equal
  * to the single PE bit for bit. */
+/* lc_cp_mem_estimate, made without a world (the planner's), must say what the plan holds. */
+static void check_mem_estimate(const lc_cp *cp, const lc_cp_config *cfg, const char *what)
+{
+    double mine = (double)lc_cp_mem_bytes(cp), most;
+    lc_allreduce_max_f64(g_t, &most, &mine, 1);
+    double est = (double)lc_cp_mem_estimate(cfg, g_P);
+    if (est != most) FAIL("%s: lc_cp_mem_estimate %.0f bytes, the plan holds %.0f (max over PEs)", what, est, most);
+}
+
 static int run_uly(const tcase *c, const prob *p, double tol, double *worst_or, double *worst_one, int *n_one)
 {
     static const lc_lowering lows[] = {LC_LOWER_ONE_SIDED, LC_LOWER_TWO_SIDED, LC_LOWER_ZERO_COPY};
@@ -310,6 +319,7 @@ static int run_uly(const tcase *c, const prob *p, double tol, double *worst_or, 
             FAIL("%s U=%d: lc_cp_create: %s", lc_cp_algo_name(cfg.plan.algo), u, lc_cp_last_error(NULL));
             continue;
         }
+        check_mem_estimate(cp, &cfg, lc_cp_algo_name(cfg.plan.algo));
         local l, first;
         make_local(&l, cp, p);
         make_local(&first, cp, p);
@@ -361,6 +371,7 @@ static int run_case(const tcase *c, uint64_t seed)
         free_prob(&p);
         return -1;
     }
+    check_mem_estimate(cp, &cfg, "ring");
     for (int pe = 0; pe < g_P; pe++) /* the layout maps both ways */
         for (int i = 0; i < lc_cp_padded_rows(cp); i++) {
             int32_t g = lc_cp_global_pos(cp, pe, i);
@@ -398,6 +409,9 @@ static int run_case(const tcase *c, uint64_t seed)
             if (tot != 0) FAIL("%s is not bit-identical to one_sided (%g PEs differ)", v->name, tot);
         }
     }
+    lc_cp_config ag = cfg; /* the all-gather variant has added its buffers to the plan */
+    ag.plan.algo = LC_CP_ALLGATHER;
+    if (g_P > 1) check_mem_estimate(cp, &ag, "allgather");
     int n_one = 0, n_uly = run_uly(c, &p, tol, &worst_or, &worst_one, &n_one);
     if (g_me == 0)
         printf("%s P=%d S=%lld %-10s %-18s %-4s hq/hkv=%d/%d window=%lld: worst rel err %.2e (oracle) "
