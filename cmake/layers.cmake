@@ -5,7 +5,7 @@
 #
 # A layer may use the layers it names and, through them, everything they may use. src/<layer>/
 # holds its sources (src/attn/cuda is attn); the public headers are assigned below.
-set(LONGCTX_LAYERS common symm attn cp model optim ckpt train jax bench cli)
+set(LONGCTX_LAYERS common symm attn cp model optim ckpt train jax bench planner cli)
 
 set(LONGCTX_LAYER_USES_common "")
 set(LONGCTX_LAYER_USES_symm common)
@@ -17,12 +17,13 @@ set(LONGCTX_LAYER_USES_ckpt model optim)
 set(LONGCTX_LAYER_USES_train ckpt)
 set(LONGCTX_LAYER_USES_jax train) # the CP core, and the trainer's loader for JAX programs
 set(LONGCTX_LAYER_USES_bench train)
-set(LONGCTX_LAYER_USES_cli bench)
+set(LONGCTX_LAYER_USES_planner bench) # calibrates with the benchmarks' tools, checks against bench train
+set(LONGCTX_LAYER_USES_cli planner)
 
 # A layer's headers in src/<layer>/ are its own: the layers above include its public header.
 # These layers have none, so the layers above include their src/ headers: common (the
 # plumbing every layer shares: err.h) and bench (used by the CLI alone).
-set(LONGCTX_LAYERS_OPEN_SRC common bench)
+set(LONGCTX_LAYERS_OPEN_SRC common bench planner)
 
 # include/longctx/<header> -> the layer it belongs to. A public header missing here fails
 # the check. gpu.h declares the CUDA kernels (attn), the NVSHMEM/NCCL backends (symm) and

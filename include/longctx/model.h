@@ -151,10 +151,18 @@ int lc_model_forward_logits(lc_model *m, const int32_t *tokens, const int32_t *t
  *                                            per token, x3 for fwd+bwd, halved for causal)
  * i.e. 6N + 12*L*dim*S/2. */
 double lc_model_flops_per_token(const lc_model_config *cfg, int64_t seq_len);
-/* Bytes the model holds on one PE for a run (params, grads, activation arena), an estimate
- * for planning; the measured peak comes from the OS. Under TP (run->tp_team of T PEs) the
- * split weights and activations are this PE's share, and with run->sp the residual stream's. */
-size_t lc_model_memory_bytes(const lc_model_config *cfg, const lc_model_run *run, int cp_pes);
+/* Bytes the model will hold on one PE for a run, before any PE exists (for planning: longctx
+ * plan; the measured peak comes from the OS). Unlike lc_model_create, this reads the mesh from
+ * run->plan (cp, tp, sp, seq_len, layout, algorithm) and ignores the teams: under TP the split
+ * weights and activations are one PE's share, with sp the residual stream's too. The
+ * optimizer's state is not the model's (lc_adamw: 8 bytes per parameter). */
+typedef struct {
+    double weights;     /* fp32 master weights (+ their bf16 copies) */
+    double grads;       /* fp32 gradients */
+    double activations; /* the activation arena and the logits chunk */
+    double attention;   /* the CP plan's buffers (lc_cp_mem_estimate) */
+} lc_model_mem;
+int lc_model_memory_estimate(const lc_model_config *cfg, const lc_model_run *run, lc_model_mem *out);
 
 /* Wall time split of this PE since the last reset. attn_s is time inside the attention
  * kernels, comm_s the time inside the CP communication (both from lc_cp stats), matmul_s

@@ -4,6 +4,7 @@
 
 #include "bench/bench.h"
 #include "cli/cli.h"
+#include "planner/planner.h"
 
 static void usage(FILE *f)
 {
@@ -14,6 +15,8 @@ static void usage(FILE *f)
             "  train --model small --seq 16K --cp 2 ...     train a Llama-3-style model (--help)\n"
             "  bench train [--seq ...] [--cp ...] [--json]  trainer step time, MFU, time split\n"
             "  ckpt info|verify|loss DIR                    inspect and check a checkpoint\n"
+            "  plan --model M --seq S --pes N [--profile P] which DPxCPxTP layout, algorithm and lowering:\n"
+            "                                               predicted, ranked (--calibrate, --check)\n"
             "  bench permute [--pes 2] [--bytes ...] [--lowering ...] [--json]\n"
             "  bench attn [--pass ...] [--s ...] [--json]   attention kernels vs FMA peak\n"
             "  bench tiles [--d ...] [--json]               their tile matmuls and softmax alone\n"
@@ -42,6 +45,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "prepare-data")) return lc_cmd_prepare_data(argc - 1, argv + 1);
     if (!strcmp(argv[1], "train")) return lc_cmd_train(argc - 1, argv + 1);
     if (!strcmp(argv[1], "ckpt")) return lc_cmd_ckpt(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "plan")) return lc_cmd_plan(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench")) {
         if (argc < 3 || is_help(argv[2])) {
             usage(argc < 3 ? stderr : stdout);

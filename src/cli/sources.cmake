@@ -8,7 +8,7 @@ add_executable(longctx
   src/cli/train_opts.c
   src/cli/ckpt_cmd.c)
 target_include_directories(longctx PRIVATE ${CMAKE_SOURCE_DIR}/src)
-target_link_libraries(longctx PRIVATE lc_bench)
+target_link_libraries(longctx PRIVATE lc_planner)
 add_dependencies(longctx lc_layer_check)
 # `longctx --version`: the project version of this build (CMakeLists.txt's project()).
 target_compile_definitions(longctx PRIVATE LONGCTX_VERSION="${PROJECT_VERSION}")

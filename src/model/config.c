@@ -81,23 +81,24 @@ double lc_model_flops_per_token(const lc_model_config *c, int64_t seq_len)
     return 6.0 * matmul_params(c) + 6.0 * c->n_layers * (double)c->dim * (double)seq_len;
 }
 
-size_t lc_model_memory_bytes(const lc_model_config *c, const lc_model_run *r, int cp_pes)
+int lc_model_memory_estimate(const lc_model_config *c, const lc_model_run *r, lc_model_mem *out)
 {
-    if (!c || !r || !r->plan || cp_pes < 1) return 0;
-    /* under TP (run.tp_team of T PEs) heads, ffn and vocab are 1/T per PE (replicated KV
-     * heads: one); with sp the residual stream and the saved norm outputs hold 1/T of the rows */
-    int T = r->tp_team ? lc_team_n_pes(r->tp_team) : 1;
-    if (T < 1) T = 1;
-    double hd = (double)c->dim / c->n_heads, heads = (double)c->n_heads / T;
-    double kvh = c->n_kv_heads % T == 0 ? (double)c->n_kv_heads / T : 1.0;
-    double qdim = hd * heads, kvdim = hd * kvh, ffn = (double)c->ffn_dim / T, vocab = (double)c->vocab / T;
-    double sh = r->plan->sp && T > 1 ? 1.0 / T : 1.0; /* residual rows per row */
+    if (!c || !r || !r->plan || !out || r->plan->cp < 1 || r->plan->tp < 1) return LC_ERR_ARG;
+    memset(out, 0, sizeof *out);
+    const lc_plan *pl = r->plan;
+    /* under TP (T PEs) heads, ffn and vocab are 1/T per PE (replicated KV heads: one); with sp
+     * the residual stream and the saved norm outputs hold 1/T of the rows */
+    int T = pl->tp;
+    int hl = c->n_heads / T, hkvl = c->n_kv_heads % T == 0 ? c->n_kv_heads / T : 1;
+    double hd = (double)c->dim / c->n_heads, heads = hl;
+    double qdim = hd * hl, kvdim = hd * hkvl, ffn = (double)c->ffn_dim / T, vocab = (double)c->vocab / T;
+    double sh = pl->sp && T > 1 ? 1.0 / T : 1.0; /* residual rows per row */
     double layer_w = (double)c->dim * (qdim + 2 * kvdim) + (double)c->dim * qdim + 3.0 * c->dim * ffn;
     double params = layer_w * c->n_layers + 2.0 * vocab * c->dim + (2.0 * c->n_layers + 1) * c->dim;
-    double rows = (double)(r->plan->seq_len + 2 * cp_pes - 1) / cp_pes;
-    double es = r->compute == LC_DT_BF16 ? 2.0 : 4.0;
-    double per_layer = 4.0 * (sh * (3.0 * c->dim + 2) + heads + 2.0 * ffn)
-                       + es * (2.0 * qdim + 2 * kvdim);
+    int n_pad = 0;
+    if (lc_cp_layout_positions(pl->layout, pl->seq_len, pl->cp, 0, NULL, &n_pad) < 0) return LC_ERR_ARG;
+    double rows = n_pad, es = r->compute == LC_DT_BF16 ? 2.0 : 4.0;
+    double per_layer = 4.0 * (sh * (3.0 * c->dim + 2) + heads + 2.0 * ffn) + es * (2.0 * qdim + 2 * kvdim);
     /* every layer's input x, plus the rest of one layer (recompute) or of every layer */
     double saved = 4.0 * sh * c->dim * c->n_layers + per_layer * (r->recompute ? 1 : c->n_layers);
     /* dres, dtmp, xlast, xf (+ sp's gathered dres, gathered norm output and shard) + the
@@ -109,9 +110,14 @@ size_t lc_model_memory_bytes(const lc_model_config *c, const lc_model_run *r, in
     double chunk = (double)(LC_MODEL__LOGITS_MAX / (unsigned)vocab);
     if (chunk < 16) chunk = 16;
     if (chunk > rows) chunk = rows;
-    double bytes = params * 4.0 * (r->compute == LC_DT_BF16 ? 3.0 : 2.0)
-                   + rows * (saved + scratch + 16.0 + 4.0 * hd) + chunk * vocab * 4.0;
-    return (size_t)bytes;
+    out->weights = params * 4.0 * (r->compute == LC_DT_BF16 ? 2.0 : 1.0);
+    out->grads = params * 4.0;
+    out->activations = rows * (saved + scratch + 16.0 + 4.0 * hd) + chunk * vocab * 4.0;
+    lc_cp_config cc = {.plan = *pl, .hq = hl, .hkv = hkvl, .d = (int)hd, .dtype = r->compute,
+                       .mask = LC_MASK_CAUSAL | (r->doc_mask ? LC_MASK_DOC : 0) | (r->window > 0 ? LC_MASK_WINDOW : 0),
+                       .window = r->window, .threads = r->threads > 0 ? r->threads : 1};
+    out->attention = (double)lc_cp_mem_estimate(&cc, pl->cp);
+    return LC_OK;
 }
 
 int lc_model_tp_check(const lc_model_config *c, int tp, char *err, size_t n)

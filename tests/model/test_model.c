@@ -636,10 +636,15 @@ static void cmd_errors(void)
         FAIL("llama3-8b preset has the wrong shape");
     else {
         /* 8.03e9 parameters: the shape checks against the published model size */
-        lc_model_run r = {.plan = &(lc_plan){.seq_len = 8192}};
+        lc_model_run r = {.plan = &(lc_plan){.dp = 1, .cp = 1, .tp = 1, .seq_len = 8192}};
+        lc_model_mem mm;
         double fl = lc_model_flops_per_token(&x, 8192);
+        if (lc_model_memory_estimate(&x, &r, &mm)) FAIL("llama3-8b: lc_model_memory_estimate failed");
+        /* 8.03e9 parameters, fp32: 32.1 GB each of weights and gradients */
+        else if (fabs(mm.weights / 4 - 8.03e9) > 0.01e9 || mm.grads != mm.weights)
+            FAIL("llama3-8b: the estimate counts %.4g parameters, not 8.03e9", mm.weights / 4);
         printf("ok   llama3-8b: %.4g FLOPs/token fwd+bwd at 8K, memory estimate %.1f GiB/PE "
-               "(fp32, 1 PE)\n", fl, lc_model_memory_bytes(&x, &r, 1) / 1073741824.0);
+               "(fp32, 1 PE)\n", fl, (mm.weights + mm.grads + mm.activations + mm.attention) / 1073741824.0);
     }
 
     /* run errors */
@@ -727,11 +732,13 @@ static void cmd_mem(int S)
     double mine[2] = {(double)status_kib("VmHWM:"), 0}, mx[2] = {0, 0};
     mine[1] = mine[0] - base;
     lc_allreduce_max_f64(g_t, mx, mine, 2);
-    lc_model_run r = {.plan = &(lc_plan){.seq_len = S}};
+    lc_model_run r = {.plan = &(lc_plan){.dp = 1, .cp = g_P, .tp = 1, .seq_len = S}};
+    lc_model_mem mm = {0};
+    lc_model_memory_estimate(&c, &r, &mm);
     if (g_me == 0)
         printf("mem P=%d S=%d: max VmHWM %.0f KiB per PE, model share %.0f KiB (VmHWM - VmRSS "
                "before create; estimate %.0f KiB), loss %.4f\n",
-               g_P, S, mx[0], mx[1], lc_model_memory_bytes(&c, &r, g_P) / 1024.0, loss);
+               g_P, S, mx[0], mx[1], (mm.weights + mm.grads + mm.activations + mm.attention) / 1024.0, loss);
     lc_model_destroy(m);
     free_inputs(&in);
 }
