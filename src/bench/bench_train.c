@@ -3,7 +3,9 @@
  * tokens/s, MFU against the FMA peak measured in the same run, peak memory per PE, and where
  * the step goes (matmuls, attention, CP permute waits, TP collectives, the gradient
  * all-reduce, the rest), from the model's own counters. Each layout re-runs the binary as
- * its CP x TP PEs (one world per layout; TP innermost, the trainer's default mesh). */
+ * its DP x CP x TP PEs (one world per layout; the trainer's default mesh order tp,cp,dp, TP
+ * innermost). DP replicas train on different tokens and the gradient all-reduce spans them,
+ * as in the trainer. */
 #include <math.h>
 #include <sched.h>
 #include <stdio.h>
@@ -23,7 +25,7 @@ static const char *const LAYOUTS[] = {"zigzag", "contiguous", "striped", NULL};
 
 typedef struct {
     const char *model;
-    lc_ilist seq, cp, tp; /* layout k: cp.v[k] x tp.v[k] */
+    lc_ilist seq, dp, cp, tp; /* layout k: dp.v[k] x cp.v[k] x tp.v[k] */
     lc_slist dtype;
     lc_cp_layout layout;
     lc_cp_algo algo;
@@ -37,10 +39,12 @@ typedef struct {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: longctx bench train [--model small] [--seq 4K,16K,64K] [--cp 1,2 | --layouts 1x4,2x2,4x1]\n"
-               "                           [--tp 1] [--sp] [--dtype f32,bf16] [--steps 3] [--warm 1] [--layout zigzag]\n"
+    fprintf(f, "usage: longctx bench train [--model small] [--seq 4K,16K,64K] [--cp 1,2 | --layouts 1x4,2x2,2x2x1]\n"
+               "                           [--tp 1] [--dp 1] [--sp] [--dtype f32,bf16] [--steps 3] [--warm 1] [--layout zigzag]\n"
                "                           [--cp-algo ring|allgather|ulysses|hybrid [--ulysses U]] [--permute auto] [--threads T] [--recompute] [--json]\n"
-               "--layouts: CP x TP per world (PEs = CP x TP); --cp C with --tp T is the layout C x T;\n"
+               "--layouts: CP x TP or DP x CP x TP per world (PEs = DP x CP x TP; CxT is 1xCxT); --cp C with\n"
+               "--tp T and --dp D is the layout D x C x T. DP replicas train on different tokens; tokens/s and\n"
+               "MFU count all replicas.\n"
                "--sp: sequence parallelism in the layouts with TP >= 2 (an 's' after tp).\n"
                "Medians over --steps timed steps after --warm untimed ones. Defaults: small, 4K, CP 1, f32.\n"
                "--peers torch,jax [--rounds R]: the peers beside ours on the same weights, tokens and cores;\n"
@@ -48,21 +52,30 @@ static void usage(FILE *f)
                "so a machine whose speed drifts (a shared host) does not favour whichever ran first.\n");
 }
 
-/* "1x4,2x2,4x1": CP x TP pairs. */
+/* "1x4,2x2,2x2x1": CP x TP pairs (DP 1) or DP x CP x TP triples. */
 static int parse_layouts(const char *v, opts_t *o)
 {
-    o->cp.n = o->tp.n = 0;
+    o->dp.n = o->cp.n = o->tp.n = 0;
     const char *p = v;
     while (*p) {
+        long x[3];
+        int k = 0;
         char *e;
-        long c = strtol(p, &e, 10), t = 0;
-        if (e == p || *e != 'x' || c < 1 || c > LC_CLI_MAX_PES) return 1;
-        p = e + 1;
-        t = strtol(p, &e, 10);
-        if (e == p || (*e && *e != ',') || t < 1 || c * t > LC_CLI_MAX_PES || o->cp.n == LC_LIST_MAX) return 1;
+        for (;;) {
+            x[k] = strtol(p, &e, 10);
+            if (e == p || x[k] < 1 || x[k] > LC_CLI_MAX_PES) return 1;
+            k++;
+            p = e;
+            if (*p != 'x' || k == 3) break;
+            p++;
+        }
+        if (k < 2 || (*p && *p != ',') || o->cp.n == LC_LIST_MAX) return 1;
+        long d = k == 3 ? x[0] : 1, c = x[k - 2], t = x[k - 1];
+        if (d * c * t > LC_CLI_MAX_PES) return 1;
+        o->dp.v[o->dp.n++] = d;
         o->cp.v[o->cp.n++] = c;
         o->tp.v[o->tp.n++] = t;
-        p = *e ? e + 1 : e;
+        if (*p) p++;
     }
     return o->cp.n == 0;
 }
@@ -73,7 +86,7 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
     o->model = "small";
     o->seq = (lc_ilist){1, {4096}};
     o->cp = (lc_ilist){1, {1}};
-    int tp = 1, have_layouts = 0;
+    int tp = 1, dp = 1, have_layouts = 0;
     o->dtype.n = 1;
     strcpy(o->dtype.v[0], "f32");
     o->layout = LC_CP_ZIGZAG;
@@ -102,6 +115,7 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
             else if (!strcmp(a, "--seq")) bad = lc_parse_size_list(a, v, &o->seq);
             else if (!strcmp(a, "--cp")) bad = lc_parse_int_list(a, v, &o->cp);
             else if (!strcmp(a, "--tp")) bad = lc_parse_int_opt(a, v, 1, LC_CLI_MAX_PES, &tp);
+            else if (!strcmp(a, "--dp")) bad = lc_parse_int_opt(a, v, 1, LC_CLI_MAX_PES, &dp);
             else if (!strcmp(a, "--layouts")) bad = parse_layouts(v, o), have_layouts = 1;
             else if (!strcmp(a, "--dtype")) bad = lc_parse_word_list(a, v, DTYPES, &o->dtype);
             else if (!strcmp(a, "--steps")) bad = lc_parse_int_list(a, v, &one) || one.n != 1, o->steps = (int)one.v[0];
@@ -126,13 +140,20 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
         return -1;
     }
     if (!have_layouts) {
-        o->tp.n = o->cp.n;
-        for (int k = 0; k < o->cp.n; k++) o->tp.v[k] = tp;
+        o->tp.n = o->dp.n = o->cp.n;
+        for (int k = 0; k < o->cp.n; k++) o->tp.v[k] = tp, o->dp.v[k] = dp;
     }
     for (int k = 0; k < o->cp.n; k++) {
         char err[256];
+        if (o->dp.v[k] * o->cp.v[k] * o->tp.v[k] > LC_CLI_MAX_PES) {
+            fprintf(stderr, "longctx bench train: layout %lldx%lldx%lld: more than %d PEs\n", o->dp.v[k], o->cp.v[k],
+                    o->tp.v[k], LC_CLI_MAX_PES);
+            return -1;
+        }
         if (lc_model_tp_check(&c, (int)o->tp.v[k], err, sizeof err)) {
-            fprintf(stderr, "longctx bench train: layout %lldx%lld: %s\n", o->cp.v[k], o->tp.v[k], err);
+            char dps[24] = "";
+            if (o->dp.v[k] > 1) snprintf(dps, sizeof dps, "%lldx", o->dp.v[k]);
+            fprintf(stderr, "longctx bench train: layout %s%lldx%lld: %s\n", dps, o->cp.v[k], o->tp.v[k], err);
             return -1;
         }
     }
@@ -143,13 +164,14 @@ static double vmed(double *v, int n) { return lc_median(v, n); }
 
 static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double peak)
 {
-    int me = lc_my_pe(w), P = lc_n_pes(w), tp = (int)o->tp.v[0], cp = P / tp;
+    /* the worker's one layout: dp x cp x tp = P (the launcher started that many PEs) */
+    int me = lc_my_pe(w), P = lc_n_pes(w), tp = (int)o->tp.v[0], dp = (int)o->dp.v[0], cp = P / (tp * dp);
     int sp = o->sp && tp > 1; /* --sp applies to the layouts with TP */
     lc_model_config cfg;
     lc_model_preset(o->model, &cfg);
     if (S > cfg.max_seq) cfg.max_seq = S;
     lc_mesh mesh;
-    if (lc_mesh_create(lc_team_world(w), 1, cp, tp, &mesh)) {
+    if (lc_mesh_create(lc_team_world(w), dp, cp, tp, &mesh)) {
         fprintf(stderr, "bench train: %s\n", lc_train_last_error());
         return 1;
     }
@@ -162,7 +184,8 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         if (P > 1 && (threads < P || (b && !strcmp(b, "none")))) threads /= P;
         if (threads < 1) threads = 1;
     }
-    lc_plan plan = {.dp = 1, .cp = cp, .tp = tp, .sp = sp, .order = {0, 1, 2}, .seq_len = S,
+    /* .order {tp, cp, dp} innermost first: lc_mesh_create's default, the trainer's */
+    lc_plan plan = {.dp = dp, .cp = cp, .tp = tp, .sp = sp, .order = {0, 1, 2}, .seq_len = S,
                     .layout = o->layout, .algo = o->algo, .ulysses = o->ulysses, .lowering = o->lowering};
     char perr[256];
     if (lc_plan_validate(&plan, P, perr, sizeof perr)) {
@@ -195,7 +218,8 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         fprintf(stderr, "bench train: out of memory\n");
         return 1;
     }
-    uint64_t seed = 7;
+    /* each DP replica its own tokens (DP rank 0: the tokens of the DP-1 layouts) */
+    uint64_t seed = 7 + 0x9e3779b97f4a7c15ull * (uint64_t)mesh.dp_rank;
     for (int64_t i = 0; i < S; i++) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         tok[i] = (int32_t)((seed >> 33) % (uint64_t)cfg.vocab);
@@ -214,7 +238,9 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         double t0 = lc_wall(), c0 = lc_bench_proc_cpu_s(), norm = 0;
         float loss;
         lc_model_zero_grads(m);
-        rc = lc_model_forward_backward(m, tok, tgt, NULL, 1.0f, &loss);
+        /* the trainer's step: gradients scaled by 1 / dp, summed over the PEs holding the same
+         * slices (CP and DP) by lc_mesh_allreduce_grads: the mean over the replicas */
+        rc = lc_model_forward_backward(m, tok, tgt, NULL, 1.0f / (float)dp, &loss);
         double t1 = lc_wall();
         if (!rc) rc = lc_mesh_allreduce_grads(&mesh, grads, np);
         double t2 = lc_wall();
@@ -261,28 +287,31 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         rc = lc_bench_peer_ours(o->peer_out, o->model, S, P, threads, lc_lowering_name(o->lowering), step,
                                 (double)S / step, memx, loss0, cpu_all, flops, peak, cores);
     else if (me == 0 && !rc) {
-        double tps = (double)S / step;
+        double tps = (double)dp * (double)S / step; /* all replicas' tokens */
         char algo_txt[24];
         snprintf(algo_txt, sizeof algo_txt, o->algo == LC_CP_HYBRID ? "%s%d" : "%s", lc_cp_algo_name(o->algo),
                  lc_plan_ulysses_degree(&plan));
-        double mfu = peak > 0 ? flops * tps / (peak * 1e9 * cores) : NAN;
+        double mfu = peak > 0 ? flops * tps / (peak * 1e9 * cores) : NAN; /* all replicas' FLOPs, all cores */
+        char mesh_txt[48]; /* "CxT" as before for DP 1, "DxCxT" with DP */
+        if (dp > 1) snprintf(mesh_txt, sizeof mesh_txt, "%dx%dx%d", dp, cp, tp);
+        else snprintf(mesh_txt, sizeof mesh_txt, "%dx%d", cp, tp);
         if (o->json)
             printf("{\"bench\":\"train\",\"model\":\"%s\",\"seq\":%lld,\"cp\":%d,\"dtype\":\"%s\",\"layout\":\"%s\","
-                   "\"cp_algo\":\"%s\",\"lowering\":\"%s\",\"tp\":%d,\"sp\":%d,\"mesh\":\"%dx%d\",\"threads\":%d,\"steps\":%d,"
+                   "\"cp_algo\":\"%s\",\"lowering\":\"%s\",\"tp\":%d,\"sp\":%d,\"mesh\":\"%s\",\"dp\":%d,\"threads\":%d,\"steps\":%d,"
                    "\"step_s\":%.6g,\"tokens_per_s\":%.6g,\"mfu\":%.4f,\"matmul_s\":%.6g,\"attn_s\":%.6g,"
                    "\"comm_exposed_s\":%.6g,\"cp_comm_s\":%.6g,\"tp_comm_s\":%.6g,\"grad_allreduce_s\":%.6g,"
                    "\"other_s\":%.6g,\"peak_gflops_core\":%.4g,\"cores\":%.0f,\"peak_mem_bytes\":%.0f,"
                    "\"bf16_dot\":\"%s\",\"bf16_gemm\":\"%s\",\"ulysses\":%d,\"cp_bytes_per_pe\":%.0f}\n",
                    o->model, (long long)S, cp, lc_dtype_name(dt), lc_cp_layout_name(o->layout),
-                   lc_cp_algo_name(o->algo), lc_lowering_name(o->lowering), tp, sp, cp, tp,
+                   lc_cp_algo_name(o->algo), lc_lowering_name(o->lowering), tp, sp, mesh_txt, dp,
                    threads, n, step,
                    tps, mfu, med[C_MM], med[C_ATT], med[C_EXP], med[C_CP], med[C_TP], med[C_GAR], med[C_REST], peak,
                    cores, memx, dt == LC_DT_BF16 ? lc_bf16_dot_name(lc_attn_bf16_dot()) : "",
                    dt == LC_DT_BF16 ? lc_model_bf16_gemm_name() : "",
                    lc_plan_ulysses_degree(&plan), med[C_BYTES]);
         else
-            printf("%-6s %7lld %3d %3d%s %-5s %-9s %9.3f %10.0f %6.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %9.1f %8.1f\n",
-                   o->model, (long long)S, cp, tp, sp ? "s" : " ", lc_dtype_name(dt), algo_txt, step, tps, 100 * mfu,
+            printf("%-6s %7lld %3d %3d %3d%s %-5s %-9s %9.3f %10.0f %6.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %9.1f %8.1f\n",
+                   o->model, (long long)S, dp, cp, tp, sp ? "s" : " ", lc_dtype_name(dt), algo_txt, step, tps, 100 * mfu,
                    100 * med[C_MM] / med[C_STEP], 100 * med[C_ATT] / med[C_STEP], 100 * med[C_CP] / med[C_STEP],
                    100 * med[C_TP] / med[C_STEP], 100 * med[C_GAR] / med[C_STEP], 100 * med[C_REST] / med[C_STEP],
                    memx / 1048576.0, med[C_BYTES] / 1048576.0);
@@ -323,8 +352,9 @@ int lc_cmd_bench_train(int argc, char **argv)
             return 2;
         }
         for (int c = 0; c < o.tp.n; c++)
-            if (o.tp.v[c] != 1 || o.sp) {
-                fprintf(stderr, "longctx bench train: --peers compares CP layouts without TP (the peers have no TP): drop --tp/--sp\n");
+            if (o.tp.v[c] != 1 || o.dp.v[c] != 1 || o.sp) {
+                fprintf(stderr, "longctx bench train: --peers compares CP layouts without TP or DP (the peers have neither): "
+                                "drop --tp/--dp/--sp\n");
                 return 2;
             }
         lc_bench_peer_opts po = {o.model, o.seq, o.cp, o.steps, o.warm, o.json, o.peers, o.rounds,
@@ -336,19 +366,21 @@ int lc_cmd_bench_train(int argc, char **argv)
                "# MFU against one core's FMA peak measured now x cores used; shares of the step on PE 0: matmul,\n"
                "# attention kernels, CP permute waits, TP collectives, gradient all-reduce, the rest; peak memory\n"
                "# is the max over PEs (VmHWM); cpMiB: bytes PE 0's CP attention sent per step\n"
-               "%-6s %7s %3s %4s %-5s %-9s %9s %10s %7s %8s %8s %8s %8s %8s %8s %9s %8s\n",
-               o.steps, o.warm, "model", "seq", "cp", "tp", "dtype", "algo", "step_s", "tok/s", "MFU", "matmul", "attn",
+               "%-6s %7s %3s %3s %4s %-5s %-9s %9s %10s %7s %8s %8s %8s %8s %8s %8s %9s %8s\n",
+               o.steps, o.warm, "model", "seq", "dp", "cp", "tp", "dtype", "algo", "step_s", "tok/s", "MFU", "matmul", "attn",
                "cp_comm", "tp_comm", "grad_ar", "rest", "peakMiB", "cpMiB");
     int rc = 0;
     for (int c = 0; c < o.cp.n; c++) {
-        /* each layout is its own world: the binary re-runs itself as cp x tp PEs */
-        char cps[32], tps[32];
+        /* each layout is its own world: the binary re-runs itself as dp x cp x tp PEs */
+        char dps[32], cps[32], tps[32];
+        snprintf(dps, sizeof dps, "%lld", o.dp.v[c]);
         snprintf(cps, sizeof cps, "%lld", o.cp.v[c]);
         snprintf(tps, sizeof tps, "%lld", o.tp.v[c]);
-        char **args = calloc((size_t)argc + 5, sizeof *args);
+        char **args = calloc((size_t)argc + 7, sizeof *args);
         int k = 0;
         for (int i = 0; i < argc; i++) {
-            if ((!strcmp(argv[i], "--cp") || !strcmp(argv[i], "--tp") || !strcmp(argv[i], "--layouts")) && i + 1 < argc)
+            if ((!strcmp(argv[i], "--cp") || !strcmp(argv[i], "--tp") || !strcmp(argv[i], "--dp") ||
+                 !strcmp(argv[i], "--layouts")) && i + 1 < argc)
                 i++;
             else
                 args[k++] = argv[i];
@@ -357,7 +389,9 @@ int lc_cmd_bench_train(int argc, char **argv)
         args[k++] = cps;
         args[k++] = "--tp";
         args[k++] = tps;
-        int r = lc_bench_launch_workers("train", k, args, (int)(o.cp.v[c] * o.tp.v[c]), 0);
+        args[k++] = "--dp";
+        args[k++] = dps;
+        int r = lc_bench_launch_workers("train", k, args, (int)(o.dp.v[c] * o.cp.v[c] * o.tp.v[c]), 0);
         free(args);
         if (r) rc = r;
     }

@@ -1,6 +1,7 @@
 /* longctx train: parses the flags, checks everything that can be checked before any PE
  * starts (mesh, model shape, layout, data files), then re-runs itself as the PEs of a
  * DP x CP mesh on the shm backend (or runs as the PEs of `longctx launch`). */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "bench/peak.h"
 #include "cli/cli.h"
 #include "cli/train_opts.h"
+#include "planner/planner.h"
 #include "common/settings.h"
 #include "longctx/ckpt.h"
 #include "longctx/trainer.h"
@@ -208,6 +210,63 @@ static int run_pes(const lc_train_args *a, const lc_trainer_opts *o, int argc, c
     return rc < 0 ? 1 : rc;
 }
 
+/* --plan auto: the planner's best layout for this host and model, for --pes (else one PE per
+ * core) and a batch of one sequence per PE, so every layout it ranks trains the same tokens per
+ * step (the accumulation makes up what DP does not). Every PE decides from the same cached
+ * profile; the first run calibrates it. */
+static int plan_auto(lc_train_args *a, int speak)
+{
+    lc_trainer_opts *op = &a->o;
+    if (strcmp(a->plan_mode, "auto")) {
+        if (speak) fprintf(stderr, "longctx train: --plan %s: the only choice is auto\n", a->plan_mode);
+        return -1;
+    }
+    static const char *const MINE[] = {"--dp", "--cp", "--tp", "--sp", "--cp-algo", "--ulysses", "--layout",
+                                       "--permute", "--recompute", "--accum", "--mesh-order"};
+    for (size_t i = 0; i < sizeof MINE / sizeof MINE[0]; i++)
+        if (lc_train_args_given(a, MINE[i])) {
+            if (speak) fprintf(stderr, "longctx train: --plan auto chooses %s itself: give one or the other\n", MINE[i]);
+            return -1;
+        }
+    int lpe = 0, lnp = 0, n = a->pes, launched = lc_launched_as(&lpe, &lnp);
+    lc_plan pl = op->plan;
+    int rec = 0;
+    char why[512] = "";
+    if (launched) {
+        /* a PE of this launcher: the parent chose (each PE sees only its own core, and must not
+         * choose again); under mpirun there is no parent to ask */
+        const char *c = lc__env_str("LONGCTX_PLAN_CHOSEN");
+        int al = 0, la = 0, lo = 0;
+        if (!c || sscanf(c, "%d,%d,%d,%d,%d,%d,%d,%d,%d,%d", &pl.dp, &pl.cp, &pl.tp, &pl.sp, &al, &pl.ulysses, &la,
+                         &lo, &rec, &op->accum) != 10) {
+            if (speak) fprintf(stderr, "longctx train: --plan auto chooses in the process that starts the PEs; under "
+                                       "mpirun, run `longctx plan` and give its layout instead\n");
+            return -1;
+        }
+        pl.algo = (lc_cp_algo)al, pl.layout = (lc_cp_layout)la, pl.lowering = (lc_lowering)lo;
+        n = lnp;
+    } else {
+        if (!n) {
+            cpu_set_t cs;
+            n = sched_getaffinity(0, sizeof cs, &cs) ? 1 : CPU_COUNT(&cs);
+        }
+        if (lc_planner_auto(&op->model, op->plan.seq_len, n, n, op->compute, &pl, &rec, why, sizeof why)) return -1;
+        op->accum = n / pl.dp;
+        char v[128];
+        snprintf(v, sizeof v, "%d,%d,%d,%d,%d,%d,%d,%d,%d,%d", pl.dp, pl.cp, pl.tp, pl.sp, (int)pl.algo, pl.ulysses,
+                 (int)pl.layout, (int)pl.lowering, rec, op->accum);
+        setenv("LONGCTX_PLAN_CHOSEN", v, 1); /* for the PEs this process starts */
+    }
+    op->plan.dp = pl.dp, op->plan.cp = pl.cp, op->plan.tp = pl.tp, op->plan.sp = pl.sp;
+    op->plan.algo = pl.algo, op->plan.ulysses = pl.ulysses, op->plan.layout = pl.layout;
+    op->plan.lowering = pl.lowering;
+    op->recompute = rec;
+    a->pes = n;
+    if (launched) return 0;
+    if (speak) printf("plan auto: %d PEs, %d sequence%s per step: %s\n", n, n, n == 1 ? "" : "s", why);
+    return 0;
+}
+
 int lc_cmd_train(int argc, char **argv)
 {
     static lc_train_args args;
@@ -299,6 +358,7 @@ int lc_cmd_train(int argc, char **argv)
         }
         lc_tokfile_close(tf);
     }
+    if (a->plan_mode && plan_auto(a, speak_err)) return 2;
     lc_trainer_opts o = *op;
     const char *backend = a->backend;
     const int pes = a->pes, worker = a->worker;

@@ -75,6 +75,8 @@ static const opt MESH_OPTS[] = {
     {"--tp", "T", K_INT, P(tp), 1, R_FREE, "tensor-parallel PEs (Megatron style)", NULL},
     {"--pes", "P", K_INT, O(pes), 1, R_FREE, "must equal D x C x T; PEs are spawned here on the shm backend unless "
      "run under `longctx launch -n P` or mpirun", "D x C x T"},
+    {"--plan", "auto", K_STR, O(plan_mode), 0, R_FREE, "auto: the layout `longctx plan` ranks best on this host "
+     "(D, C, T, sp, --cp-algo, --layout, --permute, --recompute; calibrates first when it has no profile)", NULL},
     {"--sp", NULL, K_SWITCH, P(sp), 0, R_FREE, "sequence parallelism in the TP team", NULL},
     {"--mesh-order", "A,B,C", K_ORDER, P(order), 0, R_FREE, "which PEs are neighbours, innermost first", "tp,cp,dp"},
     {"--backend", "NAME", K_STR, O(backend), 0, R_FREE, "shm, mpi or auto (mpi: under `mpirun -n P longctx train`, "

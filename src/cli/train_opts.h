@@ -16,6 +16,7 @@
 typedef struct {
     lc_trainer_opts o;
     const char *model, *data, *backend;
+    const char *plan_mode; /* --plan auto: the planner chooses the mesh and the CP settings */
     int pes, worker;
     size_t heap;
     int max_restarts;      /* restart a failed world this many times from the newest checkpoint */

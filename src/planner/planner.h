@@ -92,7 +92,7 @@ double lc_planner_rest_units(const lc_model_config *m, int64_t tokens, int tp, i
 /* `longctx plan ...` and its --calibrate / --check; `longctx train --plan auto`'s choice. */
 int lc_cmd_plan(int argc, char **argv);
 /* The best layout for this host (calibrating first when no profile is cached, and saying so):
- * fills plan and *recompute. 0, or -1 with a message on stderr. */
+ * fills plan and *recompute, and why with the one-line reason. 0, or -1 with a message on stderr. */
 int lc_planner_auto(const lc_model_config *m, int64_t seq, int batch, int pes, lc_dtype dt, lc_plan *plan,
-                    int *recompute);
+                    int *recompute, char *why, size_t whylen);
 #endif
