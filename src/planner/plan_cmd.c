@@ -190,11 +190,17 @@ static int cmd_list(const opts_t *o)
 /* ---- --check: predicted beside measured ---- */
 /* long: also run past 32K tokens (a 64K step of the small model takes ~40 s on 2 cores: the
  * long list keeps the check near 15 minutes) */
-typedef struct { int dp, cp, tp, sp; lc_cp_algo algo; int ulysses, long_too; } chk_cfg;
+typedef struct { int dp, cp, tp, sp; lc_cp_algo algo; int ulysses, long_too; lc_cp_layout layout; int recompute; } chk_cfg;
 static const chk_cfg k_checks[] = {
-    {1, 1, 1, 0, LC_CP_RING, 0, 1},    {1, 2, 1, 0, LC_CP_RING, 0, 1}, {1, 2, 1, 0, LC_CP_ALLGATHER, 0, 0},
-    {1, 2, 1, 0, LC_CP_ULYSSES, 0, 1}, {1, 1, 2, 0, LC_CP_RING, 0, 1}, {1, 1, 2, 1, LC_CP_RING, 0, 0},
-    {2, 1, 1, 0, LC_CP_RING, 0, 1},    {1, 4, 1, 0, LC_CP_HYBRID, 2, 0}, {1, 2, 2, 0, LC_CP_RING, 0, 0},
+    {1, 1, 1, 0, LC_CP_RING, 0, 1, LC_CP_ZIGZAG, 0},    {1, 2, 1, 0, LC_CP_RING, 0, 1, LC_CP_ZIGZAG, 0},
+    {1, 2, 1, 0, LC_CP_ALLGATHER, 0, 0, LC_CP_ZIGZAG, 0}, {1, 2, 1, 0, LC_CP_ULYSSES, 0, 1, LC_CP_ZIGZAG, 0},
+    {1, 1, 2, 0, LC_CP_RING, 0, 1, LC_CP_ZIGZAG, 0},    {1, 1, 2, 1, LC_CP_RING, 0, 0, LC_CP_ZIGZAG, 0},
+    {2, 1, 1, 0, LC_CP_RING, 0, 1, LC_CP_ZIGZAG, 0},
+    /* layouts the model must rank apart: causal imbalance, the recomputed forward */
+    {1, 2, 1, 0, LC_CP_RING, 0, 1, LC_CP_CONTIGUOUS, 0}, {1, 1, 1, 0, LC_CP_RING, 0, 0, LC_CP_ZIGZAG, 1},
+    {1, 2, 1, 0, LC_CP_ULYSSES, 0, 0, LC_CP_ZIGZAG, 1},
+    /* more PEs than cores: reported */
+    {1, 4, 1, 0, LC_CP_HYBRID, 2, 0, LC_CP_ZIGZAG, 0}, {1, 2, 2, 0, LC_CP_RING, 0, 0, LC_CP_ZIGZAG, 0},
 };
 #define N_CHECK (int)(sizeof k_checks / sizeof k_checks[0])
 
@@ -205,9 +211,10 @@ static double run_bench(const char *model, int64_t S, const chk_cfg *c, int step
     if (len <= 0) return NAN;
     self[len] = 0;
     snprintf(cmd, sizeof cmd, "'%s' bench train --model '%s' --seq %lld --layouts %dx%dx%d%s --cp-algo %s%s%s "
-             "--permute one_sided --steps %d --warm %d --json", self, model, (long long)S, c->dp, c->cp, c->tp, c->sp ? " --sp" : "",
-             lc_cp_algo_name(c->algo), c->algo == LC_CP_HYBRID ? " --ulysses " : "",
-             c->algo == LC_CP_HYBRID ? (c->ulysses == 2 ? "2" : "4") : "", steps, warm);
+             "--permute one_sided --layout %s%s --steps %d --warm %d --json", self, model, (long long)S, c->dp, c->cp, c->tp,
+             c->sp ? " --sp" : "", lc_cp_algo_name(c->algo), c->algo == LC_CP_HYBRID ? " --ulysses " : "",
+             c->algo == LC_CP_HYBRID ? (c->ulysses == 2 ? "2" : "4") : "", lc_cp_layout_name(c->layout),
+             c->recompute ? " --recompute" : "", steps, warm);
     fflush(stdout);
     FILE *f = popen(cmd, "r");
     if (!f) return NAN;
@@ -240,8 +247,8 @@ static int cmd_check(const opts_t *o)
             q.pes = c->dp * c->cp * c->tp;
             if (q.seq > q.model.max_seq) q.model.max_seq = q.seq;
             lc_cand cd = {.plan = {.dp = c->dp, .cp = c->cp, .tp = c->tp, .sp = c->sp, .order = {0, 1, 2},
-                                   .seq_len = q.seq, .layout = LC_CP_ZIGZAG, .algo = c->algo, .ulysses = c->ulysses,
-                                   .lowering = LC_LOWER_ONE_SIDED}};
+                                   .seq_len = q.seq, .layout = c->layout, .algo = c->algo, .ulysses = c->ulysses,
+                                   .lowering = LC_LOWER_ONE_SIDED}, .recompute = c->recompute};
             lc_pred r;
             char err[256];
             pred[k] = lc_planner_predict(&p, &q, &cd, &r, err, sizeof err) ? NAN : r.t_step;
@@ -272,7 +279,8 @@ static int cmd_check(const opts_t *o)
     printf("# plan --check: %s, profile %s (%s)\n", o->model, p.name, p.device);
     printf("# medians of %d interleaved rounds of `longctx bench train` (f32, zigzag, one_sided); judged where PEs <= %d cores\n",
            o->rounds, p.cores);
-    printf("%-7s %-20s %4s %10s %10s %8s %s\n", "seq", "DPxCPxTP algo", "PEs", "pred_s", "meas_s", "pred/meas", "judged");
+    printf("%-7s %-32s %4s %10s %10s %9s %10s %s\n", "seq", "DPxCPxTP algo", "PEs", "pred_s", "meas_s", "pred/meas",
+           "meas_s/seq", "judged");
     int ok = 1, nj = 0, within = 0;
     double med[256];
     k = 0;
@@ -286,25 +294,28 @@ static int cmd_check(const opts_t *o)
             med[k] = lc_median(meas + (size_t)k * o->rounds, o->rounds);
             double ratio = pred[k] / med[k];
             char nm[64];
-            snprintf(nm, sizeof nm, "%dx%dx%d%s %s%s", c->dp, c->cp, c->tp, c->sp ? "s" : "",
-                     c->cp > 1 ? lc_cp_algo_name(c->algo) : "-", c->algo == LC_CP_HYBRID ? "2" : "");
+            snprintf(nm, sizeof nm, "%dx%dx%d%s %s%s%s%s", c->dp, c->cp, c->tp, c->sp ? "s" : "",
+                     c->cp > 1 ? lc_cp_algo_name(c->algo) : "-", c->algo == LC_CP_HYBRID ? "2" : "",
+                     c->layout == LC_CP_CONTIGUOUS ? " contiguous" : "", c->recompute ? " recompute" : "");
             int in = fabs(ratio - 1) <= 0.25;
             if (judge[k]) nj++, within += in;
-            printf("%-7lld %-20s %4d %10.3f %10.3f %8.3f %s\n", (long long)o->check_seq.v[si], nm,
-                   c->dp * c->cp * c->tp, pred[k], med[k], ratio, judge[k] ? (in ? "yes: within 25%" : "yes: OFF by > 25%")
+            printf("%-7lld %-32s %4d %10.3f %10.3f %9.3f %10.3f %s\n", (long long)o->check_seq.v[si], nm,
+                   c->dp * c->cp * c->tp, pred[k], med[k], ratio, med[k] / c->dp, judge[k] ? (in ? "yes: within 25%" : "yes: OFF by > 25%")
                                                                             : "no (more PEs than cores)");
             if (o->json)
                 printf("{\"check\":1,\"seq\":%lld,\"layout\":\"%s\",\"pes\":%d,\"pred_s\":%.6g,\"meas_s\":%.6g,\"judged\":%d}\n",
                        (long long)o->check_seq.v[si], nm, c->dp * c->cp * c->tp, pred[k], med[k], judge[k]);
         }
-    /* ranking: the pairs of judged layouts (same seq) whose measured times are > 15% apart */
+    /* ranking: the pairs of judged layouts (same seq) whose measured times per sequence (a DP
+     * step trains D of them) are > 15% apart */
     int conc = 0, disc = 0;
     for (int a = 0; a < nc; a++)
         for (int b = a + 1; b < nc; b++) {
             if (!judge[a] || !judge[b] || a / N_CHECK != b / N_CHECK) continue;
-            double hi = fmax(med[a], med[b]), lo = fmin(med[a], med[b]);
-            if (!(hi > 1.15 * lo)) continue;
-            if ((med[a] < med[b]) == (pred[a] < pred[b])) conc++;
+            double ma = med[a] / k_checks[a % N_CHECK].dp, mb = med[b] / k_checks[b % N_CHECK].dp;
+            double pa = pred[a] / k_checks[a % N_CHECK].dp, pb = pred[b] / k_checks[b % N_CHECK].dp;
+            if (!(fmax(ma, mb) > 1.15 * fmin(ma, mb))) continue;
+            if ((ma < mb) == (pa < pb)) conc++;
             else disc++;
         }
     double tau = conc + disc ? (double)(conc - disc) / (conc + disc) : NAN;
