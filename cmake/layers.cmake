@@ -22,7 +22,8 @@ set(LONGCTX_LAYER_USES_cli planner)
 
 # A layer's headers in src/<layer>/ are its own: the layers above include its public header.
 # These layers have none, so the layers above include their src/ headers: common (the
-# plumbing every layer shares: err.h) and bench (used by the CLI alone).
+# plumbing every layer shares: err.h), bench (used by the planner and the CLI) and planner
+# (used by the CLI alone).
 set(LONGCTX_LAYERS_OPEN_SRC common bench planner)
 
 # include/longctx/<header> -> the layer it belongs to. A public header missing here fails

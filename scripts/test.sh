@@ -15,4 +15,4 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export LONGCTX_TEST_QUICK=1
 # The fuzz test is instrumented on its own (clang, ASan + UBSan) and already ran above.
-(cd build-asan && ctest --output-on-failure -j"$jobs" -L 'symm|attn|cp|model|train|ckpt' -LE 'bench|fuzz' --timeout 900)
+(cd build-asan && ctest --output-on-failure -j"$jobs" -L 'symm|attn|cp|model|train|ckpt|planner' -LE 'bench|fuzz|memory' --timeout 900)

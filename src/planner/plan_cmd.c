@@ -15,7 +15,7 @@ int lc_planner__worker(const char *what, const char *out);
 int lc_planner_calibrate(const char *path, int quiet);
 
 typedef struct {
-    const char *model, *profile;
+    const char *model, *profile, *save_profile;
     lc_plan_req req;
     int json, all, top, calibrate, check, rounds;
     lc_ilist check_seq;
@@ -26,13 +26,14 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: longctx plan --model small|llama3-8b|HF_DIR --seq 256K [--batch B] [--pes N] [--per-node G]\n"
             "                    [--profile this-host|h100-dgx|gb200-nvl72|FILE] [--dtype f32|bf16] [--window W]\n"
-            "                    [--top K | --all] [--json]\n"
+            "                    [--top K | --all] [--json] [--save-profile FILE]\n"
             "       longctx plan --calibrate [--profile FILE]   measure this host (about 30 s) and save its profile\n"
             "       longctx plan --check [--model small] [--seq 16K,64K] [--rounds 3]\n"
             "                    run the train benchmark on this host's layouts; predicted beside measured\n"
             "Rows: DPxCPxTP (s: sequence parallelism), CP algorithm, layout, lowering, recompute; memory per\n"
             "device (weights, gradients, AdamW, activations + attention buffers, total with the process\n"
             "baseline), compute, communication per axis (exposed after overlap), predicted step and tokens/s.\n"
+            "--save-profile writes the profile used as JSON (to edit: what-if machines, loaded by --profile FILE).\n"
             "this-host reads the profile --calibrate saved (cache: %s), calibrating first when there is none.\n",
             "$XDG_CACHE_HOME/longctx or ~/.cache/longctx");
 }
@@ -73,6 +74,7 @@ static int parse(int argc, char **argv, opts_t *o)
             i++;
             if (!strcmp(a, "--model")) o->model = v;
             else if (!strcmp(a, "--profile")) o->profile = v;
+            else if (!strcmp(a, "--save-profile")) o->save_profile = v;
             else if (!strcmp(a, "--seq") && o->check) bad = lc_parse_size_list(a, v, &o->check_seq);
             else if (!strcmp(a, "--seq")) bad = lc_parse_size_list(a, v, &one) || one.n != 1, o->req.seq = one.v[0],
                                            o->check_seq = one;
@@ -160,6 +162,9 @@ static int cmd_list(const opts_t *o)
 {
     lc_profile p;
     if (get_profile(o->profile, &p, o->json)) return 1;
+    char err[512];
+    if (o->save_profile && lc_profile_save(o->save_profile, &p, err, sizeof err))
+        return fprintf(stderr, "longctx plan: %s\n", err), 1;
     lc_pred *rows;
     int n;
     if (lc_planner_enumerate(&p, &o->req, &rows, &n)) return fprintf(stderr, "longctx plan: out of memory\n"), 1;
@@ -269,7 +274,15 @@ static int cmd_check(const opts_t *o)
                     continue;
                 }
                 int steps = S > 32768 ? 1 : 2, warm = S > 32768 ? 0 : 1;
-                meas[(size_t)k * o->rounds + rd] = run_bench(o->model, S, &k_checks[ci], steps, warm);
+                double t = run_bench(o->model, S, &k_checks[ci], steps, warm);
+                if (!(t > 0)) { /* a benchmark that fails stops the check: no median of failures */
+                    fprintf(stderr, "\nlongctx plan --check: `longctx bench train` failed at %lld tokens, layout %dx%dx%d "
+                                    "(rerun it alone to see why)\n", (long long)S, k_checks[ci].dp, k_checks[ci].cp,
+                            k_checks[ci].tp);
+                    free(pred), free(meas), free(judge);
+                    return 1;
+                }
+                meas[(size_t)k * o->rounds + rd] = t;
                 done++;
                 double el = lc_wall() - t0;
                 fprintf(stderr, "\rcheck: %d/%d runs, %.0f s, ETA %.0f s   ", done, total, el, el / done * (total - done));
