@@ -70,8 +70,6 @@ static int compute_worker(const char *out)
     if (lc_world_init(NULL, &w)) return 1;
     cpu_set_t cs;
     int cores = sched_getaffinity(0, sizeof cs, &cs) ? 1 : CPU_COUNT(&cs);
-    FILE *f = fopen(out, "w");
-    if (!f) return 1;
     /* the baseline: a PE with its libraries, pools and BLAS buffers, before any model */
     step_rates warm;
     if (time_model(w, 64, 256, LC_DT_F32, cores, &warm)) return 1;
@@ -104,6 +102,8 @@ static int compute_worker(const char *out)
     }
     free(pa);
     free(ga);
+    FILE *f = fopen(out, "w");
+    if (!f) return 1;
     fprintf(f, "{\"cores\":%d,\"base_bytes\":%.0f,\"fma_gflops\":%.6g,\"gemm_f32\":%.6g,\"gemm_bf16\":%.6g,"
                "\"attn_f32_hd64\":%.6g,\"attn_f32_hd128\":%.6g,\"attn_bf16_hd64\":%.6g,\"attn_bf16_hd128\":%.6g,"
                "\"attn_len\":%lld,\"attn_long\":%.6g,\"thread_eff\":%.6g,\"other_ns\":%.6g,\"adamw_ns\":%.6g}\n",
@@ -111,8 +111,8 @@ static int compute_worker(const char *out)
             r[0][0].at_rate, r[0][1].at_rate, r[1][0].at_rate, r[1][1].at_rate, (long long)L0,
             lng.at_rate / r[0][0].at_rate, cores > 1 ? one.step_s / all.step_s / cores : 1.0,
             (r[0][0].other_ns + r[0][1].other_ns) / 2, adam);
-    fclose(f);
-    return lc_world_finalize(w) ? 1 : 0;
+    int bad = fclose(f) != 0;
+    return lc_world_finalize(w) || bad ? 1 : 0;
 }
 
 typedef struct { lc_team *t; void *src, *dst; size_t bytes; lc_lowering l; float *fs, *fd; } op_ctx;
@@ -150,7 +150,9 @@ static int comm_worker(const char *out)
     size_t big = (size_t)4 << 20;
     op_ctx c = {.t = lc_team_world(w), .src = malloc(big), .dst = lc_symm_alloc(w, big), .fs = malloc(big),
                 .fd = malloc(big)};
-    if (!c.src || !c.dst || !c.fs || !c.fd) return 1;
+    int rc = 0;
+    if (!c.src || !c.dst || !c.fs || !c.fd) /* the other PE is in the measurement's collectives */
+        lc_world_abort(w, "longctx plan --calibrate: no memory for the link measurement's 4 MiB buffers");
     memset(c.src, 1, big);
     memset(c.fs, 0, big);
     double lat[2], gbs[2];
@@ -169,15 +171,21 @@ static int comm_worker(const char *out)
     double a1 = time_op(&c, op_allreduce, 5);
     if (lc_my_pe(w) == 0) {
         FILE *f = fopen(out, "w");
-        if (!f) return 1;
+        if (!f) {
+            rc = 1;
+            goto out;
+        }
         /* zero_copy: the reader loads the sender's block in place, so a ring step costs the
          * signal's latency and the all-to-all one copy instead of two (one_sided's numbers) */
         fprintf(f, "{\"lat_us_one_sided\":%.6g,\"gbs_one_sided\":%.6g,\"lat_us_two_sided\":%.6g,\"gbs_two_sided\":%.6g,"
                    "\"lat_us_zero_copy\":%.6g,\"gbs_zero_copy\":%.6g,\"allreduce_lat_us\":%.6g,\"allreduce_gbs\":%.6g}\n",
                 lat[0], gbs[0], lat[1], gbs[1], lat[0], gbs[0], a0 * 1e6, big / fmax(a1 - a0, 1e-9) / 1e9);
-        fclose(f);
+        rc = fclose(f) != 0;
     }
-    return lc_world_finalize(w) ? 1 : 0;
+out:
+    free(c.src), free(c.fs), free(c.fd);
+    if (c.dst) lc_symm_free(w, c.dst);
+    return lc_world_finalize(w) || rc ? 1 : 0;
 }
 
 int lc_planner__worker(const char *what, const char *out)
