@@ -33,6 +33,7 @@ for h in --help -h; do
         check "ckpt $sub $h" 0 "^usage: longctx ckpt" -- "$LC" ckpt $sub $h
         check "ckpt $sub DIR $h" 0 "^usage: longctx ckpt" -- "$LC" ckpt $sub "$work/none" $h
     done
+    check "plan $h" 0 "^usage: longctx plan" -- "$LC" plan $h
     check "bench $h" 0 "^usage: longctx" -- "$LC" bench $h
     for b in permute attn tiles ring train; do
         check "bench $b $h" 0 "^usage: longctx bench $b" -- "$LC" bench $b $h
@@ -52,6 +53,20 @@ for i in $(seq 1 30); do printf '<html><body><p>page %d: %s</p></body></html>\n'
 check "prepare-data prints data/train.bin, not data//train.bin" 0 "-> $work/data/train.bin .*, $work/data/val.bin" \
     -- "$LC" prepare-data "$work/data/" --source "$work/html"
 grep -q '//' "$work/out" && { echo "FAIL a doubled slash in: $(cat "$work/out")"; fail=1; }
+
+# longctx plan: a listing on a built-in profile, and its errors named
+check "plan ranks llama3-8b on gb200-nvl72" 0 "^best: .*GiB per device" -- \
+    "$LC" plan --model llama3-8b --seq 256K --pes 16 --profile gb200-nvl72 --dtype bf16
+check "plan names an unknown model" 2 "--model nope is neither a preset" -- "$LC" plan --model nope
+check "plan names a missing profile" 1 "cannot read the profile $work/none.json" -- "$LC" plan --profile "$work/none.json"
+printf '{"profile":"longctx-host-1","gpu":0,"cores":2,"per_node":1,"overlap":0,"mem_bytes":1e9}' >"$work/p.json"
+check "plan names a profile's missing key" 1 "\"base_bytes\" is missing" -- "$LC" plan --profile "$work/p.json"
+check "plan: nothing fits is an error" 1 "no layout fits in memory" -- \
+    "$LC" plan --model llama3-8b --seq 1M --pes 2 --profile h100-dgx
+check "train --plan auto with --cp is refused, naming it" 2 "--plan auto chooses --cp itself" -- \
+    "$LC" train --model tiny --seq 64 --steps 1 --data "$work/data" --plan auto --cp 2
+check "train --plan with another word is refused" 2 "the only choice is auto" -- \
+    "$LC" train --model tiny --seq 64 --steps 1 --data "$work/data" --plan manual
 
 # a bad setting at world start: named, with no PE number (there is none yet)
 check "LONGCTX_TIMEOUT=abc is named" nonzero "LONGCTX_TIMEOUT=abc: expected seconds" -- \
