@@ -4,7 +4,7 @@
 # optional: without nvcc (or with -DLONGCTX_CUDA=OFF) nothing here is built and this file says
 # what it skipped. Each layer's GPU sources make their own library beside the CPU one:
 # lc_attn_gpu (src/attn/cuda), lc_symm_gpu + lc_symm_nvshmem (src/symm/*.cu), lc_cp_gpu
-# (src/cp/ring_gpu.cu); longctx_gpu is all of them. The tests, the emulated ones included,
+# (src/cp/ring_gpu.cu), lc_model_gpu (src/model/cuda); longctx_gpu is all of them. The tests, the emulated ones included,
 # are registered in tests/gpu/tests.cmake (LONGCTX_GPU_BUILT says whether these exist).
 
 set(LONGCTX_GPU_SUMMARY "")
@@ -238,9 +238,15 @@ longctx_gpu_flags(lc_cp_gpu)
 target_include_directories(lc_cp_gpu PRIVATE ${CMAKE_SOURCE_DIR}/src/cp)
 target_link_libraries(lc_cp_gpu PUBLIC lc_cp lc_attn_gpu lc_symm_gpu CUDA::cudart)
 
+# model: the decoder's memory-bound layers (embedding, RMSNorm, RoPE, SwiGLU, cross-entropy,
+# AdamW, the gradient norm); the first part of the model on CUDA (issue 23)
+add_library(lc_model_gpu STATIC ${CMAKE_SOURCE_DIR}/src/model/cuda/layers_gpu.cu)
+longctx_gpu_flags(lc_model_gpu)
+target_link_libraries(lc_model_gpu PUBLIC lc_model CUDA::cudart)
+
 # What the GPU tests and benchmarks link: every GPU library.
 add_library(longctx_gpu INTERFACE)
-target_link_libraries(longctx_gpu INTERFACE lc_cp_gpu)
+target_link_libraries(longctx_gpu INTERFACE lc_cp_gpu lc_model_gpu)
 
 # NVSHMEM loads its bootstrap and transport plugins by soname: they must be on the path.
 set(LONGCTX_GPU_ENV "")

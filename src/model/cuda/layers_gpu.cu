@@ -1,0 +1,319 @@
+/* The decoder's memory-bound layers on the GPU (layers_gpu.h). Built by nvcc for the GPU
+ * library, and by the host compiler with LCG_EMU for the emulated tests
+ * (tests/gpu/emu/test_model_emu.cc), so the kernels are written for any power-of-two block
+ * of at most LCM_MAX_THREADS threads. */
+#ifndef LCG_EMU
+#include <cuda_runtime.h>
+#endif
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "model/cuda/layers_gpu.h"
+
+#define LCM_MAX_THREADS 256
+#define LCM_NORM_CHUNK 8192 /* gradient elements per block of the norm's first pass */
+
+/* A block's sum in a fixed tree order (every thread gets it). */
+template <typename T> __device__ T block_sum(T v, T *red)
+{
+    red[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) red[threadIdx.x] += red[threadIdx.x + s];
+        __syncthreads();
+    }
+    T r = red[0];
+    __syncthreads();
+    return r;
+}
+
+__device__ float block_max(float v, float *red)
+{
+    red[threadIdx.x] = v;
+    __syncthreads();
+    for (unsigned s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) red[threadIdx.x] = fmaxf(red[threadIdx.x], red[threadIdx.x + s]);
+        __syncthreads();
+    }
+    float r = red[0];
+    __syncthreads();
+    return r;
+}
+
+__global__ void embed_fwd_kernel(const float *emb, const int32_t *tok, int dim, float *out)
+{
+    const float *src = emb + (size_t)tok[blockIdx.x] * dim;
+    float *dst = out + (size_t)blockIdx.x * dim;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) dst[j] = src[j];
+}
+
+/* one block per distinct id: its rows added in row order, column by column */
+__global__ void embed_bwd_kernel(float *demb, const int32_t *by_tok, const int32_t *ids, const int32_t *starts,
+                                 int dim, const float *dout)
+{
+    float *g = demb + (size_t)ids[blockIdx.x] * dim;
+    const int r0 = starts[blockIdx.x], r1 = starts[blockIdx.x + 1];
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) {
+        float acc = g[j];
+        for (int r = r0; r < r1; r++) acc += dout[(size_t)by_tok[r] * dim + j];
+        g[j] = acc;
+    }
+}
+
+__global__ void rmsnorm_fwd_kernel(const float *x, const float *w, int dim, float eps, float *out, float *rstd)
+{
+    __shared__ float red[LCM_MAX_THREADS];
+    const float *xi = x + (size_t)blockIdx.x * dim;
+    float *oi = out + (size_t)blockIdx.x * dim;
+    float ss = 0.0f;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) ss += xi[j] * xi[j];
+    ss = block_sum(ss, red);
+    const float r = 1.0f / sqrtf(ss / dim + eps);
+    if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) oi[j] = w[j] * (xi[j] * r);
+}
+
+__global__ void rmsnorm_bwd_dx_kernel(const float *x, const float *w, const float *rstd, const float *dout, int dim,
+                                      int accumulate, float *dx)
+{
+    __shared__ float red[LCM_MAX_THREADS];
+    const size_t o = (size_t)blockIdx.x * dim;
+    const float r = rstd[blockIdx.x];
+    float dot = 0.0f;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) dot += w[j] * dout[o + j] * x[o + j];
+    dot = block_sum(dot, red);
+    const float c = dot * r * r * r / dim;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) {
+        const float d = r * w[j] * dout[o + j] - c * x[o + j];
+        dx[o + j] = accumulate ? dx[o + j] + d : d;
+    }
+}
+
+/* dw: one thread per column, the rows in order (the CPU's order) */
+__global__ void rmsnorm_bwd_dw_kernel(const float *x, const float *rstd, const float *dout, int rows, int dim, float *dw)
+{
+    const int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= dim) return;
+    float acc = dw[j];
+    for (int i = 0; i < rows; i++) acc += dout[(size_t)i * dim + j] * x[(size_t)i * dim + j] * rstd[i];
+    dw[j] = acc;
+}
+
+__global__ void rope_table_kernel(const int32_t *pos, int rows, int hd, float theta, float *cos_t, float *sin_t)
+{
+    const int half = hd / 2;
+    const size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= (size_t)rows * half) return;
+    const int i = (int)(k / half), j = (int)(k % half);
+    /* transformers: inv_freq = 1 / theta ** (arange(0, hd, 2) / hd) in fp32; the angle's cos
+     * and sin in double, as the CPU table */
+    const float inv = 1.0f / powf(theta, (float)(2 * j) / (float)hd);
+    const float ang = (float)(pos[i] < 0 ? 0 : pos[i]) * inv;
+    cos_t[k] = (float)cos((double)ang);
+    sin_t[k] = (float)sin((double)ang);
+}
+
+__global__ void rope_apply_kernel(float *x, int rows, int heads, int hd, const float *cos_t, const float *sin_t,
+                                  int inverse)
+{
+    const int half = hd / 2;
+    const size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= (size_t)rows * heads * half) return;
+    const int j = (int)(k % half);
+    const size_t ih = k / half, i = ih / heads;
+    float *a = x + ih * hd, *b = a + half;
+    const float c = cos_t[i * half + j], s = sin_t[i * half + j], aj = a[j], bj = b[j];
+    if (!inverse) {
+        a[j] = aj * c - bj * s;
+        b[j] = bj * c + aj * s;
+    } else {
+        a[j] = aj * c + bj * s;
+        b[j] = bj * c - aj * s;
+    }
+}
+
+__global__ void swiglu_fwd_kernel(const float *h, int rows, int ffn, float *act)
+{
+    const size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= (size_t)rows * ffn) return;
+    const size_t i = k / ffn, j = k % ffn;
+    const float g = h[i * 2 * ffn + j], u = h[i * 2 * ffn + ffn + j];
+    const float sg = 1.0f / (1.0f + expf(-g));
+    act[k] = g * sg * u;
+}
+
+__global__ void swiglu_bwd_kernel(const float *h, float *dh, float *act, int rows, int ffn)
+{
+    const size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= (size_t)rows * ffn) return;
+    const size_t i = k / ffn, j = k % ffn, o = i * 2 * ffn;
+    const float g = h[o + j], u = h[o + ffn + j], da = dh[o + ffn + j];
+    const float s = 1.0f / (1.0f + expf(-g)), silu = g * s;
+    act[k] = silu * u;
+    dh[o + ffn + j] = da * silu;
+    dh[o + j] = da * u * s * (1.0f + g * (1.0f - s));
+}
+
+__global__ void ce_kernel(float *logits, const int32_t *targets, int vocab, int grad, float dscale, double *loss_row)
+{
+    __shared__ float redf[LCM_MAX_THREADS];
+    __shared__ double redd[LCM_MAX_THREADS];
+    float *l = logits + (size_t)blockIdx.x * vocab;
+    const int t = targets[blockIdx.x];
+    if (t < 0) { /* every thread of the block takes this branch: no barrier is skipped by some */
+        if (grad)
+            for (int j = threadIdx.x; j < vocab; j += blockDim.x) l[j] = 0.0f;
+        if (threadIdx.x == 0) loss_row[blockIdx.x] = 0.0;
+        return;
+    }
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < vocab; j += blockDim.x) mx = fmaxf(mx, l[j]);
+    mx = block_max(mx, redf);
+    double sum = 0.0;
+    for (int j = threadIdx.x; j < vocab; j += blockDim.x) sum += exp((double)(l[j] - mx));
+    sum = block_sum(sum, redd);
+    const double lse = mx + log(sum);
+    const float lt = l[t];
+    __syncthreads(); /* every thread has read l[t] before it is overwritten */
+    if (threadIdx.x == 0) loss_row[blockIdx.x] = lse - lt;
+    if (grad) {
+        for (int j = threadIdx.x; j < vocab; j += blockDim.x) l[j] = dscale * (float)exp((double)l[j] - lse);
+        __syncthreads();
+        if (threadIdx.x == 0) l[t] -= dscale;
+    }
+}
+
+/* one thread: the rows' losses (or the norm's partials) summed in index order */
+__global__ void sum_ordered_kernel(const double *v, size_t n, double *out, int take_sqrt)
+{
+    if (threadIdx.x || blockIdx.x) return;
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += v[i];
+    *out = take_sqrt ? sqrt(s) : s;
+}
+
+__global__ void adamw_kernel(float *p, const float *g, float *m, float *v, size_t n, float lr, float grad_mul, float wd,
+                             float b1, float b2, float eps, float bc1, float bc2)
+{
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    const float gi = g[i] * grad_mul;
+    const float mi = b1 * m[i] + (1.0f - b1) * gi, vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    const float mh = mi / bc1, vh = vi / bc2;
+    p[i] -= lr * (mh / (sqrtf(vh) + eps) + wd * p[i]);
+}
+
+__global__ void norm_partial_kernel(const float *g, size_t n, double *partial)
+{
+    __shared__ double red[LCM_MAX_THREADS];
+    const size_t lo = (size_t)blockIdx.x * LCM_NORM_CHUNK, hi = lo + LCM_NORM_CHUNK < n ? lo + LCM_NORM_CHUNK : n;
+    double s = 0.0;
+    for (size_t i = lo + threadIdx.x; i < hi; i += blockDim.x) s += (double)g[i] * g[i];
+    s = block_sum(s, red);
+    if (threadIdx.x == 0) partial[blockIdx.x] = s;
+}
+
+extern "C" int lcm_embed_index(const int32_t *tok, int rows, int vocab, int32_t *count, int32_t *by_tok, int32_t *ids,
+                               int32_t *starts)
+{
+    memset(count, 0, sizeof(int32_t) * (size_t)vocab);
+    for (int i = 0; i < rows; i++) {
+        if (tok[i] < 0 || tok[i] >= vocab) return -1;
+        count[tok[i]]++;
+    }
+    int n = 0, at = 0;
+    for (int v = 0; v < vocab; v++)
+        if (count[v]) {
+            ids[n] = v;
+            starts[n++] = at;
+            const int c = count[v];
+            count[v] = at; /* now: where this id's next row goes */
+            at += c;
+        }
+    starts[n] = at;
+    for (int i = 0; i < rows; i++) by_tok[count[tok[i]]++] = i; /* rows ascend within an id */
+    return n;
+}
+
+extern "C" size_t lcm_norm_partials(size_t n) { return (n + LCM_NORM_CHUNK - 1) / LCM_NORM_CHUNK; }
+
+#ifndef LCG_EMU
+/* ---- launchers ---- */
+static unsigned blocks_for(size_t n) { return (unsigned)((n + LCM_MAX_THREADS - 1) / LCM_MAX_THREADS); }
+static int launched(void) { return (int)cudaGetLastError(); }
+#define S_ (cudaStream_t) stream
+
+extern "C" int lcm_embed_fwd(const float *emb, const int32_t *tok, int rows, int dim, float *out, void *stream)
+{
+    if (rows > 0) embed_fwd_kernel<<<rows, LCM_MAX_THREADS, 0, S_>>>(emb, tok, dim, out);
+    return launched();
+}
+extern "C" int lcm_embed_bwd(float *demb, const int32_t *by_tok, const int32_t *ids, const int32_t *starts, int n_ids,
+                             int dim, const float *dout, void *stream)
+{
+    if (n_ids > 0) embed_bwd_kernel<<<n_ids, LCM_MAX_THREADS, 0, S_>>>(demb, by_tok, ids, starts, dim, dout);
+    return launched();
+}
+extern "C" int lcm_rmsnorm_fwd(const float *x, const float *w, int rows, int dim, float eps, float *out, float *rstd,
+                               void *stream)
+{
+    if (rows > 0) rmsnorm_fwd_kernel<<<rows, LCM_MAX_THREADS, 0, S_>>>(x, w, dim, eps, out, rstd);
+    return launched();
+}
+extern "C" int lcm_rmsnorm_bwd(const float *x, const float *w, const float *rstd, const float *dout, int rows, int dim,
+                               int accumulate, float *dx, float *dw, void *stream)
+{
+    if (rows > 0) rmsnorm_bwd_dx_kernel<<<rows, LCM_MAX_THREADS, 0, S_>>>(x, w, rstd, dout, dim, accumulate, dx);
+    rmsnorm_bwd_dw_kernel<<<blocks_for((size_t)dim), LCM_MAX_THREADS, 0, S_>>>(x, rstd, dout, rows, dim, dw);
+    return launched();
+}
+extern "C" int lcm_rope_table(const int32_t *pos, int rows, int hd, float theta, float *cos_t, float *sin_t,
+                              void *stream)
+{
+    size_t n = (size_t)rows * (hd / 2);
+    if (n) rope_table_kernel<<<blocks_for(n), LCM_MAX_THREADS, 0, S_>>>(pos, rows, hd, theta, cos_t, sin_t);
+    return launched();
+}
+extern "C" int lcm_rope_apply(float *x, int rows, int heads, int hd, const float *cos_t, const float *sin_t,
+                              int inverse, void *stream)
+{
+    size_t n = (size_t)rows * heads * (hd / 2);
+    if (n) rope_apply_kernel<<<blocks_for(n), LCM_MAX_THREADS, 0, S_>>>(x, rows, heads, hd, cos_t, sin_t, inverse);
+    return launched();
+}
+extern "C" int lcm_swiglu_fwd(const float *h, int rows, int ffn, float *act, void *stream)
+{
+    size_t n = (size_t)rows * ffn;
+    if (n) swiglu_fwd_kernel<<<blocks_for(n), LCM_MAX_THREADS, 0, S_>>>(h, rows, ffn, act);
+    return launched();
+}
+extern "C" int lcm_swiglu_bwd(const float *h, float *dh, float *act, int rows, int ffn, void *stream)
+{
+    size_t n = (size_t)rows * ffn;
+    if (n) swiglu_bwd_kernel<<<blocks_for(n), LCM_MAX_THREADS, 0, S_>>>(h, dh, act, rows, ffn);
+    return launched();
+}
+extern "C" int lcm_ce_fwd_bwd(float *logits, const int32_t *targets, int rows, int vocab, int grad, float dscale,
+                              double *loss_row, double *loss, void *stream)
+{
+    if (rows > 0) ce_kernel<<<rows, LCM_MAX_THREADS, 0, S_>>>(logits, targets, vocab, grad, dscale, loss_row);
+    sum_ordered_kernel<<<1, 32, 0, S_>>>(loss_row, (size_t)rows, loss, 0);
+    return launched();
+}
+extern "C" int lcm_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float grad_mul, float wd,
+                         float b1, float b2, float eps, float bc1, float bc2, void *stream)
+{
+    if (n) adamw_kernel<<<blocks_for(n), LCM_MAX_THREADS, 0, S_>>>(p, g, m, v, n, lr, grad_mul, wd, b1, b2, eps, bc1, bc2);
+    return launched();
+}
+extern "C" int lcm_global_norm(const float *g, size_t n, double *partial, double *norm, void *stream)
+{
+    size_t np = lcm_norm_partials(n);
+    if (np) norm_partial_kernel<<<(unsigned)np, LCM_MAX_THREADS, 0, S_>>>(g, n, partial);
+    sum_ordered_kernel<<<1, 32, 0, S_>>>(partial, np, norm, 1);
+    return launched();
+}
+#endif

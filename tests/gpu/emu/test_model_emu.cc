@@ -1,0 +1,189 @@
+// The decoder's memory-bound GPU kernels (src/model/cuda/layers_gpu.cu), their own source run
+// on CPU threads by cuda_emu.h, against the CPU model's layers (src/model/layers.c) and the
+// optimizer (src/optim/adamw.c) on the same random inputs: outputs poisoned with NaN first,
+// relative error against the CPU's fp32 < 1e-5 (reductions run in another order), the
+// embedding's gradient bit for bit (the same order), a repeated run bit-identical. Odd sizes
+// so that no loop divides evenly; blocks of 64 and 128 threads.
+#define LCG_EMU 1
+#include "cuda_emu.h"
+
+#include "model/cuda/layers_gpu.cu"
+
+#include <cmath>
+#include <vector>
+
+extern "C" {
+#include "longctx/optim.h"
+#include "model/internal.h"
+}
+
+namespace {
+int g_fail = 0;
+uint64_t rs = 0x9e3779b97f4a7c15ull;
+float urand()
+{
+    rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
+    return (float)((rs >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+std::vector<float> rnd(size_t n, float scale = 1.0f)
+{
+    std::vector<float> v(n);
+    for (auto &x : v) x = scale * urand();
+    return v;
+}
+std::vector<float> nan_of(size_t n) { return std::vector<float>(n, NAN); }
+
+/* max |a - b| / max |b|: NaN anywhere fails */
+double rel(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d == d)) return INFINITY;
+        num = d > num ? d : num;
+        den = fabs((double)b[i]) > den ? fabs((double)b[i]) : den;
+    }
+    return den > 0 ? num / den : num;
+}
+void expect(const char *what, double err, double tol)
+{
+    if (!(err < tol)) {
+        printf("FAIL %s: relative error %.3g (tolerance %g)\n", what, err, tol);
+        g_fail++;
+    } else {
+        printf("ok   %-36s rel err %.2e\n", what, err);
+    }
+}
+unsigned T = 64; /* threads per emulated block */
+unsigned blocks(size_t n) { return (unsigned)((n + T - 1) / T); }
+
+void run(int rows, int dim, int heads, int hd, int ffn, int vocab)
+{
+    printf("# rows %d, dim %d, heads %d x %d, ffn %d, vocab %d, %u threads per block\n", rows, dim, heads, hd, ffn,
+           vocab, T);
+    std::vector<int32_t> tok(rows), pos(rows), tgt(rows);
+    for (int i = 0; i < rows; i++) {
+        tok[i] = (int32_t)((rs = rs * 6364136223846793005ull + 1) >> 33) % (vocab / 4); /* repeats */
+        pos[i] = 1000 + 7 * i - (i % 3 == 0 ? 2000 : 0);                                  /* some < 0: padding */
+        tgt[i] = i % 5 == 4 ? -1 : (int32_t)((rs = rs * 6364136223846793005ull + 1) >> 33) % vocab;
+    }
+    /* embedding */
+    auto emb = rnd((size_t)vocab * dim), ref = nan_of((size_t)rows * dim), got = nan_of((size_t)rows * dim);
+    lc_model__embed_fwd(emb.data(), tok.data(), rows, dim, ref.data());
+    emu_launch(rows, 1, T, 0, [&] { embed_fwd_kernel(emb.data(), tok.data(), dim, got.data()); });
+    expect("embedding forward (bits)", memcmp(ref.data(), got.data(), ref.size() * 4) ? 1.0 : 0.0, 0.5);
+    auto dout = rnd((size_t)rows * dim), demb_ref = rnd((size_t)vocab * dim), demb = demb_ref;
+    std::vector<int32_t> count(vocab), by(rows), ids(rows), starts(rows + 1);
+    int n_ids = lcm_embed_index(tok.data(), rows, vocab, count.data(), by.data(), ids.data(), starts.data());
+    lc_model__embed_bwd(demb_ref.data(), tok.data(), rows, dim, dout.data());
+    emu_launch(n_ids, 1, T, 0, [&] { embed_bwd_kernel(demb.data(), by.data(), ids.data(), starts.data(), dim, dout.data()); });
+    expect("embedding backward (bits)", memcmp(demb_ref.data(), demb.data(), demb.size() * 4) ? 1.0 : 0.0, 0.5);
+    std::vector<int32_t> bad = tok;
+    bad[rows / 2] = vocab;
+    if (lcm_embed_index(bad.data(), rows, vocab, count.data(), by.data(), ids.data(), starts.data()) != -1) {
+        printf("FAIL a token outside the vocabulary was indexed\n");
+        g_fail++;
+    }
+    /* RMSNorm */
+    auto x = rnd((size_t)rows * dim), w = rnd(dim), o_ref = nan_of(x.size()), o = nan_of(x.size());
+    std::vector<float> r_ref(rows, NAN), r(rows, NAN);
+    lc_model__rmsnorm_fwd(x.data(), w.data(), rows, dim, 1e-5f, o_ref.data(), r_ref.data());
+    emu_launch(rows, 1, T, 0, [&] { rmsnorm_fwd_kernel(x.data(), w.data(), dim, 1e-5f, o.data(), r.data()); });
+    expect("rmsnorm forward", rel(o.data(), o_ref.data(), o.size()), 1e-5);
+    expect("rmsnorm rstd", rel(r.data(), r_ref.data(), rows), 1e-5);
+    for (int acc = 0; acc < 2; acc++) {
+        auto dy = rnd(x.size()), dx_ref = acc ? rnd(x.size()) : nan_of(x.size()), dx = dx_ref;
+        auto dw_ref = rnd(dim), dw = dw_ref;
+        lc_model__rmsnorm_bwd(x.data(), w.data(), r_ref.data(), dy.data(), rows, dim, acc, dx_ref.data(), dw_ref.data());
+        emu_launch(rows, 1, T, 0,
+                   [&] { rmsnorm_bwd_dx_kernel(x.data(), w.data(), r_ref.data(), dy.data(), dim, acc, dx.data()); });
+        emu_launch(blocks(dim), 1, T, 0,
+                   [&] { rmsnorm_bwd_dw_kernel(x.data(), r_ref.data(), dy.data(), rows, dim, dw.data()); });
+        expect(acc ? "rmsnorm backward dx (accumulate)" : "rmsnorm backward dx", rel(dx.data(), dx_ref.data(), dx.size()), 1e-5);
+        expect("rmsnorm backward dw", rel(dw.data(), dw_ref.data(), dim), 1e-5);
+    }
+    /* RoPE at global positions */
+    const int half = hd / 2;
+    auto c_ref = nan_of((size_t)rows * half), s_ref = c_ref, c = c_ref, s = c_ref;
+    lc_model__rope_table(pos.data(), rows, hd, 500000.0f, c_ref.data(), s_ref.data());
+    emu_launch(blocks((size_t)rows * half), 1, T, 0,
+               [&] { rope_table_kernel(pos.data(), rows, hd, 500000.0f, c.data(), s.data()); });
+    expect("rope table cos", rel(c.data(), c_ref.data(), c.size()), 1e-6);
+    expect("rope table sin", rel(s.data(), s_ref.data(), s.size()), 1e-6);
+    for (int inv = 0; inv < 2; inv++) {
+        auto q_ref = rnd((size_t)rows * heads * hd), q = q_ref;
+        lc_model__rope_apply(q_ref.data(), rows, heads, hd, c_ref.data(), s_ref.data(), inv);
+        emu_launch(blocks((size_t)rows * heads * half), 1, T, 0,
+                   [&] { rope_apply_kernel(q.data(), rows, heads, hd, c_ref.data(), s_ref.data(), inv); });
+        expect(inv ? "rope apply (inverse: backward)" : "rope apply", rel(q.data(), q_ref.data(), q.size()), 1e-6);
+    }
+    /* SwiGLU */
+    auto h = rnd((size_t)rows * 2 * ffn, 4.0f), a_ref = nan_of((size_t)rows * ffn), a = a_ref;
+    lc_model__swiglu_fwd(h.data(), rows, ffn, a_ref.data());
+    emu_launch(blocks(a.size()), 1, T, 0, [&] { swiglu_fwd_kernel(h.data(), rows, ffn, a.data()); });
+    expect("swiglu forward", rel(a.data(), a_ref.data(), a.size()), 1e-6);
+    auto dh_ref = rnd(h.size()), dh = dh_ref, a2_ref = nan_of(a.size()), a2 = a2_ref;
+    lc_model__swiglu_bwd(h.data(), dh_ref.data(), a2_ref.data(), rows, ffn);
+    emu_launch(blocks(a.size()), 1, T, 0, [&] { swiglu_bwd_kernel(h.data(), dh.data(), a2.data(), rows, ffn); });
+    expect("swiglu backward", rel(dh.data(), dh_ref.data(), dh.size()), 1e-6);
+    expect("swiglu backward's act", rel(a2.data(), a2_ref.data(), a2.size()), 1e-6);
+    /* cross-entropy: the loss in double, the gradient in place; twice, the same bits */
+    auto lg = rnd((size_t)rows * vocab, 8.0f), lg_ref = lg;
+    std::vector<double> lrow(rows, NAN), lrow2(rows, NAN);
+    double loss = NAN, loss2 = NAN;
+    double loss_ref = lc_model__ce_fwd_bwd(lg_ref.data(), tgt.data(), rows, vocab, 1, 0.25f);
+    auto lg2 = lg;
+    emu_launch(rows, 1, T, 0, [&] { ce_kernel(lg.data(), tgt.data(), vocab, 1, 0.25f, lrow.data()); });
+    emu_launch(1, 1, 32, 0, [&] { sum_ordered_kernel(lrow.data(), (size_t)rows, &loss, 0); });
+    emu_launch(rows, 1, T, 0, [&] { ce_kernel(lg2.data(), tgt.data(), vocab, 1, 0.25f, lrow2.data()); });
+    emu_launch(1, 1, 32, 0, [&] { sum_ordered_kernel(lrow2.data(), (size_t)rows, &loss2, 0); });
+    expect("cross-entropy loss", fabs(loss - loss_ref) / fabs(loss_ref), 1e-6);
+    expect("cross-entropy gradient", rel(lg.data(), lg_ref.data(), lg.size()), 1e-5);
+    expect("cross-entropy run twice (bits)",
+           (memcmp(lg.data(), lg2.data(), lg.size() * 4) || loss != loss2) ? 1.0 : 0.0, 0.5);
+    /* AdamW: three steps against lc_adamw_step with a no-decay range in the middle */
+    const size_t np = (size_t)dim * 37 + 5, nd0 = np / 3, ndn = np / 5;
+    auto p_ref = rnd(np), p = p_ref, m = std::vector<float>(np, 0.0f), v = m;
+    lc_adamw_config cfg = {0.9f, 0.95f, 1e-8f, 0.1f};
+    lc_adamw *opt;
+    if (lc_adamw_create(np, &cfg, &opt) || lc_adamw_set_decay(opt, nd0, ndn, 0)) {
+        printf("FAIL lc_adamw_create\n");
+        g_fail++;
+        return;
+    }
+    for (int t = 1; t <= 3; t++) {
+        auto g = rnd(np);
+        lc_adamw_step(opt, p_ref.data(), g.data(), 1e-3f, 0.5f);
+        const float bc1 = 1.0f - powf(0.9f, (float)t), bc2 = 1.0f - powf(0.95f, (float)t);
+        const size_t lo[3] = {0, nd0, nd0 + ndn}, hi[3] = {nd0, nd0 + ndn, np};
+        for (int k = 0; k < 3; k++)
+            emu_launch(blocks(hi[k] - lo[k]), 1, T, 0, [&] {
+                adamw_kernel(p.data() + lo[k], g.data() + lo[k], m.data() + lo[k], v.data() + lo[k], hi[k] - lo[k],
+                             1e-3f, 0.5f, k == 1 ? 0.0f : 0.1f, 0.9f, 0.95f, 1e-8f, bc1, bc2);
+            });
+    }
+    expect("adamw parameters (3 steps)", rel(p.data(), p_ref.data(), np), 1e-6);
+    expect("adamw first moment", rel(m.data(), lc_adamw_m(opt), np), 1e-6);
+    expect("adamw second moment", rel(v.data(), lc_adamw_v(opt), np), 1e-6);
+    lc_adamw_destroy(opt);
+    /* the global norm, in double */
+    const size_t ng = (size_t)3 * 8192 + 77;
+    auto gg = rnd(ng);
+    std::vector<double> part(lcm_norm_partials(ng), NAN);
+    double nrm = NAN;
+    emu_launch((unsigned)part.size(), 1, T, 0, [&] { norm_partial_kernel(gg.data(), ng, part.data()); });
+    emu_launch(1, 1, 32, 0, [&] { sum_ordered_kernel(part.data(), part.size(), &nrm, 1); });
+    double nref = lc_global_norm(gg.data(), ng);
+    expect("global gradient norm", fabs(nrm - nref) / nref, 1e-12);
+}
+} // namespace
+
+int main()
+{
+    T = 64;
+    run(37, 96, 3, 32, 80, 300);
+    T = 128;
+    run(21, 200, 2, 64, 130, 1000);
+    if (g_fail) printf("%d failures\n", g_fail);
+    return g_fail ? 1 : 0;
+}
