@@ -110,6 +110,12 @@ add_test(NAME gpu_attn_sm90_fwd COMMAND test_gpu_attn fwd)
 add_test(NAME gpu_attn_sm90_fwd_bn64 COMMAND test_gpu_attn quick fwd)
 add_test(NAME gpu_attn_sm90_bwd COMMAND test_gpu_attn quick)
 add_test(NAME gpu_permute COMMAND test_gpu_permute)
+# the model's memory-bound kernels at model sizes against the CPU layers
+add_executable(test_gpu_model ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_model.c ${CMAKE_SOURCE_DIR}/tests/gpu/gpu_test_util.c)
+target_include_directories(test_gpu_model PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu ${CMAKE_SOURCE_DIR}/src)
+target_link_libraries(test_gpu_model PRIVATE longctx_gpu longctx_lib m)
+set_target_properties(test_gpu_model PROPERTIES LINKER_LANGUAGE CUDA)
+add_test(NAME gpu_model COMMAND test_gpu_model)
 add_test(NAME gpu_ring COMMAND test_gpu_ring 4)
 # the cuDNN engine against the oracle; skips (77) without a GPU or without the engine
 add_test(NAME gpu_cudnn COMMAND test_gpu_cudnn)
@@ -125,7 +131,7 @@ add_test(NAME gpu_ring_cudnn COMMAND test_gpu_ring 4 cudnn)
 # one stuck test must not eat a lent machine's run. The sm90 tests take seconds when the
 # kernel works; a kernel whose barrier wait never completes traps after ~10 s per launch.
 foreach(t gpu_attn gpu_attn_fwd16_bwd4 gpu_attn_fwd32_bwd8 gpu_attn_sm90_fwd gpu_attn_sm90_fwd_bn64 gpu_attn_sm90_bwd
-          gpu_permute gpu_ring gpu_cudnn gpu_ring_cudnn)
+          gpu_permute gpu_ring gpu_cudnn gpu_ring_cudnn gpu_model)
   set(_bound 150)
   if(t MATCHES "^gpu_attn_sm90")
     set(_bound 60)

@@ -100,16 +100,17 @@ __global__ void rmsnorm_bwd_dw_kernel(const float *x, const float *rstd, const f
     dw[j] = acc;
 }
 
-__global__ void rope_table_kernel(const int32_t *pos, int rows, int hd, float theta, float *cos_t, float *sin_t)
+/* inv_freq comes from the host (lcm_rope_inv_freq: the CPU's powf, so the two tables agree
+ * bit for bit where the device's powf would differ by an ulp); the angle's cos and sin in
+ * double, as the CPU table */
+__global__ void rope_table_kernel(const int32_t *pos, int rows, int hd, const float *inv_freq, float *cos_t,
+                                  float *sin_t)
 {
     const int half = hd / 2;
     const size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (k >= (size_t)rows * half) return;
     const int i = (int)(k / half), j = (int)(k % half);
-    /* transformers: inv_freq = 1 / theta ** (arange(0, hd, 2) / hd) in fp32; the angle's cos
-     * and sin in double, as the CPU table */
-    const float inv = 1.0f / powf(theta, (float)(2 * j) / (float)hd);
-    const float ang = (float)(pos[i] < 0 ? 0 : pos[i]) * inv;
+    const float ang = (float)(pos[i] < 0 ? 0 : pos[i]) * inv_freq[j];
     cos_t[k] = (float)cos((double)ang);
     sin_t[k] = (float)sin((double)ang);
 }
@@ -238,6 +239,12 @@ extern "C" int lcm_embed_index(const int32_t *tok, int rows, int vocab, int32_t 
     return n;
 }
 
+extern "C" void lcm_rope_inv_freq(int hd, float theta, float *inv_freq)
+{
+    /* transformers: inv_freq = 1 / theta ** (arange(0, hd, 2) / hd) in fp32 (layers.c) */
+    for (int j = 0; j < hd / 2; j++) inv_freq[j] = 1.0f / powf(theta, (float)(2 * j) / (float)hd);
+}
+
 extern "C" size_t lcm_norm_partials(size_t n) { return (n + LCM_NORM_CHUNK - 1) / LCM_NORM_CHUNK; }
 
 #ifndef LCG_EMU
@@ -270,11 +277,11 @@ extern "C" int lcm_rmsnorm_bwd(const float *x, const float *w, const float *rstd
     rmsnorm_bwd_dw_kernel<<<blocks_for((size_t)dim), LCM_MAX_THREADS, 0, S_>>>(x, rstd, dout, rows, dim, dw);
     return launched();
 }
-extern "C" int lcm_rope_table(const int32_t *pos, int rows, int hd, float theta, float *cos_t, float *sin_t,
-                              void *stream)
+extern "C" int lcm_rope_table(const int32_t *pos, int rows, int hd, const float *inv_freq, float *cos_t,
+                              float *sin_t, void *stream)
 {
     size_t n = (size_t)rows * (hd / 2);
-    if (n) rope_table_kernel<<<blocks_for(n), LCM_MAX_THREADS, 0, S_>>>(pos, rows, hd, theta, cos_t, sin_t);
+    if (n) rope_table_kernel<<<blocks_for(n), LCM_MAX_THREADS, 0, S_>>>(pos, rows, hd, inv_freq, cos_t, sin_t);
     return launched();
 }
 extern "C" int lcm_rope_apply(float *x, int rows, int heads, int hd, const float *cos_t, const float *sin_t,

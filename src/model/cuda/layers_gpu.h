@@ -29,7 +29,11 @@ int lcm_rmsnorm_fwd(const float *x, const float *w, int rows, int dim, float eps
 /* dx (= or +=, accumulate) and dw (+=) */
 int lcm_rmsnorm_bwd(const float *x, const float *w, const float *rstd, const float *dout, int rows, int dim,
                     int accumulate, float *dx, float *dw, void *stream);
-int lcm_rope_table(const int32_t *pos, int rows, int hd, float theta, float *cos_t, float *sin_t, void *stream);
+/* Host: the rotary frequencies [hd / 2] exactly as the CPU table computes them; the device
+ * table takes a device copy. */
+void lcm_rope_inv_freq(int hd, float theta, float *inv_freq);
+int lcm_rope_table(const int32_t *pos, int rows, int hd, const float *inv_freq, float *cos_t, float *sin_t,
+                   void *stream);
 int lcm_rope_apply(float *x, int rows, int heads, int hd, const float *cos_t, const float *sin_t, int inverse,
                    void *stream);
 int lcm_swiglu_fwd(const float *h, int rows, int ffn, float *act, void *stream);

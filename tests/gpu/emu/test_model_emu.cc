@@ -106,8 +106,10 @@ void run(int rows, int dim, int heads, int hd, int ffn, int vocab)
     const int half = hd / 2;
     auto c_ref = nan_of((size_t)rows * half), s_ref = c_ref, c = c_ref, s = c_ref;
     lc_model__rope_table(pos.data(), rows, hd, 500000.0f, c_ref.data(), s_ref.data());
+    std::vector<float> inv(half);
+    lcm_rope_inv_freq(hd, 500000.0f, inv.data());
     emu_launch(blocks((size_t)rows * half), 1, T, 0,
-               [&] { rope_table_kernel(pos.data(), rows, hd, 500000.0f, c.data(), s.data()); });
+               [&] { rope_table_kernel(pos.data(), rows, hd, inv.data(), c.data(), s.data()); });
     expect("rope table cos", rel(c.data(), c_ref.data(), c.size()), 1e-6);
     expect("rope table sin", rel(s.data(), s_ref.data(), s.size()), 1e-6);
     for (int inv = 0; inv < 2; inv++) {
