@@ -239,10 +239,12 @@ target_include_directories(lc_cp_gpu PRIVATE ${CMAKE_SOURCE_DIR}/src/cp)
 target_link_libraries(lc_cp_gpu PUBLIC lc_cp lc_attn_gpu lc_symm_gpu CUDA::cudart)
 
 # model: the decoder's memory-bound layers (embedding, RMSNorm, RoPE, SwiGLU, cross-entropy,
-# AdamW, the gradient norm); the first part of the model on CUDA (issue 23)
-add_library(lc_model_gpu STATIC ${CMAKE_SOURCE_DIR}/src/model/cuda/layers_gpu.cu)
+# AdamW, the gradient norm) and the GEMM seam (cuBLASLt); the first parts of the model on CUDA
+# (issue 23)
+add_library(lc_model_gpu STATIC ${CMAKE_SOURCE_DIR}/src/model/cuda/layers_gpu.cu
+            ${CMAKE_SOURCE_DIR}/src/model/cuda/gemm_gpu.cu)
 longctx_gpu_flags(lc_model_gpu)
-target_link_libraries(lc_model_gpu PUBLIC lc_model CUDA::cudart)
+target_link_libraries(lc_model_gpu PUBLIC lc_model CUDA::cudart CUDA::cublasLt)
 
 # What the GPU tests and benchmarks link: every GPU library.
 add_library(longctx_gpu INTERFACE)

@@ -59,6 +59,59 @@ static float *back(const void *d, size_t n)
     return h;
 }
 
+/* cuBLASLt through the seam: every transpose pair, strided leading dimensions, accumulate, fp32
+ * and bf16 operands, against a double reference of the same (rounded) operands */
+static void gemm_seam(void)
+{
+    const int M = 520, N = 392, K = 1032, pad = 8;
+    lcm_blas *g = lcm_blas_create((size_t)32 << 20);
+    if (!g) {
+        printf("FAIL lcm_blas_create\n");
+        g_fail++;
+        return;
+    }
+    for (int bf = 0; bf < 2; bf++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int acc = 0; acc < 2; acc++) {
+                    const int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+                    const int lda = ac + pad, ldb = bc + pad, ldc = N + pad;
+                    size_t na = (size_t)ar * lda, nb = (size_t)br * ldb, nc = (size_t)M * ldc;
+                    float *a = rnd(na, 1.0f), *b = rnd(nb, 1.0f), *c = rnd(nc, 1.0f);
+                    uint16_t *a16 = malloc(na * 2), *b16 = malloc(nb * 2);
+                    if (bf) {
+                        for (size_t i = 0; i < na; i++) a[i] = gt_round(LC_DT_BF16, a[i], &a16[i]);
+                        for (size_t i = 0; i < nb; i++) b[i] = gt_round(LC_DT_BF16, b[i], &b16[i]);
+                    }
+                    float *want = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
+                    for (int i = 0; i < M; i++)
+                        for (int j = 0; j < N; j++) {
+                            double sum = acc ? c[(size_t)i * ldc + j] : 0.0;
+                            for (int k = 0; k < K; k++)
+                                sum += (double)a[ta ? (size_t)k * lda + i : (size_t)i * lda + k] *
+                                       b[tb ? (size_t)j * ldb + k : (size_t)k * ldb + j];
+                            want[(size_t)i * N + j] = (float)sum;
+                        }
+                    void *d_a = bf ? dev_of(a16, na * 2) : dev_of(a, na * 4), *d_b = bf ? dev_of(b16, nb * 2) : dev_of(b, nb * 4);
+                    float *d_c = acc ? dev_of(c, nc * 4) : dev_nan(nc * 4);
+                    int rc = lcm_gemm(g, ta, tb, M, N, K, d_a, lda, d_b, ldb, d_c, ldc, acc, bf, NULL);
+                    char what[64];
+                    snprintf(what, sizeof what, "gemm seam %s ta %d tb %d%s", bf ? "bf16" : "f32", ta, tb, acc ? " acc" : "");
+                    if (rc) {
+                        printf("FAIL %s: %s\n", what, lcm_blas_error(g));
+                        g_fail++;
+                    } else {
+                        float *cc = back(d_c, nc);
+                        for (int i = 0; i < M; i++) memcpy(got + (size_t)i * N, cc + (size_t)i * ldc, sizeof(float) * N);
+                        free(cc);
+                        expect(what, rel(got, want, (size_t)M * N), 1e-5);
+                    }
+                    gt_dev_free(d_a), gt_dev_free(d_b), gt_dev_free(d_c);
+                    free(a), free(b), free(c), free(a16), free(b16), free(want), free(got);
+                }
+    lcm_blas_destroy(g);
+}
+
 int main(void)
 {
     gt_require_gpu("test_gpu_model");
@@ -177,6 +230,7 @@ int main(void)
     gt_d2h(&nrm, d_n, sizeof nrm);
     expect("global gradient norm", fabs(nrm - lc_global_norm(g, np)) / nrm, 1e-12);
     lc_adamw_destroy(opt);
+    gemm_seam();
     gt_sync();
     printf(g_fail ? "%d failures\n" : "all passed\n", g_fail);
     return g_fail ? 1 : 0;

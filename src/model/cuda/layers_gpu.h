@@ -1,7 +1,7 @@
 /* The decoder's memory-bound layers on the GPU (issue 23, part 2): embedding, RMSNorm, RoPE at
  * global positions, SwiGLU, cross-entropy, AdamW and the global gradient norm, forward and
  * backward, the same arithmetic as src/model/layers.c and src/optim/adamw.c. The matmuls go to
- * cuBLASLt and attention to lc_cp's GPU ring; these are the rest. Every reduction has a fixed
+ * cuBLASLt (the seam below) and attention to lc_cp's GPU ring; these are the rest. Every reduction has a fixed
  * order (a block tree, then partials in index order), so a step gives the same bits run to
  * run; the embedding's gradient adds each token's rows in row order, as the CPU does.
  * Pointers are device memory; each launcher runs on `stream` and returns 0 or a CUDA error. */
@@ -50,6 +50,17 @@ int lcm_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, 
  * lcm_norm_partials(n) doubles */
 size_t lcm_norm_partials(size_t n);
 int lcm_global_norm(const float *g, size_t n, double *partial, double *norm, void *stream);
+
+/* ---- the GEMM seam (gemm_gpu.cu): cuBLASLt on a GPU, a CPU loop in the emulated build ----
+ * Row-major C[M, N] = (acc ? C + : ) op(A)[M, K] op(B)[K, N]: op(A) = A [M, K] (lda) or, with
+ * ta, the transpose of A stored [K, M]; likewise B. Operands fp32 or (bf16) bf16 bits;
+ * accumulation and C fp32. A plan per shape is made on first use (no allocation after). */
+typedef struct lcm_blas lcm_blas; /* the handle: cuBLASLt, the plans, the workspace */
+lcm_blas *lcm_blas_create(size_t workspace_bytes);
+void lcm_blas_destroy(lcm_blas *g);
+const char *lcm_blas_error(const lcm_blas *g);
+int lcm_gemm(lcm_blas *g, int ta, int tb, int M, int N, int K, const void *A, int lda, const void *B, int ldb,
+             float *C, int ldc, int acc, int bf16, void *stream);
 
 #ifdef __cplusplus
 }

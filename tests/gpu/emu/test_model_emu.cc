@@ -7,6 +7,7 @@
 #define LCG_EMU 1
 #include "cuda_emu.h"
 
+#include "model/cuda/gemm_gpu.cu"
 #include "model/cuda/layers_gpu.cu"
 
 #include <cmath>
@@ -180,8 +181,59 @@ void run(int rows, int dim, int heads, int hd, int ffn, int vocab)
 }
 } // namespace
 
+/* The GEMM seam's semantics (the emulated build's CPU loop, which the GPU model's code calls
+ * under the emulator; test_gpu_model holds cuBLASLt to the same): every transpose pair, strided
+ * leading dimensions, accumulate, fp32 and bf16 operands, against a double reference. */
+void gemm_seam()
+{
+    const int M = 37, N = 29, K = 45, pad = 3;
+    lcm_blas *g = lcm_blas_create(0);
+    for (int bf = 0; bf < 2; bf++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int acc = 0; acc < 2; acc++) {
+                    const int ar = ta ? K : M, ac = ta ? M : K, br = tb ? N : K, bc = tb ? K : N;
+                    const int lda = ac + pad, ldb = bc + pad, ldc = N + pad;
+                    auto a = rnd((size_t)ar * lda), b = rnd((size_t)br * ldb), c = acc ? rnd((size_t)M * ldc) : nan_of((size_t)M * ldc);
+                    std::vector<uint16_t> a16(a.size()), b16(b.size());
+                    auto round = [](float x, uint16_t *h) {
+                        uint32_t u;
+                        memcpy(&u, &x, 4);
+                        u += 0x7fffu + ((u >> 16) & 1u);
+                        *h = (uint16_t)(u >> 16);
+                        uint32_t v = (uint32_t)*h << 16;
+                        float f;
+                        memcpy(&f, &v, 4);
+                        return f;
+                    };
+                    if (bf) {
+                        for (size_t i = 0; i < a.size(); i++) a[i] = round(a[i], &a16[i]);
+                        for (size_t i = 0; i < b.size(); i++) b[i] = round(b[i], &b16[i]);
+                    }
+                    std::vector<float> want((size_t)M * N), got((size_t)M * N);
+                    for (int i = 0; i < M; i++)
+                        for (int j = 0; j < N; j++) {
+                            double s = acc ? c[(size_t)i * ldc + j] : 0.0;
+                            for (int k = 0; k < K; k++)
+                                s += (double)a[ta ? (size_t)k * lda + i : (size_t)i * lda + k] *
+                                     b[tb ? (size_t)j * ldb + k : (size_t)k * ldb + j];
+                            want[(size_t)i * N + j] = (float)s;
+                        }
+                    lcm_gemm(g, ta, tb, M, N, K, bf ? (const void *)a16.data() : a.data(), lda,
+                             bf ? (const void *)b16.data() : b.data(), ldb, c.data(), ldc, acc, bf, nullptr);
+                    for (int i = 0; i < M; i++)
+                        for (int j = 0; j < N; j++) got[(size_t)i * N + j] = c[(size_t)i * ldc + j];
+                    char what[64];
+                    snprintf(what, sizeof what, "gemm seam %s ta %d tb %d%s", bf ? "bf16" : "f32", ta, tb,
+                             acc ? " acc" : "");
+                    expect(what, rel(got.data(), want.data(), got.size()), 1e-5);
+                }
+    lcm_blas_destroy(g);
+}
+
 int main()
 {
+    gemm_seam();
     T = 64;
     run(37, 96, 3, 32, 80, 300);
     T = 128;
