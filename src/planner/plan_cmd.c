@@ -151,8 +151,10 @@ static void print_row(const lc_pred *r, int rank, const lc_plan_req *q, int json
 
 static void header(const lc_profile *p, const lc_plan_req *q, const char *model)
 {
-    printf("# plan: %s, %lld tokens, batch %d, %d PEs%s on %s (%s)\n# profile: %s\n", model, (long long)q->seq,
-           q->batch, q->pes, q->dtype == LC_DT_BF16 ? ", bf16" : ", f32", p->name, p->device, p->source);
+    printf("# plan: %s, %lld tokens, batch %d, %d PEs%s on %s (%s)\n# profile: %s; peak %.4g GFLOP/s %s; GEMM %.4g / %.4g, "
+           "attention %.4g / %.4g GFLOP/s (f32 / bf16, hd 128)\n", model, (long long)q->seq, q->batch, q->pes,
+           q->dtype == LC_DT_BF16 ? ", bf16" : ", f32", p->name, p->device, p->source, p->fma_gflops,
+           p->gpu ? "(dense bf16, per GPU)" : "(fp32 FMA, per core)", p->gemm[0], p->gemm[1], p->attn[0][1], p->attn[1][1]);
     printf("%4s %-42s %6s %6s %6s %7s %7s %s %9s %9s/%-9s %9s/%-9s %9s %10s %9s\n", "rank",
            "DPxCPxTP algo layout lowering", "wGiB", "gGiB", "optGiB", "actGiB", "totGiB", "!", "compute_s", "cp_s",
            "exposed", "tp_s", "exposed", "dp_s", "step_s", "tok/s");
@@ -180,7 +182,7 @@ static int cmd_list(const opts_t *o)
     int shown = o->all || o->json ? n : (o->top < n ? o->top : n);
     for (int i = 0; i < shown; i++) print_row(&rows[i], i + 1, &o->req, o->json);
     char why[512];
-    lc_planner_explain(rows, n, &o->req, why, sizeof why);
+    lc_planner_explain(rows, n, why, sizeof why);
     if (o->json) printf("{\"best\":\"%s\",\"valid\":%d,\"fit\":%d}\n", why, n, fit);
     else {
         if (shown < n) printf("... %d more (--all)\n", n - shown);
@@ -369,7 +371,7 @@ int lc_planner_auto(const lc_model_config *m, int64_t seq, int batch, int pes, l
         free(rows);
         return -1;
     }
-    lc_planner_explain(rows, n, &q, why, whylen);
+    lc_planner_explain(rows, n, why, whylen);
     *plan = rows[0].c.plan;
     *recompute = rows[0].c.recompute;
     free(rows);

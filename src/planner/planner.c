@@ -257,9 +257,8 @@ int lc_planner_enumerate(const lc_profile *p, const lc_plan_req *r, lc_pred **ou
     return 0;
 }
 
-void lc_planner_explain(const lc_pred *rows, int n, const lc_plan_req *r, char *buf, size_t len)
+void lc_planner_explain(const lc_pred *rows, int n, char *buf, size_t len)
 {
-    (void)r;
     if (n < 1 || !rows[0].fits) {
         snprintf(buf, len, "no layout fits in memory");
         return;

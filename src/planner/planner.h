@@ -19,7 +19,8 @@ typedef struct {
     int per_node;           /* devices in one fast domain (NVLink domain; CPU: the PEs of a host) */
     double mem_bytes;       /* memory per device (CPU: the host's, shared by its PEs) */
     double base_bytes;      /* a PE's memory before the model: binary, libraries, pools */
-    double fma_gflops;      /* the fp32 FMA peak per core (CPU) or the bf16 peak per GPU */
+    double fma_gflops;      /* the fp32 FMA peak per core (CPU) or the dense bf16 peak per GPU:
+                               shown beside the rates, which the model uses */
     /* compute rates, GFLOP/s, of one core (CPU, one thread) or one GPU; [dtype: 0 f32, 1 bf16] */
     double gemm[2];         /* the model's linear layers (6 N FLOPs per token) */
     double attn[2][2];      /* [dtype][head dim 64, 128]: attention fwd+bwd, causal, counted as
@@ -82,7 +83,7 @@ int lc_planner_predict(const lc_profile *p, const lc_plan_req *r, const lc_cand 
 /* Every valid candidate, ranked (fits first, then predicted step time). *out is malloc'd. */
 int lc_planner_enumerate(const lc_profile *p, const lc_plan_req *r, lc_pred **out, int *n);
 /* One line on why rows[0] wins over the next different layout. */
-void lc_planner_explain(const lc_pred *rows, int n, const lc_plan_req *r, char *buf, size_t len);
+void lc_planner_explain(const lc_pred *rows, int n, char *buf, size_t len);
 /* "2x4x1s ring zigzag one_sided" */
 void lc_cand_name(const lc_cand *c, char *buf, size_t len);
 

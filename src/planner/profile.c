@@ -14,66 +14,53 @@
 #include "common/settings.h"
 #include "planner/planner.h"
 
-/* A GPU node: one PE per GPU; transfers on copy engines beside compute. */
-static void gpu_common(lc_profile *p)
+/* A GPU from its datasheet: dense bf16 peak (GFLOP/s), HBM (bytes, bytes/s), NVLink per
+ * direction (GB/s). What every GPU profile assumes is here once (docs/PLANNER.md marks it):
+ * cuBLAS at 70% of peak, memory-bound kernels at 70% of HBM, 80% of a link reached, the
+ * attention rate our H200 measured (cuDNN fwd+bwd, 16K causal: 551.3 TFLOP/s in
+ * FlashAttention's count, x 6/7 into ours) scaled by the bf16 peaks, NCCL p2p holding about 4
+ * SMs of 132, a permute's latency as measured on the H200 (one-sided 5.0 us, NCCL 6.1 us),
+ * 400 Gb/s of network per GPU, and 1 GB of CUDA context and workspaces. */
+static void gpu_profile(lc_profile *p, const char *name, const char *device, int per_node, double mem, double peak,
+                        double hbm, double nvlink)
 {
-    p->gpu = 1;
-    p->cores = 1;
-    p->overlap = 1;
-    p->thread_eff = 1;
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    snprintf(p->device, sizeof p->device, "%s", device);
+    p->gpu = 1, p->cores = 1, p->overlap = 1, p->thread_eff = 1;
+    p->per_node = per_node;
+    p->mem_bytes = mem;
+    p->base_bytes = 1.0e9;
+    p->fma_gflops = peak;
+    p->gemm[1] = 0.70 * peak;
+    p->gemm[0] = 0.70 * peak / 2; /* tf32 */
+    p->attn[1][0] = p->attn[1][1] = 551.3e3 * 6 / 7 * peak / 989.4e3;
+    p->attn[0][0] = p->attn[0][1] = p->attn[1][1] / 2;
     p->attn_len = 16384;
-    p->attn_long = 1.0;       /* 16K and 32K rows measured alike on the H200 */
-    p->two_sided_tax = 4.0 / 132; /* NCCL p2p: about 4 SMs' thread blocks of 132 while it runs */
-    p->base_bytes = 1.0e9;    /* CUDA context, cuBLAS/cuDNN workspaces: an assumption */
+    p->attn_long = 1.0; /* 16K and 32K rows measured alike on the H200 */
+    p->other_ns = 4.0 / (0.7 * hbm) * 1e9;   /* a float through HBM */
+    p->adamw_ns = 28.0 / (0.7 * hbm) * 1e9;  /* p, g, m, v read; p, m, v written */
+    p->two_sided_tax = 4.0 / 132;
+    double nv = 0.8 * nvlink, ib = 0.8 * 50;
+    p->gbs[0][0] = p->gbs[0][1] = nv, p->lat_us[0][0] = 5.0, p->lat_us[0][1] = 6.1;
+    p->gbs[1][0] = p->gbs[1][1] = ib, p->lat_us[1][0] = 10.0, p->lat_us[1][1] = 12.0;
+    p->ar_gbs[0] = nv, p->ar_lat_us[0] = 15, p->ar_gbs[1] = ib, p->ar_lat_us[1] = 30;
+    snprintf(p->source, sizeof p->source, "datasheets and assumptions (docs/PLANNER.md); attention from "
+             "bench/results/h200-20261201-run2%s", peak == 989.4e3 ? "" : ", scaled by the bf16 peak");
 }
 
 int lc_profile_builtin(const char *name, lc_profile *p)
 {
-    memset(p, 0, sizeof *p);
-    if (!strcmp(name, "h100-dgx")) {
-        gpu_common(p);
-        snprintf(p->name, sizeof p->name, "h100-dgx");
-        snprintf(p->device, sizeof p->device, "NVIDIA H100 SXM5 80 GB, DGX H100 (8 per NVLink domain)");
-        p->per_node = 8;
-        p->mem_bytes = 80e9;
-        p->fma_gflops = 989.4e3;                 /* dense bf16 */
-        p->gemm[1] = 0.70 * 989.4e3;             /* cuBLAS at large shapes: 70% of peak, assumed */
-        p->gemm[0] = 0.70 * 494.7e3;             /* tf32 */
-        p->attn[1][0] = p->attn[1][1] = 551.3e3 * 6 / 7; /* H200 cuDNN fwd+bwd, 16K causal, our count */
-        p->attn[0][0] = p->attn[0][1] = p->attn[1][1] / 2;
-        p->other_ns = 4.0 / (0.7 * 3.35e12) * 1e9; /* a float through HBM at 70% of 3.35 TB/s */
-        p->adamw_ns = 28.0 / (0.7 * 3.35e12) * 1e9;
-        /* NVLink 4: 450 GB/s per direction, 80% reached; ConnectX-7: 50 GB/s per GPU */
-        double nv = 0.8 * 450, ib = 0.8 * 50;
-        p->gbs[0][0] = p->gbs[0][1] = nv, p->lat_us[0][0] = 5.0, p->lat_us[0][1] = 6.1;
-        p->gbs[1][0] = p->gbs[1][1] = ib, p->lat_us[1][0] = 10.0, p->lat_us[1][1] = 12.0;
-        p->ar_gbs[0] = nv, p->ar_lat_us[0] = 15, p->ar_gbs[1] = ib, p->ar_lat_us[1] = 30;
-        snprintf(p->source, sizeof p->source, "datasheets (docs/PLANNER.md); attention from bench/results/h200-20261201-run2");
-        return 0;
-    }
-    if (!strcmp(name, "gb200-nvl72")) {
-        gpu_common(p);
-        snprintf(p->name, sizeof p->name, "gb200-nvl72");
-        snprintf(p->device, sizeof p->device, "NVIDIA GB200 (B200 186 GB), NVL72 (72 per NVLink domain, 4 per tray)");
-        p->per_node = 72;
-        p->mem_bytes = 186e9;
-        p->fma_gflops = 2.5e6;                   /* dense bf16: 180 PF / 72 */
-        p->gemm[1] = 0.70 * 2.5e6;
-        p->gemm[0] = 0.70 * 1.25e6;
-        /* no Blackwell attention measured: the H200's rate scaled by the bf16 peaks */
-        p->attn[1][0] = p->attn[1][1] = 551.3e3 * 6 / 7 * 2.5e6 / 989.4e3;
-        p->attn[0][0] = p->attn[0][1] = p->attn[1][1] / 2;
-        p->other_ns = 4.0 / (0.7 * 8e12) * 1e9;
-        p->adamw_ns = 28.0 / (0.7 * 8e12) * 1e9;
-        double nv = 0.8 * 900, ib = 0.8 * 50;    /* NVLink 5: 900 GB/s per direction */
-        p->gbs[0][0] = p->gbs[0][1] = nv, p->lat_us[0][0] = 5.0, p->lat_us[0][1] = 6.1;
-        p->gbs[1][0] = p->gbs[1][1] = ib, p->lat_us[1][0] = 10.0, p->lat_us[1][1] = 12.0;
-        p->ar_gbs[0] = nv, p->ar_lat_us[0] = 15, p->ar_gbs[1] = ib, p->ar_lat_us[1] = 30;
-        snprintf(p->source, sizeof p->source, "datasheets (docs/PLANNER.md); attention: the H200's scaled by peak");
-        return 0;
-    }
-    return -1;
+    if (!strcmp(name, "h100-dgx"))
+        gpu_profile(p, name, "NVIDIA H100 SXM5 80 GB, DGX H100 (8 per NVLink domain)", 8, 80e9, 989.4e3, 3.35e12, 450);
+    else if (!strcmp(name, "gb200-nvl72"))
+        gpu_profile(p, name, "NVIDIA GB200 (B200 186 GB), NVL72 (72 per NVLink domain, 4 per tray)", 72, 186e9, 2.5e6,
+                    8e12, 900);
+    else
+        return memset(p, 0, sizeof *p), -1;
+    return 0;
 }
+
 
 /* The numeric fields, by key: one table for save and load. */
 typedef struct { const char *key; size_t off; int must_pos; } field;

@@ -162,13 +162,13 @@ static void ranking(void)
     }
     if (!seen[0] || !seen[1] || !seen[2]) FAIL("the ranking lacks TP, DP or hybrid rows");
     char why[512];
-    lc_planner_explain(rows, n, &r, why, sizeof why);
+    lc_planner_explain(rows, n, why, sizeof why);
     if (!strchr(why, ':')) FAIL("explanation: %s", why);
     /* no memory: nothing fits, and the explanation says so */
     p.mem_bytes = 1e6;
     free(rows);
     lc_planner_enumerate(&p, &r, &rows, &n);
-    lc_planner_explain(rows, n, &r, why, sizeof why);
+    lc_planner_explain(rows, n, why, sizeof why);
     if (n < 1 || rows[0].fits || !strstr(why, "no layout fits")) FAIL("1 MB host: %s", why);
     free(rows);
     printf("ok   ranking: %d rows sorted, fitting first, each predicted again alike; best explained\n", n);
