@@ -28,7 +28,7 @@ static void usage(FILE *f)
             "                    [--profile this-host|h100-dgx|gb200-nvl72|FILE] [--dtype f32|bf16] [--window W]\n"
             "                    [--top K | --all] [--json] [--save-profile FILE]\n"
             "       longctx plan --calibrate [--profile FILE]   measure this host (about 30 s) and save its profile\n"
-            "       longctx plan --check [--model small] [--seq 16K,64K] [--rounds 3]\n"
+            "       longctx plan --check [--model small] [--seq 16K,64K] [--rounds 3] [--dtype f32|bf16]\n"
             "                    run the train benchmark on this host's layouts; predicted beside measured\n"
             "Rows: DPxCPxTP (s: sequence parallelism), CP algorithm, layout, lowering, recompute; memory per\n"
             "device (weights, gradients, AdamW, activations + attention buffers, total with the process\n"
@@ -211,17 +211,17 @@ static const chk_cfg k_checks[] = {
 };
 #define N_CHECK (int)(sizeof k_checks / sizeof k_checks[0])
 
-static double run_bench(const char *model, int64_t S, const chk_cfg *c, int steps, int warm)
+static double run_bench(const char *model, int64_t S, lc_dtype dt, const chk_cfg *c, int steps, int warm)
 {
     char self[4096], cmd[8192];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
     if (len <= 0) return NAN;
     self[len] = 0;
     snprintf(cmd, sizeof cmd, "'%s' bench train --model '%s' --seq %lld --layouts %dx%dx%d%s --cp-algo %s%s%s "
-             "--permute one_sided --layout %s%s --steps %d --warm %d --json", self, model, (long long)S, c->dp, c->cp, c->tp,
+             "--permute one_sided --layout %s%s --dtype %s --steps %d --warm %d --json", self, model, (long long)S, c->dp, c->cp, c->tp,
              c->sp ? " --sp" : "", lc_cp_algo_name(c->algo), c->algo == LC_CP_HYBRID ? " --ulysses " : "",
              c->algo == LC_CP_HYBRID ? (c->ulysses == 2 ? "2" : "4") : "", lc_cp_layout_name(c->layout),
-             c->recompute ? " --recompute" : "", steps, warm);
+             c->recompute ? " --recompute" : "", lc_dtype_name(dt), steps, warm);
     fflush(stdout);
     FILE *f = popen(cmd, "r");
     if (!f) return NAN;
@@ -276,7 +276,7 @@ static int cmd_check(const opts_t *o)
                     continue;
                 }
                 int steps = S > 32768 ? 1 : 2, warm = S > 32768 ? 0 : 1;
-                double t = run_bench(o->model, S, &k_checks[ci], steps, warm);
+                double t = run_bench(o->model, S, o->req.dtype, &k_checks[ci], steps, warm);
                 if (!(t > 0)) { /* a benchmark that fails stops the check: no median of failures */
                     fprintf(stderr, "\nlongctx plan --check: `longctx bench train` failed at %lld tokens, layout %dx%dx%d "
                                     "(rerun it alone to see why)\n", (long long)S, k_checks[ci].dp, k_checks[ci].cp,
@@ -292,8 +292,8 @@ static int cmd_check(const opts_t *o)
     }
     fprintf(stderr, "\n");
     printf("# plan --check: %s, profile %s (%s)\n", o->model, p.name, p.device);
-    printf("# medians of %d interleaved rounds of `longctx bench train` (f32, zigzag, one_sided); judged where PEs <= %d cores\n",
-           o->rounds, p.cores);
+    printf("# medians of %d interleaved rounds of `longctx bench train` (%s, one_sided); judged where PEs <= %d cores\n",
+           o->rounds, lc_dtype_name(o->req.dtype), p.cores);
     printf("%-7s %-32s %4s %10s %10s %9s %10s %s\n", "seq", "DPxCPxTP algo", "PEs", "pred_s", "meas_s", "pred/meas",
            "meas_s/seq", "judged");
     int ok = 1, nj = 0, within = 0;
