@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm_ref.h"
 #include "gpu_test_util.h"
 #include "longctx/optim.h"
 #include "model/cuda/layers_gpu.h"
@@ -84,14 +85,7 @@ static void gemm_seam(void)
                         for (size_t i = 0; i < nb; i++) b[i] = gt_round(LC_DT_BF16, b[i], &b16[i]);
                     }
                     float *want = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
-                    for (int i = 0; i < M; i++)
-                        for (int j = 0; j < N; j++) {
-                            double sum = acc ? c[(size_t)i * ldc + j] : 0.0;
-                            for (int k = 0; k < K; k++)
-                                sum += (double)a[ta ? (size_t)k * lda + i : (size_t)i * lda + k] *
-                                       b[tb ? (size_t)j * ldb + k : (size_t)k * ldb + j];
-                            want[(size_t)i * N + j] = (float)sum;
-                        }
+                    gemm_ref(ta, tb, M, N, K, a, lda, b, ldb, c, ldc, acc, want);
                     void *d_a = bf ? dev_of(a16, na * 2) : dev_of(a, na * 4), *d_b = bf ? dev_of(b16, nb * 2) : dev_of(b, nb * 4);
                     float *d_c = acc ? dev_of(c, nc * 4) : dev_nan(nc * 4);
                     int rc = lcm_gemm(g, ta, tb, M, N, K, d_a, lda, d_b, ldb, d_c, ldc, acc, bf, NULL);

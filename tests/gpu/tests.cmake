@@ -66,8 +66,8 @@ if(LONGCTX_CUDA AND CMAKE_CXX_COMPILER AND CUDAToolkit_FOUND)
   # the model's memory-bound kernels (src/model/cuda/layers_gpu.cu) against the CPU layers
   add_executable(test_model_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_model_emu.cc)
   set_target_properties(test_model_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
-  target_include_directories(test_model_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/src
-                             ${CMAKE_SOURCE_DIR}/include)
+  target_include_directories(test_model_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/tests/gpu
+                             ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
   target_include_directories(test_model_emu SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
   target_compile_options(test_model_emu PRIVATE -O2 -Wno-unknown-pragmas -Wno-attributes)
   target_link_libraries(test_model_emu PRIVATE longctx_lib Threads::Threads m)

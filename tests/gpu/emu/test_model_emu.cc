@@ -13,7 +13,9 @@
 #include <cmath>
 #include <vector>
 
+#include "gemm_ref.h"
 extern "C" {
+#include "longctx/attn.h"
 #include "longctx/optim.h"
 #include "model/internal.h"
 }
@@ -196,29 +198,12 @@ void gemm_seam()
                     const int lda = ac + pad, ldb = bc + pad, ldc = N + pad;
                     auto a = rnd((size_t)ar * lda), b = rnd((size_t)br * ldb), c = acc ? rnd((size_t)M * ldc) : nan_of((size_t)M * ldc);
                     std::vector<uint16_t> a16(a.size()), b16(b.size());
-                    auto round = [](float x, uint16_t *h) {
-                        uint32_t u;
-                        memcpy(&u, &x, 4);
-                        u += 0x7fffu + ((u >> 16) & 1u);
-                        *h = (uint16_t)(u >> 16);
-                        uint32_t v = (uint32_t)*h << 16;
-                        float f;
-                        memcpy(&f, &v, 4);
-                        return f;
-                    };
                     if (bf) {
-                        for (size_t i = 0; i < a.size(); i++) a[i] = round(a[i], &a16[i]);
-                        for (size_t i = 0; i < b.size(); i++) b[i] = round(b[i], &b16[i]);
+                        for (size_t i = 0; i < a.size(); i++) a16[i] = lc_f32_to_bf16(a[i]), a[i] = lc_bf16_to_f32(a16[i]);
+                        for (size_t i = 0; i < b.size(); i++) b16[i] = lc_f32_to_bf16(b[i]), b[i] = lc_bf16_to_f32(b16[i]);
                     }
                     std::vector<float> want((size_t)M * N), got((size_t)M * N);
-                    for (int i = 0; i < M; i++)
-                        for (int j = 0; j < N; j++) {
-                            double s = acc ? c[(size_t)i * ldc + j] : 0.0;
-                            for (int k = 0; k < K; k++)
-                                s += (double)a[ta ? (size_t)k * lda + i : (size_t)i * lda + k] *
-                                     b[tb ? (size_t)j * ldb + k : (size_t)k * ldb + j];
-                            want[(size_t)i * N + j] = (float)s;
-                        }
+                    gemm_ref(ta, tb, M, N, K, a.data(), lda, b.data(), ldb, c.data(), ldc, acc, want.data());
                     lcm_gemm(g, ta, tb, M, N, K, bf ? (const void *)a16.data() : a.data(), lda,
                              bf ? (const void *)b16.data() : b.data(), ldb, c.data(), ldc, acc, bf, nullptr);
                     for (int i = 0; i < M; i++)
