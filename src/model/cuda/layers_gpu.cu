@@ -185,6 +185,57 @@ __global__ void ce_kernel(float *logits, const int32_t *targets, int vocab, int 
     }
 }
 
+/* The vocabulary-parallel cross-entropy under TP, in three passes around the caller's two
+ * all-reduces (as step.c's ce_tp): my rows' max over my vocabulary slice; with the global
+ * max, the sum of exp and the target's logit when my slice holds it; with the global sums,
+ * the loss per row and the gradient in place. */
+__global__ void ce_tp_max_kernel(const float *logits, int vl, double *mx)
+{
+    __shared__ float red[LCM_MAX_THREADS];
+    const float *l = logits + (size_t)blockIdx.x * vl;
+    float m = -INFINITY;
+    for (int j = threadIdx.x; j < vl; j += blockDim.x) m = fmaxf(m, l[j]);
+    m = block_max(m, red);
+    if (threadIdx.x == 0) mx[blockIdx.x] = m;
+}
+
+__global__ void ce_tp_sum_kernel(const float *logits, const int32_t *targets, int vl, int v0, const double *mx,
+                                 double *st)
+{
+    __shared__ double red[LCM_MAX_THREADS];
+    const float *l = logits + (size_t)blockIdx.x * vl;
+    const float M = (float)mx[blockIdx.x];
+    double s = 0.0;
+    for (int j = threadIdx.x; j < vl; j += blockDim.x) s += exp((double)(l[j] - M));
+    s = block_sum(s, red);
+    if (threadIdx.x == 0) {
+        const int tg = targets[blockIdx.x], t = tg - v0;
+        st[2 * blockIdx.x] = s;
+        st[2 * blockIdx.x + 1] = tg >= 0 && t >= 0 && t < vl ? (double)l[t] : 0.0;
+    }
+}
+
+__global__ void ce_tp_finish_kernel(float *logits, const int32_t *targets, int vl, int v0, const double *mx,
+                                    const double *st, int grad, float dscale, double *loss_row)
+{
+    float *l = logits + (size_t)blockIdx.x * vl;
+    const int tg = targets[blockIdx.x];
+    if (tg < 0) {
+        if (grad)
+            for (int j = threadIdx.x; j < vl; j += blockDim.x) l[j] = 0.0f;
+        if (threadIdx.x == 0) loss_row[blockIdx.x] = 0.0;
+        return;
+    }
+    const double lse = (double)(float)mx[blockIdx.x] + log(st[2 * blockIdx.x]);
+    if (threadIdx.x == 0) loss_row[blockIdx.x] = lse - st[2 * blockIdx.x + 1];
+    if (grad) {
+        for (int j = threadIdx.x; j < vl; j += blockDim.x) l[j] = dscale * (float)exp((double)l[j] - lse);
+        __syncthreads();
+        const int t = tg - v0;
+        if (threadIdx.x == 0 && t >= 0 && t < vl) l[t] -= dscale;
+    }
+}
+
 /* one thread: the rows' losses (or the norm's partials) summed in index order */
 __global__ void sum_ordered_kernel(const double *v, size_t n, double *out, int take_sqrt)
 {
@@ -307,6 +358,25 @@ extern "C" int lcm_ce_fwd_bwd(float *logits, const int32_t *targets, int rows, i
                               double *loss_row, double *loss, void *stream)
 {
     if (rows > 0) ce_kernel<<<rows, LCM_MAX_THREADS, 0, S_>>>(logits, targets, vocab, grad, dscale, loss_row);
+    sum_ordered_kernel<<<1, 32, 0, S_>>>(loss_row, (size_t)rows, loss, 0);
+    return launched();
+}
+extern "C" int lcm_ce_tp_max(const float *logits, int rows, int vl, double *mx, void *stream)
+{
+    if (rows > 0) ce_tp_max_kernel<<<rows, LCM_MAX_THREADS, 0, S_>>>(logits, vl, mx);
+    return launched();
+}
+extern "C" int lcm_ce_tp_sum(const float *logits, const int32_t *targets, int rows, int vl, int v0, const double *mx,
+                             double *st, void *stream)
+{
+    if (rows > 0) ce_tp_sum_kernel<<<rows, LCM_MAX_THREADS, 0, S_>>>(logits, targets, vl, v0, mx, st);
+    return launched();
+}
+extern "C" int lcm_ce_tp_finish(float *logits, const int32_t *targets, int rows, int vl, int v0, const double *mx,
+                                const double *st, int grad, float dscale, double *loss_row, double *loss, void *stream)
+{
+    if (rows > 0)
+        ce_tp_finish_kernel<<<rows, LCM_MAX_THREADS, 0, S_>>>(logits, targets, vl, v0, mx, st, grad, dscale, loss_row);
     sum_ordered_kernel<<<1, 32, 0, S_>>>(loss_row, (size_t)rows, loss, 0);
     return launched();
 }

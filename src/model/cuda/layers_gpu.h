@@ -42,6 +42,15 @@ int lcm_swiglu_bwd(const float *h, float *dh, float *act, int rows, int ffn, voi
  * row's loss (0 for a target < 0), *loss (device, one double) their sum in row order */
 int lcm_ce_fwd_bwd(float *logits, const int32_t *targets, int rows, int vocab, int grad, float dscale,
                    double *loss_row, double *loss, void *stream);
+/* The same under TP, my vocabulary slice [v0, v0 + vl) of every row, around two all-reduces
+ * of the caller's (step.c's ce_tp): mx[rows] <- my rows' max (then all-reduce max);
+ * st[rows][2] <- sum of exp(l - mx) and the target's logit where my slice has it, else 0 (then
+ * all-reduce sum); then the loss per row, its sum, and the gradient in place. */
+int lcm_ce_tp_max(const float *logits, int rows, int vl, double *mx, void *stream);
+int lcm_ce_tp_sum(const float *logits, const int32_t *targets, int rows, int vl, int v0, const double *mx, double *st,
+                  void *stream);
+int lcm_ce_tp_finish(float *logits, const int32_t *targets, int rows, int vl, int v0, const double *mx,
+                     const double *st, int grad, float dscale, double *loss_row, double *loss, void *stream);
 /* AdamW over [0, n) with one weight decay (the caller splits the no-decay ranges, as
  * lc_adamw_step does); bc1, bc2 = 1 - beta^t */
 int lcm_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float grad_mul, float wd, float b1,

@@ -10,6 +10,7 @@
 #include "model/cuda/gemm_gpu.cu"
 #include "model/cuda/layers_gpu.cu"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -146,6 +147,45 @@ void run(int rows, int dim, int heads, int hd, int ffn, int vocab)
     expect("cross-entropy gradient", rel(lg.data(), lg_ref.data(), lg.size()), 1e-5);
     expect("cross-entropy run twice (bits)",
            (memcmp(lg.data(), lg2.data(), lg.size() * 4) || loss != loss2) ? 1.0 : 0.0, 0.5);
+    /* the same under TP: 3 slices of the vocabulary, the all-reduces done here in rank order
+     * (max, then the sums), against the whole-vocabulary CPU loss and gradient */
+    {
+        const int TPn = 3, vl = (vocab + TPn - 1) / TPn;
+        auto full = rnd((size_t)rows * vocab, 8.0f), full_ref = full;
+        double lref = lc_model__ce_fwd_bwd(full_ref.data(), tgt.data(), rows, vocab, 1, 0.25f);
+        std::vector<std::vector<float>> sl(TPn);
+        std::vector<double> mx(rows, -INFINITY), st(2 * (size_t)rows, 0.0), m1(rows), s1(2 * (size_t)rows);
+        for (int r = 0; r < TPn; r++) {
+            const int v0 = r * vl, n = std::min(vl, vocab - v0);
+            sl[r].resize((size_t)rows * n);
+            for (int i = 0; i < rows; i++)
+                memcpy(&sl[r][(size_t)i * n], &full[(size_t)i * vocab + v0], sizeof(float) * n);
+            emu_launch(rows, 1, T, 0, [&] { ce_tp_max_kernel(sl[r].data(), n, m1.data()); });
+            for (int i = 0; i < rows; i++) mx[i] = std::max(mx[i], m1[i]);
+        }
+        for (int r = 0; r < TPn; r++) {
+            const int v0 = r * vl, n = std::min(vl, vocab - v0);
+            emu_launch(rows, 1, T, 0, [&] { ce_tp_sum_kernel(sl[r].data(), tgt.data(), n, v0, mx.data(), s1.data()); });
+            for (size_t i = 0; i < s1.size(); i++) st[i] += s1[i];
+        }
+        std::vector<float> back((size_t)rows * vocab, NAN);
+        double ltp = 0;
+        for (int r = 0; r < TPn; r++) {
+            const int v0 = r * vl, n = std::min(vl, vocab - v0);
+            std::vector<double> lr(rows, NAN);
+            emu_launch(rows, 1, T, 0, [&] {
+                ce_tp_finish_kernel(sl[r].data(), tgt.data(), n, v0, mx.data(), st.data(), 1, 0.25f, lr.data());
+            });
+            double one = NAN;
+            emu_launch(1, 1, 32, 0, [&] { sum_ordered_kernel(lr.data(), (size_t)rows, &one, 0); });
+            if (r == 0) ltp = one;
+            else if (one != ltp) ltp = NAN; /* every member gets the same loss */
+            for (int i = 0; i < rows; i++)
+                memcpy(&back[(size_t)i * vocab + v0], &sl[r][(size_t)i * n], sizeof(float) * n);
+        }
+        expect("cross-entropy over TP 3: loss", fabs(ltp - lref) / fabs(lref), 1e-6);
+        expect("cross-entropy over TP 3: gradient", rel(back.data(), full_ref.data(), back.size()), 1e-5);
+    }
     /* AdamW: three steps against lc_adamw_step with a no-decay range in the middle */
     const size_t np = (size_t)dim * 37 + 5, nd0 = np / 3, ndn = np / 5;
     auto p_ref = rnd(np), p = p_ref, m = std::vector<float>(np, 0.0f), v = m;
