@@ -57,13 +57,13 @@ static int parse(int argc, char **argv, opts_t *o)
     o->req.dtype = LC_DT_F32;
     o->top = 20;
     o->rounds = 3;
-    o->check_seq = (lc_ilist){2, {16384, 65536}};
+    o->check_seq = (lc_ilist){2, {16384, 65536}}; /* --check's lengths; a listing's one is [0] */
+    int seq_given = 0;
     cpu_set_t cs;
     o->req.pes = sched_getaffinity(0, sizeof cs, &cs) ? 1 : CPU_COUNT(&cs);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
-        lc_ilist one;
         if (!strcmp(a, "--json")) o->json = 1;
         else if (!strcmp(a, "--all")) o->all = 1;
         else if (!strcmp(a, "--calibrate")) o->calibrate = 1;
@@ -75,9 +75,7 @@ static int parse(int argc, char **argv, opts_t *o)
             if (!strcmp(a, "--model")) o->model = v;
             else if (!strcmp(a, "--profile")) o->profile = v;
             else if (!strcmp(a, "--save-profile")) o->save_profile = v;
-            else if (!strcmp(a, "--seq") && o->check) bad = lc_parse_size_list(a, v, &o->check_seq);
-            else if (!strcmp(a, "--seq")) bad = lc_parse_size_list(a, v, &one) || one.n != 1, o->req.seq = one.v[0],
-                                           o->check_seq = one;
+            else if (!strcmp(a, "--seq")) bad = lc_parse_size_list(a, v, &o->check_seq), seq_given = 1;
             else if (!strcmp(a, "--batch")) bad = lc_parse_int_opt(a, v, 1, 1 << 20, &o->req.batch);
             else if (!strcmp(a, "--pes")) bad = lc_parse_int_opt(a, v, 1, LC_CLI_MAX_PES, &o->req.pes);
             else if (!strcmp(a, "--per-node")) bad = lc_parse_int_opt(a, v, 1, LC_CLI_MAX_PES, &o->req.per_node);
@@ -95,6 +93,13 @@ static int parse(int argc, char **argv, opts_t *o)
             return -1;
         }
     }
+    /* a list of lengths is --check's; a listing plans one (the flags come in any order) */
+    if (!o->check && !seq_given) o->check_seq = (lc_ilist){1, {16384}};
+    if (!o->check && o->check_seq.n != 1) {
+        fprintf(stderr, "longctx plan: --seq takes one length (a list only with --check)\n");
+        return -1;
+    }
+    o->req.seq = o->check_seq.v[0];
     if (load_model(o->model, &o->req.model)) {
         fprintf(stderr, "longctx plan: --model %s is neither a preset (tiny, small, llama3-8b) nor a folder with a "
                         "readable config.json\n", o->model);

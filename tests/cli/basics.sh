@@ -61,6 +61,9 @@ check "plan names an unknown model" 2 "--model nope is neither a preset" -- "$LC
 check "plan names a missing profile" 1 "cannot read the profile $work/none.json" -- "$LC" plan --profile "$work/none.json"
 printf '{"profile":"longctx-host-1","gpu":0,"cores":2,"per_node":1,"overlap":0,"mem_bytes":1e9}' >"$work/p.json"
 check "plan names a profile's missing key" 1 "\"base_bytes\" is missing" -- "$LC" plan --profile "$work/p.json"
+check "plan: a list of lengths without --check is named" 2 "--seq takes one length" -- \
+    "$LC" plan --seq 16K,64K --profile h100-dgx
+check "plan: --seq before --check takes the list" 0 "^usage: longctx plan" -- "$LC" plan --seq 16K,64K --check --help
 check "plan: nothing fits is an error" 1 "no layout fits in memory" -- \
     "$LC" plan --model llama3-8b --seq 1M --pes 2 --profile h100-dgx
 check "train --plan auto with --cp is refused, naming it" 2 "--plan auto chooses --cp itself" -- \
