@@ -38,6 +38,8 @@ int lc_model_preset(const char *name, lc_model_config *out);
 /* Validates a config; on error returns LC_ERR_ARG and writes a message naming the field. */
 int lc_model_config_check(const lc_model_config *cfg, char *err, size_t errlen);
 
+typedef struct lc_model_device lc_model_device; /* where a model runs (NULL: the host) */
+
 typedef struct {
     lc_team *cp_team;  /* the CP team this PE computes with (a world team of one for CP=1) */
     const lc_plan *plan; /* cp.h: seq_len (global tokens per sequence; a micro-batch is one
@@ -51,6 +53,10 @@ typedef struct {
     int threads;       /* BLAS + attention threads of this PE (its cores); <= 0: 1 */
     int recompute;     /* keep only layer inputs; recompute each layer in backward */
     lc_team *tp_team;  /* tensor-parallel team (Megatron style); NULL: no TP */
+    const lc_model_device *device; /* where the model lives and runs: NULL, the host
+                          (CPU layers, BLAS, lc_cp); a GPU's from lc_model_gpu_device
+                          (model_gpu.h). One device per model. On a device, params and grads
+                          are device memory: read and write them with lc_model_read/write */
 } lc_model_run;
 
 /* Tensor parallelism (Megatron style) over run.tp_team of T PEs: query heads split over TP;
@@ -93,8 +99,13 @@ const lc_model_config *lc_model_get_config(const lc_model *m);
 const lc_model_run *lc_model_get_run(const lc_model *m);
 
 size_t lc_model_n_params(const lc_model *m);
-float *lc_model_params(lc_model *m); /* flat fp32 master weights */
+float *lc_model_params(lc_model *m); /* flat fp32 master weights (device memory on a device) */
 float *lc_model_grads(lc_model *m);  /* flat fp32 gradients, same layout */
+/* host[n_params] <- src, or dst <- host, where src/dst is lc_model_params or lc_model_grads
+ * (a copy on the host; a transfer on a device) */
+int lc_model_read(lc_model *m, const float *src, float *host);
+int lc_model_write(lc_model *m, float *dst, const float *host);
+const char *lc_model_device_name(const lc_model *m); /* "cpu", "cuda" */
 int lc_model_n_tensors(const lc_model *m);
 const lc_model_tensor *lc_model_tensor_at(const lc_model *m, int i);
 int lc_model_find_tensor(const lc_model *m, const char *name); /* index or -1 */

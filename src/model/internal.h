@@ -152,6 +152,8 @@ struct lc_model {
     int32_t *pos;     /* [rows] global positions */
     lc_cp *cp;
     lc_world *w;
+    const lc_model_device *dev; /* where params, grads and the arena live (device.h) */
+    int dev_ready;              /* its setup ran: teardown at destroy */
 
     /* parameters */
     size_t n_params;
@@ -171,7 +173,9 @@ struct lc_model {
     float *xlast;         /* [rr, dim] output of the last layer */
     float *xf, *rstdf;    /* final norm output [rr, dim], rstd [rr] */
     float *cos_t, *sin_t; /* [rows, hd/2] */
-    int32_t *tok, *tgt, *doc; /* local shards [rows] */
+    int32_t *tok, *tgt, *doc; /* local shards [rows], on the device */
+    int32_t *tok_h, *tgt_h, *doc_h; /* the same on the host (the arena's own on the host) */
+    int host_shards;                /* tok_h is a host allocation of its own (3 x rows) */
     /* scratch */
     float *qkv;    /* [rows, qdim + 2*kvdim] pre-RoPE projection (also dqkv in backward) */
     float *f_att;  /* [rows, qdim] fp32 copy of att (bf16) / dout of attention */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "model/device.h"
 #include "model/internal.h"
 
 static _Thread_local char g_create_err[512];
@@ -39,7 +40,35 @@ int lc_model_find_tensor(const lc_model *m, const char *name)
     return -1;
 }
 
-void lc_model_zero_grads(lc_model *m) { memset(m->grads, 0, sizeof(float) * m->n_params); }
+void lc_model_zero_grads(lc_model *m) { m->dev->ops->zero(m->dev->ctx, m->grads, sizeof(float) * m->n_params); }
+
+const char *lc_model_device_name(const lc_model *m) { return m->dev->ops->name; }
+
+static int transfer(lc_model *m, int up, void *dst, const void *src, size_t n)
+{
+    const lc_model__dev_ops *o = m->dev->ops;
+    int rc = up ? o->upload(m->dev->ctx, dst, src, sizeof(float) * n) : o->download(m->dev->ctx, dst, src, sizeof(float) * n);
+    if (rc)
+        snprintf(m->err, sizeof m->err, "lc_model_%s: the %s device: %s", up ? "write" : "read", o->name,
+                 o->err(m->dev->ctx));
+    return rc;
+}
+int lc_model_read(lc_model *m, const float *src, float *host)
+{
+    if (src != m->params && src != m->grads) {
+        snprintf(m->err, sizeof m->err, "lc_model_read: src is neither the parameters nor the gradients");
+        return LC_ERR_ARG;
+    }
+    return transfer(m, 0, host, src, m->n_params);
+}
+int lc_model_write(lc_model *m, float *dst, const float *host)
+{
+    if (dst != m->params && dst != m->grads) {
+        snprintf(m->err, sizeof m->err, "lc_model_write: dst is neither the parameters nor the gradients");
+        return LC_ERR_ARG;
+    }
+    return transfer(m, 1, dst, host, m->n_params);
+}
 
 /* ---- tensor table ---- */
 
@@ -145,19 +174,29 @@ int lc_model_init_params(lc_model *m, uint64_t seed)
         if (pt->kind != LC_MODEL__REPL && n > big) big = n;
     }
     float *full = big ? malloc(big * sizeof *full) : NULL;
-    if (big && !full) {
+    /* a device model draws its weights on the host and uploads them once */
+    int host = m->dev == lc_model__host_device();
+    float *p = host ? m->params : malloc(sizeof(float) * m->n_params);
+    if ((big && !full) || !p) {
+        free(full);
+        if (p != m->params) free(p);
         snprintf(m->err, sizeof m->err, "lc_model_init_params: out of memory for a %zu-float tensor", big);
         return LC_ERR_SYS;
     }
     for (int i = 0; i < m->n_tensors; i++) {
         if (m->parts[i].kind == LC_MODEL__REPL) {
-            init_full(m, i, seed, m->params + m->tensors[i].offset);
+            init_full(m, i, seed, p + m->tensors[i].offset);
         } else {
             init_full(m, i, seed, full);
-            lc_model_scatter_tensor(m, i, full, m->params);
+            lc_model_scatter_tensor(m, i, full, p);
         }
     }
     free(full);
+    if (!host) {
+        int rc = lc_model_write(m, m->params, p);
+        free(p);
+        if (rc) return rc;
+    }
     return LC_OK;
 }
 
@@ -214,6 +253,8 @@ static void layout_arena(lc_model *m, carver *cv)
     m->tok = carve(cv, R * 4);
     m->tgt = carve(cv, R * 4);
     m->doc = carve(cv, R * 4);
+    /* the host's shards: on the host device the same buffers */
+    m->tok_h = m->tok, m->tgt_h = m->tgt, m->doc_h = m->doc;
     m->dres = carve(cv, Rr * D * F);
     m->dtmp = carve(cv, Rp * D * F);
     if (m->run.plan->sp) {
@@ -261,11 +302,16 @@ static void free_model(lc_model *m)
         free(m->names);
         free(m->lo);
         free(m->acts);
-        free(m->params);
-        free(m->grads);
-        free(m->wround);
+        if (m->dev) {
+            const lc_model__dev_ops *o = m->dev->ops;
+            if (m->dev_ready) o->teardown(m->dev->ctx);
+            o->release(m->dev->ctx, m->params);
+            o->release(m->dev->ctx, m->grads);
+            o->release(m->dev->ctx, m->wround);
+            o->release(m->dev->ctx, m->arena);
+        }
+        if (m->host_shards) free(m->tok_h);
         lc_model__gemm16_destroy(m->g16);
-        free(m->arena);
         free(m);
     }
 }
@@ -286,13 +332,7 @@ static int fail_create(lc_model *m, int rc, const char *fmt, ...)
     return rc;
 }
 
-static void *zalloc(size_t bytes)
-{
-    bytes = (bytes + 63) & ~(size_t)63;
-    void *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p) memset(p, 0, bytes);
-    return p;
-}
+static void *zalloc(lc_model *m, size_t bytes) { return m->dev->ops->alloc(m->dev->ctx, bytes); }
 
 int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_model **out)
 {
@@ -327,6 +367,17 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
     if ((unsigned)pl->lowering > LC_LOWER_COMPUTE_ONLY)
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: plan.lowering = %d is unknown",
                            (int)pl->lowering);
+    const lc_model_device *dev = run->device ? run->device : lc_model__host_device();
+    if (dev != lc_model__host_device() && T > 1)
+        return fail_create(NULL, LC_ERR_UNSUPPORTED,
+                           "lc_model_create: tensor parallelism runs on the host only (the %s device has no TP "
+                           "collectives yet); use CP and DP there",
+                           dev->ops->name);
+    if (dev != lc_model__host_device() && pl->balance == LC_CP_BALANCE_MASK)
+        return fail_create(NULL, LC_ERR_UNSUPPORTED,
+                           "lc_model_create: --balance mask moves rows between steps, which the %s device's ring "
+                           "does not follow; use the layout's own balance there",
+                           dev->ops->name);
 
     if (lc_model__blas_init())
         return fail_create(NULL, LC_ERR_UNSUPPORTED, "lc_model_create: %s", lc_model_blas_info());
@@ -339,6 +390,7 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
     if (!m) return fail_create(NULL, LC_ERR_SYS, "lc_model_create: out of memory");
     m->cfg = *cfg;
     m->run = *run;
+    m->dev = dev;
     if (m->run.threads < 1) m->run.threads = 1;
     m->hd = cfg->dim / cfg->n_heads;
     m->T = T;
@@ -394,9 +446,9 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
     for (int i = 0; i < m->rows; i++) m->pos[i] = lc_cp_global_pos(m->cp, me, i);
     build_tensors(m);
 
-    m->params = zalloc(sizeof(float) * m->n_params);
-    m->grads = zalloc(sizeof(float) * m->n_params);
-    if (run->compute == LC_DT_BF16) m->wround = zalloc(sizeof(float) * m->n_params);
+    m->params = zalloc(m, sizeof(float) * m->n_params);
+    m->grads = zalloc(m, sizeof(float) * m->n_params);
+    if (run->compute == LC_DT_BF16) m->wround = zalloc(m, sizeof(float) * m->n_params);
     if (!m->params || !m->grads || (run->compute == LC_DT_BF16 && !m->wround))
         return fail_create(m, LC_ERR_SYS, "lc_model_create: out of memory for %zu parameters",
                            m->n_params);
@@ -410,15 +462,36 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
     carver cv = {NULL, 0};
     layout_arena(m, &cv);
     m->arena_floats = (cv.off + 3) / 4;
-    m->arena = zalloc(cv.off);
+    m->arena = zalloc(m, cv.off);
     if (!m->arena)
-        return fail_create(m, LC_ERR_SYS, "lc_model_create: out of memory for a %zu-byte activation arena",
-                           cv.off);
+        return fail_create(m, LC_ERR_SYS, "lc_model_create: out of memory for a %zu-byte activation arena on the %s",
+                           cv.off, dev->ops->name);
     cv.base = (char *)m->arena;
     cv.off = 0;
     layout_arena(m, &cv);
-    lc_model__rope_table(m->pos, m->rows, m->hd, cfg->rope_theta, m->cos_t, m->sin_t);
-    if (run->compute == LC_DT_BF16 && lc_model__gemm16_available()) {
+    if (dev != lc_model__host_device()) {
+        m->host_shards = 1;
+        m->tok_h = malloc(sizeof(int32_t) * 3 * (size_t)m->rows);
+        if (!m->tok_h) return fail_create(m, LC_ERR_SYS, "lc_model_create: out of memory");
+        m->tgt_h = m->tok_h + m->rows;
+        m->doc_h = m->tgt_h + m->rows;
+    }
+    /* the device's own part: its scratch, and its attention over the CP team (collective,
+     * so every member gets here before any can fail alone) */
+    lc_model__dev_setup ds = {.rows = m->rows, .dim = cfg->dim, .vocab = m->vl, .n_params = m->n_params,
+                              .cp = m->cp, .attn = &cc, .cp_team = run->cp_team, .seq_len = pl->seq_len,
+                              .pos_h = m->pos};
+    int widths[] = {cfg->dim, m->qdim + 2 * m->kvdim, 2 * m->ffl, m->qdim, m->vl};
+    for (int i = 0; i < 5; i++) ds.max_cols = widths[i] > ds.max_cols ? widths[i] : ds.max_cols;
+    size_t rmax = (size_t)(m->rp > m->chunk ? m->rp : m->chunk);
+    ds.max_operand = rmax * (size_t)ds.max_cols;
+    if ((size_t)cfg->dim * (size_t)ds.max_cols > ds.max_operand) ds.max_operand = (size_t)cfg->dim * (size_t)ds.max_cols;
+    if ((rc = dev->ops->setup(dev->ctx, &ds)))
+        return fail_create(m, rc, "lc_model_create: the %s device: %s", dev->ops->name, dev->ops->err(dev->ctx));
+    m->dev_ready = 1;
+    if ((rc = dev->ops->rope_table(dev->ctx, m->pos, m->rows, m->hd, cfg->rope_theta, m->cos_t, m->sin_t)))
+        return fail_create(m, rc, "lc_model_create: the %s device: %s", dev->ops->name, dev->ops->err(dev->ctx));
+    if (dev == lc_model__host_device() && run->compute == LC_DT_BF16 && lc_model__gemm16_available()) {
         /* the decoder's operands: rows x the widest activation, and its weights; the LM head's
          * weight may exceed it (Llama 3's vocabulary), and takes sgemm then */
         size_t rmax = (size_t)(m->rp > m->chunk ? m->rp : m->chunk), w = (size_t)cfg->dim;

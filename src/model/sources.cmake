@@ -3,6 +3,7 @@
 # (/usr/include/x86_64-linux-gnu/openblas-pthread); other distributions use include/openblas.
 longctx_layer(model
   src/model/config.c
+  src/model/device_cpu.c
   src/model/layers.c
   src/model/linear.c
   src/model/gemm_bf16.c

@@ -5,16 +5,27 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "model/device.h"
 #include "model/internal.h"
 
-/* BLAS calls are timed one by one: they are the matmul share of the step. */
-#define MM(m, call)                                  \
-    do {                                             \
-        double t0_ = lc_model__now();                \
-        lc_model__gemm_use((m)->g16);                \
-        call;                                        \
-        lc_model__gemm_use(NULL);                    \
-        (m)->t.matmul_s += lc_model__now() - t0_;    \
+/* Every data op goes through the model's device (device.h): the host's CPU layers, or a
+ * GPU's kernels on its stream. DV runs one and returns the step's error naming the op. */
+#define DV(m, fn, ...)                                                     \
+    do {                                                                   \
+        int rc_ = (m)->dev->ops->fn((m)->dev->ctx, __VA_ARGS__);           \
+        if (rc_) return dev_fail(m, rc_, #fn);                             \
+    } while (0)
+
+/* GEMMs are timed one by one: they are the matmul share of the step (on a GPU the launch
+ * only: its timings come from the step's end). */
+#define MM(m, fn, ...)                                                     \
+    do {                                                                   \
+        double t0_ = lc_model__now();                                      \
+        lc_model__gemm_use((m)->g16);                                      \
+        int rc_ = (m)->dev->ops->fn((m)->dev->ctx, __VA_ARGS__, is_bf16(m)); \
+        lc_model__gemm_use(NULL);                                          \
+        (m)->t.matmul_s += lc_model__now() - t0_;                          \
+        if (rc_) return dev_fail(m, rc_, #fn);                             \
     } while (0)
 
 static int step_err(lc_model *m, int rc, int abort_world, const char *fmt, ...)
@@ -28,6 +39,12 @@ static int step_err(lc_model *m, int rc, int abort_world, const char *fmt, ...)
     return rc;
 }
 
+static int dev_fail(lc_model *m, int rc, const char *op)
+{
+    return step_err(m, rc, 1, "model step: %s on the %s device: %s", op, m->dev->ops->name,
+                    m->dev->ops->err(m->dev->ctx));
+}
+
 static const float *W(const lc_model *m, size_t off)
 {
     return (m->wround ? m->wround : m->params) + off;
@@ -35,9 +52,10 @@ static const float *W(const lc_model *m, size_t off)
 
 static int is_bf16(const lc_model *m) { return m->run.compute == LC_DT_BF16; }
 
-static void maybe_round(const lc_model *m, float *x, size_t n)
+static int maybe_round(lc_model *m, float *x, size_t n)
 {
-    if (is_bf16(m)) lc_model__round_bf16(x, n);
+    if (is_bf16(m)) DV(m, round_bf16, x, n);
+    return LC_OK;
 }
 
 /* ---- TP collectives (timed as tp_comm_s; an error aborts the world: peers are inside) ---- */
@@ -97,8 +115,9 @@ static int norm_fwd(lc_model *m, const float *x, size_t w_off, float *out, float
                     const float **full, const char *what)
 {
     const lc_model_config *c = &m->cfg;
-    lc_model__rmsnorm_fwd(x, m->params + w_off, m->rr, c->dim, c->norm_eps, out, rstd);
-    maybe_round(m, out, (size_t)m->rr * c->dim);
+    DV(m, rmsnorm_fwd, x, m->params + w_off, m->rr, c->dim, c->norm_eps, out, rstd);
+    int rc = maybe_round(m, out, (size_t)m->rr * c->dim);
+    if (rc) return rc;
     *full = out;
     if (!m->run.plan->sp) return LC_OK;
     *full = m->lnfull;
@@ -147,7 +166,7 @@ static int norm_bwd(lc_model *m, const float *x, size_t w_off, const float *rstd
             return rc;
         }
     }
-    lc_model__rmsnorm_bwd(x, m->params + w_off, rstd, d, m->rr, c->dim, accumulate, m->dres, dw);
+    DV(m, rmsnorm_bwd, x, m->params + w_off, rstd, d, m->rr, c->dim, accumulate, m->dres, dw);
     return LC_OK;
 }
 
@@ -162,48 +181,47 @@ static int layer_fwd(lc_model *m, int l, float *out)
 
     const float *ln;
     if ((rc = norm_fwd(m, a->x, o->ln1, a->ln1, a->rstd1, &ln, "input norm all-gather"))) return rc;
-    MM(m, lc_model__linear_fwd(ln, W(m, o->wqkv), R, D, qkvd, m->qkv, 0));
+    MM(m, linear_fwd, ln, W(m, o->wqkv), R, D, qkvd, m->qkv, 0);
     /* split [q|k|v] rows into the attention layout; RoPE on q and k */
     float *q = is_bf16(m) ? m->f_att : a->q, *k = is_bf16(m) ? m->dk : a->k,
           *v = is_bf16(m) ? m->dv : a->v;
-    for (int i = 0; i < R; i++) {
-        const float *src = m->qkv + (size_t)i * qkvd;
-        memcpy(q + (size_t)i * m->qdim, src, sizeof(float) * m->qdim);
-        memcpy(k + (size_t)i * m->kvdim, src + m->qdim, sizeof(float) * m->kvdim);
-        memcpy(v + (size_t)i * m->kvdim, src + m->qdim + m->kvdim, sizeof(float) * m->kvdim);
-    }
-    lc_model__rope_apply(q, R, m->hl, m->hd, m->cos_t, m->sin_t, 0);
-    lc_model__rope_apply(k, R, m->hkvl, m->hd, m->cos_t, m->sin_t, 0);
+    size_t fs = sizeof(float), qp = fs * (size_t)qkvd;
+    DV(m, copy_rows, q, fs * m->qdim, m->qkv, qp, fs * m->qdim, (size_t)R);
+    DV(m, copy_rows, k, fs * m->kvdim, m->qkv + m->qdim, qp, fs * m->kvdim, (size_t)R);
+    DV(m, copy_rows, v, fs * m->kvdim, m->qkv + m->qdim + m->kvdim, qp, fs * m->kvdim, (size_t)R);
+    DV(m, rope_apply, q, R, m->hl, m->hd, m->cos_t, m->sin_t, 0);
+    DV(m, rope_apply, k, R, m->hkvl, m->hd, m->cos_t, m->sin_t, 0);
     if (is_bf16(m)) {
-        lc_model__to_bf16(q, nq, a->q);
-        lc_model__to_bf16(k, nkv, a->k);
-        lc_model__to_bf16(v, nkv, a->v);
+        DV(m, to_bf16, q, nq, a->q);
+        DV(m, to_bf16, k, nkv, a->k);
+        DV(m, to_bf16, v, nkv, a->v);
     }
-    rc = lc_cp_forward(m->cp, a->q, a->k, a->v, m->run.doc_mask ? m->doc : NULL, a->att, a->lse);
-    if (rc) return step_err(m, rc, 1, "layer %d attention forward: %s", l, lc_cp_last_error(m->cp));
+    rc = m->dev->ops->attn_fwd(m->dev->ctx, m->cp, a->q, a->k, a->v, m->run.doc_mask ? m->doc : NULL, a->att,
+                               a->lse);
+    if (rc) return step_err(m, rc, 1, "layer %d attention forward: %s", l, m->dev->ops->err(m->dev->ctx));
     const float *att = a->att;
     if (is_bf16(m)) {
-        lc_model__from_bf16(a->att, nq, m->f_att);
+        DV(m, from_bf16, a->att, nq, m->f_att);
         att = m->f_att;
     }
     if (tp) {
-        MM(m, lc_model__linear_fwd(att, W(m, o->wo), R, m->qdim, D, m->dtmp, 0));
+        MM(m, linear_fwd, att, W(m, o->wo), R, m->qdim, D, m->dtmp, 0);
         if ((rc = row_parallel_out(m, a->x, a->xmid, "o_proj all-reduce"))) return rc;
     } else {
-        memcpy(a->xmid, a->x, sizeof(float) * R * D);
-        MM(m, lc_model__linear_fwd(att, W(m, o->wo), R, m->qdim, D, a->xmid, 1));
+        DV(m, copy, a->xmid, a->x, sizeof(float) * R * D);
+        MM(m, linear_fwd, att, W(m, o->wo), R, m->qdim, D, a->xmid, 1);
     }
     if ((rc = norm_fwd(m, a->xmid, o->ln2, a->ln2, a->rstd2, &ln, "post-attention norm all-gather"))) return rc;
-    MM(m, lc_model__linear_fwd(ln, W(m, o->wgu), R, D, 2 * F, a->h, 0));
+    MM(m, linear_fwd, ln, W(m, o->wgu), R, D, 2 * F, a->h, 0);
     if (out) {
-        lc_model__swiglu_fwd(a->h, R, F, m->act);
-        maybe_round(m, m->act, (size_t)R * F);
+        DV(m, swiglu_fwd, a->h, R, F, m->act);
+        if ((rc = maybe_round(m, m->act, (size_t)R * F))) return rc;
         if (tp) {
-            MM(m, lc_model__linear_fwd(m->act, W(m, o->wdown), R, F, D, m->dtmp, 0));
+            MM(m, linear_fwd, m->act, W(m, o->wdown), R, F, D, m->dtmp, 0);
             if ((rc = row_parallel_out(m, a->xmid, out, "down_proj all-reduce"))) return rc;
         } else {
-            memcpy(out, a->xmid, sizeof(float) * R * D);
-            MM(m, lc_model__linear_fwd(m->act, W(m, o->wdown), R, F, D, out, 1));
+            DV(m, copy, out, a->xmid, sizeof(float) * R * D);
+            MM(m, linear_fwd, m->act, W(m, o->wdown), R, F, D, out, 1);
         }
     }
     return LC_OK;
@@ -223,34 +241,33 @@ static int layer_bwd(lc_model *m, int l)
     /* MLP: out = xmid + act Wdown^T; dact lands in dh's up half, the SwiGLU backward
      * also rebuilds act for dWdown */
     if ((rc = dres_full(m, &dout, "MLP gradient all-gather"))) return rc;
-    MM(m, lc_model__linear_bwd_dx_ld(dout, W(m, o->wdown), R, F, D, m->dh + F, 2 * F));
-    lc_model__swiglu_bwd(a->h, m->dh, m->act, R, F);
-    maybe_round(m, m->act, (size_t)R * F);
-    MM(m, lc_model__linear_bwd_dw(dout, m->act, R, F, D, g + o->wdown));
+    MM(m, linear_bwd_dx, dout, W(m, o->wdown), R, F, D, m->dh + F, 2 * F, 0);
+    DV(m, swiglu_bwd, a->h, m->dh, m->act, R, F);
+    if ((rc = maybe_round(m, m->act, (size_t)R * F))) return rc;
+    MM(m, linear_bwd_dw, dout, m->act, R, F, D, g + o->wdown);
     const float *ln;
     if ((rc = norm_full(m, a->ln2, &ln, "post-attention norm re-gather"))) return rc;
-    MM(m, lc_model__linear_bwd_dw(m->dh, ln, R, D, 2 * F, g + o->wgu));
-    MM(m, lc_model__linear_bwd_dx(m->dh, W(m, o->wgu), R, D, 2 * F, m->dtmp, 0));
+    MM(m, linear_bwd_dw, m->dh, ln, R, D, 2 * F, g + o->wgu);
+    MM(m, linear_bwd_dx, m->dh, W(m, o->wgu), R, D, 2 * F, m->dtmp, D, 0);
     if ((rc = norm_bwd(m, a->xmid, o->ln2, a->rstd2, 1, "gate/up input-gradient all-reduce"))) return rc;
 
     /* attention: xmid = x + att Wo^T */
     const float *att = a->att;
     if (is_bf16(m)) {
-        lc_model__from_bf16(a->att, nq, m->f_att);
+        DV(m, from_bf16, a->att, nq, m->f_att);
         att = m->f_att;
     }
     if ((rc = dres_full(m, &dout, "attention gradient all-gather"))) return rc;
-    MM(m, lc_model__linear_bwd_dw(dout, att, R, m->qdim, D, g + o->wo));
-    MM(m, lc_model__linear_bwd_dx(dout, W(m, o->wo), R, m->qdim, D, m->f_att, 0));
+    MM(m, linear_bwd_dw, dout, att, R, m->qdim, D, g + o->wo);
+    MM(m, linear_bwd_dx, dout, W(m, o->wo), R, m->qdim, D, m->f_att, m->qdim, 0);
     void *datt = m->f_att;
     if (is_bf16(m)) {
-        lc_model__to_bf16(m->f_att, nq, m->datt);
+        DV(m, to_bf16, m->f_att, nq, m->datt);
         datt = m->datt;
     }
-    rc = lc_cp_backward(m->cp, a->q, a->k, a->v, m->run.doc_mask ? m->doc : NULL, a->att,
-                        a->lse, datt, m->dq, m->dk, m->dv);
-    if (rc)
-        return step_err(m, rc, 1, "layer %d attention backward: %s", l, lc_cp_last_error(m->cp));
+    rc = m->dev->ops->attn_bwd(m->dev->ctx, m->cp, a->q, a->k, a->v, m->run.doc_mask ? m->doc : NULL, a->att,
+                               a->lse, datt, m->dq, m->dk, m->dv);
+    if (rc) return step_err(m, rc, 1, "layer %d attention backward: %s", l, m->dev->ops->err(m->dev->ctx));
     if (m->kvteam) {
         /* a replicated KV head's gradient is the sum of what every replica's query heads
          * send it: summed here, every replica gets the whole dWk/dWv (replicas stay equal),
@@ -262,20 +279,18 @@ static int layer_bwd(lc_model *m, int l)
         m->t.tp_comm_s += lc_model__now() - t0;
         if (rc) return tp_fail(m, rc, "KV-replica gradient all-reduce");
     }
-    lc_model__rope_apply(m->dq, R, m->hl, m->hd, m->cos_t, m->sin_t, 1);
-    lc_model__rope_apply(m->dk, R, m->hkvl, m->hd, m->cos_t, m->sin_t, 1);
-    for (int i = 0; i < R; i++) {
-        float *dst = m->qkv + (size_t)i * qkvd;
-        memcpy(dst, m->dq + (size_t)i * m->qdim, sizeof(float) * m->qdim);
-        memcpy(dst + m->qdim, m->dk + (size_t)i * m->kvdim, sizeof(float) * m->kvdim);
-        memcpy(dst + m->qdim + m->kvdim, m->dv + (size_t)i * m->kvdim, sizeof(float) * m->kvdim);
-    }
+    DV(m, rope_apply, m->dq, R, m->hl, m->hd, m->cos_t, m->sin_t, 1);
+    DV(m, rope_apply, m->dk, R, m->hkvl, m->hd, m->cos_t, m->sin_t, 1);
+    size_t fs = sizeof(float), qp = fs * (size_t)qkvd;
+    DV(m, copy_rows, m->qkv, qp, m->dq, fs * m->qdim, fs * m->qdim, (size_t)R);
+    DV(m, copy_rows, m->qkv + m->qdim, qp, m->dk, fs * m->kvdim, fs * m->kvdim, (size_t)R);
+    DV(m, copy_rows, m->qkv + m->qdim + m->kvdim, qp, m->dv, fs * m->kvdim, fs * m->kvdim, (size_t)R);
     if ((rc = norm_full(m, a->ln1, &ln, "input norm re-gather"))) return rc;
-    MM(m, lc_model__linear_bwd_dw(m->qkv, ln, R, D, qkvd, g + o->wqkv));
+    MM(m, linear_bwd_dw, m->qkv, ln, R, D, qkvd, g + o->wqkv);
     if (m->kvteam && lc_team_my_pe(m->kvteam) != 0)
         for (int i = 0; i < R; i++)
             memset(m->qkv + (size_t)i * qkvd + m->qdim, 0, sizeof(float) * 2 * m->kvdim);
-    MM(m, lc_model__linear_bwd_dx(m->qkv, W(m, o->wqkv), R, D, qkvd, m->dtmp, 0));
+    MM(m, linear_bwd_dx, m->qkv, W(m, o->wqkv), R, D, qkvd, m->dtmp, D, 0);
     return norm_bwd(m, a->x, o->ln1, a->rstd1, 1, "qkv input-gradient all-reduce");
 }
 
@@ -342,19 +357,20 @@ static int head(lc_model *m, float dscale, int backward, double *sum)
     for (int r0 = 0; r0 < R; r0 += m->chunk) {
         int n = R - r0 < m->chunk ? R - r0 : m->chunk;
         const float *x = xf + (size_t)r0 * D;
-        MM(m, lc_model__linear_fwd(x, W(m, m->lm_off), n, D, V, m->logits, 0));
-        if (m->logits_out) memcpy(m->logits_out + (size_t)r0 * V, m->logits, sizeof(float) * (size_t)n * V);
+        MM(m, linear_fwd, x, W(m, m->lm_off), n, D, V, m->logits, 0);
+        if (m->logits_out) DV(m, download, m->logits_out + (size_t)r0 * V, m->logits, sizeof(float) * (size_t)n * V);
         if (m->T > 1) {
             double s = 0.0;
             if ((rc = ce_tp(m, m->logits, m->tgt + r0, n, backward, dscale, &s))) return rc;
             *sum += s;
         } else {
-            *sum += lc_model__ce_fwd_bwd(m->logits, m->tgt + r0, n, V, backward, dscale);
+            double s = 0.0;
+            DV(m, ce, m->logits, m->tgt + r0, n, V, backward, dscale, &s);
+            *sum += s;
         }
         if (backward) {
-            MM(m, lc_model__linear_bwd_dw(m->logits, x, n, D, V, m->grads + m->lm_off));
-            MM(m, lc_model__linear_bwd_dx(m->logits, W(m, m->lm_off), n, D, V,
-                                          m->dtmp + (size_t)r0 * D, 0));
+            MM(m, linear_bwd_dw, m->logits, x, n, D, V, m->grads + m->lm_off);
+            MM(m, linear_bwd_dx, m->logits, W(m, m->lm_off), n, D, V, m->dtmp + (size_t)r0 * D, D, 0);
         }
     }
     if (backward) return norm_bwd(m, m->xlast, m->norm_off, m->rstdf, 0, "LM-head input-gradient all-reduce");
@@ -367,7 +383,7 @@ static int embed_fwd(lc_model *m)
 {
     const lc_model_config *c = &m->cfg;
     if (m->T == 1) {
-        lc_model__embed_fwd(m->params + m->emb_off, m->tok, m->rows, c->dim, m->acts[0].x);
+        DV(m, embed_fwd, m->params + m->emb_off, m->tok, m->rows, c->dim, m->acts[0].x);
         return LC_OK;
     }
     float *dst = m->run.plan->sp ? m->dtmp : m->acts[0].x;
@@ -387,7 +403,7 @@ static int embed_bwd(lc_model *m)
     const float *d;
     int rc;
     if (m->T == 1) {
-        lc_model__embed_bwd(m->grads + m->emb_off, m->tok, m->rows, c->dim, m->dres);
+        DV(m, embed_bwd, m->grads + m->emb_off, m->tok, m->tok_h, m->rows, c->dim, c->vocab, m->dres);
         return LC_OK;
     }
     if ((rc = dres_full(m, &d, "embedding gradient all-gather"))) return rc;
@@ -458,16 +474,20 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
                 moved |= g != m->pos[i];
                 m->pos[i] = g;
             }
-            if (moved) lc_model__rope_table(m->pos, m->rows, m->hd, c->rope_theta, m->cos_t, m->sin_t);
+            if (moved) DV(m, rope_table, m->pos, m->rows, m->hd, c->rope_theta, m->cos_t, m->sin_t);
         }
     }
-    lc_cp_shard(m->cp, m->me, tokens, sizeof(int32_t), m->tok);
-    lc_cp_shard(m->cp, m->me, targets, sizeof(int32_t), m->tgt);
-    if (m->run.doc_mask) lc_cp_shard(m->cp, m->me, doc, sizeof(int32_t), m->doc);
-    if (m->wround) {
-        memcpy(m->wround, m->params, sizeof(float) * m->n_params);
-        lc_model__round_bf16(m->wround, m->n_params);
+    /* my shard, on the host (the embedding's backward groups it there), then on the device */
+    size_t rb = sizeof(int32_t) * (size_t)m->rows;
+    lc_cp_shard(m->cp, m->me, tokens, sizeof(int32_t), m->tok_h);
+    lc_cp_shard(m->cp, m->me, targets, sizeof(int32_t), m->tgt_h);
+    DV(m, upload, m->tok, m->tok_h, rb);
+    DV(m, upload, m->tgt, m->tgt_h, rb);
+    if (m->run.doc_mask) {
+        lc_cp_shard(m->cp, m->me, doc, sizeof(int32_t), m->doc_h);
+        DV(m, upload, m->doc, m->doc_h, rb);
     }
+    if (m->wround) DV(m, weights_bf16, m->params, m->wround, m->n_params);
 
     int L = c->n_layers;
     if ((rc = embed_fwd(m))) return rc;
@@ -475,7 +495,7 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
         if ((rc = layer_fwd(m, l, l + 1 < L ? m->acts[l + 1].x : m->xlast))) return rc;
     float dscale = n_real ? grad_scale / (float)n_real : 0.0f;
     double part = 0.0, tot = 0.0;
-    if (backward && m->run.plan->sp) memset(m->gnorm, 0, sizeof(float) * (2 * (size_t)L + 1) * c->dim);
+    if (backward && m->run.plan->sp) DV(m, zero, m->gnorm, sizeof(float) * (2 * (size_t)L + 1) * c->dim);
     if ((rc = head(m, dscale, backward, &part))) return rc;
     rc = lc_allreduce_sum_f64(m->run.cp_team, &tot, &part, 1);
     if (rc) return step_err(m, rc, 1, "model step: loss all-reduce: %s", lc_last_error(m->w));
@@ -488,6 +508,7 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
         if ((rc = embed_bwd(m))) return rc;
         if (m->run.plan->sp && (rc = sp_norm_grads(m))) return rc;
     }
+    if ((rc = m->dev->ops->sync(m->dev->ctx))) return dev_fail(m, rc, "sync");
     lc_cp_stats st1;
     lc_cp_get_stats(m->cp, &st1);
     m->t.attn_s += st1.compute_wall_s - st0.compute_wall_s;
