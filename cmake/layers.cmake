@@ -39,6 +39,7 @@ set(LONGCTX_PUBLIC_HEADERS
   gpu.h=cp
   cp.h=cp
   model.h=model
+  model_gpu.h=model
   optim.h=optim
   ckpt.h=ckpt
   train.h=train

@@ -239,12 +239,13 @@ target_include_directories(lc_cp_gpu PRIVATE ${CMAKE_SOURCE_DIR}/src/cp)
 target_link_libraries(lc_cp_gpu PUBLIC lc_cp lc_attn_gpu lc_symm_gpu CUDA::cudart)
 
 # model: the decoder's memory-bound layers (embedding, RMSNorm, RoPE, SwiGLU, cross-entropy,
-# AdamW, the gradient norm) and the GEMM seam (cuBLASLt); the first parts of the model on CUDA
-# (issue 23)
+# AdamW, the gradient norm), the GEMM seam (cuBLASLt) and the GPU's device table, on which
+# step.c runs the model (lc_model_run.device; include/longctx/model_gpu.h)
 add_library(lc_model_gpu STATIC ${CMAKE_SOURCE_DIR}/src/model/cuda/layers_gpu.cu
-            ${CMAKE_SOURCE_DIR}/src/model/cuda/gemm_gpu.cu)
+            ${CMAKE_SOURCE_DIR}/src/model/cuda/gemm_gpu.cu ${CMAKE_SOURCE_DIR}/src/model/cuda/device_gpu.cu)
 longctx_gpu_flags(lc_model_gpu)
-target_link_libraries(lc_model_gpu PUBLIC lc_model CUDA::cudart CUDA::cublasLt)
+# the device table (device_gpu.cu) runs attention on the GPU ring (cp, below model)
+target_link_libraries(lc_model_gpu PUBLIC lc_model lc_cp_gpu CUDA::cudart CUDA::cublasLt)
 
 # What the GPU tests and benchmarks link: every GPU library.
 add_library(longctx_gpu INTERFACE)

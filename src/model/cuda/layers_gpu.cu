@@ -298,99 +298,105 @@ extern "C" void lcm_rope_inv_freq(int hd, float theta, float *inv_freq)
 
 extern "C" size_t lcm_norm_partials(size_t n) { return (n + LCM_NORM_CHUNK - 1) / LCM_NORM_CHUNK; }
 
+/* ---- launchers: on a GPU a <<<>>> launch on the stream; in the emulated build
+ * (cuda_emu.h) the same kernel on CPU threads, with smaller blocks (one thread each) ---- */
 #ifndef LCG_EMU
-/* ---- launchers ---- */
-static unsigned blocks_for(size_t n) { return (unsigned)((n + LCM_MAX_THREADS - 1) / LCM_MAX_THREADS); }
+#define LCM_THREADS LCM_MAX_THREADS
+#define LAUNCH(grid, threads, kernel, ...) kernel<<<(grid), (threads), 0, (cudaStream_t)stream>>>(__VA_ARGS__)
 static int launched(void) { return (int)cudaGetLastError(); }
-#define S_ (cudaStream_t) stream
+#else
+#define LCM_THREADS 32
+#define LAUNCH(grid, threads, kernel, ...) emu_launch((grid), 1, (threads), 0, [&] { kernel(__VA_ARGS__); })
+static int launched(void) { return 0; }
+#endif
+static unsigned blocks_for(size_t n) { return (unsigned)((n + LCM_THREADS - 1) / LCM_THREADS); }
 
 extern "C" int lcm_embed_fwd(const float *emb, const int32_t *tok, int rows, int dim, float *out, void *stream)
 {
-    if (rows > 0) embed_fwd_kernel<<<rows, LCM_MAX_THREADS, 0, S_>>>(emb, tok, dim, out);
+    if (rows > 0) LAUNCH(rows, LCM_THREADS, embed_fwd_kernel, emb, tok, dim, out);
     return launched();
 }
 extern "C" int lcm_embed_bwd(float *demb, const int32_t *by_tok, const int32_t *ids, const int32_t *starts, int n_ids,
                              int dim, const float *dout, void *stream)
 {
-    if (n_ids > 0) embed_bwd_kernel<<<n_ids, LCM_MAX_THREADS, 0, S_>>>(demb, by_tok, ids, starts, dim, dout);
+    if (n_ids > 0) LAUNCH(n_ids, LCM_THREADS, embed_bwd_kernel, demb, by_tok, ids, starts, dim, dout);
     return launched();
 }
 extern "C" int lcm_rmsnorm_fwd(const float *x, const float *w, int rows, int dim, float eps, float *out, float *rstd,
                                void *stream)
 {
-    if (rows > 0) rmsnorm_fwd_kernel<<<rows, LCM_MAX_THREADS, 0, S_>>>(x, w, dim, eps, out, rstd);
+    if (rows > 0) LAUNCH(rows, LCM_THREADS, rmsnorm_fwd_kernel, x, w, dim, eps, out, rstd);
     return launched();
 }
 extern "C" int lcm_rmsnorm_bwd(const float *x, const float *w, const float *rstd, const float *dout, int rows, int dim,
                                int accumulate, float *dx, float *dw, void *stream)
 {
-    if (rows > 0) rmsnorm_bwd_dx_kernel<<<rows, LCM_MAX_THREADS, 0, S_>>>(x, w, rstd, dout, dim, accumulate, dx);
-    rmsnorm_bwd_dw_kernel<<<blocks_for((size_t)dim), LCM_MAX_THREADS, 0, S_>>>(x, rstd, dout, rows, dim, dw);
+    if (rows > 0) LAUNCH(rows, LCM_THREADS, rmsnorm_bwd_dx_kernel, x, w, rstd, dout, dim, accumulate, dx);
+    LAUNCH(blocks_for((size_t)dim), LCM_THREADS, rmsnorm_bwd_dw_kernel, x, rstd, dout, rows, dim, dw);
     return launched();
 }
 extern "C" int lcm_rope_table(const int32_t *pos, int rows, int hd, const float *inv_freq, float *cos_t,
                               float *sin_t, void *stream)
 {
     size_t n = (size_t)rows * (hd / 2);
-    if (n) rope_table_kernel<<<blocks_for(n), LCM_MAX_THREADS, 0, S_>>>(pos, rows, hd, inv_freq, cos_t, sin_t);
+    if (n) LAUNCH(blocks_for(n), LCM_THREADS, rope_table_kernel, pos, rows, hd, inv_freq, cos_t, sin_t);
     return launched();
 }
 extern "C" int lcm_rope_apply(float *x, int rows, int heads, int hd, const float *cos_t, const float *sin_t,
                               int inverse, void *stream)
 {
     size_t n = (size_t)rows * heads * (hd / 2);
-    if (n) rope_apply_kernel<<<blocks_for(n), LCM_MAX_THREADS, 0, S_>>>(x, rows, heads, hd, cos_t, sin_t, inverse);
+    if (n) LAUNCH(blocks_for(n), LCM_THREADS, rope_apply_kernel, x, rows, heads, hd, cos_t, sin_t, inverse);
     return launched();
 }
 extern "C" int lcm_swiglu_fwd(const float *h, int rows, int ffn, float *act, void *stream)
 {
     size_t n = (size_t)rows * ffn;
-    if (n) swiglu_fwd_kernel<<<blocks_for(n), LCM_MAX_THREADS, 0, S_>>>(h, rows, ffn, act);
+    if (n) LAUNCH(blocks_for(n), LCM_THREADS, swiglu_fwd_kernel, h, rows, ffn, act);
     return launched();
 }
 extern "C" int lcm_swiglu_bwd(const float *h, float *dh, float *act, int rows, int ffn, void *stream)
 {
     size_t n = (size_t)rows * ffn;
-    if (n) swiglu_bwd_kernel<<<blocks_for(n), LCM_MAX_THREADS, 0, S_>>>(h, dh, act, rows, ffn);
+    if (n) LAUNCH(blocks_for(n), LCM_THREADS, swiglu_bwd_kernel, h, dh, act, rows, ffn);
     return launched();
 }
 extern "C" int lcm_ce_fwd_bwd(float *logits, const int32_t *targets, int rows, int vocab, int grad, float dscale,
                               double *loss_row, double *loss, void *stream)
 {
-    if (rows > 0) ce_kernel<<<rows, LCM_MAX_THREADS, 0, S_>>>(logits, targets, vocab, grad, dscale, loss_row);
-    sum_ordered_kernel<<<1, 32, 0, S_>>>(loss_row, (size_t)rows, loss, 0);
+    if (rows > 0) LAUNCH(rows, LCM_THREADS, ce_kernel, logits, targets, vocab, grad, dscale, loss_row);
+    LAUNCH(1, 32, sum_ordered_kernel, loss_row, (size_t)rows, loss, 0);
     return launched();
 }
 extern "C" int lcm_ce_tp_max(const float *logits, int rows, int vl, double *mx, void *stream)
 {
-    if (rows > 0) ce_tp_max_kernel<<<rows, LCM_MAX_THREADS, 0, S_>>>(logits, vl, mx);
+    if (rows > 0) LAUNCH(rows, LCM_THREADS, ce_tp_max_kernel, logits, vl, mx);
     return launched();
 }
 extern "C" int lcm_ce_tp_sum(const float *logits, const int32_t *targets, int rows, int vl, int v0, const double *mx,
                              double *st, void *stream)
 {
-    if (rows > 0) ce_tp_sum_kernel<<<rows, LCM_MAX_THREADS, 0, S_>>>(logits, targets, vl, v0, mx, st);
+    if (rows > 0) LAUNCH(rows, LCM_THREADS, ce_tp_sum_kernel, logits, targets, vl, v0, mx, st);
     return launched();
 }
 extern "C" int lcm_ce_tp_finish(float *logits, const int32_t *targets, int rows, int vl, int v0, const double *mx,
                                 const double *st, int grad, float dscale, double *loss_row, double *loss, void *stream)
 {
     if (rows > 0)
-        ce_tp_finish_kernel<<<rows, LCM_MAX_THREADS, 0, S_>>>(logits, targets, vl, v0, mx, st, grad, dscale, loss_row);
-    sum_ordered_kernel<<<1, 32, 0, S_>>>(loss_row, (size_t)rows, loss, 0);
+        LAUNCH(rows, LCM_THREADS, ce_tp_finish_kernel, logits, targets, vl, v0, mx, st, grad, dscale, loss_row);
+    LAUNCH(1, 32, sum_ordered_kernel, loss_row, (size_t)rows, loss, 0);
     return launched();
 }
 extern "C" int lcm_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float grad_mul, float wd,
                          float b1, float b2, float eps, float bc1, float bc2, void *stream)
 {
-    if (n) adamw_kernel<<<blocks_for(n), LCM_MAX_THREADS, 0, S_>>>(p, g, m, v, n, lr, grad_mul, wd, b1, b2, eps, bc1, bc2);
+    if (n) LAUNCH(blocks_for(n), LCM_THREADS, adamw_kernel, p, g, m, v, n, lr, grad_mul, wd, b1, b2, eps, bc1, bc2);
     return launched();
 }
 extern "C" int lcm_global_norm(const float *g, size_t n, double *partial, double *norm, void *stream)
 {
     size_t np = lcm_norm_partials(n);
-    if (np) norm_partial_kernel<<<(unsigned)np, LCM_MAX_THREADS, 0, S_>>>(g, n, partial);
-    sum_ordered_kernel<<<1, 32, 0, S_>>>(partial, np, norm, 1);
+    if (np) LAUNCH((unsigned)np, LCM_THREADS, norm_partial_kernel, g, n, partial);
+    LAUNCH(1, 32, sum_ordered_kernel, partial, np, norm, 1);
     return launched();
 }
-#endif
