@@ -247,6 +247,14 @@ longctx_gpu_flags(lc_model_gpu)
 # the device table (device_gpu.cu) runs attention on the GPU ring (cp, below model)
 target_link_libraries(lc_model_gpu PUBLIC lc_model lc_cp_gpu CUDA::cudart CUDA::cublasLt)
 
+# train: `longctx train --device cuda`'s GPU part, a plugin the binary loads when asked
+# (src/train/cuda_plugin.h): the GPU world, the model's device over it, the GPU's report.
+# Beside the binary, where the trainer looks for it.
+add_library(longctx_cuda MODULE ${CMAKE_SOURCE_DIR}/src/train/cuda/plugin.cu)
+longctx_gpu_flags(longctx_cuda)
+target_link_libraries(longctx_cuda PRIVATE lc_model_gpu)
+set_target_properties(longctx_cuda PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
+
 # What the GPU tests and benchmarks link: every GPU library.
 add_library(longctx_gpu INTERFACE)
 target_link_libraries(longctx_gpu INTERFACE lc_cp_gpu lc_model_gpu)

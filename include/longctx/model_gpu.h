@@ -20,6 +20,8 @@ typedef struct {
     lc_gpu_stream stream;       /* NULL: the device makes its own stream */
     lc_gpu_engine_kind engine;  /* attention engine of the ring's blocks (0: ours) */
     int use_graph;              /* replay each ring call as a CUDA graph where it can */
+    int host_attention;         /* the emulated build only (device memory is host memory there):
+                                   attention by the host's lc_cp instead of the ring */
 } lc_model_gpu_opts;
 
 /* One device per model. Creating it allocates only the cuBLASLt handle and the stream; the
@@ -31,6 +33,13 @@ void lc_model_gpu_device_destroy(lc_model_device *d);
  * lc_model_memory), and the stream it runs on. */
 size_t lc_model_gpu_scratch_bytes(const lc_model_device *d);
 lc_gpu_stream lc_model_gpu_stream(const lc_model_device *d);
+/* The optimizer's kernels on the device's stream, for a trainer that keeps AdamW on the GPU
+ * (lc_adamw_step's arithmetic): AdamW over [0, n) with one weight decay (bc1, bc2 = 1 - beta^t),
+ * and *norm_h = the L2 norm of g[0, n) summed in double in a fixed order (n at most the model's
+ * parameters; waits for the result). 0 or LC_ERR_SYS. */
+int lc_model_gpu_adamw(const lc_model_device *d, float *p, const float *g, float *m, float *v, size_t n, float lr,
+                       float grad_mul, float wd, float b1, float b2, float eps, float bc1, float bc2);
+int lc_model_gpu_norm(const lc_model_device *d, const float *g, size_t n, double *norm_h);
 /* The message of the last lc_model_gpu_device_create failure on this thread. */
 const char *lc_model_gpu_last_error(void);
 

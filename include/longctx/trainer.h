@@ -30,6 +30,10 @@ typedef struct {
     int64_t window;           /* > 0: sliding-window attention over the last window tokens */
     int doc_sep;
     int threads;              /* per PE; <= 0: the CPUs this PE may run on */
+    const char *device;       /* "cpu" (NULL too) or "cuda": the model on the PE's GPU, over the
+                                 GPU ring (the GPU plugin, src/train/cuda_plugin.h); the
+                                 optimizer and the gradient all-reduce stay on the host */
+    const char *gpu_engine;   /* cuda: the ring's attention blocks, "own", "cudnn" or "auto" */
     int64_t steps;
     int extend_schedule;      /* on resume: re-fit the lr schedule's cosine to this run's steps
                                  (0: it continues as saved and holds at lr_min past its end) */
@@ -68,6 +72,8 @@ void lc_trainer_defaults(lc_trainer_opts *o);
  * against n_pes, the mesh order, sp, the layout against seq_len and cp), the model config,
  * heads (and KV heads, ffn, vocab) against tp, the data files. Returns 0 or writes err. */
 int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errlen);
+/* 1 when o asks for the model on the GPU (--device cuda). */
+int lc_trainer_on_gpu(const lc_trainer_opts *o);
 /* Whether options o may resume the run that wrote checkpoint ckpt with state st: every
  * recorded setting that changes the math or the data must agree: --seq, --seed, --wd,
  * --warmup (when o->warmup >= 0), --dtype, --doc-mask and --doc-sep, --clip, the global batch

@@ -368,7 +368,10 @@ static int load_common(lc_model *m, lc_adamw *opt, const char *path, int allow_t
         rc = lc_ckpt__fail(LC_ERR_SYS, "out of memory for the staging buffers (%zu parameters)", np);
         goto out;
     }
-    memcpy(sp, lc_model_params(m), np * sizeof *sp);
+    if ((rc = lc_model_read(m, lc_model_params(m), sp))) { /* a model on a device: a transfer */
+        lc_ckpt__fail(rc, "reading the weights: %s", lc_model_last_error(m));
+        goto out;
+    }
     static const char *const model_pre[1] = {""};
     rc = hf ? source_open_hf(&ms, path, idx, sizeof idx) : (snprintf(p, sizeof p, "%s/model.safetensors", path),
                                                           source_open_single(&ms, p));
@@ -386,7 +389,10 @@ static int load_common(lc_model *m, lc_adamw *opt, const char *path, int allow_t
             goto out;
     }
     /* Everything validated: commit. */
-    memcpy(lc_model_params(m), sp, np * sizeof *sp);
+    if ((rc = lc_model_write(m, lc_model_params(m), sp))) {
+        lc_ckpt__fail(rc, "writing the weights: %s", lc_model_last_error(m));
+        goto out;
+    }
     if (opt) {
         memcpy(lc_adamw_m(opt), sm, np * sizeof *sm);
         memcpy(lc_adamw_v(opt), sv, np * sizeof *sv);

@@ -61,6 +61,7 @@ int lc_ckpt_save(lc_model *m, lc_adamw *opt, const lc_ckpt_state *st, const char
     snprintf(final, sizeof final, "%s/step-%08lld", dir, (long long)st->step);
     lc_st_writer *wm = NULL, *wo = NULL;
     int bad = 0, rc = LC_OK;
+    float *host_params = NULL;
     char why[1024] = "";
 #define WFAIL() do { if (!bad) { bad = 1; snprintf(why, sizeof why, "%s", lc_ckpt_last_error()); } } while (0)
     if ((so->writer || so->gather) && !full) {
@@ -141,9 +142,23 @@ int lc_ckpt_save(lc_model *m, lc_adamw *opt, const lc_ckpt_state *st, const char
         }
     }
     /* The tensors: params to model.safetensors, then m and v to the training state. */
+    /* a model on a device: its weights through a host copy (a device model has no TP, so
+     * the gathers skipped after a failure here are local) */
     float *srcs[3] = {lc_model_params(m), lc_adamw_m(opt), lc_adamw_v(opt)};
+    if (strcmp(lc_model_device_name(m), "cpu")) {
+        host_params = malloc(sizeof(float) * lc_model_n_params(m));
+        int r = host_params ? lc_model_read(m, lc_model_params(m), host_params) : LC_ERR_SYS;
+        if (r) {
+            lc_ckpt__fail(r, "reading the weights from the device: %s",
+                          host_params ? lc_model_last_error(m) : "out of memory for their host copy");
+            WFAIL();
+            free(host_params);
+            host_params = NULL;
+        }
+        srcs[0] = host_params;
+    }
     for (int s = 0; s < 3; s++)
-        for (int i = 0; i < nt; i++) {
+        for (int i = 0; i < nt && srcs[s]; i++) {
             if (so->gather || so->writer) {
                 if ((rc = lc_model_gather_tensor(m, i, srcs[s], full))) {
                     lc_ckpt__fail(rc, "gathering %s for the checkpoint: %s", lc_model_tensor_at(m, i)->name,
@@ -182,6 +197,7 @@ out:
     if (wm) lc_st_write_end(wm, 1);
     if (wo) lc_st_write_end(wo, 1);
     free(full);
+    free(host_params);
     return rc;
 #undef WFAIL
 }

@@ -101,6 +101,10 @@ static const opt COMPUTE_OPTS[] = {
      "(vdpbf16ps); auto times both on PE 0 (cached per CPU model)", NULL},
     {"--recompute", NULL, K_SWITCH, T(recompute), 0, R_FREE, "recompute activations in backward (less memory)", NULL},
     {"--threads", "N", K_INT, T(threads), 1, R_FREE, "per PE (more than its cores: warned)", "the PE's cores"},
+    {"--device", "NAME", K_STR, T(device), 0, R_FREE, "cpu, or cuda: the model on the GPU (CP over every PE, "
+     "several PEs may share one GPU; needs the GPU build)", "cpu"},
+    {"--gpu-engine", "NAME", K_STR, T(gpu_engine), 0, R_FREE, "cuda: the attention blocks' engine, own, cudnn or "
+     "auto", "own"},
     {NULL, NULL, 0, 0, 0, 0, NULL, NULL}};
 static const opt OPTIM_OPTS[] = {
     {"--steps", "N", K_I64, T(steps), 1, R_FREE, "optimizer steps of the whole run", NULL},

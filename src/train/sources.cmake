@@ -11,4 +11,5 @@ longctx_layer(train
   src/train/png.c
   src/train/plot.c
   src/train/trainer.c
-  src/train/ckpt_hooks.c)
+  src/train/ckpt_hooks.c
+  src/train/cuda_load.c)

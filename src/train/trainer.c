@@ -16,6 +16,7 @@
 #include "longctx/ckpt.h"
 #include "longctx/trainer.h"
 #include "train/ckpt_hooks.h"
+#include "train/cuda_plugin.h"
 #include "train/internal.h"
 
 void lc_trainer_defaults(lc_trainer_opts *o)
@@ -49,6 +50,8 @@ static double now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+int lc_trainer_on_gpu(const lc_trainer_opts *o) { return o->device && !strcmp(o->device, "cuda"); }
 
 int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errlen)
 {
@@ -86,6 +89,21 @@ int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errl
     }
     if (o->doc_mask && (o->doc_sep < 0 || o->doc_sep >= o->model.vocab)) {
         snprintf(err, errlen, "--doc-sep %d is not a token of vocab %d", o->doc_sep, o->model.vocab);
+        return LC_ERR_ARG;
+    }
+    if (o->device && strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) {
+        snprintf(err, errlen, "--device %s: cpu or cuda", o->device);
+        return LC_ERR_ARG;
+    }
+    if (lc_trainer_on_gpu(o) && (o->plan.dp > 1 || o->plan.tp > 1)) {
+        snprintf(err, errlen, "--device cuda runs CP over every PE (the GPU ring spans the GPU world): --dp %d and "
+                              "--tp %d must be 1 there",
+                 o->plan.dp, o->plan.tp);
+        return LC_ERR_ARG;
+    }
+    if (lc_trainer_on_gpu(o) && o->plan.balance == LC_CP_BALANCE_MASK) {
+        snprintf(err, errlen, "--device cuda: --balance mask moves rows between steps, which the GPU ring does not "
+                              "follow; use --balance tokens");
         return LC_ERR_ARG;
     }
     if (lc_train__ckpt_check(o, err, errlen)) return LC_ERR_ARG;
@@ -186,6 +204,15 @@ typedef struct {
     lc_mesh mesh;
     int have_mesh;
     lc_model *m;
+    /* --device cuda: the GPU plugin, its state and the model's device. The optimizer and the
+     * gradient all-reduce run on the GPU (the plugin's opt_*); the host lc_adamw keeps the
+     * step count and stages the moments for checkpoints; params and grads below are then host
+     * copies, read only for --dump-params and --dump-grads */
+    const lc_cuda_plugin *gpu;
+    void *gpu_state;
+    lc_model_device *dev;
+    float *host_params, *host_grads;
+    double gpu_mem;
     lc_tokfile *ftrain, *fval;
     lc_loader *ltrain, *lval;
     lc_adamw *opt;
@@ -245,7 +272,14 @@ static void print_banner(const trainer *t)
            o->weight_decay, o->clip, (unsigned long long)o->seed);
     if (o->compute == LC_DT_BF16)
         printf("train: bf16 inner product: %s\ntrain: bf16 GEMMs: %s\n", t->bf16_why, lc_model_bf16_gemm_name());
-    if (t->peak > 0)
+    if (t->gpu) {
+        char d[256];
+        t->gpu->describe(t->gpu_state, d, sizeof d);
+        printf("train: device %s: %s; the optimizer and the gradient all-reduce on the host\n", t->gpu->kind, d);
+        if (t->peak > 0)
+            printf("train: MFU against the GPUs' dense bf16 peak, %.0f TFLOP/s; %.3g model FLOPs per token\n",
+                   t->peak / 1e3, t->flops_tok);
+    } else if (t->peak > 0)
         printf("train: FMA peak %.1f GFLOP/s per core (%s), %.0f core%s -> MFU against %.1f "
                "GFLOP/s; %.3g model FLOPs per token\n",
                t->peak, o->peak_gflops_core > 0 ? "given by --peak" : "measured now", t->cores,
@@ -375,6 +409,26 @@ int lc_train_choose_bf16_dot(lc_team *world, lc_bf16_dot want, char *why, size_t
     return LC_OK;
 }
 
+/* --device cuda: the GPU plugin's world and the model's device (collective: all fail
+ * together, each naming its reason). */
+static int gpu_open(trainer *t)
+{
+    char err[768];
+    const lc_cuda_plugin *pl = lc_train__cuda_plugin(err, sizeof err);
+    /* the plugin is the same file for every PE, but a PE that cannot load it must not leave
+     * the others waiting inside the GPU set-up */
+    double bad = pl ? 0.0 : 1.0, any = 0.0;
+    int rc = lc_allreduce_max_f64(lc_team_world(t->w), &any, &bad, 1);
+    if (rc) return coll_fail(t, rc);
+    if (any > 0) return pl ? lc_train__fail(LC_ERR_ABORT, "--device cuda: another PE could not load the GPU plugin")
+                           : lc_train__fail(LC_ERR_UNSUPPORTED, "%s", err);
+    if ((rc = pl->open(lc_team_world(t->w), t->mesh.cp_team, t->o->gpu_engine ? t->o->gpu_engine : "own",
+                       &t->gpu_state, &t->dev, err, sizeof err)))
+        return lc_train__fail(rc, "--device cuda: %s", err);
+    t->gpu = pl;
+    return LC_OK;
+}
+
 static int setup(trainer *t)
 {
     const lc_trainer_opts *o = t->o;
@@ -396,10 +450,11 @@ static int setup(trainer *t)
     if (o->compute == LC_DT_BF16 &&
         (rc = lc_train_choose_bf16_dot(world, o->bf16_dot, t->bf16_why, sizeof t->bf16_why)))
         return rc;
+    if (lc_trainer_on_gpu(o) && (rc = gpu_open(t))) return rc;
     lc_model_run run = {.cp_team = t->mesh.cp_team, .plan = p, .compute = o->compute, .doc_mask = o->doc_mask,
                          .window = o->window,
                         .threads = t->threads, .recompute = o->recompute,
-                        .tp_team = p->tp > 1 ? t->mesh.tp_team : NULL};
+                        .tp_team = p->tp > 1 ? t->mesh.tp_team : NULL, .device = t->dev};
     if ((rc = lc_model_create(&o->model, &run, &t->m))) return lc_train__fail(rc, "%s", lc_model_last_error(NULL));
     if ((rc = lc_model_init_params(t->m, o->seed))) return lc_train__fail(rc, "init: %s", lc_model_last_error(t->m));
     t->np = lc_model_n_params(t->m);
@@ -410,6 +465,8 @@ static int setup(trainer *t)
         if ((rc = lc_adamw_set_decay(t->opt, mt->offset, mt->numel, mt->decay)))
             return lc_train__fail(rc, "%s", lc_optim_last_error());
     }
+    if (t->gpu && (rc = t->gpu->opt_create(t->gpu_state, t->m, &ac, err, sizeof err)))
+        return lc_train__fail(rc, "--device cuda: %s", err);
     lc_loader_config lct = {p->seq_len, o->seed, t->mesh.dp_rank, p->dp, 1, o->doc_mask ? o->doc_sep : -1};
     lc_loader_config lcv = {p->seq_len, 0, 0, 1, 0, o->doc_mask ? o->doc_sep : -1};
     if ((rc = lc_tokfile_open(o->train_path, o->model.vocab, p->seq_len + 1, &t->ftrain)) ||
@@ -434,13 +491,15 @@ static int setup(trainer *t)
 
     /* The machine's limit, measured now: one core's FMA peak (max over PEs, each on its core). */
     t->peak = o->peak_gflops_core;
-    if (!(t->peak > 0) && o->peak_fn) {
+    if (t->gpu) t->peak = t->gpu->peak_tflops_bf16(t->gpu_state) * 1e3; /* all the GPUs, as one "core" */
+    else if (!(t->peak > 0) && o->peak_fn) {
         double mine = o->peak_fn();
         if ((rc = lc_allreduce_max_f64(world, &t->peak, &mine, 1))) return coll_fail(t, rc);
     }
     long onln = sysconf(_SC_NPROCESSORS_ONLN);
     t->cores = (double)t->threads * t->n_pes;
     if (onln > 0 && t->cores > (double)onln) t->cores = (double)onln;
+    if (t->gpu) t->cores = 1;
     t->flops_tok = lc_model_flops_per_token(&o->model, p->seq_len);
     t->tokens_step = (double)p->seq_len * o->accum * p->dp;
 
@@ -466,7 +525,52 @@ static int setup(trainer *t)
     if (t->me == 0 && t->jf && t->start_step > 0) continue_metrics(t);
     t->params = lc_model_params(t->m);
     t->grads = lc_model_grads(t->m);
+    if (t->gpu) {
+        /* the moments a resume loaded (zeros otherwise) go to the GPU's optimizer */
+        if ((rc = t->gpu->opt_moments(t->gpu_state, lc_adamw_m(t->opt), lc_adamw_v(t->opt), 1, err, sizeof err)))
+            return lc_train__fail(rc, "--device cuda: %s", err);
+        if (o->dump_params && !(t->params = t->host_params = malloc(sizeof(float) * t->np)))
+            return lc_train__fail(LC_ERR_SYS, "out of memory for the host copy of the weights");
+        if (o->dump_grads && !(t->grads = t->host_grads = malloc(sizeof(float) * t->np)))
+            return lc_train__fail(LC_ERR_SYS, "out of memory for the host copy of the gradients");
+    }
     t->grad_scale = 1.0f / (float)(o->accum * p->dp);
+    return LC_OK;
+}
+
+/* The host's update: the gradients summed over the PEs holding the same slices, clipped by
+ * the full model's norm, AdamW. */
+static int host_update(trainer *t, int64_t step, step_result *r)
+{
+    const lc_trainer_opts *o = t->o;
+    int rc;
+    if ((rc = lc_mesh_allreduce_grads(&t->mesh, t->grads, t->np))) return coll_fail(t, rc);
+    if (step == 0 && o->dump_grads && (rc = dump_full(t->m, &t->mesh, t->grads, o->dump_grads))) return rc;
+    if (t->plan->tp == 1) r->norm = lc_global_norm(t->grads, t->np);
+    else if ((rc = lc_model_global_norm(t->m, t->grads, &r->norm)))
+        return lc_train__fail(rc, "gradient norm: %s", lc_model_last_error(t->m));
+    r->lr = lc_lr_at(step, t->warmup, t->sched_steps, o->lr, t->lr_min);
+    lc_adamw_step(t->opt, t->params, t->grads, r->lr, lc_clip_factor(r->norm, o->clip));
+    return LC_OK;
+}
+
+/* The same on the GPU (the plugin's optimizer); the host lc_adamw counts the step. */
+static int gpu_update(trainer *t, int64_t step, step_result *r)
+{
+    const lc_trainer_opts *o = t->o;
+    char err[512];
+    int64_t n = lc_adamw_steps(t->opt) + 1;
+    r->lr = lc_lr_at(step, t->warmup, t->sched_steps, o->lr, t->lr_min);
+    int rc = t->gpu->opt_step(t->gpu_state, t->m, n, r->lr, o->clip, &r->norm, err, sizeof err);
+    if (rc) return lc_train__fail(rc, "step %lld: --device cuda: %s", (long long)step, err);
+    lc_adamw_set_steps(t->opt, n);
+    if (step == 0 && o->dump_grads) { /* the summed gradients stay on the device through AdamW */
+        if ((rc = lc_model_read(t->m, lc_model_grads(t->m), t->grads)))
+            return lc_train__fail(rc, "%s", lc_model_last_error(t->m));
+        if ((rc = dump_full(t->m, &t->mesh, t->grads, o->dump_grads))) return rc;
+    }
+    double g = t->gpu->mem_used(t->gpu_state);
+    t->gpu_mem = g > t->gpu_mem ? g : t->gpu_mem;
     return LC_OK;
 }
 
@@ -491,13 +595,11 @@ static int train_step(trainer *t, int64_t step, step_result *r)
         loss_sum += loss;
         imb += tm.cp_imbalance / o->accum;
     }
-    if ((rc = lc_mesh_allreduce_grads(&t->mesh, t->grads, t->np))) return coll_fail(t, rc);
-    if (step == 0 && o->dump_grads && (rc = dump_full(t->m, &t->mesh, t->grads, o->dump_grads))) return rc;
-    if (t->plan->tp == 1) r->norm = lc_global_norm(t->grads, t->np);
-    else if ((rc = lc_model_global_norm(t->m, t->grads, &r->norm)))
-        return lc_train__fail(rc, "gradient norm: %s", lc_model_last_error(t->m));
-    r->lr = lc_lr_at(step, t->warmup, t->sched_steps, o->lr, t->lr_min);
-    lc_adamw_step(t->opt, t->params, t->grads, r->lr, lc_clip_factor(r->norm, o->clip));
+    if (t->gpu) {
+        if ((rc = gpu_update(t, step, r))) return rc;
+    } else if ((rc = host_update(t, step, r))) {
+        return rc;
+    }
     /* The mean loss over every token of the step, and the largest peak memory. */
     /* ... and whether any PE was asked to stop, so that all stop after the same step. */
     double stats[4] = {loss_sum, (double)lc_peak_rss_bytes(), g_stop_requested ? 1.0 : 0.0, imb}, red[4];
@@ -553,6 +655,7 @@ static int report_step(trainer *t, int64_t step, const step_result *r)
         json_num(jf, "mfu", mfu, 0);
         json_num(jf, "step_s", r->dt, 0);
         json_num(jf, "peak_mem_bytes", r->peak_mem, 1);
+        if (t->gpu) json_num(jf, "gpu_mem_bytes", t->gpu_mem, 1);
         if (t->plan->cp > 1) json_num(jf, "cp_imbalance", r->imbalance, 1);
         if (t->o->compute == LC_DT_BF16)
             fprintf(jf, ",\"bf16_dot\":\"%s\",\"bf16_gemm\":\"%s\"", lc_bf16_dot_name(lc_attn_bf16_dot()),
@@ -611,6 +714,10 @@ static void report_end(trainer *t)
                    (long long)ran, start_step ? " (resumed)" : "", total, t->tokens_step * (double)ran / t->t_steps,
                    100 * tm.matmul_s / tt, 100 * tm.attn_s / tt, 100 * tm.comm_s / tt, 100 * tm.tp_comm_s / tt,
                    100 * tm.other_s / tt, (double)lc_peak_rss_bytes() / 1048576.0);
+        if (ran > 0 && t->gpu)
+            printf("train: on the GPU the split above times launches, not kernels; GPU memory in use at most %.1f "
+                   "MiB (every process on the GPU, cudaMemGetInfo)\n",
+                   t->gpu_mem / 1048576.0);
     }
     if (!o->out_dir) return;
     char path[4096], title[160];
@@ -676,8 +783,19 @@ static int teardown(trainer *t, int rc)
      * others end their process). */
     const int whole = rc == LC_OK || rc == LC_STOPPED; /* every PE is here: collectives still work */
     if (t->m && (whole || t->n_pes == 1)) lc_model_destroy(t->m);
+    if (t->gpu_state && (whole || t->n_pes == 1)) t->gpu->close(t->gpu_state);
+    free(t->host_params);
+    free(t->host_grads);
     if (t->have_mesh && (whole || t->n_pes == 1)) lc_mesh_destroy(&t->mesh);
     return rc;
+}
+
+/* Before a checkpoint: the GPU's AdamW moments into the host lc_adamw the checkpoint saves. */
+static int gpu_moments_to_host(trainer *t)
+{
+    char err[512];
+    int rc = t->gpu->opt_moments(t->gpu_state, lc_adamw_m(t->opt), lc_adamw_v(t->opt), 0, err, sizeof err);
+    return rc ? lc_train__fail(rc, "--device cuda: %s", err) : LC_OK;
 }
 
 int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
@@ -692,12 +810,15 @@ int lc_trainer_run(lc_world *w, const lc_trainer_opts *o)
         if ((rc = train_step(&t, step, &r)) || (rc = report_step(&t, step, &r)) || (rc = fit_budget(&t, step)))
             return teardown(&t, rc);
         int save = (o->save_every > 0 && (step + 1) % o->save_every == 0) || step + 1 == t.steps || r.stop;
+        if (o->save_dir && save && t.gpu && (rc = gpu_moments_to_host(&t))) return teardown(&t, rc);
         if (o->save_dir && save &&
             (rc = lc_train__ckpt_save(o, t.m, t.opt, t.ltrain, t.ftrain, &t.mesh, step + 1, t.sched_steps, t.warmup, t.lr_min)))
             return teardown(&t, rc);
         if (r.stop && step + 1 < t.steps) return teardown(&t, stopped(&t, step + 1));
     }
     if (t.me == 0) report_end(&t);
+    if (o->dump_params && t.gpu && (rc = lc_model_read(t.m, lc_model_params(t.m), t.params)))
+        return teardown(&t, lc_train__fail(rc, "%s", lc_model_last_error(t.m)));
     if (o->dump_params && (rc = dump_full(t.m, &t.mesh, t.params, o->dump_params))) return teardown(&t, rc);
     return teardown(&t, LC_OK);
 }

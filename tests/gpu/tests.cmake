@@ -85,6 +85,21 @@ if(LONGCTX_CUDA AND CMAKE_CXX_COMPILER AND CUDAToolkit_FOUND)
   add_test(NAME gpu_device_emu COMMAND test_device_emu)
   add_test(NAME gpu_device_emu_p2 COMMAND $<TARGET_FILE:longctx> launch -n 2 -- $<TARGET_FILE:test_device_emu>)
   set_tests_properties(gpu_device_emu gpu_device_emu_p2 PROPERTIES LABELS "gpu;cpu;model" TIMEOUT 300)
+  # the trainer's GPU plugin over the emulated device, loaded by `longctx train --device cuda`
+  # (LONGCTX_CUDA_PLUGIN); its symbols of the library come from the binary (ENABLE_EXPORTS)
+  add_library(longctx_cuda_emu MODULE ${CMAKE_SOURCE_DIR}/tests/gpu/emu/plugin_emu.cc)
+  set_target_properties(longctx_cuda_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF
+                        LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests)
+  target_include_directories(longctx_cuda_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/src
+                             ${CMAKE_SOURCE_DIR}/include)
+  target_include_directories(longctx_cuda_emu SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
+  target_compile_options(longctx_cuda_emu PRIVATE -O2 -Wno-unknown-pragmas -Wno-attributes)
+  target_link_libraries(longctx_cuda_emu PRIVATE Threads::Threads)
+  add_dependencies(longctx_cuda_emu lc_layer_check)
+  add_test(NAME train_cuda_emu COMMAND bash ${CMAKE_SOURCE_DIR}/tests/train/cuda_emu.sh $<TARGET_FILE:longctx>
+           $<TARGET_FILE:train_cmp> ${CMAKE_CURRENT_BINARY_DIR}/train_data ${CMAKE_CURRENT_BINARY_DIR}/train_cuda_emu
+           $<TARGET_FILE:longctx_cuda_emu>)
+  set_tests_properties(train_cuda_emu PROPERTIES LABELS "gpu;cpu;train" TIMEOUT 300 FIXTURES_REQUIRED train_data)
   set_tests_properties(gpu_emu PROPERTIES LABELS "gpu;cpu" TIMEOUT 300)
   if(LONGCTX_SANITIZE OR LONGCTX_TSAN)
     set_tests_properties(gpu_emu PROPERTIES ENVIRONMENT "LONGCTX_TEST_QUICK=1")

@@ -32,6 +32,7 @@ namespace {
 
 struct gctx {
     lc_model_device dev; /* first: the device handed to the model is the context's */
+    lc_model__dev_ops ops;
     lc_model_gpu_opts o;
     void *stream;
     int own_stream;
@@ -43,6 +44,8 @@ struct gctx {
     const float *wbase;  /* the wround buffer of this step's packed weights, and its floats */
     size_t wn;
     double *loss_row, *loss;
+    double *norm_part; /* the gradient norm's partial sums, lcm_norm_partials(n_params) */
+    size_t n_params;
     int32_t *count_h, *by_h, *ids_h, *starts_h; /* the embedding's index, host and device */
     int32_t *by_d, *ids_d, *starts_d;
     int rows, vocab;
@@ -422,12 +425,12 @@ void *scratch(gctx *c, size_t bytes)
 }
 void free_scratch(gctx *c)
 {
-    void *d[] = {c->a16, c->b16, c->loss_row, c->loss, c->by_d, c->ids_d, c->starts_d, c->pos_d, c->o32};
+    void *d[] = {c->a16, c->b16, c->loss_row, c->loss, c->by_d, c->ids_d, c->starts_d, c->pos_d, c->o32, c->norm_part};
     for (void *p : d)
         if (p) raw_free(p);
     free(c->count_h), free(c->by_h), free(c->ids_h), free(c->starts_h);
     c->a16 = c->b16 = NULL, c->loss_row = c->loss = NULL, c->by_d = c->ids_d = c->starts_d = c->pos_d = NULL;
-    c->o32 = NULL, c->count_h = c->by_h = c->ids_h = c->starts_h = NULL;
+    c->o32 = NULL, c->count_h = c->by_h = c->ids_h = c->starts_h = NULL, c->norm_part = NULL;
     c->scratch_bytes = 0;
 }
 
@@ -444,6 +447,8 @@ int setup(void *ctx, const lc_model__dev_setup *s)
     int bf = a->dtype == LC_DT_BF16;
     c->loss_row = (double *)scratch(c, sizeof(double) * R);
     c->loss = (double *)scratch(c, sizeof(double));
+    c->n_params = s->n_params;
+    c->norm_part = (double *)scratch(c, sizeof(double) * lcm_norm_partials(s->n_params));
     c->by_d = (int32_t *)scratch(c, sizeof(int32_t) * R);
     c->ids_d = (int32_t *)scratch(c, sizeof(int32_t) * R);
     c->starts_d = (int32_t *)scratch(c, sizeof(int32_t) * (R + 1));
@@ -457,7 +462,7 @@ int setup(void *ctx, const lc_model__dev_setup *s)
         c->b16 = (uint16_t *)scratch(c, 2 * c->cap16);
         c->o32 = (float *)scratch(c, sizeof(float) * c->att_n);
     }
-    if (!c->loss_row || !c->loss || !c->by_d || !c->ids_d || !c->starts_d || !c->pos_d || !c->count_h || !c->by_h ||
+    if (!c->loss_row || !c->loss || !c->norm_part || !c->by_d || !c->ids_d || !c->starts_d || !c->pos_d || !c->count_h || !c->by_h ||
         !c->ids_h || !c->starts_h || (bf && (!c->a16 || !c->b16 || !c->o32))) {
         free_scratch(c);
         return fail(c, LC_ERR_SYS, "out of memory for the device's scratch (%zu bf16 operand elements)", c->cap16);
@@ -541,7 +546,19 @@ extern "C" int lc_model_gpu_device_create(const lc_model_gpu_opts *opts, lc_mode
         lc_model_gpu_device_destroy(&c->dev);
         return LC_ERR_SYS;
     }
-    c->dev.ops = &g_ops;
+    c->ops = g_ops;
+    if (c->o.host_attention) {
+#ifdef LCG_EMU
+        c->ops.attn_fwd = lc_model__host_device()->ops->attn_fwd;
+        c->ops.attn_bwd = lc_model__host_device()->ops->attn_bwd;
+#else
+        snprintf(g_create_err, sizeof g_create_err,
+                 "lc_model_gpu_device_create: host_attention is for the emulated build (device memory is not the host's)");
+        lc_model_gpu_device_destroy(&c->dev);
+        return LC_ERR_ARG;
+#endif
+    }
+    c->dev.ops = &c->ops;
     c->dev.ctx = c;
     *out = &c->dev;
     return LC_OK;
@@ -561,3 +578,18 @@ extern "C" void lc_model_gpu_device_destroy(lc_model_device *d)
 
 extern "C" size_t lc_model_gpu_scratch_bytes(const lc_model_device *d) { return d ? ((const gctx *)d)->scratch_bytes : 0; }
 extern "C" lc_gpu_stream lc_model_gpu_stream(const lc_model_device *d) { return d ? ((const gctx *)d)->stream : NULL; }
+
+extern "C" int lc_model_gpu_adamw(const lc_model_device *d, float *p, const float *g, float *m, float *v, size_t n,
+                                  float lr, float grad_mul, float wd, float b1, float b2, float eps, float bc1, float bc2)
+{
+    const gctx *c = (const gctx *)d;
+    return lcm_adamw(p, g, m, v, n, lr, grad_mul, wd, b1, b2, eps, bc1, bc2, c->stream) ? LC_ERR_SYS : LC_OK;
+}
+
+extern "C" int lc_model_gpu_norm(const lc_model_device *d, const float *g, size_t n, double *norm_h)
+{
+    gctx *c = (gctx *)d;
+    if (!c->norm_part || n > c->n_params) return LC_ERR_ARG; /* before the model's setup, or too long */
+    if (lcm_global_norm(g, n, c->norm_part, c->loss, c->stream)) return LC_ERR_SYS;
+    return download(c, norm_h, c->loss, sizeof(double));
+}

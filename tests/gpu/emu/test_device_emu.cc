@@ -63,18 +63,15 @@ double rel(const float *a, const float *b, size_t n)
 }
 
 /* The emulated GPU's table with the host's attention in place of the ring. */
-lc_model__dev_ops g_emu_ops;
 lc_model_device *emu_device()
 {
     lc_model_device *d = NULL;
-    if (lc_model_gpu_device_create(NULL, &d)) {
+    lc_model_gpu_opts o = {};
+    o.host_attention = 1;
+    if (lc_model_gpu_device_create(&o, &d)) {
         printf("FAIL: lc_model_gpu_device_create: %s\n", lc_model_gpu_last_error());
         exit(1);
     }
-    g_emu_ops = *d->ops;
-    g_emu_ops.attn_fwd = lc_model__host_device()->ops->attn_fwd;
-    g_emu_ops.attn_bwd = lc_model__host_device()->ops->attn_bwd;
-    d->ops = &g_emu_ops;
     return d;
 }
 
