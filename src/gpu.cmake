@@ -198,7 +198,8 @@ add_library(lc_attn_gpu STATIC
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_select.cu
   $<TARGET_OBJECTS:lc_attn_sm90>
   ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_fwd.cu
-  ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_bwd.cu)
+  ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_bwd.cu
+  ${CMAKE_SOURCE_DIR}/src/attn/cuda/attn_ref32.cu)
 longctx_gpu_flags(lc_attn_gpu)
 target_link_libraries(lc_attn_gpu PUBLIC lc_attn CUDA::cudart)
 set_source_files_properties(${CMAKE_SOURCE_DIR}/src/attn/cuda/cudnn_engine.cpp PROPERTIES

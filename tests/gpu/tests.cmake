@@ -73,6 +73,16 @@ if(LONGCTX_CUDA AND CMAKE_CXX_COMPILER AND CUDAToolkit_FOUND)
   target_link_libraries(test_model_emu PRIVATE longctx_lib Threads::Threads m)
   add_test(NAME gpu_model_emu COMMAND test_model_emu)
   set_tests_properties(gpu_model_emu PROPERTIES LABELS "gpu;cpu;model" TIMEOUT 300)
+  # the GPU's fp32 reference attention kernels against the float64 oracle
+  add_executable(test_ref32_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_ref32_emu.cc)
+  set_target_properties(test_ref32_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
+  target_include_directories(test_ref32_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/src
+                             ${CMAKE_SOURCE_DIR}/include)
+  target_include_directories(test_ref32_emu SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
+  target_compile_options(test_ref32_emu PRIVATE -O2 -Wno-unknown-pragmas -Wno-attributes)
+  target_link_libraries(test_ref32_emu PRIVATE longctx_lib Threads::Threads m)
+  add_test(NAME gpu_ref32_emu COMMAND test_ref32_emu)
+  set_tests_properties(gpu_ref32_emu PROPERTIES LABELS "gpu;cpu;attn" TIMEOUT 120)
   # the model's whole step on the GPU's device table (src/model/cuda/device_gpu.cu) against the
   # host's, on 1 and 2 PEs
   add_executable(test_device_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_device_emu.cc)

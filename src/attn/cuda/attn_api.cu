@@ -8,6 +8,7 @@
 #include "common/err.h"
 #include "attn_check.h"
 #include "attn_cuda.cuh"
+#include "attn_ref32.h"
 #include "attn_select.h"
 #include "attn_small.cuh"
 #include "cudnn_engine.h"
@@ -103,6 +104,9 @@ extern "C" int lc_gpu_attn_fwd_block(const lc_gpu_attn_desc *a, const void *q, c
     if (a->sq == 0 || a->sk == 0) return LC_OK;
     if (!aligned16(q) || !aligned16(k) || !aligned16(v) || !aligned16(o))
         return lcg_fail(LC_ERR_ARG, "lc_gpu_attn_fwd_block: q, k, v and o must be 16-byte aligned");
+    if (a->dtype == LC_DT_F32) /* the reference kernels; no engine takes fp32 */
+        return lcg_cuda((cudaError_t)lcg_ref32_fwd(a, (const float *)q, (const float *)k, (const float *)v, o, lse, s),
+                        "attention forward kernel (f32 reference)");
     if (a->engine && (rc = lcg_engine_fwd_block(a, q, k, v, o, lse, (cudaStream_t)s)) != LCG_USE_OWN) return rc;
     int kern = LCG_KERNEL_SM80;
     rc = lcg_pick_fwd_kernel((int)a->dtype, a->d, (cudaStream_t)s, &kern);
@@ -150,6 +154,8 @@ extern "C" int lc_gpu_attn_fwd_finish(const lc_gpu_attn_desc *a, const float *o,
 }
 
 static int launch_delta(const lc_gpu_attn_desc *a, const float *o, const void *dout, float *delta, cudaStream_t st) {
+    if (a->dtype == LC_DT_F32)
+        return lcg_cuda((cudaError_t)lcg_ref32_delta(a, o, (const float *)dout, delta, st), "delta kernel (f32)");
     const int rows = a->sq * a->hq;
     const int blocks = (rows * 32 + 255) / 256;
     if (a->dtype == LC_DT_BF16)
@@ -167,7 +173,7 @@ extern "C" int lc_gpu_attn_bwd_prep(const lc_gpu_attn_desc *a, const float *o, c
     const int rows = a->sq * a->hq;
     if (rows == 0) return LC_OK;
     /* the cuDNN engine defers our delta until a block falls back to our kernels */
-    if (a->engine && (rc = lcg_engine_bwd_prep(a, o, dout, st)) != LCG_USE_OWN) return rc;
+    if (a->engine && a->dtype != LC_DT_F32 && (rc = lcg_engine_bwd_prep(a, o, dout, st)) != LCG_USE_OWN) return rc;
     return launch_delta(a, o, dout, delta, st);
 }
 
@@ -182,6 +188,10 @@ extern "C" int lc_gpu_attn_bwd_block(const lc_gpu_attn_desc *a, const void *q, c
         !aligned16(dv))
         return lcg_fail(LC_ERR_ARG, "lc_gpu_attn_bwd_block: tensors must be 16-byte aligned");
     cudaStream_t st = (cudaStream_t)s;
+    if (a->dtype == LC_DT_F32)
+        return lcg_cuda((cudaError_t)lcg_ref32_bwd(a, (const float *)q, (const float *)k, (const float *)v,
+                                                   (const float *)dout, lse, delta, dq, dk, dv, st),
+                        "attention backward kernel (f32 reference)");
     if (a->engine) {
         if ((rc = lcg_engine_bwd_block(a, q, k, v, dout, lse, dq, dk, dv, st)) != LCG_USE_OWN) return rc;
         const float *po;

@@ -23,8 +23,11 @@ static inline const char *lcg_attn_invalid(const lc_gpu_attn_desc *a, int uses) 
     if (!a) return "descriptor is NULL";
     if (a->sq < 0) return "sq must be >= 0";
     if (a->hq <= 0 || a->hkv <= 0 || a->hq % a->hkv) return "hq must be a positive multiple of hkv";
-    if (a->d != 64 && a->d != 128) return "head dim must be 64 or 128 on the GPU";
-    if (a->dtype != LC_DT_BF16 && a->dtype != LC_DT_F16) return "dtype must be bf16 or f16";
+    if (a->dtype != LC_DT_BF16 && a->dtype != LC_DT_F16 && a->dtype != LC_DT_F32)
+        return "dtype must be bf16, f16 or f32 (f32: the plain reference kernels)";
+    if (a->dtype == LC_DT_F32 ? (a->d < 1 || a->d > 128) : (a->d != 64 && a->d != 128))
+        return a->dtype == LC_DT_F32 ? "head dim must be 1..128 for the f32 reference kernels"
+                                     : "head dim must be 64 or 128 for the bf16/f16 kernels on the GPU";
     if (a->mask.kind & ~(unsigned)(LC_MASK_CAUSAL | LC_MASK_WINDOW | LC_MASK_DOC)) return "unknown mask bits";
     if ((a->mask.kind & LC_MASK_WINDOW) && a->mask.window < 1) return "window must be >= 1";
     if (a->scale < 0.f || !isfinite(a->scale)) return "scale must be finite and >= 0";
