@@ -18,8 +18,8 @@
 /* What the model tells its device once at create, for sizing the device's own scratch and
  * its attention (the CP plan, with this PE's heads). */
 typedef struct {
-    int rows, dim, vocab, max_cols; /* max_cols: the widest activation or weight row */
-    size_t max_operand;             /* elements of the largest GEMM operand (bf16 copies) */
+    int rows, dim, vocab, max_cols; /* max_cols: the widest layer activation row */
+    size_t max_operand;             /* elements of the largest activation a GEMM reads */
     size_t n_params;                /* the parameters' floats (the bf16 weight copy) */
     lc_cp *cp;                      /* the host plan: layout, positions, shards */
     const lc_cp_config *attn;       /* the attention the plan runs (heads, dtype, mask) */

@@ -481,11 +481,12 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
     lc_model__dev_setup ds = {.rows = m->rows, .dim = cfg->dim, .vocab = m->vl, .n_params = m->n_params,
                               .cp = m->cp, .attn = &cc, .cp_team = run->cp_team, .seq_len = pl->seq_len,
                               .pos_h = m->pos};
-    int widths[] = {cfg->dim, m->qdim + 2 * m->kvdim, 2 * m->ffl, m->qdim, m->vl};
-    for (int i = 0; i < 5; i++) ds.max_cols = widths[i] > ds.max_cols ? widths[i] : ds.max_cols;
-    size_t rmax = (size_t)(m->rp > m->chunk ? m->rp : m->chunk);
-    ds.max_operand = rmax * (size_t)ds.max_cols;
-    if ((size_t)cfg->dim * (size_t)ds.max_cols > ds.max_operand) ds.max_operand = (size_t)cfg->dim * (size_t)ds.max_cols;
+    /* the GEMMs' activation operands: rows x the widest layer activation, or one LM-head
+     * chunk of logits (the weights have their own bf16 copy) */
+    int widths[] = {cfg->dim, m->qdim + 2 * m->kvdim, 2 * m->ffl, m->qdim};
+    for (int i = 0; i < 4; i++) ds.max_cols = widths[i] > ds.max_cols ? widths[i] : ds.max_cols;
+    ds.max_operand = (size_t)m->rp * (size_t)ds.max_cols;
+    if ((size_t)m->chunk_alloc * (size_t)m->vl > ds.max_operand) ds.max_operand = (size_t)m->chunk_alloc * (size_t)m->vl;
     if ((rc = dev->ops->setup(dev->ctx, &ds)))
         return fail_create(m, rc, "lc_model_create: the %s device: %s", dev->ops->name, dev->ops->err(dev->ctx));
     m->dev_ready = 1;

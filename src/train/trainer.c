@@ -154,10 +154,12 @@ static void fmt_eta(double s, char *buf, size_t n)
     else snprintf(buf, n, "%.0fs", s);
 }
 
-static void json_num(FILE *f, const char *key, double v, int last)
+/* ,"key":v (null when not finite): every field after the first ("step") starts with its comma,
+ * so optional fields cannot leave the line malformed */
+static void json_num(FILE *f, const char *key, double v)
 {
-    if (isfinite(v)) fprintf(f, "\"%s\":%.9g%s", key, v, last ? "" : ",");
-    else fprintf(f, "\"%s\":null%s", key, last ? "" : ",");
+    if (isfinite(v)) fprintf(f, ",\"%s\":%.9g", key, v);
+    else fprintf(f, ",\"%s\":null", key);
 }
 
 /* The full model of a params-shaped flat buffer, HF tensors in table order (the one-PE layout
@@ -646,17 +648,17 @@ static int report_step(trainer *t, int64_t step, const step_result *r)
     }
     if (t->jf) {
         FILE *jf = t->jf;
-        fprintf(jf, "{\"step\":%lld,", (long long)step + 1);
-        json_num(jf, "loss", r->loss, 0);
-        json_num(jf, "val_loss", val, 0);
-        json_num(jf, "lr", r->lr, 0);
-        json_num(jf, "grad_norm", r->norm, 0);
-        json_num(jf, "tokens_per_s", tps, 0);
-        json_num(jf, "mfu", mfu, 0);
-        json_num(jf, "step_s", r->dt, 0);
-        json_num(jf, "peak_mem_bytes", r->peak_mem, 1);
-        if (t->gpu) json_num(jf, "gpu_mem_bytes", t->gpu_mem, 1);
-        if (t->plan->cp > 1) json_num(jf, "cp_imbalance", r->imbalance, 1);
+        fprintf(jf, "{\"step\":%lld", (long long)step + 1);
+        json_num(jf, "loss", r->loss);
+        json_num(jf, "val_loss", val);
+        json_num(jf, "lr", r->lr);
+        json_num(jf, "grad_norm", r->norm);
+        json_num(jf, "tokens_per_s", tps);
+        json_num(jf, "mfu", mfu);
+        json_num(jf, "step_s", r->dt);
+        json_num(jf, "peak_mem_bytes", r->peak_mem);
+        if (t->gpu) json_num(jf, "gpu_mem_bytes", t->gpu_mem);
+        if (t->plan->cp > 1) json_num(jf, "cp_imbalance", r->imbalance);
         if (t->o->compute == LC_DT_BF16)
             fprintf(jf, ",\"bf16_dot\":\"%s\",\"bf16_gemm\":\"%s\"", lc_bf16_dot_name(lc_attn_bf16_dot()),
                     strncmp(lc_model_bf16_gemm_name(), "oneDNN", 6) ? "sgemm" : "onednn");

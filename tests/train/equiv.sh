@@ -24,6 +24,8 @@ while [ $# -gt 0 ]; do
     i=$((i + 1))
     echo "== ${run[*]}"
     "$longctx" train "${common[@]}" "${run[@]}" --out "$work/r$i" --dump-params "$work/r$i.f32" --dump-grads "$work/r$i.g32"
+    # every line one JSON object (the optional fields of a CP run once broke it)
+    python3 -c 'import json, sys; [json.loads(l) for l in open(sys.argv[1])]' "$work/r$i/metrics.jsonl"
     "$cmp" loss "$work/r$i/metrics.jsonl" "$work/ref/metrics.jsonl" "$gtol"
     echo -n "gradients of step 1: "
     "$cmp" params "$work/r$i.g32" "$work/ref.g32" "$gtol"
