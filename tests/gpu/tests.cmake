@@ -87,8 +87,8 @@ if(LONGCTX_CUDA AND CMAKE_CXX_COMPILER AND CUDAToolkit_FOUND)
   # host's, on 1 and 2 PEs
   add_executable(test_device_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_device_emu.cc)
   set_target_properties(test_device_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
-  target_include_directories(test_device_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/src
-                             ${CMAKE_SOURCE_DIR}/include)
+  target_include_directories(test_device_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/tests/gpu
+                             ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
   target_include_directories(test_device_emu SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
   target_compile_options(test_device_emu PRIVATE -O2 -Wno-unknown-pragmas -Wno-attributes)
   target_link_libraries(test_device_emu PRIVATE longctx_lib Threads::Threads m)
@@ -154,6 +154,13 @@ target_link_libraries(test_gpu_model PRIVATE longctx_gpu longctx_lib m)
 set_target_properties(test_gpu_model PROPERTIES LINKER_LANGUAGE CUDA)
 add_test(NAME gpu_model COMMAND test_gpu_model)
 add_test(NAME gpu_ring COMMAND test_gpu_ring 4)
+# the model's whole step on the GPU against the host model, on 1 and 2 PEs sharing the GPU
+add_executable(test_gpu_step ${CMAKE_SOURCE_DIR}/tests/gpu/test_gpu_step.c ${CMAKE_SOURCE_DIR}/tests/gpu/gpu_test_util.c)
+target_include_directories(test_gpu_step PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu ${CMAKE_SOURCE_DIR}/src)
+target_link_libraries(test_gpu_step PRIVATE longctx_gpu longctx_lib m)
+set_target_properties(test_gpu_step PROPERTIES LINKER_LANGUAGE CUDA)
+add_test(NAME gpu_step COMMAND test_gpu_step)
+add_test(NAME gpu_step_p2 COMMAND $<TARGET_FILE:longctx> launch -n 2 -- $<TARGET_FILE:test_gpu_step>)
 # the cuDNN engine against the oracle; skips (77) without a GPU or without the engine
 add_test(NAME gpu_cudnn COMMAND test_gpu_cudnn)
 # the engine API's host logic (names, refusals), with or without a device
@@ -168,7 +175,7 @@ add_test(NAME gpu_ring_cudnn COMMAND test_gpu_ring 4 cudnn)
 # one stuck test must not eat a lent machine's run. The sm90 tests take seconds when the
 # kernel works; a kernel whose barrier wait never completes traps after ~10 s per launch.
 foreach(t gpu_attn gpu_attn_fwd16_bwd4 gpu_attn_fwd32_bwd8 gpu_attn_sm90_fwd gpu_attn_sm90_fwd_bn64 gpu_attn_sm90_bwd
-          gpu_permute gpu_ring gpu_cudnn gpu_ring_cudnn gpu_model)
+          gpu_permute gpu_ring gpu_cudnn gpu_ring_cudnn gpu_model gpu_step gpu_step_p2)
   set(_bound 150)
   if(t MATCHES "^gpu_attn_sm90")
     set(_bound 60)
@@ -180,7 +187,7 @@ foreach(t gpu_attn gpu_attn_fwd16_bwd4 gpu_attn_fwd32_bwd8 gpu_attn_sm90_fwd gpu
 endforeach()
 # NVSHMEM's world is one per process but several PEs per GPU share the device's memory and
 # time slices: the tests that start PEs run one at a time under ctest -j
-set_tests_properties(gpu_permute gpu_ring gpu_ring_cudnn PROPERTIES RESOURCE_LOCK longctx_pes)
+set_tests_properties(gpu_permute gpu_ring gpu_ring_cudnn gpu_step gpu_step_p2 PROPERTIES RESOURCE_LOCK longctx_pes)
 set_property(TEST gpu_attn_fwd16_bwd4 APPEND PROPERTY ENVIRONMENT LONGCTX_GPU_FWD_MT=1 LONGCTX_GPU_BWD_WARPS=4)
 set_property(TEST gpu_attn_fwd32_bwd8 APPEND PROPERTY ENVIRONMENT LONGCTX_GPU_FWD_MT=2 LONGCTX_GPU_BWD_WARPS=8)
 # one run per forward kernel family: the sm_80 variants above pinned to it, the sm_90 ones here

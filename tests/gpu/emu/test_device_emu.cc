@@ -23,44 +23,15 @@
 #include <stdio.h>
 #include <time.h>
 
-#include <vector>
-
 extern "C" {
 #include "longctx/model.h"
 #include "longctx/symm.h"
 }
+#include "step_check.h"
 
 namespace {
 int g_fail = 0, g_me = 0, g_P = 1;
 lc_team *g_t;
-
-void check(const char *what, double err, double tol)
-{
-    if (!(err < tol)) {
-        printf("FAIL PE %d %s: relative error %.3g (tolerance %g)\n", g_me, what, err, tol);
-        g_fail++;
-    } else if (g_me == 0) {
-        printf("ok   %-58s rel err %.2e\n", what, err);
-    }
-}
-void must(int rc, const char *what, lc_model *m)
-{
-    if (rc) {
-        printf("FAIL PE %d %s: %d: %s\n", g_me, what, rc, lc_model_last_error(m));
-        exit(1);
-    }
-}
-double rel(const float *a, const float *b, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d == d)) return INFINITY;
-        num = d > num ? d : num;
-        den = fabs((double)b[i]) > den ? fabs((double)b[i]) : den;
-    }
-    return den > 0 ? num / den : num;
-}
 
 /* The emulated GPU's table with the host's attention in place of the ring. */
 lc_model_device *emu_device()
@@ -75,82 +46,17 @@ lc_model_device *emu_device()
     return d;
 }
 
+void set_chunk(lc_model *m, int rows) { lc_model__set_loss_chunk(m, rows); }
+
 void run_case(int S, lc_dtype dt, int recompute, int doc_mask, uint64_t seed)
 {
-    lc_model_config cfg;
-    lc_model_preset("tiny", &cfg);
-    lc_plan pl = {};
-    pl.seq_len = S, pl.layout = LC_CP_ZIGZAG, pl.algo = LC_CP_RING, pl.lowering = LC_LOWER_ONE_SIDED;
-    lc_model_run run = {};
-    run.cp_team = g_t, run.plan = &pl, run.compute = dt, run.threads = 1, run.recompute = recompute;
-    run.doc_mask = doc_mask;
-    lc_model *host = NULL, *dev = NULL;
-    must(lc_model_create(&cfg, &run, &host), "host model", NULL);
-    lc_model_device *d = emu_device();
-    run.device = d;
-    must(lc_model_create(&cfg, &run, &dev), "device model", NULL);
-    must(lc_model_init_params(host, seed), "init", host);
-    must(lc_model_init_params(dev, seed), "init", dev);
-    lc_model__set_loss_chunk(host, 7); /* several LM-head chunks, the last one short */
-    lc_model__set_loss_chunk(dev, 7);
-
-    std::vector<int32_t> tok(S), tgt(S), doc(S);
-    uint64_t r = seed ^ 0x5851f42d4c957f2dull;
-    auto next = [&] { return (r = r * 6364136223846793005ull + 1442695040888963407ull) >> 33; };
-    for (int i = 0; i < S; i++) {
-        tok[i] = (int32_t)(next() % (uint64_t)(cfg.vocab / 3)); /* repeats: the embedding's index groups */
-        doc[i] = i / (S / 3 + 1);
-    }
-    for (int i = 0; i < S; i++) tgt[i] = i + 1 < S && doc[i + 1] == doc[i] && next() % 9 ? tok[i + 1] : -1;
-
-    size_t n = lc_model_n_params(host);
-    std::vector<float> gh(n), gd(n, NAN), ph(n), pd(n, NAN);
-    char what[160];
-    const char *name = dt == LC_DT_BF16 ? "bf16" : "f32";
-    double tol = dt == LC_DT_BF16 ? 1e-2 : 1e-5;
-    for (int step = 0; step < 2; step++) {
-        float lh = NAN, ld = NAN;
-        lc_model_zero_grads(host);
-        lc_model_zero_grads(dev);
-        must(lc_model_forward_backward(host, tok.data(), tgt.data(), doc.data(), 1.0f, &lh), "host step", host);
-        must(lc_model_forward_backward(dev, tok.data(), tgt.data(), doc.data(), 1.0f, &ld), "device step", dev);
-        snprintf(what, sizeof what, "%s S=%d P=%d rc=%d doc=%d step %d: loss %.6f", name, S, g_P, recompute, doc_mask,
-                 step, (double)lh);
-        check(what, fabs((double)ld - lh) / fabs((double)lh), tol);
-        /* the gradients are this PE's partial sums on both: compared PE by PE */
-        memcpy(gh.data(), lc_model_grads(host), sizeof(float) * n);
-        must(lc_model_read(dev, lc_model_grads(dev), gd.data()), "read grads", dev);
-        double worst = 0;
-        const char *worst_name = "";
-        for (int i = 0; i < lc_model_n_tensors(host); i++) {
-            const lc_model_tensor *t = lc_model_tensor_at(host, i);
-            double e = rel(gd.data() + t->offset, gh.data() + t->offset, t->numel);
-            if (!(e <= worst)) worst = e, worst_name = t->name;
-        }
-        snprintf(what, sizeof what, "%s S=%d P=%d rc=%d doc=%d step %d: every gradient (worst %.30s)", name, S, g_P,
-                 recompute, doc_mask, step, worst_name);
-        check(what, worst, tol);
-        /* the next step from changed weights (the device re-packs its bf16 copy) */
-        for (size_t i = 0; i < n; i++) ph[i] = lc_model_params(host)[i] - 0.05f * gh[i];
-        memcpy(lc_model_params(host), ph.data(), sizeof(float) * n);
-        must(lc_model_write(dev, lc_model_params(dev), ph.data()), "write params", dev);
-        must(lc_model_read(dev, lc_model_params(dev), pd.data()), "read params", dev);
-        if (memcmp(pd.data(), ph.data(), sizeof(float) * n)) {
-            printf("FAIL PE %d: parameters read back differ from those written\n", g_me);
-            g_fail++;
-        }
-    }
-    /* a forward's logits, row by row */
-    int rows = lc_model_local_rows(host);
-    std::vector<float> lgh((size_t)rows * cfg.vocab, NAN), lgd((size_t)rows * cfg.vocab, NAN);
-    float a = 0, b = 0;
-    must(lc_model_forward_logits(host, tok.data(), tgt.data(), doc.data(), &a, lgh.data()), "host logits", host);
-    must(lc_model_forward_logits(dev, tok.data(), tgt.data(), doc.data(), &b, lgd.data()), "device logits", dev);
-    snprintf(what, sizeof what, "%s S=%d P=%d rc=%d doc=%d: forward logits", name, S, g_P, recompute, doc_mask);
-    check(what, rel(lgd.data(), lgh.data(), lgd.size()), tol);
-    lc_model_destroy(dev);
-    lc_model_gpu_device_destroy(d);
-    lc_model_destroy(host);
+    lc_step_case c = {};
+    c.team = g_t, c.device = emu_device(), c.seq = S, c.loss_chunk = 7; /* several LM-head chunks, the last short */
+    lc_model_preset("tiny", &c.cfg);
+    c.dtype = dt, c.recompute = recompute, c.doc_mask = doc_mask, c.seed = seed, c.me = g_me, c.P = g_P;
+    c.tol = dt == LC_DT_BF16 ? 1e-2 : 1e-5;
+    g_fail += lc_step_check(&c, set_chunk);
+    lc_model_gpu_device_destroy(c.device);
 }
 
 void refusals()
