@@ -36,7 +36,7 @@ extern "C" {
 
 typedef struct lc_gpu_ring lc_gpu_ring;
 typedef struct {
-    lc_gpu_world *world;  /* ONE_SIDED: the ring is the world's PEs in order */
+    lc_gpu_world *world;  /* ONE_SIDED: the ring is the world's PEs in order, or ring_pes */
     int s_local;          /* rows of the local Q and KV shard */
     int hq, hkv, d;
     lc_dtype dtype;
@@ -58,6 +58,12 @@ typedef struct {
     lc_gpu_engine_kind engine;
     lc_cp_layout layout;
     int64_t s_global;
+    /* ONE_SIDED: the ring's PEs, world PEs in ring order (NULL: the whole world in order), so
+     * that DP replicas each run a CP ring of their own in one NVSHMEM world. The world's
+     * collectives (the set-up's allocations, agreements and barriers) still span every PE:
+     * all rings of the world are created and destroyed together, with the same options. */
+    const int *ring_pes;
+    int n_ring;
 } lc_gpu_ring_opts;
 
 /* Collective: allocates the double-buffered KV (and dK/dV) slots (in the symmetric heap when

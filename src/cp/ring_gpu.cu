@@ -172,11 +172,24 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
     const int two = o->lowering == LC_LOWER_TWO_SIDED;
     if (two && !o->nccl) return lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: TWO_SIDED needs an NCCL communicator");
     if (!two && !o->world) return lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: ONE_SIDED needs an NVSHMEM world");
-    const int me = two ? lc_gpu_nccl_rank(o->nccl) : lc_gpu_my_pe(o->world);
-    const int n = two ? lc_gpu_nccl_size(o->nccl) : lc_gpu_n_pes(o->world);
+    const int wn = two ? lc_gpu_nccl_size(o->nccl) : lc_gpu_n_pes(o->world);
+    int me = two ? lc_gpu_nccl_rank(o->nccl) : lc_gpu_my_pe(o->world), n = wn, rc = LC_OK;
     /* From here on every failure is local to one PE: each PE goes on to the agreements below,
      * so that none is left waiting in a collective (an allocation, a barrier, a permute) for
      * a PE that returned early. */
+    if (!two && o->ring_pes) { /* a ring over some of the world's PEs (a CP team beside others) */
+        int mine = -1, ok = o->n_ring >= 1 && o->n_ring <= wn;
+        for (int i = 0; ok && i < o->n_ring; i++) {
+            ok = o->ring_pes[i] >= 0 && o->ring_pes[i] < wn;
+            for (int j = 0; ok && j < i; j++) ok = o->ring_pes[j] != o->ring_pes[i];
+            if (ok && o->ring_pes[i] == me) mine = i;
+        }
+        if (!ok || mine < 0)
+            rc = lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: ring_pes must list %d distinct PEs of the world's %d, this "
+                          "PE (%d) among them", o->n_ring, wn, me);
+        else
+            me = mine, n = o->n_ring;
+    }
     lc_gpu_attn_desc a;
     memset(&a, 0, sizeof a);
     a.sq = a.sk = o->s_local;
@@ -185,8 +198,7 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
     static const int32_t dummy = 0; /* the check wants doc pointers; the ring passes real ones */
     a.mask.q_doc = a.mask.k_doc = &dummy;
     char err[160];
-    int rc = LC_OK;
-    if (lc_gpu_attn_check(&a, err, sizeof err)) rc = lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: %s", err);
+    if (!rc && lc_gpu_attn_check(&a, err, sizeof err)) rc = lcg_fail(LC_ERR_ARG, "lc_gpu_ring_create: %s", err);
 
     lc_gpu_ring *r = NULL;
     if (!rc) {
@@ -200,8 +212,10 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
         r->nc = o->nccl;
         r->me = me;
         r->n = n;
+        /* the neighbours as world PEs: puts and signals address the world */
         r->next = lc_ring_next(r->me, r->n);
         r->prev = lc_ring_prev(r->me, r->n);
+        if (!two && o->ring_pes) r->next = o->ring_pes[r->next], r->prev = o->ring_pes[r->prev];
         r->attn = &lc_attn_cuda;
         r->kbytes = (size_t)o->s_local * o->hkv * o->d * lc_dtype_size(o->dtype);
         r->fmt = lc_cp_slot_format(r->kbytes, (size_t)o->s_local);
@@ -210,7 +224,7 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
         if (o->engine != LC_GPU_ENGINE_OWN) rc = engine_setup(r);
     }
     /* first agreement: arguments, options and engines, before any collective allocation */
-    rc = ring_agree(o, two, me, n, rc, "argument and engine setup");
+    rc = ring_agree(o, two, me, wn, rc, "argument and engine setup");
     if (rc) {
         if (r) {
             if (r->eng) lc_gpu_attn_engine_destroy(r->eng);
@@ -244,7 +258,7 @@ extern "C" int lc_gpu_ring_create(const lc_gpu_ring_opts *o, lc_gpu_ring **out) 
     if (!rc) rc = lcg_cuda(cudaDeviceSynchronize(), "ring setup");
     /* Second agreement, also the barrier the first signals need: a PE leaves it only after
      * every PE entered it, that is after every PE's signal words were zeroed. */
-    rc = ring_agree(o, two, me, n, rc, "allocations");
+    rc = ring_agree(o, two, me, wn, rc, "allocations");
     if (rc) {
         lc_gpu_ring_destroy(r); /* collective frees: every PE is here */
         return rc;

@@ -28,9 +28,9 @@ typedef struct {
     int abi;          /* LC_CUDA_PLUGIN_ABI */
     const char *kind; /* "cuda", or "cuda (emulated on the CPU)" */
     /* Collective over world: every PE calls it, and all fail together (each names its own
-     * reason; err on a PE that was fine names the PE that was not). The GPU world of the PEs
-     * of cp_team (which must be the world: the GPU ring runs over the whole GPU world) and a
-     * device for one model on it. engine: "own", "cudnn" or "auto" (the ring's blocks). */
+     * reason; err on a PE that was fine names the PE that was not). The GPU world of every PE
+     * (numbered as the host world) and a device for one model on it, whose ring is the model's
+     * CP team. engine: "own", "cudnn" or "auto" (the ring's blocks). */
     int (*open)(lc_team *world, lc_team *cp_team, const char *engine, void **state, lc_model_device **dev, char *err,
                 size_t len);
     void (*close)(void *state); /* collective; after the model that used the device is destroyed */
@@ -41,7 +41,8 @@ typedef struct {
      * device memory, zero; cfg as lc_adamw_create's. The trainer keeps its host lc_adamw for
      * the step count and as the checkpoints' staging (opt_moments). */
     int (*opt_create)(void *state, lc_model *m, const lc_adamw_config *cfg, char *err, size_t len);
-    /* One optimizer step (collective): the gradients summed over the world in rank order,
+    /* One optimizer step (collective): the gradients summed over the world (DP x CP: the
+     * device has no TP) in rank order,
      * *norm their L2 norm, AdamW at lr with the clipping factor of clip, t the step count
      * after it (bias correction), as lc_adamw_step and lc_clip_factor compute them. */
     int (*opt_step)(void *state, lc_model *m, int64_t t, float lr, float clip, double *norm, char *err, size_t len);

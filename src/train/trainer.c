@@ -95,10 +95,10 @@ int lc_trainer_check(const lc_trainer_opts *o, int n_pes, char *err, size_t errl
         snprintf(err, errlen, "--device %s: cpu or cuda", o->device);
         return LC_ERR_ARG;
     }
-    if (lc_trainer_on_gpu(o) && (o->plan.dp > 1 || o->plan.tp > 1)) {
-        snprintf(err, errlen, "--device cuda runs CP over every PE (the GPU ring spans the GPU world): --dp %d and "
-                              "--tp %d must be 1 there",
-                 o->plan.dp, o->plan.tp);
+    if (lc_trainer_on_gpu(o) && o->plan.tp > 1) {
+        snprintf(err, errlen, "--device cuda runs DP x CP; --tp %d: tensor parallelism runs on the CPU only (its "
+                              "collectives on the GPU are not written)",
+                 o->plan.tp);
         return LC_ERR_ARG;
     }
     if (lc_trainer_on_gpu(o) && o->plan.balance == LC_CP_BALANCE_MASK) {

@@ -103,7 +103,7 @@ static int one_case(lc_gpu_world *w, const rcase *c, int pe, int n, uint64_t see
     float *gq_ = zeros(4 * sl * rq), *gk_ = zeros(4 * sl * rk), *gv_ = zeros(4 * sl * rk);
 
     lc_gpu_ring_opts ro_ = {w, sl, c->hq, c->hkv, d, c->dt, 0.f, c->kind, c->window, LC_LOWER_ONE_SIDED, NULL,
-                            c->graph, g_engine, (lc_cp_layout)c->layout, S};
+                            c->graph, g_engine, (lc_cp_layout)c->layout, S, NULL, 0};
     lc_gpu_ring *ring = NULL;
     GT_CHECK(lc_gpu_ring_create(&ro_, &ring));
     cudaStream_t st = NULL;

@@ -35,7 +35,7 @@ static void run_case(lc_team *t, lc_gpu_world *gw, lc_dtype dt, int recompute, i
     lc_model_gpu_device_destroy(c.device);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     lc_world *w = NULL;
     if (lc_world_init(NULL, &w)) {
@@ -59,15 +59,30 @@ int main(void)
     memset(&uid, 0, sizeof uid);
     if (g_me == 0) GT_CHECK(lc_gpu_uid_create(&uid));
     lc_broadcast(t, &uid, &uid, sizeof uid, 0);
-    lc_gpu_world_opts wo = {.pe = g_me, .n_pes = g_P, .uid = &uid, .device = -1};
+    lc_gpu_world_opts wo = {.pe = g_me, .n_pes = lc_n_pes(w), .uid = &uid, .device = -1};
     lc_gpu_world *gw = NULL;
     GT_CHECK(lc_gpu_world_init(&wo, &gw));
     uint64_t seed = (uint64_t)time(NULL) * 2654435761u;
     lc_broadcast(t, &seed, &seed, sizeof seed, 0);
-    if (g_me == 0) printf("test_gpu_step: P=%d seed %llu\n", g_P, (unsigned long long)seed);
-    run_case(t, gw, LC_DT_F32, 0, 0, seed);
-    run_case(t, gw, LC_DT_F32, 1, 1, seed + 1);
-    run_case(t, gw, LC_DT_BF16, 0, 1, seed + 2);
+    /* DP x CP: dp CP teams of consecutive PEs, each ring on its own team of the one GPU world */
+    int dp = argc > 1 ? atoi(argv[1]) : 1, world_p = g_P;
+    lc_team *cpt = t;
+    if (dp > 1) {
+        if (g_P % dp) {
+            fprintf(stderr, "test_gpu_step: %d PEs do not split into %d replicas\n", g_P, dp);
+            return 2;
+        }
+        g_P /= dp;
+        for (int r = 0; r < dp; r++) {
+            lc_team *x = NULL;
+            GT_CHECK(lc_team_split_strided(t, r * g_P, 1, g_P, &x));
+            if (x) cpt = x;
+        }
+    }
+    if (g_me == 0) printf("test_gpu_step: %d PEs, DP %d x CP %d, seed %llu\n", world_p, dp, g_P, (unsigned long long)seed);
+    run_case(cpt, gw, LC_DT_F32, 0, 0, seed);
+    run_case(cpt, gw, LC_DT_F32, 1, 1, seed + 1);
+    run_case(cpt, gw, LC_DT_BF16, 0, 1, seed + 2);
     double f = g_fail, tot = 0;
     lc_allreduce_sum_f64(t, &tot, &f, 1);
     lc_gpu_world_finalize(gw);

@@ -161,6 +161,7 @@ target_link_libraries(test_gpu_step PRIVATE longctx_gpu longctx_lib m)
 set_target_properties(test_gpu_step PROPERTIES LINKER_LANGUAGE CUDA)
 add_test(NAME gpu_step COMMAND test_gpu_step)
 add_test(NAME gpu_step_p2 COMMAND $<TARGET_FILE:longctx> launch -n 2 -- $<TARGET_FILE:test_gpu_step>)
+add_test(NAME gpu_step_dp2 COMMAND $<TARGET_FILE:longctx> launch -n 4 -- $<TARGET_FILE:test_gpu_step> 2)
 # the cuDNN engine against the oracle; skips (77) without a GPU or without the engine
 add_test(NAME gpu_cudnn COMMAND test_gpu_cudnn)
 # the engine API's host logic (names, refusals), with or without a device
@@ -175,7 +176,7 @@ add_test(NAME gpu_ring_cudnn COMMAND test_gpu_ring 4 cudnn)
 # one stuck test must not eat a lent machine's run. The sm90 tests take seconds when the
 # kernel works; a kernel whose barrier wait never completes traps after ~10 s per launch.
 foreach(t gpu_attn gpu_attn_fwd16_bwd4 gpu_attn_fwd32_bwd8 gpu_attn_sm90_fwd gpu_attn_sm90_fwd_bn64 gpu_attn_sm90_bwd
-          gpu_permute gpu_ring gpu_cudnn gpu_ring_cudnn gpu_model gpu_step gpu_step_p2)
+          gpu_permute gpu_ring gpu_cudnn gpu_ring_cudnn gpu_model gpu_step gpu_step_p2 gpu_step_dp2)
   set(_bound 150)
   if(t MATCHES "^gpu_attn_sm90")
     set(_bound 60)
@@ -187,7 +188,7 @@ foreach(t gpu_attn gpu_attn_fwd16_bwd4 gpu_attn_fwd32_bwd8 gpu_attn_sm90_fwd gpu
 endforeach()
 # NVSHMEM's world is one per process but several PEs per GPU share the device's memory and
 # time slices: the tests that start PEs run one at a time under ctest -j
-set_tests_properties(gpu_permute gpu_ring gpu_ring_cudnn gpu_step gpu_step_p2 PROPERTIES RESOURCE_LOCK longctx_pes)
+set_tests_properties(gpu_permute gpu_ring gpu_ring_cudnn gpu_step gpu_step_p2 gpu_step_dp2 PROPERTIES RESOURCE_LOCK longctx_pes)
 set_property(TEST gpu_attn_fwd16_bwd4 APPEND PROPERTY ENVIRONMENT LONGCTX_GPU_FWD_MT=1 LONGCTX_GPU_BWD_WARPS=4)
 set_property(TEST gpu_attn_fwd32_bwd8 APPEND PROPERTY ENVIRONMENT LONGCTX_GPU_FWD_MT=2 LONGCTX_GPU_BWD_WARPS=8)
 # one run per forward kernel family: the sm_80 variants above pinned to it, the sm_90 ones here

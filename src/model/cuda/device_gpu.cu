@@ -56,6 +56,7 @@ struct gctx {
 #ifndef LCG_EMU
     lc_gpu_ring *ring;
 #endif
+    int *ring_pes; /* the CP team's PEs in the GPU world */
     char err[512];
 };
 
@@ -428,9 +429,9 @@ void free_scratch(gctx *c)
     void *d[] = {c->a16, c->b16, c->loss_row, c->loss, c->by_d, c->ids_d, c->starts_d, c->pos_d, c->o32, c->norm_part};
     for (void *p : d)
         if (p) raw_free(p);
-    free(c->count_h), free(c->by_h), free(c->ids_h), free(c->starts_h);
+    free(c->count_h), free(c->by_h), free(c->ids_h), free(c->starts_h), free(c->ring_pes);
     c->a16 = c->b16 = NULL, c->loss_row = c->loss = NULL, c->by_d = c->ids_d = c->starts_d = c->pos_d = NULL;
-    c->o32 = NULL, c->count_h = c->by_h = c->ids_h = c->starts_h = NULL, c->norm_part = NULL;
+    c->o32 = NULL, c->count_h = c->by_h = c->ids_h = c->starts_h = NULL, c->norm_part = NULL, c->ring_pes = NULL;
     c->scratch_bytes = 0;
 }
 
@@ -472,19 +473,28 @@ int setup(void *ctx, const lc_model__dev_setup *s)
 #ifndef LCG_EMU
     if (!c->o.world && !c->o.nccl) return LC_OK; /* a caller that brings its own attention (tests) */
     int two = a->plan.lowering == LC_LOWER_TWO_SIDED;
-    int n = two ? (c->o.nccl ? lc_gpu_nccl_size(c->o.nccl) : -1) : (c->o.world ? lc_gpu_n_pes(c->o.world) : -1);
-    int me = two ? (c->o.nccl ? lc_gpu_nccl_rank(c->o.nccl) : -1) : (c->o.world ? lc_gpu_my_pe(c->o.world) : -1);
-    if (n != lc_team_n_pes(s->cp_team) || me != lc_team_my_pe(s->cp_team))
+    /* the ring's PEs: the CP team's, as PEs of the GPU world, which numbers them as the host
+     * world does (a DP x CP mesh has one ring per replica in the one world) */
+    int T = lc_team_n_pes(s->cp_team), wme = lc_team_my_pe(lc_team_world(lc_team_get_world(s->cp_team)));
+    int wn = two ? (c->o.nccl ? lc_gpu_nccl_size(c->o.nccl) : -1) : (c->o.world ? lc_gpu_n_pes(c->o.world) : -1);
+    int gme = two ? (c->o.nccl ? lc_gpu_nccl_rank(c->o.nccl) : -1) : (c->o.world ? lc_gpu_my_pe(c->o.world) : -1);
+    if (two ? wn != T || gme != lc_team_my_pe(s->cp_team) : gme != wme || T > wn)
         return fail(c, LC_ERR_ARG,
-                    "the GPU %s has %d PEs and this PE is %d there, but the model's CP team has %d and this PE is %d: "
-                    "the ring must be the CP team in order",
-                    two ? "NCCL communicator" : "world", n, me, lc_team_n_pes(s->cp_team), lc_team_my_pe(s->cp_team));
+                    "the GPU %s has %d PEs and this PE is %d there, but the host world has it as PE %d and the CP "
+                    "team has %d PEs: the GPU world must number the PEs as the host world does%s",
+                    two ? "NCCL communicator" : "world", wn, gme, wme, T,
+                    two ? " (two-sided: the communicator is the CP team)" : "");
+    c->ring_pes = (int *)malloc(sizeof(int) * (size_t)T);
+    if (!c->ring_pes) return fail(c, LC_ERR_SYS, "out of memory");
+    for (int r = 0; r < T; r++)
+        c->ring_pes[r] = lc_team_translate_pe(s->cp_team, r, lc_team_world(lc_team_get_world(s->cp_team)));
     lc_gpu_ring_opts ro;
     memset(&ro, 0, sizeof ro);
     ro.world = c->o.world, ro.nccl = c->o.nccl, ro.s_local = s->rows, ro.hq = a->hq, ro.hkv = a->hkv, ro.d = a->d;
     ro.dtype = a->dtype, ro.scale = a->scale, ro.mask_kind = a->mask, ro.window = a->window;
     ro.lowering = two ? LC_LOWER_TWO_SIDED : LC_LOWER_ONE_SIDED;
     ro.use_graph = c->o.use_graph, ro.engine = c->o.engine, ro.layout = a->plan.layout, ro.s_global = s->seq_len;
+    if (!two && T < wn) ro.ring_pes = c->ring_pes, ro.n_ring = T;
     if ((rc = lc_gpu_ring_create(&ro, &c->ring))) {
         c->ring = NULL;
         return ring_fail(c, rc, "the GPU ring");

@@ -336,6 +336,7 @@ struct Case {
     unsigned kind;
     int window, layout; /* lc_cp_layout: 0 contiguous, 1 zigzag, 2 striped */
     int two_sided;
+    int dp = 0; /* > 1: dp rings of n PEs each in one world of dp x n (ring_pes), every one checked */
 };
 
 static float urand(uint64_t &s) {
@@ -376,14 +377,18 @@ static bool run_case(const Case &c) {
     must(lc_attn_bwd_block(&a, q.data(), k.data(), v.data(), dout.data(), rl.data(), rdl.data(), rdq.data(),
                            rdk.data(), rdv.data()), "reference bwd");
 
-    EmuMachine m(n, 64u << 20);
+    const int dp = c.dp > 1 ? c.dp : 1, nw = n * dp;
+    std::vector<int> ring_pes(nw);
+    for (int i = 0; i < nw; i++) ring_pes[i] = i; /* replica r's ring: world PEs r*n .. r*n + n - 1 */
+    EmuMachine m(nw, 64u << 20);
     Shared &sh = m.sh;
     std::atomic<int> bad{0};
     std::vector<std::thread> pes;
-    for (int pe = 0; pe < n; pe++)
-        pes.emplace_back([&, pe] {
+    for (int wpe = 0; wpe < nw; wpe++)
+        pes.emplace_back([&, wpe] {
+            const int pe = wpe % n; /* my rank in my ring */
             lc_gpu_world w;
-            pe_begin(pe, n, &w);
+            pe_begin(wpe, nw, &w);
             std::vector<int32_t> pos(sl), ldoc(sl);
             lc_cp_layout_positions((lc_cp_layout)c.layout, S, n, pe, pos.data(), NULL);
             std::vector<uint16_t> lq(sl * rq), lk(sl * rk), lv(sl * rk), ldo(sl * rq);
@@ -398,7 +403,8 @@ static bool run_case(const Case &c) {
             lc_gpu_nccl comm = {pe, n};
             lc_gpu_ring_opts o = {c.two_sided ? NULL : &w, sl, c.hq, c.hkv, d, LC_DT_BF16, 0.f, c.kind, c.window,
                                   c.two_sided ? LC_LOWER_TWO_SIDED : LC_LOWER_ONE_SIDED, &comm, 1,
-                                  LC_GPU_ENGINE_OWN, LC_CP_CONTIGUOUS, 0};
+                                  LC_GPU_ENGINE_OWN, LC_CP_CONTIGUOUS, 0, NULL, 0};
+            if (dp > 1) o.ring_pes = ring_pes.data() + (size_t)(wpe / n) * n, o.n_ring = n;
             lc_gpu_ring *r = NULL;
             if (lc_gpu_ring_create(&o, &r)) {
                 fprintf(stderr, "PE %d: ring create: %s\n", pe, lc_gpu_last_error());
@@ -452,8 +458,8 @@ static bool run_case(const Case &c) {
         });
     for (auto &t : pes) t.join();
     const bool ok = !bad && !sh.races && !sh.timeouts;
-    printf("%s ring %s n=%d S=%d hq=%d hkv=%d d=%d mask=%u %s: %d PE errors, %d races, %d timeouts\n",
-           ok ? "ok  " : "FAIL", c.two_sided ? "nccl" : "nvshmem", n, S, c.hq, c.hkv, d, c.kind,
+    printf("%s ring %s n=%d dp=%d S=%d hq=%d hkv=%d d=%d mask=%u %s: %d PE errors, %d races, %d timeouts\n",
+           ok ? "ok  " : "FAIL", c.two_sided ? "nccl" : "nvshmem", n, dp, S, c.hq, c.hkv, d, c.kind,
            c.layout == 1 ? "zigzag" : c.layout == 2 ? "striped" : "contig", bad.load(),
            sh.races.load(), sh.timeouts.load());
     fflush(stdout);
@@ -482,7 +488,7 @@ static bool run_fail_case(const FailCase &c) {
             lc_gpu_nccl comm = {pe, n};
             lc_gpu_ring_opts o = {c.two_sided ? NULL : &w, sl, 2, 1, 64, LC_DT_BF16, 0.f, LC_MASK_CAUSAL, 0,
                                   c.two_sided ? LC_LOWER_TWO_SIDED : LC_LOWER_ONE_SIDED, &comm, 0,
-                                  LC_GPU_ENGINE_OWN, LC_CP_CONTIGUOUS, 0};
+                                  LC_GPU_ENGINE_OWN, LC_CP_CONTIGUOUS, 0, NULL, 0};
             if (pe == c.odd) c.mutate(&o);
             lc_gpu_ring *r = NULL;
             int rc = lc_gpu_ring_create(&o, &r);
@@ -528,6 +534,9 @@ int main() {
         {2, 129, 2, 2, 64, LC_MASK_WINDOW | LC_MASK_CAUSAL, 30, 0, 0},
         {4, 256, 4, 2, 64, LC_MASK_CAUSAL, 0, 2, 0},
         {3, 190, 2, 1, 64, LC_MASK_CAUSAL, 0, 2, 1},
+        /* DP x CP: two rings of 2 and of 3 in one world (ring_pes) */
+        {2, 128, 2, 1, 64, LC_MASK_CAUSAL, 0, 1, 0, 2},
+        {3, 187, 2, 2, 64, LC_MASK_CAUSAL | LC_MASK_DOC, 0, 2, 0, 2},
     };
     int ok = 0, total = 0;
     for (const Case &c : cases) {
