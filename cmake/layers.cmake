@@ -43,7 +43,8 @@ set(LONGCTX_PUBLIC_HEADERS
   optim.h=optim
   ckpt.h=ckpt
   train.h=train
-  trainer.h=train)
+  trainer.h=train
+  train_cuda.h=train)
 
 # The private headers a layer shares with the layers above it (which must still be allowed
 # to use that layer): the one core that the CPU and the GPU sides both compile. attn/core.h

@@ -249,7 +249,7 @@ longctx_gpu_flags(lc_model_gpu)
 target_link_libraries(lc_model_gpu PUBLIC lc_model lc_cp_gpu CUDA::cudart CUDA::cublasLt)
 
 # train: `longctx train --device cuda`'s GPU part, a plugin the binary loads when asked
-# (src/train/cuda_plugin.h): the GPU world, the model's device over it, the GPU's report.
+# (include/longctx/train_cuda.h): the GPU world, the model's device over it, the GPU's report.
 # Beside the binary, where the trainer looks for it.
 add_library(longctx_cuda MODULE ${CMAKE_SOURCE_DIR}/src/train/cuda/plugin.cu)
 longctx_gpu_flags(longctx_cuda)

@@ -31,7 +31,7 @@ typedef struct {
     int doc_sep;
     int threads;              /* per PE; <= 0: the CPUs this PE may run on */
     const char *device;       /* "cpu" (NULL too) or "cuda": the model on the PE's GPU, over the
-                                 GPU ring (the GPU plugin, src/train/cuda_plugin.h); the
+                                 GPU ring (the GPU plugin, include/longctx/train_cuda.h); the
                                  optimizer and the gradient all-reduce stay on the host */
     const char *gpu_engine;   /* cuda: the ring's attention blocks, "own", "cudnn" or "auto" */
     int64_t steps;

@@ -18,6 +18,7 @@
 #include "bench/bench_util.h"
 #include "bench/peak.h"
 #include "common/settings.h"
+#include "longctx/train_cuda.h"
 #include "longctx/trainer.h"
 
 static const char *const DTYPES[] = {"f32", "bf16", NULL};
@@ -35,6 +36,7 @@ typedef struct {
     int rounds;           /* --peers: ours and the peers alternate this many times */
     unsigned peers;       /* --peers: bench_train_peers.c runs them beside ours */
     const char *peer_out; /* worker: write the peers' inputs and our row here */
+    int cuda;             /* --device cuda: the model and AdamW on the GPU (the trainer's plugin) */
 } opts_t;
 
 static void usage(FILE *f)
@@ -42,6 +44,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: longctx bench train [--model small] [--seq 4K,16K,64K] [--cp 1,2 | --layouts 1x4,2x2,2x2x1]\n"
                "                           [--tp 1] [--dp 1] [--sp] [--dtype f32,bf16] [--steps 3] [--warm 1] [--layout zigzag]\n"
                "                           [--cp-algo ring|allgather|ulysses|hybrid [--ulysses U]] [--permute auto] [--threads T] [--recompute] [--json]\n"
+               "                           [--device cpu|cuda]\n"
                "--layouts: CP x TP or DP x CP x TP per world (PEs = DP x CP x TP; CxT is 1xCxT); --cp C with\n"
                "--tp T and --dp D is the layout D x C x T. DP replicas train on different tokens; tokens/s and\n"
                "MFU count all replicas.\n"
@@ -112,6 +115,7 @@ static int parse(int argc, char **argv, opts_t *o, int *worker)
             if (!strcmp(a, "--peers")) bad = lc_bench_peers_parse(v, &o->peers);
             else if (!strcmp(a, "--peer-out")) o->peer_out = v;
             else if (!strcmp(a, "--model")) o->model = v;
+            else if (!strcmp(a, "--device")) bad = strcmp(v, "cpu") && strcmp(v, "cuda"), o->cuda = !strcmp(v, "cuda");
             else if (!strcmp(a, "--seq")) bad = lc_parse_size_list(a, v, &o->seq);
             else if (!strcmp(a, "--cp")) bad = lc_parse_int_list(a, v, &o->cp);
             else if (!strcmp(a, "--tp")) bad = lc_parse_int_opt(a, v, 1, LC_CLI_MAX_PES, &tp);
@@ -199,8 +203,21 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     }
     if (dt == LC_DT_BF16 && me == 0 && !o->json)
         printf("# bf16 inner product: %s\n# bf16 GEMMs: %s\n", dot_why, lc_model_bf16_gemm_name());
+    /* --device cuda: the trainer's GPU plugin (train_cuda.h), its world, device and optimizer */
+    const lc_cuda_plugin *gpu = NULL;
+    void *gst = NULL;
+    lc_model_device *dev = NULL;
+    char gerr[768];
+    if (o->cuda) {
+        if (!(gpu = lc_train_cuda_plugin(gerr, sizeof gerr)) ||
+            gpu->open(lc_team_world(w), mesh.cp_team, "own", &gst, &dev, gerr, sizeof gerr)) {
+            fprintf(stderr, "bench train: PE %d: --device cuda: %s\n", me, gerr);
+            return 1;
+        }
+        peak = gpu->peak_tflops_bf16(gst) * 1e3; /* all the GPUs as one "core" below */
+    }
     lc_model_run run = {.cp_team = mesh.cp_team, .plan = &plan, .compute = dt, .threads = threads,
-                        .recompute = o->recompute, .tp_team = tp > 1 ? mesh.tp_team : NULL};
+                        .recompute = o->recompute, .tp_team = tp > 1 ? mesh.tp_team : NULL, .device = dev};
     lc_model *m;
     if (lc_model_create(&cfg, &run, &m)) {
         fprintf(stderr, "bench train: PE %d: %s\n", me, lc_model_last_error(NULL));
@@ -216,6 +233,10 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     double *st = calloc((size_t)n * NC, sizeof *st);
     if (!tok || !tgt || !st || lc_adamw_create(np, &ac, &opt)) {
         fprintf(stderr, "bench train: out of memory\n");
+        return 1;
+    }
+    if (gpu && gpu->opt_create(gst, m, &ac, gerr, sizeof gerr)) {
+        fprintf(stderr, "bench train: PE %d: --device cuda: %s\n", me, gerr);
         return 1;
     }
     /* each DP replica its own tokens (DP rank 0: the tokens of the DP-1 layouts) */
@@ -241,11 +262,17 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         /* the trainer's step: gradients scaled by 1 / dp, summed over the PEs holding the same
          * slices (CP and DP) by lc_mesh_allreduce_grads: the mean over the replicas */
         rc = lc_model_forward_backward(m, tok, tgt, NULL, 1.0f / (float)dp, &loss);
-        double t1 = lc_wall();
-        if (!rc) rc = lc_mesh_allreduce_grads(&mesh, grads, np);
-        double t2 = lc_wall();
-        if (!rc) rc = tp > 1 ? lc_model_global_norm(m, grads, &norm) : (norm = lc_global_norm(grads, np), 0);
-        if (!rc) lc_adamw_step(opt, params, grads, 1e-4f, lc_clip_factor(norm, 1.0f));
+        double t1 = lc_wall(), t2 = t1;
+        if (gpu) { /* on the GPU the all-reduce, the norm and AdamW are one call (grad_allreduce below) */
+            if (!rc && (rc = gpu->opt_step(gst, m, it + 1, 1e-4f, 1.0f, &norm, gerr, sizeof gerr)))
+                fprintf(stderr, "bench train: PE %d: --device cuda: %s\n", me, gerr);
+            t2 = lc_wall();
+        } else {
+            if (!rc) rc = lc_mesh_allreduce_grads(&mesh, grads, np);
+            t2 = lc_wall();
+            if (!rc) rc = tp > 1 ? lc_model_global_norm(m, grads, &norm) : (norm = lc_global_norm(grads, np), 0);
+            if (!rc) lc_adamw_step(opt, params, grads, 1e-4f, lc_clip_factor(norm, 1.0f));
+        }
         double t3 = lc_wall();
         if (it >= o->warm && it - o->warm < 64) cpu[it - o->warm] = lc_bench_proc_cpu_s() - c0;
         if (rc) {
@@ -283,6 +310,8 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     long onln = sysconf(_SC_NPROCESSORS_ONLN);
     double cores = (double)threads * P;
     if (onln > 0 && cores > onln) cores = (double)onln;
+    double gmem = gpu ? gpu->mem_used(gst) : 0; /* GPU memory in use, every process's */
+    if (gpu) cores = 1;
     if (me == 0 && !rc && o->peer_out)
         rc = lc_bench_peer_ours(o->peer_out, o->model, S, P, threads, lc_lowering_name(o->lowering), step,
                                 (double)S / step, memx, loss0, cpu_all, flops, peak, cores);
@@ -295,20 +324,23 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
         char mesh_txt[48]; /* "CxT" as before for DP 1, "DxCxT" with DP */
         if (dp > 1) snprintf(mesh_txt, sizeof mesh_txt, "%dx%dx%d", dp, cp, tp);
         else snprintf(mesh_txt, sizeof mesh_txt, "%dx%d", cp, tp);
+        char mfu_txt[32] = "null"; /* JSON has no NaN: no peak known (an emulated GPU) */
+        if (isfinite(mfu)) snprintf(mfu_txt, sizeof mfu_txt, "%.4f", mfu);
         if (o->json)
             printf("{\"bench\":\"train\",\"model\":\"%s\",\"seq\":%lld,\"cp\":%d,\"dtype\":\"%s\",\"layout\":\"%s\","
                    "\"cp_algo\":\"%s\",\"lowering\":\"%s\",\"tp\":%d,\"sp\":%d,\"mesh\":\"%s\",\"dp\":%d,\"threads\":%d,\"steps\":%d,"
-                   "\"step_s\":%.6g,\"tokens_per_s\":%.6g,\"mfu\":%.4f,\"matmul_s\":%.6g,\"attn_s\":%.6g,"
+                   "\"step_s\":%.6g,\"tokens_per_s\":%.6g,\"mfu\":%s,\"matmul_s\":%.6g,\"attn_s\":%.6g,"
                    "\"comm_exposed_s\":%.6g,\"cp_comm_s\":%.6g,\"tp_comm_s\":%.6g,\"grad_allreduce_s\":%.6g,"
                    "\"other_s\":%.6g,\"peak_gflops_core\":%.4g,\"cores\":%.0f,\"peak_mem_bytes\":%.0f,"
-                   "\"bf16_dot\":\"%s\",\"bf16_gemm\":\"%s\",\"ulysses\":%d,\"cp_bytes_per_pe\":%.0f}\n",
+                   "\"bf16_dot\":\"%s\",\"bf16_gemm\":\"%s\",\"ulysses\":%d,\"cp_bytes_per_pe\":%.0f,"
+                   "\"device\":\"%s\",\"gpu_mem_bytes\":%.0f}\n",
                    o->model, (long long)S, cp, lc_dtype_name(dt), lc_cp_layout_name(o->layout),
                    lc_cp_algo_name(o->algo), lc_lowering_name(o->lowering), tp, sp, mesh_txt, dp,
                    threads, n, step,
-                   tps, mfu, med[C_MM], med[C_ATT], med[C_EXP], med[C_CP], med[C_TP], med[C_GAR], med[C_REST], peak,
+                   tps, mfu_txt, med[C_MM], med[C_ATT], med[C_EXP], med[C_CP], med[C_TP], med[C_GAR], med[C_REST], peak,
                    cores, memx, dt == LC_DT_BF16 ? lc_bf16_dot_name(lc_attn_bf16_dot()) : "",
                    dt == LC_DT_BF16 ? lc_model_bf16_gemm_name() : "",
-                   lc_plan_ulysses_degree(&plan), med[C_BYTES]);
+                   lc_plan_ulysses_degree(&plan), med[C_BYTES], gpu ? "cuda" : "cpu", gmem);
         else
             printf("%-6s %7lld %3d %3d %3d%s %-5s %-9s %9.3f %10.0f %6.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %7.1f%% %9.1f %8.1f\n",
                    o->model, (long long)S, dp, cp, tp, sp ? "s" : " ", lc_dtype_name(dt), algo_txt, step, tps, 100 * mfu,
@@ -322,6 +354,7 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     free(st);
     lc_adamw_destroy(opt);
     lc_model_destroy(m);
+    if (gpu) gpu->close(gst);
     lc_mesh_destroy(&mesh);
     return rc ? 1 : 0;
 }
@@ -346,6 +379,17 @@ int lc_cmd_bench_train(int argc, char **argv)
     int is_worker;
     if (parse(argc, argv, &o, &is_worker)) return 2;
     if (is_worker) return worker(&o);
+    if (o.peers && o.cuda) {
+        fprintf(stderr, "longctx bench train: --peers runs on the CPU; on a GPU, scripts/gpu-check's training stage "
+                        "measures transformers beside --device cuda\n");
+        return 2;
+    }
+    if (o.cuda)
+        for (int c = 0; c < o.tp.n; c++)
+            if (o.tp.v[c] != 1) {
+                fprintf(stderr, "longctx bench train: --device cuda runs DP x CP; TP runs on the CPU only\n");
+                return 2;
+            }
     if (o.peers) {
         if (o.dtype.n != 1) {
             fprintf(stderr, "longctx bench train: --peers compares one dtype per run (--dtype f32 or --dtype bf16)\n");

@@ -10,7 +10,7 @@ add_executable(longctx
 target_include_directories(longctx PRIVATE ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(longctx PRIVATE lc_planner)
 add_dependencies(longctx lc_layer_check)
-# `train --device cuda` loads its GPU part as a plugin (src/train/cuda_plugin.h), which takes
+# `train --device cuda` loads its GPU part as a plugin (include/longctx/train_cuda.h), which takes
 # the library's symbols from this binary rather than a second copy of its own
 set_target_properties(longctx PROPERTIES ENABLE_EXPORTS ON)
 # `longctx --version`: the project version of this build (CMakeLists.txt's project()).

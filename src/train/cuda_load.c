@@ -1,4 +1,4 @@
-/* Loads the trainer's GPU plugin (cuda_plugin.h) on first use. */
+/* Loads the trainer's GPU plugin (train_cuda.h) on first use. */
 #include <dlfcn.h>
 #include <limits.h>
 #include <pthread.h>
@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "common/settings.h"
-#include "train/cuda_plugin.h"
+#include "longctx/train_cuda.h"
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static const lc_cuda_plugin *g_plugin;
@@ -26,7 +26,7 @@ static void exe_dir(char *dir, size_t len)
     snprintf(dir, len, "%s", p);
 }
 
-const lc_cuda_plugin *lc_train__cuda_plugin(char *err, size_t len)
+const lc_cuda_plugin *lc_train_cuda_plugin(char *err, size_t len)
 {
     pthread_mutex_lock(&g_mu);
     const lc_cuda_plugin *pl = g_plugin;

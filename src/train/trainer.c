@@ -16,7 +16,7 @@
 #include "longctx/ckpt.h"
 #include "longctx/trainer.h"
 #include "train/ckpt_hooks.h"
-#include "train/cuda_plugin.h"
+#include "longctx/train_cuda.h"
 #include "train/internal.h"
 
 void lc_trainer_defaults(lc_trainer_opts *o)
@@ -416,7 +416,7 @@ int lc_train_choose_bf16_dot(lc_team *world, lc_bf16_dot want, char *why, size_t
 static int gpu_open(trainer *t)
 {
     char err[768];
-    const lc_cuda_plugin *pl = lc_train__cuda_plugin(err, sizeof err);
+    const lc_cuda_plugin *pl = lc_train_cuda_plugin(err, sizeof err);
     /* the plugin is the same file for every PE, but a PE that cannot load it must not leave
      * the others waiting inside the GPU set-up */
     double bad = pl ? 0.0 : 1.0, any = 0.0;

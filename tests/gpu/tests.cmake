@@ -110,6 +110,10 @@ if(LONGCTX_CUDA AND CMAKE_CXX_COMPILER AND CUDAToolkit_FOUND)
            $<TARGET_FILE:train_cmp> ${CMAKE_CURRENT_BINARY_DIR}/train_data ${CMAKE_CURRENT_BINARY_DIR}/train_cuda_emu
            $<TARGET_FILE:longctx_cuda_emu>)
   set_tests_properties(train_cuda_emu PROPERTIES LABELS "gpu;cpu;train" TIMEOUT 300 FIXTURES_REQUIRED train_data)
+  # bench train --device cuda over the same plugin: one JSON line per layout, on the device
+  add_test(NAME bench_train_cuda_emu COMMAND bash -c "set -o pipefail; \"$1\" bench train --model tiny --seq 64 --cp 1,2 --steps 1 --device cuda --json | python3 -c 'import json, sys; rows = [json.loads(l) for l in sys.stdin]; assert len(rows) == 2 and all(r[\"device\"] == \"cuda\" and r[\"step_s\"] > 0 for r in rows), rows; print(\"PASS\", len(rows), \"rows on the device\")'" _ $<TARGET_FILE:longctx>)
+  set_tests_properties(bench_train_cuda_emu PROPERTIES LABELS "gpu;cpu;bench" TIMEOUT 120
+                       ENVIRONMENT "LONGCTX_CUDA_PLUGIN=$<TARGET_FILE:longctx_cuda_emu>")
   set_tests_properties(gpu_emu PROPERTIES LABELS "gpu;cpu" TIMEOUT 300)
   if(LONGCTX_SANITIZE OR LONGCTX_TSAN)
     set_tests_properties(gpu_emu PROPERTIES ENVIRONMENT "LONGCTX_TEST_QUICK=1")

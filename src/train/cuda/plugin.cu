@@ -1,4 +1,4 @@
-/* liblongctx_cuda.so: the trainer's GPU part (src/train/cuda_plugin.h). It starts the GPU
+/* liblongctx_cuda.so: the trainer's GPU part (include/longctx/train_cuda.h). It starts the GPU
  * world of the PEs (NVSHMEM, its unique id broadcast over the host world), makes the model's
  * GPU device over it (include/longctx/model_gpu.h) and reports the GPU for the banner, MFU
  * and memory. Built by nvcc into the plugin, and by the host compiler with LCG_EMU into
@@ -14,7 +14,7 @@
 
 extern "C" {
 #include "longctx/model_gpu.h"
-#include "train/cuda_plugin.h"
+#include "longctx/train_cuda.h"
 }
 
 namespace {

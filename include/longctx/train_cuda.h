@@ -1,4 +1,5 @@
-/* `longctx train --device cuda`: the trainer's GPU part is a plugin (liblongctx_cuda.so,
+/* `longctx train --device cuda` (train layer, public so the benchmarks use it too): the
+ * trainer's GPU part is a plugin (liblongctx_cuda.so,
  * src/train/cuda/plugin.cu) that the trainer loads with dlopen when asked for it, so the
  * longctx binary itself links no CUDA library and starts on machines without a GPU or a
  * driver. The plugin takes the binary's own symbols (the world, the teams, the model: the
@@ -8,8 +9,8 @@
  * LONGCTX_CUDA_PLUGIN names another file: the tests load the emulated build of the same source
  * (liblongctx_cuda_emu.so: the kernels on CPU threads, host attention), which runs the whole
  * trainer's GPU wiring where there is no GPU. */
-#ifndef LONGCTX_TRAIN_CUDA_PLUGIN_H
-#define LONGCTX_TRAIN_CUDA_PLUGIN_H
+#ifndef LONGCTX_TRAIN_CUDA_H
+#define LONGCTX_TRAIN_CUDA_H
 
 #include <stddef.h>
 
@@ -53,8 +54,9 @@ typedef struct {
 typedef const lc_cuda_plugin *(*lc_cuda_plugin_fn)(void);
 
 /* Loads the plugin once ($LONGCTX_CUDA_PLUGIN, else liblongctx_cuda.so beside the running
- * binary, else in ../lib from it): NULL with the reason in err when it cannot. */
-const lc_cuda_plugin *lc_train__cuda_plugin(char *err, size_t len);
+ * binary, else in ../lib from it): NULL with the reason in err when it cannot. The trainer
+ * and `bench train --device cuda` use it. */
+const lc_cuda_plugin *lc_train_cuda_plugin(char *err, size_t len);
 
 #ifdef __cplusplus
 }
