@@ -61,8 +61,14 @@ void lc_model__round_bf16(float *x, size_t n); /* in place: values become bf16-r
 
 /* lc_f32_to_bf16 / lc_bf16_to_f32 (attn.h) bit for bit, inline and branch-free: the model's
  * loops over whole activations (rounding, GEMM operand packing) vectorize with these, where a
- * call per element into the attention layer took 8% of a bf16 step. */
-static inline uint16_t lc_model__f2bf(float x)
+ * call per element into the attention layer took 8% of a bf16 step. The GPU's packing kernels
+ * (src/model/cuda/device_gpu.cu) call the same two. */
+#ifdef __CUDACC__
+#define LC_MODEL_HD __host__ __device__
+#else
+#define LC_MODEL_HD
+#endif
+static inline LC_MODEL_HD uint16_t lc_model__f2bf(float x)
 {
     uint32_t u;
     memcpy(&u, &x, 4);
@@ -77,7 +83,7 @@ static inline uint16_t lc_model__f2bf(float x)
 #else
 #define LC_MODEL_VEC_LOOP
 #endif
-static inline float lc_model__bf2f(uint16_t b)
+static inline LC_MODEL_HD float lc_model__bf2f(uint16_t b)
 {
     uint32_t u = (uint32_t)b << 16;
     float f;

@@ -27,7 +27,7 @@ typedef struct {
     int me, P;
 } lc_step_case;
 
-static double lc_step_rel(const float *a, const float *b, size_t n)
+static inline double lc_step_rel(const float *a, const float *b, size_t n)
 {
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {
@@ -40,7 +40,7 @@ static double lc_step_rel(const float *a, const float *b, size_t n)
 }
 
 /* Prints one line per check (PE 0, or any PE that fails); returns the failures. */
-static int lc_step_check(const lc_step_case *c, void (*set_chunk)(lc_model *, int))
+static inline int lc_step_check(const lc_step_case *c, void (*set_chunk)(lc_model *, int))
 {
     int fails = 0;
 #define LC_SC_MUST(m, x)                                                                                         \

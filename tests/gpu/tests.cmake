@@ -63,35 +63,28 @@ if(LONGCTX_CUDA AND CMAKE_CXX_COMPILER AND CUDAToolkit_FOUND)
   target_compile_options(test_gpu_emu PRIVATE -O2 -Wno-unknown-pragmas)
   target_link_libraries(test_gpu_emu PRIVATE longctx_lib Threads::Threads m)
   add_test(NAME gpu_emu COMMAND test_gpu_emu)
+  # A test of sources built for the CPU emulation of CUDA (cuda_emu.h): C++20, the CUDA headers
+  # for their types only, the library for the CPU side it is compared with.
+  function(lc_gpu_emu_exe name src)
+    add_executable(${name} ${CMAKE_SOURCE_DIR}/tests/gpu/emu/${src})
+    set_target_properties(${name} PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
+    target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/tests/gpu
+                               ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
+    target_include_directories(${name} SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
+    target_compile_options(${name} PRIVATE -O2 -Wno-unknown-pragmas -Wno-attributes)
+    target_link_libraries(${name} PRIVATE longctx_lib Threads::Threads m)
+  endfunction()
   # the model's memory-bound kernels (src/model/cuda/layers_gpu.cu) against the CPU layers
-  add_executable(test_model_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_model_emu.cc)
-  set_target_properties(test_model_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
-  target_include_directories(test_model_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/tests/gpu
-                             ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
-  target_include_directories(test_model_emu SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
-  target_compile_options(test_model_emu PRIVATE -O2 -Wno-unknown-pragmas -Wno-attributes)
-  target_link_libraries(test_model_emu PRIVATE longctx_lib Threads::Threads m)
+  lc_gpu_emu_exe(test_model_emu test_model_emu.cc)
   add_test(NAME gpu_model_emu COMMAND test_model_emu)
   set_tests_properties(gpu_model_emu PROPERTIES LABELS "gpu;cpu;model" TIMEOUT 300)
   # the GPU's fp32 reference attention kernels against the float64 oracle
-  add_executable(test_ref32_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_ref32_emu.cc)
-  set_target_properties(test_ref32_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
-  target_include_directories(test_ref32_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/src
-                             ${CMAKE_SOURCE_DIR}/include)
-  target_include_directories(test_ref32_emu SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
-  target_compile_options(test_ref32_emu PRIVATE -O2 -Wno-unknown-pragmas -Wno-attributes)
-  target_link_libraries(test_ref32_emu PRIVATE longctx_lib Threads::Threads m)
+  lc_gpu_emu_exe(test_ref32_emu test_ref32_emu.cc)
   add_test(NAME gpu_ref32_emu COMMAND test_ref32_emu)
   set_tests_properties(gpu_ref32_emu PROPERTIES LABELS "gpu;cpu;attn" TIMEOUT 120)
   # the model's whole step on the GPU's device table (src/model/cuda/device_gpu.cu) against the
   # host's, on 1 and 2 PEs
-  add_executable(test_device_emu ${CMAKE_SOURCE_DIR}/tests/gpu/emu/test_device_emu.cc)
-  set_target_properties(test_device_emu PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON CXX_EXTENSIONS OFF)
-  target_include_directories(test_device_emu PRIVATE ${CMAKE_SOURCE_DIR}/tests/gpu/emu ${CMAKE_SOURCE_DIR}/tests/gpu
-                             ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR}/include)
-  target_include_directories(test_device_emu SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
-  target_compile_options(test_device_emu PRIVATE -O2 -Wno-unknown-pragmas -Wno-attributes)
-  target_link_libraries(test_device_emu PRIVATE longctx_lib Threads::Threads m)
+  lc_gpu_emu_exe(test_device_emu test_device_emu.cc)
   add_test(NAME gpu_device_emu COMMAND test_device_emu)
   add_test(NAME gpu_device_emu_p2 COMMAND $<TARGET_FILE:longctx> launch -n 2 -- $<TARGET_FILE:test_device_emu>)
   set_tests_properties(gpu_device_emu gpu_device_emu_p2 PROPERTIES LABELS "gpu;cpu;model" TIMEOUT 300)

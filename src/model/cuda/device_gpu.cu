@@ -175,29 +175,14 @@ int copy_rows(void *ctx, void *dst, size_t dpitch, const void *src, size_t spitc
 #endif
 }
 
-/* ---- the bf16 packing kernels (lc_model__f2bf's rounding: to nearest even, NaN kept) ---- */
-__device__ inline uint16_t f2bf(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    uint32_t nan = (u & 0x7fffffffu) > 0x7f800000u;
-    uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    return (uint16_t)(nan ? ((u >> 16) | 0x40u) : r);
-}
-__device__ inline float bf2f(uint16_t b)
-{
-    uint32_t u = (uint32_t)b << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+/* ---- the bf16 packing kernels: lc_model__f2bf's rounding (to nearest even, NaN kept) ---- */
 /* mode 0: x -> bf16 bits in out16; 1: bf16 bits in16 -> out32; 2: x rounded in place */
 __global__ void bf16_kernel(const float *x, uint16_t *out16, const uint16_t *in16, float *out32, size_t n, int mode)
 {
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        if (mode == 0) out16[i] = f2bf(x[i]);
-        else if (mode == 1) out32[i] = bf2f(in16[i]);
-        else out32[i] = bf2f(f2bf(out32[i]));
+        if (mode == 0) out16[i] = lc_model__f2bf(x[i]);
+        else if (mode == 1) out32[i] = lc_model__bf2f(in16[i]);
+        else out32[i] = lc_model__bf2f(lc_model__f2bf(out32[i]));
     }
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "gemm_ref.h"
+#include "step_check.h" /* lc_step_rel: max |a - b| / max |b|, NaN anywhere fails */
 extern "C" {
 #include "longctx/attn.h"
 #include "longctx/optim.h"
@@ -37,18 +38,6 @@ std::vector<float> rnd(size_t n, float scale = 1.0f)
 }
 std::vector<float> nan_of(size_t n) { return std::vector<float>(n, NAN); }
 
-/* max |a - b| / max |b|: NaN anywhere fails */
-double rel(const float *a, const float *b, size_t n)
-{
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d == d)) return INFINITY;
-        num = d > num ? d : num;
-        den = fabs((double)b[i]) > den ? fabs((double)b[i]) : den;
-    }
-    return den > 0 ? num / den : num;
-}
 void expect(const char *what, double err, double tol)
 {
     if (!(err < tol)) {
@@ -93,8 +82,8 @@ void run(int rows, int dim, int heads, int hd, int ffn, int vocab)
     std::vector<float> r_ref(rows, NAN), r(rows, NAN);
     lc_model__rmsnorm_fwd(x.data(), w.data(), rows, dim, 1e-5f, o_ref.data(), r_ref.data());
     emu_launch(rows, 1, T, 0, [&] { rmsnorm_fwd_kernel(x.data(), w.data(), dim, 1e-5f, o.data(), r.data()); });
-    expect("rmsnorm forward", rel(o.data(), o_ref.data(), o.size()), 1e-5);
-    expect("rmsnorm rstd", rel(r.data(), r_ref.data(), rows), 1e-5);
+    expect("rmsnorm forward", lc_step_rel(o.data(), o_ref.data(), o.size()), 1e-5);
+    expect("rmsnorm rstd", lc_step_rel(r.data(), r_ref.data(), rows), 1e-5);
     for (int acc = 0; acc < 2; acc++) {
         auto dy = rnd(x.size()), dx_ref = acc ? rnd(x.size()) : nan_of(x.size()), dx = dx_ref;
         auto dw_ref = rnd(dim), dw = dw_ref;
@@ -103,8 +92,8 @@ void run(int rows, int dim, int heads, int hd, int ffn, int vocab)
                    [&] { rmsnorm_bwd_dx_kernel(x.data(), w.data(), r_ref.data(), dy.data(), dim, acc, dx.data()); });
         emu_launch(blocks(dim), 1, T, 0,
                    [&] { rmsnorm_bwd_dw_kernel(x.data(), r_ref.data(), dy.data(), rows, dim, dw.data()); });
-        expect(acc ? "rmsnorm backward dx (accumulate)" : "rmsnorm backward dx", rel(dx.data(), dx_ref.data(), dx.size()), 1e-5);
-        expect("rmsnorm backward dw", rel(dw.data(), dw_ref.data(), dim), 1e-5);
+        expect(acc ? "rmsnorm backward dx (accumulate)" : "rmsnorm backward dx", lc_step_rel(dx.data(), dx_ref.data(), dx.size()), 1e-5);
+        expect("rmsnorm backward dw", lc_step_rel(dw.data(), dw_ref.data(), dim), 1e-5);
     }
     /* RoPE at global positions */
     const int half = hd / 2;
@@ -114,25 +103,25 @@ void run(int rows, int dim, int heads, int hd, int ffn, int vocab)
     lcm_rope_inv_freq(hd, 500000.0f, inv.data());
     emu_launch(blocks((size_t)rows * half), 1, T, 0,
                [&] { rope_table_kernel(pos.data(), rows, hd, inv.data(), c.data(), s.data()); });
-    expect("rope table cos", rel(c.data(), c_ref.data(), c.size()), 1e-6);
-    expect("rope table sin", rel(s.data(), s_ref.data(), s.size()), 1e-6);
+    expect("rope table cos", lc_step_rel(c.data(), c_ref.data(), c.size()), 1e-6);
+    expect("rope table sin", lc_step_rel(s.data(), s_ref.data(), s.size()), 1e-6);
     for (int inv = 0; inv < 2; inv++) {
         auto q_ref = rnd((size_t)rows * heads * hd), q = q_ref;
         lc_model__rope_apply(q_ref.data(), rows, heads, hd, c_ref.data(), s_ref.data(), inv);
         emu_launch(blocks((size_t)rows * heads * half), 1, T, 0,
                    [&] { rope_apply_kernel(q.data(), rows, heads, hd, c_ref.data(), s_ref.data(), inv); });
-        expect(inv ? "rope apply (inverse: backward)" : "rope apply", rel(q.data(), q_ref.data(), q.size()), 1e-6);
+        expect(inv ? "rope apply (inverse: backward)" : "rope apply", lc_step_rel(q.data(), q_ref.data(), q.size()), 1e-6);
     }
     /* SwiGLU */
     auto h = rnd((size_t)rows * 2 * ffn, 4.0f), a_ref = nan_of((size_t)rows * ffn), a = a_ref;
     lc_model__swiglu_fwd(h.data(), rows, ffn, a_ref.data());
     emu_launch(blocks(a.size()), 1, T, 0, [&] { swiglu_fwd_kernel(h.data(), rows, ffn, a.data()); });
-    expect("swiglu forward", rel(a.data(), a_ref.data(), a.size()), 1e-6);
+    expect("swiglu forward", lc_step_rel(a.data(), a_ref.data(), a.size()), 1e-6);
     auto dh_ref = rnd(h.size()), dh = dh_ref, a2_ref = nan_of(a.size()), a2 = a2_ref;
     lc_model__swiglu_bwd(h.data(), dh_ref.data(), a2_ref.data(), rows, ffn);
     emu_launch(blocks(a.size()), 1, T, 0, [&] { swiglu_bwd_kernel(h.data(), dh.data(), a2.data(), rows, ffn); });
-    expect("swiglu backward", rel(dh.data(), dh_ref.data(), dh.size()), 1e-6);
-    expect("swiglu backward's act", rel(a2.data(), a2_ref.data(), a2.size()), 1e-6);
+    expect("swiglu backward", lc_step_rel(dh.data(), dh_ref.data(), dh.size()), 1e-6);
+    expect("swiglu backward's act", lc_step_rel(a2.data(), a2_ref.data(), a2.size()), 1e-6);
     /* cross-entropy: the loss in double, the gradient in place; twice, the same bits */
     auto lg = rnd((size_t)rows * vocab, 8.0f), lg_ref = lg;
     std::vector<double> lrow(rows, NAN), lrow2(rows, NAN);
@@ -144,7 +133,7 @@ void run(int rows, int dim, int heads, int hd, int ffn, int vocab)
     emu_launch(rows, 1, T, 0, [&] { ce_kernel(lg2.data(), tgt.data(), vocab, 1, 0.25f, lrow2.data()); });
     emu_launch(1, 1, 32, 0, [&] { sum_ordered_kernel(lrow2.data(), (size_t)rows, &loss2, 0); });
     expect("cross-entropy loss", fabs(loss - loss_ref) / fabs(loss_ref), 1e-6);
-    expect("cross-entropy gradient", rel(lg.data(), lg_ref.data(), lg.size()), 1e-5);
+    expect("cross-entropy gradient", lc_step_rel(lg.data(), lg_ref.data(), lg.size()), 1e-5);
     expect("cross-entropy run twice (bits)",
            (memcmp(lg.data(), lg2.data(), lg.size() * 4) || loss != loss2) ? 1.0 : 0.0, 0.5);
     /* the same under TP: 3 slices of the vocabulary, the all-reduces done here in rank order
@@ -184,7 +173,7 @@ void run(int rows, int dim, int heads, int hd, int ffn, int vocab)
                 memcpy(&back[(size_t)i * vocab + v0], &sl[r][(size_t)i * n], sizeof(float) * n);
         }
         expect("cross-entropy over TP 3: loss", fabs(ltp - lref) / fabs(lref), 1e-6);
-        expect("cross-entropy over TP 3: gradient", rel(back.data(), full_ref.data(), back.size()), 1e-5);
+        expect("cross-entropy over TP 3: gradient", lc_step_rel(back.data(), full_ref.data(), back.size()), 1e-5);
     }
     /* AdamW: three steps against lc_adamw_step with a no-decay range in the middle */
     const size_t np = (size_t)dim * 37 + 5, nd0 = np / 3, ndn = np / 5;
@@ -207,9 +196,9 @@ void run(int rows, int dim, int heads, int hd, int ffn, int vocab)
                              1e-3f, 0.5f, k == 1 ? 0.0f : 0.1f, 0.9f, 0.95f, 1e-8f, bc1, bc2);
             });
     }
-    expect("adamw parameters (3 steps)", rel(p.data(), p_ref.data(), np), 1e-6);
-    expect("adamw first moment", rel(m.data(), lc_adamw_m(opt), np), 1e-6);
-    expect("adamw second moment", rel(v.data(), lc_adamw_v(opt), np), 1e-6);
+    expect("adamw parameters (3 steps)", lc_step_rel(p.data(), p_ref.data(), np), 1e-6);
+    expect("adamw first moment", lc_step_rel(m.data(), lc_adamw_m(opt), np), 1e-6);
+    expect("adamw second moment", lc_step_rel(v.data(), lc_adamw_v(opt), np), 1e-6);
     lc_adamw_destroy(opt);
     /* the global norm, in double */
     const size_t ng = (size_t)3 * 8192 + 77;
@@ -251,7 +240,7 @@ void gemm_seam()
                     char what[64];
                     snprintf(what, sizeof what, "gemm seam %s ta %d tb %d%s", bf ? "bf16" : "f32", ta, tb,
                              acc ? " acc" : "");
-                    expect(what, rel(got.data(), want.data(), got.size()), 1e-5);
+                    expect(what, lc_step_rel(got.data(), want.data(), got.size()), 1e-5);
                 }
     lcm_blas_destroy(g);
 }
