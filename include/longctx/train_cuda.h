@@ -22,7 +22,7 @@
 extern "C" {
 #endif
 
-#define LC_CUDA_PLUGIN_ABI 2
+#define LC_CUDA_PLUGIN_ABI 3
 #define LC_CUDA_PLUGIN_SYMBOL "lc_cuda_plugin_get"
 
 typedef struct {
@@ -31,9 +31,11 @@ typedef struct {
     /* Collective over world: every PE calls it, and all fail together (each names its own
      * reason; err on a PE that was fine names the PE that was not). The GPU world of every PE
      * (numbered as the host world) and a device for one model on it, whose ring is the model's
-     * CP team. engine: "own", "cudnn" or "auto" (the ring's blocks). */
-    int (*open)(lc_team *world, lc_team *cp_team, const char *engine, void **state, lc_model_device **dev, char *err,
-                size_t len);
+     * CP team. engine: "own", "cudnn" or "auto" (the ring's blocks). cfg, plan and dtype are
+     * the model's: they size NVSHMEM's symmetric heap (the ring's slots, the all-reduce's)
+     * unless NVSHMEM_SYMMETRIC_SIZE is set. */
+    int (*open)(lc_team *world, lc_team *cp_team, const char *engine, const lc_model_config *cfg, const lc_plan *plan,
+                lc_dtype dtype, void **state, lc_model_device **dev, char *err, size_t len);
     void (*close)(void *state); /* collective; after the model that used the device is destroyed */
     void (*describe)(void *state, char *buf, size_t len); /* the GPU, its memory, how many PEs share it */
     double (*peak_tflops_bf16)(void *state); /* dense bf16 tensor peak of all the GPUs the world uses (0: unknown) */

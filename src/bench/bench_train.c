@@ -210,7 +210,7 @@ static int run_one(lc_world *w, const opts_t *o, int64_t S, lc_dtype dt, double 
     char gerr[768];
     if (o->cuda) {
         if (!(gpu = lc_train_cuda_plugin(gerr, sizeof gerr)) ||
-            gpu->open(lc_team_world(w), mesh.cp_team, "own", &gst, &dev, gerr, sizeof gerr)) {
+            gpu->open(lc_team_world(w), mesh.cp_team, "own", &cfg, &plan, dt, &gst, &dev, gerr, sizeof gerr)) {
             fprintf(stderr, "bench train: PE %d: --device cuda: %s\n", me, gerr);
             return 1;
         }

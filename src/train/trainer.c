@@ -425,7 +425,7 @@ static int gpu_open(trainer *t)
     if (any > 0) return pl ? lc_train__fail(LC_ERR_ABORT, "--device cuda: another PE could not load the GPU plugin")
                            : lc_train__fail(LC_ERR_UNSUPPORTED, "%s", err);
     if ((rc = pl->open(lc_team_world(t->w), t->mesh.cp_team, t->o->gpu_engine ? t->o->gpu_engine : "own",
-                       &t->gpu_state, &t->dev, err, sizeof err)))
+                       &t->o->model, &t->o->plan, t->o->compute, &t->gpu_state, &t->dev, err, sizeof err)))
         return lc_train__fail(rc, "--device cuda: %s", err);
     t->gpu = pl;
     return LC_OK;

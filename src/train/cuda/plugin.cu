@@ -13,6 +13,7 @@
 #include <string.h>
 
 extern "C" {
+#include "common/settings.h"
 #include "longctx/model_gpu.h"
 #include "longctx/train_cuda.h"
 }
@@ -72,7 +73,26 @@ void close_(void *state)
     free(s);
 }
 
-int open_(lc_team *world, lc_team *cp, const char *engine, void **state, lc_model_device **dev, char *err, size_t len)
+#ifndef LCG_EMU
+/* NVSHMEM's symmetric heap for one model: the GPU ring's two KV slots (K, V, positions and
+ * document ids each) and its dK/dV accumulators (src/cp/ring_gpu.cu), and with several PEs the
+ * gradient all-reduce's slot per PE (opt_create), with a quarter and 64 MiB to spare. */
+size_t heap_need(const lc_model_config *c, const lc_plan *p, lc_dtype dt, int n_pes)
+{
+    int cp = p->cp > 0 ? p->cp : 1, rows = 0;
+    if (lc_cp_layout_positions(p->layout, p->seq_len, cp, 0, NULL, &rows) < 0) rows = (int)(p->seq_len / cp + 1);
+    size_t hd = (size_t)(c->dim / c->n_heads), kvd = (size_t)c->n_kv_heads * hd, R = (size_t)rows;
+    size_t kv = R * kvd * (dt == LC_DT_BF16 ? 2 : 4), slot = 2 * kv + 2 * R * 4 + 4 * 4096;
+    size_t ring = 2 * slot + 6 * R * kvd * 4 + (1u << 20);
+    size_t D = (size_t)c->dim, F = (size_t)c->ffn_dim, V = (size_t)c->vocab;
+    size_t np = 2 * V * D + D + (size_t)c->n_layers * (2 * D + D * (D + 2 * kvd) + D * D + 3 * F * D);
+    size_t ar = n_pes > 1 ? (size_t)n_pes * np * 4 : 0;
+    return (ring + ar) / 4 * 5 + (64u << 20);
+}
+#endif
+
+int open_(lc_team *world, lc_team *cp, const char *engine, const lc_model_config *cfg, const lc_plan *plan,
+          lc_dtype dtype, void **state, lc_model_device **dev, char *err, size_t len)
 {
     *state = NULL, *dev = NULL;
     int me = lc_team_my_pe(world), n = lc_team_n_pes(world), rc = LC_OK;
@@ -108,6 +128,9 @@ int open_(lc_team *world, lc_team *cp, const char *engine, void **state, lc_mode
     lc_gpu_world_opts wo;
     memset(&wo, 0, sizeof wo);
     wo.pe = me, wo.n_pes = n, wo.uid = &msg.uid, wo.device = -1;
+    /* NVSHMEM's default heap is 1 GiB; a user's NVSHMEM_SYMMETRIC_SIZE wins */
+    size_t need = heap_need(cfg, plan, dtype, n);
+    if (!lc__env_str("NVSHMEM_SYMMETRIC_SIZE") && need > ((size_t)1 << 30)) wo.heap_bytes = need;
     if ((rc = lc_gpu_world_init(&wo, &s->world))) {
         s->world = NULL;
         snprintf(err, len, "the NVSHMEM world: %s", lc_gpu_last_error());
@@ -121,7 +144,7 @@ int open_(lc_team *world, lc_team *cp, const char *engine, void **state, lc_mode
     mo.world = s->world, mo.engine = kind;
     if ((rc = lc_model_gpu_device_create(&mo, &s->dev))) snprintf(err, len, "%s", lc_model_gpu_last_error());
 #else
-    (void)engine, (void)me;
+    (void)engine, (void)me, (void)cfg, (void)plan, (void)dtype;
     lc_model_gpu_opts mo;
     memset(&mo, 0, sizeof mo);
     mo.host_attention = 1;
