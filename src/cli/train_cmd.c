@@ -221,6 +221,14 @@ static int plan_auto(lc_train_args *a, int speak)
         if (speak) fprintf(stderr, "longctx train: --plan %s: the only choice is auto\n", a->plan_mode);
         return -1;
     }
+    if (lc_trainer_on_gpu(op)) {
+        /* the layouts it ranks are this host's CPU profile; a GPU run would need its own */
+        if (speak)
+            fprintf(stderr, "longctx train: --plan auto ranks layouts on this host's CPUs (its measured profile); "
+                            "with --device cuda give the mesh (--cp, --dp), or ask `longctx plan --profile "
+                            "h100-dgx` first\n");
+        return -1;
+    }
     static const char *const MINE[] = {"--dp", "--cp", "--tp", "--sp", "--cp-algo", "--ulysses", "--layout",
                                        "--permute", "--recompute", "--accum", "--mesh-order"};
     for (size_t i = 0; i < sizeof MINE / sizeof MINE[0]; i++)

@@ -70,6 +70,8 @@ check "train --plan auto with --cp is refused, naming it" 2 "--plan auto chooses
     "$LC" train --model tiny --seq 64 --steps 1 --data "$work/data" --plan auto --cp 2
 check "train --plan with another word is refused" 2 "the only choice is auto" -- \
     "$LC" train --model tiny --seq 64 --steps 1 --data "$work/data" --plan manual
+check "train --plan auto with --device cuda is refused" 2 "with --device cuda give the mesh" -- \
+    "$LC" train --model tiny --seq 64 --steps 1 --data "$work/data" --plan auto --device cuda
 
 # a bad setting at world start: named, with no PE number (there is none yet)
 check "LONGCTX_TIMEOUT=abc is named" nonzero "LONGCTX_TIMEOUT=abc: expected seconds" -- \
