@@ -30,6 +30,9 @@ typedef struct {
 
 typedef struct lc_model__dev_ops {
     const char *name; /* "cpu", "cuda" */
+    size_t logits_max; /* floats of one LM-head chunk of logits: small on a CPU (cache, RAM), big
+                          enough on a GPU that the head's GEMMs are not a few rows each */
+    int wcopy_bytes;   /* bytes per parameter of bf16 compute's weight copy */
     int (*setup)(void *ctx, const lc_model__dev_setup *s); /* collective (the attention) */
     void (*teardown)(void *ctx);                            /* collective */
     const char *(*err)(void *ctx);
@@ -68,8 +71,10 @@ typedef struct lc_model__dev_ops {
                          int acc, int bf16);
     int (*linear_bwd_dw)(void *ctx, const float *dy, const float *x, int rows, int in, int out, float *dw,
                          int bf16);
-    /* the weights the bf16 GEMMs read this step: params rounded to bf16 (once a step) */
-    int (*weights_bf16)(void *ctx, const float *params, float *wround, size_t n);
+    /* bf16: the weights the GEMMs read this step, made once a step from params into copy
+     * (wcopy_bytes x n); *base: the pointer the linear ops get the weights at (the copy itself
+     * on the host; params on a GPU, whose GEMMs find the copy by the offset) */
+    int (*weights_bf16)(void *ctx, const float *params, void *copy, size_t n, const float **base);
     /* cross-entropy in place (lc_model__ce_fwd_bwd); *sum_h: the rows' loss sum, on the host */
     int (*ce)(void *ctx, float *logits, const int32_t *tgt, int rows, int vocab, int grad, float dscale,
               double *sum_h);

@@ -150,11 +150,13 @@ static int linear_bwd_dw(void *ctx, const float *dy, const float *x, int rows, i
     lc_model__linear_bwd_dw(dy, x, rows, in, out, dw);
     return LC_OK;
 }
-static int weights_bf16(void *ctx, const float *params, float *wround, size_t n)
+static int weights_bf16(void *ctx, const float *params, void *copy, size_t n, const float **base)
 {
     (void)ctx;
-    memcpy(wround, params, sizeof(float) * n);
-    lc_model__round_bf16(wround, n);
+    float *w = copy; /* fp32 holding bf16 values: what the bf16 GEMMs (and sgemm) take here */
+    memcpy(w, params, sizeof(float) * n);
+    lc_model__round_bf16(w, n);
+    *base = w;
     return LC_OK;
 }
 static int ce(void *ctx, float *logits, const int32_t *tgt, int rows, int vocab, int grad, float dscale,
@@ -187,7 +189,7 @@ static int sync(void *ctx)
 }
 
 static const lc_model__dev_ops g_host_ops = {
-    .name = "cpu", .setup = setup, .teardown = teardown, .err = err,
+    .name = "cpu", .logits_max = LC_MODEL__LOGITS_MAX, .wcopy_bytes = 4, .setup = setup, .teardown = teardown, .err = err,
     .alloc = alloc, .release = release, .upload = copy, .download = copy, .copy = copy, .zero = zero,
     .copy_rows = copy_rows,
     .embed_fwd = embed_fwd, .embed_bwd = embed_bwd, .rmsnorm_fwd = rmsnorm_fwd, .rmsnorm_bwd = rmsnorm_bwd,

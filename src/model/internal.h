@@ -169,7 +169,8 @@ struct lc_model {
     char *names; /* storage of the tensor names */
     size_t emb_off, norm_off, lm_off;
     lc_model__layer_off *lo;
-    float *wround; /* bf16 compute: the bf16-rounded copy of params (NULL in fp32) */
+    void *wcopy;   /* bf16 compute: the device's copy of params for the GEMMs (NULL in fp32) */
+    const float *wbase; /* where W() finds the weights this step: params, or the rounded copy */
     lc_gemm16 *g16; /* bf16 compute with oneDNN's bf16 GEMMs (NULL: sgemm on rounded operands) */
 
     /* activations arena */

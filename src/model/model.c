@@ -307,7 +307,7 @@ static void free_model(lc_model *m)
             if (m->dev_ready) o->teardown(m->dev->ctx);
             o->release(m->dev->ctx, m->params);
             o->release(m->dev->ctx, m->grads);
-            o->release(m->dev->ctx, m->wround);
+            o->release(m->dev->ctx, m->wcopy);
             o->release(m->dev->ctx, m->arena);
         }
         if (m->host_shards) free(m->tok_h);
@@ -448,14 +448,14 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
 
     m->params = zalloc(m, sizeof(float) * m->n_params);
     m->grads = zalloc(m, sizeof(float) * m->n_params);
-    if (run->compute == LC_DT_BF16) m->wround = zalloc(m, sizeof(float) * m->n_params);
-    if (!m->params || !m->grads || (run->compute == LC_DT_BF16 && !m->wround))
+    if (run->compute == LC_DT_BF16) m->wcopy = zalloc(m, (size_t)dev->ops->wcopy_bytes * m->n_params);
+    if (!m->params || !m->grads || (run->compute == LC_DT_BF16 && !m->wcopy))
         return fail_create(m, LC_ERR_SYS, "lc_model_create: out of memory for %zu parameters",
                            m->n_params);
 
     /* LM head rows per chunk: logits of one chunk stay <= 8 Mi floats (32 MiB), so at
      * Llama 3 vocab (128256) a chunk is 65 rows: big enough for an efficient GEMM */
-    int chunk = (int)(LC_MODEL__LOGITS_MAX / (unsigned)m->vl);
+    int chunk = (int)(dev->ops->logits_max / (size_t)m->vl);
     if (chunk < 16) chunk = 16;
     m->chunk = m->chunk_alloc = chunk < m->rows ? chunk : m->rows;
 

@@ -47,7 +47,7 @@ static int dev_fail(lc_model *m, int rc, const char *op)
 
 static const float *W(const lc_model *m, size_t off)
 {
-    return (m->wround ? m->wround : m->params) + off;
+    return (m->wbase ? m->wbase : m->params) + off;
 }
 
 static int is_bf16(const lc_model *m) { return m->run.compute == LC_DT_BF16; }
@@ -487,7 +487,7 @@ static int run_step(lc_model *m, const int32_t *tokens, const int32_t *targets,
         lc_cp_shard(m->cp, m->me, doc, sizeof(int32_t), m->doc_h);
         DV(m, upload, m->doc, m->doc_h, rb);
     }
-    if (m->wround) DV(m, weights_bf16, m->params, m->wround, m->n_params);
+    if (m->wcopy) DV(m, weights_bf16, m->params, m->wcopy, m->n_params, &m->wbase);
 
     int L = c->n_layers;
     if ((rc = embed_fwd(m))) return rc;

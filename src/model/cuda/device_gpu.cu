@@ -8,9 +8,10 @@
  * attention in place of the ring.
  *
  * bf16: the GEMMs take bf16 operands. The weights are packed once a step (weights_bf16) into
- * the model's wround buffer, whose first half then holds their bf16 bits at the parameters'
- * offsets (W() of step.c points there; only the GEMMs read it). Activations are packed into one
- * of two scratch buffers per GEMM, rounding to nearest even as the CPU's bf16 GEMMs do. */
+ * the model's weight copy (2 bytes a parameter); the linear ops still get them at their params
+ * address (W() of step.c), and a GEMM operand inside the parameters is read from the copy at the
+ * same offset. Activations are packed into one of two scratch buffers per GEMM, rounding to
+ * nearest even as the CPU's bf16 GEMMs do. */
 #ifndef LCG_EMU
 #include <cuda_runtime.h>
 #endif
@@ -41,8 +42,9 @@ struct gctx {
     /* scratch, sized at setup */
     uint16_t *a16, *b16; /* bf16 GEMM operands */
     size_t cap16;
-    const float *wbase;  /* the wround buffer of this step's packed weights, and its floats */
+    const float *wbase;  /* the parameters whose bf16 copy (w16) this step's GEMMs read, and their count */
     size_t wn;
+    uint16_t *w16;
     double *loss_row, *loss;
     double *norm_part; /* the gradient norm's partial sums, lcm_norm_partials(n_params) */
     size_t n_params;
@@ -290,7 +292,7 @@ int operand(gctx *c, const float *p, size_t n, int bf16, int slot, const void **
     *out = p;
     if (!bf16) return LC_OK;
     if (c->wbase && p >= c->wbase && p < c->wbase + c->wn) {
-        *out = (const uint16_t *)c->wbase + (p - c->wbase);
+        *out = c->w16 + (p - c->wbase);
         return LC_OK;
     }
     if (n > c->cap16)
@@ -326,11 +328,12 @@ int linear_bwd_dw(void *ctx, const float *dy, const float *x, int rows, int in, 
     size_t R = (size_t)rows, I = (size_t)in, O = (size_t)out;
     return gemm(C(ctx), 1, 0, out, in, rows, dy, R * O, out, x, R * I, in, dw, in, 1, bf16);
 }
-int weights_bf16(void *ctx, const float *params, float *wround, size_t n)
+int weights_bf16(void *ctx, const float *params, void *copy, size_t n, const float **base)
 {
     gctx *c = C(ctx);
-    c->wbase = wround, c->wn = n;
-    return bf16_op(c, params, (uint16_t *)wround, NULL, NULL, n, 0);
+    c->wbase = params, c->wn = n, c->w16 = (uint16_t *)copy;
+    *base = params; /* the GEMMs take the weights at their params address and find the copy */
+    return bf16_op(c, params, c->w16, NULL, NULL, n, 0);
 }
 int ce(void *ctx, float *logits, const int32_t *tgt, int rows, int vocab, int grad, float dscale, double *sum_h)
 {
@@ -501,8 +504,10 @@ void teardown(void *ctx)
 
 const char *err(void *ctx) { return C(ctx)->err; }
 
+/* 128 Mi floats (512 MiB) of logits per LM-head chunk: at Llama 3's vocabulary about 1000 rows
+ * per GEMM, where the host's 8 Mi gives 65 */
 const lc_model__dev_ops g_ops = {
-    "cuda", setup, teardown, err, alloc, release, upload, download, copy, zero, copy_rows,
+    "cuda", (size_t)128 << 20, 2, setup, teardown, err, alloc, release, upload, download, copy, zero, copy_rows,
     embed_fwd, embed_bwd, rmsnorm_fwd, rmsnorm_bwd, rope_table, rope_apply, swiglu_fwd, swiglu_bwd,
     round_bf16, to_bf16, from_bf16, linear_fwd, linear_bwd_dx, linear_bwd_dw, weights_bf16, ce,
     attn_fwd, attn_bwd, sync,
