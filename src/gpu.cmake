@@ -255,6 +255,7 @@ add_library(longctx_cuda MODULE ${CMAKE_SOURCE_DIR}/src/train/cuda/plugin.cu)
 longctx_gpu_flags(longctx_cuda)
 target_link_libraries(longctx_cuda PRIVATE lc_model_gpu)
 set_target_properties(longctx_cuda PROPERTIES LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
+install(TARGETS longctx_cuda LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 
 # What the GPU tests and benchmarks link: every GPU library.
 add_library(longctx_gpu INTERFACE)

@@ -56,7 +56,7 @@ typedef struct {
 typedef const lc_cuda_plugin *(*lc_cuda_plugin_fn)(void);
 
 /* Loads the plugin once ($LONGCTX_CUDA_PLUGIN, else liblongctx_cuda.so beside the running
- * binary, else in ../lib from it): NULL with the reason in err when it cannot. The trainer
+ * binary, else in ../<libdir> from it, where `cmake --install` puts it): NULL with the reason in err when it cannot. The trainer
  * and `bench train --device cuda` use it. */
 const lc_cuda_plugin *lc_train_cuda_plugin(char *err, size_t len);
 

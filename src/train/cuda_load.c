@@ -8,6 +8,10 @@
 #include <unistd.h>
 
 #include "common/settings.h"
+
+#ifndef LONGCTX_LIBDIR
+#define LONGCTX_LIBDIR "lib"
+#endif
 #include "longctx/train_cuda.h"
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -41,7 +45,7 @@ const lc_cuda_plugin *lc_train_cuda_plugin(char *err, size_t len)
     if (env && *env) snprintf(cand[nc++], sizeof cand[0], "%s", env);
     else if (dir[0]) {
         snprintf(cand[nc++], sizeof cand[0], "%s/liblongctx_cuda.so", dir);
-        snprintf(cand[nc++], sizeof cand[0], "%s/../lib/liblongctx_cuda.so", dir);
+        snprintf(cand[nc++], sizeof cand[0], "%s/../%s/liblongctx_cuda.so", dir, LONGCTX_LIBDIR);
     }
     char why[1024] = "";
     for (int i = 0; i < nc && !pl; i++) {

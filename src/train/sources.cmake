@@ -13,3 +13,6 @@ longctx_layer(train
   src/train/trainer.c
   src/train/ckpt_hooks.c
   src/train/cuda_load.c)
+# where an installed longctx finds its GPU plugin: ../<libdir> from the binary
+set_source_files_properties(src/train/cuda_load.c PROPERTIES
+  COMPILE_DEFINITIONS "LONGCTX_LIBDIR=\"${CMAKE_INSTALL_LIBDIR}\"")
