@@ -114,6 +114,14 @@ int open_(lc_team *world, lc_team *cp, const char *engine, const lc_model_config
     if (!rc && !lc_gpu_have_nvshmem())
         rc = LC_ERR_UNSUPPORTED, snprintf(err, len, "this build has no NVSHMEM (the GPU ring's one-sided runtime): "
                                                     "scripts/setup-gpu-deps.sh, then rebuild");
+    /* PEs on one host (the shm backend): NVSHMEM's bootstrap over loopback, no remote
+     * transport and no NCCL inside it, unless the user chose otherwise; the settings the GPU
+     * tests run with, and the lent machines have no network at all */
+    if (!strcmp(lc_world_backend(lc_team_get_world(world)), "shm")) {
+        setenv("NVSHMEM_BOOTSTRAP_UID_SOCK_IFNAME", "lo", 0);
+        setenv("NVSHMEM_REMOTE_TRANSPORT", "none", 0);
+        setenv("NVSHMEM_DISABLE_NCCL", "1", 0);
+    }
     struct {
         int32_t status;
         lc_gpu_uid uid;
