@@ -17,6 +17,9 @@ extern "C" {
 #include "longctx/model_gpu.h"
 #include "longctx/train_cuda.h"
 }
+#ifndef LCG_EMU
+#include "train/cuda/grad_allreduce.h"
+#endif
 
 namespace {
 
@@ -260,36 +263,25 @@ __global__ void sum_slots_kernel(const float *slots, size_t n, int P, float *g)
         g[i] = a;
     }
 }
+int sum_slots(void *, const float *slots, int P, size_t n, float *g, void *stream)
+{
+    sum_slots_kernel<<<1024, 256, 0, (cudaStream_t)stream>>>(slots, n, P, g);
+    return cudaGetLastError() ? LC_ERR_SYS : LC_OK;
+}
 #endif
 
-/* The gradients of every PE summed in rank order, in place: each PE puts its gradients into
- * its slot on every PE (NVSHMEM put; the only calls promised when PEs share a GPU are put,
- * put-signal, quiet and barrier_all), a barrier, the sum, and a barrier before the slots are
- * written again. The emulated build sums through the host world. */
+/* The gradients of every PE summed in rank order, in place (grad_allreduce.h). The emulated
+ * build, whose memory is the host's, sums through the host world instead. */
 int allreduce(pstate *s, float *g, void *stream, char *err, size_t len)
 {
     if (s->n_pes < 2) return LC_OK;
-    size_t bytes = sizeof(float) * s->np;
 #ifndef LCG_EMU
-    int rc = LC_OK;
-    for (int k = 0; k < s->n_pes && !rc; k++) {
-        int pe = (s->me + k) % s->n_pes;
-        float *dst = s->slots + (size_t)s->me * s->np;
-        rc = pe == s->me ? (cudaMemcpyAsync(dst, g, bytes, cudaMemcpyDeviceToDevice, (cudaStream_t)stream) ? LC_ERR_SYS : 0)
-                         : lc_gpu_put_on_stream(s->world, dst, g, bytes, pe, stream);
-    }
-    if (!rc) rc = lc_gpu_quiet_on_stream(s->world, stream);
-    if (!rc) rc = lc_gpu_barrier_all_on_stream(s->world, stream);
-    if (!rc) {
-        sum_slots_kernel<<<1024, 256, 0, (cudaStream_t)stream>>>(s->slots, s->np, s->n_pes, g);
-        rc = cudaGetLastError() ? LC_ERR_SYS : LC_OK;
-    }
-    if (!rc) rc = lc_gpu_barrier_all_on_stream(s->world, stream);
+    int rc = lc_grad_allreduce(s->world, s->slots, g, s->np, stream, sum_slots, NULL);
     if (rc) snprintf(err, len, "the gradient all-reduce: %s", lc_gpu_world_error(s->world));
     return rc;
 #else
     (void)stream;
-    memcpy(s->stage, g, bytes); /* emulated device memory is the host's */
+    memcpy(s->stage, g, sizeof(float) * s->np);
     int rc = lc_allreduce_sum_f32(s->team, g, s->stage, s->np);
     if (rc) snprintf(err, len, "the gradient all-reduce over the host world failed");
     return rc;

@@ -11,6 +11,7 @@
 // calls in a row (signals and credits carry over).
 #include "ring_gpu.cu"
 #include "attn_iface.cu"
+#include "train/cuda/grad_allreduce.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -255,6 +256,27 @@ int lcg_wait_count_on_stream(lc_gpu_world *w, uint64_t *sig, unsigned long long 
     return LC_OK;
 }
 extern "C" int lc_gpu_quiet_on_stream(lc_gpu_world *, lc_gpu_stream) { return LC_OK; }
+/* A put without a signal, torn like the one with it; and the stream's barrier_all: the stream
+ * worker meets every other PE's at the world barrier (the host threads wait on their streams). */
+extern "C" int lc_gpu_put_on_stream(lc_gpu_world *w, void *dst, const void *src, size_t bytes, int pe,
+                                    lc_gpu_stream s) {
+    unsigned char *d = peer_addr(w, dst, pe);
+    const int me = w->pe;
+    emu_stream_op((cudaStream_t)s, [=] {
+        read_begin(me, src, bytes);
+        check_write(pe, d, bytes);
+        memcpy(d, src, bytes / 2);
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+        check_write(pe, d, bytes);
+        memcpy(d + bytes / 2, (const unsigned char *)src + bytes / 2, bytes - bytes / 2);
+        read_end(me, src, bytes);
+    });
+    return LC_OK;
+}
+extern "C" int lc_gpu_barrier_all_on_stream(lc_gpu_world *, lc_gpu_stream s) {
+    emu_stream_op((cudaStream_t)s, [] { g_sh->bar->arrive_and_wait(); });
+    return LC_OK;
+}
 
 /* ---------- the emulated NCCL twin: buffered send, blocking receive, per (to, from) queue ---- */
 struct lc_gpu_nccl {
@@ -515,6 +537,66 @@ static bool run_fail_case(const FailCase &c) {
     return !bad;
 }
 
+/* The GPU trainer's gradient all-reduce (src/train/cuda/grad_allreduce.h) over the stand-in:
+ * several calls in a row, each PE's gradients different every call, every PE's result bit for
+ * bit the rank-ordered sum; the sum reads its slots as a marked range, so a put of the next call
+ * landing in a slot still being summed is reported as a race. */
+static int sum_on_stream(void *, const float *slots, int P, size_t n, float *g, void *stream) {
+    const int me = g_me;
+    emu_stream_op((cudaStream_t)stream, [=] {
+        read_begin(me, slots, sizeof(float) * n * P);
+        for (size_t i = 0; i < n; i++) {
+            float a = slots[i];
+            for (int r = 1; r < P; r++) a += slots[(size_t)r * n + i];
+            g[i] = a;
+            /* the higher PEs sum slower: a put of the next call that does not wait for them lands mid-sum */
+            if (i == n / 2) std::this_thread::sleep_for(std::chrono::microseconds(200 + 2000 * me));
+        }
+        read_end(me, slots, sizeof(float) * n * P);
+    });
+    return LC_OK;
+}
+static float grad_value(int pe, int call, size_t i) {
+    uint64_t s = 0x9e3779b97f4a7c15ull * (uint64_t)(pe + 1) + 7919u * (uint64_t)call + i;
+    s ^= s >> 29, s *= 0xbf58476d1ce4e5b9ull, s ^= s >> 32;
+    return (float)((double)(s >> 11) / 9007199254740992.0 - 0.5) * (float)(1 + (i % 7) * 1000); /* order matters */
+}
+static bool run_allreduce(int n, size_t len) {
+    EmuMachine m(n, 64u << 20);
+    std::atomic<int> bad{0};
+    std::vector<std::thread> pes;
+    for (int pe = 0; pe < n; pe++)
+        pes.emplace_back([&, pe] {
+            lc_gpu_world w;
+            pe_begin(pe, n, &w);
+            float *slots = (float *)lc_gpu_symm_alloc(&w, sizeof(float) * len * n);
+            std::vector<float> g(len);
+            cudaStream_t st;
+            cudaStreamCreateWithFlags(&st, 0);
+            for (int call = 0; call < 4 && slots; call++) {
+                for (size_t i = 0; i < len; i++) g[i] = grad_value(pe, call, i);
+                if (lc_grad_allreduce(&w, slots, g.data(), len, call == 2 ? NULL : st, sum_on_stream, NULL)) bad++;
+                cudaStreamSynchronize(call == 2 ? NULL : st);
+                for (size_t i = 0; i < len; i++) {
+                    float e = grad_value(0, call, i);
+                    for (int r = 1; r < n; r++) e += grad_value(r, call, i);
+                    if (memcmp(&e, &g[i], 4)) {
+                        if (bad++ < 3) fprintf(stderr, "PE %d call %d: g[%zu] = %.9g, the rank-ordered sum is %.9g\n", pe,
+                                               call, i, (double)g[i], (double)e);
+                    }
+                }
+            }
+            if (!slots) bad++;
+            emu_pe_end();
+        });
+    for (auto &t : pes) t.join();
+    const bool ok = !bad && !m.sh.races && !m.sh.timeouts;
+    printf("%s gradient all-reduce n=%d, %zu floats, 4 calls: %d errors, %d races\n", ok ? "ok  " : "FAIL", n, len,
+           bad.load(), m.sh.races.load());
+    fflush(stdout);
+    return ok;
+}
+
 int main() {
     g_emu_jitter_us = 300;
     g_emu_read_begin = read_begin;
@@ -560,6 +642,10 @@ int main() {
     for (const FailCase &c : fails) {
         total++;
         ok += run_fail_case(c);
+    }
+    for (int n : {2, 3, 4}) {
+        total++;
+        ok += run_allreduce(n, 4099);
     }
     printf("test_ring_emu: %d/%d cases passed\n", ok, total);
     return ok == total ? 0 : 1;
