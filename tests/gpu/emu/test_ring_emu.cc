@@ -174,6 +174,18 @@ static unsigned char *peer_addr(lc_gpu_world *w, const void *mine, int pe) {
     return g_sh->heap[pe].data() + ((const unsigned char *)mine - g_sh->heap[w->pe].data());
 }
 
+/* One put as a stream worker runs it: half now, a pause, the rest, so a reader racing with it
+ * sees a torn block, and a write into a range PE pe is still reading is reported. */
+static void torn_put(int me, int pe, unsigned char *d, const void *src, size_t bytes) {
+    read_begin(me, src, bytes);
+    check_write(pe, d, bytes);
+    memcpy(d, src, bytes / 2);
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+    check_write(pe, d, bytes);
+    memcpy(d + bytes / 2, (const unsigned char *)src + bytes / 2, bytes - bytes / 2);
+    read_end(me, src, bytes);
+}
+
 extern "C" int lc_gpu_my_pe(const lc_gpu_world *w) { return w->pe; }
 extern "C" int lc_gpu_n_pes(const lc_gpu_world *w) { return w->n; }
 extern "C" int lc_gpu_barrier_all(lc_gpu_world *) {
@@ -210,14 +222,7 @@ extern "C" int lc_gpu_put_signal_on_stream(lc_gpu_world *w, void *dst, const voi
     uint64_t *sg = (uint64_t *)peer_addr(w, sig, pe);
     const int me = w->pe;
     emu_stream_op((cudaStream_t)s, [=] {
-        read_begin(me, src, bytes);
-        check_write(pe, d, bytes);
-        /* half now, a pause, the rest: a reader racing with it sees a torn block */
-        memcpy(d, src, bytes / 2);
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
-        check_write(pe, d, bytes);
-        memcpy(d + bytes / 2, (const unsigned char *)src + bytes / 2, bytes - bytes / 2);
-        read_end(me, src, bytes);
+        torn_put(me, pe, d, src, bytes);
         std::atomic_ref<uint64_t> a(*sg);
         if (op == LC_SIGNAL_ADD) a.fetch_add(value);
         else a.store(value);
@@ -256,21 +261,13 @@ int lcg_wait_count_on_stream(lc_gpu_world *w, uint64_t *sig, unsigned long long 
     return LC_OK;
 }
 extern "C" int lc_gpu_quiet_on_stream(lc_gpu_world *, lc_gpu_stream) { return LC_OK; }
-/* A put without a signal, torn like the one with it; and the stream's barrier_all: the stream
+/* A put without a signal; and the stream's barrier_all: the stream
  * worker meets every other PE's at the world barrier (the host threads wait on their streams). */
 extern "C" int lc_gpu_put_on_stream(lc_gpu_world *w, void *dst, const void *src, size_t bytes, int pe,
                                     lc_gpu_stream s) {
     unsigned char *d = peer_addr(w, dst, pe);
     const int me = w->pe;
-    emu_stream_op((cudaStream_t)s, [=] {
-        read_begin(me, src, bytes);
-        check_write(pe, d, bytes);
-        memcpy(d, src, bytes / 2);
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
-        check_write(pe, d, bytes);
-        memcpy(d + bytes / 2, (const unsigned char *)src + bytes / 2, bytes - bytes / 2);
-        read_end(me, src, bytes);
-    });
+    emu_stream_op((cudaStream_t)s, [=] { torn_put(me, pe, d, src, bytes); });
     return LC_OK;
 }
 extern "C" int lc_gpu_barrier_all_on_stream(lc_gpu_world *, lc_gpu_stream s) {
