@@ -368,12 +368,13 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
         return fail_create(NULL, LC_ERR_ARG, "lc_model_create: plan.lowering = %d is unknown",
                            (int)pl->lowering);
     const lc_model_device *dev = run->device ? run->device : lc_model__host_device();
-    if (dev != lc_model__host_device() && T > 1)
+    const int on_host = dev == lc_model__host_device();
+    if (!on_host && T > 1)
         return fail_create(NULL, LC_ERR_UNSUPPORTED,
                            "lc_model_create: tensor parallelism runs on the host only (the %s device has no TP "
                            "collectives yet); use CP and DP there",
                            dev->ops->name);
-    if (dev != lc_model__host_device() && pl->balance == LC_CP_BALANCE_MASK)
+    if (!on_host && pl->balance == LC_CP_BALANCE_MASK)
         return fail_create(NULL, LC_ERR_UNSUPPORTED,
                            "lc_model_create: --balance mask moves rows between steps, which the %s device's ring "
                            "does not follow; use the layout's own balance there",
@@ -469,7 +470,7 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
     cv.base = (char *)m->arena;
     cv.off = 0;
     layout_arena(m, &cv);
-    if (dev != lc_model__host_device()) {
+    if (!on_host) {
         m->host_shards = 1;
         m->tok_h = malloc(sizeof(int32_t) * 3 * (size_t)m->rows);
         if (!m->tok_h) return fail_create(m, LC_ERR_SYS, "lc_model_create: out of memory");
@@ -492,7 +493,7 @@ int lc_model_create(const lc_model_config *cfg, const lc_model_run *run, lc_mode
     m->dev_ready = 1;
     if ((rc = dev->ops->rope_table(dev->ctx, m->pos, m->rows, m->hd, cfg->rope_theta, m->cos_t, m->sin_t)))
         return fail_create(m, rc, "lc_model_create: the %s device: %s", dev->ops->name, dev->ops->err(dev->ctx));
-    if (dev == lc_model__host_device() && run->compute == LC_DT_BF16 && lc_model__gemm16_available()) {
+    if (on_host && run->compute == LC_DT_BF16 && lc_model__gemm16_available()) {
         /* the decoder's operands: rows x the widest activation, and its weights; the LM head's
          * weight may exceed it (Llama 3's vocabulary), and takes sgemm then */
         size_t rmax = (size_t)(m->rp > m->chunk ? m->rp : m->chunk), w = (size_t)cfg->dim;
